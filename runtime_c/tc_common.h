@@ -1,0 +1,74 @@
+/*
+ * tinycc runtime: shared integer arithmetic (TFLite int8 requantization, double rounding).
+ * C99, no floating point, no undefined behaviour on any int32 input.
+ * Mirrors tinycc/golden/arith.py bit for bit.
+ */
+#ifndef TC_COMMON_H
+#define TC_COMMON_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { TC_OK = 0, TC_ARG_ERROR = -1 } tc_status;
+
+#define TC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define TC_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static inline int32_t tc_clamp_i32(int32_t x, int32_t lo, int32_t hi) {
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a*b / 2^31), half toward +inf. */
+static inline int32_t tc_srdhm(int32_t a, int32_t b) {
+    int64_t ab, q;
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    ab += (ab >= 0) ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    /* C99 division truncates toward zero, as gemmlowp requires. */
+    q = ab / ((int64_t)1 << 31);
+    return (int32_t)q;
+}
+
+/* gemmlowp RoundingDivideByPOT: x / 2^e rounded half away from zero, e in [0, 31]. */
+static inline int32_t tc_rdbpot(int32_t x, int32_t e) {
+    const int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    const int32_t rem = x & mask;
+    const int32_t thr = (mask >> 1) + (x < 0 ? 1 : 0);
+    /* Right shift of a negative value is implementation-defined in C99; every compiler we
+     * target (gcc, clang, arm-none-eabi-gcc) does an arithmetic shift. */
+    return (x >> e) + (rem > thr ? 1 : 0);
+}
+
+/* TFLM MultiplyByQuantizedMultiplier with double rounding. The left shift (multipliers >= 1,
+ * shift > 0) saturates instead of overflowing int32. */
+static inline int32_t tc_mbqm(int32_t x, int32_t mult, int32_t shift) {
+    int32_t left = shift > 0 ? shift : 0;
+    int32_t right = shift > 0 ? 0 : -shift;
+    int64_t shifted = (int64_t)x * ((int64_t)1 << left);
+    if (shifted > INT32_MAX) shifted = INT32_MAX;
+    if (shifted < INT32_MIN) shifted = INT32_MIN;
+    return tc_rdbpot(tc_srdhm((int32_t)shifted, mult), right);
+}
+
+/* acc -> int8 with output zero point and fused activation clamp. */
+static inline int8_t tc_requant_s8(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp,
+                                   int32_t act_min, int32_t act_max) {
+    int32_t y = tc_mbqm(acc, mult, shift);
+    /* y is at most |INT32|; adding a zero point in [-128, 127] can overflow only at the extremes. */
+    int64_t z = (int64_t)y + out_zp;
+    if (z < act_min) z = act_min;
+    if (z > act_max) z = act_max;
+    return (int8_t)z;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TC_COMMON_H */
