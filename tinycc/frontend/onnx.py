@@ -1,0 +1,230 @@
+"""Convert a validated ONNX model into the tinycc IR.
+
+Every node whose inputs are all constants (including the Shape/Gather/Concat/Reshape chains
+that exporters emit for static shapes) is evaluated here with onnx's reference evaluator and
+becomes a constant. The remaining nodes go through the importers registered by the op modules.
+All unsupported operators are reported together, with node names and op types.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .. import ops as _ops  # noqa: F401  (registers importers)
+from ..errors import BadInput, TinyccError, Unsupported
+from ..ir import Graph, IRError, Node, Tensor, validate
+from ..ops.registry import ONNX_IMPORTERS, OPS
+from .load import load_model
+
+# Ops never folded even with constant inputs (randomness, or quantization we must keep).
+NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+           "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+MAX_FOLD_ELEMENTS = 1 << 24
+
+ONNX_DTYPES = {
+    onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT8: "int8", onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.INT32: "int32", onnx.TensorProto.INT64: "int64", onnx.TensorProto.BOOL: "bool",
+    onnx.TensorProto.INT16: "int16", onnx.TensorProto.DOUBLE: "float64",
+}
+
+
+class ImportContext:
+    """What an importer sees: constants, tensor shapes, and a way to add IR nodes."""
+
+    def __init__(self, graph: Graph, opset: int, value_shapes: Mapping[str, tuple]):
+        self.graph = graph
+        self.opset = opset
+        self.value_shapes = value_shapes
+        self.problems: list[str] = []
+
+    def const(self, name: str) -> np.ndarray | None:
+        if not name:
+            return None
+        t = self.graph.tensors.get(name)
+        return None if t is None or t.data is None else t.data
+
+    def require_const(self, onode: onnx.NodeProto, name: str, what: str) -> np.ndarray:
+        value = self.const(name)
+        if value is None:
+            raise Unsupported(
+                f"{onode.op_type} node {onode.name!r}: {what} ({name!r}) must be a constant; "
+                "tinycc compiles static graphs only"
+            )
+        return value
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.graph.tensors[name].shape)
+
+    def add_const(self, data: np.ndarray, hint: str) -> str:
+        return self.graph.const(np.asarray(data), hint)
+
+    def add(self, op: str, inputs: Sequence[str], outputs: Sequence[str] | None, onode: onnx.NodeProto,
+            hint: str = "", **attrs) -> list[str]:
+        """Add an IR node; output tensors are created from the op's shape inference."""
+        g = self.graph
+        base = onode.name or onode.op_type
+        if outputs is None:
+            outputs = [g.fresh_name(f"{base}_{hint or op}")]
+        node_name = base if not any(n.name == base for n in g.nodes) else g.fresh_name(base)
+        node = Node(node_name, op, list(inputs), list(outputs), attrs, onnx_name=onode.name)
+        shapes = OPS[op].infer(g, node)
+        for t, (shape, dtype) in zip(outputs, shapes):
+            g.add_tensor(Tensor(t, tuple(int(d) for d in shape), dtype))
+        g.add_node(node)
+        return list(outputs)
+
+    def alias(self, src: str, dst: str, onode: onnx.NodeProto) -> None:
+        """Make ONNX tensor `dst` the same value as `src` (Identity, Dropout)."""
+        self.add("Identity", [src], [dst], onode)
+
+
+def attrs_of(node: onnx.NodeProto) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _eval_node(node: onnx.NodeProto, opset: int, values: list[np.ndarray | None]) -> list[np.ndarray]:
+    from onnx.reference import ReferenceEvaluator
+
+    inputs = [
+        onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+        for n, v in zip(node.input, values) if n
+    ]
+    outputs = [onnx.helper.make_empty_tensor_value_info(o) for o in node.output if o]
+    graph = onnx.helper.make_graph([node], "fold", inputs, outputs)
+    domain_opset = onnx.helper.make_opsetid(node.domain or "", opset)
+    model = onnx.helper.make_model(graph, opset_imports=[domain_opset])
+    feeds = {n: v for n, v in zip(node.input, values) if n}
+    return [np.asarray(r) for r in ReferenceEvaluator(model).run(None, feeds)]
+
+
+def _value_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
+    shapes = {}
+    for vi in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input):
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
+            shapes[vi.name] = dims
+    return shapes
+
+
+def _fold_static(ctx: ImportContext, onode: onnx.NodeProto) -> bool:
+    """Evaluate nodes with only constant inputs, and Shape/Size of static tensors. True if folded."""
+    g = ctx.graph
+    if onode.op_type in NO_FOLD:
+        return False
+    if onode.op_type in ("Shape", "Size") and onode.input[0] in g.tensors:
+        shape = np.array(g.tensors[onode.input[0]].shape, dtype=np.int64)
+        if onode.op_type == "Size":
+            value = np.array(np.prod(shape), dtype=np.int64)
+        else:
+            a = attrs_of(onode)
+            value = shape[a.get("start", 0): a["end"]] if "end" in a else shape[a.get("start", 0):]
+        g.add_tensor(Tensor(onode.output[0], tuple(value.shape), str(value.dtype), data=value))
+        return True
+    values = [ctx.const(n) if n else None for n in onode.input]
+    if any(n and v is None for n, v in zip(onode.input, values)):
+        return False
+    if onode.op_type not in ("Constant",) and not onode.input:
+        return False
+    try:
+        results = _eval_node(onode, ctx.opset, values)
+    except Exception as exc:  # the reference evaluator rejects what it cannot run
+        raise BadInput(f"{onode.op_type} node {onode.name!r} on constant inputs could not be evaluated: {exc}")
+    for name, value in zip([o for o in onode.output if o], results):
+        if value.size > MAX_FOLD_ELEMENTS:
+            raise BadInput(f"{onode.op_type} node {onode.name!r} produces a constant of {value.size} elements")
+        if value.dtype == np.float64 and onode.op_type != "Cast":
+            value = value.astype(np.float32)
+        g.add_tensor(Tensor(name, tuple(value.shape), str(value.dtype), data=value))
+    return True
+
+
+def _unsupported_report(problems: list[str]) -> str:
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return f"the model uses {len(problems)} unsupported operator(s) or attribute(s):\n{lines}"
+
+
+def convert(model: onnx.ModelProto, name: str = "model") -> Graph:
+    g = Graph(name)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    ctx = ImportContext(g, opset, _value_shapes(model))
+    for init in model.graph.initializer:
+        data = numpy_helper.to_array(init)
+        if data.dtype == np.float64:
+            data = data.astype(np.float32)
+        g.add_tensor(Tensor(init.name, tuple(data.shape), str(data.dtype), data=data))
+    for vi in model.graph.input:
+        if vi.name in g.tensors:
+            continue
+        tt = vi.type.tensor_type
+        dims = tuple(int(d.dim_value) for d in tt.shape.dim)
+        dtype = ONNX_DTYPES.get(tt.elem_type)
+        if dtype is None:
+            raise Unsupported(f"graph input {vi.name!r} has element type "
+                              f"{onnx.TensorProto.DataType.Name(tt.elem_type)}; tinycc takes float32/int8 inputs")
+        g.add_tensor(Tensor(vi.name, dims, dtype))
+        g.inputs.append(vi.name)
+
+    problems: list[str] = []
+    for onode in model.graph.node:
+        if any(n and n not in g.tensors for n in onode.input):
+            continue  # depends on an unsupported node: already reported
+        try:
+            if _fold_static(ctx, onode):
+                continue
+            importer = ONNX_IMPORTERS.get(onode.op_type) if onode.domain in ("", "ai.onnx") else None
+            if importer is None:
+                dom = f"{onode.domain}." if onode.domain else ""
+                problems.append(f"node {onode.name!r}: operator {dom}{onode.op_type} is not supported")
+                continue
+            importer(ctx, onode, attrs_of(onode))
+        except Unsupported as exc:
+            problems.append(str(exc))
+    if problems:
+        raise Unsupported(_unsupported_report(problems))
+
+    for out in model.graph.output:
+        if out.name not in g.tensors:
+            raise IRError(f"graph output {out.name!r} was not produced")
+        g.outputs.append(out.name)
+    _check_against_onnx_shapes(g, ctx.value_shapes)
+    _materialize_constant_outputs(g)
+    g.prune_tensors()
+    validate(g)
+    return g
+
+
+def _check_against_onnx_shapes(g: Graph, shapes: Mapping[str, tuple]) -> None:
+    for name, t in g.tensors.items():
+        ref = shapes.get(name)
+        if ref is None or t.is_const or None in ref:
+            continue
+        if tuple(ref) != tuple(t.shape):
+            raise IRError(f"tinycc infers shape {t.shape} for {name!r}, ONNX shape inference says {ref}")
+
+
+def _materialize_constant_outputs(g: Graph) -> None:
+    """A graph output that folded to a constant still needs a node producing it."""
+    produced = {t for n in g.nodes for t in n.outputs}
+    for i, out in enumerate(g.outputs):
+        t = g.tensors[out]
+        if out not in produced and t.is_const:
+            src = g.const(t.data, "const_output")
+            t.data = None
+            g.add_node(Node(g.fresh_name("const_output"), "Identity", [src], [out]))
+
+
+def load_graph(path: str | os.PathLike, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Graph:
+    """Load, validate and convert an ONNX file into an IR graph (logical NCHW layout, no passes)."""
+    model = load_model(path, input_shapes)
+    name = os.path.splitext(os.path.basename(str(path)))[0]
+    try:
+        return convert(model, name)
+    except TinyccError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise IRError(f"internal error while importing {os.fspath(path)!r}: {exc!r}") from exc

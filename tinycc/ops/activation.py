@@ -1,0 +1,104 @@
+"""Unary activations and Identity.
+
+Relu and Clip are piecewise-linear clamps: the activation-fusion pass folds them into the
+producer's `act` attribute. The others become lookup tables in int8.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .common import unsupported
+from .registry import LayoutClass, OpDef, onnx_importer, register
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+FLOAT_FUNCS = {
+    "Relu": lambda x, a: np.maximum(x, 0),
+    "Clip": lambda x, a: np.clip(x, a["min"] if a["min"] is not None else -np.inf,
+                                 a["max"] if a["max"] is not None else np.inf),
+    "LeakyRelu": lambda x, a: np.where(x >= 0, x, x * a["alpha"]),
+    "Sigmoid": lambda x, a: _sigmoid(x),
+    "HardSigmoid": lambda x, a: np.clip(a["alpha"] * x + a["beta"], 0, 1),
+    "HardSwish": lambda x, a: x * np.clip(x / 6.0 + 0.5, 0, 1),
+    "Tanh": lambda x, a: np.tanh(x),
+    "Identity": lambda x, a: x,
+}
+
+
+class _Unary(OpDef):
+    layout_class = LayoutClass.ELEMENTWISE
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        return [(x.shape, x.dtype)]
+
+    def run_float(self, node, xs):
+        x = xs[0]
+        if self.name == "Identity":
+            return [x]
+        y = FLOAT_FUNCS[self.name](x.astype(np.float64), node.attrs)
+        return [np.asarray(y, dtype=np.float32)]
+
+
+for _name in FLOAT_FUNCS:
+    register(type(_name, (_Unary,), {"name": _name}))
+
+
+@onnx_importer("Relu", "Sigmoid", "HardSwish", "Tanh")
+def import_simple(ctx, onode, attrs):
+    ctx.add(onode.op_type, [onode.input[0]], [onode.output[0]], onode)
+
+
+@onnx_importer("LeakyRelu")
+def import_leaky(ctx, onode, attrs):
+    ctx.add("LeakyRelu", [onode.input[0]], [onode.output[0]], onode, alpha=float(attrs.get("alpha", 0.01)))
+
+
+@onnx_importer("HardSigmoid")
+def import_hardsigmoid(ctx, onode, attrs):
+    ctx.add("HardSigmoid", [onode.input[0]], [onode.output[0]], onode,
+            alpha=float(attrs.get("alpha", 0.2)), beta=float(attrs.get("beta", 0.5)))
+
+
+@onnx_importer("Clip")
+def import_clip(ctx, onode, attrs):
+    if ctx.opset < 11:
+        lo, hi = attrs.get("min"), attrs.get("max")
+    else:
+        lo = hi = None
+        if len(onode.input) > 1 and onode.input[1]:
+            lo = ctx.require_const(onode, onode.input[1], "min")
+        if len(onode.input) > 2 and onode.input[2]:
+            hi = ctx.require_const(onode, onode.input[2], "max")
+    lo = None if lo is None else float(np.asarray(lo).reshape(()))
+    hi = None if hi is None else float(np.asarray(hi).reshape(()))
+    if ctx.graph.tensors[onode.input[0]].dtype != "float32":
+        raise unsupported(onode, "Clip on a non-float tensor")
+    ctx.add("Clip", [onode.input[0]], [onode.output[0]], onode, min=lo, max=hi)
+
+
+@onnx_importer("Identity")
+def import_identity(ctx, onode, attrs):
+    ctx.alias(onode.input[0], onode.output[0], onode)
+
+
+@onnx_importer("Dropout")
+def import_dropout(ctx, onode, attrs):
+    if len(onode.output) > 1 and onode.output[1]:
+        raise unsupported(onode, "the mask output of Dropout is used")
+    ctx.alias(onode.input[0], onode.output[0], onode)
+
+
+@onnx_importer("Cast")
+def import_cast(ctx, onode, attrs):
+    src = ctx.graph.tensors[onode.input[0]].dtype
+    import onnx
+
+    to = onnx.helper.tensor_dtype_to_np_dtype(attrs["to"])
+    if src == "float32" and to == np.float32:
+        ctx.alias(onode.input[0], onode.output[0], onode)
+        return
+    raise unsupported(onode, f"Cast from {src} to {np.dtype(to)} on a run-time tensor")

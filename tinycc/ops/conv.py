@@ -1,0 +1,125 @@
+"""Conv: 2-D convolution (standard, grouped, depthwise), NCHW or NHWC, with fused clamp.
+
+IR inputs: x, w (OIHW for NCHW / OHWI for NHWC, O = out channels, I = in channels / group),
+bias ('' if none). Attrs: kernel, strides, dilations, pads (t, l, b, r), group, layout, act.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .common import conv_out_size, ints, spatial_pads, unsupported
+from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
+
+
+def conv2d_nchw(x, w, b, strides, dilations, pads, group):
+    """Float reference convolution in float64 on NCHW input / OIHW weights."""
+    n, c, h, wd = x.shape
+    o, ig, kh, kw = w.shape
+    pt, pl, pb, pr = pads
+    sh, sw = strides
+    dh, dw = dilations
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    oh = conv_out_size(h, kh, sh, dh, pt + pb)
+    ow = conv_out_size(wd, kw, sw, dw, pl + pr)
+    out = np.zeros((n, o, oh, ow), dtype=np.float64)
+    og = o // group
+    w64 = w.astype(np.float64)
+    for gi in range(group):
+        xs = xp[:, gi * ig:(gi + 1) * ig]
+        ws = w64[gi * og:(gi + 1) * og]
+        acc = out[:, gi * og:(gi + 1) * og]
+        for i in range(kh):
+            for j in range(kw):
+                patch = xs[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+                acc += np.einsum("nchw,oc->nohw", patch, ws[:, :, i, j], optimize=True)
+    if b is not None:
+        out += b.astype(np.float64).reshape(1, -1, 1, 1)
+    return out
+
+
+@register
+class Conv(OpDef):
+    name = "Conv"
+    layout_class = LayoutClass.SPATIAL
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        a = node.attrs
+        nhwc = a["layout"] == "NHWC"
+        n, h, w = (x.shape[0], x.shape[1], x.shape[2]) if nhwc else (x.shape[0], x.shape[2], x.shape[3])
+        wt = g.tensors[node.inputs[1]]
+        out_c = wt.shape[0]
+        kh, kw = a["kernel"]
+        pt, pl, pb, pr = a["pads"]
+        oh = conv_out_size(h, kh, a["strides"][0], a["dilations"][0], pt + pb)
+        ow = conv_out_size(w, kw, a["strides"][1], a["dilations"][1], pl + pr)
+        return [((n, oh, ow, out_c) if nhwc else (n, out_c, oh, ow), x.dtype)]
+
+    def run_float(self, node, xs):
+        x, w, b = xs[0], xs[1], xs[2] if len(xs) > 2 else None
+        a = node.attrs
+        if a["layout"] == "NHWC":
+            x = x.transpose(0, 3, 1, 2)
+            w = w.transpose(0, 3, 1, 2)
+        y = conv2d_nchw(x, w, b, a["strides"], a["dilations"], a["pads"], a["group"])
+        if a["layout"] == "NHWC":
+            y = y.transpose(0, 2, 3, 1)
+        return [apply_act(y.astype(np.float32), a.get("act"))]
+
+    def macs(self, g, node):
+        out = g.tensors[node.outputs[0]]
+        w = g.tensors[node.inputs[1]]
+        return out.size * int(np.prod(w.shape[1:]))
+
+    def to_nhwc(self, g, node):
+        w = g.tensors[node.inputs[1]]
+        w.data = np.ascontiguousarray(w.data.transpose(0, 2, 3, 1))
+        w.shape = tuple(w.data.shape)
+        node.attrs["layout"] = "NHWC"
+
+    @staticmethod
+    def is_depthwise(g, node) -> bool:
+        w = g.tensors[node.inputs[1]]
+        in_c = w.shape[1] * node.attrs["group"] if node.attrs["layout"] == "NCHW" else w.shape[3] * node.attrs["group"]
+        return node.attrs["group"] == in_c and node.attrs["group"] > 1
+
+
+@onnx_importer("Conv")
+def import_conv(ctx, onode, attrs):
+    x, w = onode.input[0], onode.input[1]
+    b = onode.input[2] if len(onode.input) > 2 else ""
+    wdata = ctx.require_const(onode, w, "the weight")
+    if b:
+        ctx.require_const(onode, b, "the bias")
+    rank = len(ctx.shape(x))
+    if rank not in (3, 4):
+        raise unsupported(onode, f"{rank - 2}-D convolution (1-D and 2-D are supported)")
+    one_d = rank == 3
+    k = tuple(attrs.get("kernel_shape", wdata.shape[2:]))
+    strides = tuple(attrs.get("strides", [1] * len(k)))
+    dil = tuple(attrs.get("dilations", [1] * len(k)))
+    if one_d:  # lift to 2-D with H = 1
+        attrs = dict(attrs)
+        if "pads" in attrs:
+            p = list(attrs["pads"])
+            attrs["pads"] = [0, p[0], 0, p[1]]
+        k, strides, dil = (1,) + k, (1,) + strides, (1,) + dil
+        n, c, length = ctx.shape(x)
+        x = ctx.add("Reshape", [x], None, onode, "to2d", shape=(n, c, 1, length))[0]
+        w = ctx.add_const(wdata.reshape(wdata.shape[0], wdata.shape[1], 1, wdata.shape[2]), "w2d")
+        wdata = ctx.const(w)
+    if tuple(wdata.shape[2:]) != k:
+        raise unsupported(onode, f"kernel_shape {k} does not match the weight shape {wdata.shape}")
+    group = int(attrs.get("group", 1))
+    in_c = ctx.shape(x)[1]
+    if in_c % group or wdata.shape[0] % group or wdata.shape[1] * group != in_c:
+        raise unsupported(onode, f"group={group} does not divide channels {in_c} -> {wdata.shape[0]}")
+    pads = spatial_pads(onode, attrs, ctx.shape(x)[2:], k, strides, dil)
+    if any(v <= 0 for v in strides + dil):
+        raise unsupported(onode, f"strides {strides} / dilations {dil}")
+    outs = [onode.output[0]] if not one_d else None
+    y = ctx.add("Conv", [x, w, b], outs, onode, kernel=ints(k), strides=ints(strides), dilations=ints(dil),
+                pads=ints(pads), group=group, layout="NCHW", act=None)[0]
+    if one_d:
+        n, o, _, length = ctx.shape(y)
+        ctx.add("Reshape", [y], [onode.output[0]], onode, "to1d", shape=(n, o, length))

@@ -1,0 +1,90 @@
+"""Dense (fully connected, from Gemm or MatMul with a constant right side) and MatMul.
+
+Dense: y[..., o] = sum_i x[..., i] * w[o, i] + b[o]; inputs x, w [out, in], bias ('' if none).
+MatMul: numpy matmul of two activations (float path only).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .common import unsupported
+from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
+
+
+@register
+class Dense(OpDef):
+    name = "Dense"
+    layout_class = LayoutClass.LOGICAL
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        w = g.tensors[node.inputs[1]]
+        if x.shape[-1] != w.shape[1]:
+            from ..ir import IRError
+
+            raise IRError(f"Dense {node.name!r}: input features {x.shape[-1]} != weight {w.shape}")
+        return [(tuple(x.shape[:-1]) + (w.shape[0],), x.dtype)]
+
+    def run_float(self, node, xs):
+        x, w = xs[0].astype(np.float64), xs[1].astype(np.float64)
+        y = x @ w.T
+        if len(xs) > 2 and xs[2] is not None:
+            y = y + xs[2].astype(np.float64)
+        return [apply_act(y.astype(np.float32), node.attrs.get("act"))]
+
+    def macs(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        w = g.tensors[node.inputs[1]]
+        return int(np.prod(x.shape[:-1])) * w.shape[0] * w.shape[1]
+
+
+@register
+class MatMul(OpDef):
+    name = "MatMul"
+    layout_class = LayoutClass.LOGICAL
+
+    def infer(self, g, node):
+        a, b = (g.tensors[t] for t in node.inputs)
+        shape = np.matmul(np.empty(a.shape, np.float32), np.empty(b.shape, np.float32)).shape
+        return [(tuple(shape), a.dtype)]
+
+    def run_float(self, node, xs):
+        return [np.matmul(xs[0].astype(np.float64), xs[1].astype(np.float64)).astype(np.float32)]
+
+    def macs(self, g, node):
+        a = g.tensors[node.inputs[0]]
+        out = g.tensors[node.outputs[0]]
+        return out.size * a.shape[-1]
+
+
+@onnx_importer("Gemm")
+def import_gemm(ctx, onode, attrs):
+    a, b = onode.input[0], onode.input[1]
+    c = onode.input[2] if len(onode.input) > 2 else ""
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    if attrs.get("transA", 0):
+        raise unsupported(onode, "transA=1")
+    bdata = ctx.require_const(onode, b, "the weight B")
+    w = (bdata if attrs.get("transB", 0) else bdata.T) * np.float32(alpha)
+    out_features = w.shape[0]
+    bias = ""
+    if c:
+        cdata = ctx.require_const(onode, c, "the bias C")
+        if cdata.size not in (1, out_features) or (cdata.ndim == 2 and cdata.shape[0] != 1):
+            raise unsupported(onode, f"bias of shape {cdata.shape} (per-output bias expected)")
+        bias = ctx.add_const(np.broadcast_to(cdata.reshape(-1) * np.float32(beta), (out_features,)).astype(np.float32), "bias")
+    wname = ctx.add_const(np.ascontiguousarray(w, dtype=np.float32), "weight")
+    ctx.add("Dense", [a, wname, bias], [onode.output[0]], onode, act=None)
+
+
+@onnx_importer("MatMul")
+def import_matmul(ctx, onode, attrs):
+    a, b = onode.input
+    bdata = ctx.const(b)
+    if bdata is not None and bdata.ndim == 2 and len(ctx.shape(a)) >= 1:
+        if len(ctx.shape(a)) == 1:
+            raise unsupported(onode, "MatMul with a 1-D left operand")
+        wname = ctx.add_const(np.ascontiguousarray(bdata.T, dtype=np.float32), "weight")
+        ctx.add("Dense", [a, wname, ""], [onode.output[0]], onode, act=None)
+        return
+    ctx.add("MatMul", [a, b], [onode.output[0]], onode)

@@ -1,0 +1,98 @@
+"""The operator registry.
+
+An OpDef describes one IR operator in one place: shape inference, float reference, MAC count,
+layout behaviour (for the NCHW -> NHWC pass) and, in later stages, quantization rule, integer
+reference and C lowering. ONNX import rules register separately with @onnx_importer (an ONNX op
+may lower to several IR ops, several ONNX ops to one IR op).
+
+IR semantics are physical: every reference function computes on arrays as tinycc stores them,
+with attributes (axes, layout) that refer to that physical storage.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..ir import Graph, IRError, Node, Tensor
+
+OPS: dict[str, "OpDef"] = {}
+ONNX_IMPORTERS: dict[str, Callable] = {}
+
+
+def register(cls):
+    inst = cls()
+    if not inst.name:
+        raise TypeError(f"{cls.__name__} has no op name")
+    OPS[inst.name] = inst
+    return cls
+
+
+def onnx_importer(*op_types: str):
+    def deco(fn):
+        for t in op_types:
+            ONNX_IMPORTERS[t] = fn
+        return fn
+
+    return deco
+
+
+class LayoutClass:
+    """How an op behaves under the NCHW -> NHWC layout change."""
+
+    SPATIAL = "spatial"  # image op: knows NCHW/NHWC via attrs['layout'] (Conv, pools, Resize)
+    ELEMENTWISE = "elementwise"  # any layout; constants must be permuted like the activations
+    AXIS = "axis"  # works on any layout once its axis attributes are remapped
+    LOGICAL = "logical"  # needs the logical (ONNX) layout: Reshape, Transpose, Dense, MatMul
+
+
+class OpDef:
+    name: str = ""
+    layout_class: str = LayoutClass.LOGICAL
+    # axis attributes remapped by the layout pass for AXIS ops: attr name -> "axis" | "axes" | "pads"
+    axis_attrs: dict[str, str] = {}
+
+    # ---- shapes ---------------------------------------------------------------------------
+    def infer(self, g: Graph, node: Node) -> list[tuple[tuple[int, ...], str]]:
+        """Output (shape, dtype) list from the input tensors and attrs."""
+        raise NotImplementedError
+
+    def check(self, g: Graph, node: Node) -> None:
+        expected = self.infer(g, node)
+        if len(expected) != len(node.outputs):
+            raise IRError(f"{node.op} {node.name!r}: {len(node.outputs)} outputs, expected {len(expected)}")
+        for t, (shape, dtype) in zip(node.outputs, expected):
+            have = g.tensors[t]
+            if tuple(have.shape) != tuple(shape):
+                raise IRError(
+                    f"{node.op} {node.name!r}: output {t!r} has shape {have.shape}, inference gives {shape}"
+                )
+
+    # ---- float reference (numpy, physical layout) ------------------------------------------
+    def run_float(self, node: Node, xs: list[np.ndarray | None]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    # ---- cost ---------------------------------------------------------------------------
+    def macs(self, g: Graph, node: Node) -> int:
+        return 0
+
+    # ---- layout pass hook for SPATIAL ops -------------------------------------------------
+    def to_nhwc(self, g: Graph, node: Node) -> None:
+        """Rewrite attrs/constant inputs of a SPATIAL op for NHWC activations."""
+        raise NotImplementedError
+
+
+def tensors_of(g: Graph, node: Node) -> list[Tensor | None]:
+    return [g.tensors[t] if t else None for t in node.inputs]
+
+
+def attr(node: Node, key: str, default: Any = None) -> Any:
+    return node.attrs.get(key, default)
+
+
+def apply_act(y: np.ndarray, act: dict | None) -> np.ndarray:
+    """Fused piecewise-linear activation (Relu / Clip) on a float result."""
+    if not act:
+        return y
+    lo, hi = act.get("min"), act.get("max")
+    return np.clip(y, -np.inf if lo is None else lo, np.inf if hi is None else hi).astype(y.dtype)

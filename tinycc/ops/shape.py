@@ -1,0 +1,398 @@
+"""Data-movement ops: Reshape (also Flatten/Squeeze/Unsqueeze), Transpose, Concat, Split,
+Slice, Pad (constant) and Resize (nearest). All static: shapes are resolved at import."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import BadInput
+from ..ir import IRError
+from .common import ints, norm_axis, unsupported
+from .registry import LayoutClass, OpDef, onnx_importer, register
+
+
+# ---------------------------------------------------------------------------------------------
+@register
+class Reshape(OpDef):
+    """Reinterpret the (row-major) physical data with a new shape: a zero-copy view."""
+
+    name = "Reshape"
+    layout_class = LayoutClass.LOGICAL
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        shape = tuple(node.attrs["shape"])
+        if int(np.prod(shape)) != x.size:
+            raise IRError(f"Reshape {node.name!r}: {x.shape} -> {shape} changes the size")
+        return [(shape, x.dtype)]
+
+    def run_float(self, node, xs):
+        return [xs[0].reshape(node.attrs["shape"])]
+
+
+def _reshape_target(onode, in_shape, target, allowzero):
+    target = [int(v) for v in target]
+    out = []
+    for i, v in enumerate(target):
+        if v == 0 and not allowzero:
+            if i >= len(in_shape):
+                raise BadInput(f"Reshape node {onode.name!r}: 0 at position {i} beyond the input rank")
+            out.append(in_shape[i])
+        else:
+            out.append(v)
+    if out.count(-1) > 1:
+        raise BadInput(f"Reshape node {onode.name!r}: more than one -1 in {target}")
+    size = int(np.prod(in_shape))
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1]))
+        if known == 0 or size % known:
+            raise BadInput(f"Reshape node {onode.name!r}: cannot reshape {tuple(in_shape)} to {target}")
+        out[out.index(-1)] = size // known
+    if int(np.prod(out)) != size:
+        raise BadInput(f"Reshape node {onode.name!r}: cannot reshape {tuple(in_shape)} to {target}")
+    return tuple(out)
+
+
+@onnx_importer("Reshape")
+def import_reshape(ctx, onode, attrs):
+    target = ctx.require_const(onode, onode.input[1], "the target shape")
+    shape = _reshape_target(onode, ctx.shape(onode.input[0]), target, attrs.get("allowzero", 0))
+    ctx.add("Reshape", [onode.input[0]], [onode.output[0]], onode, shape=shape)
+
+
+@onnx_importer("Flatten")
+def import_flatten(ctx, onode, attrs):
+    shape = ctx.shape(onode.input[0])
+    axis = int(attrs.get("axis", 1))
+    axis = axis + len(shape) if axis < 0 else axis
+    out = (int(np.prod(shape[:axis])), int(np.prod(shape[axis:])))
+    ctx.add("Reshape", [onode.input[0]], [onode.output[0]], onode, shape=out)
+
+
+def _axes_arg(ctx, onode, attrs):
+    if len(onode.input) > 1 and onode.input[1]:
+        return [int(a) for a in ctx.require_const(onode, onode.input[1], "axes")]
+    return attrs.get("axes")
+
+
+@onnx_importer("Squeeze")
+def import_squeeze(ctx, onode, attrs):
+    shape = ctx.shape(onode.input[0])
+    axes = _axes_arg(ctx, onode, attrs)
+    if axes is None:
+        axes = [i for i, d in enumerate(shape) if d == 1]
+    axes = {norm_axis(a, len(shape), onode) for a in axes}
+    if any(shape[a] != 1 for a in axes):
+        raise BadInput(f"Squeeze node {onode.name!r}: axes {sorted(axes)} of {shape} are not 1")
+    out = tuple(d for i, d in enumerate(shape) if i not in axes)
+    ctx.add("Reshape", [onode.input[0]], [onode.output[0]], onode, shape=out)
+
+
+@onnx_importer("Unsqueeze")
+def import_unsqueeze(ctx, onode, attrs):
+    shape = list(ctx.shape(onode.input[0]))
+    axes = _axes_arg(ctx, onode, attrs)
+    rank = len(shape) + len(axes)
+    for a in sorted(norm_axis(a, rank, onode) for a in axes):
+        shape.insert(a, 1)
+    ctx.add("Reshape", [onode.input[0]], [onode.output[0]], onode, shape=tuple(shape))
+
+
+# ---------------------------------------------------------------------------------------------
+@register
+class Transpose(OpDef):
+    name = "Transpose"
+    layout_class = LayoutClass.LOGICAL
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        return [(tuple(x.shape[p] for p in node.attrs["perm"]), x.dtype)]
+
+    def run_float(self, node, xs):
+        return [np.ascontiguousarray(xs[0].transpose(node.attrs["perm"]))]
+
+
+@onnx_importer("Transpose")
+def import_transpose(ctx, onode, attrs):
+    rank = len(ctx.shape(onode.input[0]))
+    perm = tuple(attrs.get("perm", list(range(rank))[::-1]))
+    if sorted(perm) != list(range(rank)):
+        raise BadInput(f"Transpose node {onode.name!r}: perm {perm} is not a permutation of rank {rank}")
+    ctx.add("Transpose", [onode.input[0]], [onode.output[0]], onode, perm=ints(perm))
+
+
+# ---------------------------------------------------------------------------------------------
+@register
+class Concat(OpDef):
+    name = "Concat"
+    layout_class = LayoutClass.AXIS
+    axis_attrs = {"axis": "axis"}
+
+    def infer(self, g, node):
+        ts = [g.tensors[t] for t in node.inputs]
+        ax = node.attrs["axis"]
+        base = list(ts[0].shape)
+        for t in ts[1:]:
+            if len(t.shape) != len(base) or any(a != b for i, (a, b) in enumerate(zip(t.shape, base)) if i != ax):
+                raise IRError(f"Concat {node.name!r}: incompatible shapes {[t.shape for t in ts]}")
+        base[ax] = sum(t.shape[ax] for t in ts)
+        return [(tuple(base), ts[0].dtype)]
+
+    def run_float(self, node, xs):
+        return [np.concatenate(xs, axis=node.attrs["axis"])]
+
+
+@onnx_importer("Concat")
+def import_concat(ctx, onode, attrs):
+    inputs = [t for t in onode.input if t]
+    rank = len(ctx.shape(inputs[0]))
+    axis = norm_axis(int(attrs["axis"]), rank, onode)
+    inputs = [t for t in inputs if ctx.shape(t)[axis] > 0]
+    if len(inputs) == 1:
+        ctx.alias(inputs[0], onode.output[0], onode)
+        return
+    ctx.add("Concat", inputs, [onode.output[0]], onode, axis=axis)
+
+
+# ---------------------------------------------------------------------------------------------
+@register
+class Split(OpDef):
+    name = "Split"
+    layout_class = LayoutClass.AXIS
+    axis_attrs = {"axis": "axis"}
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        ax = node.attrs["axis"]
+        if sum(node.attrs["sizes"]) != x.shape[ax]:
+            raise IRError(f"Split {node.name!r}: sizes {node.attrs['sizes']} != {x.shape[ax]}")
+        return [(tuple(s if i == ax else d for i, d in enumerate(x.shape)), x.dtype) for s in node.attrs["sizes"]]
+
+    def run_float(self, node, xs):
+        cuts = np.cumsum(node.attrs["sizes"])[:-1]
+        return [np.ascontiguousarray(p) for p in np.split(xs[0], cuts, axis=node.attrs["axis"])]
+
+
+@onnx_importer("Split")
+def import_split(ctx, onode, attrs):
+    shape = ctx.shape(onode.input[0])
+    axis = norm_axis(int(attrs.get("axis", 0)), len(shape), onode)
+    n_out = len(onode.output)
+    if len(onode.input) > 1 and onode.input[1]:
+        sizes = [int(s) for s in ctx.require_const(onode, onode.input[1], "split")]
+    elif "split" in attrs:
+        sizes = [int(s) for s in attrs["split"]]
+    else:
+        n = int(attrs.get("num_outputs", n_out))
+        chunk = -(-shape[axis] // n)
+        sizes = [min(chunk, shape[axis] - i * chunk) for i in range(n)]
+    if sum(sizes) != shape[axis] or len(sizes) != n_out or min(sizes) <= 0:
+        raise BadInput(f"Split node {onode.name!r}: sizes {sizes} do not split {shape[axis]} into {n_out}")
+    outs = [o if o else ctx.graph.fresh_name("unused_split") for o in onode.output]
+    ctx.add("Split", [onode.input[0]], outs, onode, axis=axis, sizes=tuple(sizes))
+
+
+# ---------------------------------------------------------------------------------------------
+@register
+class Slice(OpDef):
+    """Per-axis start/stop/step (resolved, any sign of step); attr lists cover every axis."""
+
+    name = "Slice"
+    layout_class = LayoutClass.AXIS
+    axis_attrs = {"starts": "per_axis", "ends": "per_axis", "steps": "per_axis"}
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        shape = tuple(len(range(s, e, st)) for s, e, st in zip(node.attrs["starts"], node.attrs["ends"], node.attrs["steps"]))
+        if len(shape) != len(x.shape):
+            raise IRError(f"Slice {node.name!r}: attrs do not cover rank {len(x.shape)}")
+        return [(shape, x.dtype)]
+
+    def run_float(self, node, xs):
+        idx = tuple(slice(s, e if e >= 0 else None, st)
+                    for s, e, st in zip(node.attrs["starts"], node.attrs["ends"], node.attrs["steps"]))
+        return [np.ascontiguousarray(xs[0][idx])]
+
+
+@onnx_importer("Slice")
+def import_slice(ctx, onode, attrs):
+    shape = ctx.shape(onode.input[0])
+    rank = len(shape)
+    if ctx.opset >= 10:
+        get = lambda i: ctx.require_const(onode, onode.input[i], "slice parameter") if len(onode.input) > i and onode.input[i] else None  # noqa: E731
+        starts, ends, axes, steps = get(1), get(2), get(3), get(4)
+    else:
+        starts, ends, axes, steps = attrs["starts"], attrs["ends"], attrs.get("axes"), None
+    starts = [int(v) for v in starts]
+    ends = [int(v) for v in ends]
+    axes = list(range(len(starts))) if axes is None else [norm_axis(int(a), rank, onode) for a in axes]
+    steps = [1] * len(starts) if steps is None else [int(v) for v in steps]
+    full_s, full_e, full_st = [0] * rank, list(shape), [1] * rank
+    for a, s, e, st in zip(axes, starts, ends, steps):
+        if st == 0:
+            raise BadInput(f"Slice node {onode.name!r}: step 0")
+        full_s[a], full_e[a], full_st[a] = _resolve_slice(shape[a], s, e, st)
+    if any(len(range(s, e, st)) == 0 for s, e, st in zip(full_s, full_e, full_st)):
+        raise BadInput(f"Slice node {onode.name!r} produces an empty tensor")
+    ctx.add("Slice", [onode.input[0]], [onode.output[0]], onode, starts=tuple(full_s), ends=tuple(full_e),
+            steps=tuple(full_st))
+
+
+def _resolve_slice(dim, start, end, step):
+    """ONNX Slice clamping rules -> Python range(start, end, step) with end possibly -1."""
+    if start < 0:
+        start += dim
+    if end < 0:
+        end += dim
+    if step > 0:
+        start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+    else:
+        start, end = min(max(start, -1), dim - 1), min(max(end, -1), dim - 1)
+    return start, end, step
+
+
+# ---------------------------------------------------------------------------------------------
+@register
+class Pad(OpDef):
+    """Constant padding; attrs pads = (begin_0..begin_{r-1}, end_0..end_{r-1}), value."""
+
+    name = "Pad"
+    layout_class = LayoutClass.AXIS
+    axis_attrs = {"pads": "pads"}
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        r = len(x.shape)
+        p = node.attrs["pads"]
+        return [(tuple(d + p[i] + p[i + r] for i, d in enumerate(x.shape)), x.dtype)]
+
+    def run_float(self, node, xs):
+        r = xs[0].ndim
+        p = node.attrs["pads"]
+        return [np.pad(xs[0], [(p[i], p[i + r]) for i in range(r)], constant_values=node.attrs["value"])]
+
+
+@onnx_importer("Pad")
+def import_pad(ctx, onode, attrs):
+    mode = attrs.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise unsupported(onode, f"mode={mode!r} (constant padding is supported)")
+    rank = len(ctx.shape(onode.input[0]))
+    if ctx.opset >= 11:
+        pads = [int(v) for v in ctx.require_const(onode, onode.input[1], "pads")]
+        value = 0.0
+        if len(onode.input) > 2 and onode.input[2]:
+            value = float(np.asarray(ctx.require_const(onode, onode.input[2], "constant_value")).reshape(()))
+        if len(onode.input) > 3 and onode.input[3]:
+            axes = [norm_axis(int(a), rank, onode) for a in ctx.require_const(onode, onode.input[3], "axes")]
+            full = [0] * (2 * rank)
+            for k, a in enumerate(axes):
+                full[a], full[a + rank] = pads[k], pads[k + len(axes)]
+            pads = full
+    else:
+        pads, value = list(attrs["pads"]), float(attrs.get("value", 0.0))
+    if len(pads) != 2 * rank:
+        raise BadInput(f"Pad node {onode.name!r}: {len(pads)} pads for rank {rank}")
+    if any(p < 0 for p in pads):
+        raise unsupported(onode, f"negative pads {pads} (cropping)")
+    ctx.add("Pad", [onode.input[0]], [onode.output[0]], onode, pads=tuple(pads), value=value)
+
+
+# ---------------------------------------------------------------------------------------------
+def nearest_source_index(out_size, in_size, scale, coord_mode, nearest_mode):
+    """ONNX Resize (nearest) source index for every output position along one axis."""
+    out = np.arange(out_size, dtype=np.float64)
+    if coord_mode == "half_pixel":
+        x = (out + 0.5) / scale - 0.5
+    elif coord_mode == "pytorch_half_pixel":
+        x = (out + 0.5) / scale - 0.5 if out_size > 1 else np.zeros_like(out)
+    elif coord_mode == "align_corners":
+        x = out * (in_size - 1) / (out_size - 1) if out_size > 1 else np.zeros_like(out)
+    elif coord_mode == "asymmetric":
+        x = out / scale
+    elif coord_mode == "tf_half_pixel_for_nn":
+        x = (out + 0.5) / scale
+    else:
+        raise ValueError(coord_mode)
+    if nearest_mode == "round_prefer_floor":
+        idx = np.where(x - np.floor(x) == 0.5, np.floor(x), np.round(x))
+    elif nearest_mode == "round_prefer_ceil":
+        idx = np.where(x - np.floor(x) == 0.5, np.ceil(x), np.round(x))
+    elif nearest_mode == "floor":
+        idx = np.floor(x)
+    elif nearest_mode == "ceil":
+        idx = np.ceil(x)
+    else:
+        raise ValueError(nearest_mode)
+    return np.clip(idx, 0, in_size - 1).astype(np.int64)
+
+
+@register
+class Resize(OpDef):
+    """Nearest-neighbour resize of H and W; attrs y_index/x_index are the source indices."""
+
+    name = "Resize"
+    layout_class = LayoutClass.SPATIAL
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        oh, ow = len(node.attrs["y_index"]), len(node.attrs["x_index"])
+        if node.attrs["layout"] == "NHWC":
+            return [((x.shape[0], oh, ow, x.shape[3]), x.dtype)]
+        return [((x.shape[0], x.shape[1], oh, ow), x.dtype)]
+
+    def run_float(self, node, xs):
+        yi, xi = np.array(node.attrs["y_index"]), np.array(node.attrs["x_index"])
+        if node.attrs["layout"] == "NHWC":
+            return [np.ascontiguousarray(xs[0][:, yi][:, :, xi])]
+        return [np.ascontiguousarray(xs[0][:, :, yi][:, :, :, xi])]
+
+    def to_nhwc(self, g, node):
+        node.attrs["layout"] = "NHWC"
+
+
+@onnx_importer("Resize", "Upsample")
+def import_resize(ctx, onode, attrs):
+    dec = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731
+    mode = dec(attrs.get("mode", b"nearest"))
+    if mode != "nearest":
+        raise unsupported(onode, f"mode={mode!r} (nearest is supported)")
+    shape = ctx.shape(onode.input[0])
+    if len(shape) != 4:
+        raise unsupported(onode, "input that is not 4-D")
+    scales = sizes = None
+    if onode.op_type == "Upsample":
+        scales = attrs.get("scales")
+        if scales is None:
+            scales = ctx.require_const(onode, onode.input[1], "scales")
+        coord, nearest = "asymmetric", "floor"
+    else:
+        coord = dec(attrs.get("coordinate_transformation_mode", b"half_pixel"))
+        nearest = dec(attrs.get("nearest_mode", b"round_prefer_floor"))
+        if attrs.get("axes") is not None:
+            raise unsupported(onode, "the axes attribute")
+        if len(onode.input) > 3 and onode.input[3]:
+            sizes = ctx.require_const(onode, onode.input[3], "sizes")
+        if len(onode.input) > 2 and onode.input[2] and ctx.const(onode.input[2]) is not None \
+                and ctx.const(onode.input[2]).size:
+            scales = ctx.const(onode.input[2])
+        if scales is None and sizes is None:
+            raise unsupported(onode, "neither scales nor sizes are constant")
+        if dec(attrs.get("keep_aspect_ratio_policy", b"stretch")) != "stretch":
+            raise unsupported(onode, "keep_aspect_ratio_policy other than stretch")
+    if sizes is not None:
+        sizes = [int(s) for s in sizes]
+        scales = [s / d for s, d in zip(sizes, shape)]
+    else:
+        scales = [float(s) for s in scales]
+        sizes = [int(np.floor(d * s)) for d, s in zip(shape, scales)]
+    if sizes[0] != shape[0] or sizes[1] != shape[1]:
+        raise unsupported(onode, "resizing the batch or channel axis")
+    if coord == "tf_crop_and_resize":
+        raise unsupported(onode, "coordinate_transformation_mode=tf_crop_and_resize")
+    try:
+        yi = nearest_source_index(sizes[2], shape[2], scales[2], coord, nearest)
+        xi = nearest_source_index(sizes[3], shape[3], scales[3], coord, nearest)
+    except ValueError as exc:
+        raise unsupported(onode, f"mode {exc}") from None
+    ctx.add("Resize", [onode.input[0]], [onode.output[0]], onode, y_index=ints(yi), x_index=ints(xi), layout="NCHW")

@@ -1,0 +1,45 @@
+"""Softmax and LogSoftmax along one axis (opset < 13 semantics are imported via Reshape)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .common import norm_axis
+from .registry import LayoutClass, OpDef, onnx_importer, register
+
+
+class _SoftmaxBase(OpDef):
+    layout_class = LayoutClass.AXIS
+    axis_attrs = {"axis": "axis"}
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        return [(x.shape, x.dtype)]
+
+    def run_float(self, node, xs):
+        x = xs[0].astype(np.float64)
+        ax = node.attrs["axis"]
+        z = x - x.max(axis=ax, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=ax, keepdims=True))
+        y = z - lse if self.name == "LogSoftmax" else np.exp(z - lse)
+        return [y.astype(np.float32)]
+
+
+register(type("Softmax", (_SoftmaxBase,), {"name": "Softmax"}))
+register(type("LogSoftmax", (_SoftmaxBase,), {"name": "LogSoftmax"}))
+
+
+@onnx_importer("Softmax", "LogSoftmax")
+def import_softmax(ctx, onode, attrs):
+    x = onode.input[0]
+    shape = ctx.shape(x)
+    rank = len(shape)
+    default = -1 if ctx.opset >= 13 else 1
+    axis = norm_axis(int(attrs.get("axis", default)), rank, onode)
+    if ctx.opset >= 13 or axis == rank - 1:
+        ctx.add(onode.op_type, [x], [onode.output[0]], onode, axis=axis)
+        return
+    # opset < 13: softmax over the flattened trailing dims [axis:]
+    flat = (int(np.prod(shape[:axis])), int(np.prod(shape[axis:])))
+    y = ctx.add("Reshape", [x], None, onode, "flatten", shape=flat)[0]
+    y = ctx.add(onode.op_type, [y], None, onode, axis=1)[0]
+    ctx.add("Reshape", [y], [onode.output[0]], onode, "unflatten", shape=tuple(shape))

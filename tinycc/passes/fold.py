@@ -1,0 +1,103 @@
+"""Algebraic folds that keep float semantics: BatchNorm into Conv/Dense, standalone BatchNorm
+to Mul+Add, Div by a constant to Mul, zero Pad into Conv."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Node, Tensor
+from ..ops.batchnorm import bn_scale_shift
+
+
+def _single_use(g: Graph, tensor: str) -> bool:
+    return tensor not in g.outputs and len(g.consumers().get(tensor, [])) == 1
+
+
+def _private_const(g: Graph, node: Node, idx: int, data: np.ndarray, hint: str) -> None:
+    """Give `node` its own copy of a constant input (constants may be shared by several nodes)."""
+    node.inputs[idx] = g.const(np.ascontiguousarray(data, dtype=np.float32), hint)
+
+
+def fold_batchnorm(g: Graph) -> bool:
+    changed = False
+    for bn in [n for n in g.nodes if n.op == "BatchNorm"]:
+        prod = g.producer(bn.inputs[0])
+        if prod is None or prod.op not in ("Conv", "Dense") or not _single_use(g, bn.inputs[0]):
+            continue
+        if prod.attrs.get("act"):
+            continue
+        out_rank = len(g.tensors[prod.outputs[0]].shape)
+        channel_axis = {"Conv": 1 if prod.attrs.get("layout") == "NCHW" else 3, "Dense": out_rank - 1}[prod.op]
+        if bn.attrs["axis"] != channel_axis:
+            continue
+        a, b = bn_scale_shift(*(g.tensors[t].data for t in bn.inputs[1:5]), bn.attrs["epsilon"])
+        w = g.tensors[prod.inputs[1]].data.astype(np.float64)
+        w = w * a.reshape((-1,) + (1,) * (w.ndim - 1))
+        bias = g.tensors[prod.inputs[2]].data.astype(np.float64) if len(prod.inputs) > 2 and prod.inputs[2] else 0.0
+        new_bias = bias * a + b
+        while len(prod.inputs) < 3:
+            prod.inputs.append("")
+        _private_const(g, prod, 1, w, "w_bn")
+        _private_const(g, prod, 2, new_bias, "b_bn")
+        g.remove_node(bn)
+        g.replace_uses(prod.outputs[0], bn.outputs[0])  # keep the later name (may be a graph output)
+        prod.outputs = [bn.outputs[0]]
+        changed = True
+    g.prune_tensors()
+    return changed
+
+
+def decompose_batchnorm(g: Graph) -> bool:
+    changed = False
+    for bn in [n for n in g.nodes if n.op == "BatchNorm"]:
+        x = g.tensors[bn.inputs[0]]
+        a, b = bn_scale_shift(*(g.tensors[t].data for t in bn.inputs[1:5]), bn.attrs["epsilon"])
+        shape = [1] * len(x.shape)
+        shape[bn.attrs["axis"]] = -1
+        sa = g.const(a.reshape(shape).astype(np.float32), "bn_scale")
+        sb = g.const(b.reshape(shape).astype(np.float32), "bn_shift")
+        mid = g.fresh_name(f"{bn.name}_scaled")
+        g.add_tensor(Tensor(mid, x.shape, x.dtype, perm=x.perm))
+        idx = g.node_index(bn)
+        g.remove_node(bn)
+        g.add_node(Node(bn.name + "_add", "Add", [mid, sb], [bn.outputs[0]], {"act": None}, bn.onnx_name), idx)
+        g.add_node(Node(bn.name + "_mul", "Mul", [bn.inputs[0], sa], [mid], {"act": None}, bn.onnx_name), idx)
+        changed = True
+    g.prune_tensors()
+    return changed
+
+
+def div_to_mul(g: Graph) -> bool:
+    changed = False
+    for n in [n for n in g.nodes if n.op == "Div"]:
+        c = g.tensors[n.inputs[1]]
+        if not c.is_const or np.any(c.data == 0):
+            continue
+        n.op = "Mul"
+        n.inputs[1] = g.const((1.0 / c.data.astype(np.float64)).astype(np.float32), "reciprocal")
+        changed = True
+    g.prune_tensors()
+    return changed
+
+
+def fold_pad(g: Graph) -> bool:
+    """Pad(constant 0, spatial axes only) -> Conv becomes Conv with larger pads."""
+    changed = False
+    for pad in [n for n in g.nodes if n.op == "Pad"]:
+        uses = g.consumers().get(pad.outputs[0], [])
+        if len(uses) != 1 or pad.outputs[0] in g.outputs or uses[0].op != "Conv" or pad.attrs["value"] != 0.0:
+            continue
+        conv = uses[0]
+        p = pad.attrs["pads"]
+        if len(p) != 8:
+            continue
+        nhwc = conv.attrs["layout"] == "NHWC"
+        h_ax, w_ax = (1, 2) if nhwc else (2, 3)
+        if any(p[i] or p[i + 4] for i in range(4) if i not in (h_ax, w_ax)):
+            continue
+        t, l, b, r = conv.attrs["pads"]
+        conv.attrs["pads"] = (t + p[h_ax], l + p[w_ax], b + p[h_ax + 4], r + p[w_ax + 4])
+        conv.inputs[0] = pad.inputs[0]
+        g.remove_node(pad)
+        changed = True
+    g.prune_tensors()
+    return changed

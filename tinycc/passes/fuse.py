@@ -1,0 +1,38 @@
+"""Activation fusion: Relu / Clip after Conv, Dense, Add, Sub, Mul or MaxPool becomes the
+producer's clamp (`act`), as TFLite fuses activations into its kernels."""
+from __future__ import annotations
+
+from ..ir import Graph
+
+FUSABLE_PRODUCERS = {"Conv", "Dense", "Add", "Sub", "Mul", "MaxPool"}
+
+
+def _clamp_of(node):
+    if node.op == "Relu":
+        return 0.0, None
+    return node.attrs.get("min"), node.attrs.get("max")
+
+
+def _merge(act, lo, hi):
+    old_lo, old_hi = (act or {}).get("min"), (act or {}).get("max")
+    lo = old_lo if lo is None else (lo if old_lo is None else max(lo, old_lo))
+    hi = old_hi if hi is None else (hi if old_hi is None else min(hi, old_hi))
+    return {"min": lo, "max": hi}
+
+
+def fuse_activation(g: Graph) -> bool:
+    changed = False
+    for act in [n for n in g.nodes if n.op in ("Relu", "Clip")]:
+        src = act.inputs[0]
+        prod = g.producer(src)
+        if prod is None or prod.op not in FUSABLE_PRODUCERS or src in g.outputs:
+            continue
+        if len(g.consumers().get(src, [])) != 1:
+            continue
+        lo, hi = _clamp_of(act)
+        prod.attrs["act"] = _merge(prod.attrs.get("act"), lo, hi)
+        g.remove_node(act)
+        prod.outputs = [act.outputs[0] if t == src else t for t in prod.outputs]
+        changed = True
+    g.prune_tensors()
+    return changed

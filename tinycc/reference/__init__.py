@@ -1,0 +1,1 @@
+"""Reference executors: float (numpy) and integer (the golden model)."""
