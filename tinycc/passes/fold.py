@@ -101,3 +101,37 @@ def fold_pad(g: Graph) -> bool:
         changed = True
     g.prune_tensors()
     return changed
+
+
+def fold_bias_add(g: Graph) -> bool:
+    """Dense/Conv followed by Add of a per-output-channel constant: the constant becomes the bias
+    (tf2onnx and MatMul-based exporters emit MatMul + Add)."""
+    changed = False
+    for add in [n for n in g.nodes if n.op == "Add" and not n.attrs.get("act")]:
+        consts = [i for i, t in enumerate(add.inputs) if g.tensors[t].is_const]
+        if len(consts) != 1:
+            continue
+        x = add.inputs[1 - consts[0]]
+        prod = g.producer(x)
+        if prod is None or prod.op not in ("Conv", "Dense") or prod.attrs.get("act") or not _single_use(g, x):
+            continue
+        out = g.tensors[x]
+        c = g.tensors[add.inputs[consts[0]]].data
+        channels = out.shape[-1] if prod.op == "Dense" or prod.attrs["layout"] == "NHWC" else out.shape[1]
+        channel_axis = len(out.shape) - 1 if prod.op == "Dense" or prod.attrs["layout"] == "NHWC" else 1
+        if c.ndim > len(out.shape):
+            continue
+        full = (1,) * (len(out.shape) - c.ndim) + c.shape
+        if any(d != 1 for i, d in enumerate(full) if i != channel_axis) or full[channel_axis] not in (1, channels):
+            continue
+        vec = np.broadcast_to(c.reshape(-1), (channels,)).astype(np.float64)
+        bias = g.tensors[prod.inputs[2]].data.astype(np.float64) if len(prod.inputs) > 2 and prod.inputs[2] else 0.0
+        while len(prod.inputs) < 3:
+            prod.inputs.append("")
+        _private_const(g, prod, 2, bias + vec, "b_add")
+        g.remove_node(add)
+        g.replace_uses(prod.outputs[0], add.outputs[0])
+        prod.outputs = [add.outputs[0]]
+        changed = True
+    g.prune_tensors()
+    return changed

@@ -5,7 +5,7 @@ from typing import Callable, Iterable
 
 from ..ir import Graph, validate
 from .cleanup import dce, fold_constants, remove_identity
-from .fold import decompose_batchnorm, div_to_mul, fold_batchnorm, fold_pad
+from .fold import decompose_batchnorm, div_to_mul, fold_batchnorm, fold_bias_add, fold_pad
 from .fuse import fuse_activation
 from .layout import layout_nhwc, simplify_transposes
 
@@ -14,6 +14,7 @@ PIPELINE: list[tuple[str, Callable[[Graph], bool]]] = [
     ("fold_constants", fold_constants),
     ("fold_batchnorm", fold_batchnorm),
     ("decompose_batchnorm", decompose_batchnorm),
+    ("fold_bias_add", fold_bias_add),
     ("div_to_mul", div_to_mul),
     ("fold_pad", fold_pad),
     ("fuse_activation", fuse_activation),
