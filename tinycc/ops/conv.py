@@ -123,3 +123,44 @@ def import_conv(ctx, onode, attrs):
     if one_d:
         n, o, _, length = ctx.shape(y)
         ctx.add("Reshape", [y], [onode.output[0]], onode, "to1d", shape=(n, o, length))
+
+
+# ---- int8 ---------------------------------------------------------------------------------------
+def _lower_conv_int8(self, lc, node):
+    from ..golden import kernels_conv as K
+    from ..lower import requant_arrays
+    from ..program import Arg
+    from ..quant.params import act_range
+
+    x, y = node.inputs[0], node.outputs[0]
+    bname = node.inputs[2] if len(node.inputs) > 2 else ""
+    a = node.attrs
+    ih, iw, ic = lc.hwc(x)
+    oh, ow, oc = lc.hwc(y)
+    s_in, zp_in = lc.qp(x)
+    s_out, zp_out = lc.qp(y)
+    wq, wqp = lc.weights(node.inputs[1], axis=0)  # OHWI
+    bias = lc.bias(bname, s_in, wqp.scale, oc)
+    mult, shift = requant_arrays(s_in, wqp.scale, s_out, oc)
+    act_min, act_max = act_range(a.get("act"), lc.tensor(y).quant)
+    (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["strides"], a["dilations"]
+    pt, pl = a["pads"][0], a["pads"][1]
+    group = a["group"]
+    geometry = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
+                    stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=pt, pad_left=pl)
+    quant = dict(in_zp=zp_in, out_zp=zp_out, act_min=act_min, act_max=act_max)
+    if group == ic and group > 1:
+        p = K.DwConv2dParams(**geometry, depth_mult=oc // ic, **quant)
+        wblob = lc.blob(np.ascontiguousarray(wq[:, :, :, 0].transpose(1, 2, 0)), node, "w")
+        kernel, fn = "tc_dwconv2d_s8", K.dwconv2d_s8
+    else:
+        p = K.Conv2dParams(**geometry, groups=group, **quant)
+        wblob = lc.blob(np.ascontiguousarray(wq), node, "w")
+        kernel, fn = "tc_conv2d_s8", K.conv2d_s8
+    args = [Arg("in", x), Arg("const", wblob), Arg("const", lc.blob(bias, node, "bias")),
+            Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
+    lc.add_step(node, kernel, p, args, lambda xv, w, b, m, s: fn(p, xv.reshape(ih, iw, ic), w, b, m, s),
+                macs=self.macs(lc.g, node))
+
+
+Conv.lower_int8 = _lower_conv_int8

@@ -88,3 +88,34 @@ def import_matmul(ctx, onode, attrs):
         ctx.add("Dense", [a, wname, ""], [onode.output[0]], onode, act=None)
         return
     ctx.add("MatMul", [a, b], [onode.output[0]], onode)
+
+
+# ---- int8 ---------------------------------------------------------------------------------------
+def _lower_dense_int8(self, lc, node):
+    from ..golden import kernels_conv as K
+    from ..lower import requant_arrays
+    from ..program import Arg
+    from ..quant.params import act_range
+
+    x, y = node.inputs[0], node.outputs[0]
+    bname = node.inputs[2] if len(node.inputs) > 2 else ""
+    xt = lc.tensor(x)
+    rows = int(np.prod(xt.shape[:-1]))
+    in_f = xt.shape[-1]
+    s_in, zp_in = lc.qp(x)
+    s_out, zp_out = lc.qp(y)
+    wq, wqp = lc.weights(node.inputs[1], axis=0)
+    out_f = wq.shape[0]
+    bias = lc.bias(bname, s_in, wqp.scale, out_f)
+    mult, shift = requant_arrays(s_in, wqp.scale, s_out, out_f)
+    act_min, act_max = act_range(node.attrs.get("act"), lc.tensor(y).quant)
+    p = K.FcParams(rows=rows, in_features=in_f, out_features=out_f, in_zp=zp_in, out_zp=zp_out,
+                   act_min=act_min, act_max=act_max)
+    args = [Arg("in", x), Arg("const", lc.blob(np.ascontiguousarray(wq), node, "w")),
+            Arg("const", lc.blob(bias, node, "bias")), Arg("const", lc.blob(mult, node, "mult")),
+            Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
+    lc.add_step(node, "tc_fc_s8", p, args,
+                lambda xv, w, b, m, s: K.fc_s8(p, xv.reshape(rows, in_f), w, b, m, s), macs=self.macs(lc.g, node))
+
+
+Dense.lower_int8 = _lower_dense_int8

@@ -122,8 +122,8 @@ class _GlobalPool(OpDef):
         node.attrs["layout"] = "NHWC"
 
 
-register(type("GlobalAveragePool", (_GlobalPool,), {"name": "GlobalAveragePool"}))
-register(type("GlobalMaxPool", (_GlobalPool,), {"name": "GlobalMaxPool"}))
+GlobalAveragePool = register(type("GlobalAveragePool", (_GlobalPool,), {"name": "GlobalAveragePool"}))
+GlobalMaxPool = register(type("GlobalMaxPool", (_GlobalPool,), {"name": "GlobalMaxPool"}))
 
 
 @onnx_importer("MaxPool", "AveragePool")
@@ -155,3 +155,82 @@ def import_global_pool(ctx, onode, attrs):
     if len(ctx.shape(onode.input[0])) != 4:
         raise unsupported(onode, "input that is not 4-D")
     ctx.add(onode.op_type, [onode.input[0]], [onode.output[0]], onode, layout="NCHW")
+
+
+# ---- int8 ---------------------------------------------------------------------------------------
+def _same_as_input(self, g, node):
+    return "same_as_input"
+
+
+def _pool_geometry(lc, node):
+    x, y = node.inputs[0], node.outputs[0]
+    ih, iw, c = lc.hwc(x)
+    oh, ow, _ = lc.hwc(y)
+    a = node.attrs
+    if tuple(a.get("dilations", (1, 1))) != (1, 1):
+        raise unsupported_int8(node, "dilated pooling")
+    return dict(in_h=ih, in_w=iw, channels=c, out_h=oh, out_w=ow, k_h=a["kernel"][0], k_w=a["kernel"][1],
+                stride_h=a["strides"][0], stride_w=a["strides"][1], pad_top=a["pads"][0], pad_left=a["pads"][1])
+
+
+def unsupported_int8(node, what):
+    from ..errors import Unsupported
+
+    return Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {what} is not supported in int8")
+
+
+def _lower_maxpool_int8(self, lc, node):
+    from ..golden import kernels_conv as K
+    from ..program import Arg
+    from ..quant.params import act_range
+
+    x, y = node.inputs[0], node.outputs[0]
+    if node.op == "GlobalMaxPool":
+        h, w, c = lc.hwc(x)
+        geo = dict(in_h=h, in_w=w, channels=c, out_h=1, out_w=1, k_h=h, k_w=w, stride_h=1, stride_w=1,
+                   pad_top=0, pad_left=0)
+    else:
+        geo = _pool_geometry(lc, node)
+    lo, hi = act_range(node.attrs.get("act"), lc.tensor(y).quant)
+    p = K.MaxPoolParams(**geo, act_min=lo, act_max=hi)
+    shape = (geo["in_h"], geo["in_w"], geo["channels"])
+    lc.add_step(node, "tc_maxpool_s8", p, [Arg("in", x), Arg("out", y)],
+                lambda xv: K.maxpool_s8(p, xv.reshape(shape)))
+
+
+def _lower_avgpool_int8(self, lc, node):
+    from ..golden import kernels_conv as K
+    from ..lower import requant_scalar
+    from ..program import Arg
+
+    x, y = node.inputs[0], node.outputs[0]
+    s_in, zp_in = lc.qp(x)
+    s_out, zp_out = lc.qp(y)
+    if node.op == "GlobalAveragePool":
+        h, w, c = lc.hwc(x)
+        geo = dict(in_h=h, in_w=w, channels=c, out_h=1, out_w=1, k_h=h, k_w=w, stride_h=1, stride_w=1,
+                   pad_top=0, pad_left=0)
+        mult, shift = requant_scalar(np.float64(np.float32(s_in)) / (np.float64(np.float32(s_out)) * h * w))
+        p = K.AvgPoolParams(**geo, count_include_pad=1, use_requant=1, in_zp=zp_in, out_zp=zp_out,
+                            mult=mult, shift=shift, act_min=-128, act_max=127)
+    else:
+        geo = _pool_geometry(lc, node)
+        include = bool(node.attrs["count_include_pad"]) and any(node.attrs["pads"])
+        if include and any(node.attrs["ceil_extra"]):
+            raise unsupported_int8(node, "count_include_pad with ceil_mode overhang")
+        if (s_in, zp_in) != (s_out, zp_out):
+            raise unsupported_int8(node, "different input and output quantization")
+        p = K.AvgPoolParams(**geo, count_include_pad=int(include), use_requant=0, in_zp=zp_in, out_zp=zp_out,
+                            mult=0, shift=0, act_min=-128, act_max=127)
+    shape = (geo["in_h"], geo["in_w"], geo["channels"])
+    lc.add_step(node, "tc_avgpool_s8", p, [Arg("in", x), Arg("out", y)],
+                lambda xv: K.avgpool_s8(p, xv.reshape(shape)))
+
+
+MaxPool.int8_output = _same_as_input
+AveragePool.int8_output = _same_as_input
+MaxPool.lower_int8 = _lower_maxpool_int8
+AveragePool.lower_int8 = _lower_avgpool_int8
+GlobalMaxPool.int8_output = _same_as_input
+GlobalMaxPool.lower_int8 = _lower_maxpool_int8
+GlobalAveragePool.lower_int8 = _lower_avgpool_int8

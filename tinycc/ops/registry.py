@@ -76,6 +76,17 @@ class OpDef:
     def macs(self, g: Graph, node: Node) -> int:
         return 0
 
+    # ---- int8 ----------------------------------------------------------------------------
+    def int8_output(self, g: Graph, node: Node):
+        """How the output is quantized: "calibrated", "same_as_input" or ("fixed", scale, zp)."""
+        return "calibrated"
+
+    def lower_int8(self, lc, node: Node) -> None:
+        """Append the kernel call(s) computing this node on int8 tensors (see lower.py)."""
+        from ..errors import Unsupported
+
+        raise Unsupported(f"{self.name} node {node.onnx_name or node.name!r} has no int8 implementation yet")
+
     # ---- layout pass hook for SPATIAL ops -------------------------------------------------
     def to_nhwc(self, g: Graph, node: Node) -> None:
         """Rewrite attrs/constant inputs of a SPATIAL op for NHWC activations."""

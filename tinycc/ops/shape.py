@@ -396,3 +396,16 @@ def import_resize(ctx, onode, attrs):
     except ValueError as exc:
         raise unsupported(onode, f"mode {exc}") from None
     ctx.add("Resize", [onode.input[0]], [onode.output[0]], onode, y_index=ints(yi), x_index=ints(xi), layout="NCHW")
+
+
+# ---- int8 ---------------------------------------------------------------------------------------
+def _same_as_input(self, g, node):
+    return "same_as_input"
+
+
+def _lower_reshape_int8(self, lc, node):
+    lc.view(node.outputs[0], node.inputs[0])
+
+
+Reshape.int8_output = _same_as_input
+Reshape.lower_int8 = _lower_reshape_int8

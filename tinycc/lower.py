@@ -1,0 +1,142 @@
+"""Lower a quantized IR graph to a Program of int8 kernel calls (see program.py)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from .errors import Unsupported
+from .golden.arith import quantize_multiplier, quantize_multiplier_array
+from .ir import Graph, Node, QuantParams, Tensor
+from .ops.registry import OPS
+from .program import Arg, Program, Step, TensorInfo, c_identifier
+from .quant.params import quantize, quantize_const_per_tensor, quantize_weights_per_channel
+
+
+class LowerCtx:
+    def __init__(self, g: Graph, program: Program):
+        self.g = g
+        self.program = program
+        self._names: set[str] = set()
+
+    # ---- tensors --------------------------------------------------------------------------
+    def tensor(self, name: str) -> Tensor:
+        return self.g.tensors[name]
+
+    def qp(self, name: str) -> tuple[float, int]:
+        t = self.g.tensors[name]
+        if t.quant is None:
+            raise Unsupported(f"tensor {name!r} has no quantization parameters")
+        return t.quant.scalar()
+
+    def hwc(self, name: str) -> tuple[int, int, int]:
+        """(H, W, C) of an NHWC activation with batch 1."""
+        t = self.g.tensors[name]
+        if len(t.shape) != 4 or t.layout != "NHWC":
+            raise Unsupported(f"tensor {name!r} of shape {t.shape} is not an NHWC image")
+        if t.shape[0] != 1:
+            raise Unsupported(f"tensor {name!r} has batch {t.shape[0]}; int8 code is generated for batch 1")
+        return t.shape[1], t.shape[2], t.shape[3]
+
+    def is_const(self, name: str) -> bool:
+        return self.g.tensors[name].is_const
+
+    # ---- constants ------------------------------------------------------------------------
+    def blob(self, data: np.ndarray, node: Node, role: str) -> str:
+        return self.program.add_blob(data, f"{self.step_base(node)}_{role}")
+
+    def weights(self, name: str, axis: int = 0) -> tuple[np.ndarray, QuantParams]:
+        """int8 weights and their per-channel params (pre-quantized tensors are used as they are)."""
+        t = self.g.tensors[name]
+        if t.dtype == "int8" and t.quant is not None:
+            return t.data, t.quant
+        return quantize_weights_per_channel(t.data, axis)
+
+    def bias(self, name: str, in_scale: float, w_scale: np.ndarray, channels: int) -> np.ndarray:
+        from .quant.params import quantize_bias
+
+        if not name:
+            return np.zeros(channels, dtype=np.int32)
+        t = self.g.tensors[name]
+        if t.dtype == "int32":
+            return t.data.astype(np.int32).reshape(channels)
+        return quantize_bias(t.data.reshape(channels), in_scale, np.broadcast_to(w_scale, (channels,)))
+
+    def const_operand(self, name: str, node: Node) -> tuple[str, float, int]:
+        """An element-wise constant operand as an int8 blob with its own per-tensor params."""
+        t = self.g.tensors[name]
+        if t.dtype == "int8" and t.quant is not None:
+            q, (s, zp) = t.data, t.quant.scalar()
+        else:
+            q, qp = quantize_const_per_tensor(t.data.astype(np.float32))
+            s, zp = qp.scalar()
+        return self.blob(q, node, "const"), s, zp
+
+    # ---- steps ----------------------------------------------------------------------------
+    def step_base(self, node: Node) -> str:
+        return c_identifier(f"{node.op}_{node.onnx_name or node.name}", 32).lower()
+
+    def add_step(self, node: Node, kernel: str, params, args: list[Arg], golden: Callable,
+                 macs: int = 0, inplace_input: int | None = None, note: str = "") -> Step:
+        if params is not None and hasattr(params, "validate"):
+            try:
+                params.validate()
+            except (ValueError, AssertionError) as exc:
+                raise Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {exc}") from None
+        base = f"s{len(self.program.steps)}_{self.step_base(node)}"
+        step = Step(base, node.op, node.name, node.onnx_name, kernel, params, args, golden, macs,
+                    inplace_input, note)
+        self.program.steps.append(step)
+        return step
+
+    def view(self, out: str, src: str) -> None:
+        self.program.views[out] = src
+
+
+def requant_arrays(in_scale: float, w_scale: np.ndarray, out_scale: float, channels: int):
+    """Per-channel (mult, shift) from float32 scales, computed in double like TFLM."""
+    real = np.float64(np.float32(in_scale)) * np.broadcast_to(w_scale, (channels,)).astype(np.float32).astype(np.float64) \
+        / np.float64(np.float32(out_scale))
+    return quantize_multiplier_array(real)
+
+
+def requant_scalar(real: float) -> tuple[int, int]:
+    return quantize_multiplier(float(real))
+
+
+def lower(g: Graph, name: str = "model") -> Program:
+    program = Program(name)
+    for tname, t in g.tensors.items():
+        if t.is_const:
+            continue
+        if t.quant is None:
+            raise Unsupported(f"tensor {tname!r} has no quantization parameters")
+        logical = tuple(t.shape[i] for i in np.argsort(t.perm)) if t.perm else tuple(t.shape)
+        program.tensors[tname] = TensorInfo(tname, tuple(t.shape), t.quant, t.perm, logical)
+    program.inputs = list(g.inputs)
+    program.outputs = list(g.outputs)
+    lc = LowerCtx(g, program)
+    problems = []
+    for node in g.nodes:
+        try:
+            OPS[node.op].lower_int8(lc, node)
+        except Unsupported as exc:
+            problems.append(str(exc))
+    if problems:
+        raise Unsupported("int8 compilation is not possible:\n" + "\n".join(f"  - {p}" for p in problems))
+    return program
+
+
+def quantize_inputs(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Float inputs (ONNX layout) -> int8 physical arrays, as the float wrappers in C do."""
+    out = {}
+    for name in program.inputs:
+        info = program.tensors[name]
+        v = np.asarray(inputs[name])
+        if v.dtype != np.int8:
+            v = quantize(v.astype(np.float32), info.quant)
+        if v.shape != info.logical_shape and v.size == info.size:
+            v = v.reshape(info.logical_shape)
+        out[name] = np.ascontiguousarray(v.transpose(info.perm)) if info.perm else v
+    return out

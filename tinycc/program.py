@@ -1,0 +1,122 @@
+"""The lowered program: an ordered list of kernel calls on int8 tensors.
+
+Both the integer golden executor (reference/int_exec.py) and the C code generator consume the
+same Program, so they cannot disagree on what runs: the golden calls each step's numpy mirror,
+the generated C calls the C kernel with the same params struct and constant blobs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .ir import QuantParams
+
+
+@dataclass
+class TensorInfo:
+    name: str  # IR tensor name (untrusted text, from the model)
+    shape: tuple[int, ...]  # physical shape
+    quant: QuantParams
+    perm: tuple[int, ...] | None = None
+    logical_shape: tuple[int, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass
+class Arg:
+    """One C argument after the params pointer. kind: in | const | out | scratch."""
+
+    kind: str
+    ref: str  # tensor name (in/out), blob name (const), or "" (scratch)
+    nbytes: int = 0  # scratch size
+
+
+@dataclass
+class Step:
+    name: str  # C-safe, unique
+    op: str
+    node: str
+    onnx_name: str
+    kernel: str  # C function name
+    params: Any  # frozen dataclass mirroring the C struct (has C_STRUCT), or None
+    args: list[Arg]
+    golden: Callable[..., np.ndarray]  # (*values of in/const args, in order) -> output array
+    macs: int = 0
+    inplace_input: int | None = None  # output may overwrite this input when it is its last use
+    note: str = ""
+
+    @property
+    def inputs(self) -> list[str]:
+        return [a.ref for a in self.args if a.kind == "in"]
+
+    @property
+    def outputs(self) -> list[str]:
+        return [a.ref for a in self.args if a.kind == "out"]
+
+    @property
+    def scratch_bytes(self) -> int:
+        return sum(a.nbytes for a in self.args if a.kind == "scratch")
+
+
+@dataclass
+class Program:
+    name: str
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)
+    blobs: dict[str, np.ndarray] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    views: dict[str, str] = field(default_factory=dict)  # tensor -> tensor it is a view of
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    quant_scheme: str = "int8"
+
+    def root(self, tensor: str) -> str:
+        while tensor in self.views:
+            tensor = self.views[tensor]
+        return tensor
+
+    def add_blob(self, data: np.ndarray, hint: str) -> str:
+        base = c_identifier(hint)
+        name, k = base, 1
+        while name in self.blobs:
+            k += 1
+            name = f"{base}_{k}"
+        self.blobs[name] = np.ascontiguousarray(data)
+        return name
+
+    @property
+    def flash_bytes(self) -> int:
+        return sum(b.nbytes for b in self.blobs.values()) + sum(
+            4 * params_word_count(s.params) for s in self.steps if s.params is not None)
+
+    @property
+    def macs(self) -> int:
+        return sum(s.macs for s in self.steps)
+
+
+def params_word_count(params) -> int:
+    n = 0
+    for f in dataclasses.fields(params):
+        v = getattr(params, f.name)
+        n += len(v) if isinstance(v, (tuple, list)) else 1
+    return n
+
+
+_IDENT = re.compile(r"[^A-Za-z0-9_]")
+
+
+def c_identifier(text: str, limit: int = 40) -> str:
+    """Sanitize untrusted text into a C identifier: [A-Za-z_][A-Za-z0-9_]*, bounded length.
+
+    Never returns a reserved name (leading underscore + capital / double underscore)."""
+    ident = _IDENT.sub("_", text.encode("ascii", "replace").decode("ascii"))
+    ident = re.sub("_+", "_", ident).strip("_")[:limit] or "t"
+    if ident[0].isdigit():
+        ident = "n" + ident
+    return ident

@@ -1,0 +1,1 @@
+"""Quantization: calibration, int8 post-training quantization (TFLite int8 scheme)."""

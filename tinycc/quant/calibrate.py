@@ -1,0 +1,133 @@
+"""Calibration: run the float graph on sample inputs and estimate each activation's range.
+
+Methods: "minmax" (TFLite's default), "percentile" (clip to the 0.01 / 99.99 percentiles of the
+observed values) and "mse" (the clipping range that minimises the int8 quantization error of
+the observed values). Values are kept as a bounded random subsample per tensor.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ..errors import BadInput
+from ..ir import Graph
+from ..reference.float_exec import run_float
+
+METHODS = ("minmax", "percentile", "mse")
+DEFAULT_METHOD = "minmax"
+RESERVOIR = 1 << 16
+SYNTHETIC_SAMPLES = 16
+
+
+class TensorStats:
+    def __init__(self, rng: np.random.Generator):
+        self.min = np.inf
+        self.max = -np.inf
+        self.values: list[np.ndarray] = []
+        self.count = 0
+        self.rng = rng
+
+    def observe(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float32).ravel()
+        if x.size == 0:
+            return
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        take = min(x.size, RESERVOIR // 4)
+        self.values.append(x if take == x.size else self.rng.choice(x, take, replace=False))
+        self.count += 1
+        if sum(v.size for v in self.values) > 2 * RESERVOIR:
+            pool = np.concatenate(self.values)
+            self.values = [self.rng.choice(pool, RESERVOIR, replace=False)]
+
+    def range(self, method: str) -> tuple[float, float]:
+        if method == "minmax" or not self.values:
+            return self.min, self.max
+        v = np.concatenate(self.values)
+        if method == "percentile":
+            lo, hi = np.percentile(v, [0.01, 99.99])
+            return float(min(lo, 0.0)), float(max(hi, 0.0))
+        if method == "mse":
+            return mse_range(v, self.min, self.max)
+        raise ValueError(method)
+
+
+def mse_range(v: np.ndarray, vmin: float, vmax: float, steps: int = 48) -> tuple[float, float]:
+    """Shrink [min, max] toward 0 by a common factor; keep the factor with the least int8 MSE."""
+    from .params import choose_qparams
+
+    vmin, vmax = min(vmin, 0.0), max(vmax, 0.0)
+    best, best_err = (vmin, vmax), np.inf
+    for f in np.linspace(1.0, 0.3, steps):
+        lo, hi = vmin * f, vmax * f
+        qp = choose_qparams(lo, hi)
+        s, zp = float(qp.scale), int(qp.zero_point)
+        q = np.clip(np.round(v / s) + zp, -128, 127)
+        err = float(np.mean(((q - zp) * s - v) ** 2))
+        if err < best_err:
+            best, best_err = (lo, hi), err
+    return best
+
+
+def load_calibration(path: str | Path, g: Graph, logical_shapes: Mapping[str, tuple]) -> list[dict[str, np.ndarray]]:
+    """Samples from .npy (leading sample axis, one-input models) or .npz keyed by input name."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"calibration file {str(p)!r} does not exist")
+    try:
+        data = np.load(p, allow_pickle=False)
+    except Exception as exc:
+        raise BadInput(f"calibration file {str(p)!r} is not a .npy/.npz file ({exc})") from None
+    if isinstance(data, np.ndarray):
+        if len(g.inputs) != 1:
+            raise BadInput(f"the model has {len(g.inputs)} inputs; give calibration data as .npz keyed by input name")
+        arrays = {g.inputs[0]: data}
+    else:
+        missing = [n for n in g.inputs if n not in data.files]
+        if missing:
+            raise BadInput(f"calibration file {str(p)!r} has no array for input(s) {missing} (has {data.files})")
+        arrays = {n: data[n] for n in g.inputs}
+    samples = None
+    for name, arr in arrays.items():
+        want = tuple(logical_shapes[name])
+        if arr.shape[1:] == want[1:] and want[0] == 1:
+            n = arr.shape[0]
+            arr = arr.reshape((n,) + want)
+        elif arr.shape[1:] == want:
+            n = arr.shape[0]
+        else:
+            raise BadInput(f"calibration data for {name!r} has shape {arr.shape}; expected (samples,) + {want}")
+        samples = n if samples is None else min(samples, n)
+        arrays[name] = arr.astype(np.float32)
+    if not samples:
+        raise BadInput(f"calibration file {str(p)!r} holds no samples")
+    return [{name: arrays[name][i] for name in g.inputs} for i in range(samples)]
+
+
+def synthetic_samples(g: Graph, logical_shapes: Mapping[str, tuple], count: int = SYNTHETIC_SAMPLES,
+                      seed: int = 0) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{n: rng.standard_normal(logical_shapes[n]).astype(np.float32) for n in g.inputs} for _ in range(count)]
+
+
+def collect_stats(g: Graph, samples: Iterable[Mapping[str, np.ndarray]], progress: bool = True) -> dict[str, TensorStats]:
+    rng = np.random.default_rng(1234)
+    stats: dict[str, TensorStats] = {}
+
+    def observe(name, value):
+        stats.setdefault(name, TensorStats(rng)).observe(value)
+
+    samples = list(samples)
+    step = max(1, len(samples) // 10)
+    for i, s in enumerate(samples):
+        for name in g.inputs:
+            v = np.asarray(s[name], dtype=np.float32)
+            perm = g.tensors[name].perm
+            observe(name, v if perm is None else v.transpose(perm))
+        run_float(g, s, observe=observe)
+        if progress and len(samples) >= 50 and (i + 1) % step == 0:
+            print(f"tinycc: calibrating {i + 1}/{len(samples)} samples", file=sys.stderr, flush=True)
+    return stats

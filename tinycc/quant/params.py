@@ -1,0 +1,77 @@
+"""Quantization parameter arithmetic of the TFLite int8 scheme (quantization.md §2.1-2.2)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..golden.arith import round_half_away
+from ..ir import QuantParams
+
+QMIN, QMAX = -128, 127
+MIN_RANGE = 1e-6  # a tensor that is constant zero still gets a usable scale
+
+
+def choose_qparams(rmin: float, rmax: float) -> QuantParams:
+    """TFLite ChooseQuantizationParams for int8: range extended to include 0, zero point nudged
+    so that real 0 is exactly representable."""
+    rmin, rmax = min(float(rmin), 0.0), max(float(rmax), 0.0)
+    if rmax - rmin < MIN_RANGE:
+        rmax = rmin + MIN_RANGE
+    scale = np.float32((rmax - rmin) / (QMAX - QMIN))
+    s = float(scale)
+    zp_from_min = QMIN - rmin / s
+    zp_from_max = QMAX - rmax / s
+    err_min = abs(QMIN) + abs(rmin / s)
+    err_max = abs(QMAX) + abs(rmax / s)
+    zp = zp_from_min if err_min < err_max else zp_from_max
+    zp = int(np.clip(round_half_away(zp), QMIN, QMAX))
+    return QuantParams(np.array(scale, dtype=np.float32), np.array(zp, dtype=np.int32))
+
+
+def fixed_qparams(scale: float, zp: int) -> QuantParams:
+    return QuantParams(np.array(scale, dtype=np.float32), np.array(zp, dtype=np.int32))
+
+
+def quantize_weights_per_channel(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, QuantParams]:
+    """Symmetric int8 per output channel, values in [-127, 127], zero point 0."""
+    w = w.astype(np.float64)
+    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    absmax = np.abs(moved).max(axis=1)
+    scale = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(round_half_away(w / scale.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
+    return q, QuantParams(scale, np.zeros_like(scale, dtype=np.int32), axis)
+
+
+def quantize_bias(b: np.ndarray, in_scale: float, w_scale: np.ndarray) -> np.ndarray:
+    s = np.float64(np.float32(in_scale)) * w_scale.astype(np.float64)
+    q = round_half_away(b.astype(np.float64) / s)
+    return np.clip(q, -(2**31) + 1, 2**31 - 1).astype(np.int32)
+
+
+def quantize(x: np.ndarray, qp: QuantParams) -> np.ndarray:
+    """Float -> int8 with round half away from zero, per tensor."""
+    s, zp = qp.scalar()
+    return np.clip(round_half_away(np.asarray(x, dtype=np.float64) / np.float64(s)) + zp, QMIN, QMAX).astype(np.int8)
+
+
+def dequantize(q: np.ndarray, qp: QuantParams) -> np.ndarray:
+    s, zp = qp.scalar()
+    return ((q.astype(np.float32) - np.float32(zp)) * np.float32(s)).astype(np.float32)
+
+
+def quantize_const_per_tensor(x: np.ndarray) -> tuple[np.ndarray, QuantParams]:
+    qp = choose_qparams(float(x.min()), float(x.max()))
+    return quantize(x, qp), qp
+
+
+def act_range(act: dict | None, qp: QuantParams) -> tuple[int, int]:
+    """Fused Relu/Clip as an int8 clamp, as TFLite's CalculateActivationRangeQuantized."""
+    s, zp = qp.scalar()
+    lo, hi = QMIN, QMAX
+    if act:
+        if act.get("min") is not None:
+            lo = max(lo, zp + int(round_half_away(act["min"] / s)))
+        if act.get("max") is not None:
+            hi = min(hi, zp + int(round_half_away(act["max"] / s)))
+    return lo, hi

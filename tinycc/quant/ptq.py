@@ -1,0 +1,40 @@
+"""int8 post-training quantization: give every activation tensor its (scale, zero point).
+
+Per-tensor asymmetric int8 activations from calibration ranges; ops whose output must share the
+input's quantization (pools, reshapes, data movement) or have a fixed one (softmax, sigmoid,
+tanh) say so through OpDef.int8_output (see ops/registry.py). Weights and biases are quantized
+when the graph is lowered (per output channel, symmetric), from the input scale fixed here.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from ..errors import Unsupported
+from ..ir import Graph
+from ..ops.registry import OPS
+from .calibrate import TensorStats
+from .params import choose_qparams, fixed_qparams
+
+
+def assign_qparams(g: Graph, stats: Mapping[str, TensorStats], method: str) -> Graph:
+    q = g.copy()
+    for name in q.inputs:
+        t = q.tensors[name]
+        if t.quant is None:
+            t.quant = choose_qparams(*stats[name].range(method))
+    for node in q.nodes:
+        rule = OPS[node.op].int8_output(q, node)
+        for out in node.outputs:
+            t = q.tensors[out]
+            if t.quant is not None:  # pre-quantized (QDQ) models carry their own
+                continue
+            if rule == "calibrated":
+                if out not in stats:
+                    raise Unsupported(f"no calibration statistics for tensor {out!r}")
+                t.quant = choose_qparams(*stats[out].range(method))
+            elif rule == "same_as_input":
+                t.quant = q.tensors[node.inputs[0]].quant
+            else:
+                _, scale, zp = rule
+                t.quant = fixed_qparams(scale, zp)
+    return q
