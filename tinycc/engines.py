@@ -1,22 +1,141 @@
 """Execution engines behind `tinycc run`: float reference, int8 golden model, generated C."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from .errors import BadInput, Unsupported
+from .errors import BadInput
 from .ir import Graph
 from .reference.float_exec import run_float
 
 ENGINES = ("float", "int8", "c")
 
 
+class CompiledModel:
+    """A float graph quantized and lowered once; runs on the golden model or the generated C."""
+
+    def __init__(self, g: Graph, opts, warn=None):
+        from .compiler import build_program
+        from .memory.lifetimes import plan_memory
+
+        self.graph = g
+        self.program = build_program(g, opts, warn)
+        self.mem = plan_memory(self.program)
+        self._tmp = None
+        self._exe = {}
+
+    def quantize_inputs(self, inputs):
+        from .lower import quantize_inputs
+
+        return quantize_inputs(self.program, inputs)
+
+    def run_int8(self, inputs, observe=None):
+        from .reference.int_exec import run_int8
+
+        return run_int8(self.program, self.quantize_inputs(inputs), observe)
+
+    def executable(self, trace: bool = False) -> Path:
+        from .codegen.emit import generate_project, write_files
+        from .sim.host import build
+
+        if trace not in self._exe:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="tinycc_c_")
+                write_files(generate_project(self.program, self.mem, "model", self.graph.name), Path(self._tmp.name))
+            self._exe[trace] = build(Path(self._tmp.name), "model", "trace" if trace else "all")
+        return self._exe[trace]
+
+    def run_c(self, inputs, trace: bool = False):
+        from .sim.host import run_harness
+
+        return run_harness(self.executable(trace), self.program, self.quantize_inputs(inputs), trace=trace)
+
+    def logical(self, name: str, value: np.ndarray, dequantize: bool) -> np.ndarray:
+        from .quant.params import dequantize as deq
+        from .reference.int_exec import to_logical
+
+        v = to_logical(self.program, name, value)
+        return deq(v, self.program.tensors[name].quant) if dequantize else v
+
+
 def run_engine(g: Graph, inputs: Mapping[str, np.ndarray], engine: str, args) -> dict[str, np.ndarray]:
     if engine == "float":
         return run_float(g, {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()})
-    raise Unsupported(f"engine {engine!r} is not available yet")
+    from .compiler import QuantOptions
+
+    model = CompiledModel(g, QuantOptions.from_args(args))
+    outs = model.run_int8(inputs) if engine == "int8" else model.run_c(inputs)[0]
+    return {k: model.logical(k, v, args.dequantize) for k, v in outs.items()}
+
+
+def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:
+    ref = ref.astype(np.float64)
+    noise = np.sum((ref - test.astype(np.float64)) ** 2)
+    signal = np.sum(ref ** 2)
+    if noise == 0:
+        return float("inf")
+    return float(10 * np.log10(signal / noise)) if signal > 0 else float("-inf")
 
 
 def compare_engines(g: Graph, inputs, engines, args) -> str:
-    raise Unsupported("--compare is not available yet")
+    """Per-layer table of SQNR and max error between two engines; points at the first divergence."""
+    from .compiler import QuantOptions
+    from .inspect import safe_text
+
+    engines = [e.strip() for e in engines]
+    if len(engines) != 2 or any(e not in ENGINES for e in engines) or engines[0] == engines[1]:
+        raise BadInput(f"--compare takes two different engines from {', '.join(ENGINES)}, e.g. float,int8")
+    model = CompiledModel(g, QuantOptions.from_args(args))
+    per_engine = {}
+    for e in engines:
+        per_engine[e] = _layer_values(model, inputs, e)
+    a, b = per_engine[engines[0]], per_engine[engines[1]]
+    lines = [f"{'#':>3}  {'layer':<36} {'op':<18} {'SQNR dB':>9} {'max err':>12} {'max err LSB':>11}",
+             "-" * 94]
+    first_bad = None
+    exact = "float" not in engines
+    for k, step in enumerate(model.program.steps):
+        out = step.outputs[0]
+        if out not in a or out not in b:
+            continue
+        va, vb = a[out], b[out]
+        scale, _ = model.program.tensors[out].quant.scalar()
+        err = float(np.max(np.abs(va.astype(np.float64) - vb.astype(np.float64)))) if va.size else 0.0
+        lsb = err / scale if not exact else err
+        s = sqnr_db(va, vb)
+        bad = (err > 0) if exact else (s < 20.0)
+        if bad and first_bad is None:
+            first_bad = (k, step)
+        mark = "  <- first divergence" if first_bad and first_bad[0] == k else ""
+        lines.append(f"{k:>3}  {safe_text(step.onnx_name or step.node, 36):<36} {step.op:<18} {s:>9.2f} "
+                     f"{err:>12.6g} {lsb:>11.2f}{mark}")
+    if first_bad is None:
+        lines.append("no divergence: " + ("bit-exact" if exact else "every layer above 20 dB SQNR"))
+    else:
+        k, step = first_bad
+        lines.append(f"first divergence at step {k}: {step.op} {safe_text(step.onnx_name or step.node)!r}")
+    return "\n".join(lines)
+
+
+def _layer_values(model: CompiledModel, inputs, engine: str) -> dict[str, np.ndarray]:
+    """Every step output as dequantized float (physical layout), for one engine."""
+    from .quant.params import dequantize
+
+    prog = model.program
+    values: dict[str, np.ndarray] = {}
+    if engine == "float":
+        run_float(model.graph, {k: np.asarray(v, np.float32) for k, v in inputs.items()},
+                  observe=lambda name, v: values.__setitem__(name, np.asarray(v, np.float64).reshape(-1)))
+        return values
+    if engine == "int8":
+        raw = {}
+        model.run_int8(inputs, observe=lambda name, v: raw.__setitem__(name, v))
+    else:
+        _, trace = model.run_c(inputs, trace=True)
+        raw = {prog.steps[k].outputs[0]: v for k, v in trace.items()}
+    for name, v in raw.items():
+        values[name] = dequantize(v.reshape(-1), prog.tensors[name].quant).astype(np.float64)
+    return values

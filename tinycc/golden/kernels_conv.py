@@ -72,7 +72,7 @@ def _check_window_geometry(p) -> None:
 
 @dataclass(frozen=True)
 class Conv2dParams:
-    """tc_conv2d_params: regular / grouped convolution; weights OHWI [out_c][k_h][k_w][in_c/groups]."""
+    """tc_conv2d_params: regular or grouped conv; weights OHWI [out_c][k_h][k_w][in_c/groups]."""
 
     C_STRUCT: ClassVar[str] = "tc_conv2d_params"
     in_h: int
@@ -105,7 +105,7 @@ class Conv2dParams:
 
 @dataclass(frozen=True)
 class DwConv2dParams:
-    """tc_dwconv2d_params: depthwise convolution; weights [k_h][k_w][out_c], oc = ic*depth_mult + m."""
+    """tc_dwconv2d_params: depthwise conv; weights [k_h][k_w][out_c], oc = ic*depth_mult + m."""
 
     C_STRUCT: ClassVar[str] = "tc_dwconv2d_params"
     in_h: int
@@ -137,7 +137,7 @@ class DwConv2dParams:
 
 @dataclass(frozen=True)
 class FcParams:
-    """tc_fc_params: `rows` input vectors [rows][in_features]; weights [out_features][in_features]."""
+    """tc_fc_params: input [rows][in_features], weights [out_features][in_features]."""
 
     C_STRUCT: ClassVar[str] = "tc_fc_params"
     rows: int

@@ -1,0 +1,138 @@
+"""Build the view-model of a generated project and render the templates.
+
+Templates stay dumb: every value they print is computed here. Everything taken from the model
+(names) goes through c_identifier() or c_comment() first: a model file is untrusted input.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from .. import __version__
+from ..memory.lifetimes import MemoryPlan, scratch_name
+from ..program import Program
+from ..resources import data_dir
+
+_CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t",
+           np.dtype(np.uint8): "uint8_t"}
+_COMMENT_SAFE = re.compile(r"[^A-Za-z0-9_.:,;=+\-\[\]() ]")
+
+
+def c_comment(text: str, limit: int = 60) -> str:
+    """Text safe inside a /* */ comment: no '*/', no newlines, ASCII only."""
+    text = _COMMENT_SAFE.sub("_", str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def c_float(x: float) -> str:
+    return f"{float(np.float32(x)):.9g}f".replace("inf", "INFINITY")
+
+
+def _param_value(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return "{" + ", ".join(str(int(e)) for e in v) + "}"
+    return str(int(v))
+
+
+def _array_lines(data: np.ndarray, per_line: int) -> list[str]:
+    flat = data.ravel()
+    return [", ".join(str(int(v)) for v in flat[i:i + per_line]) for i in range(0, flat.size, per_line)]
+
+
+def _runtime_sources(kernels: set[str]) -> tuple[list[str], list[str]]:
+    """The runtime .c files that define the used kernels (found by their definitions), all headers."""
+    rt = data_dir("runtime_c")
+    sources = []
+    for f in sorted(rt.glob("*.c")):
+        text = f.read_text()
+        if any(re.search(rf"^tc_status\s+{k}\s*\(", text, re.M) for k in kernels):
+            sources.append(f.name)
+    headers = sorted(f.name for f in rt.glob("*.h"))
+    return sources, headers
+
+
+def _shape_text(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _io_view(program: Program, mem: MemoryPlan, names: list[str], kind: str) -> list[dict]:
+    out = []
+    for i, name in enumerate(names):
+        info = program.tensors[name]
+        s, zp = info.quant.scalar()
+        layout = "NHWC" if info.perm == (0, 2, 3, 1) else "row-major"
+        out.append(dict(index=i, var=f"{kind}{i}", comment=c_comment(name), size=info.size,
+                        shape=_shape_text(info.shape), layout=layout, scale=c_float(s), zp=int(zp),
+                        offset=mem.offsets[name]))
+    return out
+
+
+def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str) -> dict:
+    blobs = []
+    for name, data in program.blobs.items():
+        per_line = 16 if data.dtype.itemsize == 1 else 8
+        blobs.append(dict(name=f"{prefix}_{name}", ctype=_CTYPES[data.dtype], count=data.size,
+                          lines=_array_lines(data, per_line)))
+    steps = []
+    kernels = set()
+    for k, step in enumerate(program.steps):
+        kernels.add(step.kernel)
+        args = []
+        for a in step.args:
+            if a.kind in ("in", "out"):
+                args.append(f"A({mem.offsets[a.ref]})")
+            elif a.kind == "const":
+                args.append(f"{prefix}_{a.ref}")
+            elif a.kind == "scratch":
+                args.append(f"A({mem.offsets[scratch_name(k)]})")
+        out = step.outputs[0] if step.outputs else ""
+        out_info = program.tensors[out] if out else None
+        params = None
+        if step.params is not None:
+            params = dict(type=step.params.C_STRUCT, name=f"{step.name}_params",
+                          fields=[(f.name, _param_value(getattr(step.params, f.name)))
+                                  for f in dataclasses.fields(step.params)])
+        steps.append(dict(index=k, name=step.name, kernel=step.kernel, op=step.op,
+                          onnx=c_comment(step.onnx_name or step.node), params=params, args=args,
+                          out_offset=mem.offsets[out] if out else 0, out_size=out_info.size if out_info else 0,
+                          out_shape=_shape_text(out_info.shape) if out_info else "", note=c_comment(step.note)))
+    sources, headers = _runtime_sources(kernels)
+    return dict(
+        version=__version__, source=c_comment(source_name), prefix=prefix, PREFIX=prefix.upper(),
+        arena_bytes=max(mem.arena_bytes, 16), inputs=_io_view(program, mem, program.inputs, "input"),
+        outputs=_io_view(program, mem, program.outputs, "output"), steps=steps, blobs=blobs,
+        runtime_sources=sources, runtime_headers=headers, quant=program.quant_scheme,
+    )
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True, autoescape=False)
+
+
+TEMPLATES = {"model.h": "model.h.j2", "model.c": "model.c.j2", "weights.h": "weights.h.j2",
+             "weights.c": "weights.c.j2", "main.c": "main.c.j2", "Makefile": "Makefile.j2",
+             "CMakeLists.txt": "CMakeLists.txt.j2"}
+
+
+def generate_project(program: Program, mem: MemoryPlan, prefix: str, source_name: str) -> dict[str, bytes]:
+    """All files of the project: relative path -> content."""
+    vm = view_model(program, mem, prefix, source_name)
+    env = _environment()
+    files = {path: env.get_template(tpl).render(**vm).encode() for path, tpl in TEMPLATES.items()}
+    rt = data_dir("runtime_c")
+    for name in vm["runtime_sources"] + vm["runtime_headers"]:
+        files[f"runtime/{name}"] = (rt / name).read_bytes()
+    return files
+
+
+def write_files(files: dict[str, bytes], root: Path) -> None:
+    for rel, content in sorted(files.items()):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)

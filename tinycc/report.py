@@ -1,0 +1,69 @@
+"""report.json / report.md of a compiled model. Field names are a stable interface."""
+from __future__ import annotations
+
+from .memory.lifetimes import MemoryPlan
+from .program import Program
+
+
+def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int | None, source: str) -> dict:
+    from . import __version__
+
+    layers = []
+    for k, step in enumerate(program.steps):
+        out = step.outputs[0] if step.outputs else None
+        info = program.tensors[out] if out else None
+        weight_bytes = sum(program.blobs[a.ref].nbytes for a in step.args if a.kind == "const")
+        layers.append({
+            "name": step.onnx_name or step.node,
+            "op": step.op,
+            "kernel": step.kernel,
+            "output_shape": list(info.logical_shape) if info else [],
+            "macs": int(step.macs),
+            "weight_bytes": int(weight_bytes),
+            "live_bytes": int(mem.live_bytes[k]),
+            "scratch_bytes": int(step.scratch_bytes),
+        })
+    params = sum(int(b.size) for name, b in program.blobs.items() if name.endswith("_w") or "_w_" in name)
+    return {
+        "tinycc_version": __version__,
+        "model": source,
+        "quant": program.quant_scheme,
+        "peak_sram_bytes": int(mem.arena_bytes),
+        "arena_bytes": int(mem.arena_bytes),
+        "io_outside_arena_bytes": 0,
+        "lower_bound_bytes": int(mem.plan.lower_bound),
+        "planner": mem.plan.planner,
+        "planner_candidates": {k: int(v) for k, v in mem.plan.candidates.items()},
+        "flash_bytes": int(program.flash_bytes),
+        "sram_budget_bytes": sram,
+        "flash_budget_bytes": flash,
+        "macs": int(program.macs),
+        "params": params,
+        "inputs": [_io(program, t) for t in program.inputs],
+        "outputs": [_io(program, t) for t in program.outputs],
+        "layers": layers,
+    }
+
+
+def _io(program: Program, name: str) -> dict:
+    info = program.tensors[name]
+    s, zp = info.quant.scalar()
+    return {"name": name, "shape": list(info.shape), "logical_shape": list(info.logical_shape),
+            "layout": "NHWC" if info.perm == (0, 2, 3, 1) else "row-major", "scale": float(s), "zero_point": int(zp)}
+
+
+def render_markdown(r: dict) -> str:
+    lines = [f"# tinycc report: {r['model']}", "",
+             f"| figure | value |", "|---|---|",
+             f"| peak SRAM (arena, I/O inside) | {r['peak_sram_bytes']:,} B |",
+             f"| lower bound (max live bytes) | {r['lower_bound_bytes']:,} B |",
+             f"| planner | {r['planner']} |",
+             f"| flash (weights + constants) | {r['flash_bytes']:,} B |",
+             f"| MACs | {r['macs']:,} |", f"| params | {r['params']:,} |", f"| quantization | {r['quant']} |", "",
+             "| # | layer | op | kernel | output | MACs | weight B | live B |", "|---|---|---|---|---|---|---|---|"]
+    for i, l in enumerate(r["layers"]):
+        name = "".join(c if c.isprintable() and c not in "|`<>" else "?" for c in l["name"])[:40]
+        shape = "x".join(str(d) for d in l["output_shape"])
+        lines.append(f"| {i} | {name} | {l['op']} | {l['kernel']} | {shape} | {l['macs']:,} | "
+                     f"{l['weight_bytes']:,} | {l['live_bytes']:,} |")
+    return "\n".join(lines) + "\n"

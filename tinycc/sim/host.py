@@ -1,0 +1,69 @@
+"""Build a generated project with the host C compiler and run its harness on int8 tensors."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import TinyccError
+from ..program import Program
+
+STRICT_CFLAGS = "-std=c99 -O2 -Wall -Wextra -Werror -pedantic"
+
+
+class BuildError(TinyccError):
+    """The generated C did not build or run (exit code 70: a tinycc bug)."""
+
+
+def c_compiler() -> str:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        raise BuildError("no host C compiler found (set CC, or install gcc or clang)")
+    return cc
+
+
+def build(project: Path, prefix: str, target: str = "all", cflags: str = STRICT_CFLAGS, cc: str | None = None,
+          extra: str = "") -> Path:
+    env = dict(os.environ, CC=cc or c_compiler(), CFLAGS=f"{cflags} {extra}".strip())
+    r = subprocess.run(["make", "-s", "-C", str(project), target], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildError(f"building the generated project failed:\n{r.stdout}{r.stderr}")
+    return project / (f"{prefix}_trace" if target == "trace" else f"{prefix}_host")
+
+
+def run_harness(exe: Path, program: Program, inputs: Mapping[str, np.ndarray], trace: bool = False,
+                env: dict | None = None) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+    """inputs: physical int8 arrays. Returns (outputs by name, trace by step index)."""
+    with tempfile.TemporaryDirectory(prefix="tinycc_run_") as tmp:
+        tmp = Path(tmp)
+        args = [str(exe)]
+        if trace:
+            args += ["--trace", str(tmp / "trace.bin")]
+        for i, name in enumerate(program.inputs):
+            p = tmp / f"in{i}.bin"
+            p.write_bytes(np.ascontiguousarray(inputs[name], dtype=np.int8).tobytes())
+            args.append(str(p))
+        outs = [tmp / f"out{i}.bin" for i in range(len(program.outputs))]
+        args += [str(p) for p in outs]
+        r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+        if r.returncode != 0:
+            raise BuildError(f"the generated program failed (exit {r.returncode}):\n{r.stdout}{r.stderr}")
+        if r.stderr.strip():
+            raise BuildError(f"the generated program reported problems:\n{r.stderr}")
+        results = {}
+        for name, p in zip(program.outputs, outs):
+            results[name] = np.frombuffer(p.read_bytes(), dtype=np.int8).reshape(program.tensors[name].shape)
+        steps = {}
+        if trace:
+            data = (tmp / "trace.bin").read_bytes()
+            pos = 0
+            while pos < len(data):
+                step, size = np.frombuffer(data[pos:pos + 8], dtype=np.int32)
+                steps[int(step)] = np.frombuffer(data[pos + 8:pos + 8 + size], dtype=np.int8).copy()
+                pos += 8 + int(size)
+        return results, steps
