@@ -1,7 +1,6 @@
 """Lower a quantized IR graph to a Program of int8 kernel calls (see program.py)."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -11,7 +10,8 @@ from .golden.arith import quantize_multiplier, quantize_multiplier_array
 from .ir import Graph, Node, QuantParams, Tensor
 from .ops.registry import OPS
 from .program import Arg, Program, Step, TensorInfo, c_identifier
-from .quant.params import quantize, quantize_const_per_tensor, quantize_weights_per_channel
+from .golden.arith import round_half_away
+from .quant.params import quantize, quantize_bias, quantize_const_per_tensor
 
 
 class LowerCtx:
@@ -31,10 +31,10 @@ class LowerCtx:
         return t.quant.scalar()
 
     def hwc(self, name: str) -> tuple[int, int, int]:
-        """(H, W, C) of an NHWC activation with batch 1."""
+        """(H, W, C) of a 4-D activation consumed or produced by an NHWC kernel, batch 1."""
         t = self.g.tensors[name]
-        if len(t.shape) != 4 or t.layout != "NHWC":
-            raise Unsupported(f"tensor {name!r} of shape {t.shape} is not an NHWC image")
+        if len(t.shape) != 4:
+            raise Unsupported(f"tensor {name!r} of shape {t.shape} is not an image")
         if t.shape[0] != 1:
             raise Unsupported(f"tensor {name!r} has batch {t.shape[0]}; int8 code is generated for batch 1")
         return t.shape[1], t.shape[2], t.shape[3]
@@ -46,22 +46,28 @@ class LowerCtx:
     def blob(self, data: np.ndarray, node: Node, role: str) -> str:
         return self.program.add_blob(data, f"{self.step_base(node)}_{role}")
 
-    def weights(self, name: str, axis: int = 0) -> tuple[np.ndarray, QuantParams]:
-        """int8 weights and their per-channel params (pre-quantized tensors are used as they are)."""
-        t = self.g.tensors[name]
+    def weights_and_bias(self, wname: str, bname: str, in_scale: float) -> tuple[np.ndarray, QuantParams, np.ndarray]:
+        """int8 weights (per output channel, axis 0), their params, and the int32 bias.
+
+        Pre-quantized tensors (QDQ models) are used as they are. Otherwise weights are symmetric
+        int8 with scale max|w|/127, raised where needed so that |bias_q| <= 2^28: a tiny weight
+        scale under a large bias (dead channels) would otherwise overflow the int32 accumulator.
+        """
+        t = self.g.tensors[wname]
+        channels = t.shape[0]
+        b = self.g.tensors[bname] if bname else None
         if t.dtype == "int8" and t.quant is not None:
-            return t.data, t.quant
-        return quantize_weights_per_channel(t.data, axis)
-
-    def bias(self, name: str, in_scale: float, w_scale: np.ndarray, channels: int) -> np.ndarray:
-        from .quant.params import quantize_bias
-
-        if not name:
-            return np.zeros(channels, dtype=np.int32)
-        t = self.g.tensors[name]
-        if t.dtype == "int32":
-            return t.data.astype(np.int32).reshape(channels)
-        return quantize_bias(t.data.reshape(channels), in_scale, np.broadcast_to(w_scale, (channels,)))
+            bias = b.data.astype(np.int32).reshape(channels) if b is not None else np.zeros(channels, np.int32)
+            return t.data, t.quant, bias
+        w = t.data.astype(np.float64)
+        bf = b.data.astype(np.float64).reshape(channels) if b is not None else np.zeros(channels)
+        absmax = np.abs(w.reshape(channels, -1)).max(axis=1)
+        scale = np.maximum(absmax / 127.0, np.abs(bf) / (np.float64(np.float32(in_scale)) * 2.0**28))
+        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        shape = (-1,) + (1,) * (w.ndim - 1)
+        q = np.clip(round_half_away(w / scale.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
+        qp = QuantParams(scale, np.zeros(channels, dtype=np.int32), 0)
+        return q, qp, quantize_bias(bf, in_scale, scale)
 
     def const_operand(self, name: str, node: Node) -> tuple[str, float, int]:
         """An element-wise constant operand as an int8 blob with its own per-tensor params."""

@@ -31,7 +31,10 @@ class TensorInfo:
 
 @dataclass
 class Arg:
-    """One C argument after the params pointer. kind: in | const | out | scratch."""
+    """One C argument after the params pointer. kind: in | const | out | update | scratch.
+
+    "update" is an output that an earlier step created and this one completes (a concat part):
+    the golden receives its current value and returns the new one."""
 
     kind: str
     ref: str  # tensor name (in/out), blob name (const), or "" (scratch)
@@ -58,7 +61,7 @@ class Step:
 
     @property
     def outputs(self) -> list[str]:
-        return [a.ref for a in self.args if a.kind == "out"]
+        return [a.ref for a in self.args if a.kind in ("out", "update")]
 
     @property
     def scratch_bytes(self) -> int:

@@ -29,7 +29,11 @@ def c_comment(text: str, limit: int = 60) -> str:
 
 
 def c_float(x: float) -> str:
-    return f"{float(np.float32(x)):.9g}f".replace("inf", "INFINITY")
+    """A float32 literal that round-trips exactly (9 significant digits)."""
+    text = f"{float(np.float32(x)):.9g}"
+    if not any(c in text for c in ".en"):
+        text += ".0"
+    return text + "f"
 
 
 def _param_value(v) -> str:
@@ -83,7 +87,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str)
         kernels.add(step.kernel)
         args = []
         for a in step.args:
-            if a.kind in ("in", "out"):
+            if a.kind in ("in", "out", "update"):
                 args.append(f"A({mem.offsets[a.ref]})")
             elif a.kind == "const":
                 args.append(f"{prefix}_{a.ref}")

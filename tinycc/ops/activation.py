@@ -102,3 +102,33 @@ def import_cast(ctx, onode, attrs):
         ctx.alias(onode.input[0], onode.output[0], onode)
         return
     raise unsupported(onode, f"Cast from {src} to {np.dtype(to)} on a run-time tensor")
+
+
+# ---- int8: every activation is a 256-entry lookup table built offline ----------------------------
+_FIXED_OUTPUT = {"Sigmoid": ("fixed", 1.0 / 256.0, -128), "Tanh": ("fixed", 1.0 / 128.0, 0)}
+
+
+def _int8_output(self, g, node):
+    if self.name == "Identity":
+        return "same_as_input"
+    return _FIXED_OUTPUT.get(self.name, "calibrated")
+
+
+def _lower_unary_int8(self, lc, node):
+    from ..golden import kernels_eltwise as E
+    from ..program import Arg
+
+    x, y = node.inputs[0], node.outputs[0]
+    if self.name == "Identity":
+        lc.view(y, x)
+        return
+    s_in, z_in = lc.qp(x)
+    s_out, z_out = lc.qp(y)
+    table = E.make_lut(lambda v: FLOAT_FUNCS[self.name](v, node.attrs), s_in, z_in, s_out, z_out)
+    p = E.LutParams(size=lc.tensor(x).size)
+    lc.add_step(node, "tc_lut_s8", p, [Arg("const", lc.blob(table, node, "lut")), Arg("in", x), Arg("out", y)],
+                lambda t, xv: E.lut_s8(p, t, xv), inplace_input=0, note="lookup table")
+
+
+_Unary.int8_output = _int8_output
+_Unary.lower_int8 = _lower_unary_int8

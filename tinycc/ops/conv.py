@@ -139,8 +139,7 @@ def _lower_conv_int8(self, lc, node):
     oh, ow, oc = lc.hwc(y)
     s_in, zp_in = lc.qp(x)
     s_out, zp_out = lc.qp(y)
-    wq, wqp = lc.weights(node.inputs[1], axis=0)  # OHWI
-    bias = lc.bias(bname, s_in, wqp.scale, oc)
+    wq, wqp, bias = lc.weights_and_bias(node.inputs[1], bname, s_in)  # OHWI
     mult, shift = requant_arrays(s_in, wqp.scale, s_out, oc)
     act_min, act_max = act_range(a.get("act"), lc.tensor(y).quant)
     (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["strides"], a["dilations"]

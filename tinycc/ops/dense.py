@@ -104,9 +104,8 @@ def _lower_dense_int8(self, lc, node):
     in_f = xt.shape[-1]
     s_in, zp_in = lc.qp(x)
     s_out, zp_out = lc.qp(y)
-    wq, wqp = lc.weights(node.inputs[1], axis=0)
+    wq, wqp, bias = lc.weights_and_bias(node.inputs[1], bname, s_in)
     out_f = wq.shape[0]
-    bias = lc.bias(bname, s_in, wqp.scale, out_f)
     mult, shift = requant_arrays(s_in, wqp.scale, s_out, out_f)
     act_min, act_max = act_range(node.attrs.get("act"), lc.tensor(y).quant)
     p = K.FcParams(rows=rows, in_features=in_f, out_features=out_f, in_zp=zp_in, out_zp=zp_out,

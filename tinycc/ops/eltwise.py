@@ -34,3 +34,46 @@ def import_binary(ctx, onode, attrs):
 
             raise unsupported(onode, f"{t.dtype} operand {name!r} (float tensors expected)")
     ctx.add(onode.op_type, [a, b], [onode.output[0]], onode, act=None)
+
+
+# ---- int8 ---------------------------------------------------------------------------------------
+def _operand(lc, node, name):
+    """(argument, scale, zero point, physical shape) of an operand, constants as int8 blobs."""
+    from ..program import Arg
+
+    if lc.is_const(name):
+        blob, s, zp = lc.const_operand(name, node)
+        return Arg("const", blob), s, zp, lc.tensor(name).shape
+    s, zp = lc.qp(name)
+    return Arg("in", name), s, zp, lc.tensor(name).shape
+
+
+def _lower_binary_int8(self, lc, node):
+    from ..golden import kernels_eltwise as E
+    from ..program import Arg
+    from ..quant.params import act_range
+
+    if self.name == "Div":
+        raise unsupported_int8(node, "division by a run-time tensor")
+    y = node.outputs[0]
+    (a1, s1, z1, sh1), (a2, s2, z2, sh2) = (_operand(lc, node, t) for t in node.inputs)
+    s_out, z_out = lc.qp(y)
+    out_shape = lc.tensor(y).shape
+    lo, hi = act_range(node.attrs.get("act"), lc.tensor(y).quant)
+    make, fn, kernel = {"Add": (E.make_add_params, E.add_s8, "tc_add_s8"),
+                        "Sub": (E.make_sub_params, E.sub_s8, "tc_sub_s8"),
+                        "Mul": (E.make_mul_params, E.mul_s8, "tc_mul_s8")}[self.name]
+    try:
+        p = make(s1, z1, s2, z2, s_out, z_out, sh1, sh2, out_shape, act_min=lo, act_max=hi)
+    except ValueError as exc:
+        raise unsupported_int8(node, str(exc)) from None
+    lc.add_step(node, kernel, p, [a1, a2, Arg("out", y)], lambda x1, x2: fn(p, x1, x2))
+
+
+def unsupported_int8(node, what):
+    from ..errors import Unsupported
+
+    return Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {what} is not supported in int8")
+
+
+_Binary.lower_int8 = _lower_binary_int8

@@ -409,3 +409,120 @@ def _lower_reshape_int8(self, lc, node):
 
 Reshape.int8_output = _same_as_input
 Reshape.lower_int8 = _lower_reshape_int8
+
+
+def _unsupported_int8(node, what):
+    from ..errors import Unsupported
+
+    return Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {what} is not supported in int8")
+
+
+def _input_arg(lc, node, name):
+    from ..program import Arg
+
+    if lc.is_const(name):
+        blob, s, zp = lc.const_operand(name, node)
+        return Arg("const", blob), (s, zp)
+    return Arg("in", name), lc.qp(name)
+
+
+def _lower_transpose_int8(self, lc, node):
+    from ..golden import kernels_eltwise as E
+    from ..program import Arg
+
+    x, y = node.inputs[0], node.outputs[0]
+    try:
+        p = E.make_transpose_params(lc.tensor(x).shape, node.attrs["perm"])
+    except ValueError as exc:
+        raise _unsupported_int8(node, str(exc)) from None
+    lc.add_step(node, "tc_transpose_s8", p, [Arg("in", x), Arg("out", y)], lambda v: E.transpose_s8(p, v))
+
+
+def _lower_concat_int8(self, lc, node):
+    from ..golden import kernels_eltwise as E
+    from ..program import Arg
+
+    y = node.outputs[0]
+    args = [_input_arg(lc, node, t) for t in node.inputs]
+    parts = E.make_concat_params([lc.tensor(t).shape for t in node.inputs], node.attrs["axis"],
+                                 [q for _, q in args], lc.qp(y))
+    size = lc.tensor(y).size
+    for k, (p, (arg, _)) in enumerate(zip(parts, args)):
+        if k == 0:
+            lc.add_step(node, "tc_concat_s8_part", p, [arg, Arg("out", y)],
+                        lambda v, p=p: E.concat_s8_part(p, v, np.zeros(size, dtype=np.int8)), note="concat part 0")
+        else:
+            lc.add_step(node, "tc_concat_s8_part", p, [arg, Arg("update", y)],
+                        lambda v, cur, p=p: E.concat_s8_part(p, v, np.array(cur, dtype=np.int8).reshape(-1)),
+                        note=f"concat part {k}")
+
+
+def _slice_step(lc, node, x, y, begin, stride, out_shape, note=""):
+    from ..golden import kernels_eltwise as E
+    from ..program import Arg
+
+    try:
+        p = E.make_slice_params(lc.tensor(x).shape, begin, stride, out_shape)
+    except ValueError as exc:
+        raise _unsupported_int8(node, str(exc)) from None
+    lc.add_step(node, "tc_slice_s8", p, [Arg("in", x), Arg("out", y)], lambda v: E.slice_s8(p, v), note=note)
+
+
+def _lower_slice_int8(self, lc, node):
+    a = node.attrs
+    if any(s < 0 for s in a["steps"]):
+        raise _unsupported_int8(node, "a negative slice step")
+    _slice_step(lc, node, node.inputs[0], node.outputs[0], a["starts"], a["steps"], lc.tensor(node.outputs[0]).shape)
+
+
+def _lower_split_int8(self, lc, node):
+    x = node.inputs[0]
+    shape = lc.tensor(x).shape
+    axis, start = node.attrs["axis"], 0
+    for out, size in zip(node.outputs, node.attrs["sizes"]):
+        begin = [start if i == axis else 0 for i in range(len(shape))]
+        _slice_step(lc, node, x, out, begin, [1] * len(shape), lc.tensor(out).shape, note="split")
+        start += size
+
+
+def _lower_pad_int8(self, lc, node):
+    from ..golden import kernels_eltwise as E
+    from ..golden.arith import round_half_away
+    from ..program import Arg
+
+    x, y = node.inputs[0], node.outputs[0]
+    s, zp = lc.qp(x)
+    value = int(np.clip(round_half_away(node.attrs["value"] / s) + zp, -128, 127))
+    r = len(lc.tensor(x).shape)
+    pads = node.attrs["pads"]
+    try:
+        p = E.make_pad_params(lc.tensor(x).shape, pads[:r], pads[r:], value)
+    except ValueError as exc:
+        raise _unsupported_int8(node, str(exc)) from None
+    lc.add_step(node, "tc_pad_s8", p, [Arg("in", x), Arg("out", y)], lambda v: E.pad_s8(p, v))
+
+
+def _lower_resize_int8(self, lc, node):
+    from ..golden import kernels_eltwise as E
+    from ..program import Arg
+
+    x, y = node.inputs[0], node.outputs[0]
+    h, w, c = lc.hwc(x)
+    yi = np.array(node.attrs["y_index"], dtype=np.int32)
+    xi = np.array(node.attrs["x_index"], dtype=np.int32)
+    p = E.make_resize_nearest_params((1, h, w, c), len(yi), len(xi))
+    args = [Arg("const", lc.blob(yi, node, "yidx")), Arg("const", lc.blob(xi, node, "xidx")), Arg("in", x), Arg("out", y)]
+    lc.add_step(node, "tc_resize_nearest_s8", p, args, lambda a, b, v: E.resize_nearest_s8(p, a, b, v))
+
+
+Transpose.int8_output = _same_as_input
+Transpose.lower_int8 = _lower_transpose_int8
+Concat.lower_int8 = _lower_concat_int8
+Slice.int8_output = _same_as_input
+Slice.lower_int8 = _lower_slice_int8
+Split.int8_output = _same_as_input
+Split.lower_int8 = _lower_split_int8
+Pad.int8_output = _same_as_input
+Pad.lower_int8 = _lower_pad_int8
+Resize.int8_output = _same_as_input
+Resize.lower_int8 = _lower_resize_int8

@@ -43,3 +43,31 @@ def import_softmax(ctx, onode, attrs):
     y = ctx.add("Reshape", [x], None, onode, "flatten", shape=flat)[0]
     y = ctx.add(onode.op_type, [y], None, onode, axis=1)[0]
     ctx.add("Reshape", [y], [onode.output[0]], onode, "unflatten", shape=tuple(shape))
+
+
+# ---- int8 ---------------------------------------------------------------------------------------
+def _int8_output(self, g, node):
+    return ("fixed", 1.0 / 256.0, -128) if self.name == "Softmax" else "calibrated"
+
+
+def _lower_softmax_int8(self, lc, node):
+    from ..errors import Unsupported
+    from ..golden import kernels_eltwise as E
+    from ..program import Arg
+
+    if self.name != "Softmax":
+        raise Unsupported(f"{self.name} node {node.onnx_name or node.name!r} is not supported in int8 "
+                          "(use Softmax, or remove the log)")
+    x, y = node.inputs[0], node.outputs[0]
+    shape = lc.tensor(x).shape
+    if node.attrs["axis"] != len(shape) - 1:
+        raise Unsupported(f"Softmax node {node.onnx_name or node.name!r}: int8 softmax over a non-innermost axis")
+    s_in, _ = lc.qp(x)
+    depth = shape[-1]
+    p = E.make_softmax_params(s_in, int(np.prod(shape[:-1])), depth)
+    lc.add_step(node, "tc_softmax_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: E.softmax_s8(p, xv),
+                inplace_input=0)
+
+
+_SoftmaxBase.int8_output = _int8_output
+_SoftmaxBase.lower_int8 = _lower_softmax_int8

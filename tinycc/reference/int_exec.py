@@ -24,8 +24,8 @@ def run_int8(program: Program, inputs: Mapping[str, np.ndarray],
             raise ValueError(f"input {name!r}: expected {info.size} int8 values, got {v.dtype} {v.shape}")
         env[name] = v.reshape(info.shape)
     for step in program.steps:
-        values = [env[a.ref] if a.kind == "in" and a.ref in env else
-                  program.blobs[a.ref] for a in step.args if a.kind in ("in", "const")]
+        values = [env[a.ref] if a.kind in ("in", "update") and a.ref in env else
+                  program.blobs[a.ref] for a in step.args if a.kind in ("in", "const", "update")]
         result = step.golden(*values)
         outs = step.outputs
         results = result if isinstance(result, (list, tuple)) else [result]
