@@ -52,7 +52,7 @@ def is_prequantized(g: Graph) -> bool:
 def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     """Annotate a float graph with int8 quantization parameters (PTQ)."""
     if is_prequantized(g):
-        return g
+        return assign_qparams(g, None, None)
     shapes = logical_input_shapes(g)
     if opts.calib:
         samples = load_calibration(opts.calib, g, shapes)

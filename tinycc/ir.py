@@ -86,6 +86,7 @@ class Graph:
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
         self.outputs: list[str] = []
+        self.int8_io: set[str] = set()  # inputs/outputs the user exchanges as int8 (QDQ models)
         self._uid = itertools.count()
 
     # ---- construction -------------------------------------------------------------------

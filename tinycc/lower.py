@@ -56,9 +56,16 @@ class LowerCtx:
         t = self.g.tensors[wname]
         channels = t.shape[0]
         b = self.g.tensors[bname] if bname else None
-        if t.dtype == "int8" and t.quant is not None:
-            bias = b.data.astype(np.int32).reshape(channels) if b is not None else np.zeros(channels, np.int32)
-            return t.data, t.quant, bias
+        if t.quant is not None:  # pre-quantized: recover the exact integers
+            q = np.clip(_recover_integers(t.data, t.quant), -127, 127).astype(np.int8)
+            if b is None:
+                bias = np.zeros(channels, np.int32)
+            elif b.quant is None:
+                raise Unsupported(f"bias {bname!r} of pre-quantized weights {wname!r} is not quantized")
+            else:
+                bias = _recover_integers(b.data, b.quant).astype(np.int32).reshape(channels)
+            scale = np.broadcast_to(t.quant.scale, (channels,)).astype(np.float32)
+            return q, QuantParams(scale, np.zeros(channels, np.int32), 0), bias
         w = t.data.astype(np.float64)
         bf = b.data.astype(np.float64).reshape(channels) if b is not None else np.zeros(channels)
         absmax = np.abs(w.reshape(channels, -1)).max(axis=1)
@@ -98,6 +105,16 @@ class LowerCtx:
 
     def view(self, out: str, src: str) -> None:
         self.program.views[out] = src
+
+
+def _recover_integers(real: np.ndarray, qp: QuantParams) -> np.ndarray:
+    """q = real / scale + zp for constants stored dequantized (exact: they were q * scale)."""
+    shape = [1] * real.ndim
+    if qp.axis is not None:
+        shape[qp.axis] = -1
+    scale = qp.scale.astype(np.float64).reshape(shape if qp.axis is not None else ())
+    zp = qp.zero_point.astype(np.float64).reshape(shape if qp.axis is not None else ())
+    return round_half_away(real.astype(np.float64) / scale + zp).astype(np.int64)
 
 
 def requant_arrays(in_scale: float, w_scale: np.ndarray, out_scale: float, channels: int):

@@ -16,9 +16,10 @@ from onnx import numpy_helper
 
 from .. import ops as _ops  # noqa: F401  (registers importers)
 from ..errors import BadInput, TinyccError, Unsupported
-from ..ir import Graph, IRError, Node, Tensor, validate
+from ..ir import Graph, IRError, Node, QuantParams, Tensor, validate
 from ..ops.registry import ONNX_IMPORTERS, OPS
 from .load import load_model
+from .qdq import is_qdq, strip_qdq
 
 # Ops never folded even with constant inputs (randomness, or quantization we must keep).
 NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
@@ -61,6 +62,16 @@ class ImportContext:
 
     def add_const(self, data: np.ndarray, hint: str) -> str:
         return self.graph.const(np.asarray(data), hint)
+
+    def derive_const(self, src: str, data: np.ndarray, hint: str, axis_map: dict | None = None) -> str:
+        """A constant computed from constant `src` by a layout change (transpose/reshape) that
+        keeps its values: pre-quantized parameters follow, with the quantized axis renumbered."""
+        name = self.graph.const(np.asarray(data), hint)
+        q = self.graph.tensors[src].quant
+        if q is not None:
+            axis = q.axis if q.axis is None or axis_map is None else axis_map[q.axis]
+            self.graph.tensors[name].quant = QuantParams(q.scale, q.zero_point, axis)
+        return name
 
     def add(self, op: str, inputs: Sequence[str], outputs: Sequence[str] | None, onode: onnx.NodeProto,
             hint: str = "", **attrs) -> list[str]:
@@ -148,14 +159,18 @@ def _unsupported_report(problems: list[str]) -> str:
     return f"the model uses {len(problems)} unsupported operator(s) or attribute(s):\n{lines}"
 
 
-def convert(model: onnx.ModelProto, name: str = "model") -> Graph:
+def convert(model: onnx.ModelProto, name: str = "model", quant: Mapping | None = None,
+            int8_io: set | None = None) -> Graph:
+    """ONNX -> IR. `quant`: pre-quantization params per tensor (from a QDQ model), see qdq.py."""
+    quant = quant or {}
     g = Graph(name)
+    g.int8_io = set(int8_io or ())
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     ctx = ImportContext(g, opset, _value_shapes(model))
     for init in model.graph.initializer:
         data = numpy_helper.to_array(init)
-        if data.dtype == np.float64:
-            data = data.astype(np.float32)
+        if data.dtype == np.float64 and init.name not in quant:
+            data = data.astype(np.float32)  # float64 is kept only for exact dequantized constants
         g.add_tensor(Tensor(init.name, tuple(data.shape), str(data.dtype), data=data))
     for vi in model.graph.input:
         if vi.name in g.tensors:
@@ -169,6 +184,9 @@ def convert(model: onnx.ModelProto, name: str = "model") -> Graph:
         g.add_tensor(Tensor(vi.name, dims, dtype))
         g.inputs.append(vi.name)
 
+    for tname, p in quant.items():
+        if tname in g.tensors:
+            g.tensors[tname].quant = QuantParams(p.scale, p.zero_point, p.axis)
     problems: list[str] = []
     for onode in model.graph.node:
         if any(n and n not in g.tensors for n in onode.input):
@@ -176,12 +194,17 @@ def convert(model: onnx.ModelProto, name: str = "model") -> Graph:
         try:
             if _fold_static(ctx, onode):
                 continue
+            outs_before = set(g.tensors)
             importer = ONNX_IMPORTERS.get(onode.op_type) if onode.domain in ("", "ai.onnx") else None
             if importer is None:
                 dom = f"{onode.domain}." if onode.domain else ""
                 problems.append(f"node {onode.name!r}: operator {dom}{onode.op_type} is not supported")
                 continue
             importer(ctx, onode, attrs_of(onode))
+            for out in onode.output:
+                if out in quant and out in g.tensors and out not in outs_before:
+                    p = quant[out]
+                    g.tensors[out].quant = QuantParams(p.scale, p.zero_point, p.axis)
         except Unsupported as exc:
             problems.append(str(exc))
     if problems:
@@ -222,8 +245,11 @@ def load_graph(path: str | os.PathLike, input_shapes: Mapping[str, Sequence[int]
     """Load, validate and convert an ONNX file into an IR graph (logical NCHW layout, no passes)."""
     model = load_model(path, input_shapes)
     name = os.path.splitext(os.path.basename(str(path)))[0]
+    quant, int8_io = {}, set()
+    if is_qdq(model):
+        model, quant, int8_io = strip_qdq(model)
     try:
-        return convert(model, name)
+        return convert(model, name, quant, int8_io)
     except TinyccError:
         raise
     except (ValueError, KeyError, IndexError, TypeError) as exc:

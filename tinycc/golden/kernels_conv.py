@@ -4,7 +4,9 @@ Each `*Params` dataclass has the field names, in the same order, of the C struct
 `C_STRUCT` attribute (`dataclasses.asdict` gives the designated initializer the code generator
 emits). Each kernel function is the C function name without the `tc_` prefix, takes the same
 arrays (NHWC tensors as [H][W][C] numpy arrays, N = 1) and returns what the C writes, as int8.
-`validate()` raises ValueError exactly where the C kernel returns TC_ARG_ERROR.
+The kernel functions raise ValueError wherever the C kernel returns TC_ARG_ERROR (struct
+checks are each dataclass's `validate()`, multiplier/shift checks happen in the kernel), and on
+array-shape mismatches, which the C cannot see.
 
 Accumulators are computed in int64 and checked to fit int32: where they would not, C would
 overflow (undefined behaviour), so the mirror refuses instead of guessing.

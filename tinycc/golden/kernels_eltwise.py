@@ -710,6 +710,7 @@ def make_split_params(in_shape: Sequence[int], axis: int,
     return parts
 
 
+_HALF_TIE_TOLERANCE = 1e-6
 _COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
                      "asymmetric", "tf_half_pixel_for_nn")
 _NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
@@ -745,8 +746,9 @@ def nearest_indices(in_size: int, out_size: int, scale: Optional[float] = None,
                     nearest_mode: str = "round_prefer_floor") -> np.ndarray:
     """Source index of every output position along one axis of an ONNX Resize (mode=nearest).
 
-    Follows the ONNX spec as onnxruntime computes it (float32 arithmetic; a scale of exactly 1
-    maps every index to itself). `scale` is the ONNX scale for the axis; None means
+    Follows the ONNX spec as onnxruntime's CPU kernel computes it: float32 coordinates, a scale
+    of exactly 1 maps every index to itself, and the round_prefer_* modes treat coordinates
+    within 1e-6 of a half as ties. `scale` is the ONNX scale for the axis; None means
     out_size / in_size (the `sizes` input). tf_crop_and_resize is not supported.
     """
     _require(in_size >= 1 and out_size >= 1, "sizes must be >= 1")
@@ -762,11 +764,13 @@ def nearest_indices(in_size: int, out_size: int, scale: Optional[float] = None,
     x = np.arange(out_size, dtype=np.float32)
     orig = _original_coordinates(x, s, f32(out_size), f32(in_size),
                                  coordinate_transformation_mode)
-    if nearest_mode == "round_prefer_floor":
-        tie = orig == np.trunc(orig) + f32(0.5)
-        idx = np.where(tie, np.floor(orig), round_half_away(orig))
-    elif nearest_mode == "round_prefer_ceil":
-        idx = round_half_away(orig)
+    if nearest_mode in ("round_prefer_floor", "round_prefer_ceil"):
+        # A coordinate within 1e-6 of a half is a tie: float32 noise must not decide it
+        # (onnxruntime since microsoft/onnxruntime#28291; e.g. 7 -> 2 asymmetric gives 3.4999998).
+        floor = np.floor(orig)
+        tie = np.abs((orig - floor) - f32(0.5)) <= f32(_HALF_TIE_TOLERANCE)
+        prefer = floor if nearest_mode == "round_prefer_floor" else floor + 1
+        idx = np.where(tie, prefer, round_half_away(orig))
     elif nearest_mode == "floor":
         idx = np.floor(orig)
     else:

@@ -106,7 +106,7 @@ def import_conv(ctx, onode, attrs):
         k, strides, dil = (1,) + k, (1,) + strides, (1,) + dil
         n, c, length = ctx.shape(x)
         x = ctx.add("Reshape", [x], None, onode, "to2d", shape=(n, c, 1, length))[0]
-        w = ctx.add_const(wdata.reshape(wdata.shape[0], wdata.shape[1], 1, wdata.shape[2]), "w2d")
+        w = ctx.derive_const(w, wdata.reshape(wdata.shape[0], wdata.shape[1], 1, wdata.shape[2]), "w2d", {0: 0})
         wdata = ctx.const(w)
     if tuple(wdata.shape[2:]) != k:
         raise unsupported(onode, f"kernel_shape {k} does not match the weight shape {wdata.shape}")

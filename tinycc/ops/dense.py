@@ -65,15 +65,22 @@ def import_gemm(ctx, onode, attrs):
     if attrs.get("transA", 0):
         raise unsupported(onode, "transA=1")
     bdata = ctx.require_const(onode, b, "the weight B")
-    w = (bdata if attrs.get("transB", 0) else bdata.T) * np.float32(alpha)
+    prequantized = ctx.graph.tensors[b].quant is not None
+    if prequantized and alpha != 1.0:
+        raise unsupported(onode, "alpha != 1 on pre-quantized weights")
+    trans_b = bool(attrs.get("transB", 0))
+    w = (bdata if trans_b else bdata.T) * (1.0 if prequantized else np.float32(alpha))
     out_features = w.shape[0]
     bias = ""
     if c:
         cdata = ctx.require_const(onode, c, "the bias C")
         if cdata.size not in (1, out_features) or (cdata.ndim == 2 and cdata.shape[0] != 1):
             raise unsupported(onode, f"bias of shape {cdata.shape} (per-output bias expected)")
-        bias = ctx.add_const(np.broadcast_to(cdata.reshape(-1) * np.float32(beta), (out_features,)).astype(np.float32), "bias")
-    wname = ctx.add_const(np.ascontiguousarray(w, dtype=np.float32), "weight")
+        if ctx.graph.tensors[c].quant is not None and beta == 1.0 and cdata.shape == (out_features,):
+            bias = c
+        else:
+            bias = ctx.add_const(np.broadcast_to(cdata.reshape(-1) * np.float32(beta), (out_features,)).astype(np.float32), "bias")
+    wname = ctx.derive_const(b, np.ascontiguousarray(w, dtype=bdata.dtype), "weight", None if trans_b else {0: 1, 1: 0})
     ctx.add("Dense", [a, wname, bias], [onode.output[0]], onode, act=None)
 
 
@@ -84,7 +91,7 @@ def import_matmul(ctx, onode, attrs):
     if bdata is not None and bdata.ndim == 2 and len(ctx.shape(a)) >= 1:
         if len(ctx.shape(a)) == 1:
             raise unsupported(onode, "MatMul with a 1-D left operand")
-        wname = ctx.add_const(np.ascontiguousarray(bdata.T, dtype=np.float32), "weight")
+        wname = ctx.derive_const(b, np.ascontiguousarray(bdata.T), "weight", {0: 1, 1: 0})
         ctx.add("Dense", [a, wname, ""], [onode.output[0]], onode, act=None)
         return
     ctx.add("MatMul", [a, b], [onode.output[0]], onode)

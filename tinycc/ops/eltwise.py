@@ -29,7 +29,7 @@ def import_binary(ctx, onode, attrs):
     a, b = onode.input
     for name in (a, b):
         t = ctx.graph.tensors[name]
-        if t.dtype not in ("float32",):
+        if t.dtype not in ("float32", "float64"):
             from .common import unsupported
 
             raise unsupported(onode, f"{t.dtype} operand {name!r} (float tensors expected)")

@@ -124,11 +124,16 @@ def fold_bias_add(g: Graph) -> bool:
         full = (1,) * (len(out.shape) - c.ndim) + c.shape
         if any(d != 1 for i, d in enumerate(full) if i != channel_axis) or full[channel_axis] not in (1, channels):
             continue
-        vec = np.broadcast_to(c.reshape(-1), (channels,)).astype(np.float64)
-        bias = g.tensors[prod.inputs[2]].data.astype(np.float64) if len(prod.inputs) > 2 and prod.inputs[2] else 0.0
+        has_bias = len(prod.inputs) > 2 and bool(prod.inputs[2])
         while len(prod.inputs) < 3:
             prod.inputs.append("")
-        _private_const(g, prod, 2, bias + vec, "b_add")
+        const_name = add.inputs[consts[0]]
+        if not has_bias and g.tensors[const_name].quant is not None and c.shape == (channels,):
+            prod.inputs[2] = const_name  # a pre-quantized int32 bias: keep it exact
+        else:
+            vec = np.broadcast_to(c.reshape(-1), (channels,)).astype(np.float64)
+            bias = g.tensors[prod.inputs[2]].data.astype(np.float64) if has_bias else 0.0
+            _private_const(g, prod, 2, bias + vec, "b_add")
         g.remove_node(add)
         g.replace_uses(prod.outputs[0], add.outputs[0])
         prod.outputs = [add.outputs[0]]

@@ -31,7 +31,8 @@ def _insert_transpose(g: Graph, node: Node, idx: int, to_perm: tuple | None) -> 
     q = tuple(int(inv[w]) for w in want)
     logical = tuple(src.shape[i] for i in inv)
     name = g.fresh_name(f"{src.name}_t")
-    g.add_tensor(Tensor(name, tuple(logical[w] for w in want), src.dtype, perm=None if _is_identity(want) else want))
+    g.add_tensor(Tensor(name, tuple(logical[w] for w in want), src.dtype, perm=None if _is_identity(want) else want,
+                        quant=src.quant))
     g.add_node(Node(g.fresh_name(f"{node.name}_transpose"), "Transpose", [src.name], [name], {"perm": q}),
                g.node_index(node))
     node.inputs[idx] = name

@@ -16,11 +16,14 @@ from .calibrate import TensorStats
 from .params import choose_qparams, fixed_qparams
 
 
-def assign_qparams(g: Graph, stats: Mapping[str, TensorStats], method: str) -> Graph:
+def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: str | None) -> Graph:
+    """stats=None: a pre-quantized graph, where only data movement may lack params."""
     q = g.copy()
     for name in q.inputs:
         t = q.tensors[name]
         if t.quant is None:
+            if stats is None:
+                raise Unsupported(f"model input {name!r} has no quantization parameters")
             t.quant = choose_qparams(*stats[name].range(method))
     for node in q.nodes:
         rule = OPS[node.op].int8_output(q, node)
@@ -29,6 +32,9 @@ def assign_qparams(g: Graph, stats: Mapping[str, TensorStats], method: str) -> G
             if t.quant is not None:  # pre-quantized (QDQ) models carry their own
                 continue
             if rule == "calibrated":
+                if stats is None:
+                    raise Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: output {out!r} has no "
+                                      "quantization parameters in the pre-quantized model")
                 if out not in stats:
                     raise Unsupported(f"no calibration statistics for tensor {out!r}")
                 t.quant = choose_qparams(*stats[out].range(method))

@@ -1,0 +1,183 @@
+"""Pre-quantized (QDQ) ONNX models: turn QuantizeLinear/DequantizeLinear into annotations.
+
+A QDQ graph computes in float between DequantizeLinear (DQ) and QuantizeLinear (Q) nodes. We
+rewrite it into the plain float graph it describes and return, per tensor, the (scale, zero
+point, axis) that the Q/DQ nodes fix:
+- DQ of a constant (int8 weights, int32 biases) becomes a float64 constant holding the exact
+  dequantized values, annotated with its params, so lowering recovers the integers exactly;
+- Q(Y) -> Yq and DQ(Xq) -> X disappear: Yq and X become the same tensor as Y and Xq, which
+  carry the params. Data movement on int8 tensors between them (Transpose, Reshape) stays.
+- int8 graph inputs/outputs become float tensors whose params define the model's boundary.
+uint8 activations are shifted to int8 (zero point - 128), which is exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import Unsupported
+
+
+@dataclass
+class QParam:
+    scale: np.ndarray  # float32
+    zero_point: np.ndarray  # int32
+    axis: int | None
+
+
+def is_qdq(model: onnx.ModelProto) -> bool:
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def _label(node) -> str:
+    return f"{node.op_type} node {node.name!r}"
+
+
+def _params(node, consts, rank: int | None) -> QParam:
+    if len(node.input) < 2 or node.input[1] not in consts:
+        raise Unsupported(f"{_label(node)}: the scale must be a constant")
+    scale = consts[node.input[1]].astype(np.float32)
+    if len(node.input) > 2 and node.input[2]:
+        if node.input[2] not in consts:
+            raise Unsupported(f"{_label(node)}: the zero point must be a constant")
+        zp_arr = consts[node.input[2]]
+    else:
+        zp_arr = np.zeros(scale.shape, dtype=np.uint8)
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("block_size", 0):
+        raise Unsupported(f"{_label(node)}: blocked quantization")
+    axis = None
+    if scale.size > 1:
+        axis = int(attrs.get("axis", 1))
+        if rank is not None and axis < 0:
+            axis += rank
+    if zp_arr.dtype == np.uint8:
+        zp = zp_arr.astype(np.int32) - 128
+        kind = "uint8"
+    elif zp_arr.dtype == np.int8:
+        zp = zp_arr.astype(np.int32)
+        kind = "int8"
+    elif zp_arr.dtype == np.int32:
+        zp = zp_arr.astype(np.int32)
+        kind = "int32"
+    else:
+        raise Unsupported(f"{_label(node)}: {zp_arr.dtype} quantization (int8, uint8 and int32 are supported)")
+    if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
+        raise Unsupported(f"{_label(node)}: non-positive or non-finite scale")
+    p = QParam(scale.reshape(-1) if axis is not None else scale.reshape(()),
+               zp.reshape(-1) if axis is not None else zp.reshape(()), axis)
+    p.kind = kind  # type: ignore[attr-defined]
+    return p
+
+
+def strip_qdq(model: onnx.ModelProto):
+    """Return (float ModelProto, {tensor: QParam}, {graph input/output names given as int8})."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    g = model.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    consts[n.output[0]] = numpy_helper.to_array(a.t)
+    shapes = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in list(g.value_info) + list(g.input) + list(g.output)}
+    quant: dict[str, QParam] = {}
+    rename: dict[str, str] = {}
+    new_inits = []
+    kept = []
+    int8_io = set()
+
+    def resolve(name):
+        while name in rename:
+            name = rename[name]
+        return name
+
+    for node in g.node:
+        node.input[:] = [resolve(t) for t in node.input]
+        if node.op_type == "DequantizeLinear" and node.input[0] in consts and node.input[0] not in (i.name for i in g.input):
+            q = consts[node.input[0]]
+            p = _params(node, consts, q.ndim)
+            if q.dtype == np.uint8:
+                if np.any(p.zero_point != -128):
+                    raise Unsupported(f"{_label(node)}: uint8 weights with a non-zero zero point "
+                                      "(quantize weights as symmetric int8)")
+                q = q.astype(np.int32) - 128
+                p.zero_point = np.zeros_like(p.zero_point)
+            if q.dtype not in (np.int8, np.int32) and q.dtype != np.dtype(np.int32):
+                raise Unsupported(f"{_label(node)}: {q.dtype} constant")
+            shape = [1] * q.ndim
+            if p.axis is not None:
+                shape[p.axis] = -1
+            real = (q.astype(np.float64) - p.zero_point.astype(np.float64).reshape(shape)) * \
+                p.scale.astype(np.float64).reshape(shape)
+            new_inits.append(numpy_helper.from_array(real, node.output[0]))
+            quant[node.output[0]] = p
+            continue
+        if node.op_type == "QuantizeLinear":
+            src, dst = node.input[0], node.output[0]
+            p = _params(node, consts, shapes.get(src))
+            if p.axis is not None:
+                raise Unsupported(f"{_label(node)}: per-axis quantization of an activation")
+            _set_quant(quant, src, p, node)
+            rename[dst] = src
+            continue
+        if node.op_type == "DequantizeLinear":
+            src, dst = node.input[0], node.output[0]
+            p = _params(node, consts, shapes.get(src))
+            if p.axis is not None:
+                raise Unsupported(f"{_label(node)}: per-axis quantization of an activation")
+            _set_quant(quant, src, p, node)
+            rename[dst] = src
+            continue
+        kept.append(node)
+    del g.node[:]
+    g.node.extend(kept)
+    for node in g.node:
+        node.input[:] = [resolve(t) for t in node.input]
+    g.initializer.extend(new_inits)
+    _propagate_through_data_movement(g.node, quant)
+    for vi in list(g.input) + list(g.output):
+        if vi.type.tensor_type.elem_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
+            int8_io.add(resolve(vi.name))
+            vi.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    for vi in g.output:
+        vi.name = resolve(vi.name)
+    # int8-typed intermediate infos are stale now: let shape inference redo them
+    del g.value_info[:]
+    used = {t for n in g.node for t in n.input} | {o.name for o in g.output}
+    live_inits = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(live_inits)
+    model = onnx.shape_inference.infer_shapes(model)
+    return model, quant, int8_io
+
+
+def _set_quant(quant, name, p, node):
+    old = quant.get(name)
+    if old is not None and (not np.array_equal(old.scale, p.scale) or not np.array_equal(old.zero_point, p.zero_point)):
+        raise Unsupported(f"{_label(node)}: tensor {name!r} is quantized twice with different parameters")
+    quant[name] = p
+
+
+DATA_MOVEMENT = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+
+
+def _propagate_through_data_movement(nodes, quant) -> None:
+    """int8 tensors moved by Transpose/Reshape (e.g. an int8 graph input before its DQ) share
+    the params of the tensor on the other side."""
+    changed = True
+    while changed:
+        changed = False
+        for n in nodes:
+            if n.op_type not in DATA_MOVEMENT or not n.input or not n.output:
+                continue
+            src, dst = n.input[0], n.output[0]
+            if src in quant and dst not in quant:
+                quant[dst] = quant[src]
+                changed = True
+            elif dst in quant and src not in quant:
+                quant[src] = quant[dst]
+                changed = True
