@@ -622,7 +622,8 @@ def make_transpose_params(in_shape: Sequence[int], perm: Sequence[int]) -> Trans
     shape = [int(d) for d in in_shape]
     perm = [int(a) for a in perm]
     rank = len(shape)
-    _require(sorted(perm) == list(range(rank)), f"perm {perm} is not a permutation of 0..{rank - 1}")
+    _require(sorted(perm) == list(range(rank)),
+             f"perm {perm} is not a permutation of 0..{rank - 1}")
     _require(all(d >= 1 for d in shape), "sizes must be >= 1")
     kept = [a for a in perm if shape[a] != 1]
     groups: list[list[int]] = []        # runs of input axes that move together, in output order

@@ -63,6 +63,10 @@ def _lower_softmax_int8(self, lc, node):
     if node.attrs["axis"] != len(shape) - 1:
         raise Unsupported(f"Softmax node {node.onnx_name or node.name!r}: int8 softmax over a non-innermost axis")
     s_in, _ = lc.qp(x)
+    s_out, zp_out = lc.qp(y)
+    if (np.float32(s_out), zp_out) != (np.float32(1.0 / 256.0), -128):
+        raise Unsupported(f"Softmax node {node.onnx_name or node.name!r}: int8 output must be quantized with "
+                          f"scale 1/256 and zero point -128 (TFLite), got ({s_out}, {zp_out})")
     depth = shape[-1]
     p = E.make_softmax_params(s_in, int(np.prod(shape[:-1])), depth)
     lc.add_step(node, "tc_softmax_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: E.softmax_s8(p, xv),
