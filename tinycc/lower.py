@@ -91,7 +91,9 @@ class LowerCtx:
         return c_identifier(f"{node.op}_{node.onnx_name or node.name}", 32).lower()
 
     def add_step(self, node: Node, kernel: str, params, args: list[Arg], golden: Callable,
-                 macs: int = 0, inplace_input: int | None = None, note: str = "") -> Step:
+                 macs: int = 0, inplace_inputs: tuple[int, ...] = (), note: str = "",
+                 inplace_kernel: str = "", inplace_args: list[Arg] | None = None,
+                 overlap_delta: int | None = None) -> Step:
         if params is not None and hasattr(params, "validate"):
             try:
                 params.validate()
@@ -99,7 +101,7 @@ class LowerCtx:
                 raise Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {exc}") from None
         base = f"s{len(self.program.steps)}_{self.step_base(node)}"
         step = Step(base, node.op, node.name, node.onnx_name, kernel, params, args, golden, macs,
-                    inplace_input, note)
+                    tuple(inplace_inputs), note, inplace_kernel, inplace_args, overlap_delta)
         self.program.steps.append(step)
         return step
 
@@ -115,6 +117,16 @@ def _recover_integers(real: np.ndarray, qp: QuantParams) -> np.ndarray:
     scale = qp.scale.astype(np.float64).reshape(shape if qp.axis is not None else ())
     zp = qp.zero_point.astype(np.float64).reshape(shape if qp.axis is not None else ())
     return round_half_away(real.astype(np.float64) / scale + zp).astype(np.int64)
+
+
+def row_overlap_delta(in_h: int, in_w: int, in_c: int, out_h: int, out_w: int, out_c: int,
+                      stride_h: int, pad_top: int) -> int:
+    """Lowest safe output start relative to the input start for a row-streaming NHWC kernel.
+
+    Output row r is written after reading input rows >= r*stride - pad only, so its last byte
+    must stay below input row max(0, r*stride - pad)."""
+    row_in, row_out = in_w * in_c, out_w * out_c
+    return min(max(0, r * stride_h - pad_top) * row_in - (r + 1) * row_out for r in range(out_h))
 
 
 def requant_arrays(in_scale: float, w_scale: np.ndarray, out_scale: float, channels: int):

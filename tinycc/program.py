@@ -52,8 +52,17 @@ class Step:
     args: list[Arg]
     golden: Callable[..., np.ndarray]  # (*values of in/const args, in order) -> output array
     macs: int = 0
-    inplace_input: int | None = None  # output may overwrite this input when it is its last use
+    # In-place execution: the output may take the buffer of one of these inputs (indices into
+    # `inputs`) when this step is its last reader; `inplace_kernel`/`inplace_args` replace the
+    # call in that case (e.g. depthwise with a scratch plane), else the same call is used.
+    inplace_inputs: tuple[int, ...] = ()
     note: str = ""
+    inplace_kernel: str = ""
+    inplace_args: list[Arg] | None = None
+    # Partial overlap (vMCU): the output may start this many bytes after the start of input 0
+    # (usually negative): the kernel writes rows in increasing address order and never needs an
+    # input row again once output rows past it are written.
+    overlap_delta: int | None = None
 
     @property
     def inputs(self) -> list[str]:
@@ -66,6 +75,12 @@ class Step:
     @property
     def scratch_bytes(self) -> int:
         return sum(a.nbytes for a in self.args if a.kind == "scratch")
+
+    def call(self, inplace: bool) -> tuple[str, list[Arg]]:
+        """The C kernel and arguments, for the in-place variant or the normal one."""
+        if inplace and self.inplace_kernel:
+            return self.inplace_kernel, self.inplace_args
+        return self.kernel, self.args
 
 
 @dataclass

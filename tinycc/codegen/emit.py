@@ -84,9 +84,11 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str)
     steps = []
     kernels = set()
     for k, step in enumerate(program.steps):
-        kernels.add(step.kernel)
+        inplace = k in mem.inplace_steps
+        kernel, step_args = step.call(inplace)
+        kernels.add(kernel)
         args = []
-        for a in step.args:
+        for a in step_args:
             if a.kind in ("in", "out", "update"):
                 args.append(f"A({mem.offsets[a.ref]})")
             elif a.kind == "const":
@@ -100,10 +102,13 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str)
             params = dict(type=step.params.C_STRUCT, name=f"{step.name}_params",
                           fields=[(f.name, _param_value(getattr(step.params, f.name)))
                                   for f in dataclasses.fields(step.params)])
-        steps.append(dict(index=k, name=step.name, kernel=step.kernel, op=step.op,
+        scratch = [(mem.offsets[scratch_name(k)], a.nbytes) for a in step_args if a.kind == "scratch"]
+        steps.append(dict(index=k, name=step.name, kernel=kernel, op=step.op, inplace=inplace,
+                          scratch=scratch[0] if scratch else None,
                           onnx=c_comment(step.onnx_name or step.node), params=params, args=args,
                           out_offset=mem.offsets[out] if out else 0, out_size=out_info.size if out_info else 0,
-                          out_shape=_shape_text(out_info.shape) if out_info else "", note=c_comment(step.note)))
+                          out_shape=_shape_text(out_info.shape) if out_info else "",
+                          note=c_comment((step.note + ", " if step.note else "") + "in place" if inplace else step.note)))
     sources, headers = _runtime_sources(kernels)
     return dict(
         version=__version__, source=c_comment(source_name), prefix=prefix, PREFIX=prefix.upper(),

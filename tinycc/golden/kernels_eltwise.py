@@ -51,6 +51,7 @@ UNIT_MULTIPLIER = 1 << 30         # TC_UNIT_MULTIPLIER: QuantizeMultiplier(1.0)
 UNIT_SHIFT = 1                    # TC_UNIT_SHIFT
 SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5
 SOFTMAX_ACCUMULATION_INTEGER_BITS = 12
+# Softmax output quantization is fixed (TFLite spec); the compiler must assign exactly this.
 SOFTMAX_OUTPUT_SCALE = 1.0 / 256.0
 SOFTMAX_OUTPUT_ZERO_POINT = -128
 
@@ -390,9 +391,8 @@ class ResizeNearestParams:
         x = np.asarray(x_index, dtype=np.int64).reshape(-1)
         _require(y.size == self.out_h and x.size == self.out_w,
                  f"need {self.out_h} row and {self.out_w} column indices")
-        _require(bool(np.all((y >= 0) & (y < self.in_h))) and bool(np.all((x >= 0)
-                                                                          & (x < self.in_w))),
-                 "source indices out of range")
+        in_range = np.all((y >= 0) & (y < self.in_h)) and np.all((x >= 0) & (x < self.in_w))
+        _require(bool(in_range), "source indices out of range")
         return y, x
 
 

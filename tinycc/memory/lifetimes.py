@@ -1,13 +1,17 @@
-"""Buffers and lifetimes of a Program, and the arena plan built from them.
+"""Buffers and lifetimes of a Program, in-place decisions, execution order, and the arena plan.
 
 Time: graph inputs are written at time 0, step k runs at time k + 1, outputs stay live until
-time len(steps) + 1 (read by the caller). Views (reshape) share their source's buffer.
+time len(steps) + 1 (read by the caller). Views (reshape) share their source's buffer; an
+in-place step's output shares the buffer of the input it overwrites (see choose_inplace).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import networkx as nx
 
 from ..program import Program
+from .order import search_order
 from .planner import Buffer, Plan, plan_arena
 
 ALIGN = 16
@@ -20,6 +24,10 @@ class MemoryPlan:
     offsets: dict[str, int]  # every tensor (views included) and scratch buffer -> arena offset
     live_bytes: list[int]  # bytes live at each step (index = step)
     live_tensors: list[list[str]]
+    inplace_steps: set[int] = field(default_factory=set)
+    no_reuse_bytes: int = 0  # every buffer separate: what a planner without reuse would need
+    layer_peak_bytes: int = 0  # max over steps of the step's own inputs + outputs + scratch
+    overlaps: list = field(default_factory=list)  # (output buffer, input buffer, offset) in use
 
     @property
     def arena_bytes(self) -> int:
@@ -30,46 +38,192 @@ def scratch_name(step_index: int) -> str:
     return f"__scratch_{step_index}"
 
 
-def program_buffers(program: Program) -> list[Buffer]:
+# ---- execution order ------------------------------------------------------------------------------
+def step_dag(program: Program) -> tuple[nx.DiGraph, dict, dict]:
+    """DAG of steps (plus one pseudo-node per graph input) for the order search."""
+    g = nx.DiGraph()
+    out_bytes, scratch = {}, {}
+    writers: dict[str, list[int]] = {}
+    for name in program.inputs:
+        node = ("input", name)
+        g.add_node(node, index=-1)
+        out_bytes[node] = program.tensors[name].size
+        writers[program.root(name)] = [node]
+    for k, step in enumerate(program.steps):
+        g.add_node(k, index=k)
+        scratch[k] = step.scratch_bytes
+        first_write = [t for t in step.outputs if program.root(t) not in writers]
+        out_bytes[k] = sum(program.tensors[t].size for t in first_write)
+        for t in step.outputs:
+            prev = writers.setdefault(program.root(t), [])
+            for p in prev:  # concat parts complete the tensor in order
+                g.add_edge(p, k)
+            prev.append(k)
+    for k, step in enumerate(program.steps):
+        for t in step.inputs:
+            for w in writers.get(program.root(t), []):
+                if w != k:
+                    g.add_edge(w, k)
+    outputs = {program.root(t) for t in program.outputs}
+    for root, ws in writers.items():
+        if root in outputs:
+            g.nodes[ws[0]]["is_output"] = True
+    return g, out_bytes, scratch
+
+
+def reorder_steps(program: Program, time_budget_s: float = 0.5) -> None:
+    """Put the steps in the topological order with the lowest peak of live bytes."""
+    g, out_bytes, scratch = step_dag(program)
+    order = search_order(g, out_bytes, scratch, time_budget_s).order
+    steps = [program.steps[k] for k in order if isinstance(k, int)]
+    program.steps = steps
+
+
+# ---- in-place -------------------------------------------------------------------------------------
+def _last_reads(program: Program) -> dict[str, int]:
+    """Last step index reading each view-root; graph outputs are read after the last step."""
+    last: dict[str, int] = {}
+    for k, step in enumerate(program.steps):
+        for t in step.inputs + step.outputs:
+            if t in program.tensors:
+                r = program.root(t)
+                last[r] = max(last.get(r, k), k)
+    end = len(program.steps)
+    for t in program.outputs:
+        last[program.root(t)] = end
+    return last
+
+
+def choose_inplace(program: Program) -> tuple[dict[str, str], set[int]]:
+    """Let a step's output take over an input buffer that this step reads for the last time.
+
+    Returns (merged: output view-root -> buffer root, steps that run in place)."""
+    last = _last_reads(program)
+    outputs = {program.root(t) for t in program.outputs}
+    group_of: dict[str, str] = {}
+    group_last: dict[str, int] = dict(last)
+    group_size: dict[str, int] = {r: program.tensors[r].size for r in last}
+    inplace_steps: set[int] = set()
+    written_before: set[str] = set()
+    for k, step in enumerate(program.steps):
+        outs = [program.root(t) for t in step.outputs]
+        if step.inplace_inputs and len(outs) == 1 and outs[0] not in written_before:
+            out = outs[0]
+            for i in step.inplace_inputs:
+                src = step.inputs[i]
+                g = group_of.get(program.root(src), program.root(src))
+                if group_last[g] != k or g in outputs or group_size[g] < program.tensors[out].size:
+                    continue
+                group_of[out] = g
+                group_last[g] = last[out]
+                if out in outputs:
+                    outputs.add(g)
+                inplace_steps.add(k)
+                break
+        written_before.update(outs)
+    return group_of, inplace_steps
+
+
+# ---- buffers and plan ------------------------------------------------------------------------------
+def program_buffers(program: Program, merged: dict[str, str] | None = None,
+                    inplace_steps: set[int] = frozenset()) -> list[Buffer]:
+    merged = merged or {}
+
+    def buf(t: str) -> str:
+        r = program.root(t)
+        return merged.get(r, r)
+
     end = len(program.steps) + 1
     first: dict[str, int] = {}
     last: dict[str, int] = {}
-    for name in program.inputs:
-        root = program.root(name)
-        first[root] = 0
-        last[root] = max(last.get(root, 0), 0)
+    size: dict[str, int] = {}
     buffers = []
+
+    def touch(b: str, k: int, t: str) -> None:
+        first.setdefault(b, k)
+        last[b] = max(last.get(b, k), k)
+        size[b] = max(size.get(b, 0), program.tensors[program.root(t)].size)
+
+    for name in program.inputs:
+        touch(buf(name), 0, name)
     for k, step in enumerate(program.steps, start=1):
-        for t in step.inputs:
+        for t in step.inputs + step.outputs:
             if t in program.tensors:
-                root = program.root(t)
-                last[root] = max(last.get(root, k), k)
-        for t in step.outputs:
-            root = program.root(t)
-            first.setdefault(root, k)
-            last[root] = max(last.get(root, k), k)
-        if step.scratch_bytes:
-            buffers.append(Buffer(scratch_name(k - 1), step.scratch_bytes, k, k, ALIGN))
+                touch(buf(t), k, t)
+        _, args = step.call((k - 1) in inplace_steps)
+        nbytes = sum(a.nbytes for a in args if a.kind == "scratch")
+        if nbytes:
+            buffers.append(Buffer(scratch_name(k - 1), nbytes, k, k, ALIGN))
     for name in program.outputs:
-        last[program.root(name)] = end
-    for root in sorted(first, key=lambda r: (first[r], r)):
-        size = program.tensors[root].size
-        buffers.append(Buffer(root, size, first[root], last[root], ALIGN))
+        last[buf(name)] = end
+    for b in sorted(first, key=lambda r: (first[r], r)):
+        buffers.append(Buffer(b, size[b], first[b], last[b], ALIGN))
     return buffers
 
 
-def plan_memory(program: Program, time_budget_s: float = 1.0) -> MemoryPlan:
-    buffers = program_buffers(program)
-    plan = plan_arena(buffers, time_budget_s=time_budget_s)
+def choose_overlaps(program: Program, merged: dict[str, str], inplace_steps: set[int]) -> list[tuple[str, str, int]]:
+    """Fixed placements (output buffer, input buffer, byte offset) for row-streaming kernels whose
+    input dies at that step: the output slides over the input rows already consumed."""
+    last = _last_reads(program)
+
+    def buf(t):
+        r = program.root(t)
+        return merged.get(r, r)
+
+    group_last: dict[str, int] = {}
+    for r, k in last.items():
+        b = merged.get(r, r)
+        group_last[b] = max(group_last.get(b, k), k)
+    outputs = {buf(t) for t in program.outputs}
+    fixed, tied = [], set()
+    for k, step in enumerate(program.steps):
+        if step.overlap_delta is None or k in inplace_steps or len(step.outputs) != 1:
+            continue
+        src, dst = buf(step.inputs[0]), buf(step.outputs[0])
+        if group_last.get(src) != k or src in outputs or src == dst or src in tied or dst in tied:
+            continue
+        fixed.append((dst, src, (step.overlap_delta // ALIGN) * ALIGN))
+        tied.update((src, dst))
+    return fixed
+
+
+def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = True,
+                reorder: bool = True, overlap: bool = True) -> MemoryPlan:
+    """Order the steps, decide in-place execution, and place every buffer in one arena.
+
+    Partial overlaps constrain the placement, so the plan is made with and without them and
+    the smaller arena wins."""
+    if reorder:
+        reorder_steps(program, time_budget_s / 2)
+    merged, inplace_steps = choose_inplace(program) if inplace else ({}, set())
+    buffers = program_buffers(program, merged, inplace_steps)
+    plan = plan_arena(buffers, time_budget_s=time_budget_s / 4)
+    fixed = choose_overlaps(program, merged, inplace_steps) if overlap else []
+    if fixed:
+        overlapped = plan_arena(buffers, fixed=fixed, time_budget_s=time_budget_s / 4)
+        if overlapped.arena_bytes < plan.arena_bytes:
+            plan = overlapped
     offsets = dict(plan.offsets)
     for t in program.tensors:
-        root = program.root(t)
-        if root in offsets:
-            offsets[t] = offsets[root]
+        r = program.root(t)
+        b = merged.get(r, r)
+        if b in offsets:
+            offsets[t] = offsets[b]
     n = len(program.steps)
     live_bytes, live_tensors = [], []
     for k in range(1, n + 1):
         live = [b for b in buffers if b.first <= k <= b.last]
         live_bytes.append(sum(b.size for b in live))
         live_tensors.append([b.name for b in live])
-    return MemoryPlan(plan, buffers, offsets, live_bytes, live_tensors)
+    layer_peak = 0
+    for k, step in enumerate(program.steps):
+        names = {program.root(t) for t in step.inputs + step.outputs if t in program.tensors}
+        layer_peak = max(layer_peak, sum(program.tensors[r].size for r in names) + step.scratch_bytes)
+    no_reuse = sum(b.size for b in program_buffers(program))
+    return MemoryPlan(plan, buffers, offsets, live_bytes, live_tensors, inplace_steps, no_reuse, layer_peak,
+                      fixed if plan.arena_bytes < (float("inf")) and fixed and plan.planner.endswith("") and
+                      _uses_fixed(plan, fixed) else [])
+
+
+def _uses_fixed(plan: Plan, fixed) -> bool:
+    return all(plan.offsets[d] - plan.offsets[s] == off for d, s, off in fixed)

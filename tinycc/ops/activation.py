@@ -127,7 +127,7 @@ def _lower_unary_int8(self, lc, node):
     table = E.make_lut(lambda v: FLOAT_FUNCS[self.name](v, node.attrs), s_in, z_in, s_out, z_out)
     p = E.LutParams(size=lc.tensor(x).size)
     lc.add_step(node, "tc_lut_s8", p, [Arg("const", lc.blob(table, node, "lut")), Arg("in", x), Arg("out", y)],
-                lambda t, xv: E.lut_s8(p, t, xv), inplace_input=0, note="lookup table")
+                lambda t, xv: E.lut_s8(p, t, xv), inplace_inputs=(0,), note="lookup table")
 
 
 _Unary.int8_output = _int8_output

@@ -158,8 +158,16 @@ def _lower_conv_int8(self, lc, node):
         kernel, fn = "tc_conv2d_s8", K.conv2d_s8
     args = [Arg("in", x), Arg("const", wblob), Arg("const", lc.blob(bias, node, "bias")),
             Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
+    inplace = {}
+    if kernel == "tc_dwconv2d_s8" and oc == ic and oh * ow <= ih * iw and ih * iw < oh * ow * oc:
+        # TinyEngine-style: one channel plane of scratch instead of a second activation buffer
+        inplace = dict(inplace_inputs=(0,), inplace_kernel="tc_dwconv2d_s8_inplace",
+                       inplace_args=args[:5] + [Arg("scratch", "", ih * iw)] + args[5:])
+    from ..lower import row_overlap_delta
+
+    delta = row_overlap_delta(ih, iw, ic, oh, ow, oc, sh, pt)
     lc.add_step(node, kernel, p, args, lambda xv, w, b, m, s: fn(p, xv.reshape(ih, iw, ic), w, b, m, s),
-                macs=self.macs(lc.g, node))
+                macs=self.macs(lc.g, node), overlap_delta=delta, **inplace)
 
 
 Conv.lower_int8 = _lower_conv_int8

@@ -67,7 +67,9 @@ def _lower_binary_int8(self, lc, node):
         p = make(s1, z1, s2, z2, s_out, z_out, sh1, sh2, out_shape, act_min=lo, act_max=hi)
     except ValueError as exc:
         raise unsupported_int8(node, str(exc)) from None
-    lc.add_step(node, kernel, p, [a1, a2, Arg("out", y)], lambda x1, x2: fn(p, x1, x2))
+    acts = [a for a in (a1, a2) if a.kind == "in"]
+    same_shape = tuple(k for k, a in enumerate(acts) if tuple(lc.tensor(a.ref).shape) == tuple(out_shape))
+    lc.add_step(node, kernel, p, [a1, a2, Arg("out", y)], lambda x1, x2: fn(p, x1, x2), inplace_inputs=same_shape)
 
 
 def unsupported_int8(node, what):

@@ -70,7 +70,7 @@ def _lower_softmax_int8(self, lc, node):
     depth = shape[-1]
     p = E.make_softmax_params(s_in, int(np.prod(shape[:-1])), depth)
     lc.add_step(node, "tc_softmax_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: E.softmax_s8(p, xv),
-                inplace_input=0)
+                inplace_inputs=(0,))
 
 
 _SoftmaxBase.int8_output = _int8_output

@@ -1,0 +1,79 @@
+/*
+ * int8 ADD and SUB with broadcasting, bit-exact with TFLM's reference kernels
+ * (reference/integer_ops/add.h AddFunc, reference/sub.h BroadcastQuantSubSlow).
+ */
+#include "tc_eltwise.h"
+
+static int add_params_valid(const tc_add_params *p) {
+    return tc_broadcast_dims_valid(p->in1_dims, p->in2_dims, p->out_dims) &&
+           tc_is_int8(p->in1_zp) && tc_is_int8(p->in2_zp) && tc_is_int8(p->out_zp) &&
+           tc_act_range_valid(p->act_min, p->act_max) &&
+           /* Every multiplier is below one: MBQM never grows a value, so sums fit in int32. */
+           p->in1_multiplier >= 0 && p->in1_shift <= 0 && p->in1_shift >= -31 &&
+           p->in2_multiplier >= 0 && p->in2_shift <= 0 && p->in2_shift >= -31 &&
+           p->out_multiplier >= 0 && p->out_shift <= 0 && p->out_shift >= -31;
+}
+
+/* (x - zp) << 20 brought to the common scale; |x - zp| <= 255 keeps the shift below 2^28. */
+static inline int32_t rescale_operand(int32_t x, int32_t zp, int32_t multiplier, int32_t shift) {
+    return tc_mbqm((x - zp) * (INT32_C(1) << TC_ADD_LEFT_SHIFT), multiplier, shift);
+}
+
+static inline int32_t rescale_in1(const tc_add_params *p, int8_t x) {
+    return rescale_operand(x, p->in1_zp, p->in1_multiplier, p->in1_shift);
+}
+
+/* sign2 = -1 turns the sum into TFLM SUB's difference of the rescaled operands. */
+static inline int32_t rescale_in2(const tc_add_params *p, int8_t x, int32_t sign2) {
+    return sign2 * rescale_operand(x, p->in2_zp, p->in2_multiplier, p->in2_shift);
+}
+
+static inline int8_t finish(const tc_add_params *p, int32_t raw_sum) {
+    return tc_requant_s8(raw_sum, p->out_multiplier, p->out_shift, p->out_zp, p->act_min,
+                         p->act_max);
+}
+
+/* One innermost row of n outputs; an input stride is 1, or 0 when that input is broadcast. */
+static void add_row(const tc_add_params *p, int32_t sign2, const int8_t *in1, int32_t stride1,
+                    const int8_t *in2, int32_t stride2, int8_t *out, int32_t n) {
+    int32_t i;
+    if (stride1 == 0) {
+        const int32_t a = rescale_in1(p, in1[0]);
+        for (i = 0; i < n; ++i) out[i] = finish(p, a + rescale_in2(p, in2[i * stride2], sign2));
+    } else if (stride2 == 0) {
+        const int32_t b = rescale_in2(p, in2[0], sign2);
+        for (i = 0; i < n; ++i) out[i] = finish(p, rescale_in1(p, in1[i]) + b);
+    } else {
+        for (i = 0; i < n; ++i) {
+            out[i] = finish(p, rescale_in1(p, in1[i]) + rescale_in2(p, in2[i], sign2));
+        }
+    }
+}
+
+static tc_status add_or_sub(const tc_add_params *p, int32_t sign2, const int8_t *in1,
+                            const int8_t *in2, int8_t *out) {
+    int32_t s1[4], s2[4];
+    int32_t i0, i1, i2;
+    if (!add_params_valid(p)) return TC_ARG_ERROR;
+    tc_broadcast_strides(p->in1_dims, s1);
+    tc_broadcast_strides(p->in2_dims, s2);
+    for (i0 = 0; i0 < p->out_dims[0]; ++i0) {
+        for (i1 = 0; i1 < p->out_dims[1]; ++i1) {
+            for (i2 = 0; i2 < p->out_dims[2]; ++i2) {
+                const int8_t *a = in1 + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
+                const int8_t *b = in2 + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
+                add_row(p, sign2, a, s1[3], b, s2[3], out, p->out_dims[3]);
+                out += p->out_dims[3];
+            }
+        }
+    }
+    return TC_OK;
+}
+
+tc_status tc_add_s8(const tc_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+    return add_or_sub(p, 1, in1, in2, out);
+}
+
+tc_status tc_sub_s8(const tc_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+    return add_or_sub(p, -1, in1, in2, out);
+}

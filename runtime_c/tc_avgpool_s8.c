@@ -1,0 +1,68 @@
+/*
+ * tinycc runtime: int8 average pooling, TFLM reference_integer_ops::AveragePool arithmetic,
+ * optionally counting padding (ONNX count_include_pad) or requantizing the mean.
+ * Mirrored by tinycc/golden/kernels_conv.py::avgpool_s8.
+ */
+#include "tc_pool.h"
+
+static int avgpool_args_ok(const tc_avgpool_params *p) {
+    if (p->channels < 1 || !tc_pool_act_ok(p->act_min, p->act_max) ||
+        !tc_pool_axis_ok(p->in_h, p->out_h, p->k_h, p->stride_h, p->pad_top) ||
+        !tc_pool_axis_ok(p->in_w, p->out_w, p->k_w, p->stride_w, p->pad_left)) {
+        return 0;
+    }
+    if (p->in_zp < -128 || p->in_zp > 127) return 0;
+    if (!p->use_requant) return 1;
+    if (p->out_zp < -128 || p->out_zp > 127 || p->mult < 0 || p->shift < -31 ||
+        p->shift > 30) {
+        return 0;
+    }
+    /* The multiplier holds 1/n for one fixed n, so no window may have a smaller divisor. */
+    return p->count_include_pad ||
+           (tc_pool_axis_inside(p->in_h, p->out_h, p->k_h, p->stride_h, p->pad_top) &&
+            tc_pool_axis_inside(p->in_w, p->out_w, p->k_w, p->stride_w, p->pad_left));
+}
+
+/* Round acc / n half away from zero, as TFLM AveragePool does (C division truncates). */
+static int32_t rounded_div(int32_t acc, int32_t n) {
+    return acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n;
+}
+
+tc_status tc_avgpool_s8(const tc_avgpool_params *p, const int8_t *in, int8_t *out) {
+    int32_t oy, ox, c, iy, ix;
+    if (p == NULL || in == NULL || out == NULL || !avgpool_args_ok(p)) {
+        return TC_ARG_ERROR;
+    }
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t y0 = oy * p->stride_h - p->pad_top;
+        const int32_t y_begin = TC_MAX(y0, 0);
+        const int32_t y_end = TC_MIN(y0 + p->k_h, p->in_h);
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t x0 = ox * p->stride_w - p->pad_left;
+            const int32_t x_begin = TC_MAX(x0, 0);
+            const int32_t x_end = TC_MIN(x0 + p->k_w, p->in_w);
+            const int32_t taps = (y_end - y_begin) * (x_end - x_begin);
+            int8_t *y = out + (oy * p->out_w + ox) * p->channels;
+            for (c = 0; c < p->channels; ++c) {
+                int32_t acc = 0;
+                for (iy = y_begin; iy < y_end; ++iy) {
+                    const int8_t *row = in + iy * p->in_w * p->channels + c;
+                    for (ix = x_begin; ix < x_end; ++ix) {
+                        acc += row[ix * p->channels];
+                    }
+                }
+                if (p->use_requant) {
+                    y[c] = tc_requant_s8(acc - taps * p->in_zp, p->mult, p->shift, p->out_zp,
+                                         p->act_min, p->act_max);
+                } else if (p->count_include_pad) {
+                    const int32_t n = p->k_h * p->k_w;
+                    acc += (n - taps) * p->in_zp;
+                    y[c] = (int8_t)tc_clamp_i32(rounded_div(acc, n), p->act_min, p->act_max);
+                } else {
+                    y[c] = (int8_t)tc_clamp_i32(rounded_div(acc, taps), p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+    return TC_OK;
+}

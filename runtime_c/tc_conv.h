@@ -1,0 +1,151 @@
+/*
+ * tinycc runtime: int8 convolution and fully connected kernels.
+ *
+ * Arithmetic is exactly TFLite Micro's reference ConvPerChannel, DepthwiseConvPerChannel and
+ * FullyConnected (per-channel). Mirrored bit for bit by tinycc/golden/kernels_conv.py, whose
+ * parameter dataclasses have the same field names in the same order as the structs below.
+ *
+ * Common conventions
+ *  - Activations are NHWC with N = 1, i.e. [H][W][C], int8 in [-128, 127].
+ *  - Zero points are stored as the zero point itself (TFLM's input_offset is -in_zp).
+ *  - For every output element:
+ *        acc = sum over in-image taps of w * (x - in_zp)      (int32)
+ *        acc += bias[oc]                                       (if bias != NULL)
+ *        y   = tc_requant_s8(acc, mult[oc], shift[oc], out_zp, act_min, act_max)
+ *    Taps that fall outside the image are skipped, which equals padding with in_zp (real 0).
+ *    Only top/left padding is given; bottom/right padding is implied by out_h/out_w.
+ *  - mult/shift come from QuantizeMultiplier: mult in [0, 2^31-1], shift in [-31, 30].
+ *  - The int32 accumulator must not overflow: |bias| + 255 * 128 * (taps per output) < 2^31,
+ *    i.e. at most 65 000 multiply-accumulates per output with small biases. Like TFLM, the
+ *    kernels do not check this.
+ *  - Kernels return TC_ARG_ERROR (and write nothing) after cheap checks on pointers, shapes,
+ *    zero points, activation range and per-channel shifts; TC_OK otherwise.
+ */
+#ifndef TC_CONV_H
+#define TC_CONV_H
+
+#include "tc_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Parameters of tc_conv2d_s8 (regular and grouped 2-D convolution).
+ *
+ * out_h/out_w are the caller's choice (usually floor((in + pads - dil*(k-1) - 1)/stride) + 1);
+ * bottom/right padding is whatever they imply.
+ * Ranges: all sizes >= 1; in_c and out_c divisible by groups; in_zp, out_zp in [-128, 127];
+ * -128 <= act_min <= act_max <= 127; pad_top, pad_left >= 0.
+ */
+typedef struct {
+    int32_t in_h, in_w, in_c, out_h, out_w, out_c;
+    int32_t k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups;
+    int32_t in_zp, out_zp, act_min, act_max;
+} tc_conv2d_params;
+
+/**
+ * Parameters of tc_dwconv2d_s8 / tc_dwconv2d_s8_inplace (depthwise convolution).
+ *
+ * out_c must equal in_c * depth_mult; output channel oc = ic * depth_mult + m reads input
+ * channel ic (TFLite DEPTHWISE_CONV_2D convention). Other ranges as tc_conv2d_params.
+ */
+typedef struct {
+    int32_t in_h, in_w, in_c, out_h, out_w, out_c;
+    int32_t k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, depth_mult;
+    int32_t in_zp, out_zp, act_min, act_max;
+} tc_dwconv2d_params;
+
+/**
+ * Parameters of tc_fc_s8: `rows` independent input vectors of in_features values each.
+ * Ranges: rows, in_features, out_features >= 1; zero points and activation range as above.
+ */
+typedef struct {
+    int32_t rows, in_features, out_features;
+    int32_t in_zp, out_zp, act_min, act_max;
+} tc_fc_params;
+
+/**
+ * int8 2-D convolution, TFLM ConvPerChannel semantics, with dilation and groups.
+ *
+ * @param p      shapes and quantization parameters
+ * @param in     input  [in_h][in_w][in_c]
+ * @param w      weights [out_c][k_h][k_w][in_c / groups] (OHWI); output channel oc belongs to
+ *               group oc / (out_c / groups) and reads input channels of that group
+ * @param bias   int32 [out_c], scale in_scale * w_scale[oc], or NULL for no bias
+ * @param mult   requantization multipliers [out_c]
+ * @param shift  requantization shifts [out_c], in [-31, 30]
+ * @param out    output [out_h][out_w][out_c]; must not overlap the input
+ * @return TC_OK, or TC_ARG_ERROR
+ */
+tc_status tc_conv2d_s8(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                       int8_t *out);
+
+/**
+ * int8 depthwise 2-D convolution, TFLM DepthwiseConvPerChannel semantics.
+ *
+ * @param w      weights [k_h][k_w][out_c] (TFLite layout, out_c = in_c * depth_mult)
+ * @param out    output [out_h][out_w][out_c]; must not overlap the input
+ * Other parameters as tc_conv2d_s8.
+ */
+tc_status tc_dwconv2d_s8(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                         const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                         int8_t *out);
+
+/** Bytes of scratch tc_dwconv2d_s8_inplace needs: one input channel plane, in_h * in_w. */
+int32_t tc_dwconv2d_s8_inplace_scratch_size(const tc_dwconv2d_params *p);
+
+/**
+ * Depthwise convolution that may write its output over its input (TinyEngine-style in-place),
+ * bit-exact with tc_dwconv2d_s8.
+ *
+ * Channels are processed one at a time: channel c of the input is copied into `scratch`
+ * (a [in_h][in_w] plane), then output channel c is written to out[(y*out_w + x)*C + c]. With
+ * out == in these writes only touch channel-c slots of pixels y*out_w + x < out_h*out_w, whose
+ * input values were already copied, so channels not yet processed are never overwritten.
+ *
+ * Preconditions: depth_mult == 1; out == in, or out does not overlap in at all; when
+ * out == in, out_h * out_w <= in_h * in_w (true for stride >= 1 with "same" or "valid"
+ * padding), and the output then occupies the first out_h*out_w*C bytes of the buffer;
+ * scratch holds tc_dwconv2d_s8_inplace_scratch_size(p) bytes and overlaps nothing else.
+ *
+ * @return TC_OK, or TC_ARG_ERROR (also when the preconditions above are checkably violated)
+ */
+tc_status tc_dwconv2d_s8_inplace(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                                 const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                 int8_t *scratch, int8_t *out);
+
+/**
+ * int8 fully connected layer, TFLM FullyConnected semantics with per-output-channel
+ * requantization (pass out_features copies of the same multiplier for per-tensor).
+ *
+ * @param in     input [rows][in_features]
+ * @param w      weights [out_features][in_features]
+ * @param bias   int32 [out_features], or NULL
+ * @param mult   requantization multipliers [out_features]
+ * @param shift  requantization shifts [out_features], in [-31, 30]
+ * @param out    output [rows][out_features]; must not overlap the input
+ * @return TC_OK, or TC_ARG_ERROR
+ */
+tc_status tc_fc_s8(const tc_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
+                   const int32_t *mult, const int32_t *shift, int8_t *out);
+
+/* Internal: argument checks shared by the kernels of this header. */
+static inline int tc_conv_quant_args_ok(int32_t in_zp, int32_t out_zp, int32_t act_min,
+                                        int32_t act_max, const int32_t *mult,
+                                        const int32_t *shift, int32_t channels) {
+    int32_t c;
+    if (in_zp < -128 || in_zp > 127 || out_zp < -128 || out_zp > 127) return 0;
+    if (act_min < -128 || act_max > 127 || act_min > act_max) return 0;
+    for (c = 0; c < channels; ++c) {
+        if (mult[c] < 0 || shift[c] < -31 || shift[c] > 30) return 0;
+    }
+    return 1;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TC_CONV_H */

@@ -1,0 +1,75 @@
+/*
+ * tinycc runtime: int8 2-D convolution (regular and grouped), TFLM ConvPerChannel arithmetic.
+ * Mirrored by tinycc/golden/kernels_conv.py::conv2d_s8.
+ */
+#include "tc_conv.h"
+
+static int conv2d_args_ok(const tc_conv2d_params *p) {
+    if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1 ||
+        p->out_c < 1) {
+        return 0;
+    }
+    if (p->k_h < 1 || p->k_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->dil_h < 1 ||
+        p->dil_w < 1 || p->pad_top < 0 || p->pad_left < 0) {
+        return 0;
+    }
+    return p->groups >= 1 && p->in_c % p->groups == 0 && p->out_c % p->groups == 0;
+}
+
+/* Sum of w * (x - in_zp) over the in-image taps of one output pixel, for one output channel.
+ * `in_group` points at the first input channel of the channel group of `w_oc`. */
+static int32_t conv2d_pixel_acc(const tc_conv2d_params *p, const int8_t *in_group,
+                                const int8_t *w_oc, int32_t in_y0, int32_t in_x0) {
+    const int32_t group_c = p->in_c / p->groups;
+    int32_t acc = 0;
+    int32_t ky, kx, ic;
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = in_y0 + ky * p->dil_h;
+        if (iy < 0 || iy >= p->in_h) continue;
+        for (kx = 0; kx < p->k_w; ++kx) {
+            const int32_t ix = in_x0 + kx * p->dil_w;
+            const int8_t *x;
+            const int8_t *wk;
+            if (ix < 0 || ix >= p->in_w) continue;
+            x = in_group + (iy * p->in_w + ix) * p->in_c;
+            wk = w_oc + (ky * p->k_w + kx) * group_c;
+            for (ic = 0; ic < group_c; ++ic) {
+                acc += (int32_t)wk[ic] * ((int32_t)x[ic] - p->in_zp);
+            }
+        }
+    }
+    return acc;
+}
+
+tc_status tc_conv2d_s8(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                       int8_t *out) {
+    int32_t oy, ox, oc;
+    int32_t group_c, group_oc, w_oc_size;
+    if (p == NULL || in == NULL || w == NULL || mult == NULL || shift == NULL || out == NULL) {
+        return TC_ARG_ERROR;
+    }
+    if (!conv2d_args_ok(p) ||
+        !tc_conv_quant_args_ok(p->in_zp, p->out_zp, p->act_min, p->act_max, mult, shift,
+                               p->out_c)) {
+        return TC_ARG_ERROR;
+    }
+    group_c = p->in_c / p->groups;
+    group_oc = p->out_c / p->groups;
+    w_oc_size = p->k_h * p->k_w * group_c;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t in_y0 = oy * p->stride_h - p->pad_top;
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t in_x0 = ox * p->stride_w - p->pad_left;
+            int8_t *y = out + (oy * p->out_w + ox) * p->out_c;
+            for (oc = 0; oc < p->out_c; ++oc) {
+                const int8_t *in_group = in + (oc / group_oc) * group_c;
+                int32_t acc = conv2d_pixel_acc(p, in_group, w + oc * w_oc_size, in_y0, in_x0);
+                if (bias != NULL) acc += bias[oc];
+                y[oc] = tc_requant_s8(acc, mult[oc], shift[oc], p->out_zp, p->act_min,
+                                      p->act_max);
+            }
+        }
+    }
+    return TC_OK;
+}

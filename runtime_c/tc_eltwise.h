@@ -1,0 +1,133 @@
+/*
+ * tinycc runtime: element-wise int8 kernels (ADD, SUB, MUL with broadcasting, table lookup,
+ * softmax). Arithmetic is bit-exact with the TFLite Micro reference kernels; the golden model
+ * is tinycc/golden/kernels_eltwise.py, whose dataclasses mirror the structs below field by field.
+ *
+ * Every parameter struct is filled offline by the compiler (const, in flash). Kernels only make
+ * cheap consistency checks and return TC_ARG_ERROR when they fail, writing nothing.
+ */
+#ifndef TC_ELTWISE_H
+#define TC_ELTWISE_H
+
+#include "tc_common.h"
+#include "tc_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* TFLM shifts int8 ADD/SUB operands left by 20 bits before rescaling them to a common scale. */
+#define TC_ADD_LEFT_SHIFT 20
+
+/*
+ * Broadcast shapes of a binary element-wise op: 4-D, row-major, numpy broadcasting. Each input
+ * dimension equals the output dimension or is 1. All dimensions are >= 1. The compiler pads
+ * lower ranks with leading 1s and may merge adjacent dimensions that broadcast alike, e.g. a
+ * squeeze-excite scale [1,H,W,C] * [1,1,1,C] becomes [1,1,H*W,C] * [1,1,1,C].
+ */
+
+/*
+ * ADD and SUB (TFLM `add_common.cc` / `sub_common.cc`, reference `integer_ops/add.h`, `sub.h`):
+ *   a   = MBQM((x1 - in1_zp) << 20, in1_multiplier, in1_shift)
+ *   b   = MBQM((x2 - in2_zp) << 20, in2_multiplier, in2_shift)
+ *   out = clamp(MBQM(a +/- b, out_multiplier, out_shift) + out_zp, act_min, act_max)
+ * All shifts are <= 0 (every multiplier is below one). Zero points in [-128, 127].
+ */
+typedef struct {
+    int32_t in1_zp;
+    int32_t in1_multiplier;
+    int32_t in1_shift;
+    int32_t in2_zp;
+    int32_t in2_multiplier;
+    int32_t in2_shift;
+    int32_t out_multiplier;
+    int32_t out_shift;
+    int32_t out_zp;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t in1_dims[4];
+    int32_t in2_dims[4];
+    int32_t out_dims[4];
+} tc_add_params;
+
+/*
+ * MUL (TFLM `mul_common.cc`, reference `integer_ops/mul.h`):
+ *   out = clamp(MBQM((x1 - in1_zp) * (x2 - in2_zp), out_multiplier, out_shift) + out_zp,
+ *               act_min, act_max)
+ */
+typedef struct {
+    int32_t in1_zp;
+    int32_t in2_zp;
+    int32_t out_multiplier;
+    int32_t out_shift;
+    int32_t out_zp;
+    int32_t act_min;
+    int32_t act_max;
+    int32_t in1_dims[4];
+    int32_t in2_dims[4];
+    int32_t out_dims[4];
+} tc_mul_params;
+
+/* Table lookup: out[i] = table[in[i] + 128] for `size` elements. */
+typedef struct {
+    int32_t size;
+} tc_lut_params;
+
+/*
+ * Softmax over the last axis: `outer` rows of `depth` elements. TFLM reference int8 softmax
+ * (`reference/softmax.h`, gemmlowp fixed point). Output quantization is fixed: (1/256, -128).
+ * input_multiplier / input_left_shift / diff_min come from PreprocessSoftmaxScaling and
+ * CalculateInputRadius with 5 integer bits; left shift in [0, 31], diff_min <= 0.
+ */
+typedef struct {
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+    int32_t diff_min;
+    int32_t outer;
+    int32_t depth;
+} tc_softmax_params;
+
+/*
+ * Binary kernels. `out` holds out_dims elements; it may alias an input whose dims equal
+ * out_dims (in-place), never a broadcast one.
+ */
+tc_status tc_add_s8(const tc_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+/* out = in1 - in2, same parameters as ADD (TFLM SUB subtracts the rescaled operands). */
+tc_status tc_sub_s8(const tc_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+tc_status tc_mul_s8(const tc_mul_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
+/* `table` has 256 entries, indexed by input + 128. In place (out == in) is allowed. */
+tc_status tc_lut_s8(const tc_lut_params *p, const int8_t *table, const int8_t *in, int8_t *out);
+
+/* In place (out == in) is allowed. */
+tc_status tc_softmax_s8(const tc_softmax_params *p, const int8_t *in, int8_t *out);
+
+/* ---- helpers shared by the broadcasting kernels (not part of the public API) ---- */
+
+/* True when every input dimension is 1 or the output's, and all dimensions are >= 1. */
+static inline int tc_broadcast_dims_valid(const int32_t in1_dims[4], const int32_t in2_dims[4],
+                                          const int32_t out_dims[4]) {
+    int i;
+    for (i = 0; i < 4; ++i) {
+        if (out_dims[i] < 1 || in1_dims[i] < 1 || in2_dims[i] < 1) return 0;
+        if (in1_dims[i] != 1 && in1_dims[i] != out_dims[i]) return 0;
+        if (in2_dims[i] != 1 && in2_dims[i] != out_dims[i]) return 0;
+    }
+    return 1;
+}
+
+/* Element strides of a row-major 4-D tensor, 0 along broadcast (size-1) dimensions. */
+static inline void tc_broadcast_strides(const int32_t dims[4], int32_t strides[4]) {
+    int32_t stride = 1;
+    int i;
+    for (i = 3; i >= 0; --i) {
+        strides[i] = dims[i] == 1 ? 0 : stride;
+        stride *= dims[i];
+    }
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TC_ELTWISE_H */

@@ -1,0 +1,39 @@
+/*
+ * tinycc runtime: int8 max pooling, TFLM reference_integer_ops::MaxPool arithmetic.
+ * Mirrored by tinycc/golden/kernels_conv.py::maxpool_s8.
+ */
+#include "tc_pool.h"
+
+tc_status tc_maxpool_s8(const tc_maxpool_params *p, const int8_t *in, int8_t *out) {
+    int32_t oy, ox, c, iy, ix;
+    if (p == NULL || in == NULL || out == NULL) {
+        return TC_ARG_ERROR;
+    }
+    if (p->channels < 1 || !tc_pool_act_ok(p->act_min, p->act_max) ||
+        !tc_pool_axis_ok(p->in_h, p->out_h, p->k_h, p->stride_h, p->pad_top) ||
+        !tc_pool_axis_ok(p->in_w, p->out_w, p->k_w, p->stride_w, p->pad_left)) {
+        return TC_ARG_ERROR;
+    }
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t y0 = oy * p->stride_h - p->pad_top;
+        const int32_t y_begin = TC_MAX(y0, 0);
+        const int32_t y_end = TC_MIN(y0 + p->k_h, p->in_h);
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t x0 = ox * p->stride_w - p->pad_left;
+            const int32_t x_begin = TC_MAX(x0, 0);
+            const int32_t x_end = TC_MIN(x0 + p->k_w, p->in_w);
+            int8_t *y = out + (oy * p->out_w + ox) * p->channels;
+            for (c = 0; c < p->channels; ++c) {
+                int32_t max = INT8_MIN;
+                for (iy = y_begin; iy < y_end; ++iy) {
+                    const int8_t *row = in + iy * p->in_w * p->channels + c;
+                    for (ix = x_begin; ix < x_end; ++ix) {
+                        max = TC_MAX(max, (int32_t)row[ix * p->channels]);
+                    }
+                }
+                y[c] = (int8_t)tc_clamp_i32(max, p->act_min, p->act_max);
+            }
+        }
+    }
+    return TC_OK;
+}
