@@ -12,7 +12,7 @@ import networkx as nx
 
 from ..program import Program
 from .order import search_order
-from .planner import Buffer, Plan, plan_arena
+from .planner import GREEDY_PLANNERS, Buffer, Plan, plan_arena
 
 ALIGN = 16
 
@@ -94,16 +94,19 @@ def _last_reads(program: Program) -> dict[str, int]:
     return last
 
 
-def choose_inplace(program: Program) -> tuple[dict[str, str], set[int]]:
+def choose_inplace(program: Program) -> tuple[dict[str, str], set[int], list[tuple[str, str, int]]]:
     """Let a step's output take over an input buffer that this step reads for the last time.
 
-    Returns (merged: output view-root -> buffer root, steps that run in place)."""
+    Returns (merged: output view-root -> buffer root, steps that run in place, pinned). An
+    output as large as the buffer joins it (merged); a smaller one (strided depthwise) stays
+    its own buffer pinned at offset 0 of the input's, so the rest is free again afterwards."""
     last = _last_reads(program)
     outputs = {program.root(t) for t in program.outputs}
     group_of: dict[str, str] = {}
     group_last: dict[str, int] = dict(last)
     group_size: dict[str, int] = {r: program.tensors[r].size for r in last}
     inplace_steps: set[int] = set()
+    pinned: list[tuple[str, str, int]] = []
     written_before: set[str] = set()
     for k, step in enumerate(program.steps):
         outs = [program.root(t) for t in step.outputs]
@@ -114,14 +117,17 @@ def choose_inplace(program: Program) -> tuple[dict[str, str], set[int]]:
                 g = group_of.get(program.root(src), program.root(src))
                 if group_last[g] != k or g in outputs or group_size[g] < program.tensors[out].size:
                     continue
-                group_of[out] = g
-                group_last[g] = last[out]
-                if out in outputs:
-                    outputs.add(g)
+                if program.tensors[out].size < group_size[g]:
+                    pinned.append((out, g, 0))
+                else:
+                    group_of[out] = g
+                    group_last[g] = last[out]
+                    if out in outputs:
+                        outputs.add(g)
                 inplace_steps.add(k)
                 break
         written_before.update(outs)
-    return group_of, inplace_steps
+    return group_of, inplace_steps, pinned
 
 
 # ---- buffers and plan ------------------------------------------------------------------------------
@@ -175,16 +181,31 @@ def choose_overlaps(program: Program, merged: dict[str, str], inplace_steps: set
         b = merged.get(r, r)
         group_last[b] = max(group_last.get(b, k), k)
     outputs = {buf(t) for t in program.outputs}
-    fixed, tied = [], set()
+    # Each buffer dies at one step and is born at one step, so the relations form chains; in a
+    # chain only neighbours are ever live together, and their overlap is the safe one.
+    fixed = []
     for k, step in enumerate(program.steps):
         if step.overlap_delta is None or k in inplace_steps or len(step.outputs) != 1:
             continue
         src, dst = buf(step.inputs[0]), buf(step.outputs[0])
-        if group_last.get(src) != k or src in outputs or src == dst or src in tied or dst in tied:
+        if group_last.get(src) != k or src in outputs or src == dst:
             continue
         fixed.append((dst, src, (step.overlap_delta // ALIGN) * ALIGN))
-        tied.update((src, dst))
     return fixed
+
+
+def _select_overlaps(buffers: list[Buffer], pinned: list, candidates: list, arena: int) -> list:
+    """Overlaps tie buffers into rigid groups, and long chains drift apart, so take them one at
+    a time, largest pair first, and keep each unless the greedy arena grows (several steps
+    may share the peak, so one overlap alone often cannot lower it)."""
+    size = {b.name: b.size for b in buffers}
+    chosen: list = []
+    for cand in sorted(candidates, key=lambda f: -(size[f[0]] + size[f[1]])):
+        trial = plan_arena(buffers, fixed=pinned + chosen + [cand], planners=GREEDY_PLANNERS)
+        if trial.arena_bytes <= arena:
+            chosen.append(cand)
+            arena = trial.arena_bytes
+    return chosen
 
 
 def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = True,
@@ -195,14 +216,17 @@ def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = Tr
     the smaller arena wins."""
     if reorder:
         reorder_steps(program, time_budget_s / 2)
-    merged, inplace_steps = choose_inplace(program) if inplace else ({}, set())
+    merged, inplace_steps, pinned = choose_inplace(program) if inplace else ({}, set(), [])
     buffers = program_buffers(program, merged, inplace_steps)
-    plan = plan_arena(buffers, time_budget_s=time_budget_s / 4)
-    fixed = choose_overlaps(program, merged, inplace_steps) if overlap else []
+    plan = plan_arena(buffers, fixed=pinned, time_budget_s=time_budget_s / 4)
+    candidates = choose_overlaps(program, merged, inplace_steps) if overlap else []
+    fixed = _select_overlaps(buffers, pinned, candidates, plan.arena_bytes)
     if fixed:
-        overlapped = plan_arena(buffers, fixed=fixed, time_budget_s=time_budget_s / 4)
+        overlapped = plan_arena(buffers, fixed=pinned + fixed, time_budget_s=time_budget_s / 4)
         if overlapped.arena_bytes < plan.arena_bytes:
             plan = overlapped
+        else:
+            fixed = []
     offsets = dict(plan.offsets)
     for t in program.tensors:
         r = program.root(t)
@@ -221,9 +245,4 @@ def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = Tr
         layer_peak = max(layer_peak, sum(program.tensors[r].size for r in names) + step.scratch_bytes)
     no_reuse = sum(b.size for b in program_buffers(program))
     return MemoryPlan(plan, buffers, offsets, live_bytes, live_tensors, inplace_steps, no_reuse, layer_peak,
-                      fixed if plan.arena_bytes < (float("inf")) and fixed and plan.planner.endswith("") and
-                      _uses_fixed(plan, fixed) else [])
-
-
-def _uses_fixed(plan: Plan, fixed) -> bool:
-    return all(plan.offsets[d] - plan.offsets[s] == off for d, s, off in fixed)
+                      pinned + fixed)
