@@ -37,21 +37,32 @@ class CompiledModel:
 
         return run_int8(self.program, self.quantize_inputs(inputs), observe)
 
-    def executable(self, trace: bool = False) -> Path:
+    @property
+    def project_dir(self) -> Path:
         from .codegen.emit import generate_project, write_files
+
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="tinycc_c_")
+            write_files(generate_project(self.program, self.mem, "model", self.graph.name), Path(self._tmp.name))
+        return Path(self._tmp.name)
+
+    def executable(self, target: str = "all") -> Path:
+        """target: all (plain harness), trace (dumps every layer), check (ASan/UBSan + write checks)."""
         from .sim.host import build
 
-        if trace not in self._exe:
-            if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="tinycc_c_")
-                write_files(generate_project(self.program, self.mem, "model", self.graph.name), Path(self._tmp.name))
-            self._exe[trace] = build(Path(self._tmp.name), "model", "trace" if trace else "all")
-        return self._exe[trace]
+        if target not in self._exe:
+            self._exe[target] = build(self.project_dir, "model", target)
+        return self._exe[target]
 
-    def run_c(self, inputs, trace: bool = False):
+    def run_c(self, inputs, trace: bool = False, check: bool = False):
+        import os
+
         from .sim.host import run_harness
 
-        return run_harness(self.executable(trace), self.program, self.quantize_inputs(inputs), trace=trace)
+        target = "check" if check else ("trace" if trace else "all")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0") if check else None
+        return run_harness(self.executable(target), self.program, self.quantize_inputs(inputs),
+                           trace=trace or check, env=env)
 
     def logical(self, name: str, value: np.ndarray, dequantize: bool) -> np.ndarray:
         from .quant.params import dequantize as deq

@@ -33,7 +33,7 @@ def build(project: Path, prefix: str, target: str = "all", cflags: str = STRICT_
     r = subprocess.run(["make", "-s", "-C", str(project), target], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise BuildError(f"building the generated project failed:\n{r.stdout}{r.stderr}")
-    return project / (f"{prefix}_trace" if target == "trace" else f"{prefix}_host")
+    return project / {"trace": f"{prefix}_trace", "check": f"{prefix}_check"}.get(target, f"{prefix}_host")
 
 
 def run_harness(exe: Path, program: Program, inputs: Mapping[str, np.ndarray], trace: bool = False,
