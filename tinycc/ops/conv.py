@@ -12,7 +12,9 @@ from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 
 def conv2d_nchw(x, w, b, strides, dilations, pads, group):
-    """Float reference convolution in float64 on NCHW input / OIHW weights."""
+    """Float reference convolution in float64 on NCHW input / OIHW weights (any groups).
+
+    One tensor contraction per kernel tap, batched over the groups."""
     n, c, h, wd = x.shape
     o, ig, kh, kw = w.shape
     pt, pl, pb, pr = pads
@@ -21,17 +23,15 @@ def conv2d_nchw(x, w, b, strides, dilations, pads, group):
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
     oh = conv_out_size(h, kh, sh, dh, pt + pb)
     ow = conv_out_size(wd, kw, sw, dw, pl + pr)
-    out = np.zeros((n, o, oh, ow), dtype=np.float64)
     og = o // group
-    w64 = w.astype(np.float64)
-    for gi in range(group):
-        xs = xp[:, gi * ig:(gi + 1) * ig]
-        ws = w64[gi * og:(gi + 1) * og]
-        acc = out[:, gi * og:(gi + 1) * og]
-        for i in range(kh):
-            for j in range(kw):
-                patch = xs[:, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
-                acc += np.einsum("nchw,oc->nohw", patch, ws[:, :, i, j], optimize=True)
+    xg = xp.reshape(n, group, ig, xp.shape[2], xp.shape[3])
+    wg = w.astype(np.float64).reshape(group, og, ig, kh, kw)
+    out = np.zeros((n, group, og, oh, ow), dtype=np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            patch = xg[:, :, :, i * dh: i * dh + sh * (oh - 1) + 1: sh, j * dw: j * dw + sw * (ow - 1) + 1: sw]
+            out += np.einsum("ngchw,goc->ngohw", patch, wg[:, :, :, i, j])
+    out = out.reshape(n, o, oh, ow)
     if b is not None:
         out += b.astype(np.float64).reshape(1, -1, 1, 1)
     return out

@@ -55,6 +55,26 @@ class TensorStats:
         raise ValueError(method)
 
 
+def range_methods(g: Graph, method: str) -> dict[str, str]:
+    """The range estimator for each activation: `method`, except min/max where clipping costs
+    more than resolution (quantization.md §5.2): graph inputs, whose range is the data's own
+    (e.g. pixels in [0, 1]), and the inputs of ops with a fixed output scale (softmax, sigmoid,
+    tanh), whose outputs would saturate; also through data movement (same_as_input) in between.
+    """
+    from ..ops.registry import OPS
+
+    methods = {}
+    for node in reversed(g.nodes):
+        rule = OPS[node.op].int8_output(g, node)
+        feeds_fixed = isinstance(rule, tuple) or (rule == "same_as_input" and any(
+            methods.get(t) == "minmax" for t in node.outputs))
+        if feeds_fixed and node.inputs and node.inputs[0]:
+            methods[node.inputs[0]] = "minmax"
+    for name in g.inputs:
+        methods[name] = "minmax"
+    return {name: methods.get(name, method) for name in g.tensors if not g.tensors[name].is_const}
+
+
 def mse_range(v: np.ndarray, vmin: float, vmax: float, steps: int = 48) -> tuple[float, float]:
     """Shrink [min, max] toward 0 by a common factor; keep the factor with the least int8 MSE."""
     from .params import choose_qparams

@@ -12,19 +12,20 @@ from typing import Mapping
 from ..errors import Unsupported
 from ..ir import Graph
 from ..ops.registry import OPS
-from .calibrate import TensorStats
+from .calibrate import TensorStats, range_methods
 from .params import choose_qparams, fixed_qparams
 
 
 def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: str | None) -> Graph:
     """stats=None: a pre-quantized graph, where only data movement may lack params."""
     q = g.copy()
+    methods = range_methods(q, method) if stats is not None else {}
     for name in q.inputs:
         t = q.tensors[name]
         if t.quant is None:
             if stats is None:
                 raise Unsupported(f"model input {name!r} has no quantization parameters")
-            t.quant = choose_qparams(*stats[name].range(method))
+            t.quant = choose_qparams(*stats[name].range(methods[name]))
     for node in q.nodes:
         rule = OPS[node.op].int8_output(q, node)
         for out in node.outputs:
@@ -37,7 +38,7 @@ def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: st
                                       "quantization parameters in the pre-quantized model")
                 if out not in stats:
                     raise Unsupported(f"no calibration statistics for tensor {out!r}")
-                t.quant = choose_qparams(*stats[out].range(method))
+                t.quant = choose_qparams(*stats[out].range(methods[out]))
             elif rule == "same_as_input":
                 t.quant = q.tensors[node.inputs[0]].quant
             else:
