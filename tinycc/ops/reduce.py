@@ -1,4 +1,5 @@
-"""ReduceMean. Over the spatial axes of a 4-D tensor it imports as GlobalAveragePool."""
+"""ReduceMean / ReduceMax. Over the spatial axes of a 4-D tensor they import as
+GlobalAveragePool / GlobalMaxPool."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +8,7 @@ from .common import norm_axis
 from .registry import LayoutClass, OpDef, onnx_importer, register
 
 
-@register
-class ReduceMean(OpDef):
-    name = "ReduceMean"
+class _Reduce(OpDef):
     layout_class = LayoutClass.AXIS
     axis_attrs = {"axes": "axes"}
 
@@ -21,12 +20,18 @@ class ReduceMean(OpDef):
         return [(shape, x.dtype)]
 
     def run_float(self, node, xs):
-        y = xs[0].astype(np.float64).mean(axis=tuple(node.attrs["axes"]), keepdims=bool(node.attrs["keepdims"]))
+        fn = np.mean if self.name == "ReduceMean" else np.max
+        y = fn(xs[0].astype(np.float64), axis=tuple(node.attrs["axes"]), keepdims=bool(node.attrs["keepdims"]))
         return [np.asarray(y, dtype=np.float32)]
 
 
-@onnx_importer("ReduceMean")
-def import_reduce_mean(ctx, onode, attrs):
+register(type("ReduceMean", (_Reduce,), {"name": "ReduceMean"}))
+register(type("ReduceMax", (_Reduce,), {"name": "ReduceMax"}))
+GLOBAL_POOL = {"ReduceMean": "GlobalAveragePool", "ReduceMax": "GlobalMaxPool"}
+
+
+@onnx_importer("ReduceMean", "ReduceMax")
+def import_reduce(ctx, onode, attrs):
     x = onode.input[0]
     rank = len(ctx.shape(x))
     if ctx.opset >= 18 and len(onode.input) > 1 and onode.input[1]:
@@ -41,8 +46,8 @@ def import_reduce_mean(ctx, onode, attrs):
     axes = tuple(sorted(norm_axis(a, rank, onode) for a in axes))
     keep = int(attrs.get("keepdims", 1))
     if rank == 4 and axes == (2, 3):
-        y = ctx.add("GlobalAveragePool", [x], [onode.output[0]] if keep else None, onode, layout="NCHW")[0]
+        y = ctx.add(GLOBAL_POOL[onode.op_type], [x], [onode.output[0]] if keep else None, onode, layout="NCHW")[0]
         if not keep:
             ctx.add("Reshape", [y], [onode.output[0]], onode, "squeeze", shape=tuple(ctx.shape(x)[:2]))
         return
-    ctx.add("ReduceMean", [x], [onode.output[0]], onode, axes=axes, keepdims=keep)
+    ctx.add(onode.op_type, [x], [onode.output[0]], onode, axes=axes, keepdims=keep)
