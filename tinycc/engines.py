@@ -1,6 +1,7 @@
 """Execution engines behind `tinycc run`: float reference, int8 golden model, generated C."""
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import Mapping
@@ -12,6 +13,7 @@ from .ir import Graph
 from .reference.float_exec import run_float
 
 ENGINES = ("float", "int8", "c")
+RUN_ENGINES = ENGINES + ("qemu",)  # qemu: the generated C cross-compiled for a Cortex-M, under QEMU
 
 
 class CompiledModel:
@@ -26,6 +28,7 @@ class CompiledModel:
         self.mem = plan_memory(self.program)
         self._tmp = None
         self._exe = {}
+        self._targets = {}  # core name -> (temporary project folder, ELF)
 
     def quantize_inputs(self, inputs):
         from .lower import quantize_inputs
@@ -64,6 +67,38 @@ class CompiledModel:
         return run_harness(self.executable(target), self.program, self.quantize_inputs(inputs),
                            trace=trace or check, env=env)
 
+    def target_elf(self, target: str, sram: int | None = None, flash: int | None = None) -> Path:
+        """The project generated and cross-compiled for a Cortex-M core (--target name); cached.
+
+        sram/flash: the link budget (default: the board's whole memory)."""
+        from .codegen.emit import generate_project, write_files
+        from .sim.qemu import cross_build
+        from .target import get_core, memory_for
+
+        key = (target, sram, flash)
+        if key not in self._targets:
+            core = get_core(target)
+            memory = memory_for(core, core.sram_capacity if sram is None else sram, flash)
+            tmp = tempfile.TemporaryDirectory(prefix=f"tinycc_{target}_")
+            write_files(generate_project(self.program, self.mem, "model", self.graph.name, core, memory),
+                        Path(tmp.name))
+            self._targets[key] = (tmp, cross_build(Path(tmp.name), "model", memory))
+        return self._targets[key][1]
+
+    def run_qemu(self, inputs, target: str = "cortex-m4", count: bool = True):
+        """Run the cross-compiled model under QEMU. Returns (outputs by name, sim.qemu.QemuRun)."""
+        from .sim.qemu import run_elf
+        from .target import runnable_core
+
+        core = runnable_core(target)
+        physical = self.quantize_inputs(inputs)
+        data = [np.ascontiguousarray(physical[name], dtype=np.int8).tobytes() for name in self.program.inputs]
+        sizes = [self.program.tensors[name].size for name in self.program.outputs]
+        run = run_elf(self.target_elf(target), core, data, sizes, count=count, steps=len(self.program.steps))
+        outputs = {name: np.frombuffer(raw, dtype=np.int8).reshape(self.program.tensors[name].shape)
+                   for name, raw in zip(self.program.outputs, run.outputs)}
+        return outputs, run
+
     def logical(self, name: str, value: np.ndarray, dequantize: bool) -> np.ndarray:
         from .quant.params import dequantize as deq
         from .reference.int_exec import to_logical
@@ -78,8 +113,27 @@ def run_engine(g: Graph, inputs: Mapping[str, np.ndarray], engine: str, args) ->
     from .compiler import QuantOptions
 
     model = CompiledModel(g, QuantOptions.from_args(args))
-    outs = model.run_int8(inputs) if engine == "int8" else model.run_c(inputs)[0]
+    if engine == "qemu":
+        target = getattr(args, "target", None) or DEFAULT_QEMU_TARGET
+        outs, run = model.run_qemu(inputs, target)
+        print(qemu_summary(target, run, model.program.macs), file=sys.stderr)
+    else:
+        outs = model.run_int8(inputs) if engine == "int8" else model.run_c(inputs)[0]
     return {k: model.logical(k, v, args.dequantize) for k, v in outs.items()}
+
+
+DEFAULT_QEMU_TARGET = "cortex-m4"
+
+
+def qemu_summary(target: str, run, macs: int) -> str:
+    from .target import get_core
+
+    core = get_core(target)
+    text = f"tinycc: ran on {core.name} (QEMU {core.board})"
+    if run.instructions is not None:
+        per_mac = f", {run.instructions / macs:.2f} per MAC" if macs else ""
+        text += f": {run.instructions:,} instructions per inference{per_mac}"
+    return text + f"; stack high-water {run.stack_high_water:,} of {run.stack_reserved:,} B"
 
 
 def sqnr_db(ref: np.ndarray, test: np.ndarray) -> float:

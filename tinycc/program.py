@@ -100,12 +100,18 @@ class Program:
         return tensor
 
     def add_blob(self, data: np.ndarray, hint: str) -> str:
+        """Store constant data under a C-safe name; identical data (same dtype, shape and bytes,
+        e.g. per-tensor requantization arrays) is stored once."""
+        data = np.ascontiguousarray(data)
+        for name, existing in self.blobs.items():
+            if existing.dtype == data.dtype and existing.shape == data.shape and np.array_equal(existing, data):
+                return name
         base = c_identifier(hint)
         name, k = base, 1
         while name in self.blobs:
             k += 1
             name = f"{base}_{k}"
-        self.blobs[name] = np.ascontiguousarray(data)
+        self.blobs[name] = data
         return name
 
     @property

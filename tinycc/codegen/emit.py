@@ -75,7 +75,7 @@ def _io_view(program: Program, mem: MemoryPlan, names: list[str], kind: str) -> 
     return out
 
 
-def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str) -> dict:
+def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str, core=None, memory=None) -> dict:
     blobs = []
     for name, data in program.blobs.items():
         per_line = 16 if data.dtype.itemsize == 1 else 8
@@ -115,7 +115,13 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str)
         arena_bytes=max(mem.arena_bytes, 16), inputs=_io_view(program, mem, program.inputs, "input"),
         outputs=_io_view(program, mem, program.outputs, "output"), steps=steps, blobs=blobs,
         runtime_sources=sources, runtime_headers=headers, quant=program.quant_scheme,
+        core=core, memory=memory, arm=_arm_view(prefix, core) if core else None,
     )
+
+
+def _arm_view(prefix: str, core) -> dict:
+    """What the Cortex-M build files print: flags as one string, the ELF name."""
+    return dict(cpu_flags=" ".join(core.cpu_flags), elf=f"{prefix}.elf")
 
 
 def _environment() -> jinja2.Environment:
@@ -127,13 +133,21 @@ def _environment() -> jinja2.Environment:
 TEMPLATES = {"model.h": "model.h.j2", "model.c": "model.c.j2", "weights.h": "weights.h.j2",
              "weights.c": "weights.c.j2", "main.c": "main.c.j2", "Makefile": "Makefile.j2",
              "CMakeLists.txt": "CMakeLists.txt.j2"}
+# Added for a Cortex-M --target: linker script, startup code, semihosting harness, CMake toolchain.
+ARM_TEMPLATES = {"arm/link.ld": "arm/link.ld.j2", "arm/startup.c": "arm/startup.c.j2",
+                 "arm/tc_semihost.c": "arm/tc_semihost.c.j2", "arm/tc_target.h": "arm/tc_target.h.j2",
+                 "arm/main.c": "arm/main.c.j2", "arm/toolchain.cmake": "arm/toolchain.cmake.j2"}
 
 
-def generate_project(program: Program, mem: MemoryPlan, prefix: str, source_name: str) -> dict[str, bytes]:
-    """All files of the project: relative path -> content."""
-    vm = view_model(program, mem, prefix, source_name)
+def generate_project(program: Program, mem: MemoryPlan, prefix: str, source_name: str, core=None,
+                     memory=None) -> dict[str, bytes]:
+    """All files of the project: relative path -> content.
+
+    core/memory (tinycc.target.Core/Memory): a Cortex-M target; adds the cross build and its harness."""
+    vm = view_model(program, mem, prefix, source_name, core, memory)
     env = _environment()
-    files = {path: env.get_template(tpl).render(**vm).encode() for path, tpl in TEMPLATES.items()}
+    templates = dict(TEMPLATES, **(ARM_TEMPLATES if core else {}))
+    files = {path: env.get_template(tpl).render(**vm).encode() for path, tpl in templates.items()}
     rt = data_dir("runtime_c")
     for name in vm["runtime_sources"] + vm["runtime_headers"]:
         files[f"runtime/{name}"] = (rt / name).read_bytes()

@@ -991,3 +991,121 @@ def resize_nearest_s8(p: ResizeNearestParams, y_index, x_index, x) -> np.ndarray
     a = _as_int8(x, p.batch * p.in_h * p.in_w * p.channels, "input").reshape(
         p.batch, p.in_h, p.in_w, p.channels)
     return np.ascontiguousarray(a[:, y][:, :, xi])
+
+
+# ---------------------------------------------------------------------------------------------
+# Log-softmax (tc_log_softmax.h): integer only, not a TFLM port. TFLite fixes the output
+# quantization of LOG_SOFTMAX to (16/256, 127); the kernel accepts any output scale.
+
+LOG_SOFTMAX_OUTPUT_SCALE = 16.0 / 256.0
+LOG_SOFTMAX_OUTPUT_ZERO_POINT = 127
+LOG_SOFTMAX_EXP_ONE = 1 << 30       # TC_LOG_SOFTMAX_EXP_ONE: exp table entries are Q30
+_LOG_SOFTMAX_LOG2_FRACTION_BITS = 24
+_LOG_SOFTMAX_STEP_FRACTION_BITS = 20
+_LOG_SOFTMAX_SATURATING_STEPS = 256
+# s_in / s_out above this is capped: one input step below the maximum is then 512 output
+# steps below zero, -128 for every zero point, as the exact value is.
+_LOG_SOFTMAX_MAX_DIFF_RATIO = 512.0
+
+
+@dataclass(frozen=True)
+class LogSoftmaxParams:
+    """tc_log_softmax_params: s_in / s_out and ln(2) / s_out as QuantizeMultiplier pairs."""
+
+    C_STRUCT: ClassVar[str] = "tc_log_softmax_params"
+    diff_multiplier: int
+    diff_shift: int
+    log2_multiplier: int
+    log2_shift: int
+    out_zp: int
+    outer: int
+    depth: int
+
+    def validate(self) -> None:
+        _require(self.outer >= 0 and self.depth >= 1, "need outer >= 0 and depth >= 1")
+        _require(0 <= self.diff_multiplier <= INT32_MAX and -31 <= self.diff_shift <= 10,
+                 f"(diff_multiplier, diff_shift) = ({self.diff_multiplier}, {self.diff_shift}) "
+                 "out of range (s_in / s_out must be capped at 512)")
+        _require(0 <= self.log2_multiplier <= INT32_MAX and -27 <= self.log2_shift <= 30,
+                 f"(log2_multiplier, log2_shift) = ({self.log2_multiplier}, {self.log2_shift}) "
+                 "out of range (output scale too large or too small)")
+        _require(_is_int8(self.out_zp), f"out_zp must be in [-128, 127], got {self.out_zp}")
+
+
+def make_log_softmax_exp_table(in_scale: float) -> np.ndarray:
+    """exp(-k * s_in) in Q30 for k = 0..255, rounded half away from zero (int32[256])."""
+    k = np.arange(256, dtype=np.float64)
+    table = round_half_away(np.exp(-k * _scale(in_scale, "in_scale")) * LOG_SOFTMAX_EXP_ONE)
+    return table.astype(np.int32)
+
+
+def make_log_softmax_params(in_scale: float, outer: int, depth: int,
+                            out_scale: float = LOG_SOFTMAX_OUTPUT_SCALE,
+                            out_zp: int = LOG_SOFTMAX_OUTPUT_ZERO_POINT) -> LogSoftmaxParams:
+    """Multipliers in double from the float32 scales; s_in / s_out is capped at 512."""
+    s_in, s_out = _scale(in_scale, "in_scale"), _scale(out_scale, "out_scale")
+    diff_multiplier, diff_shift = quantize_multiplier(min(s_in / s_out,
+                                                          _LOG_SOFTMAX_MAX_DIFF_RATIO))
+    log2_multiplier, log2_shift = quantize_multiplier(math.log(2.0) / s_out)
+    p = LogSoftmaxParams(diff_multiplier=diff_multiplier, diff_shift=diff_shift,
+                         log2_multiplier=log2_multiplier, log2_shift=log2_shift,
+                         out_zp=int(out_zp), outer=int(outer), depth=int(depth))
+    p.validate()
+    return p
+
+
+def _rounding_shift_right(x: np.ndarray, exponent: int) -> np.ndarray:
+    """round(x / 2^exponent), half up, for non-negative int64 x and exponent in [1, 62]."""
+    return (x + (1 << (exponent - 1))) >> exponent
+
+
+def _floor_log2(x: np.ndarray) -> np.ndarray:
+    """Position of the top set bit of positive int64 values."""
+    x = np.asarray(x, dtype=np.int64).copy()
+    position = np.zeros(x.shape, dtype=np.int64)
+    for step in (32, 16, 8, 4, 2, 1):
+        above = (x >> step) > 0
+        x = np.where(above, x >> step, x)
+        position += np.where(above, step, 0)
+    return position
+
+
+def log_softmax_log2_q24(sum_q30) -> np.ndarray:
+    """log2(sum / 2^30) in Q24 for sums >= 2^30: integer part from the top bit, one fraction
+    bit per squaring of the Q30 mantissa (the C log2_of_sum_q24)."""
+    sum_q30 = np.asarray(sum_q30, dtype=np.int64)
+    _require(bool(np.all(sum_q30 >= LOG_SOFTMAX_EXP_ONE)), "sums must be >= 2^30")
+    exponent = _floor_log2(sum_q30) - 30
+    mantissa = sum_q30 >> exponent
+    fraction = np.zeros(sum_q30.shape, dtype=np.int64)
+    for _ in range(_LOG_SOFTMAX_LOG2_FRACTION_BITS):
+        mantissa = _rounding_shift_right(mantissa * mantissa, 30)
+        bit = mantissa >= (2 << 30)
+        mantissa = np.where(bit, mantissa >> 1, mantissa)
+        fraction = (fraction << 1) | bit
+    return (exponent << _LOG_SOFTMAX_LOG2_FRACTION_BITS) | fraction
+
+
+def log_softmax_s8(p: LogSoftmaxParams, exp_table, x) -> np.ndarray:
+    """Integer log-softmax over rows of `depth`; returns an array shaped like x.
+
+    The golden requires a table the offline builder can produce (256 int32 in [0, 2^30],
+    first entry 2^30); the C kernel only checks the first entry.
+    """
+    p.validate()
+    t = np.asarray(exp_table)
+    _require(t.dtype == np.int32 and t.shape == (256,), "exp_table must be 256 int32 values")
+    _require(int(t[0]) == LOG_SOFTMAX_EXP_ONE and bool(np.all((t >= 0) & (t <= t[0]))),
+             "exp_table entries must be in [0, 2^30] with exp_table[0] == 2^30")
+    rows = _as_int8(x, p.outer * p.depth, "input").reshape(p.outer, p.depth).astype(np.int64)
+    distance = rows.max(axis=1, keepdims=True) - rows                       # [0, 255]
+    sum_q30 = t.astype(np.int64)[distance].sum(axis=1, keepdims=True)      # < 2^61
+    fraction_bits = _LOG_SOFTMAX_STEP_FRACTION_BITS
+    log_sum_q20 = _rounding_shift_right(
+        log_softmax_log2_q24(sum_q30) * p.log2_multiplier,
+        31 - p.log2_shift + _LOG_SOFTMAX_LOG2_FRACTION_BITS - fraction_bits)
+    distance_q20 = _rounding_shift_right(distance * p.diff_multiplier,
+                                         31 - p.diff_shift - fraction_bits)
+    steps = _rounding_shift_right(distance_q20 + log_sum_q20, fraction_bits)
+    out = p.out_zp - np.minimum(steps, _LOG_SOFTMAX_SATURATING_STEPS)
+    return np.clip(out, -128, 127).astype(np.int8).reshape(np.shape(x))

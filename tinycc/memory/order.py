@@ -47,13 +47,13 @@ def initial_order(G: nx.DiGraph) -> list:
     return list(nx.lexicographical_topological_sort(G, key=str))
 
 
-def peak_bytes(
+def step_bytes(
     G: nx.DiGraph,
     order: Sequence[Hashable],
     out_bytes: Mapping[Hashable, int],
     scratch_bytes: Mapping[Hashable, int] | None = None,
-) -> int:
-    """Peak of live bytes over the steps of ``order`` (see the module docstring for lifetimes)."""
+) -> list[int]:
+    """Bytes live during each step of ``order`` (see the module docstring for lifetimes)."""
     pos = {n: k for k, n in enumerate(order)}
     if len(pos) != len(order) or set(pos) != set(G.nodes):
         raise ValueError("order must list every node of the graph exactly once")
@@ -70,11 +70,21 @@ def peak_bytes(
             end = last
         delta[start] += out_bytes[n]
         delta[end + 1] -= out_bytes[n]
-    peak = live = 0
+    live, profile = 0, []
     for k, n in enumerate(order):
         live += delta[k]
-        peak = max(peak, live + scratch.get(n, 0))
-    return peak
+        profile.append(live + scratch.get(n, 0))
+    return profile
+
+
+def peak_bytes(
+    G: nx.DiGraph,
+    order: Sequence[Hashable],
+    out_bytes: Mapping[Hashable, int],
+    scratch_bytes: Mapping[Hashable, int] | None = None,
+) -> int:
+    """The largest ``step_bytes``: what the order needs if every live byte had its own place."""
+    return max(step_bytes(G, order, out_bytes, scratch_bytes), default=0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,26 +148,26 @@ def _segment_problem(G, seg: list, rank: dict, out_bytes, scratch) -> _Problem:
             for k in range(len(seg)):
                 if mask >> k & 1:
                     frees[k].append((mask, out_bytes[p]))
-    # A free entry may sit on several consumers; only the last one to run releases it (mask test).
+    # A tensor read by several nodes has an entry on each; only the last of them to run frees it.
     lower_bound = max(
         out_bytes[n] + scratch.get(n, 0) + sum(out_bytes[p] for p in G.predecessors(n)) for n in seg)
     return _Problem(seg, step_extra, [scratch.get(n, 0) for n in seg], pred_mask, succ_mask,
-                    [_dedupe(f) for f in frees], live_at_start, lower_bound)
+                    [list(dict.fromkeys(f)) for f in frees], live_at_start, lower_bound)
 
 
-def _dedupe(entries: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    return list(dict.fromkeys(entries))
+def _step_bytes(pb: _Problem, order_bits: Sequence[int]) -> list[int]:
+    """Bytes live during each step of running the problem's nodes in the given order."""
+    done, live, profile = 0, pb.live_at_start, []
+    for k in order_bits:
+        step = live + pb.step_extra[k]
+        profile.append(step)
+        done |= 1 << k
+        live = step - pb.scratch[k] - sum(b for mask, b in pb.frees[k] if mask & ~done == 0)
+    return profile
 
 
 def _run(pb: _Problem, order_bits: Sequence[int]) -> int:
-    """Peak of running the problem's nodes in the given order (indices into pb.nodes)."""
-    done, live, peak = 0, pb.live_at_start, 0
-    for k in order_bits:
-        step = live + pb.step_extra[k]
-        peak = max(peak, step)
-        done |= 1 << k
-        live = step - pb.scratch[k] - sum(b for mask, b in pb.frees[k] if mask & ~done == 0)
-    return peak
+    return max(_step_bytes(pb, order_bits), default=0)
 
 
 def _greedy(pb: _Problem) -> tuple[list[int], int]:

@@ -1,0 +1,263 @@
+"""Cross-compile a generated project for a Cortex-M core, run it under QEMU, measure it.
+
+Build: `make arm` in the project (arm-none-eabi-gcc; arm/link.ld holds the --flash/--sram budget).
+Run: qemu-system-arm on the core's board with semihosting; the harness reads input*.bin and
+writes output*.bin in QEMU's working directory and prints a sentinel line with the stack
+high-water mark. Cost: a TCG plugin (templates/arm/qemu_insncount.c) counts guest instructions
+and records the count each time the harness's per-layer hook (tc_trace_step) runs, which gives
+deterministic instructions per layer and per inference (arm-target.md section 3).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import DoesNotFit
+from ..resources import data_dir
+from ..target import Core, Memory
+from .host import BuildError, c_compiler
+
+ARM_PREFIX = os.environ.get("TINYCC_ARM_PREFIX", "arm-none-eabi-")
+QEMU = os.environ.get("TINYCC_QEMU", "qemu-system-arm")
+MARKER = "tc_trace_step"
+SENTINEL = re.compile(r"tinycc: done stack_high_water=(\d+) stack_reserved=(\d+)")
+_OVERFLOW = re.compile(r"region [`'](SRAM|FLASH)' overflowed by (\d+) bytes")
+
+
+def missing_tools(run: bool = True) -> str | None:
+    """What is missing to build (and with run=True, to emulate) Cortex-M code; None if nothing."""
+    missing = [tool for tool in [f"{ARM_PREFIX}gcc", "make"] + ([QEMU] if run else []) if not shutil.which(tool)]
+    if not missing:
+        return None
+    return (f"{', '.join(missing)} not found (Debian: apt-get install gcc-arm-none-eabi "
+            f"libnewlib-arm-none-eabi qemu-system-arm)")
+
+
+# ---- build --------------------------------------------------------------------------------------
+def cross_build(project: Path, prefix: str, memory: Memory | None = None, stack: int | None = None) -> Path:
+    """`make arm` in a generated project; returns the ELF. A budget overflow raises DoesNotFit.
+
+    stack: the stack reserve in bytes (default: the one in arm/link.ld)."""
+    args = ["make", "-s", "-C", str(project), "arm", f"ARM_PREFIX={ARM_PREFIX}"]
+    if stack is not None:
+        args.append(f"STACK_SIZE={int(stack)}")
+    r = subprocess.run(args, capture_output=True, text=True)
+    if r.returncode != 0:
+        log = r.stdout + r.stderr
+        overflow = _OVERFLOW.search(log)
+        if overflow:
+            raise DoesNotFit(_overflow_message(overflow.group(1), int(overflow.group(2)), memory, stack, log))
+        raise BuildError(f"cross-compiling the generated project failed:\n{log}")
+    return project / "build-arm" / f"{prefix}.elf"
+
+
+def _overflow_message(region: str, missing: int, memory: Memory | None, stack: int | None, log: str) -> str:
+    if region == "SRAM":
+        budget = f" --sram {memory.sram_bytes:,} B" if memory else " --sram"
+        reserve = stack if stack is not None else (memory.stack_bytes if memory else None)
+        what = "the stack reserve" + (f" ({reserve:,} B)" if reserve is not None else "") + \
+               ", .data and .bss (the arena and the runtime's state)"
+        hint = "a larger --sram, or a smaller stack reserve if the stack report allows it (make arm STACK_SIZE=N)"
+    else:
+        budget = f" --flash {memory.flash_bytes:,} B" if memory else " --flash"
+        what = "code, weights and constants"
+        hint = "a larger --flash, or a smaller model"
+    ld_lines = "\n".join("  " + line.split("ld: ", 1)[-1] for line in log.splitlines() if "ld: " in line)
+    return (f"the link does not fit the budget: {what} need {missing:,} bytes more than{budget} allows. "
+            f"What would help: {hint}. Linker:\n{ld_lines}")
+
+
+# ---- sizes --------------------------------------------------------------------------------------
+@dataclass
+class ElfSizes:
+    """Bytes of the linked image. flash: everything loaded from flash (vector table, code, constants,
+    the .data init image); sram: .data + .bss (the stack reserve is counted apart)."""
+
+    flash: int
+    sram: int
+    stack_reserved: int
+    sections: dict[str, int] = field(default_factory=dict)
+
+
+def elf_sizes(elf: Path) -> ElfSizes:
+    r = _tool(f"{ARM_PREFIX}readelf", "-S", "-W", str(elf))
+    flash = sram = stack = 0
+    sections = {}
+    row = re.compile(r"^\s*\[\s*\d+\]\s+(\S+)\s+(\S+)\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s+\S+\s+(\S*)\s+\d+\s+\d+\s+\d+$")
+    for line in r.splitlines():
+        m = row.match(line)
+        if not m or "A" not in m.group(4):
+            continue
+        name, kind, size, flags = m.group(1), m.group(2), int(m.group(3), 16), m.group(4)
+        sections[name] = size
+        if name == ".stack":
+            stack = size
+        elif "W" in flags:
+            sram += size
+        if kind != "NOBITS":
+            flash += size
+    return ElfSizes(flash=flash, sram=sram, stack_reserved=stack, sections=sections)
+
+
+@dataclass
+class StaticStack:
+    """Worst-case stack from the GCC call graph (-fcallgraph-info=su). `unknown`: callees without
+    stack information (precompiled library code such as memcpy), counted as 0 bytes."""
+
+    bytes: int
+    unknown: list[str]
+    bounded: bool  # False if a frame is dynamic or the graph has a cycle (recursion)
+
+
+_CI_NODE = re.compile(r'node: \{ title: "([^"]+)" label: "([^"]*)"')
+_CI_EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
+_CI_SIZE = re.compile(r"\\n(\d+) bytes \(([a-z,]+)\)")
+
+
+def static_stack(build_dir: Path, root: str = "tc_reset_handler") -> StaticStack:
+    frames: dict[str, tuple[int, bool]] = {}
+    calls: dict[str, list[str]] = {}
+    for ci in sorted(build_dir.rglob("*.ci")):
+        text = ci.read_text(errors="replace")
+        for title, label in _CI_NODE.findall(text):
+            size = _CI_SIZE.search(label)
+            if size:
+                frames[title] = (int(size.group(1)), size.group(2) == "static")
+        for src, dst in _CI_EDGE.findall(text):
+            calls.setdefault(src, []).append(dst)
+    unknown: set[str] = set()
+    bounded = True
+    depth: dict[str, int] = {}
+
+    def worst(fn: str, path: frozenset) -> int:
+        nonlocal bounded
+        if fn in path:
+            bounded = False
+            return 0
+        if fn in depth:
+            return depth[fn]
+        if fn not in frames:
+            unknown.add(fn)
+            return 0
+        own, static = frames[fn]
+        bounded &= static
+        deepest = max((worst(callee, path | {fn}) for callee in calls.get(fn, [])), default=0)
+        depth[fn] = own + deepest
+        return depth[fn]
+
+    total = worst(root, frozenset())
+    return StaticStack(bytes=total, unknown=sorted(unknown), bounded=bounded)
+
+
+# ---- run ----------------------------------------------------------------------------------------
+@dataclass
+class QemuRun:
+    outputs: list[bytes]
+    stack_high_water: int  # bytes, from the stack painted at reset, measured after the inference
+    stack_reserved: int
+    instructions: int | None = None  # one inference: from the hook before it to the last layer's hook
+    step_instructions: list[int] | None = None  # per step, in program order
+    console: str = ""
+
+
+def marker_address(elf: Path, symbol: str = MARKER) -> int:
+    for line in _tool(f"{ARM_PREFIX}nm", str(elf)).splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == symbol:
+            return int(parts[0], 16) & ~1
+    raise BuildError(f"{elf.name} has no symbol {symbol!r}: was the harness built with `make arm`?")
+
+
+def run_elf(elf: Path, core: Core, inputs: Sequence[bytes], output_sizes: Sequence[int], count: bool = True,
+            steps: int | None = None, timeout: float = 600) -> QemuRun:
+    """Run the harness ELF on `inputs` (raw int8 bytes, in order). count: instruction counts
+    (needs the plugin; None if it cannot be built); steps: the number of model steps, to check
+    that every layer hook was seen."""
+    if not core.can_run:
+        raise BuildError(f"no QEMU board emulates the {core.name}")
+    plugin = insncount_plugin() if count else None
+    with tempfile.TemporaryDirectory(prefix="tinycc_qemu_") as tmp:
+        work = Path(tmp)
+        for i, data in enumerate(inputs):
+            (work / f"input{i}.bin").write_bytes(data)
+        cmd = [QEMU, "-M", core.board, "-nographic", "-monitor", "none", "-serial", "none",
+               "-semihosting-config", "enable=on,target=native", "-kernel", str(Path(elf).resolve())]
+        if plugin:
+            cmd += ["-plugin", f"{plugin},mark={marker_address(elf):#x},out={work / 'counts.txt'}"]
+        try:
+            r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"QEMU ({core.board}) did not finish within {timeout:.0f} s") from None
+        console = r.stdout + r.stderr
+        done = SENTINEL.search(console)
+        if r.returncode != 0 or not done:
+            raise BuildError(f"the {core.name} harness failed under QEMU {core.board} (exit {r.returncode}"
+                             f"{_exit_meaning(r.returncode)}):\n{console}")
+        outputs = []
+        for i, size in enumerate(output_sizes):
+            data = (work / f"output{i}.bin").read_bytes()
+            if len(data) != size:
+                raise BuildError(f"output{i}.bin has {len(data)} bytes, expected {size}")
+            outputs.append(data)
+        run = QemuRun(outputs, stack_high_water=int(done.group(1)), stack_reserved=int(done.group(2)),
+                      console=console)
+        if plugin:
+            run.instructions, run.step_instructions = _read_counts(work / "counts.txt", steps)
+        return run
+
+
+def _exit_meaning(rc: int) -> str:
+    names = {1: "I/O error", 2: "the model returned an error", 131: "HardFault", 132: "MemManage fault",
+             133: "BusFault", 134: "UsageFault"}
+    return f": {names[rc]}" if rc in names else (f": exception {rc - 128}" if rc > 128 else "")
+
+
+def _read_counts(path: Path, steps: int | None) -> tuple[int, list[int]]:
+    marks = []
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key == "mark":
+            marks.append(int(value))
+    if len(marks) < 1 or (steps is not None and len(marks) != steps + 1):
+        raise BuildError(f"the instruction counter saw {len(marks)} layer hooks, expected "
+                         f"{'?' if steps is None else steps + 1}")
+    per_step = [b - a for a, b in zip(marks, marks[1:])]
+    return marks[-1] - marks[0], per_step
+
+
+@lru_cache(maxsize=None)
+def insncount_plugin() -> Path | None:
+    """The instruction-count plugin, built once with the host C compiler (cached by source hash).
+    None when it cannot be built or QEMU lacks plugin support."""
+    source = data_dir("templates") / "arm" / "qemu_insncount.c"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    out_dir = Path(tempfile.gettempdir()) / "tinycc_qemu_plugin"
+    lib = out_dir / f"insncount_{digest}.so"
+    if lib.exists():
+        return lib
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = lib.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        r = subprocess.run([c_compiler(), "-std=c99", "-O2", "-shared", "-fPIC", "-o", str(tmp), str(source)],
+                           capture_output=True, text=True)
+    except (OSError, BuildError):
+        return None
+    if r.returncode != 0:
+        return None
+    os.replace(tmp, lib)
+    return lib
+
+
+def _tool(name: str, *args: str) -> str:
+    r = subprocess.run([name, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildError(f"{name} failed:\n{r.stderr}")
+    return r.stdout
