@@ -122,6 +122,9 @@ def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
 
     files["report.json"] = (json.dumps(report, indent=2) + "\n").encode()
     files["report.md"] = render_markdown(report).encode()
+    from .codegen.profile_svg import memory_profile_svg
+
+    files["memory.svg"] = memory_profile_svg(program, mem, sram).encode()
     write_atomically(files, out, force=args.force)
     return (f"tinycc: wrote {out}/ ({len(files)} files)\n"
             f"  peak SRAM {report['peak_sram_bytes']:,} B (arena {report['arena_bytes']:,} B, "
