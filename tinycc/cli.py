@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, BadInput, TinyccError
+from .target import DEFAULT_STACK_BYTES, TARGETS
 from .units import parse_input_shapes, parse_size
 
 EPILOG = """exit codes: 0 ok, 2 bad input or unsupported model, 3 does not fit the memory budget,
@@ -57,8 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, metavar="X.npy",
                    help="input tensor (.npy for one input, .npz keyed by input name); ONNX layout")
     p.add_argument("-o", "--output", metavar="Y.npy", help="where to write the output (.npz for several outputs)")
-    p.add_argument("--engine", default="float", choices=["float", "int8", "c"],
-                   help="float: numpy float reference; int8: integer golden model; c: generated C on the host")
+    p.add_argument("--engine", default="float", choices=["float", "int8", "c", "qemu"],
+                   help="float: numpy float reference; int8: integer golden model; c: generated C on the host; "
+                        "qemu: generated C cross-compiled for --target and run under QEMU")
+    p.add_argument("--target", default=None, choices=TARGETS[1:], metavar="CORE",
+                   help="with --engine qemu: the Cortex-M core to emulate, one of " + ", ".join(TARGETS[1:])
+                        + " (default cortex-m4; the cortex-m0plus has no QEMU board)")
     p.add_argument("--dequantize", action="store_true", help="quantized engines: write float32 instead of raw int8")
     p.add_argument("--compare", metavar="A,B", help="per-layer comparison of two engines, e.g. float,int8 or int8,c")
     p.set_defaults(func=cmd_run)
@@ -69,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created; must not exist or be empty)")
     p.add_argument("--sram", default="256k", metavar="SIZE", help="SRAM budget, e.g. 256k, 320KiB, 1M (default 256k)")
     p.add_argument("--flash", default=None, metavar="SIZE", help="flash budget for weights and code (default: unchecked)")
+    p.add_argument("--target", default="host", choices=TARGETS, metavar="TARGET",
+                   help="host (default) or a Cortex-M core: " + ", ".join(TARGETS[1:]) + ". A core adds a "
+                        "cross build (make arm) whose linker script enforces --flash/--sram; with arm-none-eabi-gcc "
+                        "installed the ELF sizes, stack and (under QEMU) instruction counts go into the report")
+    p.add_argument("--stack", default=None, metavar="SIZE",
+                   help=f"stack reserve of a Cortex-M build, e.g. 1k (default {DEFAULT_STACK_BYTES})")
     p.add_argument("--name", default=None, help="C identifier prefix for the API (default: from the file name)")
     p.add_argument("--force", action="store_true", help="replace OUTDIR if it exists")
     p.set_defaults(func=cmd_compile)
@@ -131,6 +142,8 @@ def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
 def cmd_run(args) -> int:
     from .engines import run_engine, compare_engines
 
+    if args.target and args.engine != "qemu":
+        raise BadInput(f"--target {args.target} goes with --engine qemu (the {args.engine} engine runs on this machine)")
     raw, g = _load(args)
     inputs = read_inputs(args.input, g.inputs)
     if args.compare:
@@ -150,6 +163,9 @@ def cmd_compile(args) -> int:
 
     sram = _parse(parse_size, args.sram, "--sram")
     flash = _parse(parse_size, args.flash, "--flash") if args.flash else None
+    args.stack_bytes = _parse(parse_size, args.stack, "--stack") if args.stack else None
+    if args.stack_bytes is not None and args.target == "host":
+        raise BadInput("--stack sets the stack reserve of a Cortex-M build: give a --target core too")
     raw, g = _load(args)
     report = compile_model(g, args, sram=sram, flash=flash)
     print(report)

@@ -12,8 +12,7 @@ from .errors import BadInput
 from .ir import Graph
 from .reference.float_exec import run_float
 
-ENGINES = ("float", "int8", "c")
-RUN_ENGINES = ENGINES + ("qemu",)  # qemu: the generated C cross-compiled for a Cortex-M, under QEMU
+ENGINES = ("float", "int8", "c")  # engines that --compare can diff layer by layer (`run` also has qemu)
 
 
 class CompiledModel:

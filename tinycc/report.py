@@ -45,6 +45,33 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
     }
 
 
+def add_target_figures(report: dict, core, sizes, static_stack, run=None, run_input: str = "") -> None:
+    """Figures of a Cortex-M build: sizes from the linked ELF, stack, and (when it ran under QEMU)
+    instructions per inference and per layer. sizes/static_stack/run: sim.qemu.ElfSizes,
+    StaticStack, QemuRun."""
+    report["target"] = {"core": core.name, "board": core.board, "cpu_flags": list(core.cpu_flags),
+                        "dsp": core.has_dsp, "stack_guard": core.stack_guard}
+    report["flash_bytes_elf"] = int(sizes.flash)
+    report["sram_bytes_elf"] = int(sizes.sram)
+    report["elf_sections"] = {k: int(v) for k, v in sizes.sections.items()}
+    report["stack_bytes"] = {
+        "reserved": int(sizes.stack_reserved),
+        "static": int(static_stack.bytes),
+        "static_bounded": bool(static_stack.bounded),
+        "static_unknown_callees": list(static_stack.unknown),
+        "measured": int(run.stack_high_water) if run is not None else None,
+    }
+    if run is None or run.instructions is None:
+        report["instructions"] = None
+        return
+    macs = report["macs"]
+    report["instructions"] = {"per_inference": int(run.instructions),
+                              "per_mac": round(run.instructions / macs, 3) if macs else None,
+                              "input": run_input, "counter": "QEMU instruction count"}
+    for layer, count in zip(report["layers"], run.step_instructions):
+        layer["instructions"] = int(count)
+
+
 def _io(program: Program, name: str) -> dict:
     info = program.tensors[name]
     s, zp = info.quant.scalar()
@@ -59,11 +86,30 @@ def render_markdown(r: dict) -> str:
              f"| lower bound (max live bytes) | {r['lower_bound_bytes']:,} B |",
              f"| planner | {r['planner']} |",
              f"| flash (weights + constants) | {r['flash_bytes']:,} B |",
-             f"| MACs | {r['macs']:,} |", f"| params | {r['params']:,} |", f"| quantization | {r['quant']} |", "",
-             "| # | layer | op | kernel | output | MACs | weight B | live B |", "|---|---|---|---|---|---|---|---|"]
+             f"| MACs | {r['macs']:,} |", f"| params | {r['params']:,} |", f"| quantization | {r['quant']} |"]
+    lines += _target_rows(r)
+    counted = bool(r.get("instructions"))
+    lines += ["", "| # | layer | op | kernel | output | MACs | weight B | live B |" + (" instructions |" if counted else ""),
+              "|---|---|---|---|---|---|---|---|" + ("---|" if counted else "")]
     for i, l in enumerate(r["layers"]):
         name = "".join(c if c.isprintable() and c not in "|`<>" else "?" for c in l["name"])[:40]
         shape = "x".join(str(d) for d in l["output_shape"])
         lines.append(f"| {i} | {name} | {l['op']} | {l['kernel']} | {shape} | {l['macs']:,} | "
-                     f"{l['weight_bytes']:,} | {l['live_bytes']:,} |")
+                     f"{l['weight_bytes']:,} | {l['live_bytes']:,} |" + (f" {l['instructions']:,} |" if counted else ""))
     return "\n".join(lines) + "\n"
+
+
+def _target_rows(r: dict) -> list[str]:
+    if "target" not in r:
+        return []
+    t, st = r["target"], r["stack_bytes"]
+    rows = [f"| target | {t['core']}" + (f" (QEMU {t['board']})" if t["board"] else "") + " |",
+            f"| flash from the ELF (code + constants + .data image) | {r['flash_bytes_elf']:,} B |",
+            f"| SRAM from the ELF (.data + .bss) | {r['sram_bytes_elf']:,} B |",
+            f"| stack: reserved / static worst case / measured | {st['reserved']:,} / {st['static']:,} / "
+            + (f"{st['measured']:,} B |" if st["measured"] is not None else "not run |")]
+    if r.get("instructions"):
+        ins = r["instructions"]
+        rows.append(f"| instructions per inference ({ins['input']}, {ins['counter']}) | {ins['per_inference']:,}"
+                    + (f" ({ins['per_mac']:.2f} per MAC)" if ins["per_mac"] else "") + " |")
+    return rows

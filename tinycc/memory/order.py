@@ -152,7 +152,7 @@ def _segment_problem(G, seg: list, rank: dict, out_bytes, scratch) -> _Problem:
     lower_bound = max(
         out_bytes[n] + scratch.get(n, 0) + sum(out_bytes[p] for p in G.predecessors(n)) for n in seg)
     return _Problem(seg, step_extra, [scratch.get(n, 0) for n in seg], pred_mask, succ_mask,
-                    [list(dict.fromkeys(f)) for f in frees], live_at_start, lower_bound)
+                    frees, live_at_start, lower_bound)
 
 
 def _step_bytes(pb: _Problem, order_bits: Sequence[int]) -> list[int]:

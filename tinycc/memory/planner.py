@@ -361,17 +361,38 @@ def _uses_best_fit(name: str) -> bool:
 # Exact search over canonical placement orders (small problems).
 
 def _branch_and_bound(pb: _Problem, incumbent: list[int], work_limit: int) -> tuple[list[int], bool]:
-    """Best first-fit placement over canonical orders (offsets non-decreasing, ties by item index).
+    """Smallest first-fit placement over canonical orders (offsets non-decreasing, ties by item index).
 
-    Returns (offsets, proven): proven is True when the search finished within the work limit, in which
-    case the result is optimal for plain buffers.
+    A bisection on the arena size between the lower bound and the incumbent: each probe searches for
+    a placement below a target, which prunes far harder than a plain branch-and-bound that starts
+    from the incumbent. The lower bound itself is probed first since it is often reachable.
+    Returns (offsets, proven): proven means optimal (for plain buffers) within the work limit.
     """
-    n = pb.n
     placer = _Placer(pb, best_fit=False)
-    best_off, best = list(incumbent), _arena(pb, incumbent)
+    best_off, hi = list(incumbent), _arena(pb, incumbent)
+    lo = pb.lower_bound
+    target = lo
+    while lo < hi:
+        found, finished = _canonical_search(pb, target + 1, placer, work_limit)
+        if found is not None:
+            best_off, hi = found, _arena(pb, found)
+            if finished:  # the best placement below target + 1, hence the optimum
+                return best_off, True
+        elif finished:
+            lo = target + 1
+        else:
+            return best_off, False
+        target = (lo + hi - 1) // 2
+    return best_off, True
+
+
+def _canonical_search(pb: _Problem, below: int, placer: _Placer, work_limit: int) -> tuple[list[int] | None, bool]:
+    """Depth-first search for the smallest placement with an arena < ``below``.
+    Returns (offsets or None, finished within the work limit)."""
+    n = pb.n
     off = [0] * n
     placed = [False] * n
-    finished = True
+    best, best_off, finished = below, None, True
 
     def lowest_fit(i: int) -> int:
         forbidden = [(off[j] + lo, off[j] + hi) for j, ivs in pb.conflicts[i] if placed[j] for lo, hi in ivs]
@@ -396,8 +417,7 @@ def _branch_and_bound(pb: _Problem, incumbent: list[int], work_limit: int) -> tu
     def dfs(depth: int, last_off: int, last_item: int, cur_max: int) -> None:
         nonlocal best, best_off, finished
         if depth == n:
-            if cur_max < best:
-                best, best_off = cur_max, list(off)
+            best, best_off = cur_max, list(off)
             return
         if placer.work > work_limit:
             finished = False
@@ -428,8 +448,9 @@ def _branch_and_bound(pb: _Problem, incumbent: list[int], work_limit: int) -> tu
 
 def _hill_climb(pb: _Problem, start_order: list[int], work_limit: int) -> list[int]:
     """Move a buffer that ends at the top of the arena earlier in the order (swap with, or jump before,
-    a conflicting buffer placed before it); keep moves that do not grow the arena, and accept worse
-    ones with a small, shrinking probability (simulated annealing). Seeded, so deterministic."""
+    a conflicting buffer placed before it, sometimes any earlier buffer); keep moves that do not grow
+    the arena, and accept worse ones with a shrinking probability (simulated annealing). Seeded, so
+    deterministic. The constants were tuned with benchmarks/bench_planner.py."""
     rng = random.Random(HILL_CLIMB_SEED)
     placer = _Placer(pb, best_fit=False)
     order = list(start_order)
@@ -444,12 +465,14 @@ def _hill_climb(pb: _Problem, start_order: list[int], work_limit: int) -> list[i
         if not critical:
             break
         c = rng.choice(critical)
-        earlier = [j for j, _ in pb.conflicts[c] if pos[j] < pos[c]]
-        j = rng.choice(earlier)
-        if rng.random() < 0.3:  # second-level neighbour: something that pushed j up
-            further = [k for k, _ in pb.conflicts[j] if pos[k] < pos[j]]
-            if further:
-                j = rng.choice(further)
+        if rng.random() < 0.2:
+            j = order[rng.randrange(pos[c])]
+        else:
+            j = rng.choice([j for j, _ in pb.conflicts[c] if pos[j] < pos[c]])
+            if rng.random() < 0.3:  # second-level neighbour: something that pushed j up
+                further = [k for k, _ in pb.conflicts[j] if pos[k] < pos[j]]
+                if further:
+                    j = rng.choice(further)
         saved_order, saved_off = list(order), list(off)
         pc, pj = pos[c], pos[j]
         if rng.random() < 0.5:
@@ -463,7 +486,7 @@ def _hill_climb(pb: _Problem, start_order: list[int], work_limit: int) -> list[i
         placer.place(order, pos, off, start)
         new = _arena(pb, off)
         progress = placer.work / work_limit
-        temperature = 0.002 * cur * (1.0 - progress)
+        temperature = 0.02 * cur * (1.0 - progress)
         if new <= cur or (temperature > 0 and rng.random() < math.exp(-(new - cur) / temperature)):
             cur = new
             if new < best:

@@ -46,8 +46,11 @@ def import_softmax(ctx, onode, attrs):
 
 
 # ---- int8 ---------------------------------------------------------------------------------------
+_FIXED_OUTPUT = {"Softmax": ("fixed", 1.0 / 256.0, -128), "LogSoftmax": ("fixed", 16.0 / 256.0, 127)}
+
+
 def _int8_output(self, g, node):
-    return ("fixed", 1.0 / 256.0, -128) if self.name == "Softmax" else "calibrated"
+    return _FIXED_OUTPUT[self.name]
 
 
 def _lower_softmax_int8(self, lc, node):
@@ -55,22 +58,43 @@ def _lower_softmax_int8(self, lc, node):
     from ..golden import kernels_eltwise as E
     from ..program import Arg
 
-    if self.name != "Softmax":
-        raise Unsupported(f"{self.name} node {node.onnx_name or node.name!r} is not supported in int8 "
-                          "(use Softmax, or remove the log)")
     x, y = node.inputs[0], node.outputs[0]
     shape = lc.tensor(x).shape
     if node.attrs["axis"] != len(shape) - 1:
-        raise Unsupported(f"Softmax node {node.onnx_name or node.name!r}: int8 softmax over a non-innermost axis")
+        raise Unsupported(f"{self.name} node {node.onnx_name or node.name!r}: int8 {self.name.lower()} "
+                          "over a non-innermost axis")
     s_in, _ = lc.qp(x)
     s_out, zp_out = lc.qp(y)
+    outer, depth = int(np.prod(shape[:-1])), shape[-1]
+    if self.name == "LogSoftmax":
+        _lower_log_softmax_int8(lc, node, s_in, s_out, zp_out, outer, depth)
+        return
     if (np.float32(s_out), zp_out) != (np.float32(1.0 / 256.0), -128):
         raise Unsupported(f"Softmax node {node.onnx_name or node.name!r}: int8 output must be quantized with "
                           f"scale 1/256 and zero point -128 (TFLite), got ({s_out}, {zp_out})")
-    depth = shape[-1]
-    p = E.make_softmax_params(s_in, int(np.prod(shape[:-1])), depth)
+    p = E.make_softmax_params(s_in, outer, depth)
     lc.add_step(node, "tc_softmax_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: E.softmax_s8(p, xv),
                 inplace_inputs=(0,))
+
+
+def _lower_log_softmax_int8(lc, node, s_in, s_out, zp_out, outer, depth):
+    """Integer log-softmax (tc_log_softmax.h) with an exp(-k * s_in) table as a constant blob.
+
+    The quantizer assigns TFLite's (16/256, 127); pre-quantized models may bring any output
+    quantization the kernel's multipliers can express."""
+    from ..errors import Unsupported
+    from ..golden import kernels_eltwise as E
+    from ..program import Arg
+
+    x, y = node.inputs[0], node.outputs[0]
+    try:
+        p = E.make_log_softmax_params(s_in, outer, depth, s_out, zp_out)
+    except ValueError as exc:
+        raise Unsupported(f"LogSoftmax node {node.onnx_name or node.name!r}: {exc}") from None
+    table = E.make_log_softmax_exp_table(s_in)
+    args = [Arg("const", lc.blob(table, node, "exp")), Arg("in", x), Arg("out", y)]
+    lc.add_step(node, "tc_log_softmax_s8", p, args, lambda t, xv: E.log_softmax_s8(p, t, xv),
+                inplace_inputs=(0,), note="exp table")
 
 
 _SoftmaxBase.int8_output = _int8_output

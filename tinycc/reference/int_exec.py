@@ -37,9 +37,10 @@ def run_int8(program: Program, inputs: Mapping[str, np.ndarray],
             env[name] = r.reshape(info.shape)
             if observe is not None:
                 observe(name, env[name])
-        for view, src in program.views.items():
-            if view not in env and src in env:
-                env[view] = env[src].reshape(program.tensors[view].shape)
+        for view in program.views:  # views follow their root (also when a concat part updates it)
+            root = program.root(view)
+            if root in env and (view not in env or root in outs):
+                env[view] = env[root].reshape(program.tensors[view].shape)
     return {name: env[name] for name in program.outputs}
 
 

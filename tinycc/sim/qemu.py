@@ -22,7 +22,7 @@ from typing import Sequence
 
 from ..errors import DoesNotFit
 from ..resources import data_dir
-from ..target import Core, Memory
+from ..target import Core, Memory, board_problem
 from .host import BuildError, c_compiler
 
 ARM_PREFIX = os.environ.get("TINYCC_ARM_PREFIX", "arm-none-eabi-")
@@ -35,10 +35,18 @@ _OVERFLOW = re.compile(r"region [`'](SRAM|FLASH)' overflowed by (\d+) bytes")
 def missing_tools(run: bool = True) -> str | None:
     """What is missing to build (and with run=True, to emulate) Cortex-M code; None if nothing."""
     missing = [tool for tool in [f"{ARM_PREFIX}gcc", "make"] + ([QEMU] if run else []) if not shutil.which(tool)]
+    if not missing and not _has_arm_libc():
+        missing = ["the C library for arm-none-eabi (memcpy, memset)"]
     if not missing:
         return None
     return (f"{', '.join(missing)} not found (Debian: apt-get install gcc-arm-none-eabi "
             f"libnewlib-arm-none-eabi qemu-system-arm)")
+
+
+@lru_cache(maxsize=None)
+def _has_arm_libc() -> bool:
+    r = subprocess.run([f"{ARM_PREFIX}gcc", "-print-file-name=libc.a"], capture_output=True, text=True)
+    return r.returncode == 0 and os.path.isabs(r.stdout.strip())
 
 
 # ---- build --------------------------------------------------------------------------------------
@@ -87,13 +95,15 @@ class ElfSizes:
     sections: dict[str, int] = field(default_factory=dict)
 
 
+# readelf -S -W: [Nr] Name Type Addr Off Size ES Flg Lk Inf Al
+_SECTION_ROW = re.compile(r"^\s*\[\s*\d+\]\s+(\S+)\s+(\S+)\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s+\S+\s+(\S*)\s+\d+\s+\d+\s+\d+$")
+
+
 def elf_sizes(elf: Path) -> ElfSizes:
-    r = _tool(f"{ARM_PREFIX}readelf", "-S", "-W", str(elf))
     flash = sram = stack = 0
     sections = {}
-    row = re.compile(r"^\s*\[\s*\d+\]\s+(\S+)\s+(\S+)\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)\s+\S+\s+(\S*)\s+\d+\s+\d+\s+\d+$")
-    for line in r.splitlines():
-        m = row.match(line)
+    for line in _tool(f"{ARM_PREFIX}readelf", "-S", "-W", str(elf)).splitlines():
+        m = _SECTION_ROW.match(line)
         if not m or "A" not in m.group(4):
             continue
         name, kind, size, flags = m.group(1), m.group(2), int(m.group(3), 16), m.group(4)
@@ -114,7 +124,7 @@ class StaticStack:
 
     bytes: int
     unknown: list[str]
-    bounded: bool  # False if a frame is dynamic or the graph has a cycle (recursion)
+    bounded: bool  # False if a frame is unbounded (alloca, VLA) or the graph has a cycle (recursion)
 
 
 _CI_NODE = re.compile(r'node: \{ title: "([^"]+)" label: "([^"]*)"')
@@ -130,7 +140,7 @@ def static_stack(build_dir: Path, root: str = "tc_reset_handler") -> StaticStack
         for title, label in _CI_NODE.findall(text):
             size = _CI_SIZE.search(label)
             if size:
-                frames[title] = (int(size.group(1)), size.group(2) == "static")
+                frames[title] = (int(size.group(1)), size.group(2) in ("static", "dynamic,bounded"))
         for src, dst in _CI_EDGE.findall(text):
             calls.setdefault(src, []).append(dst)
     unknown: set[str] = set()
@@ -147,8 +157,8 @@ def static_stack(build_dir: Path, root: str = "tc_reset_handler") -> StaticStack
         if fn not in frames:
             unknown.add(fn)
             return 0
-        own, static = frames[fn]
-        bounded &= static
+        own, frame_bounded = frames[fn]
+        bounded &= frame_bounded
         deepest = max((worst(callee, path | {fn}) for callee in calls.get(fn, [])), default=0)
         depth[fn] = own + deepest
         return depth[fn]
@@ -190,12 +200,11 @@ def run_elf(elf: Path, core: Core, inputs: Sequence[bytes], output_sizes: Sequen
             (work / f"input{i}.bin").write_bytes(data)
         cmd = [QEMU, "-M", core.board, "-nographic", "-monitor", "none", "-serial", "none",
                "-semihosting-config", "enable=on,target=native", "-kernel", str(Path(elf).resolve())]
-        if plugin:
-            cmd += ["-plugin", f"{plugin},mark={marker_address(elf):#x},out={work / 'counts.txt'}"]
-        try:
-            r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"QEMU ({core.board}) did not finish within {timeout:.0f} s") from None
+        plugin_args = ["-plugin", f"{plugin},mark={marker_address(elf):#x},out={work / 'counts.txt'}"] if plugin else []
+        r = _run_qemu(cmd + plugin_args, work, timeout, core)
+        if plugin and r.returncode != 0 and "plugin" in r.stderr.lower() and not SENTINEL.search(r.stderr):
+            plugin = None  # this QEMU cannot load it (built without plugins, other API version)
+            r = _run_qemu(cmd, work, timeout, core)
         console = r.stdout + r.stderr
         done = SENTINEL.search(console)
         if r.returncode != 0 or not done:
@@ -212,6 +221,40 @@ def run_elf(elf: Path, core: Core, inputs: Sequence[bytes], output_sizes: Sequen
         if plugin:
             run.instructions, run.step_instructions = _read_counts(work / "counts.txt", steps)
         return run
+
+
+@dataclass
+class TargetFigures:
+    sizes: ElfSizes
+    static_stack: StaticStack
+    run: QemuRun | None  # None: not emulated (no board, no QEMU, or the budget exceeds the board)
+    not_run: str = ""  # why it did not run
+
+
+def build_and_measure(files: dict[str, bytes], prefix: str, core: Core, memory: Memory, inputs: Sequence[bytes],
+                      output_sizes: Sequence[int], steps: int) -> TargetFigures:
+    """Cross-compile a generated project (files: path -> content) in a scratch folder, read its sizes
+    and static stack, and run it once under QEMU when the core has a board and QEMU is installed."""
+    from ..codegen.emit import write_files
+
+    with tempfile.TemporaryDirectory(prefix="tinycc_arm_build_") as tmp:
+        project = Path(tmp)
+        write_files(files, project)
+        elf = cross_build(project, prefix, memory)
+        figures = TargetFigures(elf_sizes(elf), static_stack(project / "build-arm"), None)
+        problem = board_problem(core, memory) or missing_tools(run=True)
+        if problem:
+            figures.not_run = problem
+        else:
+            figures.run = run_elf(elf, core, inputs, output_sizes, steps=steps)
+        return figures
+
+
+def _run_qemu(cmd: list[str], cwd: Path, timeout: float, core: Core) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"QEMU ({core.board}) did not finish within {timeout:.0f} s") from None
 
 
 def _exit_meaning(rc: int) -> str:

@@ -49,7 +49,7 @@ CORES: dict[str, Core] = {c.name: c for c in [
     # No QEMU machine has a Cortex-M0+: the build is checked (ISA, link budget), not run. The
     # memory map is the common one (flash at 0, SRAM at 0x20000000); edit arm/link.ld for a part.
     Core("cortex-m0plus", ("-mcpu=cortex-m0plus", "-mthumb", "-mfloat-abi=soft"), "v6m", None,
-         flash_origin=0x00000000, flash_capacity=256 * MiB, sram_origin=0x20000000, sram_capacity=256 * MiB),
+         flash_origin=0x00000000, flash_capacity=1 * MiB, sram_origin=0x20000000, sram_capacity=256 * KiB),
     Core("cortex-m3", ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"), "v7m", "mps2-an385", **_MPS2),
     Core("cortex-m4", ("-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"), "v7em",
          "mps2-an386", **_MPS2),
@@ -98,10 +98,16 @@ class Memory:
 
 
 def memory_for(core: Core, sram: int, flash: int | None, stack: int = DEFAULT_STACK_BYTES) -> Memory:
-    """The budget for the link. Without --flash the board's code memory is the limit."""
-    flash = core.flash_capacity if flash is None else flash
-    if core.can_run and (sram > core.sram_capacity or flash > core.flash_capacity):
-        raise BadInput(f"--target {core.name}: the QEMU board {core.board} has {core.flash_capacity // KiB:,} KiB of "
-                       f"code memory and {core.sram_capacity // KiB:,} KiB of SRAM; --flash {flash:,} B / "
-                       f"--sram {sram:,} B do not fit it")
-    return Memory(core.flash_origin, flash, core.sram_origin, sram, stack)
+    """The budget for the link. Without --flash the core's code memory (its board's) is the limit."""
+    return Memory(core.flash_origin, core.flash_capacity if flash is None else flash, core.sram_origin, sram, stack)
+
+
+def board_problem(core: Core, memory: Memory) -> str | None:
+    """Why an image linked for `memory` cannot run on the core's QEMU board; None if it can."""
+    if not core.can_run:
+        return f"no QEMU board emulates the {core.name}"
+    if memory.sram_bytes > core.sram_capacity or memory.flash_bytes > core.flash_capacity:
+        return (f"the QEMU board {core.board} has {core.flash_capacity // KiB:,} KiB of code memory and "
+                f"{core.sram_capacity // KiB:,} KiB of SRAM, less than the budget (--flash {memory.flash_bytes:,} B, "
+                f"--sram {memory.sram_bytes:,} B)")
+    return None
