@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import zoo
 
 from tinycc.compiler import QuantOptions
 from tinycc.engines import CompiledModel
@@ -39,9 +40,13 @@ def _compile(zoo_models, zoo_key, tmp_path, compiled_zoo):
     return compiled_zoo[zoo_key]
 
 
-def test_c_equals_golden_layer_by_layer(zoo_models, zoo_key, tmp_path, compiled_zoo):
-    if zoo_key[1] != "torchscript":
-        pytest.skip("int8 e2e runs on the torchscript exports (the dynamo ones share the float checks)")
+# int8 runs on the torchscript exports; both exporters' graphs are checked by the float tests.
+ZOO_NAMES = list(zoo.ZOO)
+
+
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_c_equals_golden_layer_by_layer(zoo_models, name, tmp_path, compiled_zoo):
+    zoo_key = (name, "torchscript")
     g, inputs, model = _compile(zoo_models, zoo_key, tmp_path, compiled_zoo)
     rng = np.random.default_rng(7)
     x = {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
@@ -56,9 +61,9 @@ def test_c_equals_golden_layer_by_layer(zoo_models, zoo_key, tmp_path, compiled_
         np.testing.assert_array_equal(c_outs[name], outs[name])
 
 
-def test_int8_tracks_float(zoo_models, zoo_key, tmp_path, compiled_zoo):
-    if zoo_key[1] != "torchscript":
-        pytest.skip("int8 accuracy is checked on the torchscript exports")
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_int8_tracks_float(zoo_models, name, tmp_path, compiled_zoo):
+    zoo_key = (name, "torchscript")
     g, inputs, model = _compile(zoo_models, zoo_key, tmp_path, compiled_zoo)
     ref = run_float(g, inputs)
     got = model.run_int8(inputs)
