@@ -45,7 +45,7 @@ def correct_biases(float_graph: Graph, quantized_graph: Graph,
     last_use = _last_use(q)
     for k, (fnode, qnode) in enumerate(zip(float_graph.nodes, q.nodes)):
         if _is_correctable(q, qnode):
-            _correct_node(float_graph, q, fnode, qnode, float_env, quant_env)
+            _correct_node(q, fnode, qnode, float_env, quant_env)
         else:
             for fe, qe in zip(float_env, quant_env):
                 _run_node(float_graph, fnode, fe, fake_quant=False)
@@ -66,8 +66,7 @@ def _is_correctable(q: Graph, node: Node) -> bool:
     return w.dtype == "float32" and x.quant is not None and x.quant.per_tensor
 
 
-def _correct_node(float_graph: Graph, q: Graph, fnode: Node, qnode: Node,
-                  float_env: list[dict], quant_env: list[dict]) -> None:
+def _correct_node(q: Graph, fnode: Node, qnode: Node, float_env: list[dict], quant_env: list[dict]) -> None:
     channels = q.tensors[qnode.inputs[1]].shape[0]
     axis = _channel_axis(qnode)
     linear_f, linear_q = _without_act(fnode), _without_act(qnode)

@@ -23,6 +23,10 @@ def run_int8(program: Program, inputs: Mapping[str, np.ndarray],
         if v.dtype != np.int8 or v.size != info.size:
             raise ValueError(f"input {name!r}: expected {info.size} int8 values, got {v.dtype} {v.shape}")
         env[name] = v.reshape(info.shape)
+    for view in program.views:  # views of graph inputs exist before the first step
+        root = program.root(view)
+        if root in env:
+            env[view] = env[root].reshape(program.tensors[view].shape)
     for step in program.steps:
         values = [env[a.ref] if a.kind in ("in", "update") and a.ref in env else
                   program.blobs[a.ref] for a in step.args if a.kind in ("in", "const", "update")]
