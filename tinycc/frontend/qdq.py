@@ -116,15 +116,7 @@ def strip_qdq(model: onnx.ModelProto):
             new_inits.append(numpy_helper.from_array(real, node.output[0]))
             quant[node.output[0]] = p
             continue
-        if node.op_type == "QuantizeLinear":
-            src, dst = node.input[0], node.output[0]
-            p = _params(node, consts, shapes.get(src))
-            if p.axis is not None:
-                raise Unsupported(f"{_label(node)}: per-axis quantization of an activation")
-            _set_quant(quant, src, p, node)
-            rename[dst] = src
-            continue
-        if node.op_type == "DequantizeLinear":
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):  # of an activation
             src, dst = node.input[0], node.output[0]
             p = _params(node, consts, shapes.get(src))
             if p.axis is not None:

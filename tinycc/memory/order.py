@@ -27,8 +27,8 @@ from typing import Hashable, Mapping, Sequence
 
 import networkx as nx
 
-# DP transitions per second of time_budget_s (CPython on x86-64, benchmarks/bench_planner.py).
-TRANSITIONS_PER_SECOND = 400_000
+# DP transitions per second of time_budget_s (CPU time, CPython 3.11 on x86-64, benchmarks/bench_planner.py).
+TRANSITIONS_PER_SECOND = 800_000
 # States kept per layer when an exact search is out of budget.
 BEAM_WIDTH = 64
 
@@ -132,6 +132,7 @@ def _segment_problem(G, seg: list, rank: dict, out_bytes, scratch) -> _Problem:
     def stays_live(n) -> bool:
         return bool(G.nodes[n].get("is_output")) or any(rank[s] > end_rank for s in G.successors(n))
 
+    # A tensor read by several nodes gets an entry on each; only the last of them to run frees it.
     position = {n: k for k, n in enumerate(seg)}
     frees: list[list[tuple[int, int]]] = [[] for _ in seg]
     for k, n in enumerate(seg):
@@ -148,7 +149,6 @@ def _segment_problem(G, seg: list, rank: dict, out_bytes, scratch) -> _Problem:
             for k in range(len(seg)):
                 if mask >> k & 1:
                     frees[k].append((mask, out_bytes[p]))
-    # A tensor read by several nodes has an entry on each; only the last of them to run frees it.
     lower_bound = max(
         out_bytes[n] + scratch.get(n, 0) + sum(out_bytes[p] for p in G.predecessors(n)) for n in seg)
     return _Problem(seg, step_extra, [scratch.get(n, 0) for n in seg], pred_mask, succ_mask,

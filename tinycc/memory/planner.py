@@ -48,8 +48,8 @@ SEARCH_PLANNERS = ("branch_and_bound", "hill_climb")
 PLANNERS = GREEDY_PLANNERS + SEARCH_PLANNERS
 
 # Work units (placement constraints examined) per second of time_budget_s; measured with
-# benchmarks/bench_planner.py on an x86-64 host running CPython 3.
-WORK_UNITS_PER_SECOND = 2_000_000
+# benchmarks/bench_planner.py (CPU time) on an x86-64 host running CPython 3.11.
+WORK_UNITS_PER_SECOND = 3_000_000
 # Branch-and-bound is tried on problems with at most this many groups.
 EXACT_MAX_ITEMS = 16
 HILL_CLIMB_SEED = 0x7C0DE
@@ -446,13 +446,13 @@ def _canonical_search(pb: _Problem, below: int, placer: _Placer, work_limit: int
 # --------------------------------------------------------------------------------------------------
 # Local search over the placement order (larger problems).
 
-def _hill_climb(pb: _Problem, start_order: list[int], work_limit: int) -> list[int]:
+def _hill_climb(pb: _Problem, start_order: list[int], best_fit: bool, work_limit: int) -> list[int]:
     """Move a buffer that ends at the top of the arena earlier in the order (swap with, or jump before,
     a conflicting buffer placed before it, sometimes any earlier buffer); keep moves that do not grow
     the arena, and accept worse ones with a shrinking probability (simulated annealing). Seeded, so
     deterministic. The constants were tuned with benchmarks/bench_planner.py."""
     rng = random.Random(HILL_CLIMB_SEED)
-    placer = _Placer(pb, best_fit=False)
+    placer = _Placer(pb, best_fit)
     order = list(start_order)
     pos = _positions(order)
     off = [0] * pb.n
@@ -543,7 +543,7 @@ def plan_arena(
                 results[name], proven = _branch_and_bound(pb, start_off, share)
                 budget -= share
             else:
-                results[name] = _hill_climb(pb, start_order, max(budget, 1))
+                results[name] = _hill_climb(pb, start_order, _uses_best_fit(start_name), max(budget, 1))
 
     candidates = {name: _arena(pb, off) for name, off in results.items()}
     chosen = min(candidates, key=lambda k: (candidates[k], PLANNERS.index(k)))

@@ -16,6 +16,11 @@ def unsupported(onode, what: str) -> Unsupported:
     return Unsupported(f"{node_label(onode)}: {what}")
 
 
+def unsupported_int8(node, what: str) -> Unsupported:
+    """An IR node the int8 back end cannot compile, named as in the model."""
+    return Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {what} is not supported in int8")
+
+
 def norm_axis(axis: int, rank: int, onode=None) -> int:
     a = axis + rank if axis < 0 else axis
     if not 0 <= a < rank:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .common import unsupported_int8
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 _FUNCS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
@@ -71,11 +72,6 @@ def _lower_binary_int8(self, lc, node):
     same_shape = tuple(k for k, a in enumerate(acts) if tuple(lc.tensor(a.ref).shape) == tuple(out_shape))
     lc.add_step(node, kernel, p, [a1, a2, Arg("out", y)], lambda x1, x2: fn(p, x1, x2), inplace_inputs=same_shape)
 
-
-def unsupported_int8(node, what):
-    from ..errors import Unsupported
-
-    return Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {what} is not supported in int8")
 
 
 _Binary.lower_int8 = _lower_binary_int8

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import ints, pool_out_size, spatial_pads, unsupported
+from .common import ints, pool_out_size, spatial_pads, unsupported, unsupported_int8
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 
@@ -172,11 +172,6 @@ def _pool_geometry(lc, node):
     return dict(in_h=ih, in_w=iw, channels=c, out_h=oh, out_w=ow, k_h=a["kernel"][0], k_w=a["kernel"][1],
                 stride_h=a["strides"][0], stride_w=a["strides"][1], pad_top=a["pads"][0], pad_left=a["pads"][1])
 
-
-def unsupported_int8(node, what):
-    from ..errors import Unsupported
-
-    return Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {what} is not supported in int8")
 
 
 def _lower_maxpool_int8(self, lc, node):

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import BadInput
 from ..ir import IRError
-from .common import ints, norm_axis, unsupported
+from .common import ints, norm_axis, unsupported, unsupported_int8
 from .registry import LayoutClass, OpDef, onnx_importer, register
 
 
@@ -411,11 +411,6 @@ Reshape.int8_output = _same_as_input
 Reshape.lower_int8 = _lower_reshape_int8
 
 
-def _unsupported_int8(node, what):
-    from ..errors import Unsupported
-
-    return Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {what} is not supported in int8")
-
 
 def _input_arg(lc, node, name):
     from ..program import Arg
@@ -434,7 +429,7 @@ def _lower_transpose_int8(self, lc, node):
     try:
         p = E.make_transpose_params(lc.tensor(x).shape, node.attrs["perm"])
     except ValueError as exc:
-        raise _unsupported_int8(node, str(exc)) from None
+        raise unsupported_int8(node, str(exc)) from None
     lc.add_step(node, "tc_transpose_s8", p, [Arg("in", x), Arg("out", y)], lambda v: E.transpose_s8(p, v))
 
 
@@ -464,14 +459,14 @@ def _slice_step(lc, node, x, y, begin, stride, out_shape, note=""):
     try:
         p = E.make_slice_params(lc.tensor(x).shape, begin, stride, out_shape)
     except ValueError as exc:
-        raise _unsupported_int8(node, str(exc)) from None
+        raise unsupported_int8(node, str(exc)) from None
     lc.add_step(node, "tc_slice_s8", p, [Arg("in", x), Arg("out", y)], lambda v: E.slice_s8(p, v), note=note)
 
 
 def _lower_slice_int8(self, lc, node):
     a = node.attrs
     if any(s < 0 for s in a["steps"]):
-        raise _unsupported_int8(node, "a negative slice step")
+        raise unsupported_int8(node, "a negative slice step")
     _slice_step(lc, node, node.inputs[0], node.outputs[0], a["starts"], a["steps"], lc.tensor(node.outputs[0]).shape)
 
 
@@ -498,7 +493,7 @@ def _lower_pad_int8(self, lc, node):
     try:
         p = E.make_pad_params(lc.tensor(x).shape, pads[:r], pads[r:], value)
     except ValueError as exc:
-        raise _unsupported_int8(node, str(exc)) from None
+        raise unsupported_int8(node, str(exc)) from None
     lc.add_step(node, "tc_pad_s8", p, [Arg("in", x), Arg("out", y)], lambda v: E.pad_s8(p, v))
 
 

@@ -73,7 +73,8 @@ def _overflow_message(region: str, missing: int, memory: Memory | None, stack: i
         reserve = stack if stack is not None else (memory.stack_bytes if memory else None)
         what = "the stack reserve" + (f" ({reserve:,} B)" if reserve is not None else "") + \
                ", .data and .bss (the arena and the runtime's state)"
-        hint = "a larger --sram, or a smaller stack reserve if the stack report allows it (make arm STACK_SIZE=N)"
+        hint = ("a larger --sram, or a smaller stack reserve (compile --stack N, or make arm STACK_SIZE=N) "
+                "if the static stack figure allows it")
     else:
         budget = f" --flash {memory.flash_bytes:,} B" if memory else " --flash"
         what = "code, weights and constants"
