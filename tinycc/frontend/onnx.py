@@ -250,6 +250,8 @@ def load_graph(path: str | os.PathLike, input_shapes: Mapping[str, Sequence[int]
         model, quant, int8_io = strip_qdq(model)
     try:
         return convert(model, name, quant, int8_io)
+    except Unsupported as exc:
+        raise Unsupported(f"{os.fspath(path)}: {exc}") from None
     except TinyccError:
         raise
     except (ValueError, KeyError, IndexError, TypeError) as exc:
