@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinycc.memory.order import best_order, cut_points, initial_order, peak_bytes, search_order
+from tinycc.memory.order import best_order, cut_points, initial_order, peak_bytes, search_order, step_bytes
+from tinycc.memory.order import _segment_problem, _step_bytes  # the search's own cost model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,15 +39,15 @@ def small_dags(draw, max_nodes: int = 8):
     n = draw(st.integers(1, max_nodes))
     g = nx.DiGraph()
     g.add_nodes_from(range(n))
-    density = draw(st.sampled_from([0.15, 0.35, 0.7]))
+    percent = draw(st.sampled_from([15, 35, 70]))  # edge density
     for v in range(1, n):
         for u in range(v):
-            if draw(st.floats(0, 1)) < density:
+            if draw(st.integers(0, 99)) < percent:
                 g.add_edge(u, v)
     for v in g.nodes:
         if g.out_degree(v) == 0 or draw(st.integers(0, 9)) == 0:
             g.nodes[v]["is_output"] = draw(st.booleans())
-    out_bytes = {v: draw(st.integers(1, 1000)) for v in g.nodes}
+    out_bytes = {v: draw(st.one_of(st.integers(1, 1000), st.sampled_from([4, 8]))) for v in g.nodes}
     scratch = {v: draw(st.sampled_from([0, 0, 7, 300])) for v in g.nodes}
     return g, out_bytes, scratch
 
@@ -94,7 +95,8 @@ def block_graphs(draw, max_blocks: int = 10):
 
 def test_peak_bytes_by_hand():
     g = graph([("a", "b"), ("b", "c")], {"a": 10, "b": 20, "c": 30}, outputs=["c"])
-    assert peak_bytes(g, ["a", "b", "c"], {"a": 10, "b": 20, "c": 30}) == 50  # b and c at step 2
+    assert step_bytes(g, ["a", "b", "c"], {"a": 10, "b": 20, "c": 30}) == [10, 30, 50]
+    assert peak_bytes(g, ["a", "b", "c"], {"a": 10, "b": 20, "c": 30}) == 50
     assert peak_bytes(g, ["a", "b", "c"], {"a": 10, "b": 20, "c": 30}, {"a": 100}) == 110
     # A second graph input read only at the end is live from step 0.
     g.add_edge("d", "c")
@@ -108,6 +110,31 @@ def test_peak_bytes_by_hand():
     assert peak_bytes(g2, ["a", "b", "c"], {"a": 1, "b": 10, "c": 100}) == 101
 
 
+def test_equal_tensors_read_by_the_same_step_are_both_freed():
+    # Regression: n001 and n003 (9 bytes each) are both last read by n004; the search once freed
+    # only one of them and settled for 29 bytes.
+    edges = [("n000", "n001"), ("n000", "n002"), ("n001", "n004"), ("n002", "n003"), ("n003", "n004"),
+             ("n004", "n005"), ("n005", "n006"), ("n005", "n009"), ("n006", "n007"), ("n007", "n008"),
+             ("n008", "n009"), ("n009", "n010")]
+    sizes = {"n000": 8, "n001": 9, "n002": 11, "n003": 9, "n004": 9, "n005": 8, "n006": 4, "n007": 4,
+             "n008": 4, "n009": 8, "n010": 8}
+    g = graph(edges, sizes, outputs=["n010"])
+    assert min(peak_bytes(g, o, sizes) for o in nx.all_topological_sorts(g)) == 28
+    assert search_order(g, sizes, decompose=False).peak == 28
+
+
+@settings(max_examples=100, deadline=None)
+@given(small_dags(max_nodes=10), st.randoms(use_true_random=False))
+def test_search_cost_model_agrees_with_peak_bytes(case, rng):
+    g, out_bytes, scratch = case
+    init = initial_order(g)
+    rank = {n: k for k, n in enumerate(init)}
+    problem = _segment_problem(g, init, rank, out_bytes, scratch)
+    keys = {n: rng.random() for n in g.nodes}
+    order = list(nx.lexicographical_topological_sort(g, key=keys.__getitem__))
+    assert _step_bytes(problem, [rank[n] for n in order]) == step_bytes(g, order, out_bytes, scratch)
+
+
 def test_peak_bytes_rejects_invalid_orders():
     g = graph([("a", "b")], {"a": 1, "b": 1})
     with pytest.raises(ValueError, match="before its input"):
@@ -116,7 +143,7 @@ def test_peak_bytes_rejects_invalid_orders():
         peak_bytes(g, ["a"], {"a": 1, "b": 1})
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(small_dags())
 def test_exact_search_matches_brute_force(case):
     g, out_bytes, scratch = case
