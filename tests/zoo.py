@@ -402,25 +402,25 @@ class MiscOps(nn.Module):
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1))
         self.conv = conv_bn(3, 8, 3)
         self.pool_with_pad = nn.AvgPool2d(3, 2, 1, count_include_pad=True)
-        self.pool_ceil_no_pad = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
+        self.pool_ceil_exclude_pad = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
         self.hardtanh = nn.Hardtanh(-0.5, 0.5)
         self.padded_conv = nn.Conv2d(8, 8, 3)
         self.fc = nn.Linear(16, classes)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:  # shapes below are for a 24x24 input, batch N
         x = (x - self.mean) / self.std
-        y = self.conv(x)  # (8, 24, 24)
-        up = self.upsample(self.pool_with_pad(y))  # (8, 24, 24)
+        y = self.conv(x)  # (N, 8, 24, 24)
+        up = self.upsample(self.pool_with_pad(y))  # (N, 8, 24, 24)
         t = self.hardtanh(y.permute(0, 1, 3, 2) + up)
-        s = y[:, :, 1:-1, ::2]  # (8, 22, 12)
-        s = self.padded_conv(F.pad(s, (6, 8, 2, 2)))  # zero pad (8, 26, 26) -> conv (8, 24, 24)
-        z = torch.cat((t, F.pad(s, (0, 0, 1, 0), value=0.25)[:, :, :24]), dim=2)  # (8, 48, 24)
-        mean = z.mean(dim=(2, 3), keepdim=True)
-        peak = F.adaptive_max_pool2d(torch.clamp(self.pool_ceil_no_pad(y), -1.0, 2.0), 1)  # (8, 1, 1)
-        h = torch.cat((mean, peak), dim=1).squeeze(-1)  # (16, 1)
-        h = torch.flatten(h.transpose(1, 2), 1)  # (16,)
-        logits = self.fc(h).unsqueeze(1)  # (1, classes)
+        s = y[:, :, 1:-1, ::2]  # (N, 8, 22, 12)
+        s = self.padded_conv(F.pad(s, (6, 8, 2, 2)))  # zero pad to 26x26, conv to 24x24
+        z = torch.cat((t, F.pad(s, (0, 0, 1, 0), value=0.25)[:, :, :24]), dim=2)  # (N, 8, 48, 24)
+        mean = z.mean(dim=(2, 3), keepdim=True)  # (N, 8, 1, 1)
+        peak = F.adaptive_max_pool2d(torch.clamp(self.pool_ceil_exclude_pad(y), -1.0, 2.0), 1)  # (N, 8, 1, 1)
+        h = torch.cat((mean, peak), dim=1).squeeze(-1)  # (N, 16, 1)
+        h = torch.flatten(h.transpose(1, 2), 1)  # (N, 16)
+        logits = self.fc(h).unsqueeze(1)  # (N, 1, classes)
         return F.log_softmax(logits, dim=-1).squeeze(1)
 
 
