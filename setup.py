@@ -11,7 +11,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent
-SHIPPED = {"templates": "*", "runtime_c": "*", "examples": "*.onnx"}
+SHIPPED = {"templates": "**/*", "runtime_c": "*", "examples": "*.onnx"}  # templates/arm/ too
 
 
 class BuildWithData(build_py):
@@ -22,7 +22,9 @@ class BuildWithData(build_py):
             dst.mkdir(parents=True, exist_ok=True)
             for f in sorted((ROOT / folder).glob(pattern)):
                 if f.is_file():
-                    shutil.copy2(f, dst / f.name)
+                    target = dst / f.relative_to(ROOT / folder)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, target)
 
 
 setup(cmdclass={"build_py": BuildWithData})

@@ -117,7 +117,11 @@ def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
     if flash is not None and report["flash_bytes"] > flash:
         raise DoesNotFit(f"weights and constants need {report['flash_bytes']:,} bytes of flash but --flash "
                          f"allows {flash:,}. Nothing was written.")
-    files = generate_project(program, mem, prefix, Path(args.model).name)
+    from .target.measure import measure_on_target, target_memory
+
+    core, memory = target_memory(getattr(args, "target", None), sram, flash, getattr(args, "stack_bytes", None))
+    files = generate_project(program, mem, prefix, Path(args.model).name, core, memory)
+    target_text = measure_on_target(files, report, program, prefix, core, memory) if core else ""
     import json
 
     files["report.json"] = (json.dumps(report, indent=2) + "\n").encode()
@@ -129,7 +133,8 @@ def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
     return (f"tinycc: wrote {out}/ ({len(files)} files)\n"
             f"  peak SRAM {report['peak_sram_bytes']:,} B (arena {report['arena_bytes']:,} B, "
             f"lower bound {report['lower_bound_bytes']:,} B, planner {report['planner']}), "
-            f"flash {report['flash_bytes']:,} B, {report['macs']:,} MACs, {report['params']:,} params")
+            f"flash {report['flash_bytes']:,} B, {report['macs']:,} MACs, {report['params']:,} params"
+            + target_text)
 
 
 def write_atomically(files: dict[str, bytes], out: Path, force: bool = False) -> None:
