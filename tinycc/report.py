@@ -9,6 +9,7 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
     from . import __version__
 
     layers = []
+    size = {b.name: b.size for b in mem.buffers}
     for k, step in enumerate(program.steps):
         out = step.outputs[0] if step.outputs else None
         info = program.tensors[out] if out else None
@@ -21,6 +22,7 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
             "macs": int(step.macs),
             "weight_bytes": int(weight_bytes),
             "live_bytes": int(mem.live_bytes[k]),
+            "live_buffers": [{"name": b, "bytes": int(size[b])} for b in mem.live_tensors[k]],
             "scratch_bytes": int(step.scratch_bytes),
         })
     params = sum(int(b.size) for name, b in program.blobs.items() if name.endswith("_w") or "_w_" in name)
