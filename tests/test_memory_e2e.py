@@ -86,3 +86,34 @@ def test_write_outside_the_planned_region_is_caught(compiled, mlperf_dir, tmp_pa
     with pytest.raises(BuildError, match="-1000"):
         run_harness(exe, model.program, model.quantize_inputs({model.graph.inputs[0]: x}), trace=True,
                     env={"ASAN_OPTIONS": "detect_leaks=0"})
+
+
+def test_concat_without_copies(tmp_path):
+    """Two branches pooled to vectors and concatenated: the producers write straight into
+    their slices of the concat output, the copies disappear, the C still equals the golden."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "wa"),
+             numpy_helper.from_array(rng.standard_normal((12, 3, 1, 1)).astype(np.float32), "wb"),
+             numpy_helper.from_array(rng.standard_normal((5, 28)).astype(np.float32), "fc")]
+    nodes = [helper.make_node("Conv", ["x", "wa"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["x", "wb"], ["b"]),
+             helper.make_node("GlobalAveragePool", ["a"], ["pa"]), helper.make_node("GlobalAveragePool", ["b"], ["pb"]),
+             helper.make_node("Flatten", ["pa"], ["fa"]), helper.make_node("Flatten", ["pb"], ["fb"]),
+             helper.make_node("Concat", ["fa", "fb"], ["cat"], axis=1),
+             helper.make_node("Gemm", ["cat", "fc"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])], inits)
+    path = tmp_path / "cat.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    model = CompiledModel(run_pipeline(load_graph(path)), QuantOptions(), warn=lambda m: None)
+    concat_steps = [k for k, s in enumerate(model.program.steps) if s.kernel == "tc_concat_s8_part"]
+    assert set(concat_steps) <= model.mem.elided_steps and concat_steps
+    assert "tc_concat_s8_part(" not in (model.project_dir / "model.c").read_text()
+    x = {"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    outs, _ = model.run_c(x, check=True)
+    golden = model.run_int8(x)
+    for k in golden:
+        np.testing.assert_array_equal(outs[k], golden[k])

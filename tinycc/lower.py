@@ -93,7 +93,7 @@ class LowerCtx:
     def add_step(self, node: Node, kernel: str, params, args: list[Arg], golden: Callable,
                  macs: int = 0, inplace_inputs: tuple[int, ...] = (), note: str = "",
                  inplace_kernel: str = "", inplace_args: list[Arg] | None = None,
-                 overlap_delta: int | None = None) -> Step:
+                 overlap_delta: int | None = None, copy_into: tuple[str, int] | None = None) -> Step:
         if params is not None and hasattr(params, "validate"):
             try:
                 params.validate()
@@ -101,7 +101,7 @@ class LowerCtx:
                 raise Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {exc}") from None
         base = f"s{len(self.program.steps)}_{self.step_base(node)}"
         step = Step(base, node.op, node.name, node.onnx_name, kernel, params, args, golden, macs,
-                    tuple(inplace_inputs), note, inplace_kernel, inplace_args, overlap_delta)
+                    tuple(inplace_inputs), note, inplace_kernel, inplace_args, overlap_delta, copy_into)
         self.program.steps.append(step)
         return step
 

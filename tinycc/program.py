@@ -63,6 +63,9 @@ class Step:
     # (usually negative): the kernel writes rows in increasing address order and never needs an
     # input row again once output rows past it are written.
     overlap_delta: int | None = None
+    # A pure copy of input 0 into (tensor, byte offset), e.g. a concat part: the planner may let
+    # the producer write there directly and drop this step from the C.
+    copy_into: tuple[str, int] | None = None
 
     @property
     def inputs(self) -> list[str]:

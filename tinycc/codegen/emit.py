@@ -104,6 +104,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
                                   for f in dataclasses.fields(step.params)])
         scratch = [(mem.offsets[scratch_name(k)], a.nbytes) for a in step_args if a.kind == "scratch"]
         steps.append(dict(index=k, name=step.name, kernel=kernel, op=step.op, inplace=inplace,
+                          elided=k in mem.elided_steps,
                           scratch=scratch[0] if scratch else None,
                           onnx=c_comment(step.onnx_name or step.node), params=params, args=args,
                           out_offset=mem.offsets[out] if out else 0, out_size=out_info.size if out_info else 0,

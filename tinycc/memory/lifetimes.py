@@ -28,6 +28,7 @@ class MemoryPlan:
     no_reuse_bytes: int = 0  # every buffer separate: what a planner without reuse would need
     layer_peak_bytes: int = 0  # max over steps of the step's own inputs + outputs + scratch
     overlaps: list = field(default_factory=list)  # (output buffer, input buffer, offset) in use
+    elided_steps: set[int] = field(default_factory=set)  # copies made unnecessary (concat in place)
 
     @property
     def arena_bytes(self) -> int:
@@ -167,7 +168,38 @@ def program_buffers(program: Program, merged: dict[str, str] | None = None,
     return buffers
 
 
-def choose_overlaps(program: Program, merged: dict[str, str], inplace_steps: set[int]) -> list[tuple[str, str, int]]:
+def choose_elisions(program: Program, merged: dict[str, str], taken: set[str]) -> tuple[list, set[int]]:
+    """Concat without copies: a part whose input is read by nothing else is produced straight
+    into its slice of the output, pinned there; the copy step disappears from the C."""
+    def buf(t):
+        r = program.root(t)
+        return merged.get(r, r)
+
+    readers: dict[str, int] = {}
+    for step in program.steps:
+        for t in set(step.inputs):
+            if t in program.tensors:
+                readers[buf(t)] = readers.get(buf(t), 0) + 1
+    groups = set(merged.values())  # in-place groups hold tensors of other steps: leave them alone
+    boundary = {buf(t) for t in program.inputs + program.outputs}
+    fixed, elided = [], set()
+    for k, step in enumerate(program.steps):
+        if step.copy_into is None:
+            continue
+        src = buf(step.inputs[0])
+        dst = buf(step.copy_into[0])
+        if src in boundary or src in taken or readers.get(src) != 1 or src in groups or src == dst:
+            continue
+        if step.copy_into[1] % ALIGN:  # every buffer starts 16-byte aligned (word loads in kernels)
+            continue
+        fixed.append((src, dst, step.copy_into[1]))
+        taken.add(src)
+        elided.add(k)
+    return fixed, elided
+
+
+def choose_overlaps(program: Program, merged: dict[str, str], inplace_steps: set[int],
+                    taken: set[str] = frozenset()) -> list[tuple[str, str, int]]:
     """Fixed placements (output buffer, input buffer, byte offset) for row-streaming kernels whose
     input dies at that step: the output slides over the input rows already consumed."""
     last = _last_reads(program)
@@ -188,7 +220,7 @@ def choose_overlaps(program: Program, merged: dict[str, str], inplace_steps: set
         if step.overlap_delta is None or k in inplace_steps or len(step.outputs) != 1:
             continue
         src, dst = buf(step.inputs[0]), buf(step.outputs[0])
-        if group_last.get(src) != k or src in outputs or src == dst:
+        if group_last.get(src) != k or src in outputs or src == dst or src in taken or dst in taken:
             continue
         fixed.append((dst, src, (step.overlap_delta // ALIGN) * ALIGN))
     return fixed
@@ -217,9 +249,12 @@ def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = Tr
     if reorder:
         reorder_steps(program, time_budget_s / 2)
     merged, inplace_steps, pinned = choose_inplace(program) if inplace else ({}, set(), [])
+    taken = {b for rel in pinned for b in rel[:2]}
+    concat_fixed, elided = choose_elisions(program, merged, taken) if inplace else ([], set())
+    pinned = pinned + concat_fixed
     buffers = program_buffers(program, merged, inplace_steps)
     plan = plan_arena(buffers, fixed=pinned, time_budget_s=time_budget_s / 4)
-    candidates = choose_overlaps(program, merged, inplace_steps) if overlap else []
+    candidates = choose_overlaps(program, merged, inplace_steps, taken) if overlap else []
     fixed = _select_overlaps(buffers, pinned, candidates, plan.arena_bytes)
     if fixed:
         overlapped = plan_arena(buffers, fixed=pinned + fixed, time_budget_s=time_budget_s / 4)
@@ -245,4 +280,4 @@ def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = Tr
         layer_peak = max(layer_peak, sum(program.tensors[r].size for r in names) + step.scratch_bytes)
     no_reuse = sum(b.size for b in program_buffers(program))
     return MemoryPlan(plan, buffers, offsets, live_bytes, live_tensors, inplace_steps, no_reuse, layer_peak,
-                      pinned + fixed)
+                      pinned + fixed, elided)

@@ -443,13 +443,16 @@ def _lower_concat_int8(self, lc, node):
                                  [q for _, q in args], lc.qp(y))
     size = lc.tensor(y).size
     for k, (p, (arg, _)) in enumerate(zip(parts, args)):
+        # a contiguous slice (outer == 1) without rescaling: the producer can write it directly
+        copy_into = (y, p.out_offset) if p.outer == 1 and p.plain_copy and arg.kind == "in" else None
         if k == 0:
             lc.add_step(node, "tc_concat_s8_part", p, [arg, Arg("out", y)],
-                        lambda v, p=p: E.concat_s8_part(p, v, np.zeros(size, dtype=np.int8)), note="concat part 0")
+                        lambda v, p=p: E.concat_s8_part(p, v, np.zeros(size, dtype=np.int8)), note="concat part 0",
+                        copy_into=copy_into)
         else:
             lc.add_step(node, "tc_concat_s8_part", p, [arg, Arg("update", y)],
                         lambda v, cur, p=p: E.concat_s8_part(p, v, np.array(cur, dtype=np.int8).reshape(-1)),
-                        note=f"concat part {k}")
+                        note=f"concat part {k}", copy_into=copy_into)
 
 
 def _slice_step(lc, node, x, y, begin, stride, out_shape, note=""):

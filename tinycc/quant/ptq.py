@@ -16,16 +16,62 @@ from .calibrate import TensorStats, range_methods
 from .params import choose_qparams, fixed_qparams
 
 
+def concat_shared_ranges(g: Graph, stats: Mapping[str, TensorStats], methods: Mapping[str, str]) -> dict:
+    """TFLite's rule that CONCATENATION's inputs and output share one quantization: every tensor
+    tied to a Concat (directly, or through ops that keep their input's params) gets the union of
+    the group's ranges, so that concat parts are plain copies (and can even be written in place).
+    Groups holding a fixed-quantization tensor (e.g. a softmax output) are left alone."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    fixed, concat_roots = set(), []
+    for node in g.nodes:
+        rule = OPS[node.op].int8_output(g, node)
+        if rule == "same_as_input":
+            for out in node.outputs:
+                parent[find(out)] = find(node.inputs[0])
+        elif rule != "calibrated":
+            fixed.update(node.outputs)
+        if node.op == "Concat":
+            for t in node.inputs:
+                if not g.tensors[t].is_const:
+                    parent[find(t)] = find(node.outputs[0])
+            concat_roots.append(node.outputs[0])
+    groups: dict[str, list[str]] = {}
+    for t in parent:
+        groups.setdefault(find(t), []).append(t)
+    shared = {}
+    for out in concat_roots:
+        members = groups[find(out)]
+        if any(m in fixed for m in members):
+            continue
+        ranges = [stats[m].range(methods[m]) for m in members if m in stats]
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        shared.update({m: (lo, hi) for m in members})
+    return shared
+
+
 def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: str | None) -> Graph:
     """stats=None: a pre-quantized graph, where only data movement may lack params."""
     q = g.copy()
     methods = range_methods(q, method) if stats is not None else {}
+    shared = concat_shared_ranges(q, stats, methods) if stats is not None else {}
+
+    def calibrated(name):
+        return choose_qparams(*shared[name]) if name in shared else choose_qparams(*stats[name].range(methods[name]))
+
     for name in q.inputs:
         t = q.tensors[name]
         if t.quant is None:
             if stats is None:
                 raise Unsupported(f"model input {name!r} has no quantization parameters")
-            t.quant = choose_qparams(*stats[name].range(methods[name]))
+            t.quant = calibrated(name)
     for node in q.nodes:
         rule = OPS[node.op].int8_output(q, node)
         for out in node.outputs:
@@ -38,7 +84,7 @@ def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: st
                                       "quantization parameters in the pre-quantized model")
                 if out not in stats:
                     raise Unsupported(f"no calibration statistics for tensor {out!r}")
-                t.quant = choose_qparams(*stats[out].range(methods[out]))
+                t.quant = calibrated(out)
             elif rule == "same_as_input":
                 t.quant = q.tensors[node.inputs[0]].quant
             else:
