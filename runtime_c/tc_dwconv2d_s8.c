@@ -2,8 +2,14 @@
  * tinycc runtime: int8 depthwise 2-D convolution, TFLM DepthwiseConvPerChannel arithmetic,
  * out-of-place and in-place (TinyEngine-style, one channel plane of scratch).
  * Mirrored by tinycc/golden/kernels_conv.py::dwconv2d_s8 (both entry points).
+ *
+ * With TC_HAVE_DSP (tc_arm_dsp.h) both entry points have SIMD paths, bit-exact with the
+ * portable dwconv2d_channel: tc_dwconv2d_s8 (dwconv2d_s8_dsp) for depth_mult == 1 and
+ * in_c >= 4, 4 channels at a time along the window; tc_dwconv2d_s8_inplace (dwconv2d_plane_dsp)
+ * for dil_w == 1 and k_h * ceil(k_w / 4) <= 16, 4 taps of a window row at a time.
  */
 #include "tc_conv.h"
+#include "tc_dot_s8_dsp.h"
 
 static int dwconv2d_args_ok(const tc_dwconv2d_params *p) {
     if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1) {
@@ -17,38 +23,281 @@ static int dwconv2d_args_ok(const tc_dwconv2d_params *p) {
 }
 
 /*
- * Computes output channel `oc` for every output pixel.
- * `plane` is the input channel feeding oc, `plane_stride` the distance between neighbouring
- * pixels of that channel (in_c for the NHWC tensor, 1 for a gathered plane). `out_oc` points at
- * channel oc of output pixel 0; pixels are out_c apart. Both entry points use this function, so
- * they are bit-exact by construction.
+ * Sum of w * (x - in_zp) over the in-image taps of the output pixel whose window starts at
+ * input row in_y0 and column in_x0, for output channel oc. `plane` is the input channel feeding
+ * oc, `plane_stride` the distance between neighbouring pixels of that channel (in_c for the
+ * NHWC tensor, 1 for a gathered plane).
+ */
+static int32_t dwconv2d_tap_sum(const tc_dwconv2d_params *p, const int8_t *plane,
+                                int32_t plane_stride, const int8_t *w, int32_t oc, int32_t in_y0,
+                                int32_t in_x0) {
+    int32_t ky, kx, acc = 0;
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = in_y0 + ky * p->dil_h;
+        if (iy < 0 || iy >= p->in_h) continue;
+        for (kx = 0; kx < p->k_w; ++kx) {
+            const int32_t ix = in_x0 + kx * p->dil_w;
+            int32_t x;
+            if (ix < 0 || ix >= p->in_w) continue;
+            x = plane[(iy * p->in_w + ix) * plane_stride];
+            acc += (int32_t)w[(ky * p->k_w + kx) * p->out_c + oc] * (x - p->in_zp);
+        }
+    }
+    return acc;
+}
+
+/*
+ * Computes output channel `oc` for every output pixel (plane and plane_stride as in
+ * dwconv2d_tap_sum). `out_oc` points at channel oc of output pixel 0; pixels are out_c apart.
+ * Both entry points use this function, so they are bit-exact by construction.
  */
 static void dwconv2d_channel(const tc_dwconv2d_params *p, const int8_t *plane,
                              int32_t plane_stride, const int8_t *w, const int32_t *bias,
                              int32_t oc, int32_t mult, int32_t shift, int8_t *out_oc) {
-    int32_t oy, ox, ky, kx;
+    int32_t oy, ox;
     for (oy = 0; oy < p->out_h; ++oy) {
         const int32_t in_y0 = oy * p->stride_h - p->pad_top;
         for (ox = 0; ox < p->out_w; ++ox) {
             const int32_t in_x0 = ox * p->stride_w - p->pad_left;
-            int32_t acc = 0;
-            for (ky = 0; ky < p->k_h; ++ky) {
-                const int32_t iy = in_y0 + ky * p->dil_h;
-                if (iy < 0 || iy >= p->in_h) continue;
-                for (kx = 0; kx < p->k_w; ++kx) {
-                    const int32_t ix = in_x0 + kx * p->dil_w;
-                    int32_t x;
-                    if (ix < 0 || ix >= p->in_w) continue;
-                    x = plane[(iy * p->in_w + ix) * plane_stride];
-                    acc += (int32_t)w[(ky * p->k_w + kx) * p->out_c + oc] * (x - p->in_zp);
-                }
-            }
+            int32_t acc = dwconv2d_tap_sum(p, plane, plane_stride, w, oc, in_y0, in_x0);
             if (bias != NULL) acc += bias[oc];
             out_oc[(oy * p->out_w + ox) * p->out_c] =
                 tc_requant_s8(acc, mult, shift, p->out_zp, p->act_min, p->act_max);
         }
     }
 }
+
+#if TC_HAVE_DSP
+
+/*
+ * Window sums of channels c..c+3 of one output pixel; x and w point at channel c of the first
+ * in-image tap in the input and in the weights (taps->run_len is unused: every tap is one run
+ * of 4 channels). SMLABB takes the low int16 lanes (channels c and c + 1 after SXTAB16 and
+ * SXTAB16 ROR 8), SMLATT the high lanes (channels c + 2 and c + 3).
+ */
+static TC_DSP_NOINLINE void dwconv2d_channels4(const tc_dsp_taps *taps, const int8_t *x,
+                                               const int8_t *w, int32_t in_zp, int32_t acc[4]) {
+    const uint32_t offset = tc_dsp_input_offset(in_zp);
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int32_t r, k;
+    for (r = 0; r < taps->rows; ++r) {
+        int32_t x_tap = tc_dsp_x_offset(taps, r, 0);
+        int32_t w_tap = tc_dsp_w_offset(taps, r, 0);
+        for (k = taps->runs; k > 0; --k) {
+            const uint32_t x4 = tc_read_s8x4(x + x_tap);
+            const uint32_t w4 = tc_read_s8x4(w + w_tap);
+            uint32_t x_pair = tc_sxtab16(offset, x4);
+            uint32_t w_pair = tc_sxtb16(w4);
+            a0 = tc_smlabb(x_pair, w_pair, a0);
+            a2 = tc_smlatt(x_pair, w_pair, a2);
+            x_pair = tc_sxtab16_ror8(offset, x4);
+            w_pair = tc_sxtb16_ror8(w4);
+            a1 = tc_smlabb(x_pair, w_pair, a1);
+            a3 = tc_smlatt(x_pair, w_pair, a3);
+            x_tap += taps->x_run;
+            w_tap += taps->w_run;
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* Window sum of the single channel at x[0] / w[0] (same taps as dwconv2d_channels4). */
+static int32_t dwconv2d_channel1(const tc_dsp_taps *taps, const int8_t *x, const int8_t *w,
+                                 int32_t in_zp) {
+    int32_t r, k, acc = 0;
+    for (r = 0; r < taps->rows; ++r) {
+        for (k = 0; k < taps->runs; ++k) {
+            acc += ((int32_t)x[tc_dsp_x_offset(taps, r, k)] - in_zp) *
+                   w[tc_dsp_w_offset(taps, r, k)];
+        }
+    }
+    return acc;
+}
+
+/* All channels of output pixel y; x and w point at channel 0 of the window's first tap. */
+static void dwconv2d_pixel(const tc_dwconv2d_params *p, const tc_dsp_taps *taps,
+                           const int8_t *x, const int8_t *w, const tc_dsp_requant *q, int8_t *y) {
+    const tc_dsp_requant rq = *q; /* a local copy: stores through y cannot change it */
+    const int32_t channels = p->out_c, in_zp = p->in_zp;
+    int32_t c, acc[4];
+    for (c = 0; c + 4 <= channels; c += 4) {
+        dwconv2d_channels4(taps, x + c, w + c, in_zp, acc);
+        y[c] = tc_dsp_output(&rq, c, acc[0]);
+        y[c + 1] = tc_dsp_output(&rq, c + 1, acc[1]);
+        y[c + 2] = tc_dsp_output(&rq, c + 2, acc[2]);
+        y[c + 3] = tc_dsp_output(&rq, c + 3, acc[3]);
+    }
+    for (; c < channels; ++c) {
+        y[c] = tc_dsp_output_call(&rq, c, dwconv2d_channel1(taps, x + c, w + c, in_zp));
+    }
+}
+
+/* SIMD path for depth_mult == 1: pixel by pixel, 4 channels at a time along the window. */
+static void dwconv2d_s8_dsp(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                            int8_t *out) {
+    const tc_dsp_requant q =
+        tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
+    tc_dsp_taps taps;
+    int32_t oy, ox, ky_lo, ky_hi, kx_lo, kx_hi;
+    taps.run_len = 1;
+    taps.x_row = p->dil_h * p->in_w * p->in_c;
+    taps.w_row = p->k_w * p->out_c;
+    taps.x_run = p->dil_w * p->in_c;
+    taps.w_run = p->out_c;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t in_y0 = oy * p->stride_h - p->pad_top;
+        tc_dsp_tap_range(in_y0, p->dil_h, p->in_h, p->k_h, &ky_lo, &ky_hi);
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t in_x0 = ox * p->stride_w - p->pad_left;
+            int8_t *y = out + (oy * p->out_w + ox) * p->out_c;
+            tc_dsp_tap_range(in_x0, p->dil_w, p->in_w, p->k_w, &kx_lo, &kx_hi);
+            taps.rows = kx_hi > kx_lo ? ky_hi - ky_lo : 0;
+            taps.runs = taps.rows > 0 ? kx_hi - kx_lo : 0;
+            if (taps.rows > 0) {
+                const int32_t iy = in_y0 + ky_lo * p->dil_h, ix = in_x0 + kx_lo * p->dil_w;
+                dwconv2d_pixel(p, &taps, in + (iy * p->in_w + ix) * p->in_c,
+                               w + (ky_lo * p->k_w + kx_lo) * p->out_c, &q, y);
+            } else { /* no tap inside the image: nothing is read */
+                dwconv2d_pixel(p, &taps, in, w, &q, y);
+            }
+        }
+    }
+}
+
+/*
+ * In-place path: one gathered channel plane (pixels 1 apart) at a time. The channel's weights
+ * are packed once into int16 pairs, per kernel row in groups of 4 taps as (w0, w2) and
+ * (w1, w3), zero past k_w; a window row is then read 4 int8 values at a time and multiplied
+ * with SXTAB16 / SMLAD like the dot-product blocks. The values read past the row's last tap
+ * meet zero weights. Windows that cross the left or right border, and the last bytes of the
+ * plane (where a 4-byte read would leave it), use the portable tap sum.
+ */
+#define DWCONV2D_PACKED_WORDS 32
+
+static int32_t dwconv2d_plane_groups(const tc_dwconv2d_params *p) { return (p->k_w + 3) / 4; }
+
+static int dwconv2d_plane_dsp_applicable(const tc_dwconv2d_params *p) {
+    return p->dil_w == 1 && p->k_h * 2 * dwconv2d_plane_groups(p) <= DWCONV2D_PACKED_WORDS;
+}
+
+static void dwconv2d_pack_weights(const tc_dwconv2d_params *p, const int8_t *w, int32_t c,
+                                  uint32_t packed[DWCONV2D_PACKED_WORDS]) {
+    const int32_t groups = dwconv2d_plane_groups(p);
+    int32_t ky, g, j, v[4];
+    for (ky = 0; ky < p->k_h; ++ky) {
+        for (g = 0; g < groups; ++g) {
+            for (j = 0; j < 4; ++j) {
+                const int32_t kx = 4 * g + j;
+                v[j] = kx < p->k_w ? w[(ky * p->k_w + kx) * p->out_c + c] : 0;
+            }
+            packed[2 * (ky * groups + g)] = tc_pack_s16x2(v[0], v[2]);
+            packed[2 * (ky * groups + g) + 1] = tc_pack_s16x2(v[1], v[3]);
+        }
+    }
+}
+
+/* Window sum over `rows` plane rows from x (rows row_step apart) with the packed weights of the
+ * same rows, `groups` 4-tap groups per row. */
+static inline int32_t dwconv2d_plane_sum(const int8_t *x, int32_t row_step,
+                                         const uint32_t *packed, int32_t rows, int32_t groups,
+                                         uint32_t offset) {
+    int32_t r, g, acc = 0;
+    if (groups == 1) { /* k_w <= 4, the common case: one word per row */
+        for (r = 0; r < rows; ++r) {
+            const uint32_t x4 = tc_read_s8x4(x + r * row_step);
+            acc = tc_smlad(tc_sxtab16(offset, x4), packed[2 * r], acc);
+            acc = tc_smlad(tc_sxtab16_ror8(offset, x4), packed[2 * r + 1], acc);
+        }
+        return acc;
+    }
+    for (r = 0; r < rows; ++r) {
+        const int8_t *x_row = x + r * row_step;
+        const uint32_t *w_row = packed + 2 * r * groups;
+        for (g = 0; g < groups; ++g) {
+            const uint32_t x4 = tc_read_s8x4(x_row + 4 * g);
+            acc = tc_smlad(tc_sxtab16(offset, x4), w_row[2 * g], acc);
+            acc = tc_smlad(tc_sxtab16_ror8(offset, x4), w_row[2 * g + 1], acc);
+        }
+    }
+    return acc;
+}
+
+/* Requantization of one output channel (its bias folded in). */
+typedef struct {
+    int32_t bias, mult, shift, out_zp, act_min, act_max;
+} dwconv2d_channel_requant;
+
+static inline int8_t dwconv2d_output(const dwconv2d_channel_requant *q, int32_t acc) {
+    return tc_requant_s8(acc + q->bias, q->mult, q->shift, q->out_zp, q->act_min, q->act_max);
+}
+
+/* Output pixels [*lo, *hi) of a row whose windows lie inside the plane's columns and whose
+ * 4-byte reads of the last window row `last_row` (an element offset) stay inside the plane. */
+static void dwconv2d_plane_inner_columns(const tc_dwconv2d_params *p, int32_t last_row,
+                                         int32_t *lo, int32_t *hi) {
+    const int32_t read_w = 4 * dwconv2d_plane_groups(p);
+    const int32_t last_x = TC_MIN(p->in_w - p->k_w, p->in_h * p->in_w - read_w - last_row);
+    *lo = TC_MIN((p->pad_left + p->stride_w - 1) / p->stride_w, p->out_w);
+    *hi = last_x + p->pad_left < 0 ? 0 : (last_x + p->pad_left) / p->stride_w + 1;
+    *hi = TC_MAX(*lo, TC_MIN(*hi, p->out_w));
+}
+
+/* Output pixel (oy, ox) of channel c the portable way (windows at the plane's borders). */
+static int8_t dwconv2d_plane_border(const tc_dwconv2d_params *p, const int8_t *plane,
+                                    const int8_t *w, int32_t c, const dwconv2d_channel_requant *q,
+                                    int32_t oy, int32_t ox) {
+    return dwconv2d_output(q, dwconv2d_tap_sum(p, plane, 1, w, c, oy * p->stride_h - p->pad_top,
+                                               ox * p->stride_w - p->pad_left));
+}
+
+/* Output channel c for every output pixel, from its gathered plane (as dwconv2d_channel). */
+static TC_DSP_NOINLINE void dwconv2d_plane_dsp(const tc_dwconv2d_params *p, const int8_t *plane,
+                                               const int8_t *w, const int32_t *bias, int32_t c,
+                                               int32_t mult, int32_t shift, int8_t *out_c) {
+    const int32_t groups = dwconv2d_plane_groups(p);
+    const int32_t row_step = p->dil_h * p->in_w;
+    const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+    dwconv2d_channel_requant q;
+    uint32_t packed[DWCONV2D_PACKED_WORDS];
+    int32_t oy, ox, ky_lo, ky_hi, ox_lo, ox_hi;
+    q.bias = bias != NULL ? bias[c] : 0;
+    q.mult = mult;
+    q.shift = shift;
+    q.out_zp = p->out_zp;
+    q.act_min = p->act_min;
+    q.act_max = p->act_max;
+    dwconv2d_pack_weights(p, w, c, packed);
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t in_y0 = oy * p->stride_h - p->pad_top;
+        int8_t *y = out_c + oy * p->out_w * p->out_c;
+        tc_dsp_tap_range(in_y0, p->dil_h, p->in_h, p->k_h, &ky_lo, &ky_hi);
+        if (ky_hi > ky_lo) {
+            const int32_t first_row = (in_y0 + ky_lo * p->dil_h) * p->in_w;
+            dwconv2d_plane_inner_columns(p, first_row + (ky_hi - 1 - ky_lo) * row_step, &ox_lo,
+                                         &ox_hi);
+            for (ox = ox_lo; ox < ox_hi; ++ox) {
+                const int8_t *x = plane + first_row + ox * p->stride_w - p->pad_left;
+                y[ox * p->out_c] = dwconv2d_output(
+                    &q, dwconv2d_plane_sum(x, row_step, packed + 2 * ky_lo * groups,
+                                           ky_hi - ky_lo, groups, offset));
+            }
+        } else {
+            ox_lo = ox_hi = p->out_w;
+        }
+        for (ox = 0; ox < ox_lo; ++ox) {
+            y[ox * p->out_c] = dwconv2d_plane_border(p, plane, w, c, &q, oy, ox);
+        }
+        for (ox = ox_hi; ox < p->out_w; ++ox) {
+            y[ox * p->out_c] = dwconv2d_plane_border(p, plane, w, c, &q, oy, ox);
+        }
+    }
+}
+
+#endif /* TC_HAVE_DSP */
 
 tc_status tc_dwconv2d_s8(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
                          const int32_t *bias, const int32_t *mult, const int32_t *shift,
@@ -62,6 +311,12 @@ tc_status tc_dwconv2d_s8(const tc_dwconv2d_params *p, const int8_t *in, const in
                                p->out_c)) {
         return TC_ARG_ERROR;
     }
+#if TC_HAVE_DSP
+    if (p->depth_mult == 1 && p->in_c >= 4) {
+        dwconv2d_s8_dsp(p, in, w, bias, mult, shift, out);
+        return TC_OK;
+    }
+#endif
     for (ic = 0; ic < p->in_c; ++ic) {
         for (m = 0; m < p->depth_mult; ++m) {
             const int32_t oc = ic * p->depth_mult + m;
@@ -97,6 +352,12 @@ tc_status tc_dwconv2d_s8_inplace(const tc_dwconv2d_params *p, const int8_t *in, 
         for (i = 0; i < plane_size; ++i) {
             scratch[i] = in[i * p->in_c + c];
         }
+#if TC_HAVE_DSP
+        if (dwconv2d_plane_dsp_applicable(p)) {
+            dwconv2d_plane_dsp(p, scratch, w, bias, c, mult[c], shift[c], out + c);
+            continue;
+        }
+#endif
         dwconv2d_channel(p, scratch, 1, w, bias, c, mult[c], shift[c], out + c);
     }
     return TC_OK;

@@ -1,8 +1,12 @@
 /*
  * tinycc runtime: int8 fully connected layer, TFLM FullyConnected arithmetic with per-channel
  * requantization. Mirrored by tinycc/golden/kernels_conv.py::fc_s8.
+ *
+ * With TC_HAVE_DSP (tc_arm_dsp.h) and in_features >= 4 the layer runs as the SIMD matrix
+ * product tc_dsp_matmul_s8, bit-exact with the portable loop below.
  */
 #include "tc_conv.h"
+#include "tc_dot_s8_dsp.h"
 
 tc_status tc_fc_s8(const tc_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
                    const int32_t *mult, const int32_t *shift, int8_t *out) {
@@ -15,6 +19,14 @@ tc_status tc_fc_s8(const tc_fc_params *p, const int8_t *in, const int8_t *w, con
                                p->out_features)) {
         return TC_ARG_ERROR;
     }
+#if TC_HAVE_DSP
+    if (p->in_features >= 4) {
+        const tc_dsp_requant q =
+            tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
+        tc_dsp_matmul_s8(in, w, p->rows, p->out_features, p->in_features, p->in_zp, &q, out);
+        return TC_OK;
+    }
+#endif
     for (r = 0; r < p->rows; ++r) {
         const int8_t *x = in + r * p->in_features;
         int8_t *y = out + r * p->out_features;

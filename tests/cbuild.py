@@ -22,13 +22,19 @@ def c_compiler() -> str:
     return os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc") or "cc"
 
 
-def runtime_library(extra_sources: list[Path] = ()) -> ctypes.CDLL:
-    """Compile every runtime_c/*.c (plus extras) with the strict flags; cached by content hash."""
+def runtime_library(extra_sources: list[Path] = (), defines: list[str] = ()) -> ctypes.CDLL:
+    """Compile every runtime_c/*.c (plus extras) with the strict flags; cached by content hash.
+
+    `defines` are preprocessor definitions ("NAME" or "NAME=VALUE") passed as -D options, e.g.
+    ["TC_EMULATE_DSP"] for the DSP fast paths on the emulated intrinsics.
+    """
     sources = sorted(RUNTIME.glob("*.c")) + [Path(p) for p in extra_sources]
     digest = hashlib.sha256()
     for p in sources + sorted(RUNTIME.glob("*.h")):
         digest.update(p.name.encode())
         digest.update(p.read_bytes())
+    for d in defines:
+        digest.update(b"-D" + d.encode())
     key = digest.hexdigest()[:16]
     if key in _cache:
         return _cache[key]
@@ -37,7 +43,8 @@ def runtime_library(extra_sources: list[Path] = ()) -> ctypes.CDLL:
     lib = out_dir / f"libtc_{key}.so"
     if not lib.exists():
         tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-        cmd = [c_compiler(), *STRICT, f"-I{RUNTIME}", "-o", str(tmp), *map(str, sources)]
+        cmd = [c_compiler(), *STRICT, *(f"-D{d}" for d in defines), f"-I{RUNTIME}", "-o",
+               str(tmp), *map(str, sources)]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         os.replace(tmp, lib)
     _cache[key] = ctypes.CDLL(str(lib))

@@ -1,0 +1,858 @@
+"""DSP fast paths of the int8 conv / depthwise / fully connected kernels (runtime_c/tc_arm_dsp.h).
+
+On the host the fast paths are compiled with -DTC_EMULATE_DSP, which replaces the ARMv7E-M
+instructions by a portable C emulation. Checked here:
+  1. the emulated instructions against the ARM Architecture Reference Manual semantics;
+  2. kernels built with the emulation (tc_conv2d_s8, tc_dwconv2d_s8 and its in-place variant,
+     tc_fc_s8) == the golden numpy mirrors, bit for bit, on randomized and targeted shapes
+     (in_c not a multiple of 4, odd out_c, strides, dilation, padding, groups, zero points at
+     both extremes, saturation, accumulators near the int32 limits);
+  3. the dispatch takes the fast path where documented: a build whose emulated SXTAB16 is
+     deliberately wrong fails there and only there;
+  4. the fast paths under AddressSanitizer + UndefinedBehaviorSanitizer;
+  5. warning-free strict builds (gcc, clang) with and without the define, and, when
+     arm-none-eabi-gcc is installed: Cortex-M4/M7/M33/M55 builds use the DSP instructions,
+     Cortex-M3 builds do not, and the SIMD inner loops stay within their instruction budget.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from collections import Counter
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cbuild import RUNTIME, STRICT, c_compiler, ptr, runtime_library
+from tinycc.golden import kernels_conv as kc
+from tinycc.golden.arith import INT32_MAX, quantize_multiplier_array
+
+TC_OK = 0
+SENTINEL = 0x5A
+KERNEL_SOURCES = ("tc_conv2d_s8.c", "tc_dwconv2d_s8.c", "tc_fc_s8.c")
+
+# ---------------------------------------------------------------------------------------------
+# Builds
+
+
+@pytest.fixture(scope="module")
+def dsp_lib():
+    lib = runtime_library(defines=["TC_EMULATE_DSP"])
+    _declare_kernels(lib)
+    return lib
+
+
+def _declare_kernels(lib):
+    for name in ("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8"):
+        getattr(lib, name).restype = ctypes.c_int
+        getattr(lib, name).argtypes = [ctypes.c_void_p] * 7
+    lib.tc_dwconv2d_s8_inplace.restype = ctypes.c_int
+    lib.tc_dwconv2d_s8_inplace.argtypes = [ctypes.c_void_p] * 8
+
+
+INTRINSICS_SHIM = r"""
+#include "tc_arm_dsp.h"
+
+int have_dsp(void) { return TC_HAVE_DSP; }
+
+#if TC_HAVE_DSP
+void unary(int op, const uint32_t *x, uint32_t *out, int n) {
+    int i;
+    for (i = 0; i < n; ++i) out[i] = op == 0 ? tc_sxtb16(x[i]) : tc_sxtb16_ror8(x[i]);
+}
+
+void binary(int op, const uint32_t *a, const uint32_t *x, uint32_t *out, int n) {
+    int i;
+    for (i = 0; i < n; ++i) out[i] = op == 0 ? tc_sxtab16(a[i], x[i]) : tc_sxtab16_ror8(a[i], x[i]);
+}
+
+void mac(int op, const uint32_t *x, const uint32_t *y, const int32_t *acc, int32_t *out, int n) {
+    int i;
+    for (i = 0; i < n; ++i) {
+        out[i] = op == 0 ? tc_smlad(x[i], y[i], acc[i])
+                 : op == 1 ? tc_smlabb(x[i], y[i], acc[i]) : tc_smlatt(x[i], y[i], acc[i]);
+    }
+}
+
+void read_words(const int8_t *bytes, uint32_t *out, int n) {
+    int i;
+    for (i = 0; i < n; ++i) out[i] = tc_read_s8x4(bytes + i);
+}
+#endif
+"""
+
+
+def _build_shared(tmp_path: Path, name: str, source: str, defines=()):
+    """A shared library from one C source that includes runtime_c headers."""
+    src = tmp_path / f"{name}.c"
+    src.write_text(source)
+    lib = tmp_path / f"lib{name}.so"
+    subprocess.run([c_compiler(), *STRICT, *(f"-D{d}" for d in defines), f"-I{RUNTIME}", "-o",
+                    str(lib), str(src)], check=True, capture_output=True, text=True)
+    return ctypes.CDLL(str(lib))
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    return _build_shared(tmp_path_factory.mktemp("shim"), "dsp_shim", INTRINSICS_SHIM,
+                         defines=["TC_EMULATE_DSP"])
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Emulated instructions vs the ARMv7-M Architecture Reference Manual pseudocode
+
+
+def _lanes(words, bits):
+    """Signed lanes [n][32 // bits] of uint32 words, lane k = bits k*bits .. (k+1)*bits - 1."""
+    lanes = np.stack([(words.astype(np.int64) >> (bits * k)) & ((1 << bits) - 1)
+                      for k in range(32 // bits)], axis=1)
+    return np.where(lanes >= 1 << (bits - 1), lanes - (1 << bits), lanes)
+
+
+def _pack16(lo, hi):
+    return ((lo & 0xFFFF) | ((hi & 0xFFFF) << 16)).astype(np.uint32)
+
+
+def _wrap32(v):
+    return ((v + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+def _random_words(rng, n):
+    """Uniform words plus words made of the extreme byte / halfword values."""
+    edge_bytes = np.array([0x00, 0x01, 0x7F, 0x80, 0x81, 0xFF], dtype=np.uint32)
+    edge = sum(rng.choice(edge_bytes, n).astype(np.uint32) << (8 * k) for k in range(4))
+    uniform = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    return np.concatenate([uniform, edge.astype(np.uint32)])
+
+
+def test_emulation_is_selected(shim, tmp_path):
+    assert shim.have_dsp() == 1
+    plain = _build_shared(tmp_path, "plain_shim", INTRINSICS_SHIM)  # x86 host: no DSP
+    assert plain.have_dsp() == 0
+    disabled = _build_shared(tmp_path, "off_shim", INTRINSICS_SHIM,
+                             defines=["TC_EMULATE_DSP", "TC_NO_DSP"])
+    assert disabled.have_dsp() == 0
+
+
+def test_emulated_extend_instructions(shim):
+    rng = np.random.default_rng(1)
+    x = _random_words(rng, 3000)
+    a = _random_words(rng, 3000)
+    n = x.size
+    out = np.empty(n, dtype=np.uint32)
+    b = _lanes(x, 8)
+    a16 = _lanes(a, 16)
+    expected = {
+        ("unary", 0): _pack16(b[:, 0], b[:, 2]),            # SXTB16
+        ("unary", 1): _pack16(b[:, 1], b[:, 3]),            # SXTB16 Rm, ROR #8
+        ("binary", 0): _pack16(a16[:, 0] + b[:, 0], a16[:, 1] + b[:, 2]),  # SXTAB16
+        ("binary", 1): _pack16(a16[:, 0] + b[:, 1], a16[:, 1] + b[:, 3]),  # SXTAB16 ROR #8
+    }
+    for (kind, op), want in expected.items():
+        if kind == "unary":
+            shim.unary(op, ptr(x), ptr(out), n)
+        else:
+            shim.binary(op, ptr(a), ptr(x), ptr(out), n)
+        assert np.array_equal(out, want), (kind, op)
+
+
+def test_emulated_multiply_accumulate(shim):
+    rng = np.random.default_rng(2)
+    x = _random_words(rng, 3000)
+    y = _random_words(rng, 3000)
+    n = x.size
+    acc = np.concatenate([rng.integers(-2**31, 2**31, n - 4, dtype=np.int64),
+                          [2**31 - 1, -2**31, 2**31 - 2**15, -2**31 + 5]]).astype(np.int32)
+    out = np.empty(n, dtype=np.int32)
+    xs, ys = _lanes(x, 16), _lanes(y, 16)
+    products = xs * ys
+    expected = [_wrap32(acc + products[:, 0] + products[:, 1]),  # SMLAD (wraps, sets Q)
+                _wrap32(acc + products[:, 0]),                   # SMLABB
+                _wrap32(acc + products[:, 1])]                   # SMLATT
+    for op, want in enumerate(expected):
+        shim.mac(op, ptr(x), ptr(y), ptr(acc), ptr(out), n)
+        assert np.array_equal(out, want), op
+    # 0x8000 * 0x8000 twice is 2^31, the one SMLAD product sum that leaves int32: it wraps.
+    both_min = np.full(4, 0x80008000, dtype=np.uint32)
+    zero = np.zeros(4, dtype=np.int32)
+    shim.mac(0, ptr(both_min), ptr(both_min), ptr(zero), ptr(out), 4)
+    assert np.all(out[:4] == -2**31)
+
+
+def test_emulated_word_read_is_unaligned_little_endian(shim):
+    data = np.arange(-20, 20, dtype=np.int8)
+    out = np.empty(data.size - 3, dtype=np.uint32)
+    shim.read_words(ptr(data), ptr(out), out.size)
+    raw = data.view(np.uint8).astype(np.uint32)
+    expected = raw[:-3] | raw[1:-2] << 8 | raw[2:-1] << 16 | raw[3:] << 24
+    assert np.array_equal(out, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Case builders
+
+
+def _pick(rng, options):
+    return options[int(rng.integers(len(options)))]
+
+
+def make_multipliers(rng, channels, taps, regime):
+    """Per-channel (mult, shift) for accumulators of about 70 * 128 * sqrt(taps)."""
+    base = 40.0 / (70.0 * 128.0 * math.sqrt(taps))
+    if regime == "mixed":
+        parts = [make_multipliers(rng, 1, taps, _pick(rng, ["normal", "saturate", "large"]))
+                 for _ in range(channels)]
+        return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
+    exponent = {"normal": (-1.5, 1.5), "saturate": (4, 8)}.get(regime)
+    if regime == "large":  # multipliers >= 1: positive shifts with a saturating left shift
+        reals = 2.0 ** rng.uniform(0, 20, channels)
+    else:
+        reals = base * 2.0 ** rng.uniform(*exponent, channels)
+    mult, shift = quantize_multiplier_array(reals)
+    return mult.astype(np.int32), shift.astype(np.int32)
+
+
+def make_input(rng, shape, in_zp, style):
+    if style == "uniform":
+        return rng.integers(-128, 128, shape).astype(np.int8)
+    if style == "extremes":  # x - in_zp at +-255 when the zero point is at the other extreme
+        return rng.choice(np.array([-128, 127], dtype=np.int8), size=shape)
+    return np.clip(in_zp + rng.integers(-20, 21, shape), -128, 127).astype(np.int8)
+
+
+def make_bias(rng, channels, kind, max_abs_acc):
+    if kind == "none":
+        return None
+    if kind == "near_limit":  # acc + bias still fits int32, but only just
+        limit = INT32_MAX - max_abs_acc
+        return (rng.choice([-1, 1], channels) * limit).astype(np.int32)
+    magnitude = 2 ** int(rng.integers(0, 21))
+    return rng.integers(-magnitude, magnitude + 1, channels).astype(np.int32)
+
+
+def window_geometry(rng, in_hw=None, k=None, stride=None, dil=None, pads=None):
+    k = k or (_pick(rng, [1, 1, 2, 3, 3, 5]), _pick(rng, [1, 1, 2, 3, 3, 4]))
+    stride = stride or tuple(int(s) for s in rng.integers(1, 3, 2))
+    dil = dil or ((1, 1) if rng.random() < 0.6 else tuple(int(d) for d in rng.integers(1, 4, 2)))
+    span = [dil[i] * (k[i] - 1) + 1 for i in range(2)]
+    if pads is None:
+        pads = tuple(int(rng.integers(0, span[i % 2])) for i in range(4))
+    in_hw = in_hw or tuple(int(n) for n in rng.integers(1, 10, 2))
+    in_hw = tuple(max(in_hw[i], span[i] - pads[i] - pads[i + 2]) for i in range(2))
+    out_hw = tuple(kc.conv_output_size(in_hw[i], k[i], stride[i], dil[i], pads[i], pads[i + 2])
+                   for i in range(2))
+    return dict(in_h=in_hw[0], in_w=in_hw[1], out_h=out_hw[0], out_w=out_hw[1], k_h=k[0],
+                k_w=k[1], stride_h=stride[0], stride_w=stride[1], dil_h=dil[0], dil_w=dil[1],
+                pad_top=pads[0], pad_left=pads[1])
+
+
+def _quant(rng, in_zp, out_zp, act):
+    in_zp = _pick(rng, [-128, 127, int(rng.integers(-128, 128))]) if in_zp is None else in_zp
+    out_zp = int(rng.integers(-128, 128)) if out_zp is None else out_zp
+    act = act or _pick(rng, ["full", "full", "relu", "random"])
+    if act == "full":
+        return in_zp, out_zp, -128, 127
+    if act == "relu":
+        return in_zp, out_zp, out_zp, 127
+    lo = int(rng.integers(-128, 100))
+    return in_zp, out_zp, lo, int(rng.integers(lo, 128))
+
+
+def _case_arrays(rng, p, x_shape, w_shape, channels, taps, regime, bias, w_range, style):
+    style = style or _pick(rng, ["uniform", "uniform", "extremes", "around_zp"])
+    x = make_input(rng, x_shape, p.in_zp, style)
+    w = rng.integers(w_range[0], w_range[1] + 1, w_shape).astype(np.int8)
+    regime = regime or _pick(rng, ["normal", "normal", "mixed"])
+    mult, shift = make_multipliers(rng, channels, taps, regime)
+    bias = make_bias(rng, channels, bias or _pick(rng, ["small", "small", "none"]),
+                     255 * 128 * taps)
+    return p, x, w, bias, mult, shift
+
+
+def conv_case(seed, in_c=None, out_c=None, groups=None, in_zp=None, out_zp=None, act=None,
+              regime=None, bias=None, w_range=(-127, 127), style=None, **geometry):
+    rng = np.random.default_rng(seed)
+    geo = window_geometry(rng, **geometry)
+    groups = groups or _pick(rng, [1, 1, 1, 2])
+    in_c = in_c or groups * int(rng.integers(1, 10))
+    out_c = out_c or groups * int(rng.integers(1, 6))
+    in_zp, out_zp, act_min, act_max = _quant(rng, in_zp, out_zp, act)
+    p = kc.Conv2dParams(in_c=in_c, out_c=out_c, groups=groups, in_zp=in_zp, out_zp=out_zp,
+                        act_min=act_min, act_max=act_max, **geo)
+    taps = p.k_h * p.k_w * in_c // groups
+    return _case_arrays(rng, p, (p.in_h, p.in_w, in_c), (out_c, p.k_h, p.k_w, in_c // groups),
+                        out_c, taps, regime, bias, w_range, style)
+
+
+def dw_case(seed, in_c=None, depth_mult=None, in_zp=None, out_zp=None, act=None, regime=None,
+            bias=None, w_range=(-127, 127), style=None, **geometry):
+    rng = np.random.default_rng(seed)
+    geo = window_geometry(rng, **geometry)
+    in_c = in_c or int(rng.integers(1, 14))
+    depth_mult = depth_mult or _pick(rng, [1, 1, 1, 2])
+    in_zp, out_zp, act_min, act_max = _quant(rng, in_zp, out_zp, act)
+    out_c = in_c * depth_mult
+    p = kc.DwConv2dParams(in_c=in_c, out_c=out_c, depth_mult=depth_mult, in_zp=in_zp,
+                          out_zp=out_zp, act_min=act_min, act_max=act_max, **geo)
+    return _case_arrays(rng, p, (p.in_h, p.in_w, in_c), (p.k_h, p.k_w, out_c), out_c,
+                        p.k_h * p.k_w, regime, bias, w_range, style)
+
+
+def fc_case(seed, rows=None, in_features=None, out_features=None, in_zp=None, out_zp=None,
+            act=None, regime=None, bias=None, w_range=(-127, 127), style=None):
+    rng = np.random.default_rng(seed)
+    rows = rows or _pick(rng, [1, 1, 2, 3, 5])
+    if in_features is None:
+        in_features = int(rng.integers(1, 8) if rng.random() < 0.25 else rng.integers(8, 70))
+    out_features = out_features or int(rng.integers(1, 12))
+    in_zp, out_zp, act_min, act_max = _quant(rng, in_zp, out_zp, act)
+    p = kc.FcParams(rows, in_features, out_features, in_zp, out_zp, act_min, act_max)
+    return _case_arrays(rng, p, (rows, in_features), (out_features, in_features), out_features,
+                        in_features, regime, bias, w_range, style)
+
+
+# Targeted cases: every shape class of the dispatch, by name.
+CONV_TARGETED = {
+    "pointwise_dense": dict(in_hw=(5, 7), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0), in_c=16,
+                            out_c=8, groups=1),
+    "pointwise_in_c_6_out_c_5": dict(in_hw=(3, 3), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                     in_c=6, out_c=5, groups=1),
+    "pointwise_in_c_3_portable": dict(k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0), in_c=3,
+                                      out_c=4, groups=1),
+    "pointwise_cropped_rows": dict(in_hw=(6, 4), k=(1, 1), stride=(1, 1), pads=(0, 0, -2, 0),
+                                   in_c=8, out_c=6, groups=1),
+    "pointwise_stride_2": dict(in_hw=(7, 6), k=(1, 1), stride=(2, 2), pads=(0, 0, 0, 0), in_c=9,
+                               out_c=7, groups=1),
+    "pointwise_padded": dict(in_hw=(3, 4), k=(1, 1), stride=(1, 1), pads=(1, 2, 1, 0), in_c=8,
+                             out_c=3, groups=1, bias="small"),
+    "3x3_same_in_c_8": dict(in_hw=(6, 7), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                            pads=(1, 1, 1, 1), in_c=8, out_c=6, groups=1),
+    "3x3_s2_in_c_5_out_c_7": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2), dil=(1, 1),
+                                  pads=(0, 0, 1, 1), in_c=5, out_c=7, groups=1),
+    "3x3_in_c_1_runs_of_3": dict(in_hw=(6, 6), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                 pads=(1, 1, 1, 1), in_c=1, out_c=4, groups=1),
+    "5x5_in_c_1": dict(in_hw=(8, 9), k=(5, 5), stride=(1, 1), dil=(1, 1), pads=(2, 2, 2, 2),
+                       in_c=1, out_c=3, groups=1),
+    "dscnn_10x4_s2": dict(in_hw=(25, 10), k=(10, 4), stride=(2, 2), dil=(1, 1),
+                          pads=(4, 1, 5, 1), in_c=1, out_c=8, groups=1),
+    "dilated_2x3_in_c_4": dict(in_hw=(10, 11), k=(3, 3), stride=(1, 1), dil=(2, 3),
+                               pads=(2, 3, 2, 3), in_c=4, out_c=3, groups=1),
+    "dilated_in_c_3_portable": dict(in_hw=(8, 8), k=(3, 3), stride=(1, 1), dil=(1, 2),
+                                    pads=(1, 2, 1, 2), in_c=3, out_c=2, groups=1),
+    "groups_2_group_c_6": dict(in_c=12, out_c=6, groups=2, k=(3, 3), pads=(1, 1, 1, 1)),
+    "groups_3_group_c_2_portable": dict(in_c=6, out_c=9, groups=3),
+    "out_w_1": dict(in_hw=(5, 3), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 0, 1, 0),
+                    in_c=8, out_c=5, groups=1),
+    "out_w_2_odd_out_c": dict(in_hw=(4, 4), k=(3, 3), stride=(2, 2), dil=(1, 1),
+                              pads=(1, 1, 0, 0), in_c=12, out_c=9, groups=1),
+    "wide_64x32": dict(in_hw=(6, 6), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                       in_c=64, out_c=32, groups=1),
+    "in_zp_min_x_max": dict(in_zp=-128, style="extremes", in_c=8, out_c=4, groups=1),
+    "in_zp_max_x_min": dict(in_zp=127, style="extremes", in_c=7, out_c=4, groups=1),
+    "weights_full_range": dict(w_range=(-128, 127), in_c=10, out_c=6, groups=1),
+    "saturation": dict(regime="saturate", act="full", in_c=8, out_c=6, groups=1),
+    "large_multipliers": dict(regime="large", in_c=8, out_c=5, groups=1),
+    "bias_near_int32_limits": dict(bias="near_limit", regime="normal", in_c=8, out_c=4,
+                                   groups=1),
+    "relu": dict(act="relu", in_c=8, out_c=4, groups=1),
+}
+
+DW_TARGETED = {
+    "3x3_s1_in_c_8": dict(in_hw=(6, 7), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                          in_c=8, depth_mult=1),
+    "3x3_s2_in_c_16": dict(in_hw=(9, 10), k=(3, 3), stride=(2, 2), dil=(1, 1),
+                           pads=(1, 1, 1, 1), in_c=16, depth_mult=1),
+    "in_c_5_leftover": dict(in_c=5, depth_mult=1),
+    "in_c_7_leftover": dict(in_c=7, depth_mult=1, k=(3, 3), pads=(1, 1, 1, 1)),
+    "in_c_3_portable": dict(in_c=3, depth_mult=1),
+    "depth_mult_2_portable": dict(in_c=6, depth_mult=2),
+    "dilated": dict(in_hw=(8, 8), k=(3, 3), stride=(1, 1), dil=(2, 2), pads=(2, 2, 2, 2), in_c=8,
+                    depth_mult=1),
+    "7x7_on_7x5": dict(in_hw=(7, 5), k=(7, 7), stride=(1, 1), dil=(1, 1), pads=(3, 3, 3, 3),
+                       in_c=4, depth_mult=1),
+    "10x4": dict(in_hw=(25, 5), k=(10, 4), stride=(1, 1), dil=(1, 1), pads=(4, 1, 5, 2), in_c=8,
+                 depth_mult=1),
+    "in_zp_min_x_max": dict(in_zp=-128, style="extremes", in_c=8, depth_mult=1),
+    "in_zp_max_x_min": dict(in_zp=127, style="extremes", in_c=8, depth_mult=1),
+    "weights_full_range": dict(w_range=(-128, 127), in_c=8, depth_mult=1),
+    "saturation": dict(regime="saturate", act="full", in_c=12, depth_mult=1),
+    "bias_near_int32_limits": dict(bias="near_limit", in_c=8, depth_mult=1),
+}
+
+FC_TARGETED = {
+    "rows_1_autoencoder": dict(rows=1, in_features=640, out_features=13),
+    "rows_2": dict(rows=2, in_features=33, out_features=6),
+    "rows_3_odd_out": dict(rows=3, in_features=20, out_features=7),
+    "rows_5_out_1": dict(rows=5, in_features=9, out_features=1),
+    "in_features_3_portable": dict(rows=2, in_features=3, out_features=4),
+    "in_features_4": dict(rows=3, in_features=4, out_features=5),
+    "in_features_7": dict(rows=1, in_features=7, out_features=6),
+    "in_zp_min_x_max": dict(in_zp=-128, style="extremes", in_features=40),
+    "in_zp_max_x_min": dict(in_zp=127, style="extremes", in_features=40),
+    "weights_full_range": dict(w_range=(-128, 127), in_features=50),
+    "saturation": dict(regime="saturate", act="full", rows=2, in_features=30, out_features=8),
+    "bias_near_int32_limits": dict(bias="near_limit", in_features=64),
+}
+
+def dw_inplace_case(seed, **kwargs):
+    return dw_case(seed, depth_mult=1, **kwargs)
+
+
+KINDS = {
+    "conv": (conv_case, "tc_conv2d_s8", kc.conv2d_s8, lambda p: (p.out_h, p.out_w, p.out_c)),
+    "dw": (dw_case, "tc_dwconv2d_s8", kc.dwconv2d_s8, lambda p: (p.out_h, p.out_w, p.out_c)),
+    "dw_inplace": (dw_inplace_case, "tc_dwconv2d_s8_inplace", kc.dwconv2d_s8,
+                   lambda p: (p.out_h, p.out_w, p.out_c)),
+    "fc": (fc_case, "tc_fc_s8", kc.fc_s8, lambda p: (p.rows, p.out_features)),
+}
+DW_INPLACE_TARGETED = {
+    "3x3_s1_same": dict(in_hw=(9, 7), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1)),
+    "3x3_s2": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2), dil=(1, 1), pads=(1, 1, 1, 1)),
+    "3x3_valid_last_bytes": dict(in_hw=(5, 5), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                 pads=(0, 0, 0, 0)),
+    "5x5_two_groups": dict(in_hw=(8, 9), k=(5, 5), stride=(1, 1), dil=(1, 1), pads=(2, 2, 2, 2)),
+    "10x4_kws": dict(in_hw=(25, 5), k=(10, 4), stride=(1, 1), dil=(1, 1), pads=(4, 1, 5, 2)),
+    "9x9_portable": dict(in_hw=(10, 10), k=(9, 9), stride=(1, 1), dil=(1, 1), pads=(4, 4, 4, 4)),
+    "dilated_rows": dict(in_hw=(9, 8), k=(3, 3), stride=(1, 1), dil=(2, 1), pads=(2, 1, 2, 1)),
+    "dilated_cols_portable": dict(in_hw=(8, 8), k=(3, 3), stride=(1, 1), dil=(1, 2),
+                                  pads=(1, 2, 1, 2)),
+    "output_larger_than_input": dict(in_hw=(3, 3), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                     pads=(2, 2, 2, 2)),
+    "in_zp_min_x_max": dict(in_zp=-128, style="extremes"),
+    "saturation": dict(regime="saturate", act="full"),
+}
+TARGETED = {"conv": CONV_TARGETED, "dw": DW_TARGETED, "dw_inplace": DW_INPLACE_TARGETED,
+            "fc": FC_TARGETED}
+RANDOM_CASES = {"conv": 120, "dw": 80, "dw_inplace": 60, "fc": 80}
+
+
+def name_seed(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def all_cases():
+    """(kind, case id, case) for every randomized and targeted case."""
+    for kind, (make, _, _, _) in KINDS.items():
+        for seed in range(RANDOM_CASES[kind]):
+            yield kind, f"random{seed}", make(50_000 + seed)
+        for name, kwargs in TARGETED[kind].items():
+            yield kind, name, make(name_seed(name), **kwargs)
+
+
+def dsp_path_expected(kind, p) -> bool:
+    """The dispatch rules documented in the kernel sources."""
+    if kind == "conv":
+        if p.groups == 1 and p.dil_w == 1:
+            return p.k_w * p.in_c >= 4
+        return p.in_c // p.groups >= 4
+    if kind == "dw":
+        return p.depth_mult == 1 and p.in_c >= 4
+    if kind == "dw_inplace":
+        return p.dil_w == 1 and p.k_h * (p.k_w + 3) // 4 <= 16
+    return p.in_features >= 4
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Kernels on the emulated instructions == golden
+
+
+def _c_struct(p):
+    cls = type(type(p).C_STRUCT, (ctypes.Structure,),
+               {"_fields_": [(f.name, ctypes.c_int32) for f in fields(p)]})
+    return cls(**asdict(p))
+
+
+def inplace_allowed(p) -> bool:
+    return p.out_h * p.out_w <= p.in_h * p.in_w
+
+
+def run_kernel(lib, kind, case):
+    """(status, output). The in-place kernel runs with out == in where that is allowed."""
+    _, c_name, _, out_shape = KINDS[kind]
+    p, x, w, bias, mult, shift = case
+    args = [ctypes.byref(_c_struct(p)), ptr(x), ptr(w), None if bias is None else ptr(bias),
+            ptr(mult), ptr(shift)]
+    if kind == "dw_inplace":
+        scratch = np.zeros(p.in_h * p.in_w, dtype=np.int8)
+        if inplace_allowed(p):
+            buf = x.copy()
+            args[1] = ptr(buf)
+            status = lib.tc_dwconv2d_s8_inplace(*args, ptr(scratch), ptr(buf))
+            n = p.out_h * p.out_w * p.out_c
+            return status, buf.reshape(-1)[:n].reshape(out_shape(p))
+        out = np.full(out_shape(p), SENTINEL, dtype=np.int8)
+        return lib.tc_dwconv2d_s8_inplace(*args, ptr(scratch), ptr(out)), out
+    out = np.full(out_shape(p), SENTINEL, dtype=np.int8)
+    return getattr(lib, c_name)(*args, ptr(out)), out
+
+
+def golden(kind, case):
+    return KINDS[kind][2](*case)
+
+
+def assert_bit_exact(actual, expected, what):
+    bad = np.argwhere(actual != expected)
+    if bad.size:
+        i = tuple(bad[0])
+        raise AssertionError(f"{what}: {len(bad)} mismatches, first at {i}: "
+                             f"actual {actual[i]} expected {expected[i]}")
+
+
+CASES = list(all_cases())
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_dsp_kernels_bit_exact(dsp_lib, kind):
+    checked = 0
+    for case_kind, case_id, case in CASES:
+        if case_kind != kind:
+            continue
+        status, y = run_kernel(dsp_lib, kind, case)
+        assert status == TC_OK, (case_id, case[0])
+        assert_bit_exact(y, golden(kind, case), f"{kind} {case_id} {case[0]}")
+        checked += 1
+    assert checked == RANDOM_CASES[kind] + len(TARGETED[kind])
+
+
+def test_targeted_cases_exercise_their_feature():
+    by_name = {(k, n): c for k, n, c in CASES}
+    conv = by_name[("conv", "saturation")]
+    y = golden("conv", conv)
+    assert (y == 127).any() and (y == -128).any()
+    for kind in KINDS:
+        p, x, *_ = by_name[(kind, "in_zp_min_x_max")]
+        assert p.in_zp == -128 and (x == 127).any()
+        if kind != "dw_inplace":
+            _, _, _, bias, _, _ = by_name[(kind, "bias_near_int32_limits")]
+            assert np.abs(bias.astype(np.int64)).min() > 2**30
+    p = by_name[("conv", "pointwise_dense")][0]
+    assert p.out_h * p.out_w % 2 == 1  # a last single row in the matrix product
+    for kind, name in [("conv", "pointwise_in_c_3_portable"), ("dw", "in_c_3_portable"),
+                       ("dw_inplace", "9x9_portable"), ("fc", "in_features_3_portable")]:
+        assert not dsp_path_expected(kind, by_name[(kind, name)][0]), name
+    assert dsp_path_expected("conv", by_name[("conv", "dscnn_10x4_s2")][0])
+    assert not inplace_allowed(by_name[("dw_inplace", "output_larger_than_input")][0])
+    # The last output pixel's window ends at the plane's last byte: a 4-byte read would leave it.
+    p = by_name[("dw_inplace", "3x3_valid_last_bytes")][0]
+    assert (p.out_h, p.out_w) == (3, 3) and dsp_path_expected("dw_inplace", p)
+
+
+def test_random_cases_cover_both_paths():
+    paths = Counter((kind, dsp_path_expected(kind, case[0])) for kind, case_id, case in CASES
+                    if case_id.startswith("random"))
+    for kind in KINDS:
+        assert paths[(kind, True)] >= 30 and paths[(kind, False)] >= 5, paths
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The fast path runs exactly where documented
+
+
+def test_sabotaged_emulation_fails_exactly_on_the_fast_path(tmp_path):
+    """Build the kernels with an SXTAB16 emulation off by 64 in its low lane. Where the
+    documented dispatch says portable, outputs must stay exact; where it says fast path, they
+    must change (in most cases: windows whose runs are all shorter than 4 stay scalar)."""
+    src = tmp_path / "runtime"
+    shutil.copytree(RUNTIME, src)
+    header = src / "tc_arm_dsp.h"
+    good = "return tc_pack_s16x2(tc_emu_s16(a, 0) + tc_emu_s8(x, 0),"
+    text = header.read_text()
+    assert text.count(good) == 1
+    bad = good.replace("tc_emu_s8(x, 0),", "tc_emu_s8(x, 0) + 64,")
+    header.write_text(text.replace(good, bad))
+    lib_path = tmp_path / "libsabotaged.so"
+    subprocess.run([c_compiler(), *STRICT, "-DTC_EMULATE_DSP", f"-I{src}", "-o", str(lib_path),
+                    *(str(src / s) for s in KERNEL_SOURCES)], check=True, capture_output=True,
+                   text=True)
+    lib = ctypes.CDLL(str(lib_path))
+    _declare_kernels(lib)
+    changed = Counter()
+    for kind, case_id, case in CASES:
+        p = case[0]
+        if p.act_min != -128 or p.act_max != 127 or not case_id.startswith("random"):
+            continue  # clamping could hide the change
+        _, y = run_kernel(lib, kind, case)
+        differs = not np.array_equal(y, golden(kind, case))
+        if dsp_path_expected(kind, p):
+            changed[kind] += differs
+        else:
+            assert not differs, f"{kind} {case_id}: portable case ran the fast path {p}"
+    for kind in KINDS:
+        assert changed[kind] >= 10, changed
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. AddressSanitizer + UndefinedBehaviorSanitizer on the emulated fast paths
+
+SANITIZER_DRIVER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tc_conv.h"
+
+/* Records: kernel, n, n int32 params, 5 arrays (int32 length, -1 = NULL, then bytes),
+ * int32 output length. Output: int32 status, then the output bytes. Arrays live in exactly
+ * sized heap blocks so that ASan sees any overrun. */
+static int read_i32(FILE *f, int32_t *v) { return fread(v, sizeof *v, 1, f) == 1; }
+
+static int read_array(FILE *f, void **data) {
+    int32_t len;
+    *data = NULL;
+    if (!read_i32(f, &len)) return 0;
+    if (len < 0) return 1;
+    *data = malloc(len > 0 ? (size_t)len : 1u);
+    return *data != NULL && fread(*data, 1, (size_t)len, f) == (size_t)len;
+}
+
+int main(int argc, char **argv) {
+    FILE *fin, *fout;
+    int32_t kernel;
+    if (argc != 3) return 2;
+    fin = fopen(argv[1], "rb");
+    fout = fopen(argv[2], "wb");
+    if (fin == NULL || fout == NULL) return 2;
+    while (read_i32(fin, &kernel)) {
+        int32_t params[32], n, out_len, status;
+        void *a[5];
+        int8_t *y;
+        int i;
+        if (!read_i32(fin, &n) || n < 1 || n > 32 ||
+            fread(params, sizeof params[0], (size_t)n, fin) != (size_t)n) return 3;
+        for (i = 0; i < 5; ++i) {
+            if (!read_array(fin, &a[i])) return 3;
+        }
+        if (!read_i32(fin, &out_len) || out_len < 1 || (y = malloc((size_t)out_len)) == NULL) {
+            return 3;
+        }
+        if (kernel == 0) {
+            tc_conv2d_params p;
+            if ((size_t)n * sizeof(int32_t) != sizeof p) return 3;
+            memcpy(&p, params, sizeof p);
+            status = tc_conv2d_s8(&p, a[0], a[1], a[2], a[3], a[4], y);
+        } else if (kernel == 1) {
+            tc_dwconv2d_params p;
+            if ((size_t)n * sizeof(int32_t) != sizeof p) return 3;
+            memcpy(&p, params, sizeof p);
+            status = tc_dwconv2d_s8(&p, a[0], a[1], a[2], a[3], a[4], y);
+        } else if (kernel == 2) { /* in place when the output fits the input */
+            tc_dwconv2d_params p;
+            int8_t *scratch;
+            if ((size_t)n * sizeof(int32_t) != sizeof p) return 3;
+            memcpy(&p, params, sizeof p);
+            scratch = malloc((size_t)tc_dwconv2d_s8_inplace_scratch_size(&p));
+            if (scratch == NULL) return 3;
+            if (p.out_h * p.out_w <= p.in_h * p.in_w) {
+                status = tc_dwconv2d_s8_inplace(&p, a[0], a[1], a[2], a[3], a[4], scratch, a[0]);
+                memcpy(y, a[0], (size_t)out_len);
+            } else {
+                status = tc_dwconv2d_s8_inplace(&p, a[0], a[1], a[2], a[3], a[4], scratch, y);
+            }
+            free(scratch);
+        } else {
+            tc_fc_params p;
+            if ((size_t)n * sizeof(int32_t) != sizeof p) return 3;
+            memcpy(&p, params, sizeof p);
+            status = tc_fc_s8(&p, a[0], a[1], a[2], a[3], a[4], y);
+        }
+        if (fwrite(&status, sizeof status, 1, fout) != 1 ||
+            fwrite(y, 1, (size_t)out_len, fout) != (size_t)out_len) return 4;
+        free(y);
+        for (i = 0; i < 5; ++i) free(a[i]);
+    }
+    fclose(fin);
+    return fclose(fout) == 0 ? 0 : 4;
+}
+"""
+
+
+def _encode_array(a):
+    if a is None:
+        return struct.pack("<i", -1)
+    raw = np.ascontiguousarray(a).tobytes()
+    return struct.pack("<i", len(raw)) + raw
+
+
+def _encode_case(kind, case, out_len):
+    p = case[0]
+    values = list(asdict(p).values())
+    blob = struct.pack(f"<ii{len(values)}i", list(KINDS).index(kind), len(values), *values)
+    return blob + b"".join(_encode_array(a) for a in case[1:]) + struct.pack("<i", out_len)
+
+
+def test_dsp_kernels_under_asan_ubsan(tmp_path):
+    cc = c_compiler()
+    exe = tmp_path / "driver"
+    driver = tmp_path / "driver.c"
+    driver.write_text(SANITIZER_DRIVER)
+    build = subprocess.run(
+        [cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-O1",
+         "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+         "-DTC_EMULATE_DSP", f"-I{RUNTIME}", str(driver),
+         *(str(RUNTIME / s) for s in KERNEL_SOURCES), "-o", str(exe)],
+        capture_output=True, text=True)
+    if build.returncode != 0 and "sanitize" in build.stderr:
+        pytest.skip(f"{cc} cannot build -fsanitize=address,undefined programs: "
+                    f"{build.stderr[-300:]}")
+    assert build.returncode == 0, build.stderr
+    cases = [(kind, case, golden(kind, case)) for kind, case_id, case in CASES
+             if not case_id.startswith("random") or int(case_id[6:]) % 3 == 0]
+    (tmp_path / "in.bin").write_bytes(b"".join(_encode_case(kind, case, expected.size)
+                                               for kind, case, expected in cases))
+    run = subprocess.run([str(exe), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
+                         capture_output=True, text=True, timeout=120,
+                         env={"ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS":
+                              "print_stacktrace=1"})
+    assert run.returncode == 0 and not run.stderr, run.stderr[-4000:]
+    data = (tmp_path / "out.bin").read_bytes()
+    offset = 0
+    for kind, case, expected in cases:
+        (status,) = struct.unpack_from("<i", data, offset)
+        y = np.frombuffer(data, dtype=np.int8, count=expected.size, offset=offset + 4)
+        offset += 4 + expected.size
+        assert status == TC_OK
+        assert_bit_exact(y.reshape(expected.shape), expected, f"sanitized {kind} {case[0]}")
+    assert offset == len(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Builds: host compilers, and the Cortex-M targets when arm-none-eabi-gcc is installed
+
+HOST_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-c"]
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+@pytest.mark.parametrize("defines", [(), ("TC_EMULATE_DSP",), ("TC_EMULATE_DSP", "TC_NO_DSP")],
+                         ids=["portable", "emulated", "disabled"])
+def test_strict_host_build(tmp_path, compiler, defines):
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} not installed")
+    shim_src = tmp_path / "shim.c"
+    shim_src.write_text(INTRINSICS_SHIM)
+    r = subprocess.run([compiler, *HOST_FLAGS, *(f"-D{d}" for d in defines), f"-I{RUNTIME}",
+                        str(shim_src), *(str(RUNTIME / s) for s in KERNEL_SOURCES)],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0 and not r.stderr, r.stderr
+
+
+ARM_GCC = "arm-none-eabi-gcc"
+ARM_OBJDUMP = "arm-none-eabi-objdump"
+# (name, -m flags, extra defines, whether the DSP instructions must appear)
+ARM_TARGETS = [
+    ("m4", ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], (), True),
+    ("m4_acle", ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
+     ("TC_DSP_ACLE_ONLY",), True),
+    ("m4_no_dsp", ["-mcpu=cortex-m4"], ("TC_NO_DSP",), False),
+    ("m7", ["-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"], (), True),
+    ("m33", ["-mcpu=cortex-m33"], (), True),
+    ("m55", ["-mcpu=cortex-m55"], (), True),
+    ("m3", ["-mcpu=cortex-m3"], (), False),
+]
+DSP_MNEMONICS = ("smlad", "sxtab16", "sxtb16", "smlabb", "smlatt")
+
+
+def _arm_build(tmp_path, name, mflags, defines, opt="-O2"):
+    out = tmp_path / name
+    out.mkdir()
+    objects = []
+    for source in KERNEL_SOURCES:
+        obj = out / source.replace(".c", ".o")
+        r = subprocess.run([ARM_GCC, *mflags, "-mthumb", opt, "-std=c99", "-Wall", "-Wextra",
+                            "-Werror", "-pedantic", *(f"-D{d}" for d in defines),
+                            f"-I{RUNTIME}", "-c", str(RUNTIME / source), "-o", str(obj)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr, f"{name} {source}: {r.stderr}"
+        objects.append(obj)
+    return objects
+
+
+def _disassemble(obj: Path) -> str:
+    return subprocess.run([ARM_OBJDUMP, "-d", "--no-show-raw-insn", str(obj)], check=True,
+                          capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def arm_toolchain():
+    if shutil.which(ARM_GCC) is None or shutil.which(ARM_OBJDUMP) is None:
+        pytest.skip(f"{ARM_GCC} not installed (apt-get install gcc-arm-none-eabi)")
+
+
+@pytest.mark.parametrize("name, mflags, defines, uses_dsp", ARM_TARGETS,
+                         ids=[t[0] for t in ARM_TARGETS])
+def test_cortex_m_build(arm_toolchain, tmp_path, name, mflags, defines, uses_dsp):
+    for obj in _arm_build(tmp_path, name, mflags, defines):
+        mnemonics = {line.split("\t")[1].split(".")[0]
+                     for line in _disassemble(obj).splitlines()
+                     if re.match(r"\s+[0-9a-f]+:\t", line)}
+        found = mnemonics.intersection(DSP_MNEMONICS)
+        if uses_dsp:
+            needed = {"sxtab16", "smlabb", "smlatt"} if "dwconv" in obj.name else {"sxtab16",
+                                                                                    "smlad"}
+            assert needed <= found, f"{name} {obj.name}: DSP instructions {found}"
+        else:
+            assert "sxtab16" not in found and "smlad" not in found, f"{name} {obj.name}: {found}"
+
+
+def innermost_loops(disassembly: str, function: str):
+    """Instruction mnemonics of each innermost loop (backward branch) of `function`."""
+    m = re.search(rf"<{re.escape(function)}(?:\.[a-z0-9.]+)?>:\n(.*?)(?:\n\n|\Z)", disassembly,
+                  re.S)
+    assert m, f"{function} not found"
+    insns = []
+    for line in m.group(1).splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and re.match(r"\s*[0-9a-f]+:$", parts[0]):
+            insns.append((int(parts[0].strip(" :"), 16), parts[1].split(".")[0].strip(),
+                          parts[2] if len(parts) > 2 else ""))
+    index = {addr: i for i, (addr, _, _) in enumerate(insns)}
+    loops = []
+    for i, (addr, op, args) in enumerate(insns):
+        target = re.match(r"([0-9a-f]+) <", args)
+        if op.startswith("b") and op not in ("bl", "blx", "bx", "bic") and target:
+            t = int(target.group(1), 16)
+            if t <= addr and t in index:
+                loops.append((index[t], i))
+    inner = [(a, b) for a, b in loops
+             if not any(a <= c and d <= b and (c, d) != (a, b) for c, d in loops)]
+    return [[op for _, op, _ in insns[a:b + 1]] for a, b in inner]
+
+
+def macs(ops):
+    return 2 * ops.count("smlad") + ops.count("smlabb") + ops.count("smlatt")
+
+
+# SIMD loop -> (object, function, budget in instructions per multiply-accumulate at -O2): the
+# loop with the most MACs in the function. Ideal loops: 2x2 = 4 LDR + 8 extends + 8 SMLAD + 2
+# loop control per 16 MACs (1.375); 1x4 = 5 + 10 + 8 + 2 per 16 (1.5625); depthwise 2 LDR +
+# 2 pointer steps + 4 extends + 4 MACs + 2 per 4 (3.5); in place 3 LDR + 2 extends + 2 SMLAD +
+# 3 loop control per 4 taps (of which a 3-tap row uses 3).
+INNER_LOOPS = {
+    "2x2, matrix (fc / pointwise row pairs)": ("tc_fc_s8.o", "tc_dsp_matmul_2rows", 1.5),
+    "2x2, window (conv pixel pairs)": ("tc_conv2d_s8.o", "tc_dsp_taps_2x2", 1.55),
+    "1x4, matrix (fc single row)": ("tc_fc_s8.o", "tc_dsp_matmul_1row", 1.6),
+    "1x4, window (conv single pixels)": ("tc_conv2d_s8.o", "tc_dsp_taps_1x4", 1.6),
+    "1x1 (leftover channels)": ("tc_conv2d_s8.o", "tc_dsp_taps_1x1", 2.6),
+    "depthwise, 4 channels": ("tc_dwconv2d_s8.o", "dwconv2d_channels4", 3.6),
+    "depthwise in place, 4 taps of a row": ("tc_dwconv2d_s8.o", "dwconv2d_plane_dsp", 2.6),
+}
+
+
+def test_cortex_m4_inner_loop_instruction_counts(arm_toolchain, tmp_path):
+    """Static instructions per MAC of each SIMD loop in the -O2 Cortex-M4 build (printed)."""
+    objects = {o.name: o for o in _arm_build(tmp_path, "m4", ARM_TARGETS[0][1], ())}
+    disassembly = {name: _disassemble(obj) for name, obj in objects.items()}
+    report = []
+    for what, (obj, function, budget) in INNER_LOOPS.items():
+        simd = [ops for ops in innermost_loops(disassembly[obj], function) if macs(ops)]
+        assert simd, f"{function}: no SIMD loop found"
+        ops = max(simd, key=macs)
+        per_mac = len(ops) / macs(ops)
+        report.append(f"{what}: {len(ops)} instructions / {macs(ops)} MACs = {per_mac:.3f}")
+        assert per_mac <= budget, report[-1] + f" > {budget}: {' '.join(ops)}"
+    print("\nCortex-M4 -O2 SIMD inner loops:\n  " + "\n  ".join(report))
