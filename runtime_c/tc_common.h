@@ -22,17 +22,16 @@ static inline int32_t tc_clamp_i32(int32_t x, int32_t lo, int32_t hi) {
     return x < lo ? lo : (x > hi ? hi : x);
 }
 
-/* gemmlowp SaturatingRoundingDoublingHighMul: round(a*b / 2^31), half toward +inf. */
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a*b / 2^31), half toward +inf.
+ * gemmlowp adds a sign-dependent nudge and divides with truncation; for every int64 product
+ * that equals floor((a*b + 2^30) / 2^31), computed here with one arithmetic shift (as
+ * CMSIS-NN's arm_nn_doubling_high_mult_no_sat does). Right shifts of negative values are
+ * arithmetic on every compiler we target (gcc, clang, arm-none-eabi-gcc). */
 static inline int32_t tc_srdhm(int32_t a, int32_t b) {
-    int64_t ab, q;
     if (a == INT32_MIN && b == INT32_MIN) {
         return INT32_MAX;
     }
-    ab = (int64_t)a * (int64_t)b;
-    ab += (ab >= 0) ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    /* C99 division truncates toward zero, as gemmlowp requires. */
-    q = ab / ((int64_t)1 << 31);
-    return (int32_t)q;
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 /* gemmlowp RoundingDivideByPOT: x / 2^e rounded half away from zero, e in [0, 31]. */
@@ -46,14 +45,16 @@ static inline int32_t tc_rdbpot(int32_t x, int32_t e) {
 }
 
 /* TFLM MultiplyByQuantizedMultiplier with double rounding. The left shift (multipliers >= 1,
- * shift > 0) saturates instead of overflowing int32. */
+ * shift > 0, rare) saturates instead of overflowing int32. */
 static inline int32_t tc_mbqm(int32_t x, int32_t mult, int32_t shift) {
-    int32_t left = shift > 0 ? shift : 0;
-    int32_t right = shift > 0 ? 0 : -shift;
-    int64_t shifted = (int64_t)x * ((int64_t)1 << left);
+    int64_t shifted;
+    if (shift <= 0) {
+        return tc_rdbpot(tc_srdhm(x, mult), -shift);
+    }
+    shifted = (int64_t)x * ((int64_t)1 << shift);
     if (shifted > INT32_MAX) shifted = INT32_MAX;
     if (shifted < INT32_MIN) shifted = INT32_MIN;
-    return tc_rdbpot(tc_srdhm((int32_t)shifted, mult), right);
+    return tc_srdhm((int32_t)shifted, mult);
 }
 
 /* acc -> int8 with output zero point and fused activation clamp. */
