@@ -20,7 +20,7 @@ demo: $(VENV)/.installed
 	$(VPY) examples/demo.py
 
 test: $(VENV)/.installed
-	$(VPY) -m pytest -q -n 2 --dist loadfile tests
+	$(VPY) -m pytest -q -rs -n 2 --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
