@@ -68,6 +68,41 @@ static inline int8_t tc_requant_s8(int32_t acc, int32_t mult, int32_t shift, int
     return (int8_t)z;
 }
 
+/*
+ * tc_mbqm for shift < 0 and mult >= 0 (every QuantizeMultiplier result), with one 64-bit
+ * multiply-accumulate (SMLAL on Arm) and a 32-bit shift instead of two roundings. With
+ * e = -shift, P = x*mult + 2^30, v = floor(P / 2^31) = tc_srdhm(x, mult) and s = [v < 0],
+ * RoundingDivideByPOT(v, e) = floor((v + 2^(e-1) - s) / 2^e)
+ *                           = floor((P + (2^(e-1) - s) * 2^31) / 2^(31+e))   (floor(floor(y)+c)/n
+ *                             = floor((y+c)/n) for integer c)
+ *                           = ((P + (2^(e-1) - s) * 2^31) >> 32) >> (e - 1).
+ * s may be taken as [x < 0]: with mult >= 0 they differ only when x < 0 and v = 0, and there
+ * both give 0. No overflow: |x*mult| < 2^62 and the added term is at most 2^61 + 2^30.
+ */
+static inline int32_t tc_mbqm_right(int32_t x, int32_t mult, uint32_t half, int32_t e_minus_1) {
+    const uint32_t half_minus_s = half - (x < 0 ? 1u : 0u);
+    /* (2^(e-1) - s) * 2^31 + 2^30 as a bit pattern (both terms are >= 0, their bits disjoint) */
+    const int64_t rounding = (int64_t)(((uint64_t)half_minus_s << 31) | (UINT64_C(1) << 30));
+    return (int32_t)(((int64_t)x * mult + rounding) >> 32) >> e_minus_1;
+}
+
+/* The above with half = 2^(e-1) and e_minus_1 = e - 1 derived from shift (= -e) in [-31, -1];
+ * loops over one channel pass them precomputed to tc_mbqm_right. */
+static inline int32_t tc_mbqm_shift_right(int32_t x, int32_t mult, int32_t shift) {
+    return tc_mbqm_right(x, mult, UINT32_C(1) << (-shift - 1), -shift - 1);
+}
+
+/* The output stage of the conv, depthwise and FC kernels: tc_requant_s8 for mult >= 0 (which
+ * their argument checks guarantee), clamped in 32 bits. clamp(y + out_zp, act_min, act_max) ==
+ * clamp(y, act_min - out_zp, act_max - out_zp) + out_zp, and the second form cannot overflow. */
+static inline int8_t tc_requant_s8_nonneg(int32_t acc, int32_t mult, int32_t shift,
+                                          int32_t out_zp, int32_t act_min, int32_t act_max) {
+    int32_t y = shift < 0 ? tc_mbqm_shift_right(acc, mult, shift) : tc_mbqm(acc, mult, shift);
+    y = TC_MAX(y, act_min - out_zp);
+    y = TC_MIN(y, act_max - out_zp);
+    return (int8_t)(y + out_zp);
+}
+
 #ifdef __cplusplus
 }
 #endif

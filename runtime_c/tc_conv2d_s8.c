@@ -227,8 +227,8 @@ tc_status tc_conv2d_s8(const tc_conv2d_params *p, const int8_t *in, const int8_t
                 const int8_t *in_group = in + (oc / group_oc) * group_c;
                 int32_t acc = conv2d_pixel_acc(p, in_group, w + oc * w_oc_size, in_y0, in_x0);
                 if (bias != NULL) acc += bias[oc];
-                y[oc] = tc_requant_s8(acc, mult[oc], shift[oc], p->out_zp, p->act_min,
-                                      p->act_max);
+                y[oc] = tc_requant_s8_nonneg(acc, mult[oc], shift[oc], p->out_zp, p->act_min,
+                                             p->act_max);
             }
         }
     }

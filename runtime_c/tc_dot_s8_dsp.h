@@ -229,7 +229,7 @@ static inline void tc_dsp_tap_range(int32_t start, int32_t dil, int32_t size, in
 }
 
 /* What turns the accumulator of output channel `ch` into int8 (bias may be NULL), exactly as
- * the portable kernels do: tc_requant_s8(acc + bias[ch], mult[ch], shift[ch], ...). */
+ * the portable kernels do: tc_requant_s8_nonneg(acc + bias[ch], mult[ch], shift[ch], ...). */
 typedef struct {
     const int32_t *bias, *mult, *shift;
     int32_t out_zp, act_min, act_max;
@@ -250,7 +250,8 @@ static inline tc_dsp_requant tc_dsp_make_requant(const int32_t *bias, const int3
 
 static inline int8_t tc_dsp_output(const tc_dsp_requant *q, int32_t ch, int32_t acc) {
     if (q->bias != NULL) acc += q->bias[ch];
-    return tc_requant_s8(acc, q->mult[ch], q->shift[ch], q->out_zp, q->act_min, q->act_max);
+    return tc_requant_s8_nonneg(acc, q->mult[ch], q->shift[ch], q->out_zp, q->act_min,
+                                q->act_max);
 }
 
 /* tc_dsp_output kept out of line, for outputs off the hot paths (leftover channels, border
@@ -268,10 +269,14 @@ static inline void tc_dsp_output_2x2(const tc_dsp_requant *q, int32_t c, const i
     const int32_t bias1 = q->bias != NULL ? q->bias[c + 1] : 0;
     const int32_t mult0 = q->mult[c], mult1 = q->mult[c + 1];
     const int32_t shift0 = q->shift[c], shift1 = q->shift[c + 1];
-    out[0] = tc_requant_s8(acc[0] + bias0, mult0, shift0, q->out_zp, q->act_min, q->act_max);
-    out[1] = tc_requant_s8(acc[1] + bias1, mult1, shift1, q->out_zp, q->act_min, q->act_max);
-    out[2] = tc_requant_s8(acc[2] + bias0, mult0, shift0, q->out_zp, q->act_min, q->act_max);
-    out[3] = tc_requant_s8(acc[3] + bias1, mult1, shift1, q->out_zp, q->act_min, q->act_max);
+    out[0] = tc_requant_s8_nonneg(acc[0] + bias0, mult0, shift0, q->out_zp, q->act_min,
+                                  q->act_max);
+    out[1] = tc_requant_s8_nonneg(acc[1] + bias1, mult1, shift1, q->out_zp, q->act_min,
+                                  q->act_max);
+    out[2] = tc_requant_s8_nonneg(acc[2] + bias0, mult0, shift0, q->out_zp, q->act_min,
+                                  q->act_max);
+    out[3] = tc_requant_s8_nonneg(acc[3] + bias1, mult1, shift1, q->out_zp, q->act_min,
+                                  q->act_max);
 }
 
 /* Rows x and x + depth of the matrix product, all columns. */

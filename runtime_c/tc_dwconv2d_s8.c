@@ -62,7 +62,7 @@ static void dwconv2d_channel(const tc_dwconv2d_params *p, const int8_t *plane,
             int32_t acc = dwconv2d_tap_sum(p, plane, plane_stride, w, oc, in_y0, in_x0);
             if (bias != NULL) acc += bias[oc];
             out_oc[(oy * p->out_w + ox) * p->out_c] =
-                tc_requant_s8(acc, mult, shift, p->out_zp, p->act_min, p->act_max);
+                tc_requant_s8_nonneg(acc, mult, shift, p->out_zp, p->act_min, p->act_max);
         }
     }
 }
@@ -173,8 +173,10 @@ static void dwconv2d_s8_dsp(const tc_dwconv2d_params *p, const int8_t *in, const
  * are packed once into int16 pairs, per kernel row in groups of 4 taps as (w0, w2) and
  * (w1, w3), zero past k_w; a window row is then read 4 int8 values at a time and multiplied
  * with SXTAB16 / SMLAD like the dot-product blocks. The values read past the row's last tap
- * meet zero weights. Windows that cross the left or right border, and the last bytes of the
- * plane (where a 4-byte read would leave it), use the portable tap sum.
+ * meet zero weights. Kernels at most 4 wide on planes at least 4 wide take every window,
+ * borders included, this way (dwconv2d_plane_narrow); otherwise windows that cross the left or
+ * right border, and the last bytes of the plane (where a 4-byte read would leave it), use the
+ * portable tap sum.
  */
 #define DWCONV2D_PACKED_WORDS 32
 
@@ -232,7 +234,8 @@ typedef struct {
 } dwconv2d_channel_requant;
 
 static inline int8_t dwconv2d_output(const dwconv2d_channel_requant *q, int32_t acc) {
-    return tc_requant_s8(acc + q->bias, q->mult, q->shift, q->out_zp, q->act_min, q->act_max);
+    return tc_requant_s8_nonneg(acc + q->bias, q->mult, q->shift, q->out_zp, q->act_min,
+                                q->act_max);
 }
 
 /* Output pixels [*lo, *hi) of a row whose windows lie inside the plane's columns and whose
@@ -254,6 +257,152 @@ static int8_t dwconv2d_plane_border(const tc_dwconv2d_params *p, const int8_t *p
                                                ox * p->stride_w - p->pad_left));
 }
 
+/*
+ * Kernels at most 4 taps wide on planes at least 4 columns wide (the common 3x3 case): every
+ * window row, border windows included, is one 4-byte read that stays inside its plane row. A
+ * window whose first column ix0 lies left of 0 or right of in_w - 4 reads from
+ * r = clamp(ix0, 0, in_w - 4) instead, and lane j of that read meets tap kx = j + (r - ix0)
+ * (zero weight where kx is not a tap). All the in-image taps of the window lie in the read:
+ * they span [max(ix0, 0), min(ix0 + k_w, in_w)), inside [r, r + 4) as k_w <= 4.
+ */
+static int dwconv2d_plane_narrow(const tc_dwconv2d_params *p) {
+    return p->k_w <= 4 && p->in_w >= 4;
+}
+
+/* Packed weights of channel c (k_h rows of 2 words) for reads that start `lead` taps after the
+ * window's first column: lane j of row ky holds tap kx = j + lead, or 0. */
+static void dwconv2d_pack_weights_led(const tc_dwconv2d_params *p, const int8_t *w, int32_t c,
+                                      int32_t lead, uint32_t packed[DWCONV2D_PACKED_WORDS]) {
+    int32_t ky, j, v[4];
+    for (ky = 0; ky < p->k_h; ++ky) {
+        for (j = 0; j < 4; ++j) {
+            const int32_t kx = j + lead;
+            v[j] = kx >= 0 && kx < p->k_w ? w[(ky * p->k_w + kx) * p->out_c + c] : 0;
+        }
+        packed[2 * ky] = tc_pack_s16x2(v[0], v[2]);
+        packed[2 * ky + 1] = tc_pack_s16x2(v[1], v[3]);
+    }
+}
+
+/* Output column ox of channel c (a border column, whose reads start at a clamped column). */
+static void dwconv2d_plane_border_column(const tc_dwconv2d_params *p, const int8_t *plane,
+                                         const int8_t *w, const dwconv2d_channel_requant *q,
+                                         int32_t c, int32_t ox, int8_t *out_c) {
+    const int32_t row_step = p->dil_h * p->in_w;
+    const int32_t y_step = p->out_w * p->out_c;
+    const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+    const int32_t ix0 = ox * p->stride_w - p->pad_left;
+    const int32_t read_x = TC_MAX(0, TC_MIN(ix0, p->in_w - 4));
+    int8_t *y = out_c + ox * p->out_c;
+    uint32_t packed[DWCONV2D_PACKED_WORDS];
+    int32_t oy, ky_lo, ky_hi;
+    dwconv2d_pack_weights_led(p, w, c, read_x - ix0, packed);
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t in_y0 = oy * p->stride_h - p->pad_top;
+        int32_t acc = 0;
+        tc_dsp_tap_range(in_y0, p->dil_h, p->in_h, p->k_h, &ky_lo, &ky_hi);
+        if (ky_hi > ky_lo) {
+            acc = dwconv2d_plane_sum(plane + (in_y0 + ky_lo * p->dil_h) * p->in_w + read_x,
+                                     row_step, packed + 2 * ky_lo, ky_hi - ky_lo, 1, offset);
+        }
+        y[oy * y_step] = dwconv2d_output(q, acc);
+    }
+}
+
+/* Output pixels [ox_lo, ox_hi) of output rows [oy_lo, oy_hi), whose windows lie inside the
+ * plane, for a 3-row kernel and a channel with shift < 0: the packed weights and the
+ * requantization constants stay in registers. The arithmetic is dwconv2d_plane_sum and
+ * dwconv2d_output's (the bias is the accumulator's start value). */
+static TC_DSP_NOINLINE void dwconv2d_plane_rows_3x4(const int8_t *plane,
+                                                    const tc_dwconv2d_params *p,
+                                                    const uint32_t packed[6],
+                                                    const dwconv2d_channel_requant *q,
+                                                    int32_t oy_lo, int32_t oy_hi, int32_t ox_lo,
+                                                    int32_t ox_hi, int8_t *out_c) {
+    const uint32_t w0 = packed[0], w1 = packed[1], w2 = packed[2], w3 = packed[3];
+    const uint32_t w4 = packed[4], w5 = packed[5];
+    const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+    const int32_t row_step = p->dil_h * p->in_w, stride = p->stride_w, y_step = p->out_c;
+    const int32_t bias = q->bias, mult = q->mult, e_minus_1 = -q->shift - 1;
+    const uint32_t half = UINT32_C(1) << e_minus_1;
+    const int32_t lo = q->act_min - q->out_zp, hi = q->act_max - q->out_zp, out_zp = q->out_zp;
+    int32_t oy, ox;
+    for (oy = oy_lo; oy < oy_hi; ++oy) {
+        const int32_t x0 = (oy * p->stride_h - p->pad_top) * p->in_w - p->pad_left;
+        int8_t *y = out_c + oy * p->out_w * y_step;
+        for (ox = ox_lo; ox < ox_hi; ++ox) {
+            const int8_t *r = plane + x0 + ox * stride;
+            const uint32_t r0 = tc_read_s8x4(r);
+            const uint32_t r1 = tc_read_s8x4(r + row_step);
+            const uint32_t r2 = tc_read_s8x4(r + 2 * row_step);
+            int32_t acc = tc_smlad(tc_sxtab16(offset, r0), w0, bias);
+            acc = tc_smlad(tc_sxtab16_ror8(offset, r0), w1, acc);
+            acc = tc_smlad(tc_sxtab16(offset, r1), w2, acc);
+            acc = tc_smlad(tc_sxtab16_ror8(offset, r1), w3, acc);
+            acc = tc_smlad(tc_sxtab16(offset, r2), w4, acc);
+            acc = tc_smlad(tc_sxtab16_ror8(offset, r2), w5, acc);
+            acc = tc_mbqm_right(acc, mult, half, e_minus_1);
+            y[ox * y_step] = (int8_t)(TC_MIN(TC_MAX(acc, lo), hi) + out_zp);
+        }
+    }
+}
+
+/* Output channel c for every output pixel (as dwconv2d_channel), for dwconv2d_plane_narrow
+ * shapes: the interior columns (lead 0) row by row, then each border column on its own. */
+static TC_DSP_NOINLINE void dwconv2d_plane_dsp_narrow(const tc_dwconv2d_params *p,
+                                                      const int8_t *plane, const int8_t *w,
+                                                      const dwconv2d_channel_requant *q,
+                                                      int32_t c, int8_t *out_c) {
+    const int32_t last_read_x = p->in_w - 4;
+    const int32_t ox_lo = TC_MIN((p->pad_left + p->stride_w - 1) / p->stride_w, p->out_w);
+    const int32_t ox_hi = TC_MAX(ox_lo, TC_MIN((last_read_x + p->pad_left) / p->stride_w + 1,
+                                               p->out_w));
+    uint32_t packed[DWCONV2D_PACKED_WORDS];
+    int32_t ox;
+    dwconv2d_pack_weights_led(p, w, c, 0, packed);
+    if (ox_hi > ox_lo) {
+        const int32_t row_step = p->dil_h * p->in_w;
+        const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+        const dwconv2d_channel_requant rq = *q;
+        /* Rows whose windows lie inside the plane: [oy_lo, oy_hi). */
+        const int32_t oy_lo = TC_MIN((p->pad_top + p->stride_h - 1) / p->stride_h, p->out_h);
+        const int32_t last_y0 = p->in_h - 1 - (p->k_h - 1) * p->dil_h;
+        const int32_t oy_hi = last_y0 + p->pad_top < 0 ? oy_lo
+                              : TC_MAX(oy_lo, TC_MIN((last_y0 + p->pad_top) / p->stride_h + 1,
+                                                     p->out_h));
+        const int fast_rows = p->k_h == 3 && rq.shift < 0 && oy_hi > oy_lo;
+        int32_t oy, ky_lo, ky_hi;
+        if (fast_rows) {
+            dwconv2d_plane_rows_3x4(plane, p, packed, &rq, oy_lo, oy_hi, ox_lo, ox_hi, out_c);
+        }
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int32_t in_y0 = oy * p->stride_h - p->pad_top;
+            int8_t *y = out_c + oy * p->out_w * p->out_c;
+            if (fast_rows && oy == oy_lo) {
+                oy = oy_hi - 1; /* done by dwconv2d_plane_rows_3x4 */
+                continue;
+            }
+            tc_dsp_tap_range(in_y0, p->dil_h, p->in_h, p->k_h, &ky_lo, &ky_hi);
+            if (ky_hi > ky_lo) {
+                const int32_t x0 = (in_y0 + ky_lo * p->dil_h) * p->in_w - p->pad_left;
+                const uint32_t *packed_rows = packed + 2 * ky_lo;
+                const int32_t rows = ky_hi - ky_lo;
+                for (ox = ox_lo; ox < ox_hi; ++ox) {
+                    y[ox * p->out_c] = dwconv2d_output(
+                        &rq, dwconv2d_plane_sum(plane + x0 + ox * p->stride_w, row_step,
+                                                packed_rows, rows, 1, offset));
+                }
+            } else {
+                for (ox = ox_lo; ox < ox_hi; ++ox) y[ox * p->out_c] = dwconv2d_output(&rq, 0);
+            }
+        }
+    }
+    for (ox = 0; ox < ox_lo; ++ox) dwconv2d_plane_border_column(p, plane, w, q, c, ox, out_c);
+    for (ox = ox_hi; ox < p->out_w; ++ox) {
+        dwconv2d_plane_border_column(p, plane, w, q, c, ox, out_c);
+    }
+}
+
 /* Output channel c for every output pixel, from its gathered plane (as dwconv2d_channel). */
 static TC_DSP_NOINLINE void dwconv2d_plane_dsp(const tc_dwconv2d_params *p, const int8_t *plane,
                                                const int8_t *w, const int32_t *bias, int32_t c,
@@ -270,6 +419,10 @@ static TC_DSP_NOINLINE void dwconv2d_plane_dsp(const tc_dwconv2d_params *p, cons
     q.out_zp = p->out_zp;
     q.act_min = p->act_min;
     q.act_max = p->act_max;
+    if (dwconv2d_plane_narrow(p)) {
+        dwconv2d_plane_dsp_narrow(p, plane, w, &q, c, out_c);
+        return;
+    }
     dwconv2d_pack_weights(p, w, c, packed);
     for (oy = 0; oy < p->out_h; ++oy) {
         const int32_t in_y0 = oy * p->stride_h - p->pad_top;

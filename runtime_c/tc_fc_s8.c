@@ -37,7 +37,8 @@ tc_status tc_fc_s8(const tc_fc_params *p, const int8_t *in, const int8_t *w, con
                 acc += (int32_t)w_o[i] * ((int32_t)x[i] - p->in_zp);
             }
             if (bias != NULL) acc += bias[o];
-            y[o] = tc_requant_s8(acc, mult[o], shift[o], p->out_zp, p->act_min, p->act_max);
+            y[o] = tc_requant_s8_nonneg(acc, mult[o], shift[o], p->out_zp, p->act_min,
+                                        p->act_max);
         }
     }
     return TC_OK;
