@@ -89,3 +89,19 @@ def test_quantize_multiplier_known_values():
     assert (m, s) == (2**30, 0)
     m, s = arith.quantize_multiplier(np.nextafter(1.0, 0.0))
     assert m == 2**30 and s == 1  # rounds up to 2^31: halved, shift + 1
+
+
+def test_fast_requantization_equals_the_reference(shim):
+    """tc_requant_s8_nonneg (one SMLAL + shift) against the golden double-rounding pipeline."""
+    f = shim.shim_requant_nonneg
+    f.restype = ctypes.c_int32
+    f.argtypes = [ctypes.c_int32] * 6
+    rng = np.random.default_rng(3)
+    for shift in list(range(-31, 1)) + [1, 3, 7]:
+        accs = np.concatenate([rng.integers(-(2**31), 2**31 - 1, 400, endpoint=True),
+                               rng.integers(-(2**20), 2**20, 400), np.array(EDGES)])
+        mults = np.concatenate([rng.integers(2**30, 2**31 - 1, accs.size - 3), [0, 2**30, 2**31 - 1]])
+        zps = rng.integers(-128, 128, accs.size)
+        for acc, m, zp in zip(accs, mults, zps):
+            want = int(np.clip(int(arith.mbqm(int(acc), int(m), shift)) + int(zp), -100, 120))
+            assert f(int(acc), int(m), shift, int(zp), -100, 120) == want, (acc, m, shift, zp)
