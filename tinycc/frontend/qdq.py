@@ -135,8 +135,21 @@ def strip_qdq(model: onnx.ModelProto):
         if vi.type.tensor_type.elem_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
             int8_io.add(resolve(vi.name))
             vi.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
-    for vi in g.output:
-        vi.name = resolve(vi.name)
+    input_names = {vi.name for vi in g.input}
+    for vi in g.output:  # keep the model's output names: rename the float source instead
+        src = resolve(vi.name)
+        if src == vi.name or src in input_names:
+            vi.name = src
+            continue
+        for node in g.node:
+            node.input[:] = [vi.name if t == src else t for t in node.input]
+            node.output[:] = [vi.name if t == src else t for t in node.output]
+        for table in (quant,):
+            if src in table:
+                table[vi.name] = table.pop(src)
+        if src in int8_io:
+            int8_io.discard(src)
+            int8_io.add(vi.name)
     # int8-typed intermediate infos are stale now: let shape inference redo them
     del g.value_info[:]
     used = {t for n in g.node for t in n.input} | {o.name for o in g.output}
