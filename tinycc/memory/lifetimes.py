@@ -2,7 +2,9 @@
 
 Time: graph inputs are written at time 0, step k runs at time k + 1, outputs stay live until
 time len(steps) + 1 (read by the caller). Views (reshape) share their source's buffer; an
-in-place step's output shares the buffer of the input it overwrites (see choose_inplace).
+in-place step's output shares the buffer of the input it overwrites (see choose_inplace). A
+row-streaming step's output may partially overlap the input it consumes (see choose_overlaps):
+the planner decides per pair whether and how far, so overlaps never chain into rigid groups.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import networkx as nx
 
 from ..program import Program
 from .order import search_order
-from .planner import GREEDY_PLANNERS, Buffer, Plan, plan_arena
+from .planner import Buffer, Plan, partial_overlaps, plan_arena, plan_arena_with_overlaps
 
 ALIGN = 16
 
@@ -27,7 +29,9 @@ class MemoryPlan:
     inplace_steps: set[int] = field(default_factory=set)
     no_reuse_bytes: int = 0  # every buffer separate: what a planner without reuse would need
     layer_peak_bytes: int = 0  # max over steps of the step's own inputs + outputs + scratch
-    overlaps: list = field(default_factory=list)  # (output buffer, input buffer, offset) in use
+    # (buffer, buffer it sits on, offset) in use: pinned in-place outputs, elided concat parts, and
+    # partial overlaps (output, input, output offset - input offset) that share bytes in this plan
+    overlaps: list = field(default_factory=list)
     elided_steps: set[int] = field(default_factory=set)  # copies made unnecessary (concat in place)
 
     @property
@@ -199,53 +203,36 @@ def choose_elisions(program: Program, merged: dict[str, str], taken: set[str]) -
 
 
 def choose_overlaps(program: Program, merged: dict[str, str], inplace_steps: set[int],
-                    taken: set[str] = frozenset()) -> list[tuple[str, str, int]]:
-    """Fixed placements (output buffer, input buffer, byte offset) for row-streaming kernels whose
-    input dies at that step: the output slides over the input rows already consumed."""
-    last = _last_reads(program)
+                    buffers: list[Buffer]) -> list[tuple[str, str, int]]:
+    """Partial overlaps (output buffer, input buffer, max_delta) for row-streaming kernels whose input
+    dies at the step that first writes the output: the output may slide over the input rows already
+    consumed, starting at most max_delta (< 0) bytes from the input; any lower start is safe too."""
+    first = {b.name: b.first for b in buffers}
+    last = {b.name: b.last for b in buffers}
 
     def buf(t):
         r = program.root(t)
         return merged.get(r, r)
 
-    group_last: dict[str, int] = {}
-    for r, k in last.items():
-        b = merged.get(r, r)
-        group_last[b] = max(group_last.get(b, k), k)
     outputs = {buf(t) for t in program.outputs}
-    # Each buffer dies at one step and is born at one step, so the relations form chains; in a
-    # chain only neighbours are ever live together, and their overlap is the safe one.
-    fixed = []
+    overlaps = []
     for k, step in enumerate(program.steps):
-        if step.overlap_delta is None or k in inplace_steps or len(step.outputs) != 1:
+        if step.overlap_delta is None or step.overlap_delta >= 0 or k in inplace_steps or len(step.outputs) != 1:
             continue
         src, dst = buf(step.inputs[0]), buf(step.outputs[0])
-        if group_last.get(src) != k or src in outputs or src == dst or src in taken or dst in taken:
+        at = k + 1  # the step's time (see the module docstring)
+        if src == dst or src in outputs or last.get(src) != at or first.get(dst) != at:
             continue
-        fixed.append((dst, src, (step.overlap_delta // ALIGN) * ALIGN))
-    return fixed
-
-
-def _select_overlaps(buffers: list[Buffer], pinned: list, candidates: list, arena: int) -> list:
-    """Overlaps tie buffers into rigid groups, and long chains drift apart, so take them one at
-    a time, largest pair first, and keep each unless the greedy arena grows (several steps
-    may share the peak, so one overlap alone often cannot lower it)."""
-    size = {b.name: b.size for b in buffers}
-    chosen: list = []
-    for cand in sorted(candidates, key=lambda f: -(size[f[0]] + size[f[1]])):
-        trial = plan_arena(buffers, fixed=pinned + chosen + [cand], planners=GREEDY_PLANNERS)
-        if trial.arena_bytes <= arena:
-            chosen.append(cand)
-            arena = trial.arena_bytes
-    return chosen
+        overlaps.append((dst, src, step.overlap_delta))
+    return overlaps
 
 
 def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = True,
                 reorder: bool = True, overlap: bool = True) -> MemoryPlan:
     """Order the steps, decide in-place execution, and place every buffer in one arena.
 
-    Partial overlaps constrain the placement, so the plan is made with and without them and
-    the smaller arena wins."""
+    Partial overlaps only widen the placements allowed, but the planners are heuristics, so the
+    plan is made with and without them and the smaller arena wins."""
     if reorder:
         reorder_steps(program, time_budget_s / 2)
     merged, inplace_steps, pinned = choose_inplace(program) if inplace else ({}, set(), [])
@@ -254,14 +241,13 @@ def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = Tr
     pinned = pinned + concat_fixed
     buffers = program_buffers(program, merged, inplace_steps)
     plan = plan_arena(buffers, fixed=pinned, time_budget_s=time_budget_s / 4)
-    candidates = choose_overlaps(program, merged, inplace_steps, taken) if overlap else []
-    fixed = _select_overlaps(buffers, pinned, candidates, plan.arena_bytes)
-    if fixed:
-        overlapped = plan_arena(buffers, fixed=pinned + fixed, time_budget_s=time_budget_s / 4)
+    candidates = choose_overlaps(program, merged, inplace_steps, buffers) if overlap else []
+    used: list[tuple[str, str, int]] = []
+    if candidates:
+        overlapped = plan_arena_with_overlaps(buffers, pinned, candidates, time_budget_s / 4)
         if overlapped.arena_bytes < plan.arena_bytes:
             plan = overlapped
-        else:
-            fixed = []
+            used = partial_overlaps(buffers, plan, candidates)
     offsets = dict(plan.offsets)
     for t in program.tensors:
         r = program.root(t)
@@ -280,4 +266,4 @@ def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = Tr
         layer_peak = max(layer_peak, sum(program.tensors[r].size for r in names) + step.scratch_bytes)
     no_reuse = sum(b.size for b in program_buffers(program))
     return MemoryPlan(plan, buffers, offsets, live_bytes, live_tensors, inplace_steps, no_reuse, layer_peak,
-                      pinned + fixed, elided)
+                      pinned + used, elided)

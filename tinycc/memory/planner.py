@@ -26,6 +26,13 @@ Determinism: the output depends only on the inputs. The search budget ``time_bud
 into a count of work units (one per placement constraint examined) at a fixed rate measured on an
 x86-64 host, never read from a clock, so slow and fast machines produce the same plan.
 
+Partial overlaps ``(dst, src, max_delta)`` (``plan_arena_with_overlaps``) relax one conflict instead of
+tying two buffers together: while both are live, ``dst`` may also start at most ``max_delta`` (< 0) bytes
+relative to ``src``, sharing the top of its range with the bottom of ``src`` (a row-streaming kernel whose
+output slides over input rows already consumed, as in vMCU). The planner stays free to keep them apart.
+The argument for searching orders still holds (re-placing never moves a buffer onto a partner placed
+below it, since max_delta < 0), and the lower bound subtracts the most bytes each live pair can share.
+
 Arena size: ``arena_bytes`` is exactly ``max(offset + size)``, not rounded. Offsets are relative to the
 arena base, which the code generator must align to at least the largest ``Buffer.align``.
 """
@@ -184,27 +191,40 @@ class _Problem:
     steps: list[list[tuple[int, int]]]
     breadth: list[int]
     lower_bound: int
+    # step_saving[k]: the most bytes that partial overlaps can share at steps[k] (0 without them).
+    step_saving: list[int] | None = None
 
 
-def _prepare(groups: Sequence[Group]) -> _Problem:
+def _prepare(groups: Sequence[Group], partial: dict[tuple[str, str], int] | None = None) -> _Problem:
+    """``partial``: (dst, src) -> max_delta, see ``plan_arena_with_overlaps``."""
     n = len(groups)
+    partial = partial or {}
     members = sorted(
-        ((b.first, b.last, i, rel, b.size) for i, g in enumerate(groups) for b, rel in g.members))
+        ((b.first, b.last, i, rel, b.size, b.name) for i, g in enumerate(groups) for b, rel in g.members))
     pair_ivs: list[dict[int, list[tuple[int, int]]]] = [{} for _ in range(n)]
-    active: list[tuple[int, int, int, int, int]] = []
+    active: list[tuple[int, int, int, int, int, str]] = []
     for m in members:
-        first, _, i, rel_i, size_i = m
+        first, _, i, rel_i, size_i, name_i = m
         active = [a for a in active if a[1] >= first]
-        for _, _, j, rel_j, size_j in active:
+        for _, _, j, rel_j, size_j, name_j in active:
             if j == i:
                 continue
-            lo, hi = rel_j - rel_i - size_i + 1, rel_j + size_j - rel_i - 1
+            # offset(member i) - offset(member j) must avoid [lo_m, hi_m]
+            lo_m, hi_m = 1 - size_i, size_j - 1
+            if (name_i, name_j) in partial:
+                lo_m = max(lo_m, partial[name_i, name_j] + 1)
+            if (name_j, name_i) in partial:
+                hi_m = min(hi_m, -partial[name_j, name_i] - 1)
+            if lo_m > hi_m:
+                continue
+            lo, hi = rel_j - rel_i + lo_m, rel_j - rel_i + hi_m
             pair_ivs[i].setdefault(j, []).append((lo, hi))
             pair_ivs[j].setdefault(i, []).append((-hi, -lo))
         active.append(m)
     conflicts = [[(j, _merge_intervals(ivs)) for j, ivs in sorted(d.items())] for d in pair_ivs]
 
-    steps, breadth = _live_per_step(groups, members)
+    steps, breadth, saving = _live_per_step(groups, members, partial)
+    breadth = [b - s for b, s in zip(breadth, saving)]
     extent = [g.extent for g in groups]
     lower_bound = max(breadth + extent, default=0)
     return _Problem(
@@ -218,6 +238,7 @@ def _prepare(groups: Sequence[Group]) -> _Problem:
         steps=steps,
         breadth=breadth,
         lower_bound=lower_bound,
+        step_saving=saving,
     )
 
 
@@ -231,11 +252,12 @@ def _merge_intervals(ivs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def _live_per_step(groups, members) -> tuple[list[list[tuple[int, int]]], list[int]]:
+def _live_per_step(groups, members, partial) -> tuple[list[list[tuple[int, int]]], list[int], list[int]]:
     """Bytes each item occupies at every step where some buffer starts (the live total only peaks
-    there). An item's bytes are the union of its live members' byte ranges (aliases count once)."""
-    steps, breadth = [], []
-    active: list[tuple[int, int, int, int, int]] = []
+    there). An item's bytes are the union of its live members' byte ranges (aliases count once).
+    Also the most bytes that live partial-overlap pairs of different items can share there."""
+    steps, breadth, saving = [], [], []
+    active: list[tuple[int, int, int, int, int, str]] = []
     k = 0
     while k < len(members):
         t = members[k][0]
@@ -244,12 +266,25 @@ def _live_per_step(groups, members) -> tuple[list[list[tuple[int, int]]], list[i
             k += 1
         active = [a for a in active if a[1] >= t]
         ranges: dict[int, list[tuple[int, int]]] = {}
-        for _, _, i, rel, size in active:
+        for _, _, i, rel, size, _ in active:
             ranges.setdefault(i, []).append((rel, rel + size))
         live = [(i, _union_length(r)) for i, r in sorted(ranges.items())]
         steps.append(live)
         breadth.append(sum(b for _, b in live))
-    return steps, breadth
+        saving.append(_partial_saving(active, partial) if partial else 0)
+    return steps, breadth, saving
+
+
+def _partial_saving(active, partial: dict[tuple[str, str], int]) -> int:
+    """Upper bound on the bytes shared by live partial-overlap pairs: ``dst`` starts at least
+    ``-max_delta`` bytes below ``src``, so the pair spans at least max(size_src - max_delta, size_dst)."""
+    live = {name: (i, size) for _, _, i, _, size, name in active}
+    total = 0
+    for (dst, src), max_delta in partial.items():
+        if dst in live and src in live and live[dst][0] != live[src][0]:
+            size_d, size_s = live[dst][1], live[src][1]
+            total += max(0, size_d + size_s - max(size_s - max_delta, size_d))
+    return total
 
 
 def _union_length(ranges: list[tuple[int, int]]) -> int:
@@ -404,8 +439,8 @@ def _canonical_search(pb: _Problem, below: int, placer: _Placer, work_limit: int
         placed (plain) items that reach above it."""
         bound = 0
         placer.work += sum(len(live) for live in pb.steps)
-        for live in pb.steps:
-            total = last_off
+        for k, live in enumerate(pb.steps):
+            total = last_off - (pb.step_saving[k] if pb.step_saving else 0)
             for i, nbytes in live:
                 if not placed[i]:
                     total += nbytes
@@ -512,13 +547,60 @@ def plan_arena(
     greedy one already reaches the lower bound; they share ``time_budget_s`` (deterministic, see the
     module docstring). Raises ValueError for malformed buffers or fixed placements.
     """
+    wanted = _wanted_planners(planners)
+    groups = merge_groups(buffers, fixed)
+    return _solve(buffers, groups, _prepare(groups), time_budget_s, wanted)
+
+
+def plan_arena_with_overlaps(
+    buffers: Sequence[Buffer],
+    fixed: Sequence[tuple[str, str, int]] = (),
+    overlaps: Sequence[tuple[str, str, int]] = (),
+    time_budget_s: float = 1.0,
+    planners: Sequence[str] | None = None,
+) -> Plan:
+    """``plan_arena`` where each ``(dst, src, max_delta)`` of ``overlaps`` lets ``dst`` share bytes with
+    ``src`` while both are live, provided ``offset(dst) - offset(src) <= max_delta < 0`` (see the module
+    docstring); placing them apart stays allowed. ``partial_overlaps`` lists the pairs a plan uses.
+    Raises ValueError for unknown names, a non-negative max_delta, or a pair named twice."""
+    wanted = _wanted_planners(planners)
+    names = {b.name for b in buffers}
+    partial: dict[tuple[str, str], int] = {}
+    for dst, src, max_delta in overlaps:
+        if dst not in names or src not in names or dst == src:
+            raise ValueError(f"partial overlap ({dst!r}, {src!r}) names unknown or identical buffers")
+        if max_delta >= 0:
+            raise ValueError(f"partial overlap {dst!r} over {src!r}: max_delta must be < 0, got {max_delta}")
+        if (dst, src) in partial or (src, dst) in partial:
+            raise ValueError(f"partial overlap of {dst!r} and {src!r} given twice")
+        partial[dst, src] = max_delta
+    groups = merge_groups(buffers, fixed)
+    return _solve(buffers, groups, _prepare(groups, partial), time_budget_s, wanted)
+
+
+def partial_overlaps(buffers: Sequence[Buffer], plan: Plan,
+                     overlaps: Sequence[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """The ``(dst, src, offset(dst) - offset(src))`` of the allowed overlaps whose byte ranges really
+    intersect in ``plan``, in the order given."""
+    size = {b.name: b.size for b in buffers}
+    used = []
+    for dst, src, _ in overlaps:
+        delta = plan.offsets[dst] - plan.offsets[src]
+        if -size[dst] < delta < size[src]:
+            used.append((dst, src, delta))
+    return used
+
+
+def _wanted_planners(planners: Sequence[str] | None) -> tuple[str, ...]:
     wanted = PLANNERS if planners is None else tuple(planners)
     unknown = [p for p in wanted if p not in PLANNERS]
     if unknown or not wanted:
         raise ValueError(f"unknown planners {unknown}; choose from {PLANNERS}")
-    groups = merge_groups(buffers, fixed)
-    pb = _prepare(groups)
+    return wanted
 
+
+def _solve(buffers: Sequence[Buffer], groups: list[Group], pb: _Problem, time_budget_s: float,
+           wanted: tuple[str, ...]) -> Plan:
     results: dict[str, list[int]] = {}
     for name in GREEDY_PLANNERS:
         if name in wanted:
@@ -561,6 +643,17 @@ def plan_arena(
 def assert_no_overlap(buffers: Sequence[Buffer], plan: Plan, fixed: Sequence[tuple[str, str, int]] = ()) -> None:
     """Check a plan: every buffer placed, aligned, inside the arena, fixed placements honoured, and no
     two buffers live at the same step share a byte unless they are tied by fixed placements."""
+    _check_plan(buffers, plan, fixed, {})
+
+
+def assert_valid_with_overlaps(buffers: Sequence[Buffer], plan: Plan, fixed: Sequence[tuple[str, str, int]] = (),
+                               overlaps: Sequence[tuple[str, str, int]] = ()) -> None:
+    """``assert_no_overlap`` for ``plan_arena_with_overlaps``: a pair of ``overlaps`` may also share bytes
+    when ``offset(dst) - offset(src) <= max_delta``."""
+    _check_plan(buffers, plan, fixed, {(dst, src): d for dst, src, d in overlaps})
+
+
+def _check_plan(buffers, plan, fixed, partial: dict[tuple[str, str], int]) -> None:
     group_of = {}
     for gi, g in enumerate(merge_groups(buffers, fixed)):
         for b, _ in g.members:
@@ -581,6 +674,10 @@ def assert_no_overlap(buffers: Sequence[Buffer], plan: Plan, fixed: Sequence[tup
             if group_of[a.name] == group_of[b.name]:
                 continue
             oa, ob = off[a.name], off[b.name]
+            if (a.name, b.name) in partial and oa - ob <= partial[a.name, b.name]:
+                continue
+            if (b.name, a.name) in partial and ob - oa <= partial[b.name, a.name]:
+                continue
             assert oa + a.size <= ob or ob + b.size <= oa, (
                 f"{a.name!r} [{oa}, {oa + a.size}) steps {a.first}..{a.last} overlaps "
                 f"{b.name!r} [{ob}, {ob + b.size}) steps {b.first}..{b.last}")
