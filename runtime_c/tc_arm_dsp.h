@@ -25,7 +25,8 @@
  * "s16x2" two int16 lanes, lane 0 = bits 0..15.
  * Names map to ACLE/CMSIS as tc_sxtb16 = __sxtb16/__SXTB16, tc_sxtb16_ror8 = __SXTB16_RORn(x, 8),
  * tc_sxtab16 = __sxtab16/__SXTAB16, tc_sxtab16_ror8 = __SXTAB16_RORn(a, x, 8),
- * tc_smlad = __smlad/__SMLAD, tc_smlabb = __smlabb/__SMLABB, tc_smlatt = __smlatt/__SMLATT.
+ * tc_smlad = __smlad/__SMLAD, tc_smlabb = __smlabb/__SMLABB, tc_smlatt = __smlatt/__SMLATT,
+ * tc_ssat8 = __ssat(x, 8)/__SSAT(x, 8).
  * They are tc_-prefixed so that this header coexists with CMSIS Core's definitions.
  */
 #ifndef TC_ARM_DSP_H
@@ -137,6 +138,9 @@ static inline int32_t tc_smlatt(uint32_t x, uint32_t y, int32_t acc) {
     return tc_emu_wrap_add(acc, tc_emu_s16(x, 1) * tc_emu_s16(y, 1));
 }
 
+/* SSAT #8: x clamped to [-128, 127]. */
+static inline int32_t tc_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
+
 #elif defined(TC_DSP_IMPL_ASM)
 
 static inline uint32_t tc_sxtb16(uint32_t x) {
@@ -178,6 +182,12 @@ static inline int32_t tc_smlatt(uint32_t x, uint32_t y, int32_t acc) {
     return acc;
 }
 
+static inline int32_t tc_ssat8(int32_t x) {
+    int32_t r;
+    __asm__ __volatile__("ssat %0, #8, %1" : "=r"(r) : "r"(x));
+    return r;
+}
+
 #else /* TC_DSP_IMPL_ACLE */
 
 /* A rotate the compiler may fold into the extend instruction. */
@@ -208,6 +218,8 @@ static inline int32_t tc_smlabb(uint32_t x, uint32_t y, int32_t acc) {
 static inline int32_t tc_smlatt(uint32_t x, uint32_t y, int32_t acc) {
     return __smlatt((int32_t)x, (int32_t)y, acc);
 }
+
+static inline int32_t tc_ssat8(int32_t x) { return __ssat(x, 8); }
 
 #endif /* implementation */
 
