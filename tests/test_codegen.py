@@ -131,3 +131,16 @@ def test_strict_build_and_sanitizers(small_model, tmp_path, cc):
 def test_clang_is_available_in_ci():
     if os.environ.get("CI") and not shutil.which("clang"):
         pytest.fail(".ci/run installs clang; it is missing")
+
+
+@pytest.mark.skipif(not shutil.which("cmake"), reason="cmake not installed")
+def test_cmake_build(small_model, tmp_path):
+    out = tmp_path / "out"
+    assert _tinycc("compile", small_model, "-o", out).returncode == 0
+    build_dir = tmp_path / "build"
+    cfg = subprocess.run(["cmake", "-S", str(out), "-B", str(build_dir), "-DCMAKE_C_FLAGS=-Wall -Wextra -Werror -pedantic"],
+                         capture_output=True, text=True)
+    assert cfg.returncode == 0, cfg.stderr
+    b = subprocess.run(["cmake", "--build", str(build_dir)], capture_output=True, text=True)
+    assert b.returncode == 0, b.stdout + b.stderr
+    assert any(p.name.endswith("_host") for p in build_dir.iterdir())
