@@ -26,7 +26,8 @@
  * Names map to ACLE/CMSIS as tc_sxtb16 = __sxtb16/__SXTB16, tc_sxtb16_ror8 = __SXTB16_RORn(x, 8),
  * tc_sxtab16 = __sxtab16/__SXTAB16, tc_sxtab16_ror8 = __SXTAB16_RORn(a, x, 8),
  * tc_smlad = __smlad/__SMLAD, tc_smlabb = __smlabb/__SMLABB, tc_smlatt = __smlatt/__SMLATT,
- * tc_ssat8 = __ssat(x, 8)/__SSAT(x, 8).
+ * tc_ssat8 = __ssat(x, 8)/__SSAT(x, 8), tc_smuad = __smuad/__SMUAD, tc_smlabt = __smlabt/__SMLABT,
+ * tc_smlatb = __smlatb/__SMLATB.
  * They are tc_-prefixed so that this header coexists with CMSIS Core's definitions.
  */
 #ifndef TC_ARM_DSP_H
@@ -141,6 +142,19 @@ static inline int32_t tc_smlatt(uint32_t x, uint32_t y, int32_t acc) {
 /* SSAT #8: x clamped to [-128, 127]. */
 static inline int32_t tc_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
 
+/* SMUAD: x.lo * y.lo + x.hi * y.hi, wrapping like the 32-bit register. */
+static inline int32_t tc_smuad(uint32_t x, uint32_t y) { return tc_smlad(x, y, 0); }
+
+/* SMLABT: acc + x.lo * y.hi. */
+static inline int32_t tc_smlabt(uint32_t x, uint32_t y, int32_t acc) {
+    return tc_emu_wrap_add(acc, tc_emu_s16(x, 0) * tc_emu_s16(y, 1));
+}
+
+/* SMLATB: acc + x.hi * y.lo. */
+static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
+    return tc_emu_wrap_add(acc, tc_emu_s16(x, 1) * tc_emu_s16(y, 0));
+}
+
 #elif defined(TC_DSP_IMPL_ASM)
 
 static inline uint32_t tc_sxtb16(uint32_t x) {
@@ -188,6 +202,22 @@ static inline int32_t tc_ssat8(int32_t x) {
     return r;
 }
 
+static inline int32_t tc_smuad(uint32_t x, uint32_t y) {
+    int32_t r;
+    __asm__ __volatile__("smuad %0, %1, %2" : "=r"(r) : "r"(x), "r"(y));
+    return r;
+}
+
+static inline int32_t tc_smlabt(uint32_t x, uint32_t y, int32_t acc) {
+    __asm__ __volatile__("smlabt %0, %1, %2, %0" : "+r"(acc) : "r"(x), "r"(y));
+    return acc;
+}
+
+static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
+    __asm__ __volatile__("smlatb %0, %1, %2, %0" : "+r"(acc) : "r"(x), "r"(y));
+    return acc;
+}
+
 #else /* TC_DSP_IMPL_ACLE */
 
 /* A rotate the compiler may fold into the extend instruction. */
@@ -220,6 +250,16 @@ static inline int32_t tc_smlatt(uint32_t x, uint32_t y, int32_t acc) {
 }
 
 static inline int32_t tc_ssat8(int32_t x) { return __ssat(x, 8); }
+
+static inline int32_t tc_smuad(uint32_t x, uint32_t y) { return __smuad((int32_t)x, (int32_t)y); }
+
+static inline int32_t tc_smlabt(uint32_t x, uint32_t y, int32_t acc) {
+    return __smlabt((int32_t)x, (int32_t)y, acc);
+}
+
+static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
+    return __smlatb((int32_t)x, (int32_t)y, acc);
+}
 
 #endif /* implementation */
 

@@ -3,13 +3,18 @@
  * out-of-place and in-place (TinyEngine-style, one channel plane of scratch).
  * Mirrored by tinycc/golden/kernels_conv.py::dwconv2d_s8 (both entry points).
  *
- * With TC_HAVE_DSP (tc_arm_dsp.h) both entry points have SIMD paths, bit-exact with the
+ * 3x3 kernels with dilation 1 and depth_mult 1 take dwconv2d_3x3 in both entry points (rows
+ * gathered into a zero-point-padded ring on the stack; SIMD sums with TC_HAVE_DSP where the
+ * out-of-place kernel has in_c >= 4, scalar sums otherwise). Other shapes:
+ * with TC_HAVE_DSP (tc_arm_dsp.h) both entry points have SIMD paths, bit-exact with the
  * portable dwconv2d_channel: tc_dwconv2d_s8 (dwconv2d_s8_dsp) for depth_mult == 1 and
  * in_c >= 4, 4 channels at a time along the window; tc_dwconv2d_s8_inplace (dwconv2d_plane_dsp)
  * for dil_w == 1 and k_h * ceil(k_w / 4) <= 16, 4 taps of a window row at a time.
  */
 #include "tc_conv.h"
 #include "tc_dot_s8_dsp.h"
+
+#include <string.h>
 
 static int dwconv2d_args_ok(const tc_dwconv2d_params *p) {
     if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1) {
@@ -452,6 +457,303 @@ static TC_DSP_NOINLINE void dwconv2d_plane_dsp(const tc_dwconv2d_params *p, cons
 
 #endif /* TC_HAVE_DSP */
 
+/*
+ * 3x3 kernels (dilation 1, depth_mult 1), both entry points: channel by channel, the input rows
+ * a window needs are gathered into a ring of zero-point-padded rows on the stack, so every
+ * window lies inside the ring and the inner loops have no border cases (a padded tap holds
+ * in_zp, so it adds w * (in_zp - in_zp) = 0, as the skipped taps of dwconv2d_tap_sum do).
+ * Each output row is computed in chunks: the window sums of a chunk into an int32 buffer
+ * (dw3_sums_*), then their requantization (dw3_requant_chunk), which keeps either loop within
+ * the registers. The ring holds 3 rows twice over (slots j and j + 3 for j < 2, 5 slots), so the
+ * rows of every window are contiguous, DW3_ROW bytes apart: the loops address them with
+ * immediate offsets from one pointer.
+ *
+ * In place (out == in), output row oy overwrites the channel's values of pixels before
+ * (oy + 1) * out_w; a row is gathered when the first window that needs it comes up, which is
+ * safe when no earlier output row has reached it (dw3_inplace_order_ok). Unlike the plane
+ * path, this needs no scratch: only DW3_ROW * 5 + 4 * (DW3_CHUNK + 1) bytes of stack.
+ */
+#define DW3_ROW 136
+#define DW3_SLOTS 5
+#define DW3_CHUNK 32
+
+/* Bytes of a ring row the windows read: the image columns after pad_left zero-point columns,
+ * and 4-byte reads from each window's first column (pairs of windows at stride 1, the second
+ * possibly past out_w). 0 when the shape does not fit DW3_ROW. */
+static int32_t dw3_row_bytes(const tc_dwconv2d_params *p) {
+    const int32_t reads = TC_MAX((p->out_w + 1) / 2 * 2 + 2, (p->out_w - 1) * p->stride_w + 4);
+    const int32_t bytes = (TC_MAX(p->pad_left + p->in_w, reads) + 3) / 4 * 4;
+    return bytes <= DW3_ROW ? bytes : 0;
+}
+
+static int dw3_applicable(const tc_dwconv2d_params *p) {
+    return p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 && p->depth_mult == 1 &&
+           p->pad_left < DW3_ROW && dw3_row_bytes(p) > 0;
+}
+
+/* In place: before output row oy is written, each input row first gathered for it must still
+ * be intact, i.e. start at or after pixel oy * out_w. */
+static int dw3_inplace_order_ok(const tc_dwconv2d_params *p) {
+    int32_t oy, next_row = 0; /* rows below next_row were gathered for earlier output rows */
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_top;
+        const int32_t first_new = TC_MAX(TC_MAX(iy0, next_row), 0);
+        if (first_new <= iy0 + 2 && first_new < p->in_h &&
+            oy * p->out_w > first_new * p->in_w) {
+            return 0;
+        }
+        next_row = TC_MAX(next_row, iy0 + 3);
+    }
+    return 1;
+}
+
+/* Ring slot of input row iy (rows are numbered from the top padding, iy + pad_top >= 0). */
+static int8_t *dw3_slot(int8_t *ring, const tc_dwconv2d_params *p, int32_t iy) {
+    return ring + ((iy + p->pad_top) % 3) * DW3_ROW;
+}
+
+/* Channel c of input row iy (or in_zp outside the image) into its ring slot and, for slots 0
+ * and 1, their copies 3 slots on. Only the image columns are written: the padding columns hold
+ * in_zp from the start. */
+static void dw3_gather_row(const tc_dwconv2d_params *p, const int8_t *in_c, int32_t iy,
+                           int8_t *ring) {
+    int8_t *dst = dw3_slot(ring, p, iy) + p->pad_left;
+    int8_t *copy = dst - ring < 2 * DW3_ROW ? dst + 3 * DW3_ROW : dst;
+    const int32_t n = p->in_w, step = p->in_c;
+    int32_t i = 0;
+    if (iy < 0 || iy >= p->in_h) {
+        memset(dst, p->in_zp, (size_t)n);
+        memset(copy, p->in_zp, (size_t)n);
+        return;
+    }
+    in_c += iy * n * step;
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 4 <= n; i += 4) { /* one word store per 4 values */
+        const uint8_t *s = (const uint8_t *)in_c + i * step;
+        const uint32_t word = (uint32_t)s[0] | ((uint32_t)s[step] << 8) |
+                              ((uint32_t)s[2 * step] << 16) | ((uint32_t)s[3 * step] << 24);
+        memcpy(dst + i, &word, sizeof word);
+        memcpy(copy + i, &word, sizeof word);
+    }
+#endif
+    for (; i < n; ++i) {
+        dst[i] = copy[i] = in_c[i * step];
+    }
+}
+
+/* Requantization of one output channel's window sums (which include the bias). */
+typedef struct {
+    int32_t mult, shift, out_zp, act_min, act_max;
+} dw3_requant;
+
+/* A 32-bit register's bits as int32 (two's complement, without implementation-defined
+ * conversions). */
+static int32_t dw3_wrap(uint32_t bits) {
+    return bits <= (uint32_t)INT32_MAX ? (int32_t)bits : -(int32_t)(~bits) - 1;
+}
+
+/* acc + bias with the wrap of a 32-bit register: the portable sums move the zero point's share
+ * into the bias, and only the total is known to fit in int32. */
+static int32_t dw3_add_bias(int32_t acc, int32_t bias) {
+    return dw3_wrap((uint32_t)acc + (uint32_t)bias);
+}
+
+/* y[i * y_step] = output of acc[i], i < n (as tc_requant_s8_nonneg). */
+/* x clamped to [-128, 127]: SSAT where there is one. */
+static int32_t dw3_sat8(int32_t x) {
+#if TC_HAVE_DSP
+    return tc_ssat8(x);
+#else
+    return TC_MIN(TC_MAX(x, -128), 127);
+#endif
+}
+
+static void dw3_requant_chunk(const int32_t *acc, int32_t n, const dw3_requant *q, int8_t *y,
+                              int32_t y_step) {
+    const int32_t mult = q->mult, out_zp = q->out_zp;
+    int32_t i;
+    if (q->shift >= 0) { /* multipliers >= 1: rare */
+        for (i = 0; i < n; ++i) {
+            y[i * y_step] = tc_requant_s8_nonneg(acc[i], mult, q->shift, out_zp, q->act_min,
+                                                 q->act_max);
+        }
+    } else if (q->act_min == -128 && q->act_max == 127) {
+        const int32_t e_minus_1 = -q->shift - 1;
+        const uint32_t half = UINT32_C(1) << e_minus_1;
+        for (i = 0; i < n; ++i) { /* |y| < 2^30: y + out_zp cannot overflow */
+            const int32_t v = tc_mbqm_right(acc[i], mult, half, e_minus_1);
+            y[i * y_step] = (int8_t)dw3_sat8(v + out_zp);
+        }
+    } else {
+        const int32_t e_minus_1 = -q->shift - 1;
+        const uint32_t half = UINT32_C(1) << e_minus_1;
+        const int32_t lo = q->act_min - out_zp, hi = q->act_max - out_zp;
+        for (i = 0; i < n; ++i) {
+            const int32_t v = tc_mbqm_right(acc[i], mult, half, e_minus_1);
+            y[i * y_step] = (int8_t)(TC_MIN(TC_MAX(v, lo), hi) + out_zp);
+        }
+    }
+}
+
+#if TC_HAVE_DSP
+
+/* Channel c's weights for the SIMD sums: (w[ky][0], w[ky][2]) for ky = 0..2, then
+ * (w[0][1], w[1][1]) and (w[2][1], 0). */
+static void dw3_pack_weights(const int8_t *w, int32_t out_c, int32_t c, uint32_t packed[5]) {
+    int32_t ky;
+    for (ky = 0; ky < 3; ++ky) {
+        packed[ky] = tc_pack_s16x2(w[(3 * ky) * out_c + c], w[(3 * ky + 2) * out_c + c]);
+    }
+    packed[3] = tc_pack_s16x2(w[out_c + c], w[4 * out_c + c]);
+    packed[4] = tc_pack_s16x2(w[7 * out_c + c], 0);
+}
+
+/*
+ * Stride 1: bias plus the sums of the windows starting at x + 2i and x + 2i + 1, i < pairs,
+ * into acc[2i], acc[2i + 1]. One 4-byte read per ring row serves both windows: with the bytes
+ * b0..b3 split into even = (b0, b2) and odd = (b1, b3) (minus in_zp), window 0 of the row is
+ * even.(w0, w2) + b1 * w1 and window 1 is odd.(w0, w2) + b2 * w1.
+ */
+static TC_DSP_NOINLINE void dw3_sums_pairs_dsp(const int8_t *x, const uint32_t packed[5],
+                                               uint32_t offset, int32_t bias, int32_t pairs,
+                                               int32_t *acc) {
+    const uint32_t w02_0 = packed[0], w02_1 = packed[1], w02_2 = packed[2];
+    const uint32_t w1_01 = packed[3], w1_2 = packed[4];
+    int32_t i;
+    for (i = 0; i < pairs; ++i) {
+        const int8_t *r = x + 2 * i;
+        uint32_t odd = tc_read_s8x4(r);
+        uint32_t even = tc_sxtab16(offset, odd);
+        int32_t a0, a1;
+        odd = tc_sxtab16_ror8(offset, odd);
+        a0 = tc_smlad(even, w02_0, bias);
+        a1 = tc_smlad(odd, w02_0, bias);
+        a0 = tc_smlabb(odd, w1_01, a0);
+        a1 = tc_smlatb(even, w1_01, a1);
+        odd = tc_read_s8x4(r + DW3_ROW);
+        even = tc_sxtab16(offset, odd);
+        odd = tc_sxtab16_ror8(offset, odd);
+        a0 = tc_smlad(even, w02_1, a0);
+        a1 = tc_smlad(odd, w02_1, a1);
+        a0 = tc_smlabt(odd, w1_01, a0);
+        a1 = tc_smlatt(even, w1_01, a1);
+        odd = tc_read_s8x4(r + 2 * DW3_ROW);
+        even = tc_sxtab16(offset, odd);
+        odd = tc_sxtab16_ror8(offset, odd);
+        a0 = tc_smlad(even, w02_2, a0);
+        a1 = tc_smlad(odd, w02_2, a1);
+        a0 = tc_smlabb(odd, w1_2, a0);
+        a1 = tc_smlatb(even, w1_2, a1);
+        acc[2 * i] = a0;
+        acc[2 * i + 1] = a1;
+    }
+}
+
+/* Any stride: bias plus the sum of the window starting at x + i * stride into acc[i], i < n. */
+static TC_DSP_NOINLINE void dw3_sums_strided_dsp(const int8_t *x, int32_t stride,
+                                                 const uint32_t packed[5], uint32_t offset,
+                                                 int32_t bias, int32_t n, int32_t *acc) {
+    const uint32_t w02_0 = packed[0], w02_1 = packed[1], w02_2 = packed[2];
+    const uint32_t w1_01 = packed[3], w1_2 = packed[4];
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int8_t *r = x + i * stride;
+        uint32_t odd = tc_read_s8x4(r);
+        uint32_t even = tc_sxtab16(offset, odd);
+        int32_t a;
+        odd = tc_sxtab16_ror8(offset, odd);
+        a = tc_smlad(even, w02_0, bias);
+        a = tc_smlabb(odd, w1_01, a);
+        odd = tc_read_s8x4(r + DW3_ROW);
+        even = tc_sxtab16(offset, odd);
+        odd = tc_sxtab16_ror8(offset, odd);
+        a = tc_smlad(even, w02_1, a);
+        a = tc_smlabt(odd, w1_01, a);
+        odd = tc_read_s8x4(r + 2 * DW3_ROW);
+        even = tc_sxtab16(offset, odd);
+        odd = tc_sxtab16_ror8(offset, odd);
+        a = tc_smlad(even, w02_2, a);
+        a = tc_smlabb(odd, w1_2, a);
+        acc[i] = a;
+    }
+}
+
+#endif /* TC_HAVE_DSP */
+
+/* Portable sums: bias plus the sum of w * x over the window starting at x + i * stride into
+ * acc[i], i < n; the bias holds the zero point's share, -in_zp * sum(w). */
+static void dw3_sums_portable(const int8_t *x, int32_t stride, const int8_t *w, int32_t out_c,
+                              int32_t c, int32_t bias, int32_t n, int32_t *acc) {
+    const int32_t w00 = w[c], w01 = w[out_c + c], w02 = w[2 * out_c + c];
+    const int32_t w10 = w[3 * out_c + c], w11 = w[4 * out_c + c], w12 = w[5 * out_c + c];
+    const int32_t w20 = w[6 * out_c + c], w21 = w[7 * out_c + c], w22 = w[8 * out_c + c];
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int8_t *r0 = x + i * stride, *r1 = r0 + DW3_ROW, *r2 = r0 + 2 * DW3_ROW;
+        acc[i] = dw3_add_bias(w00 * r0[0] + w01 * r0[1] + w02 * r0[2] + w10 * r1[0] +
+                                  w11 * r1[1] + w12 * r1[2] + w20 * r2[0] + w21 * r2[1] +
+                                  w22 * r2[2],
+                              bias);
+    }
+}
+
+/* The 3x3 path for channels [0, in_c): see the comment above DW3_ROW. `simd` selects the
+ * DSP sums (with TC_HAVE_DSP). */
+static void dwconv2d_3x3(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                         const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                         int simd, int8_t *out) {
+    int8_t ring[DW3_SLOTS * DW3_ROW];
+    int32_t acc[DW3_CHUNK + 1];
+    const int32_t y_row = p->out_w * p->out_c;
+    int32_t c, oy, ox, iy, k;
+    dw3_requant q;
+    memset(ring, p->in_zp, sizeof ring);
+    q.out_zp = p->out_zp;
+    q.act_min = p->act_min;
+    q.act_max = p->act_max;
+    for (c = 0; c < p->in_c; ++c) {
+        int32_t next_row = -p->pad_top; /* the first input row not yet gathered */
+        int32_t bias_c = bias != NULL ? bias[c] : 0;
+#if TC_HAVE_DSP
+        const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+        uint32_t packed[5];
+        if (simd) dw3_pack_weights(w, p->out_c, c, packed);
+#endif
+        q.mult = mult[c];
+        q.shift = shift[c];
+        if (!simd) { /* the portable sums read raw values: move -in_zp * sum(w) to the bias */
+            uint32_t w_sum = 0;
+            for (k = 0; k < 9; ++k) w_sum += (uint32_t)(int32_t)w[k * p->out_c + c];
+            bias_c = dw3_add_bias(bias_c, dw3_wrap(0u - w_sum * (uint32_t)p->in_zp));
+        }
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            const int8_t *x;
+            for (iy = TC_MAX(iy0, next_row); iy < iy0 + 3; ++iy) {
+                dw3_gather_row(p, in + c, iy, ring);
+            }
+            next_row = TC_MAX(next_row, iy0 + 3);
+            x = dw3_slot(ring, p, iy0);
+            for (ox = 0; ox < p->out_w; ox += DW3_CHUNK) {
+                const int32_t n = TC_MIN(DW3_CHUNK, p->out_w - ox);
+                const int8_t *x_chunk = x + ox * p->stride_w;
+#if TC_HAVE_DSP
+                if (simd && p->stride_w == 1) {
+                    dw3_sums_pairs_dsp(x_chunk, packed, offset, bias_c, (n + 1) / 2, acc);
+                } else if (simd) {
+                    dw3_sums_strided_dsp(x_chunk, p->stride_w, packed, offset, bias_c, n, acc);
+                } else
+#endif
+                {
+                    dw3_sums_portable(x_chunk, p->stride_w, w, p->out_c, c, bias_c, n, acc);
+                }
+                dw3_requant_chunk(acc, n, &q, out + oy * y_row + ox * p->out_c + c, p->out_c);
+            }
+        }
+    }
+}
+
 tc_status tc_dwconv2d_s8(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
                          const int32_t *bias, const int32_t *mult, const int32_t *shift,
                          int8_t *out) {
@@ -463,6 +765,10 @@ tc_status tc_dwconv2d_s8(const tc_dwconv2d_params *p, const int8_t *in, const in
         !tc_conv_quant_args_ok(p->in_zp, p->out_zp, p->act_min, p->act_max, mult, shift,
                                p->out_c)) {
         return TC_ARG_ERROR;
+    }
+    if (dw3_applicable(p)) {
+        dwconv2d_3x3(p, in, w, bias, mult, shift, TC_HAVE_DSP && p->in_c >= 4, out);
+        return TC_OK;
     }
 #if TC_HAVE_DSP
     if (p->depth_mult == 1 && p->in_c >= 4) {
@@ -500,6 +806,10 @@ tc_status tc_dwconv2d_s8_inplace(const tc_dwconv2d_params *p, const int8_t *in, 
     /* In place, output pixel i overwrites input pixel i: it must exist. */
     if (out == in && p->out_h * p->out_w > plane_size) {
         return TC_ARG_ERROR;
+    }
+    if (dw3_applicable(p) && (out != in || dw3_inplace_order_ok(p))) {
+        dwconv2d_3x3(p, in, w, bias, mult, shift, TC_HAVE_DSP, out);
+        return TC_OK;
     }
     for (c = 0; c < p->in_c; ++c) {
         for (i = 0; i < plane_size; ++i) {

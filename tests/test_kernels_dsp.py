@@ -831,7 +831,11 @@ def macs(ops):
 # loop with the most MACs in the function. Ideal loops: 2x2 = 4 LDR + 8 extends + 8 SMLAD + 2
 # loop control per 16 MACs (1.375); 1x4 = 5 + 10 + 8 + 2 per 16 (1.5625); depthwise 2 LDR +
 # 2 pointer steps + 4 extends + 4 MACs + 2 per 4 (3.5); in place 3 LDR + 2 extends + 2 SMLAD +
-# 3 loop control per 4 taps (of which a 3-tap row uses 3).
+# 3 loop control per 4 taps (of which a 3-tap row uses 3). The 3x3 depthwise loops read one
+# word per ring row: in pairs, 3 LDR + 6 extends + 12 MAC instructions + 2 stores + 3 loop
+# control per 18 MACs (31 instructions). macs() counts only SMLAD, SMLABB and SMLATT, not the
+# SMLABT / SMLATB these loops also use, so their budgets are per counted MAC (31 / 15; the
+# strided loop, one window at a time, 20 / 8 with a reload of the bias).
 INNER_LOOPS = {
     "2x2, matrix (fc / pointwise row pairs)": ("tc_fc_s8.o", "tc_dsp_matmul_2rows", 1.5),
     "2x2, window (conv pixel pairs)": ("tc_conv2d_s8.o", "tc_dsp_taps_2x2", 1.55),
@@ -841,6 +845,8 @@ INNER_LOOPS = {
     "2x2, gathered int16 windows (conv pixel pairs)": ("tc_conv2d_s8.o", "conv2d_pair_channels", 1.25),
     "depthwise, 4 channels": ("tc_dwconv2d_s8.o", "dwconv2d_channels4", 3.6),
     "depthwise in place, 4 taps of a row": ("tc_dwconv2d_s8.o", "dwconv2d_plane_dsp", 2.6),
+    "depthwise 3x3, stride 1 window pairs": ("tc_dwconv2d_s8.o", "dw3_sums_pairs_dsp", 2.1),
+    "depthwise 3x3, strided windows": ("tc_dwconv2d_s8.o", "dw3_sums_strided_dsp", 2.5),
 }
 
 
