@@ -115,7 +115,7 @@ def measure(name: str, cores: list[str]) -> dict:
 
 def print_inference_table(results: dict, cores: list[str]) -> None:
     print("\n## Instructions per inference (QEMU, sample 0, bit-exact with the golden model)\n")
-    print(f"| model | MACs | " + " | ".join(f"{c} insns | per MAC" for c in cores) + " |")
+    print("| model | MACs | " + " | ".join(f"{c} insns | per MAC" for c in cores) + " |")
     print("|---|---:|" + "---:|---:|" * len(cores))
     for name, r in results.items():
         cells = []

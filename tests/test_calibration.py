@@ -154,7 +154,7 @@ def quantize_model(g, samples, method="minmax"):
 def int8_channel_mean_error(g, q, samples) -> np.ndarray:
     """Mean over samples and positions of (int8 golden output - float output), per channel."""
     program = lower(q, "toy")
-    (inp,), (out,) = g.inputs, g.outputs
+    (out,) = g.outputs
     errors = []
     for s in samples:
         raw = run_int8(program, quantize_inputs(program, s))[out]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, BadInput, TinyccError
+from .errors import EXIT_INTERNAL, EXIT_OK, BadInput, TinyccError
 from .target import DEFAULT_STACK_BYTES, TARGETS
 from .units import parse_input_shapes, parse_size
 

@@ -103,7 +103,7 @@ def check_budget(program: Program, mem: MemoryPlan, sram: int) -> None:
 
 
 def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
-    from .codegen.emit import generate_project, write_files
+    from .codegen.emit import generate_project
     from .report import build_report, render_markdown
 
     out = Path(args.output)

@@ -83,7 +83,7 @@ def _io(program: Program, name: str) -> dict:
 
 def render_markdown(r: dict) -> str:
     lines = [f"# tinycc report: {r['model']}", "",
-             f"| figure | value |", "|---|---|",
+             "| figure | value |", "|---|---|",
              f"| peak SRAM (arena, I/O inside) | {r['peak_sram_bytes']:,} B |",
              f"| lower bound (max live bytes) | {r['lower_bound_bytes']:,} B |",
              f"| planner | {r['planner']} |",

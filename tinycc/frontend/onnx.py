@@ -8,7 +8,7 @@ All unsupported operators are reported together, with node names and op types.
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import onnx

@@ -42,6 +42,12 @@ class _Unary(OpDef):
         y = FLOAT_FUNCS[self.name](x.astype(np.float64), node.attrs)
         return [np.asarray(y, dtype=np.float32)]
 
+    def int8_output(self, g, node):
+        return _int8_output(self, g, node)
+
+    def lower_int8(self, lc, node):
+        return _lower_unary_int8(self, lc, node)
+
 
 for _name in FLOAT_FUNCS:
     register(type(_name, (_Unary,), {"name": _name}))
@@ -128,7 +134,3 @@ def _lower_unary_int8(self, lc, node):
     p = E.LutParams(size=lc.tensor(x).size)
     lc.add_step(node, "tc_lut_s8", p, [Arg("const", lc.blob(table, node, "lut")), Arg("in", x), Arg("out", y)],
                 lambda t, xv: E.lut_s8(p, t, xv), inplace_inputs=(0,), note="lookup table")
-
-
-_Unary.int8_output = _int8_output
-_Unary.lower_int8 = _lower_unary_int8

@@ -83,6 +83,9 @@ class Conv(OpDef):
         in_c = w.shape[1] * node.attrs["group"] if node.attrs["layout"] == "NCHW" else w.shape[3] * node.attrs["group"]
         return node.attrs["group"] == in_c and node.attrs["group"] > 1
 
+    def lower_int8(self, lc, node):
+        return _lower_conv_int8(self, lc, node)
+
 
 @onnx_importer("Conv")
 def import_conv(ctx, onode, attrs):
@@ -168,6 +171,3 @@ def _lower_conv_int8(self, lc, node):
     delta = row_overlap_delta(ih, iw, ic, oh, ow, oc, sh, pt)
     lc.add_step(node, kernel, p, args, lambda xv, w, b, m, s: fn(p, xv.reshape(ih, iw, ic), w, b, m, s),
                 macs=self.macs(lc.g, node), overlap_delta=delta, **inplace)
-
-
-Conv.lower_int8 = _lower_conv_int8

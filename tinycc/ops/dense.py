@@ -37,6 +37,9 @@ class Dense(OpDef):
         w = g.tensors[node.inputs[1]]
         return int(np.prod(x.shape[:-1])) * w.shape[0] * w.shape[1]
 
+    def lower_int8(self, lc, node):
+        return _lower_dense_int8(self, lc, node)
+
 
 @register
 class MatMul(OpDef):
@@ -122,6 +125,3 @@ def _lower_dense_int8(self, lc, node):
             Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
     lc.add_step(node, "tc_fc_s8", p, args,
                 lambda xv, w, b, m, s: K.fc_s8(p, xv.reshape(rows, in_f), w, b, m, s), macs=self.macs(lc.g, node))
-
-
-Dense.lower_int8 = _lower_dense_int8

@@ -20,6 +20,9 @@ class _Binary(OpDef):
         y = _FUNCS[self.name](xs[0].astype(np.float32), xs[1].astype(np.float32))
         return [apply_act(np.asarray(y, dtype=np.float32), node.attrs.get("act"))]
 
+    def lower_int8(self, lc, node):
+        return _lower_binary_int8(self, lc, node)
+
 
 for _name in _FUNCS:
     register(type(_name, (_Binary,), {"name": _name}))
@@ -71,7 +74,3 @@ def _lower_binary_int8(self, lc, node):
     acts = [a for a in (a1, a2) if a.kind == "in"]
     same_shape = tuple(k for k, a in enumerate(acts) if tuple(lc.tensor(a.ref).shape) == tuple(out_shape))
     lc.add_step(node, kernel, p, [a1, a2, Arg("out", y)], lambda x1, x2: fn(p, x1, x2), inplace_inputs=same_shape)
-
-
-
-_Binary.lower_int8 = _lower_binary_int8

@@ -58,6 +58,12 @@ class MaxPool(OpDef):
     def to_nhwc(self, g, node):
         node.attrs["layout"] = "NHWC"
 
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        return _lower_maxpool_int8(self, lc, node)
+
 
 @register
 class AveragePool(OpDef):
@@ -80,6 +86,12 @@ class AveragePool(OpDef):
 
     def to_nhwc(self, g, node):
         node.attrs["layout"] = "NHWC"
+
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        return _lower_avgpool_int8(self, lc, node)
 
 
 def _nhwc_wrap(node, x, fn):
@@ -121,6 +133,14 @@ class _GlobalPool(OpDef):
     def to_nhwc(self, g, node):
         node.attrs["layout"] = "NHWC"
 
+    def int8_output(self, g, node):
+        # the max keeps its input's params; the average gets its own (narrower) range
+        return "same_as_input" if self.name == "GlobalMaxPool" else "calibrated"
+
+    def lower_int8(self, lc, node):
+        lower = _lower_maxpool_int8 if self.name == "GlobalMaxPool" else _lower_avgpool_int8
+        return lower(self, lc, node)
+
 
 GlobalAveragePool = register(type("GlobalAveragePool", (_GlobalPool,), {"name": "GlobalAveragePool"}))
 GlobalMaxPool = register(type("GlobalMaxPool", (_GlobalPool,), {"name": "GlobalMaxPool"}))
@@ -158,10 +178,6 @@ def import_global_pool(ctx, onode, attrs):
 
 
 # ---- int8 ---------------------------------------------------------------------------------------
-def _same_as_input(self, g, node):
-    return "same_as_input"
-
-
 def _pool_geometry(lc, node):
     x, y = node.inputs[0], node.outputs[0]
     ih, iw, c = lc.hwc(x)
@@ -220,12 +236,3 @@ def _lower_avgpool_int8(self, lc, node):
     shape = (geo["in_h"], geo["in_w"], geo["channels"])
     lc.add_step(node, "tc_avgpool_s8", p, [Arg("in", x), Arg("out", y)],
                 lambda xv: K.avgpool_s8(p, xv.reshape(shape)))
-
-
-MaxPool.int8_output = _same_as_input
-AveragePool.int8_output = _same_as_input
-MaxPool.lower_int8 = _lower_maxpool_int8
-AveragePool.lower_int8 = _lower_avgpool_int8
-GlobalMaxPool.int8_output = _same_as_input
-GlobalMaxPool.lower_int8 = _lower_maxpool_int8
-GlobalAveragePool.lower_int8 = _lower_avgpool_int8

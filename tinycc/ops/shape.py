@@ -28,6 +28,12 @@ class Reshape(OpDef):
     def run_float(self, node, xs):
         return [xs[0].reshape(node.attrs["shape"])]
 
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        return _lower_reshape_int8(self, lc, node)
+
 
 def _reshape_target(onode, in_shape, target, allowzero):
     target = [int(v) for v in target]
@@ -110,6 +116,12 @@ class Transpose(OpDef):
     def run_float(self, node, xs):
         return [np.ascontiguousarray(xs[0].transpose(node.attrs["perm"]))]
 
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        return _lower_transpose_int8(self, lc, node)
+
 
 @onnx_importer("Transpose")
 def import_transpose(ctx, onode, attrs):
@@ -139,6 +151,9 @@ class Concat(OpDef):
 
     def run_float(self, node, xs):
         return [np.concatenate(xs, axis=node.attrs["axis"])]
+
+    def lower_int8(self, lc, node):
+        return _lower_concat_int8(self, lc, node)
 
 
 @onnx_importer("Concat")
@@ -170,6 +185,12 @@ class Split(OpDef):
     def run_float(self, node, xs):
         cuts = np.cumsum(node.attrs["sizes"])[:-1]
         return [np.ascontiguousarray(p) for p in np.split(xs[0], cuts, axis=node.attrs["axis"])]
+
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        return _lower_split_int8(self, lc, node)
 
 
 @onnx_importer("Split")
@@ -211,6 +232,12 @@ class Slice(OpDef):
         idx = tuple(slice(s, e if e >= 0 else None, st)
                     for s, e, st in zip(node.attrs["starts"], node.attrs["ends"], node.attrs["steps"]))
         return [np.ascontiguousarray(xs[0][idx])]
+
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        return _lower_slice_int8(self, lc, node)
 
 
 @onnx_importer("Slice")
@@ -269,6 +296,12 @@ class Pad(OpDef):
         r = xs[0].ndim
         p = node.attrs["pads"]
         return [np.pad(xs[0], [(p[i], p[i + r]) for i in range(r)], constant_values=node.attrs["value"])]
+
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        return _lower_pad_int8(self, lc, node)
 
 
 @onnx_importer("Pad")
@@ -350,6 +383,12 @@ class Resize(OpDef):
     def to_nhwc(self, g, node):
         node.attrs["layout"] = "NHWC"
 
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        return _lower_resize_int8(self, lc, node)
+
 
 @onnx_importer("Resize", "Upsample")
 def import_resize(ctx, onode, attrs):
@@ -399,16 +438,10 @@ def import_resize(ctx, onode, attrs):
 
 
 # ---- int8 ---------------------------------------------------------------------------------------
-def _same_as_input(self, g, node):
-    return "same_as_input"
-
-
 def _lower_reshape_int8(self, lc, node):
     lc.view(node.outputs[0], node.inputs[0])
 
 
-Reshape.int8_output = _same_as_input
-Reshape.lower_int8 = _lower_reshape_int8
 
 
 
@@ -511,16 +544,3 @@ def _lower_resize_int8(self, lc, node):
     p = E.make_resize_nearest_params((1, h, w, c), len(yi), len(xi))
     args = [Arg("const", lc.blob(yi, node, "yidx")), Arg("const", lc.blob(xi, node, "xidx")), Arg("in", x), Arg("out", y)]
     lc.add_step(node, "tc_resize_nearest_s8", p, args, lambda a, b, v: E.resize_nearest_s8(p, a, b, v))
-
-
-Transpose.int8_output = _same_as_input
-Transpose.lower_int8 = _lower_transpose_int8
-Concat.lower_int8 = _lower_concat_int8
-Slice.int8_output = _same_as_input
-Slice.lower_int8 = _lower_slice_int8
-Split.int8_output = _same_as_input
-Split.lower_int8 = _lower_split_int8
-Pad.int8_output = _same_as_input
-Pad.lower_int8 = _lower_pad_int8
-Resize.int8_output = _same_as_input
-Resize.lower_int8 = _lower_resize_int8

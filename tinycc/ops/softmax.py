@@ -23,6 +23,12 @@ class _SoftmaxBase(OpDef):
         y = z - lse if self.name == "LogSoftmax" else np.exp(z - lse)
         return [y.astype(np.float32)]
 
+    def int8_output(self, g, node):
+        return _int8_output(self, g, node)
+
+    def lower_int8(self, lc, node):
+        return _lower_softmax_int8(self, lc, node)
+
 
 register(type("Softmax", (_SoftmaxBase,), {"name": "Softmax"}))
 register(type("LogSoftmax", (_SoftmaxBase,), {"name": "LogSoftmax"}))
@@ -95,7 +101,3 @@ def _lower_log_softmax_int8(lc, node, s_in, s_out, zp_out, outer, depth):
     args = [Arg("const", lc.blob(table, node, "exp")), Arg("in", x), Arg("out", y)]
     lc.add_step(node, "tc_log_softmax_s8", p, args, lambda t, xv: E.log_softmax_s8(p, t, xv),
                 inplace_inputs=(0,), note="exp table")
-
-
-_SoftmaxBase.int8_output = _int8_output
-_SoftmaxBase.lower_int8 = _lower_softmax_int8
