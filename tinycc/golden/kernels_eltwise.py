@@ -197,16 +197,20 @@ class AddParams:
     out_dims: Dims4
 
     def validate(self) -> None:
-        for d in (self.in1_dims, self.in2_dims, self.out_dims):
-            _check_dims4(d, "dims")
-        _check_broadcast(self.in1_dims, self.in2_dims, self.out_dims)
-        _require(all(_is_int8(z) for z in (self.in1_zp, self.in2_zp, self.out_zp)),
-                 "zero points must be in [-128, 127]")
-        _check_act_range(self.act_min, self.act_max)
+        _check_binary(self)
         for m, s in ((self.in1_multiplier, self.in1_shift), (self.in2_multiplier, self.in2_shift),
                      (self.out_multiplier, self.out_shift)):
             _require(0 <= m <= INT32_MAX and -31 <= s <= 0,
                      f"ADD/SUB multipliers must be below one: (multiplier, shift) = ({m}, {s})")
+
+
+def _check_binary(p) -> None:
+    """Shape and quantization checks shared by ADD/SUB and MUL (tc_eltwise.h)."""
+    for d in (p.in1_dims, p.in2_dims, p.out_dims):
+        _check_dims4(d, "dims")
+    _check_broadcast(p.in1_dims, p.in2_dims, p.out_dims)
+    _require(all(_is_int8(z) for z in (p.in1_zp, p.in2_zp, p.out_zp)), "zero points must be in [-128, 127]")
+    _check_act_range(p.act_min, p.act_max)
 
 
 @dataclass(frozen=True)
@@ -226,12 +230,7 @@ class MulParams:
     out_dims: Dims4
 
     def validate(self) -> None:
-        for d in (self.in1_dims, self.in2_dims, self.out_dims):
-            _check_dims4(d, "dims")
-        _check_broadcast(self.in1_dims, self.in2_dims, self.out_dims)
-        _require(all(_is_int8(z) for z in (self.in1_zp, self.in2_zp, self.out_zp)),
-                 "zero points must be in [-128, 127]")
-        _check_act_range(self.act_min, self.act_max)
+        _check_binary(self)
         _check_requant_pair(self.out_multiplier, self.out_shift)
 
 
