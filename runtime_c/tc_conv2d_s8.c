@@ -156,36 +156,40 @@ static void conv2d_pixel(const tc_conv2d_params *p, const conv2d_window *win, co
 }
 
 /*
- * Gathered path (groups == 1, dil_w == 1, windows of at most CONV2D_DEPTH values): each output
- * pixel's window, in the weights' depth order (ky, kx, ic), is copied out of the input with
- * in_zp where a tap lies outside the image, and widened once to (x - in_zp) as int16 pairs in
- * the lane order of SXTB16: per 4 values (d0, d2) then (d1, d3). Every output channel of a
- * pixel pair then runs a 2x2 loop that widens only the weights (19 instructions per 16 MACs
- * against 23 when both sides are widened in the loop). Padded taps give x - in_zp = 0, so
- * border windows cost the same as interior ones and any two pixels can be paired.
- * Stack: 2 x 128 x 2 B = 512 B of widened input in conv2d_s8_gathered. Deeper windows would
- * need partial sums kept between parts, which cost more than the widening saves.
+ * Gathered path (groups == 1, dil_w == 1): each output pixel's window, in the weights' depth
+ * order (ky, kx, ic), is widened once to (x - in_zp) as int16 pairs in the lane order of
+ * SXTB16 (per 4 values (d0, d2) then (d1, d3)), with x = in_zp where a tap lies outside the
+ * image. Every output channel of a pixel pair then runs a 2x2 loop that widens only the
+ * weights (35 instructions per 32 MACs against 46 when both sides are widened in the loop).
+ * Padded taps give x - in_zp = 0, so border windows cost the same as interior ones and any two
+ * pixels can be paired.
+ * Windows deeper than CONV2D_CHUNK values are summed chunk by chunk; between chunks the partial
+ * sums of up to CONV2D_OC_BLOCK output channels of both pixels are kept on the stack.
+ * Stack: 2 x CONV2D_CHUNK x 2 B = 576 B of widened input, plus 2 x CONV2D_OC_BLOCK x 4 B =
+ * 256 B of partial sums for deep windows.
  */
-enum { CONV2D_DEPTH = 128 };
+enum { CONV2D_CHUNK = 144 };   /* a multiple of 8 */
+enum { CONV2D_OC_BLOCK = 32 }; /* even */
 
-/* Two pixels' widened windows, one flat array: pixel k's CONV2D_DEPTH int16 values take the
- * words from k * CONV2D_PIXEL. Before widening, its int8 values sit in the upper half of its
- * words, which the widening, walking up, overwrites only after reading them. */
-enum { CONV2D_PIXEL = CONV2D_DEPTH / 2 };
+/* Two pixels' widened windows, one flat array: pixel k's CONV2D_CHUNK int16 values take the
+ * words from k * CONV2D_PIXEL. Values gathered as int8 are staged in the upper half of the
+ * pixel's words, which the widening, walking up, overwrites only after reading them. */
+enum { CONV2D_PIXEL = CONV2D_CHUNK / 2 };
 
 typedef struct {
     uint32_t x[2 * CONV2D_PIXEL];
 } conv2d_scratch;
 
-/* The `len` values of output pixel `pix`'s window in depth order, in_zp outside the image. */
-static void conv2d_gather(const tc_conv2d_params *p, const int8_t *in, int32_t pix, int32_t len,
-                          int8_t *dst) {
+/* Values [d0, d0 + len) of output pixel `pix`'s window in depth order, in_zp outside the
+ * image. */
+static void conv2d_gather(const tc_conv2d_params *p, const int8_t *in, int32_t pix, int32_t d0,
+                          int32_t len, int8_t *dst) {
     const int32_t oy = pix / p->out_w;
     const int32_t in_y0 = oy * p->stride_h - p->pad_top;
     const int32_t in_x0 = (pix - oy * p->out_w) * p->stride_w - p->pad_left;
     const int32_t row_len = p->k_w * p->in_c;
     const int zp = (int)p->in_zp;
-    int32_t kx_lo, kx_hi, ky = 0, j = 0;
+    int32_t kx_lo, kx_hi, ky = d0 / row_len, j = d0 - ky * row_len;
     tc_dsp_tap_range(in_x0, 1, p->in_w, p->k_w, &kx_lo, &kx_hi);
     while (len > 0) {
         const int32_t n = TC_MIN(row_len - j, len);
@@ -209,40 +213,97 @@ static void conv2d_gather(const tc_conv2d_params *p, const int8_t *in, int32_t p
     }
 }
 
-/* Widens the `groups` 4-value groups staged in the upper half of x in place. */
-static void conv2d_widen(uint32_t *x, int32_t groups, int32_t in_zp) {
-    const uint32_t offset = tc_dsp_input_offset(in_zp);
-    const int8_t *staged = (const int8_t *)x + CONV2D_DEPTH;
+/* Widens the `groups` 4-value groups at src into x (src may be x's upper half). */
+static void conv2d_widen(uint32_t *x, const int8_t *src, int32_t groups, uint32_t offset) {
     int32_t g;
     for (g = 0; g < groups; ++g) {
-        const uint32_t v = tc_read_s8x4(staged + 4 * g);
+        const uint32_t v = tc_read_s8x4(src + 4 * g);
         x[2 * g] = tc_sxtab16(offset, v);
         x[2 * g + 1] = tc_sxtab16_ror8(offset, v);
     }
 }
 
-/* Gathers and widens the windows (len values) of pixels pix0 and pix1. */
+/* Whether all of pixel pix's window lies in the image, with kernel rows of whole 4-value
+ * groups: then chunks of whole groups are widened straight from the input. */
+static int conv2d_window_inside(const tc_conv2d_params *p, int32_t pix) {
+    const int32_t oy = pix / p->out_w;
+    const int32_t in_y0 = oy * p->stride_h - p->pad_top;
+    const int32_t in_x0 = (pix - oy * p->out_w) * p->stride_w - p->pad_left;
+    return ((p->k_w * p->in_c) & 3) == 0 && in_y0 >= 0 && in_x0 >= 0 &&
+           in_y0 + (p->k_h - 1) * p->dil_h < p->in_h && in_x0 + p->k_w <= p->in_w;
+}
+
+/* Widens values [d0, d0 + len) (whole groups) of pixel pix's window, all inside the image. */
+static void conv2d_widen_inside(const tc_conv2d_params *p, const int8_t *in, int32_t pix,
+                                int32_t d0, int32_t len, uint32_t *x) {
+    const int32_t oy = pix / p->out_w;
+    const int32_t in_y0 = oy * p->stride_h - p->pad_top;
+    const int32_t in_x0 = (pix - oy * p->out_w) * p->stride_w - p->pad_left;
+    const int32_t row_len = p->k_w * p->in_c;
+    const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+    int32_t ky = d0 / row_len, j = d0 - ky * row_len;
+    while (len > 0) {
+        const int32_t n = TC_MIN(row_len - j, len);
+        const int32_t iy = in_y0 + ky * p->dil_h;
+        conv2d_widen(x, in + (iy * p->in_w + in_x0) * p->in_c + j, n >> 2, offset);
+        x += n >> 1;
+        len -= n;
+        j = 0;
+        ++ky;
+    }
+}
+
+/* Gathers and widens values [d0, d0 + len) of the windows of pixels pix0 and pix1. */
 static void conv2d_stage_pair(const tc_conv2d_params *p, const int8_t *in, int32_t pix0,
-                              int32_t pix1, int32_t len, conv2d_scratch *s) {
+                              int32_t pix1, int32_t d0, int32_t len, conv2d_scratch *s) {
     const int32_t groups = (len + 3) >> 2;
     int k;
     for (k = 0; k < 2; ++k) {
+        const int32_t pix = k == 0 ? pix0 : pix1;
         uint32_t *x = s->x + k * CONV2D_PIXEL;
-        int8_t *staged = (int8_t *)x + CONV2D_DEPTH;
-        conv2d_gather(p, in, k == 0 ? pix0 : pix1, len, staged);
-        if (4 * groups > len) memset(staged + len, (int)p->in_zp, (size_t)(4 * groups - len));
-        conv2d_widen(x, groups, p->in_zp);
+        if ((len & 3) == 0 && conv2d_window_inside(p, pix)) {
+            conv2d_widen_inside(p, in, pix, d0, len, x);
+        } else {
+            int8_t *staged = (int8_t *)x + CONV2D_CHUNK;
+            conv2d_gather(p, in, pix, d0, len, staged);
+            if (4 * groups > len) {
+                memset(staged + len, (int)p->in_zp, (size_t)(4 * groups - len));
+            }
+            conv2d_widen(x, staged, groups, tc_dsp_input_offset(p->in_zp));
+        }
     }
 }
+
+/* The first n (< 4) bytes of w in a word, zero above (weights of a window's short last group). */
+static uint32_t conv2d_tail_word(const int8_t *w, int32_t n) {
+    uint32_t word = 0;
+    int32_t i;
+    for (i = 0; i < n; ++i) word |= (uint32_t)(uint8_t)w[i] << (8 * i);
+    return word;
+}
+
+/* A pixel pair's widened chunk, against a range of output channels. Read through a pointer
+ * in the channel loop: the output stores (int8) may alias anything, so the compiler reloads
+ * the fields it needs rather than keeping them all in registers or spilling copies. */
+typedef struct {
+    const conv2d_scratch *s;
+    const int8_t *w;        /* weights [out_c][depth], at the chunk's first value */
+    int32_t w_oc;           /* depth: weights per output channel */
+    int32_t groups, tail;   /* whole 4-value groups in the chunk, values after them (0..3) */
+    int32_t *partial;       /* NULL: the window is one chunk; else 4 sums per channel pair */
+    int first, last;        /* the chunk is the window's first / last */
+    int8_t *y0, *y1;        /* the pixels' outputs */
+    tc_dsp_requant q;
+} conv2d_pair_job;
 
 /* acc += the 2x2 block of the two widened pixels x and weight rows (w0, w1) over n groups. */
 static inline void conv2d_dot_wide_2x2(const uint32_t *x, const int8_t *w0, const int8_t *w1,
                                        int32_t n, int32_t acc[4]) {
-    const uint32_t *x0 = x;
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-    for (; n > 0; --n) {
-        const uint32_t x0e = x0[0], x0o = x0[1];
-        const uint32_t x1e = x0[CONV2D_PIXEL], x1o = x0[CONV2D_PIXEL + 1];
+    int32_t i;
+    for (i = n >> 1; i > 0; --i) { /* two groups per iteration */
+        uint32_t x0e = x[0], x0o = x[1];
+        uint32_t x1e = x[CONV2D_PIXEL], x1o = x[CONV2D_PIXEL + 1];
         uint32_t wo = tc_read_s8x4(w0);
         uint32_t we = tc_sxtb16(wo);
         wo = tc_sxtb16_ror8(wo);
@@ -257,9 +318,41 @@ static inline void conv2d_dot_wide_2x2(const uint32_t *x, const int8_t *w0, cons
         a11 = tc_smlad(x1e, we, a11);
         a01 = tc_smlad(x0o, wo, a01);
         a11 = tc_smlad(x1o, wo, a11);
-        x0 += 2;
-        w0 += 4;
-        w1 += 4;
+        x0e = x[2];
+        x0o = x[3];
+        x1e = x[CONV2D_PIXEL + 2];
+        x1o = x[CONV2D_PIXEL + 3];
+        wo = tc_read_s8x4(w0 + 4);
+        we = tc_sxtb16(wo);
+        wo = tc_sxtb16_ror8(wo);
+        a00 = tc_smlad(x0e, we, a00);
+        a10 = tc_smlad(x1e, we, a10);
+        a00 = tc_smlad(x0o, wo, a00);
+        a10 = tc_smlad(x1o, wo, a10);
+        wo = tc_read_s8x4(w1 + 4);
+        we = tc_sxtb16(wo);
+        wo = tc_sxtb16_ror8(wo);
+        a01 = tc_smlad(x0e, we, a01);
+        a11 = tc_smlad(x1e, we, a11);
+        a01 = tc_smlad(x0o, wo, a01);
+        a11 = tc_smlad(x1o, wo, a11);
+        x += 4;
+        w0 += 8;
+        w1 += 8;
+    }
+    if (n & 1) {
+        const uint32_t x0e = x[0], x0o = x[1];
+        const uint32_t x1e = x[CONV2D_PIXEL], x1o = x[CONV2D_PIXEL + 1];
+        uint32_t wo = tc_read_s8x4(w0);
+        uint32_t we = tc_sxtb16(wo);
+        wo = tc_sxtb16_ror8(wo);
+        a00 = tc_smlad(x0o, wo, tc_smlad(x0e, we, a00));
+        a10 = tc_smlad(x1o, wo, tc_smlad(x1e, we, a10));
+        wo = tc_read_s8x4(w1);
+        we = tc_sxtb16(wo);
+        wo = tc_sxtb16_ror8(wo);
+        a01 = tc_smlad(x0o, wo, tc_smlad(x0e, we, a01));
+        a11 = tc_smlad(x1o, wo, tc_smlad(x1e, we, a11));
     }
     acc[0] = a00;
     acc[1] = a01;
@@ -267,60 +360,61 @@ static inline void conv2d_dot_wide_2x2(const uint32_t *x, const int8_t *w0, cons
     acc[3] = a11;
 }
 
-/* The first n (< 4) bytes of w in a word, zero above (weights of a window's short last group). */
-static uint32_t conv2d_tail_word(const int8_t *w, int32_t n) {
-    uint32_t word = 0;
-    int32_t i;
-    for (i = 0; i < n; ++i) word |= (uint32_t)(uint8_t)w[i] << (8 * i);
-    return word;
-}
-
-/* A pixel pair's widened windows, against a range of output channels. Read through a pointer
- * in the channel loop: the output stores (int8) may alias anything, so the compiler reloads
- * the fields it needs rather than keeping them all in registers or spilling copies. */
-typedef struct {
-    const conv2d_scratch *s;
-    const int8_t *w;        /* weights [out_c][depth] */
-    int32_t w_oc;           /* depth: weights per output channel */
-    int32_t full, tail;     /* whole 4-value groups in a window, values after them (0..3) */
-    int8_t *y0, *y1;        /* the pixels' outputs */
-    tc_dsp_requant q;
-} conv2d_pair_job;
-
-/* acc += the window's last, short group (the weights padded with zeros: no read past a row). */
+/* acc += the chunk's last, short group (the weights padded with zeros: no read past a row). */
 static void conv2d_tail_2x2(const conv2d_pair_job *pt, const int8_t *w0, const int8_t *w1,
                             int32_t acc[4]) {
-    const uint32_t t0 = conv2d_tail_word(w0 + 4 * pt->full, pt->tail);
-    const uint32_t t1 = conv2d_tail_word(w1 + 4 * pt->full, pt->tail);
-    const uint32_t *x0 = pt->s->x + 2 * pt->full, *x1 = x0 + CONV2D_PIXEL;
+    const uint32_t t0 = conv2d_tail_word(w0 + 4 * pt->groups, pt->tail);
+    const uint32_t t1 = conv2d_tail_word(w1 + 4 * pt->groups, pt->tail);
+    const uint32_t *x0 = pt->s->x + 2 * pt->groups, *x1 = x0 + CONV2D_PIXEL;
     acc[0] = tc_smlad(x0[1], tc_sxtb16_ror8(t0), tc_smlad(x0[0], tc_sxtb16(t0), acc[0]));
     acc[1] = tc_smlad(x0[1], tc_sxtb16_ror8(t1), tc_smlad(x0[0], tc_sxtb16(t1), acc[1]));
     acc[2] = tc_smlad(x1[1], tc_sxtb16_ror8(t0), tc_smlad(x1[0], tc_sxtb16(t0), acc[2]));
     acc[3] = tc_smlad(x1[1], tc_sxtb16_ror8(t1), tc_smlad(x1[0], tc_sxtb16(t1), acc[3]));
 }
 
-/* All output channels of a pixel pair, two at a time. */
-static TC_DSP_NOINLINE void conv2d_pair_channels(const conv2d_pair_job *pt, int32_t out_c) {
+/* Output channels [c_begin, c_end) of a pixel pair over one chunk, two at a time (an odd last
+ * channel runs twice). The job's fields are copied to locals: the int8 output stores may alias
+ * anything reached through a pointer. */
+static TC_DSP_NOINLINE void conv2d_pair_channels(const conv2d_pair_job *pt, int32_t c_begin,
+                                                 int32_t c_end) {
+    const tc_dsp_requant q = pt->q;
+    const uint32_t *x = pt->s->x;
+    const int32_t w_oc = pt->w_oc, groups = pt->groups;
+    const int first = pt->first, last = pt->last, tail = pt->tail;
+    int8_t *y0 = pt->y0, *y1 = pt->y1;
+    int32_t *partial = pt->partial;
+    const int8_t *w0 = pt->w + c_begin * w_oc;
     int32_t c;
-    for (c = 0; c < out_c; c += 2) {
-        const int32_t c1 = c + 1 < out_c ? c + 1 : c; /* an odd last channel runs twice */
-        const int8_t *w0 = pt->w + c * pt->w_oc;
-        const int8_t *w1 = pt->w + c1 * pt->w_oc;
+    for (c = c_begin; c < c_end; c += 2) {
+        const int32_t c1 = c + 1 < c_end ? c + 1 : c;
+        const int8_t *w1 = c1 > c ? w0 + w_oc : w0;
         int32_t acc[4];
         int8_t results[4];
-        acc[0] = acc[2] = pt->q.bias != NULL ? pt->q.bias[c] : 0;
-        acc[1] = acc[3] = pt->q.bias != NULL ? pt->q.bias[c1] : 0;
-        conv2d_dot_wide_2x2(pt->s->x, w0, w1, pt->full, acc);
-        if (pt->tail != 0) conv2d_tail_2x2(pt, w0, w1, acc);
-        tc_dsp_output_pair(&pt->q, c, c1, acc, results);
-        pt->y0[c] = results[0];
-        pt->y0[c1] = results[1];
-        pt->y1[c] = results[2];
-        pt->y1[c1] = results[3];
+        if (!first) {
+            memcpy(acc, partial + 2 * (c - c_begin), sizeof acc);
+        } else if (q.bias != NULL) {
+            acc[0] = acc[2] = q.bias[c];
+            acc[1] = acc[3] = q.bias[c1];
+        } else {
+            acc[0] = acc[1] = acc[2] = acc[3] = 0;
+        }
+        conv2d_dot_wide_2x2(x, w0, w1, groups, acc);
+        if (tail != 0) conv2d_tail_2x2(pt, w0, w1, acc);
+        w0 += 2 * w_oc;
+        if (!last) {
+            memcpy(partial + 2 * (c - c_begin), acc, sizeof acc);
+            continue;
+        }
+        tc_dsp_output_pair(&q, c, c1, acc, results);
+        y0[c] = results[0];
+        y0[c1] = results[1];
+        y1[c] = results[2];
+        y1[c1] = results[3];
     }
 }
 
-static void conv2d_s8_gathered(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+/* Windows of at most CONV2D_CHUNK values: all output channels of each pixel pair at once. */
+static TC_DSP_NOINLINE void conv2d_s8_gathered(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
                                const tc_dsp_requant *q, int8_t *out) {
     const int32_t pixels = p->out_h * p->out_w;
     const int32_t depth = p->k_h * p->k_w * p->in_c;
@@ -330,30 +424,57 @@ static void conv2d_s8_gathered(const tc_conv2d_params *p, const int8_t *in, cons
     job.s = &s;
     job.w = w;
     job.w_oc = depth;
-    job.full = depth >> 2;
+    job.groups = depth >> 2;
     job.tail = depth & 3;
+    job.partial = NULL;
+    job.first = job.last = 1;
     job.q = *q;
     for (pix = 0; pix < pixels; pix += 2) {
         const int32_t pix1 = pix + 1 < pixels ? pix + 1 : pix; /* an odd last pixel runs twice */
         job.y0 = out + pix * p->out_c;
         job.y1 = out + pix1 * p->out_c;
-        conv2d_stage_pair(p, in, pix, pix1, depth, &s);
-        conv2d_pair_channels(&job, p->out_c);
+        conv2d_stage_pair(p, in, pix, pix1, 0, depth, &s);
+        conv2d_pair_channels(&job, 0, p->out_c);
     }
 }
 
-/* A 1x1 convolution reading input pixel i for output pixel i: a matrix product. */
-static int conv2d_is_dense_pointwise(const tc_conv2d_params *p) {
-    return p->k_h == 1 && p->k_w == 1 && p->groups == 1 && p->stride_h == 1 &&
-           p->stride_w == 1 && p->pad_top == 0 && p->pad_left == 0 && p->out_w == p->in_w &&
-           p->out_h <= p->in_h;
+/* Deeper windows: per pixel pair and block of CONV2D_OC_BLOCK output channels, chunk by chunk. */
+static TC_DSP_NOINLINE void conv2d_s8_gathered_deep(const tc_conv2d_params *p,
+                                                    const int8_t *in, const int8_t *w, const tc_dsp_requant *q, int8_t *out) {
+    const int32_t pixels = p->out_h * p->out_w;
+    const int32_t depth = p->k_h * p->k_w * p->in_c;
+    conv2d_scratch s;
+    int32_t partial[2 * CONV2D_OC_BLOCK];
+    conv2d_pair_job job;
+    int32_t pix, c, d0;
+    job.s = &s;
+    job.w_oc = depth;
+    job.partial = partial;
+    job.q = *q;
+    for (pix = 0; pix < pixels; pix += 2) {
+        const int32_t pix1 = pix + 1 < pixels ? pix + 1 : pix; /* an odd last pixel runs twice */
+        job.y0 = out + pix * p->out_c;
+        job.y1 = out + pix1 * p->out_c;
+        for (c = 0; c < p->out_c; c += CONV2D_OC_BLOCK) {
+            const int32_t c_end = TC_MIN(c + CONV2D_OC_BLOCK, p->out_c);
+            for (d0 = 0; d0 < depth; d0 += CONV2D_CHUNK) {
+                const int32_t len = TC_MIN(CONV2D_CHUNK, depth - d0);
+                job.w = w + d0;
+                job.groups = len >> 2;
+                job.tail = len & 3;
+                job.first = d0 == 0;
+                job.last = d0 + len == depth;
+                conv2d_stage_pair(p, in, pix, pix1, d0, len, &s);
+                conv2d_pair_channels(&job, c, c_end);
+            }
+        }
+    }
 }
 
 /*
- * SIMD path. groups == 1, dil_w == 1 and windows of at most CONV2D_DEPTH values: the gathered
- * path above. Otherwise a dense 1x1 convolution is one matrix product, and other output pixels
- * are taken in pairs along a row where both windows have the same in-image taps (everywhere
- * except near the left and right borders), else one at a time.
+ * SIMD path. groups == 1 and dil_w == 1: the gathered path above. Otherwise output pixels are
+ * taken in pairs along a row where both windows have the same in-image taps (everywhere except
+ * near the left and right borders), else one at a time.
  */
 static void conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
                           const int32_t *bias, const int32_t *mult, const int32_t *shift,
@@ -361,12 +482,12 @@ static void conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int
     const tc_dsp_requant q =
         tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
     int32_t oy, ox;
-    if (p->groups == 1 && p->dil_w == 1 && p->k_h * p->k_w * p->in_c <= CONV2D_DEPTH) {
-        conv2d_s8_gathered(p, in, w, &q, out);
-        return;
-    }
-    if (conv2d_is_dense_pointwise(p)) {
-        tc_dsp_matmul_s8(in, w, p->out_h * p->out_w, p->out_c, p->in_c, p->in_zp, &q, out);
+    if (p->groups == 1 && p->dil_w == 1) {
+        if (p->k_h * p->k_w * p->in_c <= CONV2D_CHUNK) {
+            conv2d_s8_gathered(p, in, w, &q, out);
+        } else {
+            conv2d_s8_gathered_deep(p, in, w, &q, out);
+        }
         return;
     }
     for (oy = 0; oy < p->out_h; ++oy) {
