@@ -15,6 +15,7 @@ import numpy as np
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_OK, BadInput, TinyccError
 from .target import DEFAULT_STACK_BYTES, TARGETS
+from .quant.calibrate import DEFAULT_METHOD as DEFAULT_CALIB_METHOD
 from .units import parse_input_shapes, parse_size
 
 EPILOG = """exit codes: 0 ok, 2 bad input or unsupported model, 3 does not fit the memory budget,
@@ -32,7 +33,8 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib", metavar="FILE",
                    help="calibration data: .npy with a leading sample axis, or .npz keyed by input name")
     p.add_argument("--calib-method", choices=["minmax", "percentile", "mse"], default=None,
-                   help="activation range estimator (default: see README)")
+                   help=f"activation range estimator (default: {DEFAULT_CALIB_METHOD}, chosen by measurement: "
+                        "benchmarks/bench_calibration.py)")
     p.add_argument("--bias-correction", action="store_true", help="empirical bias correction after PTQ")
     p.add_argument("--calib-samples", type=int, default=None, metavar="N",
                    help="use at most N calibration samples")
