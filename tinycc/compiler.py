@@ -121,7 +121,9 @@ def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
 
     core, memory = target_memory(getattr(args, "target", None), sram, flash, getattr(args, "stack_bytes", None))
     files = generate_project(program, mem, prefix, Path(args.model).name, core, memory)
-    target_text = measure_on_target(files, report, program, prefix, core, memory) if core else ""
+    target_text = measure_on_target(files, report, program, prefix, core, memory) if core else (
+        "\n  the stack is not included (it depends on the core and compiler): compile with "
+        "--target cortex-mN to link against the budget and measure it")
     import json
 
     files["report.json"] = (json.dumps(report, indent=2) + "\n").encode()
