@@ -373,7 +373,9 @@ static void conv2d_tail_2x2(const conv2d_pair_job *pt, const int8_t *w0, const i
 }
 
 /* Output channels [c_begin, c_end) of a pixel pair over one chunk, two at a time (an odd last
- * channel runs twice). The job's fields are copied to locals: the int8 output stores may alias
+ * channel runs twice); the chunk's short last group, if any, is read byte by byte. Off the hot
+ * path: the channel pair that holds the last output channel when the weights' rows do not end
+ * on a whole group. The job's fields are copied to locals: the int8 output stores may alias
  * anything reached through a pointer. */
 static TC_DSP_NOINLINE void conv2d_pair_channels(const conv2d_pair_job *pt, int32_t c_begin,
                                                  int32_t c_end) {
@@ -413,6 +415,75 @@ static TC_DSP_NOINLINE void conv2d_pair_channels(const conv2d_pair_job *pt, int3
     }
 }
 
+/* The four outputs of a 2x2 block (pixels 0, 1 x channels c, c + 1) whose accumulators hold
+ * the bias, into y0[c], y0[c + 1], y1[c], y1[c + 1]: tc_dsp_output_pair written out so that it
+ * is inlined into the hot loop, with each channel's rounding terms computed once. */
+static inline void conv2d_store_2x2(const tc_dsp_requant *q, int32_t c, const int32_t acc[4],
+                                    int8_t *y0, int8_t *y1) {
+    const int32_t shift0 = q->shift[c], shift1 = q->shift[c + 1];
+    int32_t v0, v1, v2, v3;
+    if ((shift0 & shift1) < 0) { /* both negative: the usual right shifts */
+        const int32_t mult0 = q->mult[c], mult1 = q->mult[c + 1];
+        const int32_t e0 = -shift0 - 1, e1 = -shift1 - 1;
+        const uint32_t half0 = UINT32_C(1) << e0, half1 = UINT32_C(1) << e1;
+        /* y + out_zp cannot overflow here (|y| < 2^31 / 2^e); SSAT is the clamp to int8 */
+        v0 = tc_ssat8(tc_mbqm_right(acc[0], mult0, half0, e0) + q->out_zp);
+        v1 = tc_ssat8(tc_mbqm_right(acc[1], mult1, half1, e1) + q->out_zp);
+        v2 = tc_ssat8(tc_mbqm_right(acc[2], mult0, half0, e0) + q->out_zp);
+        v3 = tc_ssat8(tc_mbqm_right(acc[3], mult1, half1, e1) + q->out_zp);
+        if (q->act_min != -128 || q->act_max != 127) { /* a fused activation */
+            v0 = TC_MIN(TC_MAX(v0, q->act_min), q->act_max);
+            v1 = TC_MIN(TC_MAX(v1, q->act_min), q->act_max);
+            v2 = TC_MIN(TC_MAX(v2, q->act_min), q->act_max);
+            v3 = TC_MIN(TC_MAX(v3, q->act_min), q->act_max);
+        }
+    } else { /* the rare left shifts (shift >= 0) */
+        v0 = tc_requant_call(acc[0], q->mult[c], shift0, q);
+        v1 = tc_requant_call(acc[1], q->mult[c + 1], shift1, q);
+        v2 = tc_requant_call(acc[2], q->mult[c], shift0, q);
+        v3 = tc_requant_call(acc[3], q->mult[c + 1], shift1, q);
+    }
+    y0[c] = (int8_t)v0;
+    y0[c + 1] = (int8_t)v1;
+    y1[c] = (int8_t)v2;
+    y1[c + 1] = (int8_t)v3;
+}
+
+/* The hot loop: output channel pairs [0, c_end) (an even count) of a pixel pair whose window
+ * is one chunk. A short last group is read as a whole word: the widened input is 0 past the
+ * window, so the extra weights (the next channel's) add nothing; the caller keeps the read
+ * inside the weights. */
+static TC_DSP_NOINLINE void conv2d_pair_channels_whole(const conv2d_pair_job *pt,
+                                                       int32_t c_end) {
+    const tc_dsp_requant *q = &pt->q;
+    const int32_t w_oc = pt->w_oc;
+    const int32_t groups = pt->groups + (pt->tail != 0);
+    const int8_t *w = pt->w;
+    int32_t c;
+    for (c = 0; c < c_end; c += 2) {
+        int32_t acc[4];
+        if (q->bias != NULL) {
+            acc[0] = acc[2] = q->bias[c];
+            acc[1] = acc[3] = q->bias[c + 1];
+        } else {
+            acc[0] = acc[1] = acc[2] = acc[3] = 0;
+        }
+        conv2d_dot_wide_2x2(pt->s->x, w, w + w_oc, groups, acc);
+        w += 2 * w_oc;
+        conv2d_store_2x2(q, c, acc, pt->y0, pt->y1);
+    }
+}
+
+/* All output channels of a pixel pair whose window is one chunk: the channel pairs whose
+ * weight reads stay inside the weights take the hot loop. */
+static void conv2d_pair_whole(const conv2d_pair_job *pt, int32_t out_c) {
+    int32_t c_fast = out_c & ~1;
+    /* a whole-word read of the last group of channel out_c - 1 would pass the weights' end */
+    if (pt->tail != 0 && c_fast == out_c) c_fast -= 2;
+    if (c_fast > 0) conv2d_pair_channels_whole(pt, c_fast);
+    if (c_fast < out_c) conv2d_pair_channels(pt, c_fast, out_c);
+}
+
 /* Windows of at most CONV2D_CHUNK values: all output channels of each pixel pair at once. */
 static TC_DSP_NOINLINE void conv2d_s8_gathered(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
                                const tc_dsp_requant *q, int8_t *out) {
@@ -434,7 +505,7 @@ static TC_DSP_NOINLINE void conv2d_s8_gathered(const tc_conv2d_params *p, const 
         job.y0 = out + pix * p->out_c;
         job.y1 = out + pix1 * p->out_c;
         conv2d_stage_pair(p, in, pix, pix1, 0, depth, &s);
-        conv2d_pair_channels(&job, 0, p->out_c);
+        conv2d_pair_whole(&job, p->out_c);
     }
 }
 

@@ -843,6 +843,8 @@ INNER_LOOPS = {
     "1x4, window (conv single pixels)": ("tc_conv2d_s8.o", "tc_dsp_taps_1x4", 1.6),
     "1x1 (leftover channels)": ("tc_conv2d_s8.o", "tc_dsp_taps_1x1", 2.6),
     "2x2, gathered int16 windows (conv pixel pairs)": ("tc_conv2d_s8.o", "conv2d_pair_channels", 1.2),
+    "2x2, gathered int16 windows, one chunk (conv hot loop)": ("tc_conv2d_s8.o",
+                                                               "conv2d_pair_channels_whole", 1.2),
     "depthwise, 4 channels": ("tc_dwconv2d_s8.o", "dwconv2d_channels4", 3.6),
     "depthwise in place, 4 taps of a row": ("tc_dwconv2d_s8.o", "dwconv2d_plane_dsp", 2.6),
     "depthwise 3x3, stride 1 window pairs": ("tc_dwconv2d_s8.o", "dw3_sums_pairs_dsp", 2.1),
