@@ -1,0 +1,28 @@
+/*
+ * The cases of tests/test_kernels_qemu.py, as compiled into the Cortex-M image: the test writes
+ * qemu_kernels_cases.c (the arrays and the table) for the driver qemu_kernels_driver.c.
+ */
+#ifndef QEMU_KERNELS_CASES_H
+#define QEMU_KERNELS_CASES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { QK_CONV = 0, QK_DWCONV = 1, QK_FC = 2 };
+
+typedef struct {
+    int32_t kind;          /* QK_CONV, QK_DWCONV or QK_FC */
+    const int32_t *params; /* the kernel's params struct, field by field (all int32_t) */
+    const int8_t *x, *w;
+    const int32_t *bias; /* NULL: no bias */
+    const int32_t *mult, *shift;
+    int32_t out_len; /* bytes of output */
+} qk_case;
+
+extern const qk_case qk_cases[];
+extern const int32_t qk_case_count;
+
+/* Per case: the status byte, then out_len output bytes. */
+extern int8_t qk_results[];
+
+#endif /* QEMU_KERNELS_CASES_H */

@@ -1,0 +1,204 @@
+"""The int8 conv / depthwise / fully connected kernels as built for a real Cortex-M, under QEMU.
+
+tests/test_kernels_dsp.py checks the DSP fast paths on the host through the C emulation of the
+instructions (TC_EMULATE_DSP), which cannot run the GNU inline assembly of a real build. Here
+the kernels are cross-compiled for the core (arm-none-eabi-gcc, the core's -mcpu/-mfpu flags,
+-O2: the instructions and any hand-written assembly blocks), linked with a bare-metal driver
+(tests/c/qemu_kernels_driver.c) and randomized and targeted cases embedded as C arrays, run on
+the core's QEMU board with semihosting, and every output is compared bit for bit with the numpy
+golden model (tinycc/golden/kernels_conv.py).
+"""
+from __future__ import annotations
+
+import subprocess
+from dataclasses import astuple
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pytest
+
+from cbuild import RUNTIME
+from test_kernels_dsp import (CONV_TARGETED, DW_TARGETED, FC_TARGETED, KINDS, TC_OK,
+                              assert_bit_exact, dsp_path_expected, golden, name_seed)
+from tinycc import __version__
+from tinycc.resources import data_dir
+from tinycc.sim.host import BuildError
+from tinycc.sim.qemu import ARM_PREFIX, missing_tools, run_elf
+from tinycc.target import get_core, memory_for
+
+TESTS_C = Path(__file__).resolve().parent / "c"
+KERNEL_SOURCES = ("tc_conv2d_s8.c", "tc_dwconv2d_s8.c", "tc_fc_s8.c")
+KIND_CODES = {"conv": "QK_CONV", "dw": "QK_DWCONV", "fc": "QK_FC"}
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
+          "-fdata-sections"]
+
+_MISSING = missing_tools(run=True)
+pytestmark = pytest.mark.skipif(_MISSING is not None,
+                                reason=f"Cortex-M toolchain or QEMU unavailable: {_MISSING}")
+
+# Shapes aimed at the Cortex-M conv blocks: the pointwise and first-layer shapes of the MLPerf
+# Tiny models, window depths around the 144-value chunk of the gathered path (one chunk
+# exactly, one chunk plus a short group, several chunks with more than 32 output channels),
+# odd numbers of 4-value groups and of output channels, and accumulators at their extremes.
+CONV_QEMU = {
+    "pointwise_in_c_8_out_c_16": dict(in_hw=(6, 6), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                      in_c=8, out_c=16, groups=1),
+    "pointwise_in_c_16_out_c_9": dict(in_hw=(5, 5), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                      in_c=16, out_c=9, groups=1),
+    "pointwise_in_c_12_odd_groups": dict(in_hw=(3, 5), k=(1, 1), stride=(1, 1),
+                                         pads=(0, 0, 0, 0), in_c=12, out_c=6, groups=1),
+    "pointwise_in_c_64_out_c_12": dict(in_hw=(4, 5), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                       in_c=64, out_c=12, groups=1),
+    "pointwise_in_c_150_tail_2": dict(in_hw=(3, 3), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                      in_c=150, out_c=5, groups=1),
+    "pointwise_in_c_32_s2": dict(in_hw=(7, 7), k=(1, 1), stride=(2, 2), pads=(0, 0, 0, 0),
+                                 in_c=32, out_c=10, groups=1),
+    "first_conv_3x3_in_c_3": dict(in_hw=(8, 8), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                  pads=(1, 1, 1, 1), in_c=3, out_c=8, groups=1),
+    "first_conv_3x3_s2_in_c_3_out_c_5": dict(in_hw=(9, 9), k=(3, 3), stride=(2, 2),
+                                             dil=(1, 1), pads=(1, 1, 1, 1), in_c=3, out_c=5,
+                                             groups=1),
+    "3x3_in_c_16_one_full_chunk": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                       pads=(1, 1, 1, 1), in_c=16, out_c=6, groups=1),
+    "3x3_in_c_17_chunk_and_tail": dict(in_hw=(5, 5), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                       pads=(1, 1, 1, 1), in_c=17, out_c=5, groups=1),
+    "3x3_s2_in_c_32_out_c_36_deep": dict(in_hw=(7, 7), k=(3, 3), stride=(2, 2), dil=(1, 1),
+                                         pads=(1, 1, 1, 1), in_c=32, out_c=36, groups=1),
+    "out_c_1": dict(in_hw=(4, 4), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                    in_c=8, out_c=1, groups=1),
+    "out_c_2_odd_pixels": dict(in_hw=(3, 3), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                               pads=(1, 1, 1, 1), in_c=6, out_c=2, groups=1),
+    "extremes_in_c_64": dict(in_hw=(3, 4), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                             in_c=64, out_c=6, groups=1, in_zp=-128, style="extremes",
+                             w_range=(-128, 127), regime="saturate", act="full"),
+    "extremes_in_zp_127_3x3": dict(in_hw=(4, 4), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                   pads=(1, 1, 1, 1), in_c=12, out_c=4, groups=1, in_zp=127,
+                                   style="extremes", w_range=(-128, 127)),
+    "bias_near_limit_in_c_32": dict(in_hw=(3, 3), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                    in_c=32, out_c=6, groups=1, bias="near_limit",
+                                    regime="normal"),
+    "large_multipliers_in_c_24": dict(in_hw=(3, 4), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                      in_c=24, out_c=7, groups=1, regime="large"),
+    "relu_in_c_20": dict(in_hw=(4, 4), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                         in_c=20, out_c=6, groups=1, act="relu"),
+}
+RANDOM_CASES = {"conv": 90, "dw": 30, "fc": 30}
+FIRST_SEED = 70_000  # other seeds than the host tests'
+TARGETED = {"conv": {**CONV_TARGETED, **CONV_QEMU}, "dw": DW_TARGETED, "fc": FC_TARGETED}
+
+
+def qemu_cases():
+    """(kind, case id, case) for the randomized and targeted cases of each kernel."""
+    cases = []
+    for kind in RANDOM_CASES:
+        make = KINDS[kind][0]
+        cases += [(kind, f"random{seed}", make(FIRST_SEED + seed))
+                  for seed in range(RANDOM_CASES[kind])]
+        cases += [(kind, name, make(name_seed(name), **kwargs))
+                  for name, kwargs in TARGETED[kind].items()]
+    return cases
+
+
+# ---------------------------------------------------------------------------------------------
+# The image: the cases as C arrays, the driver, the kernels and the harness's startup code
+
+
+def _c_int(v: int) -> str:
+    return "(-2147483647 - 1)" if v == -2**31 else str(int(v))
+
+
+def _c_array(ctype: str, name: str, values) -> str:
+    body = ",".join(_c_int(v) for v in np.asarray(values).reshape(-1).tolist())
+    return f"static const {ctype} {name}[] = {{{body}}};\n"
+
+
+def cases_source(cases) -> str:
+    """qemu_kernels_cases.c: every case's arrays and the table the driver walks."""
+    out = ['#include "qemu_kernels_cases.h"\n\n']
+    rows = []
+    results = 0
+    for i, (kind, _, (p, x, w, bias, mult, shift)) in enumerate(cases):
+        out.append(_c_array("int32_t", f"p{i}", astuple(p)))
+        out.append(_c_array("int8_t", f"x{i}", x))
+        out.append(_c_array("int8_t", f"w{i}", w))
+        out.append(_c_array("int32_t", f"m{i}", mult))
+        out.append(_c_array("int32_t", f"s{i}", shift))
+        if bias is not None:
+            out.append(_c_array("int32_t", f"b{i}", bias))
+        out_len = int(np.prod(KINDS[kind][3](p)))
+        rows.append(f"    {{{KIND_CODES[kind]}, p{i}, x{i}, w{i}, {'NULL' if bias is None else f'b{i}'}, "
+                    f"m{i}, s{i}, {out_len}}},\n")
+        results += 1 + out_len
+    out.append("\nconst qk_case qk_cases[] = {\n" + "".join(rows) + "};\n")
+    out.append(f"const int32_t qk_case_count = {len(cases)};\n")
+    out.append(f"int8_t qk_results[{results}];\n")
+    return "".join(out)
+
+
+def render_harness(core, folder: Path) -> None:
+    """The linker script, startup code and semihosting of generated projects (templates/arm)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("templates") / "arm")),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    view = dict(version=__version__, prefix="qemu_kernels", core=core,
+                memory=memory_for(core, core.sram_capacity, None))
+    for name in ("link.ld", "startup.c", "tc_semihost.c", "tc_target.h"):
+        (folder / name).write_text(env.get_template(f"{name}.j2").render(**view))
+
+
+def build_image(core, cases, folder: Path) -> Path:
+    render_harness(core, folder)
+    (folder / "qemu_kernels_cases.c").write_text(cases_source(cases))
+    elf = folder / "qemu_kernels.elf"
+    sources = [folder / "startup.c", folder / "tc_semihost.c", folder / "qemu_kernels_cases.c",
+               TESTS_C / "qemu_kernels_driver.c", *(RUNTIME / s for s in KERNEL_SOURCES)]
+    cmd = [f"{ARM_PREFIX}gcc", *core.cpu_flags, *CFLAGS, f"-I{RUNTIME}", f"-I{TESTS_C}",
+           f"-I{folder}", "-nostartfiles", "-T", str(folder / "link.ld"), "-Wl,--gc-sections",
+           "-Wl,--no-warn-rwx-segments", "-o", str(elf), *map(str, sources)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildError(f"cross-compiling the kernel test image failed:\n{r.stderr}")
+    return elf
+
+
+def split_results(cases, data: bytes):
+    """(status, output) per case, from the driver's output0.bin."""
+    offset = 0
+    for kind, _, case in cases:
+        shape = KINDS[kind][3](case[0])
+        n = int(np.prod(shape))
+        status = int(np.frombuffer(data, dtype=np.int8, count=1, offset=offset)[0])
+        y = np.frombuffer(data, dtype=np.int8, count=n, offset=offset + 1).reshape(shape)
+        offset += 1 + n
+        yield status, y
+    assert offset == len(data)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+CASES = qemu_cases()
+
+
+def test_cases_exercise_the_dsp_paths():
+    for kind in RANDOM_CASES:
+        of_kind = [case[0] for k, _, case in CASES if k == kind]
+        fast = sum(dsp_path_expected(kind, p) for p in of_kind)
+        assert 0.5 * len(of_kind) <= fast < len(of_kind), (kind, fast, len(of_kind))
+    deep = [p for k, _, (p, *_) in CASES if k == "conv" and p.groups == 1 and p.dil_w == 1
+            and p.k_h * p.k_w * p.in_c > 144]
+    assert len(deep) >= 3
+
+
+@pytest.mark.parametrize("core_name", ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "cortex-m3"])
+def test_kernels_on_cortex_m_match_golden(tmp_path, core_name):
+    core = get_core(core_name)
+    elf = build_image(core, CASES, tmp_path)
+    expected = [golden(kind, case) for kind, _, case in CASES]
+    total = sum(1 + y.size for y in expected)
+    run = run_elf(elf, core, [], [total], count=False, timeout=60)
+    for (kind, case_id, case), want, (status, got) in zip(CASES, expected,
+                                                         split_results(CASES, run.outputs[0])):
+        assert status == TC_OK, (kind, case_id, case[0])
+        assert_bit_exact(got, want, f"{core_name} {kind} {case_id} {case[0]}")
