@@ -58,11 +58,15 @@ typedef struct {
 
 /**
  * Parameters of tc_fc_s8: `rows` independent input vectors of in_features values each.
+ * per_channel != 0: mult/shift hold out_features entries (one per output channel);
+ * per_channel == 0: one entry for the whole layer (TFLite's per-tensor fully connected), which
+ * saves 8 bytes of flash per output channel.
  * Ranges: rows, in_features, out_features >= 1; zero points and activation range as above.
  */
 typedef struct {
     int32_t rows, in_features, out_features;
     int32_t in_zp, out_zp, act_min, act_max;
+    int32_t per_channel;
 } tc_fc_params;
 
 /**

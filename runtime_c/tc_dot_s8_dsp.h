@@ -233,6 +233,7 @@ static inline void tc_dsp_tap_range(int32_t start, int32_t dil, int32_t size, in
 typedef struct {
     const int32_t *bias, *mult, *shift;
     int32_t out_zp, act_min, act_max;
+    int32_t channel_mask; /* -1: mult/shift per channel; 0: one pair for all channels */
 } tc_dsp_requant;
 
 static inline tc_dsp_requant tc_dsp_make_requant(const int32_t *bias, const int32_t *mult,
@@ -245,12 +246,13 @@ static inline tc_dsp_requant tc_dsp_make_requant(const int32_t *bias, const int3
     q.out_zp = out_zp;
     q.act_min = act_min;
     q.act_max = act_max;
+    q.channel_mask = -1;
     return q;
 }
 
 static inline int8_t tc_dsp_output(const tc_dsp_requant *q, int32_t ch, int32_t acc) {
     if (q->bias != NULL) acc += q->bias[ch];
-    return tc_requant_s8_nonneg(acc, q->mult[ch], q->shift[ch], q->out_zp, q->act_min,
+    return tc_requant_s8_nonneg(acc, q->mult[ch & q->channel_mask], q->shift[ch & q->channel_mask], q->out_zp, q->act_min,
                                 q->act_max);
 }
 
@@ -267,8 +269,9 @@ static inline void tc_dsp_output_2x2(const tc_dsp_requant *q, int32_t c, const i
                                      int8_t out[4]) {
     const int32_t bias0 = q->bias != NULL ? q->bias[c] : 0;
     const int32_t bias1 = q->bias != NULL ? q->bias[c + 1] : 0;
-    const int32_t mult0 = q->mult[c], mult1 = q->mult[c + 1];
-    const int32_t shift0 = q->shift[c], shift1 = q->shift[c + 1];
+    const int32_t m0 = c & q->channel_mask, m1 = (c + 1) & q->channel_mask;
+    const int32_t mult0 = q->mult[m0], mult1 = q->mult[m1];
+    const int32_t shift0 = q->shift[m0], shift1 = q->shift[m1];
     out[0] = tc_requant_s8_nonneg(acc[0] + bias0, mult0, shift0, q->out_zp, q->act_min,
                                   q->act_max);
     out[1] = tc_requant_s8_nonneg(acc[1] + bias1, mult1, shift1, q->out_zp, q->act_min,
@@ -292,8 +295,9 @@ static TC_DSP_NOINLINE int8_t tc_requant_call(int32_t acc, int32_t mult, int32_t
  * is the same function of acc for shift < 0 (tc_common.h). */
 static inline void tc_dsp_output_pair(const tc_dsp_requant *q, int32_t c0, int32_t c1,
                                       const int32_t acc[4], int8_t out[4]) {
-    const int32_t mult0 = q->mult[c0], mult1 = q->mult[c1];
-    const int32_t shift0 = q->shift[c0], shift1 = q->shift[c1];
+    const int32_t m0 = c0 & q->channel_mask, m1 = c1 & q->channel_mask;
+    const int32_t mult0 = q->mult[m0], mult1 = q->mult[m1];
+    const int32_t shift0 = q->shift[m0], shift1 = q->shift[m1];
     if ((shift0 & shift1) < 0) { /* both negative */
         const int32_t e0 = -shift0 - 1, e1 = -shift1 - 1;
         const uint32_t half0 = UINT32_C(1) << e0, half1 = UINT32_C(1) << e1;

@@ -16,13 +16,13 @@ tc_status tc_fc_s8(const tc_fc_params *p, const int8_t *in, const int8_t *w, con
     }
     if (p->rows < 1 || p->in_features < 1 || p->out_features < 1 ||
         !tc_conv_quant_args_ok(p->in_zp, p->out_zp, p->act_min, p->act_max, mult, shift,
-                               p->out_features)) {
+                               p->per_channel ? p->out_features : 1)) {
         return TC_ARG_ERROR;
     }
 #if TC_HAVE_DSP
     if (p->in_features >= 4) {
-        const tc_dsp_requant q =
-            tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
+        tc_dsp_requant q = tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
+        if (!p->per_channel) q.channel_mask = 0;
         tc_dsp_matmul_s8(in, w, p->rows, p->out_features, p->in_features, p->in_zp, &q, out);
         return TC_OK;
     }
@@ -36,8 +36,9 @@ tc_status tc_fc_s8(const tc_fc_params *p, const int8_t *in, const int8_t *w, con
             for (i = 0; i < p->in_features; ++i) {
                 acc += (int32_t)w_o[i] * ((int32_t)x[i] - p->in_zp);
             }
+            const int32_t c = p->per_channel ? o : 0;
             if (bias != NULL) acc += bias[o];
-            y[o] = tc_requant_s8_nonneg(acc, mult[o], shift[o], p->out_zp, p->act_min,
+            y[o] = tc_requant_s8_nonneg(acc, mult[c], shift[c], p->out_zp, p->act_min,
                                         p->act_max);
         }
     }

@@ -646,6 +646,20 @@ def test_fc_rows_are_independent(lib):
         assert np.array_equal(y_r[0], y[r])
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_fc_per_tensor_requantization(lib, seed):
+    """per_channel=0: one (mult, shift) for every output channel, equal to the per-channel
+    kernel given that pair repeated."""
+    p, x, w, bias, mult, shift = fc_case(4500 + seed)
+    tensor = _replace(p, per_channel=0)
+    status, y = run_c_conv_like(lib, "tc_fc_s8", tensor, (p.rows, p.out_features), x, w, bias,
+                                mult[:1].copy(), shift[:1].copy())
+    assert status == 0
+    np.testing.assert_array_equal(y, kc.fc_s8(tensor, x, w, bias, mult[:1], shift[:1]))
+    repeated = (np.repeat(mult[:1], p.out_features), np.repeat(shift[:1], p.out_features))
+    np.testing.assert_array_equal(y, kc.fc_s8(p, x, w, bias, *repeated))
+
+
 # ---------------------------------------------------------------------------------------------
 # pooling
 

@@ -16,6 +16,8 @@ instructions by a portable C emulation. Checked here:
 """
 from __future__ import annotations
 
+import dataclasses
+
 import ctypes
 import math
 import re
@@ -314,8 +316,12 @@ def fc_case(seed, rows=None, in_features=None, out_features=None, in_zp=None, ou
     out_features = out_features or int(rng.integers(1, 12))
     in_zp, out_zp, act_min, act_max = _quant(rng, in_zp, out_zp, act)
     p = kc.FcParams(rows, in_features, out_features, in_zp, out_zp, act_min, act_max)
-    return _case_arrays(rng, p, (rows, in_features), (out_features, in_features), out_features,
-                        in_features, regime, bias, w_range, style)
+    p, x, w, b, mult, shift = _case_arrays(rng, p, (rows, in_features), (out_features, in_features),
+                                           out_features, in_features, regime, bias, w_range, style)
+    if rng.random() < 0.3:  # per-tensor requantization: one (mult, shift) for the layer
+        p = dataclasses.replace(p, per_channel=0)
+        mult, shift = mult[:1].copy(), shift[:1].copy()
+    return p, x, w, b, mult, shift
 
 
 # Targeted cases: every shape class of the dispatch, by name.

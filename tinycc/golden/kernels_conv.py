@@ -149,6 +149,7 @@ class FcParams:
     out_zp: int
     act_min: int
     act_max: int
+    per_channel: int = 1  # 0: one (mult, shift) for the whole layer
 
     def validate(self) -> None:
         _require(min(self.rows, self.in_features, self.out_features) >= 1,
@@ -382,7 +383,10 @@ def fc_acc(p: FcParams, x, w, bias: Optional[np.ndarray] = None) -> np.ndarray:
 
 def fc_s8(p: FcParams, x, w, bias, mult, shift) -> np.ndarray:
     """Mirror of tc_fc_s8: int8 [rows][out_features]."""
-    return _requantize(fc_acc(p, x, w, bias), p, mult, shift, p.out_features)
+    if p.per_channel:
+        return _requantize(fc_acc(p, x, w, bias), p, mult, shift, p.out_features)
+    mult, shift = _check_requant_arrays(mult, shift, 1)
+    return requantize_to_int8(fc_acc(p, x, w, bias), mult[0], shift[0], p.out_zp, p.act_min, p.act_max)
 
 
 # ---------------------------------------------------------------------------------------------

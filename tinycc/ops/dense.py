@@ -117,9 +117,12 @@ def _lower_dense_int8(self, lc, node):
     wq, wqp, bias = lc.weights_and_bias(node.inputs[1], bname, s_in)
     out_f = wq.shape[0]
     mult, shift = requant_arrays(s_in, wqp.scale, s_out, out_f)
+    per_channel = int(np.any(mult != mult[0]) or np.any(shift != shift[0]))
+    if not per_channel:  # one multiplier for the layer (per-tensor weights): 8 B/channel of flash
+        mult, shift = mult[:1], shift[:1]
     act_min, act_max = act_range(node.attrs.get("act"), lc.tensor(y).quant)
     p = K.FcParams(rows=rows, in_features=in_f, out_features=out_f, in_zp=zp_in, out_zp=zp_out,
-                   act_min=act_min, act_max=act_max)
+                   act_min=act_min, act_max=act_max, per_channel=per_channel)
     args = [Arg("in", x), Arg("const", lc.blob(np.ascontiguousarray(wq), node, "w")),
             Arg("const", lc.blob(bias, node, "bias")), Arg("const", lc.blob(mult, node, "mult")),
             Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
