@@ -11,7 +11,7 @@ from .ir import Graph, Node, QuantParams, Tensor
 from .ops.registry import OPS
 from .program import Arg, Program, Step, TensorInfo, c_identifier
 from .golden.arith import round_half_away
-from .quant.params import quantize, quantize_bias, quantize_const_per_tensor
+from .quant.params import quantize, quantize_bias, quantize_const_per_tensor, quantize_weights_per_channel
 
 
 class LowerCtx:
@@ -66,15 +66,10 @@ class LowerCtx:
                 bias = _recover_integers(b.data, b.quant).astype(np.int32).reshape(channels)
             scale = np.broadcast_to(t.quant.scale, (channels,)).astype(np.float32)
             return q, QuantParams(scale, np.zeros(channels, np.int32), 0), bias
-        w = t.data.astype(np.float64)
         bf = b.data.astype(np.float64).reshape(channels) if b is not None else np.zeros(channels)
-        absmax = np.abs(w.reshape(channels, -1)).max(axis=1)
-        scale = np.maximum(absmax / 127.0, np.abs(bf) / (np.float64(np.float32(in_scale)) * 2.0**28))
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        shape = (-1,) + (1,) * (w.ndim - 1)
-        q = np.clip(round_half_away(w / scale.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
-        qp = QuantParams(scale, np.zeros(channels, dtype=np.int32), 0)
-        return q, qp, quantize_bias(bf, in_scale, scale)
+        bias_floor = np.abs(bf) / (np.float64(np.float32(in_scale)) * 2.0**28)
+        q, qp = quantize_weights_per_channel(t.data, 0, bias_floor)
+        return q, qp, quantize_bias(bf, in_scale, qp.scale)
 
     def const_operand(self, name: str, node: Node) -> tuple[str, float, int]:
         """An element-wise constant operand as an int8 blob with its own per-tensor params."""

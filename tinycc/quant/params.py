@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..golden import kernels_eltwise as boundary
 from ..golden.arith import round_half_away
 from ..ir import QuantParams
 
@@ -31,12 +32,15 @@ def fixed_qparams(scale: float, zp: int) -> QuantParams:
     return QuantParams(np.array(scale, dtype=np.float32), np.array(zp, dtype=np.int32))
 
 
-def quantize_weights_per_channel(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, QuantParams]:
-    """Symmetric int8 per output channel, values in [-127, 127], zero point 0."""
+def quantize_weights_per_channel(w: np.ndarray, axis: int = 0, min_scale=0.0) -> tuple[np.ndarray, QuantParams]:
+    """Symmetric int8 per output channel, values in [-127, 127], zero point 0.
+
+    The scale is max|w|/127, raised to `min_scale` (per channel) where that is larger; an
+    all-zero channel gets scale 1."""
     w = w.astype(np.float64)
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
-    absmax = np.abs(moved).max(axis=1)
-    scale = np.where(absmax > 0, absmax / 127.0, 1.0).astype(np.float32)
+    scale = np.maximum(np.abs(moved).max(axis=1) / 127.0, min_scale)
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
     shape = [1] * w.ndim
     shape[axis] = -1
     q = np.clip(round_half_away(w / scale.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
@@ -50,14 +54,12 @@ def quantize_bias(b: np.ndarray, in_scale: float, w_scale: np.ndarray) -> np.nda
 
 
 def quantize(x: np.ndarray, qp: QuantParams) -> np.ndarray:
-    """Float -> int8 with round half away from zero, per tensor."""
-    s, zp = qp.scalar()
-    return np.clip(round_half_away(np.asarray(x, dtype=np.float64) / np.float64(s)) + zp, QMIN, QMAX).astype(np.int8)
+    """Float -> int8 per tensor: the boundary conversion of the golden model (TFLite QUANTIZE)."""
+    return boundary.quantize(x, *qp.scalar())
 
 
 def dequantize(q: np.ndarray, qp: QuantParams) -> np.ndarray:
-    s, zp = qp.scalar()
-    return ((q.astype(np.float32) - np.float32(zp)) * np.float32(s)).astype(np.float32)
+    return boundary.dequantize(q, *qp.scalar())
 
 
 def quantize_const_per_tensor(x: np.ndarray) -> tuple[np.ndarray, QuantParams]:
