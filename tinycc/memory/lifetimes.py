@@ -28,7 +28,6 @@ class MemoryPlan:
     live_tensors: list[list[str]]
     inplace_steps: set[int] = field(default_factory=set)
     no_reuse_bytes: int = 0  # every buffer separate: what a planner without reuse would need
-    layer_peak_bytes: int = 0  # max over steps of the step's own inputs + outputs + scratch
     # (buffer, buffer it sits on, offset) in use: pinned in-place outputs, elided concat parts, and
     # partial overlaps (output, input, output offset - input offset) that share bytes in this plan
     overlaps: list = field(default_factory=list)
@@ -260,10 +259,6 @@ def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = Tr
         live = [b for b in buffers if b.first <= k <= b.last]
         live_bytes.append(sum(b.size for b in live))
         live_tensors.append([b.name for b in live])
-    layer_peak = 0
-    for k, step in enumerate(program.steps):
-        names = {program.root(t) for t in step.inputs + step.outputs if t in program.tensors}
-        layer_peak = max(layer_peak, sum(program.tensors[r].size for r in names) + step.scratch_bytes)
     no_reuse = sum(b.size for b in program_buffers(program))
-    return MemoryPlan(plan, buffers, offsets, live_bytes, live_tensors, inplace_steps, no_reuse, layer_peak,
+    return MemoryPlan(plan, buffers, offsets, live_bytes, live_tensors, inplace_steps, no_reuse,
                       pinned + used, elided)
