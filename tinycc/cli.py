@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .arrays import load_arrays
 from .errors import EXIT_INTERNAL, EXIT_OK, BadInput, TinyccError
 from .target import DEFAULT_STACK_BYTES, TARGETS
 from .quant.calibrate import DEFAULT_METHOD as DEFAULT_CALIB_METHOD
@@ -116,19 +117,7 @@ def cmd_inspect(args) -> int:
 
 
 def read_inputs(path: str, input_names: list[str]) -> dict[str, np.ndarray]:
-    p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"input file {path!r} does not exist")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except Exception as exc:
-        raise BadInput(f"input file {path!r} is not a .npy/.npz array file ({exc})") from None
-    if isinstance(data, np.ndarray):
-        if len(input_names) != 1:
-            raise BadInput(f"the model has {len(input_names)} inputs ({', '.join(input_names)}); "
-                           "give them as an .npz keyed by input name")
-        return {input_names[0]: data}
-    return {k: data[k] for k in data.files}
+    return load_arrays(path, input_names, "input file")
 
 
 def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:

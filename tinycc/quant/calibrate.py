@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..arrays import load_arrays
 from ..errors import BadInput
 from ..ir import Graph
 from ..reference.float_exec import run_float
@@ -108,21 +109,7 @@ def mse_range(v: np.ndarray, vmin: float, vmax: float, steps: int = 48) -> tuple
 def load_calibration(path: str | Path, g: Graph, logical_shapes: Mapping[str, tuple]) -> list[dict[str, np.ndarray]]:
     """Samples from .npy (leading sample axis, one-input models) or .npz keyed by input name."""
     p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"calibration file {str(p)!r} does not exist")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except Exception as exc:
-        raise BadInput(f"calibration file {str(p)!r} is not a .npy/.npz file ({exc})") from None
-    if isinstance(data, np.ndarray):
-        if len(g.inputs) != 1:
-            raise BadInput(f"the model has {len(g.inputs)} inputs; give calibration data as .npz keyed by input name")
-        arrays = {g.inputs[0]: data}
-    else:
-        missing = [n for n in g.inputs if n not in data.files]
-        if missing:
-            raise BadInput(f"calibration file {str(p)!r} has no array for input(s) {missing} (has {data.files})")
-        arrays = {n: data[n] for n in g.inputs}
+    arrays = load_arrays(p, g.inputs, "calibration file", select=True)
     samples = None
     for name, arr in arrays.items():
         want = tuple(logical_shapes[name])
