@@ -37,9 +37,9 @@ def _windows(x, a):
             yield xp[:, :, ys, xs], inpad[ys, xs]
 
 
-@register
-class MaxPool(OpDef):
-    name = "MaxPool"
+class _WindowPool(OpDef):
+    """Shared by MaxPool and AveragePool; subclasses define `_nchw` (the float reduction)."""
+
     layout_class = LayoutClass.SPATIAL
 
     def infer(self, g, node):
@@ -47,6 +47,17 @@ class MaxPool(OpDef):
 
     def run_float(self, node, xs):
         return [_nhwc_wrap(node, xs[0], self._nchw)]
+
+    def to_nhwc(self, g, node):
+        node.attrs["layout"] = "NHWC"
+
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+
+@register
+class MaxPool(_WindowPool):
+    name = "MaxPool"
 
     def _nchw(self, node, x):
         best = None
@@ -55,26 +66,13 @@ class MaxPool(OpDef):
             best = p if best is None else np.maximum(best, p)
         return apply_act(best, node.attrs.get("act"))
 
-    def to_nhwc(self, g, node):
-        node.attrs["layout"] = "NHWC"
-
-    def int8_output(self, g, node):
-        return "same_as_input"
-
     def lower_int8(self, lc, node):
         return _lower_maxpool_int8(self, lc, node)
 
 
 @register
-class AveragePool(OpDef):
+class AveragePool(_WindowPool):
     name = "AveragePool"
-    layout_class = LayoutClass.SPATIAL
-
-    def infer(self, g, node):
-        return [_pool_shape(g, node)]
-
-    def run_float(self, node, xs):
-        return [_nhwc_wrap(node, xs[0], self._nchw)]
 
     def _nchw(self, node, x):
         total = count = 0
@@ -83,12 +81,6 @@ class AveragePool(OpDef):
             total = total + np.where(valid, patch, 0.0)
             count = count + (inpad[None, None] if node.attrs["count_include_pad"] else valid)
         return total / count
-
-    def to_nhwc(self, g, node):
-        node.attrs["layout"] = "NHWC"
-
-    def int8_output(self, g, node):
-        return "same_as_input"
 
     def lower_int8(self, lc, node):
         return _lower_avgpool_int8(self, lc, node)
