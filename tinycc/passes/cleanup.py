@@ -15,10 +15,17 @@ def bypass(g: Graph, node: Node) -> bool:
     prod = g.producer(src)
     if prod is None or src in g.outputs or src in g.inputs:
         return False  # graph input straight to graph output: the copy must stay
+    absorb_into_producer(g, node, prod, src)
+    return True
+
+
+def absorb_into_producer(g: Graph, node: Node, prod: Node, src: str) -> None:
+    """Drop `node`, which reads `src` from `prod`: `prod` now writes node's output itself. The
+    later name is kept, since it may be a graph output."""
+    dst = node.outputs[0]
     g.remove_node(node)
     g.replace_uses(src, dst)
     prod.outputs = [dst if t == src else t for t in prod.outputs]
-    return True
 
 
 def remove_identity(g: Graph) -> bool:

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..ir import Graph, Node, Tensor
 from ..ops.batchnorm import bn_scale_shift
+from .cleanup import absorb_into_producer
 
 
 def _single_use(g: Graph, tensor: str) -> bool:
@@ -38,9 +39,7 @@ def fold_batchnorm(g: Graph) -> bool:
             prod.inputs.append("")
         _private_const(g, prod, 1, w, "w_bn")
         _private_const(g, prod, 2, new_bias, "b_bn")
-        g.remove_node(bn)
-        g.replace_uses(prod.outputs[0], bn.outputs[0])  # keep the later name (may be a graph output)
-        prod.outputs = [bn.outputs[0]]
+        absorb_into_producer(g, bn, prod, bn.inputs[0])
         changed = True
     g.prune_tensors()
     return changed
@@ -134,9 +133,7 @@ def fold_bias_add(g: Graph) -> bool:
             vec = np.broadcast_to(c.reshape(-1), (channels,)).astype(np.float64)
             bias = g.tensors[prod.inputs[2]].data.astype(np.float64) if has_bias else 0.0
             _private_const(g, prod, 2, bias + vec, "b_add")
-        g.remove_node(add)
-        g.replace_uses(prod.outputs[0], add.outputs[0])
-        prod.outputs = [add.outputs[0]]
+        absorb_into_producer(g, add, prod, x)
         changed = True
     g.prune_tensors()
     return changed

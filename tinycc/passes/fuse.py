@@ -3,6 +3,7 @@ producer's clamp (`act`), as TFLite fuses activations into its kernels."""
 from __future__ import annotations
 
 from ..ir import Graph
+from .cleanup import absorb_into_producer
 
 FUSABLE_PRODUCERS = {"Conv", "Dense", "Add", "Sub", "Mul", "MaxPool"}
 
@@ -31,8 +32,7 @@ def fuse_activation(g: Graph) -> bool:
             continue
         lo, hi = _clamp_of(act)
         prod.attrs["act"] = _merge(prod.attrs.get("act"), lo, hi)
-        g.remove_node(act)
-        prod.outputs = [act.outputs[0] if t == src else t for t in prod.outputs]
+        absorb_into_producer(g, act, prod, src)
         changed = True
     g.prune_tensors()
     return changed
