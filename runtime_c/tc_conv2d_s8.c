@@ -180,30 +180,44 @@ typedef struct {
     uint32_t x[2 * CONV2D_PIXEL];
 } conv2d_scratch;
 
-/* Values [d0, d0 + len) of output pixel `pix`'s window in depth order, in_zp outside the
- * image. */
-static void conv2d_gather(const tc_conv2d_params *p, const int8_t *in, int32_t pix, int32_t d0,
-                          int32_t len, int8_t *dst) {
-    const int32_t oy = pix / p->out_w;
-    const int32_t in_y0 = oy * p->stride_h - p->pad_top;
-    const int32_t in_x0 = (pix - oy * p->out_w) * p->stride_w - p->pad_left;
+/* Where an output pixel's window starts in the input (may be outside: padding). */
+typedef struct {
+    int32_t iy0, ix0;
+} conv2d_origin;
+
+static conv2d_origin conv2d_origin_at(const tc_conv2d_params *p, int32_t oy, int32_t ox) {
+    conv2d_origin o;
+    o.iy0 = oy * p->stride_h - p->pad_top;
+    o.ix0 = ox * p->stride_w - p->pad_left;
+    return o;
+}
+
+/* n bytes from src to dst, a word at a time (runs of a few values: a memcpy call costs more). */
+static void conv2d_copy(int8_t *dst, const int8_t *src, int32_t n) {
+    for (; n >= 4; n -= 4, src += 4, dst += 4) {
+        const uint32_t v = tc_read_s8x4(src);
+        memcpy(dst, &v, sizeof v);
+    }
+    for (; n > 0; --n) *dst++ = *src++;
+}
+
+/* Values [d0, d0 + len) of the window at o in depth order, in_zp outside the image. */
+static void conv2d_gather(const tc_conv2d_params *p, const int8_t *in, conv2d_origin o,
+                          int32_t d0, int32_t len, int8_t *dst) {
     const int32_t row_len = p->k_w * p->in_c;
     const int zp = (int)p->in_zp;
     int32_t kx_lo, kx_hi, ky = d0 / row_len, j = d0 - ky * row_len;
-    tc_dsp_tap_range(in_x0, 1, p->in_w, p->k_w, &kx_lo, &kx_hi);
+    tc_dsp_tap_range(o.ix0, 1, p->in_w, p->k_w, &kx_lo, &kx_hi);
     while (len > 0) {
         const int32_t n = TC_MIN(row_len - j, len);
-        const int32_t iy = in_y0 + ky * p->dil_h;
+        const int32_t iy = o.iy0 + ky * p->dil_h;
         if (iy < 0 || iy >= p->in_h) {
             memset(dst, zp, (size_t)n);
         } else { /* kernel-row values [a, b) lie in the image */
             const int32_t a = TC_MIN(TC_MAX(kx_lo * p->in_c, j), j + n);
             const int32_t b = TC_MIN(TC_MAX(kx_hi * p->in_c, a), j + n);
             if (a > j) memset(dst, zp, (size_t)(a - j));
-            if (b > a) {
-                memcpy(dst + (a - j), in + ((iy * p->in_w + in_x0) * p->in_c + a),
-                       (size_t)(b - a));
-            }
+            if (b > a) conv2d_copy(dst + (a - j), in + ((iy * p->in_w + o.ix0) * p->in_c + a), b - a);
             if (j + n > b) memset(dst + (b - j), zp, (size_t)(j + n - b));
         }
         dst += n;
@@ -223,55 +237,60 @@ static void conv2d_widen(uint32_t *x, const int8_t *src, int32_t groups, uint32_
     }
 }
 
-/* Whether all of pixel pix's window lies in the image, with kernel rows of whole 4-value
- * groups: then chunks of whole groups are widened straight from the input. */
-static int conv2d_window_inside(const tc_conv2d_params *p, int32_t pix) {
-    const int32_t oy = pix / p->out_w;
-    const int32_t in_y0 = oy * p->stride_h - p->pad_top;
-    const int32_t in_x0 = (pix - oy * p->out_w) * p->stride_w - p->pad_left;
-    return ((p->k_w * p->in_c) & 3) == 0 && in_y0 >= 0 && in_x0 >= 0 &&
-           in_y0 + (p->k_h - 1) * p->dil_h < p->in_h && in_x0 + p->k_w <= p->in_w;
-}
-
-/* Widens values [d0, d0 + len) (whole groups) of pixel pix's window, all inside the image. */
-static void conv2d_widen_inside(const tc_conv2d_params *p, const int8_t *in, int32_t pix,
+/* Widens values [d0, d0 + len) (whole groups) of the window at o, all inside the image. */
+static void conv2d_widen_inside(const tc_conv2d_params *p, const int8_t *in, conv2d_origin o,
                                 int32_t d0, int32_t len, uint32_t *x) {
-    const int32_t oy = pix / p->out_w;
-    const int32_t in_y0 = oy * p->stride_h - p->pad_top;
-    const int32_t in_x0 = (pix - oy * p->out_w) * p->stride_w - p->pad_left;
     const int32_t row_len = p->k_w * p->in_c;
     const uint32_t offset = tc_dsp_input_offset(p->in_zp);
     int32_t ky = d0 / row_len, j = d0 - ky * row_len;
+    const int8_t *src = in + ((o.iy0 + ky * p->dil_h) * p->in_w + o.ix0) * p->in_c;
+    const int32_t row_step = p->dil_h * p->in_w * p->in_c;
     while (len > 0) {
         const int32_t n = TC_MIN(row_len - j, len);
-        const int32_t iy = in_y0 + ky * p->dil_h;
-        conv2d_widen(x, in + (iy * p->in_w + in_x0) * p->in_c + j, n >> 2, offset);
+        conv2d_widen(x, src + j, n >> 2, offset);
         x += n >> 1;
         len -= n;
         j = 0;
-        ++ky;
+        src += row_step;
     }
 }
 
-/* Gathers and widens values [d0, d0 + len) of the windows of pixels pix0 and pix1. */
-static void conv2d_stage_pair(const tc_conv2d_params *p, const int8_t *in, int32_t pix0,
-                              int32_t pix1, int32_t d0, int32_t len, conv2d_scratch *s) {
+/* Gathers and widens values [d0, d0 + len) of the window at o into x, and zeros the group
+ * after them when their count is odd (the hot loop reads groups in pairs). */
+static void conv2d_stage(const tc_conv2d_params *p, const int8_t *in, conv2d_origin o,
+                         int32_t d0, int32_t len, uint32_t *x) {
     const int32_t groups = (len + 3) >> 2;
-    int k;
-    for (k = 0; k < 2; ++k) {
-        const int32_t pix = k == 0 ? pix0 : pix1;
-        uint32_t *x = s->x + k * CONV2D_PIXEL;
-        if ((len & 3) == 0 && conv2d_window_inside(p, pix)) {
-            conv2d_widen_inside(p, in, pix, d0, len, x);
-        } else {
-            int8_t *staged = (int8_t *)x + CONV2D_CHUNK;
-            conv2d_gather(p, in, pix, d0, len, staged);
-            if (4 * groups > len) {
-                memset(staged + len, (int)p->in_zp, (size_t)(4 * groups - len));
+    const int32_t row_len = p->k_w * p->in_c;
+    const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+    const int inside = o.iy0 >= 0 && o.ix0 >= 0 &&
+                       o.iy0 + (p->k_h - 1) * p->dil_h < p->in_h && o.ix0 + p->k_w <= p->in_w;
+    if (inside && (len & 3) == 0 && (row_len & 3) == 0) {
+        conv2d_widen_inside(p, in, o, d0, len, x);
+    } else {
+        int8_t *staged = (int8_t *)x + CONV2D_CHUNK;
+        if (inside && d0 == 0 && len == p->k_h * row_len) { /* whole rows, no padding */
+            const int8_t *src = in + (o.iy0 * p->in_w + o.ix0) * p->in_c;
+            int32_t ky;
+            for (ky = 0; ky < p->k_h; ++ky, src += p->dil_h * p->in_w * p->in_c) {
+                conv2d_copy(staged + ky * row_len, src, row_len);
             }
-            conv2d_widen(x, staged, groups, tc_dsp_input_offset(p->in_zp));
+        } else {
+            conv2d_gather(p, in, o, d0, len, staged);
         }
+        if (4 * groups > len) memset(staged + len, (int)p->in_zp, (size_t)(4 * groups - len));
+        conv2d_widen(x, staged, groups, offset);
     }
+    if (groups & 1) {
+        x[2 * groups] = 0;
+        x[2 * groups + 1] = 0;
+    }
+}
+
+/* Both pixels of a pair: conv2d_stage into their halves of the scratch. */
+static void conv2d_stage_pair(const tc_conv2d_params *p, const int8_t *in, conv2d_origin o0,
+                              conv2d_origin o1, int32_t d0, int32_t len, conv2d_scratch *s) {
+    conv2d_stage(p, in, o0, d0, len, s->x);
+    conv2d_stage(p, in, o1, d0, len, s->x + CONV2D_PIXEL);
 }
 
 /* The first n (< 4) bytes of w in a word, zero above (weights of a window's short last group). */
@@ -281,20 +300,6 @@ static uint32_t conv2d_tail_word(const int8_t *w, int32_t n) {
     for (i = 0; i < n; ++i) word |= (uint32_t)(uint8_t)w[i] << (8 * i);
     return word;
 }
-
-/* A pixel pair's widened chunk, against a range of output channels. Read through a pointer
- * in the channel loop: the output stores (int8) may alias anything, so the compiler reloads
- * the fields it needs rather than keeping them all in registers or spilling copies. */
-typedef struct {
-    const conv2d_scratch *s;
-    const int8_t *w;        /* weights [out_c][depth], at the chunk's first value */
-    int32_t w_oc;           /* depth: weights per output channel */
-    int32_t groups, tail;   /* whole 4-value groups in the chunk, values after them (0..3) */
-    int32_t *partial;       /* NULL: the window is one chunk; else 4 sums per channel pair */
-    int first, last;        /* the chunk is the window's first / last */
-    int8_t *y0, *y1;        /* the pixels' outputs */
-    tc_dsp_requant q;
-} conv2d_pair_job;
 
 /* acc += the 2x2 block of the two widened pixels x and weight rows (w0, w1) over n groups. */
 static inline void conv2d_dot_wide_2x2(const uint32_t *x, const int8_t *w0, const int8_t *w1,
@@ -360,184 +365,333 @@ static inline void conv2d_dot_wide_2x2(const uint32_t *x, const int8_t *w0, cons
     acc[3] = a11;
 }
 
-/* acc += the chunk's last, short group (the weights padded with zeros: no read past a row). */
-static void conv2d_tail_2x2(const conv2d_pair_job *pt, const int8_t *w0, const int8_t *w1,
-                            int32_t acc[4]) {
-    const uint32_t t0 = conv2d_tail_word(w0 + 4 * pt->groups, pt->tail);
-    const uint32_t t1 = conv2d_tail_word(w1 + 4 * pt->groups, pt->tail);
-    const uint32_t *x0 = pt->s->x + 2 * pt->groups, *x1 = x0 + CONV2D_PIXEL;
-    acc[0] = tc_smlad(x0[1], tc_sxtb16_ror8(t0), tc_smlad(x0[0], tc_sxtb16(t0), acc[0]));
-    acc[1] = tc_smlad(x0[1], tc_sxtb16_ror8(t1), tc_smlad(x0[0], tc_sxtb16(t1), acc[1]));
-    acc[2] = tc_smlad(x1[1], tc_sxtb16_ror8(t0), tc_smlad(x1[0], tc_sxtb16(t0), acc[2]));
-    acc[3] = tc_smlad(x1[1], tc_sxtb16_ror8(t1), tc_smlad(x1[0], tc_sxtb16(t1), acc[3]));
+/* A pixel pair's widened chunk of the window (values [d0, d0 + len) of each output channel's
+ * `depth` weights), against the output channels of a block. */
+typedef struct {
+    const uint32_t *x;     /* the widened pixel pair */
+    const int8_t *w;       /* weights [out_c][depth] */
+    const int32_t *bias;   /* NULL: no bias */
+    int32_t depth, out_c;
+    int32_t d0, len;       /* the chunk */
+} conv2d_chunk;
+
+/* The hot loop of the convolution: `pairs` 2x2 blocks, output channels (2j, 2j + 1) with
+ * weight rows w + 2j * depth, w + (2j + 1) * depth, over 2 * iters groups of the two widened
+ * pixels x. Channel c's sums (pixel 0, pixel 1) are sums[2c], sums[2c + 1], started from bias[2j], bias[2j + 1] (from_bias) or from the sums already there. Instantiated
+ * for both cases below: a test in the loop would cost registers it does not have. */
+static inline void conv2d_pair_sums_run(const uint32_t *x, const int8_t *w, int32_t depth,
+                                        int32_t iters, int32_t pairs, const int32_t *bias,
+                                        int32_t *sums, const int from_bias) {
+    for (; pairs > 0; --pairs) {
+        const int8_t *w0 = w, *w1 = w + depth;
+        const uint32_t *xi = x;
+        int32_t a00, a01, a10, a11, i;
+        if (from_bias) {
+            a00 = a10 = bias[0];
+            a01 = a11 = bias[1];
+            bias += 2;
+        } else {
+            a00 = sums[0];
+            a10 = sums[1];
+            a01 = sums[2];
+            a11 = sums[3];
+        }
+        i = iters;
+        do { /* two groups per iteration; iters >= 1 */
+            uint32_t x0e = xi[0], x0o = xi[1];
+            uint32_t x1e = xi[CONV2D_PIXEL], x1o = xi[CONV2D_PIXEL + 1];
+            uint32_t wo = tc_read_s8x4(w0);
+            uint32_t we = tc_sxtb16(wo);
+            wo = tc_sxtb16_ror8(wo);
+            a00 = tc_smlad(x0e, we, a00);
+            a10 = tc_smlad(x1e, we, a10);
+            a00 = tc_smlad(x0o, wo, a00);
+            a10 = tc_smlad(x1o, wo, a10);
+            wo = tc_read_s8x4(w1);
+            we = tc_sxtb16(wo);
+            wo = tc_sxtb16_ror8(wo);
+            a01 = tc_smlad(x0e, we, a01);
+            a11 = tc_smlad(x1e, we, a11);
+            a01 = tc_smlad(x0o, wo, a01);
+            a11 = tc_smlad(x1o, wo, a11);
+            x0e = xi[2];
+            x0o = xi[3];
+            x1e = xi[CONV2D_PIXEL + 2];
+            x1o = xi[CONV2D_PIXEL + 3];
+            wo = tc_read_s8x4(w0 + 4);
+            we = tc_sxtb16(wo);
+            wo = tc_sxtb16_ror8(wo);
+            a00 = tc_smlad(x0e, we, a00);
+            a10 = tc_smlad(x1e, we, a10);
+            a00 = tc_smlad(x0o, wo, a00);
+            a10 = tc_smlad(x1o, wo, a10);
+            wo = tc_read_s8x4(w1 + 4);
+            we = tc_sxtb16(wo);
+            wo = tc_sxtb16_ror8(wo);
+            a01 = tc_smlad(x0e, we, a01);
+            a11 = tc_smlad(x1e, we, a11);
+            a01 = tc_smlad(x0o, wo, a01);
+            a11 = tc_smlad(x1o, wo, a11);
+            xi += 4;
+            w0 += 8;
+            w1 += 8;
+        } while (--i > 0);
+        sums[0] = a00;
+        sums[1] = a10;
+        sums[2] = a01;
+        sums[3] = a11;
+        sums += 4;
+        w += 2 * depth;
+    }
 }
 
-/* Output channels [c_begin, c_end) of a pixel pair over one chunk, two at a time (an odd last
- * channel runs twice); the chunk's short last group, if any, is read byte by byte. Off the hot
- * path: the channel pair that holds the last output channel when the weights' rows do not end
- * on a whole group. The job's fields are copied to locals: the int8 output stores may alias
- * anything reached through a pointer. */
-static TC_DSP_NOINLINE void conv2d_pair_channels(const conv2d_pair_job *pt, int32_t c_begin,
-                                                 int32_t c_end) {
-    const tc_dsp_requant q = pt->q;
-    const uint32_t *x = pt->s->x;
-    const int32_t w_oc = pt->w_oc, groups = pt->groups;
-    const int first = pt->first, last = pt->last, tail = pt->tail;
-    int8_t *y0 = pt->y0, *y1 = pt->y1;
-    int32_t *partial = pt->partial;
-    const int8_t *w0 = pt->w + c_begin * w_oc;
+static TC_DSP_NOINLINE void conv2d_pair_sums_bias(const uint32_t *x, const int8_t *w,
+                                                  int32_t depth, int32_t iters, int32_t pairs,
+                                                  const int32_t *bias, int32_t *sums) {
+    conv2d_pair_sums_run(x, w, depth, iters, pairs, bias, sums, 1);
+}
+
+static TC_DSP_NOINLINE void conv2d_pair_sums_add(const uint32_t *x, const int8_t *w,
+                                                 int32_t depth, int32_t iters, int32_t pairs,
+                                                 int32_t *sums) {
+    conv2d_pair_sums_run(x, w, depth, iters, pairs, NULL, sums, 0);
+}
+
+/* How many channel pairs from c_begin (within [c_begin, c_end)) the hot loop may take: those
+ * whose whole-word reads, (c + 1) * depth + d0 + 8 * iters bytes from the weights' start for
+ * the pair at c, stay inside the weights. */
+static int32_t conv2d_fast_pairs(const conv2d_chunk *k, int32_t c_begin, int32_t c_end,
+                                 int32_t iters) {
+    int32_t pairs = (c_end - c_begin) >> 1;
+    while (pairs > 0 &&
+           (c_begin + 2 * pairs - 1) * k->depth + k->d0 + 8 * iters > k->out_c * k->depth) {
+        --pairs;
+    }
+    return pairs;
+}
+
+/* The sums of channels [c_from, c_end) with exact reads (see conv2d_chunk_sums). */
+static TC_DSP_NOINLINE void conv2d_edge_sums(const conv2d_chunk *k, int32_t c_from,
+                                             int32_t c_begin, int32_t c_end, int32_t *sums) {
+    const int32_t depth = k->depth, whole = k->len >> 2, tail = k->len & 3;
+    const int first = k->d0 == 0;
     int32_t c;
-    for (c = c_begin; c < c_end; c += 2) {
+    for (c = c_from; c < c_end; c += 2) {
         const int32_t c1 = c + 1 < c_end ? c + 1 : c;
-        const int8_t *w1 = c1 > c ? w0 + w_oc : w0;
+        const int8_t *w0 = k->w + c * depth + k->d0, *w1 = k->w + c1 * depth + k->d0;
+        const uint32_t *x0 = k->x + 2 * whole, *x1 = x0 + CONV2D_PIXEL;
+        int32_t *out = sums + 2 * (c - c_begin);
         int32_t acc[4];
-        int8_t results[4];
-        if (!first) {
-            memcpy(acc, partial + 2 * (c - c_begin), sizeof acc);
-        } else if (q.bias != NULL) {
-            acc[0] = acc[2] = q.bias[c];
-            acc[1] = acc[3] = q.bias[c1];
+        if (first && k->bias != NULL) {
+            acc[0] = acc[2] = k->bias[c];
+            acc[1] = acc[3] = k->bias[c1];
         } else {
-            acc[0] = acc[1] = acc[2] = acc[3] = 0;
+            acc[0] = out[0];
+            acc[2] = out[1];
+            acc[1] = c1 > c ? out[2] : 0;
+            acc[3] = c1 > c ? out[3] : 0;
         }
-        conv2d_dot_wide_2x2(x, w0, w1, groups, acc);
-        if (tail != 0) conv2d_tail_2x2(pt, w0, w1, acc);
-        w0 += 2 * w_oc;
-        if (!last) {
-            memcpy(partial + 2 * (c - c_begin), acc, sizeof acc);
+        conv2d_dot_wide_2x2(k->x, w0, w1, whole, acc);
+        if (tail != 0) {
+            const uint32_t t0 = conv2d_tail_word(w0 + 4 * whole, tail);
+            const uint32_t t1 = conv2d_tail_word(w1 + 4 * whole, tail);
+            acc[0] = tc_smlad(x0[1], tc_sxtb16_ror8(t0), tc_smlad(x0[0], tc_sxtb16(t0), acc[0]));
+            acc[1] = tc_smlad(x0[1], tc_sxtb16_ror8(t1), tc_smlad(x0[0], tc_sxtb16(t1), acc[1]));
+            acc[2] = tc_smlad(x1[1], tc_sxtb16_ror8(t0), tc_smlad(x1[0], tc_sxtb16(t0), acc[2]));
+            acc[3] = tc_smlad(x1[1], tc_sxtb16_ror8(t1), tc_smlad(x1[0], tc_sxtb16(t1), acc[3]));
+        }
+        out[0] = acc[0];
+        out[1] = acc[2];
+        if (c1 > c) {
+            out[2] = acc[1];
+            out[3] = acc[3];
+        }
+    }
+}
+
+/* Phase 1 of a pixel pair: the sums of output channels [c_begin, c_end) over one chunk, added
+ * to sums[] or, for the window's first chunk, started from the bias (layout: see
+ * conv2d_pair_sums_run; an odd last channel fills only its own two sums).
+ * The hot loop reads the chunk's groups in pairs and the short last group as a whole word:
+ * the widened input is 0 past the chunk, so the extra weights read (up to 7 bytes of the next
+ * channel's) add nothing. Channel pairs for which those reads would pass the end of the
+ * weights, and an odd last channel, take exact reads (conv2d_edge_sums). */
+static TC_DSP_NOINLINE void conv2d_chunk_sums(const conv2d_chunk *k, int32_t c_begin,
+                                              int32_t c_end, int32_t *sums) {
+    const int32_t iters = (((k->len + 3) >> 2) + 1) >> 1;
+    const int32_t pairs = conv2d_fast_pairs(k, c_begin, c_end, iters);
+    const int8_t *w = k->w + c_begin * k->depth + k->d0;
+    if (k->d0 == 0 && k->bias == NULL) {
+        memset(sums, 0, (size_t)(c_end - c_begin) * 2 * sizeof *sums);
+    }
+    if (pairs > 0) {
+        if (k->d0 == 0 && k->bias != NULL) {
+            conv2d_pair_sums_bias(k->x, w, k->depth, iters, pairs, k->bias + c_begin, sums);
+        } else {
+            conv2d_pair_sums_add(k->x, w, k->depth, iters, pairs, sums);
+        }
+    }
+    if (c_begin + 2 * pairs < c_end) conv2d_edge_sums(k, c_begin + 2 * pairs, c_begin, c_end, sums);
+}
+
+/* Outputs j < n of the pixel pair (y0, y1) from the sums laid out as conv2d_pair_sums_run
+ * writes them: tc_dsp_rq, clamped to [act_min, act_max] when `clamp` (a fused activation),
+ * for the channels whose shift suits it, else (multipliers >= 1, or tiny ones such as those
+ * of dead channels) tc_requant_s8_nonneg. Instantiated with and without the clamp by
+ * conv2d_pair_outputs. */
+static inline void conv2d_pair_outputs_rq(const int32_t *sums, const tc_dsp_requant *q,
+                                          int32_t c_begin, int32_t n, int8_t *y0, int8_t *y1,
+                                          const int clamp) {
+    const int32_t *mult = q->mult + c_begin, *shift = q->shift + c_begin;
+    const int32_t out_zp = q->out_zp, act_min = q->act_min, act_max = q->act_max;
+    int32_t j;
+    for (j = 0; j < n; ++j) {
+        const int32_t sh = shift[j], m = mult[j];
+        int32_t v0, v1, e1, khi;
+        if (!tc_dsp_rq_applies(sh)) {
+            y0[j] = tc_requant_call(sums[2 * j], m, sh, q);
+            y1[j] = tc_requant_call(sums[2 * j + 1], m, sh, q);
             continue;
         }
-        tc_dsp_output_pair(&q, c, c1, acc, results);
-        y0[c] = results[0];
-        y0[c1] = results[1];
-        y1[c] = results[2];
-        y1[c1] = results[3];
-    }
-}
-
-/* The four outputs of a 2x2 block (pixels 0, 1 x channels c, c + 1) whose accumulators hold
- * the bias, into y0[c], y0[c + 1], y1[c], y1[c + 1]: tc_dsp_output_pair written out so that it
- * is inlined into the hot loop, with each channel's rounding terms computed once. */
-static inline void conv2d_store_2x2(const tc_dsp_requant *q, int32_t c, const int32_t acc[4],
-                                    int8_t *y0, int8_t *y1) {
-    const int32_t shift0 = q->shift[c], shift1 = q->shift[c + 1];
-    int32_t v0, v1, v2, v3;
-    if ((shift0 & shift1) < 0) { /* both negative: the usual right shifts */
-        const int32_t mult0 = q->mult[c], mult1 = q->mult[c + 1];
-        const int32_t e0 = -shift0 - 1, e1 = -shift1 - 1;
-        const uint32_t half0 = UINT32_C(1) << e0, half1 = UINT32_C(1) << e1;
-        /* y + out_zp cannot overflow here (|y| < 2^31 / 2^e); SSAT is the clamp to int8 */
-        v0 = tc_ssat8(tc_mbqm_right(acc[0], mult0, half0, e0) + q->out_zp);
-        v1 = tc_ssat8(tc_mbqm_right(acc[1], mult1, half1, e1) + q->out_zp);
-        v2 = tc_ssat8(tc_mbqm_right(acc[2], mult0, half0, e0) + q->out_zp);
-        v3 = tc_ssat8(tc_mbqm_right(acc[3], mult1, half1, e1) + q->out_zp);
-        if (q->act_min != -128 || q->act_max != 127) { /* a fused activation */
-            v0 = TC_MIN(TC_MAX(v0, q->act_min), q->act_max);
-            v1 = TC_MIN(TC_MAX(v1, q->act_min), q->act_max);
-            v2 = TC_MIN(TC_MAX(v2, q->act_min), q->act_max);
-            v3 = TC_MIN(TC_MAX(v3, q->act_min), q->act_max);
+        e1 = -sh - 1;
+        khi = tc_dsp_rq_khi(sh, out_zp);
+        v0 = tc_dsp_rq(sums[2 * j], m, khi, e1);
+        v1 = tc_dsp_rq(sums[2 * j + 1], m, khi, e1);
+        if (clamp) {
+            v0 = TC_MIN(TC_MAX(v0, act_min), act_max);
+            v1 = TC_MIN(TC_MAX(v1, act_min), act_max);
         }
-    } else { /* the rare left shifts (shift >= 0) */
-        v0 = tc_requant_call(acc[0], q->mult[c], shift0, q);
-        v1 = tc_requant_call(acc[1], q->mult[c + 1], shift1, q);
-        v2 = tc_requant_call(acc[2], q->mult[c], shift0, q);
-        v3 = tc_requant_call(acc[3], q->mult[c + 1], shift1, q);
+        y0[j] = (int8_t)v0;
+        y1[j] = (int8_t)v1;
     }
-    y0[c] = (int8_t)v0;
-    y0[c + 1] = (int8_t)v1;
-    y1[c] = (int8_t)v2;
-    y1[c + 1] = (int8_t)v3;
 }
 
-/* The hot loop: output channel pairs [0, c_end) (an even count) of a pixel pair whose window
- * is one chunk. A short last group is read as a whole word: the widened input is 0 past the
- * window, so the extra weights (the next channel's) add nothing; the caller keeps the read
- * inside the weights. */
-static TC_DSP_NOINLINE void conv2d_pair_channels_whole(const conv2d_pair_job *pt,
-                                                       int32_t c_end) {
-    const tc_dsp_requant *q = &pt->q;
-    const int32_t w_oc = pt->w_oc;
-    const int32_t groups = pt->groups + (pt->tail != 0);
-    const int8_t *w = pt->w;
-    int32_t c;
-    for (c = 0; c < c_end; c += 2) {
-        int32_t acc[4];
-        if (q->bias != NULL) {
-            acc[0] = acc[2] = q->bias[c];
-            acc[1] = acc[3] = q->bias[c + 1];
+/* Phase 2: outputs c_begin + j, j < n, of the pixel pair (y0, y1) from the block's sums
+ * (which hold the bias). */
+static TC_DSP_NOINLINE void conv2d_pair_outputs(const tc_dsp_requant *q, int32_t c_begin,
+                                                int32_t n, const int32_t *sums, int8_t *y0,
+                                                int8_t *y1) {
+    if (q->act_min == -128 && q->act_max == 127) {
+        conv2d_pair_outputs_rq(sums, q, c_begin, n, y0 + c_begin, y1 + c_begin, 0);
+    } else {
+        conv2d_pair_outputs_rq(sums, q, c_begin, n, y0 + c_begin, y1 + c_begin, 1);
+    }
+}
+
+/* Steps (oy, ox) to the next output pixel in row-major order. */
+static void conv2d_next_pixel(const tc_conv2d_params *p, int32_t *oy, int32_t *ox) {
+    if (++*ox == p->out_w) {
+        *ox = 0;
+        ++*oy;
+    }
+}
+
+/* Windows of at most CONV2D_CHUNK values (the common case): per pixel pair (an odd last pixel
+ * runs twice), the window is widened once, then each block of CONV2D_OC_BLOCK output channels
+ * is summed and requantized. What does not depend on the pixel is worked out once. */
+static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const int8_t *in,
+                                                const int8_t *w, const tc_dsp_requant *q,
+                                                int8_t *out) {
+    const int32_t pixels = p->out_h * p->out_w, out_c = p->out_c;
+    const int32_t depth = p->k_h * p->k_w * p->in_c;
+    const int32_t iters = (((depth + 3) >> 2) + 1) >> 1;
+    /* the last block's fast channel pairs (the others' reads never reach the weights' end) */
+    const int32_t last_begin = (out_c - 1) / CONV2D_OC_BLOCK * CONV2D_OC_BLOCK;
+    /* windows inside the image have origins in [0, iy_max] x [0, ix_max] (unsigned compares;
+     * fast_rows: there are some, and their rows are whole groups: widened straight) */
+    const int32_t iy_last = p->in_h - 1 - (p->k_h - 1) * p->dil_h, ix_last = p->in_w - p->k_w;
+    const uint32_t iy_max = (uint32_t)iy_last, ix_max = (uint32_t)ix_last;
+    const int fast_rows = ((p->k_w * p->in_c) & 3) == 0 && iy_last >= 0 && ix_last >= 0;
+    const int32_t row_groups = (p->k_w * p->in_c) >> 2, row_step = p->dil_h * p->in_w * p->in_c;
+    const int odd_groups = (depth >> 2) & 1;
+    const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+    conv2d_scratch s;
+    int32_t sums[2 * CONV2D_OC_BLOCK];
+    conv2d_chunk k;
+    int32_t pix, c, last_pairs, oy = 0, ox = 0;
+    k.x = s.x;
+    k.w = w;
+    k.bias = q->bias;
+    k.depth = depth;
+    k.out_c = out_c;
+    k.d0 = 0;
+    k.len = depth;
+    last_pairs = conv2d_fast_pairs(&k, last_begin, out_c, iters);
+    for (pix = 0; pix < pixels; pix += 2) {
+        const int32_t pix1 = pix + 1 < pixels ? pix + 1 : pix;
+        int8_t *y0 = out + pix * out_c, *y1 = out + pix1 * out_c;
+        const conv2d_origin o0 = conv2d_origin_at(p, oy, ox);
+        conv2d_origin o1;
+        if (pix1 > pix) conv2d_next_pixel(p, &oy, &ox);
+        o1 = conv2d_origin_at(p, oy, ox);
+        conv2d_next_pixel(p, &oy, &ox);
+        if (fast_rows && (uint32_t)o0.iy0 <= iy_max && (uint32_t)o0.ix0 <= ix_max &&
+            (uint32_t)o1.iy0 <= iy_max && (uint32_t)o1.ix0 <= ix_max) {
+            /* both windows inside the image, rows of whole groups: widened straight */
+            const int8_t *src0 = in + (o0.iy0 * p->in_w + o0.ix0) * p->in_c;
+            const int8_t *src1 = in + (o1.iy0 * p->in_w + o1.ix0) * p->in_c;
+            uint32_t *x0 = s.x, *x1 = s.x + CONV2D_PIXEL;
+            int32_t ky;
+            for (ky = 0; ky < p->k_h; ++ky) {
+                conv2d_widen(x0, src0, row_groups, offset);
+                conv2d_widen(x1, src1, row_groups, offset);
+                x0 += 2 * row_groups;
+                x1 += 2 * row_groups;
+                src0 += row_step;
+                src1 += row_step;
+            }
+            if (odd_groups) x0[0] = x0[1] = x1[0] = x1[1] = 0;
         } else {
-            acc[0] = acc[1] = acc[2] = acc[3] = 0;
+            conv2d_stage_pair(p, in, o0, o1, 0, depth, &s);
         }
-        conv2d_dot_wide_2x2(pt->s->x, w, w + w_oc, groups, acc);
-        w += 2 * w_oc;
-        conv2d_store_2x2(q, c, acc, pt->y0, pt->y1);
+        for (c = 0; c < out_c; c += CONV2D_OC_BLOCK) {
+            const int32_t c_end = TC_MIN(c + CONV2D_OC_BLOCK, out_c);
+            const int32_t pairs = c == last_begin ? last_pairs : CONV2D_OC_BLOCK / 2;
+            if (q->bias != NULL) {
+                conv2d_pair_sums_bias(s.x, w + c * depth, depth, iters, pairs, q->bias + c, sums);
+            } else {
+                memset(sums, 0, sizeof sums);
+                conv2d_pair_sums_add(s.x, w + c * depth, depth, iters, pairs, sums);
+            }
+            if (c + 2 * pairs < c_end) conv2d_edge_sums(&k, c + 2 * pairs, c, c_end, sums);
+            conv2d_pair_outputs(q, c, c_end - c, sums, y0, y1);
+        }
     }
 }
 
-/* All output channels of a pixel pair whose window is one chunk: the channel pairs whose
- * weight reads stay inside the weights take the hot loop. */
-static void conv2d_pair_whole(const conv2d_pair_job *pt, int32_t out_c) {
-    int32_t c_fast = out_c & ~1;
-    /* a whole-word read of the last group of channel out_c - 1 would pass the weights' end */
-    if (pt->tail != 0 && c_fast == out_c) c_fast -= 2;
-    if (c_fast > 0) conv2d_pair_channels_whole(pt, c_fast);
-    if (c_fast < out_c) conv2d_pair_channels(pt, c_fast, out_c);
-}
-
-/* Windows of at most CONV2D_CHUNK values: all output channels of each pixel pair at once. */
-static TC_DSP_NOINLINE void conv2d_s8_gathered(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
-                               const tc_dsp_requant *q, int8_t *out) {
+/* Deeper windows: per pixel pair and block of CONV2D_OC_BLOCK output channels, the window
+ * chunk by chunk into the block's sums, then the block's outputs. */
+static TC_DSP_NOINLINE void conv2d_s8_chunked(const tc_conv2d_params *p, const int8_t *in,
+                                              const int8_t *w, const tc_dsp_requant *q,
+                                              int8_t *out) {
     const int32_t pixels = p->out_h * p->out_w;
     const int32_t depth = p->k_h * p->k_w * p->in_c;
     conv2d_scratch s;
-    conv2d_pair_job job;
-    int32_t pix;
-    job.s = &s;
-    job.w = w;
-    job.w_oc = depth;
-    job.groups = depth >> 2;
-    job.tail = depth & 3;
-    job.partial = NULL;
-    job.first = job.last = 1;
-    job.q = *q;
+    int32_t sums[2 * CONV2D_OC_BLOCK];
+    conv2d_chunk k;
+    int32_t pix, c, d0, oy = 0, ox = 0;
+    k.x = s.x;
+    k.w = w;
+    k.bias = q->bias;
+    k.depth = depth;
+    k.out_c = p->out_c;
     for (pix = 0; pix < pixels; pix += 2) {
-        const int32_t pix1 = pix + 1 < pixels ? pix + 1 : pix; /* an odd last pixel runs twice */
-        job.y0 = out + pix * p->out_c;
-        job.y1 = out + pix1 * p->out_c;
-        conv2d_stage_pair(p, in, pix, pix1, 0, depth, &s);
-        conv2d_pair_whole(&job, p->out_c);
-    }
-}
-
-/* Deeper windows: per pixel pair and block of CONV2D_OC_BLOCK output channels, chunk by chunk. */
-static TC_DSP_NOINLINE void conv2d_s8_gathered_deep(const tc_conv2d_params *p,
-                                                    const int8_t *in, const int8_t *w, const tc_dsp_requant *q, int8_t *out) {
-    const int32_t pixels = p->out_h * p->out_w;
-    const int32_t depth = p->k_h * p->k_w * p->in_c;
-    conv2d_scratch s;
-    int32_t partial[2 * CONV2D_OC_BLOCK];
-    conv2d_pair_job job;
-    int32_t pix, c, d0;
-    job.s = &s;
-    job.w_oc = depth;
-    job.partial = partial;
-    job.q = *q;
-    for (pix = 0; pix < pixels; pix += 2) {
-        const int32_t pix1 = pix + 1 < pixels ? pix + 1 : pix; /* an odd last pixel runs twice */
-        job.y0 = out + pix * p->out_c;
-        job.y1 = out + pix1 * p->out_c;
+        const int32_t pix1 = pix + 1 < pixels ? pix + 1 : pix;
+        int8_t *y0 = out + pix * p->out_c, *y1 = out + pix1 * p->out_c;
+        const conv2d_origin o0 = conv2d_origin_at(p, oy, ox);
+        conv2d_origin o1;
+        if (pix1 > pix) conv2d_next_pixel(p, &oy, &ox);
+        o1 = conv2d_origin_at(p, oy, ox);
+        conv2d_next_pixel(p, &oy, &ox);
         for (c = 0; c < p->out_c; c += CONV2D_OC_BLOCK) {
             const int32_t c_end = TC_MIN(c + CONV2D_OC_BLOCK, p->out_c);
             for (d0 = 0; d0 < depth; d0 += CONV2D_CHUNK) {
-                const int32_t len = TC_MIN(CONV2D_CHUNK, depth - d0);
-                job.w = w + d0;
-                job.groups = len >> 2;
-                job.tail = len & 3;
-                job.first = d0 == 0;
-                job.last = d0 + len == depth;
-                conv2d_stage_pair(p, in, pix, pix1, d0, len, &s);
-                conv2d_pair_channels(&job, c, c_end);
+                k.d0 = d0;
+                k.len = TC_MIN(CONV2D_CHUNK, depth - d0);
+                conv2d_stage_pair(p, in, o0, o1, d0, k.len, &s);
+                conv2d_chunk_sums(&k, c, c_end, sums);
             }
+            conv2d_pair_outputs(q, c, c_end - c, sums, y0, y1);
         }
     }
 }
@@ -555,9 +709,9 @@ static void conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int
     int32_t oy, ox;
     if (p->groups == 1 && p->dil_w == 1) {
         if (p->k_h * p->k_w * p->in_c <= CONV2D_CHUNK) {
-            conv2d_s8_gathered(p, in, w, &q, out);
+            conv2d_s8_one_chunk(p, in, w, &q, out);
         } else {
-            conv2d_s8_gathered_deep(p, in, w, &q, out);
+            conv2d_s8_chunked(p, in, w, &q, out);
         }
         return;
     }

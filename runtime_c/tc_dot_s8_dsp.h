@@ -282,7 +282,37 @@ static inline void tc_dsp_output_2x2(const tc_dsp_requant *q, int32_t c, const i
                                   q->act_max);
 }
 
-/* tc_requant_s8_nonneg out of line (left shifts: rare, off the hot path). */
+/*
+ * Requantization with the output zero point folded into the rounding constant, for the hot
+ * loops. For shift = -e with 2 <= e <= TC_DSP_RQ_MAX_E, tc_requant_s8_nonneg(acc, mult, shift,
+ * out_zp, -128, 127) == tc_dsp_rq(acc, mult, tc_dsp_rq_khi(shift, out_zp), -shift - 1):
+ *  - tc_mbqm_right adds (2^(e-1) - s) * 2^31 + 2^30 to acc * mult (s = 1 when acc < 0) before
+ *    taking bits 32 and up; for e >= 2 that constant is 2^(e-2) * 2^32 + 2^30 - s * 2^31, i.e.
+ *    the word pair {hi = 2^(e-2) - s, lo = 2^30 | (acc & 2^31)};
+ *  - adding out_zp * 2^(e-1) to hi adds exactly out_zp after the shift right by e - 1. With
+ *    |acc * mult| < 2^62 and e <= 23, hi stays below 2^31 in magnitude.
+ * So per output: one SMLAL on a pair built from the sign of acc, a shift and SSAT.
+ */
+enum { TC_DSP_RQ_MAX_E = 23 };
+
+static inline int tc_dsp_rq_applies(int32_t shift) {
+    return (uint32_t)(-2 - shift) <= (uint32_t)(TC_DSP_RQ_MAX_E - 2); /* -23 <= shift <= -2 */
+}
+
+/* The per-channel part of the constant: (2 * out_zp + 1) * 2^(e-2). */
+static inline int32_t tc_dsp_rq_khi(int32_t shift, int32_t out_zp) {
+    return (2 * out_zp + 1) * (INT32_C(1) << (-shift - 2));
+}
+
+/* acc requantized, out_zp added and saturated to int8 (e1 = e - 1 = -shift - 1). */
+static inline int32_t tc_dsp_rq(int32_t acc, int32_t mult, int32_t khi, int32_t e1) {
+    const uint32_t lo = UINT32_C(0x40000000) | ((uint32_t)acc & UINT32_C(0x80000000));
+    const int32_t hi = khi - (acc < 0 ? 1 : 0);
+    const int64_t v = (int64_t)hi * ((int64_t)1 << 32) + (int64_t)lo + (int64_t)acc * mult;
+    return tc_ssat8((int32_t)(v >> 32) >> e1);
+}
+
+/* tc_requant_s8_nonneg out of line (left shifts, extreme right shifts: rare, off the hot path). */
 static TC_DSP_NOINLINE int8_t tc_requant_call(int32_t acc, int32_t mult, int32_t shift,
                                               const tc_dsp_requant *q) {
     return tc_requant_s8_nonneg(acc, mult, shift, q->out_zp, q->act_min, q->act_max);

@@ -84,8 +84,9 @@ class CompiledModel:
             self._targets[key] = (tmp, cross_build(Path(tmp.name), "model", memory))
         return self._targets[key][1]
 
-    def run_qemu(self, inputs, target: str = "cortex-m4", count: bool = True):
-        """Run the cross-compiled model under QEMU. Returns (outputs by name, sim.qemu.QemuRun)."""
+    def run_qemu(self, inputs, target: str = "cortex-m4", count: bool = True, profile: bool = False):
+        """Run the cross-compiled model under QEMU. Returns (outputs by name, sim.qemu.QemuRun);
+        profile: QemuRun.pc_counts too (sim.qemu.function_profile sums them per function)."""
         from .sim.qemu import run_elf
         from .target import runnable_core
 
@@ -93,7 +94,8 @@ class CompiledModel:
         physical = self.quantize_inputs(inputs)
         data = [np.ascontiguousarray(physical[name], dtype=np.int8).tobytes() for name in self.program.inputs]
         sizes = [self.program.tensors[name].size for name in self.program.outputs]
-        run = run_elf(self.target_elf(target), core, data, sizes, count=count, steps=len(self.program.steps))
+        run = run_elf(self.target_elf(target), core, data, sizes, count=count, steps=len(self.program.steps),
+                      profile=profile)
         outputs = {name: np.frombuffer(raw, dtype=np.int8).reshape(self.program.tensors[name].shape)
                    for name, raw in zip(self.program.outputs, run.outputs)}
         return outputs, run

@@ -6,6 +6,8 @@
  * Build (host compiler):  cc -O2 -shared -fPIC -o insncount.so qemu_insncount.c
  * Use:   qemu-system-arm ... -plugin insncount.so,mark=0x1234,out=counts.txt
  * Output: "total N" then one "mark N" line per marker execution (counter value at that point).
+ * Optional pcs=FILE: also "ADDRESS COUNT" (hex, decimal) per executed instruction address, for
+ * a per-function profile (benchmarks/bench_cortexm.py --profile).
  *
  * Written against the plugin API version 1 (QEMU 4.2 to 7.2): only the few stable entry points
  * below are declared, so no QEMU header is needed.
@@ -48,6 +50,30 @@ static uint64_t mark_addr;
 static uint64_t *marks;
 static size_t n_marks, cap_marks;
 static char out_path[4096];
+static char pcs_path[4096];
+
+/* Per-address counters for pcs=FILE: open addressing on the instruction address. A slot is
+ * claimed at translation time, so the exec-time cost stays one inline add. */
+enum { PC_SLOTS = 1 << 20 };
+typedef struct {
+    uint64_t addr, count;
+    int used;
+} pc_slot;
+static pc_slot *pc_table;
+
+static uint64_t *pc_counter(uint64_t addr) {
+    size_t i = (size_t)((addr >> 1) * 2654435761u) & (PC_SLOTS - 1);
+    size_t probes;
+    for (probes = 0; probes < PC_SLOTS; ++probes, i = (i + 1) & (PC_SLOTS - 1)) {
+        if (!pc_table[i].used) {
+            pc_table[i].used = 1;
+            pc_table[i].addr = addr;
+            return &pc_table[i].count;
+        }
+        if (pc_table[i].addr == addr) return &pc_table[i].count;
+    }
+    return NULL;
+}
 
 static void on_mark(unsigned int vcpu_index, void *userdata) {
     (void)vcpu_index;
@@ -73,6 +99,13 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
         }
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &executed, 1);
+        if (pc_table != NULL) {
+            uint64_t *counter = pc_counter(qemu_plugin_insn_vaddr(insn));
+            if (counter != NULL) {
+                qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64,
+                                                           counter, 1);
+            }
+        }
     }
 }
 
@@ -90,6 +123,21 @@ static void on_plugin_exit(qemu_plugin_id_t id, void *userdata) {
     for (i = 0; i < n_marks; ++i) fprintf(f, "mark %llu\n", (unsigned long long)marks[i]);
     fclose(f);
     free(marks);
+    if (pc_table != NULL) {
+        f = fopen(pcs_path, "w");
+        if (f == NULL) {
+            qemu_plugin_outs("insncount: cannot write the pcs file\n");
+        } else {
+            for (i = 0; i < PC_SLOTS; ++i) {
+                if (pc_table[i].used && pc_table[i].count != 0) {
+                    fprintf(f, "%llx %llu\n", (unsigned long long)pc_table[i].addr,
+                            (unsigned long long)pc_table[i].count);
+                }
+            }
+            fclose(f);
+        }
+        free(pc_table);
+    }
 }
 
 TC_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv);
@@ -101,8 +149,12 @@ TC_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t 
             mark_addr = strtoull(argv[i] + 5, NULL, 0) & ~(uint64_t)1; /* drop the Thumb bit */
         } else if (strncmp(argv[i], "out=", 4) == 0 && strlen(argv[i] + 4) < sizeof out_path) {
             strcpy(out_path, argv[i] + 4);
+        } else if (strncmp(argv[i], "pcs=", 4) == 0 && strlen(argv[i] + 4) < sizeof pcs_path) {
+            strcpy(pcs_path, argv[i] + 4);
+            pc_table = calloc(PC_SLOTS, sizeof *pc_table);
+            if (pc_table == NULL) return -1;
         } else {
-            fprintf(stderr, "insncount: unknown argument %s (takes mark=ADDR,out=FILE)\n", argv[i]);
+            fprintf(stderr, "insncount: unknown argument %s (takes mark=ADDR,out=FILE[,pcs=FILE])\n", argv[i]);
             return -1;
         }
     }

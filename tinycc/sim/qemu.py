@@ -177,6 +177,7 @@ class QemuRun:
     instructions: int | None = None  # one inference: from the hook before it to the last layer's hook
     step_instructions: list[int] | None = None  # per step, in program order
     console: str = ""
+    pc_counts: dict[int, int] | None = None  # profile=True: executions per instruction address, whole run
 
 
 def marker_address(elf: Path, symbol: str = MARKER) -> int:
@@ -188,10 +189,10 @@ def marker_address(elf: Path, symbol: str = MARKER) -> int:
 
 
 def run_elf(elf: Path, core: Core, inputs: Sequence[bytes], output_sizes: Sequence[int], count: bool = True,
-            steps: int | None = None, timeout: float = 600) -> QemuRun:
+            steps: int | None = None, timeout: float = 600, profile: bool = False) -> QemuRun:
     """Run the harness ELF on `inputs` (raw int8 bytes, in order). count: instruction counts
     (needs the plugin; None if it cannot be built); steps: the number of model steps, to check
-    that every layer hook was seen."""
+    that every layer hook was seen; profile: also count executions per instruction address."""
     if not core.can_run:
         raise BuildError(f"no QEMU board emulates the {core.name}")
     plugin = insncount_plugin() if count else None
@@ -201,7 +202,9 @@ def run_elf(elf: Path, core: Core, inputs: Sequence[bytes], output_sizes: Sequen
             (work / f"input{i}.bin").write_bytes(data)
         cmd = [QEMU, "-M", core.board, "-nographic", "-monitor", "none", "-serial", "none",
                "-semihosting-config", "enable=on,target=native", "-kernel", str(Path(elf).resolve())]
-        plugin_args = ["-plugin", f"{plugin},mark={marker_address(elf):#x},out={work / 'counts.txt'}"] if plugin else []
+        pcs = f",pcs={work / 'pcs.txt'}" if profile else ""
+        plugin_args = (["-plugin", f"{plugin},mark={marker_address(elf):#x},out={work / 'counts.txt'}{pcs}"]
+                       if plugin else [])
         r = _run_qemu(cmd + plugin_args, work, timeout, core)
         if plugin and r.returncode != 0 and "plugin" in r.stderr.lower() and not SENTINEL.search(r.stderr):
             plugin = None  # this QEMU cannot load it (built without plugins, other API version)
@@ -221,7 +224,30 @@ def run_elf(elf: Path, core: Core, inputs: Sequence[bytes], output_sizes: Sequen
                       console=console)
         if plugin:
             run.instructions, run.step_instructions = _read_counts(work / "counts.txt", steps)
+            if profile:
+                run.pc_counts = {int(a, 16): int(n) for a, n in
+                                 (line.split() for line in (work / "pcs.txt").read_text().splitlines())}
         return run
+
+
+def function_profile(elf: Path, pc_counts: dict[int, int]) -> dict[str, int]:
+    """Executed instructions per function of `elf` (from QemuRun.pc_counts), largest first."""
+    import bisect
+
+    starts: list[tuple[int, int, str]] = []  # (start, end, name) of each function symbol
+    for line in _tool(f"{ARM_PREFIX}nm", "-S", "--defined-only", str(elf)).splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2].lower() == "t":
+            start = int(parts[0], 16) & ~1
+            starts.append((start, start + int(parts[1], 16), parts[3]))
+    starts.sort()
+    keys = [s for s, _, _ in starts]
+    totals: dict[str, int] = {}
+    for addr, n in pc_counts.items():
+        i = bisect.bisect_right(keys, addr) - 1
+        name = starts[i][2] if i >= 0 and addr < starts[i][1] else "?"
+        totals[name] = totals.get(name, 0) + n
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
 
 @dataclass
