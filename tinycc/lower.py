@@ -125,10 +125,16 @@ def row_overlap_delta(in_h: int, in_w: int, in_c: int, out_h: int, out_w: int, o
 
 
 def requant_arrays(in_scale: float, w_scale: np.ndarray, out_scale: float, channels: int):
-    """Per-channel (mult, shift) from float32 scales, computed in double like TFLM."""
+    """Per-channel (mult, shift) from float32 scales, computed in double like TFLM.
+
+    A zero multiplier (a channel whose weights are all zero) gets shift -2 instead of TFLM's 0:
+    with mult 0 every shift gives the output zero point, and -2 keeps the layer on the Cortex-M
+    assembly path of tc_conv2d_s8, which takes shifts in [-31, -2] only."""
     real = np.float64(np.float32(in_scale)) * np.broadcast_to(w_scale, (channels,)).astype(np.float32).astype(np.float64) \
         / np.float64(np.float32(out_scale))
-    return quantize_multiplier_array(real)
+    mult, shift = quantize_multiplier_array(real)
+    shift[mult == 0] = -2
+    return mult, shift
 
 
 def requant_scalar(real: float) -> tuple[int, int]:
