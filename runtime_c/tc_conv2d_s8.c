@@ -171,6 +171,9 @@ static void conv2d_pixel(const tc_conv2d_params *p, const conv2d_window *win, co
  */
 enum { CONV2D_CHUNK = 144 };   /* a multiple of 8 */
 enum { CONV2D_OC_BLOCK = 32 }; /* even */
+/* Windows of up to this many values run their last channel pair on a padded copy of its
+ * weights (a 72-byte buffer) rather than on the exact-read C path (first layers). */
+enum { CONV2D_TAIL_DEPTH = 32 };
 
 /* Two pixels' widened windows, one flat array: pixel k's CONV2D_CHUNK int16 values take the
  * words from k * CONV2D_PIXEL. Values gathered as int8 are staged in the upper half of the
@@ -256,6 +259,18 @@ static void conv2d_widen_inside(const tc_conv2d_params *p, const int8_t *in, con
     }
 }
 
+/* A window inside the image whose rows are not whole groups (a first layer: 3 channels):
+ * `rows` rows of row_len values row_step apart from src, copied one after the other to the
+ * staging bytes, padded with in_zp to `groups` groups and widened into x. */
+static void conv2d_stage_rows(uint32_t *x, const int8_t *src, int32_t rows, int32_t row_len,
+                              int32_t row_step, int32_t groups, int8_t in_zp, uint32_t offset) {
+    int8_t *staged = (int8_t *)x + CONV2D_CHUNK, *dst = staged;
+    int32_t r, i;
+    for (r = 0; r < rows; ++r, src += row_step, dst += row_len) conv2d_copy(dst, src, row_len);
+    for (i = rows * row_len; i < 4 * groups; ++i) staged[i] = in_zp;
+    conv2d_widen(x, staged, groups, offset);
+}
+
 /* Gathers and widens values [d0, d0 + len) of the window at o into x, and zeros the group
  * after them when their count is odd (the hot loop reads groups in pairs). */
 static void conv2d_stage(const tc_conv2d_params *p, const int8_t *in, conv2d_origin o,
@@ -270,16 +285,13 @@ static void conv2d_stage(const tc_conv2d_params *p, const int8_t *in, conv2d_ori
     } else {
         int8_t *staged = (int8_t *)x + CONV2D_CHUNK;
         if (inside && d0 == 0 && len == p->k_h * row_len) { /* whole rows, no padding */
-            const int8_t *src = in + (o.iy0 * p->in_w + o.ix0) * p->in_c;
-            int32_t ky;
-            for (ky = 0; ky < p->k_h; ++ky, src += p->dil_h * p->in_w * p->in_c) {
-                conv2d_copy(staged + ky * row_len, src, row_len);
-            }
+            conv2d_stage_rows(x, in + (o.iy0 * p->in_w + o.ix0) * p->in_c, p->k_h, row_len,
+                              p->dil_h * p->in_w * p->in_c, groups, (int8_t)p->in_zp, offset);
         } else {
             conv2d_gather(p, in, o, d0, len, staged);
+            if (4 * groups > len) memset(staged + len, (int)p->in_zp, (size_t)(4 * groups - len));
+            conv2d_widen(x, staged, groups, offset);
         }
-        if (4 * groups > len) memset(staged + len, (int)p->in_zp, (size_t)(4 * groups - len));
-        conv2d_widen(x, staged, groups, offset);
     }
     if (groups & 1) {
         x[2 * groups] = 0;
@@ -601,25 +613,28 @@ static TC_DSP_NOINLINE void conv2d_pair_outputs(const tc_dsp_requant *q, int32_t
 #endif
 
 #if CONV2D_ASM
-/* Field offsets are fixed by the assembly below (checked at compile time). */
+/* Field offsets are fixed by the assembly below (checked at compile time). The first four
+ * are loaded with one LDM. */
 typedef struct {
-    const uint32_t *x;     /*  0: the widened pixel pair (pixel 1 CONV2D_PIXEL words later) */
-    const int8_t *w;       /*  4: weights of the next channel pair, at the chunk's first value */
-    int32_t depth;         /*  8: bytes between two channels' weights */
-    int32_t iters;         /* 12: group pairs per channel (>= 1) */
-    int32_t pairs;         /* 16: channel pairs left (>= 1) */
-    const int32_t *bias;   /* 20: bias of the next channel pair, or NULL: start from sums */
-    int32_t *sums;         /* 24: the next pair's 4 sums (read without bias, written without y0) */
-    const int32_t *mult;   /* 28: the next pair's multipliers */
-    const int32_t *shift;  /* 32: and shifts */
-    int8_t *y0, *y1;       /* 36, 40: the next pair's outputs, or y0 NULL: store the sums */
-    int32_t out_zp;        /* 44 */
+    const int8_t *w;        /*  0: weights of the next channel pair, at the chunk's first value */
+    int32_t depth;          /*  4: bytes between two channels' weights */
+    const uint32_t *x;      /*  8: the widened pixel pair (pixel 1 CONV2D_PIXEL words later) */
+    int32_t iters;          /* 12: group pairs per channel (>= 1) */
+    const int32_t *bias;    /* 16: bias of the next pair, or NULL: start from sums_in */
+    const int32_t *sums_in; /* 20: the next pair's 4 sums, read when bias is NULL */
+    const int32_t *mult;    /* 24: the next pair's multipliers */
+    const int32_t *shift;   /* 28: and shifts */
+    int8_t *y0, *y1;        /* 32, 36: the next pair's outputs; y0 NULL: write sums_out */
+    int32_t w_skip;         /* 40: 2 * depth - 8 * iters: from the end of a pair's reads to the next */
+    const int8_t *w_end;    /* 44: w after the last pair (stop there) */
+    int32_t out_zp;         /* 48 */
+    int32_t *sums_out;      /* 52: where the sums go when y0 is NULL */
 } conv2d_asm_job;
 
-typedef char conv2d_asm_job_layout[(offsetof(conv2d_asm_job, x) == 0 &&
-                                    offsetof(conv2d_asm_job, bias) == 20 &&
-                                    offsetof(conv2d_asm_job, y1) == 40 &&
-                                    offsetof(conv2d_asm_job, out_zp) == 44 &&
+typedef char conv2d_asm_job_layout[(offsetof(conv2d_asm_job, x) == 8 &&
+                                    offsetof(conv2d_asm_job, bias) == 16 &&
+                                    offsetof(conv2d_asm_job, y1) == 36 &&
+                                    offsetof(conv2d_asm_job, sums_out) == 52 &&
                                     CONV2D_PIXEL * 4 == 288) ? 1 : -1];
 
 void tc_conv2d_pairs_asm(conv2d_asm_job *job);
@@ -635,20 +650,19 @@ __asm__(
     "tc_conv2d_pairs_asm:\n"
     "    push   {r0, r4-r11, lr}\n"
     "1:  ldr    r12, [sp]\n"                /* r12 = job */
-    "    ldr    r10, [r12, #4]\n"           /* r10 = weights of channel c */
-    "    ldr    r11, [r12, #8]\n"           /* r11 = depth: channel c + 1 at [r10, r11] */
-    "    ldr    lr, [r12, #12]\n"           /* lr = iterations */
-    "    ldr    r4, [r12, #20]\n"
+    "    ldr    r4, [r12, #16]\n"
     "    cbz    r4, 2f\n"
     "    ldrd   r0, r1, [r4], #8\n"         /* sums from the bias: r0 r2 channel c, r1 r3 c + 1 */
-    "    str    r4, [r12, #20]\n"
+    "    str    r4, [r12, #16]\n"
     "    mov    r2, r0\n"
     "    mov    r3, r1\n"
     "    b      3f\n"
-    "2:  ldr    r4, [r12, #24]\n"           /* or from sums: (c, px0) (c, px1) (c+1, px0) (c+1, px1) */
-    "    ldrd   r0, r2, [r4]\n"
-    "    ldrd   r1, r3, [r4, #8]\n"
-    "3:  ldr    r12, [r12, #0]\n"           /* r12 = widened input, pixel 0 */
+    "2:  ldr    r4, [r12, #20]\n"           /* or from sums: (c, px0) (c, px1) (c+1, px0) (c+1, px1) */
+    "    ldrd   r0, r2, [r4], #16\n"
+    "    ldrd   r1, r3, [r4, #-8]\n"
+    "    str    r4, [r12, #20]\n"
+    "3:  ldm    r12, {r10, r11, r12, lr}\n" /* weights of channel c, depth (c + 1 at [r10, r11]),
+                                               widened input (pixel 0), iterations */
     "4:  ldrd   r4, r5, [r12, #288]\n"      /* pixel 1, group g: lanes (0,2) (1,3) */
     "    ldrd   r6, r7, [r12], #8\n"        /* pixel 0, group g */
     "    ldr    r8, [r10, r11]\n"           /* channel c + 1, group g */
@@ -684,52 +698,48 @@ __asm__(
     "    subs   lr, lr, #1\n"
     "    bne    4b\n"
     "    ldr    r12, [sp]\n"
-    "    ldr    r4, [r12, #4]\n"            /* the next pair's weights: 2 * depth on */
-    "    add    r4, r4, r11, lsl #1\n"
-    "    str    r4, [r12, #4]\n"
-    "    ldr    r4, [r12, #24]\n"           /* sums pointer: 16 bytes on, whatever the mode */
-    "    add    r5, r4, #16\n"
-    "    str    r5, [r12, #24]\n"
-    "    ldr    r5, [r12, #36]\n"
+    "    ldr    r4, [r12, #40]\n"           /* the next pair's weights */
+    "    add    r10, r10, r4\n"
+    "    str    r10, [r12, #0]\n"
+    "    ldr    r5, [r12, #32]\n"
     "    cbnz   r5, 5f\n"
-    "    strd   r0, r2, [r4]\n"             /* y0 NULL: store the sums */
-    "    strd   r1, r3, [r4, #8]\n"
+    "    ldr    r4, [r12, #52]\n"           /* y0 NULL: store the sums */
+    "    strd   r0, r2, [r4], #16\n"
+    "    strd   r1, r3, [r4, #-8]\n"
+    "    str    r4, [r12, #52]\n"
     "    b      6f\n"
-    "5:  ldr    r4, [r12, #28]\n"           /* requantize: r6 r7 = mult c, c + 1 */
+    "5:  ldrd   r4, r5, [r12, #24]\n"       /* requantize: r6 r7 = mult, r8 r9 = shift of c, c + 1 */
     "    ldrd   r6, r7, [r4], #8\n"
-    "    str    r4, [r12, #28]\n"
-    "    ldr    r4, [r12, #32]\n"           /* r8 r9 = shift c, c + 1 */
-    "    ldrd   r8, r9, [r4], #8\n"
-    "    str    r4, [r12, #32]\n"
+    "    ldrd   r8, r9, [r5], #8\n"
+    "    strd   r4, r5, [r12, #24]\n"
     "    mvn    r8, r8\n"                   /* e - 1 = -shift - 1 */
     "    mvn    r9, r9\n"
-    "    movs   r10, #1\n"                  /* 2^(e-2): high word of the rounding constant */
-    "    lsl    r10, r10, r8\n"
-    "    lsr    r10, r10, #1\n"
-    "    movs   r11, #1\n"
-    "    lsl    r11, r11, r9\n"
+    "    movs   r4, #1\n"                   /* 2^(e-2): high word of the rounding constant */
+    "    lsl    r11, r4, r9\n"
+    "    lsl    r4, r4, r8\n"
+    "    lsr    r4, r4, #1\n"
     "    lsr    r11, r11, #1\n"
-    "    and    r4, r0, #0x80000000\n"      /* (c, px0): lo = 2^30 | sign, hi = 2^(e-2) - s */
-    "    orr    r4, r4, #0x40000000\n"
-    "    sub    lr, r10, r0, lsr #31\n"
-    "    smlal  r4, lr, r0, r6\n"
+    "    and    r5, r0, #0x80000000\n"      /* (c, px0): lo = 2^30 | sign, hi = 2^(e-2) - s */
+    "    orr    r5, r5, #0x40000000\n"
+    "    sub    lr, r4, r0, lsr #31\n"
+    "    smlal  r5, lr, r0, r6\n"
     "    asr    r0, lr, r8\n"
-    "    and    r4, r2, #0x80000000\n"      /* (c, px1) */
-    "    orr    r4, r4, #0x40000000\n"
-    "    sub    lr, r10, r2, lsr #31\n"
-    "    smlal  r4, lr, r2, r6\n"
+    "    and    r5, r2, #0x80000000\n"      /* (c, px1) */
+    "    orr    r5, r5, #0x40000000\n"
+    "    sub    lr, r4, r2, lsr #31\n"
+    "    smlal  r5, lr, r2, r6\n"
     "    asr    r2, lr, r8\n"
-    "    and    r4, r1, #0x80000000\n"      /* (c + 1, px0) */
-    "    orr    r4, r4, #0x40000000\n"
+    "    and    r5, r1, #0x80000000\n"      /* (c + 1, px0) */
+    "    orr    r5, r5, #0x40000000\n"
     "    sub    lr, r11, r1, lsr #31\n"
-    "    smlal  r4, lr, r1, r7\n"
+    "    smlal  r5, lr, r1, r7\n"
     "    asr    r1, lr, r9\n"
-    "    and    r4, r3, #0x80000000\n"      /* (c + 1, px1) */
-    "    orr    r4, r4, #0x40000000\n"
+    "    and    r5, r3, #0x80000000\n"      /* (c + 1, px1) */
+    "    orr    r5, r5, #0x40000000\n"
     "    sub    lr, r11, r3, lsr #31\n"
-    "    smlal  r4, lr, r3, r7\n"
+    "    smlal  r5, lr, r3, r7\n"
     "    asr    r3, lr, r9\n"
-    "    ldr    r4, [r12, #44]\n"           /* + out_zp, saturate to int8 */
+    "    ldr    r4, [r12, #48]\n"           /* + out_zp, saturate to int8 */
     "    add    r0, r0, r4\n"
     "    add    r1, r1, r4\n"
     "    add    r2, r2, r4\n"
@@ -738,21 +748,38 @@ __asm__(
     "    ssat   r1, #8, r1\n"
     "    ssat   r2, #8, r2\n"
     "    ssat   r3, #8, r3\n"
-    "    ldr    r4, [r12, #36]\n"           /* y0[c], y0[c + 1] */
+    "    ldrd   r4, r5, [r12, #32]\n"       /* y0[c], y0[c + 1], y1[c], y1[c + 1] */
     "    strb   r1, [r4, #1]\n"
     "    strb   r0, [r4], #2\n"
-    "    str    r4, [r12, #36]\n"
-    "    ldr    r4, [r12, #40]\n"           /* y1[c], y1[c + 1] */
-    "    strb   r3, [r4, #1]\n"
-    "    strb   r2, [r4], #2\n"
-    "    str    r4, [r12, #40]\n"
-    "6:  ldr    r4, [r12, #16]\n"           /* next channel pair */
-    "    subs   r4, r4, #1\n"
-    "    str    r4, [r12, #16]\n"
+    "    strb   r3, [r5, #1]\n"
+    "    strb   r2, [r5], #2\n"
+    "    strd   r4, r5, [r12, #32]\n"
+    "6:  ldr    r4, [r12, #44]\n"           /* next channel pair, if any */
+    "    cmp    r10, r4\n"
     "    bne    1b\n"
     "    pop    {r0, r4-r11, pc}\n"
     "    .size tc_conv2d_pairs_asm, .-tc_conv2d_pairs_asm\n"
     "    .popsection\n");
+
+/* The fields of a job that do not depend on the mode (bias or sums_in, y0 and y1 or sums_out:
+ * the caller's). */
+static void conv2d_asm_job_init(conv2d_asm_job *job, const uint32_t *x, const int8_t *w,
+                                int32_t depth, int32_t iters, int32_t pairs,
+                                const tc_dsp_requant *q, int32_t c) {
+    job->w = w;
+    job->depth = depth;
+    job->x = x;
+    job->iters = iters;
+    job->bias = NULL;
+    job->sums_in = NULL;
+    job->mult = q->mult + c;
+    job->shift = q->shift + c;
+    job->y0 = job->y1 = NULL;
+    job->w_skip = 2 * depth - 8 * iters;
+    job->w_end = w + 2 * depth * pairs;
+    job->out_zp = q->out_zp;
+    job->sums_out = NULL;
+}
 
 /* Whether the layer meets the assembly's preconditions. */
 static int conv2d_asm_layer(const tc_conv2d_params *p, const tc_dsp_requant *q) {
@@ -785,11 +812,14 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
     /* the last block's fast channel pairs (the others' reads never reach the weights' end) */
     const int32_t last_begin = (out_c - 1) / CONV2D_OC_BLOCK * CONV2D_OC_BLOCK;
     /* windows inside the image have origins in [0, iy_max] x [0, ix_max] (unsigned compares;
-     * fast_rows: there are some, and their rows are whole groups: widened straight) */
+     * some_inside: there are such windows). Their rows are widened straight from the input
+     * when they are whole groups, else copied one after the other and then widened. */
     const int32_t iy_last = p->in_h - 1 - (p->k_h - 1) * p->dil_h, ix_last = p->in_w - p->k_w;
     const uint32_t iy_max = (uint32_t)iy_last, ix_max = (uint32_t)ix_last;
-    const int fast_rows = ((p->k_w * p->in_c) & 3) == 0 && iy_last >= 0 && ix_last >= 0;
-    const int32_t row_groups = (p->k_w * p->in_c) >> 2, row_step = p->dil_h * p->in_w * p->in_c;
+    const int some_inside = iy_last >= 0 && ix_last >= 0;
+    const int whole_rows = ((p->k_w * p->in_c) & 3) == 0;
+    const int32_t row_len = p->k_w * p->in_c, row_groups = row_len >> 2;
+    const int32_t row_step = p->dil_h * p->in_w * p->in_c, groups = (depth + 3) >> 2;
     const int odd_groups = (depth >> 2) & 1;
     const uint32_t offset = tc_dsp_input_offset(p->in_zp);
     conv2d_scratch s;
@@ -797,8 +827,9 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
     conv2d_chunk k;
     int32_t pix, c, last_pairs, oy = 0, ox = 0;
 #if CONV2D_ASM
-    int use_asm;
+    int use_asm, tail_pair;
     int32_t asm_pairs;
+    int8_t tail_w[2 * CONV2D_TAIL_DEPTH + 8];
 #endif
     k.x = s.x;
     k.w = w;
@@ -809,9 +840,15 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
     k.len = depth;
     last_pairs = conv2d_fast_pairs(&k, last_begin, out_c, iters);
 #if CONV2D_ASM
-    /* the fast pairs stop a few channels before the end: the rest fit the sums buffer */
+    /* the fast pairs stop a few channels before the end: the rest fit the sums buffer. For
+     * shallow windows the first pair after them runs on a zero-padded copy of its weights. */
     use_asm = conv2d_asm_layer(p, q);
     asm_pairs = conv2d_fast_pairs(&k, 0, out_c, iters);
+    tail_pair = use_asm && depth <= CONV2D_TAIL_DEPTH && 2 * asm_pairs + 2 <= out_c;
+    if (tail_pair) {
+        memset(tail_w, 0, sizeof tail_w);
+        memcpy(tail_w, w + 2 * asm_pairs * depth, (size_t)(2 * depth));
+    }
 #endif
     for (pix = 0; pix < pixels; pix += 2) {
         const int32_t pix1 = pix + 1 < pixels ? pix + 1 : pix;
@@ -821,8 +858,18 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
         if (pix1 > pix) conv2d_next_pixel(p, &oy, &ox);
         o1 = conv2d_origin_at(p, oy, ox);
         conv2d_next_pixel(p, &oy, &ox);
-        if (fast_rows && (uint32_t)o0.iy0 <= iy_max && (uint32_t)o0.ix0 <= ix_max &&
-            (uint32_t)o1.iy0 <= iy_max && (uint32_t)o1.ix0 <= ix_max) {
+        if (some_inside && !whole_rows && (uint32_t)o0.iy0 <= iy_max &&
+            (uint32_t)o0.ix0 <= ix_max && (uint32_t)o1.iy0 <= iy_max &&
+            (uint32_t)o1.ix0 <= ix_max) { /* both inside, short rows: copied, then widened */
+            conv2d_stage_rows(s.x, in + (o0.iy0 * p->in_w + o0.ix0) * p->in_c, p->k_h, row_len,
+                              row_step, groups, (int8_t)p->in_zp, offset);
+            conv2d_stage_rows(s.x + CONV2D_PIXEL, in + (o1.iy0 * p->in_w + o1.ix0) * p->in_c,
+                              p->k_h, row_len, row_step, groups, (int8_t)p->in_zp, offset);
+            if (groups & 1) s.x[2 * groups] = s.x[2 * groups + 1] =
+                s.x[CONV2D_PIXEL + 2 * groups] = s.x[CONV2D_PIXEL + 2 * groups + 1] = 0;
+        } else if (some_inside && whole_rows && (uint32_t)o0.iy0 <= iy_max &&
+                   (uint32_t)o0.ix0 <= ix_max && (uint32_t)o1.iy0 <= iy_max &&
+                   (uint32_t)o1.ix0 <= ix_max) {
             /* both windows inside the image, rows of whole groups: widened straight */
             const int8_t *src0 = in + (o0.iy0 * p->in_w + o0.ix0) * p->in_c;
             const int8_t *src1 = in + (o1.iy0 * p->in_w + o1.ix0) * p->in_c;
@@ -842,23 +889,21 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
         }
 #if CONV2D_ASM
         if (use_asm) { /* every fast channel pair in one call, the last few in C */
+            const int32_t c_rest = 2 * asm_pairs + (tail_pair ? 2 : 0);
             conv2d_asm_job job;
-            job.x = s.x;
-            job.w = w;
-            job.depth = depth;
-            job.iters = iters;
-            job.pairs = asm_pairs;
+            conv2d_asm_job_init(&job, s.x, w, depth, iters, asm_pairs, q, 0);
             job.bias = q->bias;
-            job.sums = sums;
-            job.mult = q->mult;
-            job.shift = q->shift;
             job.y0 = y0;
             job.y1 = y1;
-            job.out_zp = q->out_zp;
             if (asm_pairs > 0) tc_conv2d_pairs_asm(&job);
-            if (2 * asm_pairs < out_c) {
-                conv2d_edge_sums(&k, 2 * asm_pairs, 2 * asm_pairs, out_c, sums);
-                conv2d_pair_outputs(q, 2 * asm_pairs, out_c - 2 * asm_pairs, sums, y0, y1);
+            if (tail_pair) { /* the job's pointers have moved on to the pair */
+                job.w = tail_w;
+                job.w_end = tail_w + 2 * depth;
+                tc_conv2d_pairs_asm(&job);
+            }
+            if (c_rest < out_c) {
+                conv2d_edge_sums(&k, c_rest, c_rest, out_c, sums);
+                conv2d_pair_outputs(q, c_rest, out_c - c_rest, sums, y0, y1);
             }
             continue;
         }
@@ -916,20 +961,17 @@ static TC_DSP_NOINLINE void conv2d_s8_chunked(const tc_conv2d_params *p, const i
                 if (use_asm) { /* the last chunk requantizes the fast pairs */
                     const int32_t iters = (((k.len + 3) >> 2) + 1) >> 1;
                     const int32_t pairs = conv2d_fast_pairs(&k, c, c_end, iters);
-                    conv2d_asm_job job;
-                    job.x = s.x;
-                    job.w = w + c * depth + d0;
-                    job.depth = depth;
-                    job.iters = iters;
-                    job.pairs = pairs;
-                    job.bias = d0 == 0 ? q->bias + c : NULL;
-                    job.sums = sums;
-                    job.mult = q->mult + c;
-                    job.shift = q->shift + c;
-                    job.y0 = d0 + k.len == depth ? y0 + c : NULL;
-                    job.y1 = y1 + c;
-                    job.out_zp = q->out_zp;
-                    if (pairs > 0) tc_conv2d_pairs_asm(&job);
+                    if (pairs > 0) {
+                        conv2d_asm_job job;
+                        conv2d_asm_job_init(&job, s.x, w + c * depth + d0, depth, iters, pairs,
+                                            q, c);
+                        job.bias = d0 == 0 ? q->bias + c : NULL;
+                        job.sums_in = sums;
+                        job.sums_out = sums;
+                        job.y0 = d0 + k.len == depth ? y0 + c : NULL;
+                        job.y1 = y1 + c;
+                        tc_conv2d_pairs_asm(&job);
+                    }
                     if (c + 2 * pairs < c_end) conv2d_edge_sums(&k, c + 2 * pairs, c, c_end, sums);
                     c_rest = c + 2 * pairs;
                     continue;

@@ -236,6 +236,27 @@ def test_link_fails_when_code_and_weights_exceed_the_flash_budget(mlperf, tmp_pa
         cross_build(tmp_path, "kws", memory)
 
 
+def test_handwritten_frames_match_the_assembly():
+    """HANDWRITTEN_FRAMES: 4 bytes per register each hand-written function pushes."""
+    import re
+
+    from tinycc.resources import data_dir
+    from tinycc.sim.qemu import HANDWRITTEN_FRAMES
+
+    text = "\n".join(f.read_text() for f in data_dir("runtime_c").iterdir() if f.suffix == ".c")
+    for name, size in HANDWRITTEN_FRAMES.items():
+        body = text[text.index(f'"{name}:\\n"'):]
+        body = body[:body.index(".size")]
+        pushes = re.findall(r"push\s+\{([^}]*)\}", body)
+        assert len(pushes) == 1 and "sub    sp" not in body and "sub sp" not in body, name
+        count = 0
+        for part in pushes[0].split(","):
+            lo, _, hi = part.strip().partition("-")
+            count += int(hi[1:]) - int(lo[1:]) + 1 if hi else 1
+        assert count * 4 == size, (name, pushes[0])
+        assert " bl " not in body and "blx" not in body, f"{name} calls: its frame is not a leaf frame"
+
+
 @needs_qemu
 def test_stack_static_bound_covers_the_measured_high_water(mlperf):
     for name, (model, x) in mlperf.items():
