@@ -7,6 +7,8 @@
  *  - with TC_HAVE_DSP (tc_arm_dsp.h: Cortex-M4/M7/M33/M55, or the host emulation), a SIMD path
  *    (conv2d_s8_dsp) taken when a window row holds at least 4 contiguous int8 values to
  *    multiply: groups == 1 and dil_w == 1 with k_w * in_c >= 4, or in_c / groups >= 4.
+ *    On GNU-compatible compilers for Thumb-2 its hot loop is hand-written assembly
+ *    (tc_conv2d_pairs_asm), with C functions of the same arithmetic for every other build.
  */
 #include "tc_conv.h"
 #include "tc_dot_s8_dsp.h"
@@ -161,19 +163,23 @@ static void conv2d_pixel(const tc_conv2d_params *p, const conv2d_window *win, co
  * order (ky, kx, ic), is widened once to (x - in_zp) as int16 pairs in the lane order of
  * SXTB16 (per 4 values (d0, d2) then (d1, d3)), with x = in_zp where a tap lies outside the
  * image. Every output channel of a pixel pair then runs a 2x2 loop that widens only the
- * weights (35 instructions per 32 MACs against 46 when both sides are widened in the loop).
+ * weights (34 instructions per 32 MACs in the assembly, 36 to 38 in C, against 46 when both
+ * sides are widened in the loop), and the 2x2 block's four sums are requantized together.
  * Padded taps give x - in_zp = 0, so border windows cost the same as interior ones and any two
  * pixels can be paired.
  * Windows deeper than CONV2D_CHUNK values are summed chunk by chunk; between chunks the partial
  * sums of up to CONV2D_OC_BLOCK output channels of both pixels are kept on the stack.
  * Stack: 2 x CONV2D_CHUNK x 2 B = 576 B of widened input, plus 2 x CONV2D_OC_BLOCK x 4 B =
- * 256 B of partial sums for deep windows.
+ * 256 B of sums.
  */
 enum { CONV2D_CHUNK = 144 };   /* a multiple of 8 */
 enum { CONV2D_OC_BLOCK = 32 }; /* even */
 /* Windows of up to this many values run their last channel pair on a padded copy of its
- * weights (a 72-byte buffer) rather than on the exact-read C path (first layers). */
+ * weights (72 bytes, in the upper half of the sums buffer, which the assembly path leaves
+ * unused: its edge channels are at most 3) rather than on the exact-read C path (first
+ * layers). */
 enum { CONV2D_TAIL_DEPTH = 32 };
+typedef char conv2d_tail_fits[(2 * CONV2D_TAIL_DEPTH + 8 <= 2 * CONV2D_OC_BLOCK * 2) ? 1 : -1];
 
 /* Two pixels' widened windows, one flat array: pixel k's CONV2D_CHUNK int16 values take the
  * words from k * CONV2D_PIXEL. Values gathered as int8 are staged in the upper half of the
@@ -829,7 +835,8 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
 #if CONV2D_ASM
     int use_asm, tail_pair;
     int32_t asm_pairs;
-    int8_t tail_w[2 * CONV2D_TAIL_DEPTH + 8];
+    int8_t *tail_w = (int8_t *)(sums + CONV2D_OC_BLOCK); /* the upper half of sums[]: the
+                                                             assembly path uses only the lower */
 #endif
     k.x = s.x;
     k.w = w;
@@ -846,7 +853,7 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
     asm_pairs = conv2d_fast_pairs(&k, 0, out_c, iters);
     tail_pair = use_asm && depth <= CONV2D_TAIL_DEPTH && 2 * asm_pairs + 2 <= out_c;
     if (tail_pair) {
-        memset(tail_w, 0, sizeof tail_w);
+        memset(tail_w, 0, 2 * CONV2D_TAIL_DEPTH + 8);
         memcpy(tail_w, w + 2 * asm_pairs * depth, (size_t)(2 * depth));
     }
 #endif
@@ -991,20 +998,12 @@ static TC_DSP_NOINLINE void conv2d_s8_chunked(const tc_conv2d_params *p, const i
  * taken in pairs along a row where both windows have the same in-image taps (everywhere except
  * near the left and right borders), else one at a time.
  */
-static void conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
-                          const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                          int8_t *out) {
-    const tc_dsp_requant q =
-        tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
+/* Grouped or column-dilated convolutions: pixel pairs along a row where both windows have the
+ * same in-image taps, else one pixel at a time. */
+static TC_DSP_NOINLINE void conv2d_s8_windows(const tc_conv2d_params *p, const int8_t *in,
+                                              const int8_t *w, const tc_dsp_requant *q,
+                                              int8_t *out) {
     int32_t oy, ox;
-    if (p->groups == 1 && p->dil_w == 1) {
-        if (p->k_h * p->k_w * p->in_c <= CONV2D_CHUNK) {
-            conv2d_s8_one_chunk(p, in, w, &q, out);
-        } else {
-            conv2d_s8_chunked(p, in, w, &q, out);
-        }
-        return;
-    }
     for (oy = 0; oy < p->out_h; ++oy) {
         int8_t *y = out + oy * p->out_w * p->out_c;
         for (ox = 0; ox < p->out_w; ++ox, y += p->out_c) {
@@ -1013,41 +1012,48 @@ static void conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int
                 const conv2d_window b = conv2d_make_window(p, oy, ox + 1);
                 if (conv2d_same_taps(&a, &b)) {
                     conv2d_pixel_pair(p, &a, in + a.x_offset, b.x_offset - a.x_offset,
-                                      w + a.w_offset, &q, y);
+                                      w + a.w_offset, q, y);
                     ++ox;
                     y += p->out_c;
                     continue;
                 }
             }
-            conv2d_pixel(p, &a, in + a.x_offset, w + a.w_offset, &q, y);
+            conv2d_pixel(p, &a, in + a.x_offset, w + a.w_offset, q, y);
         }
+    }
+}
+
+static TC_DSP_NOINLINE void conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in,
+                                          const int8_t *w, const int32_t *bias,
+                                          const int32_t *mult, const int32_t *shift,
+                                          int8_t *out) {
+    const tc_dsp_requant q =
+        tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
+    if (p->groups != 1 || p->dil_w != 1) {
+        conv2d_s8_windows(p, in, w, &q, out);
+    } else if (p->k_h * p->k_w * p->in_c <= CONV2D_CHUNK) {
+        conv2d_s8_one_chunk(p, in, w, &q, out);
+    } else {
+        conv2d_s8_chunked(p, in, w, &q, out);
     }
 }
 
 #endif /* TC_HAVE_DSP */
 
-tc_status tc_conv2d_s8(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
-                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                       int8_t *out) {
-    int32_t oy, ox, oc;
-    int32_t group_c, group_oc, w_oc_size;
-    if (p == NULL || in == NULL || w == NULL || mult == NULL || shift == NULL || out == NULL) {
-        return TC_ARG_ERROR;
-    }
-    if (!conv2d_args_ok(p) ||
-        !tc_conv_quant_args_ok(p->in_zp, p->out_zp, p->act_min, p->act_max, mult, shift,
-                               p->out_c)) {
-        return TC_ARG_ERROR;
-    }
+/* The portable C99 convolution (out of line on DSP builds: its locals stay off the stack of
+ * the fast paths). */
 #if TC_HAVE_DSP
-    if (conv2d_dsp_applicable(p)) {
-        conv2d_s8_dsp(p, in, w, bias, mult, shift, out);
-        return TC_OK;
-    }
+#define CONV2D_PORTABLE_ATTR TC_DSP_NOINLINE
+#else
+#define CONV2D_PORTABLE_ATTR
 #endif
-    group_c = p->in_c / p->groups;
-    group_oc = p->out_c / p->groups;
-    w_oc_size = p->k_h * p->k_w * group_c;
+static CONV2D_PORTABLE_ATTR void conv2d_s8_portable(const tc_conv2d_params *p, const int8_t *in,
+                                               const int8_t *w, const int32_t *bias,
+                                               const int32_t *mult, const int32_t *shift,
+                                               int8_t *out) {
+    const int32_t group_c = p->in_c / p->groups, group_oc = p->out_c / p->groups;
+    const int32_t w_oc_size = p->k_h * p->k_w * group_c;
+    int32_t oy, ox, oc;
     for (oy = 0; oy < p->out_h; ++oy) {
         const int32_t in_y0 = oy * p->stride_h - p->pad_top;
         for (ox = 0; ox < p->out_w; ++ox) {
@@ -1062,5 +1068,25 @@ tc_status tc_conv2d_s8(const tc_conv2d_params *p, const int8_t *in, const int8_t
             }
         }
     }
+}
+
+tc_status tc_conv2d_s8(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                       int8_t *out) {
+    if (p == NULL || in == NULL || w == NULL || mult == NULL || shift == NULL || out == NULL) {
+        return TC_ARG_ERROR;
+    }
+    if (!conv2d_args_ok(p) ||
+        !tc_conv_quant_args_ok(p->in_zp, p->out_zp, p->act_min, p->act_max, mult, shift,
+                               p->out_c)) {
+        return TC_ARG_ERROR;
+    }
+#if TC_HAVE_DSP
+    if (conv2d_dsp_applicable(p)) {
+        conv2d_s8_dsp(p, in, w, bias, mult, shift, out);
+        return TC_OK;
+    }
+#endif
+    conv2d_s8_portable(p, in, w, bias, mult, shift, out);
     return TC_OK;
 }
