@@ -44,6 +44,17 @@
 #define TC_HAVE_DSP 0
 #endif
 
+/* TC_DSP_ASM: the kernels' hand-written Thumb-2 loops (file-scope GNU assembly, self-contained
+ * functions: no register constraints on the compiler, any -O level). Their C equivalents are
+ * the reference and run everywhere else, including the host emulation; TC_NO_ASM turns the
+ * assembly off. */
+#if TC_HAVE_DSP && defined(__GNUC__) && defined(__thumb2__) && !defined(TC_EMULATE_DSP) && \
+    !defined(TC_DSP_ACLE_ONLY) && !defined(TC_NO_ASM)
+#define TC_DSP_ASM 1
+#else
+#define TC_DSP_ASM 0
+#endif
+
 #if TC_HAVE_DSP
 
 #if defined(TC_EMULATE_DSP)

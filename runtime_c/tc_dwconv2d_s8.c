@@ -14,6 +14,7 @@
 #include "tc_conv.h"
 #include "tc_dot_s8_dsp.h"
 
+#include <stddef.h>
 #include <string.h>
 
 static int dwconv2d_args_ok(const tc_dwconv2d_params *p) {
@@ -754,6 +755,343 @@ static void dwconv2d_3x3(const tc_dwconv2d_params *p, const int8_t *in, const in
     }
 }
 
+#if TC_HAVE_DSP
+/*
+ * 3x3, 4 channels at a time (DSP builds, in_c a multiple of 4, rows of up to DWQ_PIXELS
+ * pixels): the NHWC layout keeps 4 channels of a pixel in one word, so the ring holds rows of
+ * 4-channel pixels (gathered a word per pixel), each window tap is one word read, two SXTAB16
+ * and four SMLABB/SMLATT against the group's weights widened once per group (lanes: channels
+ * (0, 2) and (1, 3)), and the four outputs of a pixel are requantized with the group's
+ * per-channel constants worked out once (tc_dsp_rq where the shift suits it). Against the
+ * channel-by-channel ring (dwconv2d_3x3) this reads the input a word at a time instead of a
+ * byte at a time and spreads the per-row and per-channel set-up over 4 channels, which is most
+ * of the cost on small planes. In place it is safe under the same condition (dw3_inplace_order_ok):
+ * a group's output row overwrites only that group's channels. Stack: 3 rows of DWQ_PIXELS
+ * words (600 bytes) and the group's tables.
+ */
+#define DWQ_PIXELS 50
+
+/* Pixels of a ring row the windows read (the image after pad_left columns, and the last
+ * window's 3 columns), 0 when they do not fit DWQ_PIXELS. */
+static int32_t dwq_row_pixels(const tc_dwconv2d_params *p) {
+    const int32_t n = TC_MAX(p->pad_left + p->in_w, (p->out_w - 1) * p->stride_w + 3);
+    return n <= DWQ_PIXELS ? n : 0;
+}
+
+static int dwq_applicable(const tc_dwconv2d_params *p) {
+    return p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 && p->depth_mult == 1 &&
+           (p->in_c & 3) == 0 && p->pad_left < DWQ_PIXELS && dwq_row_pixels(p) > 0;
+}
+
+/* A group of 4 channels: what dwq_row and the assembly need, worked out once per group. The
+ * first fields are the assembly's job (offsets fixed, checked below). */
+typedef struct {
+    const uint32_t *x;      /*  0: ring row 0 (rows DWQ_PIXELS words apart) at pixel A's window */
+    int8_t *y;              /*  4: pixel A's output, channel c */
+    int32_t pairs;          /*  8: pixel pairs left (A, A + 1) */
+    int32_t y_step;         /* 12: bytes between output pixels (out_c) */
+    int32_t bias_x[4];      /* 16: bias - in_zp * sum(w) (wrapping): the assembly widens x - 0 */
+    int32_t rq[4][3];       /* 32: per channel: mult, khi, e1 of tc_dsp_rq */
+    uint32_t w[18];         /* 80: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
+    int32_t bias[4], shift[4];
+    int fast;               /* all four shifts suit tc_dsp_rq */
+} dwq_group;
+
+static void dwq_make_group(const tc_dwconv2d_params *p, const int8_t *w, const int32_t *bias,
+                           const int32_t *mult, const int32_t *shift, int32_t c, dwq_group *g) {
+    int32_t k, j;
+    for (k = 0; k < 9; ++k) {
+        const int8_t *wk = w + k * p->out_c + c;
+        g->w[2 * k] = tc_pack_s16x2(wk[0], wk[2]);
+        g->w[2 * k + 1] = tc_pack_s16x2(wk[1], wk[3]);
+    }
+    g->fast = 1;
+    for (j = 0; j < 4; ++j) {
+        uint32_t w_sum = 0;
+        for (k = 0; k < 9; ++k) w_sum += (uint32_t)(int32_t)w[k * p->out_c + c + j];
+        g->bias[j] = bias != NULL ? bias[c + j] : 0;
+        g->bias_x[j] = dw3_wrap((uint32_t)g->bias[j] - w_sum * (uint32_t)p->in_zp);
+        g->shift[j] = shift[c + j];
+        g->rq[j][0] = mult[c + j];
+        if (tc_dsp_rq_applies(shift[c + j])) {
+            g->rq[j][1] = tc_dsp_rq_khi(shift[c + j], p->out_zp);
+            g->rq[j][2] = -shift[c + j] - 1;
+        } else {
+            g->rq[j][1] = g->rq[j][2] = 0;
+            g->fast = 0;
+        }
+    }
+}
+
+/* Channels c..c + 3 of input row iy (or in_zp outside the image) into ring row `row` and, if
+ * not NULL, its copy `row2`, after the pad_left columns (which, like the columns after the
+ * image, hold in_zp words). */
+static void dwq_gather_row(const tc_dwconv2d_params *p, const int8_t *in, int32_t c, int32_t iy,
+                           uint32_t zp4, uint32_t *row, uint32_t *row2) {
+    uint32_t *dst = row + p->pad_left, *dst2 = row2 != NULL ? row2 + p->pad_left : dst;
+    int32_t i;
+    if (iy < 0 || iy >= p->in_h) {
+        for (i = 0; i < p->in_w; ++i) dst[i] = dst2[i] = zp4;
+        return;
+    }
+    in += iy * p->in_w * p->in_c + c;
+    for (i = 0; i < p->in_w; ++i, in += p->in_c) dst[i] = dst2[i] = tc_read_s8x4(in);
+}
+
+/* One window tap: 4 channels' values against the group's weights for the tap. */
+#define DWQ_TAP(x_word, k)                                                  \
+    do {                                                                    \
+        const uint32_t xv = (x_word);                                       \
+        const uint32_t xe = tc_sxtab16(offset, xv);                         \
+        const uint32_t xo = tc_sxtab16_ror8(offset, xv);                    \
+        a0 = tc_smlabb(xe, wt[2 * (k)], a0);                                \
+        a2 = tc_smlatt(xe, wt[2 * (k)], a2);                                \
+        a1 = tc_smlabb(xo, wt[2 * (k) + 1], a1);                            \
+        a3 = tc_smlatt(xo, wt[2 * (k) + 1], a3);                            \
+    } while (0)
+
+/* Output row of a group: out_w pixels from ring rows r0, r1, r2 into y (4 bytes per pixel,
+ * y_step apart), requantized by tc_dsp_rq (all four shifts suit it), clamped when `clamp`.
+ * Instantiated with and without the clamp by dwq_row. */
+static inline void dwq_row_fast(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
+                                const uint32_t *r2, int32_t out_w, int32_t stride,
+                                uint32_t offset, int32_t act_min, int32_t act_max, int8_t *y,
+                                int32_t y_step, const int clamp) {
+    const uint32_t *wt = g->w;
+    int32_t ox;
+    for (ox = 0; ox < out_w; ++ox, r0 += stride, r1 += stride, r2 += stride, y += y_step) {
+        int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
+        DWQ_TAP(r0[0], 0);
+        DWQ_TAP(r0[1], 1);
+        DWQ_TAP(r0[2], 2);
+        DWQ_TAP(r1[0], 3);
+        DWQ_TAP(r1[1], 4);
+        DWQ_TAP(r1[2], 5);
+        DWQ_TAP(r2[0], 6);
+        DWQ_TAP(r2[1], 7);
+        DWQ_TAP(r2[2], 8);
+        a0 = tc_dsp_rq(a0, g->rq[0][0], g->rq[0][1], g->rq[0][2]);
+        a1 = tc_dsp_rq(a1, g->rq[1][0], g->rq[1][1], g->rq[1][2]);
+        a2 = tc_dsp_rq(a2, g->rq[2][0], g->rq[2][1], g->rq[2][2]);
+        a3 = tc_dsp_rq(a3, g->rq[3][0], g->rq[3][1], g->rq[3][2]);
+        if (clamp) {
+            a0 = TC_MIN(TC_MAX(a0, act_min), act_max);
+            a1 = TC_MIN(TC_MAX(a1, act_min), act_max);
+            a2 = TC_MIN(TC_MAX(a2, act_min), act_max);
+            a3 = TC_MIN(TC_MAX(a3, act_min), act_max);
+        }
+        y[0] = (int8_t)a0;
+        y[1] = (int8_t)a1;
+        y[2] = (int8_t)a2;
+        y[3] = (int8_t)a3;
+    }
+}
+
+/* As dwq_row_fast, with tc_requant_s8_nonneg (a shift outside tc_dsp_rq's range). */
+static void dwq_row_slow(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
+                         const uint32_t *r2, int32_t out_w, int32_t stride, uint32_t offset,
+                         const tc_dwconv2d_params *p, int8_t *y, int32_t y_step) {
+    const uint32_t *wt = g->w;
+    int32_t ox;
+    for (ox = 0; ox < out_w; ++ox, r0 += stride, r1 += stride, r2 += stride, y += y_step) {
+        int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
+        DWQ_TAP(r0[0], 0);
+        DWQ_TAP(r0[1], 1);
+        DWQ_TAP(r0[2], 2);
+        DWQ_TAP(r1[0], 3);
+        DWQ_TAP(r1[1], 4);
+        DWQ_TAP(r1[2], 5);
+        DWQ_TAP(r2[0], 6);
+        DWQ_TAP(r2[1], 7);
+        DWQ_TAP(r2[2], 8);
+        y[0] = tc_requant_s8_nonneg(a0, g->rq[0][0], g->shift[0], p->out_zp, p->act_min,
+                                    p->act_max);
+        y[1] = tc_requant_s8_nonneg(a1, g->rq[1][0], g->shift[1], p->out_zp, p->act_min,
+                                    p->act_max);
+        y[2] = tc_requant_s8_nonneg(a2, g->rq[2][0], g->shift[2], p->out_zp, p->act_min,
+                                    p->act_max);
+        y[3] = tc_requant_s8_nonneg(a3, g->rq[3][0], g->shift[3], p->out_zp, p->act_min,
+                                    p->act_max);
+    }
+}
+
+static TC_DSP_NOINLINE void dwq_row(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
+                                    const uint32_t *r2, int32_t out_w, int32_t stride,
+                                    uint32_t offset, const tc_dwconv2d_params *p, int8_t *y,
+                                    int32_t y_step) {
+    if (!g->fast) {
+        dwq_row_slow(g, r0, r1, r2, out_w, stride, offset, p, y, y_step);
+    } else if (p->act_min == -128 && p->act_max == 127) {
+        dwq_row_fast(g, r0, r1, r2, out_w, stride, offset, -128, 127, y, y_step, 0);
+    } else {
+        dwq_row_fast(g, r0, r1, r2, out_w, stride, offset, p->act_min, p->act_max, y, y_step, 1);
+    }
+}
+
+#define DWQ_ASM TC_DSP_ASM
+#if DWQ_ASM
+typedef char dwq_job_layout[(offsetof(dwq_group, bias_x) == 16 && offsetof(dwq_group, rq) == 32 &&
+                             offsetof(dwq_group, w) == 80 && DWQ_PIXELS * 4 == 200) ? 1 : -1];
+
+void tc_dwq_pairs_asm(dwq_group *g);
+
+/*
+ * Stride 1, in Thumb-2 assembly: output pixels in pairs (A, B = A + 1), 4 channels, all in
+ * registers (r0-r3 pixel A, r4-r7 pixel B). Per kernel row the 4 columns A and B read are
+ * loaded and widened once (SXTB16: x itself, the zero point being in bias_x), and each feeds
+ * up to two taps' SMLABB/SMLATT: 42 instructions per 24 MACs, then the 8 outputs are
+ * requantized (tc_dsp_rq, the channel's constants from one LDM). About 2.9 instructions per
+ * MAC against 4.1 for dwq_row_fast, which gcc cannot keep in 14 registers for two pixels.
+ * Preconditions (dwq_asm_group): stride_w 1, all four shifts suit tc_dsp_rq, no fused clamp.
+ * Pushes 10 registers (40 bytes), calls nothing (tinycc/sim/qemu.py HANDWRITTEN_FRAMES).
+ */
+#define DWQ_MAC(w_off, a0, a1, a2, a3)                                              \
+    "    ldrd   r10, r11, [lr, #" #w_off "]\n"                                      \
+    "    smlabb " a0 ", r8, r10, " a0 "\n"                                          \
+    "    smlatt " a2 ", r8, r10, " a2 "\n"                                          \
+    "    smlabb " a1 ", r9, r11, " a1 "\n"                                          \
+    "    smlatt " a3 ", r9, r11, " a3 "\n"
+#define DWQ_A(w_off) DWQ_MAC(w_off, "r0", "r1", "r2", "r3")
+#define DWQ_B(w_off) DWQ_MAC(w_off, "r4", "r5", "r6", "r7")
+#define DWQ_ROW3(x0, t0, t1, t2)                                                    \
+    "    ldr    r8, [r12, #" #x0 "]\n"     /* column 0: A's first tap */             \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_A(t0)                                                                       \
+    "    ldr    r8, [r12, #" #x0 " + 4]\n" /* column 1: A's second, B's first */     \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_A(t1) DWQ_B(t0)                                                             \
+    "    ldr    r8, [r12, #" #x0 " + 8]\n" /* column 2: A's third, B's second */     \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_A(t2) DWQ_B(t1)                                                             \
+    "    ldr    r8, [r12, #" #x0 " + 12]\n" /* column 3: B's third */                \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_B(t2)
+#define DWQ_RQ(acc)                                                                 \
+    "    and    r11, " acc ", #0x80000000\n"                                        \
+    "    orr    r11, r11, #0x40000000\n"                                            \
+    "    sub    r12, r9, " acc ", lsr #31\n"                                        \
+    "    smlal  r11, r12, " acc ", r8\n"                                            \
+    "    asr    " acc ", r12, r10\n"                                                \
+    "    ssat   " acc ", #8, " acc "\n"
+#define DWQ_CHANNEL(rq_off, a, b)                                                   \
+    "    add    r8, lr, #" #rq_off "\n"                                             \
+    "    ldm    r8, {r8, r9, r10}\n"       /* mult, khi, e - 1 */                    \
+    DWQ_RQ(a) DWQ_RQ(b)
+
+__asm__(
+    "    .pushsection .text.tc_dwq_pairs_asm,\"ax\",%progbits\n"
+    "    .syntax unified\n"
+    "    .thumb\n"
+    "    .p2align 2\n"
+    "    .global tc_dwq_pairs_asm\n"
+    "    .type tc_dwq_pairs_asm, %function\n"
+    "    .thumb_func\n"
+    "tc_dwq_pairs_asm:\n"
+    "    push   {r0, r4-r11, lr}\n"
+    "1:  ldr    lr, [sp]\n"                 /* lr = job */
+    "    ldr    r12, [lr, #0]\n"            /* r12 = ring row 0 at pixel A */
+    "    add    r8, lr, #16\n"
+    "    ldm    r8, {r0-r3}\n"              /* A's sums start from bias_x */
+    "    mov    r4, r0\n"
+    "    mov    r5, r1\n"
+    "    mov    r6, r2\n"
+    "    mov    r7, r3\n"
+    "    add    lr, lr, #80\n"              /* lr = weights */
+    DWQ_ROW3(0, 0, 8, 16)
+    DWQ_ROW3(200, 24, 32, 40)
+    DWQ_ROW3(400, 48, 56, 64)
+    "    sub    lr, lr, #80\n"              /* lr = job */
+    "    add    r12, r12, #8\n"             /* the next pair's windows */
+    "    str    r12, [lr, #0]\n"
+    DWQ_CHANNEL(32, "r0", "r4")
+    DWQ_CHANNEL(44, "r1", "r5")
+    DWQ_CHANNEL(56, "r2", "r6")
+    DWQ_CHANNEL(68, "r3", "r7")
+    "    ldrd   r8, r9, [lr, #4]\n"         /* y, pairs left */
+    "    ldr    r10, [lr, #12]\n"           /* y_step */
+    "    strb   r0, [r8, #0]\n"
+    "    strb   r1, [r8, #1]\n"
+    "    strb   r2, [r8, #2]\n"
+    "    strb   r3, [r8, #3]\n"
+    "    add    r8, r8, r10\n"
+    "    strb   r4, [r8, #0]\n"
+    "    strb   r5, [r8, #1]\n"
+    "    strb   r6, [r8, #2]\n"
+    "    strb   r7, [r8, #3]\n"
+    "    add    r8, r8, r10\n"
+    "    subs   r9, r9, #1\n"
+    "    strd   r8, r9, [lr, #4]\n"
+    "    bne    1b\n"
+    "    pop    {r0, r4-r11, pc}\n"
+    "    .size tc_dwq_pairs_asm, .-tc_dwq_pairs_asm\n"
+    "    .popsection\n");
+
+/* Whether the group's rows can run in the assembly. */
+static int dwq_asm_group(const tc_dwconv2d_params *p, const dwq_group *g) {
+    return p->stride_w == 1 && p->out_w >= 2 && g->fast && p->act_min == -128 &&
+           p->act_max == 127;
+}
+#endif /* DWQ_ASM */
+
+static TC_DSP_NOINLINE void dwconv2d_3x3_quad(const tc_dwconv2d_params *p, const int8_t *in,
+                                              const int8_t *w, const int32_t *bias,
+                                              const int32_t *mult, const int32_t *shift,
+                                              int8_t *out) {
+    uint32_t ring[5 * DWQ_PIXELS];
+    dwq_group g;
+    const int32_t y_row = p->out_w * p->out_c;
+    const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+    const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * UINT32_C(0x01010101);
+    int32_t c, oy, iy, i;
+    for (i = 0; i < 5 * DWQ_PIXELS; ++i) ring[i] = zp4; /* the padding columns stay so */
+    for (c = 0; c < p->in_c; c += 4) {
+        int32_t next_row = -p->pad_top; /* the first input row not yet gathered */
+        int asm_rows = 0;
+        dwq_make_group(p, w, bias, mult, shift, c, &g);
+#if DWQ_ASM
+        asm_rows = dwq_asm_group(p, &g);
+#endif
+        for (oy = 0; oy < p->out_h; ++oy) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            const uint32_t *r0;
+            int8_t *y = out + oy * y_row + c;
+            for (iy = TC_MAX(iy0, next_row); iy < iy0 + 3; ++iy) {
+                /* for the assembly, slots 0 and 1 have copies 3 slots on: a window's rows
+                 * are then contiguous */
+                const int32_t slot = (iy + p->pad_top) % 3;
+                dwq_gather_row(p, in, c, iy, zp4, ring + slot * DWQ_PIXELS,
+                               asm_rows && slot < 2 ? ring + (slot + 3) * DWQ_PIXELS : NULL);
+            }
+            next_row = TC_MAX(next_row, iy0 + 3);
+            r0 = ring + ((iy0 + p->pad_top) % 3) * DWQ_PIXELS;
+#if DWQ_ASM
+            if (asm_rows) { /* pixel pairs; an odd last pixel pairs with the one before it */
+                g.x = r0;
+                g.y = y;
+                g.pairs = p->out_w >> 1;
+                g.y_step = p->out_c;
+                tc_dwq_pairs_asm(&g);
+                if (p->out_w & 1) {
+                    g.x = r0 + p->out_w - 2;
+                    g.y = y + (p->out_w - 2) * p->out_c;
+                    g.pairs = 1;
+                    tc_dwq_pairs_asm(&g);
+                }
+                continue;
+            }
+#endif
+            dwq_row(&g, r0, ring + ((iy0 + 1 + p->pad_top) % 3) * DWQ_PIXELS,
+                    ring + ((iy0 + 2 + p->pad_top) % 3) * DWQ_PIXELS, p->out_w, p->stride_w,
+                    offset, p, y, p->out_c);
+        }
+    }
+}
+#endif /* TC_HAVE_DSP */
+
 tc_status tc_dwconv2d_s8(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
                          const int32_t *bias, const int32_t *mult, const int32_t *shift,
                          int8_t *out) {
@@ -766,6 +1104,12 @@ tc_status tc_dwconv2d_s8(const tc_dwconv2d_params *p, const int8_t *in, const in
                                p->out_c)) {
         return TC_ARG_ERROR;
     }
+#if TC_HAVE_DSP
+    if (dwq_applicable(p)) {
+        dwconv2d_3x3_quad(p, in, w, bias, mult, shift, out);
+        return TC_OK;
+    }
+#endif
     if (dw3_applicable(p)) {
         dwconv2d_3x3(p, in, w, bias, mult, shift, TC_HAVE_DSP && p->in_c >= 4, out);
         return TC_OK;
@@ -807,6 +1151,12 @@ tc_status tc_dwconv2d_s8_inplace(const tc_dwconv2d_params *p, const int8_t *in, 
     if (out == in && p->out_h * p->out_w > plane_size) {
         return TC_ARG_ERROR;
     }
+#if TC_HAVE_DSP
+    if (dwq_applicable(p) && (out != in || dw3_inplace_order_ok(p))) {
+        dwconv2d_3x3_quad(p, in, w, bias, mult, shift, out);
+        return TC_OK;
+    }
+#endif
     if (dw3_applicable(p) && (out != in || dw3_inplace_order_ok(p))) {
         dwconv2d_3x3(p, in, w, bias, mult, shift, TC_HAVE_DSP, out);
         return TC_OK;

@@ -377,6 +377,23 @@ DW_TARGETED = {
                            pads=(1, 1, 1, 1), in_c=16, depth_mult=1),
     "in_c_5_leftover": dict(in_c=5, depth_mult=1),
     "in_c_7_leftover": dict(in_c=7, depth_mult=1, k=(3, 3), pads=(1, 1, 1, 1)),
+    # 3x3, 4 channels at a time (dwconv2d_3x3_quad; pixel pairs in assembly at stride 1)
+    "quad_odd_width": dict(in_hw=(5, 7), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                           in_c=12, depth_mult=1, act="full", regime="normal"),
+    "quad_width_2": dict(in_hw=(4, 2), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                         in_c=4, depth_mult=1, act="full", regime="normal"),
+    "quad_width_1": dict(in_hw=(3, 1), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                         in_c=8, depth_mult=1, act="full", regime="normal"),
+    "quad_valid": dict(in_hw=(6, 6), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0),
+                       in_c=8, depth_mult=1, act="full", regime="normal"),
+    "quad_widest": dict(in_hw=(3, 48), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                        in_c=4, depth_mult=1, act="full", regime="normal"),
+    "quad_too_wide": dict(in_hw=(3, 49), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                          in_c=4, depth_mult=1, act="full", regime="normal"),
+    "quad_clamped": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                         in_c=8, depth_mult=1, act="relu", regime="normal"),
+    "quad_mixed_shifts": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                              pads=(1, 1, 1, 1), in_c=8, depth_mult=1, act="full", regime="mixed"),
     "in_c_3_portable": dict(in_c=3, depth_mult=1),
     "depth_mult_2_portable": dict(in_c=6, depth_mult=2),
     "dilated": dict(in_hw=(8, 8), k=(3, 3), stride=(1, 1), dil=(2, 2), pads=(2, 2, 2, 2), in_c=8,
@@ -433,6 +450,12 @@ DW_INPLACE_TARGETED = {
                                      pads=(2, 2, 2, 2)),
     "in_zp_min_x_max": dict(in_zp=-128, style="extremes"),
     "saturation": dict(regime="saturate", act="full"),
+    "quad_3x3_s1": dict(in_hw=(7, 6), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                        in_c=8, act="full", regime="normal"),
+    "quad_3x3_s1_odd": dict(in_hw=(5, 5), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                            in_c=16, act="full", regime="normal"),
+    "quad_3x3_s2": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2), dil=(1, 1), pads=(1, 1, 1, 1),
+                        in_c=12, act="full", regime="normal"),
 }
 TARGETED = {"conv": CONV_TARGETED, "dw": DW_TARGETED, "dw_inplace": DW_INPLACE_TARGETED,
             "fc": FC_TARGETED}
@@ -548,6 +571,16 @@ def test_targeted_cases_exercise_their_feature():
     # The last output pixel's window ends at the plane's last byte: a 4-byte read would leave it.
     p = by_name[("dw_inplace", "3x3_valid_last_bytes")][0]
     assert (p.out_h, p.out_w) == (3, 3) and dsp_path_expected("dw_inplace", p)
+
+    def dwq_row_pixels(p):  # tc_dwconv2d_s8.c: the 4-channel 3x3 path's ring rows (<= 50)
+        return max(p.pad_left + p.in_w, (p.out_w - 1) * p.stride_w + 3)
+
+    assert dwq_row_pixels(by_name[("dw", "quad_widest")][0]) == 50
+    assert dwq_row_pixels(by_name[("dw", "quad_too_wide")][0]) == 51
+    assert by_name[("dw", "quad_odd_width")][0].out_w % 2 == 1
+    assert by_name[("dw", "quad_width_1")][0].out_w == 1
+    mixed = by_name[("dw", "quad_mixed_shifts")][4:6]
+    assert ((mixed[1] > -2) | (mixed[1] < -23)).any() and ((mixed[1] <= -2) & (mixed[1] >= -23)).any()
 
 
 def test_random_cases_cover_both_paths():
@@ -855,6 +888,8 @@ INNER_LOOPS = {
     "depthwise in place, 4 taps of a row": ("tc_dwconv2d_s8.o", "dwconv2d_plane_dsp", 2.6),
     "depthwise 3x3, stride 1 window pairs": ("tc_dwconv2d_s8.o", "dw3_sums_pairs_dsp", 2.1),
     "depthwise 3x3, strided windows": ("tc_dwconv2d_s8.o", "dw3_sums_strided_dsp", 2.5),
+    "depthwise 3x3, 4 channels x pixel pairs, with requantization (assembly)": (
+        "tc_dwconv2d_s8.o", "tc_dwq_pairs_asm", 3.0),
 }
 
 
