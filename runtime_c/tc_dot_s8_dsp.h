@@ -318,42 +318,6 @@ static TC_DSP_NOINLINE int8_t tc_requant_call(int32_t acc, int32_t mult, int32_t
     return tc_requant_s8_nonneg(acc, mult, shift, q->out_zp, q->act_min, q->act_max);
 }
 
-/* out = {output c0 of acc[0], output c1 of acc[1], output c0 of acc[2], output c1 of acc[3]}
- * for accumulators that already hold the bias: a 2x2 block of two pixels and channels c0, c1
- * (c1 may equal c0), each channel's parameters loaded once. The usual right shifts take
- * tc_mbqm_right with its per-channel terms computed once for both pixels; tc_requant_s8_nonneg
- * is the same function of acc for shift < 0 (tc_common.h). */
-static inline void tc_dsp_output_pair(const tc_dsp_requant *q, int32_t c0, int32_t c1,
-                                      const int32_t acc[4], int8_t out[4]) {
-    const int32_t m0 = c0 & q->channel_mask, m1 = c1 & q->channel_mask;
-    const int32_t mult0 = q->mult[m0], mult1 = q->mult[m1];
-    const int32_t shift0 = q->shift[m0], shift1 = q->shift[m1];
-    if ((shift0 & shift1) < 0) { /* both negative */
-        const int32_t e0 = -shift0 - 1, e1 = -shift1 - 1;
-        const uint32_t half0 = UINT32_C(1) << e0, half1 = UINT32_C(1) << e1;
-        /* y + out_zp cannot overflow here (|y| < 2^31 / 2^e); SSAT is the clamp to int8 */
-        int32_t v0 = tc_ssat8(tc_mbqm_right(acc[0], mult0, half0, e0) + q->out_zp);
-        int32_t v1 = tc_ssat8(tc_mbqm_right(acc[1], mult1, half1, e1) + q->out_zp);
-        int32_t v2 = tc_ssat8(tc_mbqm_right(acc[2], mult0, half0, e0) + q->out_zp);
-        int32_t v3 = tc_ssat8(tc_mbqm_right(acc[3], mult1, half1, e1) + q->out_zp);
-        if (q->act_min != -128 || q->act_max != 127) { /* a fused activation */
-            v0 = TC_MIN(TC_MAX(v0, q->act_min), q->act_max);
-            v1 = TC_MIN(TC_MAX(v1, q->act_min), q->act_max);
-            v2 = TC_MIN(TC_MAX(v2, q->act_min), q->act_max);
-            v3 = TC_MIN(TC_MAX(v3, q->act_min), q->act_max);
-        }
-        out[0] = (int8_t)v0;
-        out[1] = (int8_t)v1;
-        out[2] = (int8_t)v2;
-        out[3] = (int8_t)v3;
-        return;
-    }
-    out[0] = tc_requant_call(acc[0], mult0, shift0, q);
-    out[1] = tc_requant_call(acc[1], mult1, shift1, q);
-    out[2] = tc_requant_call(acc[2], mult0, shift0, q);
-    out[3] = tc_requant_call(acc[3], mult1, shift1, q);
-}
-
 /* Rows x and x + depth of the matrix product, all columns. */
 static TC_DSP_NOINLINE void tc_dsp_matmul_2rows(const int8_t *x, const int8_t *w, int32_t cols,
                                                 int32_t depth, int32_t in_zp,
