@@ -1,6 +1,7 @@
 """int8 end to end on the whole zoo: the generated C (ASan/UBSan, guard bytes, per-layer write
 checks, every in-place feature on) equals the integer golden model bit for bit, layer by layer,
-and the int8 model stays close to the float one."""
+so does the project cross-compiled for Cortex-M cores under QEMU, and the int8 model stays close
+to the float one."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +13,7 @@ from tinycc.engines import CompiledModel
 from tinycc.frontend import load_graph
 from tinycc.passes import run_pipeline
 from tinycc.reference.float_exec import run_float
+from tinycc.sim.qemu import missing_tools
 
 
 def _calibration(g, inputs, n, seed):
@@ -73,3 +75,23 @@ def test_int8_tracks_float(zoo_models, name, tmp_path, compiled_zoo):
         noise = float(np.sum((q - r).astype(np.float64) ** 2))
         sqnr = 10 * np.log10(signal / max(noise, 1e-30))
         assert sqnr > 15.0, f"{zoo_key} output {name}: SQNR {sqnr:.1f} dB"
+
+
+_NO_QEMU = missing_tools(run=True)
+
+
+@pytest.mark.skipif(_NO_QEMU is not None, reason=f"Cortex-M toolchain or QEMU unavailable: {_NO_QEMU}")
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m33", "cortex-m3"])
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_cortex_m_under_qemu_equals_golden(zoo_models, name, core, tmp_path, compiled_zoo):
+    """The cross-compiled project (DSP and assembly paths on the M4 and M33, portable C on the
+    M3) gives the golden model's outputs under QEMU."""
+    zoo_key = (name, "torchscript")
+    g, inputs, model = _compile(zoo_models, zoo_key, tmp_path, compiled_zoo)
+    rng = np.random.default_rng(11)
+    x = {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
+    golden = model.run_int8(x)
+    target, run = model.run_qemu(x, core)
+    for out in golden:
+        np.testing.assert_array_equal(target[out], golden[out], err_msg=f"{zoo_key} {core} {out}")
+    assert run.instructions > 0
