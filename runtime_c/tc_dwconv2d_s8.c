@@ -936,14 +936,15 @@ typedef char dwq_job_layout[(offsetof(dwq_group, bias_x) == 16 && offsetof(dwq_g
 void tc_dwq_pairs_asm(dwq_group *g);
 
 /*
- * Stride 1, in Thumb-2 assembly: output pixels in pairs (A, B = A + 1), 4 channels, all in
- * registers (r0-r3 pixel A, r4-r7 pixel B). Per kernel row the 4 columns A and B read are
- * loaded and widened once (SXTB16: x itself, the zero point being in bias_x), and each feeds
- * up to two taps' SMLABB/SMLATT: 42 instructions per 24 MACs, then the 8 outputs are
- * requantized (tc_dsp_rq, the channel's constants from one LDM). About 2.9 instructions per
- * MAC against 4.1 for dwq_row_fast, which gcc cannot keep in 14 registers for two pixels.
- * Preconditions (dwq_asm_group): stride_w 1, all four shifts suit tc_dsp_rq, no fused clamp.
- * Pushes 10 registers (40 bytes), calls nothing (tinycc/sim/qemu.py HANDWRITTEN_FRAMES).
+ * Strides 1 and 2, in Thumb-2 assembly: output pixels in pairs (A, B = the next), 4 channels,
+ * all in registers (r0-r3 pixel A, r4-r7 pixel B). Per kernel row the 4 (stride 2: 5) columns
+ * A and B read are loaded and widened once (SXTB16: x itself, the zero point being in bias_x),
+ * and a column both windows share feeds both: 42 (45) instructions per 24 MACs, then the 8
+ * outputs are requantized (tc_dsp_rq, the channel's constants from one LDM). About 2.9
+ * instructions per MAC against 4.1 for dwq_row_fast, which gcc cannot keep in 14 registers for
+ * two pixels. Preconditions (dwq_asm_group): stride_w 1 or 2, all four shifts suit tc_dsp_rq,
+ * no fused clamp. Each function pushes 10 registers (40 bytes) and calls nothing
+ * (tinycc/sim/qemu.py HANDWRITTEN_FRAMES).
  */
 #define DWQ_MAC(w_off, a0, a1, a2, a3)                                              \
     "    ldrd   r10, r11, [lr, #" #w_off "]\n"                                      \
@@ -982,58 +983,102 @@ void tc_dwq_pairs_asm(dwq_group *g);
     "    ldm    r8, {r8, r9, r10}\n"       /* mult, khi, e - 1 */                    \
     DWQ_RQ(a) DWQ_RQ(b)
 
-__asm__(
-    "    .pushsection .text.tc_dwq_pairs_asm,\"ax\",%progbits\n"
-    "    .syntax unified\n"
-    "    .thumb\n"
-    "    .p2align 2\n"
-    "    .global tc_dwq_pairs_asm\n"
-    "    .type tc_dwq_pairs_asm, %function\n"
-    "    .thumb_func\n"
-    "tc_dwq_pairs_asm:\n"
-    "    push   {r0, r4-r11, lr}\n"
-    "1:  ldr    lr, [sp]\n"                 /* lr = job */
-    "    ldr    r12, [lr, #0]\n"            /* r12 = ring row 0 at pixel A */
-    "    add    r8, lr, #16\n"
-    "    ldm    r8, {r0-r3}\n"              /* A's sums start from bias_x */
-    "    mov    r4, r0\n"
-    "    mov    r5, r1\n"
-    "    mov    r6, r2\n"
-    "    mov    r7, r3\n"
-    "    add    lr, lr, #80\n"              /* lr = weights */
-    DWQ_ROW3(0, 0, 8, 16)
-    DWQ_ROW3(200, 24, 32, 40)
-    DWQ_ROW3(400, 48, 56, 64)
-    "    sub    lr, lr, #80\n"              /* lr = job */
-    "    add    r12, r12, #8\n"             /* the next pair's windows */
-    "    str    r12, [lr, #0]\n"
-    DWQ_CHANNEL(32, "r0", "r4")
-    DWQ_CHANNEL(44, "r1", "r5")
-    DWQ_CHANNEL(56, "r2", "r6")
-    DWQ_CHANNEL(68, "r3", "r7")
-    "    ldrd   r8, r9, [lr, #4]\n"         /* y, pairs left */
-    "    ldr    r10, [lr, #12]\n"           /* y_step */
-    "    strb   r0, [r8, #0]\n"
-    "    strb   r1, [r8, #1]\n"
-    "    strb   r2, [r8, #2]\n"
-    "    strb   r3, [r8, #3]\n"
-    "    add    r8, r8, r10\n"
-    "    strb   r4, [r8, #0]\n"
-    "    strb   r5, [r8, #1]\n"
-    "    strb   r6, [r8, #2]\n"
-    "    strb   r7, [r8, #3]\n"
-    "    add    r8, r8, r10\n"
-    "    subs   r9, r9, #1\n"
-    "    strd   r8, r9, [lr, #4]\n"
-    "    bne    1b\n"
-    "    pop    {r0, r4-r11, pc}\n"
-    "    .size tc_dwq_pairs_asm, .-tc_dwq_pairs_asm\n"
-    "    .popsection\n");
+/* Stride 2: pixel B's window starts 2 columns after A's; column 2 feeds both. */
+#define DWQ_ROW3_S2(x0, t0, t1, t2)                                                 \
+    "    ldr    r8, [r12, #" #x0 "]\n"     /* column 0: A's first tap */             \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_A(t0)                                                                       \
+    "    ldr    r8, [r12, #" #x0 " + 4]\n" /* column 1: A's second */                \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_A(t1)                                                                       \
+    "    ldr    r8, [r12, #" #x0 " + 8]\n" /* column 2: A's third, B's first */      \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_A(t2) DWQ_B(t0)                                                             \
+    "    ldr    r8, [r12, #" #x0 " + 12]\n" /* column 3: B's second */               \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_B(t1)                                                                       \
+    "    ldr    r8, [r12, #" #x0 " + 16]\n" /* column 4: B's third */                \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_B(t2)
+
+/* One pixel-pair function: ROW3 reads a kernel row for both pixels, `advance` bytes from one
+ * pair's windows to the next. */
+#define DWQ_FUNCTION(name, ROW3, advance)                                           \
+    "    .pushsection .text." name ",\"ax\",%progbits\n"                            \
+    "    .syntax unified\n"                                                         \
+    "    .thumb\n"                                                                  \
+    "    .p2align 2\n"                                                              \
+    "    .global " name "\n"                                                        \
+    "    .type " name ", %function\n"                                               \
+    "    .thumb_func\n"                                                             \
+    name ":\n"                                                                      \
+    "    push   {r0, r4-r11, lr}\n"                                                 \
+    "1:  ldr    lr, [sp]\n"                 /* lr = job */                           \
+    "    ldr    r12, [lr, #0]\n"            /* r12 = ring row 0 at pixel A */        \
+    "    add    r8, lr, #16\n"                                                      \
+    "    ldm    r8, {r0-r3}\n"              /* A's sums start from bias_x, B's too */ \
+    "    mov    r4, r0\n"                                                           \
+    "    mov    r5, r1\n"                                                           \
+    "    mov    r6, r2\n"                                                           \
+    "    mov    r7, r3\n"                                                           \
+    "    add    lr, lr, #80\n"              /* lr = weights */                       \
+    ROW3(0, 0, 8, 16)                                                               \
+    ROW3(200, 24, 32, 40)                                                           \
+    ROW3(400, 48, 56, 64)                                                           \
+    "    sub    lr, lr, #80\n"              /* lr = job */                           \
+    "    add    r12, r12, #" #advance "\n"  /* the next pair's windows */            \
+    "    str    r12, [lr, #0]\n"                                                    \
+    DWQ_CHANNEL(32, "r0", "r4")                                                     \
+    DWQ_CHANNEL(44, "r1", "r5")                                                     \
+    DWQ_CHANNEL(56, "r2", "r6")                                                     \
+    DWQ_CHANNEL(68, "r3", "r7")                                                     \
+    "    ldrd   r8, r9, [lr, #4]\n"         /* y, pairs left */                      \
+    "    ldr    r10, [lr, #12]\n"           /* y_step */                             \
+    "    strb   r0, [r8, #0]\n"                                                     \
+    "    strb   r1, [r8, #1]\n"                                                     \
+    "    strb   r2, [r8, #2]\n"                                                     \
+    "    strb   r3, [r8, #3]\n"                                                     \
+    "    add    r8, r8, r10\n"                                                      \
+    "    strb   r4, [r8, #0]\n"                                                     \
+    "    strb   r5, [r8, #1]\n"                                                     \
+    "    strb   r6, [r8, #2]\n"                                                     \
+    "    strb   r7, [r8, #3]\n"                                                     \
+    "    add    r8, r8, r10\n"                                                      \
+    "    subs   r9, r9, #1\n"                                                       \
+    "    strd   r8, r9, [lr, #4]\n"                                                 \
+    "    bne    1b\n"                                                               \
+    "    pop    {r0, r4-r11, pc}\n"                                                 \
+    "    .size " name ", .-" name "\n"                                              \
+    "    .popsection\n"
+
+void tc_dwq_pairs_s2_asm(dwq_group *g);
+
+__asm__(DWQ_FUNCTION("tc_dwq_pairs_asm", DWQ_ROW3, 8)
+        DWQ_FUNCTION("tc_dwq_pairs_s2_asm", DWQ_ROW3_S2, 16));
 
 /* Whether the group's rows can run in the assembly. */
 static int dwq_asm_group(const tc_dwconv2d_params *p, const dwq_group *g) {
-    return p->stride_w == 1 && p->out_w >= 2 && g->fast && p->act_min == -128 &&
+    return p->stride_w <= 2 && p->out_w >= 2 && g->fast && p->act_min == -128 &&
            p->act_max == 127;
+}
+
+/* Pixel pairs (A, A + 1) from ring rows r0 (rows DWQ_PIXELS words apart) into y. */
+static inline void dwq_pairs_asm(const tc_dwconv2d_params *p, dwq_group *g,
+                                 const uint32_t *r0, int8_t *y, int32_t pairs) {
+    g->x = r0;
+    g->y = y;
+    g->pairs = pairs;
+    g->y_step = p->out_c;
+    if (p->stride_w == 1) {
+        tc_dwq_pairs_asm(g);
+    } else {
+        tc_dwq_pairs_s2_asm(g);
+    }
 }
 #endif /* DWQ_ASM */
 
@@ -1070,16 +1115,10 @@ static TC_DSP_NOINLINE void dwconv2d_3x3_quad(const tc_dwconv2d_params *p, const
             r0 = ring + ((iy0 + p->pad_top) % 3) * DWQ_PIXELS;
 #if DWQ_ASM
             if (asm_rows) { /* pixel pairs; an odd last pixel pairs with the one before it */
-                g.x = r0;
-                g.y = y;
-                g.pairs = p->out_w >> 1;
-                g.y_step = p->out_c;
-                tc_dwq_pairs_asm(&g);
+                dwq_pairs_asm(p, &g, r0, y, p->out_w >> 1);
                 if (p->out_w & 1) {
-                    g.x = r0 + p->out_w - 2;
-                    g.y = y + (p->out_w - 2) * p->out_c;
-                    g.pairs = 1;
-                    tc_dwq_pairs_asm(&g);
+                    dwq_pairs_asm(p, &g, r0 + (p->out_w - 2) * p->stride_w,
+                                  y + (p->out_w - 2) * p->out_c, 1);
                 }
                 continue;
             }

@@ -386,6 +386,11 @@ DW_TARGETED = {
                          in_c=8, depth_mult=1, act="full", regime="normal"),
     "quad_valid": dict(in_hw=(6, 6), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0),
                        in_c=8, depth_mult=1, act="full", regime="normal"),
+    "quad_s2_odd_width": dict(in_hw=(7, 9), k=(3, 3), stride=(2, 2), dil=(1, 1),
+                              pads=(1, 1, 1, 1), in_c=8, depth_mult=1, act="full",
+                              regime="normal"),
+    "quad_s2_widest": dict(in_hw=(5, 48), k=(3, 3), stride=(2, 2), dil=(1, 1),
+                           pads=(1, 1, 1, 1), in_c=4, depth_mult=1, act="full", regime="normal"),
     "quad_widest": dict(in_hw=(3, 48), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
                         in_c=4, depth_mult=1, act="full", regime="normal"),
     "quad_too_wide": dict(in_hw=(3, 49), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
@@ -579,6 +584,8 @@ def test_targeted_cases_exercise_their_feature():
     assert dwq_row_pixels(by_name[("dw", "quad_too_wide")][0]) == 51
     assert by_name[("dw", "quad_odd_width")][0].out_w % 2 == 1
     assert by_name[("dw", "quad_width_1")][0].out_w == 1
+    assert by_name[("dw", "quad_s2_odd_width")][0].out_w % 2 == 1
+    assert dwq_row_pixels(by_name[("dw", "quad_s2_widest")][0]) <= 50
     mixed = by_name[("dw", "quad_mixed_shifts")][4:6]
     assert ((mixed[1] > -2) | (mixed[1] < -23)).any() and ((mixed[1] <= -2) & (mixed[1] >= -23)).any()
 
