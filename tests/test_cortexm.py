@@ -310,11 +310,11 @@ def test_instruction_counts_are_deterministic_and_per_layer(mlperf):
 
 # Instructions per MAC by layer class over the four MLPerf Tiny models (as
 # benchmarks/bench_cortexm.py prints them), with a little headroom over the figures measured
-# when these budgets were set (M4: conv 1.42, pointwise 1.48, depthwise 4.12, fc 1.86; M3: 8.50,
+# when these budgets were set (M4: conv 1.42, pointwise 1.48, depthwise 4.00, fc 1.86; M3: 8.50,
 # 8.16, 8.38, 6.32). The M4 conv and pointwise budgets are issue 6's goal. Instruction counts
 # are deterministic, so a kernel change that slows a class down fails here rather than in a
 # benchmark nobody reran.
-COST_BUDGETS = {"cortex-m4": {"conv": 1.5, "pointwise": 1.5, "depthwise": 4.3, "fc": 1.95},
+COST_BUDGETS = {"cortex-m4": {"conv": 1.5, "pointwise": 1.5, "depthwise": 4.2, "fc": 1.95},
                 "cortex-m3": {"conv": 8.9, "pointwise": 8.6, "depthwise": 8.8, "fc": 6.7}}
 
 
