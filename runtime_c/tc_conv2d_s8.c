@@ -271,9 +271,11 @@ static void conv2d_widen_inside(const tc_conv2d_params *p, const int8_t *in, con
 static void conv2d_stage_rows(uint32_t *x, const int8_t *src, int32_t rows, int32_t row_len,
                               int32_t row_step, int32_t groups, int8_t in_zp, uint32_t offset) {
     int8_t *staged = (int8_t *)x + CONV2D_CHUNK, *dst = staged;
-    int32_t r, i;
+    const uint32_t zp4 = (uint32_t)(uint8_t)in_zp * UINT32_C(0x01010101);
+    int32_t r;
+    /* the last group as in_zp first: the rows then overwrite the part of it they cover */
+    memcpy(staged + 4 * (groups - 1), &zp4, sizeof zp4);
     for (r = 0; r < rows; ++r, src += row_step, dst += row_len) conv2d_copy(dst, src, row_len);
-    for (i = rows * row_len; i < 4 * groups; ++i) staged[i] = in_zp;
     conv2d_widen(x, staged, groups, offset);
 }
 
