@@ -65,9 +65,29 @@ def test_compile_writes_a_complete_project(small_model, tmp_path):
                 "lower_bound_bytes", "planner"]:
         assert key in report
     assert report["macs"] == 4 * 6 * 5 * 27 + 5 * 4
-    assert report["params"] == 4 * 27 + 5 * 4
-    assert {"name", "op", "output_shape", "macs", "weight_bytes", "live_bytes"} <= set(report["layers"][0])
+    assert report["params"] == (4 * 27 + 4) + 5 * 4  # conv weights and bias, Gemm weights
+    assert sum(layer["params"] for layer in report["layers"]) == report["params"]
+    assert {"name", "op", "output_shape", "macs", "params", "weight_bytes", "live_bytes"} <= set(report["layers"][0])
     assert "WARNING" in r.stderr  # no --calib: loud warning
+
+
+def test_params_count_every_layer_even_when_weights_are_shared(tmp_path):
+    """Two layers with identical weights share one blob in flash; each still has its params."""
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((3, 3, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w1"), numpy_helper.from_array(w.copy(), "w2"),
+             numpy_helper.from_array(b, "b1"), numpy_helper.from_array(b.copy(), "b2")]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"]), helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["y"])]
+    graph = helper.make_graph(nodes, "shared", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])], inits)
+    path = tmp_path / "shared.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    r = _tinycc("compile", path, "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["params"] == 2 * (9 + 3)
 
 
 def test_generated_c_has_no_model_text(small_model, tmp_path):

@@ -19,6 +19,9 @@ class LowerCtx:
         self.g = g
         self.program = program
         self._names: set[str] = set()
+        # learned parameters (weights, biases, constant operands) read by the node being lowered,
+        # credited to its first step (deduplicated blobs still count once per layer)
+        self._pending_params = 0
 
     # ---- tensors --------------------------------------------------------------------------
     def tensor(self, name: str) -> Tensor:
@@ -56,6 +59,7 @@ class LowerCtx:
         t = self.g.tensors[wname]
         channels = t.shape[0]
         b = self.g.tensors[bname] if bname else None
+        self._pending_params += int(t.data.size) + (int(b.data.size) if b is not None else 0)
         if t.quant is not None:  # pre-quantized: recover the exact integers
             q = np.clip(_recover_integers(t.data, t.quant), -127, 127).astype(np.int8)
             if b is None:
@@ -74,6 +78,7 @@ class LowerCtx:
     def const_operand(self, name: str, node: Node) -> tuple[str, float, int]:
         """An element-wise constant operand as an int8 blob with its own per-tensor params."""
         t = self.g.tensors[name]
+        self._pending_params += int(t.data.size)
         if t.dtype == "int8" and t.quant is not None:
             q, (s, zp) = t.data, t.quant.scalar()
         else:
@@ -96,7 +101,9 @@ class LowerCtx:
                 raise Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {exc}") from None
         base = f"s{len(self.program.steps)}_{self.step_base(node)}"
         step = Step(base, node.op, node.name, node.onnx_name, kernel, params, args, golden, macs,
-                    tuple(inplace_inputs), note, inplace_kernel, inplace_args, overlap_delta, copy_into)
+                    tuple(inplace_inputs), note, inplace_kernel, inplace_args, overlap_delta, copy_into,
+                    self._pending_params)
+        self._pending_params = 0
         self.program.steps.append(step)
         return step
 

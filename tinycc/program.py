@@ -66,6 +66,8 @@ class Step:
     # A pure copy of input 0 into (tensor, byte offset), e.g. a concat part: the planner may let
     # the producer write there directly and drop this step from the C.
     copy_into: tuple[str, int] | None = None
+    # Learned parameters of the layer (weights, biases, constant operands; 0 for data movement).
+    param_count: int = 0
 
     @property
     def inputs(self) -> list[str]:

@@ -20,12 +20,13 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
             "kernel": step.kernel,
             "output_shape": list(info.logical_shape) if info else [],
             "macs": int(step.macs),
+            "params": int(step.param_count),
             "weight_bytes": int(weight_bytes),
             "live_bytes": int(mem.live_bytes[k]),
             "live_buffers": [{"name": b, "bytes": int(size[b])} for b in mem.live_tensors[k]],
             "scratch_bytes": int(step.scratch_bytes),
         })
-    params = sum(int(b.size) for name, b in program.blobs.items() if name.endswith("_w") or "_w_" in name)
+    params = sum(int(step.param_count) for step in program.steps)
     return {
         "tinycc_version": __version__,
         "model": source,
