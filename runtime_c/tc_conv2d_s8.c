@@ -396,71 +396,31 @@ typedef struct {
     int32_t d0, len;       /* the chunk */
 } conv2d_chunk;
 
-/* The hot loop of the convolution: `pairs` 2x2 blocks, output channels (2j, 2j + 1) with
- * weight rows w + 2j * depth, w + (2j + 1) * depth, over 2 * iters groups of the two widened
- * pixels x. Channel c's sums (pixel 0, pixel 1) are sums[2c], sums[2c + 1], started from bias[2j], bias[2j + 1] (from_bias) or from the sums already there. Instantiated
- * for both cases below: a test in the loop would cost registers it does not have. */
+/* The hot loop of the convolution in C (the reference of tc_conv2d_pairs_asm): `pairs` 2x2
+ * blocks, output channels (2j, 2j + 1) with weight rows w + 2j * depth and w + (2j + 1) * depth,
+ * over 2 * iters groups of the two widened pixels x. Channel c's sums (pixel 0, pixel 1) are
+ * sums[2c], sums[2c + 1], started from bias[c] (from_bias) or from the sums already there.
+ * Instantiated for both cases below: a test in the loop would cost registers it does not have. */
 static inline void conv2d_pair_sums_run(const uint32_t *x, const int8_t *w, int32_t depth,
                                         int32_t iters, int32_t pairs, const int32_t *bias,
                                         int32_t *sums, const int from_bias) {
     for (; pairs > 0; --pairs) {
-        const int8_t *w0 = w, *w1 = w + depth;
-        const uint32_t *xi = x;
-        int32_t a00, a01, a10, a11, i;
+        int32_t acc[4];
         if (from_bias) {
-            a00 = a10 = bias[0];
-            a01 = a11 = bias[1];
+            acc[0] = acc[2] = bias[0];
+            acc[1] = acc[3] = bias[1];
             bias += 2;
         } else {
-            a00 = sums[0];
-            a10 = sums[1];
-            a01 = sums[2];
-            a11 = sums[3];
+            acc[0] = sums[0];
+            acc[2] = sums[1];
+            acc[1] = sums[2];
+            acc[3] = sums[3];
         }
-        i = iters;
-        do { /* two groups per iteration; iters >= 1 */
-            uint32_t x0e = xi[0], x0o = xi[1];
-            uint32_t x1e = xi[CONV2D_PIXEL], x1o = xi[CONV2D_PIXEL + 1];
-            uint32_t wo = tc_read_s8x4(w0);
-            uint32_t we = tc_sxtb16(wo);
-            wo = tc_sxtb16_ror8(wo);
-            a00 = tc_smlad(x0e, we, a00);
-            a10 = tc_smlad(x1e, we, a10);
-            a00 = tc_smlad(x0o, wo, a00);
-            a10 = tc_smlad(x1o, wo, a10);
-            wo = tc_read_s8x4(w1);
-            we = tc_sxtb16(wo);
-            wo = tc_sxtb16_ror8(wo);
-            a01 = tc_smlad(x0e, we, a01);
-            a11 = tc_smlad(x1e, we, a11);
-            a01 = tc_smlad(x0o, wo, a01);
-            a11 = tc_smlad(x1o, wo, a11);
-            x0e = xi[2];
-            x0o = xi[3];
-            x1e = xi[CONV2D_PIXEL + 2];
-            x1o = xi[CONV2D_PIXEL + 3];
-            wo = tc_read_s8x4(w0 + 4);
-            we = tc_sxtb16(wo);
-            wo = tc_sxtb16_ror8(wo);
-            a00 = tc_smlad(x0e, we, a00);
-            a10 = tc_smlad(x1e, we, a10);
-            a00 = tc_smlad(x0o, wo, a00);
-            a10 = tc_smlad(x1o, wo, a10);
-            wo = tc_read_s8x4(w1 + 4);
-            we = tc_sxtb16(wo);
-            wo = tc_sxtb16_ror8(wo);
-            a01 = tc_smlad(x0e, we, a01);
-            a11 = tc_smlad(x1e, we, a11);
-            a01 = tc_smlad(x0o, wo, a01);
-            a11 = tc_smlad(x1o, wo, a11);
-            xi += 4;
-            w0 += 8;
-            w1 += 8;
-        } while (--i > 0);
-        sums[0] = a00;
-        sums[1] = a10;
-        sums[2] = a01;
-        sums[3] = a11;
+        conv2d_dot_wide_2x2(x, w, w + depth, 2 * iters, acc);
+        sums[0] = acc[0];
+        sums[1] = acc[2];
+        sums[2] = acc[1];
+        sums[3] = acc[3];
         sums += 4;
         w += 2 * depth;
     }
