@@ -850,6 +850,26 @@ static void dwq_gather_row(const tc_dwconv2d_params *p, const int8_t *in, int32_
         a3 = tc_smlatt(xo, wt[2 * (k) + 1], a3);                            \
     } while (0)
 
+/* The four sums (bias included) of the window whose rows start at r0, r1, r2. */
+static inline void dwq_window(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
+                              const uint32_t *r2, uint32_t offset, int32_t acc[4]) {
+    const uint32_t *wt = g->w;
+    int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
+    DWQ_TAP(r0[0], 0);
+    DWQ_TAP(r0[1], 1);
+    DWQ_TAP(r0[2], 2);
+    DWQ_TAP(r1[0], 3);
+    DWQ_TAP(r1[1], 4);
+    DWQ_TAP(r1[2], 5);
+    DWQ_TAP(r2[0], 6);
+    DWQ_TAP(r2[1], 7);
+    DWQ_TAP(r2[2], 8);
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
 /* Output row of a group: out_w pixels from ring rows r0, r1, r2 into y (4 bytes per pixel,
  * y_step apart), requantized by tc_dsp_rq (all four shifts suit it), clamped when `clamp`.
  * Instantiated with and without the clamp by dwq_row. */
@@ -857,33 +877,15 @@ static inline void dwq_row_fast(const dwq_group *g, const uint32_t *r0, const ui
                                 const uint32_t *r2, int32_t out_w, int32_t stride,
                                 uint32_t offset, int32_t act_min, int32_t act_max, int8_t *y,
                                 int32_t y_step, const int clamp) {
-    const uint32_t *wt = g->w;
-    int32_t ox;
+    int32_t ox, j;
     for (ox = 0; ox < out_w; ++ox, r0 += stride, r1 += stride, r2 += stride, y += y_step) {
-        int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
-        DWQ_TAP(r0[0], 0);
-        DWQ_TAP(r0[1], 1);
-        DWQ_TAP(r0[2], 2);
-        DWQ_TAP(r1[0], 3);
-        DWQ_TAP(r1[1], 4);
-        DWQ_TAP(r1[2], 5);
-        DWQ_TAP(r2[0], 6);
-        DWQ_TAP(r2[1], 7);
-        DWQ_TAP(r2[2], 8);
-        a0 = tc_dsp_rq(a0, g->rq[0][0], g->rq[0][1], g->rq[0][2]);
-        a1 = tc_dsp_rq(a1, g->rq[1][0], g->rq[1][1], g->rq[1][2]);
-        a2 = tc_dsp_rq(a2, g->rq[2][0], g->rq[2][1], g->rq[2][2]);
-        a3 = tc_dsp_rq(a3, g->rq[3][0], g->rq[3][1], g->rq[3][2]);
-        if (clamp) {
-            a0 = TC_MIN(TC_MAX(a0, act_min), act_max);
-            a1 = TC_MIN(TC_MAX(a1, act_min), act_max);
-            a2 = TC_MIN(TC_MAX(a2, act_min), act_max);
-            a3 = TC_MIN(TC_MAX(a3, act_min), act_max);
+        int32_t acc[4];
+        dwq_window(g, r0, r1, r2, offset, acc);
+        for (j = 0; j < 4; ++j) {
+            int32_t v = tc_dsp_rq(acc[j], g->rq[j][0], g->rq[j][1], g->rq[j][2]);
+            if (clamp) v = TC_MIN(TC_MAX(v, act_min), act_max);
+            y[j] = (int8_t)v;
         }
-        y[0] = (int8_t)a0;
-        y[1] = (int8_t)a1;
-        y[2] = (int8_t)a2;
-        y[3] = (int8_t)a3;
     }
 }
 
@@ -891,27 +893,14 @@ static inline void dwq_row_fast(const dwq_group *g, const uint32_t *r0, const ui
 static void dwq_row_slow(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
                          const uint32_t *r2, int32_t out_w, int32_t stride, uint32_t offset,
                          const tc_dwconv2d_params *p, int8_t *y, int32_t y_step) {
-    const uint32_t *wt = g->w;
-    int32_t ox;
+    int32_t ox, j;
     for (ox = 0; ox < out_w; ++ox, r0 += stride, r1 += stride, r2 += stride, y += y_step) {
-        int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
-        DWQ_TAP(r0[0], 0);
-        DWQ_TAP(r0[1], 1);
-        DWQ_TAP(r0[2], 2);
-        DWQ_TAP(r1[0], 3);
-        DWQ_TAP(r1[1], 4);
-        DWQ_TAP(r1[2], 5);
-        DWQ_TAP(r2[0], 6);
-        DWQ_TAP(r2[1], 7);
-        DWQ_TAP(r2[2], 8);
-        y[0] = tc_requant_s8_nonneg(a0, g->rq[0][0], g->shift[0], p->out_zp, p->act_min,
-                                    p->act_max);
-        y[1] = tc_requant_s8_nonneg(a1, g->rq[1][0], g->shift[1], p->out_zp, p->act_min,
-                                    p->act_max);
-        y[2] = tc_requant_s8_nonneg(a2, g->rq[2][0], g->shift[2], p->out_zp, p->act_min,
-                                    p->act_max);
-        y[3] = tc_requant_s8_nonneg(a3, g->rq[3][0], g->shift[3], p->out_zp, p->act_min,
-                                    p->act_max);
+        int32_t acc[4];
+        dwq_window(g, r0, r1, r2, offset, acc);
+        for (j = 0; j < 4; ++j) {
+            y[j] = tc_requant_s8_nonneg(acc[j], g->rq[j][0], g->shift[j], p->out_zp, p->act_min,
+                                        p->act_max);
+        }
     }
 }
 

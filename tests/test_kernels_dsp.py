@@ -795,6 +795,7 @@ ARM_TARGETS = [
     ("m4_acle", ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
      ("TC_DSP_ACLE_ONLY",), True),
     ("m4_no_dsp", ["-mcpu=cortex-m4"], ("TC_NO_DSP",), False),
+    ("m4_no_asm", ["-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"], ("TC_NO_ASM",), True),
     ("m7", ["-mcpu=cortex-m7", "-mfloat-abi=hard", "-mfpu=fpv5-d16"], (), True),
     ("m33", ["-mcpu=cortex-m33"], (), True),
     ("m55", ["-mcpu=cortex-m55"], (), True),
