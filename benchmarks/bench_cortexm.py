@@ -15,7 +15,11 @@ Printed:
      over all four models and per model; the issue's goal for the DSP path is <= 1.5 on pointwise
      and standard convolutions (CMSIS-NN reports about 1.3-1.5).
 
+  3. with --profile: the functions that execute the most instructions, per model and core
+     (the QEMU plugin's per-address counts summed per ELF symbol; the whole run, I/O included).
+
 Usage: python benchmarks/bench_cortexm.py [--models NAME,...] [--cores cortex-m3,cortex-m4] [--json FILE]
+                                          [--profile [N]]
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ from tinycc.engines import CompiledModel  # noqa: E402
 from tinycc.frontend import load_graph  # noqa: E402
 from tinycc.passes import run_pipeline  # noqa: E402
 from tinycc.resources import data_dir  # noqa: E402
-from tinycc.sim.qemu import ARM_PREFIX, missing_tools  # noqa: E402
+from tinycc.sim.qemu import ARM_PREFIX, function_profile, missing_tools  # noqa: E402
 
 MLPERF = ROOT.parent / "shared" / "models" / "mlperf_tiny"
 MODELS = ("ic_resnet8", "vww_mobilenetv1_025", "kws_dscnn", "ad_autoencoder")
@@ -89,7 +93,7 @@ def dsp_instructions(elf: Path) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def measure(name: str, cores: list[str]) -> dict:
+def measure(name: str, cores: list[str], profile: bool = False) -> dict:
     g = run_pipeline(load_graph(MLPERF / f"{name}_qdq.onnx"))
     model = CompiledModel(g, QuantOptions(), warn=lambda m: None)
     x = np.load(MLPERF / "samples.npz")[f"{name}_int8"][:1]
@@ -98,7 +102,7 @@ def measure(name: str, cores: list[str]) -> dict:
     result = {"macs": model.program.macs, "cores": {}}
     for core in cores:
         t0 = time.perf_counter()
-        outputs, run = model.run_qemu(inputs, core)
+        outputs, run = model.run_qemu(inputs, core, profile=profile)
         exact = all(np.array_equal(outputs[k], golden[k]) for k in golden)
         by_class = defaultdict(lambda: [0, 0])  # class -> [instructions, MACs]
         for step, count in zip(model.program.steps, run.step_instructions):
@@ -110,6 +114,8 @@ def measure(name: str, cores: list[str]) -> dict:
                                  "dsp_instructions": dsp_instructions(model.target_elf(core)),
                                  "stack_high_water": run.stack_high_water, "seconds": time.perf_counter() - t0,
                                  "classes": {k: tuple(v) for k, v in by_class.items()}}
+        if profile:
+            result["cores"][core]["functions"] = function_profile(model.target_elf(core), run.pc_counts)
     return result
 
 
@@ -159,11 +165,25 @@ def print_class_table(results: dict, cores: list[str]) -> None:
                   + " |")
 
 
+def print_profile(results: dict, cores: list[str], top: int) -> None:
+    print(f"\n## Functions executing the most instructions (top {top}, whole run)\n")
+    print("| model | core | function | instructions | share |")
+    print("|---|---|---|---:|---:|")
+    for name, r in results.items():
+        for core in cores:
+            functions = r["cores"][core]["functions"]
+            total = sum(functions.values())
+            for fn, n in list(functions.items())[:top]:
+                print(f"| {name} | {core} | {fn} | {n:,} | {100 * n / total:.1f}% |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--cores", default="cortex-m3,cortex-m4")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument("--profile", nargs="?", type=int, const=8, metavar="N",
+                    help="also print the N functions (default 8) executing the most instructions")
     args = ap.parse_args(argv)
     missing = missing_tools(run=True)
     if missing:
@@ -178,7 +198,7 @@ def main(argv=None) -> int:
     print(f"\nRuntime files with a DSP path: {', '.join(dsp) if dsp else 'none (every core runs the portable C)'}")
     results = {}
     for name in args.models.split(","):
-        results[name] = measure(name, cores)
+        results[name] = measure(name, cores, profile=args.profile is not None)
         took = ", ".join(f"{c} {r['seconds']:.1f} s" for c, r in results[name]["cores"].items())
         print(f"  measured {name} ({took})", file=sys.stderr)
     for core in cores:
@@ -190,6 +210,8 @@ def main(argv=None) -> int:
         print(f"DSP instructions in the {core} images (largest count per mnemonic): {listed}")
     print_inference_table(results, cores)
     print_class_table(results, cores)
+    if args.profile is not None:
+        print_profile(results, cores, args.profile)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=list) + "\n")
     return 0 if all(m["bit_exact"] for r in results.values() for m in r["cores"].values()) else 1

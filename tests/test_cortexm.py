@@ -308,6 +308,22 @@ def test_instruction_counts_are_deterministic_and_per_layer(mlperf):
         assert count > step.macs / 4 and count > 0, step.name
 
 
+@needs_qemu
+def test_profile_sums_instructions_per_function(mlperf):
+    from tinycc.sim.qemu import function_profile
+
+    model, x = mlperf["kws_dscnn"]
+    inputs = {model.graph.inputs[0]: x[:1]}
+    _, run = model.run_qemu(inputs, "cortex-m4", profile=True)
+    profile = function_profile(model.target_elf("cortex-m4"), run.pc_counts)
+    total = sum(profile.values())
+    assert total == sum(run.pc_counts.values()) and total > run.instructions  # whole run vs inference
+    assert "?" not in profile or profile["?"] < total / 1000
+    counts = list(profile.values())
+    assert counts == sorted(counts, reverse=True)
+    assert next(iter(profile)) == "tc_conv2d_pairs_asm"  # KWS is 77 % pointwise MACs
+
+
 # Instructions per MAC by layer class over the four MLPerf Tiny models (as
 # benchmarks/bench_cortexm.py prints them), with a little headroom over the figures measured
 # when these budgets were set (M4: conv 1.41, pointwise 1.48, depthwise 4.00, fc 1.86; M3: 8.50,
