@@ -850,70 +850,56 @@ static void dwq_gather_row(const tc_dwconv2d_params *p, const int8_t *in, int32_
         a3 = tc_smlatt(xo, wt[2 * (k) + 1], a3);                            \
     } while (0)
 
-/* The four sums (bias included) of the window whose rows start at r0, r1, r2. */
-static inline void dwq_window(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
-                              const uint32_t *r2, uint32_t offset, int32_t acc[4]) {
-    const uint32_t *wt = g->w;
-    int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
-    DWQ_TAP(r0[0], 0);
-    DWQ_TAP(r0[1], 1);
-    DWQ_TAP(r0[2], 2);
-    DWQ_TAP(r1[0], 3);
-    DWQ_TAP(r1[1], 4);
-    DWQ_TAP(r1[2], 5);
-    DWQ_TAP(r2[0], 6);
-    DWQ_TAP(r2[1], 7);
-    DWQ_TAP(r2[2], 8);
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
+/* Channel j of a group the general way (out of line: rare). */
+static TC_DSP_NOINLINE int8_t dwq_requant(int32_t acc, const dwq_group *g, int32_t j,
+                                          const tc_dwconv2d_params *p) {
+    return tc_requant_s8_nonneg(acc, g->rq[j][0], g->shift[j], p->out_zp, p->act_min,
+                                p->act_max);
 }
 
 /* Output row of a group: out_w pixels from ring rows r0, r1, r2 into y (4 bytes per pixel,
- * y_step apart), requantized by tc_dsp_rq (all four shifts suit it), clamped when `clamp`.
- * Instantiated with and without the clamp by dwq_row. */
-static inline void dwq_row_fast(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
-                                const uint32_t *r2, int32_t out_w, int32_t stride,
-                                uint32_t offset, int32_t act_min, int32_t act_max, int8_t *y,
-                                int32_t y_step, const int clamp) {
-    int32_t ox, j;
-    for (ox = 0; ox < out_w; ++ox, r0 += stride, r1 += stride, r2 += stride, y += y_step) {
-        int32_t acc[4];
-        dwq_window(g, r0, r1, r2, offset, acc);
-        for (j = 0; j < 4; ++j) {
-            int32_t v = tc_dsp_rq(acc[j], g->rq[j][0], g->rq[j][1], g->rq[j][2]);
-            if (clamp) v = TC_MIN(TC_MAX(v, act_min), act_max);
-            y[j] = (int8_t)v;
-        }
-    }
-}
-
-/* As dwq_row_fast, with tc_requant_s8_nonneg (a shift outside tc_dsp_rq's range). */
-static void dwq_row_slow(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
-                         const uint32_t *r2, int32_t out_w, int32_t stride, uint32_t offset,
-                         const tc_dwconv2d_params *p, int8_t *y, int32_t y_step) {
-    int32_t ox, j;
-    for (ox = 0; ox < out_w; ++ox, r0 += stride, r1 += stride, r2 += stride, y += y_step) {
-        int32_t acc[4];
-        dwq_window(g, r0, r1, r2, offset, acc);
-        for (j = 0; j < 4; ++j) {
-            y[j] = tc_requant_s8_nonneg(acc[j], g->rq[j][0], g->shift[j], p->out_zp, p->act_min,
-                                        p->act_max);
-        }
-    }
-}
-
+ * y_step apart): tc_dsp_rq and the activation clamp when all four shifts suit it, else
+ * tc_requant_s8_nonneg. One loop for all cases (the assembly takes the common ones). */
 static TC_DSP_NOINLINE void dwq_row(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
                                     const uint32_t *r2, int32_t out_w, int32_t stride,
                                     uint32_t offset, const tc_dwconv2d_params *p, int8_t *y,
                                     int32_t y_step) {
-    if (!g->fast) {
-        dwq_row_slow(g, r0, r1, r2, out_w, stride, offset, p, y, y_step);
-    } else if (p->act_min == -128 && p->act_max == 127) {
-        dwq_row_fast(g, r0, r1, r2, out_w, stride, offset, -128, 127, y, y_step, 0);
-    } else {
-        dwq_row_fast(g, r0, r1, r2, out_w, stride, offset, p->act_min, p->act_max, y, y_step, 1);
+    const uint32_t *wt = g->w;
+    const int32_t act_min = p->act_min, act_max = p->act_max;
+    const int clamp = act_min != -128 || act_max != 127;
+    int32_t ox;
+    for (ox = 0; ox < out_w; ++ox, r0 += stride, r1 += stride, r2 += stride, y += y_step) {
+        int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
+        DWQ_TAP(r0[0], 0);
+        DWQ_TAP(r0[1], 1);
+        DWQ_TAP(r0[2], 2);
+        DWQ_TAP(r1[0], 3);
+        DWQ_TAP(r1[1], 4);
+        DWQ_TAP(r1[2], 5);
+        DWQ_TAP(r2[0], 6);
+        DWQ_TAP(r2[1], 7);
+        DWQ_TAP(r2[2], 8);
+        if (!g->fast) {
+            y[0] = dwq_requant(a0, g, 0, p);
+            y[1] = dwq_requant(a1, g, 1, p);
+            y[2] = dwq_requant(a2, g, 2, p);
+            y[3] = dwq_requant(a3, g, 3, p);
+            continue;
+        }
+        a0 = tc_dsp_rq(a0, g->rq[0][0], g->rq[0][1], g->rq[0][2]);
+        a1 = tc_dsp_rq(a1, g->rq[1][0], g->rq[1][1], g->rq[1][2]);
+        a2 = tc_dsp_rq(a2, g->rq[2][0], g->rq[2][1], g->rq[2][2]);
+        a3 = tc_dsp_rq(a3, g->rq[3][0], g->rq[3][1], g->rq[3][2]);
+        if (clamp) {
+            a0 = TC_MIN(TC_MAX(a0, act_min), act_max);
+            a1 = TC_MIN(TC_MAX(a1, act_min), act_max);
+            a2 = TC_MIN(TC_MAX(a2, act_min), act_max);
+            a3 = TC_MIN(TC_MAX(a3, act_min), act_max);
+        }
+        y[0] = (int8_t)a0;
+        y[1] = (int8_t)a1;
+        y[2] = (int8_t)a2;
+        y[3] = (int8_t)a3;
     }
 }
 
@@ -930,7 +916,7 @@ void tc_dwq_pairs_asm(dwq_group *g);
  * A and B read are loaded and widened once (SXTB16: x itself, the zero point being in bias_x),
  * and a column both windows share feeds both: 42 (45) instructions per 24 MACs, then the 8
  * outputs are requantized (tc_dsp_rq, the channel's constants from one LDM). About 2.9
- * instructions per MAC against 4.1 for dwq_row_fast, which gcc cannot keep in 14 registers for
+ * instructions per MAC against 4.1 for dwq_row in C, which gcc cannot keep in 14 registers for
  * two pixels. Preconditions (dwq_asm_group): stride_w 1 or 2, all four shifts suit tc_dsp_rq,
  * no fused clamp. Each function pushes 10 registers (40 bytes) and calls nothing
  * (tinycc/sim/qemu.py HANDWRITTEN_FRAMES).
