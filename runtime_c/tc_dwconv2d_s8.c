@@ -981,9 +981,11 @@ void tc_dwq_pairs_asm(dwq_group *g);
     "    sxtb16 r8, r8\n"                                                           \
     DWQ_B(t2)
 
-/* One pixel-pair function: ROW3 reads a kernel row for both pixels, `advance` bytes from one
- * pair's windows to the next. */
-#define DWQ_FUNCTION(name, ROW3, advance)                                           \
+/* One pixel-pair function, in five top-level asm statements (each string below the 4095
+ * characters ISO C guarantees; the assembler sees them in order): DWQ_HEAD, a ROW3 per kernel
+ * row (reading it for both pixels), DWQ_TAIL with `advance` bytes from one pair's windows to the
+ * next. */
+#define DWQ_HEAD(name)                                                              \
     "    .pushsection .text." name ",\"ax\",%progbits\n"                            \
     "    .syntax unified\n"                                                         \
     "    .thumb\n"                                                                  \
@@ -1001,10 +1003,8 @@ void tc_dwq_pairs_asm(dwq_group *g);
     "    mov    r5, r1\n"                                                           \
     "    mov    r6, r2\n"                                                           \
     "    mov    r7, r3\n"                                                           \
-    "    add    lr, lr, #80\n"              /* lr = weights */                       \
-    ROW3(0, 0, 8, 16)                                                               \
-    ROW3(200, 24, 32, 40)                                                           \
-    ROW3(400, 48, 56, 64)                                                           \
+    "    add    lr, lr, #80\n"              /* lr = weights */
+#define DWQ_TAIL(name, advance)                                                     \
     "    sub    lr, lr, #80\n"              /* lr = job */                           \
     "    add    r12, r12, #" #advance "\n"  /* the next pair's windows */            \
     "    str    r12, [lr, #0]\n"                                                    \
@@ -1033,8 +1033,17 @@ void tc_dwq_pairs_asm(dwq_group *g);
 
 void tc_dwq_pairs_s2_asm(dwq_group *g);
 
-__asm__(DWQ_FUNCTION("tc_dwq_pairs_asm", DWQ_ROW3, 8)
-        DWQ_FUNCTION("tc_dwq_pairs_s2_asm", DWQ_ROW3_S2, 16));
+__asm__(DWQ_HEAD("tc_dwq_pairs_asm"));
+__asm__(DWQ_ROW3(0, 0, 8, 16));
+__asm__(DWQ_ROW3(200, 24, 32, 40));
+__asm__(DWQ_ROW3(400, 48, 56, 64));
+__asm__(DWQ_TAIL("tc_dwq_pairs_asm", 8));
+
+__asm__(DWQ_HEAD("tc_dwq_pairs_s2_asm"));
+__asm__(DWQ_ROW3_S2(0, 0, 8, 16));
+__asm__(DWQ_ROW3_S2(200, 24, 32, 40));
+__asm__(DWQ_ROW3_S2(400, 48, 56, 64));
+__asm__(DWQ_TAIL("tc_dwq_pairs_s2_asm", 16));
 
 /* Whether the group's rows can run in the assembly. */
 static int dwq_asm_group(const tc_dwconv2d_params *p, const dwq_group *g) {

@@ -846,6 +846,41 @@ def test_cortex_m_build(arm_toolchain, tmp_path, name, mflags, defines, uses_dsp
             assert "sxtab16" not in found and "smlad" not in found, f"{name} {obj.name}: {found}"
 
 
+def test_cortex_m_build_with_clang(arm_toolchain, tmp_path):
+    """clang for the M4 with -pedantic -Werror, newlib's headers from arm-none-eabi-gcc: the
+    file-scope assembly must assemble and stay within ISO C's string-length limit, and give
+    the same routines as gcc."""
+    if shutil.which("clang") is None:
+        pytest.skip("clang not installed")
+    search = subprocess.run([ARM_GCC, "-xc", "-E", "-v", "/dev/null"], capture_output=True,
+                            text=True).stderr
+    includes = [line.strip() for line in search.split("#include <...> search starts here:")[1]
+                .split("End of search list.")[0].splitlines() if line.strip()]
+    newlib = [d for d in includes if Path(d, "string.h").is_file()]
+    if not newlib:
+        pytest.skip("no newlib headers next to arm-none-eabi-gcc")
+    gcc_objs = {o.name: o for o in _arm_build(tmp_path, "m4_gcc", ARM_TARGETS[0][1], ())}
+    for src in KERNEL_SOURCES:
+        obj = tmp_path / (src + ".clang.o")
+        r = subprocess.run(["clang", "--target=arm-none-eabi", "-mcpu=cortex-m4", "-mthumb",
+                            *HOST_FLAGS, "-isystem", newlib[0], f"-I{RUNTIME}", str(RUNTIME / src),
+                            "-o", str(obj)], capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr, r.stderr
+        for fn in ("tc_conv2d_pairs_asm", "tc_dwq_pairs_asm", "tc_dwq_pairs_s2_asm"):
+            clang_fn = _function_ops(_disassemble(obj), fn)
+            if clang_fn is not None:
+                gcc_fn = _function_ops(_disassemble(gcc_objs[src.replace(".c", ".o")]), fn)
+                assert clang_fn == gcc_fn, fn
+
+
+def _function_ops(disassembly: str, function: str):
+    """The instructions (mnemonic and operands) of `function`, or None if absent."""
+    m = re.search(rf"<{re.escape(function)}>:\n(.*?)(?:\n\n|\Z)", disassembly, re.S)
+    if not m:
+        return None
+    return [line.split("\t", 1)[1] for line in m.group(1).splitlines() if line.count("\t") >= 2]
+
+
 def innermost_loops(disassembly: str, function: str):
     """Instruction mnemonics of each innermost loop (backward branch) of `function`."""
     m = re.search(rf"<{re.escape(function)}(?:\.[a-z0-9.]+)?>:\n(.*?)(?:\n\n|\Z)", disassembly,
