@@ -590,14 +590,16 @@ typedef struct {
     int8_t *y0, *y1;        /* 32, 36: the next pair's outputs; y0 NULL: write sums_out */
     int32_t w_skip;         /* 40: 2 * depth - 8 * iters: from the end of a pair's reads to the next */
     const int8_t *w_end;    /* 44: w after the last pair (stop there) */
-    int32_t out_zp;         /* 48 */
+    int32_t zp_after;       /* 48: out_zp, added after the shift; 0 when folded into zp1 */
     int32_t *sums_out;      /* 52: where the sums go when y0 is NULL */
+    int32_t zp1;            /* 56: 2 * out_zp + 1 (the zero point folded, every e <= 23) or 1 */
 } conv2d_asm_job;
 
 typedef char conv2d_asm_job_layout[(offsetof(conv2d_asm_job, x) == 8 &&
                                     offsetof(conv2d_asm_job, bias) == 16 &&
                                     offsetof(conv2d_asm_job, y1) == 36 &&
                                     offsetof(conv2d_asm_job, sums_out) == 52 &&
+                                    offsetof(conv2d_asm_job, zp1) == 56 &&
                                     CONV2D_PIXEL * 4 == 288) ? 1 : -1];
 
 void tc_conv2d_pairs_asm(conv2d_asm_job *job);
@@ -677,11 +679,11 @@ __asm__(
     "    strd   r4, r5, [r12, #24]\n"
     "    mvn    r8, r8\n"                   /* e - 1 = -shift - 1 */
     "    mvn    r9, r9\n"
-    "    movs   r4, #1\n"                   /* 2^(e-2): high word of the rounding constant */
-    "    lsl    r11, r4, r9\n"
-    "    lsl    r4, r4, r8\n"
-    "    lsr    r4, r4, #1\n"
-    "    lsr    r11, r11, #1\n"
+    "    ldr    r5, [r12, #56]\n"           /* zp1 * 2^(e-2): high word of the rounding */
+    "    lsl    r11, r5, r9\n"              /* constant (with the zero point when folded) */
+    "    lsl    r4, r5, r8\n"
+    "    asr    r4, r4, #1\n"
+    "    asr    r11, r11, #1\n"
     "    and    r5, r0, #0x80000000\n"      /* (c, px0): lo = 2^30 | sign, hi = 2^(e-2) - s */
     "    orr    r5, r5, #0x40000000\n"
     "    sub    lr, r4, r0, lsr #31\n"
@@ -702,12 +704,13 @@ __asm__(
     "    sub    lr, r11, r3, lsr #31\n"
     "    smlal  r5, lr, r3, r7\n"
     "    asr    r3, lr, r9\n"
-    "    ldr    r4, [r12, #48]\n"           /* + out_zp, saturate to int8 */
+    "    ldr    r4, [r12, #48]\n"           /* + out_zp unless folded, saturate to int8 */
+    "    cbz    r4, 7f\n"
     "    add    r0, r0, r4\n"
     "    add    r1, r1, r4\n"
     "    add    r2, r2, r4\n"
     "    add    r3, r3, r4\n"
-    "    ssat   r0, #8, r0\n"
+    "7:  ssat   r0, #8, r0\n"
     "    ssat   r1, #8, r1\n"
     "    ssat   r2, #8, r2\n"
     "    ssat   r3, #8, r3\n"
@@ -728,7 +731,7 @@ __asm__(
  * the caller's). */
 static void conv2d_asm_job_init(conv2d_asm_job *job, const uint32_t *x, const int8_t *w,
                                 int32_t depth, int32_t iters, int32_t pairs,
-                                const tc_dsp_requant *q, int32_t c) {
+                                const tc_dsp_requant *q, int32_t c, int fold_zp) {
     job->w = w;
     job->depth = depth;
     job->x = x;
@@ -740,18 +743,25 @@ static void conv2d_asm_job_init(conv2d_asm_job *job, const uint32_t *x, const in
     job->y0 = job->y1 = NULL;
     job->w_skip = 2 * depth - 8 * iters;
     job->w_end = w + 2 * depth * pairs;
-    job->out_zp = q->out_zp;
+    job->zp_after = fold_zp ? 0 : q->out_zp;
+    job->zp1 = fold_zp ? 2 * q->out_zp + 1 : 1;
     job->sums_out = NULL;
 }
 
-/* Whether the layer meets the assembly's preconditions. */
+/* 0 when the layer does not meet the assembly's preconditions; else CONV2D_ASM_FOLD_ZP when
+ * every shift also lets the zero point fold into the rounding constant (tc_dsp_rq_applies),
+ * CONV2D_ASM_ZP_AFTER when it has to be added after the shift. */
+enum { CONV2D_ASM_ZP_AFTER = 1, CONV2D_ASM_FOLD_ZP = 2 };
+
 static int conv2d_asm_layer(const tc_conv2d_params *p, const tc_dsp_requant *q) {
+    int fold = 1;
     int32_t c;
     if (q->bias == NULL || p->act_min != -128 || p->act_max != 127) return 0;
     for (c = 0; c < p->out_c; ++c) {
         if ((uint32_t)(-2 - q->shift[c]) > 29u) return 0; /* 2 <= -shift <= 31 */
+        fold &= tc_dsp_rq_applies(q->shift[c]);
     }
-    return 1;
+    return fold ? CONV2D_ASM_FOLD_ZP : CONV2D_ASM_ZP_AFTER;
 }
 #endif /* CONV2D_ASM */
 
@@ -855,7 +865,8 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
         if (use_asm) { /* every fast channel pair in one call, the last few in C */
             const int32_t c_rest = 2 * asm_pairs + (tail_pair ? 2 : 0);
             conv2d_asm_job job;
-            conv2d_asm_job_init(&job, s.x, w, depth, iters, asm_pairs, q, 0);
+            conv2d_asm_job_init(&job, s.x, w, depth, iters, asm_pairs, q, 0,
+                                use_asm == CONV2D_ASM_FOLD_ZP);
             job.bias = q->bias;
             job.y0 = y0;
             job.y1 = y1;
@@ -928,7 +939,7 @@ static TC_DSP_NOINLINE void conv2d_s8_chunked(const tc_conv2d_params *p, const i
                     if (pairs > 0) {
                         conv2d_asm_job job;
                         conv2d_asm_job_init(&job, s.x, w + c * depth + d0, depth, iters, pairs,
-                                            q, c);
+                                            q, c, use_asm == CONV2D_ASM_FOLD_ZP);
                         job.bias = d0 == 0 ? q->bias + c : NULL;
                         job.sums_in = sums;
                         job.sums_out = sums;
