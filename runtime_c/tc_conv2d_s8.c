@@ -562,8 +562,8 @@ static TC_DSP_NOINLINE void conv2d_pair_outputs(const tc_dsp_requant *q, int32_t
 /*
  * The hot loop in Thumb-2 assembly (GNU-compatible compilers on ARMv7E-M / ARMv8-M with the DSP
  * extension): conv2d_pair_sums_run for `pairs` channel pairs followed, per pair, either by the
- * requantization of the four sums (tc_dsp_rq without the zero-point fold, zero point added
- * after the shift, SSAT) or by their store to `sums`. Why assembly: with all 14 allocatable
+ * requantization of the four sums (tc_dsp_rq; where a layer has shifts below -23 the zero
+ * point is added after the shift instead of folded in) or by their store to `sums`. Why assembly: with all 14 allocatable
  * registers live in the loop gcc neither uses post-indexed loads nor keeps the channel-pair
  * state in memory efficiently; by hand the loop is 34 instructions per 32 multiply-accumulates
  * (gcc: 36) and a channel pair's set-up and requantization take about 60 instead of 90.
