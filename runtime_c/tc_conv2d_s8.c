@@ -799,6 +799,7 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
     int32_t sums[2 * CONV2D_OC_BLOCK];
     conv2d_chunk k;
     int32_t pix, c, last_pairs, oy = 0, ox = 0;
+    int inside;
 #if CONV2D_ASM
     int use_asm, tail_pair;
     int32_t asm_pairs;
@@ -832,19 +833,16 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
         if (pix1 > pix) conv2d_next_pixel(p, &oy, &ox);
         o1 = conv2d_origin_at(p, oy, ox);
         conv2d_next_pixel(p, &oy, &ox);
-        if (some_inside && !whole_rows && (uint32_t)o0.iy0 <= iy_max &&
-            (uint32_t)o0.ix0 <= ix_max && (uint32_t)o1.iy0 <= iy_max &&
-            (uint32_t)o1.ix0 <= ix_max) { /* both inside, short rows: copied, then widened */
+        inside = some_inside && (uint32_t)o0.iy0 <= iy_max && (uint32_t)o0.ix0 <= ix_max &&
+                 (uint32_t)o1.iy0 <= iy_max && (uint32_t)o1.ix0 <= ix_max;
+        if (inside && !whole_rows) { /* both windows in the image, short rows: copied, widened */
             conv2d_stage_rows(s.x, in + (o0.iy0 * p->in_w + o0.ix0) * p->in_c, p->k_h, row_len,
                               row_step, groups, (int8_t)p->in_zp, offset);
             conv2d_stage_rows(s.x + CONV2D_PIXEL, in + (o1.iy0 * p->in_w + o1.ix0) * p->in_c,
                               p->k_h, row_len, row_step, groups, (int8_t)p->in_zp, offset);
             if (groups & 1) s.x[2 * groups] = s.x[2 * groups + 1] =
                 s.x[CONV2D_PIXEL + 2 * groups] = s.x[CONV2D_PIXEL + 2 * groups + 1] = 0;
-        } else if (some_inside && whole_rows && (uint32_t)o0.iy0 <= iy_max &&
-                   (uint32_t)o0.ix0 <= ix_max && (uint32_t)o1.iy0 <= iy_max &&
-                   (uint32_t)o1.ix0 <= ix_max) {
-            /* both windows inside the image, rows of whole groups: widened straight */
+        } else if (inside) { /* rows of whole groups: widened straight from the input */
             const int8_t *src0 = in + (o0.iy0 * p->in_w + o0.ix0) * p->in_c;
             const int8_t *src1 = in + (o1.iy0 * p->in_w + o1.ix0) * p->in_c;
             uint32_t *x0 = s.x, *x1 = s.x + CONV2D_PIXEL;
