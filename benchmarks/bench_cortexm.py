@@ -43,6 +43,7 @@ from tinycc.frontend import load_graph  # noqa: E402
 from tinycc.passes import run_pipeline  # noqa: E402
 from tinycc.resources import data_dir  # noqa: E402
 from tinycc.sim.qemu import ARM_PREFIX, function_profile, missing_tools  # noqa: E402
+from tinycc.target.measure import layer_class  # noqa: E402
 
 MLPERF = ROOT.parent / "shared" / "models" / "mlperf_tiny"
 MODELS = ("ic_resnet8", "vww_mobilenetv1_025", "kws_dscnn", "ad_autoencoder")
@@ -58,18 +59,6 @@ PEERS = {
     "cortex-m7": ("NUCLEO-H7A3ZI-Q", 280, {"vww_mobilenetv1_025": 29.63, "ic_resnet8": 51.95,
                                            "kws_dscnn": 15.35, "ad_autoencoder": 1.82}),
 }
-
-
-def layer_class(step) -> str | None:
-    """conv / depthwise / pointwise / fc for the MAC-heavy kernels, None for the rest."""
-    if step.kernel.startswith("tc_dwconv2d_s8"):
-        return "depthwise"
-    if step.kernel == "tc_conv2d_s8":
-        p = step.params
-        return "pointwise" if p.k_h == 1 and p.k_w == 1 and p.groups == 1 else "conv"
-    if step.kernel == "tc_fc_s8":
-        return "fc"
-    return None
 
 
 def dsp_sources() -> list[str]:

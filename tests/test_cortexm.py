@@ -21,6 +21,7 @@ from tinycc.passes import run_pipeline
 from tinycc.sim.host import BuildError
 from tinycc.sim.qemu import (cross_build, elf_sizes, missing_tools, run_elf, static_stack)
 from tinycc.target import CORES, DEFAULT_STACK_BYTES, get_core, memory_for, runnable_core
+from tinycc.target.measure import layer_class
 
 ROOT = Path(__file__).resolve().parent.parent
 MLPERF = ["ad_autoencoder", "ic_resnet8", "kws_dscnn", "vww_mobilenetv1_025"]
@@ -334,15 +335,6 @@ COST_BUDGETS = {"cortex-m4": {"conv": 1.5, "pointwise": 1.5, "depthwise": 4.2, "
                 "cortex-m3": {"conv": 8.9, "pointwise": 8.6, "depthwise": 8.8, "fc": 6.7}}
 
 
-def _layer_class(step) -> str | None:
-    if step.kernel.startswith("tc_dwconv2d_s8"):
-        return "depthwise"
-    if step.kernel == "tc_conv2d_s8":
-        p = step.params
-        return "pointwise" if p.k_h == 1 and p.k_w == 1 and p.groups == 1 else "conv"
-    return "fc" if step.kernel == "tc_fc_s8" else None
-
-
 @needs_qemu
 @pytest.mark.parametrize("core", sorted(COST_BUDGETS))
 def test_instructions_per_mac_by_layer_class_stay_within_budget(mlperf, core):
@@ -350,7 +342,7 @@ def test_instructions_per_mac_by_layer_class_stay_within_budget(mlperf, core):
     for name, (model, x) in mlperf.items():
         _, run = model.run_qemu({model.graph.inputs[0]: x[:1]}, core)
         for step, count in zip(model.program.steps, run.step_instructions):
-            cls = _layer_class(step)
+            cls = layer_class(step)
             if cls:
                 totals.setdefault(cls, [0, 0])
                 totals[cls][0] += count
