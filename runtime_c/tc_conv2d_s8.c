@@ -602,6 +602,27 @@ typedef char conv2d_asm_job_layout[(offsetof(conv2d_asm_job, x) == 8 &&
                                     offsetof(conv2d_asm_job, zp1) == 56 &&
                                     CONV2D_PIXEL * 4 == 288) ? 1 : -1];
 
+/* One 4-value group of the loop below: the two pixels' widened words (pixel 1 CONV2D_PIXEL
+ * words after pixel 0; lanes (0, 2) then (1, 3)) against channel c + 1 at [r10, r11] and
+ * channel c at [r10] (post-indexed), into r0 r2 (channel c) and r1 r3 (c + 1). */
+#define CONV2D_ASM_GROUP                                                            \
+    "    ldrd   r4, r5, [r12, #288]\n"      /* pixel 1 */                            \
+    "    ldrd   r6, r7, [r12], #8\n"        /* pixel 0 */                            \
+    "    ldr    r8, [r10, r11]\n"           /* channel c + 1 */                      \
+    "    sxtb16 r9, r8\n"                                                           \
+    "    sxtb16 r8, r8, ror #8\n"                                                   \
+    "    smlad  r1, r6, r9, r1\n"                                                   \
+    "    smlad  r3, r4, r9, r3\n"                                                   \
+    "    smlad  r1, r7, r8, r1\n"                                                   \
+    "    smlad  r3, r5, r8, r3\n"                                                   \
+    "    ldr    r8, [r10], #4\n"            /* channel c */                          \
+    "    sxtb16 r9, r8\n"                                                           \
+    "    sxtb16 r8, r8, ror #8\n"                                                   \
+    "    smlad  r0, r6, r9, r0\n"                                                   \
+    "    smlad  r2, r4, r9, r2\n"                                                   \
+    "    smlad  r0, r7, r8, r0\n"                                                   \
+    "    smlad  r2, r5, r8, r2\n"
+
 void tc_conv2d_pairs_asm(conv2d_asm_job *job);
 
 __asm__(
@@ -628,38 +649,9 @@ __asm__(
     "    str    r4, [r12, #20]\n"
     "3:  ldm    r12, {r10, r11, r12, lr}\n" /* weights of channel c, depth (c + 1 at [r10, r11]),
                                                widened input (pixel 0), iterations */
-    "4:  ldrd   r4, r5, [r12, #288]\n"      /* pixel 1, group g: lanes (0,2) (1,3) */
-    "    ldrd   r6, r7, [r12], #8\n"        /* pixel 0, group g */
-    "    ldr    r8, [r10, r11]\n"           /* channel c + 1, group g */
-    "    sxtb16 r9, r8\n"
-    "    sxtb16 r8, r8, ror #8\n"
-    "    smlad  r1, r6, r9, r1\n"
-    "    smlad  r3, r4, r9, r3\n"
-    "    smlad  r1, r7, r8, r1\n"
-    "    smlad  r3, r5, r8, r3\n"
-    "    ldr    r8, [r10], #4\n"            /* channel c, group g */
-    "    sxtb16 r9, r8\n"
-    "    sxtb16 r8, r8, ror #8\n"
-    "    smlad  r0, r6, r9, r0\n"
-    "    smlad  r2, r4, r9, r2\n"
-    "    smlad  r0, r7, r8, r0\n"
-    "    smlad  r2, r5, r8, r2\n"
-    "    ldrd   r4, r5, [r12, #288]\n"      /* group g + 1 */
-    "    ldrd   r6, r7, [r12], #8\n"
-    "    ldr    r8, [r10, r11]\n"
-    "    sxtb16 r9, r8\n"
-    "    sxtb16 r8, r8, ror #8\n"
-    "    smlad  r1, r6, r9, r1\n"
-    "    smlad  r3, r4, r9, r3\n"
-    "    smlad  r1, r7, r8, r1\n"
-    "    smlad  r3, r5, r8, r3\n"
-    "    ldr    r8, [r10], #4\n"
-    "    sxtb16 r9, r8\n"
-    "    sxtb16 r8, r8, ror #8\n"
-    "    smlad  r0, r6, r9, r0\n"
-    "    smlad  r2, r4, r9, r2\n"
-    "    smlad  r0, r7, r8, r0\n"
-    "    smlad  r2, r5, r8, r2\n"
+    "4:"
+    CONV2D_ASM_GROUP
+    CONV2D_ASM_GROUP                    /* two groups per iteration */
     "    subs   lr, lr, #1\n"
     "    bne    4b\n"
     "    ldr    r12, [sp]\n"

@@ -929,22 +929,20 @@ void tc_dwq_pairs_asm(dwq_group *g);
     "    smlatt " a3 ", r9, r11, " a3 "\n"
 #define DWQ_A(w_off) DWQ_MAC(w_off, "r0", "r1", "r2", "r3")
 #define DWQ_B(w_off) DWQ_MAC(w_off, "r4", "r5", "r6", "r7")
+/* Column `col` (0, 1, ...) of the kernel row at byte x0 of the ring: one word, 4 channels,
+ * widened to (ch 0, ch 2) in r8 and (ch 1, ch 3) in r9. */
+#define DWQ_LOAD(x0, col)                                                           \
+    "    ldr    r8, [r12, #" #x0 " + 4 * " #col "]\n"                                \
+    "    sxtb16 r9, r8, ror #8\n"                                                   \
+    "    sxtb16 r8, r8\n"
 #define DWQ_ROW3(x0, t0, t1, t2)                                                    \
-    "    ldr    r8, [r12, #" #x0 "]\n"     /* column 0: A's first tap */             \
-    "    sxtb16 r9, r8, ror #8\n"                                                   \
-    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_LOAD(x0, 0)                      /* column 0: A's first tap */              \
     DWQ_A(t0)                                                                       \
-    "    ldr    r8, [r12, #" #x0 " + 4]\n" /* column 1: A's second, B's first */     \
-    "    sxtb16 r9, r8, ror #8\n"                                                   \
-    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_LOAD(x0, 1)                      /* column 1: A's second, B's first */      \
     DWQ_A(t1) DWQ_B(t0)                                                             \
-    "    ldr    r8, [r12, #" #x0 " + 8]\n" /* column 2: A's third, B's second */     \
-    "    sxtb16 r9, r8, ror #8\n"                                                   \
-    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_LOAD(x0, 2)                      /* column 2: A's third, B's second */      \
     DWQ_A(t2) DWQ_B(t1)                                                             \
-    "    ldr    r8, [r12, #" #x0 " + 12]\n" /* column 3: B's third */                \
-    "    sxtb16 r9, r8, ror #8\n"                                                   \
-    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_LOAD(x0, 3)                      /* column 3: B's third */                  \
     DWQ_B(t2)
 #define DWQ_RQ(acc)                                                                 \
     "    and    r11, " acc ", #0x80000000\n"                                        \
@@ -960,25 +958,15 @@ void tc_dwq_pairs_asm(dwq_group *g);
 
 /* Stride 2: pixel B's window starts 2 columns after A's; column 2 feeds both. */
 #define DWQ_ROW3_S2(x0, t0, t1, t2)                                                 \
-    "    ldr    r8, [r12, #" #x0 "]\n"     /* column 0: A's first tap */             \
-    "    sxtb16 r9, r8, ror #8\n"                                                   \
-    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_LOAD(x0, 0)                      /* column 0: A's first tap */              \
     DWQ_A(t0)                                                                       \
-    "    ldr    r8, [r12, #" #x0 " + 4]\n" /* column 1: A's second */                \
-    "    sxtb16 r9, r8, ror #8\n"                                                   \
-    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_LOAD(x0, 1)                      /* column 1: A's second */                 \
     DWQ_A(t1)                                                                       \
-    "    ldr    r8, [r12, #" #x0 " + 8]\n" /* column 2: A's third, B's first */      \
-    "    sxtb16 r9, r8, ror #8\n"                                                   \
-    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_LOAD(x0, 2)                      /* column 2: A's third, B's first */       \
     DWQ_A(t2) DWQ_B(t0)                                                             \
-    "    ldr    r8, [r12, #" #x0 " + 12]\n" /* column 3: B's second */               \
-    "    sxtb16 r9, r8, ror #8\n"                                                   \
-    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_LOAD(x0, 3)                      /* column 3: B's second */                 \
     DWQ_B(t1)                                                                       \
-    "    ldr    r8, [r12, #" #x0 " + 16]\n" /* column 4: B's third */                \
-    "    sxtb16 r9, r8, ror #8\n"                                                   \
-    "    sxtb16 r8, r8\n"                                                           \
+    DWQ_LOAD(x0, 4)                      /* column 4: B's third */                  \
     DWQ_B(t2)
 
 /* One pixel-pair function, in five top-level asm statements (each string below the 4095
