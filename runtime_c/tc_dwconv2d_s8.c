@@ -790,10 +790,10 @@ typedef struct {
     int8_t *y;              /*  4: pixel A's output, channel c */
     int32_t pairs;          /*  8: pixel pairs left (A, A + 1) */
     int32_t y_step;         /* 12: bytes between output pixels (out_c) */
-    int32_t bias_x[4];      /* 16: bias - in_zp * sum(w) (wrapping): the assembly widens x - 0 */
+    int32_t bias_x[4];      /* 16: bias - in_zp * sum(w), wrapping: the taps then take x itself */
     int32_t rq[4][3];       /* 32: per channel: mult, khi, e1 of tc_dsp_rq */
     uint32_t w[18];         /* 80: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
-    int32_t bias[4], shift[4];
+    int32_t shift[4];
     int fast;               /* all four shifts suit tc_dsp_rq */
 } dwq_group;
 
@@ -809,8 +809,8 @@ static void dwq_make_group(const tc_dwconv2d_params *p, const int8_t *w, const i
     for (j = 0; j < 4; ++j) {
         uint32_t w_sum = 0;
         for (k = 0; k < 9; ++k) w_sum += (uint32_t)(int32_t)w[k * p->out_c + c + j];
-        g->bias[j] = bias != NULL ? bias[c + j] : 0;
-        g->bias_x[j] = dw3_wrap((uint32_t)g->bias[j] - w_sum * (uint32_t)p->in_zp);
+        g->bias_x[j] = dw3_wrap((uint32_t)(bias != NULL ? bias[c + j] : 0) -
+                                w_sum * (uint32_t)p->in_zp);
         g->shift[j] = shift[c + j];
         g->rq[j][0] = mult[c + j];
         if (tc_dsp_rq_applies(shift[c + j])) {
@@ -838,12 +838,13 @@ static void dwq_gather_row(const tc_dwconv2d_params *p, const int8_t *in, int32_
     for (i = 0; i < p->in_w; ++i, in += p->in_c) dst[i] = dst2[i] = tc_read_s8x4(in);
 }
 
-/* One window tap: 4 channels' values against the group's weights for the tap. */
+/* One window tap: 4 channels' values (x itself: the zero point's share is in bias_x) against
+ * the group's weights for the tap. The sums wrap like the registers; the final ones fit. */
 #define DWQ_TAP(x_word, k)                                                  \
     do {                                                                    \
         const uint32_t xv = (x_word);                                       \
-        const uint32_t xe = tc_sxtab16(offset, xv);                         \
-        const uint32_t xo = tc_sxtab16_ror8(offset, xv);                    \
+        const uint32_t xe = tc_sxtb16(xv);                                  \
+        const uint32_t xo = tc_sxtb16_ror8(xv);                             \
         a0 = tc_smlabb(xe, wt[2 * (k)], a0);                                \
         a2 = tc_smlatt(xe, wt[2 * (k)], a2);                                \
         a1 = tc_smlabb(xo, wt[2 * (k) + 1], a1);                            \
@@ -862,14 +863,13 @@ static TC_DSP_NOINLINE int8_t dwq_requant(int32_t acc, const dwq_group *g, int32
  * tc_requant_s8_nonneg. One loop for all cases (the assembly takes the common ones). */
 static TC_DSP_NOINLINE void dwq_row(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
                                     const uint32_t *r2, int32_t out_w, int32_t stride,
-                                    uint32_t offset, const tc_dwconv2d_params *p, int8_t *y,
-                                    int32_t y_step) {
+                                    const tc_dwconv2d_params *p, int8_t *y, int32_t y_step) {
     const uint32_t *wt = g->w;
     const int32_t act_min = p->act_min, act_max = p->act_max;
     const int clamp = act_min != -128 || act_max != 127;
     int32_t ox;
     for (ox = 0; ox < out_w; ++ox, r0 += stride, r1 += stride, r2 += stride, y += y_step) {
-        int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
+        int32_t a0 = g->bias_x[0], a1 = g->bias_x[1], a2 = g->bias_x[2], a3 = g->bias_x[3];
         DWQ_TAP(r0[0], 0);
         DWQ_TAP(r0[1], 1);
         DWQ_TAP(r0[2], 2);
@@ -1061,7 +1061,6 @@ static TC_DSP_NOINLINE void dwconv2d_3x3_quad(const tc_dwconv2d_params *p, const
     uint32_t ring[5 * DWQ_PIXELS];
     dwq_group g;
     const int32_t y_row = p->out_w * p->out_c;
-    const uint32_t offset = tc_dsp_input_offset(p->in_zp);
     const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * UINT32_C(0x01010101);
     int32_t c, oy, iy, i;
     for (i = 0; i < 5 * DWQ_PIXELS; ++i) ring[i] = zp4; /* the padding columns stay so */
@@ -1096,8 +1095,8 @@ static TC_DSP_NOINLINE void dwconv2d_3x3_quad(const tc_dwconv2d_params *p, const
             }
 #endif
             dwq_row(&g, r0, ring + ((iy0 + 1 + p->pad_top) % 3) * DWQ_PIXELS,
-                    ring + ((iy0 + 2 + p->pad_top) % 3) * DWQ_PIXELS, p->out_w, p->stride_w,
-                    offset, p, y, p->out_c);
+                    ring + ((iy0 + 2 + p->pad_top) % 3) * DWQ_PIXELS, p->out_w, p->stride_w, p,
+                    y, p->out_c);
         }
     }
 }
