@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BadInput
+from ..golden.kernels_eltwise import nearest_indices
 from ..ir import IRError
 from .common import ints, norm_axis, unsupported, unsupported_int8
 from .registry import LayoutClass, OpDef, onnx_importer, register
@@ -332,34 +333,6 @@ def import_pad(ctx, onode, attrs):
 
 
 # ---------------------------------------------------------------------------------------------
-def nearest_source_index(out_size, in_size, scale, coord_mode, nearest_mode):
-    """ONNX Resize (nearest) source index for every output position along one axis."""
-    out = np.arange(out_size, dtype=np.float64)
-    if coord_mode == "half_pixel":
-        x = (out + 0.5) / scale - 0.5
-    elif coord_mode == "pytorch_half_pixel":
-        x = (out + 0.5) / scale - 0.5 if out_size > 1 else np.zeros_like(out)
-    elif coord_mode == "align_corners":
-        x = out * (in_size - 1) / (out_size - 1) if out_size > 1 else np.zeros_like(out)
-    elif coord_mode == "asymmetric":
-        x = out / scale
-    elif coord_mode == "tf_half_pixel_for_nn":
-        x = (out + 0.5) / scale
-    else:
-        raise ValueError(coord_mode)
-    if nearest_mode == "round_prefer_floor":
-        idx = np.where(x - np.floor(x) == 0.5, np.floor(x), np.round(x))
-    elif nearest_mode == "round_prefer_ceil":
-        idx = np.where(x - np.floor(x) == 0.5, np.ceil(x), np.round(x))
-    elif nearest_mode == "floor":
-        idx = np.floor(x)
-    elif nearest_mode == "ceil":
-        idx = np.ceil(x)
-    else:
-        raise ValueError(nearest_mode)
-    return np.clip(idx, 0, in_size - 1).astype(np.int64)
-
-
 @register
 class Resize(OpDef):
     """Nearest-neighbour resize of H and W; attrs y_index/x_index are the source indices."""
@@ -421,19 +394,20 @@ def import_resize(ctx, onode, attrs):
             raise unsupported(onode, "keep_aspect_ratio_policy other than stretch")
     if sizes is not None:
         sizes = [int(s) for s in sizes]
-        scales = [s / d for s, d in zip(sizes, shape)]
+        scales = [None] * len(sizes)  # nearest_indices derives the scale from the sizes
     else:
         scales = [float(s) for s in scales]
-        sizes = [int(np.floor(d * s)) for d, s in zip(shape, scales)]
+        # onnxruntime: static_cast<int64_t>(float scale * input dim), a float32 product
+        sizes = [int(np.floor(np.float32(d) * np.float32(s))) for d, s in zip(shape, scales)]
     if sizes[0] != shape[0] or sizes[1] != shape[1]:
         raise unsupported(onode, "resizing the batch or channel axis")
     if coord == "tf_crop_and_resize":
         raise unsupported(onode, "coordinate_transformation_mode=tf_crop_and_resize")
-    try:
-        yi = nearest_source_index(sizes[2], shape[2], scales[2], coord, nearest)
-        xi = nearest_source_index(sizes[3], shape[3], scales[3], coord, nearest)
+    try:  # the golden model's index function, checked against onnxruntime (one definition)
+        yi = nearest_indices(shape[2], sizes[2], scales[2], coord, nearest)
+        xi = nearest_indices(shape[3], sizes[3], scales[3], coord, nearest)
     except ValueError as exc:
-        raise unsupported(onode, f"mode {exc}") from None
+        raise unsupported(onode, str(exc)) from None
     ctx.add("Resize", [onode.input[0]], [onode.output[0]], onode, y_index=ints(yi), x_index=ints(xi), layout="NCHW")
 
 
