@@ -102,6 +102,21 @@ class Graph:
         self.add_tensor(Tensor(name, tuple(data.shape), str(data.dtype), data=data))
         return name
 
+    def rewrite_const_input(self, node: Node, idx: int, data: np.ndarray, hint: str,
+                            axis_map: dict[int, int] | None = None) -> str:
+        """Copy on write: `node` reads a new constant `data` (derived from its constant input
+        `idx`) instead. Constants are never changed in place, since another node may read the
+        same one (weight tying, a module called twice). Quantization parameters follow the
+        values; a per-axis one gets its axis renumbered by `axis_map` (old axis -> new axis)."""
+        old = self.tensors[node.inputs[idx]]
+        name = self.const(np.ascontiguousarray(data), hint)
+        if old.quant is not None:
+            q = old.quant
+            axis = q.axis if q.axis is None or axis_map is None else axis_map[q.axis]
+            self.tensors[name].quant = QuantParams(q.scale, q.zero_point, axis)
+        node.inputs[idx] = name
+        return name
+
     def fresh_name(self, hint: str) -> str:
         while True:
             name = f"{hint}__{next(self._uid)}"

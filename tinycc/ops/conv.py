@@ -72,9 +72,9 @@ class Conv(OpDef):
         return out.size * int(np.prod(w.shape[1:]))
 
     def to_nhwc(self, g, node):
-        w = g.tensors[node.inputs[1]]
-        w.data = np.ascontiguousarray(w.data.transpose(0, 2, 3, 1))
-        w.shape = tuple(w.data.shape)
+        # a new OHWI constant: the OIHW one may feed other nodes too (shared weights)
+        w = g.tensors[node.inputs[1]].data
+        g.rewrite_const_input(node, 1, w.transpose(0, 2, 3, 1), "w_ohwi", {0: 0, 1: 3, 2: 1, 3: 2})
         node.attrs["layout"] = "NHWC"
 
     @staticmethod

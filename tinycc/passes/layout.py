@@ -44,8 +44,10 @@ def _activation_inputs(g: Graph, node: Node) -> list[int]:
 
 def _permute_const_for_nhwc(g: Graph, node: Node, idx: int) -> None:
     c = g.tensors[node.inputs[idx]]
-    data = c.data.reshape((1,) * (4 - c.data.ndim) + c.data.shape)
-    node.inputs[idx] = g.const(np.ascontiguousarray(data.transpose(P)), "nhwc_const")
+    lead = 4 - c.data.ndim
+    data = c.data.reshape((1,) * lead + c.data.shape)
+    axis_map = {a: P.index(a + lead) for a in range(c.data.ndim)}
+    g.rewrite_const_input(node, idx, data.transpose(P), "nhwc_const", axis_map)
 
 
 def _remap_axes(node: Node, kinds: dict[str, str]) -> None:

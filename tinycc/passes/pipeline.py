@@ -1,9 +1,12 @@
 """The pass pipeline: one ordered list of named passes, validated after each one."""
 from __future__ import annotations
 
+import hashlib
 from typing import Callable, Iterable
 
-from ..ir import Graph, validate
+import numpy as np
+
+from ..ir import Graph, IRError, validate
 from .cleanup import dce, fold_constants, remove_identity
 from .fold import decompose_batchnorm, div_to_mul, fold_batchnorm, fold_bias_add, fold_pad
 from .fuse import fuse_activation
@@ -34,9 +37,32 @@ def run_pipeline(g: Graph, upto: str | None = None, disable: Iterable[str] = ())
     g = g.copy()
     for name, fn in PIPELINE:
         if name not in disable:
+            before = constant_fingerprints(g)
             fn(g)
             g.toposort()
             validate(g)
+            check_constants_unchanged(before, g, name)
         if name == upto:
             break
     return g
+
+
+def constant_fingerprints(g: Graph) -> dict[str, tuple]:
+    """What each constant holds: shape, dtype, quantization and a digest of the values."""
+    out = {}
+    for name, t in g.tensors.items():
+        if t.is_const:
+            q = t.quant
+            quant = None if q is None else (q.axis, np.asarray(q.scale).tobytes(), np.asarray(q.zero_point).tobytes())
+            digest = hashlib.blake2b(np.ascontiguousarray(t.data).tobytes(), digest_size=16).digest()
+            out[name] = (tuple(t.shape), tuple(t.data.shape), str(t.data.dtype), quant, digest)
+    return out
+
+
+def check_constants_unchanged(before: dict[str, tuple], g: Graph, pass_name: str) -> None:
+    """A pass may add constants and stop reading some, never change one: other nodes may read the
+    same constant (shared weights), so a rewrite must make a new one (Graph.rewrite_const_input)."""
+    after = constant_fingerprints(g)
+    changed = sorted(n for n, fp in before.items() if n in after and after[n] != fp)
+    if changed:
+        raise IRError(f"pass {pass_name} changed constant(s) in place: {', '.join(changed[:5])}")
