@@ -6,14 +6,18 @@ memory budget, 70 internal error (a tinycc bug; rerun with --debug for the trace
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import tempfile
+import threading
 import traceback
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .arrays import load_arrays
+from .arrays import check_values, load_arrays, split_samples, stack_outputs
 from .errors import EXIT_INTERNAL, EXIT_OK, BadInput, TinyccError
 from .target import DEFAULT_STACK_BYTES, TARGETS
 from .quant.calibrate import DEFAULT_METHOD as DEFAULT_CALIB_METHOD
@@ -59,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_quant_args(p)
     p.add_argument("--input", required=True, metavar="X.npy",
-                   help="input tensor (.npy for one input, .npz keyed by input name); ONNX layout")
+                   help="input tensor (.npy for one input, .npz keyed by input name); ONNX layout. A batch of N "
+                        "samples (a leading axis of N, or N in place of a batch dimension of 1) runs each sample "
+                        "and writes the outputs stacked the same way")
     p.add_argument("-o", "--output", metavar="Y.npy", help="where to write the output (.npz for several outputs)")
     p.add_argument("--engine", default="float", choices=["float", "int8", "c", "qemu"],
                    help="float: numpy float reference; int8: integer golden model; c: generated C on the host; "
@@ -84,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", default=None, metavar="SIZE",
                    help=f"stack reserve of a Cortex-M build, e.g. 1k (default {DEFAULT_STACK_BYTES})")
     p.add_argument("--name", default=None, help="C identifier prefix for the API (default: from the file name)")
-    p.add_argument("--force", action="store_true", help="replace OUTDIR if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUTDIR if it is a project tinycc wrote (it has tinycc's report.json and model.h; "
+                        "everything in it is replaced, build products and edits included). A folder that is not "
+                        "one, or that holds the model or the --calib file, is refused: nothing is deleted")
     p.set_defaults(func=cmd_compile)
     return parser
 
@@ -117,30 +126,73 @@ def cmd_inspect(args) -> int:
 
 
 def read_inputs(path: str, input_names: list[str]) -> dict[str, np.ndarray]:
-    return load_arrays(path, input_names, "input file")
+    return load_arrays(path, input_names, "input file", select=True)
+
+
+def check_output_file(path: str, outputs: int) -> None:
+    """Refuse, before running, an -o that cannot be written (BadInput)."""
+    p = Path(path)
+    if p.is_dir():
+        raise BadInput(f"-o {str(p)!r} is a folder; give a file name, e.g. {str(p / 'y.npy')!r}")
+    if p.suffix != ".npz" and outputs != 1:
+        raise BadInput(f"the model has {outputs} outputs; use an .npz output file (-o {p.with_suffix('.npz')})")
+    parent = p.absolute().parent
+    if not parent.is_dir():
+        raise BadInput(f"cannot write -o {str(p)!r}: the folder {str(parent)!r} does not exist")
+    if not os.access(parent if not p.exists() else p, os.W_OK):
+        raise BadInput(f"cannot write -o {str(p)!r}: permission denied")
 
 
 def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
+    """.npz keyed by output name, else .npy, at exactly `path` (numpy would append .npy). A
+    regular file is written beside it and renamed, so that a failure leaves no partial file;
+    an OSError becomes BadInput."""
     p = Path(path)
-    if p.suffix == ".npz":
-        np.savez(p, **outputs)
-    elif len(outputs) == 1:
-        np.save(p, next(iter(outputs.values())))
-    else:
-        raise BadInput(f"the model has {len(outputs)} outputs; use an .npz output file (-o {p.with_suffix('.npz')})")
+    check_output_file(path, len(outputs))
+
+    def save(f):
+        if p.suffix == ".npz":
+            np.savez(f, **outputs)
+        else:
+            np.save(f, next(iter(outputs.values())))
+
+    tmp = None
+    try:
+        if p.exists() and not p.is_file():  # a device or a pipe (/dev/stdout): write to it directly
+            with open(p, "wb") as f:
+                save(f)
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", suffix=".tmp", dir=p.absolute().parent)
+        with os.fdopen(fd, "wb") as f:
+            save(f)
+        os.replace(tmp, p)
+        tmp = None
+    except OSError as exc:
+        raise BadInput(f"cannot write -o {str(p)!r}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def cmd_run(args) -> int:
-    from .engines import run_engine, compare_engines
+    from .engines import compare_engines, run_samples
 
     if args.target and args.engine != "qemu":
         raise BadInput(f"--target {args.target} goes with --engine qemu (the {args.engine} engine runs on this machine)")
     raw, g = _load(args)
-    inputs = read_inputs(args.input, g.inputs)
+    if args.output:
+        check_output_file(args.output, len(g.outputs))
+    from .compiler import logical_input_shapes
+
+    arrays = read_inputs(args.input, g.inputs)
+    check_values(arrays, f"input file {args.input!r}", finite=args.engine != "float" or bool(args.compare))
+    samples, mode = split_samples(arrays, logical_input_shapes(g), f"input file {args.input!r}")
     if args.compare:
-        print(compare_engines(g, inputs, args.compare.split(","), args))
+        if len(samples) != 1:
+            raise BadInput(f"--compare takes one sample; the input file holds {len(samples)}")
+        print(compare_engines(g, samples[0], args.compare.split(","), args))
         return EXIT_OK
-    outputs = run_engine(g, inputs, args.engine, args)
+    outputs = stack_outputs(run_samples(g, samples, args.engine, args), mode)
     if args.output:
         write_outputs(args.output, outputs)
     else:
@@ -157,15 +209,36 @@ def cmd_compile(args) -> int:
     args.stack_bytes = _parse(parse_size, args.stack, "--stack") if args.stack else None
     if args.stack_bytes is not None and args.target == "host":
         raise BadInput("--stack sets the stack reserve of a Cortex-M build: give a --target core too")
+    if args.stack_bytes is not None and args.stack_bytes % 8:
+        raise BadInput(f"--stack {args.stack}: the stack reserve must be a multiple of 8 bytes (the AAPCS "
+                       f"stack alignment), e.g. {(args.stack_bytes + 7) // 8 * 8}")
     raw, g = _load(args)
     report = compile_model(g, args, sram=sram, flash=flash)
     print(report)
     return EXIT_OK
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that temporary files are cleaned up on the way out."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    try:
+        return _dispatch(args)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args) -> int:
     try:
         return args.func(args)
     except TinyccError as exc:
@@ -176,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tinycc: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("tinycc: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except Exception as exc:  # a bug: say so, keep the traceback for --debug
         if args.debug:
             traceback.print_exc()

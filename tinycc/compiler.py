@@ -1,10 +1,14 @@
 """tinycc compile: quantize -> lower -> plan memory -> check budget -> emit C + report.
 
 Output appears only when everything succeeded: files are written to a temporary folder next to
-the destination, then renamed into place.
+the destination, then renamed into place. --force replaces only a folder tinycc wrote (see
+check_output_folder). Before calibration, which can take minutes, a dry-run lowering with
+placeholder ranges lists every node int8 cannot compile and checks a lower bound of the arena
+against --sram (see preflight).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -71,8 +75,39 @@ def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     return q
 
 
-def build_program(g: Graph, opts: QuantOptions, warn=None) -> Program:
+class _PlaceholderRange:
+    """Calibration statistics for the dry run: every activation in [-1, 1]."""
+
+    def range(self, method: str) -> tuple[float, float]:
+        return -1.0, 1.0
+
+
+def dry_run_program(g: Graph) -> Program:
+    """The float graph lowered with placeholder activation ranges (no calibration).
+
+    Which kernels, buffers and scratch a node needs follows from shapes and attributes, so this
+    raises the same Unsupported (every node int8 cannot compile, listed at once by lower()) and
+    has the same tensor sizes as the calibrated program, in well under a second."""
+    stats = {name: _PlaceholderRange() for name, t in g.tensors.items() if not t.is_const}
+    return lower(assign_qparams(g, stats, DEFAULT_METHOD), g.name)
+
+
+def preflight(g: Graph, sram: int | None = None) -> None:
+    """Refuse before calibration what calibration cannot change: nodes int8 cannot compile
+    (Unsupported, all of them in one message) and, with a budget, a model whose arena lower
+    bound already exceeds --sram (DoesNotFit). Pre-quantized models skip it: they are not
+    calibrated, and the full plan comes as fast."""
+    if is_prequantized(g):
+        return
+    program = dry_run_program(g)
+    if sram is not None:
+        check_lower_bound(program, sram)
+
+
+def build_program(g: Graph, opts: QuantOptions, warn=None, sram: int | None = None) -> Program:
+    """Quantize and lower; `sram`: refuse early (before calibration) a model that cannot fit."""
     warn = warn or (lambda m: print(m, file=sys.stderr))
+    preflight(g, sram)
     q = quantize_graph(g, opts, warn)
     program = lower(q, g.name)
     program.quant_scheme = "int8-qdq" if is_prequantized(g) else f"int8-ptq-{opts.method or DEFAULT_METHOD}"
@@ -86,20 +121,77 @@ def default_prefix(g: Graph, name: str | None) -> str:
     return prefix
 
 
+def _step_label(program: Program, k: int) -> str:
+    step = program.steps[k] if 0 <= k < len(program.steps) else None
+    return f"step {k} ({step.op} {step.onnx_name or step.node!r})" if step else "the input"
+
+
+def _buffers_text(buffers: list[tuple[int, str]]) -> str:
+    return ", ".join(f"{name[:40]!r} {size:,} B" for size, name in sorted(buffers, reverse=True)[:6])
+
+
+def _does_not_fit(needed: str, sram: int, missing: int, where: str, buffers: list[tuple[int, str]],
+                  when: str) -> DoesNotFit:
+    return DoesNotFit(
+        f"the model needs {needed} bytes of SRAM but --sram allows {sram:,} ({missing:,} bytes missing). "
+        f"{where}: {_buffers_text(buffers)}. What would help: a smaller input resolution or width multiplier, "
+        f"patch-based inference of the first layers (MCUNetV2), or a larger --sram if the device has it. "
+        f"{when}Nothing was written.")
+
+
 def check_budget(program: Program, mem: MemoryPlan, sram: int) -> None:
     if mem.arena_bytes <= sram:
         return
     k = int(np.argmax(mem.live_bytes)) if mem.live_bytes else 0
-    step = program.steps[k] if program.steps else None
-    live = sorted(((b.size, b.name) for b in mem.buffers if b.first <= k + 1 <= b.last), reverse=True)
-    live_text = ", ".join(f"{name[:40]!r} {size:,} B" for size, name in live[:6])
-    where = f"step {k} ({step.op} {step.onnx_name or step.node!r})" if step else "the input"
-    raise DoesNotFit(
-        f"the model needs {mem.arena_bytes:,} bytes of SRAM but --sram allows {sram:,} "
-        f"({mem.arena_bytes - sram:,} bytes missing). The peak is at {where}, where these buffers are live: "
-        f"{live_text}. What would help: a smaller input resolution or width multiplier, "
-        f"patch-based inference of the first layers (MCUNetV2), or a larger --sram if the device has it. "
-        f"Nothing was written.")
+    live = [(b.size, b.name) for b in mem.buffers if b.first <= k + 1 <= b.last]
+    raise _does_not_fit(f"{mem.arena_bytes:,}", sram, mem.arena_bytes - sram,
+                        f"The peak is at {_step_label(program, k)}, where these buffers are live", live, "")
+
+
+def _may_share_memory(step) -> bool:
+    """Whether the planner may place some of this step's outputs over its inputs: in place,
+    partial row overlap, a concat part written into its slice, or an updated tensor."""
+    return bool(step.inplace_inputs) or step.overlap_delta is not None or step.copy_into is not None \
+        or any(a.kind == "update" for a in step.args)
+
+
+def arena_lower_bound(program: Program) -> tuple[int, int, list[tuple[int, str]]]:
+    """(bytes, step index, [(bytes, buffer)]): memory that every plan of `program` needs.
+
+    Every buffer lies whole in the arena; while a step runs, its scratch and the distinct
+    buffers it reads and writes are live together and, unless the step may share memory (see
+    _may_share_memory), disjoint. So the largest such sum over the steps is a lower bound of
+    any arena the planner can produce (index -1: a graph input or output alone)."""
+    best = (0, -1, [])
+    for name in program.inputs + program.outputs:
+        root = program.root(name)
+        size = program.tensors[root].size
+        if size > best[0]:
+            best = (size, -1, [(size, root)])
+    for k, step in enumerate(program.steps):
+        roots = {program.root(t) for t in step.inputs + step.outputs if t in program.tensors}
+        sizes = [(program.tensors[r].size, r) for r in sorted(roots)]
+        if _may_share_memory(step) and sizes:
+            sizes = [max(sizes)]
+        scratch = min(sum(a.nbytes for a in args if a.kind == "scratch")
+                      for args in (step.args, step.call(True)[1]))
+        if scratch:
+            sizes.append((scratch, "scratch"))
+        total = sum(size for size, _ in sizes)
+        if total > best[0]:
+            best = (total, k, sizes)
+    return best
+
+
+def check_lower_bound(program: Program, sram: int) -> None:
+    """DoesNotFit when even the lower bound of the arena exceeds --sram (before calibration)."""
+    needed, k, buffers = arena_lower_bound(program)
+    if needed <= sram:
+        return
+    where = f"{_step_label(program, k)} alone needs these buffers at once" if k >= 0 else \
+        "This input/output alone needs"
+    raise _does_not_fit(f"at least {needed:,}", sram, needed - sram, where, buffers,
+                        "Refused before calibration (from the shapes alone). ")
 
 
 def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
@@ -107,10 +199,10 @@ def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
     from .report import build_report, render_markdown
 
     out = Path(args.output)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not args.force:
-        raise BadInput(f"output folder {str(out)!r} exists and is not empty (use --force to replace it)")
+    user_files = [Path(f) for f in (args.model, getattr(args, "calib", None)) if f]
+    check_output_folder(out, args.force, user_files)
     prefix = default_prefix(g, args.name)
-    program = build_program(g, QuantOptions.from_args(args))
+    program = build_program(g, QuantOptions.from_args(args), sram=sram)
     mem = plan_memory(program)
     check_budget(program, mem, sram)
     report = build_report(program, mem, sram=sram, flash=flash, source=Path(args.model).name)
@@ -124,14 +216,12 @@ def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
     target_text = measure_on_target(files, report, program, prefix, core, memory) if core else (
         "\n  the stack is not included (it depends on the core and compiler): compile with "
         "--target cortex-mN to link against the budget and measure it")
-    import json
-
     files["report.json"] = (json.dumps(report, indent=2) + "\n").encode()
     files["report.md"] = render_markdown(report).encode()
     from .codegen.profile_svg import memory_profile_svg
 
     files["memory.svg"] = memory_profile_svg(program, mem, sram).encode()
-    write_atomically(files, out, force=args.force)
+    write_atomically(files, out, force=args.force, user_files=user_files)
     return (f"tinycc: wrote {out}/ ({len(files)} files)\n"
             f"  peak SRAM {report['peak_sram_bytes']:,} B (arena {report['arena_bytes']:,} B, "
             f"lower bound {report['lower_bound_bytes']:,} B, planner {report['planner']}), "
@@ -139,19 +229,118 @@ def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
             + target_text)
 
 
-def write_atomically(files: dict[str, bytes], out: Path, force: bool = False) -> None:
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
+def _is_tinycc_project(folder: Path) -> bool:
+    """A folder tinycc wrote: its report.json is tinycc's and its model.h is there."""
     try:
+        report = json.loads((folder / "report.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and "tinycc_version" in report and (folder / "model.h").is_file()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except (ValueError, OSError, RuntimeError):
+        return False
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+TMP_SUFFIX_BYTES = 16  # mkdtemp adds ".tmp" and 8 random characters to ".NAME"
+
+
+def check_output_folder(out: Path, force: bool, user_files: list[Path] = ()) -> None:
+    """Refuse an output folder (BadInput, nothing touched) that tinycc could not write or that
+    --force must not replace. The --force rule: only an empty folder or a tinycc project (its
+    report.json and model.h), and never one that holds a file the user gave (model, --calib)."""
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise BadInput(f"-o {str(out)!r} is a file, not a folder: tinycc writes a project folder there "
+                           f"and never replaces a file; choose another -o")
+        if any(out.iterdir()):
+            if not force:
+                raise BadInput(f"output folder {str(out)!r} exists and is not empty "
+                               f"(use --force to replace it, if tinycc wrote it)")
+            for f in user_files:
+                if _inside(f, out):
+                    raise BadInput(f"output folder {str(out)!r} contains {str(f)!r}, which this command reads: "
+                                   f"--force would delete it. Choose another -o; nothing was deleted.")
+            if not _is_tinycc_project(out):
+                raise BadInput(f"output folder {str(out)!r} is not a project tinycc wrote (no tinycc report.json "
+                               f"and model.h): --force replaces only those. Choose another -o, or empty it "
+                               f"yourself; nothing was deleted.")
+    parent = out.absolute().parent
+    missing = [out.absolute().name]
+    while not parent.exists():
+        missing.append(parent.name)
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BadInput(f"cannot create output folder {str(out)!r}: {str(parent)!r} is a file")
+    limit = _name_max(parent)
+    long = [n for n in missing if len(os.fsencode(n)) > limit]
+    if long or len(os.fsencode(out.absolute().name)) + 1 + TMP_SUFFIX_BYTES > limit:
+        raise BadInput(f"cannot create output folder {str(out)!r}: the name "
+                       f"{(long or [out.absolute().name])[0][:40]!r}... is too long for this file system "
+                       f"(at most {limit - 1 - TMP_SUFFIX_BYTES} bytes for the folder itself)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot create output folder {str(out)!r}: {str(parent)!r} is not writable")
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """mkdir -p, returning the folders it created (deepest last), to remove them on failure."""
+    created = []
+    for p in reversed([folder, *folder.parents]):
+        if not p.exists():
+            p.mkdir()
+            created.append(p)
+    return created
+
+
+def write_atomically(files: dict[str, bytes], out: Path, force: bool = False,
+                     user_files: list[Path] = ()) -> None:
+    """Write files into a temporary folder beside `out`, then rename it into place. On any
+    failure (an OSError becomes BadInput) or signal nothing stays: neither the temporary
+    folder nor parent folders made for it, and a folder being replaced is restored."""
+    out = out.absolute()
+    created: list[Path] = []
+    tmp = old = None
+    try:
+        created = _make_parents(out.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
         from .codegen.emit import write_files
 
         write_files(files, tmp)
-        if out.exists():
-            if not force and any(out.iterdir()):
+        if out.exists() or out.is_symlink():
+            if force:
+                check_output_folder(out, force, list(user_files))
+            elif out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            else:
                 raise BadInput(f"output folder {str(out)!r} appeared while compiling")
-            shutil.rmtree(out)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old", dir=out.parent))
+            os.replace(out, old / "project")
         os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = None
+    except BaseException as exc:
+        if old is not None and not out.exists():
+            os.replace(old / "project", out)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for p in reversed(created):
+            shutil.rmtree(p, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise BadInput(f"cannot write the output folder {str(out)!r}: {exc.strerror or exc}"
+                           + (f" ({exc.filename})" if exc.filename else "")) from None
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -109,18 +109,32 @@ class CompiledModel:
 
 
 def run_engine(g: Graph, inputs: Mapping[str, np.ndarray], engine: str, args) -> dict[str, np.ndarray]:
-    if engine == "float":
-        return run_float(g, {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()})
-    from .compiler import QuantOptions
+    return run_samples(g, [inputs], engine, args)[0]
 
-    model = CompiledModel(g, QuantOptions.from_args(args))
+
+def run_samples(g: Graph, samples: list[Mapping[str, np.ndarray]], engine: str, args) -> list[dict[str, np.ndarray]]:
+    """Each sample (input name -> array of the model's input shape) through one engine; a
+    quantized engine is compiled (quantized, lowered, built) once for all of them."""
+    if engine == "float":
+        return [run_float(g, {k: np.asarray(v, dtype=np.float32) for k, v in s.items()}) for s in samples]
+    from .compiler import QuantOptions
+    from .target import runnable_core
+
+    target = getattr(args, "target", None) or DEFAULT_QEMU_TARGET
     if engine == "qemu":
-        target = getattr(args, "target", None) or DEFAULT_QEMU_TARGET
-        outs, run = model.run_qemu(inputs, target)
-        print(qemu_summary(target, run, model.program.macs), file=sys.stderr)
-    else:
-        outs = model.run_int8(inputs) if engine == "int8" else model.run_c(inputs)[0]
-    return {k: model.logical(k, v, args.dequantize) for k, v in outs.items()}
+        runnable_core(target)  # refuse a core without a QEMU board before compiling
+    model = CompiledModel(g, QuantOptions.from_args(args))
+    results = []
+    for inputs in samples:
+        if engine == "qemu":
+            outs, run = model.run_qemu(inputs, target)
+        else:
+            outs = model.run_int8(inputs) if engine == "int8" else model.run_c(inputs)[0]
+        results.append({k: model.logical(k, v, args.dequantize) for k, v in outs.items()})
+    if engine == "qemu":
+        count = f" (the last of {len(samples)} samples)" if len(samples) > 1 else ""
+        print(qemu_summary(target, run, model.program.macs) + count, file=sys.stderr)
+    return results
 
 
 DEFAULT_QEMU_TARGET = "cortex-m4"

@@ -1,8 +1,20 @@
 """report.json / report.md of a compiled model. Field names are a stable interface."""
 from __future__ import annotations
 
+from .inspect import safe_text
 from .memory.lifetimes import MemoryPlan
 from .program import Program
+
+
+def markdown_text(text: str, limit: int = 40) -> str:
+    """An untrusted name (layer, model file) as one markdown table cell or heading: printable,
+    no table, code or HTML syntax."""
+    return "".join("?" if c in "|`<>" else c for c in safe_text(text, limit))
+
+
+def unicode_text(text: str) -> str:
+    """A file name as valid Unicode (undecodable bytes, kept as surrogates by Python, become U+FFFD)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int | None, source: str) -> dict:
@@ -29,7 +41,7 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
     params = sum(int(step.param_count) for step in program.steps)
     return {
         "tinycc_version": __version__,
-        "model": source,
+        "model": unicode_text(source),
         "quant": program.quant_scheme,
         "peak_sram_bytes": int(mem.arena_bytes),
         "arena_bytes": int(mem.arena_bytes),
@@ -83,7 +95,7 @@ def _io(program: Program, name: str) -> dict:
 
 
 def render_markdown(r: dict) -> str:
-    lines = [f"# tinycc report: {r['model']}", "",
+    lines = [f"# tinycc report: {markdown_text(r['model'], 80)}", "",
              "| figure | value |", "|---|---|",
              f"| peak SRAM (arena, I/O inside) | {r['peak_sram_bytes']:,} B |",
              f"| lower bound (max live bytes) | {r['lower_bound_bytes']:,} B |",
@@ -95,7 +107,7 @@ def render_markdown(r: dict) -> str:
     lines += ["", "| # | layer | op | kernel | output | MACs | weight B | live B |" + (" instructions |" if counted else ""),
               "|---|---|---|---|---|---|---|---|" + ("---|" if counted else "")]
     for i, l in enumerate(r["layers"]):
-        name = "".join(c if c.isprintable() and c not in "|`<>" else "?" for c in l["name"])[:40]
+        name = markdown_text(l["name"])
         shape = "x".join(str(d) for d in l["output_shape"])
         lines.append(f"| {i} | {name} | {l['op']} | {l['kernel']} | {shape} | {l['macs']:,} | "
                      f"{l['weight_bytes']:,} | {l['live_bytes']:,} |" + (f" {l['instructions']:,} |" if counted else ""))

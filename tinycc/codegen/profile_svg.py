@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
+from ..inspect import safe_text
 from ..memory.lifetimes import MemoryPlan
 from ..program import Program
 
@@ -28,7 +29,8 @@ def memory_profile_svg(program: Program, mem: MemoryPlan, budget: int | None) ->
         step = program.steps[k]
         x = left + k * bar_w
         color = "#d62728" if live == peak else "#1f77b4"
-        title = escape(f"{k}: {step.op} {step.onnx_name or step.node} - {live:,} B live")
+        # a model's names are untrusted: control characters are not even allowed escaped in XML 1.0
+        title = escape(f"{k}: {step.op} {safe_text(step.onnx_name or step.node, 80)} - {live:,} B live")
         parts.append(f'<rect x="{x:.2f}" y="{y(live):.2f}" width="{max(bar_w - 1, 0.5):.2f}" '
                      f'height="{top + plot_h - y(live):.2f}" fill="{color}"><title>{title}</title></rect>')
     for value, label, color in ((mem.arena_bytes, "arena", "#2ca02c"), (budget, "budget", "#ff7f0e")):

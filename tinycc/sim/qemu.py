@@ -22,7 +22,7 @@ from typing import Sequence
 
 from ..errors import DoesNotFit
 from ..resources import data_dir
-from ..target import Core, Memory, board_problem
+from ..target import DEFAULT_STACK_BYTES, Core, Memory, board_problem
 from .host import BuildError, c_compiler
 
 ARM_PREFIX = os.environ.get("TINYCC_ARM_PREFIX", "arm-none-eabi-")
@@ -277,12 +277,25 @@ def build_and_measure(files: dict[str, bytes], prefix: str, core: Core, memory: 
         write_files(files, project)
         elf = cross_build(project, prefix, memory)
         figures = TargetFigures(elf_sizes(elf), static_stack(project / "build-arm"), None)
+        check_stack_reserve(figures.static_stack, figures.sizes.stack_reserved)
         problem = board_problem(core, memory) or missing_tools(run=True)
         if problem:
             figures.not_run = problem
         else:
             figures.run = run_elf(elf, core, inputs, output_sizes, steps=steps)
         return figures
+
+
+def check_stack_reserve(static: StaticStack, reserved: int) -> None:
+    """DoesNotFit when the stack reserve is below the build's static worst case: the image
+    would overflow its stack (a fault under QEMU, memory corruption on a part without a guard)."""
+    if static.bytes <= reserved:
+        return
+    suggestion = (static.bytes + 255) // 256 * 256
+    raise DoesNotFit(f"the stack reserve is {reserved:,} bytes but the static worst case of this build is "
+                     f"{static.bytes:,} bytes (gcc's call graph, from the reset handler down): it would overflow. "
+                     f"What would help: --stack {suggestion} or more (the default is {DEFAULT_STACK_BYTES}). "
+                     f"Nothing was written.")
 
 
 def _run_qemu(cmd: list[str], cwd: Path, timeout: float, core: Core) -> subprocess.CompletedProcess:
