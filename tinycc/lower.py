@@ -60,8 +60,8 @@ class LowerCtx:
         channels = t.shape[0]
         b = self.g.tensors[bname] if bname else None
         self._pending_params += int(t.data.size) + (int(b.data.size) if b is not None else 0)
-        if t.quant is not None:  # pre-quantized: recover the exact integers
-            q = np.clip(_recover_integers(t.data, t.quant), -127, 127).astype(np.int8)
+        if t.quant is not None:  # pre-quantized: the exact integers, -128 included (TFLM uses them as stored)
+            q = np.clip(_recover_integers(t.data, t.quant), -128, 127).astype(np.int8)
             if b is None:
                 bias = np.zeros(channels, np.int32)
             elif b.quant is None:
@@ -93,7 +93,8 @@ class LowerCtx:
     def add_step(self, node: Node, kernel: str, params, args: list[Arg], golden: Callable,
                  macs: int = 0, inplace_inputs: tuple[int, ...] = (), note: str = "",
                  inplace_kernel: str = "", inplace_args: list[Arg] | None = None,
-                 overlap_delta: int | None = None, copy_into: tuple[str, int] | None = None) -> Step:
+                 overlap_delta: int | None = None, copy_into: tuple[str, int] | None = None,
+                 overlap_modulus: int = 1) -> Step:
         if params is not None and hasattr(params, "validate"):
             try:
                 params.validate()
@@ -102,7 +103,7 @@ class LowerCtx:
         base = f"s{len(self.program.steps)}_{self.step_base(node)}"
         step = Step(base, node.op, node.name, node.onnx_name, kernel, params, args, golden, macs,
                     tuple(inplace_inputs), note, inplace_kernel, inplace_args, overlap_delta, copy_into,
-                    self._pending_params)
+                    self._pending_params, overlap_modulus)
         self._pending_params = 0
         self.program.steps.append(step)
         return step
@@ -122,13 +123,16 @@ def _recover_integers(real: np.ndarray, qp: QuantParams) -> np.ndarray:
 
 
 def row_overlap_delta(in_h: int, in_w: int, in_c: int, out_h: int, out_w: int, out_c: int,
-                      stride_h: int, pad_top: int) -> int:
+                      stride_h: int, pad_top: int, lookahead_pixels: int = 0) -> int:
     """Lowest safe output start relative to the input start for a row-streaming NHWC kernel.
 
     Output row r is written after reading input rows >= r*stride - pad only, so its last byte
-    must stay below input row max(0, r*stride - pad)."""
+    must stay below input row max(0, r*stride - pad). A kernel that writes up to
+    `lookahead_pixels` output pixels of the next row while it still reads for row r (pixel pairs
+    across a row end) must keep those below that input row too."""
     row_in, row_out = in_w * in_c, out_w * out_c
-    return min(max(0, r * stride_h - pad_top) * row_in - (r + 1) * row_out for r in range(out_h))
+    return min(max(0, r * stride_h - pad_top) * row_in - (r + 1) * row_out
+               - (lookahead_pixels * out_c if r + 1 < out_h else 0) for r in range(out_h))
 
 
 def requant_arrays(in_scale: float, w_scale: np.ndarray, out_scale: float, channels: int):

@@ -113,11 +113,19 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
     sources, headers = _runtime_sources(kernels)
     return dict(
         version=__version__, source=c_comment(source_name), prefix=prefix, PREFIX=prefix.upper(),
-        arena_bytes=max(mem.arena_bytes, 16), inputs=_io_view(program, mem, program.inputs, "input"),
+        arena_bytes=max(mem.arena_bytes, 16), arena_align=arena_alignment(mem),
+        inputs=_io_view(program, mem, program.inputs, "input"),
         outputs=_io_view(program, mem, program.outputs, "output"), steps=steps, blobs=blobs,
         runtime_sources=sources, runtime_headers=headers, quant=program.quant_scheme,
         core=core, memory=memory, arm=_arm_view(prefix, core) if core else None,
     )
+
+
+def arena_alignment(mem: MemoryPlan) -> int:
+    """The arena base alignment the generated C requires: the largest alignment the planner gave
+    a buffer offset (an offset aligned to 16 is only an address aligned to 16 on a base aligned
+    to 16), and never below 16 (the documented default of PREFIX_ARENA_ALIGN)."""
+    return max([16] + [b.align for b in mem.buffers])
 
 
 def _arm_view(prefix: str, core) -> dict:
