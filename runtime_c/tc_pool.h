@@ -47,8 +47,9 @@ typedef struct {
  * use_requant != 0 (output scale/zero point differ from the input's):
  *   acc = sum over in-image taps of (x - in_zp)   (padded taps contribute real 0)
  *   out = tc_requant_s8(acc, mult, shift, out_zp, act_min, act_max)
- *   with (mult, shift) = QuantizeMultiplier(in_scale / (out_scale * n)), where n is the
- *   divisor, k_h * k_w. Because n is folded into the multiplier it must be the same for every
+ *   with (mult, shift) a multiplier for in_scale / (out_scale * n), where n is the divisor,
+ *   k_h * k_w; for global average pooling the compiler derives it as TFLite MEAN does (see
+ *   tc_reduce.h). Because n is folded into the multiplier it must be the same for every
  *   window: either count_include_pad != 0 (padding counts), or every window lies entirely
  *   inside the image (pad_top == pad_left == 0 and no bottom/right overhang; checked).
  *   Global average pooling: k_h = in_h, k_w = in_w, out_h = out_w = 1, no padding.

@@ -205,9 +205,9 @@ class AvgPoolParams:
 
     use_requant=0: TFLM AveragePool on raw values (out_zp/mult/shift ignored); with
     count_include_pad the divisor is k_h*k_w and each padded tap adds in_zp (real 0).
-    use_requant=1: sum of (x - in_zp) requantized with (mult, shift) =
-    QuantizeMultiplier(in_scale / (out_scale * k_h * k_w)); needs count_include_pad or windows
-    entirely inside the image.
+    use_requant=1: sum of (x - in_zp) requantized with (mult, shift), a multiplier for
+    in_scale / (out_scale * k_h * k_w); needs count_include_pad or windows entirely inside the
+    image. Global average pooling takes TFLite MEAN's (kernels_reduce.mean_multiplier).
     """
 
     C_STRUCT: ClassVar[str] = "tc_avgpool_params"

@@ -107,13 +107,19 @@ def _as_int8(x, size: int, name: str) -> np.ndarray:
 
 
 def quantize(x, scale: float, zero_point: int) -> np.ndarray:
-    """float -> int8: round(x / scale) half away from zero, + zero point, saturated.
+    """float -> int8 exactly as the generated `*_invoke_f32` (tc_quantize_f32 in model.c) and
+    TFLite Micro's QUANTIZE do it: x / scale divided in float32 (TFLM AffineQuantize:
+    `val / static_cast<float>(scale)`), rounded half away from zero, + zero point, saturated.
 
-    TFLite AffineQuantize divides the float32 value by the scale held as a double.
+    A double division rounds differently where the float32 quotient lands on a half (2 LSB at
+    the output of real models). Defined where C would not be: NaN gives the zero point (real
+    0), +-Inf and huge values saturate.
     """
-    s = _scale(scale)
-    v = np.asarray(x, dtype=np.float32).astype(np.float64)
-    q = round_half_away(v / s) + int(zero_point)
+    s = np.float32(_scale(scale))
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.asarray(x, dtype=np.float32) / s
+    v = np.clip(np.where(np.isnan(v), np.float32(0), v), np.float32(-512), np.float32(512))
+    q = round_half_away(v.astype(np.float64)) + int(zero_point)
     return np.clip(q, -128, 127).astype(np.int8)
 
 

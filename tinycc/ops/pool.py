@@ -164,8 +164,14 @@ def import_pool(ctx, onode, attrs):
 
 @onnx_importer("GlobalAveragePool", "GlobalMaxPool")
 def import_global_pool(ctx, onode, attrs):
-    if len(ctx.shape(onode.input[0])) != 4:
-        raise unsupported(onode, "input that is not 4-D")
+    rank = len(ctx.shape(onode.input[0]))
+    if rank < 3:
+        raise unsupported(onode, f"{rank}-D input (at least 3-D: batch, channels, spatial axes)")
+    if rank != 4:
+        from .reduce import import_global_pool_as_reduce
+
+        import_global_pool_as_reduce(ctx, onode)
+        return
     ctx.add(onode.op_type, [onode.input[0]], [onode.output[0]], onode, layout="NCHW")
 
 
@@ -203,7 +209,7 @@ def _lower_maxpool_int8(self, lc, node):
 
 def _lower_avgpool_int8(self, lc, node):
     from ..golden import kernels_conv as K
-    from ..lower import requant_scalar
+    from ..golden.kernels_reduce import mean_multiplier
     from ..program import Arg
 
     x, y = node.inputs[0], node.outputs[0]
@@ -213,7 +219,7 @@ def _lower_avgpool_int8(self, lc, node):
         h, w, c = lc.hwc(x)
         geo = dict(in_h=h, in_w=w, channels=c, out_h=1, out_w=1, k_h=h, k_w=w, stride_h=1, stride_w=1,
                    pad_top=0, pad_left=0)
-        mult, shift = requant_scalar(np.float64(np.float32(s_in)) / (np.float64(np.float32(s_out)) * h * w))
+        mult, shift = mean_multiplier(s_in, s_out, h * w)  # TFLite MEAN's derivation, not s_in/(s_out*h*w)
         p = K.AvgPoolParams(**geo, count_include_pad=1, use_requant=1, in_zp=zp_in, out_zp=zp_out,
                             mult=mult, shift=shift, act_min=-128, act_max=127)
     else:

@@ -1,5 +1,6 @@
-"""ReduceMean / ReduceMax. Over the spatial axes of a 4-D tensor they import as
-GlobalAveragePool / GlobalMaxPool."""
+"""ReduceMean / ReduceMax over any axes. Over the spatial axes of a 4-D tensor they import as
+GlobalAveragePool / GlobalMaxPool; GlobalAveragePool / GlobalMaxPool of other ranks (1-D and 3-D
+pooling heads) import as these. In int8 both run tc_reduce_s8 (TFLite Micro MEAN / REDUCE_MAX)."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,6 +24,13 @@ class _Reduce(OpDef):
         fn = np.mean if self.name == "ReduceMean" else np.max
         y = fn(xs[0].astype(np.float64), axis=tuple(node.attrs["axes"]), keepdims=bool(node.attrs["keepdims"]))
         return [np.asarray(y, dtype=np.float32)]
+
+    def int8_output(self, g, node):
+        # TFLite REDUCE_MAX keeps its input's params; MEAN gets its own (narrower) range
+        return "same_as_input" if self.name == "ReduceMax" else "calibrated"
+
+    def lower_int8(self, lc, node):
+        return _lower_reduce_int8(self, lc, node)
 
 
 register(type("ReduceMean", (_Reduce,), {"name": "ReduceMean"}))
@@ -51,3 +59,36 @@ def import_reduce(ctx, onode, attrs):
             ctx.add("Reshape", [y], [onode.output[0]], onode, "squeeze", shape=tuple(ctx.shape(x)[:2]))
         return
     ctx.add(onode.op_type, [x], [onode.output[0]], onode, axes=axes, keepdims=keep)
+
+
+# ---- int8 ---------------------------------------------------------------------------------------
+def _lower_reduce_int8(self, lc, node):
+    from ..golden import kernels_reduce as R
+    from ..program import Arg
+    from .common import unsupported_int8
+
+    x, y = node.inputs[0], node.outputs[0]
+    shape = lc.tensor(x).shape
+    axes = tuple(node.attrs["axes"])
+    s_in, zp_in = lc.qp(x)
+    s_out, zp_out = lc.qp(y)
+    try:
+        if self.name == "ReduceMax":
+            if (np.float32(s_in), zp_in) != (np.float32(s_out), zp_out):
+                raise unsupported_int8(node, "different input and output quantization")
+            p = R.ReduceParams.make(R.OP_MAX, shape, axes)
+        else:
+            count = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+            mult, shift = R.mean_multiplier(s_in, s_out, count)
+            p = R.ReduceParams.make(R.OP_MEAN, shape, axes, zp_in, zp_out, mult, shift)
+    except ValueError as exc:
+        raise unsupported_int8(node, str(exc)) from None
+    lc.add_step(node, "tc_reduce_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: R.reduce_s8(p, xv))
+
+
+def import_global_pool_as_reduce(ctx, onode) -> None:
+    """GlobalAveragePool / GlobalMaxPool of a tensor that is not 4-D: a mean / max over every
+    axis after the channels, keeping them (1-D heads such as AdaptiveAvgPool1d(1))."""
+    rank = len(ctx.shape(onode.input[0]))
+    op = {v: k for k, v in GLOBAL_POOL.items()}[onode.op_type]
+    ctx.add(op, [onode.input[0]], [onode.output[0]], onode, axes=tuple(range(2, rank)), keepdims=1)
