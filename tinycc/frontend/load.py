@@ -32,9 +32,8 @@ import onnx.inliner
 from onnx import TensorProto
 
 from tinycc.errors import BadInput, Unsupported
+from tinycc.frontend.opsets import opset_problem
 
-MIN_OPSET = 11
-MAX_OPSET = 21
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_DIM = 2**24
 MAX_TENSOR_ELEMENTS = 2**31
@@ -192,17 +191,9 @@ def _check_opset(path: Path, model: onnx.ModelProto) -> None:
     if len(versions) > 1:
         raise BadInput(f"{path}: the model imports the standard ONNX domain at several opsets {sorted(versions)}.")
     (version,) = versions
-    if version < MIN_OPSET:
-        raise Unsupported(
-            f"{path}: the model uses ONNX opset {version}; tinycc supports opsets {MIN_OPSET} to {MAX_OPSET}. "
-            f"Upgrade it: onnx.save(onnx.version_converter.convert_version(onnx.load(MODEL), 13), NEW_MODEL), "
-            "or re-export it with a newer opset_version."
-        )
-    if version > MAX_OPSET:
-        raise Unsupported(
-            f"{path}: the model uses ONNX opset {version}, newer than tinycc supports (opsets {MIN_OPSET} to "
-            f"{MAX_OPSET}); re-export it with opset_version={MAX_OPSET} or lower."
-        )
+    problem = opset_problem(version)
+    if problem:
+        raise Unsupported(f"{path}: {problem}")
 
 
 def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:

@@ -19,11 +19,15 @@ from ..errors import BadInput, TinyccError, Unsupported
 from ..ir import Graph, IRError, Node, QuantParams, Tensor, validate
 from ..ops.registry import ONNX_IMPORTERS, OPS
 from .load import load_model
+from .opsets import revision_problems
 from .qdq import is_qdq, strip_qdq
 
 # Ops never folded even with constant inputs (randomness, or quantization we must keep).
 NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
            "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+# Ops whose semantics tinycc implements itself besides those with importers (the others are
+# folded by onnx's reference evaluator, which follows the model's opset).
+OWN_SEMANTICS = {"Shape", "Size", "QuantizeLinear", "DequantizeLinear"}
 MAX_FOLD_ELEMENTS = 1 << 24
 
 ONNX_DTYPES = {
@@ -245,6 +249,10 @@ def load_graph(path: str | os.PathLike, input_shapes: Mapping[str, Sequence[int]
     """Load, validate and convert an ONNX file into an IR graph (logical NCHW layout, no passes)."""
     model = load_model(path, input_shapes)
     name = os.path.splitext(os.path.basename(str(path)))[0]
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    problems = revision_problems(model.graph.node, opset, set(ONNX_IMPORTERS) | OWN_SEMANTICS)
+    if problems:
+        raise Unsupported(f"{os.fspath(path)}: {_unsupported_report(problems)}")
     quant, int8_io = {}, set()
     if is_qdq(model):
         model, quant, int8_io = strip_qdq(model)

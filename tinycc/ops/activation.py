@@ -95,6 +95,14 @@ def import_identity(ctx, onode, attrs):
 def import_dropout(ctx, onode, attrs):
     if len(onode.output) > 1 and onode.output[1]:
         raise unsupported(onode, "the mask output of Dropout is used")
+    # Opset 12+ inputs (data, ratio, training_mode): in training mode Dropout zeroes random
+    # elements and scales the rest; only inference mode (or a ratio of 0) is the identity.
+    if len(onode.input) > 2 and onode.input[2]:
+        training = ctx.require_const(onode, onode.input[2], "training_mode")
+        ratio_name = onode.input[1] if len(onode.input) > 1 else ""
+        ratio = ctx.require_const(onode, ratio_name, "ratio") if ratio_name else np.float32(0.5)
+        if bool(np.any(training)) and float(np.max(ratio)) != 0.0:
+            raise unsupported(onode, "Dropout in training mode (random); export the model in inference mode")
     ctx.alias(onode.input[0], onode.output[0], onode)
 
 

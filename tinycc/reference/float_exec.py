@@ -33,11 +33,23 @@ def check_inputs(g: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.nda
             v = v[None]
         if v.shape != logical:
             raise BadInput(f"input {name!r} has shape {v.shape}, the model expects {logical}")
-        out[name] = v
+        out[name] = _real_value(g, name, v)
     unknown = set(inputs) - set(g.inputs)
     if unknown:
         raise BadInput(f"unknown input name(s) {sorted(unknown)}; the model's inputs are {g.inputs}")
     return out
+
+
+def _real_value(g: Graph, name: str, v: np.ndarray) -> np.ndarray:
+    """A QDQ model's int8/uint8 input given as the raw quantized values the ONNX model takes:
+    the float network computes on the real values it stands for (DequantizeLinear). tinycc keeps
+    uint8 parameters shifted to int8 (zero point - 128), so uint8 values shift likewise."""
+    if name not in g.int8_io or v.dtype not in (np.int8, np.uint8) or g.tensors[name].quant is None:
+        return v
+    from ..quant.params import dequantize
+
+    raw = v.astype(np.int32) - (128 if v.dtype == np.uint8 else 0)
+    return dequantize(raw, g.tensors[name].quant)
 
 
 def run_float(g: Graph, inputs: Mapping[str, np.ndarray],
