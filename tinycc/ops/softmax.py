@@ -75,12 +75,34 @@ def _lower_softmax_int8(self, lc, node):
     if self.name == "LogSoftmax":
         _lower_log_softmax_int8(lc, node, s_in, s_out, zp_out, outer, depth)
         return
-    if (np.float32(s_out), zp_out) != (np.float32(1.0 / 256.0), -128):
-        raise Unsupported(f"Softmax node {node.onnx_name or node.name!r}: int8 output must be quantized with "
-                          f"scale 1/256 and zero point -128 (TFLite), got ({s_out}, {zp_out})")
     p = E.make_softmax_params(s_in, outer, depth)
-    lc.add_step(node, "tc_softmax_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: E.softmax_s8(p, xv),
+    if (np.float32(s_out), zp_out) == (np.float32(E.SOFTMAX_OUTPUT_SCALE), E.SOFTMAX_OUTPUT_ZERO_POINT):
+        lc.add_step(node, "tc_softmax_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: E.softmax_s8(p, xv),
+                    inplace_inputs=(0,))
+        return
+    # Other output params (onnxruntime's quantize_static): TFLite's softmax into its fixed
+    # (1/256, -128), then requantized to the model's params (at most one more rounding).
+    tmp = _fixed_softmax_tensor(lc, y)
+    lc.add_step(node, "tc_softmax_s8", p, [Arg("in", x), Arg("out", tmp)], lambda xv: E.softmax_s8(p, xv),
                 inplace_inputs=(0,))
+    r = E.make_requantize_params(E.SOFTMAX_OUTPUT_SCALE, E.SOFTMAX_OUTPUT_ZERO_POINT, s_out, zp_out,
+                                 outer * depth)
+    lc.add_step(node, "tc_requantize_s8", r, [Arg("in", tmp), Arg("out", y)], lambda tv: E.requantize_s8(r, tv),
+                inplace_inputs=(0,), note="softmax output params")
+
+
+def _fixed_softmax_tensor(lc, y: str) -> str:
+    """A program tensor like `y` with TFLite's softmax output params (1/256, -128)."""
+    from dataclasses import replace
+
+    from ..golden import kernels_eltwise as E
+    from ..quant.params import fixed_qparams
+
+    name = f"{y}/softmax_1_256"
+    info = lc.program.tensors[y]
+    lc.program.tensors[name] = replace(info, name=name, quant=fixed_qparams(E.SOFTMAX_OUTPUT_SCALE,
+                                                                             E.SOFTMAX_OUTPUT_ZERO_POINT))
+    return name
 
 
 def _lower_log_softmax_int8(lc, node, s_in, s_out, zp_out, outer, depth):
