@@ -131,7 +131,13 @@ def read_inputs(path: str, input_names: list[str]) -> dict[str, np.ndarray]:
 
 def check_output_file(path: str, outputs: int) -> None:
     """Refuse, before running, an -o that cannot be written (BadInput)."""
-    p = Path(path)
+    try:
+        _check_output_file(Path(path), outputs)
+    except OSError as exc:  # e.g. a name too long even to look up
+        raise BadInput(f"cannot write -o {path[:80]!r}: {exc.strerror or exc}") from None
+
+
+def _check_output_file(p: Path, outputs: int) -> None:
     if p.is_dir():
         raise BadInput(f"-o {str(p)!r} is a folder; give a file name, e.g. {str(p / 'y.npy')!r}")
     if p.suffix != ".npz" and outputs != 1:

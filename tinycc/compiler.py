@@ -178,7 +178,7 @@ def arena_lower_bound(program: Program) -> tuple[int, int, list[tuple[int, str]]
         if scratch:
             sizes.append((scratch, "scratch"))
         total = sum(size for size, _ in sizes)
-        if total > best[0]:
+        if total >= best[0]:  # on a tie, name the step: it says more than a graph input or output
             best = (total, k, sizes)
     return best
 
@@ -189,7 +189,7 @@ def check_lower_bound(program: Program, sram: int) -> None:
     if needed <= sram:
         return
     where = f"{_step_label(program, k)} alone needs these buffers at once" if k >= 0 else \
-        "This input/output alone needs"
+        "This model input or output alone needs"
     raise _does_not_fit(f"at least {needed:,}", sram, needed - sram, where, buffers,
                         "Refused before calibration (from the shapes alone). ")
 
@@ -260,6 +260,13 @@ def check_output_folder(out: Path, force: bool, user_files: list[Path] = ()) -> 
     """Refuse an output folder (BadInput, nothing touched) that tinycc could not write or that
     --force must not replace. The --force rule: only an empty folder or a tinycc project (its
     report.json and model.h), and never one that holds a file the user gave (model, --calib)."""
+    try:
+        _check_output_folder(out, force, user_files)
+    except OSError as exc:  # e.g. a name too long even to look up
+        raise BadInput(f"cannot write the output folder {str(out)[:80]!r}: {exc.strerror or exc}") from None
+
+
+def _check_output_folder(out: Path, force: bool, user_files: list[Path]) -> None:
     if out.exists() or out.is_symlink():
         if not out.is_dir():
             raise BadInput(f"-o {str(out)!r} is a file, not a folder: tinycc writes a project folder there "
