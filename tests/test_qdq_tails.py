@@ -78,3 +78,66 @@ def test_ort_quantize_static_softmax_within_one_lsb(tmp_path, activation_type):
     assert worst <= 1.0 + 1e-3
     c_out = model.run_c({"x": data[0]})[0][out]
     np.testing.assert_array_equal(c_out, model.run_int8({"x": data[0]})[out])
+
+
+# ---- float ops after the last DequantizeLinear ----------------------------------------------------
+def _qdq_tail_model(tmp_path: Path, tail: list[str], quantize_output: bool) -> Path:
+    """int8 x [1, 10] -> DequantizeLinear -> tail ops -> (QuantizeLinear ->) y."""
+    inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.05]),
+             helper.make_tensor("zp", TensorProto.INT8, [], [3]),
+             helper.make_tensor("so", TensorProto.FLOAT, [], [16 / 256]),
+             helper.make_tensor("zo", TensorProto.INT8, [], [127]),
+             helper.make_tensor("shape", TensorProto.INT64, [2], [2, 5])]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "s", "zp"], ["t0"], name="dq")]
+    for i, op in enumerate(tail):
+        ins = [f"t{i}", "shape"] if op == "Reshape" else [f"t{i}"]
+        nodes.append(helper.make_node(op, ins, [f"t{i + 1}"], name=f"{op.lower()}_tail"))
+    last = f"t{len(tail)}"
+    out_type = TensorProto.FLOAT
+    if quantize_output:
+        nodes.append(helper.make_node("QuantizeLinear", [last, "so", "zo"], ["y"], name="q_out"))
+        out_type = TensorProto.INT8
+    else:
+        nodes[-1].output[0] = "y"
+    shape = [2, 5] if "Reshape" in tail else [1, 10]
+    g = helper.make_graph(nodes, "tail", [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 10])],
+                          [helper.make_tensor_value_info("y", out_type, shape)], inits)
+    path = tmp_path / f"tail_{'_'.join(tail)}_{int(quantize_output)}.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+@pytest.mark.parametrize("tail", [["LogSoftmax"], ["Softmax"], ["Reshape", "Sigmoid"], ["Sigmoid", "Reshape"]])
+def test_float_tail_is_refused_by_name(tmp_path, tail):
+    path = _qdq_tail_model(tmp_path, tail, quantize_output=False)
+    with pytest.raises(Unsupported) as exc:
+        load_graph(path)
+    op = next(o for o in tail if o != "Reshape")
+    assert f"{op} node '{op.lower()}_tail'" in str(exc.value) and "in float after the last DequantizeLinear" in str(exc.value)
+
+
+def test_float_tail_refusal_is_exit_2_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    path = _qdq_tail_model(tmp_path, ["LogSoftmax"], quantize_output=False)
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "tinycc", "compile", str(path), "-o", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert "LogSoftmax node 'logsoftmax_tail'" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_quantized_tail_and_exact_float_tail_compile(tmp_path):
+    """The same LogSoftmax with a QuantizeLinear after it compiles (int8 LOG_SOFTMAX), and a float
+    Reshape after the last DequantizeLinear is exact on the int8 grid, so it is accepted."""
+    x = np.arange(-40, 60, 10, dtype=np.int8).reshape(1, 10)
+    for tail, quantized in ((["LogSoftmax"], True), (["Reshape"], False)):
+        path = _qdq_tail_model(tmp_path, tail, quantize_output=quantized)
+        model = _compile(path)
+        got = model.logical("y", model.run_int8({"x": x})["y"], dequantize=True)
+        want = _ort(path).run(None, {"x": x})[0]
+        if quantized:
+            want = (want.astype(np.float32) - 127) * np.float32(16 / 256)
+        np.testing.assert_allclose(got, want, atol=16 / 256 + 1e-6)

@@ -83,6 +83,7 @@ def strip_qdq(model: onnx.ModelProto):
             for a in n.attribute:
                 if a.name == "value":
                     consts[n.output[0]] = numpy_helper.to_array(a.t)
+    _refuse_float_tails(g, consts)
     shapes = {vi.name: len(vi.type.tensor_type.shape.dim) for vi in list(g.value_info) + list(g.input) + list(g.output)}
     quant: dict[str, QParam] = {}
     rename: dict[str, str] = {}
@@ -158,6 +159,41 @@ def strip_qdq(model: onnx.ModelProto):
     g.initializer.extend(live_inits)
     model = onnx.shape_inference.infer_shapes(model)
     return model, quant, int8_io
+
+
+# Ops whose output holds only values of their input (moved, selected or the maximum): after a
+# DequantizeLinear they stay on the input's quantization grid, so running them in int8 is exact.
+EXACT_ON_GRID = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Transpose",
+                 "Slice", "Split", "MaxPool", "GlobalMaxPool", "ReduceMax"}
+
+
+def float_tail_nodes(g, consts) -> list:
+    """Nodes of a QDQ graph that compute a graph output in float: reached from an output without
+    crossing a QuantizeLinear or DequantizeLinear, other than ops exact on the input's grid.
+    TFLite runs such ops (e.g. a LOG_SOFTMAX left in float) after the last DEQUANTIZE."""
+    producer = {o: n for n in g.node for o in n.output if o}
+    tail, seen = [], set()
+    todo = [vi.name for vi in g.output]
+    while todo:
+        t = todo.pop()
+        node = producer.get(t)
+        if t in seen or t in consts or node is None or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        seen.add(t)
+        if node.op_type in EXACT_ON_GRID:
+            todo.append(node.input[0])  # the data; other inputs are shapes, starts, axes
+        elif all(node is not n for n in tail):
+            tail.append(node)
+    return tail
+
+
+def _refuse_float_tails(g, consts) -> None:
+    tail = float_tail_nodes(g, consts)
+    if tail:
+        names = ", ".join(_label(n) for n in tail)
+        raise Unsupported(f"{names}: computes in float after the last DequantizeLinear (no QuantizeLinear "
+                          "follows), and tinycc compiles int8 only; quantizing it would change the model's "
+                          "result. Quantize its output in the model, or run it outside the model")
 
 
 def _set_quant(quant, name, p, node):
