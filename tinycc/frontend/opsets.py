@@ -26,8 +26,9 @@ _FLOAT = onnx.TensorProto.FLOAT
 
 # Operator revisions after opset 21 that keep the meaning tinycc implements, verified against
 # the ONNX changelog and schemas: op type -> {version: {attribute added in that version: the
-# values that keep the opset-21 meaning}}. An empty dict: only new element types were admitted.
-SAME_MEANING_REVISIONS: Mapping[str, Mapping[int, Mapping[str, tuple]]] = {
+# values that keep the opset-21 meaning, or None where any value does}}. An empty dict: only new
+# element types were admitted.
+SAME_MEANING_REVISIONS: Mapping[str, Mapping[int, Mapping[str, tuple | None]]] = {
     # opset 22: bfloat16 (and float8 for Dropout) admitted
     "AveragePool": {22: {}},
     "Conv": {22: {}},
@@ -42,7 +43,7 @@ SAME_MEANING_REVISIONS: Mapping[str, Mapping[int, Mapping[str, tuple]]] = {
        for op in ("Flatten", "Identity", "Pad", "Reshape", "Shape", "Size", "Squeeze", "Transpose", "Unsqueeze")},
     # Cast 24 adds round_mode, which applies only to conversions to float8e8m0 (a type tinycc
     # refuses anyway); 28 admits float6 types.
-    "Cast": {23: {}, 24: {}, 25: {}, 28: {}},
+    "Cast": {23: {}, 24: {"round_mode": None}, 25: {}, 28: {}},
     # DequantizeLinear 23 adds output_dtype: 0 (the scale's type) or float keep float outputs.
     "DequantizeLinear": {23: {"output_dtype": (0, _FLOAT)}, 24: {}, 25: {}, 28: {}},
     # QuantizeLinear 23 adds precision (of the division by the scale) and lets the scale's type
@@ -93,7 +94,7 @@ def revision_problem(node: onnx.NodeProto, opset: int) -> str | None:
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     for v in newer:
         for name, allowed in revisions[v].items():
-            if name in attrs and attrs[name] not in allowed:
+            if allowed is not None and name in attrs and attrs[name] not in allowed:
                 return (f"{label} attribute {name}={attrs[name]!r} (added in opset {v}) is not supported; "
                         f"tinycc takes {name} in {list(allowed)}")
     return None
