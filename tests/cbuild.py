@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -55,3 +56,41 @@ def ptr(a: np.ndarray):
     """ctypes pointer to a C-contiguous numpy array's data."""
     assert a.flags["C_CONTIGUOUS"]
     return a.ctypes.data_as(ctypes.c_void_p)
+
+
+SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+
+
+@functools.lru_cache(maxsize=None)
+def sanitizer_problem(cc: str | None = None) -> str | None:
+    """Why `cc` (default: the compiler tinycc builds generated projects with, as `make check`
+    does) cannot build and run an AddressSanitizer/UBSan program here; None if it can. clang
+    is often installed without its sanitizer runtime (libclang_rt.asan), which only the link
+    or the run reveals."""
+    if cc is None:
+        from tinycc.sim.host import c_compiler as project_compiler
+
+        cc = project_compiler()
+    if shutil.which(cc) is None:
+        return f"{cc} is not installed"
+    with tempfile.TemporaryDirectory(prefix="tinycc_asan_probe_") as tmp:
+        probe = Path(tmp) / "probe.c"
+        probe.write_text("#include <stdlib.h>\nint main(void) { char *p = malloc(4); p[0] = 0; free(p); return 0; }\n")
+        exe = Path(tmp) / "probe"
+        r = subprocess.run([cc, *SANITIZE, str(probe), "-o", str(exe)], capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"{cc} cannot build -fsanitize=address,undefined programs here: {r.stderr.strip()[-300:]}"
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+        r = subprocess.run([str(exe)], capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            return f"{cc} builds sanitized programs that do not run here: {r.stderr.strip()[-300:]}"
+    return None
+
+
+def require_sanitizers(cc: str | None = None) -> None:
+    """Skip the calling test, with the reason, where sanitized programs cannot be built and run."""
+    import pytest
+
+    problem = sanitizer_problem(cc)
+    if problem:
+        pytest.skip(problem)

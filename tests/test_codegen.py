@@ -132,6 +132,9 @@ COMPILERS = [c for c in ("gcc", "clang") if shutil.which(c)]
 
 @pytest.mark.parametrize("cc", COMPILERS or [pytest.param("gcc", marks=pytest.mark.skip("no C compiler"))])
 def test_strict_build_and_sanitizers(small_model, tmp_path, cc):
+    from cbuild import require_sanitizers
+
+    require_sanitizers(cc)  # clang is often installed without its sanitizer runtime
     g = run_pipeline(load_graph(small_model))
     model = CompiledModel(g, QuantOptions(), warn=lambda m: None)
     from tinycc.codegen.emit import generate_project, write_files

@@ -54,6 +54,9 @@ def test_c_equals_golden_layer_by_layer(zoo_models, name, tmp_path, compiled_zoo
     x = {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
     golden = {}
     outs = model.run_int8(x, observe=lambda t, v: golden.__setitem__(t, v))
+    from cbuild import require_sanitizers
+
+    require_sanitizers()  # the checked harness (make check) uses ASan/UBSan
     c_outs, trace = model.run_c(x, check=True)
     last_writer = {step.outputs[0]: k for k, step in enumerate(model.program.steps)}
     for t, k in last_writer.items():  # concat parts complete a tensor over several steps

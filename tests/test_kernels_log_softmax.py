@@ -339,6 +339,9 @@ def test_end_to_end_golden_equals_generated_c(tmp_path):
     for seed in range(3):
         x = {"x": np.random.default_rng(seed).normal(0, 1, (1, 3, 10, 10)).astype(np.float32)}
         golden = model.run_int8(x)
+        from cbuild import require_sanitizers
+
+        require_sanitizers()  # the checked harness (make check) uses ASan/UBSan
         c_outs, _ = model.run_c(x, check=True)
         np.testing.assert_array_equal(c_outs["y"], golden["y"])
         y = model.logical("y", golden["y"], dequantize=True)

@@ -32,6 +32,9 @@ def test_checked_c_matches_golden(compiled, mlperf_dir, name):
     model = compiled[name]
     x = np.load(mlperf_dir / "samples.npz")[f"{name}_int8"]
     inputs = {model.graph.inputs[0]: x[:1]}
+    from cbuild import require_sanitizers
+
+    require_sanitizers()  # the checked harness (make check) uses ASan/UBSan
     outs, trace = model.run_c(inputs, check=True)
     golden = {}
     model.run_int8(inputs, observe=lambda t, v: golden.__setitem__(t, v))
@@ -81,6 +84,9 @@ def test_write_outside_the_planned_region_is_caught(compiled, mlperf_dir, tmp_pa
     (tmp_path / "p" / "model.c").write_text(tampered)
     from tinycc.sim.host import build
 
+    from cbuild import require_sanitizers
+
+    require_sanitizers()  # the checked harness (make check) uses ASan/UBSan
     exe = build(tmp_path / "p", "model", "check")
     x = np.load(mlperf_dir / "samples.npz")["kws_dscnn_int8"][:1]
     with pytest.raises(BuildError, match="-1000"):
@@ -113,6 +119,9 @@ def test_concat_without_copies(tmp_path):
     assert set(concat_steps) <= model.mem.elided_steps and concat_steps
     assert "tc_concat_s8_part(" not in (model.project_dir / "model.c").read_text()
     x = {"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    from cbuild import require_sanitizers
+
+    require_sanitizers()  # the checked harness (make check) uses ASan/UBSan
     outs, _ = model.run_c(x, check=True)
     golden = model.run_int8(x)
     for k in golden:

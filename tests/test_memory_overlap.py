@@ -183,6 +183,9 @@ def test_checked_c_with_partial_overlaps_matches_golden(tmp_path):
     without = plan_memory(copy.deepcopy(model.program), overlap=False)
     assert mem.arena_bytes < without.arena_bytes
     x = {"x": rng.standard_normal((1, 3, 24, 24)).astype(np.float32)}
+    from cbuild import require_sanitizers
+
+    require_sanitizers()  # the checked harness (make check) uses ASan/UBSan
     outs, trace = model.run_c(x, check=True)
     golden = {}
     model.run_int8(x, observe=lambda t, v: golden.__setitem__(t, v))
