@@ -215,10 +215,12 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_sigterm_while_writing_leaves_nothing(conv, tmp_path):
+    """SIGTERM (what `timeout`, CI runners and process managers send) cleans up like Ctrl-C."""
     work = tmp_path / "work"
     work.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    r = subprocess.run([sys.executable, "-c", TERM_DURING_WRITE, "compile", str(conv), "-o", str(work / "out")],
+    out = work / "new" / "folders" / "out"  # the parents made for it must go too
+    r = subprocess.run([sys.executable, "-c", TERM_DURING_WRITE, "compile", str(conv), "-o", str(out)],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 128 + signal.SIGTERM, r.stderr
     assert "terminated" in r.stderr and "Traceback" not in r.stderr
