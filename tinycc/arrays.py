@@ -27,6 +27,8 @@ def load_arrays(path: str | Path, input_names: list[str], what: str,
     if not select:
         return {k: data[k] for k in data.files}
     missing = [n for n in input_names if n not in data.files]
+    if missing and len(input_names) == 1 and len(data.files) == 1:  # one array for one input: unambiguous
+        return {input_names[0]: data[data.files[0]]}
     if missing:
         raise BadInput(f"{what} {str(p)!r} has no array for input(s) {missing} (has {data.files})")
     return {n: data[n] for n in input_names}
