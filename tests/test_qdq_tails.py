@@ -141,3 +141,64 @@ def test_quantized_tail_and_exact_float_tail_compile(tmp_path):
         if quantized:
             want = (want.astype(np.float32) - 127) * np.float32(16 / 256)
         np.testing.assert_allclose(got, want, atol=16 / 256 + 1e-6)
+
+
+# ---- integer inputs and outputs: every engine against onnxruntime ----------------------------------
+def _int_io_conv_model(tmp_path: Path, dtype: str) -> Path:
+    """x (int8 or uint8) -> DequantizeLinear -> Conv 3x3 (int8 weights, int32 bias) -> Relu ->
+    QuantizeLinear -> y (same type): integer codes in and out, as the ONNX model exchanges them."""
+    rng = np.random.default_rng(7)
+    elem = TensorProto.UINT8 if dtype == "uint8" else TensorProto.INT8
+    zp_x, zp_y = (131, 2) if dtype == "uint8" else (3, -126)
+    w = rng.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8)
+    w_scale = rng.uniform(0.002, 0.01, 4).astype(np.float32)
+    b = rng.integers(-2000, 2000, 4).astype(np.int32)
+    s_x, s_y = np.float32(0.05), np.float32(0.08)
+    inits = [helper.make_tensor("sx", TensorProto.FLOAT, [], [s_x]), helper.make_tensor("zx", elem, [], [zp_x]),
+             helper.make_tensor("sy", TensorProto.FLOAT, [], [s_y]), helper.make_tensor("zy", elem, [], [zp_y]),
+             onnx.numpy_helper.from_array(w, "wq"), onnx.numpy_helper.from_array(w_scale, "ws"),
+             onnx.numpy_helper.from_array(np.zeros(4, np.int8), "wz"), onnx.numpy_helper.from_array(b, "bq"),
+             onnx.numpy_helper.from_array((s_x * w_scale).astype(np.float32), "bs"),
+             onnx.numpy_helper.from_array(np.zeros(4, np.int32), "bz")]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
+             helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["b"], axis=0),
+             helper.make_node("Conv", ["xd", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("QuantizeLinear", ["r", "sy", "zy"], ["y"])]
+    g = helper.make_graph(nodes, "int_io", [helper.make_tensor_value_info("x", elem, [1, 2, 5, 5])],
+                          [helper.make_tensor_value_info("y", elem, [1, 4, 5, 5])], inits)
+    path = tmp_path / f"int_io_{dtype}.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_integer_io_engines_agree_with_onnxruntime(tmp_path, dtype):
+    from types import SimpleNamespace
+
+    from tinycc.engines import run_samples
+
+    path = _int_io_conv_model(tmp_path, dtype)
+    info = np.iinfo(dtype)
+    xs = [np.random.default_rng(i).integers(info.min, info.max + 1, (1, 2, 5, 5)).astype(dtype) for i in range(4)]
+    refs = [_ort(path).run(None, {"x": x})[0] for x in xs]
+    g = run_pipeline(load_graph(path))
+    args = SimpleNamespace(dequantize=False, calib=None, calib_method=None, bias_correction=False, target=None)
+    for engine in ("float", "int8"):
+        outs = run_samples(g, [{"x": x} for x in xs], engine, args)
+        for ref, out in zip(refs, outs):
+            y = out["y"]
+            assert y.dtype == ref.dtype and y.shape == ref.shape, engine
+            diff = np.abs(y.astype(np.int32) - ref.astype(np.int32))
+            # float: the model's own float semantics (float64 vs onnxruntime's float32 sums);
+            # int8: TFLite's integer conv arithmetic
+            assert diff.max() <= 1, (engine, diff.max())
+            if engine == "float":
+                assert np.count_nonzero(diff) <= 2, engine
+    # the float engine on the real values: --dequantize
+    args.dequantize = True
+    real = run_samples(g, [{"x": xs[0]}], "float", args)[0]["y"]
+    s, zp = g.tensors["y"].quant.scalar()
+    np.testing.assert_allclose(real, (refs[0].astype(np.float32) - (zp + (128 if dtype == "uint8" else 0))) * s,
+                               atol=s + 1e-6)

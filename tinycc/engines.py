@@ -30,9 +30,11 @@ class CompiledModel:
         self._targets = {}  # core name -> (temporary project folder, ELF)
 
     def quantize_inputs(self, inputs):
+        """Float inputs quantized like the generated *_invoke_f32 (kernels_eltwise.quantize); a
+        QDQ model's integer inputs taken as they are (uint8 shifted to int8, as its params are)."""
         from .lower import quantize_inputs
 
-        return quantize_inputs(self.program, inputs)
+        return quantize_inputs(self.program, {k: int8_codes(self.graph, k, v) for k, v in inputs.items()})
 
     def run_int8(self, inputs, observe=None):
         from .reference.int_exec import run_int8
@@ -116,7 +118,8 @@ def run_samples(g: Graph, samples: list[Mapping[str, np.ndarray]], engine: str, 
     """Each sample (input name -> array of the model's input shape) through one engine; a
     quantized engine is compiled (quantized, lowered, built) once for all of them."""
     if engine == "float":
-        return [run_float(g, {k: np.asarray(v, dtype=np.float32) for k, v in s.items()}) for s in samples]
+        return [float_outputs(g, run_float(g, {k: _float_engine_input(g, k, v) for k, v in s.items()}), args.dequantize)
+                for s in samples]
     from .compiler import QuantOptions
     from .target import runnable_core
 
@@ -130,7 +133,7 @@ def run_samples(g: Graph, samples: list[Mapping[str, np.ndarray]], engine: str, 
             outs, run = model.run_qemu(inputs, target)
         else:
             outs = model.run_int8(inputs) if engine == "int8" else model.run_c(inputs)[0]
-        results.append({k: model.logical(k, v, args.dequantize) for k, v in outs.items()})
+        results.append({k: model_codes(g, k, model.logical(k, v, args.dequantize)) for k, v in outs.items()})
     if engine == "qemu":
         count = f" (the last of {len(samples)} samples)" if len(samples) > 1 else ""
         print(qemu_summary(target, run, model.program.macs) + count, file=sys.stderr)
@@ -138,6 +141,58 @@ def run_samples(g: Graph, samples: list[Mapping[str, np.ndarray]], engine: str, 
 
 
 DEFAULT_QEMU_TARGET = "cortex-m4"
+
+
+# ---- the integer inputs and outputs of QDQ models, as the ONNX model exchanges them ----------------
+def _float_engine_input(g: Graph, name: str, value) -> np.ndarray:
+    """Integer codes of a QDQ model's int8/uint8 input stay integers (run_float dequantizes them);
+    everything else is a float32 tensor."""
+    v = np.asarray(value)
+    if name in g.int8_io and v.dtype in (np.int8, np.uint8):
+        return v
+    return v.astype(np.float32)
+
+
+def int8_codes(g: Graph, name: str, value) -> np.ndarray:
+    """A uint8 input of a QDQ model given as its uint8 codes -> tinycc's int8 codes (q - 128: the
+    zero point was shifted likewise at import). Other values are returned unchanged."""
+    v = np.asarray(value)
+    if g.int8_io.get(name) == "uint8" and v.dtype == np.uint8:
+        return (v.astype(np.int16) - 128).astype(np.int8)
+    return v
+
+
+def model_codes(g: Graph, name: str, value: np.ndarray) -> np.ndarray:
+    """tinycc's int8 codes of a QDQ model's uint8 output -> the model's uint8 codes (q + 128)."""
+    if g.int8_io.get(name) == "uint8" and value.dtype == np.int8:
+        return (value.astype(np.int16) + 128).astype(np.uint8)
+    return value
+
+
+def onnx_quantize(value: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """ONNX QuantizeLinear to int8 as onnxruntime computes it: x / scale in float32, rounded half
+    to even, plus the zero point, saturated. (The int8 engines follow TFLite instead: kernels_eltwise
+    .quantize rounds half away from zero.)"""
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.rint(np.asarray(value, dtype=np.float32) / np.float32(scale))
+    v = np.clip(np.nan_to_num(v, nan=0.0), -512, 512)
+    return np.clip(v + zero_point, -128, 127).astype(np.int8)
+
+
+def float_outputs(g: Graph, outputs: dict[str, np.ndarray], dequantize: bool) -> dict[str, np.ndarray]:
+    """The float engine's results as the ONNX model returns them: an int8/uint8 output of a QDQ
+    model is the float result through the model's last QuantizeLinear (what onnxruntime returns);
+    with --dequantize, the real value it stands for, like the int8 engines."""
+    from .quant.params import dequantize as real_value
+
+    result = {}
+    for name, v in outputs.items():
+        q = g.tensors[name].quant
+        if name in g.int8_io and q is not None:
+            codes = onnx_quantize(v, *q.scalar())
+            v = real_value(codes, q) if dequantize else model_codes(g, name, codes)
+        result[name] = v
+    return result
 
 
 def qemu_summary(target: str, run, macs: int) -> str:

@@ -86,7 +86,8 @@ class Graph:
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
         self.outputs: list[str] = []
-        self.int8_io: set[str] = set()  # inputs/outputs the user exchanges as int8 (QDQ models)
+        # inputs/outputs a QDQ model exchanges as integers: name -> "int8" | "uint8"
+        self.int8_io: dict[str, str] = {}
         self._uid = itertools.count()
 
     # ---- construction -------------------------------------------------------------------

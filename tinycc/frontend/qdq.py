@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import Unsupported
+from ..errors import BadInput, Unsupported
 
 
 @dataclass
@@ -36,7 +36,8 @@ def _label(node) -> str:
     return f"{node.op_type} node {node.name!r}"
 
 
-def _params(node, consts, rank: int | None) -> QParam:
+def _params(node, consts, rank: int | None, dims: tuple[int, ...] | None = None) -> QParam:
+    """The node's (scale, zero point, axis); ``rank``/``dims``: its input's, where known."""
     if len(node.input) < 2 or node.input[1] not in consts:
         raise Unsupported(f"{_label(node)}: the scale must be a constant")
     scale = consts[node.input[1]].astype(np.float32)
@@ -49,11 +50,19 @@ def _params(node, consts, rank: int | None) -> QParam:
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     if attrs.get("block_size", 0):
         raise Unsupported(f"{_label(node)}: blocked quantization")
+    if scale.ndim > 1 or zp_arr.shape != scale.shape:
+        raise BadInput(f"{_label(node)}: the scale (shape {list(scale.shape)}) must be a scalar or 1-D, and the "
+                       f"zero point (shape {list(zp_arr.shape)}) must have the same shape")
     axis = None
     if scale.size > 1:
         axis = int(attrs.get("axis", 1))
+        if rank is not None and not -rank <= axis < rank:
+            raise BadInput(f"{_label(node)}: axis {axis} is out of range for its rank-{rank} input")
         if rank is not None and axis < 0:
             axis += rank
+        if dims is not None and dims[axis] != scale.size:
+            raise BadInput(f"{_label(node)}: {scale.size} scales for the {dims[axis]} channels of axis {axis} "
+                           f"(input shape {list(dims)})")
     if zp_arr.dtype == np.uint8:
         zp = zp_arr.astype(np.int32) - 128
         kind = "uint8"
@@ -74,7 +83,8 @@ def _params(node, consts, rank: int | None) -> QParam:
 
 
 def strip_qdq(model: onnx.ModelProto):
-    """Return (float ModelProto, {tensor: QParam}, {graph input/output names given as int8})."""
+    """Return (float ModelProto, {tensor: QParam}, {graph input/output name: "int8" | "uint8"} for
+    the inputs and outputs the model exchanges as integers)."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
     consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
@@ -89,7 +99,7 @@ def strip_qdq(model: onnx.ModelProto):
     rename: dict[str, str] = {}
     new_inits = []
     kept = []
-    int8_io = set()
+    int8_io: dict[str, str] = {}
 
     def resolve(name):
         while name in rename:
@@ -100,7 +110,7 @@ def strip_qdq(model: onnx.ModelProto):
         node.input[:] = [resolve(t) for t in node.input]
         if node.op_type == "DequantizeLinear" and node.input[0] in consts and node.input[0] not in (i.name for i in g.input):
             q = consts[node.input[0]]
-            p = _params(node, consts, q.ndim)
+            p = _params(node, consts, q.ndim, q.shape)
             if q.dtype == np.uint8:
                 if np.any(p.zero_point != -128):
                     raise Unsupported(f"{_label(node)}: uint8 weights with a non-zero zero point "
@@ -133,8 +143,9 @@ def strip_qdq(model: onnx.ModelProto):
     g.initializer.extend(new_inits)
     _propagate_through_data_movement(g.node, quant)
     for vi in list(g.input) + list(g.output):
-        if vi.type.tensor_type.elem_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
-            int8_io.add(resolve(vi.name))
+        elem = vi.type.tensor_type.elem_type
+        if elem in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
+            int8_io[resolve(vi.name)] = "uint8" if elem == onnx.TensorProto.UINT8 else "int8"
             vi.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
     input_names = {vi.name for vi in g.input}
     for vi in g.output:  # keep the model's output names: rename the float source instead
@@ -149,8 +160,7 @@ def strip_qdq(model: onnx.ModelProto):
             if src in table:
                 table[vi.name] = table.pop(src)
         if src in int8_io:
-            int8_io.discard(src)
-            int8_io.add(vi.name)
+            int8_io[vi.name] = int8_io.pop(src)
     # int8-typed intermediate infos are stale now: let shape inference redo them
     del g.value_info[:]
     used = {t for n in g.node for t in n.input} | {o.name for o in g.output}
