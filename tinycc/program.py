@@ -68,6 +68,10 @@ class Step:
     copy_into: tuple[str, int] | None = None
     # Learned parameters of the layer (weights, biases, constant operands; 0 for data movement).
     param_count: int = 0
+    # With overlap_delta: the output may only start a multiple of this many bytes from input 0,
+    # for kernels that run channel by channel (depthwise): each output channel must land on
+    # bytes of its own input channel, whose rows that kernel has consumed.
+    overlap_modulus: int = 1
 
     @property
     def inputs(self) -> list[str]:

@@ -166,8 +166,42 @@ def _lower_conv_int8(self, lc, node):
         # TinyEngine-style: one channel plane of scratch instead of a second activation buffer
         inplace = dict(inplace_inputs=(0,), inplace_kernel="tc_dwconv2d_s8_inplace",
                        inplace_args=args[:5] + [Arg("scratch", "", ih * iw)] + args[5:])
+    licence = conv2d_overlap_licence(p) if kernel == "tc_conv2d_s8" else dwconv2d_overlap_licence(p)
+    lc.add_step(node, kernel, p, args, lambda xv, w, b, m, s: fn(p, xv.reshape(ih, iw, ic), w, b, m, s),
+                macs=self.macs(lc.g, node), **licence, **inplace)
+
+
+# ---- how far an output may overlap its input: what the C kernel that runs really honours ----------
+# Every path of runtime_c/tc_conv2d_s8.c and tc_dwconv2d_s8.c that some build (host portable,
+# host DSP emulation, Cortex-M DSP) may take for the params must be safe under the licence.
+CONV2D_CHUNK = 144  # tc_conv2d_s8.c: windows deeper than this take conv2d_s8_chunked on DSP builds
+
+
+def conv2d_overlap_licence(p) -> dict:
+    """tc_conv2d_s8 writes whole output pixels in row-major order on every path (portable per
+    pixel; DSP pixel pairs), so it streams rows. One exception: on DSP builds, windows deeper than
+    CONV2D_CHUNK (conv2d_s8_chunked, groups == 1, dil_w == 1) go in pixel pairs that may span a
+    row end, and re-read both windows for each block of output channels after writing a block of
+    both: the next row's first pixel is written while the row's last window is still read."""
     from ..lower import row_overlap_delta
 
-    delta = row_overlap_delta(ih, iw, ic, oh, ow, oc, sh, pt)
-    lc.add_step(node, kernel, p, args, lambda xv, w, b, m, s: fn(p, xv.reshape(ih, iw, ic), w, b, m, s),
-                macs=self.macs(lc.g, node), overlap_delta=delta, **inplace)
+    dsp_gathered = p.groups == 1 and p.dil_w == 1 and p.k_w * p.in_c >= 4
+    chunked = dsp_gathered and p.k_h * p.k_w * p.in_c > CONV2D_CHUNK
+    delta = row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h, p.pad_top,
+                              lookahead_pixels=1 if chunked else 0)
+    return dict(overlap_delta=delta)
+
+
+def dwconv2d_overlap_licence(p) -> dict:
+    """tc_dwconv2d_s8 runs channel by channel (or 4 channels at a time) over all rows on the
+    portable and 3x3 paths: output row r of channel c may only overwrite input bytes that no later
+    pass reads, i.e. channel c's own, in rows < r*stride - pad. With depth_mult 1 (same pixel
+    size) that holds when the output starts a multiple of in_c bytes from the input, below the
+    row-streaming bound (the DSP pixel-by-pixel path needs only that bound). With depth_mult > 1
+    an output pixel is wider than an input pixel, so the channels drift apart: no overlap."""
+    from ..lower import row_overlap_delta
+
+    if p.depth_mult != 1:
+        return {}
+    delta = row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h, p.pad_top)
+    return dict(overlap_delta=delta, overlap_modulus=p.in_c)
