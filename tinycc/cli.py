@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "cross build (make arm) whose linker script enforces --flash/--sram; with arm-none-eabi-gcc "
                         "installed the ELF sizes, stack and (under QEMU) instruction counts go into the report")
     p.add_argument("--stack", default=None, metavar="SIZE",
-                   help=f"stack reserve of a Cortex-M build, e.g. 1k (default {DEFAULT_STACK_BYTES})")
+                   help=f"stack reserve of a Cortex-M build, e.g. 1k (default {DEFAULT_STACK_BYTES}); a multiple of 8, "
+                        "and with arm-none-eabi-gcc installed at least the build's static worst case (else exit 3)")
     p.add_argument("--name", default=None, help="C identifier prefix for the API (default: from the file name)")
     p.add_argument("--force", action="store_true",
                    help="replace OUTDIR if it is a project tinycc wrote (it has tinycc's report.json and model.h; "
