@@ -202,3 +202,49 @@ def test_integer_io_engines_agree_with_onnxruntime(tmp_path, dtype):
     s, zp = g.tensors["y"].quant.scalar()
     np.testing.assert_allclose(real, (refs[0].astype(np.float32) - (zp + (128 if dtype == "uint8" else 0))) * s,
                                atol=s + 1e-6)
+
+
+# ---- bias-add folding does not cross a requantization -------------------------------------------
+def _conv_q_dq_add_model(tmp_path: Path) -> Path:
+    """Conv -> QuantizeLinear -> DequantizeLinear -> Add(int8 constant per channel) -> QuantizeLinear:
+    the conv output is requantized before the Add, so folding the constant into the int32 bias
+    would skip that rounding (and tinycc used to fail naming a bias tensor it had invented)."""
+    rng = np.random.default_rng(0)
+    w = rng.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8)
+    ws = np.full(4, 0.01, np.float32)
+    sx = np.float32(0.05)
+    arrays = {"wq": w, "ws": ws, "wz": np.zeros(4, np.int8), "bq": rng.integers(-500, 500, 4).astype(np.int32),
+              "bs": (sx * ws).astype(np.float32), "bz": np.zeros(4, np.int32),
+              "cq": rng.integers(-100, 100, (1, 4, 1, 1)).astype(np.int8)}
+    scalars = [("sx", TensorProto.FLOAT, sx), ("zx", TensorProto.INT8, 1), ("sc", TensorProto.FLOAT, 0.07),
+               ("zc", TensorProto.INT8, -2), ("sk", TensorProto.FLOAT, 0.03), ("zk", TensorProto.INT8, 0),
+               ("sy", TensorProto.FLOAT, 0.09), ("zy", TensorProto.INT8, 4)]
+    inits = [helper.make_tensor(n, t, [], [v]) for n, t, v in scalars]
+    inits += [onnx.numpy_helper.from_array(v, k) for k, v in arrays.items()]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=0),
+             helper.make_node("DequantizeLinear", ["bq", "bs", "bz"], ["b"], axis=0),
+             helper.make_node("Conv", ["xd", "w", "b"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("QuantizeLinear", ["conv", "sc", "zc"], ["conv_q"]),
+             helper.make_node("DequantizeLinear", ["conv_q", "sc", "zc"], ["conv_d"]),
+             helper.make_node("DequantizeLinear", ["cq", "sk", "zk"], ["k"]),
+             helper.make_node("Add", ["conv_d", "k"], ["a"], name="add"),
+             helper.make_node("QuantizeLinear", ["a", "sy", "zy"], ["y"])]
+    g = helper.make_graph(nodes, "conv_q_dq_add", [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 2, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 4, 5, 5])], inits)
+    path = tmp_path / "conv_q_dq_add.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_bias_add_is_not_folded_across_a_requantization(tmp_path):
+    path = _conv_q_dq_add_model(tmp_path)
+    model = _compile(path)
+    assert [s.op for s in model.program.steps] == ["Conv", "Add"]
+    sess = _ort(path)
+    for seed in range(4):
+        x = np.random.default_rng(seed).integers(-128, 128, (1, 2, 5, 5)).astype(np.int8)
+        golden = model.logical("y", model.run_int8({"x": x})["y"], dequantize=False)
+        diff = np.abs(golden.astype(np.int32) - sess.run(None, {"x": x})[0].astype(np.int32))
+        assert diff.max() <= 1
+    np.testing.assert_array_equal(model.run_c({"x": x})[0]["y"], model.run_int8({"x": x})["y"])

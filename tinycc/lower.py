@@ -81,6 +81,8 @@ class LowerCtx:
         self._pending_params += int(t.data.size)
         if t.dtype == "int8" and t.quant is not None:
             q, (s, zp) = t.data, t.quant.scalar()
+        elif t.quant is not None and t.quant.axis is None:  # pre-quantized (QDQ): its own int8 codes
+            q, (s, zp) = np.clip(_recover_integers(t.data, t.quant), -128, 127).astype(np.int8), t.quant.scalar()
         else:
             q, qp = quantize_const_per_tensor(t.data.astype(np.float32))
             s, zp = qp.scalar()

@@ -115,6 +115,8 @@ def fold_bias_add(g: Graph) -> bool:
         if prod is None or prod.op not in ("Conv", "Dense") or prod.attrs.get("act") or not _single_use(g, x):
             continue
         out = g.tensors[x]
+        if out.quant is not None:  # QDQ: x is requantized before the Add, which stays an int8 layer
+            continue
         c = g.tensors[add.inputs[consts[0]]].data
         channels = out.shape[-1] if prod.op == "Dense" or prod.attrs["layout"] == "NHWC" else out.shape[1]
         channel_axis = len(out.shape) - 1 if prod.op == "Dense" or prod.attrs["layout"] == "NHWC" else 1
