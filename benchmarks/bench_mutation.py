@@ -314,6 +314,7 @@ def main(argv=None) -> int:
             print(f"baseline {' '.join(tests)}: {outcome} ({seconds:.0f} s)", flush=True)
             if outcome != "pass":
                 broken[tests] = tail
+                print("    " + tail.replace("\n", "\n    "), flush=True)
         rows = []
         for m in runnable:
             if m.tests in broken:
