@@ -19,6 +19,7 @@ from tinycc.frontend import load_graph
 from tinycc.golden import kernels_reduce as R
 from tinycc.golden.arith import quantize_multiplier, requantize_to_int8
 from tinycc.passes import run_pipeline
+from tinycc.sim.qemu import missing_tools
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tflm"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.onnx"))
@@ -236,3 +237,18 @@ def test_invoke_f32_and_run_agree_on_nan_inf_and_ties(tmp_path):
     flat = values[0].reshape(-1)
     assert np.all(q[np.isnan(flat)] == zp)
     assert np.all(q[flat == np.inf] == 127) and np.all(q[flat == -np.inf] == -128)
+
+
+_NO_QEMU = missing_tools(run=True)
+
+
+@pytest.mark.skipif(_NO_QEMU is not None, reason=f"Cortex-M toolchain or QEMU unavailable: {_NO_QEMU}")
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m3"])
+@pytest.mark.parametrize("name", ["keras_gap2d", "mean_hw_keepdims", "mean_last_then_gap1d"])
+def test_cortex_m_under_qemu_reproduces_tflite_micro(fixtures, name, core):
+    """MEAN (global average pooling and the generic reduce kernel) cross-compiled for a DSP core
+    and a portable one gives TFLite Micro's outputs under QEMU."""
+    model, data = fixtures[name]
+    out = model.program.outputs[0]
+    outputs, _ = model.run_qemu({model.graph.inputs[0]: data["x"][:1]}, core, count=False)
+    np.testing.assert_array_equal(model.logical(out, outputs[out], False).reshape(-1), data["y"][0].reshape(-1))
