@@ -270,3 +270,130 @@ def _write_model_missing_external_data(path: Path) -> None:
         wrap_graph(graph), str(path), save_as_external_data=True, location=path.name + ".data", size_threshold=0
     )
     (path.parent / (path.name + ".data")).unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# Small valid models: fuzz seeds (tests/fuzz) and the starting points of regression cases
+
+
+def gemm_softmax_model(weight: np.ndarray | None = None) -> onnx.ModelProto:
+    """x [1, 8] -> Gemm 'fc0' (8 -> 4, transB) -> Softmax 'softmax0' -> y."""
+    if weight is None:
+        weight = np.linspace(-1, 1, 32, dtype=np.float32).reshape(4, 8)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "w", "b"], ["logits"], name="fc0", transB=1),
+            helper.make_node("Softmax", ["logits"], ["y"], name="softmax0", axis=-1),
+        ],
+        "gemm_softmax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(weight.astype(np.float32), "w"),
+         numpy_helper.from_array(np.array([0.1, -0.2, 0.3, 0.0], np.float32), "b")],
+    )
+    return wrap_graph(graph)
+
+
+def ceil_pool_model(size: int = 7, kernel: int = 2, stride: int = 2, pads: tuple[int, ...] = (0, 0, 0, 0),
+                    op_type: str = "MaxPool") -> onnx.ModelProto:
+    """x [1, 2, size, size] -> MaxPool/AveragePool 'pool0' (ceil_mode=1) -> Relu 'relu0' -> y."""
+    graph = helper.make_graph(
+        [
+            helper.make_node(op_type, ["x"], ["p"], name="pool0", kernel_shape=[kernel, kernel],
+                             strides=[stride, stride], pads=list(pads), ceil_mode=1),
+            helper.make_node("Relu", ["p"], ["y"], name="relu0"),
+        ],
+        "ceil_pool",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    return wrap_graph(graph)
+
+
+def reshape_only_model() -> onnx.ModelProto:
+    """x [1, 2, 3, 4] -> Reshape 'flat0' [1, 24] -> Identity 'id0' -> y: no computation at all."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Reshape", ["x", "shape"], ["r"], name="flat0"),
+            helper.make_node("Identity", ["r"], ["y"], name="id0"),
+        ],
+        "reshape_only",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([1, 24], np.int64), "shape")],
+    )
+    return wrap_graph(graph)
+
+
+def conv1d_bn_model() -> onnx.ModelProto:
+    """x [1, 3, 16] -> Conv 'conv0' (1-D, 3 -> 4, k 3, bias) -> BatchNormalization 'bn0' -> Relu -> y."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((4, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b"),
+        numpy_helper.from_array(np.array([1.0, 0.5, 2.0, 1.5], np.float32), "gamma"),
+        numpy_helper.from_array(np.array([0.0, 0.1, -0.1, 0.2], np.float32), "beta"),
+        numpy_helper.from_array(np.array([0.0, 0.5, -0.5, 0.1], np.float32), "mean"),
+        numpy_helper.from_array(np.array([1.0, 2.0, 0.5, 1.0], np.float32), "var"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv0", pads=[1, 1]),
+            helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["n"], name="bn0"),
+            helper.make_node("Relu", ["n"], ["y"], name="relu0"),
+        ],
+        "conv1d_bn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    return wrap_graph(graph)
+
+
+def qdq_conv_model() -> onnx.ModelProto:
+    """A pre-quantized (QDQ) model as TFLite's converter writes it, in miniature: int8 input ->
+    DQ -> Conv 'conv0' (per-channel int8 weights, int32 bias) -> Q -> DQ -> GlobalAveragePool
+    'gap0' -> Q -> DQ -> Flatten 'flat0' -> Gemm 'fc0' (per-tensor weights) -> Q -> int8 output."""
+    rng = np.random.default_rng(1)
+    s_in, s_conv, s_gap, s_out = 0.05, 0.1, 0.08, 0.2
+    w_scale = np.array([0.01, 0.02, 0.015, 0.03], np.float32)
+    fc_scale = np.float32(0.02)
+
+    def q(name: str, array, dtype) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(array, dtype), name)
+
+    inits = [
+        q("s_in", s_in, np.float32), q("zp_in", -3, np.int8), q("s_conv", s_conv, np.float32), q("zp_conv", 5, np.int8),
+        q("s_gap", s_gap, np.float32), q("zp_gap", 0, np.int8), q("s_out", s_out, np.float32), q("zp_out", -10, np.int8),
+        q("w_q", rng.integers(-127, 128, (4, 3, 3, 3)), np.int8), q("w_s", w_scale, np.float32),
+        q("w_zp", np.zeros(4), np.int8),
+        q("b_q", rng.integers(-500, 500, 4), np.int32), q("b_s", w_scale * np.float32(s_in), np.float32),
+        q("b_zp", np.zeros(4), np.int32),
+        q("fc_q", rng.integers(-127, 128, (4, 5)), np.int8), q("fc_s", fc_scale, np.float32), q("fc_zp", 0, np.int8),
+        q("fcb_q", rng.integers(-300, 300, 5), np.int32), q("fcb_s", fc_scale * np.float32(s_gap), np.float32),
+        q("fcb_zp", 0, np.int32),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "s_in", "zp_in"], ["x_f"], name="dq_x"),
+        helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_zp"], ["w_f"], name="dq_w", axis=0),
+        helper.make_node("DequantizeLinear", ["b_q", "b_s", "b_zp"], ["b_f"], name="dq_b", axis=0),
+        helper.make_node("Conv", ["x_f", "w_f", "b_f"], ["c"], name="conv0", pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["c", "s_conv", "zp_conv"], ["c_q"], name="q_c"),
+        helper.make_node("DequantizeLinear", ["c_q", "s_conv", "zp_conv"], ["c_f"], name="dq_c"),
+        helper.make_node("GlobalAveragePool", ["c_f"], ["g"], name="gap0"),
+        helper.make_node("QuantizeLinear", ["g", "s_gap", "zp_gap"], ["g_q"], name="q_g"),
+        helper.make_node("DequantizeLinear", ["g_q", "s_gap", "zp_gap"], ["g_f"], name="dq_g"),
+        helper.make_node("Flatten", ["g_f"], ["flat"], name="flat0"),
+        helper.make_node("DequantizeLinear", ["fc_q", "fc_s", "fc_zp"], ["fc_f"], name="dq_fc"),
+        helper.make_node("DequantizeLinear", ["fcb_q", "fcb_s", "fcb_zp"], ["fcb_f"], name="dq_fcb"),
+        helper.make_node("Gemm", ["flat", "fc_f", "fcb_f"], ["logits"], name="fc0"),
+        helper.make_node("QuantizeLinear", ["logits", "s_out", "zp_out"], ["y"], name="q_y"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq_conv",
+        [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 5])],
+        inits,
+    )
+    return wrap_graph(graph)

@@ -373,7 +373,7 @@ def test_checker_failure_is_condensed(tmp_path):
 def test_short_raw_data_is_rejected(tmp_path):
     model = conv_model()
     model.graph.initializer[0].raw_data = model.graph.initializer[0].raw_data[:12]
-    _raises(_save(model, tmp_path), BadInput, "tensor name: w", "raw_data size")
+    _raises(_save(model, tmp_path), BadInput, "initializer 'w'", "12 bytes of raw data (432 expected)")
 
 
 def test_zero_size_and_huge_initializers(tmp_path):

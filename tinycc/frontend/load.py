@@ -29,7 +29,7 @@ from pathlib import Path
 import onnx
 import onnx.external_data_helper
 import onnx.inliner
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from tinycc.errors import BadInput, Unsupported
 from tinycc.frontend.opsets import opset_problem
@@ -65,6 +65,8 @@ def load_model(path: str | os.PathLike, input_shapes: Mapping[str, Sequence[int]
     _sort_nodes_topologically(path, model.graph)
     _make_inputs_static(path, model, dict(input_shapes or {}))
     _check_tensor_sizes(path, model)
+    _check_tensor_data(path, model)
+    _check_attribute_values(path, model)
     _run_checker(path, model)
     model = _infer_shapes(path, model)
     _check_tensor_sizes(path, model)
@@ -599,6 +601,77 @@ def _elem_type_bytes(elem_type: int) -> int:
         return onnx.helper.tensor_dtype_to_np_dtype(elem_type).itemsize
     except Exception:  # UNDEFINED, STRING or an unknown enum value: the element size is unknown
         return 1
+
+
+def _check_tensor_data(path: Path, model: onnx.ModelProto) -> None:
+    """Every stored tensor holds exactly the values its dims and element type call for: the
+    checker does not look, and numpy would fail later on a misfit buffer."""
+    for tensor in _all_tensors(model.graph):
+        label = f"initializer {tensor.name!r}" if tensor.name else "a constant tensor"
+        if tensor.data_type == TensorProto.UNDEFINED:
+            raise BadInput(f"{path}: {label} has no element type; the file is corrupt.")
+        if tensor.data_type not in TensorProto.DataType.values():
+            raise BadInput(f"{path}: {label} has the unknown element type #{tensor.data_type}; the file is corrupt.")
+        try:
+            numpy_helper.to_array(tensor)  # reshapes the stored values to dims: raises on a misfit
+        except Exception:
+            dims = list(tensor.dims)
+            raise BadInput(
+                f"{path}: {label} declares shape {_shape_text(dims)} of {_elem_type_name(tensor.data_type)} "
+                f"({math.prod(dims)} values) but {_stored_data_text(tensor)}; the file is corrupt."
+            ) from None
+
+
+def _stored_data_text(tensor: onnx.TensorProto) -> str:
+    if tensor.HasField("raw_data"):
+        expected = _raw_data_bytes(tensor)
+        return f"holds {len(tensor.raw_data)} bytes of raw data" + (f" ({expected} expected)" if expected else "")
+    stored = [f"{len(values)} values in {field.name}" for field, values in tensor.ListFields() if field.name.endswith("_data")]
+    return "holds " + (", ".join(stored) or "no data")
+
+
+def _raw_data_bytes(tensor: onnx.TensorProto) -> int | None:
+    """The raw_data size the dims and element type call for (None for packed 4-bit types)."""
+    if "4" in _elem_type_name(tensor.data_type):  # int4, uint4, float4e2m1: two values a byte
+        return None
+    try:
+        return math.prod(tensor.dims) * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except Exception:
+        return None
+
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+# Attributes that hold data rather than parameters, or that the ONNX spec clamps.
+_UNCHECKED_ATTRIBUTES = {("Constant", None), ("Shape", "start"), ("Shape", "end")}
+
+
+def _check_attribute_values(path: Path, model: onnx.ModelProto) -> None:
+    """Integers within int32 (tinycc's C parameters are 32-bit: strides of 2**63-1 would wrap),
+    floats finite, strings UTF-8 text: anything else is corrupt or hostile, not a real model."""
+    for index, node in enumerate(_all_nodes(model.graph)):
+        if (node.op_type, None) in _UNCHECKED_ATTRIBUTES and node.domain in STANDARD_DOMAINS:
+            continue
+        for attr in node.attribute:
+            if (node.op_type, attr.name) in _UNCHECKED_ATTRIBUTES:
+                continue
+            problem = _attribute_problem(attr)
+            if problem:
+                raise BadInput(f"{path}: node {_node_label(node, index)}, attribute {attr.name!r}: {problem}.")
+
+
+def _attribute_problem(attr: onnx.AttributeProto) -> str | None:
+    for value in [*([attr.i] if attr.type == onnx.AttributeProto.INT else []), *attr.ints]:
+        if not INT32_MIN <= value <= INT32_MAX:
+            return f"the value {value} is beyond the 32-bit integers tinycc works with (the model is corrupt)"
+    for value in [*([attr.f] if attr.type == onnx.AttributeProto.FLOAT else []), *attr.floats]:
+        if not math.isfinite(value):
+            return f"the value {value} is not a finite number"
+    for value in [*([attr.s] if attr.type == onnx.AttributeProto.STRING else []), *attr.strings]:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"the string {value[:40]!r} is not valid UTF-8 text (the file is corrupt)"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import unsupported
+from .common import bad_input, unsupported
 from .registry import LayoutClass, OpDef, onnx_importer, register
 
 
@@ -42,9 +42,11 @@ def import_bn(ctx, onode, attrs):
         raise unsupported(onode, "training-mode outputs (running mean/var)")
     if attrs.get("training_mode", 0):
         raise unsupported(onode, "training_mode=1")
-    for name, what in zip(onode.input[1:], ("scale", "bias", "mean", "var")):
-        ctx.require_const(onode, name, what)
     if len(ctx.shape(onode.input[0])) < 2:
         raise unsupported(onode, "input of rank < 2")
+    channels = ctx.shape(onode.input[0])[1]
+    for name, what in zip(onode.input[1:], ("scale", "bias", "mean", "var")):
+        if ctx.require_const(onode, name, what).shape != (channels,):
+            raise bad_input(onode, f"{what} of shape {list(ctx.const(name).shape)} for {channels} channels")
     ctx.add("BatchNorm", list(onode.input[:5]), [onode.output[0]], onode,
             epsilon=float(attrs.get("epsilon", 1e-5)), axis=1)

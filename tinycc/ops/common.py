@@ -16,6 +16,11 @@ def unsupported(onode, what: str) -> Unsupported:
     return Unsupported(f"{node_label(onode)}: {what}")
 
 
+def bad_input(onode, what: str) -> BadInput:
+    """A node whose inputs or attributes contradict each other or the ONNX spec."""
+    return BadInput(f"{node_label(onode)}: {what}")
+
+
 def unsupported_int8(node, what: str) -> Unsupported:
     """An IR node the int8 back end cannot compile, named as in the model."""
     return Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: {what} is not supported in int8")
@@ -41,6 +46,10 @@ def spatial_pads(onode, attrs: dict, in_hw: Sequence[int], kernel: Sequence[int]
         if any(p < 0 for p in pads):
             raise unsupported(onode, f"negative pads {pads}")
         return pads[0], pads[1], pads[2], pads[3]
+    if "pads" in attrs and not (auto_pad == "VALID" and not any(attrs["pads"])):
+        # ONNX shape inference then follows the pads, onnxruntime the auto_pad: ambiguous
+        raise bad_input(onode, f"pads {list(attrs['pads'])} together with auto_pad={auto_pad!r} (the ONNX spec "
+                               "allows one or the other)")
     if auto_pad == "VALID":
         return 0, 0, 0, 0
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import conv_out_size, ints, spatial_pads, unsupported
+from .common import bad_input, conv_out_size, ints, spatial_pads, unsupported
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 
@@ -92,15 +92,23 @@ def import_conv(ctx, onode, attrs):
     x, w = onode.input[0], onode.input[1]
     b = onode.input[2] if len(onode.input) > 2 else ""
     wdata = ctx.require_const(onode, w, "the weight")
-    if b:
-        ctx.require_const(onode, b, "the bias")
     rank = len(ctx.shape(x))
+    if wdata.ndim != rank:
+        raise bad_input(onode, f"weight of shape {list(wdata.shape)} for an input of rank {rank}")
+    if b and ctx.require_const(onode, b, "the bias").shape != wdata.shape[:1]:
+        raise bad_input(onode, f"bias of shape {list(ctx.const(b).shape)} for {wdata.shape[0]} output channels")
     if rank not in (3, 4):
         raise unsupported(onode, f"{rank - 2}-D convolution (1-D and 2-D are supported)")
     one_d = rank == 3
     k = tuple(attrs.get("kernel_shape", wdata.shape[2:]))
     strides = tuple(attrs.get("strides", [1] * len(k)))
     dil = tuple(attrs.get("dilations", [1] * len(k)))
+    spatial = rank - 2
+    for name, values in (("kernel_shape", k), ("strides", strides), ("dilations", dil)):
+        if len(values) != spatial or min(values) < 1:
+            raise bad_input(onode, f"{name}={list(values)} ({spatial} values of at least 1 for a {spatial}-D convolution)")
+    if len(attrs.get("pads", [0] * 2 * spatial)) != 2 * spatial:
+        raise bad_input(onode, f"pads={list(attrs['pads'])} ({2 * spatial} values for a {spatial}-D convolution)")
     if one_d:  # lift to 2-D with H = 1
         attrs = dict(attrs)
         if "pads" in attrs:
@@ -114,12 +122,12 @@ def import_conv(ctx, onode, attrs):
     if tuple(wdata.shape[2:]) != k:
         raise unsupported(onode, f"kernel_shape {k} does not match the weight shape {wdata.shape}")
     group = int(attrs.get("group", 1))
+    if group < 1:
+        raise bad_input(onode, f"group={group} (must be at least 1)")
     in_c = ctx.shape(x)[1]
     if in_c % group or wdata.shape[0] % group or wdata.shape[1] * group != in_c:
         raise unsupported(onode, f"group={group} does not divide channels {in_c} -> {wdata.shape[0]}")
     pads = spatial_pads(onode, attrs, ctx.shape(x)[2:], k, strides, dil)
-    if any(v <= 0 for v in strides + dil):
-        raise unsupported(onode, f"strides {strides} / dilations {dil}")
     outs = [onode.output[0]] if not one_d else None
     y = ctx.add("Conv", [x, w, b], outs, onode, kernel=ints(k), strides=ints(strides), dilations=ints(dil),
                 pads=ints(pads), group=group, layout="NCHW", act=None)[0]

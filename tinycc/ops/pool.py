@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import ints, pool_out_size, spatial_pads, unsupported, unsupported_int8
+from .common import bad_input, ints, pool_out_size, spatial_pads, unsupported, unsupported_int8
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 
@@ -151,6 +151,12 @@ def import_pool(ctx, onode, attrs):
     k = tuple(attrs["kernel_shape"])
     strides = tuple(attrs.get("strides", [1, 1]))
     dil = tuple(attrs.get("dilations", [1, 1]))
+    for name, values in (("kernel_shape", k), ("strides", strides), ("dilations", dil)):
+        if len(values) != 2 or min(values) < 1:
+            raise bad_input(onode, f"{name}={list(values)} (two values of at least 1 for a 2-D pool)")
+    for name in ("ceil_mode", "count_include_pad"):
+        if attrs.get(name, 0) not in (0, 1):
+            raise bad_input(onode, f"{name}={attrs[name]} (must be 0 or 1)")
     pads = spatial_pads(onode, attrs, shape[2:], k, strides, dil)
     ceil = bool(attrs.get("ceil_mode", 0))
     oh, eb = pool_out_size(shape[2], k[0], strides[0], dil[0], pads[0], pads[2], ceil)
