@@ -194,13 +194,41 @@ def check_lower_bound(program: Program, sram: int) -> None:
                         "Refused before calibration (from the shapes alone). ")
 
 
-def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
-    from .codegen.emit import generate_project
-    from .report import build_report, render_markdown
+@dataclass
+class CompiledProject:
+    """A compiled model in memory: what `tinycc compile` writes (files), its report, and the
+    program and memory plan they were generated from."""
+    program: Program
+    mem: MemoryPlan
+    report: dict
+    files: dict[str, bytes]
+    target_text: str  # the target part of the summary (ELF figures, or how to get them)
 
+    def summary(self, out: Path) -> str:
+        r = self.report
+        return (f"tinycc: wrote {out}/ ({len(self.files)} files)\n"
+                f"  peak SRAM {r['peak_sram_bytes']:,} B (arena {r['arena_bytes']:,} B, "
+                f"lower bound {r['lower_bound_bytes']:,} B, planner {r['planner']}), "
+                f"flash {r['flash_bytes']:,} B, {r['macs']:,} MACs, {r['params']:,} params"
+                + self.target_text)
+
+
+def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
     out = Path(args.output)
     user_files = [Path(f) for f in (args.model, getattr(args, "calib", None)) if f]
     check_output_folder(out, args.force, user_files)
+    project = compile_project(g, args, sram, flash)
+    write_atomically(project.files, out, force=args.force, user_files=user_files)
+    return project.summary(out)
+
+
+def compile_project(g: Graph, args, sram: int, flash: int | None) -> CompiledProject:
+    """Everything `tinycc compile` does except writing: quantize, lower, plan, check the budget
+    (DoesNotFit), generate the files and the report (args: model, name, target, stack_bytes and
+    the quantization options, as the command line gives them)."""
+    from .codegen.emit import generate_project
+    from .report import build_report, render_markdown
+
     prefix = default_prefix(g, args.name)
     program = build_program(g, QuantOptions.from_args(args), sram=sram)
     mem = plan_memory(program)
@@ -221,12 +249,7 @@ def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
     from .codegen.profile_svg import memory_profile_svg
 
     files["memory.svg"] = memory_profile_svg(program, mem, sram).encode()
-    write_atomically(files, out, force=args.force, user_files=user_files)
-    return (f"tinycc: wrote {out}/ ({len(files)} files)\n"
-            f"  peak SRAM {report['peak_sram_bytes']:,} B (arena {report['arena_bytes']:,} B, "
-            f"lower bound {report['lower_bound_bytes']:,} B, planner {report['planner']}), "
-            f"flash {report['flash_bytes']:,} B, {report['macs']:,} MACs, {report['params']:,} params"
-            + target_text)
+    return CompiledProject(program, mem, report, files, target_text)
 
 
 def _is_tinycc_project(folder: Path) -> bool:
