@@ -71,13 +71,15 @@ def main() -> int:
     bad = [r for r in results if r.outcome in ("wrong", "internal")]
     for r in bad:
         print(f"{r.engine} {r.outcome}: {r.key}: {r.detail}")
+    for note in on.known_issue_notes(results):
+        print(note)
     if args.refusals:
         for engine in ("float", "int8"):
             counts = Counter(_reason(r.detail) for r in results if r.engine == engine and r.outcome == "refused")
             print(f"\n{engine} refusals by reason:")
             for reason, n in counts.most_common():
                 print(f"  {n:>4}  {reason}")
-    return 1 if bad else 0
+    return 1 if on.failures(results) else 0
 
 
 if __name__ == "__main__":

@@ -47,8 +47,13 @@ def float_runs(node_cases) -> list[on.FloatRun]:
 
 
 def _failures(results: list[on.Result]) -> str:
-    bad = [r for r in results if r.outcome in ("wrong", "internal")]
-    return "\n".join(f"{r.outcome}: {r.key}: {r.detail}" for r in bad)
+    return "\n".join(f"{r.outcome}: {r.key}: {r.detail}" for r in on.failures(results))
+
+
+def _print_summary(capsys, title: str, results: list[on.Result]) -> None:
+    notes = "".join(f"\n{n}" for n in on.known_issue_notes(results))
+    with capsys.disabled():
+        print(f"\nONNX node tests, {title}:\n{on.summary_table(results)}{notes}")
 
 
 def test_supported_list_matches_the_importers():
@@ -73,8 +78,7 @@ def test_node_tests_cover_the_supported_operators(node_cases):
 @pytest.mark.parametrize("variant", on.VARIANTS)
 def test_float_matches_or_refuses(float_runs, variant, capsys):
     results = [r.result for r in float_runs if r.result.variant == variant]
-    with capsys.disabled():
-        print(f"\nONNX node tests, float engine ({variant}):\n{on.summary_table(results)}")
+    _print_summary(capsys, f"float engine ({variant})", results)
     assert results
     assert not _failures(results), _failures(results)
 
@@ -102,9 +106,8 @@ def test_int8_golden_equals_c(node_cases, float_runs, shard, tmp_path, capsys):
         p = on.prepare_int8(run)
         (results if isinstance(p, on.Result) else prepared).append(p)
     results += on.run_int8_c_batch(prepared, tmp_path)
-    with capsys.disabled():
-        print(f"\nONNX node tests, int8 golden vs C (shard {shard + 1}/{INT8_SHARDS}, "
-              f"{'full sweep' if FULL_SWEEP else 'default slice'}):\n{on.summary_table(results)}")
+    _print_summary(capsys, f"int8 golden vs C (shard {shard + 1}/{INT8_SHARDS}, "
+                   f"{'full sweep' if FULL_SWEEP else 'default slice'})", results)
     assert results
     assert not _failures(results), _failures(results)
     assert sum(r.outcome == "pass" for r in results) >= len(results) // 2
