@@ -27,7 +27,16 @@ class CompiledModel:
         self.mem = plan_memory(self.program)
         self._tmp = None
         self._exe = {}
+        self._shared = None  # the generated C loaded in this process (sim.host.SharedModel)
         self._targets = {}  # core name -> (temporary project folder, ELF)
+
+    @classmethod
+    def from_program(cls, g: Graph, program, mem) -> "CompiledModel":
+        """A model already quantized, lowered and planned (e.g. by compiler.compile_project)."""
+        model = cls.__new__(cls)
+        model.graph, model.program, model.mem = g, program, mem
+        model._tmp, model._exe, model._shared, model._targets = None, {}, None, {}
+        return model
 
     def quantize_inputs(self, inputs):
         """Float inputs quantized like the generated *_invoke_f32 (kernels_eltwise.quantize); a
@@ -67,6 +76,15 @@ class CompiledModel:
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0") if check else None
         return run_harness(self.executable(target), self.program, self.quantize_inputs(inputs),
                            trace=trace or check, env=env)
+
+    def run_c_samples(self, samples) -> list[dict[str, np.ndarray]]:
+        """Many samples through the generated C in this process (built once as a shared library
+        with the harness's strict flags); the physical int8 outputs of each."""
+        from .sim.host import SharedModel, build_shared_library
+
+        if self._shared is None:
+            self._shared = SharedModel(build_shared_library(self.project_dir, "model"), "model", self.program)
+        return [self._shared.run(self.quantize_inputs(inputs)) for inputs in samples]
 
     def target_elf(self, target: str, sram: int | None = None, flash: int | None = None) -> Path:
         """The project generated and cross-compiled for a Cortex-M core (--target name); cached.
@@ -127,13 +145,27 @@ def run_samples(g: Graph, samples: list[Mapping[str, np.ndarray]], engine: str, 
     if engine == "qemu":
         runnable_core(target)  # refuse a core without a QEMU board before compiling
     model = CompiledModel(g, QuantOptions.from_args(args))
-    results = []
-    for inputs in samples:
-        if engine == "qemu":
-            outs, run = model.run_qemu(inputs, target)
-        else:
-            outs = model.run_int8(inputs) if engine == "int8" else model.run_c(inputs)[0]
-        results.append({k: model_codes(g, k, model.logical(k, v, args.dequantize)) for k, v in outs.items()})
+    return run_compiled(model, samples, engine, args.dequantize, target)
+
+
+def run_compiled(model: CompiledModel, samples: list[Mapping[str, np.ndarray]], engine: str, dequantize: bool,
+                 target: str = "cortex-m4") -> list[dict[str, np.ndarray]]:
+    """Each sample through a quantized engine (int8, c, qemu) of a compiled model; outputs in the
+    ONNX layout, as int8 codes (a QDQ model's uint8 codes) or, with `dequantize`, float32.
+    Several samples on the C engine run in one process (CompiledModel.run_c_samples); one runs
+    the generated harness, main.c, like `make` builds it."""
+    g = model.graph
+    if engine == "c" and len(samples) > 1:
+        raw = model.run_c_samples(samples)
+    else:
+        raw = []
+        for inputs in samples:
+            if engine == "qemu":
+                outs, run = model.run_qemu(inputs, target)
+            else:
+                outs = model.run_int8(inputs) if engine == "int8" else model.run_c(inputs)[0]
+            raw.append(outs)
+    results = [{k: model_codes(g, k, model.logical(k, v, dequantize)) for k, v in outs.items()} for outs in raw]
     if engine == "qemu":
         count = f" (the last of {len(samples)} samples)" if len(samples) > 1 else ""
         print(qemu_summary(target, run, model.program.macs) + count, file=sys.stderr)
@@ -232,12 +264,8 @@ def compare_engines(g: Graph, inputs, engines, args) -> str:
              "-" * 94]
     first_bad = None
     exact = "float" not in engines
-    for k, step in enumerate(model.program.steps):
-        out = step.outputs[0]
-        if out not in a or out not in b:
-            continue
-        va, vb = a[out], b[out]
-        scale, _ = model.program.tensors[out].quant.scalar()
+    for k, step, va, vb in comparable_layers(model, a, b):
+        scale, _ = model.program.tensors[step.outputs[0]].quant.scalar()
         err = float(np.max(np.abs(va.astype(np.float64) - vb.astype(np.float64)))) if va.size else 0.0
         lsb = err / scale if not exact else err
         s = sqnr_db(va, vb)
@@ -255,22 +283,40 @@ def compare_engines(g: Graph, inputs, engines, args) -> str:
     return "\n".join(lines)
 
 
+def comparable_layers(model: CompiledModel, a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]):
+    """(step index, step, value in a, value in b) for every step whose output both engines'
+    layer values (run_with_layers) hold."""
+    for k, step in enumerate(model.program.steps):
+        out = step.outputs[0]
+        if out in a and out in b:
+            yield k, step, a[out], b[out]
+
+
 def _layer_values(model: CompiledModel, inputs, engine: str) -> dict[str, np.ndarray]:
-    """Every step output as dequantized float (physical layout), for one engine."""
+    return run_with_layers(model, inputs, engine)[1]
+
+
+def run_with_layers(model: CompiledModel, inputs, engine: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One sample through one engine (float, int8 or c), keeping every step's output.
+
+    Returns (outputs, layer values): the outputs as the engine computes them (float: ONNX
+    layout, as `run --engine float --dequantize` gives them; int8/c: physical int8 codes), and
+    every step output as dequantized float64, flat, in the physical layout."""
     from .quant.params import dequantize
 
     prog = model.program
     values: dict[str, np.ndarray] = {}
     if engine == "float":
-        run_float(model.graph, {k: np.asarray(v, np.float32) for k, v in inputs.items()},
-                  observe=lambda name, v: values.__setitem__(name, np.asarray(v, np.float64).reshape(-1)))
-        return values
+        g = model.graph
+        outs = run_float(g, {k: _float_engine_input(g, k, v) for k, v in inputs.items()},
+                         observe=lambda name, v: values.__setitem__(name, np.asarray(v, np.float64).reshape(-1)))
+        return float_outputs(g, outs, dequantize=True), values
     if engine == "int8":
         raw = {}
-        model.run_int8(inputs, observe=lambda name, v: raw.__setitem__(name, v))
+        outs = model.run_int8(inputs, observe=lambda name, v: raw.__setitem__(name, v))
     else:
-        _, trace = model.run_c(inputs, trace=True)
+        outs, trace = model.run_c(inputs, trace=True)
         raw = {prog.steps[k].outputs[0]: v for k, v in trace.items()}
     for name, v in raw.items():
         values[name] = dequantize(v.reshape(-1), prog.tensors[name].quant).astype(np.float64)
-    return values
+    return outs, values

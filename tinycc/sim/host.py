@@ -67,3 +67,51 @@ def run_harness(exe: Path, program: Program, inputs: Mapping[str, np.ndarray], t
                 steps[int(step)] = np.frombuffer(data[pos + 8:pos + 8 + size], dtype=np.int8).copy()
                 pos += 8 + int(size)
         return results, steps
+
+
+def build_shared_library(project: Path, prefix: str, cflags: str = STRICT_CFLAGS, cc: str | None = None) -> Path:
+    """The project's model (model.c, weights.c, runtime/) as a shared library, built with the
+    same strict flags as the harness, to run many samples in one process (SharedModel)."""
+    runtime = sorted(str(p) for p in (project / "runtime").glob("*.c"))
+    lib = project / f"lib{prefix}_shared.so"
+    cmd = [cc or c_compiler(), *cflags.split(), "-fPIC", "-shared", f"-I{project}", f"-I{project / 'runtime'}",
+           "-o", str(lib), str(project / "model.c"), str(project / "weights.c"), *runtime]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BuildError(f"building the generated model as a shared library failed:\n{r.stdout}{r.stderr}")
+    return lib
+
+
+class SharedModel:
+    """The generated C loaded in this process (ctypes): PREFIX_input(i), PREFIX_invoke_arena()
+    and PREFIX_output(i) of model.h, so a data set runs without a process per sample."""
+
+    def __init__(self, lib: Path, prefix: str, program: Program):
+        import ctypes
+
+        self._ctypes = ctypes
+        self.program = program
+        self.lib = ctypes.CDLL(str(lib))
+        self._input = getattr(self.lib, f"{prefix}_input")
+        self._output = getattr(self.lib, f"{prefix}_output")
+        for fn in (self._input, self._output):
+            fn.restype = ctypes.POINTER(ctypes.c_int8)
+            fn.argtypes = [ctypes.c_int]
+        self._invoke = getattr(self.lib, f"{prefix}_invoke_arena")
+        self._invoke.restype = ctypes.c_int
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """inputs: physical int8 arrays. Returns the outputs by name (copies)."""
+        for k, name in enumerate(self.program.inputs):
+            data = np.ascontiguousarray(inputs[name], dtype=np.int8).ravel()
+            if data.size != self.program.tensors[name].size:
+                raise BuildError(f"input {name!r}: {data.size} values, the model takes {self.program.tensors[name].size}")
+            self._ctypes.memmove(self._input(k), data.ctypes.data, data.size)
+        status = self._invoke()
+        if status != 0:
+            raise BuildError(f"the generated model returned status {status}")
+        results = {}
+        for k, name in enumerate(self.program.outputs):
+            t = self.program.tensors[name]
+            results[name] = np.ctypeslib.as_array(self._output(k), shape=(t.size,)).copy().reshape(t.shape)
+        return results
