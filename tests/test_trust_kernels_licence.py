@@ -187,6 +187,9 @@ EXPECTED_OVERLAPS = {
 @pytest.mark.parametrize("name,variant,dsp", CASES,
                          ids=[f"{n}-{v}-{'dsp' if d else 'portable'}" for n, v, d in CASES])
 def test_checked_harness_under_every_licence(compiled, monkeypatch, name, variant, dsp):
+    from cbuild import require_sanitizers
+
+    require_sanitizers()
     monkeypatch.setenv("CHECK_FLAGS", CHECK_FLAGS)
     model, feeds = compiled[name]
     inplace, below = VARIANTS[variant]
