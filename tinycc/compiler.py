@@ -246,9 +246,12 @@ def compile_project(g: Graph, args, sram: int, flash: int | None) -> CompiledPro
         "--target cortex-mN to link against the budget and measure it")
     files["report.json"] = (json.dumps(report, indent=2) + "\n").encode()
     files["report.md"] = render_markdown(report).encode()
-    from .codegen.profile_svg import memory_profile_svg
+    from .codegen.profile_svg import buffer_chart_svg, memory_chart
+    from .codegen.report_html import render_html
 
-    files["memory.svg"] = memory_profile_svg(program, mem, sram).encode()
+    chart = buffer_chart_svg(memory_chart(program, mem), sram)
+    files["memory.svg"] = chart.encode()
+    files["report.html"] = render_html(report, chart).encode()
     return CompiledProject(program, mem, report, files, target_text)
 
 

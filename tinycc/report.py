@@ -50,6 +50,7 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
         "planner": mem.plan.planner,
         "planner_candidates": {k: int(v) for k, v in mem.plan.candidates.items()},
         "flash_bytes": int(program.flash_bytes),
+        "flash_breakdown": flash_breakdown(program),
         "sram_budget_bytes": sram,
         "flash_budget_bytes": flash,
         "macs": int(program.macs),
@@ -58,6 +59,31 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
         "outputs": [_io(program, t) for t in program.outputs],
         "layers": layers,
     }
+
+
+# The role a lowering gave a constant array is the end of its name (Lowering.blob(data, node, role)).
+_BLOB_KINDS = {"w": "weights", "const": "weights", "bias": "biases", "mult": "requantization",
+               "shift": "requantization", "lut": "tables", "exp": "tables", "xidx": "tables", "yidx": "tables"}
+
+
+def blob_kind(name: str) -> str:
+    """weights / biases / requantization / tables / other constants, from a blob's name
+    (a trailing _2, _3 ... only tells identical-name blobs apart)."""
+    parts = name.split("_")
+    while len(parts) > 1 and parts[-1].isdigit():
+        parts.pop()
+    return _BLOB_KINDS.get(parts[-1], "other constants")
+
+
+def flash_breakdown(program: Program) -> dict[str, int]:
+    """Bytes of flash per kind of constant data; sums to program.flash_bytes."""
+    from .program import params_word_count
+
+    out = {k: 0 for k in ("weights", "biases", "requantization", "tables", "other constants", "params structs")}
+    for name, data in program.blobs.items():
+        out[blob_kind(name)] += int(data.nbytes)
+    out["params structs"] = sum(4 * params_word_count(s.params) for s in program.steps if s.params is not None)
+    return out
 
 
 def add_target_figures(report: dict, core, sizes, static_stack, run=None, run_input: str = "") -> None:
@@ -103,6 +129,7 @@ def render_markdown(r: dict) -> str:
              f"| flash (weights + constants) | {r['flash_bytes']:,} B |",
              f"| MACs | {r['macs']:,} |", f"| params | {r['params']:,} |", f"| quantization | {r['quant']} |"]
     lines += _target_rows(r)
+    lines += _memory_text(r) + _flash_text(r)
     counted = bool(r.get("instructions"))
     lines += ["", "| # | layer | op | kernel | output | MACs | weight B | live B |" + (" instructions |" if counted else ""),
               "|---|---|---|---|---|---|---|---|" + ("---|" if counted else "")]
@@ -112,6 +139,42 @@ def render_markdown(r: dict) -> str:
         lines.append(f"| {i} | {name} | {l['op']} | {l['kernel']} | {shape} | {l['macs']:,} | "
                      f"{l['weight_bytes']:,} | {l['live_bytes']:,} |" + (f" {l['instructions']:,} |" if counted else ""))
     return "\n".join(lines) + "\n"
+
+
+def _memory_text(r: dict) -> list[str]:
+    layers = r["layers"]
+    if not layers:
+        return []
+    k = max(range(len(layers)), key=lambda i: layers[i]["live_bytes"])
+    most = layers[k]["live_bytes"]
+    lines = ["", "## Memory", "",
+             f"memory.svg (and report.html) show where each buffer lives: one box per buffer at its offset in the "
+             f"arena, from the layer that writes it to the last layer that reads it. The `live B` column below "
+             f"adds up the sizes of the buffers live during each layer; the most is {most:,} B at layer {k} "
+             f"({markdown_text(layers[k]['name'])})."]
+    if most > r["arena_bytes"]:
+        lines.append(f"That is more than the {r['arena_bytes']:,} B arena: buffers that share bytes are each counted "
+                     f"in full. A convolution's output may start below its input by as many bytes as the input "
+                     f"rows already consumed (row overlap), and an in-place or concat output sits on its input.")
+    else:
+        lines.append(f"The arena ({r['arena_bytes']:,} B) cannot be smaller than the bytes live at once unless "
+                     f"buffers share bytes (row overlap of a convolution's output over the input rows it has "
+                     f"consumed, in-place layers); the difference up to it is alignment and fragmentation.")
+    return lines
+
+
+def _flash_text(r: dict) -> list[str]:
+    parts = r.get("flash_breakdown")
+    if not parts:
+        return []
+    lines = ["", "## Flash", "", "| constant data | bytes |", "|---|---|"]
+    lines += [f"| {k} | {v:,} |" for k, v in parts.items() if v]
+    lines.append(f"| total (flash_bytes) | {r['flash_bytes']:,} |")
+    if "flash_bytes_elf" in r:
+        lines.append(f"| code and other data of the linked ELF | {max(r['flash_bytes_elf'] - r['flash_bytes'], 0):,} |")
+    else:
+        lines += ["", "Code is not included: compile with --target cortex-mN to link an ELF and measure it."]
+    return lines + ["", "## Layers"]
 
 
 def _target_rows(r: dict) -> list[str]:
