@@ -9,9 +9,10 @@ from .errors import BadInput
 
 
 def load_arrays(path: str | Path, input_names: list[str], what: str,
-                select: bool = False) -> dict[str, np.ndarray]:
+                select: bool = False, ignore: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """The file's arrays keyed by input name (`what` names the file in errors). With `select`,
-    only the model's inputs are read from an .npz, and each of them must be there."""
+    only the model's inputs are read from an .npz, and each of them must be there. `ignore`:
+    keys of an .npz that are not inputs (e.g. the labels of a data set)."""
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"{what} {str(p)!r} does not exist")
@@ -26,11 +27,12 @@ def load_arrays(path: str | Path, input_names: list[str], what: str,
         return {input_names[0]: data}
     if not select:
         return {k: data[k] for k in data.files}
-    missing = [n for n in input_names if n not in data.files]
-    if missing and len(input_names) == 1 and len(data.files) == 1:  # one array for one input: unambiguous
-        return {input_names[0]: data[data.files[0]]}
+    files = [k for k in data.files if k not in ignore]
+    missing = [n for n in input_names if n not in files]
+    if missing and len(input_names) == 1 and len(files) == 1:  # one array for one input: unambiguous
+        return {input_names[0]: data[files[0]]}
     if missing:
-        raise BadInput(f"{what} {str(p)!r} has no array for input(s) {missing} (has {data.files})")
+        raise BadInput(f"{what} {str(p)!r} has no array for input(s) {missing} (has {files})")
     return {n: data[n] for n in input_names}
 
 

@@ -1,4 +1,4 @@
-"""The tinycc command line: inspect, run, compile.
+"""The tinycc command line: inspect, run, compile, validate.
 
 Exit codes: 0 ok, 2 bad input or unsupported model/arguments, 3 the model does not fit the
 memory budget, 70 internal error (a tinycc bug; rerun with --debug for the traceback).
@@ -96,6 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "everything in it is replaced, build products and edits included). A folder that is not "
                         "one, or that holds the model or the --calib file, is refused: nothing is deleted")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("validate", help="run a data set through the float, int8, C (and QEMU) engines: accuracy, "
+                       "agreement, output errors, bit-exactness, the layer where int8 diverges most", epilog=EPILOG)
+    _add_model_args(p)
+    _add_quant_args(p)
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="the data set: .npy (one input) or .npz keyed by input name, with a leading sample axis "
+                        "(or N in place of a batch dimension of 1); ONNX layout")
+    p.add_argument("--labels", metavar="KEY",
+                   help="the key of the labels in the --data .npz (or a .npy file): class indices (N,) or one-hot (N, C)")
+    p.add_argument("--engines", default="float,int8,c", metavar="LIST",
+                   help="comma-separated, from float, int8, c, qemu (default float,int8,c); c and qemu are checked "
+                        "against int8 bit for bit")
+    p.add_argument("--target", default=None, choices=TARGETS[1:], metavar="CORE",
+                   help="with the qemu engine: the Cortex-M core to emulate (default cortex-m4)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use the first N samples only")
+    p.add_argument("--json", metavar="OUT.json", help="also write the results as JSON")
+    p.add_argument("--md", metavar="OUT.md", help="also write the markdown tables to a file")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 
@@ -223,6 +242,60 @@ def cmd_compile(args) -> int:
     report = compile_model(g, args, sram=sram, flash=flash)
     print(report)
     return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    import json
+
+    from .compiler import QuantOptions
+    from .engines import DEFAULT_QEMU_TARGET, CompiledModel
+    from .validate import load_data, mismatches, parse_engines, render_markdown, validate
+
+    engines = parse_engines(args.engines)
+    if args.target and "qemu" not in engines:
+        raise BadInput(f"--target {args.target} goes with the qemu engine (--engines ...,qemu)")
+    if args.limit is not None and args.limit < 1:
+        raise BadInput(f"--limit {args.limit}: give a positive number of samples")
+    for path in (args.json, args.md):
+        if path:
+            check_output_file(path, 1)
+    raw, g = _load(args)
+    samples, labels = load_data(args.data, g, args.labels)
+    if args.limit is not None:
+        samples = samples[: args.limit]
+        labels = labels[: args.limit] if labels is not None else None
+    model = CompiledModel(g, QuantOptions.from_args(args))
+    result = validate(model, samples, labels, engines, args.target or DEFAULT_QEMU_TARGET,
+                      source=Path(args.model).name)
+    text = render_markdown(result)
+    print(text, end="")
+    if args.json:
+        write_text(args.json, json.dumps(result, indent=2) + "\n")
+    if args.md:
+        write_text(args.md, text)
+    bad = mismatches(result)
+    if bad:
+        print(f"tinycc: internal error: the {' and '.join(bad)} output differs from the int8 golden model on some "
+              "samples. This is a bug in tinycc; please report it with the model.", file=sys.stderr)
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def write_text(path: str, text: str) -> None:
+    """A text file written beside `path` and renamed into place (no partial file); OSError -> BadInput."""
+    p = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", suffix=".tmp", dir=p.absolute().parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, p)
+        tmp = None
+    except OSError as exc:
+        raise BadInput(f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 class Terminated(BaseException):
