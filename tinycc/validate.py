@@ -320,7 +320,7 @@ def render_markdown(r: dict) -> str:
                   "| # | layer | op | SQNR dB | max abs err |", "|---:|---|---|---:|---:|"]
         for row in r["layers"]:
             mark = " **worst**" if row is worst else ""
-            lines.append(f"| {row["step"]} | {markdown_text(row["name"], 60)} | {row['op']} | "
+            lines.append(f"| {row['step']} | {markdown_text(row['name'], 60)} | {row['op']} | "
                          f"{_fmt(row['sqnr_db'], 4)}{mark} | {row['max_abs']:.4g} |")
         if worst is not None:
             lines += ["", f"int8 diverges most from float at step {worst['step']} ({worst['op']} "
