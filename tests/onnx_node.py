@@ -58,11 +58,7 @@ VARIANTS = ("shipped", "initializers")
 
 # Wrong results or internal errors the sweep found in areas other engineers are fixing, by
 # "test[variant]" and engine: reported in the summary, not failed on.
-KNOWN_ISSUES = {
-    ("test_dequantizelinear[initializers]", "float"):
-        "a QDQ graph whose output is its input after Q/DQ stripping: the uint8 input's int8_io entry makes "
-        "the float engine re-quantize the float output (frontend/qdq.py, engines.float_outputs)",
-}
+KNOWN_ISSUES: dict[tuple[str, str], str] = {}
 OUTCOMES = ("pass", "refused", "wrong", "internal")
 FLOAT_RTOL = 1e-4  # of max|reference|
 

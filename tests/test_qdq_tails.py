@@ -248,3 +248,30 @@ def test_bias_add_is_not_folded_across_a_requantization(tmp_path):
         diff = np.abs(golden.astype(np.int32) - sess.run(None, {"x": x})[0].astype(np.int32))
         assert diff.max() <= 1
     np.testing.assert_array_equal(model.run_c({"x": x})[0]["y"], model.run_int8({"x": x})["y"])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_integer_input_dequantized_to_a_float_output(tmp_path, dtype):
+    """A graph that is only DequantizeLinear: after Q/DQ stripping its float output is the
+    integer input tensor itself. The float engine returns the real values (onnx node test
+    test_dequantizelinear), not the codes re-quantized as if the output were an integer one."""
+    from types import SimpleNamespace
+
+    from tinycc.engines import run_samples
+
+    elem = TensorProto.UINT8 if dtype == "uint8" else TensorProto.INT8
+    zp = helper.make_tensor("zp", elem, [], [128 if dtype == "uint8" else 3])
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["x", "s", "zp"], ["y"])], "dq",
+        [helper.make_tensor_value_info("x", elem, [1, 6])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [0.25]), zp])
+    path = tmp_path / "dq.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    info = np.iinfo(dtype)
+    x = np.array([[info.min, -1 if dtype == "int8" else 1, 0, 5, 100, info.max]], dtype=dtype)
+    ref = _ort(path).run(None, {"x": x})[0]
+    args = SimpleNamespace(dequantize=False, calib=None, calib_method=None, bias_correction=False, target=None)
+    g = run_pipeline(load_graph(path))
+    (y,) = run_samples(g, [{"x": x}], "float", args)[0].values()  # the output is tensor x itself
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, ref)

@@ -180,7 +180,7 @@ def _float_engine_input(g: Graph, name: str, value) -> np.ndarray:
     """Integer codes of a QDQ model's int8/uint8 input stay integers (run_float dequantizes them);
     everything else is a float32 tensor."""
     v = np.asarray(value)
-    if name in g.int8_io and v.dtype in (np.int8, np.uint8):
+    if name in g.int8_inputs and v.dtype in (np.int8, np.uint8):
         return v
     return v.astype(np.float32)
 
@@ -189,14 +189,14 @@ def int8_codes(g: Graph, name: str, value) -> np.ndarray:
     """A uint8 input of a QDQ model given as its uint8 codes -> tinycc's int8 codes (q - 128: the
     zero point was shifted likewise at import). Other values are returned unchanged."""
     v = np.asarray(value)
-    if g.int8_io.get(name) == "uint8" and v.dtype == np.uint8:
+    if g.int8_inputs.get(name) == "uint8" and v.dtype == np.uint8:
         return (v.astype(np.int16) - 128).astype(np.int8)
     return v
 
 
 def model_codes(g: Graph, name: str, value: np.ndarray) -> np.ndarray:
     """tinycc's int8 codes of a QDQ model's uint8 output -> the model's uint8 codes (q + 128)."""
-    if g.int8_io.get(name) == "uint8" and value.dtype == np.int8:
+    if g.int8_outputs.get(name) == "uint8" and value.dtype == np.int8:
         return (value.astype(np.int16) + 128).astype(np.uint8)
     return value
 
@@ -220,7 +220,7 @@ def float_outputs(g: Graph, outputs: dict[str, np.ndarray], dequantize: bool) ->
     result = {}
     for name, v in outputs.items():
         q = g.tensors[name].quant
-        if name in g.int8_io and q is not None:
+        if name in g.int8_outputs and q is not None:
             codes = onnx_quantize(v, *q.scalar())
             v = real_value(codes, q) if dequantize else model_codes(g, name, codes)
         result[name] = v

@@ -86,8 +86,10 @@ class Graph:
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
         self.outputs: list[str] = []
-        # inputs/outputs a QDQ model exchanges as integers: name -> "int8" | "uint8"
-        self.int8_io: dict[str, str] = {}
+        # inputs and outputs a QDQ model exchanges as integers: name -> "int8" | "uint8" (kept apart:
+        # a model made of Q/DQ only can have one tensor as an integer input and a float output)
+        self.int8_inputs: dict[str, str] = {}
+        self.int8_outputs: dict[str, str] = {}
         self._uid = itertools.count()
 
     # ---- construction -------------------------------------------------------------------

@@ -164,11 +164,11 @@ def _unsupported_report(problems: list[str]) -> str:
 
 
 def convert(model: onnx.ModelProto, name: str = "model", quant: Mapping | None = None,
-            int8_io: Mapping[str, str] | None = None) -> Graph:
+            int8_io: tuple[Mapping[str, str], Mapping[str, str]] | None = None) -> Graph:
     """ONNX -> IR. `quant`: pre-quantization params per tensor (from a QDQ model), see qdq.py."""
     quant = quant or {}
     g = Graph(name)
-    g.int8_io = dict(int8_io or {})
+    g.int8_inputs, g.int8_outputs = (dict(m) for m in (int8_io or ({}, {})))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     ctx = ImportContext(g, opset, _value_shapes(model))
     for init in model.graph.initializer:
@@ -269,7 +269,7 @@ def load_graph(path: str | os.PathLike, input_shapes: Mapping[str, Sequence[int]
     problems = revision_problems(model.graph.node, opset, set(ONNX_IMPORTERS) | OWN_SEMANTICS)
     if problems:
         raise Unsupported(f"{os.fspath(path)}: {_unsupported_report(problems)}")
-    quant, int8_io = {}, {}
+    quant, int8_io = {}, None
     if is_qdq(model):
         model, quant, int8_io = strip_qdq(model)
     try:

@@ -99,7 +99,8 @@ def strip_qdq(model: onnx.ModelProto):
     rename: dict[str, str] = {}
     new_inits = []
     kept = []
-    int8_io: dict[str, str] = {}
+    int8_inputs: dict[str, str] = {}
+    int8_outputs: dict[str, str] = {}
 
     def resolve(name):
         while name in rename:
@@ -142,11 +143,12 @@ def strip_qdq(model: onnx.ModelProto):
         node.input[:] = [resolve(t) for t in node.input]
     g.initializer.extend(new_inits)
     _propagate_through_data_movement(g.node, quant)
-    for vi in list(g.input) + list(g.output):
-        elem = vi.type.tensor_type.elem_type
-        if elem in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
-            int8_io[resolve(vi.name)] = "uint8" if elem == onnx.TensorProto.UINT8 else "int8"
-            vi.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    for infos, int8_io in ((g.input, int8_inputs), (g.output, int8_outputs)):
+        for vi in infos:
+            elem = vi.type.tensor_type.elem_type
+            if elem in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8):
+                int8_io[resolve(vi.name)] = "uint8" if elem == onnx.TensorProto.UINT8 else "int8"
+                vi.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
     input_names = {vi.name for vi in g.input}
     for vi in g.output:  # keep the model's output names: rename the float source instead
         src = resolve(vi.name)
@@ -159,8 +161,8 @@ def strip_qdq(model: onnx.ModelProto):
         for table in (quant,):
             if src in table:
                 table[vi.name] = table.pop(src)
-        if src in int8_io:
-            int8_io[vi.name] = int8_io.pop(src)
+        if src in int8_outputs:
+            int8_outputs[vi.name] = int8_outputs.pop(src)
     # int8-typed intermediate infos are stale now: let shape inference redo them
     del g.value_info[:]
     used = {t for n in g.node for t in n.input} | {o.name for o in g.output}
@@ -168,7 +170,7 @@ def strip_qdq(model: onnx.ModelProto):
     del g.initializer[:]
     g.initializer.extend(live_inits)
     model = onnx.shape_inference.infer_shapes(model)
-    return model, quant, int8_io
+    return model, quant, (int8_inputs, int8_outputs)
 
 
 # Ops whose output holds only values of their input (moved, selected or the maximum): after a

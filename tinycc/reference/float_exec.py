@@ -44,7 +44,7 @@ def _real_value(g: Graph, name: str, v: np.ndarray) -> np.ndarray:
     """A QDQ model's int8/uint8 input given as the raw quantized values the ONNX model takes:
     the float network computes on the real values it stands for (DequantizeLinear). tinycc keeps
     uint8 parameters shifted to int8 (zero point - 128), so uint8 values shift likewise."""
-    if name not in g.int8_io or v.dtype not in (np.int8, np.uint8) or g.tensors[name].quant is None:
+    if name not in g.int8_inputs or v.dtype not in (np.int8, np.uint8) or g.tensors[name].quant is None:
         return v
     from ..quant.params import dequantize
 
