@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"stack reserve of a Cortex-M build, e.g. 1k (default {DEFAULT_STACK_BYTES}); a multiple of 8, "
                         "and with arm-none-eabi-gcc installed at least the build's static worst case (else exit 3)")
     p.add_argument("--name", default=None, help="C identifier prefix for the API (default: from the file name)")
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="class labels for model.h (PREFIX_LABELS), one per line, as many as output 0 has values "
+                        "(default: the model's metadata_props 'labels' or 'class_names', if any)")
+    p.add_argument("--export", action="append", default=[], metavar="FLAVOUR",
+                   help="also make the project a zephyr module, an arduino library, an esp-idf component, or add a "
+                        "cmake example application (repeatable, or comma-separated; see docs/boards.md)")
     p.add_argument("--force", action="store_true",
                    help="replace OUTDIR if it is a project tinycc wrote (it has tinycc's report.json and model.h; "
                         "everything in it is replaced, build products and edits included). A folder that is not "
@@ -238,6 +244,11 @@ def cmd_compile(args) -> int:
     if args.stack_bytes is not None and args.stack_bytes % 8:
         raise BadInput(f"--stack {args.stack}: the stack reserve must be a multiple of 8 bytes (the AAPCS "
                        f"stack alignment), e.g. {(args.stack_bytes + 7) // 8 * 8}")
+    from .codegen.export import parse_exports, read_labels_file
+
+    parse_exports(args.export)  # refuse a wrong --export or an unreadable --labels before any work
+    if args.labels:
+        read_labels_file(args.labels)
     raw, g = _load(args)
     report = compile_model(g, args, sram=sram, flash=flash)
     print(report)

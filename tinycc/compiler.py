@@ -215,7 +215,7 @@ class CompiledProject:
 
 def compile_model(g: Graph, args, sram: int, flash: int | None) -> str:
     out = Path(args.output)
-    user_files = [Path(f) for f in (args.model, getattr(args, "calib", None)) if f]
+    user_files = [Path(f) for f in (args.model, getattr(args, "calib", None), getattr(args, "labels", None)) if f]
     check_output_folder(out, args.force, user_files)
     project = compile_project(g, args, sram, flash)
     write_atomically(project.files, out, force=args.force, user_files=user_files)
@@ -240,7 +240,11 @@ def compile_project(g: Graph, args, sram: int, flash: int | None) -> CompiledPro
     from .target.measure import measure_on_target, target_memory
 
     core, memory = target_memory(getattr(args, "target", None), sram, flash, getattr(args, "stack_bytes", None))
-    files = generate_project(program, mem, prefix, Path(args.model).name, core, memory)
+    from .codegen.export import integration_notes, parse_exports
+
+    exports = parse_exports(getattr(args, "export", None) or [])
+    notes = integration_notes(program, args.model, getattr(args, "labels", None))
+    files = generate_project(program, mem, prefix, Path(args.model).name, core, memory, notes, tuple(exports))
     target_text = measure_on_target(files, report, program, prefix, core, memory) if core else (
         "\n  the stack is not included (it depends on the core and compiler): compile with "
         "--target cortex-mN to link against the budget and measure it")

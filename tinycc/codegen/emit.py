@@ -75,7 +75,8 @@ def _io_view(program: Program, mem: MemoryPlan, names: list[str], kind: str) -> 
     return out
 
 
-def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str, core=None, memory=None) -> dict:
+def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str, core=None, memory=None,
+               notes: dict | None = None, exports: tuple[str, ...] = ()) -> dict:
     blobs = []
     for name, data in program.blobs.items():
         per_line = 16 if data.dtype.itemsize == 1 else 8
@@ -118,7 +119,20 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
         outputs=_io_view(program, mem, program.outputs, "output"), steps=steps, blobs=blobs,
         runtime_sources=sources, runtime_headers=headers, quant=program.quant_scheme,
         core=core, memory=memory, arm=_arm_view(prefix, core) if core else None,
+        exports=list(exports), **_notes_view(notes or {}),
     )
+
+
+def _notes_view(notes: dict) -> dict:
+    """Class labels (C string literals) and input normalisation (float literals) for model.h;
+    notes: codegen.export.annotations()."""
+    from .export import c_string
+
+    labels = notes.get("labels")
+    norm = notes.get("norm")
+    return dict(labels=[c_string(t) for t in labels] if labels else None,
+                norm=dict(mean=", ".join(c_float(v) for v in norm[0]), std=", ".join(c_float(v) for v in norm[1]),
+                          channels=len(norm[0])) if norm else None)
 
 
 def arena_alignment(mem: MemoryPlan) -> int:
@@ -149,17 +163,22 @@ ARM_TEMPLATES = {"arm/link.ld": "arm/link.ld.j2", "arm/startup.c": "arm/startup.
 
 
 def generate_project(program: Program, mem: MemoryPlan, prefix: str, source_name: str, core=None,
-                     memory=None) -> dict[str, bytes]:
+                     memory=None, notes: dict | None = None, exports: tuple[str, ...] = ()) -> dict[str, bytes]:
     """All files of the project: relative path -> content.
 
-    core/memory (tinycc.target.Core/Memory): a Cortex-M target; adds the cross build and its harness."""
-    vm = view_model(program, mem, prefix, source_name, core, memory)
+    core/memory (tinycc.target.Core/Memory): a Cortex-M target; adds the cross build and its harness.
+    notes: labels and input normalisation for model.h (codegen.export.annotations); exports:
+    build-system integrations to add (codegen.export.EXPORTS)."""
+    from .export import export_files
+
+    vm = view_model(program, mem, prefix, source_name, core, memory, notes, exports)
     env = _environment()
     templates = dict(TEMPLATES, **(ARM_TEMPLATES if core else {}))
     files = {path: env.get_template(tpl).render(**vm).encode() for path, tpl in templates.items()}
     rt = data_dir("runtime_c")
     for name in vm["runtime_sources"] + vm["runtime_headers"]:
         files[f"runtime/{name}"] = (rt / name).read_bytes()
+    files.update(export_files(files, vm, list(exports), env))
     return files
 
 
