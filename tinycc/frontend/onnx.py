@@ -44,6 +44,7 @@ class ImportContext:
         self.graph = graph
         self.opset = opset
         self.value_shapes = value_shapes
+        self.onnx_tensors: set[str] = set()  # names the ONNX model defines (not made by importers)
         self.problems: list[str] = []
 
     def const(self, name: str) -> np.ndarray | None:
@@ -86,11 +87,33 @@ class ImportContext:
             outputs = [g.fresh_name(f"{base}_{hint or op}")]
         node_name = base if not any(n.name == base for n in g.nodes) else g.fresh_name(base)
         node = Node(node_name, op, list(inputs), list(outputs), attrs, onnx_name=onode.name)
-        shapes = OPS[op].infer(g, node)
+        try:
+            shapes = OPS[op].infer(g, node)
+        except IRError as exc:
+            self._explain_divergence(onode, inputs, exc)
+            raise
         for t, (shape, dtype) in zip(outputs, shapes):
             g.add_tensor(Tensor(t, tuple(int(d) for d in shape), dtype))
         g.add_node(node)
         return list(outputs)
+
+    def _explain_divergence(self, onode: onnx.NodeProto, inputs: Sequence[str], exc: IRError) -> None:
+        """Shapes that do not fit together where ONNX shape inference did not check them: it left
+        an input's shape unknown, or computed it unlike tinycc (see _onnx_shape_inference_errata).
+        The model is inconsistent then (onnxruntime fails on it too), not tinycc: raise BadInput.
+        Returns when ONNX agreed on every input shape (a tinycc bug: the caller re-raises)."""
+        for name in inputs:
+            if name not in self.onnx_tensors or name not in self.graph.tensors:
+                continue  # a tensor an importer made: ONNX never saw it
+            ref, have = self.value_shapes.get(name), tuple(self.graph.tensors[name].shape)
+            if ref is None or None in ref:
+                why = f"ONNX shape inference left the shape of input {name!r} unknown and could not check them"
+            elif tuple(ref) != have:
+                why = (f"input {name!r} has shape {have} as onnxruntime computes it, not {tuple(ref)} as ONNX shape "
+                       "inference says (it lacks the ceil_mode rule that drops a last window starting in the padding)")
+            else:
+                continue
+            raise BadInput(f"{onode.op_type} node {onode.name!r}: its inputs do not fit together ({exc}); {why}") from None
 
     def alias(self, src: str, dst: str, onode: onnx.NodeProto) -> None:
         """Make ONNX tensor `dst` the same value as `src` (Identity, Dropout)."""
@@ -171,6 +194,7 @@ def convert(model: onnx.ModelProto, name: str = "model", quant: Mapping | None =
     g.int8_inputs, g.int8_outputs = (dict(m) for m in (int8_io or ({}, {})))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     ctx = ImportContext(g, opset, _value_shapes(model))
+    ctx.onnx_tensors = {v.name for v in model.graph.input} | {o for n in model.graph.node for o in n.output}
     for init in model.graph.initializer:
         data = numpy_helper.to_array(init)
         if data.dtype == np.float64 and init.name not in quant:
@@ -218,6 +242,7 @@ def convert(model: onnx.ModelProto, name: str = "model", quant: Mapping | None =
         if out.name not in g.tensors:
             raise IRError(f"graph output {out.name!r} was not produced")
         g.outputs.append(out.name)
+    _check_constants_are_finite(g)
     _check_against_onnx_shapes(g, ctx.value_shapes, _onnx_shape_inference_errata(model))
     _materialize_constant_outputs(g)
     g.prune_tensors()
@@ -242,6 +267,18 @@ def _check_against_onnx_shapes(g: Graph, shapes: Mapping[str, tuple], onnx_may_d
             diverged.add(name)
 
 
+def _check_constants_are_finite(g: Graph) -> None:
+    """Weights, biases and other constant operands hold numbers: a NaN or an infinity makes every
+    value that depends on it meaningless, and has no int8 representation."""
+    for node in g.nodes:
+        for name in node.inputs:
+            t = g.tensors.get(name) if name else None
+            if t is not None and t.is_const and t.data.dtype.kind == "f" and not np.all(np.isfinite(t.data)):
+                raise BadInput(f"node {node.onnx_name or node.name!r} ({node.op}): its constant input {name!r} "
+                               "holds NaN or infinite values; the model's weights are corrupt (or its training "
+                               "diverged)")
+
+
 def _onnx_shape_inference_errata(model: onnx.ModelProto) -> set[str]:
     """Tensors whose ONNX-inferred shape may be wrong: ceil-mode pools, where ONNX shape inference
     lacks the rule that PyTorch and onnxruntime apply (and tinycc, see ops.common.pool_out_size):
@@ -251,13 +288,16 @@ def _onnx_shape_inference_errata(model: onnx.ModelProto) -> set[str]:
 
 
 def _materialize_constant_outputs(g: Graph) -> None:
-    """A graph output that folded to a constant still needs a node producing it."""
+    """A graph output that folded to a constant still needs a node producing it; nodes that read
+    the constant (an initializer that is also an output) keep reading a constant."""
     produced = {t for n in g.nodes for t in n.outputs}
     for i, out in enumerate(g.outputs):
         t = g.tensors[out]
         if out not in produced and t.is_const:
             src = g.const(t.data, "const_output")
             t.data = None
+            for node in g.nodes:
+                node.inputs = [src if name == out else name for name in node.inputs]
             g.add_node(Node(g.fresh_name("const_output"), "Identity", [src], [out]))
 
 

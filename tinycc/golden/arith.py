@@ -32,8 +32,10 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift = 0
         q_fixed = 0
     if shift > 30:
-        # TFLM leaves this to the int32 left shift; we refuse multipliers >= 2^30 instead.
-        raise ValueError(f"requantization multiplier {real!r} is too large")
+        # TFLM (double rounding) leaves this to an int32 left shift that overflows; we saturate
+        # like TFLite's single-rounding QuantizeMultiplier. That is exact: with a multiplier of
+        # 2^30 or more every non-zero accumulator already saturates int8, and 0 stays 0.
+        return (1 << 31) - 1, 30
     return int(q_fixed), int(shift)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import unsupported
+from .common import bad_input, unsupported
 from .registry import LayoutClass, OpDef, onnx_importer, register
 
 
@@ -79,8 +79,14 @@ def import_clip(ctx, onode, attrs):
             lo = ctx.require_const(onode, onode.input[1], "min")
         if len(onode.input) > 2 and onode.input[2]:
             hi = ctx.require_const(onode, onode.input[2], "max")
+    if any(bound is not None and np.asarray(bound).size != 1 for bound in (lo, hi)):
+        raise bad_input(onode, "min and max must be scalars")
     lo = None if lo is None else float(np.asarray(lo).reshape(()))
     hi = None if hi is None else float(np.asarray(hi).reshape(()))
+    if any(bound is not None and np.isnan(bound) for bound in (lo, hi)) or lo == np.inf or hi == -np.inf:
+        raise bad_input(onode, f"bounds [{lo}, {hi}] (NaN, or no finite value left)")
+    lo = None if lo == -np.inf else lo  # an infinite bound clips nothing
+    hi = None if hi == np.inf else hi
     if ctx.graph.tensors[onode.input[0]].dtype != "float32":
         raise unsupported(onode, "Clip on a non-float tensor")
     ctx.add("Clip", [onode.input[0]], [onode.output[0]], onode, min=lo, max=hi)

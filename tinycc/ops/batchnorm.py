@@ -48,5 +48,8 @@ def import_bn(ctx, onode, attrs):
     for name, what in zip(onode.input[1:], ("scale", "bias", "mean", "var")):
         if ctx.require_const(onode, name, what).shape != (channels,):
             raise bad_input(onode, f"{what} of shape {list(ctx.const(name).shape)} for {channels} channels")
+    epsilon = float(attrs.get("epsilon", 1e-5))
+    if not np.all(ctx.const(onode.input[4]).astype(np.float64) + epsilon > 0):
+        raise bad_input(onode, f"var + epsilon ({epsilon}) must be positive (its square root divides)")
     ctx.add("BatchNorm", list(onode.input[:5]), [onode.output[0]], onode,
-            epsilon=float(attrs.get("epsilon", 1e-5)), axis=1)
+            epsilon=epsilon, axis=1)

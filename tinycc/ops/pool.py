@@ -158,6 +158,8 @@ def import_pool(ctx, onode, attrs):
         if attrs.get(name, 0) not in (0, 1):
             raise bad_input(onode, f"{name}={attrs[name]} (must be 0 or 1)")
     pads = spatial_pads(onode, attrs, shape[2:], k, strides, dil)
+    if any(pad >= size for pad, size in zip(pads, k + k)):  # onnxruntime and PyTorch refuse it too
+        raise bad_input(onode, f"pads {list(pads)} (top, left, bottom, right) must be smaller than the kernel {list(k)}")
     ceil = bool(attrs.get("ceil_mode", 0))
     oh, eb = pool_out_size(shape[2], k[0], strides[0], dil[0], pads[0], pads[2], ceil)
     ow, er = pool_out_size(shape[3], k[1], strides[1], dil[1], pads[1], pads[3], ceil)

@@ -62,6 +62,8 @@ def _reshape_target(onode, in_shape, target, allowzero):
 @onnx_importer("Reshape")
 def import_reshape(ctx, onode, attrs):
     target = ctx.require_const(onode, onode.input[1], "the target shape")
+    if target.ndim != 1:
+        raise BadInput(f"Reshape node {onode.name!r}: the target shape must be 1-D, not of shape {list(target.shape)}")
     shape = _reshape_target(onode, ctx.shape(onode.input[0]), target, attrs.get("allowzero", 0))
     ctx.add("Reshape", [onode.input[0]], [onode.output[0]], onode, shape=shape)
 
@@ -77,7 +79,10 @@ def import_flatten(ctx, onode, attrs):
 
 def _axes_arg(ctx, onode, attrs):
     if len(onode.input) > 1 and onode.input[1]:
-        return [int(a) for a in ctx.require_const(onode, onode.input[1], "axes")]
+        axes = ctx.require_const(onode, onode.input[1], "axes")
+        if axes.ndim != 1:
+            raise BadInput(f"{onode.op_type} node {onode.name!r}: axes must be 1-D, not of shape {list(axes.shape)}")
+        return [int(a) for a in axes]
     return attrs.get("axes")
 
 

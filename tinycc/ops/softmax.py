@@ -75,7 +75,10 @@ def _lower_softmax_int8(self, lc, node):
     if self.name == "LogSoftmax":
         _lower_log_softmax_int8(lc, node, s_in, s_out, zp_out, outer, depth)
         return
-    p = E.make_softmax_params(s_in, outer, depth)
+    try:
+        p = E.make_softmax_params(s_in, outer, depth)
+    except ValueError as exc:  # an input scale below 2^-26 (TFLM's QuantizeMultiplierGreaterThanOne CHECK)
+        raise Unsupported(f"Softmax node {node.onnx_name or node.name!r}: {exc}") from None
     if (np.float32(s_out), zp_out) == (np.float32(E.SOFTMAX_OUTPUT_SCALE), E.SOFTMAX_OUTPUT_ZERO_POINT):
         lc.add_step(node, "tc_softmax_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: E.softmax_s8(p, xv),
                     inplace_inputs=(0,))

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from ..arrays import load_arrays
+from ..arrays import check_values, load_arrays
 from ..errors import BadInput
 from ..ir import Graph
 from ..reference.float_exec import run_float
@@ -110,14 +110,15 @@ def load_calibration(path: str | Path, g: Graph, logical_shapes: Mapping[str, tu
     """Samples from .npy (leading sample axis, one-input models) or .npz keyed by input name."""
     p = Path(path)
     arrays = load_arrays(p, g.inputs, "calibration file", select=True)
+    check_values(arrays, f"calibration file {str(p)!r}", finite=True)
     samples = None
     for name, arr in arrays.items():
         want = tuple(logical_shapes[name])
-        if arr.shape[1:] == want[1:] and want[0] == 1:
+        if arr.ndim == len(want) + 1 and arr.shape[1:] == want:  # (samples,) + shape
+            n = arr.shape[0]
+        elif want and want[0] == 1 and arr.ndim == len(want) and arr.shape[1:] == want[1:]:  # samples as batch
             n = arr.shape[0]
             arr = arr.reshape((n,) + want)
-        elif arr.shape[1:] == want:
-            n = arr.shape[0]
         else:
             raise BadInput(f"calibration data for {name!r} has shape {arr.shape}; expected (samples,) + {want}")
         samples = n if samples is None else min(samples, n)

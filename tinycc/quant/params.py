@@ -8,7 +8,10 @@ from ..golden.arith import round_half_away
 from ..ir import QuantParams
 
 QMIN, QMAX = -128, 127
-MIN_RANGE = 1e-6  # a tensor that is constant zero still gets a usable scale
+# A tensor that is constant zero still gets a usable scale: every int8 kernel must accept it.
+# The strictest is softmax (TFLM PreprocessSoftmaxScaling): in_scale * 2^26 must exceed 1, i.e. a
+# range above 255 * 2^-26 = 3.8e-6 (e.g. the logits of a Gemm whose weights are all zero).
+MIN_RANGE = 1e-5
 
 
 def choose_qparams(rmin: float, rmax: float) -> QuantParams:

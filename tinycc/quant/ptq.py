@@ -7,9 +7,10 @@ when the graph is lowered (per output channel, symmetric), from the input scale 
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
-from ..errors import Unsupported
+from ..errors import BadInput, Unsupported
 from ..ir import Graph
 from ..ops.registry import OPS
 from .calibrate import TensorStats, range_methods
@@ -64,7 +65,12 @@ def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: st
     shared = concat_shared_ranges(q, stats, methods) if stats is not None else {}
 
     def calibrated(name):
-        return choose_qparams(*shared[name]) if name in shared else choose_qparams(*stats[name].range(methods[name]))
+        lo, hi = shared[name] if name in shared else stats[name].range(methods[name])
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise BadInput(f"the float model computes non-finite values (range [{lo}, {hi}]) in tensor {name!r} "
+                           "on the calibration data: check the calibration samples (NaN, Inf, huge values) and "
+                           "the model's weights")
+        return choose_qparams(lo, hi)
 
     for name in q.inputs:
         t = q.tensors[name]
