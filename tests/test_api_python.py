@@ -85,15 +85,6 @@ def test_run_quantized_engines(digits, images):
     assert stacked.shape == (3, 1, 10) and np.array_equal(stacked[:, 0], int8[:3])
 
 
-def test_run_qemu(digits, images):
-    from tinycc.sim.qemu import missing_tools
-
-    why = missing_tools()
-    if why:
-        pytest.skip(why)
-    assert np.array_equal(digits.run(images[:1], engine="qemu")["probs"], digits.run(images[:1])["probs"])
-
-
 def test_validate_is_the_cli_result(digits, tmp_path, capsys):
     result = digits.validate(TEST, labels="labels", limit=12)
     assert main(["validate", str(DIGITS), "--calib", str(CALIB), "--data", str(TEST), "--labels", "labels",
@@ -136,3 +127,26 @@ def test_layers_is_the_inspect_table(capsys):
     assert rows and all(r["name"][:20] in table for r in rows)
     assert {"name", "op", "out_shape", "params", "macs", "act_bytes"} <= set(rows[0])
     assert len(tinycc.layers(DIGITS, passes=False)) > len(rows)  # BatchNorm etc. before folding
+
+
+def test_demo_needs_only_numpy_and_tinycc():
+    """`make demo` installs tinycc alone (numpy, onnx, jinja2, networkx): examples/demo.py and the
+    tinycc modules it runs import nothing from the test extra."""
+    import ast
+    import subprocess
+    import sys
+
+    tree = ast.parse((ROOT / "examples" / "demo.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported - set(sys.stdlib_module_names) - {"__future__"} == {"numpy", "tinycc"}
+    blocked = ["torch", "onnxruntime", "sklearn", "onnxscript", "pytest", "hypothesis"]
+    code = (f"import sys; sys.modules.update(dict.fromkeys({blocked!r}))\n"
+            "import numpy as np, tinycc\n"
+            f"m = tinycc.compile({str(DIGITS)!r}, calib={str(CALIB)!r})\n"
+            f"r = m.validate({str(TEST)!r}, labels='labels', limit=3)\n"
+            "assert r['bit_exact']['c']['identical'] == 3\n"
+            "print(tinycc.validate_markdown(r))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr

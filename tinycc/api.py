@@ -158,6 +158,15 @@ class Model:
             results = run_compiled(self._engines, samples, engine, dequantize, target)
         return stack_outputs(results, mode)
 
+    def c_inputs(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One sample as the generated C takes it: int8 codes quantized like PREFIX_invoke_f32, in
+        the C layout (NHWC for 4-D tensors) -- what PREFIX_input(i) holds, and the raw input
+        files of the host harness (main.c). {input name: int8 array}."""
+        samples, _ = self._samples(inputs, "inputs")
+        if len(samples) != 1:
+            raise BadInput(f"c_inputs takes one sample; got {len(samples)}")
+        return self._engines.quantize_inputs(samples[0])
+
     def validate(self, data, labels=None, engines: str | Sequence[str] = ("float", "int8", "c"),
                  limit: int | None = None, target: str = "cortex-m4", progress: bool | None = False) -> dict:
         """Run a data set through several engines and measure them, like `tinycc validate`.

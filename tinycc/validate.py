@@ -324,5 +324,5 @@ def render_markdown(r: dict) -> str:
                          f"{_fmt(row['sqnr_db'], 4)}{mark} | {row['max_abs']:.4g} |")
         if worst is not None:
             lines += ["", f"int8 diverges most from float at step {worst['step']} ({worst['op']} "
-                          f"{markdown_text(worst['name'])!r}): SQNR {_fmt(worst['sqnr_db'])} dB."]
+                          f"{markdown_text(worst['name'], 60)!r}): SQNR {_fmt(worst['sqnr_db'])} dB."]
     return "\n".join(lines) + "\n"
