@@ -161,7 +161,8 @@ def make_case(seeds: list[SeedModel], seed: int, index: int) -> Case:
     elif extra < 0.14:
         options += ["--name", rng.choice(HOSTILE_NAMES[:6] + ["ok_name", "tc"])]
     if extra < 0.14:
-        mutations.append(f"options: {' '.join(options[2:])}")
+        shown = [calib[0] if opt == "{calib}" and calib else opt for opt in options[2:]]
+        mutations.append(f"options: {' '.join(shown)}")
     return Case(index, model_seed.name, mutations, data, f"{stem}.onnx", options, calib)
 
 
