@@ -148,14 +148,14 @@ MUTATIONS: list[Mutation] = [
       "mean = np.where(acc > 0, _trunc_div(acc + n // 2, n), _trunc_div(acc - n // 2, n))",
       "mean = _trunc_div(acc + n // 2, n)", K_CONV),
     M("zero_point_from_max_always", "tinycc/quant/params.py",
-      "zp = zp_from_min if err_min < err_max else zp_from_max", "zp = zp_from_max", CALIB + C_API),
+      "zp = zp_from_min if err_min < err_max else zp_from_max", "zp = zp_from_max", CALIB + KILLS),
     M("ptq_weights_clip_at_minus_128", "tinycc/quant/params.py",
       "w / scale.astype(np.float64).reshape(shape)), -127, 127)",
       "w / scale.astype(np.float64).reshape(shape)), -128, 127)", KILLS + CALIB,
       equivalent="scale >= max|w|/127 per channel, so |w / scale| <= 127 (float32 rounding of the scale "
                  "moves it by far less than the 0.5 needed to round to 128): the clip never acts on -128"),
     M("relu6_clamp_truncated", "tinycc/quant/params.py",
-      'hi = min(hi, zp + int(round_half_away(act["max"] / s)))', 'hi = min(hi, zp + int(act["max"] / s))', QDQ),
+      'hi = min(hi, zp + int(round_half_away(act["max"] / s)))', 'hi = min(hi, zp + int(act["max"] / s))', QDQ + KILLS),
 
     # ---- lowering -----------------------------------------------------------------------------------------
     M("requant_multipliers_in_float32", "tinycc/lower.py",
@@ -182,17 +182,20 @@ MUTATIONS: list[Mutation] = [
       "        if hi > free_from:\n            free_from = hi + 1", PLANNER),
     M("inplace_over_a_graph_output", "tinycc/memory/lifetimes.py",
       "if group_last[g] != k or g in outputs or group_size[g] < program.tensors[out].size:",
-      "if group_last[g] != k or group_size[g] < program.tensors[out].size:", E2E),
+      "if group_last[g] != k or group_size[g] < program.tensors[out].size:", E2E + KILLS),
     M("inplace_into_a_smaller_buffer", "tinycc/memory/lifetimes.py",
       "if group_last[g] != k or g in outputs or group_size[g] < program.tensors[out].size:",
-      "if group_last[g] != k or g in outputs:", E2E),
+      "if group_last[g] != k or g in outputs:", E2E,
+      equivalent="every op that declares inplace_inputs writes at most the size of that input (element-wise: "
+                 "same shape; lookup tables and softmax: same size; depthwise in place: oc == ic and "
+                 "oh*ow <= ih*iw), and a group is as large as its root: the size test never fires today"),
 
     # ---- graph passes and front end -----------------------------------------------------------------------
     M("nonzero_pad_folded_into_conv", "tinycc/passes/fold.py",
       ' or uses[0].op != "Conv" or pad.attrs["value"] != 0.0:', ' or uses[0].op != "Conv":', KILLS + PASSES,
       quick=True),
     M("batchnorm_fold_forgets_to_scale_bias", "tinycc/passes/fold.py",
-      "new_bias = bias * a + b", "new_bias = bias + b", PASSES),
+      "new_bias = bias * a + b", "new_bias = bias + b", PASSES + KILLS),
     M("div_to_mul_without_reciprocal", "tinycc/passes/fold.py",
       "(1.0 / c.data.astype(np.float64)).astype(np.float32)", "(c.data.astype(np.float64)).astype(np.float32)", PASSES),
     M("relu_fused_into_a_shared_producer", "tinycc/passes/fuse.py",
@@ -205,7 +208,7 @@ MUTATIONS: list[Mutation] = [
     M("gemm_beta_ignored", "tinycc/ops/dense.py",
       "cdata.reshape(-1) * np.float32(beta)", "cdata.reshape(-1)", KILLS),
     M("ceil_mode_pool_keeps_a_window_in_the_pad", "tinycc/ops/common.py",
-      "    if (out - 1) * s >= size + pad_begin:", "    if (out - 1) * s > size + pad_begin:", PASSES + KILLS),
+      "    if (out - 1) * s >= size + pad_begin:", "    if (out - 1) * s > size + pad_begin:", KILLS),
 ]
 
 

@@ -184,3 +184,106 @@ def test_qdq_weights_of_minus_128_are_used_as_stored(tmp_path):
     want = requantize_to_int8(acc, np.array(mult), np.array(shift), y_qp[1])
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(model.run_c({"x": x})[0][out], got)
+
+
+# ---- quantization parameters (mutations: zero point always from the max; truncated clamps) -------
+@pytest.mark.parametrize("lo, hi, zp", [(-1.0, 169.0, -127), (-169.0, 1.0, 126), (-101.0, 1.0, 125)])
+def test_choose_qparams_takes_the_zero_point_with_the_smaller_error(lo, hi, zp):
+    """TFLite's ChooseQuantizationParams computes the zero point from the min and from the max
+    and keeps the one whose error |qmin| + |rmin/scale| (or |qmax| + |rmax/scale|) is smaller.
+    With a float32 scale the two candidates straddle .5 for these ranges (-126.50000004 from the
+    min vs -126.49999245 from the max for the first), so the choice shows."""
+    from tinycc.quant.params import choose_qparams
+
+    assert int(choose_qparams(lo, hi).zero_point) == zp
+
+
+@pytest.mark.parametrize("act, bound", [({"max": 6.0}, "max"), ({"min": -1.0}, "min"), ({"min": 0.0, "max": 6.0}, "both")])
+def test_fused_clamp_bounds_round_half_away_like_tflite(act, bound):
+    """CalculateActivationRangeQuantized: zero_point + TfLiteRound(bound / scale). The scale puts
+    6 / scale at 100.7 and -1 / scale at -16.78: truncation would give 100 and -16."""
+    from tinycc.quant.params import act_range, fixed_qparams
+
+    qp = fixed_qparams(6.0 / 100.7, -20)
+    lo, hi = act_range(act, qp)
+    assert lo == (-20 - 17 if "min" in act and act["min"] < 0 else (-20 if "min" in act else -128))
+    assert hi == (-20 + 101 if "max" in act else 127)
+
+
+# ---- memory: an in-place layer never overwrites a graph output (mutation: drop that test) --------
+def test_graph_output_read_by_an_in_place_layer_stays_intact(tmp_path):
+    """conv_out is an output and the input of a Sigmoid, which may run in place (a lookup
+    table): in place, it would overwrite the output the caller reads."""
+    rng = np.random.default_rng(7)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["conv_out"], pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["conv_out"], ["sig"])]
+    path = save_model(tmp_path / "out_inplace.onnx", nodes, [("x", [1, 3, 4, 4])],
+                      [("conv_out", [1, 4, 4, 4]), ("sig", [1, 4, 4, 4])], [w])
+    model = CompiledModel(run_pipeline(load_graph(path)), QuantOptions(), warn=lambda m: None)
+    x = {"x": rng.standard_normal((1, 3, 4, 4)).astype(np.float32)}
+    golden, c = model.run_int8(x), model.run_c(x)[0]
+    for name in model.program.outputs:
+        np.testing.assert_array_equal(c[name], golden[name], err_msg=name)
+
+
+# ---- passes: BatchNorm folding, activation fusion, ceil-mode pooling vs onnxruntime ----------------
+def assert_float_matches_onnxruntime(path: Path, shapes: dict[str, list[int]], seed: int = 0):
+    rng = np.random.default_rng(seed)
+    g = run_pipeline(load_graph(path))
+    x = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    got = run_float(g, x)
+    for name, want in zip(g.outputs, onnxruntime_outputs(path, x)):
+        np.testing.assert_allclose(got[name], want, rtol=1e-4, atol=1e-4, err_msg=name)
+    return g
+
+
+def test_batchnorm_folds_into_a_conv_that_has_a_bias(tmp_path):
+    rng = np.random.default_rng(8)
+    c = 4
+    inits = [numpy_helper.from_array(rng.standard_normal((c, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "b"),
+             numpy_helper.from_array(rng.uniform(0.5, 2.0, c).astype(np.float32), "gamma"),
+             numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "beta"),
+             numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "mean"),
+             numpy_helper.from_array(rng.uniform(0.5, 2.0, c).astype(np.float32), "var")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["conv", "gamma", "beta", "mean", "var"], ["y"])]
+    path = save_model(tmp_path / "bn.onnx", nodes, [("x", [1, 3, 5, 5])], [("y", [1, c, 5, 5])], inits)
+    g = assert_float_matches_onnxruntime(path, {"x": [1, 3, 5, 5]})
+    assert "BatchNorm" not in {n.op for n in g.nodes}   # it was folded
+
+
+def test_relu_is_not_fused_into_a_conv_whose_output_is_read_elsewhere(tmp_path):
+    rng = np.random.default_rng(9)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["conv"], ["relu"]),
+             helper.make_node("Sigmoid", ["conv"], ["sig"]),
+             helper.make_node("Add", ["relu", "sig"], ["y"])]
+    path = save_model(tmp_path / "shared_conv.onnx", nodes, [("x", [1, 3, 5, 5])], [("y", [1, 4, 5, 5])], [w])
+    assert_float_matches_onnxruntime(path, {"x": [1, 3, 5, 5]})
+
+
+def test_two_clips_fuse_to_the_narrower_range(tmp_path):
+    rng = np.random.default_rng(10)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")] + [
+        numpy_helper.from_array(np.float32(v), n) for v, n in ((0.0, "lo1"), (6.0, "hi1"), (-1.0, "lo2"), (1.5, "hi2"))]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["conv"], pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["conv", "lo1", "hi1"], ["c1"]),
+             helper.make_node("Clip", ["c1", "lo2", "hi2"], ["y"])]
+    path = save_model(tmp_path / "clips.onnx", nodes, [("x", [1, 3, 5, 5])], [("y", [1, 4, 5, 5])], inits)
+    g = assert_float_matches_onnxruntime(path, {"x": [1, 3, 5, 5]})
+    assert [n.op for n in g.nodes] == ["Conv"]          # both clamps fused
+
+
+def test_ceil_mode_pool_drops_a_window_that_starts_in_the_right_pad(tmp_path):
+    """5 + 1 + 1 pad, kernel 2, stride 2, ceil_mode: a fourth window would start at 6, in the
+    right pad; onnxruntime (and PyTorch) give 3 outputs per axis."""
+    nodes = [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1],
+                              ceil_mode=1)]
+    graph = helper.make_graph(nodes, "ceil", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = tmp_path / "ceil.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert_float_matches_onnxruntime(path, {"x": [1, 2, 5, 5]})   # shapes must match too
