@@ -76,7 +76,7 @@ def load_data(path: str | Path, g, labels: str | None = None) -> tuple[list[dict
         else:
             label_values = _npz_array(path, labels, what)
             ignore = (labels,)
-    arrays = load_arrays(path, g.inputs, what, select=True, ignore=ignore)
+    arrays = load_arrays(path, g.inputs, "data file", select=True, ignore=ignore)
     check_values(arrays, what, finite=True)
     shapes = logical_input_shapes(g)
     samples, _ = split_samples(arrays, shapes, what)
@@ -85,6 +85,8 @@ def load_data(path: str | Path, g, labels: str | None = None) -> tuple[list[dict
 
 
 def _npz_array(path: str | Path, key: str, what: str) -> np.ndarray:
+    if not Path(path).is_file():
+        raise BadInput(f"{what} does not exist")
     try:
         data = np.load(path, allow_pickle=False)
     except Exception as exc:
