@@ -266,12 +266,17 @@ def test_huge_weights_saturate_instead_of_failing(tmp_path, capsys):
 
 
 def test_saturated_multiplier_is_exact():
-    from tinycc.golden.arith import quantize_multiplier, requantize_to_int8
+    """Conv/FC requantization saturates multipliers of 2^30 and more: exact, since every non-zero
+    accumulator saturates int8 anyway. The general QuantizeMultiplier still refuses them."""
+    from tinycc.golden.arith import MultiplierRangeError, quantize_multiplier, requantize_to_int8
+    from tinycc.lower import requant_arrays
 
-    mult, shift = quantize_multiplier(1e20)
-    assert (mult, shift) == (2**31 - 1, 30)
+    mult, shift = requant_arrays(1.0, np.array([1e20, 0.5], np.float32), 1e-10, 2)
+    assert (int(mult[0]), int(shift[0])) == (2**31 - 1, 30)
     acc = np.array([0, 1, -1, 5000, -(2**31)], np.int64)
-    assert requantize_to_int8(acc, mult, shift, out_zp=3).tolist() == [3, 127, -128, 127, -128]
+    assert requantize_to_int8(acc, mult[0], shift[0], out_zp=3).tolist() == [3, 127, -128, 127, -128]
+    with pytest.raises(MultiplierRangeError):
+        quantize_multiplier(1e20)
 
 
 def test_initializer_that_is_also_a_graph_output(tmp_path, capsys):
@@ -315,3 +320,10 @@ def test_shapes_onnx_could_not_check_are_a_model_error(tmp_path, capsys):
 def test_pool_pads_must_be_smaller_than_the_kernel(tmp_path, capsys):
     model = _with_attribute(ceil_pool_model(size=3, kernel=1, stride=1), 0, pads=[0, 0, 1, 1])
     _refused(model, tmp_path, capsys, "'pool0'", "smaller than the kernel")
+
+
+def test_extreme_qdq_scales_are_refused_naming_the_node(tmp_path, capsys):
+    """A pre-quantized average whose scales need a multiplier beyond int32 fixed point: exit 2
+    naming the node (it used to be an internal error)."""
+    _refused(_replace(qdq_conv_model(), "s_gap", np.array(1e-30, np.float32)), tmp_path, capsys,
+             "'gap0'", "requantization multiplier")

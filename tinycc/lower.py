@@ -6,7 +6,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import Unsupported
-from .golden.arith import quantize_multiplier, quantize_multiplier_array
+from .golden.arith import MAX_MULTIPLIER, MultiplierRangeError, quantize_multiplier, quantize_multiplier_array
 from .ir import Graph, Node, QuantParams, Tensor
 from .ops.registry import OPS
 from .program import Arg, Program, Step, TensorInfo, c_identifier
@@ -145,7 +145,9 @@ def requant_arrays(in_scale: float, w_scale: np.ndarray, out_scale: float, chann
     assembly path of tc_conv2d_s8, which takes shifts in [-31, -2] only."""
     real = np.float64(np.float32(in_scale)) * np.broadcast_to(w_scale, (channels,)).astype(np.float32).astype(np.float64) \
         / np.float64(np.float32(out_scale))
-    mult, shift = quantize_multiplier_array(real)
+    # A multiplier of 2^30 or more saturates int8 for every non-zero accumulator (and 0 stays the
+    # zero point), so the largest one gives the exact result (TFLite's single-rounding rule).
+    mult, shift = quantize_multiplier_array(np.minimum(real, MAX_MULTIPLIER))
     shift[mult == 0] = -2
     return mult, shift
 
@@ -172,6 +174,8 @@ def lower(g: Graph, name: str = "model") -> Program:
             OPS[node.op].lower_int8(lc, node)
         except Unsupported as exc:
             problems.append(str(exc))
+        except MultiplierRangeError as exc:  # scales whose ratio int32 fixed point cannot express
+            problems.append(f"{node.op} node {node.onnx_name or node.name!r}: its quantization scales give a {exc}")
     if problems:
         raise Unsupported("int8 compilation is not possible:\n" + "\n".join(f"  - {p}" for p in problems))
     return program

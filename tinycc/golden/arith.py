@@ -14,6 +14,15 @@ INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
 
+class MultiplierRangeError(ValueError):
+    """A ratio of quantization scales that no int32 fixed-point multiplier expresses: a property
+    of the model's scales (lowering names the node), not of the arithmetic."""
+
+
+# The largest multiplier QuantizeMultiplier expresses: (2^31 - 1) * 2^(30 - 31).
+MAX_MULTIPLIER = ((1 << 31) - 1) / 2
+
+
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """TFLM QuantizeMultiplier: real = mult * 2^(shift-31), mult in [2^30, 2^31-1].
 
@@ -22,7 +31,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if real == 0.0:
         return 0, 0
     if real < 0 or not math.isfinite(real):
-        raise ValueError(f"requantization multiplier must be finite and >= 0, got {real!r}")
+        raise MultiplierRangeError(f"requantization multiplier must be finite and >= 0, got {real!r}")
     q, shift = math.frexp(real)
     q_fixed = _round_half_away(q * (1 << 31))
     if q_fixed == (1 << 31):
@@ -32,10 +41,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift = 0
         q_fixed = 0
     if shift > 30:
-        # TFLM (double rounding) leaves this to an int32 left shift that overflows; we saturate
-        # like TFLite's single-rounding QuantizeMultiplier. That is exact: with a multiplier of
-        # 2^30 or more every non-zero accumulator already saturates int8, and 0 stays 0.
-        return (1 << 31) - 1, 30
+        # TFLM leaves this to the int32 left shift; we refuse multipliers >= 2^30 instead.
+        raise MultiplierRangeError(f"requantization multiplier {real!r} is too large")
     return int(q_fixed), int(shift)
 
 
