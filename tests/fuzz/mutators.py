@@ -330,9 +330,9 @@ def insert_node(rng, model):
     new = src + "_ins"
     kind = rng.choice(["Relu", "Sigmoid", "Identity", "Softmax", "Transpose", "Reshape", "Flatten", "Pad",
                        "MaxPool", "AveragePool", "Clip", "Mul", "Concat", "Split", "ReduceMean", "Resize"])
-    extra_nodes, inits = [], []
+    inits = []
     attrs: dict = {}
-    inputs = [src]
+    inputs, outputs = [src], [new]
     if kind == "Transpose":
         attrs["perm"] = rng.choice([[0, 1], [1, 0], [0, 2, 3, 1], [0, 3, 1, 2], [0, 1, 3, 2]])
     elif kind == "Reshape":
@@ -361,14 +361,13 @@ def insert_node(rng, model):
         attrs["axis"] = rng.choice([1, -1, 0])
     elif kind == "Split":
         attrs["axis"] = 1
-        extra_outputs = [new, new + "_b"]
+        outputs = [new, new + "_b"]
     elif kind == "ReduceMean":
         attrs.update(axes=rng.choice([[2, 3], [1], [-1]]), keepdims=rng.choice([0, 1]))
     elif kind == "Resize":
         inits += [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), new + "_scales")]
         inputs += ["", new + "_scales"]
         attrs["mode"] = rng.choice(["nearest", "linear"])
-    outputs = extra_outputs if kind == "Split" else [new]
     node = helper.make_node(kind, inputs, outputs, name=new, **attrs)
     for consumer, slot in _consumers(graph, src):
         consumer.input[slot] = new
@@ -378,7 +377,6 @@ def insert_node(rng, model):
             out.type.tensor_type.ClearField("shape")
     graph.node.insert(index + 1, node)
     graph.initializer.extend(inits)
-    del extra_nodes
     return f"inserted {kind} after {src!r}"
 
 
