@@ -632,7 +632,7 @@ def _stored_data_text(tensor: onnx.TensorProto) -> str:
 
 def _raw_data_bytes(tensor: onnx.TensorProto) -> int | None:
     """The raw_data size the dims and element type call for (None for packed 4-bit types)."""
-    if "4" in _elem_type_name(tensor.data_type):  # int4, uint4, float4e2m1: two values a byte
+    if tensor.data_type in _PACKED_4BIT_TYPES:
         return None
     try:
         return math.prod(tensor.dims) * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
@@ -640,6 +640,7 @@ def _raw_data_bytes(tensor: onnx.TensorProto) -> int | None:
         return None
 
 
+_PACKED_4BIT_TYPES = {getattr(TensorProto, name) for name in ("INT4", "UINT4", "FLOAT4E2M1") if hasattr(TensorProto, name)}
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # Attributes that hold data rather than parameters, or that the ONNX spec clamps.
 _UNCHECKED_ATTRIBUTES = {("Constant", None), ("Shape", "start"), ("Shape", "end")}
