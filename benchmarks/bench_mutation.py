@@ -46,6 +46,7 @@ PASSES = ("tests/test_trust_shared_weights.py",)
 QDQ = ("tests/test_qdq.py",)
 CODEGEN = ("tests/test_codegen.py",)
 CALIB = ("tests/test_calibration.py",)
+NODE = ("tests/test_onnx_node.py::test_float_matches_or_refuses",)  # ONNX backend node tests, float engine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +212,14 @@ MUTATIONS: list[Mutation] = [
       "* (1.0 if prequantized else np.float32(alpha))", "* 1.0", KILLS, quick=True),
     M("gemm_beta_ignored", "tinycc/ops/dense.py",
       "cdata.reshape(-1) * np.float32(beta)", "cdata.reshape(-1)", KILLS),
+    M("same_upper_and_same_lower_swapped", "tinycc/ops/common.py",
+      'out.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))',
+      'out.append((big, small) if auto_pad == "SAME_UPPER" else (small, big))', NODE),
+    M("softmax_default_axis_of_opset_13_is_1", "tinycc/ops/softmax.py",
+      "default = -1 if ctx.opset >= 13 else 1", "default = 1", NODE),
+    M("flatten_negative_axis_not_normalised", "tinycc/ops/shape.py",
+      "    axis = axis + len(shape) if axis < 0 else axis\n    out = (int(np.prod(shape[:axis]))",
+      "    out = (int(np.prod(shape[:axis]))", NODE),
     M("ceil_mode_pool_keeps_a_window_in_the_pad", "tinycc/ops/common.py",
       "    if (out - 1) * s >= size + pad_begin:", "    if (out - 1) * s > size + pad_begin:", KILLS),
 ]
