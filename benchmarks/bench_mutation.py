@@ -217,9 +217,10 @@ MUTATIONS: list[Mutation] = [
       'out.append((big, small) if auto_pad == "SAME_UPPER" else (small, big))', NODE),
     M("softmax_default_axis_of_opset_13_is_1", "tinycc/ops/softmax.py",
       "default = -1 if ctx.opset >= 13 else 1", "default = 1", NODE),
-    M("flatten_negative_axis_not_normalised", "tinycc/ops/shape.py",
-      "    axis = axis + len(shape) if axis < 0 else axis\n    out = (int(np.prod(shape[:axis]))",
-      "    out = (int(np.prod(shape[:axis]))", NODE),
+    M("flatten_default_axis_0", "tinycc/ops/shape.py",
+      'axis = int(attrs.get("axis", 1))\n    axis = axis + len(shape) if axis < 0 else axis\n    out = (int(np.prod(',
+      'axis = int(attrs.get("axis", 0))\n    axis = axis + len(shape) if axis < 0 else axis\n    out = (int(np.prod(',
+      NODE),
     M("ceil_mode_pool_keeps_a_window_in_the_pad", "tinycc/ops/common.py",
       "    if (out - 1) * s >= size + pad_begin:", "    if (out - 1) * s > size + pad_begin:", KILLS),
 ]
