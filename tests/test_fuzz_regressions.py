@@ -327,3 +327,18 @@ def test_extreme_qdq_scales_are_refused_naming_the_node(tmp_path, capsys):
     naming the node (it used to be an internal error)."""
     _refused(_replace(qdq_conv_model(), "s_gap", np.array(1e-30, np.float32)), tmp_path, capsys,
              "'gap0'", "requantization multiplier")
+
+
+def test_reduce_keepdims_must_be_0_or_1(tmp_path, capsys):
+    """ONNX shape inference reads keepdims=3 as false, tinycc read it as true: refused instead."""
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["y"], name="mean0", axes=[1], keepdims=3)], "mean",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    _refused(wrap_graph(graph), tmp_path, capsys, "'mean0'", "keepdims=3")
+
+
+def test_dequantized_weight_as_graph_output_is_refused(tmp_path, capsys):
+    model = qdq_conv_model()
+    model.graph.output.append(helper.make_tensor_value_info("w_f", TensorProto.FLOAT, None))
+    _refused(model, tmp_path, capsys, "model.onnx", "'dq_w'", "graph output")

@@ -310,9 +310,9 @@ def load_graph(path: str | os.PathLike, input_shapes: Mapping[str, Sequence[int]
     if problems:
         raise Unsupported(f"{os.fspath(path)}: {_unsupported_report(problems)}")
     quant, int8_io = {}, None
-    if is_qdq(model):
-        model, quant, int8_io = strip_qdq(model)
     try:
+        if is_qdq(model):
+            model, quant, int8_io = strip_qdq(model)
         return convert(model, name, quant, int8_io)
     except BadInput as exc:  # Unsupported too: name the file, keep the class
         raise type(exc)(f"{os.fspath(path)}: {exc}") from None

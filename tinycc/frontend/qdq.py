@@ -110,6 +110,9 @@ def strip_qdq(model: onnx.ModelProto):
     for node in g.node:
         node.input[:] = [resolve(t) for t in node.input]
         if node.op_type == "DequantizeLinear" and node.input[0] in consts and node.input[0] not in (i.name for i in g.input):
+            if node.output[0] in {vi.name for vi in g.output}:
+                raise Unsupported(f"{_label(node)}: its dequantized constant is a graph output; tinycc compiles "
+                                  "outputs computed from the inputs")
             q = consts[node.input[0]]
             p = _params(node, consts, q.ndim, q.shape)
             if q.dtype == np.uint8:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import norm_axis
+from .common import bad_input, norm_axis
 from .registry import LayoutClass, OpDef, onnx_importer, register
 
 
@@ -42,8 +42,14 @@ GLOBAL_POOL = {"ReduceMean": "GlobalAveragePool", "ReduceMax": "GlobalMaxPool"}
 def import_reduce(ctx, onode, attrs):
     x = onode.input[0]
     rank = len(ctx.shape(x))
+    for name in ("keepdims", "noop_with_empty_axes"):
+        if attrs.get(name, 0) not in (0, 1):  # ONNX shape inference reads anything but 1 as false
+            raise bad_input(onode, f"{name}={attrs[name]} (must be 0 or 1)")
     if ctx.opset >= 18 and len(onode.input) > 1 and onode.input[1]:
-        axes = [int(a) for a in ctx.require_const(onode, onode.input[1], "axes")]
+        axes = ctx.require_const(onode, onode.input[1], "axes")
+        if axes.ndim != 1:
+            raise bad_input(onode, f"axes must be 1-D, not of shape {list(axes.shape)}")
+        axes = [int(a) for a in axes]
     else:
         axes = list(attrs.get("axes", []))
     if not axes:
