@@ -9,8 +9,8 @@ fail (or time out), *survived* when they pass. Every survivor must either get a 
 it or be argued equivalent (same behaviour) in its `equivalent` field below; the score leaves
 argued-equivalent mutations out.
 
-    python benchmarks/bench_mutation.py              # all mutations (about 25 min on 2 cores)
-    python benchmarks/bench_mutation.py --quick      # the quick subset (about 5 min)
+    python benchmarks/bench_mutation.py              # all 58 mutations (about 20 min on 2 shared cores)
+    python benchmarks/bench_mutation.py --quick      # the quick subset of 14 (about 4 min)
     python benchmarks/bench_mutation.py --only fc_collapse_on_multiplier_only --keep
     python benchmarks/bench_mutation.py --list       # the table of mutations, nothing run
 
