@@ -955,7 +955,10 @@ def mutate(rng: random.Random, model: onnx.ModelProto, count: int) -> list[str]:
             break
         family = rng.choices([f for f, _ in families], [w for _, w in families])[0]
         name = rng.choice(FAMILIES[family][1])
-        description = MUTATORS[name](rng, model)
+        try:
+            description = MUTATORS[name](rng, model)
+        except Exception:  # it could not read a tensor an earlier mutation broke: try another
+            description = None
         if description is not None:
             done.append(f"{name}: {description}")
     return done
