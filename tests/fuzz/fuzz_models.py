@@ -60,8 +60,9 @@ MLPERF_DIR = ROOT.parent / "shared" / "models" / "mlperf_tiny"
 DEFAULT_CFLAGS = "-std=c99 -O2 -Wall -Wextra -Werror -pedantic"
 DEFAULT_CPPFLAGS = "-I. -Iruntime"
 MEMORY_LIMIT_BYTES = 4 * 1024**3  # address space of one forked compile
-CATEGORIES = ["ok", "exit2", "exit3", "internal", "timeout", "crash", "bad_message", "c_build_fail", "c_run_fail"]
-FAILURES = {"internal", "timeout", "crash", "bad_message", "c_build_fail", "c_run_fail"}
+CATEGORIES = ["ok", "exit2", "exit3", "internal", "timeout", "crash", "bad_message", "c_build_fail", "c_run_fail",
+              "lost"]
+FAILURES = {"internal", "timeout", "crash", "bad_message", "c_build_fail", "c_run_fail", "lost"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,9 +426,8 @@ def run_campaign(seeds: list[SeedModel], seed: int, indices: list[int], work_roo
         if pid == 0:
             code = 0
             try:
-                outcomes = _worker(seeds, seed, share, work_root / f"w{k}", timeout, build, run, cc, obj_cache,
-                                   progress if k == 0 else None)
-                (work_root / f"results{k}.json").write_text(json.dumps([o.__dict__ for o in outcomes]))
+                _worker(seeds, seed, share, work_root / f"w{k}", timeout, build, run, cc, obj_cache,
+                        progress if k == 0 else None, record=work_root / f"results{k}.jsonl")
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -438,14 +438,19 @@ def run_campaign(seeds: list[SeedModel], seed: int, indices: list[int], work_roo
         os.waitpid(pid, 0)
     outcomes = []
     for k in range(jobs):
-        path = work_root / f"results{k}.json"
-        if not path.exists():
-            raise RuntimeError(f"fuzz worker {k} died; see its output above")
-        outcomes += [Outcome(**entry) for entry in json.loads(path.read_text())]
+        path = work_root / f"results{k}.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        outcomes += [Outcome(**json.loads(line)) for line in lines]
+    done = {o.index for o in outcomes}
+    # a worker that died (a fuzzer bug: its traceback is above) loses the rest of its share
+    outcomes += [Outcome(i, "?", [], "lost", "lost", 0.0) for i in indices if i not in done]
     return sorted(outcomes, key=lambda o: o.index)
 
 
-def _worker(seeds, seed, indices, work, timeout, build, run, cc, obj_cache, progress) -> list[Outcome]:
+def _worker(seeds, seed, indices, work, timeout, build, run, cc, obj_cache, progress,
+            record: Path | None = None) -> list[Outcome]:
+    """Run the cases one after the other; ``record``: a JSON-lines file each outcome is added to
+    as soon as it is known."""
     outcomes = []
     for n, index in enumerate(indices):
         case = make_case(seeds, seed, index)
@@ -453,6 +458,9 @@ def _worker(seeds, seed, indices, work, timeout, build, run, cc, obj_cache, prog
         shutil.rmtree(case_dir, ignore_errors=True)
         outcome = run_case(case, case_dir, timeout=timeout, build=build, run=run, cc=cc, obj_cache=obj_cache)
         outcomes.append(outcome)
+        if record is not None:
+            with open(record, "a") as f:
+                f.write(json.dumps(outcome.__dict__) + "\n")
         shutil.rmtree(case_dir, ignore_errors=True)
         if progress is not None:
             progress(n + 1, len(indices), outcome)
@@ -483,7 +491,7 @@ def format_table(summary: dict) -> str:
     columns = [("cases", summary["cases"]), ("exit 0 (C built)", c["ok"]), ("exit 2", c["exit2"]),
                ("exit 3", c["exit3"]), ("exit 70", c["internal"]), ("timeout", c["timeout"]),
                ("crash", c["crash"]), ("bad message", c["bad_message"]), ("C build failures", c["c_build_fail"]),
-               ("C run failures", c["c_run_fail"])]
+               ("C run failures", c["c_run_fail"])] + ([("lost (fuzzer died)", c["lost"])] if c["lost"] else [])
     header = " | ".join(name for name, _ in columns)
     values = " | ".join(str(value).rjust(len(name)) for name, value in columns)
     lines = [header, values]
@@ -498,7 +506,7 @@ def format_table(summary: dict) -> str:
 def save_failures(seeds, seed: int, outcomes: list[Outcome], out: Path) -> None:
     """Each failing case's files, output and a reproduction command under OUT/failures/."""
     for o in outcomes:
-        if o.category not in FAILURES:
+        if o.category not in FAILURES or o.category == "lost":
             continue
         case = make_case(seeds, seed, o.index)
         folder = out / "failures" / o.category / f"{o.index:06d}_{re.sub(r'[^A-Za-z0-9_]', '_', o.seed_model)}"
