@@ -1,0 +1,115 @@
+"""The C kernels, each declared once, next to the op that lowers to it (tinycc/ops/*.py).
+
+A declaration says what the rest of tinycc needs to know about a runtime_c/ kernel: its C entry
+point and header, the params dataclass that mirrors its C struct, the kinds of its arguments
+after the params pointer, the .c files of its portable entry point and of its faster variants,
+its scratch size and its in-place twin. The code generator (which files a project ships), the
+lowering (scratch sizes), the ctypes kernel tests, the sanitizer builds and the target
+measurements read it; nothing else keeps a list of kernels.
+
+    declare("tc_fc_s8", header="tc_conv.h", params=FcParams,
+            args=("in", "const", "const", "const", "const", "out"),
+            sources=("tc_fc_s8.c",), variants=(Variant("dsp", ("tc_fc_s8_dsp.c",)),))
+
+Variants follow CMSIS-NN's wrapper layout: the entry point (the portable C99 reference, the
+spec) picks a variant at compile time by a preprocessor condition; every variant is bit-exact
+with the reference. A variant is shipped when the target may take it (see `runtime_sources`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+ARG_KINDS = ("in", "const", "out", "update", "scratch")  # as program.Arg.kind
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A faster implementation behind a kernel's entry point.
+
+    name: "dsp" (ARMv7E-M SIMD C, also built on the host with -DTC_EMULATE_DSP) or "asm"
+    (hand-written Thumb-2, GNU toolchains only); sources: its runtime_c/ files; when: the
+    preprocessor condition under which the entry point may take it (tc_arm_dsp.h)."""
+
+    name: str
+    sources: tuple[str, ...]
+    when: str = "TC_HAVE_DSP"
+
+
+DSP = "dsp"
+ASM = "asm"
+
+
+@dataclass(frozen=True)
+class KernelDecl:
+    name: str  # C entry point, e.g. "tc_conv2d_s8"
+    header: str  # the runtime_c header that declares it
+    params: Any  # the params dataclass mirroring the C struct (has C_STRUCT), or None
+    args: tuple[str, ...]  # kinds of the arguments after the params pointer (ARG_KINDS)
+    sources: tuple[str, ...]  # runtime_c .c files of the portable entry point
+    variants: tuple[Variant, ...] = ()
+    # The one source of the scratch size in bytes (params -> int), checked equal to the C
+    # `<name>_scratch_size` function by tests/test_kernels_conv.py; None: no scratch.
+    scratch_bytes: Callable[[Any], int] | None = None
+    inplace: str = ""  # the kernel computing the same in place (with the output over input 0)
+
+    @property
+    def c_struct(self) -> str | None:
+        return self.params.C_STRUCT if self.params is not None else None
+
+    @property
+    def pointer_args(self) -> int:
+        return len(self.args)
+
+    def files(self, variants: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """The .c files of the entry point and of the named variants (None: all of them)."""
+        out = list(self.sources)
+        for v in self.variants:
+            if variants is None or v.name in variants:
+                out += [s for s in v.sources if s not in out]
+        return tuple(out)
+
+
+KERNELS: dict[str, KernelDecl] = {}
+
+
+def declare(name: str, *, header: str, params: Any, args: tuple[str, ...], sources: tuple[str, ...],
+            variants: tuple[Variant, ...] = (), scratch_bytes: Callable[[Any], int] | None = None,
+            inplace: str = "") -> KernelDecl:
+    """Declare a C kernel (once: a second declaration of the same name is an error)."""
+    bad = [a for a in args if a not in ARG_KINDS]
+    if bad:
+        raise ValueError(f"{name}: unknown argument kinds {bad} (expected {ARG_KINDS})")
+    if name in KERNELS:
+        raise ValueError(f"kernel {name} is declared twice")
+    decl = KernelDecl(name, header, params, tuple(args), tuple(sources), tuple(variants), scratch_bytes, inplace)
+    KERNELS[name] = decl
+    return decl
+
+
+def all_kernels() -> dict[str, KernelDecl]:
+    """Every declared kernel (importing the op modules, where the declarations live)."""
+    from . import ops  # noqa: F401  (registers every op module)
+
+    return KERNELS
+
+
+def lookup(name: str) -> KernelDecl:
+    try:
+        return all_kernels()[name]
+    except KeyError:
+        raise KeyError(f"kernel {name!r} is not declared (tinycc/kernels.py: declare it next to its op)") from None
+
+
+def runtime_sources(kernels, has_dsp: bool | None = None) -> list[str]:
+    """The runtime_c .c files a project that calls `kernels` compiles, sorted.
+
+    has_dsp None (host projects: the library may be rebuilt for any core, and the tests build it
+    with -DTC_EMULATE_DSP): every variant ships, each compiles to nothing where its condition is
+    false. True (a DSP core, e.g. --target cortex-m4): the DSP and assembly variants. False (M0,
+    M3): the portable entry points only."""
+    names = set()
+    for k in kernels:
+        decl = lookup(k)
+        names.update(decl.files(None if has_dsp is None else (DSP, ASM) if has_dsp else ()))
+    return sorted(names)
