@@ -213,3 +213,17 @@ def dwconv2d_overlap_licence(p) -> dict:
         return {}
     delta = row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h, p.pad_top)
     return dict(overlap_delta=delta, overlap_modulus=p.in_c)
+
+
+# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
+from ..golden import kernels_conv as _KC  # noqa: E402
+from ..kernels import declare  # noqa: E402
+
+_CONV_ARGS = ("in", "const", "const", "const", "const", "out")  # in, w, bias, mult, shift, out
+declare("tc_conv2d_s8", header="tc_conv.h", params=_KC.Conv2dParams, args=_CONV_ARGS,
+        sources=("tc_conv2d_s8.c",))
+declare("tc_dwconv2d_s8", header="tc_conv.h", params=_KC.DwConv2dParams, args=_CONV_ARGS,
+        sources=("tc_dwconv2d_s8.c",), inplace="tc_dwconv2d_s8_inplace")
+declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=_KC.DwConv2dParams,
+        args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_dwconv2d_s8.c",),
+        scratch_bytes=_KC.dwconv2d_s8_inplace_scratch_size)

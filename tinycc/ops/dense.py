@@ -128,3 +128,11 @@ def _lower_dense_int8(self, lc, node):
             Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
     lc.add_step(node, "tc_fc_s8", p, args,
                 lambda xv, w, b, m, s: K.fc_s8(p, xv.reshape(rows, in_f), w, b, m, s), macs=self.macs(lc.g, node))
+
+
+# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
+from ..golden import kernels_conv as _KC  # noqa: E402
+from ..kernels import declare  # noqa: E402
+
+declare("tc_fc_s8", header="tc_conv.h", params=_KC.FcParams,
+        args=("in", "const", "const", "const", "const", "out"), sources=("tc_fc_s8.c",))

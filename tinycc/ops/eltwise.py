@@ -74,3 +74,12 @@ def _lower_binary_int8(self, lc, node):
     acts = [a for a in (a1, a2) if a.kind == "in"]
     same_shape = tuple(k for k, a in enumerate(acts) if tuple(lc.tensor(a.ref).shape) == tuple(out_shape))
     lc.add_step(node, kernel, p, [a1, a2, Arg("out", y)], lambda x1, x2: fn(p, x1, x2), inplace_inputs=same_shape)
+
+
+# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
+from ..golden import kernels_eltwise as _KE  # noqa: E402
+from ..kernels import declare  # noqa: E402
+
+declare("tc_add_s8", header="tc_eltwise.h", params=_KE.AddParams, args=("in", "in", "out"), sources=("tc_add_s8.c",))
+declare("tc_sub_s8", header="tc_eltwise.h", params=_KE.AddParams, args=("in", "in", "out"), sources=("tc_add_s8.c",))
+declare("tc_mul_s8", header="tc_eltwise.h", params=_KE.MulParams, args=("in", "in", "out"), sources=("tc_mul_s8.c",))

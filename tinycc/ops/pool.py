@@ -242,3 +242,13 @@ def _lower_avgpool_int8(self, lc, node):
     shape = (geo["in_h"], geo["in_w"], geo["channels"])
     lc.add_step(node, "tc_avgpool_s8", p, [Arg("in", x), Arg("out", y)],
                 lambda xv: K.avgpool_s8(p, xv.reshape(shape)))
+
+
+# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
+from ..golden import kernels_conv as _KC  # noqa: E402
+from ..kernels import declare  # noqa: E402
+
+declare("tc_maxpool_s8", header="tc_pool.h", params=_KC.MaxPoolParams, args=("in", "out"),
+        sources=("tc_maxpool_s8.c",))
+declare("tc_avgpool_s8", header="tc_pool.h", params=_KC.AvgPoolParams, args=("in", "out"),
+        sources=("tc_avgpool_s8.c",))

@@ -98,3 +98,11 @@ def import_global_pool_as_reduce(ctx, onode) -> None:
     rank = len(ctx.shape(onode.input[0]))
     op = {v: k for k, v in GLOBAL_POOL.items()}[onode.op_type]
     ctx.add(op, [onode.input[0]], [onode.output[0]], onode, axes=tuple(range(2, rank)), keepdims=1)
+
+
+# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
+from ..golden import kernels_reduce as _KR  # noqa: E402
+from ..kernels import declare  # noqa: E402
+
+declare("tc_reduce_s8", header="tc_reduce.h", params=_KR.ReduceParams, args=("in", "out"),
+        sources=("tc_reduce_s8.c",))

@@ -523,3 +523,18 @@ def _lower_resize_int8(self, lc, node):
     p = E.make_resize_nearest_params((1, h, w, c), len(yi), len(xi))
     args = [Arg("const", lc.blob(yi, node, "yidx")), Arg("const", lc.blob(xi, node, "xidx")), Arg("in", x), Arg("out", y)]
     lc.add_step(node, "tc_resize_nearest_s8", p, args, lambda a, b, v: E.resize_nearest_s8(p, a, b, v))
+
+
+# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
+from ..golden import kernels_eltwise as _KE  # noqa: E402
+from ..kernels import declare  # noqa: E402
+
+declare("tc_transpose_s8", header="tc_tensor.h", params=_KE.TransposeParams, args=("in", "out"),
+        sources=("tc_transpose_s8.c",))
+declare("tc_concat_s8_part", header="tc_tensor.h", params=_KE.ConcatPartParams, args=("in", "out"),
+        sources=("tc_concat_s8.c",))  # the output is "update" for every part after the first
+declare("tc_slice_s8", header="tc_tensor.h", params=_KE.SliceParams, args=("in", "out"),
+        sources=("tc_slice_s8.c",))
+declare("tc_pad_s8", header="tc_tensor.h", params=_KE.PadParams, args=("in", "out"), sources=("tc_pad_s8.c",))
+declare("tc_resize_nearest_s8", header="tc_tensor.h", params=_KE.ResizeNearestParams,
+        args=("const", "const", "in", "out"), sources=("tc_resize_nearest_s8.c",))  # y index, x index, in, out
