@@ -13,6 +13,7 @@ import jinja2
 import numpy as np
 
 from .. import __version__
+from ..kernels import runtime_sources
 from ..memory.lifetimes import MemoryPlan, scratch_name
 from ..program import Program
 from ..resources import data_dir
@@ -47,15 +48,11 @@ def _array_lines(data: np.ndarray, per_line: int) -> list[str]:
     return [", ".join(str(int(v)) for v in flat[i:i + per_line]) for i in range(0, flat.size, per_line)]
 
 
-def _runtime_sources(kernels: set[str]) -> tuple[list[str], list[str]]:
-    """The runtime .c files that define the used kernels (found by their definitions), all headers."""
-    rt = data_dir("runtime_c")
-    sources = []
-    for f in sorted(rt.glob("*.c")):
-        text = f.read_text()
-        if any(re.search(rf"^tc_status\s+{k}\s*\(", text, re.M) for k in kernels):
-            sources.append(f.name)
-    headers = sorted(f.name for f in rt.glob("*.h"))
+def _runtime_files(kernels: set[str], core) -> tuple[list[str], list[str]]:
+    """The runtime .c files of the used kernels and of the variants the target may take
+    (tinycc/kernels.py: host projects ship every variant), and all headers."""
+    sources = runtime_sources(kernels, core.has_dsp if core else None)
+    headers = sorted(f.name for f in data_dir("runtime_c").glob("*.h"))
     return sources, headers
 
 
@@ -111,7 +108,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
                           out_offset=mem.offsets[out] if out else 0, out_size=out_info.size if out_info else 0,
                           out_shape=_shape_text(out_info.shape) if out_info else "",
                           note=c_comment((step.note + ", " if step.note else "") + "in place" if inplace else step.note)))
-    sources, headers = _runtime_sources(kernels)
+    sources, headers = _runtime_files(kernels, core)
     return dict(
         version=__version__, source=c_comment(source_name), prefix=prefix, PREFIX=prefix.upper(),
         arena_bytes=max(mem.arena_bytes, 16), arena_align=arena_alignment(mem),
