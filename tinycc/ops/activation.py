@@ -148,3 +148,11 @@ def _lower_unary_int8(self, lc, node):
     p = E.LutParams(size=lc.tensor(x).size)
     lc.add_step(node, "tc_lut_s8", p, [Arg("const", lc.blob(table, node, "lut")), Arg("in", x), Arg("out", y)],
                 lambda t, xv: E.lut_s8(p, t, xv), inplace_inputs=(0,), note="lookup table")
+
+
+# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
+from ..golden import kernels_eltwise as _KE  # noqa: E402
+from ..kernels import declare  # noqa: E402
+
+declare("tc_lut_s8", header="tc_eltwise.h", params=_KE.LutParams, args=("const", "in", "out"),  # table, in, out
+        sources=("tc_lut_s8.c",))

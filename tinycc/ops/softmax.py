@@ -126,3 +126,15 @@ def _lower_log_softmax_int8(lc, node, s_in, s_out, zp_out, outer, depth):
     args = [Arg("const", lc.blob(table, node, "exp")), Arg("in", x), Arg("out", y)]
     lc.add_step(node, "tc_log_softmax_s8", p, args, lambda t, xv: E.log_softmax_s8(p, t, xv),
                 inplace_inputs=(0,), note="exp table")
+
+
+# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
+from ..golden import kernels_eltwise as _KE  # noqa: E402
+from ..kernels import declare  # noqa: E402
+
+declare("tc_softmax_s8", header="tc_eltwise.h", params=_KE.SoftmaxParams, args=("in", "out"),
+        sources=("tc_softmax_s8.c",))
+declare("tc_log_softmax_s8", header="tc_log_softmax.h", params=_KE.LogSoftmaxParams,
+        args=("const", "in", "out"), sources=("tc_log_softmax_s8.c",))  # exp table, in, out
+declare("tc_requantize_s8", header="tc_tensor.h", params=_KE.RequantizeParams, args=("in", "out"),
+        sources=("tc_requantize_s8.c",))
