@@ -145,9 +145,9 @@ MUTATIONS: list[Mutation] = [
       "return np.sign(x) * np.floor(np.abs(x) + 0.5)", "return np.floor(x + 0.5)", ARITH + C_API),
     M("quantize_multiplier_no_renormalisation", "tinycc/golden/arith.py",
       "    if q_fixed == (1 << 31):\n        q_fixed //= 2\n        shift += 1\n", "", ARITH),
-    M("golden_avgpool_negative_rounding", "tinycc/golden/kernels_conv.py",
-      "mean = np.where(acc > 0, _trunc_div(acc + n // 2, n), _trunc_div(acc - n // 2, n))",
-      "mean = _trunc_div(acc + n // 2, n)", K_CONV),
+    M("golden_avgpool_negative_rounding", "tinycc/ops/pool.py",
+      "mean = np.where(acc > 0, trunc_div(acc + n // 2, n), trunc_div(acc - n // 2, n))",
+      "mean = trunc_div(acc + n // 2, n)", K_CONV),
     M("zero_point_from_max_always", "tinycc/quant/params.py",
       "zp = zp_from_min if err_min < err_max else zp_from_max", "zp = zp_from_max", CALIB + KILLS),
     M("ptq_weights_clip_at_minus_128", "tinycc/quant/params.py",
@@ -159,18 +159,18 @@ MUTATIONS: list[Mutation] = [
       'hi = min(hi, zp + int(round_half_away(act["max"] / s)))', 'hi = min(hi, zp + int(act["max"] / s))', QDQ + KILLS),
 
     # ---- lowering -----------------------------------------------------------------------------------------
-    M("requant_multipliers_in_float32", "tinycc/lower.py",
+    M("requant_multipliers_in_float32", "tinycc/quant/weights.py",
       "    real = np.float64(np.float32(in_scale)) * np.broadcast_to(w_scale, (channels,)).astype(np.float32)"
       ".astype(np.float64) \\\n        / np.float64(np.float32(out_scale))",
       "    real = (np.float32(in_scale) * np.broadcast_to(w_scale, (channels,)).astype(np.float32)\n"
       "            / np.float32(out_scale)).astype(np.float64)", KILLS, quick=True),
-    M("qdq_weights_minus_128_clipped", "tinycc/lower.py",
-      "q = np.clip(_recover_integers(t.data, t.quant), -128, 127)", "q = np.clip(_recover_integers(t.data, t.quant), -127, 127)",
+    M("qdq_weights_minus_128_clipped", "tinycc/quant/weights.py",
+      "q = np.clip(recover_integers(t.data, t.quant), -128, 127)", "q = np.clip(recover_integers(t.data, t.quant), -127, 127)",
       KILLS, quick=True),
     M("fc_collapse_on_multiplier_only", "tinycc/ops/dense.py",
       "per_channel = int(np.any(mult != mult[0]) or np.any(shift != shift[0]))",
       "per_channel = int(np.any(mult != mult[0]))", KILLS, quick=True),
-    M("row_overlap_one_row_too_eager", "tinycc/lower.py",
+    M("row_overlap_one_row_too_eager", "tinycc/ops/conv.py",
       "return min(max(0, r * stride_h - pad_top) * row_in - (r + 1) * row_out",
       "return min(max(0, r * stride_h - pad_top) * row_in - r * row_out", E2E),
 
@@ -197,7 +197,7 @@ MUTATIONS: list[Mutation] = [
 
     # ---- graph passes and front end -----------------------------------------------------------------------
     M("nonzero_pad_folded_into_conv", "tinycc/passes/fold.py",
-      ' or uses[0].op != "Conv" or pad.attrs["value"] != 0.0:', ' or uses[0].op != "Conv":', KILLS + PASSES,
+      ' or pad.outputs[0] in g.outputs or pad.attrs["value"] != 0.0:', ' or pad.outputs[0] in g.outputs:', KILLS + PASSES,
       quick=True),
     M("batchnorm_fold_forgets_to_scale_bias", "tinycc/passes/fold.py",
       "new_bias = bias * a + b", "new_bias = bias + b", PASSES + KILLS),

@@ -103,7 +103,7 @@ def test_requant_multipliers_use_the_double_product_of_float32_scales():
     """TFLM: effective_scale = (double)input_scale * (double)filter_scale / (double)output_scale.
     The scales below are ones where a float32 product rounds to a different multiplier."""
     from tinycc.golden.arith import quantize_multiplier
-    from tinycc.lower import requant_arrays
+    from tinycc.quant.weights import requant_arrays
 
     rng = np.random.default_rng(4)
     in_scale, out_scale = np.float32(0.0123456789), np.float32(0.0987654321)

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 from tinycc.compiler import QuantOptions
 from tinycc.engines import CompiledModel
 from tinycc.frontend import load_graph
-from tinycc.golden import kernels_reduce as R
+from tinycc.ops import reduce as R
 from tinycc.golden.arith import quantize_multiplier, requantize_to_int8
 from tinycc.passes import run_pipeline
 from tinycc.sim.qemu import missing_tools
@@ -71,7 +71,7 @@ def test_fixtures_expose_the_naive_mean_multiplier(fixtures, monkeypatch):
 def test_fixture_float_inputs_are_rounding_ties(fixtures):
     """keras_gap2d's float inputs quantize differently with a double division (what `tinycc
     run` did before): the fixture checks the float32 division of TFLM's QUANTIZE."""
-    from tinycc.golden.kernels_eltwise import quantize
+    from tinycc.golden.boundary import quantize
 
     model, data = fixtures["keras_gap2d"]
     s, zp = model.program.tensors[model.program.inputs[0]].quant.scalar()

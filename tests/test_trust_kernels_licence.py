@@ -26,10 +26,9 @@ from tinycc.codegen.emit import generate_project, write_files
 from tinycc.compiler import QuantOptions
 from tinycc.engines import CompiledModel
 from tinycc.frontend import load_graph
-from tinycc.golden import kernels_conv as K
-from tinycc.lower import row_overlap_delta
 from tinycc.memory.lifetimes import ALIGN, choose_overlaps, plan_memory, program_buffers
-from tinycc.ops.conv import conv2d_overlap_licence, dwconv2d_overlap_licence
+from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_overlap_licence, dwconv2d_overlap_licence,
+                             row_overlap_delta)
 from tinycc.passes import run_pipeline
 from tinycc.sim.host import build, run_harness
 from tinycc.sim.qemu import missing_tools
@@ -236,9 +235,9 @@ def test_cortex_m4_dsp_paths_under_forced_overlaps(compiled, name):
 # ---- the licences themselves ---------------------------------------------------------------
 def _dw(in_c, depth_mult, k=3, stride=1, pad=1, size=8):
     out = (size + 2 * pad - k) // stride + 1
-    return K.DwConv2dParams(in_h=size, in_w=size, in_c=in_c, out_h=out, out_w=out, out_c=in_c * depth_mult,
-                            k_h=k, k_w=k, stride_h=stride, stride_w=stride, dil_h=1, dil_w=1, pad_top=pad,
-                            pad_left=pad, depth_mult=depth_mult, in_zp=0, out_zp=0, act_min=-128, act_max=127)
+    return DwConv2dParams(in_h=size, in_w=size, in_c=in_c, out_h=out, out_w=out, out_c=in_c * depth_mult,
+                          k_h=k, k_w=k, stride_h=stride, stride_w=stride, dil_h=1, dil_w=1, pad_top=pad,
+                          pad_left=pad, depth_mult=depth_mult, in_zp=0, out_zp=0, act_min=-128, act_max=127)
 
 
 def test_depthwise_licence_follows_the_channel_by_channel_kernel():
@@ -250,9 +249,9 @@ def test_depthwise_licence_follows_the_channel_by_channel_kernel():
 
 def test_conv_licence_covers_pixel_pairs_across_row_ends():
     def conv(in_c, out_c, k, w):
-        return K.Conv2dParams(in_h=4, in_w=w, in_c=in_c, out_h=4, out_w=w, out_c=out_c, k_h=k, k_w=k, stride_h=1,
-                              stride_w=1, dil_h=1, dil_w=1, pad_top=k // 2, pad_left=k // 2, groups=1, in_zp=0,
-                              out_zp=0, act_min=-128, act_max=127)
+        return Conv2dParams(in_h=4, in_w=w, in_c=in_c, out_h=4, out_w=w, out_c=out_c, k_h=k, k_w=k, stride_h=1,
+                            stride_w=1, dil_h=1, dil_w=1, pad_top=k // 2, pad_left=k // 2, groups=1, in_zp=0,
+                            out_zp=0, act_min=-128, act_max=127)
 
     shallow, deep = conv(8, 8, 3, 3), conv(32, 32, 3, 3)  # depth 72 vs 288 > CONV2D_CHUNK
     assert conv2d_overlap_licence(shallow)["overlap_delta"] == row_overlap_delta(4, 3, 8, 4, 3, 8, 1, 1) == -48

@@ -39,7 +39,7 @@ class CompiledModel:
         return model
 
     def quantize_inputs(self, inputs):
-        """Float inputs quantized like the generated *_invoke_f32 (kernels_eltwise.quantize); a
+        """Float inputs quantized like the generated *_invoke_f32 (golden.boundary.quantize); a
         QDQ model's integer inputs taken as they are (uint8 shifted to int8, as its params are)."""
         from .lower import quantize_inputs
 
@@ -203,7 +203,7 @@ def model_codes(g: Graph, name: str, value: np.ndarray) -> np.ndarray:
 
 def onnx_quantize(value: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """ONNX QuantizeLinear to int8 as onnxruntime computes it: x / scale in float32, rounded half
-    to even, plus the zero point, saturated. (The int8 engines follow TFLite instead: kernels_eltwise
+    to even, plus the zero point, saturated. (The int8 engines follow TFLite instead: golden.boundary
     .quantize rounds half away from zero.)"""
     with np.errstate(over="ignore", invalid="ignore"):
         v = np.rint(np.asarray(value, dtype=np.float32) / np.float32(scale))

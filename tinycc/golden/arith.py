@@ -63,6 +63,13 @@ def round_half_away(x) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
+def trunc_div(n, d) -> np.ndarray:
+    """C integer division (truncation toward zero) of int64 n by a positive d."""
+    n = np.asarray(n, dtype=np.int64)
+    q = np.abs(n) // d
+    return np.where(n >= 0, q, -q)
+
+
 def _trunc_div_pow2(n: np.ndarray, e: int) -> np.ndarray:
     """C integer division of int64 n by 2^e (truncation toward zero)."""
     return np.where(n >= 0, n >> e, -((-n) >> e))

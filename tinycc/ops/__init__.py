@@ -1,6 +1,10 @@
-"""Operator registry: one module per operator family, each op described in one place.
+"""Operator registry: one module per operator family, each op described in one place: import
+rule, shape inference, float reference, hooks for the passes and the quantizer, int8 lowering,
+the integer reference of its kernels (params dataclass, make_*_params, golden kernel) and the
+kernels' declarations (tinycc/kernels.py). See docs/adding-an-op.md.
 
 Importing this package registers every op (see registry.OPS).
 """
 from . import registry  # noqa: F401
-from . import activation, batchnorm, conv, dense, eltwise, pool, reduce, shape, softmax  # noqa: F401
+from . import (activation, batchnorm, concat, conv, dense, eltwise, pad, pool, reduce, requantize,  # noqa: F401
+               resize, shape, slicing, softmax)

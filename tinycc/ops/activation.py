@@ -5,27 +5,66 @@ producer's `act` attribute. The others become lookup tables in int8.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
 import numpy as np
 
+from ..golden.arith import round_half_away
+from ..golden.checks import as_int8, check_act_range, checked_scale, is_int8, require
+from ..kernels import declare
+from ..program import Arg
 from .common import bad_input, unsupported
 from .registry import LayoutClass, OpDef, onnx_importer, register
 
 
-def _sigmoid(x):
+# ---- float references (the one definition: run_float and the int8 lookup tables use them) -------
+# Called on float64 arrays by both: run_float widens its input, make_lut dequantizes in float64,
+# so a table is exactly the float function rounded once.
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def clip(x, lo=None, hi=None):
+    return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+
+
+def leaky_relu(x, alpha=0.01):
+    return np.where(x >= 0, x, x * alpha)
+
+
+def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def hardsigmoid(x, alpha=0.2, beta=0.5):
+    """max(0, min(1, alpha * x + beta)) (ONNX HardSigmoid defaults)."""
+    return np.clip(alpha * x + beta, 0, 1)
+
+
+def hardswish(x):
+    """x * relu6(x + 3) / 6 (ONNX HardSwish)."""
+    return x * np.clip(x / 6.0 + 0.5, 0, 1)
+
+
+def tanh(x):
+    return np.tanh(x)
+
+
+# op name -> fn(x, attrs); every entry but Relu and Clip (fused into their producer as a clamp
+# where possible) is a 256-entry lookup table in int8.
 FLOAT_FUNCS = {
-    "Relu": lambda x, a: np.maximum(x, 0),
-    "Clip": lambda x, a: np.clip(x, a["min"] if a["min"] is not None else -np.inf,
-                                 a["max"] if a["max"] is not None else np.inf),
-    "LeakyRelu": lambda x, a: np.where(x >= 0, x, x * a["alpha"]),
-    "Sigmoid": lambda x, a: _sigmoid(x),
-    "HardSigmoid": lambda x, a: np.clip(a["alpha"] * x + a["beta"], 0, 1),
-    "HardSwish": lambda x, a: x * np.clip(x / 6.0 + 0.5, 0, 1),
-    "Tanh": lambda x, a: np.tanh(x),
+    "Relu": lambda x, a: relu(x),
+    "Clip": lambda x, a: clip(x, a["min"], a["max"]),
+    "LeakyRelu": lambda x, a: leaky_relu(x, a["alpha"]),
+    "Sigmoid": lambda x, a: sigmoid(x),
+    "HardSigmoid": lambda x, a: hardsigmoid(x, a["alpha"], a["beta"]),
+    "HardSwish": lambda x, a: hardswish(x),
+    "Tanh": lambda x, a: tanh(x),
     "Identity": lambda x, a: x,
 }
+# int8 output quantization fixed by the TFLite spec (the others are calibrated)
+_FIXED_OUTPUT = {"Sigmoid": ("fixed", 1.0 / 256.0, -128), "Tanh": ("fixed", 1.0 / 128.0, 0)}
 
 
 class _Unary(OpDef):
@@ -42,11 +81,30 @@ class _Unary(OpDef):
         y = FLOAT_FUNCS[self.name](x.astype(np.float64), node.attrs)
         return [np.asarray(y, dtype=np.float32)]
 
+    def clamp(self, node):
+        if self.name == "Relu":
+            return 0.0, None
+        if self.name == "Clip":
+            return node.attrs.get("min"), node.attrs.get("max")
+        return None
+
     def int8_output(self, g, node):
-        return _int8_output(self, g, node)
+        if self.name == "Identity":
+            return "same_as_input"
+        return _FIXED_OUTPUT.get(self.name, "calibrated")
 
     def lower_int8(self, lc, node):
-        return _lower_unary_int8(self, lc, node)
+        """Every activation is a 256-entry lookup table built offline (tc_lut_s8)."""
+        x, y = node.inputs[0], node.outputs[0]
+        if self.name == "Identity":
+            lc.view(y, x)
+            return
+        s_in, z_in = lc.qp(x)
+        s_out, z_out = lc.qp(y)
+        table = make_lut(lambda v: FLOAT_FUNCS[self.name](v, node.attrs), s_in, z_in, s_out, z_out)
+        p = LutParams(size=lc.tensor(x).size)
+        lc.add_step(node, "tc_lut_s8", p, [Arg("const", lc.blob(table, node, "lut")), Arg("in", x), Arg("out", y)],
+                    lambda t, xv: lut_s8(p, t, xv), inplace_inputs=(0,), note="lookup table")
 
 
 for _name in FLOAT_FUNCS:
@@ -124,35 +182,43 @@ def import_cast(ctx, onode, attrs):
     raise unsupported(onode, f"Cast from {src} to {np.dtype(to)} on a run-time tensor")
 
 
-# ---- int8: every activation is a 256-entry lookup table built offline ----------------------------
-_FIXED_OUTPUT = {"Sigmoid": ("fixed", 1.0 / 256.0, -128), "Tanh": ("fixed", 1.0 / 128.0, 0)}
+# ---- integer reference (runtime_c/tc_lut_s8.c) ---------------------------------------------------
+@dataclass(frozen=True)
+class LutParams:
+    """tc_lut_params: out[i] = table[in[i] + 128]."""
+
+    C_STRUCT: ClassVar[str] = "tc_lut_params"
+    size: int
+
+    def validate(self) -> None:
+        require(self.size >= 0, f"size must be >= 0, got {self.size}")
 
 
-def _int8_output(self, g, node):
-    if self.name == "Identity":
-        return "same_as_input"
-    return _FIXED_OUTPUT.get(self.name, "calibrated")
+def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zp: int,
+             out_scale: float, out_zp: int, act_min: int = -128, act_max: int = 127) -> np.ndarray:
+    """The 256-entry table of tc_lut_s8 (index = input + 128), built in float64.
+
+    Each int8 input is dequantized, mapped through `fn`, quantized (round half away from
+    zero) and clamped to [act_min, act_max]. Use functools.partial for parameterised
+    activations, e.g. make_lut(partial(leaky_relu, alpha=0.1), ...).
+    """
+    check_act_range(act_min, act_max)
+    require(is_int8(in_zp) and is_int8(out_zp), "zero points must be in [-128, 127]")
+    x = checked_scale(in_scale, "in_scale") * (np.arange(-128, 128, dtype=np.float64) - in_zp)
+    y = np.asarray(fn(x), dtype=np.float64)
+    require(y.shape == (256,) and not np.isnan(y).any(), "fn must map 256 inputs to numbers")
+    q = round_half_away(y / checked_scale(out_scale, "out_scale")) + out_zp
+    return np.clip(q, act_min, act_max).astype(np.int8)
 
 
-def _lower_unary_int8(self, lc, node):
-    from ..golden import kernels_eltwise as E
-    from ..program import Arg
-
-    x, y = node.inputs[0], node.outputs[0]
-    if self.name == "Identity":
-        lc.view(y, x)
-        return
-    s_in, z_in = lc.qp(x)
-    s_out, z_out = lc.qp(y)
-    table = E.make_lut(lambda v: FLOAT_FUNCS[self.name](v, node.attrs), s_in, z_in, s_out, z_out)
-    p = E.LutParams(size=lc.tensor(x).size)
-    lc.add_step(node, "tc_lut_s8", p, [Arg("const", lc.blob(table, node, "lut")), Arg("in", x), Arg("out", y)],
-                lambda t, xv: E.lut_s8(p, t, xv), inplace_inputs=(0,), note="lookup table")
+def lut_s8(p: LutParams, table, x) -> np.ndarray:
+    """Returns an array shaped like x."""
+    p.validate()
+    t = np.asarray(table)
+    require(t.dtype == np.int8 and t.shape == (256,), "table must be 256 int8 values")
+    flat = as_int8(x, p.size, "input")
+    return t[flat.astype(np.int64) + 128].reshape(np.shape(x))
 
 
-# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
-from ..golden import kernels_eltwise as _KE  # noqa: E402
-from ..kernels import declare  # noqa: E402
-
-declare("tc_lut_s8", header="tc_eltwise.h", params=_KE.LutParams, args=("const", "in", "out"),  # table, in, out
-        sources=("tc_lut_s8.c",))
+# ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
+declare("tc_lut_s8", header="tc_eltwise.h", params=LutParams, args=("const", "in", "out"), sources=("tc_lut_s8.c",))

@@ -63,10 +63,6 @@ def spatial_pads(onode, attrs: dict, in_hw: Sequence[int], kernel: Sequence[int]
     raise unsupported(onode, f"auto_pad={auto_pad!r}")
 
 
-def conv_out_size(size: int, k: int, s: int, d: int, pad_total: int) -> int:
-    return (size + pad_total - d * (k - 1) - 1) // s + 1
-
-
 def pool_out_size(size: int, k: int, s: int, d: int, pad_begin: int, pad_end: int, ceil: bool) -> tuple[int, int]:
     """Output size and the extra bottom/right overflow a ceil-mode pool needs (not real padding)."""
     span = size + pad_begin + pad_end - d * (k - 1) - 1

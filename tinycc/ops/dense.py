@@ -2,11 +2,24 @@
 
 Dense: y[..., o] = sum_i x[..., i] * w[o, i] + b[o]; inputs x, w [out, in], bias ('' if none).
 MatMul: numpy matmul of two activations (float path only).
+
+int8 Dense (TFLite Micro FULLY_CONNECTED, per channel): FcParams mirrors tc_fc_params, fc_s8 is
+the bit-exact reference of tc_fc_s8 (fc_acc: its int64 accumulators).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, Optional
+
 import numpy as np
 
+from ..golden.arith import requantize_to_int8
+from ..golden.checks import as_shape, require
+from ..golden.spatial import add_bias_checked, check_quant, check_requant_arrays, requantize_channels
+from ..kernels import declare
+from ..program import Arg
+from ..quant.params import act_range
+from ..quant.weights import requant_arrays
 from .common import unsupported
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
@@ -15,6 +28,7 @@ from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 class Dense(OpDef):
     name = "Dense"
     layout_class = LayoutClass.LOGICAL
+    fuses_activation = True
 
     def infer(self, g, node):
         x = g.tensors[node.inputs[0]]
@@ -37,8 +51,34 @@ class Dense(OpDef):
         w = g.tensors[node.inputs[1]]
         return int(np.prod(x.shape[:-1])) * w.shape[0] * w.shape[1]
 
+    def bias_axis(self, g, node):
+        return len(g.tensors[node.outputs[0]].shape) - 1
+
+    def layer_class(self, step):
+        return "fc"
+
     def lower_int8(self, lc, node):
-        return _lower_dense_int8(self, lc, node)
+        x, y = node.inputs[0], node.outputs[0]
+        xt = lc.tensor(x)
+        rows = int(np.prod(xt.shape[:-1]))
+        in_f = xt.shape[-1]
+        s_in, zp_in = lc.qp(x)
+        s_out, zp_out = lc.qp(y)
+        enc = lc.weights(node, s_in)
+        wq, bias = enc.q, enc.bias
+        out_f = wq.shape[0]
+        mult, shift = requant_arrays(s_in, enc.qp.scale, s_out, out_f)
+        per_channel = int(np.any(mult != mult[0]) or np.any(shift != shift[0]))
+        if not per_channel:  # one multiplier for the layer (per-tensor weights): 8 B/channel of flash
+            mult, shift = mult[:1], shift[:1]
+        act_min, act_max = act_range(node.attrs.get("act"), lc.tensor(y).quant)
+        p = FcParams(rows=rows, in_features=in_f, out_features=out_f, in_zp=zp_in, out_zp=zp_out,
+                     act_min=act_min, act_max=act_max, per_channel=per_channel)
+        args = [Arg("in", x), Arg("const", lc.blob(np.ascontiguousarray(wq), node, "w")),
+                Arg("const", lc.blob(bias, node, "bias")), Arg("const", lc.blob(mult, node, "mult")),
+                Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
+        lc.add_step(node, "tc_fc_s8", p, args,
+                    lambda xv, w, b, m, s: fc_s8(p, xv.reshape(rows, in_f), w, b, m, s), macs=self.macs(lc.g, node))
 
 
 @register
@@ -100,39 +140,43 @@ def import_matmul(ctx, onode, attrs):
     ctx.add("MatMul", [a, b], [onode.output[0]], onode)
 
 
-# ---- int8 ---------------------------------------------------------------------------------------
-def _lower_dense_int8(self, lc, node):
-    from ..golden import kernels_conv as K
-    from ..lower import requant_arrays
-    from ..program import Arg
-    from ..quant.params import act_range
+# ---- integer reference (runtime_c/tc_fc_s8.c) ---------------------------------------------------
+@dataclass(frozen=True)
+class FcParams:
+    """tc_fc_params: input [rows][in_features], weights [out_features][in_features]."""
 
-    x, y = node.inputs[0], node.outputs[0]
-    bname = node.inputs[2] if len(node.inputs) > 2 else ""
-    xt = lc.tensor(x)
-    rows = int(np.prod(xt.shape[:-1]))
-    in_f = xt.shape[-1]
-    s_in, zp_in = lc.qp(x)
-    s_out, zp_out = lc.qp(y)
-    wq, wqp, bias = lc.weights_and_bias(node.inputs[1], bname, s_in)
-    out_f = wq.shape[0]
-    mult, shift = requant_arrays(s_in, wqp.scale, s_out, out_f)
-    per_channel = int(np.any(mult != mult[0]) or np.any(shift != shift[0]))
-    if not per_channel:  # one multiplier for the layer (per-tensor weights): 8 B/channel of flash
-        mult, shift = mult[:1], shift[:1]
-    act_min, act_max = act_range(node.attrs.get("act"), lc.tensor(y).quant)
-    p = K.FcParams(rows=rows, in_features=in_f, out_features=out_f, in_zp=zp_in, out_zp=zp_out,
-                   act_min=act_min, act_max=act_max, per_channel=per_channel)
-    args = [Arg("in", x), Arg("const", lc.blob(np.ascontiguousarray(wq), node, "w")),
-            Arg("const", lc.blob(bias, node, "bias")), Arg("const", lc.blob(mult, node, "mult")),
-            Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
-    lc.add_step(node, "tc_fc_s8", p, args,
-                lambda xv, w, b, m, s: K.fc_s8(p, xv.reshape(rows, in_f), w, b, m, s), macs=self.macs(lc.g, node))
+    C_STRUCT: ClassVar[str] = "tc_fc_params"
+    rows: int
+    in_features: int
+    out_features: int
+    in_zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    per_channel: int = 1  # 0: one (mult, shift) for the whole layer
+
+    def validate(self) -> None:
+        require(min(self.rows, self.in_features, self.out_features) >= 1,
+                "rows, in_features and out_features must be >= 1")
+        check_quant(self.in_zp, self.out_zp, self.act_min, self.act_max)
 
 
-# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
-from ..golden import kernels_conv as _KC  # noqa: E402
-from ..kernels import declare  # noqa: E402
+def fc_acc(p: FcParams, x, w, bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """int64 accumulators [rows][out_features] of tc_fc_s8 (bias included)."""
+    p.validate()
+    x = as_shape(x, (p.rows, p.in_features), "input").astype(np.int64) - p.in_zp
+    w = as_shape(w, (p.out_features, p.in_features), "weights").astype(np.int64)
+    return add_bias_checked(x @ w.T, bias, p.out_features)
 
-declare("tc_fc_s8", header="tc_conv.h", params=_KC.FcParams,
+
+def fc_s8(p: FcParams, x, w, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_fc_s8: int8 [rows][out_features]."""
+    if p.per_channel:
+        return requantize_channels(fc_acc(p, x, w, bias), p, mult, shift, p.out_features)
+    mult, shift = check_requant_arrays(mult, shift, 1)
+    return requantize_to_int8(fc_acc(p, x, w, bias), mult[0], shift[0], p.out_zp, p.act_min, p.act_max)
+
+
+# ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
+declare("tc_fc_s8", header="tc_conv.h", params=FcParams,
         args=("in", "const", "const", "const", "const", "out"), sources=("tc_fc_s8.c",))

@@ -1,9 +1,24 @@
-"""Binary element-wise ops with numpy broadcasting: Add, Sub, Mul, Div (attr act: fused clamp)."""
+"""Binary element-wise ops with numpy broadcasting: Add, Sub, Mul, Div (attr act: fused clamp).
+
+int8 (TFLite Micro ADD / SUB / MUL, reference_ops add.h / sub.h / mul.h): AddParams / MulParams
+mirror tc_add_params / tc_mul_params, make_*_params do the offline float work (TFLM's Prepare),
+add_s8 / sub_s8 / mul_s8 are the bit-exact references of runtime_c's tc_add_s8 / tc_sub_s8 /
+tc_mul_s8. Shapes are folded into the kernels' 4-D form by broadcast_dims.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Optional, Sequence
 
 import numpy as np
 
-from .common import unsupported_int8
+from ..golden.arith import INT32_MAX, mbqm, quantize_multiplier, requantize_to_int8
+from ..golden.checks import (Dims4, as_int8, check_act_range, check_dims4, check_requant_pair, checked_scale,
+                             is_int8, pad4, require)
+from ..kernels import declare
+from ..program import Arg
+from ..quant.params import act_range
+from .common import unsupported, unsupported_int8
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 _FUNCS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
@@ -11,6 +26,7 @@ _FUNCS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divid
 
 class _Binary(OpDef):
     layout_class = LayoutClass.ELEMENTWISE
+    fuses_activation = True
 
     def infer(self, g, node):
         a, b = (g.tensors[t] for t in node.inputs)
@@ -21,11 +37,29 @@ class _Binary(OpDef):
         return [apply_act(np.asarray(y, dtype=np.float32), node.attrs.get("act"))]
 
     def lower_int8(self, lc, node):
-        return _lower_binary_int8(self, lc, node)
+        if self.name == "Div":
+            raise unsupported_int8(node, "division by a run-time tensor")
+        y = node.outputs[0]
+        (a1, s1, z1, sh1), (a2, s2, z2, sh2) = (_operand(lc, node, t) for t in node.inputs)
+        s_out, z_out = lc.qp(y)
+        out_shape = lc.tensor(y).shape
+        lo, hi = act_range(node.attrs.get("act"), lc.tensor(y).quant)
+        make, fn, kernel = {"Add": (make_add_params, add_s8, "tc_add_s8"),
+                            "Sub": (make_sub_params, sub_s8, "tc_sub_s8"),
+                            "Mul": (make_mul_params, mul_s8, "tc_mul_s8")}[self.name]
+        try:
+            p = make(s1, z1, s2, z2, s_out, z_out, sh1, sh2, out_shape, act_min=lo, act_max=hi)
+        except ValueError as exc:
+            raise unsupported_int8(node, str(exc)) from None
+        acts = [a for a in (a1, a2) if a.kind == "in"]
+        same_shape = tuple(k for k, a in enumerate(acts) if tuple(lc.tensor(a.ref).shape) == tuple(out_shape))
+        lc.add_step(node, kernel, p, [a1, a2, Arg("out", y)], lambda x1, x2: fn(p, x1, x2),
+                    inplace_inputs=same_shape)
 
 
 for _name in _FUNCS:
-    register(type(_name, (_Binary,), {"name": _name}))
+    # Div has no int8 kernel: a division by a constant becomes a Mul (passes.fold.div_to_mul)
+    register(type(_name, (_Binary,), {"name": _name, "fuses_activation": _name != "Div"}))
 
 
 @onnx_importer("Add", "Sub", "Mul", "Div")
@@ -34,17 +68,12 @@ def import_binary(ctx, onode, attrs):
     for name in (a, b):
         t = ctx.graph.tensors[name]
         if t.dtype not in ("float32", "float64"):
-            from .common import unsupported
-
             raise unsupported(onode, f"{t.dtype} operand {name!r} (float tensors expected)")
     ctx.add(onode.op_type, [a, b], [onode.output[0]], onode, act=None)
 
 
-# ---- int8 ---------------------------------------------------------------------------------------
 def _operand(lc, node, name):
     """(argument, scale, zero point, physical shape) of an operand, constants as int8 blobs."""
-    from ..program import Arg
-
     if lc.is_const(name):
         blob, s, zp = lc.const_operand(name, node)
         return Arg("const", blob), s, zp, lc.tensor(name).shape
@@ -52,34 +81,202 @@ def _operand(lc, node, name):
     return Arg("in", name), s, zp, lc.tensor(name).shape
 
 
-def _lower_binary_int8(self, lc, node):
-    from ..golden import kernels_eltwise as E
-    from ..program import Arg
-    from ..quant.params import act_range
+# ---- integer reference (runtime_c/tc_add_s8.c, tc_sub_s8.c, tc_mul_s8.c) -------------------------
+ADD_LEFT_SHIFT = 20               # TC_ADD_LEFT_SHIFT
 
-    if self.name == "Div":
-        raise unsupported_int8(node, "division by a run-time tensor")
-    y = node.outputs[0]
-    (a1, s1, z1, sh1), (a2, s2, z2, sh2) = (_operand(lc, node, t) for t in node.inputs)
-    s_out, z_out = lc.qp(y)
-    out_shape = lc.tensor(y).shape
-    lo, hi = act_range(node.attrs.get("act"), lc.tensor(y).quant)
-    make, fn, kernel = {"Add": (E.make_add_params, E.add_s8, "tc_add_s8"),
-                        "Sub": (E.make_sub_params, E.sub_s8, "tc_sub_s8"),
-                        "Mul": (E.make_mul_params, E.mul_s8, "tc_mul_s8")}[self.name]
-    try:
-        p = make(s1, z1, s2, z2, s_out, z_out, sh1, sh2, out_shape, act_min=lo, act_max=hi)
-    except ValueError as exc:
-        raise unsupported_int8(node, str(exc)) from None
-    acts = [a for a in (a1, a2) if a.kind == "in"]
-    same_shape = tuple(k for k, a in enumerate(acts) if tuple(lc.tensor(a.ref).shape) == tuple(out_shape))
-    lc.add_step(node, kernel, p, [a1, a2, Arg("out", y)], lambda x1, x2: fn(p, x1, x2), inplace_inputs=same_shape)
+
+def _check_broadcast(in1_dims: Dims4, in2_dims: Dims4, out_dims: Dims4) -> None:
+    for a, b, o in zip(in1_dims, in2_dims, out_dims):
+        require(min(a, b, o) >= 1 and a in (1, o) and b in (1, o),
+                f"dims {in1_dims} and {in2_dims} do not broadcast to {out_dims}")
+
+
+@dataclass(frozen=True)
+class AddParams:
+    """tc_add_params: ADD and SUB with broadcasting (TFLM fixed-point pipeline, left shift 20)."""
+
+    C_STRUCT: ClassVar[str] = "tc_add_params"
+    in1_zp: int
+    in1_multiplier: int
+    in1_shift: int
+    in2_zp: int
+    in2_multiplier: int
+    in2_shift: int
+    out_multiplier: int
+    out_shift: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    in1_dims: Dims4
+    in2_dims: Dims4
+    out_dims: Dims4
+
+    def validate(self) -> None:
+        _check_binary(self)
+        for m, s in ((self.in1_multiplier, self.in1_shift), (self.in2_multiplier, self.in2_shift),
+                     (self.out_multiplier, self.out_shift)):
+            require(0 <= m <= INT32_MAX and -31 <= s <= 0,
+                    f"ADD/SUB multipliers must be below one: (multiplier, shift) = ({m}, {s})")
+
+
+def _check_binary(p) -> None:
+    """Shape and quantization checks shared by ADD/SUB and MUL (tc_eltwise.h)."""
+    for d in (p.in1_dims, p.in2_dims, p.out_dims):
+        check_dims4(d, "dims")
+    _check_broadcast(p.in1_dims, p.in2_dims, p.out_dims)
+    require(all(is_int8(z) for z in (p.in1_zp, p.in2_zp, p.out_zp)), "zero points must be in [-128, 127]")
+    check_act_range(p.act_min, p.act_max)
+
+
+@dataclass(frozen=True)
+class MulParams:
+    """tc_mul_params: MUL with broadcasting."""
+
+    C_STRUCT: ClassVar[str] = "tc_mul_params"
+    in1_zp: int
+    in2_zp: int
+    out_multiplier: int
+    out_shift: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    in1_dims: Dims4
+    in2_dims: Dims4
+    out_dims: Dims4
+
+    def validate(self) -> None:
+        _check_binary(self)
+        check_requant_pair(self.out_multiplier, self.out_shift)
+
+
+def broadcast_dims(shape1: Sequence[int], shape2: Sequence[int],
+                   out_shape: Optional[Sequence[int]] = None) -> tuple[Dims4, Dims4, Dims4]:
+    """Numpy-broadcast two shapes and fold them into the kernels' 4-D form.
+
+    Size-1 output axes are dropped and neighbouring axes along which each input is either
+    complete or broadcast in the same way are merged, so equal shapes become one flat axis and
+    a squeeze-excite [1,H,W,C] * [1,1,1,C] becomes [1,1,H*W,C] * [1,1,1,C].
+    """
+    shape1, shape2 = [int(d) for d in shape1], [int(d) for d in shape2]
+    if out_shape is None:
+        out_shape = np.broadcast_shapes(tuple(shape1), tuple(shape2))
+    out_shape = [int(d) for d in out_shape]
+    rank = max(len(shape1), len(shape2), len(out_shape))
+    a = [1] * (rank - len(shape1)) + shape1
+    b = [1] * (rank - len(shape2)) + shape2
+    o = [1] * (rank - len(out_shape)) + out_shape
+    for da, db, do in zip(a, b, o):
+        require(min(da, db, do) >= 1 and da in (1, do) and db in (1, do),
+                f"shapes {shape1} and {shape2} do not broadcast to {out_shape}")
+    merged: list[list[int]] = []        # [a, b, out] per merged axis
+    pattern = None
+    for da, db, do in zip(a, b, o):
+        if do == 1:
+            continue
+        kind = (da == do, db == do)
+        if kind == pattern:
+            merged[-1] = [merged[-1][0] * da, merged[-1][1] * db, merged[-1][2] * do]
+        else:
+            merged.append([da, db, do])
+            pattern = kind
+    require(len(merged) <= 4, f"broadcast of {shape1} and {shape2} needs more than 4 axes")
+    return (pad4([m[0] for m in merged]), pad4([m[1] for m in merged]),
+            pad4([m[2] for m in merged]))
+
+
+def _quantize_multiplier_smaller_than_one(real: float) -> tuple[int, int]:
+    """TFLM QuantizeMultiplierSmallerThanOneExp: 0 < real < 1, shift <= 0."""
+    require(0.0 < real < 1.0, f"multiplier must be in (0, 1), got {real!r}")
+    mult, shift = quantize_multiplier(real)
+    require(shift <= 0, f"multiplier {real!r} rounds up to 1")
+    return mult, shift
+
+
+def _add_sub_params(reals: tuple[float, float, float], zp1: int, zp2: int, zp_out: int,
+                    shape1, shape2, out_shape, act_min: int, act_max: int) -> AddParams:
+    (m1, s1), (m2, s2), (mo, so) = (_quantize_multiplier_smaller_than_one(r) for r in reals)
+    in1_dims, in2_dims, out_dims = broadcast_dims(shape1, shape2, out_shape)
+    p = AddParams(in1_zp=int(zp1), in1_multiplier=m1, in1_shift=s1, in2_zp=int(zp2),
+                  in2_multiplier=m2, in2_shift=s2, out_multiplier=mo, out_shift=so,
+                  out_zp=int(zp_out), act_min=int(act_min), act_max=int(act_max),
+                  in1_dims=in1_dims, in2_dims=in2_dims, out_dims=out_dims)
+    p.validate()
+    return p
+
+
+def make_add_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
+                    shape1: Sequence[int], shape2: Sequence[int],
+                    out_shape: Optional[Sequence[int]] = None,
+                    act_min: int = -128, act_max: int = 127) -> AddParams:
+    """TFLM CalculateOpDataAdd: the real multipliers are computed in double."""
+    s1, s2, s_out = checked_scale(s1, "s1"), checked_scale(s2, "s2"), checked_scale(s_out, "s_out")
+    twice_max_input_scale = 2.0 * max(s1, s2)
+    reals = (s1 / twice_max_input_scale, s2 / twice_max_input_scale,
+             twice_max_input_scale / ((1 << ADD_LEFT_SHIFT) * s_out))
+    return _add_sub_params(reals, zp1, zp2, zp_out, shape1, shape2, out_shape, act_min, act_max)
+
+
+def make_sub_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
+                    shape1: Sequence[int], shape2: Sequence[int],
+                    out_shape: Optional[Sequence[int]] = None,
+                    act_min: int = -128, act_max: int = 127) -> AddParams:
+    """TFLM CalculateOpDataSub: unlike ADD, the real multipliers are computed in float32."""
+    f1, f2, fo = (np.float32(checked_scale(s, n)) for s, n in ((s1, "s1"), (s2, "s2"), (s_out, "s_out")))
+    twice_max_input_scale = np.float32(2) * max(f1, f2)
+    reals = (float(f1 / twice_max_input_scale), float(f2 / twice_max_input_scale),
+             float(twice_max_input_scale / (np.float32(1 << ADD_LEFT_SHIFT) * fo)))
+    return _add_sub_params(reals, zp1, zp2, zp_out, shape1, shape2, out_shape, act_min, act_max)
+
+
+def make_mul_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
+                    shape1: Sequence[int], shape2: Sequence[int],
+                    out_shape: Optional[Sequence[int]] = None,
+                    act_min: int = -128, act_max: int = 127) -> MulParams:
+    """TFLM CalculateOpDataMul: real multiplier s1 * s2 / s_out in double."""
+    real = checked_scale(s1, "s1") * checked_scale(s2, "s2") / checked_scale(s_out, "s_out")
+    mult, shift = quantize_multiplier(real)
+    in1_dims, in2_dims, out_dims = broadcast_dims(shape1, shape2, out_shape)
+    p = MulParams(in1_zp=int(zp1), in2_zp=int(zp2), out_multiplier=mult, out_shift=shift,
+                  out_zp=int(zp_out), act_min=int(act_min), act_max=int(act_max),
+                  in1_dims=in1_dims, in2_dims=in2_dims, out_dims=out_dims)
+    p.validate()
+    return p
+
+
+def _binary_operands(p, in1, in2) -> tuple[np.ndarray, np.ndarray]:
+    a = as_int8(in1, int(np.prod(p.in1_dims)), "in1").reshape(p.in1_dims).astype(np.int64)
+    b = as_int8(in2, int(np.prod(p.in2_dims)), "in2").reshape(p.in2_dims).astype(np.int64)
+    return a, b
+
+
+def _add_or_sub(p: AddParams, in1, in2, sign2: int) -> np.ndarray:
+    p.validate()
+    a, b = _binary_operands(p, in1, in2)
+    ra = mbqm((a - p.in1_zp) << ADD_LEFT_SHIFT, p.in1_multiplier, p.in1_shift)
+    rb = mbqm((b - p.in2_zp) << ADD_LEFT_SHIFT, p.in2_multiplier, p.in2_shift)
+    raw = np.broadcast_to(ra + sign2 * rb, p.out_dims)
+    return requantize_to_int8(raw, p.out_multiplier, p.out_shift, p.out_zp, p.act_min, p.act_max)
+
+
+def add_s8(p: AddParams, in1, in2) -> np.ndarray:
+    """Returns the output as an array of shape p.out_dims."""
+    return _add_or_sub(p, in1, in2, 1)
+
+
+def sub_s8(p: AddParams, in1, in2) -> np.ndarray:
+    """in1 - in2; returns an array of shape p.out_dims."""
+    return _add_or_sub(p, in1, in2, -1)
+
+
+def mul_s8(p: MulParams, in1, in2) -> np.ndarray:
+    """Returns the output as an array of shape p.out_dims."""
+    p.validate()
+    a, b = _binary_operands(p, in1, in2)
+    acc = np.broadcast_to((a - p.in1_zp) * (b - p.in2_zp), p.out_dims)
+    return requantize_to_int8(acc, p.out_multiplier, p.out_shift, p.out_zp, p.act_min, p.act_max)
 
 
 # ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
-from ..golden import kernels_eltwise as _KE  # noqa: E402
-from ..kernels import declare  # noqa: E402
-
-declare("tc_add_s8", header="tc_eltwise.h", params=_KE.AddParams, args=("in", "in", "out"), sources=("tc_add_s8.c",))
-declare("tc_sub_s8", header="tc_eltwise.h", params=_KE.AddParams, args=("in", "in", "out"), sources=("tc_add_s8.c",))
-declare("tc_mul_s8", header="tc_eltwise.h", params=_KE.MulParams, args=("in", "in", "out"), sources=("tc_mul_s8.c",))
+declare("tc_add_s8", header="tc_eltwise.h", params=AddParams, args=("in", "in", "out"), sources=("tc_add_s8.c",))
+declare("tc_sub_s8", header="tc_eltwise.h", params=AddParams, args=("in", "in", "out"), sources=("tc_add_s8.c",))
+declare("tc_mul_s8", header="tc_eltwise.h", params=MulParams, args=("in", "in", "out"), sources=("tc_mul_s8.c",))

@@ -3,12 +3,26 @@ GlobalMaxPool. NCHW or NHWC via attrs['layout'].
 
 Attrs of MaxPool/AveragePool: kernel, strides, dilations, pads (t, l, b, r: real padding),
 ceil_extra (bottom, right: overflow windows of ceil_mode, never counted), count_include_pad.
+
+int8 (TFLite Micro MAX_POOL_2D / AVERAGE_POOL_2D; global average pooling as TFLite MEAN):
+MaxPoolParams / AvgPoolParams mirror tc_maxpool_params / tc_avgpool_params, maxpool_s8 /
+avgpool_s8 are the bit-exact references of tc_maxpool_s8 / tc_avgpool_s8.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 
+from ..golden.arith import INT32_MAX, requantize_to_int8, trunc_div
+from ..golden.checks import check_act_range, require
+from ..golden.spatial import as_hwc, windows
+from ..kernels import declare
+from ..program import Arg
+from ..quant.params import act_range
 from .common import bad_input, ints, pool_out_size, spatial_pads, unsupported, unsupported_int8
+from . import reduce as reduce_ops
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 
@@ -58,6 +72,7 @@ class _WindowPool(OpDef):
 @register
 class MaxPool(_WindowPool):
     name = "MaxPool"
+    fuses_activation = True
 
     def _nchw(self, node, x):
         best = None
@@ -67,7 +82,7 @@ class MaxPool(_WindowPool):
         return apply_act(best, node.attrs.get("act"))
 
     def lower_int8(self, lc, node):
-        return _lower_maxpool_int8(self, lc, node)
+        _maxpool_step(lc, node, _pool_geometry(lc, node))
 
 
 @register
@@ -83,7 +98,18 @@ class AveragePool(_WindowPool):
         return total / count
 
     def lower_int8(self, lc, node):
-        return _lower_avgpool_int8(self, lc, node)
+        x, y = node.inputs[0], node.outputs[0]
+        s_in, zp_in = lc.qp(x)
+        s_out, zp_out = lc.qp(y)
+        geo = _pool_geometry(lc, node)
+        include = bool(node.attrs["count_include_pad"]) and any(node.attrs["pads"])
+        if include and any(node.attrs["ceil_extra"]):
+            raise unsupported_int8(node, "count_include_pad with ceil_mode overhang")
+        if (s_in, zp_in) != (s_out, zp_out):
+            raise unsupported_int8(node, "different input and output quantization")
+        p = AvgPoolParams(**geo, count_include_pad=int(include), use_requant=0, in_zp=zp_in, out_zp=zp_out,
+                          mult=0, shift=0, act_min=-128, act_max=127)
+        _avgpool_step(lc, node, p)
 
 
 def _nhwc_wrap(node, x, fn):
@@ -130,8 +156,19 @@ class _GlobalPool(OpDef):
         return "same_as_input" if self.name == "GlobalMaxPool" else "calibrated"
 
     def lower_int8(self, lc, node):
-        lower = _lower_maxpool_int8 if self.name == "GlobalMaxPool" else _lower_avgpool_int8
-        return lower(self, lc, node)
+        x, y = node.inputs[0], node.outputs[0]
+        h, w, c = lc.hwc(x)
+        geo = dict(in_h=h, in_w=w, channels=c, out_h=1, out_w=1, k_h=h, k_w=w, stride_h=1, stride_w=1,
+                   pad_top=0, pad_left=0)
+        if self.name == "GlobalMaxPool":
+            _maxpool_step(lc, node, geo)
+            return
+        s_in, zp_in = lc.qp(x)
+        s_out, zp_out = lc.qp(y)
+        mult, shift = reduce_ops.mean_multiplier(s_in, s_out, h * w)  # TFLite MEAN's derivation, not s_in/(s_out*h*w)
+        p = AvgPoolParams(**geo, count_include_pad=1, use_requant=1, in_zp=zp_in, out_zp=zp_out,
+                          mult=mult, shift=shift, act_min=-128, act_max=127)
+        _avgpool_step(lc, node, p)
 
 
 GlobalAveragePool = register(type("GlobalAveragePool", (_GlobalPool,), {"name": "GlobalAveragePool"}))
@@ -195,60 +232,147 @@ def _pool_geometry(lc, node):
                 stride_h=a["strides"][0], stride_w=a["strides"][1], pad_top=a["pads"][0], pad_left=a["pads"][1])
 
 
-
-def _lower_maxpool_int8(self, lc, node):
-    from ..golden import kernels_conv as K
-    from ..program import Arg
-    from ..quant.params import act_range
-
+def _maxpool_step(lc, node, geo):
     x, y = node.inputs[0], node.outputs[0]
-    if node.op == "GlobalMaxPool":
-        h, w, c = lc.hwc(x)
-        geo = dict(in_h=h, in_w=w, channels=c, out_h=1, out_w=1, k_h=h, k_w=w, stride_h=1, stride_w=1,
-                   pad_top=0, pad_left=0)
-    else:
-        geo = _pool_geometry(lc, node)
     lo, hi = act_range(node.attrs.get("act"), lc.tensor(y).quant)
-    p = K.MaxPoolParams(**geo, act_min=lo, act_max=hi)
+    p = MaxPoolParams(**geo, act_min=lo, act_max=hi)
     shape = (geo["in_h"], geo["in_w"], geo["channels"])
     lc.add_step(node, "tc_maxpool_s8", p, [Arg("in", x), Arg("out", y)],
-                lambda xv: K.maxpool_s8(p, xv.reshape(shape)))
+                lambda xv: maxpool_s8(p, xv.reshape(shape)))
 
 
-def _lower_avgpool_int8(self, lc, node):
-    from ..golden import kernels_conv as K
-    from ..golden.kernels_reduce import mean_multiplier
-    from ..program import Arg
+def _avgpool_step(lc, node, p):
+    shape = (p.in_h, p.in_w, p.channels)
+    lc.add_step(node, "tc_avgpool_s8", p, [Arg("in", node.inputs[0]), Arg("out", node.outputs[0])],
+                lambda xv: avgpool_s8(p, xv.reshape(shape)))
 
-    x, y = node.inputs[0], node.outputs[0]
-    s_in, zp_in = lc.qp(x)
-    s_out, zp_out = lc.qp(y)
-    if node.op == "GlobalAveragePool":
-        h, w, c = lc.hwc(x)
-        geo = dict(in_h=h, in_w=w, channels=c, out_h=1, out_w=1, k_h=h, k_w=w, stride_h=1, stride_w=1,
-                   pad_top=0, pad_left=0)
-        mult, shift = mean_multiplier(s_in, s_out, h * w)  # TFLite MEAN's derivation, not s_in/(s_out*h*w)
-        p = K.AvgPoolParams(**geo, count_include_pad=1, use_requant=1, in_zp=zp_in, out_zp=zp_out,
-                            mult=mult, shift=shift, act_min=-128, act_max=127)
+
+# ---- integer reference (runtime_c/tc_maxpool_s8.c, tc_avgpool_s8.c) ------------------------------
+def _pool_axis_ok(in_size: int, out_size: int, k: int, stride: int, pad: int) -> bool:
+    if min(in_size, out_size, k, stride) < 1 or pad < 0:
+        return False
+    return pad < k and (out_size - 1) * stride - pad < in_size
+
+
+def _pool_axis_inside(in_size: int, out_size: int, k: int, stride: int, pad: int) -> bool:
+    return pad == 0 and (out_size - 1) * stride + k <= in_size
+
+
+def _check_pool_geometry(p) -> None:
+    require(p.channels >= 1, "channels must be >= 1")
+    require(_pool_axis_ok(p.in_h, p.out_h, p.k_h, p.stride_h, p.pad_top)
+            and _pool_axis_ok(p.in_w, p.out_w, p.k_w, p.stride_w, p.pad_left),
+            "every pooling window must contain an in-image tap (and sizes/strides >= 1)")
+    check_act_range(p.act_min, p.act_max)
+
+
+@dataclass(frozen=True)
+class MaxPoolParams:
+    """tc_maxpool_params (same quantization in and out)."""
+
+    C_STRUCT: ClassVar[str] = "tc_maxpool_params"
+    in_h: int
+    in_w: int
+    channels: int
+    out_h: int
+    out_w: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_left: int
+    act_min: int
+    act_max: int
+
+    def validate(self) -> None:
+        _check_pool_geometry(self)
+
+
+@dataclass(frozen=True)
+class AvgPoolParams:
+    """tc_avgpool_params; see runtime_c/tc_pool.h for the two arithmetic modes.
+
+    use_requant=0: TFLM AveragePool on raw values (out_zp/mult/shift ignored); with
+    count_include_pad the divisor is k_h*k_w and each padded tap adds in_zp (real 0).
+    use_requant=1: sum of (x - in_zp) requantized with (mult, shift), a multiplier for
+    in_scale / (out_scale * k_h * k_w); needs count_include_pad or windows entirely inside the
+    image. Global average pooling takes TFLite MEAN's (ops.reduce.mean_multiplier).
+    """
+
+    C_STRUCT: ClassVar[str] = "tc_avgpool_params"
+    in_h: int
+    in_w: int
+    channels: int
+    out_h: int
+    out_w: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_left: int
+    count_include_pad: int
+    use_requant: int
+    in_zp: int
+    out_zp: int
+    mult: int
+    shift: int
+    act_min: int
+    act_max: int
+
+    def validate(self) -> None:
+        _check_pool_geometry(self)
+        require(-128 <= self.in_zp <= 127, f"in_zp must be in [-128, 127], got {self.in_zp}")
+        if not self.use_requant:
+            return
+        require(-128 <= self.out_zp <= 127, f"out_zp must be in [-128, 127], got {self.out_zp}")
+        require(0 <= self.mult <= INT32_MAX and -31 <= self.shift <= 30,
+                f"bad requantization multiplier ({self.mult}, {self.shift})")
+        require(bool(self.count_include_pad)
+                or (_pool_axis_inside(self.in_h, self.out_h, self.k_h, self.stride_h,
+                                      self.pad_top)
+                    and _pool_axis_inside(self.in_w, self.out_w, self.k_w, self.stride_w,
+                                          self.pad_left)),
+                "use_requant folds one divisor into the multiplier: windows must not cross the"
+                " border unless count_include_pad is set")
+
+
+def _pool_windows(p, x: np.ndarray, fill) -> np.ndarray:
+    return windows(x, p.out_h, p.out_w, p.k_h, p.k_w, p.stride_h, p.stride_w, 1, 1,
+                   p.pad_top, p.pad_left, fill=fill)
+
+
+def maxpool_s8(p: MaxPoolParams, x) -> np.ndarray:
+    """Mirror of tc_maxpool_s8: int8 [out_h][out_w][channels]."""
+    p.validate()
+    x = as_hwc(x, p.in_h, p.in_w, p.channels, "input").astype(np.int16)
+    # Below any int8 value, so padded taps never win (every window has an in-image tap).
+    win = _pool_windows(p, x, fill=-32768)
+    return np.clip(win.max(axis=(2, 3)), p.act_min, p.act_max).astype(np.int8)
+
+
+def avgpool_s8(p: AvgPoolParams, x) -> np.ndarray:
+    """Mirror of tc_avgpool_s8: int8 [out_h][out_w][channels]."""
+    p.validate()
+    x = as_hwc(x, p.in_h, p.in_w, p.channels, "input").astype(np.int64)
+    raw_sum = _pool_windows(p, x, fill=0).sum(axis=(2, 3))
+    ones = np.ones((p.in_h, p.in_w, 1), dtype=np.int64)
+    taps = _pool_windows(p, ones, fill=0).sum(axis=(2, 3))  # in-image taps, [out_h][out_w][1]
+    if p.use_requant:
+        return requantize_to_int8(raw_sum - taps * p.in_zp, p.mult, p.shift, p.out_zp,
+                                  p.act_min, p.act_max)
+    if p.count_include_pad:
+        n = p.k_h * p.k_w
+        acc = raw_sum + (n - taps) * p.in_zp
     else:
-        geo = _pool_geometry(lc, node)
-        include = bool(node.attrs["count_include_pad"]) and any(node.attrs["pads"])
-        if include and any(node.attrs["ceil_extra"]):
-            raise unsupported_int8(node, "count_include_pad with ceil_mode overhang")
-        if (s_in, zp_in) != (s_out, zp_out):
-            raise unsupported_int8(node, "different input and output quantization")
-        p = K.AvgPoolParams(**geo, count_include_pad=int(include), use_requant=0, in_zp=zp_in, out_zp=zp_out,
-                            mult=0, shift=0, act_min=-128, act_max=127)
-    shape = (geo["in_h"], geo["in_w"], geo["channels"])
-    lc.add_step(node, "tc_avgpool_s8", p, [Arg("in", x), Arg("out", y)],
-                lambda xv: K.avgpool_s8(p, xv.reshape(shape)))
+        n, acc = taps, raw_sum
+    mean = np.where(acc > 0, trunc_div(acc + n // 2, n), trunc_div(acc - n // 2, n))
+    return np.clip(mean, p.act_min, p.act_max).astype(np.int8)
 
 
-# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
-from ..golden import kernels_conv as _KC  # noqa: E402
-from ..kernels import declare  # noqa: E402
-
-declare("tc_maxpool_s8", header="tc_pool.h", params=_KC.MaxPoolParams, args=("in", "out"),
+# ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
+declare("tc_maxpool_s8", header="tc_pool.h", params=MaxPoolParams, args=("in", "out"),
         sources=("tc_maxpool_s8.c",))
-declare("tc_avgpool_s8", header="tc_pool.h", params=_KC.AvgPoolParams, args=("in", "out"),
+declare("tc_avgpool_s8", header="tc_pool.h", params=AvgPoolParams, args=("in", "out"),
         sources=("tc_avgpool_s8.c",))

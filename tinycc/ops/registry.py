@@ -47,10 +47,17 @@ class LayoutClass:
 
 
 class OpDef:
+    """One IR operator. Shared code (passes, quantizer, lowering, measurements) asks these
+    attributes and hooks instead of comparing op names."""
+
     name: str = ""
     layout_class: str = LayoutClass.LOGICAL
     # axis attributes remapped by the layout pass for AXIS ops: attr name -> "axis" | "axes" | "pads"
     axis_attrs: dict[str, str] = {}
+    # takes a fused Relu/Clip as its `act` attribute, a clamp on its output (passes.fuse)
+    fuses_activation: bool = False
+    # int8: inputs and output share one quantization (TFLite CONCATENATION; quant.ptq)
+    int8_shared_inputs: bool = False
 
     # ---- shapes ---------------------------------------------------------------------------
     def infer(self, g: Graph, node: Node) -> list[tuple[tuple[int, ...], str]]:
@@ -87,10 +94,37 @@ class OpDef:
 
         raise Unsupported(f"{self.name} node {node.onnx_name or node.name!r} has no int8 implementation yet")
 
-    # ---- layout pass hook for SPATIAL ops -------------------------------------------------
+    # ---- layout pass hooks ---------------------------------------------------------------
     def to_nhwc(self, g: Graph, node: Node) -> None:
         """Rewrite attrs/constant inputs of a SPATIAL op for NHWC activations."""
         raise NotImplementedError
+
+    def keeps_nhwc(self, g: Graph, node: Node) -> bool:
+        """AXIS ops: whether the op may run on NHWC data with its axes remapped (not when its
+        output has another rank, whose layout would then be ambiguous)."""
+        return True
+
+    # ---- hooks of the graph passes ---------------------------------------------------------
+    def clamp(self, node: Node) -> tuple[float | None, float | None] | None:
+        """(min, max) when the op is a clamp that fuses into its producer (Relu, Clip), else None."""
+        return None
+
+    def bias_axis(self, g: Graph, node: Node) -> int | None:
+        """For ops with weights (input 1, output channels first) and a bias (input 2, '' if
+        none): the output axis the channels run along. None for every other op. BatchNorm and
+        bias-Add folding, bias correction and the weight encoding (quant/weights.py) use it."""
+        return None
+
+    def absorb_zero_pad(self, g: Graph, node: Node, pads: tuple[int, ...]) -> bool:
+        """Take a zero Pad of input 0 (ONNX pads: begins then ends, physical axes) into the
+        op's own padding and return True; False (nothing changed) where the op cannot."""
+        return False
+
+    # ---- measurements ----------------------------------------------------------------------
+    def layer_class(self, step) -> str | None:
+        """conv / depthwise / pointwise / fc for a step of a MAC-heavy kernel, None for the rest:
+        the classes in which instructions per MAC are reported (target.measure)."""
+        return None
 
 
 def tensors_of(g: Graph, node: Node) -> list[Tensor | None]:

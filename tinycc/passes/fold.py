@@ -6,6 +6,7 @@ import numpy as np
 
 from ..ir import Graph, Node, Tensor
 from ..ops.batchnorm import bn_scale_shift
+from ..ops.registry import OPS
 from .cleanup import absorb_into_producer
 
 
@@ -22,12 +23,11 @@ def fold_batchnorm(g: Graph) -> bool:
     changed = False
     for bn in [n for n in g.nodes if n.op == "BatchNorm"]:
         prod = g.producer(bn.inputs[0])
-        if prod is None or prod.op not in ("Conv", "Dense") or not _single_use(g, bn.inputs[0]):
+        channel_axis = OPS[prod.op].bias_axis(g, prod) if prod is not None else None
+        if channel_axis is None or not _single_use(g, bn.inputs[0]):
             continue
         if prod.attrs.get("act"):
             continue
-        out_rank = len(g.tensors[prod.outputs[0]].shape)
-        channel_axis = {"Conv": 1 if prod.attrs.get("layout") == "NCHW" else 3, "Dense": out_rank - 1}[prod.op]
         if bn.attrs["axis"] != channel_axis:
             continue
         a, b = bn_scale_shift(*(g.tensors[t].data for t in bn.inputs[1:5]), bn.attrs["epsilon"])
@@ -83,18 +83,11 @@ def fold_pad(g: Graph) -> bool:
     changed = False
     for pad in [n for n in g.nodes if n.op == "Pad"]:
         uses = g.consumers().get(pad.outputs[0], [])
-        if len(uses) != 1 or pad.outputs[0] in g.outputs or uses[0].op != "Conv" or pad.attrs["value"] != 0.0:
+        if len(uses) != 1 or pad.outputs[0] in g.outputs or pad.attrs["value"] != 0.0:
             continue
         conv = uses[0]
-        p = pad.attrs["pads"]
-        if len(p) != 8:
+        if conv.inputs[0] != pad.outputs[0] or not OPS[conv.op].absorb_zero_pad(g, conv, pad.attrs["pads"]):
             continue
-        nhwc = conv.attrs["layout"] == "NHWC"
-        h_ax, w_ax = (1, 2) if nhwc else (2, 3)
-        if any(p[i] or p[i + 4] for i in range(4) if i not in (h_ax, w_ax)):
-            continue
-        t, l, b, r = conv.attrs["pads"]
-        conv.attrs["pads"] = (t + p[h_ax], l + p[w_ax], b + p[h_ax + 4], r + p[w_ax + 4])
         conv.inputs[0] = pad.inputs[0]
         g.remove_node(pad)
         changed = True
@@ -112,14 +105,14 @@ def fold_bias_add(g: Graph) -> bool:
             continue
         x = add.inputs[1 - consts[0]]
         prod = g.producer(x)
-        if prod is None or prod.op not in ("Conv", "Dense") or prod.attrs.get("act") or not _single_use(g, x):
+        channel_axis = OPS[prod.op].bias_axis(g, prod) if prod is not None else None
+        if channel_axis is None or prod.attrs.get("act") or not _single_use(g, x):
             continue
         out = g.tensors[x]
         if out.quant is not None:  # QDQ: x is requantized before the Add, which stays an int8 layer
             continue
         c = g.tensors[add.inputs[consts[0]]].data
-        channels = out.shape[-1] if prod.op == "Dense" or prod.attrs["layout"] == "NHWC" else out.shape[1]
-        channel_axis = len(out.shape) - 1 if prod.op == "Dense" or prod.attrs["layout"] == "NHWC" else 1
+        channels = out.shape[channel_axis]
         if c.ndim > len(out.shape):
             continue
         full = (1,) * (len(out.shape) - c.ndim) + c.shape

@@ -1,17 +1,11 @@
-"""Activation fusion: Relu / Clip after Conv, Dense, Add, Sub, Mul or MaxPool becomes the
-producer's clamp (`act`), as TFLite fuses activations into its kernels."""
+"""Activation fusion: a clamp (Relu, Clip: OpDef.clamp) after an op that takes a fused
+activation (OpDef.fuses_activation: Conv, Dense, Add, Sub, Mul, MaxPool) becomes the producer's
+clamp (`act`), as TFLite fuses activations into its kernels."""
 from __future__ import annotations
 
 from ..ir import Graph
+from ..ops.registry import OPS
 from .cleanup import absorb_into_producer
-
-FUSABLE_PRODUCERS = {"Conv", "Dense", "Add", "Sub", "Mul", "MaxPool"}
-
-
-def _clamp_of(node):
-    if node.op == "Relu":
-        return 0.0, None
-    return node.attrs.get("min"), node.attrs.get("max")
 
 
 def _merge(act, lo, hi):
@@ -23,14 +17,14 @@ def _merge(act, lo, hi):
 
 def fuse_activation(g: Graph) -> bool:
     changed = False
-    for act in [n for n in g.nodes if n.op in ("Relu", "Clip")]:
+    for act in [n for n in g.nodes if OPS[n.op].clamp(n) is not None]:
         src = act.inputs[0]
         prod = g.producer(src)
-        if prod is None or prod.op not in FUSABLE_PRODUCERS or src in g.outputs:
+        if prod is None or not OPS[prod.op].fuses_activation or src in g.outputs:
             continue
         if len(g.consumers().get(src, [])) != 1:
             continue
-        lo, hi = _clamp_of(act)
+        lo, hi = OPS[act.op].clamp(act)
         prod.attrs["act"] = _merge(prod.attrs.get("act"), lo, hi)
         absorb_into_producer(g, act, prod, src)
         changed = True

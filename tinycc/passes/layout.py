@@ -76,9 +76,7 @@ def _runs_nhwc(g: Graph, node: Node) -> bool:
         return False
     if op.layout_class == LayoutClass.ELEMENTWISE:
         return all(g.tensors[t].data.ndim <= 4 for t in node.inputs if t and g.tensors[t].is_const)
-    if node.op in ("ReduceMean", "ReduceMax") and not node.attrs["keepdims"]:
-        return False
-    return True
+    return op.keeps_nhwc(g, node)
 
 
 def layout_nhwc(g: Graph) -> bool:

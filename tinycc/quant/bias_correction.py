@@ -11,7 +11,7 @@ already corrected). Both are taken before the fused activation, where the output
 
 The int8 model is simulated in float ("fake quantization"): every activation is rounded to its
 tensor's (scale, zero point), Conv/Dense weights and biases are quantized exactly as lowering
-quantizes them (LowerCtx.weights_and_bias). Everything runs in numpy float64, so the result is
+quantizes them (quant.weights.encode_weights). Everything runs in numpy float64, so the result is
 deterministic.
 """
 from __future__ import annotations
@@ -25,9 +25,7 @@ from ..ir import Graph, IRError, Node
 from ..ops.registry import OPS
 from ..reference.float_exec import check_inputs, to_physical
 from .params import dequantize, quantize
-
-CORRECTED_OPS = ("Conv", "Dense")
-
+from .weights import encode_weights
 
 def correct_biases(float_graph: Graph, quantized_graph: Graph,
                    samples: Sequence[Mapping[str, np.ndarray]]) -> Graph:
@@ -59,7 +57,7 @@ def correct_biases(float_graph: Graph, quantized_graph: Graph,
 
 # ---- per-layer correction ---------------------------------------------------------------------
 def _is_correctable(q: Graph, node: Node) -> bool:
-    if node.op not in CORRECTED_OPS:
+    if OPS[node.op].bias_axis(q, node) is None:  # ops with weights and a bias (Conv, Dense)
         return False
     w = q.tensors[node.inputs[1]]
     x = q.tensors[node.inputs[0]]
@@ -68,7 +66,7 @@ def _is_correctable(q: Graph, node: Node) -> bool:
 
 def _correct_node(q: Graph, fnode: Node, qnode: Node, float_env: list[dict], quant_env: list[dict]) -> None:
     channels = q.tensors[qnode.inputs[1]].shape[0]
-    axis = _channel_axis(qnode)
+    axis = OPS[qnode.op].bias_axis(q, qnode)
     linear_f, linear_q = _without_act(fnode), _without_act(qnode)
     w_fake, b_fake = _fake_quant_weights(q, qnode)
     sum_f, sum_q, count = np.zeros(channels), np.zeros(channels), 0
@@ -88,33 +86,23 @@ def _correct_node(q: Graph, fnode: Node, qnode: Node, float_env: list[dict], qua
     for qe, yq in zip(quant_env, pre_q):
         if np.array_equal(w_new, w_fake):  # the output is linear in the bias
             yq = yq + (b_new - b_fake).reshape(shape)
-        else:  # a large bias raised the weight scale (see weights_and_bias)
+        else:  # a large bias raised the weight scale (see quant.weights.encode_weights)
             yq = _run_linear(linear_q, qe[qnode.inputs[0]], w_new, b_new)
         qe[qnode.outputs[0]] = _fake_quant(q, qnode.outputs[0], _apply_act_float(qnode, yq))
 
 
 def _fake_quant_weights(q: Graph, node: Node) -> tuple[np.ndarray, np.ndarray]:
     """Weights and bias as the int8 kernel uses them, dequantized to float64."""
-    from ..lower import LowerCtx
-    from ..program import Program
-
     in_scale, _ = q.tensors[node.inputs[0]].quant.scalar()
-    bname = node.inputs[2] if len(node.inputs) > 2 else ""
-    wq, wqp, bq = LowerCtx(q, Program("bias_correction")).weights_and_bias(node.inputs[1], bname, in_scale)
-    w_scale = wqp.scale.astype(np.float64)
-    w = wq.astype(np.float64) * w_scale.reshape((-1,) + (1,) * (wq.ndim - 1))
-    b = bq.astype(np.float64) * np.float64(np.float32(in_scale)) * w_scale
+    enc = encode_weights(q, node, in_scale)
+    w_scale = enc.qp.scale.astype(np.float64)
+    w = enc.q.astype(np.float64) * w_scale.reshape((-1,) + (1,) * (enc.q.ndim - 1))
+    b = enc.bias.astype(np.float64) * np.float64(np.float32(in_scale)) * w_scale
     return w, b
 
 
 def _run_linear(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     return OPS[node.op].run_float(node, [x, w, b])[0].astype(np.float64)
-
-
-def _channel_axis(node: Node) -> int:
-    if node.op == "Conv" and node.attrs["layout"] == "NCHW":
-        return 1
-    return -1
 
 
 def _channel_sums(y: np.ndarray, axis: int) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..golden import kernels_eltwise as boundary
+from ..golden import boundary
 from ..golden.arith import round_half_away
 from ..ir import QuantParams
 

@@ -3,7 +3,8 @@
 Per-tensor asymmetric int8 activations from calibration ranges; ops whose output must share the
 input's quantization (pools, reshapes, data movement) or have a fixed one (softmax, sigmoid,
 tanh) say so through OpDef.int8_output (see ops/registry.py). Weights and biases are quantized
-when the graph is lowered (per output channel, symmetric), from the input scale fixed here.
+when the graph is lowered, as the weight scheme recorded here on every node with weights says
+(quant/weights.py: int8 per output channel, symmetric), from the input scale fixed here.
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from ..ir import Graph
 from ..ops.registry import OPS
 from .calibrate import TensorStats, range_methods
 from .params import choose_qparams, fixed_qparams
+from .weights import record_weight_schemes
 
 
 def concat_shared_ranges(g: Graph, stats: Mapping[str, TensorStats], methods: Mapping[str, str]) -> dict:
-    """TFLite's rule that CONCATENATION's inputs and output share one quantization: every tensor
-    tied to a Concat (directly, or through ops that keep their input's params) gets the union of
+    """TFLite's rule that CONCATENATION's inputs and output share one quantization
+    (OpDef.int8_shared_inputs): every tensor tied to a Concat (directly, or through ops that keep their input's params) gets the union of
     the group's ranges, so that concat parts are plain copies (and can even be written in place).
     Groups holding a fixed-quantization tensor (e.g. a softmax output) are left alone."""
     parent: dict[str, str] = {}
@@ -39,7 +41,7 @@ def concat_shared_ranges(g: Graph, stats: Mapping[str, TensorStats], methods: Ma
                 parent[find(out)] = find(node.inputs[0])
         elif rule != "calibrated":
             fixed.update(node.outputs)
-        if node.op == "Concat":
+        if OPS[node.op].int8_shared_inputs:
             for t in node.inputs:
                 if not g.tensors[t].is_const:
                     parent[find(t)] = find(node.outputs[0])
@@ -96,4 +98,5 @@ def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: st
             else:
                 _, scale, zp = rule
                 t.quant = fixed_qparams(scale, zp)
+    record_weight_schemes(q)
     return q

@@ -55,12 +55,8 @@ def measure_on_target(files: dict[str, bytes], report: dict, program: Program, p
 
 def layer_class(step) -> str | None:
     """conv / depthwise / pointwise / fc for a step of the MAC-heavy kernels, None for the rest:
-    the classes in which instructions per MAC are reported (benchmarks/bench_cortexm.py)."""
-    if step.kernel.startswith("tc_dwconv2d_s8"):
-        return "depthwise"
-    if step.kernel == "tc_conv2d_s8":
-        p = step.params
-        return "pointwise" if p.k_h == 1 and p.k_w == 1 and p.groups == 1 else "conv"
-    if step.kernel == "tc_fc_s8":
-        return "fc"
-    return None
+    the classes in which instructions per MAC are reported (benchmarks/bench_cortexm.py). The
+    op says (OpDef.layer_class)."""
+    from ..ops.registry import OPS
+
+    return OPS[step.op].layer_class(step)

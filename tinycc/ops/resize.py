@@ -1,0 +1,222 @@
+"""Resize / Upsample, mode nearest, of H and W.
+
+The source index of every output row and column is computed once, at import, by nearest_indices
+(the ONNX spec as onnxruntime computes it); the float reference and the int8 kernel
+(tc_resize_nearest_s8, reference resize_nearest_s8) both gather with those indices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Optional, Sequence
+
+import numpy as np
+
+from ..golden.arith import round_half_away
+from ..golden.checks import as_int8, require
+from ..kernels import declare
+from ..program import Arg
+from .common import ints, unsupported
+from .registry import LayoutClass, OpDef, onnx_importer, register
+
+
+# ---------------------------------------------------------------------------------------------
+@register
+class Resize(OpDef):
+    """Nearest-neighbour resize of H and W; attrs y_index/x_index are the source indices."""
+
+    name = "Resize"
+    layout_class = LayoutClass.SPATIAL
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        oh, ow = len(node.attrs["y_index"]), len(node.attrs["x_index"])
+        if node.attrs["layout"] == "NHWC":
+            return [((x.shape[0], oh, ow, x.shape[3]), x.dtype)]
+        return [((x.shape[0], x.shape[1], oh, ow), x.dtype)]
+
+    def run_float(self, node, xs):
+        yi, xi = np.array(node.attrs["y_index"]), np.array(node.attrs["x_index"])
+        if node.attrs["layout"] == "NHWC":
+            return [np.ascontiguousarray(xs[0][:, yi][:, :, xi])]
+        return [np.ascontiguousarray(xs[0][:, :, yi][:, :, :, xi])]
+
+    def to_nhwc(self, g, node):
+        node.attrs["layout"] = "NHWC"
+
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        x, y = node.inputs[0], node.outputs[0]
+        h, w, c = lc.hwc(x)
+        yi = np.array(node.attrs["y_index"], dtype=np.int32)
+        xi = np.array(node.attrs["x_index"], dtype=np.int32)
+        p = make_resize_nearest_params((1, h, w, c), len(yi), len(xi))
+        args = [Arg("const", lc.blob(yi, node, "yidx")), Arg("const", lc.blob(xi, node, "xidx")), Arg("in", x), Arg("out", y)]
+        lc.add_step(node, "tc_resize_nearest_s8", p, args, lambda a, b, v: resize_nearest_s8(p, a, b, v))
+
+
+@onnx_importer("Resize", "Upsample")
+def import_resize(ctx, onode, attrs):
+    dec = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731
+    mode = dec(attrs.get("mode", b"nearest"))
+    if mode != "nearest":
+        raise unsupported(onode, f"mode={mode!r} (nearest is supported)")
+    shape = ctx.shape(onode.input[0])
+    if len(shape) != 4:
+        raise unsupported(onode, "input that is not 4-D")
+    scales = sizes = None
+    if onode.op_type == "Upsample":
+        scales = attrs.get("scales")
+        if scales is None:
+            scales = ctx.require_const(onode, onode.input[1], "scales")
+        coord, nearest = "asymmetric", "floor"
+    else:
+        coord = dec(attrs.get("coordinate_transformation_mode", b"half_pixel"))
+        nearest = dec(attrs.get("nearest_mode", b"round_prefer_floor"))
+        if attrs.get("axes") is not None:
+            raise unsupported(onode, "the axes attribute")
+        if len(onode.input) > 3 and onode.input[3]:
+            sizes = ctx.require_const(onode, onode.input[3], "sizes")
+        if len(onode.input) > 2 and onode.input[2] and ctx.const(onode.input[2]) is not None \
+                and ctx.const(onode.input[2]).size:
+            scales = ctx.const(onode.input[2])
+        if scales is None and sizes is None:
+            raise unsupported(onode, "neither scales nor sizes are constant")
+        if dec(attrs.get("keep_aspect_ratio_policy", b"stretch")) != "stretch":
+            raise unsupported(onode, "keep_aspect_ratio_policy other than stretch")
+    if sizes is not None:
+        sizes = [int(s) for s in sizes]
+        scales = [None] * len(sizes)  # nearest_indices derives the scale from the sizes
+    else:
+        scales = [float(s) for s in scales]
+        # onnxruntime: static_cast<int64_t>(float scale * input dim), a float32 product
+        sizes = [int(np.floor(np.float32(d) * np.float32(s))) for d, s in zip(shape, scales)]
+    if sizes[0] != shape[0] or sizes[1] != shape[1]:
+        raise unsupported(onode, "resizing the batch or channel axis")
+    if coord == "tf_crop_and_resize":
+        raise unsupported(onode, "coordinate_transformation_mode=tf_crop_and_resize")
+    try:  # the golden model's index function, checked against onnxruntime (one definition)
+        yi = nearest_indices(shape[2], sizes[2], scales[2], coord, nearest)
+        xi = nearest_indices(shape[3], sizes[3], scales[3], coord, nearest)
+    except ValueError as exc:
+        raise unsupported(onode, str(exc)) from None
+    ctx.add("Resize", [onode.input[0]], [onode.output[0]], onode, y_index=ints(yi), x_index=ints(xi), layout="NCHW")
+
+
+# ---- integer reference (runtime_c/tc_resize_nearest_s8.c) ---------------------------------------
+@dataclass(frozen=True)
+class ResizeNearestParams:
+    """tc_resize_nearest_params: NHWC nearest-neighbour resize with source index tables."""
+
+    C_STRUCT: ClassVar[str] = "tc_resize_nearest_params"
+    batch: int
+    in_h: int
+    in_w: int
+    channels: int
+    out_h: int
+    out_w: int
+
+    def validate(self) -> None:
+        require(min(self.batch, self.in_h, self.in_w, self.channels, self.out_h,
+                    self.out_w) >= 1, "all sizes must be >= 1")
+
+    def validate_indices(self, y_index, x_index) -> tuple[np.ndarray, np.ndarray]:
+        y = np.asarray(y_index, dtype=np.int64).reshape(-1)
+        x = np.asarray(x_index, dtype=np.int64).reshape(-1)
+        require(y.size == self.out_h and x.size == self.out_w,
+                f"need {self.out_h} row and {self.out_w} column indices")
+        in_range = np.all((y >= 0) & (y < self.in_h)) and np.all((x >= 0) & (x < self.in_w))
+        require(bool(in_range), "source indices out of range")
+        return y, x
+
+
+_HALF_TIE_TOLERANCE = 1e-6
+_COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
+                     "asymmetric", "tf_half_pixel_for_nn")
+_NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def _original_coordinates(x: np.ndarray, scale: np.float32, length_resized: np.float32,
+                          length_original: np.float32, mode: str) -> np.ndarray:
+    f32 = np.float32
+    half = f32(0.5)
+    if mode == "half_pixel":
+        return (x + half) / scale - half
+    if mode == "pytorch_half_pixel":
+        return (x + half) / scale - half if length_resized > 1 else np.zeros_like(x)
+    if mode == "tf_half_pixel_for_nn":
+        return (x + half) / scale
+    if mode == "asymmetric":
+        return x / scale
+    if mode == "align_corners":
+        if length_resized == 1:
+            return np.zeros_like(x)
+        return x * (length_original - f32(1)) / (length_resized - f32(1))
+    # half_pixel_symmetric: float32 setup, final expression in double (0.5 is a double there)
+    output_width = scale * length_original
+    adjustment = length_resized / output_width
+    center = length_original / f32(2)
+    offset = center * (f32(1) - adjustment)
+    orig = np.float64(offset) + (x.astype(np.float64) + 0.5) / np.float64(scale) - 0.5
+    return orig.astype(np.float32)
+
+
+def nearest_indices(in_size: int, out_size: int, scale: Optional[float] = None,
+                    coordinate_transformation_mode: str = "half_pixel",
+                    nearest_mode: str = "round_prefer_floor") -> np.ndarray:
+    """Source index of every output position along one axis of an ONNX Resize (mode=nearest).
+
+    Follows the ONNX spec as onnxruntime's CPU kernel computes it: float32 coordinates, a scale
+    of exactly 1 maps every index to itself, and the round_prefer_* modes treat coordinates
+    within 1e-6 of a half as ties. `scale` is the ONNX scale for the axis; None means
+    out_size / in_size (the `sizes` input). tf_crop_and_resize is not supported.
+    """
+    require(in_size >= 1 and out_size >= 1, "sizes must be >= 1")
+    require(coordinate_transformation_mode in _COORDINATE_MODES,
+            f"unsupported coordinate_transformation_mode {coordinate_transformation_mode!r}")
+    require(nearest_mode in _NEAREST_MODES, f"unsupported nearest_mode {nearest_mode!r}")
+    f32 = np.float32
+    s = f32(out_size) / f32(in_size) if scale is None else f32(scale)
+    require(bool(np.isfinite(s)) and s > 0, f"scale must be positive, got {scale!r}")
+    if s == f32(1):
+        require(out_size == in_size, "a scale of 1 needs out_size == in_size")
+        return np.arange(out_size, dtype=np.int32)
+    x = np.arange(out_size, dtype=np.float32)
+    orig = _original_coordinates(x, s, f32(out_size), f32(in_size),
+                                 coordinate_transformation_mode)
+    if nearest_mode in ("round_prefer_floor", "round_prefer_ceil"):
+        # A coordinate within 1e-6 of a half is a tie: float32 noise must not decide it
+        # (onnxruntime since microsoft/onnxruntime#28291; e.g. 7 -> 2 asymmetric gives 3.4999998).
+        floor = np.floor(orig)
+        tie = np.abs((orig - floor) - f32(0.5)) <= f32(_HALF_TIE_TOLERANCE)
+        prefer = floor if nearest_mode == "round_prefer_floor" else floor + 1
+        idx = np.where(tie, prefer, round_half_away(orig))
+    elif nearest_mode == "floor":
+        idx = np.floor(orig)
+    else:
+        idx = np.ceil(orig)
+    return np.clip(idx, 0, in_size - 1).astype(np.int32)
+
+
+def make_resize_nearest_params(in_shape_nhwc: Sequence[int], out_h: int,
+                               out_w: int) -> ResizeNearestParams:
+    n, h, w, c = (int(d) for d in in_shape_nhwc)
+    p = ResizeNearestParams(batch=n, in_h=h, in_w=w, channels=c, out_h=int(out_h),
+                            out_w=int(out_w))
+    p.validate()
+    return p
+
+
+def resize_nearest_s8(p: ResizeNearestParams, y_index, x_index, x) -> np.ndarray:
+    """Returns an array of shape (batch, out_h, out_w, channels)."""
+    p.validate()
+    y, xi = p.validate_indices(y_index, x_index)
+    a = as_int8(x, p.batch * p.in_h * p.in_w * p.channels, "input").reshape(
+        p.batch, p.in_h, p.in_w, p.channels)
+    return np.ascontiguousarray(a[:, y][:, :, xi])
+
+
+# ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
+declare("tc_resize_nearest_s8", header="tc_tensor.h", params=ResizeNearestParams,
+        args=("const", "const", "in", "out"), sources=("tc_resize_nearest_s8.c",))  # y index, x index, in, out
