@@ -19,7 +19,7 @@ import networkx as nx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tinycc.memory.order import initial_order, peak_bytes, search_order  # noqa: E402
+from tinycc.schedule.order import initial_order, peak_bytes, search_order  # noqa: E402
 from tinycc.memory.planner import GREEDY_PLANNERS, Buffer, assert_no_overlap, plan_arena  # noqa: E402
 
 

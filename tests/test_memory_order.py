@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinycc.memory.order import best_order, cut_points, initial_order, peak_bytes, search_order, step_bytes
-from tinycc.memory.order import _segment_problem, _step_bytes  # the search's own cost model
+from tinycc.schedule.order import best_order, cut_points, initial_order, peak_bytes, search_order, step_bytes
+from tinycc.schedule.order import _segment_problem, _step_bytes  # the search's own cost model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -250,7 +250,7 @@ def test_invalid_graphs_are_rejected():
 _DETERMINISM_SCRIPT = """
 import json, random
 import networkx as nx
-from tinycc.memory.order import search_order
+from tinycc.schedule.order import search_order
 rng = random.Random(5)
 g = nx.DiGraph()
 names = [f"t{k}" for k in range(40)]

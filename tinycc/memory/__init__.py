@@ -1,5 +1,5 @@
-"""Memory planning: execution order for minimal peak memory, and arena offset assignment."""
-from tinycc.memory.order import OrderResult, best_order, cut_points, peak_bytes, search_order, step_bytes
+"""Memory planning: tensor lifetimes, in-place and overlap, arena offset assignment (the execution
+order comes from tinycc.schedule)."""
 from tinycc.memory.planner import (
     PLANNERS,
     Buffer,
@@ -15,15 +15,9 @@ __all__ = [
     "PLANNERS",
     "Buffer",
     "Group",
-    "OrderResult",
     "Plan",
     "assert_no_overlap",
-    "best_order",
-    "cut_points",
     "describe_plan",
     "merge_groups",
-    "peak_bytes",
     "plan_arena",
-    "search_order",
-    "step_bytes",
 ]

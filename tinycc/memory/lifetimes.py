@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from ..program import Program
-from .order import search_order
+from ..schedule.order import search_order
 from .planner import Buffer, Plan, merge_groups, partial_overlaps, plan_arena, plan_arena_with_overlaps
 
 ALIGN = 16
