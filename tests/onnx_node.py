@@ -39,20 +39,19 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+import tinycc.ops  # noqa: F401  (registers every importer)
+from tinycc.ops.registry import ONNX_IMPORTERS
+
 NODE_TESTS_ONNX_VERSION = "1.19.0"
 CACHE_ENV = "TINYCC_ONNX_NODE_DIR"
 WHEEL_MEMBER_PREFIX = "onnx/backend/test/data/node/"
 COMPLETE_MARK = ".complete"
 
-# README "Supported operators": the operators tinycc lists, including the ones it only folds
-# (Shape/Gather/Cast/ConstantOfShape/Range chains) and QDQ's QuantizeLinear/DequantizeLinear.
-SUPPORTED_OPS = frozenset("""
-    Conv Gemm MatMul BatchNormalization Relu Clip LeakyRelu Sigmoid HardSigmoid HardSwish Tanh
-    Add Sub Mul Div Concat Split Slice MaxPool AveragePool GlobalAveragePool GlobalMaxPool
-    ReduceMean ReduceMax Reshape Flatten Squeeze Unsqueeze Transpose Softmax LogSoftmax Pad
-    Resize Upsample Identity Dropout Constant Shape Gather Cast ConstantOfShape Range
-    QuantizeLinear DequantizeLinear
-""".split())
+# README "Supported operators": every operator with an importer (tinycc/ops/: a new op is swept
+# as soon as it is registered), plus the ones tinycc only folds (Shape/Gather/ConstantOfShape/Range
+# chains, Constant) and QDQ's QuantizeLinear/DequantizeLinear.
+FOLDED_OPS = frozenset("Constant Shape Gather ConstantOfShape Range QuantizeLinear DequantizeLinear".split())
+SUPPORTED_OPS = frozenset(ONNX_IMPORTERS) | FOLDED_OPS
 
 VARIANTS = ("shipped", "initializers")
 
