@@ -135,6 +135,13 @@ tc_status tc_dwconv2d_s8_inplace(const tc_dwconv2d_params *p, const int8_t *in, 
 tc_status tc_fc_s8(const tc_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
                    const int32_t *mult, const int32_t *shift, int8_t *out);
 
+/* Internal: the SIMD variants behind the entry points above (tc_conv2d_s8_dsp.c,
+ * tc_dwconv2d_s8_dsp.c, tc_fc_s8_dsp.c; only with TC_HAVE_DSP, tc_arm_dsp.h). Each is called by
+ * its entry point after the argument checks, for the layers the entry point hands it. */
+void tc_conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+                      const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                      int8_t *out);
+
 /* Internal: argument checks shared by the kernels of this header. */
 static inline int tc_conv_quant_args_ok(int32_t in_zp, int32_t out_zp, int32_t act_min,
                                         int32_t act_max, const int32_t *mult,

@@ -52,6 +52,17 @@ def runtime_library(extra_sources: list[Path] = (), defines: list[str] = ()) -> 
     return _cache[key]
 
 
+def kernel_sources(*kernels: str) -> list[str]:
+    """The runtime_c .c files of the named kernels: entry points and every variant, as their
+    declarations (tinycc/kernels.py) list them."""
+    from tinycc.kernels import lookup
+
+    files: list[str] = []
+    for k in kernels:
+        files += [f for f in lookup(k).files() if f not in files]
+    return files
+
+
 def ptr(a: np.ndarray):
     """ctypes pointer to a C-contiguous numpy array's data."""
     assert a.flags["C_CONTIGUOUS"]

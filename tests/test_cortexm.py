@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cbuild import kernel_sources
 
 from tinycc.codegen.emit import generate_project, write_files
 from tinycc.compiler import QuantOptions
@@ -246,7 +247,7 @@ def test_handwritten_frames_match_the_assembly(tmp_path):
 
     runtime = data_dir("runtime_c")
     text = ""
-    for src in ("tc_conv2d_s8.c", "tc_dwconv2d_s8.c"):
+    for src in kernel_sources("tc_conv2d_s8", "tc_dwconv2d_s8"):
         obj = tmp_path / (src + ".o")
         subprocess.run([f"{ARM_PREFIX}gcc", "-std=c99", "-O2", "-mcpu=cortex-m4", "-mthumb", "-I", str(runtime),
                         "-c", str(runtime / src), "-o", str(obj)], check=True, capture_output=True)

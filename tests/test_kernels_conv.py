@@ -24,7 +24,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cbuild import RUNTIME, c_compiler, ptr, runtime_library
+from cbuild import RUNTIME, c_compiler, kernel_sources, ptr, runtime_library
 from tinycc.golden import kernels_conv as kc
 from tinycc.golden.arith import quantize_multiplier_array, round_half_away
 
@@ -1033,6 +1033,8 @@ int main(int argc, char **argv) {
 """
 
 K_CONV, K_DW, K_DW_INPLACE, K_FC, K_MAXPOOL, K_AVGPOOL = range(6)
+SANITIZED_KERNELS = ("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_dwconv2d_s8_inplace", "tc_fc_s8", "tc_maxpool_s8",
+                     "tc_avgpool_s8")  # in K_* order; built from their declared sources
 
 
 def _encode_array(a):
@@ -1086,8 +1088,7 @@ def test_kernels_under_asan_ubsan(tmp_path):
     driver = tmp_path / "driver.c"
     driver.write_text(SANITIZER_DRIVER)
     exe = tmp_path / "driver"
-    sources = [str(driver)] + [str(RUNTIME / n) for n in (
-        "tc_conv2d_s8.c", "tc_dwconv2d_s8.c", "tc_fc_s8.c", "tc_maxpool_s8.c", "tc_avgpool_s8.c")]
+    sources = [str(driver)] + [str(RUNTIME / n) for n in kernel_sources(*SANITIZED_KERNELS)]
     subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-O1",
                     "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
                     "-fno-sanitize-recover=all", f"-I{RUNTIME}", *sources, "-o", str(exe)],

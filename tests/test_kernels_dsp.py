@@ -32,13 +32,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cbuild import RUNTIME, STRICT, c_compiler, ptr, runtime_library
+from cbuild import RUNTIME, STRICT, c_compiler, kernel_sources, ptr, runtime_library
 from tinycc.golden import kernels_conv as kc
+from tinycc.kernels import lookup
 from tinycc.golden.arith import INT32_MAX, quantize_multiplier_array
 
 TC_OK = 0
 SENTINEL = 0x5A
-KERNEL_SOURCES = ("tc_conv2d_s8.c", "tc_dwconv2d_s8.c", "tc_fc_s8.c")
+DSP_KERNELS = ("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8")  # the kernels with DSP variants
+KERNEL_SOURCES = tuple(kernel_sources(*DSP_KERNELS))
 
 # ---------------------------------------------------------------------------------------------
 # Builds
@@ -836,17 +838,19 @@ def arm_toolchain():
 @pytest.mark.parametrize("name, mflags, defines, uses_dsp", ARM_TARGETS,
                          ids=[t[0] for t in ARM_TARGETS])
 def test_cortex_m_build(arm_toolchain, tmp_path, name, mflags, defines, uses_dsp):
+    found = {}  # object -> the DSP instructions it uses
     for obj in _arm_build(tmp_path, name, mflags, defines):
         mnemonics = {line.split("\t")[1].split(".")[0]
                      for line in _disassemble(obj).splitlines()
                      if re.match(r"\s+[0-9a-f]+:\t", line)}
-        found = mnemonics.intersection(DSP_MNEMONICS)
+        dsp = found[obj.name.replace(".o", ".c")] = mnemonics.intersection(DSP_MNEMONICS)
+        if not uses_dsp:
+            assert "sxtab16" not in dsp and "smlad" not in dsp, f"{name} {obj.name}: {dsp}"
+    for kernel in DSP_KERNELS:  # a kernel's files (entry point and variants) together
+        used = set().union(*(found[f] for f in lookup(kernel).files()))
         if uses_dsp:
-            needed = {"sxtab16", "smlabb", "smlatt"} if "dwconv" in obj.name else {"sxtab16",
-                                                                                    "smlad"}
-            assert needed <= found, f"{name} {obj.name}: DSP instructions {found}"
-        else:
-            assert "sxtab16" not in found and "smlad" not in found, f"{name} {obj.name}: {found}"
+            needed = {"sxtab16", "smlabb", "smlatt"} if "dwconv" in kernel else {"sxtab16", "smlad"}
+            assert needed <= used, f"{name} {kernel}: DSP instructions {used}"
 
 
 def test_cortex_m_build_with_clang(arm_toolchain, tmp_path):
@@ -923,12 +927,12 @@ def macs(ops):
 # strided loop, one window at a time, 20 / 8 with a reload of the bias).
 INNER_LOOPS = {
     "2x2, matrix (fc / pointwise row pairs)": ("tc_fc_s8.o", "tc_dsp_matmul_2rows", 1.5),
-    "2x2, window (conv pixel pairs)": ("tc_conv2d_s8.o", "tc_dsp_taps_2x2", 1.55),
+    "2x2, window (conv pixel pairs)": ("tc_conv2d_s8_dsp.o", "tc_dsp_taps_2x2", 1.55),
     "1x4, matrix (fc single row)": ("tc_fc_s8.o", "tc_dsp_matmul_1row", 1.6),
-    "1x4, window (conv single pixels)": ("tc_conv2d_s8.o", "tc_dsp_taps_1x4", 1.6),
-    "1x1 (leftover channels)": ("tc_conv2d_s8.o", "tc_dsp_taps_1x1", 2.6),
-    "2x2, gathered int16 windows (conv, C)": ("tc_conv2d_s8.o", "conv2d_pair_sums_add", 1.2),
-    "2x2, gathered int16 windows (conv hot loop, assembly)": ("tc_conv2d_s8.o",
+    "1x4, window (conv single pixels)": ("tc_conv2d_s8_dsp.o", "tc_dsp_taps_1x4", 1.6),
+    "1x1 (leftover channels)": ("tc_conv2d_s8_dsp.o", "tc_dsp_taps_1x1", 2.6),
+    "2x2, gathered int16 windows (conv, C)": ("tc_conv2d_s8_dsp.o", "conv2d_pair_sums_add", 1.2),
+    "2x2, gathered int16 windows (conv hot loop, assembly)": ("tc_conv2d_s8_asm.o",
                                                               "tc_conv2d_pairs_asm", 1.07),
     "depthwise, 4 channels": ("tc_dwconv2d_s8.o", "dwconv2d_channels4", 3.6),
     "depthwise in place, 4 taps of a row": ("tc_dwconv2d_s8.o", "dwconv2d_plane_dsp", 2.6),

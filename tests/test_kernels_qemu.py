@@ -18,7 +18,7 @@ import jinja2
 import numpy as np
 import pytest
 
-from cbuild import RUNTIME
+from cbuild import RUNTIME, kernel_sources
 from test_kernels_dsp import (CONV_TARGETED, DW_TARGETED, FC_TARGETED, KINDS, TC_OK,
                               assert_bit_exact, dsp_path_expected, golden, name_seed)
 from tinycc import __version__
@@ -28,7 +28,7 @@ from tinycc.sim.qemu import ARM_PREFIX, missing_tools, run_elf
 from tinycc.target import get_core, memory_for
 
 TESTS_C = Path(__file__).resolve().parent / "c"
-KERNEL_SOURCES = ("tc_conv2d_s8.c", "tc_dwconv2d_s8.c", "tc_fc_s8.c")
+KERNEL_SOURCES = tuple(kernel_sources("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8"))
 KIND_CODES = {"conv": "QK_CONV", "dw": "QK_DWCONV", "fc": "QK_FC"}
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
           "-fdata-sections"]

@@ -1,0 +1,125 @@
+/*
+ * tinycc runtime: the Thumb-2 assembly hot loop of tc_conv2d_s8's SIMD variant
+ * (tc_conv2d_s8_dsp.c explains it and holds the C functions of the same arithmetic, the job
+ * struct conv2d_asm_job whose field offsets the code below uses, and their compile-time check).
+ * Assembled on GNU-compatible compilers for Thumb-2 with the DSP extension (TC_DSP_ASM).
+ */
+#include "tc_arm_dsp.h"
+
+#if TC_DSP_ASM
+/* One 4-value group of the loop below: the two pixels' widened words (pixel 1 CONV2D_PIXEL
+ * words after pixel 0; lanes (0, 2) then (1, 3)) against channel c + 1 at [r10, r11] and
+ * channel c at [r10] (post-indexed), into r0 r2 (channel c) and r1 r3 (c + 1). */
+#define CONV2D_ASM_GROUP                                                            \
+    "    ldrd   r4, r5, [r12, #288]\n"      /* pixel 1 */                            \
+    "    ldrd   r6, r7, [r12], #8\n"        /* pixel 0 */                            \
+    "    ldr    r8, [r10, r11]\n"           /* channel c + 1 */                      \
+    "    sxtb16 r9, r8\n"                                                           \
+    "    sxtb16 r8, r8, ror #8\n"                                                   \
+    "    smlad  r1, r6, r9, r1\n"                                                   \
+    "    smlad  r3, r4, r9, r3\n"                                                   \
+    "    smlad  r1, r7, r8, r1\n"                                                   \
+    "    smlad  r3, r5, r8, r3\n"                                                   \
+    "    ldr    r8, [r10], #4\n"            /* channel c */                          \
+    "    sxtb16 r9, r8\n"                                                           \
+    "    sxtb16 r8, r8, ror #8\n"                                                   \
+    "    smlad  r0, r6, r9, r0\n"                                                   \
+    "    smlad  r2, r4, r9, r2\n"                                                   \
+    "    smlad  r0, r7, r8, r0\n"                                                   \
+    "    smlad  r2, r5, r8, r2\n"
+
+__asm__(
+    "    .pushsection .text.tc_conv2d_pairs_asm,\"ax\",%progbits\n"
+    "    .syntax unified\n"
+    "    .thumb\n"
+    "    .p2align 2\n"
+    "    .global tc_conv2d_pairs_asm\n"
+    "    .type tc_conv2d_pairs_asm, %function\n"
+    "    .thumb_func\n"
+    "tc_conv2d_pairs_asm:\n"
+    "    push   {r0, r4-r11, lr}\n"
+    "1:  ldr    r12, [sp]\n"                /* r12 = job */
+    "    ldr    r4, [r12, #16]\n"
+    "    cbz    r4, 2f\n"
+    "    ldrd   r0, r1, [r4], #8\n"         /* sums from the bias: r0 r2 channel c, r1 r3 c + 1 */
+    "    str    r4, [r12, #16]\n"
+    "    mov    r2, r0\n"
+    "    mov    r3, r1\n"
+    "    b      3f\n"
+    "2:  ldr    r4, [r12, #20]\n"           /* or from sums: (c, px0) (c, px1) (c+1, px0) (c+1, px1) */
+    "    ldrd   r0, r2, [r4], #16\n"
+    "    ldrd   r1, r3, [r4, #-8]\n"
+    "    str    r4, [r12, #20]\n"
+    "3:  ldm    r12, {r10, r11, r12, lr}\n" /* weights of channel c, depth (c + 1 at [r10, r11]),
+                                               widened input (pixel 0), iterations */
+    "4:"
+    CONV2D_ASM_GROUP
+    CONV2D_ASM_GROUP                    /* two groups per iteration */
+    "    subs   lr, lr, #1\n"
+    "    bne    4b\n"
+    "    ldr    r12, [sp]\n"
+    "    ldr    r4, [r12, #40]\n"           /* the next pair's weights */
+    "    add    r10, r10, r4\n"
+    "    str    r10, [r12, #0]\n"
+    "    ldr    r5, [r12, #32]\n"
+    "    cbnz   r5, 5f\n"
+    "    ldr    r4, [r12, #52]\n"           /* y0 NULL: store the sums */
+    "    strd   r0, r2, [r4], #16\n"
+    "    strd   r1, r3, [r4, #-8]\n"
+    "    str    r4, [r12, #52]\n"
+    "    b      6f\n"
+    "5:  ldrd   r4, r5, [r12, #24]\n"       /* requantize: r6 r7 = mult, r8 r9 = shift of c, c + 1 */
+    "    ldrd   r6, r7, [r4], #8\n"
+    "    ldrd   r8, r9, [r5], #8\n"
+    "    strd   r4, r5, [r12, #24]\n"
+    "    mvn    r8, r8\n"                   /* e - 1 = -shift - 1 */
+    "    mvn    r9, r9\n"
+    "    ldr    r5, [r12, #56]\n"           /* zp1 * 2^(e-2): high word of the rounding */
+    "    lsl    r11, r5, r9\n"              /* constant (with the zero point when folded) */
+    "    lsl    r4, r5, r8\n"
+    "    asr    r4, r4, #1\n"
+    "    asr    r11, r11, #1\n"
+    "    and    r5, r0, #0x80000000\n"      /* (c, px0): lo = 2^30 | sign, hi = 2^(e-2) - s */
+    "    orr    r5, r5, #0x40000000\n"
+    "    sub    lr, r4, r0, lsr #31\n"
+    "    smlal  r5, lr, r0, r6\n"
+    "    asr    r0, lr, r8\n"
+    "    and    r5, r2, #0x80000000\n"      /* (c, px1) */
+    "    orr    r5, r5, #0x40000000\n"
+    "    sub    lr, r4, r2, lsr #31\n"
+    "    smlal  r5, lr, r2, r6\n"
+    "    asr    r2, lr, r8\n"
+    "    and    r5, r1, #0x80000000\n"      /* (c + 1, px0) */
+    "    orr    r5, r5, #0x40000000\n"
+    "    sub    lr, r11, r1, lsr #31\n"
+    "    smlal  r5, lr, r1, r7\n"
+    "    asr    r1, lr, r9\n"
+    "    and    r5, r3, #0x80000000\n"      /* (c + 1, px1) */
+    "    orr    r5, r5, #0x40000000\n"
+    "    sub    lr, r11, r3, lsr #31\n"
+    "    smlal  r5, lr, r3, r7\n"
+    "    asr    r3, lr, r9\n"
+    "    ldr    r4, [r12, #48]\n"           /* + out_zp unless folded, saturate to int8 */
+    "    cbz    r4, 7f\n"
+    "    add    r0, r0, r4\n"
+    "    add    r1, r1, r4\n"
+    "    add    r2, r2, r4\n"
+    "    add    r3, r3, r4\n"
+    "7:  ssat   r0, #8, r0\n"
+    "    ssat   r1, #8, r1\n"
+    "    ssat   r2, #8, r2\n"
+    "    ssat   r3, #8, r3\n"
+    "    ldrd   r4, r5, [r12, #32]\n"       /* y0[c], y0[c + 1], y1[c], y1[c + 1] */
+    "    strb   r1, [r4, #1]\n"
+    "    strb   r0, [r4], #2\n"
+    "    strb   r3, [r5, #1]\n"
+    "    strb   r2, [r5], #2\n"
+    "    strd   r4, r5, [r12, #32]\n"
+    "6:  ldr    r4, [r12, #44]\n"           /* next channel pair, if any */
+    "    cmp    r10, r4\n"
+    "    bne    1b\n"
+    "    pop    {r0, r4-r11, pc}\n"
+    "    .size tc_conv2d_pairs_asm, .-tc_conv2d_pairs_asm\n"
+    "    .popsection\n");
+
+#endif /* TC_DSP_ASM */
