@@ -33,6 +33,7 @@ SAME_MEANING_REVISIONS: Mapping[str, Mapping[int, Mapping[str, tuple | None]]] =
     "AveragePool": {22: {}},
     "Conv": {22: {}},
     "Dropout": {22: {}},
+    "Elu": {22: {}},
     "GlobalAveragePool": {22: {}},
     "GlobalMaxPool": {22: {}},
     "HardSigmoid": {22: {}},

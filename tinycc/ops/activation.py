@@ -51,6 +51,11 @@ def tanh(x):
     return np.tanh(x)
 
 
+def elu(x, alpha=1.0):
+    """x for x >= 0, alpha * (exp(x) - 1) below (ONNX Elu)."""
+    return np.where(x >= 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
 # op name -> fn(x, attrs); every entry but Relu and Clip (fused into their producer as a clamp
 # where possible) is a 256-entry lookup table in int8.
 FLOAT_FUNCS = {
@@ -61,6 +66,7 @@ FLOAT_FUNCS = {
     "HardSigmoid": lambda x, a: hardsigmoid(x, a["alpha"], a["beta"]),
     "HardSwish": lambda x, a: hardswish(x),
     "Tanh": lambda x, a: tanh(x),
+    "Elu": lambda x, a: elu(x, a["alpha"]),
     "Identity": lambda x, a: x,
 }
 # int8 output quantization fixed by the TFLite spec (the others are calibrated)
@@ -119,6 +125,11 @@ def import_simple(ctx, onode, attrs):
 @onnx_importer("LeakyRelu")
 def import_leaky(ctx, onode, attrs):
     ctx.add("LeakyRelu", [onode.input[0]], [onode.output[0]], onode, alpha=float(attrs.get("alpha", 0.01)))
+
+
+@onnx_importer("Elu")
+def import_elu(ctx, onode, attrs):
+    ctx.add("Elu", [onode.input[0]], [onode.output[0]], onode, alpha=float(attrs.get("alpha", 1.0)))
 
 
 @onnx_importer("HardSigmoid")
