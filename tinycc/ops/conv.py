@@ -2,12 +2,26 @@
 
 IR inputs: x, w (OIHW for NCHW / OHWI for NHWC, O = out channels, I = in channels / group),
 bias ('' if none). Attrs: kernel, strides, dilations, pads (t, l, b, r), group, layout, act.
+
+int8 (TFLite Micro CONV_2D / DEPTHWISE_CONV_2D per channel): Conv2dParams / DwConv2dParams mirror
+tc_conv2d_params / tc_dwconv2d_params; conv2d_s8 / dwconv2d_s8 (and the int64 accumulators
+*_acc) are the bit-exact references of the portable C kernels, which every DSP / assembly
+variant matches. The overlap licences say how far the planner may overlap output and input.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, Optional
+
 import numpy as np
 
-from .common import bad_input, conv_out_size, ints, spatial_pads, unsupported
+from ..golden.checks import as_shape, require
+from ..golden.spatial import add_bias_checked, as_hwc, check_quant, requantize_channels, windows
+from ..kernels import ASM, DSP, Variant, declare, lookup
+from ..program import Arg
+from ..quant.params import act_range
+from ..quant.weights import requant_arrays
+from .common import bad_input, ints, spatial_pads, unsupported
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 
@@ -21,8 +35,8 @@ def conv2d_nchw(x, w, b, strides, dilations, pads, group):
     sh, sw = strides
     dh, dw = dilations
     xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    oh = conv_out_size(h, kh, sh, dh, pt + pb)
-    ow = conv_out_size(wd, kw, sw, dw, pl + pr)
+    oh = conv_output_size(h, kh, sh, dh, pt, pb)
+    ow = conv_output_size(wd, kw, sw, dw, pl, pr)
     og = o // group
     xg = xp.reshape(n, group, ig, xp.shape[2], xp.shape[3])
     wg = w.astype(np.float64).reshape(group, og, ig, kh, kw)
@@ -41,6 +55,7 @@ def conv2d_nchw(x, w, b, strides, dilations, pads, group):
 class Conv(OpDef):
     name = "Conv"
     layout_class = LayoutClass.SPATIAL
+    fuses_activation = True
 
     def infer(self, g, node):
         x = g.tensors[node.inputs[0]]
@@ -51,8 +66,8 @@ class Conv(OpDef):
         out_c = wt.shape[0]
         kh, kw = a["kernel"]
         pt, pl, pb, pr = a["pads"]
-        oh = conv_out_size(h, kh, a["strides"][0], a["dilations"][0], pt + pb)
-        ow = conv_out_size(w, kw, a["strides"][1], a["dilations"][1], pl + pr)
+        oh = conv_output_size(h, kh, a["strides"][0], a["dilations"][0], pt, pb)
+        ow = conv_output_size(w, kw, a["strides"][1], a["dilations"][1], pl, pr)
         return [((n, oh, ow, out_c) if nhwc else (n, out_c, oh, ow), x.dtype)]
 
     def run_float(self, node, xs):
@@ -77,6 +92,25 @@ class Conv(OpDef):
         g.rewrite_const_input(node, 1, w.transpose(0, 2, 3, 1), "w_ohwi", {0: 0, 1: 3, 2: 1, 3: 2})
         node.attrs["layout"] = "NHWC"
 
+    def bias_axis(self, g, node):
+        return 1 if node.attrs["layout"] == "NCHW" else 3
+
+    def absorb_zero_pad(self, g, node, pads):
+        if len(pads) != 8:
+            return False
+        h_ax, w_ax = (1, 2) if node.attrs["layout"] == "NHWC" else (2, 3)
+        if any(pads[i] or pads[i + 4] for i in range(4) if i not in (h_ax, w_ax)):
+            return False
+        t, l, b, r = node.attrs["pads"]
+        node.attrs["pads"] = (t + pads[h_ax], l + pads[w_ax], b + pads[h_ax + 4], r + pads[w_ax + 4])
+        return True
+
+    def layer_class(self, step):
+        if step.kernel.startswith("tc_dwconv2d_s8"):
+            return "depthwise"
+        p = step.params
+        return "pointwise" if p.k_h == 1 and p.k_w == 1 and p.groups == 1 else "conv"
+
     @staticmethod
     def is_depthwise(g, node) -> bool:
         w = g.tensors[node.inputs[1]]
@@ -84,7 +118,41 @@ class Conv(OpDef):
         return node.attrs["group"] == in_c and node.attrs["group"] > 1
 
     def lower_int8(self, lc, node):
-        return _lower_conv_int8(self, lc, node)
+        x, y = node.inputs[0], node.outputs[0]
+        a = node.attrs
+        ih, iw, ic = lc.hwc(x)
+        oh, ow, oc = lc.hwc(y)
+        s_in, zp_in = lc.qp(x)
+        s_out, zp_out = lc.qp(y)
+        enc = lc.weights(node, s_in)  # OHWI codes, per-channel scales, int32 bias
+        wq, bias = enc.q, enc.bias
+        mult, shift = requant_arrays(s_in, enc.qp.scale, s_out, oc)
+        act_min, act_max = act_range(a.get("act"), lc.tensor(y).quant)
+        (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["strides"], a["dilations"]
+        pt, pl = a["pads"][0], a["pads"][1]
+        group = a["group"]
+        geometry = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
+                        stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=pt, pad_left=pl)
+        quant = dict(in_zp=zp_in, out_zp=zp_out, act_min=act_min, act_max=act_max)
+        if group == ic and group > 1:
+            p = DwConv2dParams(**geometry, depth_mult=oc // ic, **quant)
+            wblob = lc.blob(np.ascontiguousarray(wq[:, :, :, 0].transpose(1, 2, 0)), node, "w")
+            kernel, fn = "tc_dwconv2d_s8", dwconv2d_s8
+        else:
+            p = Conv2dParams(**geometry, groups=group, **quant)
+            wblob = lc.blob(np.ascontiguousarray(wq), node, "w")
+            kernel, fn = "tc_conv2d_s8", conv2d_s8
+        args = [Arg("in", x), Arg("const", wblob), Arg("const", lc.blob(bias, node, "bias")),
+                Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
+        inplace = {}
+        if kernel == "tc_dwconv2d_s8" and oc == ic and oh * ow <= ih * iw and ih * iw < oh * ow * oc:
+            # TinyEngine-style: one channel plane of scratch instead of a second activation buffer
+            scratch = Arg("scratch", "", lookup("tc_dwconv2d_s8_inplace").scratch_bytes(p))
+            inplace = dict(inplace_inputs=(0,), inplace_kernel="tc_dwconv2d_s8_inplace",
+                           inplace_args=args[:5] + [scratch] + args[5:])
+        licence = conv2d_overlap_licence(p) if kernel == "tc_conv2d_s8" else dwconv2d_overlap_licence(p)
+        lc.add_step(node, kernel, p, args, lambda xv, w, b, m, s: fn(p, xv.reshape(ih, iw, ic), w, b, m, s),
+                    macs=self.macs(lc.g, node), **licence, **inplace)
 
 
 @onnx_importer("Conv")
@@ -136,53 +204,23 @@ def import_conv(ctx, onode, attrs):
         ctx.add("Reshape", [y], [onode.output[0]], onode, "to1d", shape=(n, o, length))
 
 
-# ---- int8 ---------------------------------------------------------------------------------------
-def _lower_conv_int8(self, lc, node):
-    from ..golden import kernels_conv as K
-    from ..lower import requant_arrays
-    from ..program import Arg
-    from ..quant.params import act_range
-
-    x, y = node.inputs[0], node.outputs[0]
-    bname = node.inputs[2] if len(node.inputs) > 2 else ""
-    a = node.attrs
-    ih, iw, ic = lc.hwc(x)
-    oh, ow, oc = lc.hwc(y)
-    s_in, zp_in = lc.qp(x)
-    s_out, zp_out = lc.qp(y)
-    wq, wqp, bias = lc.weights_and_bias(node.inputs[1], bname, s_in)  # OHWI
-    mult, shift = requant_arrays(s_in, wqp.scale, s_out, oc)
-    act_min, act_max = act_range(a.get("act"), lc.tensor(y).quant)
-    (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["strides"], a["dilations"]
-    pt, pl = a["pads"][0], a["pads"][1]
-    group = a["group"]
-    geometry = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
-                    stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=pt, pad_left=pl)
-    quant = dict(in_zp=zp_in, out_zp=zp_out, act_min=act_min, act_max=act_max)
-    if group == ic and group > 1:
-        p = K.DwConv2dParams(**geometry, depth_mult=oc // ic, **quant)
-        wblob = lc.blob(np.ascontiguousarray(wq[:, :, :, 0].transpose(1, 2, 0)), node, "w")
-        kernel, fn = "tc_dwconv2d_s8", K.dwconv2d_s8
-    else:
-        p = K.Conv2dParams(**geometry, groups=group, **quant)
-        wblob = lc.blob(np.ascontiguousarray(wq), node, "w")
-        kernel, fn = "tc_conv2d_s8", K.conv2d_s8
-    args = [Arg("in", x), Arg("const", wblob), Arg("const", lc.blob(bias, node, "bias")),
-            Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
-    inplace = {}
-    if kernel == "tc_dwconv2d_s8" and oc == ic and oh * ow <= ih * iw and ih * iw < oh * ow * oc:
-        # TinyEngine-style: one channel plane of scratch instead of a second activation buffer
-        inplace = dict(inplace_inputs=(0,), inplace_kernel="tc_dwconv2d_s8_inplace",
-                       inplace_args=args[:5] + [Arg("scratch", "", ih * iw)] + args[5:])
-    licence = conv2d_overlap_licence(p) if kernel == "tc_conv2d_s8" else dwconv2d_overlap_licence(p)
-    lc.add_step(node, kernel, p, args, lambda xv, w, b, m, s: fn(p, xv.reshape(ih, iw, ic), w, b, m, s),
-                macs=self.macs(lc.g, node), **licence, **inplace)
-
-
 # ---- how far an output may overlap its input: what the C kernel that runs really honours ----------
 # Every path of runtime_c/tc_conv2d_s8.c and tc_dwconv2d_s8.c that some build (host portable,
 # host DSP emulation, Cortex-M DSP) may take for the params must be safe under the licence.
-CONV2D_CHUNK = 144  # tc_conv2d_s8.c: windows deeper than this take conv2d_s8_chunked on DSP builds
+CONV2D_CHUNK = 144  # tc_conv2d_s8_dsp.c: windows deeper than this take conv2d_s8_chunked on DSP builds
+
+
+def row_overlap_delta(in_h: int, in_w: int, in_c: int, out_h: int, out_w: int, out_c: int,
+                      stride_h: int, pad_top: int, lookahead_pixels: int = 0) -> int:
+    """Lowest safe output start relative to the input start for a row-streaming NHWC kernel.
+
+    Output row r is written after reading input rows >= r*stride - pad only, so its last byte
+    must stay below input row max(0, r*stride - pad). A kernel that writes up to
+    `lookahead_pixels` output pixels of the next row while it still reads for row r (pixel pairs
+    across a row end) must keep those below that input row too."""
+    row_in, row_out = in_w * in_c, out_w * out_c
+    return min(max(0, r * stride_h - pad_top) * row_in - (r + 1) * row_out
+               - (lookahead_pixels * out_c if r + 1 < out_h else 0) for r in range(out_h))
 
 
 def conv2d_overlap_licence(p) -> dict:
@@ -191,8 +229,6 @@ def conv2d_overlap_licence(p) -> dict:
     CONV2D_CHUNK (conv2d_s8_chunked, groups == 1, dil_w == 1) go in pixel pairs that may span a
     row end, and re-read both windows for each block of output channels after writing a block of
     both: the next row's first pixel is written while the row's last window is still read."""
-    from ..lower import row_overlap_delta
-
     dsp_gathered = p.groups == 1 and p.dil_w == 1 and p.k_w * p.in_c >= 4
     chunked = dsp_gathered and p.k_h * p.k_w * p.in_c > CONV2D_CHUNK
     delta = row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h, p.pad_top,
@@ -207,24 +243,157 @@ def dwconv2d_overlap_licence(p) -> dict:
     size) that holds when the output starts a multiple of in_c bytes from the input, below the
     row-streaming bound (the DSP pixel-by-pixel path needs only that bound). With depth_mult > 1
     an output pixel is wider than an input pixel, so the channels drift apart: no overlap."""
-    from ..lower import row_overlap_delta
-
     if p.depth_mult != 1:
         return {}
     delta = row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h, p.pad_top)
     return dict(overlap_delta=delta, overlap_modulus=p.in_c)
 
 
-# ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
-from ..golden import kernels_conv as _KC  # noqa: E402
-from ..kernels import ASM, DSP, Variant, declare  # noqa: E402
+# ---- integer reference (runtime_c/tc_conv2d_s8.c, tc_dwconv2d_s8.c) ---------------------------
+def conv_output_size(in_size: int, k: int, stride: int = 1, dil: int = 1, pad_begin: int = 0,
+                     pad_end: int = 0) -> int:
+    """Output length along one axis for explicit padding (ONNX/TFLite floor mode)."""
+    return (in_size + pad_begin + pad_end - dil * (k - 1) - 1) // stride + 1
 
+
+def _check_window_geometry(p) -> None:
+    require(min(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c) >= 1,
+            "all tensor sizes must be >= 1")
+    require(min(p.k_h, p.k_w, p.stride_h, p.stride_w, p.dil_h, p.dil_w) >= 1,
+            "kernel size, stride and dilation must be >= 1")
+    require(p.pad_top >= 0 and p.pad_left >= 0, "pads must be >= 0")
+
+
+@dataclass(frozen=True)
+class Conv2dParams:
+    """tc_conv2d_params: regular or grouped conv; weights OHWI [out_c][k_h][k_w][in_c/groups]."""
+
+    C_STRUCT: ClassVar[str] = "tc_conv2d_params"
+    in_h: int
+    in_w: int
+    in_c: int
+    out_h: int
+    out_w: int
+    out_c: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    dil_h: int
+    dil_w: int
+    pad_top: int
+    pad_left: int
+    groups: int
+    in_zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
+
+    def validate(self) -> None:
+        _check_window_geometry(self)
+        require(self.groups >= 1 and self.in_c % self.groups == 0
+                and self.out_c % self.groups == 0,
+                f"groups={self.groups} must divide in_c={self.in_c} and out_c={self.out_c}")
+        check_quant(self.in_zp, self.out_zp, self.act_min, self.act_max)
+
+
+@dataclass(frozen=True)
+class DwConv2dParams:
+    """tc_dwconv2d_params: depthwise conv; weights [k_h][k_w][out_c], oc = ic*depth_mult + m."""
+
+    C_STRUCT: ClassVar[str] = "tc_dwconv2d_params"
+    in_h: int
+    in_w: int
+    in_c: int
+    out_h: int
+    out_w: int
+    out_c: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    dil_h: int
+    dil_w: int
+    pad_top: int
+    pad_left: int
+    depth_mult: int
+    in_zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
+
+    def validate(self) -> None:
+        _check_window_geometry(self)
+        require(self.depth_mult >= 1 and self.out_c == self.in_c * self.depth_mult,
+                f"out_c={self.out_c} must equal in_c={self.in_c} * depth_mult={self.depth_mult}")
+        check_quant(self.in_zp, self.out_zp, self.act_min, self.act_max)
+
+
+def conv2d_acc(p: Conv2dParams, x, w, bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """int64 accumulators [out_h][out_w][out_c] of tc_conv2d_s8 (bias included), before requant."""
+    p.validate()
+    x = as_hwc(x, p.in_h, p.in_w, p.in_c, "input").astype(np.int64) - p.in_zp
+    group_c, group_oc = p.in_c // p.groups, p.out_c // p.groups
+    w = as_shape(w, (p.out_c, p.k_h, p.k_w, group_c), "weights").astype(np.int64)
+    # Zero in the (x - in_zp) domain is exactly a skipped tap.
+    win = windows(x, p.out_h, p.out_w, p.k_h, p.k_w, p.stride_h, p.stride_w, p.dil_h, p.dil_w,
+                  p.pad_top, p.pad_left, fill=0)
+    win = win.reshape(p.out_h * p.out_w, p.k_h, p.k_w, p.groups, group_c)
+    w = w.reshape(p.groups, group_oc, p.k_h, p.k_w, group_c)
+    acc = np.empty((p.out_h * p.out_w, p.groups, group_oc), dtype=np.int64)
+    for g in range(p.groups):
+        cols = win[:, :, :, g, :].reshape(p.out_h * p.out_w, -1)  # im2col (copies)
+        acc[:, g, :] = cols @ w[g].reshape(group_oc, -1).T
+    return add_bias_checked(acc.reshape(p.out_h, p.out_w, p.out_c), bias, p.out_c)
+
+
+def conv2d_s8(p: Conv2dParams, x, w, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_conv2d_s8: int8 [out_h][out_w][out_c]."""
+    return requantize_channels(conv2d_acc(p, x, w, bias), p, mult, shift, p.out_c)
+
+
+def dwconv2d_acc(p: DwConv2dParams, x, w, bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """int64 accumulators [out_h][out_w][out_c] of tc_dwconv2d_s8 (bias included)."""
+    p.validate()
+    x = as_hwc(x, p.in_h, p.in_w, p.in_c, "input").astype(np.int64) - p.in_zp
+    w = as_shape(w, (p.k_h, p.k_w, p.out_c), "weights").astype(np.int64)
+    win = windows(x, p.out_h, p.out_w, p.k_h, p.k_w, p.stride_h, p.stride_w, p.dil_h, p.dil_w,
+                  p.pad_top, p.pad_left, fill=0)
+    if p.depth_mult > 1:
+        win = win[..., np.arange(p.out_c) // p.depth_mult]  # output channel oc reads oc // mult
+    acc = np.einsum("hwyxc,yxc->hwc", win, w)
+    return add_bias_checked(acc, bias, p.out_c)
+
+
+def dwconv2d_s8(p: DwConv2dParams, x, w, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_dwconv2d_s8: int8 [out_h][out_w][out_c]."""
+    return requantize_channels(dwconv2d_acc(p, x, w, bias), p, mult, shift, p.out_c)
+
+
+def dwconv2d_s8_inplace_scratch_size(p: DwConv2dParams) -> int:
+    """Mirror of tc_dwconv2d_s8_inplace_scratch_size: bytes of one input channel plane."""
+    return p.in_h * p.in_w
+
+
+def dwconv2d_s8_inplace(p: DwConv2dParams, x, w, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_dwconv2d_s8_inplace called with out == in (same values as dwconv2d_s8).
+
+    The result occupies the first out_h*out_w*out_c bytes of the input buffer.
+    """
+    p.validate()
+    require(p.depth_mult == 1, "in-place depthwise needs depth_mult == 1")
+    require(p.out_h * p.out_w <= p.in_h * p.in_w,
+            "in-place depthwise needs out_h*out_w <= in_h*in_w")
+    return dwconv2d_s8(p, x, w, bias, mult, shift)
+
+
+# ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
 _CONV_ARGS = ("in", "const", "const", "const", "const", "out")  # in, w, bias, mult, shift, out
-declare("tc_conv2d_s8", header="tc_conv.h", params=_KC.Conv2dParams, args=_CONV_ARGS,
+declare("tc_conv2d_s8", header="tc_conv.h", params=Conv2dParams, args=_CONV_ARGS,
         sources=("tc_conv2d_s8.c",),
         variants=(Variant(DSP, ("tc_conv2d_s8_dsp.c",)), Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM")))
-declare("tc_dwconv2d_s8", header="tc_conv.h", params=_KC.DwConv2dParams, args=_CONV_ARGS,
+declare("tc_dwconv2d_s8", header="tc_conv.h", params=DwConv2dParams, args=_CONV_ARGS,
         sources=("tc_dwconv2d_s8.c",), inplace="tc_dwconv2d_s8_inplace")
-declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=_KC.DwConv2dParams,
+declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=DwConv2dParams,
         args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_dwconv2d_s8.c",),
-        scratch_bytes=_KC.dwconv2d_s8_inplace_scratch_size)
+        scratch_bytes=dwconv2d_s8_inplace_scratch_size)
