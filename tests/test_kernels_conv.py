@@ -25,15 +25,18 @@ import torch
 import torch.nn.functional as F
 
 from cbuild import RUNTIME, c_compiler, kernel_sources, ptr, runtime_library
-from tinycc.golden import kernels_conv as kc
+from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_acc, conv2d_s8, conv_output_size,
+                             dwconv2d_acc, dwconv2d_s8, dwconv2d_s8_inplace, dwconv2d_s8_inplace_scratch_size)
+from tinycc.ops.dense import FcParams, fc_acc, fc_s8
+from tinycc.ops.pool import AvgPoolParams, MaxPoolParams, avgpool_s8, maxpool_s8
 from tinycc.golden.arith import quantize_multiplier_array, round_half_away
 
 TC_OK, TC_ARG_ERROR = 0, -1
-PARAM_CLASSES = [kc.Conv2dParams, kc.DwConv2dParams, kc.FcParams, kc.MaxPoolParams,
-                 kc.AvgPoolParams]
-HEADERS = {kc.Conv2dParams: "tc_conv.h", kc.DwConv2dParams: "tc_conv.h",
-           kc.FcParams: "tc_conv.h", kc.MaxPoolParams: "tc_pool.h",
-           kc.AvgPoolParams: "tc_pool.h"}
+PARAM_CLASSES = [Conv2dParams, DwConv2dParams, FcParams, MaxPoolParams,
+                 AvgPoolParams]
+HEADERS = {Conv2dParams: "tc_conv.h", DwConv2dParams: "tc_conv.h",
+           FcParams: "tc_conv.h", MaxPoolParams: "tc_pool.h",
+           AvgPoolParams: "tc_pool.h"}
 
 # ---------------------------------------------------------------------------------------------
 # ctypes bindings
@@ -174,7 +177,7 @@ def conv_geometry(rng, in_hw=None, k=None, stride=None, dil=None, pads=None):
         pads = tuple(int(rng.integers(0, span[i % 2])) for i in range(4))
     in_hw = in_hw or tuple(int(n) for n in rng.integers(1, 13, size=2))
     in_hw = tuple(max(in_hw[i], span[i] - pads[i] - pads[i + 2]) for i in range(2))
-    out_hw = tuple(kc.conv_output_size(in_hw[i], k[i], stride[i], dil[i], pads[i], pads[i + 2])
+    out_hw = tuple(conv_output_size(in_hw[i], k[i], stride[i], dil[i], pads[i], pads[i + 2])
                    for i in range(2))
     return dict(in_h=in_hw[0], in_w=in_hw[1], out_h=out_hw[0], out_w=out_hw[1], k_h=k[0],
                 k_w=k[1], stride_h=stride[0], stride_w=stride[1], dil_h=dil[0], dil_w=dil[1],
@@ -197,8 +200,8 @@ def conv_case(seed, in_c=None, out_c=None, groups=None, in_zp=None, out_zp=None,
     in_c = in_c or groups * int(rng.integers(1, 5))
     out_c = out_c or groups * int(rng.integers(1, 5))
     in_zp, out_zp, act_min, act_max = _quant_choices(rng, in_zp, out_zp, act)
-    p = kc.Conv2dParams(in_c=in_c, out_c=out_c, groups=groups, in_zp=in_zp, out_zp=out_zp,
-                        act_min=act_min, act_max=act_max, **geo)
+    p = Conv2dParams(in_c=in_c, out_c=out_c, groups=groups, in_zp=in_zp, out_zp=out_zp,
+                     act_min=act_min, act_max=act_max, **geo)
     x = make_input(rng, (p.in_h, p.in_w, in_c), in_zp)
     w = make_int8(rng, (out_c, p.k_h, p.k_w, in_c // groups), *w_range)
     taps = p.k_h * p.k_w * in_c // groups
@@ -216,8 +219,8 @@ def dw_case(seed, in_c=None, depth_mult=None, in_zp=None, out_zp=None, act=None,
     depth_mult = depth_mult or _pick(rng, [1, 1, 2, 3])
     in_zp, out_zp, act_min, act_max = _quant_choices(rng, in_zp, out_zp, act)
     out_c = in_c * depth_mult
-    p = kc.DwConv2dParams(in_c=in_c, out_c=out_c, depth_mult=depth_mult, in_zp=in_zp,
-                          out_zp=out_zp, act_min=act_min, act_max=act_max, **geo)
+    p = DwConv2dParams(in_c=in_c, out_c=out_c, depth_mult=depth_mult, in_zp=in_zp,
+                       out_zp=out_zp, act_min=act_min, act_max=act_max, **geo)
     x = make_input(rng, (p.in_h, p.in_w, in_c), in_zp)
     w = make_int8(rng, (p.k_h, p.k_w, out_c), -127, 127)
     regime = regime or _pick(rng, ["normal", "normal", "normal", "mixed"])
@@ -233,7 +236,7 @@ def fc_case(seed, rows=None, in_features=None, out_features=None, in_zp=None, ou
     in_features = in_features or int(rng.integers(1, 300))
     out_features = out_features or int(rng.integers(1, 40))
     in_zp, out_zp, act_min, act_max = _quant_choices(rng, in_zp, out_zp, act)
-    p = kc.FcParams(rows, in_features, out_features, in_zp, out_zp, act_min, act_max)
+    p = FcParams(rows, in_features, out_features, in_zp, out_zp, act_min, act_max)
     x = make_input(rng, (rows, in_features), in_zp)
     w = make_int8(rng, (out_features, in_features), -127, 127)
     regime = regime or _pick(rng, ["normal", "normal", "mixed"])
@@ -267,7 +270,7 @@ def maxpool_case(seed, channels=None, act=None, **geometry):
     geo = pool_geometry(rng, **geometry)
     channels = channels or int(rng.integers(1, 9))
     act_min, act_max = make_activation_range(rng, 0, act or _pick(rng, ["full", "full", "random"]))
-    p = kc.MaxPoolParams(channels=channels, act_min=act_min, act_max=act_max, **geo)
+    p = MaxPoolParams(channels=channels, act_min=act_min, act_max=act_max, **geo)
     return p, make_input(rng, (p.in_h, p.in_w, channels), int(rng.integers(-128, 128)))
 
 
@@ -291,9 +294,9 @@ def avgpool_case(seed, channels=None, count_include_pad=None, use_requant=None, 
         ratio = scale_ratio or float(2.0 ** rng.uniform(-3, 3))  # in_scale / out_scale
         (m,), (s,) = quantize_multiplier_array([ratio / (geo["k_h"] * geo["k_w"])])
         mult, shift = int(m), int(s)
-    p = kc.AvgPoolParams(channels=channels, count_include_pad=count_include_pad,
-                         use_requant=use_requant, in_zp=in_zp, out_zp=out_zp, mult=mult,
-                         shift=shift, act_min=act_min, act_max=act_max, **geo)
+    p = AvgPoolParams(channels=channels, count_include_pad=count_include_pad,
+                      use_requant=use_requant, in_zp=in_zp, out_zp=out_zp, mult=mult,
+                      shift=shift, act_min=act_min, act_max=act_max, **geo)
     return p, make_input(rng, (p.in_h, p.in_w, channels), in_zp), ratio
 
 
@@ -445,9 +448,9 @@ def check_conv(lib, case):
     status, y_c = run_c_conv_like(lib, "tc_conv2d_s8", p, (p.out_h, p.out_w, p.out_c), x, w,
                                   bias, mult, shift)
     assert status == TC_OK
-    y_golden = kc.conv2d_s8(p, x, w, bias, mult, shift)
+    y_golden = conv2d_s8(p, x, w, bias, mult, shift)
     assert_bit_exact(y_c, y_golden, f"conv2d C vs golden {p}")
-    acc = kc.conv2d_acc(p, x, w, bias)
+    acc = conv2d_acc(p, x, w, bias)
     assert np.array_equal(acc, torch_conv_acc(p, x, w.transpose(0, 3, 1, 2), bias, p.groups))
     assert_requant_close(acc, y_golden, mult, shift, p.out_zp, p.act_min, p.act_max)
     return y_golden
@@ -477,22 +480,22 @@ def test_conv2d_flushed_multiplier_gives_zero_point(lib):
     _, y = run_c_conv_like(lib, "tc_conv2d_s8", p, (p.out_h, p.out_w, p.out_c), x, w, bias,
                            mult, shift)
     assert np.all(y == p.out_zp)
-    assert_bit_exact(y, kc.conv2d_s8(p, x, w, bias, mult, shift), "flushed multiplier")
+    assert_bit_exact(y, conv2d_s8(p, x, w, bias, mult, shift), "flushed multiplier")
 
 
 def test_conv2d_hand_computed():
     """A 2x2 input, 2x2 kernel, 'same' padding bottom/right, worked out by hand."""
-    p = kc.Conv2dParams(in_h=2, in_w=2, in_c=1, out_h=2, out_w=2, out_c=1, k_h=2, k_w=2,
-                        stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0,
-                        groups=1, in_zp=1, out_zp=-3, act_min=-128, act_max=127)
+    p = Conv2dParams(in_h=2, in_w=2, in_c=1, out_h=2, out_w=2, out_c=1, k_h=2, k_w=2,
+                     stride_h=1, stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0,
+                     groups=1, in_zp=1, out_zp=-3, act_min=-128, act_max=127)
     x = np.array([[[3], [5]], [[-1], [2]]], dtype=np.int8)  # minus zp: [[2, 4], [-2, 1]]
     w = np.array([[[[1], [2]], [[3], [-1]]]], dtype=np.int8)
     # acc(0,0) = 2*1 + 4*2 + (-2)*3 + 1*(-1) = 3; acc(0,1) = 4*1 + 1*3 = 7
     # acc(1,0) = -2*1 + 1*2 = 0;                  acc(1,1) = 1*1 = 1;  bias +10
     expected_acc = np.array([[[13], [17]], [[10], [11]]])
-    assert np.array_equal(kc.conv2d_acc(p, x, w, np.array([10], np.int32)), expected_acc)
+    assert np.array_equal(conv2d_acc(p, x, w, np.array([10], np.int32)), expected_acc)
     mult, shift = np.array([1 << 30], np.int32), np.array([0], np.int32)  # x 0.5
-    y = kc.conv2d_s8(p, x, w, np.array([10], np.int32), mult, shift)
+    y = conv2d_s8(p, x, w, np.array([10], np.int32), mult, shift)
     # 6.5 -> 7 (half away from zero), 8.5 -> 9, 5, 5.5 -> 6; then + out_zp (-3)
     assert y[..., 0].tolist() == [[4, 6], [2, 3]]
 
@@ -510,16 +513,16 @@ def check_dw(lib, case):
     status, y_c = run_c_conv_like(lib, "tc_dwconv2d_s8", p, (p.out_h, p.out_w, p.out_c), x, w,
                                   bias, mult, shift)
     assert status == TC_OK
-    y_golden = kc.dwconv2d_s8(p, x, w, bias, mult, shift)
+    y_golden = dwconv2d_s8(p, x, w, bias, mult, shift)
     assert_bit_exact(y_c, y_golden, f"dwconv2d C vs golden {p}")
-    acc = kc.dwconv2d_acc(p, x, w, bias)
+    acc = dwconv2d_acc(p, x, w, bias)
     assert np.array_equal(acc, torch_conv_acc(p, x, dw_torch_weights(p, w), bias, p.in_c))
     assert_requant_close(acc, y_golden, mult, shift, p.out_zp, p.act_min, p.act_max)
     # The same layer written as a grouped conv2d must agree (conv weights OHWI, I = 1).
-    conv_p = kc.Conv2dParams(**{**{f.name: getattr(p, f.name) for f in fields(p)
-                                   if f.name != "depth_mult"}, "groups": p.in_c})
+    conv_p = Conv2dParams(**{**{f.name: getattr(p, f.name) for f in fields(p)
+                                if f.name != "depth_mult"}, "groups": p.in_c})
     conv_w = np.ascontiguousarray(w.transpose(2, 0, 1)[..., None])
-    assert_bit_exact(kc.conv2d_s8(conv_p, x, conv_w, bias, mult, shift), y_golden,
+    assert_bit_exact(conv2d_s8(conv_p, x, conv_w, bias, mult, shift), y_golden,
                      "depthwise vs grouped conv")
     return y_golden
 
@@ -528,7 +531,7 @@ def run_c_dw_inplace(lib, p, x, w, bias, mult, shift):
     """In-place call: (status, output = first out_h*out_w*C bytes of the shared buffer, buffer)."""
     buf = x.copy()
     scratch_size = lib.tc_dwconv2d_s8_inplace_scratch_size(c_params(p))
-    assert scratch_size == kc.dwconv2d_s8_inplace_scratch_size(p) == p.in_h * p.in_w
+    assert scratch_size == dwconv2d_s8_inplace_scratch_size(p) == p.in_h * p.in_w
     scratch = np.zeros(scratch_size, dtype=np.int8)
     status = lib.tc_dwconv2d_s8_inplace(c_params(p), ptr(buf), ptr(w), _opt_ptr(bias), ptr(mult),
                                         ptr(shift), ptr(scratch), ptr(buf))
@@ -573,7 +576,7 @@ def test_dwconv2d_inplace_equals_out_of_place(lib, name, seed):
     status, y_inplace, buf = run_c_dw_inplace(lib, p, x, w, bias, mult, shift)
     assert status == TC_OK
     assert_bit_exact(y_inplace, y_ref, "in-place vs out-of-place")
-    assert_bit_exact(y_inplace, kc.dwconv2d_s8_inplace(p, x, w, bias, mult, shift),
+    assert_bit_exact(y_inplace, dwconv2d_s8_inplace(p, x, w, bias, mult, shift),
                      "in-place C vs golden")
     # Bytes past the output are left as they were (only channel slots of output pixels change).
     n = p.out_h * p.out_w * p.out_c
@@ -591,7 +594,7 @@ def test_dwconv2d_inplace_rejects_invalid(lib):
     status, _, buf = run_c_dw_inplace(lib, p, x, w, bias, mult, shift)
     assert status == TC_ARG_ERROR and np.array_equal(buf, x)
     with pytest.raises(ValueError):
-        kc.dwconv2d_s8_inplace(p, x, w, bias, mult, shift)
+        dwconv2d_s8_inplace(p, x, w, bias, mult, shift)
     # Output larger than input (big padding) cannot be computed in place.
     p, x, w, bias, mult, shift = dw_case(6, depth_mult=1, in_hw=(3, 3), k=(3, 3), stride=(1, 1),
                                          dil=(1, 1), pads=(2, 2, 2, 2))
@@ -599,7 +602,7 @@ def test_dwconv2d_inplace_rejects_invalid(lib):
     status, _, buf = run_c_dw_inplace(lib, p, x, w, bias, mult, shift)
     assert status == TC_ARG_ERROR and np.array_equal(buf, x)
     with pytest.raises(ValueError):
-        kc.dwconv2d_s8_inplace(p, x, w, bias, mult, shift)
+        dwconv2d_s8_inplace(p, x, w, bias, mult, shift)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -611,13 +614,13 @@ def check_fc(lib, case):
     status, y_c = run_c_conv_like(lib, "tc_fc_s8", p, (p.rows, p.out_features), x, w, bias, mult,
                                   shift)
     assert status == TC_OK
-    y_golden = kc.fc_s8(p, x, w, bias, mult, shift)
+    y_golden = fc_s8(p, x, w, bias, mult, shift)
     assert_bit_exact(y_c, y_golden, f"fc C vs golden {p}")
     ref = F.linear(torch.from_numpy(x.astype(np.float64) - p.in_zp),
                    torch.from_numpy(w.astype(np.float64))).numpy().astype(np.int64)
     if bias is not None:
         ref += bias
-    acc = kc.fc_acc(p, x, w, bias)
+    acc = fc_acc(p, x, w, bias)
     assert np.array_equal(acc, ref)
     assert_requant_close(acc, y_golden, mult, shift, p.out_zp, p.act_min, p.act_max)
     return y_golden
@@ -638,8 +641,8 @@ def test_fc_targeted(lib, name):
 def test_fc_rows_are_independent(lib):
     p, x, w, bias, mult, shift = fc_case(11, rows=4)
     _, y = run_c_conv_like(lib, "tc_fc_s8", p, (4, p.out_features), x, w, bias, mult, shift)
-    one_row = kc.FcParams(1, p.in_features, p.out_features, p.in_zp, p.out_zp, p.act_min,
-                          p.act_max)
+    one_row = FcParams(1, p.in_features, p.out_features, p.in_zp, p.out_zp, p.act_min,
+                       p.act_max)
     for r in range(4):
         _, y_r = run_c_conv_like(lib, "tc_fc_s8", one_row, (1, p.out_features), x[r:r + 1].copy(),
                                  w, bias, mult, shift)
@@ -655,9 +658,9 @@ def test_fc_per_tensor_requantization(lib, seed):
     status, y = run_c_conv_like(lib, "tc_fc_s8", tensor, (p.rows, p.out_features), x, w, bias,
                                 mult[:1].copy(), shift[:1].copy())
     assert status == 0
-    np.testing.assert_array_equal(y, kc.fc_s8(tensor, x, w, bias, mult[:1], shift[:1]))
+    np.testing.assert_array_equal(y, fc_s8(tensor, x, w, bias, mult[:1], shift[:1]))
     repeated = (np.repeat(mult[:1], p.out_features), np.repeat(shift[:1], p.out_features))
-    np.testing.assert_array_equal(y, kc.fc_s8(p, x, w, bias, *repeated))
+    np.testing.assert_array_equal(y, fc_s8(p, x, w, bias, *repeated))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -693,7 +696,7 @@ def check_maxpool(lib, case):
     p, x = case
     status, y_c = run_c_pool(lib, "tc_maxpool_s8", p, x)
     assert status == TC_OK
-    y_golden = kc.maxpool_s8(p, x)
+    y_golden = maxpool_s8(p, x)
     assert_bit_exact(y_c, y_golden, f"maxpool C vs golden {p}")
     assert np.array_equal(y_golden, torch_maxpool(p, x))
 
@@ -702,7 +705,7 @@ def check_avgpool(lib, case):
     p, x, scale_ratio = case
     status, y_c = run_c_pool(lib, "tc_avgpool_s8", p, x)
     assert status == TC_OK
-    y_golden = kc.avgpool_s8(p, x)
+    y_golden = avgpool_s8(p, x)
     assert_bit_exact(y_c, y_golden, f"avgpool C vs golden {p}")
     ideal = np.clip(round_half_away(float_avgpool(p, x, scale_ratio)), p.act_min, p.act_max)
     if p.use_requant:  # double rounding through the multiplier: within 1 LSB
@@ -751,15 +754,15 @@ def test_avgpool_targeted(lib, name, count_include_pad, use_requant):
 
 def test_avgpool_rounding_ties_away_from_zero(lib):
     """Window sums of +-1 and +-3 over 2 taps: the TFLM rule rounds .5 away from zero."""
-    p = kc.AvgPoolParams(in_h=1, in_w=4, channels=1, out_h=1, out_w=2, k_h=1, k_w=2,
-                         stride_h=1, stride_w=2, pad_top=0, pad_left=0, count_include_pad=0,
-                         use_requant=0, in_zp=0, out_zp=0, mult=0, shift=0, act_min=-128,
-                         act_max=127)
+    p = AvgPoolParams(in_h=1, in_w=4, channels=1, out_h=1, out_w=2, k_h=1, k_w=2,
+                      stride_h=1, stride_w=2, pad_top=0, pad_left=0, count_include_pad=0,
+                      use_requant=0, in_zp=0, out_zp=0, mult=0, shift=0, act_min=-128,
+                      act_max=127)
     for x_row, expected in [([0, 1, 1, 2], [1, 2]), ([0, -1, -1, -2], [-1, -2]),
                             ([-128, -127, 127, 126], [-128, 127])]:
         x = np.array(x_row, dtype=np.int8).reshape(1, 4, 1)
         _, y = run_c_pool(lib, "tc_avgpool_s8", p, x)
-        assert y.reshape(-1).tolist() == expected == kc.avgpool_s8(p, x).reshape(-1).tolist()
+        assert y.reshape(-1).tolist() == expected == avgpool_s8(p, x).reshape(-1).tolist()
 
 
 def test_avgpool_count_include_pad_uses_real_zero(lib):
@@ -768,12 +771,12 @@ def test_avgpool_count_include_pad_uses_real_zero(lib):
                 stride_w=1, pad_top=1, pad_left=1, use_requant=0, out_zp=0, mult=0, shift=0,
                 act_min=-128, act_max=127)
     x = np.full((3, 3, 1), 50, dtype=np.int8)  # real value (50 - 10) * s everywhere
-    with_pad = kc.AvgPoolParams(count_include_pad=1, in_zp=10, **base)
-    without = kc.AvgPoolParams(count_include_pad=0, in_zp=10, **base)
+    with_pad = AvgPoolParams(count_include_pad=1, in_zp=10, **base)
+    without = AvgPoolParams(count_include_pad=0, in_zp=10, **base)
     # 4 in-image taps of real 40, 5 padded of real 0: mean 160/9 = 17.78 -> q = 10 + 18 = 28.
     assert run_c_pool(lib, "tc_avgpool_s8", with_pad, x)[1].item() == 28
     assert run_c_pool(lib, "tc_avgpool_s8", without, x)[1].item() == 50
-    assert kc.avgpool_s8(with_pad, x).item() == 28 and kc.avgpool_s8(without, x).item() == 50
+    assert avgpool_s8(with_pad, x).item() == 28 and avgpool_s8(without, x).item() == 50
 
 
 @pytest.mark.parametrize("hw", [(1, 1), (3, 5), (12, 12), (48, 48)])
@@ -809,7 +812,7 @@ def test_conv2d_arg_errors(lib, name):
     status, y = run_c_conv_like(lib, "tc_conv2d_s8", bad, shape, x, w, bias, mult, shift)
     assert status == TC_ARG_ERROR and np.all(y == SENTINEL)
     with pytest.raises(ValueError):
-        kc.conv2d_s8(bad, x, w, bias, mult, shift)
+        conv2d_s8(bad, x, w, bias, mult, shift)
 
 
 @pytest.mark.parametrize("fn", ["conv2d", "dwconv2d", "fc"])
@@ -826,7 +829,7 @@ def test_bad_shift_rejected(lib, fn, bad_shift):
     status, y = run_c_conv_like(lib, name, p, shape(p), x, w, bias, mult, shift)
     assert status == TC_ARG_ERROR and np.all(y == SENTINEL)
     with pytest.raises(ValueError):
-        getattr(kc, fn + "_s8")(p, x, w, bias, mult, shift)
+        {"conv2d": conv2d_s8, "dwconv2d": dwconv2d_s8, "fc": fc_s8}[fn](p, x, w, bias, mult, shift)
 
 
 @pytest.mark.parametrize("changes", [dict(depth_mult=2), dict(out_c=0), dict(k_h=0),
@@ -838,7 +841,7 @@ def test_dwconv2d_arg_errors(lib, changes):
                                 bias, mult, shift)
     assert status == TC_ARG_ERROR and np.all(y == SENTINEL)
     with pytest.raises(ValueError):
-        kc.dwconv2d_s8(bad, x, w, bias, mult, shift)
+        dwconv2d_s8(bad, x, w, bias, mult, shift)
 
 
 @pytest.mark.parametrize("changes", [dict(rows=0), dict(in_features=0), dict(out_zp=200),
@@ -850,7 +853,7 @@ def test_fc_arg_errors(lib, changes):
                                 shift)
     assert status == TC_ARG_ERROR and np.all(y == SENTINEL)
     with pytest.raises(ValueError):
-        kc.fc_s8(bad, x, w, bias, mult, shift)
+        fc_s8(bad, x, w, bias, mult, shift)
 
 
 POOL_BAD = {"pad_ge_kernel": dict(pad_top=3), "window_past_image": dict(out_w=9),
@@ -864,10 +867,10 @@ def test_pool_arg_errors(lib, name, kind):
     geo = dict(in_hw=(6, 6), k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1), ceil_mode=False)
     if kind == "max":
         p, x = maxpool_case(1, channels=2, **geo)
-        c_name, golden = "tc_maxpool_s8", kc.maxpool_s8
+        c_name, golden = "tc_maxpool_s8", maxpool_s8
     else:
         p, x, _ = avgpool_case(1, channels=2, count_include_pad=0, use_requant=0, **geo)
-        c_name, golden = "tc_avgpool_s8", kc.avgpool_s8
+        c_name, golden = "tc_avgpool_s8", avgpool_s8
     bad = _replace(p, **POOL_BAD[name])
     out = np.full((bad.out_h, bad.out_w, max(bad.channels, 1)), SENTINEL, dtype=np.int8)
     assert getattr(lib, c_name)(c_params(bad), ptr(x), ptr(out)) == TC_ARG_ERROR
@@ -884,17 +887,17 @@ def test_avgpool_requant_rejects_border_windows(lib):
     status, y = run_c_pool(lib, "tc_avgpool_s8", bad, x)
     assert status == TC_ARG_ERROR and np.all(y == SENTINEL)
     with pytest.raises(ValueError):
-        kc.avgpool_s8(bad, x)
+        avgpool_s8(bad, x)
 
 
 def test_golden_refuses_int32_overflow():
-    p = kc.FcParams(1, 4, 1, -128, 0, -128, 127)
+    p = FcParams(1, 4, 1, -128, 0, -128, 127)
     x = np.full((1, 4), 127, dtype=np.int8)
     w = np.full((1, 4), 127, dtype=np.int8)
     mult, shift = np.array([1 << 30], np.int32), np.array([0], np.int32)
-    kc.fc_s8(p, x, w, None, mult, shift)  # 4 * 127 * 255 fits
+    fc_s8(p, x, w, None, mult, shift)  # 4 * 127 * 255 fits
     with pytest.raises(ValueError, match="overflow"):
-        kc.fc_s8(p, x, w, np.array([2**31 - 1000], np.int32), mult, shift)
+        fc_s8(p, x, w, np.array([2**31 - 1000], np.int32), mult, shift)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -918,10 +921,10 @@ def test_mobilenet_sized_layer(lib, name):
     kind, kwargs = MOBILENET_LAYERS[name]
     if kind == "conv":
         p, x, w, bias, mult, shift = conv_case(1, regime="normal", **kwargs)
-        golden, c_name = kc.conv2d_s8, "tc_conv2d_s8"
+        golden, c_name = conv2d_s8, "tc_conv2d_s8"
     else:
         p, x, w, bias, mult, shift = dw_case(1, regime="normal", **kwargs)
-        golden, c_name = kc.dwconv2d_s8, "tc_dwconv2d_s8"
+        golden, c_name = dwconv2d_s8, "tc_dwconv2d_s8"
     start = time.perf_counter()
     y_golden = golden(p, x, w, bias, mult, shift)
     elapsed = time.perf_counter() - start
@@ -1055,19 +1058,19 @@ def _sanitizer_cases():
     cases = []
     for seed in range(40):
         p, x, w, b, m, s = conv_case(9000 + seed, regime="mixed")
-        cases.append((K_CONV, p, (x, w, b, m, s), kc.conv2d_s8(p, x, w, b, m, s)))
+        cases.append((K_CONV, p, (x, w, b, m, s), conv2d_s8(p, x, w, b, m, s)))
         p, x, w, b, m, s = dw_case(9100 + seed, regime="mixed")
-        cases.append((K_DW, p, (x, w, b, m, s), kc.dwconv2d_s8(p, x, w, b, m, s)))
+        cases.append((K_DW, p, (x, w, b, m, s), dwconv2d_s8(p, x, w, b, m, s)))
         geometry = list(INPLACE_GEOMETRIES.values())[seed % len(INPLACE_GEOMETRIES)]
         p, x, w, b, m, s = dw_case(9200 + seed, depth_mult=1, **geometry)
         cases.append((K_DW_INPLACE, p, (x, w, b, m, s),
-                      kc.dwconv2d_s8_inplace(p, x, w, b, m, s)))
+                      dwconv2d_s8_inplace(p, x, w, b, m, s)))
         p, x, w, b, m, s = fc_case(9300 + seed, regime="mixed")
-        cases.append((K_FC, p, (x, w, b, m, s), kc.fc_s8(p, x, w, b, m, s)))
+        cases.append((K_FC, p, (x, w, b, m, s), fc_s8(p, x, w, b, m, s)))
         p, x = maxpool_case(9400 + seed)
-        cases.append((K_MAXPOOL, p, (x,), kc.maxpool_s8(p, x)))
+        cases.append((K_MAXPOOL, p, (x,), maxpool_s8(p, x)))
         p, x, _ = avgpool_case(9500 + seed)
-        cases.append((K_AVGPOOL, p, (x,), kc.avgpool_s8(p, x)))
+        cases.append((K_AVGPOOL, p, (x,), avgpool_s8(p, x)))
     return cases
 
 

@@ -33,7 +33,8 @@ import numpy as np
 import pytest
 
 from cbuild import RUNTIME, STRICT, c_compiler, kernel_sources, ptr, runtime_library
-from tinycc.golden import kernels_conv as kc
+from tinycc.ops.conv import Conv2dParams, DwConv2dParams, conv2d_s8, conv_output_size, dwconv2d_s8
+from tinycc.ops.dense import FcParams, fc_s8
 from tinycc.kernels import lookup
 from tinycc.golden.arith import INT32_MAX, quantize_multiplier_array
 
@@ -250,7 +251,7 @@ def window_geometry(rng, in_hw=None, k=None, stride=None, dil=None, pads=None):
         pads = tuple(int(rng.integers(0, span[i % 2])) for i in range(4))
     in_hw = in_hw or tuple(int(n) for n in rng.integers(1, 10, 2))
     in_hw = tuple(max(in_hw[i], span[i] - pads[i] - pads[i + 2]) for i in range(2))
-    out_hw = tuple(kc.conv_output_size(in_hw[i], k[i], stride[i], dil[i], pads[i], pads[i + 2])
+    out_hw = tuple(conv_output_size(in_hw[i], k[i], stride[i], dil[i], pads[i], pads[i + 2])
                    for i in range(2))
     return dict(in_h=in_hw[0], in_w=in_hw[1], out_h=out_hw[0], out_w=out_hw[1], k_h=k[0],
                 k_w=k[1], stride_h=stride[0], stride_w=stride[1], dil_h=dil[0], dil_w=dil[1],
@@ -288,8 +289,8 @@ def conv_case(seed, in_c=None, out_c=None, groups=None, in_zp=None, out_zp=None,
     in_c = in_c or groups * int(rng.integers(1, 10))
     out_c = out_c or groups * int(rng.integers(1, 6))
     in_zp, out_zp, act_min, act_max = _quant(rng, in_zp, out_zp, act)
-    p = kc.Conv2dParams(in_c=in_c, out_c=out_c, groups=groups, in_zp=in_zp, out_zp=out_zp,
-                        act_min=act_min, act_max=act_max, **geo)
+    p = Conv2dParams(in_c=in_c, out_c=out_c, groups=groups, in_zp=in_zp, out_zp=out_zp,
+                     act_min=act_min, act_max=act_max, **geo)
     taps = p.k_h * p.k_w * in_c // groups
     return _case_arrays(rng, p, (p.in_h, p.in_w, in_c), (out_c, p.k_h, p.k_w, in_c // groups),
                         out_c, taps, regime, bias, w_range, style)
@@ -303,8 +304,8 @@ def dw_case(seed, in_c=None, depth_mult=None, in_zp=None, out_zp=None, act=None,
     depth_mult = depth_mult or _pick(rng, [1, 1, 1, 2])
     in_zp, out_zp, act_min, act_max = _quant(rng, in_zp, out_zp, act)
     out_c = in_c * depth_mult
-    p = kc.DwConv2dParams(in_c=in_c, out_c=out_c, depth_mult=depth_mult, in_zp=in_zp,
-                          out_zp=out_zp, act_min=act_min, act_max=act_max, **geo)
+    p = DwConv2dParams(in_c=in_c, out_c=out_c, depth_mult=depth_mult, in_zp=in_zp,
+                       out_zp=out_zp, act_min=act_min, act_max=act_max, **geo)
     return _case_arrays(rng, p, (p.in_h, p.in_w, in_c), (p.k_h, p.k_w, out_c), out_c,
                         p.k_h * p.k_w, regime, bias, w_range, style)
 
@@ -317,7 +318,7 @@ def fc_case(seed, rows=None, in_features=None, out_features=None, in_zp=None, ou
         in_features = int(rng.integers(1, 8) if rng.random() < 0.25 else rng.integers(8, 70))
     out_features = out_features or int(rng.integers(1, 12))
     in_zp, out_zp, act_min, act_max = _quant(rng, in_zp, out_zp, act)
-    p = kc.FcParams(rows, in_features, out_features, in_zp, out_zp, act_min, act_max)
+    p = FcParams(rows, in_features, out_features, in_zp, out_zp, act_min, act_max)
     p, x, w, b, mult, shift = _case_arrays(rng, p, (rows, in_features), (out_features, in_features),
                                            out_features, in_features, regime, bias, w_range, style)
     if rng.random() < 0.3:  # per-tensor requantization: one (mult, shift) for the layer
@@ -436,11 +437,11 @@ def dw_inplace_case(seed, **kwargs):
 
 
 KINDS = {
-    "conv": (conv_case, "tc_conv2d_s8", kc.conv2d_s8, lambda p: (p.out_h, p.out_w, p.out_c)),
-    "dw": (dw_case, "tc_dwconv2d_s8", kc.dwconv2d_s8, lambda p: (p.out_h, p.out_w, p.out_c)),
-    "dw_inplace": (dw_inplace_case, "tc_dwconv2d_s8_inplace", kc.dwconv2d_s8,
+    "conv": (conv_case, "tc_conv2d_s8", conv2d_s8, lambda p: (p.out_h, p.out_w, p.out_c)),
+    "dw": (dw_case, "tc_dwconv2d_s8", dwconv2d_s8, lambda p: (p.out_h, p.out_w, p.out_c)),
+    "dw_inplace": (dw_inplace_case, "tc_dwconv2d_s8_inplace", dwconv2d_s8,
                    lambda p: (p.out_h, p.out_w, p.out_c)),
-    "fc": (fc_case, "tc_fc_s8", kc.fc_s8, lambda p: (p.rows, p.out_features)),
+    "fc": (fc_case, "tc_fc_s8", fc_s8, lambda p: (p.rows, p.out_features)),
 }
 DW_INPLACE_TARGETED = {
     "3x3_s1_same": dict(in_hw=(9, 7), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1)),

@@ -29,16 +29,32 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper
 
 from cbuild import RUNTIME, c_compiler, ptr, runtime_library
-from tinycc.golden import kernels_eltwise as ke
+from tinycc.golden.arith import quantize_multiplier, round_half_away
+from tinycc.golden.boundary import dequantize, quantize
+from tinycc.golden.fixedpoint import (fp_exp_on_negative_values_q5, fp_get_reciprocal,
+                                      fp_one_over_one_plus_x_for_x_in_0_1)
+from tinycc.ops.activation import (LutParams, clip, hardsigmoid, hardswish, leaky_relu, lut_s8, make_lut,
+                                   relu, sigmoid, tanh)
+from tinycc.ops.concat import (ConcatPartParams, UNIT_MULTIPLIER, UNIT_SHIFT, concat_s8_part,
+                               make_concat_params)
+from tinycc.ops.eltwise import (AddParams, MulParams, add_s8, broadcast_dims, make_add_params,
+                                make_mul_params, make_sub_params, mul_s8, sub_s8)
+from tinycc.ops.pad import PadParams, make_pad_params, pad_s8
+from tinycc.ops.requantize import RequantizeParams, make_requantize_params, requantize_s8
+from tinycc.ops.resize import (ResizeNearestParams, make_resize_nearest_params, nearest_indices,
+                               resize_nearest_s8)
+from tinycc.ops.shape import TransposeParams, make_transpose_params, transpose_s8
+from tinycc.ops.slicing import SliceParams, make_slice_params, make_split_params, onnx_slice_params, slice_s8
+from tinycc.ops.softmax import SoftmaxParams, make_softmax_params, softmax_s8
 
 TC_OK, TC_ARG_ERROR = 0, -1
 SENTINEL = 0x5A   # output buffers start with it, so "wrote nothing" is observable
 PARAM_HEADERS = {
-    ke.AddParams: "tc_eltwise.h", ke.MulParams: "tc_eltwise.h", ke.LutParams: "tc_eltwise.h",
-    ke.SoftmaxParams: "tc_eltwise.h", ke.RequantizeParams: "tc_tensor.h",
-    ke.ConcatPartParams: "tc_tensor.h", ke.PadParams: "tc_tensor.h",
-    ke.TransposeParams: "tc_tensor.h", ke.SliceParams: "tc_tensor.h",
-    ke.ResizeNearestParams: "tc_tensor.h",
+    AddParams: "tc_eltwise.h", MulParams: "tc_eltwise.h", LutParams: "tc_eltwise.h",
+    SoftmaxParams: "tc_eltwise.h", RequantizeParams: "tc_tensor.h",
+    ConcatPartParams: "tc_tensor.h", PadParams: "tc_tensor.h",
+    TransposeParams: "tc_tensor.h", SliceParams: "tc_tensor.h",
+    ResizeNearestParams: "tc_tensor.h",
 }
 KERNEL_ARGS = {   # C function -> number of pointer arguments after the params struct
     "tc_add_s8": 3, "tc_sub_s8": 3, "tc_mul_s8": 3, "tc_lut_s8": 3, "tc_softmax_s8": 2,
@@ -117,7 +133,7 @@ def log_uniform(rng, lo, hi):
 
 def float_requant(real, s_out, zp_out, act_min=-128, act_max=127):
     """Exact real value -> int8 (round half away from zero), the ideal every kernel approaches."""
-    return np.clip(ke.round_half_away(real / s_out) + zp_out, act_min, act_max)
+    return np.clip(round_half_away(real / s_out) + zp_out, act_min, act_max)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,15 +184,15 @@ def binary_case(rng, shape1, shape2, make):
     act_min, act_max = min(act_min, act_max), max(act_min, act_max)
     p = make(s1, zp1, s2, zp2, s_out, zp_out, shape1, shape2, act_min=act_min, act_max=act_max)
     a, b = rand_int8(rng, shape1), rand_int8(rng, shape2)
-    real_a = ke.dequantize(a, s1, zp1).astype(np.float64)
-    real_b = ke.dequantize(b, s2, zp2).astype(np.float64)
+    real_a = dequantize(a, s1, zp1).astype(np.float64)
+    real_b = dequantize(b, s2, zp2).astype(np.float64)
     return p, a, b, real_a, real_b, (s_out, zp_out, act_min, act_max)
 
 
 OPS = {
-    "add": ("tc_add_s8", ke.make_add_params, ke.add_s8, np.add),
-    "sub": ("tc_sub_s8", ke.make_sub_params, ke.sub_s8, np.subtract),
-    "mul": ("tc_mul_s8", ke.make_mul_params, ke.mul_s8, np.multiply),
+    "add": ("tc_add_s8", make_add_params, add_s8, np.add),
+    "sub": ("tc_sub_s8", make_sub_params, sub_s8, np.subtract),
+    "mul": ("tc_mul_s8", make_mul_params, mul_s8, np.multiply),
 }
 
 
@@ -207,8 +223,8 @@ def test_binary_saturation_and_extreme_zero_points(lib, op):
             out = out_buffer(want.size)
             assert call(lib, c_name, p, a, b, out) == TC_OK
             assert_bit_exact(out, want, f"{op} extremes {p}")
-            ideal = float_requant(real_op(ke.dequantize(a, 0.05, zp1).astype(np.float64),
-                                          ke.dequantize(b, 0.02, zp2).astype(np.float64)),
+            ideal = float_requant(real_op(dequantize(a, 0.05, zp1).astype(np.float64),
+                                          dequantize(b, 0.02, zp2).astype(np.float64)),
                                   np.float32(s_out), zp_out)
             assert_within_one_lsb(want, ideal, f"{op} extremes vs float")
 
@@ -226,44 +242,44 @@ def test_binary_in_place_on_full_size_operand(lib):
 
 def test_add_and_sub_multipliers_follow_tflm():
     # ADD computes the real multipliers in double, SUB in float32 (TFLM add_common / sub_common).
-    p = ke.make_add_params(0.5, 0, 0.25, 0, 0.5, 0, [1], [1])
+    p = make_add_params(0.5, 0, 0.25, 0, 0.5, 0, [1], [1])
     assert (p.in1_multiplier, p.in1_shift) == (1 << 30, 0)      # 0.5
     assert (p.in2_multiplier, p.in2_shift) == (1 << 30, -1)     # 0.25
     assert (p.out_multiplier, p.out_shift) == (1 << 30, -18)    # 1 / (2^20 * 0.5)
     s1, s2, so = 0.0123456, 0.0456789, 0.0789012
-    add = ke.make_add_params(s1, 0, s2, 0, so, 0, [1], [1])
-    sub = ke.make_sub_params(s1, 0, s2, 0, so, 0, [1], [1])
+    add = make_add_params(s1, 0, s2, 0, so, 0, [1], [1])
+    sub = make_sub_params(s1, 0, s2, 0, so, 0, [1], [1])
     f1, f2, fo = np.float32(s1), np.float32(s2), np.float32(so)
     tw = np.float32(2) * max(f1, f2)
-    assert (sub.in1_multiplier, sub.in1_shift) == ke.quantize_multiplier(float(f1 / tw))
+    assert (sub.in1_multiplier, sub.in1_shift) == quantize_multiplier(float(f1 / tw))
     assert (sub.out_multiplier, sub.out_shift) == \
-        ke.quantize_multiplier(float(tw / (np.float32(1 << 20) * fo)))
+        quantize_multiplier(float(tw / (np.float32(1 << 20) * fo)))
     assert (add.in1_multiplier, add.in1_shift) == \
-        ke.quantize_multiplier(float(f1) / (2.0 * float(f2)))
+        quantize_multiplier(float(f1) / (2.0 * float(f2)))
 
 
 def test_broadcast_dims_folding():
-    assert ke.broadcast_dims([1, 7, 7, 32], [1, 1, 1, 32]) == \
+    assert broadcast_dims([1, 7, 7, 32], [1, 1, 1, 32]) == \
         ((1, 1, 49, 32), (1, 1, 1, 32), (1, 1, 49, 32))
-    assert ke.broadcast_dims([5, 6, 7], [5, 6, 7]) == ((1, 1, 1, 210),) * 3
-    assert ke.broadcast_dims([2, 3, 8], [8]) == ((1, 1, 6, 8), (1, 1, 1, 8), (1, 1, 6, 8))
+    assert broadcast_dims([5, 6, 7], [5, 6, 7]) == ((1, 1, 1, 210),) * 3
+    assert broadcast_dims([2, 3, 8], [8]) == ((1, 1, 6, 8), (1, 1, 1, 8), (1, 1, 6, 8))
     # 5-D inputs fold as long as at most 4 broadcast groups remain
-    assert ke.broadcast_dims([2, 1, 3, 4, 5], [2, 6, 3, 1, 1])[2] == (2, 6, 3, 20)
+    assert broadcast_dims([2, 1, 3, 4, 5], [2, 6, 3, 1, 1])[2] == (2, 6, 3, 20)
     with pytest.raises(ValueError):
-        ke.broadcast_dims([3, 4], [4, 4])
+        broadcast_dims([3, 4], [4, 4])
 
 
 # ---------------------------------------------------------------------------------------------
 # LUT activations
 
 ACTIVATIONS = {   # golden float64 builder -> independent torch float32 reference
-    "sigmoid": (ke.sigmoid, torch.sigmoid),
-    "tanh": (ke.tanh, torch.tanh),
-    "hardswish": (ke.hardswish, F.hardswish),
-    "hardsigmoid": (partial(ke.hardsigmoid, alpha=1 / 6, beta=0.5), F.hardsigmoid),
-    "leaky_relu": (partial(ke.leaky_relu, alpha=0.1), partial(F.leaky_relu, negative_slope=0.1)),
-    "relu": (ke.relu, F.relu),
-    "clip": (partial(ke.clip, lo=-1.0, hi=2.5), partial(torch.clamp, min=-1.0, max=2.5)),
+    "sigmoid": (sigmoid, torch.sigmoid),
+    "tanh": (tanh, torch.tanh),
+    "hardswish": (hardswish, F.hardswish),
+    "hardsigmoid": (partial(hardsigmoid, alpha=1 / 6, beta=0.5), F.hardsigmoid),
+    "leaky_relu": (partial(leaky_relu, alpha=0.1), partial(F.leaky_relu, negative_slope=0.1)),
+    "relu": (relu, F.relu),
+    "clip": (partial(clip, lo=-1.0, hi=2.5), partial(torch.clamp, min=-1.0, max=2.5)),
 }
 
 
@@ -273,23 +289,23 @@ def test_lut_activation_c_matches_golden_and_torch(lib, name):
     rng = np.random.default_rng(abs(hash(name)) % 1000)
     for in_scale, in_zp, out_scale, out_zp in [(0.05, -10, 1 / 256, -128), (0.2, 127, 0.03, 5),
                                                 (0.01, -128, 0.02, 0), (0.1, 0, 0.05, 127)]:
-        table = ke.make_lut(fn, in_scale, in_zp, out_scale, out_zp)
+        table = make_lut(fn, in_scale, in_zp, out_scale, out_zp)
         x = rand_int8(rng, [3, 17, 5])
-        p = ke.LutParams(size=x.size)
-        want = ke.lut_s8(p, table, x)
+        p = LutParams(size=x.size)
+        want = lut_s8(p, table, x)
         out = out_buffer(x.size)
         assert call(lib, "tc_lut_s8", p, table, x, out) == TC_OK
         assert_bit_exact(out, want, f"lut {name}")
         everything = np.arange(-128, 128, dtype=np.int8)
-        real = ref(torch.from_numpy(ke.dequantize(everything, in_scale, in_zp))).numpy()
-        assert_within_one_lsb(table, ke.quantize(real, out_scale, out_zp), f"lut {name} vs torch")
+        real = ref(torch.from_numpy(dequantize(everything, in_scale, in_zp))).numpy()
+        assert_within_one_lsb(table, quantize(real, out_scale, out_zp), f"lut {name} vs torch")
         in_place = x.copy().reshape(-1)
         assert call(lib, "tc_lut_s8", p, table, in_place, in_place) == TC_OK
         assert_bit_exact(in_place, want, f"lut {name} in place")
 
 
 def test_lut_activation_clamp():
-    table = ke.make_lut(ke.relu, 0.1, 0, 0.1, -20, act_min=-20, act_max=40)
+    table = make_lut(relu, 0.1, 0, 0.1, -20, act_min=-20, act_max=40)
     assert table.min() == -20 and table.max() == 40 and table[128 + 5] == -15
 
 
@@ -308,9 +324,9 @@ SOFTMAX_KNOWN = [
 @pytest.mark.parametrize("case", range(len(SOFTMAX_KNOWN)))
 def test_softmax_tflite_reference_vectors(lib, case):
     fields_, x, want = SOFTMAX_KNOWN[case]
-    p = ke.SoftmaxParams(*fields_)
+    p = SoftmaxParams(*fields_)
     x, want = np.array(x, np.int8), np.array(want, np.int8)
-    assert_bit_exact(ke.softmax_s8(p, x), want, "golden vs TFLite")
+    assert_bit_exact(softmax_s8(p, x), want, "golden vs TFLite")
     out = out_buffer(x.size)
     assert call(lib, "tc_softmax_s8", p, x, out) == TC_OK
     assert_bit_exact(out, want, "C vs TFLite")
@@ -318,13 +334,13 @@ def test_softmax_tflite_reference_vectors(lib, case):
 
 def test_softmax_params_follow_tflm():
     # The first CMSIS-NN vector was generated with input scale 1/255.
-    p = ke.make_softmax_params(np.float32(1 / 255), outer=2, depth=5)
+    p = make_softmax_params(np.float32(1 / 255), outer=2, depth=5)
     assert (p.input_multiplier, p.input_left_shift, p.diff_min) == (1077952640, 19, -3968)
     # beta * scale * 2^26 is capped at 2^31 - 1: shift 31, only the maximum survives.
-    big = ke.make_softmax_params(64.0, outer=1, depth=4)
+    big = make_softmax_params(64.0, outer=1, depth=4)
     assert (big.input_multiplier, big.input_left_shift, big.diff_min) == ((1 << 31) - 1, 31, 0)
     with pytest.raises(ValueError):
-        ke.make_softmax_params(2.0 ** -27, outer=1, depth=4)   # TFLM: multiplier must exceed 1
+        make_softmax_params(2.0 ** -27, outer=1, depth=4)   # TFLM: multiplier must exceed 1
 
 
 def softmax_inputs(rng, depth):
@@ -343,14 +359,14 @@ def test_softmax_c_matches_golden_and_float(lib):
         for in_scale in (0.002, 0.0390625, 0.1, 0.5, 3.0, 40.0):
             for beta in (1.0, 0.7):
                 x = softmax_inputs(rng, depth)
-                p = ke.make_softmax_params(in_scale, outer=x.shape[0], depth=depth, beta=beta)
-                want = ke.softmax_s8(p, x)
+                p = make_softmax_params(in_scale, outer=x.shape[0], depth=depth, beta=beta)
+                want = softmax_s8(p, x)
                 out = out_buffer(x.size)
                 assert call(lib, "tc_softmax_s8", p, x, out) == TC_OK
                 assert_bit_exact(out, want, f"softmax depth={depth} scale={in_scale}")
-                logits = torch.from_numpy(ke.dequantize(x, in_scale, 0).astype(np.float64))
+                logits = torch.from_numpy(dequantize(x, in_scale, 0).astype(np.float64))
                 probs = torch.softmax(logits * np.float32(beta), dim=1).numpy()
-                ideal = np.clip(ke.round_half_away(probs * 256) - 128, -128, 127)
+                ideal = np.clip(round_half_away(probs * 256) - 128, -128, 127)
                 assert_within_one_lsb(want, ideal, f"softmax vs float depth={depth} s={in_scale}")
 
 
@@ -359,8 +375,8 @@ def test_softmax_large_sums_and_in_place(lib):
     # output rounds to -128, exactly as the real softmax quantizes.
     for depth in (600, 5000):
         x = np.zeros((2, depth), np.int8)
-        p = ke.make_softmax_params(0.05, outer=2, depth=depth)
-        want = ke.softmax_s8(p, x)
+        p = make_softmax_params(0.05, outer=2, depth=depth)
+        want = softmax_s8(p, x)
         assert np.all(want == -128)
         buf = x.copy().reshape(-1)
         assert call(lib, "tc_softmax_s8", p, buf, buf) == TC_OK
@@ -369,14 +385,14 @@ def test_softmax_large_sums_and_in_place(lib):
 
 def test_fixed_point_functions_against_float():
     a = np.linspace(-31 * 2 ** 26, 0, 200001).astype(np.int64)   # Q5 arguments in [-31, 0]
-    exp = ke.fp_exp_on_negative_values_q5(a) / 2.0 ** 31
+    exp = fp_exp_on_negative_values_q5(a) / 2.0 ** 31
     # gemmlowp's 4th-order Taylor step on [-1/4, 0) is accurate to (1/8)^5 / 5! = 2.5e-7.
     assert np.max(np.abs(exp - np.exp(a / 2.0 ** 26))) < 3e-7
     x = np.linspace(0, (1 << 31) - 1, 100001).astype(np.int64)    # Q0 arguments in [0, 1)
-    recip = ke.fp_one_over_one_plus_x_for_x_in_0_1(x) / 2.0 ** 31
+    recip = fp_one_over_one_plus_x_for_x_in_0_1(x) / 2.0 ** 31
     assert np.max(np.abs(recip - 1.0 / (1.0 + x / 2.0 ** 31))) < 1e-8
     sums = np.array([1 << 19, 3 << 19, 1000 << 19, 12345678])      # Q12 sums
-    scale, bits = ke.fp_get_reciprocal(sums, 12)
+    scale, bits = fp_get_reciprocal(sums, 12)
     assert np.allclose(scale / 2.0 ** 31 / 2.0 ** bits, (1 << 19) / sums, rtol=1e-8)
 
 
@@ -408,14 +424,14 @@ def test_fixed_point_c_matches_golden(tmp_path):
                          [(1 << 31) - 1]]).astype(np.int32)
     sums = np.concatenate([rng.integers(1 << 19, 1 << 31, 100000), 1 << np.arange(19, 31),
                            [(1 << 31) - 1]]).astype(np.int32)
-    for fn, x, golden in [(lib.tc_test_fp_exp_q5, q5, ke.fp_exp_on_negative_values_q5),
-                          (lib.tc_test_fp_one_over, q0, ke.fp_one_over_one_plus_x_for_x_in_0_1)]:
+    for fn, x, golden in [(lib.tc_test_fp_exp_q5, q5, fp_exp_on_negative_values_q5),
+                          (lib.tc_test_fp_one_over, q0, fp_one_over_one_plus_x_for_x_in_0_1)]:
         out = np.zeros_like(x)
         fn(ptr(x), ptr(out), ctypes.c_int32(x.size))
         assert_bit_exact(out, golden(x), fn.__name__)
     out, bits = np.zeros_like(sums), np.zeros_like(sums)
     lib.tc_test_fp_reciprocal(ptr(sums), ptr(out), ptr(bits), ctypes.c_int32(sums.size))
-    want, want_bits = ke.fp_get_reciprocal(sums, 12)
+    want, want_bits = fp_get_reciprocal(sums, 12)
     assert_bit_exact(out, want, "get_reciprocal")
     assert_bit_exact(bits, want_bits, "get_reciprocal num_bits_over_unit")
 
@@ -433,21 +449,21 @@ def test_requantize_c_matches_golden_and_float(lib):
                                            (1e-3, 0, 1.0, 0, (-128, 127)),        # ratio 1e-3
                                            (1.0, 127, 1e-3, -128, (-128, 127)),   # ratio 1e3
                                            (0.3, -20, 0.1, -50, (-50, 60))]:      # fused clamp
-        p = ke.make_requantize_params(s_in, zp_in, s_out, zp_out, x.size, *act)
-        want = ke.requantize_s8(p, x)
+        p = make_requantize_params(s_in, zp_in, s_out, zp_out, x.size, *act)
+        want = requantize_s8(p, x)
         out = out_buffer(x.size)
         assert call(lib, "tc_requantize_s8", p, x, out) == TC_OK
         assert_bit_exact(out, want, f"requantize {p}")
-        ideal = float_requant(ke.dequantize(x, s_in, zp_in).astype(np.float64),
+        ideal = float_requant(dequantize(x, s_in, zp_in).astype(np.float64),
                               np.float32(s_out), zp_out, *act)
         assert_within_one_lsb(want, ideal, f"requantize vs float {p}")
         buf = x.copy()
         assert call(lib, "tc_requantize_s8", p, buf, buf) == TC_OK
         assert_bit_exact(buf, want, "requantize in place")
-    unit = ke.make_requantize_params(0.02, -128, 0.02, 127, 4)
-    assert (unit.multiplier, unit.shift) == (ke.UNIT_MULTIPLIER, ke.UNIT_SHIFT)
-    big = ke.make_requantize_params(5e8, 0, 1.0, 0, 4)     # MBQM left shift saturates
-    saturated = ke.requantize_s8(big, np.array([-2, -1, 1, 2], np.int8))
+    unit = make_requantize_params(0.02, -128, 0.02, 127, 4)
+    assert (unit.multiplier, unit.shift) == (UNIT_MULTIPLIER, UNIT_SHIFT)
+    big = make_requantize_params(5e8, 0, 1.0, 0, 4)     # MBQM left shift saturates
+    saturated = requantize_s8(big, np.array([-2, -1, 1, 2], np.int8))
     assert saturated.tolist() == [-128, -128, 127, 127]
 
 
@@ -467,11 +483,11 @@ def test_concat_plain_copies_match_numpy(lib):
             shape[axis] = int(rng.integers(1, 6))
             shapes.append(shape)
         inputs = [rand_int8(rng, s) for s in shapes]
-        parts = ke.make_concat_params(shapes, axis - 4 if axis % 2 else axis)
+        parts = make_concat_params(shapes, axis - 4 if axis % 2 else axis)
         want = np.concatenate(inputs, axis=axis)
         golden = np.zeros(want.size, np.int8)
         for p, x in zip(parts, inputs):
-            ke.concat_s8_part(p, x, golden)
+            concat_s8_part(p, x, golden)
         assert_bit_exact(golden, want, f"concat golden axis {axis}")
         assert_bit_exact(concat_c(lib, parts, inputs), want, f"concat C axis {axis}")
 
@@ -482,12 +498,12 @@ def test_concat_with_requantized_inputs(lib):
     in_quant = [(0.05, -3), (0.02, 127), (0.1, 10)]      # the last one equals the output's scale
     out_quant = (0.1, -20)
     inputs = [rand_int8(rng, s) for s in shapes]
-    parts = ke.make_concat_params(shapes, axis=3, in_quant=in_quant, out_quant=out_quant)
+    parts = make_concat_params(shapes, axis=3, in_quant=in_quant, out_quant=out_quant)
     golden = np.zeros(16 * 16, np.int8)
     for p, x in zip(parts, inputs):
-        ke.concat_s8_part(p, x, golden)
+        concat_s8_part(p, x, golden)
     assert_bit_exact(concat_c(lib, parts, inputs), golden, "requantizing concat C vs golden")
-    ideal = np.concatenate([float_requant(ke.dequantize(x, s, z).astype(np.float64),
+    ideal = np.concatenate([float_requant(dequantize(x, s, z).astype(np.float64),
                                           np.float32(out_quant[0]), out_quant[1])
                             for x, (s, z) in zip(inputs, in_quant)], axis=3)
     assert_within_one_lsb(golden, ideal, "requantizing concat vs float")
@@ -506,13 +522,13 @@ def test_pad_matches_numpy(lib):
                                  ([1, 2, 2, 2], [0, 0, 0, 0], [0, 0, 0, 0])]:
         x = rand_int8(rng, shape)
         value = int(rng.integers(-128, 128))
-        p = ke.make_pad_params(shape, before, after, value)
+        p = make_pad_params(shape, before, after, value)
         want = np.pad(x, list(zip(before, after)), constant_values=value)
-        assert_bit_exact(ke.pad_s8(p, x), want, f"pad golden {shape}")
+        assert_bit_exact(pad_s8(p, x), want, f"pad golden {shape}")
         out = out_buffer(want.size)
         assert call(lib, "tc_pad_s8", p, x, out) == TC_OK
         assert_bit_exact(out, want, f"pad C {shape} {p}")
-    assert ke.make_pad_params([1, 5, 6, 3], [0, 1, 2, 0], [0, 2, 1, 0], 0).in_dims == (1, 1, 5, 18)
+    assert make_pad_params([1, 5, 6, 3], [0, 1, 2, 0], [0, 2, 1, 0], 0).in_dims == (1, 1, 5, 18)
 
 
 def test_transpose_matches_numpy(lib):
@@ -524,9 +540,9 @@ def test_transpose_matches_numpy(lib):
         cases.append(([2, 3, 4, 5], list(perm)))
     for shape, perm in cases:
         x = rand_int8(rng, shape)
-        p = ke.make_transpose_params(shape, perm)
+        p = make_transpose_params(shape, perm)
         want = np.transpose(x, perm)
-        assert_bit_exact(ke.transpose_s8(p, x), want, f"transpose golden {shape} {perm}")
+        assert_bit_exact(transpose_s8(p, x), want, f"transpose golden {shape} {perm}")
         out = out_buffer(want.size)
         assert call(lib, "tc_transpose_s8", p, x, out) == TC_OK
         assert_bit_exact(out, want, f"transpose C {shape} {perm} {p}")
@@ -541,24 +557,24 @@ def test_slice_and_split_match_numpy(lib):
                   ([0, 0], [8, 6], [-1, 1], [1, 2]),
                   ([3], [4], [3], [1]), ([0], [1000], [0], None)]
     for starts, ends, axes, steps in onnx_cases:
-        p = ke.onnx_slice_params(x.shape, starts, ends, axes, steps)
+        p = onnx_slice_params(x.shape, starts, ends, axes, steps)
         index = [slice(None)] * 4
         for k, (s, e) in enumerate(zip(starts, ends)):
             axis = (axes[k] if axes else k) % 4
             index[axis] = slice(s, e, steps[k] if steps else 1)
         want = x[tuple(index)]
-        assert_bit_exact(ke.slice_s8(p, x), want, f"slice golden {starts} {ends}")
+        assert_bit_exact(slice_s8(p, x), want, f"slice golden {starts} {ends}")
         out = out_buffer(want.size)
         assert call(lib, "tc_slice_s8", p, x, out) == TC_OK
         assert_bit_exact(out, want, f"slice C {starts} {ends} {p}")
     for axis, sizes in [(3, [3, 5]), (1, [1, 2, 3]), (0, [1, 1])]:
         pieces = np.split(x, np.cumsum(sizes)[:-1], axis=axis)
-        for p, want in zip(ke.make_split_params(x.shape, axis, sizes), pieces):
+        for p, want in zip(make_split_params(x.shape, axis, sizes), pieces):
             out = out_buffer(want.size)
             assert call(lib, "tc_slice_s8", p, x, out) == TC_OK
             assert_bit_exact(out, want, f"split axis {axis}")
     with pytest.raises(ValueError):
-        ke.onnx_slice_params(x.shape, [5], [0], [1], [-1])   # negative steps are not supported
+        onnx_slice_params(x.shape, [5], [0], [1], [-1])   # negative steps are not supported
 
 
 # ---------------------------------------------------------------------------------------------
@@ -597,14 +613,14 @@ def test_nearest_indices_match_onnxruntime():
             for (h, oh), (w, ow) in RESIZE_SIZES:
                 ys, xs = ort_source_indices((h, w), (oh, ow), None, mode, nearest_mode)
                 what = f"{mode}/{nearest_mode} sizes {h}->{oh}, {w}->{ow}"
-                assert_bit_exact(ke.nearest_indices(h, oh, None, mode, nearest_mode), ys, what)
-                assert_bit_exact(ke.nearest_indices(w, ow, None, mode, nearest_mode), xs, what)
+                assert_bit_exact(nearest_indices(h, oh, None, mode, nearest_mode), ys, what)
+                assert_bit_exact(nearest_indices(w, ow, None, mode, nearest_mode), xs, what)
             for (h, sh), (w, sw) in RESIZE_SCALES:
                 oh, ow = int(np.floor(h * np.float32(sh))), int(np.floor(w * np.float32(sw)))
                 ys, xs = ort_source_indices((h, w), (oh, ow), (sh, sw), mode, nearest_mode)
                 what = f"{mode}/{nearest_mode} scales {h}*{sh}, {w}*{sw}"
-                assert_bit_exact(ke.nearest_indices(h, oh, sh, mode, nearest_mode), ys, what)
-                assert_bit_exact(ke.nearest_indices(w, ow, sw, mode, nearest_mode), xs, what)
+                assert_bit_exact(nearest_indices(h, oh, sh, mode, nearest_mode), ys, what)
+                assert_bit_exact(nearest_indices(w, ow, sw, mode, nearest_mode), xs, what)
 
 
 def test_resize_nearest_c_matches_golden(lib):
@@ -613,11 +629,11 @@ def test_resize_nearest_c_matches_golden(lib):
                                          ((2, 6, 6, 4), (3, 4), "half_pixel"),
                                          ((1, 3, 7, 1), (9, 2), "align_corners")]:
         x = rand_int8(rng, [n, h, w, c])
-        ys = ke.nearest_indices(h, oh, None, mode)
-        xs = ke.nearest_indices(w, ow, None, mode)
-        p = ke.make_resize_nearest_params(x.shape, oh, ow)
+        ys = nearest_indices(h, oh, None, mode)
+        xs = nearest_indices(w, ow, None, mode)
+        p = make_resize_nearest_params(x.shape, oh, ow)
         want = x[:, ys][:, :, xs]
-        assert_bit_exact(ke.resize_nearest_s8(p, ys, xs, x), want, "resize golden")
+        assert_bit_exact(resize_nearest_s8(p, ys, xs, x), want, "resize golden")
         out = out_buffer(want.size)
         assert call(lib, "tc_resize_nearest_s8", p, ys, xs, x, out) == TC_OK
         assert_bit_exact(out, want, f"resize C {p}")
@@ -628,32 +644,32 @@ def test_resize_nearest_c_matches_golden(lib):
 
 
 def _bad_cases():
-    add = ke.make_add_params(0.1, 0, 0.1, 0, 0.1, 0, [1, 4], [1, 4])
-    mul = ke.make_mul_params(0.1, 0, 0.1, 0, 0.1, 0, [1, 4], [1, 4])
+    add = make_add_params(0.1, 0, 0.1, 0, 0.1, 0, [1, 4], [1, 4])
+    mul = make_mul_params(0.1, 0, 0.1, 0, 0.1, 0, [1, 4], [1, 4])
     i4, i16 = np.zeros(4, np.int8), np.zeros(16, np.int8)
-    smx = ke.make_softmax_params(0.1, 1, 4)
-    req = ke.make_requantize_params(0.1, 0, 0.2, 0, 4)
-    part = ke.make_concat_params([[2, 2], [2, 2]], 1)[1]
-    pad = ke.make_pad_params([2, 2], [1, 1], [1, 1], 0)
-    tr = ke.make_transpose_params([2, 2, 2, 2], [3, 2, 1, 0])
-    sl = ke.make_slice_params([4, 4], [0, 0], [1, 1], [2, 2])
-    rs = ke.make_resize_nearest_params([1, 2, 2, 1], 4, 4)
+    smx = make_softmax_params(0.1, 1, 4)
+    req = make_requantize_params(0.1, 0, 0.2, 0, 4)
+    part = make_concat_params([[2, 2], [2, 2]], 1)[1]
+    pad = make_pad_params([2, 2], [1, 1], [1, 1], 0)
+    tr = make_transpose_params([2, 2, 2, 2], [3, 2, 1, 0])
+    sl = make_slice_params([4, 4], [0, 0], [1, 1], [2, 2])
+    rs = make_resize_nearest_params([1, 2, 2, 1], 4, 4)
     ys = np.array([0, 0, 1, 1], np.int32)
     rep = lambda p, **kw: type(p)(**{**asdict(p), **kw})  # noqa: E731
     return [
-        ("tc_add_s8", ke.add_s8, rep(add, in2_dims=(1, 1, 1, 3)), (i4, i4), 4),
-        ("tc_add_s8", ke.add_s8, rep(add, out_shift=1), (i4, i4), 4),
-        ("tc_sub_s8", ke.sub_s8, rep(add, in1_zp=128), (i4, i4), 4),
-        ("tc_mul_s8", ke.mul_s8, rep(mul, act_min=10, act_max=5), (i4, i4), 4),
-        ("tc_mul_s8", ke.mul_s8, rep(mul, out_dims=(1, 1, 1, 0)), (i4, i4), 4),
-        ("tc_softmax_s8", ke.softmax_s8, rep(smx, depth=0), (i4,), 4),
-        ("tc_softmax_s8", ke.softmax_s8, rep(smx, diff_min=-(1 << 30)), (i4,), 4),
-        ("tc_requantize_s8", ke.requantize_s8, rep(req, shift=31), (i4,), 4),
+        ("tc_add_s8", add_s8, rep(add, in2_dims=(1, 1, 1, 3)), (i4, i4), 4),
+        ("tc_add_s8", add_s8, rep(add, out_shift=1), (i4, i4), 4),
+        ("tc_sub_s8", sub_s8, rep(add, in1_zp=128), (i4, i4), 4),
+        ("tc_mul_s8", mul_s8, rep(mul, act_min=10, act_max=5), (i4, i4), 4),
+        ("tc_mul_s8", mul_s8, rep(mul, out_dims=(1, 1, 1, 0)), (i4, i4), 4),
+        ("tc_softmax_s8", softmax_s8, rep(smx, depth=0), (i4,), 4),
+        ("tc_softmax_s8", softmax_s8, rep(smx, diff_min=-(1 << 30)), (i4,), 4),
+        ("tc_requantize_s8", requantize_s8, rep(req, shift=31), (i4,), 4),
         ("tc_concat_s8_part", None, rep(part, out_offset=3), (i4,), 8),
-        ("tc_pad_s8", ke.pad_s8, rep(pad, out_dims=(1, 1, 3, 2)), (i4,), 6),
-        ("tc_transpose_s8", ke.transpose_s8, rep(tr, perm=(0, 1, 1, 3)), (i16,), 16),
-        ("tc_slice_s8", ke.slice_s8, rep(sl, begin=(0, 0, 0, 3)), (i16,), 4),
-        ("tc_slice_s8", ke.slice_s8, rep(sl, stride=(1, 1, 1, 0)), (i16,), 4),
+        ("tc_pad_s8", pad_s8, rep(pad, out_dims=(1, 1, 3, 2)), (i4,), 6),
+        ("tc_transpose_s8", transpose_s8, rep(tr, perm=(0, 1, 1, 3)), (i16,), 16),
+        ("tc_slice_s8", slice_s8, rep(sl, begin=(0, 0, 0, 3)), (i16,), 4),
+        ("tc_slice_s8", slice_s8, rep(sl, stride=(1, 1, 1, 0)), (i16,), 4),
         ("tc_resize_nearest_s8", None, rs, (ys, np.array([0, 0, 1, 2], np.int32), i4), 16),
     ]
 
@@ -667,11 +683,11 @@ def test_bad_parameters_are_rejected(lib):
             with pytest.raises(ValueError):
                 golden(p, *arrays)
     with pytest.raises(ValueError):
-        ke.concat_s8_part(ke.ConcatPartParams(1, 4, 4, 1, 0, 1 << 30, 1, 0), np.zeros(4, np.int8),
-                          np.zeros(4, np.int8))
+        concat_s8_part(ConcatPartParams(1, 4, 4, 1, 0, 1 << 30, 1, 0), np.zeros(4, np.int8),
+                       np.zeros(4, np.int8))
     with pytest.raises(ValueError):
-        rs = ke.make_resize_nearest_params([1, 2, 2, 1], 4, 4)
-        ke.resize_nearest_s8(rs, [0, 0, 1, 1], [0, 0, 1, 2], np.zeros(4, np.int8))
+        rs = make_resize_nearest_params([1, 2, 2, 1], 4, 4)
+        resize_nearest_s8(rs, [0, 0, 1, 1], [0, 0, 1, 2], np.zeros(4, np.int8))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -680,11 +696,11 @@ def test_bad_parameters_are_rejected(lib):
 
 def test_quantize_dequantize_follow_tflite():
     x = np.array([-1.0, -0.25, 0.25, 0.75, 1000.0, -1000.0, 0.0], np.float32)
-    assert ke.quantize(x, 0.5, 3).tolist() == [1, 2, 4, 5, 127, -128, 3]   # ties away from zero
+    assert quantize(x, 0.5, 3).tolist() == [1, 2, 4, 5, 127, -128, 3]   # ties away from zero
     q = np.array([-128, 0, 127], np.int8)
-    d = ke.dequantize(q, 0.1, -5)
+    d = dequantize(q, 0.1, -5)
     assert d.dtype == np.float32 and np.allclose(d, [-12.3, 0.5, 13.2])
-    assert np.array_equal(ke.quantize(d, 0.1, -5), q)
+    assert np.array_equal(quantize(d, 0.1, -5), q)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -715,9 +731,9 @@ def _sanitizer_cases():
     """(call expression template, params, {name: array}, expected output) per case."""
     rng = np.random.default_rng(2024)
     cases = []
-    for make, golden, fn in [(ke.make_add_params, ke.add_s8, "tc_add_s8"),
-                             (ke.make_sub_params, ke.sub_s8, "tc_sub_s8"),
-                             (ke.make_mul_params, ke.mul_s8, "tc_mul_s8")]:
+    for make, golden, fn in [(make_add_params, add_s8, "tc_add_s8"),
+                             (make_sub_params, sub_s8, "tc_sub_s8"),
+                             (make_mul_params, mul_s8, "tc_mul_s8")]:
         for zps, s_out in [((-128, 127, 127), 1e-4), ((127, -128, -128), 30.0)]:
             p = make(0.08, zps[0], 0.0001, zps[1], s_out, zps[2], [1, 5, 5, 8], [1, 1, 1, 8])
             a = np.where(rng.random([1, 5, 5, 8]) < 0.5, -128, 127).astype(np.int8)
@@ -726,34 +742,34 @@ def _sanitizer_cases():
     for depth, scale, fill in [(1, 0.1, None), (1000, 0.02, -128), (5000, 0.05, 0),
                                (10, 64.0, None), (12, 2.0 ** -20, None), (2, 1.0, 127)]:
         x = rand_int8(rng, [3, depth]) if fill is None else np.full([3, depth], fill, np.int8)
-        p = ke.make_softmax_params(scale, 3, depth)
-        cases.append(("tc_softmax_s8(&P, A, out)", p, {"A": x}, ke.softmax_s8(p, x)))
+        p = make_softmax_params(scale, 3, depth)
+        cases.append(("tc_softmax_s8(&P, A, out)", p, {"A": x}, softmax_s8(p, x)))
     x = rand_int8(rng, [64])
     for s_in, zp_in, s_out, zp_out in [(5e8, -128, 1.0, 127), (1e-3, 127, 1.0, -128),
                                        (0.5, 3, 0.5, -9)]:
-        p = ke.make_requantize_params(s_in, zp_in, s_out, zp_out, x.size)
-        cases.append(("tc_requantize_s8(&P, A, out)", p, {"A": x}, ke.requantize_s8(p, x)))
-    table = ke.make_lut(ke.hardswish, 0.05, -128, 0.03, 127)
-    p = ke.LutParams(size=x.size)
-    cases.append(("tc_lut_s8(&P, B, A, out)", p, {"A": x, "B": table}, ke.lut_s8(p, table, x)))
+        p = make_requantize_params(s_in, zp_in, s_out, zp_out, x.size)
+        cases.append(("tc_requantize_s8(&P, A, out)", p, {"A": x}, requantize_s8(p, x)))
+    table = make_lut(hardswish, 0.05, -128, 0.03, 127)
+    p = LutParams(size=x.size)
+    cases.append(("tc_lut_s8(&P, B, A, out)", p, {"A": x, "B": table}, lut_s8(p, table, x)))
     img = rand_int8(rng, [1, 3, 4, 5])
-    p = ke.make_pad_params(img.shape, [0, 2, 1, 0], [0, 1, 3, 0], -128)
-    cases.append(("tc_pad_s8(&P, A, out)", p, {"A": img}, ke.pad_s8(p, img)))
-    p = ke.make_transpose_params(img.shape, [0, 3, 1, 2])
-    cases.append(("tc_transpose_s8(&P, A, out)", p, {"A": img}, ke.transpose_s8(p, img)))
-    p = ke.make_slice_params(img.shape, [0, 0, 1, 0], [1, 2, 2, 3], [1, 2, 2, 2])
-    cases.append(("tc_slice_s8(&P, A, out)", p, {"A": img}, ke.slice_s8(p, img)))
-    ys = ke.nearest_indices(3, 7, None, "half_pixel")
-    xs = ke.nearest_indices(4, 2, None, "asymmetric")
-    p = ke.make_resize_nearest_params([1, 3, 4, 5], 7, 2)
+    p = make_pad_params(img.shape, [0, 2, 1, 0], [0, 1, 3, 0], -128)
+    cases.append(("tc_pad_s8(&P, A, out)", p, {"A": img}, pad_s8(p, img)))
+    p = make_transpose_params(img.shape, [0, 3, 1, 2])
+    cases.append(("tc_transpose_s8(&P, A, out)", p, {"A": img}, transpose_s8(p, img)))
+    p = make_slice_params(img.shape, [0, 0, 1, 0], [1, 2, 2, 3], [1, 2, 2, 2])
+    cases.append(("tc_slice_s8(&P, A, out)", p, {"A": img}, slice_s8(p, img)))
+    ys = nearest_indices(3, 7, None, "half_pixel")
+    xs = nearest_indices(4, 2, None, "asymmetric")
+    p = make_resize_nearest_params([1, 3, 4, 5], 7, 2)
     cases.append(("tc_resize_nearest_s8(&P, Y, X, A, out)", p, {"A": img, "Y": ys, "X": xs},
-                  ke.resize_nearest_s8(p, ys, xs, img)))
-    parts = ke.make_concat_params([[1, 3, 4, 5], [1, 3, 4, 2]], 3, [(0.1, 0), (0.3, -7)],
-                                  (0.2, 4))
+                  resize_nearest_s8(p, ys, xs, img)))
+    parts = make_concat_params([[1, 3, 4, 5], [1, 3, 4, 2]], 3, [(0.1, 0), (0.3, -7)],
+                               (0.2, 4))
     other = rand_int8(rng, [1, 3, 4, 2])
     full = np.zeros(3 * 4 * 7, np.int8)
     for part, piece in zip(parts, [img, other]):
-        ke.concat_s8_part(part, piece, full)
+        concat_s8_part(part, piece, full)
     for part, piece in zip(parts, [img, other]):
         # The driver prefills the output with the golden result: each part must rewrite its
         # own columns identically and leave the others alone.

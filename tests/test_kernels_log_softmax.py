@@ -26,7 +26,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from cbuild import RUNTIME, c_compiler, ptr, runtime_library
-from tinycc.golden import kernels_eltwise as ke
+from tinycc.golden.arith import round_half_away
+from tinycc.ops.softmax import (LOG_SOFTMAX_EXP_ONE, LogSoftmaxParams, log_softmax_log2_q24, log_softmax_s8,
+                                make_log_softmax_exp_table, make_log_softmax_params)
 
 TC_OK, TC_ARG_ERROR = 0, -1
 SENTINEL = 0x5A
@@ -36,7 +38,7 @@ IN_SCALES = (1e-7, 1e-4, 0.003, 0.0390625, 0.1, 0.5, 3.0, 40.0, 1e4)
 
 
 class CParams(ctypes.Structure):
-    _fields_ = [(f.name, ctypes.c_int32) for f in fields(ke.LogSoftmaxParams)]
+    _fields_ = [(f.name, ctypes.c_int32) for f in fields(LogSoftmaxParams)]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def float_reference(x, in_scale, in_zp=0, dequant_dtype=np.float32):
     real = float(np.float32(in_scale)) * (x.astype(np.float64) - in_zp)
     logits = torch.from_numpy(real.astype(dequant_dtype).astype(np.float64))
     y = torch.log_softmax(logits, dim=-1).numpy()
-    return np.clip(ke.round_half_away(y / OUT_SCALE) + OUT_ZP, -128, 127).astype(np.int64)
+    return np.clip(round_half_away(y / OUT_SCALE) + OUT_ZP, -128, 127).astype(np.int64)
 
 
 def input_rows(rng, depth):
@@ -83,20 +85,20 @@ def test_params_dataclass_matches_c_struct():
     header = (RUNTIME / "tc_log_softmax.h").read_text()
     body = re.search(r"typedef struct \{([^{}]*)\}\s*tc_log_softmax_params;", header).group(1)
     c_fields = re.findall(r"int32_t\s+(\w+)\s*;", re.sub(r"/\*.*?\*/", "", body, flags=re.S))
-    assert c_fields == [f.name for f in fields(ke.LogSoftmaxParams)]
-    assert ke.LogSoftmaxParams.C_STRUCT == "tc_log_softmax_params"
+    assert c_fields == [f.name for f in fields(LogSoftmaxParams)]
+    assert LogSoftmaxParams.C_STRUCT == "tc_log_softmax_params"
 
 
 def test_c_matches_golden_and_float_reference(lib):
     rng = np.random.default_rng(2025)
     total = rounded_exactly = 0
     for in_scale in IN_SCALES:
-        table = ke.make_log_softmax_exp_table(in_scale)
+        table = make_log_softmax_exp_table(in_scale)
         for depth in DEPTHS:
             x = input_rows(rng, depth)
             in_zp = int(rng.integers(-128, 128))   # cancels in x - max: any zero point will do
-            p = ke.make_log_softmax_params(in_scale, x.shape[0], depth)
-            want = ke.log_softmax_s8(p, table, x)
+            p = make_log_softmax_params(in_scale, x.shape[0], depth)
+            want = log_softmax_s8(p, table, x)
             status, got = c_log_softmax(lib, p, table, x)
             assert status == TC_OK
             np.testing.assert_array_equal(got, want.reshape(-1), f"C vs golden s={in_scale} d={depth}")
@@ -116,9 +118,9 @@ def test_random_scales_and_zero_points(lib):
         in_scale = float(np.float32(10.0 ** rng.uniform(-6, 3)))
         depth = int(rng.choice([3, 17, 100, 333]))
         x = rng.integers(-128, 128, (max(1, 3000 // depth), depth)).astype(np.int8)
-        table = ke.make_log_softmax_exp_table(in_scale)
-        p = ke.make_log_softmax_params(in_scale, x.shape[0], depth)
-        want = ke.log_softmax_s8(p, table, x)
+        table = make_log_softmax_exp_table(in_scale)
+        p = make_log_softmax_params(in_scale, x.shape[0], depth)
+        want = log_softmax_s8(p, table, x)
         status, got = c_log_softmax(lib, p, table, x)
         assert status == TC_OK
         np.testing.assert_array_equal(got, want.reshape(-1), f"C vs golden s={in_scale} d={depth}")
@@ -136,9 +138,9 @@ def test_long_rows_and_in_place(lib):
         (5000, 0.002, rng.integers(-128, 128, (2, 5000)).astype(np.int8)),
         (4096, 1e-7, rng.integers(-128, 128, (1, 4096)).astype(np.int8)),
     ]:
-        table = ke.make_log_softmax_exp_table(in_scale)
-        p = ke.make_log_softmax_params(in_scale, x.shape[0], depth)
-        want = ke.log_softmax_s8(p, table, x)
+        table = make_log_softmax_exp_table(in_scale)
+        p = make_log_softmax_params(in_scale, x.shape[0], depth)
+        want = log_softmax_s8(p, table, x)
         buf = x.copy().reshape(-1)
         status, _ = c_log_softmax(lib, p, table, buf, out=buf)
         assert status == TC_OK
@@ -147,61 +149,61 @@ def test_long_rows_and_in_place(lib):
 
 
 def test_closed_form_outputs(lib):
-    table = ke.make_log_softmax_exp_table(0.1)
+    table = make_log_softmax_exp_table(0.1)
     # n equal elements: log(1/n) each, i.e. 127 - round(16 ln n).
     for n in (1, 2, 3, 10, 1000, 4096):
-        p = ke.make_log_softmax_params(0.1, 1, n)
-        want = 127 - ke.round_half_away(16 * math.log(n))
+        p = make_log_softmax_params(0.1, 1, n)
+        want = 127 - round_half_away(16 * math.log(n))
         for fill in (-128, 0, 127):
-            got = ke.log_softmax_s8(p, table, np.full(n, fill, np.int8))
+            got = log_softmax_s8(p, table, np.full(n, fill, np.int8))
             assert np.all(got == max(-128, want)), (n, fill)
             assert np.array_equal(c_log_softmax(lib, p, table, np.full(n, fill, np.int8))[1], got)
     # A huge input scale: the maximum is certain (0 -> 127), everything else is -128.
-    big = ke.make_log_softmax_params(1e4, 1, 4)
+    big = make_log_softmax_params(1e4, 1, 4)
     x = np.array([3, -7, 2, -128], np.int8)
-    got = ke.log_softmax_s8(big, ke.make_log_softmax_exp_table(1e4), x)
+    got = log_softmax_s8(big, make_log_softmax_exp_table(1e4), x)
     assert got.tolist() == [127, -128, -128, -128]
     # Two elements one input step apart: log(1 / (1 + e^-s)) and that minus s.
     s = 0.5
-    p = ke.make_log_softmax_params(s, 1, 2)
-    got = ke.log_softmax_s8(p, ke.make_log_softmax_exp_table(s), np.array([1, 0], np.int8))
+    p = make_log_softmax_params(s, 1, 2)
+    got = log_softmax_s8(p, make_log_softmax_exp_table(s), np.array([1, 0], np.int8))
     top = -math.log1p(math.exp(-s))
-    assert got.tolist() == [127 + ke.round_half_away(16 * top), 127 + ke.round_half_away(16 * (top - s))]
+    assert got.tolist() == [127 + round_half_away(16 * top), 127 + round_half_away(16 * (top - s))]
 
 
 def test_integer_log2_against_float():
-    one = ke.LOG_SOFTMAX_EXP_ONE
+    one = LOG_SOFTMAX_EXP_ONE
     sums = np.array([one, one + 1, 3 * one // 2, 2 * one - 1, 2 * one, 12345 * one + 6789,
                      (1 << 61) - 1] + [int(v) for v in np.geomspace(one, 1 << 60, 1000)], np.int64)
-    got = ke.log_softmax_log2_q24(sums) / 2.0 ** 24
+    got = log_softmax_log2_q24(sums) / 2.0 ** 24
     want = np.array([math.log2(int(v)) - 30 for v in sums])
     assert np.max(np.abs(got - want)) < 2.0 ** -23
-    assert ke.log_softmax_log2_q24(np.array([one, 2 * one, 1 << 40])).tolist() == [0, 1 << 24, 10 << 24]
+    assert log_softmax_log2_q24(np.array([one, 2 * one, 1 << 40])).tolist() == [0, 1 << 24, 10 << 24]
 
 
 def test_offline_parameters():
-    p = ke.make_log_softmax_params(0.1, 3, 10)
+    p = make_log_softmax_params(0.1, 3, 10)
     assert (p.out_zp, p.outer, p.depth) == (127, 3, 10)
     real_log2 = p.log2_multiplier * 2.0 ** (p.log2_shift - 31)
     assert abs(real_log2 - 16 * math.log(2)) < 1e-8
     real_diff = p.diff_multiplier * 2.0 ** (p.diff_shift - 31)
     assert abs(real_diff - float(np.float32(0.1)) * 16) < 1e-8
     # s_in / s_out capped at 512; flushed to 0 below 2^-32 (QuantizeMultiplier).
-    assert (ke.make_log_softmax_params(1e6, 1, 2).diff_multiplier,
-            ke.make_log_softmax_params(1e6, 1, 2).diff_shift) == (1 << 30, 10)
-    assert ke.make_log_softmax_params(1e-12, 1, 2).diff_multiplier == 0
-    table = ke.make_log_softmax_exp_table(0.1)
+    assert (make_log_softmax_params(1e6, 1, 2).diff_multiplier,
+            make_log_softmax_params(1e6, 1, 2).diff_shift) == (1 << 30, 10)
+    assert make_log_softmax_params(1e-12, 1, 2).diff_multiplier == 0
+    table = make_log_softmax_exp_table(0.1)
     assert table.dtype == np.int32 and table.shape == (256,) and table[0] == 1 << 30
     assert np.all(np.diff(table) <= 0) and table[-1] == round(math.exp(-25.5) * 2 ** 30)
     with pytest.raises(ValueError):
-        ke.make_log_softmax_params(0.1, 1, 2, out_scale=1e-12)    # ln 2 / s_out too large
+        make_log_softmax_params(0.1, 1, 2, out_scale=1e-12)    # ln 2 / s_out too large
     with pytest.raises(ValueError):
-        ke.make_log_softmax_params(0.0, 1, 2)
+        make_log_softmax_params(0.0, 1, 2)
 
 
 def _bad_cases():
-    good = ke.make_log_softmax_params(0.1, 2, 5)
-    table = ke.make_log_softmax_exp_table(0.1)
+    good = make_log_softmax_params(0.1, 2, 5)
+    table = make_log_softmax_exp_table(0.1)
     cases = [(replace(good, depth=0), table), (replace(good, outer=-1), table),
              (replace(good, diff_shift=11), table), (replace(good, diff_shift=-32), table),
              (replace(good, diff_multiplier=-1), table), (replace(good, log2_shift=31), table),
@@ -218,7 +220,7 @@ def test_bad_parameters_are_rejected(lib, case):
     p, table = _bad_cases()[case]
     x = np.zeros(10, np.int8)
     with pytest.raises(ValueError):
-        ke.log_softmax_s8(p, table, x)
+        log_softmax_s8(p, table, x)
     status, out = c_log_softmax(lib, p, table, x)
     assert status == TC_ARG_ERROR and np.all(out == SENTINEL)
 
@@ -242,11 +244,11 @@ def _sanitizer_driver() -> str:
     blocks, calls = [], []
     for k, (in_scale, depth) in enumerate([(1e-7, 3), (0.1, 1000), (40.0, 10), (3.0, 1)]):
         x = input_rows(rng, depth)
-        table = ke.make_log_softmax_exp_table(in_scale)
-        p = ke.make_log_softmax_params(in_scale, x.shape[0], depth)
+        table = make_log_softmax_exp_table(in_scale)
+        p = make_log_softmax_params(in_scale, x.shape[0], depth)
         blocks += [f"static const tc_log_softmax_params P{k} = {_c_initializer(p)};",
                    _c_array(f"T{k}", table, "int32_t"), _c_array(f"X{k}", x, "int8_t"),
-                   _c_array(f"W{k}", ke.log_softmax_s8(p, table, x), "int8_t")]
+                   _c_array(f"W{k}", log_softmax_s8(p, table, x), "int8_t")]
         calls.append(f"""    {{
         int8_t *out = (int8_t *)malloc(sizeof W{k});
         if (out == NULL || tc_log_softmax_s8(&P{k}, T{k}, X{k}, out) != TC_OK
@@ -256,7 +258,7 @@ def _sanitizer_driver() -> str:
         }}
         free(out);
     }}""")
-    worst = ke.make_log_softmax_params(40.0, 1, 300000)
+    worst = make_log_softmax_params(40.0, 1, 300000)
     return "\n".join([
         "#include <stdio.h>", "#include <stdlib.h>", "#include <string.h>",
         '#include "tc_log_softmax.h"', "", *blocks, "",
