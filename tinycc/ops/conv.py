@@ -265,10 +265,9 @@ def _check_window_geometry(p) -> None:
 
 
 @dataclass(frozen=True)
-class Conv2dParams:
-    """tc_conv2d_params: regular or grouped conv; weights OHWI [out_c][k_h][k_w][in_c/groups]."""
+class _ConvWindow:
+    """The fields tc_conv2d_params and tc_dwconv2d_params both start with, in their C order."""
 
-    C_STRUCT: ClassVar[str] = "tc_conv2d_params"
     in_h: int
     in_w: int
     in_c: int
@@ -283,6 +282,13 @@ class Conv2dParams:
     dil_w: int
     pad_top: int
     pad_left: int
+
+
+@dataclass(frozen=True)
+class Conv2dParams(_ConvWindow):
+    """tc_conv2d_params: regular or grouped conv; weights OHWI [out_c][k_h][k_w][in_c/groups]."""
+
+    C_STRUCT: ClassVar[str] = "tc_conv2d_params"
     groups: int
     in_zp: int
     out_zp: int
@@ -298,24 +304,10 @@ class Conv2dParams:
 
 
 @dataclass(frozen=True)
-class DwConv2dParams:
+class DwConv2dParams(_ConvWindow):
     """tc_dwconv2d_params: depthwise conv; weights [k_h][k_w][out_c], oc = ic*depth_mult + m."""
 
     C_STRUCT: ClassVar[str] = "tc_dwconv2d_params"
-    in_h: int
-    in_w: int
-    in_c: int
-    out_h: int
-    out_w: int
-    out_c: int
-    k_h: int
-    k_w: int
-    stride_h: int
-    stride_w: int
-    dil_h: int
-    dil_w: int
-    pad_top: int
-    pad_left: int
     depth_mult: int
     in_zp: int
     out_zp: int

@@ -130,7 +130,8 @@ def _check_binary(p) -> None:
 
 @dataclass(frozen=True)
 class MulParams:
-    """tc_mul_params: MUL with broadcasting."""
+    """tc_mul_params: MUL with broadcasting. (Its last fields repeat AddParams' because the two C
+    structs end alike; a shared base cannot hold trailing fields.)"""
 
     C_STRUCT: ClassVar[str] = "tc_mul_params"
     in1_zp: int

@@ -267,10 +267,9 @@ def _check_pool_geometry(p) -> None:
 
 
 @dataclass(frozen=True)
-class MaxPoolParams:
-    """tc_maxpool_params (same quantization in and out)."""
+class _PoolWindow:
+    """The fields tc_maxpool_params and tc_avgpool_params both start with, in their C order."""
 
-    C_STRUCT: ClassVar[str] = "tc_maxpool_params"
     in_h: int
     in_w: int
     channels: int
@@ -282,6 +281,13 @@ class MaxPoolParams:
     stride_w: int
     pad_top: int
     pad_left: int
+
+
+@dataclass(frozen=True)
+class MaxPoolParams(_PoolWindow):
+    """tc_maxpool_params (same quantization in and out)."""
+
+    C_STRUCT: ClassVar[str] = "tc_maxpool_params"
     act_min: int
     act_max: int
 
@@ -290,7 +296,7 @@ class MaxPoolParams:
 
 
 @dataclass(frozen=True)
-class AvgPoolParams:
+class AvgPoolParams(_PoolWindow):
     """tc_avgpool_params; see runtime_c/tc_pool.h for the two arithmetic modes.
 
     use_requant=0: TFLM AveragePool on raw values (out_zp/mult/shift ignored); with
@@ -301,17 +307,6 @@ class AvgPoolParams:
     """
 
     C_STRUCT: ClassVar[str] = "tc_avgpool_params"
-    in_h: int
-    in_w: int
-    channels: int
-    out_h: int
-    out_w: int
-    k_h: int
-    k_w: int
-    stride_h: int
-    stride_w: int
-    pad_top: int
-    pad_left: int
     count_include_pad: int
     use_requant: int
     in_zp: int
