@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from cbuild import RUNTIME, c_compiler, kernel_sources, ptr, runtime_library
+from tinycc.kernels import all_kernels
 from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_acc, conv2d_s8, conv_output_size,
                              dwconv2d_acc, dwconv2d_s8, dwconv2d_s8_inplace, dwconv2d_s8_inplace_scratch_size)
 from tinycc.ops.dense import FcParams, fc_acc, fc_s8
@@ -525,6 +526,21 @@ def check_dw(lib, case):
     assert_bit_exact(conv2d_s8(conv_p, x, conv_w, bias, mult, shift), y_golden,
                      "depthwise vs grouped conv")
     return y_golden
+
+
+def test_declared_scratch_sizes_match_the_c_functions(lib):
+    """Every kernel declared with scratch (tinycc/kernels.py, the one source the lowering reads)
+    has a C `<kernel>_scratch_size` that agrees with it."""
+    makers = {DwConv2dParams: lambda seed: dw_case(seed, depth_mult=1)[0]}
+    scratch_kernels = {n: d for n, d in all_kernels().items() if d.scratch_bytes is not None}
+    assert scratch_kernels, "no kernel declares scratch"
+    for name, decl in scratch_kernels.items():
+        assert "scratch" in decl.args, name
+        size_fn = getattr(lib, name + "_scratch_size")
+        size_fn.restype, size_fn.argtypes = ctypes.c_int32, [ctypes.c_void_p]
+        for seed in range(20):
+            p = makers[decl.params](7000 + seed)
+            assert size_fn(c_params(p)) == decl.scratch_bytes(p), (name, p)
 
 
 def run_c_dw_inplace(lib, p, x, w, bias, mult, shift):

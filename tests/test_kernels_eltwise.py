@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper
 
-from cbuild import RUNTIME, c_compiler, ptr, runtime_library
+from cbuild import RUNTIME, c_compiler, kernel_sources, ptr, runtime_library
 from tinycc.golden.arith import quantize_multiplier, round_half_away
+from tinycc.kernels import all_kernels
 from tinycc.golden.boundary import dequantize, quantize
 from tinycc.golden.fixedpoint import (fp_exp_on_negative_values_q5, fp_get_reciprocal,
                                       fp_one_over_one_plus_x_for_x_in_0_1)
@@ -49,18 +50,11 @@ from tinycc.ops.softmax import SoftmaxParams, make_softmax_params, softmax_s8
 
 TC_OK, TC_ARG_ERROR = 0, -1
 SENTINEL = 0x5A   # output buffers start with it, so "wrote nothing" is observable
-PARAM_HEADERS = {
-    AddParams: "tc_eltwise.h", MulParams: "tc_eltwise.h", LutParams: "tc_eltwise.h",
-    SoftmaxParams: "tc_eltwise.h", RequantizeParams: "tc_tensor.h",
-    ConcatPartParams: "tc_tensor.h", PadParams: "tc_tensor.h",
-    TransposeParams: "tc_tensor.h", SliceParams: "tc_tensor.h",
-    ResizeNearestParams: "tc_tensor.h",
-}
-KERNEL_ARGS = {   # C function -> number of pointer arguments after the params struct
-    "tc_add_s8": 3, "tc_sub_s8": 3, "tc_mul_s8": 3, "tc_lut_s8": 3, "tc_softmax_s8": 2,
-    "tc_requantize_s8": 2, "tc_concat_s8_part": 2, "tc_pad_s8": 2, "tc_transpose_s8": 2,
-    "tc_slice_s8": 2, "tc_resize_nearest_s8": 4,
-}
+# The kernels of this file: every declared kernel (tinycc/kernels.py) of the element-wise and
+# data-movement headers. Their params structs, argument counts and sources come from the
+# declarations; each must have a bad-parameter case and a sanitizer case (checked below).
+KERNELS = {name: d for name, d in all_kernels().items() if d.header in ("tc_eltwise.h", "tc_tensor.h")}
+PARAM_HEADERS = {d.params: d.header for d in KERNELS.values()}
 
 # ---------------------------------------------------------------------------------------------
 # ctypes plumbing
@@ -89,9 +83,9 @@ def c_struct(p):
 @pytest.fixture(scope="module")
 def lib():
     lib = runtime_library()
-    for name, n in KERNEL_ARGS.items():
+    for name, decl in KERNELS.items():
         getattr(lib, name).restype = ctypes.c_int
-        getattr(lib, name).argtypes = [ctypes.c_void_p] * (n + 1)
+        getattr(lib, name).argtypes = [ctypes.c_void_p] * (len(decl.args) + 1)
     return lib
 
 
@@ -662,6 +656,7 @@ def _bad_cases():
         ("tc_sub_s8", sub_s8, rep(add, in1_zp=128), (i4, i4), 4),
         ("tc_mul_s8", mul_s8, rep(mul, act_min=10, act_max=5), (i4, i4), 4),
         ("tc_mul_s8", mul_s8, rep(mul, out_dims=(1, 1, 1, 0)), (i4, i4), 4),
+        ("tc_lut_s8", lut_s8, LutParams(size=-1), (make_lut(relu, 0.1, 0, 0.1, 0), i4), 4),
         ("tc_softmax_s8", softmax_s8, rep(smx, depth=0), (i4,), 4),
         ("tc_softmax_s8", softmax_s8, rep(smx, diff_min=-(1 << 30)), (i4,), 4),
         ("tc_requantize_s8", requantize_s8, rep(req, shift=31), (i4,), 4),
@@ -672,6 +667,12 @@ def _bad_cases():
         ("tc_slice_s8", slice_s8, rep(sl, stride=(1, 1, 1, 0)), (i16,), 4),
         ("tc_resize_nearest_s8", None, rs, (ys, np.array([0, 0, 1, 2], np.int32), i4), 16),
     ]
+
+
+def test_every_kernel_has_bad_and_sanitizer_cases():
+    """A newly declared kernel of this family needs its cases here, not only its declaration."""
+    assert {c[0] for c in _bad_cases()} == set(KERNELS)
+    assert {expr.split("(")[0] for expr, *_ in _sanitizer_cases()} == set(KERNELS)
 
 
 def test_bad_parameters_are_rejected(lib):
@@ -707,9 +708,7 @@ def test_quantize_dequantize_follow_tflite():
 # AddressSanitizer + UndefinedBehaviorSanitizer
 
 
-MY_SOURCES = ["tc_add_s8.c", "tc_mul_s8.c", "tc_lut_s8.c", "tc_softmax_s8.c", "tc_requantize_s8.c",
-              "tc_concat_s8.c", "tc_pad_s8.c", "tc_transpose_s8.c", "tc_slice_s8.c",
-              "tc_resize_nearest_s8.c"]
+MY_SOURCES = kernel_sources(*KERNELS)
 
 
 def c_initializer(p) -> str:
