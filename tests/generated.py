@@ -38,6 +38,8 @@ MLPERF_FLOAT = ("kws_dscnn", "ic_resnet8")  # calibrated on samples.npz (NHWC ex
 SKIPPED_FILES = ("runtime/",)
 # the runtime sources the build files name: whole '    runtime/x.c' lines (CMake), ' runtime/x.c' (Makefile)
 RUNTIME_SOURCE = re.compile(rb"(?m)^[ \t]+runtime/[\w./]+\.c\n|[ \t]+runtime/[\w./]+\.c(?=\s)")
+# CMake's shared runtime library: foreach(tc_file x.c y.c) names them without the folder
+RUNTIME_LIST = re.compile(rb"(?<=foreach\(tc_file)((?: [\w.]+\.c)+)(?=\))")
 BUILD_FILES = ("Makefile", "CMakeLists.txt")
 
 
@@ -109,12 +111,21 @@ def compile_case(case: str, work: Path) -> dict[str, bytes]:
 
 def listed_runtime_sources(files: dict[str, bytes]) -> dict[str, list[str]]:
     """Build file -> the runtime .c files it names, in order."""
-    return {f: [m.strip().decode() for m in RUNTIME_SOURCE.findall(files[f])] for f in BUILD_FILES if f in files}
+    out = {}
+    for f in BUILD_FILES:
+        if f in files:
+            out[f] = [m.strip().decode() for m in RUNTIME_SOURCE.findall(files[f])]
+            out[f] += ["runtime/" + n.decode() for m in RUNTIME_LIST.findall(files[f]) for n in m.split()]
+    return out
+
+
+def _without_runtime_sources(data: bytes) -> bytes:
+    return RUNTIME_LIST.sub(b"", RUNTIME_SOURCE.sub(b"", data))
 
 
 def digests(files: dict[str, bytes]) -> dict[str, str]:
     """sha256 of every file outside runtime/; the build files without their runtime source names."""
-    return {rel: hashlib.sha256(RUNTIME_SOURCE.sub(b"", data) if rel in BUILD_FILES else data).hexdigest()
+    return {rel: hashlib.sha256(_without_runtime_sources(data) if rel in BUILD_FILES else data).hexdigest()
             for rel, data in sorted(files.items()) if not rel.startswith(SKIPPED_FILES)}
 
 

@@ -6,7 +6,7 @@ the kernels are cross-compiled for the core (arm-none-eabi-gcc, the core's -mcpu
 -O2: the instructions and any hand-written assembly blocks), linked with a bare-metal driver
 (tests/c/qemu_kernels_driver.c) and randomized and targeted cases embedded as C arrays, run on
 the core's QEMU board with semihosting, and every output is compared bit for bit with the numpy
-golden model (tinycc/golden/kernels_conv.py).
+golden model (tinycc/ops/conv.py, tinycc/ops/dense.py).
 """
 from __future__ import annotations
 
