@@ -269,7 +269,7 @@ def test_saturated_multiplier_is_exact():
     """Conv/FC requantization saturates multipliers of 2^30 and more: exact, since every non-zero
     accumulator saturates int8 anyway. The general QuantizeMultiplier still refuses them."""
     from tinycc.golden.arith import MultiplierRangeError, quantize_multiplier, requantize_to_int8
-    from tinycc.lower import requant_arrays
+    from tinycc.quant.weights import requant_arrays
 
     mult, shift = requant_arrays(1.0, np.array([1e20, 0.5], np.float32), 1e-10, 2)
     assert (int(mult[0]), int(shift[0])) == (2**31 - 1, 30)
