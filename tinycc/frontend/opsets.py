@@ -6,7 +6,7 @@ before they became inputs...). Later opsets revised many operators only to admit
 types (bfloat16 in opset 22; float4, float8e8m0, int2 and more in 23-28) or to add an attribute
 whose default keeps the old meaning. A model at any opset up to the newest that the installed
 `onnx` package knows is therefore accepted when every operator whose semantics tinycc implements
-itself is either unchanged since opset 21 or revised only in those ways (`SAME_MEANING_REVISIONS`,
+itself is either unchanged since opset 21 or revised only in those ways (`SAME_MEANING_REVISIONS`: each importer lists its op's,
 checked against onnx's operator schemas by tests/test_opsets.py). Nodes that tinycc folds with
 onnx's reference evaluator need no such check: the evaluator implements the model's opset.
 
@@ -19,38 +19,25 @@ from collections.abc import Iterable, Mapping
 
 import onnx
 
+from ..ops.registry import NEW_ELEMENT_TYPES_23_TO_25, ONNX_REVISIONS, same_meaning_revisions
+
 MIN_OPSET = 11
 SEMANTICS_OPSET = 21
 
 _FLOAT = onnx.TensorProto.FLOAT
 
-# Operator revisions after opset 21 that keep the meaning tinycc implements, verified against
-# the ONNX changelog and schemas: op type -> {version: {attribute added in that version: the
-# values that keep the opset-21 meaning, or None where any value does}}. An empty dict: only new
-# element types were admitted.
-SAME_MEANING_REVISIONS: Mapping[str, Mapping[int, Mapping[str, tuple | None]]] = {
-    # opset 22: bfloat16 (and float8 for Dropout) admitted
-    "AveragePool": {22: {}},
-    "Conv": {22: {}},
-    "Dropout": {22: {}},
-    "Elu": {22: {}},
-    "GlobalAveragePool": {22: {}},
-    "GlobalMaxPool": {22: {}},
-    "HardSigmoid": {22: {}},
-    "HardSwish": {22: {}},
-    "MaxPool": {22: {}},
-    # opsets 23-25: float4e2m1 (23), float8e8m0 (24), int2/uint2 (25) admitted
-    **{op: {23: {}, 24: {}, 25: {}}
-       for op in ("Flatten", "Identity", "Pad", "Reshape", "Shape", "Size", "Squeeze", "Transpose", "Unsqueeze")},
-    # Cast 24 adds round_mode, which applies only to conversions to float8e8m0 (a type tinycc
-    # refuses anyway); 28 admits float6 types.
-    "Cast": {23: {}, 24: {"round_mode": None}, 25: {}, 28: {}},
-    # DequantizeLinear 23 adds output_dtype: 0 (the scale's type) or float keep float outputs.
-    "DequantizeLinear": {23: {"output_dtype": (0, _FLOAT)}, 24: {}, 25: {}, 28: {}},
-    # QuantizeLinear 23 adds precision (of the division by the scale) and lets the scale's type
-    # differ from the input's: 0 (the input's type) or float keep the float32 arithmetic.
-    "QuantizeLinear": {23: {"precision": (0, _FLOAT)}, 24: {}, 25: {}, 28: {}},
-}
+# Operator revisions after opset 21 that keep the meaning tinycc implements: each importer lists
+# its op's (@onnx_importer(..., revisions=...), gathered in ops.registry.ONNX_REVISIONS, which is
+# this table). Only the operators the front end implements itself, with no importer, are listed
+# here.
+SAME_MEANING_REVISIONS: Mapping[str, Mapping[int, Mapping[str, tuple | None]]] = ONNX_REVISIONS
+for _op in ("Shape", "Size"):  # folded by frontend/onnx.py
+    same_meaning_revisions(_op, NEW_ELEMENT_TYPES_23_TO_25)
+# QuantizeLinear/DequantizeLinear (frontend/qdq.py): 23 adds precision (of the division by the
+# scale; the scale's type may differ from the input's) and output_dtype: 0 (the scale's / the
+# input's type) or float keep the float32 arithmetic; 24, 25, 28 admit new element types.
+same_meaning_revisions("DequantizeLinear", {23: {"output_dtype": (0, _FLOAT)}, 24: {}, 25: {}, 28: {}})
+same_meaning_revisions("QuantizeLinear", {23: {"precision": (0, _FLOAT)}, 24: {}, 25: {}, 28: {}})
 
 
 def max_opset() -> int:

@@ -15,7 +15,7 @@ from ..golden.checks import as_int8, check_act_range, checked_scale, is_int8, re
 from ..kernels import declare
 from ..program import Arg
 from .common import bad_input, unsupported
-from .registry import LayoutClass, OpDef, onnx_importer, register
+from .registry import NEW_ELEMENT_TYPES_23_TO_25, LayoutClass, OpDef, onnx_importer, register
 
 
 # ---- float references (the one definition: run_float and the int8 lookup tables use them) -------
@@ -117,7 +117,8 @@ for _name in FLOAT_FUNCS:
     register(type(_name, (_Unary,), {"name": _name}))
 
 
-@onnx_importer("Relu", "Sigmoid", "HardSwish", "Tanh")
+@onnx_importer("Relu", "Sigmoid", "Tanh")
+@onnx_importer("HardSwish", revisions={22: {}})  # 22: bfloat16 admitted
 def import_simple(ctx, onode, attrs):
     ctx.add(onode.op_type, [onode.input[0]], [onode.output[0]], onode)
 
@@ -127,12 +128,12 @@ def import_leaky(ctx, onode, attrs):
     ctx.add("LeakyRelu", [onode.input[0]], [onode.output[0]], onode, alpha=float(attrs.get("alpha", 0.01)))
 
 
-@onnx_importer("Elu")
+@onnx_importer("Elu", revisions={22: {}})  # 22: bfloat16 admitted
 def import_elu(ctx, onode, attrs):
     ctx.add("Elu", [onode.input[0]], [onode.output[0]], onode, alpha=float(attrs.get("alpha", 1.0)))
 
 
-@onnx_importer("HardSigmoid")
+@onnx_importer("HardSigmoid", revisions={22: {}})  # 22: bfloat16 admitted
 def import_hardsigmoid(ctx, onode, attrs):
     ctx.add("HardSigmoid", [onode.input[0]], [onode.output[0]], onode,
             alpha=float(attrs.get("alpha", 0.2)), beta=float(attrs.get("beta", 0.5)))
@@ -161,12 +162,12 @@ def import_clip(ctx, onode, attrs):
     ctx.add("Clip", [onode.input[0]], [onode.output[0]], onode, min=lo, max=hi)
 
 
-@onnx_importer("Identity")
+@onnx_importer("Identity", revisions=NEW_ELEMENT_TYPES_23_TO_25)
 def import_identity(ctx, onode, attrs):
     ctx.alias(onode.input[0], onode.output[0], onode)
 
 
-@onnx_importer("Dropout")
+@onnx_importer("Dropout", revisions={22: {}})  # 22: bfloat16 and float8 admitted
 def import_dropout(ctx, onode, attrs):
     if len(onode.output) > 1 and onode.output[1]:
         raise unsupported(onode, "the mask output of Dropout is used")
@@ -181,7 +182,9 @@ def import_dropout(ctx, onode, attrs):
     ctx.alias(onode.input[0], onode.output[0], onode)
 
 
-@onnx_importer("Cast")
+# Cast 24 adds round_mode, which applies only to conversions to float8e8m0 (a type tinycc refuses
+# anyway); 23, 25 and 28 admit new element types (float4, int2, float6).
+@onnx_importer("Cast", revisions={23: {}, 24: {"round_mode": None}, 25: {}, 28: {}})
 def import_cast(ctx, onode, attrs):
     src = ctx.graph.tensors[onode.input[0]].dtype
     import onnx

@@ -155,7 +155,7 @@ class Conv(OpDef):
                     macs=self.macs(lc.g, node), **licence, **inplace)
 
 
-@onnx_importer("Conv")
+@onnx_importer("Conv", revisions={22: {}})  # 22: bfloat16 admitted
 def import_conv(ctx, onode, attrs):
     x, w = onode.input[0], onode.input[1]
     b = onode.input[2] if len(onode.input) > 2 else ""

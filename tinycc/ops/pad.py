@@ -17,7 +17,7 @@ from ..golden.checks import Dims4, as_int8, check_dims4, is_int8, pad4, require
 from ..kernels import declare
 from ..program import Arg
 from .common import norm_axis, unsupported, unsupported_int8
-from .registry import LayoutClass, OpDef, onnx_importer, register
+from .registry import NEW_ELEMENT_TYPES_23_TO_25, LayoutClass, OpDef, onnx_importer, register
 
 
 # ---------------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ class Pad(OpDef):
         lc.add_step(node, "tc_pad_s8", p, [Arg("in", x), Arg("out", y)], lambda v: pad_s8(p, v))
 
 
-@onnx_importer("Pad")
+@onnx_importer("Pad", revisions=NEW_ELEMENT_TYPES_23_TO_25)
 def import_pad(ctx, onode, attrs):
     mode = attrs.get("mode", b"constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode

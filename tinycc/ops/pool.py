@@ -175,7 +175,7 @@ GlobalAveragePool = register(type("GlobalAveragePool", (_GlobalPool,), {"name": 
 GlobalMaxPool = register(type("GlobalMaxPool", (_GlobalPool,), {"name": "GlobalMaxPool"}))
 
 
-@onnx_importer("MaxPool", "AveragePool")
+@onnx_importer("MaxPool", "AveragePool", revisions={22: {}})  # 22: bfloat16 admitted
 def import_pool(ctx, onode, attrs):
     x = onode.input[0]
     shape = ctx.shape(x)
@@ -207,7 +207,7 @@ def import_pool(ctx, onode, attrs):
             dilations=ints(dil), pads=ints(pads), ceil_extra=(eb, er), layout="NCHW", **extra)
 
 
-@onnx_importer("GlobalAveragePool", "GlobalMaxPool")
+@onnx_importer("GlobalAveragePool", "GlobalMaxPool", revisions={22: {}})  # 22: bfloat16 admitted
 def import_global_pool(ctx, onode, attrs):
     rank = len(ctx.shape(onode.input[0]))
     if rank < 3:

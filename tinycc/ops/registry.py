@@ -28,10 +28,35 @@ def register(cls):
     return cls
 
 
-def onnx_importer(*op_types: str):
+# ONNX operator revisions after opset 21 (frontend.opsets.SEMANTICS_OPSET) that keep the meaning
+# tinycc implements, each reviewed against the ONNX changelog and schemas (tests/test_opsets.py
+# checks every entry, and that every later revision of an implemented op is here): op type ->
+# {version: {attribute added in that version: the values that keep the opset-21 meaning, or None
+# where any value does}}. An empty dict: only new element types were admitted. Filled by
+# @onnx_importer(..., revisions=...) next to each importer; frontend/opsets.py reads it.
+Revisions = dict[int, dict[str, "tuple | None"]]
+ONNX_REVISIONS: dict[str, Revisions] = {}
+
+# Opsets 23-25 admitted float4e2m1 (23), float8e8m0 (24) and int2/uint2 (25) to the data-movement
+# operators and changed nothing else (a copy per op: entries must not share mutable state).
+NEW_ELEMENT_TYPES_23_TO_25: Revisions = {23: {}, 24: {}, 25: {}}
+
+
+def same_meaning_revisions(op_type: str, revisions: Revisions) -> None:
+    """Record the reviewed post-opset-21 revisions of `op_type` (see ONNX_REVISIONS)."""
+    if op_type in ONNX_REVISIONS:
+        raise TypeError(f"revisions of {op_type} registered twice")
+    ONNX_REVISIONS[op_type] = {version: dict(added) for version, added in revisions.items()}
+
+
+def onnx_importer(*op_types: str, revisions: Revisions | None = None):
+    """Register `fn` as the importer of `op_types`; `revisions`: their reviewed revisions after
+    opset 21 (ONNX_REVISIONS), given for every op type of the decorator."""
     def deco(fn):
         for t in op_types:
             ONNX_IMPORTERS[t] = fn
+            if revisions:
+                same_meaning_revisions(t, revisions)
         return fn
 
     return deco

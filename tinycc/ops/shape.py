@@ -16,7 +16,7 @@ from ..ir import IRError
 from ..kernels import declare
 from ..program import Arg
 from .common import ints, norm_axis, unsupported_int8
-from .registry import LayoutClass, OpDef, onnx_importer, register
+from .registry import NEW_ELEMENT_TYPES_23_TO_25, LayoutClass, OpDef, onnx_importer, register
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,7 +67,7 @@ def _reshape_target(onode, in_shape, target, allowzero):
     return tuple(out)
 
 
-@onnx_importer("Reshape")
+@onnx_importer("Reshape", revisions=NEW_ELEMENT_TYPES_23_TO_25)
 def import_reshape(ctx, onode, attrs):
     target = ctx.require_const(onode, onode.input[1], "the target shape")
     if target.ndim != 1:
@@ -76,7 +76,7 @@ def import_reshape(ctx, onode, attrs):
     ctx.add("Reshape", [onode.input[0]], [onode.output[0]], onode, shape=shape)
 
 
-@onnx_importer("Flatten")
+@onnx_importer("Flatten", revisions=NEW_ELEMENT_TYPES_23_TO_25)
 def import_flatten(ctx, onode, attrs):
     shape = ctx.shape(onode.input[0])
     axis = int(attrs.get("axis", 1))
@@ -94,7 +94,7 @@ def _axes_arg(ctx, onode, attrs):
     return attrs.get("axes")
 
 
-@onnx_importer("Squeeze")
+@onnx_importer("Squeeze", revisions=NEW_ELEMENT_TYPES_23_TO_25)
 def import_squeeze(ctx, onode, attrs):
     shape = ctx.shape(onode.input[0])
     axes = _axes_arg(ctx, onode, attrs)
@@ -107,7 +107,7 @@ def import_squeeze(ctx, onode, attrs):
     ctx.add("Reshape", [onode.input[0]], [onode.output[0]], onode, shape=out)
 
 
-@onnx_importer("Unsqueeze")
+@onnx_importer("Unsqueeze", revisions=NEW_ELEMENT_TYPES_23_TO_25)
 def import_unsqueeze(ctx, onode, attrs):
     shape = list(ctx.shape(onode.input[0]))
     axes = _axes_arg(ctx, onode, attrs)
@@ -142,7 +142,7 @@ class Transpose(OpDef):
         lc.add_step(node, "tc_transpose_s8", p, [Arg("in", x), Arg("out", y)], lambda v: transpose_s8(p, v))
 
 
-@onnx_importer("Transpose")
+@onnx_importer("Transpose", revisions=NEW_ELEMENT_TYPES_23_TO_25)
 def import_transpose(ctx, onode, attrs):
     rank = len(ctx.shape(onode.input[0]))
     perm = tuple(attrs.get("perm", list(range(rank))[::-1]))
