@@ -342,3 +342,21 @@ def test_dequantized_weight_as_graph_output_is_refused(tmp_path, capsys):
     model = qdq_conv_model()
     model.graph.output.append(helper.make_tensor_value_info("w_f", TensorProto.FLOAT, None))
     _refused(model, tmp_path, capsys, "model.onnx", "'dq_w'", "graph output")
+
+
+def test_pad_with_nan_constant_is_refused(tmp_path, capsys):
+    graph = helper.make_graph(
+        [helper.make_node("Pad", ["x", "pads", "value"], ["y"], name="pad0")], "pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+         numpy_helper.from_array(np.array(np.nan, np.float32), "value")])
+    _refused(wrap_graph(graph), tmp_path, capsys, "'pad0'", "not a finite number")
+
+
+def test_qdq_graph_output_left_int8_after_stripping_is_refused(tmp_path, capsys):
+    """An int8 weight read directly as a (float-declared) graph output: stripping the Q/DQ nodes
+    leaves a model ONNX shape inference rejects; exit 2, not an internal error."""
+    model = qdq_conv_model()
+    model.graph.output.append(helper.make_tensor_value_info("w_q", TensorProto.INT8, None))
+    _refused(model, tmp_path, capsys, "QuantizeLinear/DequantizeLinear", "cannot strip")

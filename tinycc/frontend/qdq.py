@@ -172,7 +172,11 @@ def strip_qdq(model: onnx.ModelProto):
     live_inits = [i for i in g.initializer if i.name in used]
     del g.initializer[:]
     g.initializer.extend(live_inits)
-    model = onnx.shape_inference.infer_shapes(model)
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception as err:  # e.g. a graph output that was an int8 weight now reads as float
+        raise Unsupported(f"the model's QuantizeLinear/DequantizeLinear nodes are arranged in a way tinycc cannot "
+                          f"strip (ONNX shape inference then says: {' '.join(str(err).split())[:300]})") from None
     return model, quant, (int8_inputs, int8_outputs)
 
 

@@ -80,6 +80,8 @@ def import_pad(ctx, onode, attrs):
         raise BadInput(f"Pad node {onode.name!r}: {len(pads)} pads for rank {rank}")
     if any(p < 0 for p in pads):
         raise unsupported(onode, f"negative pads {pads} (cropping)")
+    if not np.isfinite(value):
+        raise BadInput(f"Pad node {onode.name!r}: the constant value {value} is not a finite number")
     ctx.add("Pad", [onode.input[0]], [onode.output[0]], onode, pads=tuple(pads), value=value)
 
 
