@@ -33,9 +33,17 @@ static inline int8_t finish(const tc_add_params *p, int32_t raw_sum) {
                          p->act_max);
 }
 
+/* ADD (sign2 = 1) or SUB (sign2 = -1): the row function's context. */
+typedef struct {
+    const tc_add_params *p;
+    int32_t sign2;
+} add_op;
+
 /* One innermost row of n outputs; an input stride is 1, or 0 when that input is broadcast. */
-static void add_row(const tc_add_params *p, int32_t sign2, const int8_t *in1, int32_t stride1,
-                    const int8_t *in2, int32_t stride2, int8_t *out, int32_t n) {
+static void add_row(const void *ctx, const int8_t *in1, int32_t stride1, const int8_t *in2,
+                    int32_t stride2, int8_t *out, int32_t n) {
+    const tc_add_params *p = ((const add_op *)ctx)->p;
+    const int32_t sign2 = ((const add_op *)ctx)->sign2;
     int32_t i;
     if (stride1 == 0) {
         const int32_t a = rescale_in1(p, in1[0]);
@@ -52,21 +60,11 @@ static void add_row(const tc_add_params *p, int32_t sign2, const int8_t *in1, in
 
 static tc_status add_or_sub(const tc_add_params *p, int32_t sign2, const int8_t *in1,
                             const int8_t *in2, int8_t *out) {
-    int32_t s1[4], s2[4];
-    int32_t i0, i1, i2;
+    add_op op;
     if (!add_params_valid(p)) return TC_ARG_ERROR;
-    tc_broadcast_strides(p->in1_dims, s1);
-    tc_broadcast_strides(p->in2_dims, s2);
-    for (i0 = 0; i0 < p->out_dims[0]; ++i0) {
-        for (i1 = 0; i1 < p->out_dims[1]; ++i1) {
-            for (i2 = 0; i2 < p->out_dims[2]; ++i2) {
-                const int8_t *a = in1 + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
-                const int8_t *b = in2 + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
-                add_row(p, sign2, a, s1[3], b, s2[3], out, p->out_dims[3]);
-                out += p->out_dims[3];
-            }
-        }
-    }
+    op.p = p;
+    op.sign2 = sign2;
+    tc_broadcast_rows(p->in1_dims, p->in2_dims, p->out_dims, in1, in2, out, add_row, &op);
     return TC_OK;
 }
 

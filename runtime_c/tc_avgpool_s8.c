@@ -34,13 +34,12 @@ tc_status tc_avgpool_s8(const tc_avgpool_params *p, const int8_t *in, int8_t *ou
         return TC_ARG_ERROR;
     }
     for (oy = 0; oy < p->out_h; ++oy) {
-        const int32_t y0 = oy * p->stride_h - p->pad_top;
-        const int32_t y_begin = TC_MAX(y0, 0);
-        const int32_t y_end = TC_MIN(y0 + p->k_h, p->in_h);
+        int32_t y_begin, y_end;
+        tc_pool_window_range(oy, p->stride_h, p->pad_top, p->k_h, p->in_h, &y_begin, &y_end);
         for (ox = 0; ox < p->out_w; ++ox) {
-            const int32_t x0 = ox * p->stride_w - p->pad_left;
-            const int32_t x_begin = TC_MAX(x0, 0);
-            const int32_t x_end = TC_MIN(x0 + p->k_w, p->in_w);
+            int32_t x_begin, x_end;
+            tc_pool_window_range(ox, p->stride_w, p->pad_left, p->k_w, p->in_w, &x_begin,
+                                 &x_end);
             const int32_t taps = (y_end - y_begin) * (x_end - x_begin);
             int8_t *y = out + (oy * p->out_w + ox) * p->channels;
             for (c = 0; c < p->channels; ++c) {

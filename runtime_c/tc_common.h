@@ -18,6 +18,15 @@ typedef enum { TC_OK = 0, TC_ARG_ERROR = -1 } tc_status;
 #define TC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TC_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* For a static inline helper that takes a function pointer (tc_broadcast_rows): inlined before
+ * the compiler's loop optimizations, so the pointer is a constant there and the code is what the
+ * loop written out in the caller gives. */
+#if defined(__GNUC__)
+#define TC_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define TC_ALWAYS_INLINE
+#endif
+
 static inline int32_t tc_clamp_i32(int32_t x, int32_t lo, int32_t hi) {
     return x < lo ? lo : (x > hi ? hi : x);
 }

@@ -273,63 +273,38 @@ static uint32_t conv2d_tail_word(const int8_t *w, int32_t n) {
     return word;
 }
 
+/* One weight word (4 int8 values of one output channel, at w) against both widened pixels of a
+ * group, (x0e, x0o) and (x1e, x1o): *a0 += pixel 0's products, *a1 += pixel 1's. */
+static inline void conv2d_mac_word_2x1(const int8_t *w, uint32_t x0e, uint32_t x0o, uint32_t x1e,
+                                       uint32_t x1o, int32_t *a0, int32_t *a1) {
+    uint32_t wo = tc_read_s8x4(w);
+    const uint32_t we = tc_sxtb16(wo);
+    wo = tc_sxtb16_ror8(wo);
+    *a0 = tc_smlad(x0e, we, *a0);
+    *a1 = tc_smlad(x1e, we, *a1);
+    *a0 = tc_smlad(x0o, wo, *a0);
+    *a1 = tc_smlad(x1o, wo, *a1);
+}
+
 /* acc += the 2x2 block of the two widened pixels x and weight rows (w0, w1) over n groups. */
 static inline void conv2d_dot_wide_2x2(const uint32_t *x, const int8_t *w0, const int8_t *w1,
                                        int32_t n, int32_t acc[4]) {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     int32_t i;
     for (i = n >> 1; i > 0; --i) { /* two groups per iteration */
-        uint32_t x0e = x[0], x0o = x[1];
-        uint32_t x1e = x[CONV2D_PIXEL], x1o = x[CONV2D_PIXEL + 1];
-        uint32_t wo = tc_read_s8x4(w0);
-        uint32_t we = tc_sxtb16(wo);
-        wo = tc_sxtb16_ror8(wo);
-        a00 = tc_smlad(x0e, we, a00);
-        a10 = tc_smlad(x1e, we, a10);
-        a00 = tc_smlad(x0o, wo, a00);
-        a10 = tc_smlad(x1o, wo, a10);
-        wo = tc_read_s8x4(w1);
-        we = tc_sxtb16(wo);
-        wo = tc_sxtb16_ror8(wo);
-        a01 = tc_smlad(x0e, we, a01);
-        a11 = tc_smlad(x1e, we, a11);
-        a01 = tc_smlad(x0o, wo, a01);
-        a11 = tc_smlad(x1o, wo, a11);
-        x0e = x[2];
-        x0o = x[3];
-        x1e = x[CONV2D_PIXEL + 2];
-        x1o = x[CONV2D_PIXEL + 3];
-        wo = tc_read_s8x4(w0 + 4);
-        we = tc_sxtb16(wo);
-        wo = tc_sxtb16_ror8(wo);
-        a00 = tc_smlad(x0e, we, a00);
-        a10 = tc_smlad(x1e, we, a10);
-        a00 = tc_smlad(x0o, wo, a00);
-        a10 = tc_smlad(x1o, wo, a10);
-        wo = tc_read_s8x4(w1 + 4);
-        we = tc_sxtb16(wo);
-        wo = tc_sxtb16_ror8(wo);
-        a01 = tc_smlad(x0e, we, a01);
-        a11 = tc_smlad(x1e, we, a11);
-        a01 = tc_smlad(x0o, wo, a01);
-        a11 = tc_smlad(x1o, wo, a11);
+        conv2d_mac_word_2x1(w0, x[0], x[1], x[CONV2D_PIXEL], x[CONV2D_PIXEL + 1], &a00, &a10);
+        conv2d_mac_word_2x1(w1, x[0], x[1], x[CONV2D_PIXEL], x[CONV2D_PIXEL + 1], &a01, &a11);
+        conv2d_mac_word_2x1(w0 + 4, x[2], x[3], x[CONV2D_PIXEL + 2], x[CONV2D_PIXEL + 3], &a00,
+                            &a10);
+        conv2d_mac_word_2x1(w1 + 4, x[2], x[3], x[CONV2D_PIXEL + 2], x[CONV2D_PIXEL + 3], &a01,
+                            &a11);
         x += 4;
         w0 += 8;
         w1 += 8;
     }
     if (n & 1) {
-        const uint32_t x0e = x[0], x0o = x[1];
-        const uint32_t x1e = x[CONV2D_PIXEL], x1o = x[CONV2D_PIXEL + 1];
-        uint32_t wo = tc_read_s8x4(w0);
-        uint32_t we = tc_sxtb16(wo);
-        wo = tc_sxtb16_ror8(wo);
-        a00 = tc_smlad(x0o, wo, tc_smlad(x0e, we, a00));
-        a10 = tc_smlad(x1o, wo, tc_smlad(x1e, we, a10));
-        wo = tc_read_s8x4(w1);
-        we = tc_sxtb16(wo);
-        wo = tc_sxtb16_ror8(wo);
-        a01 = tc_smlad(x0o, wo, tc_smlad(x0e, we, a01));
-        a11 = tc_smlad(x1o, wo, tc_smlad(x1e, we, a11));
+        conv2d_mac_word_2x1(w0, x[0], x[1], x[CONV2D_PIXEL], x[CONV2D_PIXEL + 1], &a00, &a10);
+        conv2d_mac_word_2x1(w1, x[0], x[1], x[CONV2D_PIXEL], x[CONV2D_PIXEL + 1], &a01, &a11);
     }
     acc[0] = a00;
     acc[1] = a01;

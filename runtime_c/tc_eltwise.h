@@ -55,6 +55,7 @@ typedef struct {
  *   out = clamp(MBQM((x1 - in1_zp) * (x2 - in2_zp), out_multiplier, out_shift) + out_zp,
  *               act_min, act_max)
  */
+/* Its fields repeat tc_add_params' without the per-input rescaling: data, not logic. */
 typedef struct {
     int32_t in1_zp;
     int32_t in2_zp;
@@ -123,6 +124,34 @@ static inline void tc_broadcast_strides(const int32_t dims[4], int32_t strides[4
     for (i = 3; i >= 0; --i) {
         strides[i] = dims[i] == 1 ? 0 : stride;
         stride *= dims[i];
+    }
+}
+
+/* One innermost row of a broadcast: n outputs from a and b, whose strides are 1, or 0 where
+ * that input is broadcast along the row; ctx: the kernel's parameters. */
+typedef void (*tc_broadcast_row_fn)(const void *ctx, const int8_t *a, int32_t a_stride,
+                                    const int8_t *b, int32_t b_stride, int8_t *out, int32_t n);
+
+/* The loop of every broadcasting binary kernel (ADD, SUB, MUL): `row` over the innermost rows of
+ * out_dims in order, in1 and in2 broadcast to them (tc_broadcast_strides). Always inlined, with a
+ * constant `row`: the row function is called (or inlined) directly, as in a loop written out. */
+static inline TC_ALWAYS_INLINE void tc_broadcast_rows(const int32_t in1_dims[4], const int32_t in2_dims[4],
+                                     const int32_t out_dims[4], const int8_t *in1,
+                                     const int8_t *in2, int8_t *out, tc_broadcast_row_fn row,
+                                     const void *ctx) {
+    int32_t s1[4], s2[4];
+    int32_t i0, i1, i2;
+    tc_broadcast_strides(in1_dims, s1);
+    tc_broadcast_strides(in2_dims, s2);
+    for (i0 = 0; i0 < out_dims[0]; ++i0) {
+        for (i1 = 0; i1 < out_dims[1]; ++i1) {
+            for (i2 = 0; i2 < out_dims[2]; ++i2) {
+                const int8_t *a = in1 + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
+                const int8_t *b = in2 + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
+                row(ctx, a, s1[3], b, s2[3], out, out_dims[3]);
+                out += out_dims[3];
+            }
+        }
     }
 }
 

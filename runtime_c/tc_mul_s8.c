@@ -18,8 +18,9 @@ static inline int8_t mul_one(const tc_mul_params *p, int32_t centered1, int32_t 
 }
 
 /* One innermost row of n outputs; an input stride is 1, or 0 when that input is broadcast. */
-static void mul_row(const tc_mul_params *p, const int8_t *in1, int32_t stride1,
-                    const int8_t *in2, int32_t stride2, int8_t *out, int32_t n) {
+static void mul_row(const void *ctx, const int8_t *in1, int32_t stride1, const int8_t *in2,
+                    int32_t stride2, int8_t *out, int32_t n) {
+    const tc_mul_params *p = (const tc_mul_params *)ctx;
     int32_t i;
     if (stride1 == 0) {
         const int32_t a = in1[0] - p->in1_zp;
@@ -33,20 +34,7 @@ static void mul_row(const tc_mul_params *p, const int8_t *in1, int32_t stride1,
 }
 
 tc_status tc_mul_s8(const tc_mul_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
-    int32_t s1[4], s2[4];
-    int32_t i0, i1, i2;
     if (!mul_params_valid(p)) return TC_ARG_ERROR;
-    tc_broadcast_strides(p->in1_dims, s1);
-    tc_broadcast_strides(p->in2_dims, s2);
-    for (i0 = 0; i0 < p->out_dims[0]; ++i0) {
-        for (i1 = 0; i1 < p->out_dims[1]; ++i1) {
-            for (i2 = 0; i2 < p->out_dims[2]; ++i2) {
-                const int8_t *a = in1 + i0 * s1[0] + i1 * s1[1] + i2 * s1[2];
-                const int8_t *b = in2 + i0 * s2[0] + i1 * s2[1] + i2 * s2[2];
-                mul_row(p, a, s1[3], b, s2[3], out, p->out_dims[3]);
-                out += p->out_dims[3];
-            }
-        }
-    }
+    tc_broadcast_rows(p->in1_dims, p->in2_dims, p->out_dims, in1, in2, out, mul_row, p);
     return TC_OK;
 }

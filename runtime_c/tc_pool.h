@@ -95,6 +95,15 @@ static inline int tc_pool_axis_inside(int32_t in, int32_t out, int32_t k, int32_
     return pad == 0 && (out - 1) * stride + k <= in;
 }
 
+/* Internal: the input rows (or columns) [*begin, *end) inside the image that the window of
+ * output row (column) o covers; the window starts at o * stride - pad. */
+static inline void tc_pool_window_range(int32_t o, int32_t stride, int32_t pad, int32_t k,
+                                        int32_t in, int32_t *begin, int32_t *end) {
+    const int32_t start = o * stride - pad;
+    *begin = TC_MAX(start, 0);
+    *end = TC_MIN(start + k, in);
+}
+
 static inline int tc_pool_act_ok(int32_t act_min, int32_t act_max) {
     return act_min >= -128 && act_max <= 127 && act_min <= act_max;
 }
