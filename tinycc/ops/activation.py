@@ -15,7 +15,8 @@ from ..golden.checks import as_int8, check_act_range, checked_scale, is_int8, re
 from ..kernels import declare
 from ..program import Arg
 from .common import bad_input, unsupported
-from .registry import NEW_ELEMENT_TYPES_23_TO_25, LayoutClass, OpDef, onnx_importer, register
+from .registry import (NEW_ELEMENT_TYPES_23_TO_25, LayoutClass, OpDef, onnx_importer, register,
+                       same_as_input)
 
 
 # ---- float references (the one definition: run_float and the int8 lookup tables use them) -------
@@ -77,8 +78,7 @@ class _Unary(OpDef):
     layout_class = LayoutClass.ELEMENTWISE
 
     def infer(self, g, node):
-        x = g.tensors[node.inputs[0]]
-        return [(x.shape, x.dtype)]
+        return same_as_input(g, node)
 
     def run_float(self, node, xs):
         x = xs[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .common import bad_input, unsupported
-from .registry import LayoutClass, OpDef, onnx_importer, register
+from .registry import LayoutClass, OpDef, onnx_importer, register, same_as_input
 
 
 def bn_scale_shift(scale, bias, mean, var, eps):
@@ -25,8 +25,7 @@ class BatchNorm(OpDef):
     axis_attrs = {"axis": "axis"}
 
     def infer(self, g, node):
-        x = g.tensors[node.inputs[0]]
-        return [(x.shape, x.dtype)]
+        return same_as_input(g, node)
 
     def run_float(self, node, xs):
         x = xs[0]

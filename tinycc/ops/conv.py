@@ -308,6 +308,7 @@ class DwConv2dParams(_ConvWindow):
     """tc_dwconv2d_params: depthwise conv; weights [k_h][k_w][out_c], oc = ic*depth_mult + m."""
 
     C_STRUCT: ClassVar[str] = "tc_dwconv2d_params"
+    # The fields after depth_mult repeat Conv2dParams': the C structs end alike (data, not logic).
     depth_mult: int
     in_zp: int
     out_zp: int

@@ -62,6 +62,12 @@ def onnx_importer(*op_types: str, revisions: Revisions | None = None):
     return deco
 
 
+def same_as_input(g: Graph, node: Node) -> list[tuple[tuple[int, ...], str]]:
+    """OpDef.infer of an op whose one output has its first input's shape and element type."""
+    x = g.tensors[node.inputs[0]]
+    return [(x.shape, x.dtype)]
+
+
 class LayoutClass:
     """How an op behaves under the NCHW -> NHWC layout change."""
 

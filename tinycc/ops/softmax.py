@@ -28,7 +28,7 @@ SOFTMAX_OUTPUT_ZERO_POINT = -128
 # TFLite fixes LOG_SOFTMAX's output to (16/256, 127); the kernel accepts any output scale.
 LOG_SOFTMAX_OUTPUT_SCALE = 16.0 / 256.0
 LOG_SOFTMAX_OUTPUT_ZERO_POINT = 127
-from .registry import LayoutClass, OpDef, onnx_importer, register
+from .registry import LayoutClass, OpDef, onnx_importer, register, same_as_input
 
 
 class _SoftmaxBase(OpDef):
@@ -36,8 +36,7 @@ class _SoftmaxBase(OpDef):
     axis_attrs = {"axis": "axis"}
 
     def infer(self, g, node):
-        x = g.tensors[node.inputs[0]]
-        return [(x.shape, x.dtype)]
+        return same_as_input(g, node)
 
     def run_float(self, node, xs):
         x = xs[0].astype(np.float64)
