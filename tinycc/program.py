@@ -7,6 +7,7 @@ the generated C calls the C kernel with the same params struct and constant blob
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -102,6 +103,9 @@ class Program:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     quant_scheme: str = "int8"
+    # add_blob's index: blob_key -> (name, array stored), and len(blobs) when it was last in step
+    _blob_names: dict = field(default_factory=dict, repr=False, compare=False)
+    _blob_indexed: int = field(default=0, repr=False, compare=False)
 
     def root(self, tensor: str) -> str:
         while tensor in self.views:
@@ -109,19 +113,45 @@ class Program:
         return tensor
 
     def add_blob(self, data: np.ndarray, hint: str) -> str:
-        """Store constant data under a C-safe name; identical data (same dtype, shape and bytes,
-        e.g. per-tensor requantization arrays) is stored once."""
+        """Store constant data under a C-safe name; identical data (same dtype, shape and values,
+        e.g. per-tensor requantization arrays) is stored once, under the first name it got.
+        Found through a hash index, not by comparing with every blob (quadratic on deep models)."""
         data = np.ascontiguousarray(data)
-        for name, existing in self.blobs.items():
-            if existing.dtype == data.dtype and existing.shape == data.shape and np.array_equal(existing, data):
-                return name
+        key = blob_key(data)
+        if key is not None:
+            found = self._find_blob(key)
+            if found is not None:
+                return found
         base = c_identifier(hint)
         name, k = base, 1
         while name in self.blobs:
             k += 1
             name = f"{base}_{k}"
         self.blobs[name] = data
+        if key is not None:
+            self._blob_names.setdefault(key, (name, data))
+        self._blob_indexed = len(self.blobs)
         return name
+
+    def _find_blob(self, key: tuple) -> str | None:
+        """The first blob stored with this key, or None. `blobs` is a public dict: when it holds
+        another number of blobs than the index saw, or the entry found is no longer in `blobs`,
+        the index is rebuilt from `blobs` rather than answer stale."""
+        if self._blob_indexed != len(self.blobs):
+            self._reindex_blobs()
+        entry = self._blob_names.get(key)
+        if entry is not None and self.blobs.get(entry[0]) is not entry[1]:
+            self._reindex_blobs()
+            entry = self._blob_names.get(key)
+        return None if entry is None else entry[0]
+
+    def _reindex_blobs(self) -> None:
+        self._blob_names = {}
+        for name, existing in self.blobs.items():
+            key = blob_key(existing)
+            if key is not None:
+                self._blob_names.setdefault(key, (name, existing))
+        self._blob_indexed = len(self.blobs)
 
     @property
     def flash_bytes(self) -> int:
@@ -131,6 +161,18 @@ class Program:
     @property
     def macs(self) -> int:
         return sum(s.macs for s in self.steps)
+
+
+def blob_key(data: np.ndarray) -> tuple | None:
+    """What makes two blobs the same for add_blob (np.array_equal with equal dtype and shape),
+    as a hashable key; None for data that array_equal never finds equal to anything (NaN).
+    Floats are keyed on their values with -0.0 as 0.0, since array_equal takes them as equal."""
+    if data.dtype.kind in "fc":
+        if np.isnan(data).any():
+            return None
+        data = data + data.dtype.type(0)  # -0.0 + 0.0 == +0.0
+    digest = hashlib.sha1(np.ascontiguousarray(data).tobytes()).hexdigest()
+    return (data.dtype.str, data.shape, digest)
 
 
 def params_word_count(params) -> int:

@@ -85,7 +85,7 @@ class ImportContext:
         base = onode.name or onode.op_type
         if outputs is None:
             outputs = [g.fresh_name(f"{base}_{hint or op}")]
-        node_name = base if not any(n.name == base for n in g.nodes) else g.fresh_name(base)
+        node_name = base if not g.has_node_named(base) else g.fresh_name(base)
         node = Node(node_name, op, list(inputs), list(outputs), attrs, onnx_name=onode.name)
         try:
             shapes = OPS[op].infer(g, node)

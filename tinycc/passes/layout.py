@@ -121,7 +121,7 @@ def simplify_transposes(g: Graph) -> bool:
     while progress:
         progress = False
         for node in list(g.nodes):
-            if node not in g.nodes:
+            if not g.has_node(node):
                 continue
             if node.op == "Transpose":
                 progress |= _simplify_transpose(g, node)
