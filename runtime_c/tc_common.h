@@ -18,6 +18,12 @@ typedef enum { TC_OK = 0, TC_ARG_ERROR = -1 } tc_status;
 #define TC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TC_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* A 32-bit register's bits as int32 (two's complement, without implementation-defined
+ * conversions). */
+static inline int32_t tc_wrap_i32(uint32_t bits) {
+    return bits <= (uint32_t)INT32_MAX ? (int32_t)bits : -(int32_t)(~bits) - 1;
+}
+
 /* For a static inline helper that takes a function pointer (tc_broadcast_rows): inlined before
  * the compiler's loop optimizations, so the pointer is a constant there and the code is what the
  * loop written out in the caller gives. */

@@ -141,6 +141,29 @@ tc_status tc_fc_s8(const tc_fc_params *p, const int8_t *in, const int8_t *w, con
 void tc_conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
                       int8_t *out);
+/* tc_dwconv2d_s8_dsp.c: out of place, depth_mult == 1 and in_c >= 4 (4 channels along the
+ * window); in place, one gathered channel plane c when tc_dwconv2d_s8_plane_dsp_applicable;
+ * 3x3 windows of 4 channels at a time (both entry points; dwq_applicable in tc_dwconv2d_s8.c). */
+void tc_dwconv2d_s8_dsp(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                        int8_t *out);
+#define TC_DWCONV2D_PACKED_WORDS 32 /* the plane path's packed weights, words */
+static inline int tc_dwconv2d_s8_plane_dsp_applicable(const tc_dwconv2d_params *p) {
+    return p->dil_w == 1 && p->k_h * 2 * ((p->k_w + 3) / 4) <= TC_DWCONV2D_PACKED_WORDS;
+}
+void tc_dwconv2d_s8_plane_dsp(const tc_dwconv2d_params *p, const int8_t *plane,
+                              const int8_t *w, const int32_t *bias, int32_t c, int32_t mult,
+                              int32_t shift, int8_t *out_c);
+#define TC_DWCONV2D_QUAD_PIXELS 50 /* the quad path's ring rows hold up to 50 pixels */
+void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                         const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                         int8_t *out);
+
+/* Internal (tc_dwconv2d_s8.c): the portable window sum of one depthwise output pixel, which the
+ * in-place SIMD path takes at the plane's borders. */
+int32_t tc_dwconv2d_tap_sum(const tc_dwconv2d_params *p, const int8_t *plane,
+                            int32_t plane_stride, const int8_t *w, int32_t oc, int32_t in_y0,
+                            int32_t in_x0);
 
 /* Internal: argument checks shared by the kernels of this header. */
 static inline int tc_conv_quant_args_ok(int32_t in_zp, int32_t out_zp, int32_t act_min,

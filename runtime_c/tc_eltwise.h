@@ -135,10 +135,12 @@ typedef void (*tc_broadcast_row_fn)(const void *ctx, const int8_t *a, int32_t a_
 /* The loop of every broadcasting binary kernel (ADD, SUB, MUL): `row` over the innermost rows of
  * out_dims in order, in1 and in2 broadcast to them (tc_broadcast_strides). Always inlined, with a
  * constant `row`: the row function is called (or inlined) directly, as in a loop written out. */
-static inline TC_ALWAYS_INLINE void tc_broadcast_rows(const int32_t in1_dims[4], const int32_t in2_dims[4],
-                                     const int32_t out_dims[4], const int8_t *in1,
-                                     const int8_t *in2, int8_t *out, tc_broadcast_row_fn row,
-                                     const void *ctx) {
+static inline TC_ALWAYS_INLINE void tc_broadcast_rows(const int32_t in1_dims[4],
+                                                      const int32_t in2_dims[4],
+                                                      const int32_t out_dims[4],
+                                                      const int8_t *in1, const int8_t *in2,
+                                                      int8_t *out, tc_broadcast_row_fn row,
+                                                      const void *ctx) {
     int32_t s1[4], s2[4];
     int32_t i0, i1, i2;
     tc_broadcast_strides(in1_dims, s1);

@@ -380,7 +380,7 @@ DW_TARGETED = {
                            pads=(1, 1, 1, 1), in_c=16, depth_mult=1),
     "in_c_5_leftover": dict(in_c=5, depth_mult=1),
     "in_c_7_leftover": dict(in_c=7, depth_mult=1, k=(3, 3), pads=(1, 1, 1, 1)),
-    # 3x3, 4 channels at a time (dwconv2d_3x3_quad; pixel pairs in assembly at stride 1)
+    # 3x3, 4 channels at a time (tc_dwconv2d_s8_quad; pixel pairs in assembly at stride 1)
     "quad_odd_width": dict(in_hw=(5, 7), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
                            in_c=12, depth_mult=1, act="full", regime="normal"),
     "quad_width_2": dict(in_hw=(4, 2), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
@@ -580,7 +580,7 @@ def test_targeted_cases_exercise_their_feature():
     p = by_name[("dw_inplace", "3x3_valid_last_bytes")][0]
     assert (p.out_h, p.out_w) == (3, 3) and dsp_path_expected("dw_inplace", p)
 
-    def dwq_row_pixels(p):  # tc_dwconv2d_s8.c: the 4-channel 3x3 path's ring rows (<= 50)
+    def dwq_row_pixels(p):  # tc_dwconv2d_s8_dsp.c: the 4-channel 3x3 path's ring rows (<= 50)
         return max(p.pad_left + p.in_w, (p.out_w - 1) * p.stride_w + 3)
 
     assert dwq_row_pixels(by_name[("dw", "quad_widest")][0]) == 50
@@ -935,12 +935,12 @@ INNER_LOOPS = {
     "2x2, gathered int16 windows (conv, C)": ("tc_conv2d_s8_dsp.o", "conv2d_pair_sums_add", 1.2),
     "2x2, gathered int16 windows (conv hot loop, assembly)": ("tc_conv2d_s8_asm.o",
                                                               "tc_conv2d_pairs_asm", 1.07),
-    "depthwise, 4 channels": ("tc_dwconv2d_s8.o", "dwconv2d_channels4", 3.6),
-    "depthwise in place, 4 taps of a row": ("tc_dwconv2d_s8.o", "dwconv2d_plane_dsp", 2.6),
+    "depthwise, 4 channels": ("tc_dwconv2d_s8_dsp.o", "dwconv2d_channels4", 3.6),
+    "depthwise in place, 4 taps of a row": ("tc_dwconv2d_s8_dsp.o", "tc_dwconv2d_s8_plane_dsp", 2.6),
     "depthwise 3x3, stride 1 window pairs": ("tc_dwconv2d_s8.o", "dw3_sums_pairs_dsp", 2.1),
     "depthwise 3x3, strided windows": ("tc_dwconv2d_s8.o", "dw3_sums_strided_dsp", 2.5),
     "depthwise 3x3, 4 channels x pixel pairs, with requantization (assembly)": (
-        "tc_dwconv2d_s8.o", "tc_dwq_pairs_asm", 3.0),
+        "tc_dwconv2d_s8_asm.o", "tc_dwq_pairs_asm", 3.0),
 }
 
 
