@@ -46,7 +46,8 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
         "peak_sram_bytes": int(mem.arena_bytes),
         "arena_bytes": int(mem.arena_bytes),
         "io_outside_arena_bytes": 0,
-        "lower_bound_bytes": int(mem.plan.lower_bound),
+        "lower_bound_bytes": int(mem.lower_bound),
+        "lower_bound_kind": mem.lower_bound_kind,
         "planner": mem.plan.planner,
         "planner_candidates": {k: int(v) for k, v in mem.plan.candidates.items()},
         "flash_bytes": int(program.flash_bytes),
@@ -124,7 +125,7 @@ def render_markdown(r: dict) -> str:
     lines = [f"# tinycc report: {markdown_text(r['model'], 80)}", "",
              "| figure | value |", "|---|---|",
              f"| peak SRAM (arena, I/O inside) | {r['peak_sram_bytes']:,} B |",
-             f"| lower bound (max live bytes) | {r['lower_bound_bytes']:,} B |",
+             f"| lower bound ({r['lower_bound_kind']}) | {r['lower_bound_bytes']:,} B |",
              f"| planner | {r['planner']} |",
              f"| flash (weights + constants) | {r['flash_bytes']:,} B |",
              f"| MACs | {r['macs']:,} |", f"| params | {r['params']:,} |", f"| quantization | {r['quant']} |"]

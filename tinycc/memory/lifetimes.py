@@ -17,6 +17,8 @@ from ..schedule.order import search_order
 from .planner import Buffer, Plan, merge_groups, partial_overlaps, plan_arena, plan_arena_with_overlaps
 
 ALIGN = 16
+LIVE_BYTES = "max live bytes"
+LIVE_BYTES_LESS_OVERLAPS = "max live bytes less partial overlaps"
 
 
 @dataclass
@@ -32,6 +34,11 @@ class MemoryPlan:
     # partial overlaps (output, input, output offset - input offset) that share bytes in this plan
     overlaps: list = field(default_factory=list)
     elided_steps: set[int] = field(default_factory=set)  # copies made unnecessary (concat in place)
+    # No placement the planner may choose is smaller (the order and in-place decisions given):
+    # with partial overlaps allowed, the live bytes less what overlapping pairs can share, whichever
+    # plan won; lower_bound_kind names the bound.
+    lower_bound: int = 0
+    lower_bound_kind: str = LIVE_BYTES
 
     @property
     def arena_bytes(self) -> int:
@@ -283,8 +290,12 @@ def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = Tr
     if candidates and force_overlap_below is not None:
         used = force_overlaps(buffers, pinned, candidates, force_overlap_below)
         plan = plan_arena(buffers, fixed=pinned + used, time_budget_s=time_budget_s / 4)
-    elif candidates:
+    bound, bound_kind = plan.lower_bound, LIVE_BYTES
+    if candidates and force_overlap_below is None:
         overlapped = plan_arena_with_overlaps(buffers, pinned, candidates, time_budget_s / 4)
+        # the plan without overlaps is one the overlapped problem allows too: its bound holds for both
+        if overlapped.lower_bound < bound:
+            bound, bound_kind = overlapped.lower_bound, LIVE_BYTES_LESS_OVERLAPS
         if overlapped.arena_bytes < plan.arena_bytes:
             plan = overlapped
             used = partial_overlaps(buffers, plan, candidates)
@@ -295,11 +306,11 @@ def plan_memory(program: Program, time_budget_s: float = 1.0, inplace: bool = Tr
         if b in offsets:
             offsets[t] = offsets[b]
     n = len(program.steps)
-    live_bytes, live_tensors = [], []
-    for k in range(1, n + 1):
-        live = [b for b in buffers if b.first <= k <= b.last]
-        live_bytes.append(sum(b.size for b in live))
-        live_tensors.append([b.name for b in live])
+    live_bytes, live_tensors = [0] * n, [[] for _ in range(n)]
+    for b in buffers:  # each buffer visits only its own steps (not every buffer at every step)
+        for k in range(max(b.first, 1), min(b.last, n) + 1):
+            live_bytes[k - 1] += b.size
+            live_tensors[k - 1].append(b.name)
     no_reuse = sum(b.size for b in program_buffers(program))
     return MemoryPlan(plan, buffers, offsets, live_bytes, live_tensors, inplace_steps, no_reuse,
-                      pinned + used, elided)
+                      pinned + used, elided, bound, bound_kind)

@@ -10,6 +10,10 @@ This is dynamic storage allocation (NP-hard). Several planners run and the small
 * ``greedy_by_conflicts``  most time-conflicts first, smallest gap (TVM USMP ordering).
 * ``branch_and_bound``     exhaustive search over placement orders for small problems (see below).
 * ``hill_climb``           local search over the placement order, seeded (TVM USMP hill_climb).
+* ``first_fit_latest_first`` latest-born buffer first, lowest gap; only with partial overlaps. An overlap
+  lets an output sit *below* the input it streams over, so placing later buffers first puts each output
+  low and lets its input slide down onto it: a chain of any length of such layers is solved in one pass,
+  where the local search, whose budget does not grow with the chain, gives up beyond a few dozen.
 
 Why a search over *orders* is enough: take any valid placement, sort its buffers by offset and re-place
 them in that order at the lowest free offset ("first fit"); no buffer moves up. Repeating this reaches a
@@ -51,8 +55,10 @@ GREEDY_PLANNERS = (
     "greedy_by_conflicts",
 )
 SEARCH_PLANNERS = ("branch_and_bound", "hill_climb")
+# Orders made for partial overlaps, run only on problems that have some (or when asked alone).
+OVERLAP_PLANNERS = ("first_fit_latest_first",)
 # Also the preference order when two planners find the same arena size.
-PLANNERS = GREEDY_PLANNERS + SEARCH_PLANNERS
+PLANNERS = GREEDY_PLANNERS + SEARCH_PLANNERS + OVERLAP_PLANNERS
 
 # Work units (placement constraints examined) per second of time_budget_s; measured with
 # benchmarks/bench_planner.py (CPU time) on an x86-64 host running CPython 3.11.
@@ -193,6 +199,8 @@ class _Problem:
     lower_bound: int
     # step_saving[k]: the most bytes that partial overlaps can share at steps[k] (0 without them).
     step_saving: list[int] | None = None
+    birth: list[int] | None = None  # first step of each item
+    has_partial: bool = False  # some partial overlap links two items
 
 
 def _prepare(groups: Sequence[Group], partial: dict[tuple[str, str], int] | None = None) -> _Problem:
@@ -239,7 +247,14 @@ def _prepare(groups: Sequence[Group], partial: dict[tuple[str, str], int] | None
         breadth=breadth,
         lower_bound=lower_bound,
         step_saving=saving,
+        birth=[min(b.first for b, _ in g.members) for g in groups],
+        has_partial=_links_items(groups, partial),
     )
+
+
+def _links_items(groups: Sequence[Group], partial: dict[tuple[str, str], int]) -> bool:
+    item = {b.name: i for i, g in enumerate(groups) for b, _ in g.members}
+    return any(item[dst] != item[src] for dst, src in partial)
 
 
 def _merge_intervals(ivs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -375,6 +390,8 @@ def _greedy_order(pb: _Problem, name: str) -> list[int]:
         return sorted(items, key=lambda i: (-pb.extent[i], -pb.lifetime[i], i))
     if name == "first_fit_by_lifetime":
         return sorted(items, key=lambda i: (-pb.lifetime[i], -pb.extent[i], i))
+    if name == "first_fit_latest_first":
+        return sorted(items, key=lambda i: (-pb.birth[i], -pb.extent[i], i))
     if name == "greedy_by_conflicts":
         return sorted(items, key=lambda i: (-len(pb.conflicts[i]), -pb.extent[i], i))
     if name == "greedy_by_breadth":
@@ -626,6 +643,11 @@ def _solve(buffers: Sequence[Buffer], groups: list[Group], pb: _Problem, time_bu
                 budget -= share
             else:
                 results[name] = _hill_climb(pb, start_order, _uses_best_fit(start_name), max(budget, 1))
+
+    # after the searches and apart from their start, so that problems without a gain keep their plan
+    for name in OVERLAP_PLANNERS:
+        if name in wanted and (pb.has_partial or not results):
+            results[name] = _Placer(pb, _uses_best_fit(name)).place_all(_greedy_order(pb, name))
 
     candidates = {name: _arena(pb, off) for name, off in results.items()}
     chosen = min(candidates, key=lambda k: (candidates[k], PLANNERS.index(k)))
