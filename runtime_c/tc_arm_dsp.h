@@ -168,6 +168,7 @@ static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
 
 #elif defined(TC_DSP_IMPL_ASM)
 
+/* One wrapper per instruction: the bodies share their shape, not their instruction. */
 static inline uint32_t tc_sxtb16(uint32_t x) {
     uint32_t r;
     __asm__ __volatile__("sxtb16 %0, %1" : "=r"(r) : "r"(x));

@@ -89,7 +89,8 @@ static inline void tc_dsp_dot_2x2(const int8_t *x, int32_t x_step, const int8_t 
     acc[3] = a11;
 }
 
-/* 1 input row x 4 weight rows w + k * w_step, k = 0..3: acc[k] += x.w_k. */
+/* 1 input row x 4 weight rows w + k * w_step, k = 0..3: acc[k] += x.w_k. (Shaped like
+ * tc_dsp_dot_2x2, a different block: each input word meets four weight rows.) */
 static inline void tc_dsp_dot_1x4(const int8_t *x, const int8_t *w, int32_t w_step, int32_t n,
                                   int32_t in_zp, int32_t acc[4]) {
     const uint32_t offset = tc_dsp_input_offset(in_zp);

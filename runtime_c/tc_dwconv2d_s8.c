@@ -268,7 +268,8 @@ static TC_DSP_NOINLINE void dw3_sums_pairs_dsp(const int8_t *x, const uint32_t p
     }
 }
 
-/* Any stride: bias plus the sum of the window starting at x + i * stride into acc[i], i < n. */
+/* Any stride: bias plus the sum of the window starting at x + i * stride into acc[i], i < n.
+ * (One window per step, where dw3_sums_pairs_dsp shares each read between two.) */
 static TC_DSP_NOINLINE void dw3_sums_strided_dsp(const int8_t *x, int32_t stride,
                                                  const uint32_t packed[5], uint32_t offset,
                                                  int32_t bias, int32_t n, int32_t *acc) {
