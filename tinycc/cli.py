@@ -45,6 +45,16 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
                    help="use at most N calibration samples")
 
 
+def _add_patch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--patch", default="off", metavar="auto|off|SxRxC",
+                   help="patch-based inference of the first layers (MCUNetV2): auto chooses the stage and grid "
+                        "(only when it lowers the peak), off runs layer by layer (default), SxRxC forces the first S "
+                        "steps on an R x C grid of patches")
+    p.add_argument("--patch-overhead", default=None, metavar="PCT",
+                   help="with --patch auto and a budget that does not bind: at most this many extra MACs "
+                        "(default 10%%)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinycc", description="Compile ONNX neural networks to C for microcontrollers.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                         + " (default cortex-m4; the cortex-m0plus has no QEMU board)")
     p.add_argument("--dequantize", action="store_true", help="quantized engines: write float32 instead of raw int8")
     p.add_argument("--compare", metavar="A,B", help="per-layer comparison of two engines, e.g. float,int8 or int8,c")
+    p.add_argument("--sram", default=None, metavar="SIZE", help="SRAM budget that --patch auto plans for (as compile)")
+    _add_patch_args(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="compile to a self-contained C project", epilog=EPILOG)
@@ -90,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", default=None, metavar="SIZE",
                    help=f"stack reserve of a Cortex-M build, e.g. 1k (default {DEFAULT_STACK_BYTES}); a multiple of 8, "
                         "and with arm-none-eabi-gcc installed at least the build's static worst case (else exit 3)")
+    _add_patch_args(p)
     p.add_argument("--name", default=None, help="C identifier prefix for the API (default: from the file name)")
     p.add_argument("--labels", default=None, metavar="FILE",
                    help="class labels for model.h (PREFIX_LABELS), one per line, as many as output 0 has values "

@@ -229,11 +229,19 @@ def compile_project(g: Graph, args, sram: int, flash: int | None) -> CompiledPro
     from .codegen.emit import generate_project
     from .report import build_report, render_markdown
 
+    from .schedule.search import PatchOptions, plan_program
+
     prefix = default_prefix(g, args.name)
-    program = build_program(g, QuantOptions.from_args(args), sram=sram)
-    mem = plan_memory(program)
+    patching = PatchOptions.from_args(args, sram)
+    # with patches the layer-by-layer lower bound may exceed --sram: the budget is checked after planning
+    program = build_program(g, QuantOptions.from_args(args), sram=sram if patching.mode == "off" else None)
+    program, mem, decision = plan_program(program, patching)
     check_budget(program, mem, sram)
     report = build_report(program, mem, sram=sram, flash=flash, source=Path(args.model).name)
+    if decision is not None:
+        from .schedule.report import patch_report
+
+        report["patch"] = patch_report(program, mem, decision)
     if flash is not None and report["flash_bytes"] > flash:
         raise DoesNotFit(f"weights and constants need {report['flash_bytes']:,} bytes of flash but --flash "
                          f"allows {flash:,}. Nothing was written.")

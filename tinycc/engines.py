@@ -18,13 +18,13 @@ ENGINES = ("float", "int8", "c")  # engines that --compare can diff layer by lay
 class CompiledModel:
     """A float graph quantized and lowered once; runs on the golden model or the generated C."""
 
-    def __init__(self, g: Graph, opts, warn=None):
+    def __init__(self, g: Graph, opts, warn=None, patching=None):
         from .compiler import build_program
-        from .memory.lifetimes import plan_memory
+        from .schedule.search import PatchOptions, plan_program
 
         self.graph = g
         self.program = build_program(g, opts, warn)
-        self.mem = plan_memory(self.program)
+        self.program, self.mem, self.patch_decision = plan_program(self.program, patching or PatchOptions())
         self._tmp = None
         self._exe = {}
         self._shared = None  # the generated C loaded in this process (sim.host.SharedModel)
@@ -34,7 +34,7 @@ class CompiledModel:
     def from_program(cls, g: Graph, program, mem) -> "CompiledModel":
         """A model already quantized, lowered and planned (e.g. by compiler.compile_project)."""
         model = cls.__new__(cls)
-        model.graph, model.program, model.mem = g, program, mem
+        model.graph, model.program, model.mem, model.patch_decision = g, program, mem, None
         model._tmp, model._exe, model._shared, model._targets = None, {}, None, {}
         return model
 
@@ -144,7 +144,7 @@ def run_samples(g: Graph, samples: list[Mapping[str, np.ndarray]], engine: str, 
     target = getattr(args, "target", None) or DEFAULT_QEMU_TARGET
     if engine == "qemu":
         runnable_core(target)  # refuse a core without a QEMU board before compiling
-    model = CompiledModel(g, QuantOptions.from_args(args))
+    model = CompiledModel(g, QuantOptions.from_args(args), patching=_patching(args))
     return run_compiled(model, samples, engine, args.dequantize, target)
 
 
@@ -173,6 +173,20 @@ def run_compiled(model: CompiledModel, samples: list[Mapping[str, np.ndarray]], 
 
 
 DEFAULT_QEMU_TARGET = "cortex-m4"
+
+
+def _patching(args):
+    """`run --patch/--sram/--patch-overhead`: the same patch decision `compile` makes."""
+    from .schedule.search import PatchOptions
+    from .units import parse_size
+
+    sram = getattr(args, "sram", None)
+    if isinstance(sram, str):
+        try:
+            sram = parse_size(sram)
+        except ValueError as exc:
+            raise BadInput(f"--sram {sram!r}: {exc}") from None
+    return PatchOptions.from_args(args, sram)
 
 
 # ---- the integer inputs and outputs of QDQ models, as the ONNX model exchanges them ----------------
@@ -255,7 +269,7 @@ def compare_engines(g: Graph, inputs, engines, args) -> str:
     engines = [e.strip() for e in engines]
     if len(engines) != 2 or any(e not in ENGINES for e in engines) or engines[0] == engines[1]:
         raise BadInput(f"--compare takes two different engines from {', '.join(ENGINES)}, e.g. float,int8")
-    model = CompiledModel(g, QuantOptions.from_args(args))
+    model = CompiledModel(g, QuantOptions.from_args(args), patching=_patching(args))
     per_engine = {}
     for e in engines:
         per_engine[e] = _layer_values(model, inputs, e)

@@ -40,6 +40,9 @@ class Arg:
     kind: str
     ref: str  # tensor name (in/out), blob name (const), or "" (scratch)
     nbytes: int = 0  # scratch size
+    # in/out/update: the kernel gets the tensor's address plus this many bytes (a patch step
+    # reading a row range of a larger map, or writing its tile into the stage output)
+    at: int = 0
 
 
 @dataclass
@@ -103,6 +106,7 @@ class Program:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     quant_scheme: str = "int8"
+    patch: Any = None  # schedule.patches.PatchPlan when the first steps run patch by patch
     # add_blob's index: blob_key -> (name, array stored), and len(blobs) when it was last in step
     _blob_names: dict = field(default_factory=dict, repr=False, compare=False)
     _blob_indexed: int = field(default=0, repr=False, compare=False)

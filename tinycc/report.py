@@ -131,6 +131,10 @@ def render_markdown(r: dict) -> str:
              f"| MACs | {r['macs']:,} |", f"| params | {r['params']:,} |", f"| quantization | {r['quant']} |"]
     lines += _target_rows(r)
     lines += _memory_text(r) + _flash_text(r)
+    if "patch" in r:
+        from .schedule.report import patch_markdown
+
+        lines += patch_markdown(r)
     counted = bool(r.get("instructions"))
     lines += ["", "| # | layer | op | kernel | output | MACs | weight B | live B |" + (" instructions |" if counted else ""),
               "|---|---|---|---|---|---|---|---|" + ("---|" if counted else "")]

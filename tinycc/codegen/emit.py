@@ -88,7 +88,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
         args = []
         for a in step_args:
             if a.kind in ("in", "out", "update"):
-                args.append(f"A({mem.offsets[a.ref]})")
+                args.append(f"A({mem.offsets[a.ref] + a.at})")
             elif a.kind == "const":
                 args.append(f"{prefix}_{a.ref}")
             elif a.kind == "scratch":

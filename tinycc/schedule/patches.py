@@ -1,0 +1,404 @@
+"""Patch-based inference (MCUNetV2): the first steps of a Program run one spatial patch at a time.
+
+The *patch stage* is a prefix of the (ordered) steps made only of spatially local steps
+(receptive_field.classify) that reads one full feature map (the stage input, a model input) and
+hands exactly one feature map (the stage output) to the rest of the network. The stage output is
+cut into a rows x cols grid of tiles (uneven when the size does not divide); for every tile the
+receptive-field analysis gives the region of every stage tensor that tile needs (halos included,
+clipped to the map), and the stage steps are emitted once per patch on those sub-tensors:
+
+* the same C kernels with per-patch params structs (const, in flash): geometry of the sub-map and
+  padding only where the patch touches the image border (receptive_field.Window.local_pad), so
+  border patches pad exactly like the layer-by-layer network (with the input zero point) and
+  interior halos read real neighbour values -- bit for bit the layer-by-layer result;
+* a region a consumer needs that is not a row range of what is stored (a residual skip whose map
+  carries a larger halo than the add needs, a patch that does not start at the left border) is
+  first cropped with tc_slice_s8; a row range is read in place through an argument byte offset;
+* the patch's tile of the stage output is copied into the full stage-output buffer with
+  tc_concat_s8_part (rows of the tile at their place); for full-width tiles the producer writes
+  there directly (the planner's copy elision).
+
+Halos are recomputed by every patch that needs them (MCUNetV2's strategy). The result is an
+ordinary Program: the golden executor, the host C and the Cortex-M build run the same unrolled
+steps, and the memory planner places the per-patch tensors and both stages in one arena.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..program import Arg, Program, Step, TensorInfo
+from .receptive_field import LocalOp, Region, classify, image_hwc
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    """The patch stage is the first `split` steps; its output is cut into rows x cols tiles."""
+
+    split: int
+    rows: int
+    cols: int
+
+    def text(self) -> str:
+        return f"{self.split}x{self.rows}x{self.cols}"
+
+
+@dataclass
+class StageLimit:
+    """What the analysis found about where a patch stage can end."""
+
+    splits: dict[int, str]  # valid split -> its stage-output tensor
+    stage_input: str | None
+    stop_step: int  # the first step that cannot join any stage (len(steps) when none)
+    stop_reason: str
+
+
+@dataclass
+class PatchPlan:
+    """What a patched Program records about its stage (for the report and the tests)."""
+
+    config: PatchConfig
+    stage_input: str
+    stage_output: str
+    stage_steps: list[str]  # names of the original stage steps
+    tiles: list[Region]  # per patch, row-major
+    patch_steps: list[list[int]] = field(default_factory=list)  # indices of the steps of each patch
+    macs_layer_by_layer: int = 0  # MACs of the stage run once on whole maps
+    macs_patched: int = 0
+    stop_reason: str = ""
+    halo: str = "recompute"
+
+    @property
+    def mac_overhead(self) -> float:
+        return (self.macs_patched - self.macs_layer_by_layer) / self.macs_layer_by_layer \
+            if self.macs_layer_by_layer else 0.0
+
+
+# ---- where can a stage end ----------------------------------------------------------------------
+def stage_limit(program: Program) -> StageLimit:
+    """The valid split points of a program in its current order, and why no stage goes further."""
+    produced: set[str] = set()
+    stage_input = None
+    splits: dict[int, str] = {}
+    readers_after = _readers_from(program)
+    for k, step in enumerate(program.steps):
+        op = classify(program, step)
+        if isinstance(op, str):
+            return StageLimit(splits, stage_input, k, f"step {k} ({_label(step)}): {op}")
+        for t in (step.inputs[i] for i in op.spatial_inputs):
+            if t in produced:
+                continue
+            if stage_input is None and t in program.inputs and t not in program.views.values():
+                stage_input = t
+            elif t != stage_input:
+                return StageLimit(splits, stage_input, k, f"step {k} ({_label(step)}) reads a second feature map "
+                                                          f"from outside the stage ({t!r})")
+        produced.update(step.outputs)
+        crossing = {t for t in produced if readers_after[k + 1].get(t) or t in program.outputs}
+        if len(crossing) == 1:
+            out = next(iter(crossing))
+            if not any(out in s.outputs for s in program.steps[k + 1:]):
+                splits[k + 1] = out
+    return StageLimit(splits, stage_input, len(program.steps), "the whole network is spatially local")
+
+
+def _readers_from(program: Program) -> list[dict[str, bool]]:
+    """readers[k][t]: some step >= k reads tensor t (or its view)."""
+    out: list[dict[str, bool]] = [dict() for _ in range(len(program.steps) + 1)]
+    acc: dict[str, bool] = {}
+    for k in range(len(program.steps) - 1, -1, -1):
+        for t in program.steps[k].inputs + [a.ref for a in program.steps[k].args if a.kind == "update"]:
+            acc[program.root(t)] = True
+        out[k] = dict(acc)
+    return out
+
+
+def _label(step: Step) -> str:
+    return f"{step.op} {step.onnx_name or step.node!r}"
+
+
+# ---- the grid and the regions ---------------------------------------------------------------------
+def grid_tiles(height: int, width: int, rows: int, cols: int) -> list[Region]:
+    """rows x cols tiles covering a height x width map, row-major; sizes differ by at most one
+    (the first tiles take the extra row or column)."""
+    def cuts(n, parts):
+        base, extra = divmod(n, parts)
+        edges = [0]
+        for i in range(parts):
+            edges.append(edges[-1] + base + (1 if i < extra else 0))
+        return edges
+
+    r, c = cuts(height, rows), cuts(width, cols)
+    return [Region(r[i], r[i + 1], c[j], c[j + 1]) for i in range(rows) for j in range(cols)]
+
+
+def needed_regions(program: Program, steps: list[Step], ops: list[LocalOp], output: str,
+                   tile: Region) -> dict[str, Region]:
+    """Region of every stage tensor (and of the stage input) that one tile of the output needs:
+    the bounding box of what its consumers read, walking the stage backwards."""
+    need = {output: tile}
+    for step, op in zip(reversed(steps), reversed(ops)):
+        out = step.outputs[0]
+        if out not in need:
+            continue  # this patch does not need the step
+        wanted = op.input_region(need[out])
+        for i in op.spatial_inputs:
+            t = step.inputs[i]
+            need[t] = need[t].union(wanted) if t in need else wanted
+    return need
+
+
+def stage_macs(steps: list[Step], program: Program, need: dict[str, Region]) -> int:
+    """MACs of one patch: each step's MACs scale with the share of its output map computed."""
+    total = 0
+    for step in steps:
+        out = step.outputs[0]
+        if out in need:
+            h, w, _ = image_hwc(program, out)
+            total += step.macs * need[out].area // (h * w)
+    return total
+
+
+# ---- building the patched program -----------------------------------------------------------------
+def _golden_kernels():
+    """kernel name -> golden function (imported here only, to keep the mapping in one place)."""
+    from ..golden import kernels_conv as K
+    from ..golden import kernels_eltwise as E
+
+    return {"tc_conv2d_s8": K.conv2d_s8, "tc_dwconv2d_s8": K.dwconv2d_s8, "tc_maxpool_s8": K.maxpool_s8,
+            "tc_avgpool_s8": K.avgpool_s8, "tc_add_s8": E.add_s8, "tc_sub_s8": E.sub_s8, "tc_mul_s8": E.mul_s8,
+            "tc_lut_s8": E.lut_s8}
+
+
+class _Builder:
+    def __init__(self, program: Program, config: PatchConfig, limit: StageLimit):
+        self.src = program
+        self.config = config
+        self.steps = program.steps[:config.split]
+        self.ops = [classify(program, s) for s in self.steps]
+        self.stage_input = limit.stage_input
+        self.stage_output = limit.splits[config.split]
+        self.internal = {t for s in self.steps for t in s.outputs} - {self.stage_output}
+        self.out = Program(program.name, dict(program.tensors), program.blobs, [], dict(program.views),
+                           list(program.inputs), list(program.outputs), program.quant_scheme)
+        for t in self.internal:
+            del self.out.tensors[t]
+        self.goldens = _golden_kernels()
+        self.crops = 0
+
+    # regions stored per patch: tensor -> (name of the patch tensor, region it holds)
+    def run(self) -> Program:
+        h, w, c = image_hwc(self.src, self.stage_output)
+        tiles = grid_tiles(h, w, self.config.rows, self.config.cols)
+        plan = PatchPlan(self.config, self.stage_input, self.stage_output, [s.name for s in self.steps], tiles)
+        hi, wi, _ = image_hwc(self.src, self.stage_input)
+        for n, tile in enumerate(tiles):
+            i, j = divmod(n, self.config.cols)
+            tag = f"p{i}_{j}"
+            need = needed_regions(self.src, self.steps, self.ops, self.stage_output, tile)
+            first = len(self.out.steps)
+            stored = {self.stage_input: (self.stage_input, Region(0, hi, 0, wi))}
+            for step, op in zip(self.steps, self.ops):
+                out = step.outputs[0]
+                if out not in need:
+                    continue
+                self._emit(step, op, need, stored, tag, first_patch=n == 0)
+            self._scatter(stored, tile, tag, first=n == 0, width=w, channels=c)
+            plan.patch_steps.append(list(range(first, len(self.out.steps))))
+            plan.macs_patched += stage_macs(self.steps, self.src, need)
+        plan.macs_layer_by_layer = sum(s.macs for s in self.steps)
+        self.out.steps.extend(self.src.steps[self.config.split:])
+        self.out.patch = plan
+        return self.out
+
+    def _patch_tensor(self, t: str, region: Region, tag: str) -> str:
+        info = self.src.tensors[t]
+        name = f"{t}@{tag}"
+        shape = (1, region.height, region.width, info.shape[3])
+        self.out.tensors[name] = TensorInfo(name, shape, info.quant, info.perm,
+                                            tuple(shape[i] for i in np.argsort(info.perm)) if info.perm else shape)
+        return name
+
+    def _read(self, t: str, want: Region, stored: dict, tag: str, window: bool) -> tuple[str, int, Region]:
+        """(tensor, byte offset, region the kernel sees) to read region `want` of stage tensor t.
+
+        A window kernel may see extra columns on the right and extra rows below (it never reads
+        them); an element-wise one must see exactly `want`, as one contiguous block."""
+        name, have = stored[t]
+        c = self.src.tensors[t].shape[3]
+        same_cols = have.c0 == want.c0 and (window or have.c1 == want.c1)
+        if have.contains(want) and same_cols:
+            seen = Region(want.r0, want.r1, have.c0, have.c1)
+            return name, (want.r0 - have.r0) * have.width * c, seen
+        from ..golden import kernels_eltwise as E
+
+        self.crops += 1
+        crop = f"{t}@{tag}#crop{self.crops}"
+        info = self.src.tensors[t]
+        shape = (1, want.height, want.width, c)
+        self.out.tensors[crop] = TensorInfo(crop, shape, info.quant, info.perm, shape)
+        p = E.make_slice_params((1, have.height, have.width, c), (0, want.r0 - have.r0, want.c0 - have.c0, 0),
+                                (1, 1, 1, 1), shape)
+        self.out.steps.append(Step(f"crop{self.crops}_{tag}", "Crop", "", f"crop of {t} for patch {tag}",
+                                   "tc_slice_s8", p, [Arg("in", name), Arg("out", crop)],
+                                   lambda v, p=p: E.slice_s8(p, v), note=f"patch {tag} crop"))
+        return crop, 0, want
+
+    def _emit(self, step: Step, op: LocalOp, need: dict, stored: dict, tag: str, first_patch: bool) -> None:
+        out_t = step.outputs[0]
+        out_r = need[out_t]
+        window = op.rows is not None
+        want = op.input_region(out_r)
+        reads: dict[str, tuple[str, int, Region]] = {}
+        for i in op.spatial_inputs:
+            t = step.inputs[i]
+            reads[t] = self._read(t, want, stored, tag, window)
+        if out_t in stored:  # a later concat part: completes the patch tensor made by part 0
+            out_name = stored[out_t][0]
+        else:
+            out_name = self._patch_tensor(out_t, out_r, tag)
+            stored[out_t] = (out_name, out_r)
+        seen = next(iter(reads.values()))[2]
+        params = self._params(step, op, out_r, seen)
+        shared = any(reads[t][1] != 0 or stored[t][0] == t for t in reads)  # reads a full map or at an offset
+
+        def map_arg(a: Arg) -> Arg:
+            if a.kind == "in" and a.ref in reads:
+                return Arg("in", reads[a.ref][0], at=reads[a.ref][1])
+            if a.kind in ("out", "update"):
+                return Arg(a.kind, out_name)
+            if a.kind == "scratch":
+                return Arg("scratch", "", seen.area)  # depthwise in place: one input channel plane
+            return a
+
+        args = [map_arg(a) for a in step.args]
+        extra = self._licences(step, params, args, shared, map_arg)
+        frac_macs = step.macs * out_r.area // (self.src.tensors[out_t].shape[1] * self.src.tensors[out_t].shape[2])
+        golden = self._golden(step, params, args)
+        self.out.steps.append(Step(f"{step.name}_{tag}", step.op, step.node, step.onnx_name, step.kernel, params,
+                                   args, golden, frac_macs, note=(f"patch {tag}" + (f", {step.note}" if step.note else "")),
+                                   param_count=step.param_count if first_patch else 0, **extra))
+
+    def _params(self, step: Step, op: LocalOp, out_r: Region, seen: Region):
+        p = step.params
+        k = step.kernel
+        if op.rows is not None:
+            return dataclasses.replace(p, in_h=seen.height, in_w=seen.width, out_h=out_r.height, out_w=out_r.width,
+                                       pad_top=op.rows.local_pad(out_r.r0, seen.r0),
+                                       pad_left=op.cols.local_pad(out_r.c0, seen.c0))
+        c_out = self.src.tensors[step.outputs[0]].shape[3]
+        if k == "tc_lut_s8":
+            return dataclasses.replace(p, size=out_r.area * c_out)
+        if k == "tc_concat_s8_part":
+            return dataclasses.replace(p, outer=out_r.area)
+        from ..golden.kernels_eltwise import broadcast_dims
+        from .receptive_field import binary_operand_shapes
+
+        full = self.src.tensors[step.outputs[0]].shape
+        local = (1, out_r.height, out_r.width, c_out)
+        shapes = [local if tuple(sh) == tuple(full) else sh for sh in binary_operand_shapes(self.src, step, full)]
+        d1, d2, do = broadcast_dims(shapes[0], shapes[1], local)
+        return dataclasses.replace(p, in1_dims=d1, in2_dims=d2, out_dims=do)
+
+    def _licences(self, step: Step, params, args: list[Arg], shared: bool, map_arg) -> dict:
+        """In-place and row-overlap permissions, recomputed for the patch geometry. A step that
+        reads a full map or reads at an offset gets none: its input is not its own."""
+        if shared:
+            return {}
+        k = step.kernel
+        if k in ("tc_conv2d_s8", "tc_dwconv2d_s8"):
+            from ..ops.conv import conv2d_overlap_licence, dwconv2d_overlap_licence
+
+            p = params
+            extra = conv2d_overlap_licence(p) if k == "tc_conv2d_s8" else dwconv2d_overlap_licence(p)
+            if step.inplace_kernel and p.out_c == p.in_c and p.out_h * p.out_w <= p.in_h * p.in_w \
+                    and p.in_h * p.in_w < p.out_h * p.out_w * p.out_c:
+                extra.update(inplace_inputs=step.inplace_inputs, inplace_kernel=step.inplace_kernel,
+                             inplace_args=[map_arg(a) for a in step.inplace_args])
+            return extra
+        if k in ("tc_add_s8", "tc_sub_s8", "tc_mul_s8"):
+            out_size = self.out.tensors[args[-1].ref].size
+            same = tuple(i for i, t in enumerate(a.ref for a in args if a.kind == "in")
+                         if self.out.tensors[t].size == out_size)
+            return dict(inplace_inputs=same)
+        if k == "tc_lut_s8":
+            return dict(inplace_inputs=step.inplace_inputs)
+        return {}
+
+    def _golden(self, step: Step, params, args: list[Arg]):
+        """The step's numpy mirror on the patch. An input read at a byte offset is cut from the
+        stored array the executor passes (the whole buffer), as the C pointer arithmetic does."""
+        k = step.kernel
+        out_info = self.out.tensors[next(a.ref for a in args if a.kind in ("out", "update"))]
+        if k in ("tc_conv2d_s8", "tc_dwconv2d_s8"):
+            in_shape = (params.in_h, params.in_w, params.in_c)
+        elif k in ("tc_maxpool_s8", "tc_avgpool_s8"):
+            in_shape = (params.in_h, params.in_w, params.channels)
+        elif k == "tc_concat_s8_part":
+            in_shape = (params.outer * params.in_inner,)
+        else:
+            in_shape = out_info.shape
+        n_in = int(np.prod(in_shape))
+        value_args = [a for a in args if a.kind in ("in", "const", "update")]
+
+        def cut(a: Arg, v):
+            if a.kind != "in":
+                return v
+            return np.asarray(v).reshape(-1)[a.at: a.at + n_in].reshape(in_shape)
+
+        if k == "tc_concat_s8_part":
+            from ..golden import kernels_eltwise as E
+
+            def run_part(*vals):
+                cur = np.array(vals[1], dtype=np.int8).reshape(-1) if len(vals) > 1 else np.zeros(out_info.size, np.int8)
+                return E.concat_s8_part(params, cut(value_args[0], vals[0]), cur)
+            return run_part
+        fn = self.goldens[k]
+
+        def run(*vals):
+            return fn(params, *[cut(a, v) for a, v in zip(value_args, vals)])
+        return run
+
+    def _scatter(self, stored: dict, tile: Region, tag: str, first: bool, width: int, channels: int) -> None:
+        """Copy the patch's tile of the stage output into the full stage-output buffer."""
+        from ..golden import kernels_eltwise as E
+
+        src, at, seen = self._read(self.stage_output, tile, stored, tag, window=False)
+        out = self.stage_output
+        p = E.ConcatPartParams(outer=tile.height, in_inner=tile.width * channels, out_inner=width * channels,
+                               out_offset=tile.c0 * channels, in_zp=0, multiplier=E.UNIT_MULTIPLIER,
+                               shift=E.UNIT_SHIFT, out_zp=0)
+        row_at = tile.r0 * width * channels
+        full = self.src.tensors[out]
+        size = tile.area * channels
+
+        def golden(v, cur=None):
+            o = np.zeros(full.size, np.int8) if cur is None else np.array(cur, dtype=np.int8).reshape(-1).copy()
+            block = np.asarray(v).reshape(-1)[at: at + size].reshape(tile.height, tile.width * channels)
+            rows = o[row_at: row_at + tile.height * width * channels].reshape(tile.height, width * channels)
+            rows[:, tile.c0 * channels: tile.c0 * channels + tile.width * channels] = block
+            return o
+
+        whole_rows = tile.width == width and stored[out][1] == tile and src == stored[out][0] and row_at % 16 == 0
+        self.out.steps.append(Step(
+            f"scatter_{tag}", "PatchOutput", "", f"tile of {out} for patch {tag}", "tc_concat_s8_part", p,
+            [Arg("in", src, at=at), Arg("out" if first else "update", out, at=row_at)],
+            golden if first else (lambda v, cur: golden(v, cur)), note=f"patch {tag} tile",
+            copy_into=(out, row_at) if whole_rows else None))
+
+
+def apply_patches(program: Program, config: PatchConfig, limit: StageLimit | None = None) -> Program:
+    """A new Program with the first config.split steps run patch by patch (program is unchanged).
+    Raises ValueError when the split is not a valid stage end or the grid exceeds the map."""
+    limit = limit or stage_limit(program)
+    if config.split not in limit.splits:
+        valid = ", ".join(str(k) for k in sorted(limit.splits)) or "none"
+        raise ValueError(f"--patch {config.text()}: a patch stage cannot end after step {config.split} "
+                         f"(valid ends: {valid}; {limit.stop_reason})")
+    h, w, _ = image_hwc(program, limit.splits[config.split])
+    if not (1 <= config.rows <= h and 1 <= config.cols <= w):
+        raise ValueError(f"--patch {config.text()}: the stage output is {h}x{w}, which a {config.rows}x{config.cols} "
+                         f"grid cannot cut")
+    return _Builder(program, config, limit).run()

@@ -1,0 +1,62 @@
+"""The `patch` section of report.json / report.md (present only with --patch auto or forced)."""
+from __future__ import annotations
+
+
+def patch_report(program, mem, decision) -> dict:
+    """What was chosen and why; the memory figures of the patch stage when there is one."""
+    out = {"mode": decision.mode, "chosen": decision.chosen.text() if decision.chosen else None,
+           "reason": decision.reason, "layer_by_layer_arena_bytes": int(decision.layer_by_layer_arena),
+           "arena_bytes": int(mem.arena_bytes), "stage_stops_because": decision.stop_reason,
+           "candidates_planned": decision.tried}
+    pp = program.patch
+    if pp is None:
+        return out
+    steps = [k for ks in pp.patch_steps for k in ks]
+    patch_buffers = {b.name for b in mem.buffers if "@" in b.name or b.name.startswith("__scratch_")}
+    size = {b.name: b.size for b in mem.buffers}
+    per_patch = max((sum(size[b] for b in mem.live_tensors[k] if b in patch_buffers) for k in steps), default=0)
+    model_macs = max(program.macs - (pp.macs_patched - pp.macs_layer_by_layer), 1)
+    out.update({
+        "stage_steps": pp.config.split,
+        "stage_layers": pp.stage_steps,
+        "grid": [pp.config.rows, pp.config.cols],
+        "tiles": [[t.r0, t.r1, t.c0, t.c1] for t in pp.tiles],
+        "halo": pp.halo,
+        "stage_input": pp.stage_input,
+        "stage_input_bytes": int(program.tensors[pp.stage_input].size),
+        "stage_output": pp.stage_output,
+        "stage_output_shape": list(program.tensors[pp.stage_output].shape),
+        "stage_output_bytes": int(program.tensors[pp.stage_output].size),
+        "per_patch_peak_bytes": int(per_patch),
+        "stage_peak_live_bytes": int(max((mem.live_bytes[k] for k in steps), default=0)),
+        "stage_macs_layer_by_layer": int(pp.macs_layer_by_layer),
+        "stage_macs_patched": int(pp.macs_patched),
+        "mac_overhead_percent": round(100 * (pp.macs_patched - pp.macs_layer_by_layer) / model_macs, 2),
+        "stage_mac_overhead_percent": round(100 * pp.mac_overhead, 2),
+        "patch_steps": [[int(k) for k in ks] for ks in pp.patch_steps],
+    })
+    return out
+
+
+def patch_markdown(r: dict) -> list[str]:
+    p = r.get("patch")
+    if not p:
+        return []
+    lines = ["", "## Patch-based inference", "",
+             f"Mode `{p['mode']}`: {p['reason']}.", "",
+             f"Layer by layer the arena would be {p['layer_by_layer_arena_bytes']:,} B; this plan: "
+             f"{p['arena_bytes']:,} B."]
+    if p.get("chosen"):
+        lines += ["", "| figure | value |", "|---|---|",
+                  f"| patch stage | first {p['stage_steps']} steps, {len(p['tiles'])} patches "
+                  f"({p['grid'][0]} x {p['grid'][1]}) |",
+                  f"| halo strategy | {p['halo']} |",
+                  f"| stage output buffer | {'x'.join(str(d) for d in p['stage_output_shape'])} = "
+                  f"{p['stage_output_bytes']:,} B |",
+                  f"| stage input buffer | {p['stage_input_bytes']:,} B |",
+                  f"| per-patch peak (patch tensors and scratch) | {p['per_patch_peak_bytes']:,} B |",
+                  f"| peak live bytes in the stage | {p['stage_peak_live_bytes']:,} B |",
+                  f"| extra MACs (whole model) | {p['mac_overhead_percent']:.2f} % |",
+                  f"| extra MACs (stage) | {p['stage_mac_overhead_percent']:.2f} % |"]
+    lines += ["", f"The stage cannot go further: {p['stage_stops_because']}."]
+    return lines

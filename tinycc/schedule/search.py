@@ -1,0 +1,211 @@
+"""Choosing a patch stage: split point and grid (`--patch auto`), or applying a forced one.
+
+Every (split, rows x cols) is scored from the receptive-field regions alone, which is cheap:
+the extra MACs of recomputed halos, and an estimate of the peak (bytes live at once when every
+buffer is separate: the whole stage input and stage output, plus the live tensors of the largest
+patch; after the stage, the layer-by-layer live bytes). The most promising candidates are then
+built and planned for real, and the decision always compares real arenas:
+
+* a binding budget (layer-by-layer arena > --sram): the fewest extra MACs among the plans that
+  fit; if none fits, the smallest arena found (the budget check then reports it);
+* otherwise: the smallest arena among candidates within --patch-overhead extra MACs.
+
+Patching is used only when its arena is smaller than the layer-by-layer one.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from ..errors import BadInput
+from ..memory.lifetimes import MemoryPlan, plan_memory, reorder_steps
+from ..program import Program
+from .patches import PatchConfig, StageLimit, apply_patches, grid_tiles, needed_regions, stage_limit, stage_macs
+from .receptive_field import classify, image_hwc
+
+DEFAULT_OVERHEAD = 0.10
+MAX_GRID = 8  # rows and columns tried by the search
+BUILT_CANDIDATES = 4  # candidates planned for real per decision
+
+
+@dataclass(frozen=True)
+class PatchOptions:
+    mode: str = "off"  # off | auto | forced
+    config: PatchConfig | None = None
+    sram: int | None = None
+    overhead: float = DEFAULT_OVERHEAD
+
+    @classmethod
+    def from_args(cls, args, sram: int | None = None) -> "PatchOptions":
+        mode, config = parse_patch(getattr(args, "patch", None) or "off")
+        overhead = parse_overhead(getattr(args, "patch_overhead", None))
+        return cls(mode, config, sram, overhead)
+
+
+def parse_patch(text: str) -> tuple[str, PatchConfig | None]:
+    text = str(text).strip().lower()
+    if text in ("off", "auto"):
+        return text, None
+    parts = text.split("x")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        split, rows, cols = (int(p) for p in parts)
+        if split >= 1 and rows >= 1 and cols >= 1:
+            return "forced", PatchConfig(split, rows, cols)
+    raise BadInput(f"--patch {text!r}: use auto, off, or SPLITxROWSxCOLS (the first SPLIT steps run on a "
+                   f"ROWS x COLS grid of patches, e.g. 12x4x4)")
+
+
+def parse_overhead(text) -> float:
+    if text is None:
+        return DEFAULT_OVERHEAD
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100 or value != value:
+        raise BadInput(f"--patch-overhead {raw!r}: a share of extra MACs such as 10% or 0.1")
+    return value
+
+
+@dataclass
+class Candidate:
+    config: PatchConfig
+    overhead: float  # extra MACs / MACs of the whole model
+    estimate: int  # bytes, see the module docstring
+
+
+@dataclass
+class PatchDecision:
+    """What the search did, for the report."""
+
+    mode: str
+    chosen: PatchConfig | None
+    reason: str
+    layer_by_layer_arena: int
+    stop_reason: str
+    tried: list[dict] = field(default_factory=list)  # candidates planned for real
+
+
+def live_estimates(program: Program) -> list[int]:
+    """Bytes live at each step when no buffer shares memory (the estimator of the search)."""
+    from ..memory.lifetimes import program_buffers
+
+    buffers = program_buffers(program)
+    return [sum(b.size for b in buffers if b.first <= k <= b.last) for k in range(1, len(program.steps) + 1)]
+
+
+def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, steps, ops) -> tuple[int, int]:
+    """(peak estimate of the patch stage, MACs of all patches) from the regions alone."""
+    out = limit.splits[config.split]
+    h, w, _ = image_hwc(program, out)
+    full = program.tensors[limit.stage_input].size + program.tensors[out].size
+    last_use: dict[str, int] = {}
+    for j, step in enumerate(steps):
+        for t in step.inputs:
+            last_use[t] = j
+    last_use[out] = len(steps)
+    peak = macs = 0
+    for tile in grid_tiles(h, w, config.rows, config.cols):
+        need = needed_regions(program, steps, ops, out, tile)
+        macs += stage_macs(steps, program, need)
+        for j, step in enumerate(steps):
+            live = sum(need[t].area * program.tensors[t].shape[3] for t, _ in
+                       ((s.outputs[0], i) for i, s in enumerate(steps[:j + 1]))
+                       if t in need and last_use.get(t, len(steps)) >= j)
+            peak = max(peak, full + live + step.scratch_bytes)
+    return peak, macs
+
+
+def candidates(program: Program, limit: StageLimit, base_live: list[int]) -> list[Candidate]:
+    total_macs = max(program.macs, 1)
+    out = []
+    for split, tensor in sorted(limit.splits.items()):
+        steps = program.steps[:split]
+        ops = [classify(program, s) for s in steps]
+        h, w, _ = image_hwc(program, tensor)
+        after = max(base_live[split:], default=0)
+        stage_macs_once = sum(s.macs for s in steps)
+        for rows in range(1, min(h, MAX_GRID) + 1):
+            for cols in range(1, min(w, MAX_GRID) + 1):
+                if rows * cols < 2:
+                    continue
+                config = PatchConfig(split, rows, cols)
+                peak, macs = _stage_estimate(program, limit, config, steps, ops)
+                out.append(Candidate(config, (macs - stage_macs_once) / total_macs, max(peak, after)))
+    return out
+
+
+def _plan(program: Program, config: PatchConfig, limit: StageLimit) -> tuple[Program, MemoryPlan]:
+    patched = apply_patches(program, config, limit)
+    return patched, plan_memory(patched, reorder=False)
+
+
+def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryPlan, PatchDecision | None]:
+    """The program to emit and its memory plan. With patching off this is exactly plan_memory."""
+    if opts.mode == "off":
+        return program, plan_memory(program), None
+    ordered = copy.copy(program)
+    ordered.steps = list(program.steps)
+    reorder_steps(ordered, 0.5)
+    base_mem = plan_memory(ordered, reorder=False)
+    limit = stage_limit(ordered)
+    decision = PatchDecision(opts.mode, None, "", base_mem.arena_bytes, limit.stop_reason)
+    if opts.mode == "forced":
+        try:
+            patched, mem = _plan(ordered, opts.config, limit)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        decision.chosen = opts.config
+        decision.reason = "forced with --patch"
+        decision.tried.append(_tried(patched, mem))
+        return patched, mem, decision
+    if not limit.splits:
+        decision.reason = f"no patch stage is possible: {limit.stop_reason}"
+        return ordered, base_mem, decision
+    base_live = live_estimates(ordered)
+    cands = candidates(ordered, limit, base_live)
+    binding = opts.sram is not None and base_mem.arena_bytes > opts.sram
+    if binding:
+        pool = sorted((c for c in cands if c.estimate <= opts.sram), key=lambda c: (c.overhead, c.estimate))
+        pool += sorted(cands, key=lambda c: (c.estimate, c.overhead))
+    else:
+        pool = sorted((c for c in cands if c.overhead <= opts.overhead), key=lambda c: (c.estimate, c.overhead))
+    best = None
+    seen = set()
+    for cand in pool:
+        if len(seen) >= BUILT_CANDIDATES:
+            break
+        if cand.config in seen:
+            continue
+        seen.add(cand.config)
+        patched, mem = _plan(ordered, cand.config, limit)
+        decision.tried.append(_tried(patched, mem))
+        if binding and mem.arena_bytes <= opts.sram:
+            best = (patched, mem)
+            break
+        if best is None or mem.arena_bytes < best[1].arena_bytes:
+            best = (patched, mem)
+    if best is not None and best[1].arena_bytes < base_mem.arena_bytes:
+        patched, mem = best
+        decision.chosen = patched.patch.config
+        pp = patched.patch
+        if binding and mem.arena_bytes <= opts.sram:
+            decision.reason = (f"the layer-by-layer arena ({base_mem.arena_bytes:,} B) exceeds --sram "
+                               f"({opts.sram:,} B); the fewest extra MACs among the plans tried that fit")
+        elif binding:
+            decision.reason = "no plan tried fits --sram; the smallest arena found"
+        else:
+            decision.reason = (f"the smallest arena among the candidates with at most {100 * opts.overhead:.0f}% "
+                               f"extra MACs ({base_mem.arena_bytes:,} B -> {mem.arena_bytes:,} B, "
+                               f"{100 * pp.mac_overhead:.1f}% more MACs in the stage)")
+        return patched, mem, decision
+    decision.reason = ("no candidate within the MAC overhead limit" if not decision.tried else
+                       f"no patch plan lowers the arena below the layer-by-layer {base_mem.arena_bytes:,} B")
+    return ordered, base_mem, decision
+
+
+def _tried(patched: Program, mem: MemoryPlan) -> dict:
+    pp = patched.patch
+    return {"patch": pp.config.text(), "arena_bytes": int(mem.arena_bytes),
+            "stage_mac_overhead_percent": round(100 * pp.mac_overhead, 2)}
