@@ -107,8 +107,16 @@ def classify(program, step) -> LocalOp | str:
     outs = step.outputs
     if len(outs) != 1 or image_hwc(program, outs[0]) is None:
         return f"{step.op} does not produce one NHWC feature map"
-    if any(t in program.views or t in program.views.values() for t in step.inputs + outs):
-        return f"{step.op} works on a reshaped view"
+    op = _classify_kernel(program, step)
+    if isinstance(op, LocalOp) and any(t in program.views or t in program.views.values()
+                                       for t in step.inputs + outs):
+        return f"{step.op} reads or writes a reshaped view of its map"
+    return op
+
+
+def _classify_kernel(program, step) -> LocalOp | str:
+    k = step.kernel
+    outs = step.outputs
     p = step.params
     if k in WINDOW_KERNELS:
         if p.out_h == 1 and p.out_w == 1 and p.k_h >= p.in_h and p.k_w >= p.in_w and p.in_h * p.in_w > 1:
