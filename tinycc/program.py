@@ -159,8 +159,15 @@ class Program:
 
     @property
     def flash_bytes(self) -> int:
-        return sum(b.nbytes for b in self.blobs.values()) + sum(
-            4 * params_word_count(s.params) for s in self.steps if s.params is not None)
+        return sum(b.nbytes for b in self.blobs.values()) + self.params_bytes
+
+    @property
+    def params_bytes(self) -> int:
+        """Flash of the params structs; with patches, identical ones are stored once (codegen/emit.py)."""
+        structs = [s.params for s in self.steps if s.params is not None]
+        if self.patch is not None:
+            structs = list({(type(p).__name__, p): p for p in structs}.values())
+        return sum(4 * params_word_count(p) for p in structs)
 
     @property
     def macs(self) -> int:

@@ -78,12 +78,10 @@ def blob_kind(name: str) -> str:
 
 def flash_breakdown(program: Program) -> dict[str, int]:
     """Bytes of flash per kind of constant data; sums to program.flash_bytes."""
-    from .program import params_word_count
-
     out = {k: 0 for k in ("weights", "biases", "requantization", "tables", "other constants", "params structs")}
     for name, data in program.blobs.items():
         out[blob_kind(name)] += int(data.nbytes)
-    out["params structs"] = sum(4 * params_word_count(s.params) for s in program.steps if s.params is not None)
+    out["params structs"] = program.params_bytes
     return out
 
 

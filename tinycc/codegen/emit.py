@@ -81,6 +81,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
                           lines=_array_lines(data, per_line)))
     steps = []
     kernels = set()
+    shared_params: dict = {}
     for k, step in enumerate(program.steps):
         inplace = k in mem.inplace_steps
         kernel, step_args = step.call(inplace)
@@ -99,7 +100,12 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
         if step.params is not None:
             params = dict(type=step.params.C_STRUCT, name=f"{step.name}_params",
                           fields=[(f.name, _param_value(getattr(step.params, f.name)))
-                                  for f in dataclasses.fields(step.params)])
+                                  for f in dataclasses.fields(step.params)], shared=False)
+            if program.patch is not None and k not in mem.elided_steps:
+                # patches of the same size share one const params struct in flash
+                key = (params["type"], tuple(params["fields"]))
+                params["name"] = shared_params.setdefault(key, params["name"])
+                params["shared"] = params["name"] != f"{step.name}_params"
         scratch = [(mem.offsets[scratch_name(k)], a.nbytes) for a in step_args if a.kind == "scratch"]
         steps.append(dict(index=k, name=step.name, kernel=kernel, op=step.op, inplace=inplace,
                           elided=k in mem.elided_steps,

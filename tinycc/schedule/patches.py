@@ -375,10 +375,11 @@ class _Builder:
         size = tile.area * channels
 
         def golden(v, cur=None):
+            """tc_concat_s8_part on the rows of the tile: the C gets the output address + row_at."""
             o = np.zeros(full.size, np.int8) if cur is None else np.array(cur, dtype=np.int8).reshape(-1).copy()
-            block = np.asarray(v).reshape(-1)[at: at + size].reshape(tile.height, tile.width * channels)
-            rows = o[row_at: row_at + tile.height * width * channels].reshape(tile.height, width * channels)
-            rows[:, tile.c0 * channels: tile.c0 * channels + tile.width * channels] = block
+            block = np.asarray(v).reshape(-1)[at: at + size]
+            span = slice(row_at, row_at + p.outer * p.out_inner)
+            o[span] = E.concat_s8_part(p, block, o[span].copy())
             return o
 
         whole_rows = tile.width == width and stored[out][1] == tile and src == stored[out][0] and row_at % 16 == 0

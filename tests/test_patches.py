@@ -1,0 +1,260 @@
+"""Patch-based inference (tinycc/schedule/): receptive fields, forced patch configurations bit-exact
+with the layer-by-layer golden on the zoo and the MLPerf models (golden, host C under ASan/UBSan
+with per-step write checks, Cortex-M4 under QEMU), --patch off unchanged, --patch auto never worse."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zoo
+
+from tinycc.cli import main
+from tinycc.compiler import QuantOptions, build_program
+from tinycc.engines import CompiledModel
+from tinycc.frontend import load_graph
+from tinycc.lower import quantize_inputs
+from tinycc.memory.lifetimes import plan_memory, reorder_steps
+from tinycc.passes import run_pipeline
+from tinycc.reference.int_exec import run_int8
+from tinycc.schedule.patches import PatchConfig, apply_patches, grid_tiles, stage_limit
+from tinycc.schedule.receptive_field import Region, Window
+from tinycc.schedule.search import PatchOptions, plan_program
+
+MLPERF = ["vww_mobilenetv1_025", "ic_resnet8", "kws_dscnn", "ad_autoencoder"]
+
+
+# ---- receptive fields and grids -------------------------------------------------------------------
+def test_window_regions_clip_to_the_map_and_local_pads():
+    w = Window(k=3, stride=2, dil=1, pad=1, size=9)  # out 5 rows
+    assert w.needs(0, 2) == (0, 4)  # rows -1..3: the top pad row is clipped
+    assert w.local_pad(0, 0) == 1
+    assert w.needs(2, 5) == (3, 9)  # rows 3..9: clipped at the bottom
+    assert w.local_pad(2, 3) == 0
+    d = Window(k=3, stride=1, dil=2, pad=2, size=10)
+    assert d.needs(4, 6) == (2, 8)
+    big = Window(k=7, stride=1, dil=1, pad=3, size=20)
+    assert big.needs(0, 1) == (0, 4) and big.needs(10, 11) == (7, 14)
+
+
+def test_uneven_grid_covers_the_map_once():
+    tiles = grid_tiles(7, 10, 3, 4)
+    assert len(tiles) == 12
+    cover = np.zeros((7, 10), int)
+    for t in tiles:
+        cover[t.r0:t.r1, t.c0:t.c1] += 1
+    assert (cover == 1).all()
+    assert sorted({t.height for t in tiles}) == [2, 3] and sorted({t.width for t in tiles}) == [2, 3]
+    assert Region(0, 2, 0, 2).union(Region(1, 3, 5, 6)) == Region(0, 3, 0, 6)
+
+
+# ---- the zoo: every split point, several grids, golden patched == golden layer by layer ------------
+def _zoo_program(zoo_models, name):
+    path, inputs = zoo_models[(name, "torchscript")]
+    g = run_pipeline(load_graph(path, {k: v.shape for k, v in inputs.items()}))
+    program = build_program(g, QuantOptions(), warn=lambda m: None)
+    reorder_steps(program, 0.5)
+    rng = np.random.default_rng(3)
+    x = quantize_inputs(program, {k: (v + rng.normal(0, 0.3, v.shape)).astype(np.float32) for k, v in inputs.items()})
+    return g, inputs, program, x
+
+
+GRIDS = [(2, 2), (1, 3), (4, 1), (3, 2)]  # square, 1xN, Nx1, uneven
+
+
+@pytest.mark.parametrize("name", [n for n in zoo.ZOO if n != "mlp"])
+def test_forced_patches_equal_layer_by_layer_golden(zoo_models, name):
+    _, _, program, x = _zoo_program(zoo_models, name)
+    limit = stage_limit(program)
+    assert limit.splits, f"{name}: no patch stage ({limit.stop_reason})"
+    ref = run_int8(program, x)
+    checked = 0
+    for split in sorted(limit.splits):
+        for rows, cols in GRIDS:
+            h, w = program.tensors[limit.splits[split]].shape[1:3]
+            if rows > h or cols > w:
+                continue
+            patched = apply_patches(program, PatchConfig(split, rows, cols), limit)
+            out = run_int8(patched, x)
+            for t in ref:
+                np.testing.assert_array_equal(out[t], ref[t], err_msg=f"{name} {split}x{rows}x{cols}")
+            checked += 1
+    assert checked >= 4
+
+
+def test_the_mlp_has_no_patch_stage_and_says_why(zoo_models):
+    _, _, program, _ = _zoo_program(zoo_models, "mlp")
+    limit = stage_limit(program)
+    assert not limit.splits and "NHWC feature map" in limit.stop_reason
+
+
+def _stage_kernels(program, split):
+    return {(s.kernel, getattr(s.params, "k_h", 0), getattr(s.params, "stride_h", 0), getattr(s.params, "dil_h", 1))
+            for s in program.steps[:split]}
+
+
+def test_zoo_stages_cover_the_layer_kinds(zoo_models):
+    """The forced configurations above go through 5x5/7x7 kernels, stride 2, dilation, residual
+    adds and concat inside a stage (else this zoo would not test them)."""
+    seen = set()
+    for name in ("mcunet", "mbv2", "squeezenet", "concatnet", "misc_ops", "resnet"):
+        _, _, program, _ = _zoo_program(zoo_models, name)
+        limit = stage_limit(program)
+        seen |= _stage_kernels(program, max(limit.splits))
+    kernels = {k for k, *_ in seen}
+    assert {"tc_conv2d_s8", "tc_dwconv2d_s8", "tc_add_s8", "tc_concat_s8_part", "tc_maxpool_s8"} <= kernels
+    assert any(kh >= 5 for _, kh, _, _ in seen) and any(kh >= 7 for _, kh, _, _ in seen), seen
+    assert any(s == 2 for _, _, s, _ in seen) and any(d > 1 for *_, d in seen), seen
+
+
+# ---- generated C: checked harness, every step's output equal to the patched golden -----------------
+@pytest.mark.parametrize("name,config", [("mbv2", "auto-last-2x3"), ("mcunet", "auto-last-3x1"),
+                                         ("squeezenet", "auto-last-1x4"), ("concatnet", "auto-last-3x2")])
+def test_patched_c_equals_golden_step_by_step(zoo_models, name, config):
+    from cbuild import require_sanitizers
+
+    g, inputs, program, _ = _zoo_program(zoo_models, name)
+    limit = stage_limit(program)
+    rows, cols = (int(v) for v in config.split("-")[-1].split("x"))
+    split = max(limit.splits)
+    model = CompiledModel(g, QuantOptions(), warn=lambda m: None,
+                          patching=PatchOptions("forced", PatchConfig(split, rows, cols)))
+    assert model.program.patch is not None
+    rng = np.random.default_rng(5)
+    x = {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
+    golden = {}
+    outs = model.run_int8(x, observe=lambda t, v: golden.__setitem__(t, v))
+    reference = CompiledModel(g, QuantOptions(), warn=lambda m: None).run_int8(x)
+    for t in outs:
+        np.testing.assert_array_equal(outs[t], reference[t])
+    require_sanitizers()
+    c_outs, trace = model.run_c(x, check=True)
+    last_writer = {step.outputs[0]: k for k, step in enumerate(model.program.steps)}
+    for t, k in last_writer.items():
+        np.testing.assert_array_equal(trace[k], golden[t].reshape(-1), err_msg=f"{name} step {k}")
+    for t in outs:
+        np.testing.assert_array_equal(c_outs[t], outs[t])
+
+
+# ---- MLPerf: TFLite Micro's outputs with patches, and auto never worse -----------------------------
+@pytest.fixture(scope="module")
+def samples(mlperf_dir):
+    return np.load(mlperf_dir / "samples.npz")
+
+
+@pytest.mark.parametrize("name,config", [("vww_mobilenetv1_025", "4x3x2"), ("ic_resnet8", "4x2x4")])
+def test_mlperf_patched_reproduces_tflite_micro(mlperf_dir, samples, name, config):
+    from tinycc.schedule.search import parse_patch
+
+    g = run_pipeline(load_graph(mlperf_dir / f"{name}_qdq.onnx"))
+    model = CompiledModel(g, QuantOptions(), warn=pytest.fail, patching=PatchOptions(*parse_patch(config)))
+    assert model.program.patch is not None
+    x, ref = samples[f"{name}_int8"], samples[f"{name}_tflm_out"]
+    out = model.program.outputs[0]
+    for i in range(2):
+        inputs = {g.inputs[0]: x[i:i + 1]}
+        golden = model.logical(out, model.run_int8(inputs)[out], dequantize=False)
+        np.testing.assert_array_equal(golden.reshape(-1), ref[i].reshape(-1))
+        c_out = model.logical(out, model.run_c(inputs)[0][out], dequantize=False)
+        np.testing.assert_array_equal(c_out, golden)
+
+
+def test_vww_auto_patch_meets_the_target(mlperf_dir):
+    """MLPerf Tiny VWW: TinyEngine's patch-based peak is 58,232 B; ours <= 40,000 B with the input
+    buffer counted, at most 10 % more MACs."""
+    g = run_pipeline(load_graph(mlperf_dir / "vww_mobilenetv1_025_qdq.onnx"))
+    program = build_program(g, QuantOptions(), warn=pytest.fail)
+    patched, mem, decision = plan_program(program, PatchOptions("auto", None, 256 * 1024))
+    assert patched.patch is not None and mem.arena_bytes <= 40_000, decision.reason
+    assert mem.arena_bytes < decision.layer_by_layer_arena
+    extra = patched.patch.macs_patched - patched.patch.macs_layer_by_layer
+    assert extra <= 0.10 * (patched.macs - extra)
+
+
+def _auto_vs_off(program):
+    ordered_off = plan_memory(program_copy(program)).arena_bytes
+    patched, mem, decision = plan_program(program, PatchOptions("auto", None, None))
+    return ordered_off, mem.arena_bytes, decision
+
+
+def program_copy(program):
+    import copy
+
+    p = copy.copy(program)
+    p.steps = list(program.steps)
+    return p
+
+
+@pytest.mark.parametrize("name", list(zoo.ZOO))
+def test_auto_is_never_worse_on_the_zoo(zoo_models, name):
+    path, inputs = zoo_models[(name, "torchscript")]
+    g = run_pipeline(load_graph(path, {k: v.shape for k, v in inputs.items()}))
+    program = build_program(g, QuantOptions(), warn=lambda m: None)
+    off, auto, decision = _auto_vs_off(program)
+    assert auto <= off, decision.reason
+    assert (auto < off) == (decision.chosen is not None)
+
+
+@pytest.mark.parametrize("name", MLPERF)
+def test_auto_is_never_worse_on_mlperf(mlperf_dir, name):
+    for flavour in ("_qdq", ""):
+        g = run_pipeline(load_graph(mlperf_dir / f"{name}{flavour}.onnx"))
+        program = build_program(g, QuantOptions(), warn=lambda m: None)
+        off, auto, decision = _auto_vs_off(program)
+        assert auto <= off, decision.reason
+
+
+# ---- command line --------------------------------------------------------------------------------
+def _compile(tmp_path, model, out, *extra):
+    rc = main(["compile", str(model), "-o", str(tmp_path / out), *extra])
+    assert rc == 0
+    return {p.relative_to(tmp_path / out).as_posix(): p.read_bytes()
+            for p in sorted((tmp_path / out).rglob("*")) if p.is_file()}
+
+
+def test_patch_off_changes_no_generated_file(mlperf_dir, tmp_path):
+    """--patch off is the default and writes exactly what the compiler without the schedule
+    package writes: the layer-by-layer plan and files, no report field added."""
+    from tinycc.codegen.emit import generate_project
+
+    model = mlperf_dir / "vww_mobilenetv1_025_qdq.onnx"
+    default = _compile(tmp_path, model, "a")
+    off = _compile(tmp_path, model, "b", "--patch", "off")
+    assert default == off
+    assert "patch" not in json.loads(off["report.json"])
+    g = run_pipeline(load_graph(model))
+    program = build_program(g, QuantOptions(), warn=pytest.fail)
+    mem = plan_memory(program)  # what tinycc compiled before patches existed
+    files = generate_project(program, mem, "vww_mobilenetv1_025_qdq", model.name)
+    for rel in ("model.c", "model.h", "weights.c", "weights.h", "main.c"):
+        assert files[rel] == off[rel], rel
+
+
+def test_cli_forced_patch_report_and_errors(mlperf_dir, tmp_path, capsys):
+    model = mlperf_dir / "ic_resnet8_qdq.onnx"
+    files = _compile(tmp_path, model, "p", "--patch", "4x2x2")
+    report = json.loads(files["report.json"])["patch"]
+    assert report["chosen"] == "4x2x2" and report["grid"] == [2, 2] and report["halo"] == "recompute"
+    assert report["stage_output_bytes"] > 0 and report["per_patch_peak_bytes"] > 0
+    assert "global reduction" in report["stage_stops_because"]
+    assert "Patch-based inference" in files["report.md"].decode()
+    assert main(["compile", str(model), "-o", str(tmp_path / "bad"), "--patch", "99x2x2"]) == 2
+    assert "valid ends" in capsys.readouterr().err
+    assert main(["compile", str(model), "-o", str(tmp_path / "bad"), "--patch", "2by2"]) == 2
+    assert main(["compile", str(model), "-o", str(tmp_path / "bad"), "--patch", "4x200x2"]) == 2
+    assert main(["compile", str(model), "-o", str(tmp_path / "bad"), "--patch", "auto",
+                 "--patch-overhead", "lots"]) == 2
+
+
+def test_cli_run_takes_patch_and_sram(mlperf_dir, samples, tmp_path):
+    model = mlperf_dir / "ic_resnet8_qdq.onnx"
+    x = samples["ic_resnet8_int8"][:1]
+    np.save(tmp_path / "x.npy", x)
+    outs = {}
+    for patch in ("off", "4x3x1", "auto"):
+        out = tmp_path / f"y_{patch}.npy"
+        assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "--engine", "c", "--patch", patch,
+                     "--sram", "30k", "-o", str(out)]) == 0
+        outs[patch] = np.load(out)
+    np.testing.assert_array_equal(outs["off"], outs["4x3x1"])
+    np.testing.assert_array_equal(outs["off"], outs["auto"])
