@@ -153,8 +153,8 @@ def main() -> int:
         g, program, mem, decision = plan(path, "auto", 256 * 1024, tmp / "c160.npy")
         row("MobileNetV2-0.35 160 --patch auto --sram 256k", program, mem, decision)
         x = _calib((1, 3, 160, 160), 1)[0]
-        print(f"\nMobileNetV2-0.35 160: layer by layer {off_mem.arena_bytes:,} B > 256 KiB = {off_mem.arena_bytes > 262160}; "
-              f"patched {mem.arena_bytes:,} B fits = {mem.arena_bytes <= 262160}; patched host C == layer-by-layer "
+        print(f"\nMobileNetV2-0.35 160: layer by layer {off_mem.arena_bytes:,} B > 256 KiB = {off_mem.arena_bytes > 262144}; "
+              f"patched {mem.arena_bytes:,} B fits = {mem.arena_bytes <= 262144}; patched host C == layer-by-layer "
               f"golden: {bit_exact(g, program, mem, off_program, x)}")
     if vww.exists() and not args.skip_qemu:
         from tinycc.engines import CompiledModel
