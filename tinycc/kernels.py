@@ -1,13 +1,13 @@
 """The C kernels, each declared once, next to the op that lowers to it (tinycc/ops/*.py).
 
 A declaration says what the rest of tinycc needs to know about a runtime_c/ kernel: its C entry
-point and header, the params dataclass that mirrors its C struct, the kinds of its arguments
-after the params pointer, the .c files of its portable entry point and of its faster variants,
+point and header, the params dataclass that mirrors its C struct, its golden (numpy) mirror,
+the kinds of its arguments after the params pointer, the .c files of its portable entry point and of its faster variants,
 its scratch size and its in-place twin. The code generator (which files a project ships), the
 lowering (scratch sizes), the ctypes kernel tests, the sanitizer builds and the target
 measurements read it; nothing else keeps a list of kernels.
 
-    declare("tc_fc_s8", header="tc_conv.h", params=FcParams,
+    declare("tc_fc_s8", header="tc_conv.h", params=FcParams, golden=fc_s8,
             args=("in", "const", "const", "const", "const", "out"),
             sources=("tc_fc_s8.c",), variants=(Variant("dsp", ("tc_fc_s8_dsp.c",)),))
 
@@ -52,6 +52,10 @@ class KernelDecl:
     # `<name>_scratch_size` function by tests/test_kernels_conv.py; None: no scratch.
     scratch_bytes: Callable[[Any], int] | None = None
     inplace: str = ""  # the kernel computing the same in place (with the output over input 0)
+    # The bit-exact numpy mirror: golden(params, *values of the "in"/"const"/"update" arguments in
+    # order) -> output array. Passes that re-parameterise a step (the patch stage) rebuild its
+    # golden from here.
+    golden: Callable[..., Any] | None = None
 
     @property
     def c_struct(self) -> str | None:
@@ -73,8 +77,8 @@ class KernelDecl:
 KERNELS: dict[str, KernelDecl] = {}
 
 
-def declare(name: str, *, header: str, params: Any, args: tuple[str, ...], sources: tuple[str, ...],
-            variants: tuple[Variant, ...] = (), scratch_bytes: Callable[[Any], int] | None = None,
+def declare(name: str, *, header: str, params: Any, golden: Callable[..., Any], args: tuple[str, ...],
+            sources: tuple[str, ...], variants: tuple[Variant, ...] = (), scratch_bytes: Callable[[Any], int] | None = None,
             inplace: str = "") -> KernelDecl:
     """Declare a C kernel (once: a second declaration of the same name is an error)."""
     bad = [a for a in args if a not in ARG_KINDS]
@@ -82,7 +86,8 @@ def declare(name: str, *, header: str, params: Any, args: tuple[str, ...], sourc
         raise ValueError(f"{name}: unknown argument kinds {bad} (expected {ARG_KINDS})")
     if name in KERNELS:
         raise ValueError(f"kernel {name} is declared twice")
-    decl = KernelDecl(name, header, params, tuple(args), tuple(sources), tuple(variants), scratch_bytes, inplace)
+    decl = KernelDecl(name, header, params, tuple(args), tuple(sources), tuple(variants), scratch_bytes, inplace,
+                      golden)
     KERNELS[name] = decl
     return decl
 

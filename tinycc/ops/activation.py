@@ -235,4 +235,5 @@ def lut_s8(p: LutParams, table, x) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_lut_s8", header="tc_eltwise.h", params=LutParams, args=("const", "in", "out"), sources=("tc_lut_s8.c",))
+declare("tc_lut_s8", header="tc_eltwise.h", params=LutParams, golden=lut_s8,
+        args=("const", "in", "out"), sources=("tc_lut_s8.c",))

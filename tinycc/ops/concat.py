@@ -171,5 +171,5 @@ def concat_s8_part(p: ConcatPartParams, x, out: np.ndarray) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_concat_s8_part", header="tc_tensor.h", params=ConcatPartParams, args=("in", "out"),
+declare("tc_concat_s8_part", header="tc_tensor.h", params=ConcatPartParams, golden=concat_s8_part, args=("in", "out"),
         sources=("tc_concat_s8.c",))  # the output is "update" for every part after the first

@@ -382,12 +382,12 @@ def dwconv2d_s8_inplace(p: DwConv2dParams, x, w, bias, mult, shift) -> np.ndarra
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
 _CONV_ARGS = ("in", "const", "const", "const", "const", "out")  # in, w, bias, mult, shift, out
-declare("tc_conv2d_s8", header="tc_conv.h", params=Conv2dParams, args=_CONV_ARGS,
+declare("tc_conv2d_s8", header="tc_conv.h", params=Conv2dParams, golden=conv2d_s8, args=_CONV_ARGS,
         sources=("tc_conv2d_s8.c",),
         variants=(Variant(DSP, ("tc_conv2d_s8_dsp.c",)), Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM")))
 _DWCONV_VARIANTS = (Variant(DSP, ("tc_dwconv2d_s8_dsp.c",)), Variant(ASM, ("tc_dwconv2d_s8_asm.c",), "TC_DSP_ASM"))
-declare("tc_dwconv2d_s8", header="tc_conv.h", params=DwConv2dParams, args=_CONV_ARGS,
+declare("tc_dwconv2d_s8", header="tc_conv.h", params=DwConv2dParams, golden=dwconv2d_s8, args=_CONV_ARGS,
         sources=("tc_dwconv2d_s8.c",), variants=_DWCONV_VARIANTS, inplace="tc_dwconv2d_s8_inplace")
-declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=DwConv2dParams,
+declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=DwConv2dParams, golden=dwconv2d_s8_inplace,
         args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_dwconv2d_s8.c",), variants=_DWCONV_VARIANTS,
         scratch_bytes=dwconv2d_s8_inplace_scratch_size)

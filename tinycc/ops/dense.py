@@ -178,5 +178,5 @@ def fc_s8(p: FcParams, x, w, bias, mult, shift) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_fc_s8", header="tc_conv.h", params=FcParams,
+declare("tc_fc_s8", header="tc_conv.h", params=FcParams, golden=fc_s8,
         args=("in", "const", "const", "const", "const", "out"), sources=("tc_fc_s8.c",))

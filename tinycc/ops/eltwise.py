@@ -278,6 +278,9 @@ def mul_s8(p: MulParams, in1, in2) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
-declare("tc_add_s8", header="tc_eltwise.h", params=AddParams, args=("in", "in", "out"), sources=("tc_add_s8.c",))
-declare("tc_sub_s8", header="tc_eltwise.h", params=AddParams, args=("in", "in", "out"), sources=("tc_add_s8.c",))
-declare("tc_mul_s8", header="tc_eltwise.h", params=MulParams, args=("in", "in", "out"), sources=("tc_mul_s8.c",))
+declare("tc_add_s8", header="tc_eltwise.h", params=AddParams, golden=add_s8,
+        args=("in", "in", "out"), sources=("tc_add_s8.c",))
+declare("tc_sub_s8", header="tc_eltwise.h", params=AddParams, golden=sub_s8,
+        args=("in", "in", "out"), sources=("tc_add_s8.c",))
+declare("tc_mul_s8", header="tc_eltwise.h", params=MulParams, golden=mul_s8,
+        args=("in", "in", "out"), sources=("tc_mul_s8.c",))

@@ -139,4 +139,5 @@ def pad_s8(p: PadParams, x) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_pad_s8", header="tc_tensor.h", params=PadParams, args=("in", "out"), sources=("tc_pad_s8.c",))
+declare("tc_pad_s8", header="tc_tensor.h", params=PadParams, golden=pad_s8,
+        args=("in", "out"), sources=("tc_pad_s8.c",))

@@ -367,7 +367,7 @@ def avgpool_s8(p: AvgPoolParams, x) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_maxpool_s8", header="tc_pool.h", params=MaxPoolParams, args=("in", "out"),
+declare("tc_maxpool_s8", header="tc_pool.h", params=MaxPoolParams, golden=maxpool_s8, args=("in", "out"),
         sources=("tc_maxpool_s8.c",))
-declare("tc_avgpool_s8", header="tc_pool.h", params=AvgPoolParams, args=("in", "out"),
+declare("tc_avgpool_s8", header="tc_pool.h", params=AvgPoolParams, golden=avgpool_s8, args=("in", "out"),
         sources=("tc_avgpool_s8.c",))

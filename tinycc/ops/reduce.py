@@ -212,5 +212,5 @@ def reduce_s8(p: ReduceParams, x) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_reduce_s8", header="tc_reduce.h", params=ReduceParams, args=("in", "out"),
+declare("tc_reduce_s8", header="tc_reduce.h", params=ReduceParams, golden=reduce_s8, args=("in", "out"),
         sources=("tc_reduce_s8.c",))

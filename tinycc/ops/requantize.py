@@ -60,5 +60,5 @@ def requantize_s8(p: RequantizeParams, x) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_requantize_s8", header="tc_tensor.h", params=RequantizeParams, args=("in", "out"),
+declare("tc_requantize_s8", header="tc_tensor.h", params=RequantizeParams, golden=requantize_s8, args=("in", "out"),
         sources=("tc_requantize_s8.c",))

@@ -218,5 +218,5 @@ def resize_nearest_s8(p: ResizeNearestParams, y_index, x_index, x) -> np.ndarray
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_resize_nearest_s8", header="tc_tensor.h", params=ResizeNearestParams,
+declare("tc_resize_nearest_s8", header="tc_tensor.h", params=ResizeNearestParams, golden=resize_nearest_s8,
         args=("const", "const", "in", "out"), sources=("tc_resize_nearest_s8.c",))  # y index, x index, in, out

@@ -206,5 +206,5 @@ def transpose_s8(p: TransposeParams, x) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_transpose_s8", header="tc_tensor.h", params=TransposeParams, args=("in", "out"),
+declare("tc_transpose_s8", header="tc_tensor.h", params=TransposeParams, golden=transpose_s8, args=("in", "out"),
         sources=("tc_transpose_s8.c",))

@@ -244,5 +244,5 @@ def slice_s8(p: SliceParams, x) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
-declare("tc_slice_s8", header="tc_tensor.h", params=SliceParams, args=("in", "out"),
+declare("tc_slice_s8", header="tc_tensor.h", params=SliceParams, golden=slice_s8, args=("in", "out"),
         sources=("tc_slice_s8.c",))

@@ -315,7 +315,7 @@ def log_softmax_s8(p: LogSoftmaxParams, exp_table, x) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
-declare("tc_softmax_s8", header="tc_eltwise.h", params=SoftmaxParams, args=("in", "out"),
+declare("tc_softmax_s8", header="tc_eltwise.h", params=SoftmaxParams, golden=softmax_s8, args=("in", "out"),
         sources=("tc_softmax_s8.c",))
-declare("tc_log_softmax_s8", header="tc_log_softmax.h", params=LogSoftmaxParams,
+declare("tc_log_softmax_s8", header="tc_log_softmax.h", params=LogSoftmaxParams, golden=log_softmax_s8,
         args=("const", "in", "out"), sources=("tc_log_softmax_s8.c",))  # exp table, in, out

@@ -29,6 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..kernels import lookup
+from ..ops.concat import UNIT_MULTIPLIER, UNIT_SHIFT, ConcatPartParams, concat_s8_part
+from ..ops.eltwise import broadcast_dims
+from ..ops.slicing import make_slice_params, slice_s8
 from ..program import Arg, Program, Step, TensorInfo
 from .receptive_field import LocalOp, Region, classify, image_hwc
 
@@ -162,16 +166,6 @@ def stage_macs(steps: list[Step], program: Program, need: dict[str, Region]) -> 
 
 
 # ---- building the patched program -----------------------------------------------------------------
-def _golden_kernels():
-    """kernel name -> golden function (imported here only, to keep the mapping in one place)."""
-    from ..golden import kernels_conv as K
-    from ..golden import kernels_eltwise as E
-
-    return {"tc_conv2d_s8": K.conv2d_s8, "tc_dwconv2d_s8": K.dwconv2d_s8, "tc_maxpool_s8": K.maxpool_s8,
-            "tc_avgpool_s8": K.avgpool_s8, "tc_add_s8": E.add_s8, "tc_sub_s8": E.sub_s8, "tc_mul_s8": E.mul_s8,
-            "tc_lut_s8": E.lut_s8}
-
-
 class _Builder:
     def __init__(self, program: Program, config: PatchConfig, limit: StageLimit):
         self.src = program
@@ -185,7 +179,6 @@ class _Builder:
                            list(program.inputs), list(program.outputs), program.quant_scheme)
         for t in self.internal:
             del self.out.tensors[t]
-        self.goldens = _golden_kernels()
         self.crops = 0
 
     # regions stored per patch: tensor -> (name of the patch tensor, region it holds)
@@ -232,18 +225,16 @@ class _Builder:
         if have.contains(want) and same_cols:
             seen = Region(want.r0, want.r1, have.c0, have.c1)
             return name, (want.r0 - have.r0) * have.width * c, seen
-        from ..golden import kernels_eltwise as E
-
         self.crops += 1
         crop = f"{t}@{tag}#crop{self.crops}"
         info = self.src.tensors[t]
         shape = (1, want.height, want.width, c)
         self.out.tensors[crop] = TensorInfo(crop, shape, info.quant, info.perm, shape)
-        p = E.make_slice_params((1, have.height, have.width, c), (0, want.r0 - have.r0, want.c0 - have.c0, 0),
+        p = make_slice_params((1, have.height, have.width, c), (0, want.r0 - have.r0, want.c0 - have.c0, 0),
                                 (1, 1, 1, 1), shape)
         self.out.steps.append(Step(f"crop{self.crops}_{tag}", "Crop", "", f"crop of {t} for patch {tag}",
                                    "tc_slice_s8", p, [Arg("in", name), Arg("out", crop)],
-                                   lambda v, p=p: E.slice_s8(p, v), note=f"patch {tag} crop"))
+                                   lambda v, p=p: slice_s8(p, v), note=f"patch {tag} crop"))
         return crop, 0, want
 
     def _emit(self, step: Step, op: LocalOp, need: dict, stored: dict, tag: str, first_patch: bool) -> None:
@@ -293,7 +284,6 @@ class _Builder:
             return dataclasses.replace(p, size=out_r.area * c_out)
         if k == "tc_concat_s8_part":
             return dataclasses.replace(p, outer=out_r.area)
-        from ..golden.kernels_eltwise import broadcast_dims
         from .receptive_field import binary_operand_shapes
 
         full = self.src.tensors[step.outputs[0]].shape
@@ -349,13 +339,11 @@ class _Builder:
             return np.asarray(v).reshape(-1)[a.at: a.at + n_in].reshape(in_shape)
 
         if k == "tc_concat_s8_part":
-            from ..golden import kernels_eltwise as E
-
             def run_part(*vals):
                 cur = np.array(vals[1], dtype=np.int8).reshape(-1) if len(vals) > 1 else np.zeros(out_info.size, np.int8)
-                return E.concat_s8_part(params, cut(value_args[0], vals[0]), cur)
+                return concat_s8_part(params, cut(value_args[0], vals[0]), cur)
             return run_part
-        fn = self.goldens[k]
+        fn = lookup(k).golden
 
         def run(*vals):
             return fn(params, *[cut(a, v) for a, v in zip(value_args, vals)])
@@ -363,13 +351,11 @@ class _Builder:
 
     def _scatter(self, stored: dict, tile: Region, tag: str, first: bool, width: int, channels: int) -> None:
         """Copy the patch's tile of the stage output into the full stage-output buffer."""
-        from ..golden import kernels_eltwise as E
-
         src, at, seen = self._read(self.stage_output, tile, stored, tag, window=False)
         out = self.stage_output
-        p = E.ConcatPartParams(outer=tile.height, in_inner=tile.width * channels, out_inner=width * channels,
-                               out_offset=tile.c0 * channels, in_zp=0, multiplier=E.UNIT_MULTIPLIER,
-                               shift=E.UNIT_SHIFT, out_zp=0)
+        p = ConcatPartParams(outer=tile.height, in_inner=tile.width * channels, out_inner=width * channels,
+                               out_offset=tile.c0 * channels, in_zp=0, multiplier=UNIT_MULTIPLIER,
+                               shift=UNIT_SHIFT, out_zp=0)
         row_at = tile.r0 * width * channels
         full = self.src.tensors[out]
         size = tile.area * channels
@@ -379,7 +365,7 @@ class _Builder:
             o = np.zeros(full.size, np.int8) if cur is None else np.array(cur, dtype=np.int8).reshape(-1).copy()
             block = np.asarray(v).reshape(-1)[at: at + size]
             span = slice(row_at, row_at + p.outer * p.out_inner)
-            o[span] = E.concat_s8_part(p, block, o[span].copy())
+            o[span] = concat_s8_part(p, block, o[span].copy())
             return o
 
         whole_rows = tile.width == width and stored[out][1] == tile and src == stored[out][0] and row_at % 16 == 0

@@ -152,7 +152,7 @@ def binary_operand_shapes(program, step, out_shape) -> list[tuple[int, ...]] | s
     """Shapes of an element-wise step's two operands when the step is local: each is the whole map
     or a per-channel (or scalar) constant; else why not. The kernel's folded dims must be what
     these shapes give, so that per-patch dims can be derived the same way."""
-    from ..golden.kernels_eltwise import broadcast_dims
+    from ..ops.eltwise import broadcast_dims
 
     c = out_shape[-1]
     shapes = []
