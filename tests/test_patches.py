@@ -213,8 +213,9 @@ def _compile(tmp_path, model, out, *extra):
 
 
 def test_patch_off_changes_no_generated_file(mlperf_dir, tmp_path):
-    """--patch off is the default and writes exactly what the compiler without the schedule
-    package writes: the layer-by-layer plan and files, no report field added."""
+    """A model that fits --sram: the default (--patch fit) and --patch off write exactly what the
+    compiler without the schedule package writes: the layer-by-layer plan and files, no report
+    field added."""
     from tinycc.codegen.emit import generate_project
 
     model = mlperf_dir / "vww_mobilenetv1_025_qdq.onnx"
@@ -228,6 +229,34 @@ def test_patch_off_changes_no_generated_file(mlperf_dir, tmp_path):
     files = generate_project(program, mem, "vww_mobilenetv1_025_qdq", model.name)
     for rel in ("model.c", "model.h", "weights.c", "weights.h", "main.c"):
         assert files[rel] == off[rel], rel
+
+
+def test_default_patches_only_a_model_over_the_budget(mlperf_dir, samples, tmp_path, capsys):
+    """ResNet-8 needs 33,792 B layer by layer: under --sram 30k the default compiles it with a patch
+    stage (where --patch off exits 3), and that C gives the layer-by-layer golden's output, bit for
+    bit (and TFLite Micro's)."""
+    model = mlperf_dir / "ic_resnet8_qdq.onnx"
+    assert main(["compile", str(model), "-o", str(tmp_path / "off"), "--sram", "30k", "--patch", "off"]) == 3
+    assert "patch" in capsys.readouterr().err
+    report = json.loads(_compile(tmp_path, model, "fit", "--sram", "30k")["report.json"])
+    assert report["patch"]["mode"] == "fit" and report["patch"]["chosen"]
+    assert report["peak_sram_bytes"] <= 30 * 1024 < report["patch"]["layer_by_layer_arena_bytes"]
+    roomy = json.loads(_compile(tmp_path, model, "roomy", "--sram", "40k")["report.json"])
+    assert "patch" not in roomy
+
+    g = run_pipeline(load_graph(model))
+    fit = CompiledModel(g, QuantOptions(), warn=pytest.fail, patching=PatchOptions("fit", None, 30 * 1024))
+    assert fit.program.patch is not None and fit.mem.arena_bytes <= 30 * 1024
+    reference = CompiledModel(g, QuantOptions(), warn=pytest.fail, patching=PatchOptions("off"))
+    assert reference.program.patch is None
+    out = fit.program.outputs[0]
+    x, tflm = samples["ic_resnet8_int8"], samples["ic_resnet8_tflm_out"]
+    for i in range(2):
+        inputs = {g.inputs[0]: x[i:i + 1]}
+        c_out = fit.logical(out, fit.run_c(inputs)[0][out], dequantize=False)
+        golden = reference.logical(out, reference.run_int8(inputs)[out], dequantize=False)
+        np.testing.assert_array_equal(c_out, golden)
+        np.testing.assert_array_equal(c_out.reshape(-1), tflm[i].reshape(-1))
 
 
 def test_cli_forced_patch_report_and_errors(mlperf_dir, tmp_path, capsys):

@@ -46,9 +46,11 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_patch_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--patch", default="off", metavar="auto|off|SxRxC",
-                   help="patch-based inference of the first layers (MCUNetV2): auto chooses the stage and grid "
-                        "(only when it lowers the peak), off runs layer by layer (default), SxRxC forces the first S "
+    p.add_argument("--patch", default="fit", metavar="fit|auto|off|SxRxC",
+                   help="patch-based inference of the first layers (MCUNetV2). fit (default): layer by layer "
+                        "when that fits --sram, else the patch stage and grid with the fewest extra MACs that "
+                        "fits; auto: also for a model that fits, the lowest peak within --patch-overhead "
+                        "(only when it lowers the peak); off: always layer by layer; SxRxC forces the first S "
                         "steps on an R x C grid of patches")
     p.add_argument("--patch-overhead", default=None, metavar="PCT",
                    help="with --patch auto and a budget that does not bind: at most this many extra MACs "
@@ -85,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                         + " (default cortex-m4; the cortex-m0plus has no QEMU board)")
     p.add_argument("--dequantize", action="store_true", help="quantized engines: write float32 instead of raw int8")
     p.add_argument("--compare", metavar="A,B", help="per-layer comparison of two engines, e.g. float,int8 or int8,c")
-    p.add_argument("--sram", default=None, metavar="SIZE", help="SRAM budget that --patch auto plans for (as compile)")
+    p.add_argument("--sram", default=None, metavar="SIZE", help="SRAM budget that --patch fit/auto plan for (as compile)")
     _add_patch_args(p)
     p.set_defaults(func=cmd_run)
 

@@ -1,4 +1,8 @@
-"""Choosing a patch stage: split point and grid (`--patch auto`), or applying a forced one.
+"""Choosing a patch stage: split point and grid (`--patch fit` and `auto`), or applying a forced one.
+
+`fit` (the default) patches only when the layer-by-layer plan exceeds --sram: a model that fits
+compiles exactly as with `off` (same program, same plan, no patch report), one that would not fit
+gets the plan below for a binding budget. `auto` also patches a model that fits, for a lower peak.
 
 Every (split, rows x cols) is scored from the receptive-field regions alone, which is cheap:
 the extra MACs of recomputed halos, and an estimate of the peak (bytes live at once when every
@@ -30,28 +34,28 @@ BUILT_CANDIDATES = 4  # candidates planned for real per decision
 
 @dataclass(frozen=True)
 class PatchOptions:
-    mode: str = "off"  # off | auto | forced
+    mode: str = "fit"  # fit | auto | off | forced (see the module docstring)
     config: PatchConfig | None = None
     sram: int | None = None
     overhead: float = DEFAULT_OVERHEAD
 
     @classmethod
     def from_args(cls, args, sram: int | None = None) -> "PatchOptions":
-        mode, config = parse_patch(getattr(args, "patch", None) or "off")
+        mode, config = parse_patch(getattr(args, "patch", None) or "fit")
         overhead = parse_overhead(getattr(args, "patch_overhead", None))
         return cls(mode, config, sram, overhead)
 
 
 def parse_patch(text: str) -> tuple[str, PatchConfig | None]:
     text = str(text).strip().lower()
-    if text in ("off", "auto"):
+    if text in ("fit", "auto", "off"):
         return text, None
     parts = text.split("x")
     if len(parts) == 3 and all(p.isdigit() for p in parts):
         split, rows, cols = (int(p) for p in parts)
         if split >= 1 and rows >= 1 and cols >= 1:
             return "forced", PatchConfig(split, rows, cols)
-    raise BadInput(f"--patch {text!r}: use auto, off, or SPLITxROWSxCOLS (the first SPLIT steps run on a "
+    raise BadInput(f"--patch {text!r}: use fit, auto, off, or SPLITxROWSxCOLS (the first SPLIT steps run on a "
                    f"ROWS x COLS grid of patches, e.g. 12x4x4)")
 
 
@@ -168,9 +172,12 @@ def _plan(program: Program, config: PatchConfig, limit: StageLimit,
 
 
 def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryPlan, PatchDecision | None]:
-    """The program to emit and its memory plan. With patching off this is exactly plan_memory."""
-    if opts.mode == "off":
-        return program, plan_memory(program), None
+    """The program to emit and its memory plan. With patching off, or with fit and a plan that
+    fits --sram, this is exactly plan_memory (and no decision)."""
+    if opts.mode in ("off", "fit"):
+        mem = plan_memory(program)
+        if opts.mode == "off" or opts.sram is None or mem.arena_bytes <= opts.sram:
+            return program, mem, None
     ordered = copy.copy(program)
     ordered.steps = list(program.steps)
     reorder_steps(ordered, 0.5)
