@@ -136,6 +136,37 @@ def test_patched_c_equals_golden_step_by_step(zoo_models, name, config):
         np.testing.assert_array_equal(c_outs[t], outs[t])
 
 
+# ---- Cortex-M4 under QEMU: forced patch plans == layer-by-layer golden --------------------------------
+def _needs_qemu():
+    from tinycc.sim.qemu import missing_tools
+
+    missing = missing_tools(run=True)
+    if missing is not None:
+        pytest.skip(f"Cortex-M toolchain or QEMU unavailable: {missing}")
+
+
+@pytest.mark.parametrize("name,grid,split", [("mcunet", (3, 1), "last"), ("mbv2", (2, 3), "last"),
+                                             ("concatnet", (1, 4), "first")])
+def test_forced_patches_on_cortex_m4_equal_layer_by_layer_golden(zoo_models, name, grid, split):
+    """The patched program cross-built for the M4 (DSP and assembly kernel variants, per-patch
+    params structs in flash) gives the layer-by-layer golden's outputs bit for bit: Nx1, uneven
+    and 1xN grids, on the deepest and on the shallowest stage."""
+    _needs_qemu()
+    g, inputs, program, _ = _zoo_program(zoo_models, name)
+    splits = sorted(stage_limit(program).splits)
+    config = PatchConfig(splits[-1] if split == "last" else splits[0], *grid)
+    model = CompiledModel(g, QuantOptions(), warn=lambda m: None, patching=PatchOptions("forced", config))
+    assert model.program.patch is not None
+    reference = CompiledModel(g, QuantOptions(), warn=lambda m: None, patching=PatchOptions("off"))
+    rng = np.random.default_rng(11)
+    x = {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
+    golden = reference.run_int8(x)
+    target, run = model.run_qemu(x, "cortex-m4")
+    for t in golden:
+        np.testing.assert_array_equal(target[t], golden[t], err_msg=f"{name} {config.text()} output {t}")
+    assert run.instructions > 0
+
+
 # ---- MLPerf: TFLite Micro's outputs with patches, and auto never worse -----------------------------
 @pytest.fixture(scope="module")
 def samples(mlperf_dir):
