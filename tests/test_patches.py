@@ -274,6 +274,9 @@ def test_default_patches_only_a_model_over_the_budget(mlperf_dir, samples, tmp_p
     assert report["peak_sram_bytes"] <= 30 * 1024 < report["patch"]["layer_by_layer_arena_bytes"]
     roomy = json.loads(_compile(tmp_path, model, "roomy", "--sram", "40k")["report.json"])
     assert "patch" not in roomy
+    assert main(["compile", str(model), "-o", str(tmp_path / "tiny"), "--sram", "8k"]) == 3
+    err = capsys.readouterr().err
+    assert "bytes missing" in err and "the patch plan tried (" in err
 
     g = run_pipeline(load_graph(model))
     fit = CompiledModel(g, QuantOptions(), warn=pytest.fail, patching=PatchOptions("fit", None, 30 * 1024))

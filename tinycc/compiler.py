@@ -131,11 +131,14 @@ def _buffers_text(buffers: list[tuple[int, str]]) -> str:
 
 
 def _does_not_fit(needed: str, sram: int, missing: int, where: str, buffers: list[tuple[int, str]],
-                  when: str) -> DoesNotFit:
+                  when: str, patched: str = "") -> DoesNotFit:
+    """patched: the patch plan already in use (then more patching is not the obvious advice)."""
+    patching = (f"a finer grid or another stage than the patch plan tried ({patched}; --patch SxRxC)" if patched
+                else "patch-based inference of the first layers (MCUNetV2)")
     return DoesNotFit(
         f"the model needs {needed} bytes of SRAM but --sram allows {sram:,} ({missing:,} bytes missing). "
         f"{where}: {_buffers_text(buffers)}. What would help: a smaller input resolution or width multiplier, "
-        f"patch-based inference of the first layers (MCUNetV2), or a larger --sram if the device has it. "
+        f"{patching}, or a larger --sram if the device has it. "
         f"{when}Nothing was written.")
 
 
@@ -145,7 +148,8 @@ def check_budget(program: Program, mem: MemoryPlan, sram: int) -> None:
     k = int(np.argmax(mem.live_bytes)) if mem.live_bytes else 0
     live = [(b.size, b.name) for b in mem.buffers if b.first <= k + 1 <= b.last]
     raise _does_not_fit(f"{mem.arena_bytes:,}", sram, mem.arena_bytes - sram,
-                        f"The peak is at {_step_label(program, k)}, where these buffers are live", live, "")
+                        f"The peak is at {_step_label(program, k)}, where these buffers are live", live, "",
+                        program.patch.config.text() if program.patch is not None else "")
 
 
 def _may_share_memory(step) -> bool:
