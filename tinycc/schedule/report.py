@@ -1,4 +1,5 @@
-"""The `patch` section of report.json / report.md (present only with --patch auto or forced)."""
+"""The `patch` section of report.json / report.md (present when a patch search ran: --patch auto or
+forced, or the default --patch fit with a layer-by-layer plan over --sram)."""
 from __future__ import annotations
 
 
