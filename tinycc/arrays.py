@@ -14,12 +14,7 @@ def load_arrays(path: str | Path, input_names: list[str], what: str,
     only the model's inputs are read from an .npz, and each of them must be there. `ignore`:
     keys of an .npz that are not inputs (e.g. the labels of a data set)."""
     p = Path(path)
-    if not p.is_file():
-        raise BadInput(f"{what} {str(p)!r} does not exist")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except Exception as exc:
-        raise BadInput(f"{what} {str(p)!r} is not a .npy/.npz array file ({exc})") from None
+    data = open_array_file(p, f"{what} {str(p)!r}")
     if isinstance(data, np.ndarray):
         if len(input_names) != 1:
             raise BadInput(f"the model has {len(input_names)} inputs ({', '.join(input_names)}); "
@@ -34,6 +29,17 @@ def load_arrays(path: str | Path, input_names: list[str], what: str,
     if missing:
         raise BadInput(f"{what} {str(p)!r} has no array for input(s) {missing} (has {files})")
     return {n: data[n] for n in input_names}
+
+
+def open_array_file(path: str | Path, label: str):
+    """np.load of an .npy (an array) or .npz (keyed arrays) without pickles; a missing or unreadable
+    file is BadInput naming it by `label`."""
+    if not Path(path).is_file():
+        raise BadInput(f"{label} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise BadInput(f"{label} is not a .npy/.npz array file ({exc})") from None
 
 
 def check_values(arrays: dict[str, np.ndarray], what: str, finite: bool) -> None:

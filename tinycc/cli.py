@@ -203,22 +203,7 @@ def write_outputs(path: str, outputs: dict[str, np.ndarray]) -> None:
         else:
             np.save(f, next(iter(outputs.values())))
 
-    tmp = None
-    try:
-        if p.exists() and not p.is_file():  # a device or a pipe (/dev/stdout): write to it directly
-            with open(p, "wb") as f:
-                save(f)
-            return
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", suffix=".tmp", dir=p.absolute().parent)
-        with os.fdopen(fd, "wb") as f:
-            save(f)
-        os.replace(tmp, p)
-        tmp = None
-    except OSError as exc:
-        raise BadInput(f"cannot write -o {str(p)!r}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    write_file(p, save, "-o ")
 
 
 def cmd_run(args) -> int:
@@ -309,16 +294,26 @@ def cmd_validate(args) -> int:
 
 def write_text(path: str, text: str) -> None:
     """A text file written beside `path` and renamed into place (no partial file); OSError -> BadInput."""
-    p = Path(path)
+    write_file(Path(path), lambda f: f.write(text.encode()))
+
+
+def write_file(p: Path, save, option: str = "") -> None:
+    """Call save(binary file) on a file beside `p`, then rename it into place, so that a failure
+    leaves no partial file; a device or a pipe (/dev/stdout) is written directly. An OSError
+    becomes BadInput naming the option the path came from."""
     tmp = None
     try:
+        if p.exists() and not p.is_file():
+            with open(p, "wb") as f:
+                save(f)
+            return
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", suffix=".tmp", dir=p.absolute().parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            save(f)
         os.replace(tmp, p)
         tmp = None
     except OSError as exc:
-        raise BadInput(f"cannot write {str(p)!r}: {exc.strerror or exc}") from None
+        raise BadInput(f"cannot write {option}{str(p)!r}: {exc.strerror or exc}") from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

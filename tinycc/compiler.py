@@ -92,22 +92,34 @@ def dry_run_program(g: Graph) -> Program:
     return lower(assign_qparams(g, stats, DEFAULT_METHOD), g.name)
 
 
-def preflight(g: Graph, sram: int | None = None) -> None:
+def preflight(g: Graph, sram: int | None = None, patching: bool = False) -> None:
     """Refuse before calibration what calibration cannot change: nodes int8 cannot compile
     (Unsupported, all of them in one message) and, with a budget, a model whose arena lower
-    bound already exceeds --sram (DoesNotFit). Pre-quantized models skip it: they are not
-    calibrated, and the full plan comes as fast."""
+    bound already exceeds --sram (DoesNotFit). `patching`: a patch stage may replace the first
+    steps, so only the steps that no stage can reach (and the whole graph inputs and outputs)
+    count. Pre-quantized models skip it: they are not calibrated, and the full plan comes as
+    fast."""
     if is_prequantized(g):
         return
     program = dry_run_program(g)
     if sram is not None:
-        check_lower_bound(program, sram)
+        check_lower_bound(program, sram, first_unpatchable_step(program) if patching else 0)
 
 
-def build_program(g: Graph, opts: QuantOptions, warn=None, sram: int | None = None) -> Program:
-    """Quantize and lower; `sram`: refuse early (before calibration) a model that cannot fit."""
+def first_unpatchable_step(program: Program) -> int:
+    """Steps from here on run layer by layer under every patch plan: a stage is always a prefix
+    steps[:split] of the program, at one of the valid splits (schedule/patches.stage_limit)."""
+    from .schedule.patches import stage_limit
+
+    return max(stage_limit(program).splits, default=0)
+
+
+def build_program(g: Graph, opts: QuantOptions, warn=None, sram: int | None = None,
+                  patching: bool = False) -> Program:
+    """Quantize and lower; `sram`: refuse early (before calibration) a model that cannot fit
+    (`patching`: with any patch plan)."""
     warn = warn or (lambda m: print(m, file=sys.stderr))
-    preflight(g, sram)
+    preflight(g, sram, patching)
     q = quantize_graph(g, opts, warn)
     program = lower(q, g.name)
     program.quant_scheme = "int8-qdq" if is_prequantized(g) else f"int8-ptq-{opts.method or DEFAULT_METHOD}"
@@ -159,8 +171,9 @@ def _may_share_memory(step) -> bool:
         or any(a.kind == "update" for a in step.args)
 
 
-def arena_lower_bound(program: Program) -> tuple[int, int, list[tuple[int, str]]]:
-    """(bytes, step index, [(bytes, buffer)]): memory that every plan of `program` needs.
+def arena_lower_bound(program: Program, first_step: int = 0) -> tuple[int, int, list[tuple[int, str]]]:
+    """(bytes, step index, [(bytes, buffer)]): memory that every plan of `program` needs (of
+    steps from `first_step` on: the earlier ones may be replaced by a patch stage).
 
     Every buffer lies whole in the arena; while a step runs, its scratch and the distinct
     buffers it reads and writes are live together and, unless the step may share memory (see
@@ -173,6 +186,8 @@ def arena_lower_bound(program: Program) -> tuple[int, int, list[tuple[int, str]]
         if size > best[0]:
             best = (size, -1, [(size, root)])
     for k, step in enumerate(program.steps):
+        if k < first_step:
+            continue
         roots = {program.root(t) for t in step.inputs + step.outputs if t in program.tensors}
         sizes = [(program.tensors[r].size, r) for r in sorted(roots)]
         if _may_share_memory(step) and sizes:
@@ -187,9 +202,9 @@ def arena_lower_bound(program: Program) -> tuple[int, int, list[tuple[int, str]]
     return best
 
 
-def check_lower_bound(program: Program, sram: int) -> None:
+def check_lower_bound(program: Program, sram: int, first_step: int = 0) -> None:
     """DoesNotFit when even the lower bound of the arena exceeds --sram (before calibration)."""
-    needed, k, buffers = arena_lower_bound(program)
+    needed, k, buffers = arena_lower_bound(program, first_step)
     if needed <= sram:
         return
     where = f"{_step_label(program, k)} alone needs these buffers at once" if k >= 0 else \
@@ -237,8 +252,8 @@ def compile_project(g: Graph, args, sram: int, flash: int | None) -> CompiledPro
 
     prefix = default_prefix(g, args.name)
     patching = PatchOptions.from_args(args, sram)
-    # with patches the layer-by-layer lower bound may exceed --sram: the budget is checked after planning
-    program = build_program(g, QuantOptions.from_args(args), sram=sram if patching.mode == "off" else None)
+    # with patches only the steps no patch stage can reach bound the arena before calibration
+    program = build_program(g, QuantOptions.from_args(args), sram=sram, patching=patching.mode != "off")
     program, mem, decision = plan_program(program, patching)
     check_budget(program, mem, sram)
     report = build_report(program, mem, sram=sram, flash=flash, source=Path(args.model).name)

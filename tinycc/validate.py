@@ -85,12 +85,9 @@ def load_data(path: str | Path, g, labels: str | None = None) -> tuple[list[dict
 
 
 def _npz_array(path: str | Path, key: str, what: str) -> np.ndarray:
-    if not Path(path).is_file():
-        raise BadInput(f"{what} does not exist")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise BadInput(f"{what} is not a .npy/.npz array file ({exc})") from None
+    from .arrays import open_array_file
+
+    data = open_array_file(path, what)
     if isinstance(data, np.ndarray):
         raise BadInput(f"--labels {key!r}: {what} holds one array; give the data as an .npz with the labels "
                        f"under that key, or --labels LABELS.npy")
