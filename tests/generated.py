@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import io
 import os
 import re
@@ -26,11 +25,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from conftest import zoo_cache_dir  # the zoo export cache, one key for every user
 
 TESTS_DIR = Path(__file__).resolve().parent
 SHARED_DIR = Path(os.environ.get("TINYCC_SHARED_DIR") or TESTS_DIR.parent.parent / "shared")
 MLPERF_DIR = SHARED_DIR / "models" / "mlperf_tiny"
-ZOO_CACHE_ROOT = Path(tempfile.gettempdir()) / "tinycc_zoo_cache"
 TARGETS = ("host", "cortex-m4")
 ZOO_EXPORTER = "torchscript"
 MLPERF_QDQ = ("ic_resnet8", "vww_mobilenetv1_025", "kws_dscnn", "ad_autoencoder")
@@ -41,15 +40,6 @@ RUNTIME_SOURCE = re.compile(rb"(?m)^[ \t]+runtime/[\w./]+\.c\n|[ \t]+runtime/[\w
 # CMake's shared runtime library: foreach(tc_file x.c y.c) names them without the folder
 RUNTIME_LIST = re.compile(rb"(?<=foreach\(tc_file)((?: [\w.]+\.c)+)(?=\))")
 BUILD_FILES = ("Makefile", "CMakeLists.txt")
-
-
-def zoo_cache_dir() -> Path:
-    """The same cache as tests/conftest.py (keyed by zoo.py and the exporter versions)."""
-    digest = hashlib.sha256()
-    digest.update((TESTS_DIR / "zoo.py").read_bytes())
-    for package in ("torch", "onnxscript", "onnx"):
-        digest.update(importlib.metadata.version(package).encode())
-    return ZOO_CACHE_ROOT / digest.hexdigest()[:16]
 
 
 def zoo_model(name: str) -> Path:
