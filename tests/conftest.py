@@ -151,3 +151,27 @@ def rel_err(a: np.ndarray, ref: np.ndarray) -> float:
     scale = np.abs(ref).max() if ref.size else 0.0
     diff = np.abs(a - ref).max() if ref.size else 0.0
     return float(diff / scale) if scale > 0 else float(diff)
+
+
+def quantize_static_qdq(net, data: np.ndarray, tmp_path: Path, name: str = "qdq",
+                        activation_type: str = "QInt8") -> Path:
+    """`net` (torch, eval) exported at opset 17 and quantized by onnxruntime's quantize_static
+    (QDQ, per-channel int8 weights), calibrated on data[i] (each a batch of one)."""
+    import torch
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    fp = tmp_path / "float.onnx"
+    torch.onnx.export(net, (torch.from_numpy(data[0]),), fp, input_names=["x"], output_names=["y"],
+                      opset_version=17, dynamo=False)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": d} for d in data])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    qp = tmp_path / f"{name}.onnx"
+    quantize_static(str(fp), str(qp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=getattr(QuantType, activation_type), weight_type=QuantType.QInt8)
+    return qp

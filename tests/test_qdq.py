@@ -38,7 +38,7 @@ def test_mlperf_qdq_reproduces_tflite_micro(mlperf_dir, samples, name):
 
 def _ort_quantized_model(tmp_path):
     import torch
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from conftest import quantize_static_qdq
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(
@@ -48,21 +48,7 @@ def _ort_quantized_model(tmp_path):
         torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 10)).eval()
     rng = np.random.default_rng(0)
     data = rng.random((32, 1, 3, 12, 12)).astype(np.float32)
-    fp = tmp_path / "float.onnx"
-    torch.onnx.export(net, (torch.from_numpy(data[0]),), fp, input_names=["x"], output_names=["y"],
-                      opset_version=17, dynamo=False)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"x": d} for d in data])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    qp = tmp_path / "qdq.onnx"
-    quantize_static(str(fp), str(qp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    return qp, data
+    return quantize_static_qdq(net, data, tmp_path), data
 
 
 def test_ort_quantize_static_model_agrees_with_onnxruntime(tmp_path):

@@ -37,27 +37,13 @@ def _ort(path: Path):
 # ---- onnxruntime quantize_static ending in Softmax -------------------------------------------------
 def _ort_softmax_model(tmp_path: Path, activation_type: str):
     import torch
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from conftest import quantize_static_qdq
 
     torch.manual_seed(1)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
                               torch.nn.Linear(8 * 6 * 6, 10), torch.nn.Softmax(dim=1)).eval()
     data = np.random.default_rng(1).normal(size=(48, 1, 3, 6, 6)).astype(np.float32) * 2
-    fp = tmp_path / "float.onnx"
-    torch.onnx.export(net, (torch.from_numpy(data[0]),), fp, input_names=["x"], output_names=["y"],
-                      opset_version=17, dynamo=False)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter([{"x": d} for d in data])
-
-        def get_next(self):
-            return next(self.it, None)
-
-    qp = tmp_path / f"qdq_{activation_type}.onnx"
-    quantize_static(str(fp), str(qp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=getattr(QuantType, activation_type), weight_type=QuantType.QInt8)
-    return qp, data
+    return quantize_static_qdq(net, data, tmp_path, f"qdq_{activation_type}", activation_type), data
 
 
 @pytest.mark.parametrize("activation_type", ["QInt8", "QUInt8"])
