@@ -15,7 +15,7 @@ from tinycc.ir import NHWC_PERM, Graph, Node, Tensor, validate
 from tinycc.ops.registry import OPS
 from tinycc.passes.cleanup import dce, fold_constants, remove_identity
 from tinycc.passes.fold import decompose_batchnorm, div_to_mul, fold_batchnorm, fold_bias_add, fold_pad
-from tinycc.passes.fuse import fuse_activation
+from tinycc.passes.fuse import fuse_activation, fuse_self_gating
 from tinycc.passes.layout import layout_nhwc, simplify_transposes
 from tinycc.passes.pipeline import PASS_NAMES
 from tinycc.reference.float_exec import run_float
@@ -92,7 +92,7 @@ def unchanged(fn, g):
 
 def test_every_pipeline_pass_has_a_section_here():
     tested = {"remove_identity", "fold_constants", "fold_batchnorm", "decompose_batchnorm", "fold_bias_add",
-              "div_to_mul", "fold_pad", "fuse_activation", "layout_nhwc", "simplify_transposes", "dce"}
+              "div_to_mul", "fold_pad", "fuse_self_gating", "fuse_activation", "layout_nhwc", "simplify_transposes", "dce"}
     assert set(PASS_NAMES) == tested
 
 
@@ -278,6 +278,40 @@ def test_fuse_activation_not_into_a_shared_output_an_output_or_a_lut_op():
     unchanged(fuse_activation, b.done(b("Relu", [b("Sigmoid", [b.input((2, 4))])])))
     b = Builder()
     unchanged(fuse_activation, b.done(b("Relu", [b("Div", [b.input((2, 4)), b.rand(4)], act=None)])))
+
+
+# ---- fuse_self_gating ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("gate,attrs", [("HardSigmoid", dict(alpha=1 / 6, beta=0.5)), ("Sigmoid", {}),
+                                        ("Tanh", {}), ("LeakyRelu", dict(alpha=0.1))])
+@pytest.mark.parametrize("gate_first", [True, False])
+def test_fuse_self_gating(gate, attrs, gate_first):
+    b = Builder()
+    conv = b("Conv", [b.input((1, 3, 5, 5)), b.rand(4, 3, 3, 3), ""], **CONV)
+    g_out = b(gate, [conv], **attrs)
+    y = b("Mul", [g_out, conv] if gate_first else [conv, g_out], act=None)
+    changed, g = run_pass(fuse_self_gating, b.done(y))
+    assert changed and ops(g) == ["Conv", "SelfGated"]
+    fused = node(g, "SelfGated")
+    assert fused.inputs == [node(g, "Conv").outputs[0]] and fused.outputs == [y]
+    assert fused.attrs == {"gate": gate, "gate_attrs": attrs}
+
+
+def test_fuse_self_gating_not_when_the_gate_is_needed_or_reads_another_tensor():
+    b = Builder()  # the gate output also feeds another node
+    conv = b("Conv", [b.input((1, 3, 5, 5)), b.rand(4, 3, 3, 3), ""], **CONV)
+    gate = b("Sigmoid", [conv])
+    unchanged(fuse_self_gating, b.done(b("Mul", [conv, gate], act=None), b("Relu", [gate])))
+    b = Builder()  # the gate output is a graph output
+    conv = b("Conv", [b.input((1, 3, 5, 5)), b.rand(4, 3, 3, 3), ""], **CONV)
+    gate = b("Sigmoid", [conv])
+    unchanged(fuse_self_gating, b.done(b("Mul", [conv, gate], act=None), gate))
+    b = Builder()  # SE-style gating: the gate reads another tensor (a broadcast multiply stays)
+    x = b.input((1, 4, 5, 5))
+    pooled = b("GlobalAveragePool", [x], layout="NCHW")
+    unchanged(fuse_self_gating, b.done(b("Mul", [x, b("HardSigmoid", [pooled], alpha=0.2, beta=0.5)], act=None)))
+    b = Builder()  # a Mul with a fused clamp computes something else
+    x = b.input((2, 4))
+    unchanged(fuse_self_gating, b.done(b("Mul", [x, b("Sigmoid", [x])], act={"min": 0.0, "max": None})))
 
 
 # ---- layout_nhwc -------------------------------------------------------------------------------------

@@ -6,5 +6,5 @@ kernels' declarations (tinycc/kernels.py). See docs/adding-an-op.md.
 Importing this package registers every op (see registry.OPS).
 """
 from . import registry  # noqa: F401
-from . import (activation, batchnorm, concat, conv, dense, eltwise, pad, pool, reduce, requantize,  # noqa: F401
+from . import (activation, batchnorm, concat, conv, dense, eltwise, gated, pad, pool, reduce, requantize,  # noqa: F401
                resize, shape, slicing, softmax)

@@ -9,7 +9,7 @@ import numpy as np
 from ..ir import Graph, IRError, validate
 from .cleanup import dce, fold_constants, remove_identity
 from .fold import decompose_batchnorm, div_to_mul, fold_batchnorm, fold_bias_add, fold_pad
-from .fuse import fuse_activation
+from .fuse import fuse_activation, fuse_self_gating
 from .layout import layout_nhwc, simplify_transposes
 
 PIPELINE: list[tuple[str, Callable[[Graph], bool]]] = [
@@ -20,6 +20,7 @@ PIPELINE: list[tuple[str, Callable[[Graph], bool]]] = [
     ("fold_bias_add", fold_bias_add),
     ("div_to_mul", div_to_mul),
     ("fold_pad", fold_pad),
+    ("fuse_self_gating", fuse_self_gating),
     ("fuse_activation", fuse_activation),
     ("layout_nhwc", layout_nhwc),
     ("simplify_transposes", simplify_transposes),
