@@ -43,9 +43,17 @@ def _param_value(v) -> str:
     return str(int(v))
 
 
-def _array_lines(data: np.ndarray, per_line: int) -> list[str]:
-    flat = data.ravel()
-    return [", ".join(str(int(v)) for v in flat[i:i + per_line]) for i in range(0, flat.size, per_line)]
+def _array_body(data: np.ndarray, per_line: int) -> str:
+    """The initializer lines of a C array, `per_line` values each, indented and comma-separated.
+    Formatted from Python ints in one pass: the weights of a large model are millions of values,
+    and this is most of the compile time."""
+    flat = data.ravel().tolist()
+    full = len(flat) // per_line * per_line
+    line = "    " + ", ".join(["%d"] * per_line)
+    lines = [line % tuple(flat[i:i + per_line]) for i in range(0, full, per_line)]
+    if full < len(flat):
+        lines.append("    " + ", ".join(map(str, flat[full:])))
+    return ",\n".join(lines)
 
 
 def _runtime_files(kernels: set[str], core) -> tuple[list[str], list[str]]:
@@ -78,7 +86,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
     for name, data in program.blobs.items():
         per_line = 16 if data.dtype.itemsize == 1 else 8
         blobs.append(dict(name=f"{prefix}_{name}", ctype=_CTYPES[data.dtype], count=data.size,
-                          lines=_array_lines(data, per_line)))
+                          body=_array_body(data, per_line)))
     steps = []
     kernels = set()
     shared_params: dict = {}

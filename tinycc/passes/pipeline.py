@@ -36,13 +36,14 @@ def run_pipeline(g: Graph, upto: str | None = None, disable: Iterable[str] = ())
     if unknown:
         raise ValueError(f"unknown pass name(s) {sorted(unknown)}; passes: {', '.join(PASS_NAMES)}")
     g = g.copy()
+    fingerprints = None  # the constants as the previous pass left them (hashed once per pass)
     for name, fn in PIPELINE:
         if name not in disable:
-            before = constant_fingerprints(g)
+            before = fingerprints if fingerprints is not None else constant_fingerprints(g)
             fn(g)
             g.toposort()
             validate(g)
-            check_constants_unchanged(before, g, name)
+            fingerprints = check_constants_unchanged(before, g, name)
         if name == upto:
             break
     return g
@@ -60,10 +61,12 @@ def constant_fingerprints(g: Graph) -> dict[str, tuple]:
     return out
 
 
-def check_constants_unchanged(before: dict[str, tuple], g: Graph, pass_name: str) -> None:
+def check_constants_unchanged(before: dict[str, tuple], g: Graph, pass_name: str) -> dict[str, tuple]:
     """A pass may add constants and stop reading some, never change one: other nodes may read the
-    same constant (shared weights), so a rewrite must make a new one (Graph.rewrite_const_input)."""
+    same constant (shared weights), so a rewrite must make a new one (Graph.rewrite_const_input).
+    Returns the fingerprints after the pass."""
     after = constant_fingerprints(g)
     changed = sorted(n for n, fp in before.items() if n in after and after[n] != fp)
     if changed:
         raise IRError(f"pass {pass_name} changed constant(s) in place: {', '.join(changed[:5])}")
+    return after
