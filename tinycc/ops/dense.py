@@ -1,7 +1,7 @@
 """Dense (fully connected, from Gemm or MatMul with a constant right side) and MatMul.
 
 Dense: y[..., o] = sum_i x[..., i] * w[o, i] + b[o]; inputs x, w [out, in], bias ('' if none).
-MatMul: numpy matmul of two activations (float path only).
+MatMul of two activations: ops/matmul.py.
 
 int8 Dense (TFLite Micro FULLY_CONNECTED, per channel): FcParams mirrors tc_fc_params, fc_s8 is
 the bit-exact reference of tc_fc_s8 (fc_acc: its int64 accumulators).
@@ -79,25 +79,6 @@ class Dense(OpDef):
                 Arg("const", lc.blob(shift, node, "shift")), Arg("out", y)]
         lc.add_step(node, "tc_fc_s8", p, args,
                     lambda xv, w, b, m, s: fc_s8(p, xv.reshape(rows, in_f), w, b, m, s), macs=self.macs(lc.g, node))
-
-
-@register
-class MatMul(OpDef):
-    name = "MatMul"
-    layout_class = LayoutClass.LOGICAL
-
-    def infer(self, g, node):
-        a, b = (g.tensors[t] for t in node.inputs)
-        shape = np.matmul(np.zeros(a.shape, np.float32), np.zeros(b.shape, np.float32)).shape
-        return [(tuple(shape), a.dtype)]
-
-    def run_float(self, node, xs):
-        return [np.matmul(xs[0].astype(np.float64), xs[1].astype(np.float64)).astype(np.float32)]
-
-    def macs(self, g, node):
-        a = g.tensors[node.inputs[0]]
-        out = g.tensors[node.outputs[0]]
-        return out.size * a.shape[-1]
 
 
 @onnx_importer("Gemm")

@@ -2,7 +2,9 @@
 
 int8: Softmax is TFLite Micro's (reference_ops softmax.h, gemmlowp fixed point, output fixed at
 (1/256, -128)); LogSoftmax is tinycc's own integer kernel (exp table + integer log2, output
-(16/256, 127) by default). Params, make_* and the bit-exact references are at the end.
+(16/256, 127) by default). Over an axis other than the innermost, int8 transposes that axis
+innermost, runs the same kernel and transposes back. Params, make_* and the bit-exact
+references are at the end.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..program import Arg
 from ..quant.params import fixed_qparams
 from .common import norm_axis
 from .requantize import make_requantize_params, requantize_s8
+from .shape import make_transpose_params, transpose_s8
 
 # Output quantization fixed by the TFLite spec; the compiler must assign exactly this.
 SOFTMAX_OUTPUT_SCALE = 1.0 / 256.0
@@ -52,14 +55,33 @@ class _SoftmaxBase(OpDef):
     def lower_int8(self, lc, node):
         x, y = node.inputs[0], node.outputs[0]
         shape = lc.tensor(x).shape
-        if node.attrs["axis"] != len(shape) - 1:
-            raise Unsupported(f"{self.name} node {node.onnx_name or node.name!r}: int8 {self.name.lower()} "
-                              "over a non-innermost axis")
-        s_in, _ = lc.qp(x)
-        s_out, zp_out = lc.qp(y)
+        axis = node.attrs["axis"]
+        qparams = (lc.qp(x)[0], *lc.qp(y))
+        if axis == len(shape) - 1:
+            self._lower_last_axis(lc, node, x, y, shape, *qparams)
+            return
+        # Over another axis: transpose that axis innermost, the innermost kernel, transpose back
+        # (two copies of the tensor; the kernels stay TFLM's, and the result is the same integers
+        # a strided kernel would give, since each row is the same set of values).
+        perm = [a for a in range(len(shape)) if a != axis] + [axis]
+        back = [perm.index(a) for a in range(len(shape))]
+        moved = tuple(shape[a] for a in perm)
+        try:
+            to_last, from_last = make_transpose_params(shape, perm), make_transpose_params(moved, back)
+        except ValueError as exc:
+            raise Unsupported(f"{self.name} node {node.onnx_name or node.name!r}: {exc}") from None
+        xt = _internal_tensor(lc, x, f"{y}/{self.name.lower()}_in_t", moved)
+        yt = _internal_tensor(lc, y, f"{y}/{self.name.lower()}_out_t", moved)
+        lc.add_step(node, "tc_transpose_s8", to_last, [Arg("in", x), Arg("out", xt)],
+                    lambda v: transpose_s8(to_last, v), note=f"axis {axis} innermost")
+        self._lower_last_axis(lc, node, xt, yt, moved, *qparams)
+        lc.add_step(node, "tc_transpose_s8", from_last, [Arg("in", yt), Arg("out", y)],
+                    lambda v: transpose_s8(from_last, v), note=f"axis {axis} back")
+
+    def _lower_last_axis(self, lc, node, x, y, shape, s_in, s_out, zp_out):
         outer, depth = int(np.prod(shape[:-1])), shape[-1]
         if self.name == "LogSoftmax":
-            _lower_log_softmax_int8(lc, node, s_in, s_out, zp_out, outer, depth)
+            _lower_log_softmax_int8(lc, node, x, y, s_in, s_out, zp_out, outer, depth)
             return
         try:
             p = make_softmax_params(s_in, outer, depth)
@@ -113,12 +135,18 @@ def _fixed_softmax_tensor(lc, y: str) -> str:
     return name
 
 
-def _lower_log_softmax_int8(lc, node, s_in, s_out, zp_out, outer, depth):
+def _internal_tensor(lc, like: str, name: str, shape) -> str:
+    """A program tensor of `shape` with the quantization of `like` (a transposed copy)."""
+    info = lc.program.tensors[like]
+    lc.program.tensors[name] = replace(info, name=name, shape=tuple(shape), perm=None, logical_shape=tuple(shape))
+    return name
+
+
+def _lower_log_softmax_int8(lc, node, x, y, s_in, s_out, zp_out, outer, depth):
     """Integer log-softmax (tc_log_softmax.h) with an exp(-k * s_in) table as a constant blob.
 
     The quantizer assigns TFLite's (16/256, 127); pre-quantized models may bring any output
     quantization the kernel's multipliers can express."""
-    x, y = node.inputs[0], node.outputs[0]
     try:
         p = make_log_softmax_params(s_in, outer, depth, s_out, zp_out)
     except ValueError as exc:
