@@ -17,6 +17,7 @@ from tinycc.passes.cleanup import dce, fold_constants, remove_identity
 from tinycc.passes.fold import decompose_batchnorm, div_to_mul, fold_batchnorm, fold_bias_add, fold_pad
 from tinycc.passes.fuse import fuse_activation, fuse_self_gating
 from tinycc.passes.layout import layout_nhwc, simplify_transposes
+from tinycc.passes.patterns import fuse_patterns
 from tinycc.passes.pipeline import PASS_NAMES
 from tinycc.reference.float_exec import run_float
 
@@ -92,7 +93,7 @@ def unchanged(fn, g):
 
 def test_every_pipeline_pass_has_a_section_here():
     tested = {"remove_identity", "fold_constants", "fold_batchnorm", "decompose_batchnorm", "fold_bias_add",
-              "div_to_mul", "fold_pad", "fuse_self_gating", "fuse_activation", "layout_nhwc", "simplify_transposes", "dce"}
+              "div_to_mul", "fold_pad", "fuse_self_gating", "fuse_patterns", "fuse_activation", "layout_nhwc", "simplify_transposes", "dce"}
     assert set(PASS_NAMES) == tested
 
 
@@ -278,6 +279,68 @@ def test_fuse_activation_not_into_a_shared_output_an_output_or_a_lut_op():
     unchanged(fuse_activation, b.done(b("Relu", [b("Sigmoid", [b.input((2, 4))])])))
     b = Builder()
     unchanged(fuse_activation, b.done(b("Relu", [b("Div", [b.input((2, 4)), b.rand(4)], act=None)])))
+
+
+# ---- fuse_patterns ---------------------------------------------------------------------------------
+def _gelu_erf(b, x, div_form=True):
+    """torch's GELU export: x / sqrt(2) -> Erf -> + 1 -> x * . -> * 0.5"""
+    scaled = b("Div", [x, b.const(np.sqrt(2.0))], act=None) if div_form else \
+        b("Mul", [b.const(1 / np.sqrt(2.0)), x], act=None)
+    one_plus = b("Add", [b("Erf", [scaled]), b.const(1.0)], act=None)
+    return b("Mul", [b("Mul", [x, one_plus], act=None), b.const(0.5)], act=None)
+
+
+@pytest.mark.parametrize("div_form", [True, False])
+def test_fuse_patterns_gelu_erf_chain(div_form):
+    b = Builder()
+    x = b("Relu", [b.input((2, 8))])  # any producer
+    changed, g = run_pass(fuse_patterns, b.done(_gelu_erf(b, x, div_form)))
+    assert changed and ops(g) == ["Relu", "Gelu"] and node(g, "Gelu").attrs == {"approximate": "none"}
+    assert node(g, "Gelu").inputs == [node(g, "Relu").outputs[0]]
+
+
+def test_fuse_patterns_gelu_tanh_and_mish():
+    b = Builder()
+    x = b.input((2, 8))
+    cube = b("Pow", [x], exponent=3.0)
+    inner = b("Mul", [b("Add", [x, b("Mul", [cube, b.const(0.044715)], act=None)], act=None),
+                      b.const(np.sqrt(2 / np.pi))], act=None)
+    half = b("Mul", [b.const(0.5), b("Add", [b("Tanh", [inner]), b.const(1.0)], act=None)], act=None)
+    g_tanh = b("Mul", [x, half], act=None)
+    mish = b("Mul", [g_tanh, b("Tanh", [b("Softplus", [g_tanh])])], act=None)
+    changed, g = run_pass(fuse_patterns, b.done(mish))
+    assert changed and ops(g) == ["Gelu", "Mish"] and node(g, "Gelu").attrs == {"approximate": "tanh"}
+
+
+def test_fuse_patterns_layer_norm():
+    b = Builder()
+    x = b.input((2, 5, 8))
+    mean = b("ReduceMean", [x], axes=(2,), keepdims=1)
+    d = b("Sub", [x, mean], act=None)
+    var = b("ReduceMean", [b("Pow", [d], exponent=2.0)], axes=(2,), keepdims=1)
+    std = b("Sqrt", [b("Add", [var, b.const(1e-5)], act=None)])
+    y = b("Add", [b("Mul", [b("Div", [d, std], act=None), b.rand(8)], act=None), b.rand(8)], act=None)
+    changed, g = run_pass(fuse_patterns, b.done(y))
+    assert changed and ops(g) == ["LayerNorm"] and node(g, "LayerNorm").attrs == {"axis": 2, "epsilon": float(np.float32(1e-5))}
+
+
+def test_fuse_patterns_not_when_a_piece_is_needed_or_the_function_is_another():
+    b = Builder()  # the Erf output is also a graph output: the chain must stay
+    x = b.input((2, 8))
+    y = _gelu_erf(b, x)
+    erf = [n for n in b.g.nodes if n.op == "Erf"][0].outputs[0]
+    unchanged(fuse_patterns, b.done(y, erf))
+    b = Builder()  # 0.6 instead of 0.5: not GELU
+    x = b.input((2, 8))
+    one_plus = b("Add", [b("Erf", [b("Div", [x, b.const(np.sqrt(2.0))], act=None)]), b.const(1.0)], act=None)
+    unchanged(fuse_patterns, b.done(b("Mul", [b("Mul", [x, one_plus], act=None), b.const(0.6)], act=None)))
+    b = Builder()  # a LayerNorm-like chain over a leading axis (not the trailing ones)
+    x = b.input((2, 5, 8))
+    mean = b("ReduceMean", [x], axes=(1,), keepdims=1)
+    d = b("Sub", [x, mean], act=None)
+    var = b("ReduceMean", [b("Pow", [d], exponent=2.0)], axes=(1,), keepdims=1)
+    std = b("Sqrt", [b("Add", [var, b.const(1e-5)], act=None)])
+    unchanged(fuse_patterns, b.done(b("Div", [d, std], act=None)))
 
 
 # ---- fuse_self_gating ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ producer's `act` attribute. The others become lookup tables in int8.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -57,6 +58,74 @@ def elu(x, alpha=1.0):
     return np.where(x >= 0, x, alpha * np.expm1(np.minimum(x, 0)))
 
 
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x):
+    """The Gauss error function (math.erf on each element; numpy has none)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.asarray(_ERF(x), dtype=np.float64).reshape(x.shape)
+
+
+def gelu(x, approximate="none"):
+    """ONNX Gelu (opset 20): x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))); approximate="tanh":
+    0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))."""
+    x = np.asarray(x, dtype=np.float64)
+    if approximate == "tanh":
+        with np.errstate(over="ignore"):  # x^3 = inf for huge x: tanh(inf) = 1, the right limit
+            return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def softplus(x):
+    """log(1 + exp(x)), written so that it neither overflows nor loses small values."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def mish(x):
+    """x * tanh(softplus(x)) (ONNX Mish)."""
+    return x * np.tanh(softplus(x))
+
+
+def exp(x):
+    with np.errstate(over="ignore"):  # overflow is +inf, as in float32 (saturates in int8)
+        return np.exp(x)
+
+
+# Outside their domain Log, Sqrt and Reciprocal give what IEEE float gives at the domain's edge:
+# log(x <= 0) = -inf and 1/(+-0) = +-inf (saturated by the int8 table), sqrt(x < 0) = NaN in float
+# but 0 in int8 (the nearest value of the domain: a table entry cannot hold NaN).
+def log(x):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(x)
+
+
+def sqrt(x):
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(x)
+
+
+def reciprocal(x):
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.asarray(x, dtype=np.float64)
+
+
+def power(x, exponent: float):
+    """x ** exponent for a constant exponent (ONNX Pow with a constant second input)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return np.power(np.asarray(x, dtype=np.float64), exponent)
+
+
+# In a lookup table the domain edges replace NaN (which no int8 code holds): log and sqrt of a
+# negative input are log(0) = -inf (the lowest code) and sqrt(0) = 0.
+TABLE_FUNCS = {
+    "Log": lambda x, a: log(np.maximum(x, 0)),
+    "Sqrt": lambda x, a: sqrt(np.maximum(x, 0)),
+    "Pow": lambda x, a: power(x if float(a["exponent"]).is_integer() else np.maximum(x, 0), a["exponent"]),
+}
+
+
 # op name -> fn(x, attrs); every entry but Relu and Clip (fused into their producer as a clamp
 # where possible) is a 256-entry lookup table in int8.
 FLOAT_FUNCS = {
@@ -69,6 +138,17 @@ FLOAT_FUNCS = {
     "Tanh": lambda x, a: tanh(x),
     "Elu": lambda x, a: elu(x, a["alpha"]),
     "Identity": lambda x, a: x,
+    "Gelu": lambda x, a: gelu(x, a["approximate"]),
+    "Softplus": lambda x, a: softplus(x),
+    "Mish": lambda x, a: mish(x),
+    "Exp": lambda x, a: exp(x),
+    "Log": lambda x, a: log(x),
+    "Abs": lambda x, a: np.abs(x),
+    "Neg": lambda x, a: np.negative(x),
+    "Sqrt": lambda x, a: sqrt(x),
+    "Reciprocal": lambda x, a: reciprocal(x),
+    "Erf": lambda x, a: erf(x),
+    "Pow": lambda x, a: power(x, a["exponent"]),
 }
 # int8 output quantization fixed by the TFLite spec (the others are calibrated)
 _FIXED_OUTPUT = {"Sigmoid": ("fixed", 1.0 / 256.0, -128), "Tanh": ("fixed", 1.0 / 128.0, 0)}
@@ -107,7 +187,8 @@ class _Unary(OpDef):
             return
         s_in, z_in = lc.qp(x)
         s_out, z_out = lc.qp(y)
-        table = make_lut(lambda v: FLOAT_FUNCS[self.name](v, node.attrs), s_in, z_in, s_out, z_out)
+        fn = TABLE_FUNCS.get(self.name, FLOAT_FUNCS[self.name])
+        table = make_lut(lambda v: fn(v, node.attrs), s_in, z_in, s_out, z_out)
         p = LutParams(size=lc.tensor(x).size)
         lc.add_step(node, "tc_lut_s8", p, [Arg("const", lc.blob(table, node, "lut")), Arg("in", x), Arg("out", y)],
                     lambda t, xv: lut_s8(p, t, xv), inplace_inputs=(0,), note="lookup table")
@@ -121,6 +202,42 @@ for _name in FLOAT_FUNCS:
 @onnx_importer("HardSwish", revisions={22: {}})  # 22: bfloat16 admitted
 def import_simple(ctx, onode, attrs):
     ctx.add(onode.op_type, [onode.input[0]], [onode.output[0]], onode)
+
+
+@onnx_importer("Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal", "Erf")
+@onnx_importer("Softplus", "Mish", revisions={22: {}})  # 22: bfloat16 admitted
+def import_float_unary(ctx, onode, attrs):
+    """Element-wise functions of float tensors (Abs and Neg also take integers: refused here)."""
+    dtype = ctx.graph.tensors[onode.input[0]].dtype
+    if dtype != "float32":
+        raise unsupported(onode, f"{onode.op_type} on a {dtype} tensor (float tensors expected)")
+    ctx.add(onode.op_type, [onode.input[0]], [onode.output[0]], onode)
+
+
+@onnx_importer("Pow")
+def import_pow(ctx, onode, attrs):
+    """Pow of an activation by a constant scalar exponent: an element-wise function of one value."""
+    x, e = onode.input
+    if ctx.graph.tensors[x].dtype != "float32":
+        raise unsupported(onode, f"Pow of a {ctx.graph.tensors[x].dtype} tensor (float tensors expected)")
+    exponent = ctx.const(e)
+    if exponent is None:
+        raise unsupported(onode, "an exponent computed at run time (a constant scalar exponent is supported)")
+    if exponent.size != 1 or exponent.dtype.kind not in "fiu":
+        raise unsupported(onode, f"exponent of shape {list(exponent.shape)} (a scalar is supported)")
+    out_shape = np.broadcast_shapes(ctx.shape(x), exponent.shape)
+    if tuple(out_shape) != tuple(ctx.shape(x)):
+        raise unsupported(onode, "an exponent that broadcasts the base to a larger shape")
+    ctx.add("Pow", [x], [onode.output[0]], onode, exponent=float(exponent.reshape(())))
+
+
+@onnx_importer("Gelu")
+def import_gelu(ctx, onode, attrs):
+    approximate = attrs.get("approximate", b"none")
+    approximate = approximate.decode() if isinstance(approximate, bytes) else str(approximate)
+    if approximate not in ("none", "tanh"):
+        raise bad_input(onode, f"approximate={approximate!r} (the ONNX spec allows 'none' or 'tanh')")
+    ctx.add("Gelu", [onode.input[0]], [onode.output[0]], onode, approximate=approximate)
 
 
 @onnx_importer("LeakyRelu")

@@ -11,10 +11,12 @@ from .cleanup import dce, fold_constants, remove_identity
 from .fold import decompose_batchnorm, div_to_mul, fold_batchnorm, fold_bias_add, fold_pad
 from .fuse import fuse_activation, fuse_self_gating
 from .layout import layout_nhwc, simplify_transposes
+from .patterns import fuse_patterns
 
 PIPELINE: list[tuple[str, Callable[[Graph], bool]]] = [
     ("remove_identity", remove_identity),
     ("fold_constants", fold_constants),
+    ("fuse_patterns", fuse_patterns),
     ("fold_batchnorm", fold_batchnorm),
     ("decompose_batchnorm", decompose_batchnorm),
     ("fold_bias_add", fold_bias_add),
