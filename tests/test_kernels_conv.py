@@ -532,6 +532,11 @@ def test_declared_scratch_sizes_match_the_c_functions(lib):
     """Every kernel declared with scratch (tinycc/kernels.py, the one source the lowering reads)
     has a C `<kernel>_scratch_size` that agrees with it."""
     makers = {DwConv2dParams: lambda seed: dw_case(seed, depth_mult=1)[0]}
+    from tinycc.ops.conv_transpose import ConvTransposeParams  # its int32 accumulator plane
+
+    C_STRUCTS.setdefault(ConvTransposeParams, _ctypes_struct(ConvTransposeParams))
+    makers[ConvTransposeParams] = lambda seed: ConvTransposeParams(
+        **{f.name: getattr(dw_case(seed, depth_mult=1)[0], f.name, 1) for f in fields(ConvTransposeParams)})
     scratch_kernels = {n: d for n, d in all_kernels().items() if d.scratch_bytes is not None}
     assert scratch_kernels, "no kernel declares scratch"
     for name, decl in scratch_kernels.items():

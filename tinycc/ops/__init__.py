@@ -8,5 +8,5 @@ Importing this package registers every op (see registry.OPS).
 from . import registry  # noqa: F401
 from . import (activation, batchnorm, concat, conv, dense, eltwise, gated, pad, pool, reduce, requantize,  # noqa: F401
                resize, shape, slicing, softmax)
-from . import matmul  # noqa: F401  (structural and matrix ops of issue 14 part B)
+from . import conv_transpose, matmul  # noqa: F401  (structural and matrix ops of issue 14 part B)
 from . import norm  # noqa: F401  (normalisation ops of issue 14 part A)
