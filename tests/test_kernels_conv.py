@@ -531,7 +531,16 @@ def check_dw(lib, case):
 def test_declared_scratch_sizes_match_the_c_functions(lib):
     """Every kernel declared with scratch (tinycc/kernels.py, the one source the lowering reads)
     has a C `<kernel>_scratch_size` that agrees with it."""
-    makers = {DwConv2dParams: lambda seed: dw_case(seed, depth_mult=1)[0]}
+    from tinycc.ops.recurrent import GruParams, LstmParams, make_gru_params, make_lstm_params
+
+    def rnn_shape(seed):
+        rng = np.random.default_rng(seed)
+        return dict(steps=int(rng.integers(1, 60)), input_size=int(rng.integers(1, 40)),
+                    hidden_size=int(rng.integers(1, 70)), reverse=0, in_zp=0, hidden_zp=0)
+
+    makers = {DwConv2dParams: lambda seed: dw_case(seed, depth_mult=1)[0],
+              LstmParams: lambda seed: make_lstm_params(0.01, **rnn_shape(seed)),
+              GruParams: lambda seed: make_gru_params(0.01, linear_before_reset=seed % 2, **rnn_shape(seed))}
     from tinycc.ops.conv_transpose import ConvTransposeParams  # its int32 accumulator plane
 
     C_STRUCTS.setdefault(ConvTransposeParams, _ctypes_struct(ConvTransposeParams))
@@ -545,7 +554,8 @@ def test_declared_scratch_sizes_match_the_c_functions(lib):
         size_fn.restype, size_fn.argtypes = ctypes.c_int32, [ctypes.c_void_p]
         for seed in range(20):
             p = makers[decl.params](7000 + seed)
-            assert size_fn(c_params(p)) == decl.scratch_bytes(p), (name, p)
+            struct = C_STRUCTS.get(type(p)) or _ctypes_struct(type(p))
+            assert size_fn(ctypes.byref(struct(**asdict(p)))) == decl.scratch_bytes(p), (name, p)
 
 
 def run_c_dw_inplace(lib, p, x, w, bias, mult, shift):

@@ -9,4 +9,5 @@ from . import registry  # noqa: F401
 from . import (activation, batchnorm, concat, conv, dense, eltwise, gated, pad, pool, reduce, requantize,  # noqa: F401
                resize, shape, slicing, softmax)
 from . import conv_transpose, matmul  # noqa: F401  (structural and matrix ops of issue 14 part B)
+from . import recurrent  # noqa: F401  (LSTM, GRU: issue 14 part C)
 from . import norm  # noqa: F401  (normalisation ops of issue 14 part A)
