@@ -188,11 +188,189 @@ def test_conv_transpose_bad_parameters_are_refused():
     assert status == TC_ARG_ERROR and np.all(out == SENTINEL)
 
 
+
+
+# ---- Resize linear (bilinear) -------------------------------------------------------------------
+from tinycc.ops.resize import (ResizeBilinearParams, bilinear_table, make_resize_bilinear_params,  # noqa: E402
+                               q10_coordinates, resize_bilinear_s8)
+
+LINEAR_MODES = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric"]
+# (in H, W), sizes or scales
+RESIZE_CASES = [((3, 4), (7, 9), None), ((5, 5), (10, 10), None), ((6, 7), (3, 4), None), ((4, 3), (1, 5), None),
+                ((5, 6), None, (1.5, 2.0)), ((4, 4), None, (2.0, 0.5)), ((3, 5), None, (1.7, 3.0))]
+
+
+def _resize_cases(coord):
+    """align_corners: only scales that give whole output sizes (others are refused, see below)."""
+    return [c for c in RESIZE_CASES if coord != "align_corners" or c[2] is None
+            or all(float(np.float32(d) * np.float32(s)).is_integer() for d, s in zip(c[0], c[2]))]
+
+
+def _resize_model(path, coord, opset=19, cases=None):
+    nodes, inputs, outputs, inits = [], [], [], []
+    for k, ((h, w), sizes, scales) in enumerate(_resize_cases(coord) if cases is None else cases):
+        if sizes is not None:
+            inits.append(helper.make_tensor(f"sizes{k}", TensorProto.INT64, [4], [1, 2, *sizes]))
+            ins = [f"x{k}", "", "", f"sizes{k}"]
+        else:
+            inits.append(helper.make_tensor(f"scales{k}", TensorProto.FLOAT, [4], [1, 1, *scales]))
+            ins = [f"x{k}", "", f"scales{k}"]
+        nodes.append(helper.make_node("Resize", ins, [f"y{k}"], mode="linear", coordinate_transformation_mode=coord))
+        inputs.append(_vi(f"x{k}", [1, 2, h, w]))
+        outputs.append(_vi(f"y{k}", None))
+    return _save(path, nodes, inputs, outputs, inits, opset)
+
+
+@pytest.mark.parametrize("coord", LINEAR_MODES)
+def test_resize_linear_float_matches_onnxruntime(tmp_path, coord):
+    model = _resize_model(tmp_path / "m.onnx", coord)
+    rng = np.random.default_rng(3)
+    cases = _resize_cases(coord)
+    feeds = {f"x{k}": rng.normal(0, 1, (1, 2, *hw)).astype(np.float32) for k, (hw, _, _) in enumerate(cases)}
+    want = _ort(model, feeds)
+    got = run_float(run_pipeline(load_graph(tmp_path / "m.onnx")), feeds)
+    for k in range(len(cases)):
+        assert got[f"y{k}"].shape == want[f"y{k}"].shape, (coord, cases[k])
+        np.testing.assert_allclose(got[f"y{k}"], want[f"y{k}"], rtol=1e-5, atol=1e-5, err_msg=f"{coord} {k}")
+
+
+def test_resize_linear_align_corners_with_a_fractional_size_is_refused(tmp_path):
+    from tinycc.errors import Unsupported
+
+    _resize_model(tmp_path / "m.onnx", "align_corners", cases=[((2, 4), None, (0.6, 0.6))])
+    with pytest.raises(Unsupported, match="align_corners with scales"):
+        load_graph(tmp_path / "m.onnx")
+
+
+def _tflm_resize_bilinear_integer(x, out_h, out_w, align_corners, half_pixel_centers):
+    """A direct transcription of TFLM reference_ops::ResizeBilinearInteger (int8, one image
+    [H][W][C]), written independently of tinycc's tables."""
+    in_h, in_w, ch = x.shape
+
+    def scale_of(i, o):
+        if align_corners and o > 1:
+            return ((1 << 10) * (i - 1) + (o - 1) // 2) // (o - 1)
+        return ((1 << 10) * i + o // 2) // o
+
+    def interp(v, scale, size):
+        scaled = v * scale + scale // 2 - (1 << 9) if half_pixel_centers else v * scale
+        trunc = lambda n, d: int(n / d)  # noqa: E731  (C division; exact for these magnitudes)
+        return scaled, max(trunc(scaled, 1 << 10), 0), min(trunc(scaled + (1 << 10) - 1, 1 << 10), size - 1)
+
+    hs, ws = scale_of(in_h, out_h), scale_of(in_w, out_w)
+    out = np.zeros((out_h, out_w, ch), np.int8)
+    for y in range(out_h):
+        iy, y0, y1 = interp(y, hs, in_h)
+        for xx in range(out_w):
+            ix, x0, x1 = interp(xx, ws, in_w)
+            for c in range(ch):
+                v = [int(x[y0, x0, c]), int(x[y0, x1, c]), int(x[y1, x0, c]), int(x[y1, x1, c])]
+                fy, fx = iy - (1 << 10) * y0, ix - (1 << 10) * x0
+                acc = (v[0] * ((1 << 10) - fy) * ((1 << 10) - fx) + v[1] * ((1 << 10) - fy) * fx
+                       + v[2] * fy * ((1 << 10) - fx) + v[3] * fy * fx)
+                r = (1 << 19) if acc > 0 else -(1 << 19)
+                out[y, xx, c] = int((acc + r) / (1 << 20))
+    return out
+
+
+@pytest.mark.parametrize("coord", ["half_pixel", "align_corners", "asymmetric"])
+def test_resize_bilinear_golden_is_tflm_integer_arithmetic(coord):
+    rng = np.random.default_rng(8)
+    for (h, w), (oh, ow) in [((3, 4), (7, 9)), ((5, 5), (10, 10)), ((6, 7), (3, 4)), ((2, 2), (8, 3))]:
+        x = rng.integers(-128, 128, (h, w, 3), dtype=np.int8)
+        yt = bilinear_table(q10_coordinates(h, oh, None, coord), h)
+        xt = bilinear_table(q10_coordinates(w, ow, None, coord), w)
+        p = make_resize_bilinear_params((1, h, w, 3), oh, ow)
+        want = _tflm_resize_bilinear_integer(x, oh, ow, coord == "align_corners", coord == "half_pixel")
+        np.testing.assert_array_equal(resize_bilinear_s8(p, yt, xt, x)[0], want, err_msg=f"{coord} {(h, w)}")
+
+
+def _random_bilinear(seed):
+    rng = np.random.default_rng(seed)
+    n, h, w, c = 1 + seed % 2, *(int(v) for v in rng.integers(1, 7, 3))
+    oh, ow = (int(v) for v in rng.integers(1, 12, 2))
+    mode = LINEAR_MODES[seed % len(LINEAR_MODES)]
+    yt = bilinear_table(q10_coordinates(h, oh, None, mode), h)
+    xt = bilinear_table(q10_coordinates(w, ow, float(rng.uniform(0.3, 3.0)) if seed % 3 == 0 else None, mode), w)
+    p = make_resize_bilinear_params((n, h, w, c), oh, len(xt) // 3)
+    x = rng.integers(-128, 128, (n, h, w, c), dtype=np.int8)
+    return p, yt, xt, x
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_resize_bilinear_c_kernel_equals_golden(seed):
+    p, yt, xt, x = _random_bilinear(seed)
+    golden = resize_bilinear_s8(p, yt, xt, x)
+    status, out = run_c("tc_resize_bilinear_s8", p, golden.size, yt, xt, x)
+    assert status == TC_OK
+    np.testing.assert_array_equal(out, golden.reshape(-1))
+
+
+def test_resize_bilinear_extremes_round_like_tflm():
+    """Every value -128 or 127 with fractions that put the Q20 sum on exact halves."""
+    x = np.array([[[-128], [127]], [[127], [-128]]], np.int8)
+    table = np.array([0, 1, 512, 0, 1, 0, 1, 1, 0, 0, 1, 256, 0, 1, 1024], np.int32)
+    p = make_resize_bilinear_params((1, 2, 2, 1), 5, 5)
+    golden = resize_bilinear_s8(p, table, table, x)
+    status, out = run_c("tc_resize_bilinear_s8", p, 25, table, table, x)
+    assert status == TC_OK and np.array_equal(out, golden.reshape(-1))
+    # centre: (-128 + 127 + 127 - 128) / 4 = -0.5, half away from zero: -1
+    assert golden[0, 1, 1, 0] == -128 and golden[0, 0, 0, 0] == -1
+
+
+def test_resize_bilinear_bad_tables_are_refused():
+    p, yt, xt, x = _random_bilinear(4)
+    bad_y = yt.copy()
+    bad_y[0] = p.in_h            # lower index past the input
+    bad_x = xt.copy()
+    bad_x[2] = 1025              # fraction above 1
+    for ys, xs, q in [(bad_y, xt, p), (yt, bad_x, p), (yt, xt, replace(p, channels=0))]:
+        with pytest.raises(ValueError):
+            resize_bilinear_s8(q, ys, xs, x)
+        status, out = run_c("tc_resize_bilinear_s8", q, p.batch * p.out_h * p.out_w * p.channels, ys, xs, x)
+        assert status == TC_ARG_ERROR and np.all(out == SENTINEL)
+    with pytest.raises(ValueError):  # a table of the wrong length (the C trusts out_h)
+        resize_bilinear_s8(p, yt[:-3], xt, x)
+
+
+@pytest.mark.parametrize("coord", ["half_pixel", "align_corners"])
+def test_resize_linear_int8_c_equals_golden_and_follows_float(tmp_path, coord):
+    """Conv -> Resize linear x2 -> Conv: C == golden; the int8 resize of the int8 conv output is
+    within one step of the float interpolation of its dequantized values."""
+    rng = np.random.default_rng(11)
+    w1 = numpy_helper.from_array(rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.normal(0, 0.5, (2, 4, 1, 1)).astype(np.float32), "w2")
+    sc = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Resize", ["c", "", "scales"], ["r"], mode="linear",
+                              coordinate_transformation_mode=coord, name="up"),
+             helper.make_node("Conv", ["r", "w2"], ["y"])]
+    _save(tmp_path / "m.onnx", nodes, [_vi("x", [1, 3, 5, 6])], [_vi("y", None)], [w1, w2, sc])
+    compiled = _int8_c_equals_golden(tmp_path / "m.onnx", (1, 3, 5, 6), seed=2)
+    step = next(s for s in compiled.program.steps if s.node == "up")
+    assert step.kernel == "tc_resize_bilinear_s8"
+    seen = {}
+    compiled.run_int8({"x": rng.normal(0, 1, (1, 3, 5, 6)).astype(np.float32)},
+                      observe=lambda t, v: seen.__setitem__(t, v))
+    src, dst = step.inputs[0], step.outputs[0]
+    s, zp = compiled.program.tensors[src].quant.scalar()
+    real = (seen[src].reshape(1, 5, 6, 4).astype(np.float64) - zp) * s
+    from tinycc.ops.resize import _interpolate_axis, linear_coordinates
+
+    want = _interpolate_axis(_interpolate_axis(real, 1, linear_coordinates(5, 10, 2.0, coord)), 2,
+                             linear_coordinates(6, 12, 2.0, coord))
+    got = (seen[dst].reshape(want.shape).astype(np.float64) - zp) * s
+    assert np.max(np.abs(got - want)) <= 1.01 * s
+
+
 def _sanitizer_cases():
     cases = []
     for seed in (0, 3, 7, 11):
         p, *arrays = _random_conv_t(seed)
         cases.append(("tc_conv_transpose_s8", p, arrays, conv_transpose_scratch_bytes(p), conv_transpose_s8(p, *arrays)))
+    for seed in (1, 2, 6):
+        p, yt, xt, x = _random_bilinear(seed)
+        cases.append(("tc_resize_bilinear_s8", p, [yt, xt, x], 0, resize_bilinear_s8(p, yt, xt, x)))
     return cases
 
 

@@ -1,8 +1,22 @@
-"""Resize / Upsample, mode nearest, of H and W.
+"""Resize / Upsample of H and W, modes nearest and linear (bilinear).
 
-The source index of every output row and column is computed once, at import, by nearest_indices
-(the ONNX spec as onnxruntime computes it); the float reference and the int8 kernel
-(tc_resize_nearest_s8, reference resize_nearest_s8) both gather with those indices.
+Nearest: the source index of every output row and column is computed once, at import, by
+nearest_indices (the ONNX spec as onnxruntime computes it); the float reference and the int8
+kernel (tc_resize_nearest_s8, reference resize_nearest_s8) both gather with those indices.
+
+Linear: the float reference interpolates at onnxruntime's float32 source coordinates
+(`linear_coordinates`). int8 is TFLite Micro's RESIZE_BILINEAR integer arithmetic
+(reference_ops::ResizeBilinearInteger): source coordinates in Q10 (1/1024 of a pixel), the four
+neighbours' raw int8 values weighted by products of Q10 fractions (Q20, weights summing to 2^20),
+rounded half away from zero, output quantized like the input. The Q10 coordinates are TFLM's
+integer formulas where TFLM has the mode: scale_q10 = (2^10 * in + out / 2) / out (or
+(2^10 * (in - 1) + (out - 1) / 2) / (out - 1) for align_corners), coordinate y * scale_q10, plus
+scale_q10 / 2 - 512 for half_pixel / pytorch_half_pixel (TFLM's half_pixel_centers). Where ONNX
+gives a `scales` value that is not out / in, scale_q10 = round(1024 / scale); for the modes TFLM
+lacks (half_pixel_symmetric, pytorch_half_pixel with one output) the Q10 coordinate is the
+float32 coordinate rounded to 1/1024. The coordinates become per-axis tables (lower index,
+upper index, Q10 fraction towards the upper) computed offline (`bilinear_table`), which the
+golden and tc_resize_bilinear_s8 share, so both compute the same integer expression.
 """
 from __future__ import annotations
 
@@ -11,7 +25,7 @@ from typing import ClassVar, Optional, Sequence
 
 import numpy as np
 
-from ..golden.arith import round_half_away
+from ..golden.arith import round_half_away, trunc_div
 from ..golden.checks import as_int8, require
 from ..kernels import declare
 from ..program import Arg
@@ -60,8 +74,12 @@ class Resize(OpDef):
 def import_resize(ctx, onode, attrs):
     dec = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731
     mode = dec(attrs.get("mode", b"nearest"))
-    if mode != "nearest":
-        raise unsupported(onode, f"mode={mode!r} (nearest is supported)")
+    if mode in ("linear", "bilinear"):  # Upsample-7/9 spell it "bilinear" too
+        mode = "linear"
+        if int(attrs.get("antialias", 0)):
+            raise unsupported(onode, "antialias=1")
+    elif mode != "nearest":
+        raise unsupported(onode, f"mode={mode!r} (nearest and linear are supported)")
     shape = ctx.shape(onode.input[0])
     if len(shape) != 4:
         raise unsupported(onode, "input that is not 4-D")
@@ -96,6 +114,21 @@ def import_resize(ctx, onode, attrs):
         raise unsupported(onode, "resizing the batch or channel axis")
     if coord == "tf_crop_and_resize":
         raise unsupported(onode, "coordinate_transformation_mode=tf_crop_and_resize")
+    if mode == "linear":
+        if coord == "tf_half_pixel_for_nn":
+            raise unsupported(onode, "coordinate_transformation_mode=tf_half_pixel_for_nn with mode linear")
+        if coord == "align_corners" and any(sc is not None and np.float32(d) * np.float32(sc) != o
+                                            for d, o, sc in zip(shape[2:], sizes[2:], scales[2:])):
+            # (length_resized - 1) is the floored size for onnxruntime, in * scale for the ONNX
+            # reference implementation (test_resize_downsample_scales_linear_align_corners)
+            raise unsupported(onode, "align_corners with scales whose output size is not a whole number "
+                                     "(onnxruntime and the ONNX reference disagree there; give sizes)")
+        axes = [(shape[a], sizes[a], scales[a]) for a in (2, 3)]
+        ctx.add("ResizeLinear", [onode.input[0]], [onode.output[0]], onode, layout="NCHW",
+                y_coord=tuple(float(v) for v in linear_coordinates(*axes[0], coord)),
+                x_coord=tuple(float(v) for v in linear_coordinates(*axes[1], coord)),
+                y_q10=ints(q10_coordinates(*axes[0], coord)), x_q10=ints(q10_coordinates(*axes[1], coord)))
+        return
     try:  # the golden model's index function, checked against onnxruntime (one definition)
         yi = nearest_indices(shape[2], sizes[2], scales[2], coord, nearest)
         xi = nearest_indices(shape[3], sizes[3], scales[3], coord, nearest)
@@ -217,6 +250,174 @@ def resize_nearest_s8(p: ResizeNearestParams, y_index, x_index, x) -> np.ndarray
     return np.ascontiguousarray(a[:, y][:, :, xi])
 
 
+# ---- linear (bilinear) ----------------------------------------------------------------------------
+@register
+class ResizeLinear(OpDef):
+    """Bilinear resize of H and W; attrs y_coord/x_coord: float32 source coordinates (float
+    reference), y_q10/x_q10: the Q10 source coordinates of the int8 kernel."""
+
+    name = "ResizeLinear"
+    layout_class = LayoutClass.SPATIAL
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        oh, ow = len(node.attrs["y_coord"]), len(node.attrs["x_coord"])
+        if node.attrs["layout"] == "NHWC":
+            return [((x.shape[0], oh, ow, x.shape[3]), x.dtype)]
+        return [((x.shape[0], x.shape[1], oh, ow), x.dtype)]
+
+    def run_float(self, node, xs):
+        x = xs[0].astype(np.float64)
+        nhwc = node.attrs["layout"] == "NHWC"
+        h_ax, w_ax = (1, 2) if nhwc else (2, 3)
+        y = _interpolate_axis(x, h_ax, node.attrs["y_coord"])
+        y = _interpolate_axis(y, w_ax, node.attrs["x_coord"])
+        return [y.astype(np.float32)]
+
+    def macs(self, g, node):
+        return 4 * g.tensors[node.outputs[0]].size
+
+    def to_nhwc(self, g, node):
+        node.attrs["layout"] = "NHWC"
+
+    def int8_output(self, g, node):
+        return "same_as_input"  # TFLM requires it: a convex combination of raw codes
+
+    def lower_int8(self, lc, node):
+        x, y = node.inputs[0], node.outputs[0]
+        h, w, c = lc.hwc(x)
+        yt = bilinear_table(node.attrs["y_q10"], h)
+        xt = bilinear_table(node.attrs["x_q10"], w)
+        p = make_resize_bilinear_params((1, h, w, c), len(yt) // 3, len(xt) // 3)
+        args = [Arg("const", lc.blob(yt, node, "ytab")), Arg("const", lc.blob(xt, node, "xtab")), Arg("in", x),
+                Arg("out", y)]
+        lc.add_step(node, "tc_resize_bilinear_s8", p, args, lambda a, b, v: resize_bilinear_s8(p, a, b, v),
+                    macs=self.macs(lc.g, node))
+
+
+def _interpolate_axis(x: np.ndarray, axis: int, coords) -> np.ndarray:
+    """onnxruntime's linear interpolation along one axis: the coordinate clamped to the input,
+    its floor and the next index (clamped), weights 1 - d and d."""
+    size = x.shape[axis]
+    c = np.clip(np.asarray(coords, np.float64), 0, size - 1)
+    lo = np.minimum(np.floor(c).astype(np.int64), size - 1)
+    hi = np.minimum(lo + 1, size - 1)
+    d = c - lo
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    d = d.reshape(shape)
+    return np.take(x, lo, axis=axis) * (1 - d) + np.take(x, hi, axis=axis) * d
+
+
+def _axis_scale(in_size: int, out_size: int, scale: Optional[float]) -> np.float32:
+    s = np.float32(out_size) / np.float32(in_size) if scale is None else np.float32(scale)
+    require(bool(np.isfinite(s)) and s > 0, f"scale must be positive, got {scale!r}")
+    return s
+
+
+def linear_coordinates(in_size: int, out_size: int, scale: Optional[float], mode: str) -> np.ndarray:
+    """float32 source coordinate of every output position along one axis (as onnxruntime)."""
+    require(in_size >= 1 and out_size >= 1, "sizes must be >= 1")
+    require(mode in _COORDINATE_MODES and mode != "tf_half_pixel_for_nn",
+            f"unsupported coordinate_transformation_mode {mode!r} for linear")
+    x = np.arange(out_size, dtype=np.float32)
+    return _original_coordinates(x, _axis_scale(in_size, out_size, scale), np.float32(out_size),
+                                 np.float32(in_size), mode)
+
+
+Q10 = 1 << 10
+
+
+def _c_div(n: int, d: int) -> int:
+    """C integer division (truncation toward zero)."""
+    q = abs(n) // abs(d)
+    return q if (n >= 0) == (d > 0) else -q
+
+
+def q10_coordinates(in_size: int, out_size: int, scale: Optional[float], mode: str) -> np.ndarray:
+    """Source coordinates in 1/1024 pixel: TFLM's ComputeInterpolationValuesInteger where TFLM
+    has the mode, the float32 coordinate rounded to Q10 where it has not (module docstring)."""
+    coords = linear_coordinates(in_size, out_size, scale, mode)
+    ratio = scale is None or np.float32(out_size) / np.float32(in_size) == np.float32(scale)
+    y = np.arange(out_size, dtype=np.int64)
+    if mode == "align_corners":
+        if out_size == 1:
+            return np.zeros(1, np.int64)
+        step = _c_div(Q10 * (in_size - 1) + (out_size - 1) // 2, out_size - 1)
+        return y * step
+    step = _c_div(Q10 * in_size + out_size // 2, out_size) if ratio else int(round_half_away(Q10 / float(scale)))
+    if mode == "asymmetric":
+        return y * step
+    if mode in ("half_pixel", "pytorch_half_pixel") and not (mode == "pytorch_half_pixel" and out_size == 1):
+        return y * step + step // 2 - Q10 // 2
+    return round_half_away(coords.astype(np.float64) * Q10).astype(np.int64)
+
+
+def bilinear_table(q10, in_size: int) -> np.ndarray:
+    """int32 [out][3]: (lower index, upper index, Q10 fraction towards the upper) per output, as
+    TFLM derives them (lower = max(c / 1024, 0) truncated, upper = min(ceil, in - 1)), with
+    indices clamped into the input and the fraction 0 where both indices agree (the same
+    interpolated value: the weights of one pixel sum to 2^20 either way)."""
+    rows = []
+    for c in (int(v) for v in q10):
+        lo = min(max(_c_div(c, Q10), 0), in_size - 1)
+        hi = min(max(_c_div(c + Q10 - 1, Q10), 0), in_size - 1)
+        frac = c - lo * Q10 if hi != lo else 0
+        rows.append((lo, hi, min(max(frac, 0), Q10)))
+    return np.array(rows, dtype=np.int32).reshape(-1)
+
+
+@dataclass(frozen=True)
+class ResizeBilinearParams:
+    """tc_resize_bilinear_params: NHWC bilinear resize with (lower, upper, fraction) tables."""
+
+    C_STRUCT: ClassVar[str] = "tc_resize_bilinear_params"
+    batch: int
+    in_h: int
+    in_w: int
+    channels: int
+    out_h: int
+    out_w: int
+
+    def validate(self) -> None:
+        require(min(self.batch, self.in_h, self.in_w, self.channels, self.out_h, self.out_w) >= 1,
+                "all sizes must be >= 1")
+
+    @staticmethod
+    def check_table(table, count: int, size: int, name: str) -> np.ndarray:
+        t = np.asarray(table, dtype=np.int64).reshape(-1)
+        require(t.size == 3 * count, f"{name} needs {3 * count} entries")
+        t = t.reshape(count, 3)
+        ok = np.all((t[:, :2] >= 0) & (t[:, :2] < size)) and np.all((t[:, 2] >= 0) & (t[:, 2] <= Q10))
+        require(bool(ok), f"{name}: indices must be in [0, {size}) and fractions in [0, 1024]")
+        return t
+
+
+def make_resize_bilinear_params(in_shape_nhwc: Sequence[int], out_h: int, out_w: int) -> ResizeBilinearParams:
+    n, h, w, c = (int(d) for d in in_shape_nhwc)
+    p = ResizeBilinearParams(batch=n, in_h=h, in_w=w, channels=c, out_h=int(out_h), out_w=int(out_w))
+    p.validate()
+    return p
+
+
+def resize_bilinear_s8(p: ResizeBilinearParams, y_table, x_table, x) -> np.ndarray:
+    """Mirror of tc_resize_bilinear_s8 (TFLM ResizeBilinearInteger): (batch, out_h, out_w, C)."""
+    p.validate()
+    yt = p.check_table(y_table, p.out_h, p.in_h, "y_table")
+    xt = p.check_table(x_table, p.out_w, p.in_w, "x_table")
+    a = as_int8(x, p.batch * p.in_h * p.in_w * p.channels, "input").reshape(
+        p.batch, p.in_h, p.in_w, p.channels).astype(np.int64)
+    wy = yt[:, 2].reshape(1, -1, 1, 1)
+    wx = xt[:, 2].reshape(1, 1, -1, 1)
+    top, bottom = a[:, yt[:, 0]], a[:, yt[:, 1]]
+    acc = ((top[:, :, xt[:, 0]] * (Q10 - wx) + top[:, :, xt[:, 1]] * wx) * (Q10 - wy)
+           + (bottom[:, :, xt[:, 0]] * (Q10 - wx) + bottom[:, :, xt[:, 1]] * wx) * wy)
+    rounded = trunc_div(acc + np.where(acc > 0, 1 << 19, -(1 << 19)), 1 << 20)
+    return np.ascontiguousarray(rounded.astype(np.int8))
+
+
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
+declare("tc_resize_bilinear_s8", header="tc_structural.h", params=ResizeBilinearParams, golden=resize_bilinear_s8,
+        args=("const", "const", "in", "out"), sources=("tc_resize_bilinear_s8.c",))  # y table, x table, in, out
 declare("tc_resize_nearest_s8", header="tc_tensor.h", params=ResizeNearestParams, golden=resize_nearest_s8,
         args=("const", "const", "in", "out"), sources=("tc_resize_nearest_s8.c",))  # y index, x index, in, out

@@ -1,0 +1,40 @@
+/*
+ * tinycc runtime: int8 structural kernels of issue 14 (bilinear resize, ...). Mirrored bit for
+ * bit by tinycc/ops/resize.py (and the op modules named below), whose params dataclasses have the
+ * fields of the structs below in the same order.
+ */
+#ifndef TC_STRUCTURAL_H
+#define TC_STRUCTURAL_H
+
+#include "tc_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * RESIZE_BILINEAR (TFLM reference_ops::ResizeBilinearInteger) of an NHWC tensor. The compiler
+ * computes, per output row and column, (lower index, upper index, Q10 fraction towards the
+ * upper) from the ONNX coordinate_transformation_mode (tinycc/ops/resize.py: bilinear_table);
+ * fractions are in [0, 1024]. Per output value:
+ *   acc = (v00 (1024 - fx) + v01 fx) (1024 - fy) + (v10 (1024 - fx) + v11 fx) fy     (Q20)
+ *   out = (acc + (acc > 0 ? 2^19 : -2^19)) / 2^20                 (C division, TFLM's rounding)
+ * on the raw int8 values: the output has the input's scale and zero point.
+ */
+typedef struct {
+    int32_t batch;
+    int32_t in_h;
+    int32_t in_w;
+    int32_t channels;
+    int32_t out_h;
+    int32_t out_w;
+} tc_resize_bilinear_params;
+
+tc_status tc_resize_bilinear_s8(const tc_resize_bilinear_params *p, const int32_t *y_table,
+                                const int32_t *x_table, const int8_t *in, int8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TC_STRUCTURAL_H */
