@@ -118,6 +118,143 @@ def test_tables_within_one_lsb_of_the_float_function(op, attrs):
     assert np.max(np.abs(table.astype(np.int16) - want.astype(np.int16))) <= 1
 
 
+# ---- PRelu, Max / Min / Sum, ReduceSum / ReduceMin, ArgMax / ArgMin ----------------------------------
+def _binary_model(path, opset=18):
+    """Conv -> PRelu (per-channel slope) -> n-ary Max / Min / Sum with broadcasting -> ReduceSum,
+    ReduceMin, ArgMax, ArgMin: every op of this section in one model (one C build)."""
+    init = [numpy_helper.from_array(RNG.normal(0, 0.5, (3, 3, 3, 3)).astype(np.float32), "w"),
+            numpy_helper.from_array(RNG.uniform(0.05, 0.5, (3, 1, 1)).astype(np.float32), "slope"),
+            numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+            numpy_helper.from_array(np.array([2, 3], np.int64), "axes23")]
+    nodes = [helper.make_node("Conv", ["a", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("PRelu", ["c", "slope"], ["p"]),
+             helper.make_node("Max", ["p", "b", "a"], ["mx"]),
+             helper.make_node("Min", ["p", "b"], ["mn"]),
+             helper.make_node("Sum", ["p", "b", "a"], ["sm"]),
+             helper.make_node("ReduceSum", ["mx", "axis1"], ["rs"], keepdims=1),
+             helper.make_node("ReduceMin", ["sm", "axes23"], ["rmin"], keepdims=0),
+             helper.make_node("ArgMax", ["mn"], ["am"], axis=1, keepdims=0),
+             helper.make_node("ArgMin", ["sm"], ["an"], axis=3, keepdims=1)]
+    outs = [("rs", [1, 1, 4, 4], TensorProto.FLOAT), ("rmin", [1, 3], TensorProto.FLOAT),
+            ("am", [1, 4, 4], TensorProto.INT64), ("an", [1, 3, 4, 1], TensorProto.INT64),
+            ("mn", [1, 3, 4, 4], TensorProto.FLOAT)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 3, 4, 4]),
+                                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 1, 4, 4])],
+                              [helper.make_tensor_value_info(n, t, s) for n, s, t in outs], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def test_binary_and_reduction_ops_float_matches_onnxruntime_and_c_equals_golden(tmp_path):
+    path = _binary_model(tmp_path / "m.onnx")
+    feeds = {"a": RNG.normal(0, 1, (1, 3, 4, 4)).astype(np.float32), "b": RNG.normal(0, 1, (1, 1, 4, 4)).astype(np.float32)}
+    g = run_pipeline(load_graph(path))
+    ours = run_float(g, feeds)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for name, want in zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)):
+        assert ours[name].dtype == want.dtype, name
+        np.testing.assert_allclose(ours[name], want, rtol=1e-5, atol=1e-5, err_msg=name)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, a=RNG.normal(0, 1, (8, 1, 3, 4, 4)).astype(np.float32),
+             b=RNG.normal(0, 1, (8, 1, 1, 4, 4)).astype(np.float32))
+    model = CompiledModel(g, QuantOptions(calib=str(calib)), warn=lambda m: None)
+    kernels = [s.kernel for s in model.program.steps]
+    assert {"tc_prelu_s8", "tc_minmax_s8", "tc_add_s8", "tc_reduce_s8", "tc_reduce_ext_s8"} <= set(kernels)
+    golden = model.run_int8(feeds)
+    c_out, _ = model.run_c(feeds)
+    for name, v in golden.items():
+        np.testing.assert_array_equal(c_out[name], v, err_msg=name)
+    s, zp = model.program.tensors["am"].quant.scalar()
+    assert (s, zp) == (1.0, 0)  # the index is the int8 code itself
+    assert np.all((golden["am"] >= 0) & (golden["am"] < 3))
+
+
+def test_argmax_over_more_than_128_values_is_refused_in_int8_by_name(tmp_path):
+    graph = helper.make_graph([helper.make_node("ArgMax", ["x"], ["y"], name="arg", axis=1)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 200])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, [1, 1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    g = run_pipeline(load_graph(tmp_path / "m.onnx"))
+    np.save(tmp_path / "c.npy", RNG.normal(0, 1, (2, 1, 200)).astype(np.float32))
+    with pytest.raises(Unsupported, match="'arg'.*more than 128"):
+        CompiledModel(g, QuantOptions(calib=str(tmp_path / "c.npy")), warn=lambda m: None)
+
+
+# ---- the kernels against their numpy mirrors (ctypes), bad parameters, sanitizers --------------------
+from ctypes_kernels import TC_ARG_ERROR, TC_OK, run_c, run_under_sanitizers  # noqa: E402
+from tinycc.ops.eltwise import (MINMAX_MAX, MINMAX_MIN, MinMaxParams, PreluParams, make_minmax_params,  # noqa: E402
+                                make_prelu_params, minmax_s8, prelu_s8)
+from tinycc.ops.reduce import OP_ARGMAX, OP_ARGMIN, OP_MIN, ReduceExtParams, reduce_ext_s8  # noqa: E402
+
+
+def _codes(shape):
+    return RNG.integers(-128, 128, shape).astype(np.int8)
+
+
+def _kernel_cases():
+    """(kernel, params, inputs, golden output)."""
+    cases = []
+    for shape, a_shape in [((1, 4, 5, 3), (1, 1, 1, 3)), ((2, 7), (2, 7)), ((3, 1, 6), (1,))]:
+        p = make_prelu_params(0.05, int(RNG.integers(-10, 10)), 0.004, int(RNG.integers(-10, 10)), 0.03,
+                              int(RNG.integers(-10, 10)), shape, a_shape)
+        x, a = _codes(shape), _codes(a_shape)
+        cases.append(("tc_prelu_s8", p, [x, a], prelu_s8(p, x, a)))
+    for op, (s1, s2, so), (sh1, sh2) in [(MINMAX_MAX, (0.05, 0.05, 0.05), ((2, 3, 4), (2, 3, 4))),
+                                         (MINMAX_MIN, (0.02, 0.07, 0.04), ((2, 3, 4), (3, 1))),
+                                         (MINMAX_MAX, (0.3, 0.01, 0.02), ((5, 1), (1, 6)))]:
+        p = make_minmax_params(op, s1, 3, s2, -7, so, 1, sh1, sh2)
+        a, b = _codes(sh1), _codes(sh2)
+        cases.append(("tc_minmax_s8", p, [a, b], minmax_s8(p, a, b)))
+    for op, shape, axes in [(OP_MIN, (2, 3, 4), (1,)), (OP_MIN, (3, 4, 5), (0, 2)), (OP_ARGMAX, (4, 9), (1,)),
+                            (OP_ARGMIN, (3, 5, 2), (1,)), (OP_ARGMAX, (1, 128), (1,))]:
+        p = ReduceExtParams.make(op, shape, axes)
+        x = _codes(shape)
+        cases.append(("tc_reduce_ext_s8", p, [x], reduce_ext_s8(p, x)))
+    return cases
+
+
+def test_kernels_equal_their_mirrors():
+    for k, (kernel, p, inputs, want) in enumerate(_kernel_cases()):
+        status, got = run_c(kernel, p, np.asarray(want).size, *inputs)
+        assert status == TC_OK and np.array_equal(got, np.asarray(want).reshape(-1)), f"case {k}: {kernel}"
+
+
+def test_minmax_with_equal_quantization_is_the_raw_comparison():
+    """TFLM MAXIMUM / MINIMUM compare raw int8 values; the rescale (2^30, 1) is the identity."""
+    a, b = _codes((64,)), _codes((64,))
+    for op, fn in ((MINMAX_MAX, np.maximum), (MINMAX_MIN, np.minimum)):
+        p = make_minmax_params(op, 0.1, 5, 0.1, 5, 0.1, 5, (64,), (64,))
+        assert np.array_equal(minmax_s8(p, a, b).reshape(-1), fn(a, b))
+
+
+def test_reduce_ext_ties_take_the_first_index():
+    p = ReduceExtParams.make(OP_ARGMAX, (1, 6), (1,))
+    x = np.array([1, 7, 3, 7, 7, -2], np.int8)
+    assert reduce_ext_s8(p, x).tolist() == [1]
+    assert run_c("tc_reduce_ext_s8", p, 1, x)[1].tolist() == [1]
+
+
+@pytest.mark.parametrize("kernel,p,n_in", [
+    ("tc_prelu_s8", PreluParams(0, 0, 0, 1 << 30, 1, 1 << 30, 1, (1, 1, 1, 4), (1, 1, 1, 3), (1, 1, 1, 4)), 2),
+    ("tc_prelu_s8", PreluParams(0, 200, 0, 1 << 30, 1, 1 << 30, 1, (1, 1, 1, 4), (1, 1, 1, 4), (1, 1, 1, 4)), 2),
+    ("tc_minmax_s8", MinMaxParams(2, 0, 1 << 30, 1, 0, 1 << 30, 1, 0, (1, 1, 1, 4), (1, 1, 1, 4), (1, 1, 1, 4)), 2),
+    ("tc_minmax_s8", MinMaxParams(0, 0, -1, 1, 0, 1 << 30, 1, 0, (1, 1, 1, 4), (1, 1, 1, 4), (1, 1, 1, 4)), 2),
+    ("tc_reduce_ext_s8", ReduceExtParams(1, 1, (4,) + (1,) * 7, (1,) + (0,) * 7, 4, 0, 0, 0, 0), 1),
+    ("tc_reduce_ext_s8", ReduceExtParams(OP_ARGMAX, 1, (200,) + (1,) * 7, (1,) + (0,) * 7, 200, 0, 0, 0, 0), 1),
+])
+def test_kernels_reject_bad_params_and_write_nothing(kernel, p, n_in):
+    with pytest.raises(ValueError):
+        p.validate()
+    status, out = run_c(kernel, p, 4, *[_codes(200) for _ in range(n_in)])
+    assert status == TC_ARG_ERROR and np.all(out == 0x5A)
+
+
+def test_kernels_under_sanitizers(tmp_path):
+    run_under_sanitizers(tmp_path, [(k, p, inputs, 0, want) for k, p, inputs, want in _kernel_cases()])
+
+
 # ---- the forms exporters write ---------------------------------------------------------------------
 torch = pytest.importorskip("torch")
 

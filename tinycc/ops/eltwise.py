@@ -8,6 +8,7 @@ tc_mul_s8. Shapes are folded into the kernels' 4-D form by broadcast_dims.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import ClassVar, Optional, Sequence
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..golden.checks import (Dims4, as_int8, check_act_range, check_dims4, check
 from ..kernels import declare
 from ..program import Arg
 from ..quant.params import act_range
-from .common import unsupported, unsupported_int8
+from .common import bad_input, unsupported, unsupported_int8
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 _FUNCS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
@@ -284,3 +285,211 @@ declare("tc_sub_s8", header="tc_eltwise.h", params=AddParams, golden=sub_s8,
         args=("in", "in", "out"), sources=("tc_add_s8.c",))
 declare("tc_mul_s8", header="tc_eltwise.h", params=MulParams, golden=mul_s8,
         args=("in", "in", "out"), sources=("tc_mul_s8.c",))
+
+
+# ---- PRelu, Max / Min, Sum (issue 14 part A) -------------------------------------------------------
+# PRelu follows TFLM PRELU (two multipliers); Max / Min rescale both inputs to the output
+# quantization and compare (TFLM MAXIMUM / MINIMUM compare raw int8 values, which this is when the
+# quantizations agree); n-ary Max / Min / Sum import as chains of binary nodes.
+def prelu(x, slope):
+    """x for x >= 0, x * slope below (ONNX PRelu, slope broadcast to x)."""
+    return np.where(x >= 0, x, x * slope)
+
+
+def _float_operands(ctx, onode, names):
+    for name in names:
+        t = ctx.graph.tensors[name]
+        if t.dtype not in ("float32", "float64"):
+            raise unsupported(onode, f"{t.dtype} operand {name!r} (float tensors expected)")
+
+
+@register
+class PRelu(OpDef):
+    name = "PRelu"
+    layout_class = LayoutClass.ELEMENTWISE
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        return [(tuple(x.shape), x.dtype)]
+
+    def run_float(self, node, xs):
+        return [np.asarray(prelu(xs[0].astype(np.float32), xs[1].astype(np.float32)), dtype=np.float32)]
+
+    def lower_int8(self, lc, node):
+        x, y = node.inputs[0], node.outputs[0]
+        (a1, s1, z1, sh1), (a2, s2, z2, sh2) = (_operand(lc, node, t) for t in node.inputs)
+        s_out, z_out = lc.qp(y)
+        try:
+            p = make_prelu_params(s1, z1, s2, z2, s_out, z_out, sh1, sh2)
+        except ValueError as exc:
+            raise unsupported_int8(node, str(exc)) from None
+        same = (0,) if a1.kind == "in" else ()
+        lc.add_step(node, "tc_prelu_s8", p, [a1, a2, Arg("out", y)], lambda xv, av: prelu_s8(p, xv, av),
+                    inplace_inputs=same)
+
+
+class _MinMax(OpDef):
+    layout_class = LayoutClass.ELEMENTWISE
+    op_code = 0
+
+    def infer(self, g, node):
+        a, b = (g.tensors[t] for t in node.inputs)
+        return [(tuple(np.broadcast_shapes(a.shape, b.shape)), a.dtype)]
+
+    def run_float(self, node, xs):
+        fn = np.maximum if self.op_code == MINMAX_MAX else np.minimum
+        return [np.asarray(fn(xs[0].astype(np.float32), xs[1].astype(np.float32)), dtype=np.float32)]
+
+    def lower_int8(self, lc, node):
+        y = node.outputs[0]
+        (a1, s1, z1, sh1), (a2, s2, z2, sh2) = (_operand(lc, node, t) for t in node.inputs)
+        s_out, z_out = lc.qp(y)
+        try:
+            p = make_minmax_params(self.op_code, s1, z1, s2, z2, s_out, z_out, sh1, sh2, lc.tensor(y).shape)
+        except ValueError as exc:
+            raise unsupported_int8(node, str(exc)) from None
+        acts = [a for a in (a1, a2) if a.kind == "in"]
+        same = tuple(k for k, a in enumerate(acts) if tuple(lc.tensor(a.ref).shape) == tuple(lc.tensor(y).shape))
+        lc.add_step(node, "tc_minmax_s8", p, [a1, a2, Arg("out", y)], lambda v1, v2: minmax_s8(p, v1, v2),
+                    inplace_inputs=same)
+
+
+MINMAX_MAX, MINMAX_MIN = 0, 1  # TC_MINMAX_MAX, TC_MINMAX_MIN
+register(type("Max", (_MinMax,), {"name": "Max", "op_code": MINMAX_MAX}))
+register(type("Min", (_MinMax,), {"name": "Min", "op_code": MINMAX_MIN}))
+
+
+@onnx_importer("PRelu")
+def import_prelu(ctx, onode, attrs):
+    x, slope = onode.input
+    _float_operands(ctx, onode, (x, slope))
+    x_shape, s_shape = ctx.shape(x), ctx.shape(slope)
+    try:
+        out = np.broadcast_shapes(tuple(x_shape), tuple(s_shape))
+    except ValueError:
+        out = None
+    if out is None or tuple(out) != tuple(x_shape):
+        raise bad_input(onode, f"slope of shape {list(s_shape)} does not broadcast to the input's {list(x_shape)}")
+    ctx.add("PRelu", [x, slope], [onode.output[0]], onode)
+
+
+@onnx_importer("Max", "Min", "Sum")
+def import_nary(ctx, onode, attrs):
+    """n inputs with multidirectional broadcasting: a chain of binary nodes (one input: identity)."""
+    names = [t for t in onode.input]
+    if not names or not all(names):
+        raise bad_input(onode, "every input must be given")
+    _float_operands(ctx, onode, names)
+    op = {"Max": "Max", "Min": "Min", "Sum": "Add"}[onode.op_type]
+    extra = {"act": None} if op == "Add" else {}
+    if len(names) == 1:
+        ctx.alias(names[0], onode.output[0], onode)
+        return
+    acc = names[0]
+    for k, name in enumerate(names[1:]):
+        last = k == len(names) - 2
+        acc = ctx.add(op, [acc, name], [onode.output[0]] if last else None, onode, f"{op.lower()}{k}", **extra)[0]
+
+
+# ---- integer reference (runtime_c/tc_prelu_s8.c, tc_minmax_s8.c) -------------------------------
+@dataclass(frozen=True)
+class PreluParams:
+    """tc_prelu_params (runtime_c/tc_eltwise_ext.h)."""
+
+    C_STRUCT: ClassVar[str] = "tc_prelu_params"
+    in_zp: int
+    alpha_zp: int
+    out_zp: int
+    mult_pos: int
+    shift_pos: int
+    mult_neg: int
+    shift_neg: int
+    in_dims: Dims4
+    alpha_dims: Dims4
+    out_dims: Dims4
+
+    def validate(self) -> None:
+        for d in (self.in_dims, self.alpha_dims, self.out_dims):
+            check_dims4(d, "dims")
+        _check_broadcast(self.in_dims, self.alpha_dims, self.out_dims)
+        require(all(is_int8(z) for z in (self.in_zp, self.alpha_zp, self.out_zp)), "zero points must be in [-128, 127]")
+        check_requant_pair(self.mult_pos, self.shift_pos)
+        check_requant_pair(self.mult_neg, self.shift_neg)
+
+
+def make_prelu_params(s_in: float, zp_in: int, s_alpha: float, zp_alpha: int, s_out: float, zp_out: int,
+                      in_shape: Sequence[int], alpha_shape: Sequence[int]) -> PreluParams:
+    """TFLM CalculatePreluParams: both real multipliers from the float32 scales in double."""
+    s_in, s_alpha, s_out = (checked_scale(s, n) for s, n in ((s_in, "s_in"), (s_alpha, "s_alpha"), (s_out, "s_out")))
+    m1, sh1 = quantize_multiplier(s_in / s_out)
+    m2, sh2 = quantize_multiplier(s_in * s_alpha / s_out)
+    in_dims, alpha_dims, out_dims = broadcast_dims(in_shape, alpha_shape, in_shape)
+    p = PreluParams(int(zp_in), int(zp_alpha), int(zp_out), m1, sh1, m2, sh2, in_dims, alpha_dims, out_dims)
+    p.validate()
+    return p
+
+
+def prelu_s8(p: PreluParams, x, alpha) -> np.ndarray:
+    """Mirror of tc_prelu_s8; returns an array of shape p.out_dims."""
+    p.validate()
+    v, a = _binary_operands(SimpleNamespace(in1_dims=p.in_dims, in2_dims=p.alpha_dims), x, alpha)
+    v = np.broadcast_to(v - p.in_zp, p.out_dims)
+    a = np.broadcast_to(a - p.alpha_zp, p.out_dims)
+    y = np.where(v >= 0, mbqm(v, p.mult_pos, p.shift_pos), mbqm(v * a, p.mult_neg, p.shift_neg))
+    return np.clip(y + p.out_zp, -128, 127).astype(np.int8)
+
+
+@dataclass(frozen=True)
+class MinMaxParams:
+    """tc_minmax_params (runtime_c/tc_eltwise_ext.h)."""
+
+    C_STRUCT: ClassVar[str] = "tc_minmax_params"
+    op: int
+    in1_zp: int
+    in1_multiplier: int
+    in1_shift: int
+    in2_zp: int
+    in2_multiplier: int
+    in2_shift: int
+    out_zp: int
+    in1_dims: Dims4
+    in2_dims: Dims4
+    out_dims: Dims4
+
+    def validate(self) -> None:
+        require(self.op in (MINMAX_MAX, MINMAX_MIN), f"op must be {MINMAX_MAX} (max) or {MINMAX_MIN} (min)")
+        for d in (self.in1_dims, self.in2_dims, self.out_dims):
+            check_dims4(d, "dims")
+        _check_broadcast(self.in1_dims, self.in2_dims, self.out_dims)
+        require(all(is_int8(z) for z in (self.in1_zp, self.in2_zp, self.out_zp)), "zero points must be in [-128, 127]")
+        check_requant_pair(self.in1_multiplier, self.in1_shift)
+        check_requant_pair(self.in2_multiplier, self.in2_shift)
+
+
+def make_minmax_params(op: int, s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
+                       shape1: Sequence[int], shape2: Sequence[int],
+                       out_shape: Optional[Sequence[int]] = None) -> MinMaxParams:
+    """Each input's rescale s_in / s_out in double (exactly (2^30, 1), the identity, when equal)."""
+    s1, s2, s_out = (checked_scale(s, n) for s, n in ((s1, "s1"), (s2, "s2"), (s_out, "s_out")))
+    m1, sh1 = quantize_multiplier(s1 / s_out)
+    m2, sh2 = quantize_multiplier(s2 / s_out)
+    in1_dims, in2_dims, out_dims = broadcast_dims(shape1, shape2, out_shape)
+    p = MinMaxParams(int(op), int(zp1), m1, sh1, int(zp2), m2, sh2, int(zp_out), in1_dims, in2_dims, out_dims)
+    p.validate()
+    return p
+
+
+def minmax_s8(p: MinMaxParams, in1, in2) -> np.ndarray:
+    """Mirror of tc_minmax_s8; returns an array of shape p.out_dims."""
+    p.validate()
+    a, b = _binary_operands(p, in1, in2)
+    ra = requantize_to_int8(a - p.in1_zp, p.in1_multiplier, p.in1_shift, p.out_zp).astype(np.int64)
+    rb = requantize_to_int8(b - p.in2_zp, p.in2_multiplier, p.in2_shift, p.out_zp).astype(np.int64)
+    fn = np.maximum if p.op == MINMAX_MAX else np.minimum
+    return fn(np.broadcast_to(ra, p.out_dims), np.broadcast_to(rb, p.out_dims)).astype(np.int8)
+
+
+declare("tc_prelu_s8", header="tc_eltwise_ext.h", params=PreluParams, golden=prelu_s8,
+        args=("in", "in", "out"), sources=("tc_prelu_s8.c",))
+declare("tc_minmax_s8", header="tc_eltwise_ext.h", params=MinMaxParams, golden=minmax_s8,
+        args=("in", "in", "out"), sources=("tc_minmax_s8.c",))

@@ -20,7 +20,7 @@ from ..golden.arith import INT32_MAX, quantize_multiplier, requantize_to_int8
 from ..golden.checks import require
 from ..kernels import declare
 from ..program import Arg
-from .common import bad_input, norm_axis, unsupported_int8
+from .common import bad_input, norm_axis, unsupported, unsupported_int8
 from .registry import LayoutClass, OpDef, onnx_importer, register
 
 
@@ -36,7 +36,7 @@ class _Reduce(OpDef):
         return [(shape, x.dtype)]
 
     def run_float(self, node, xs):
-        fn = np.mean if self.name == "ReduceMean" else np.max
+        fn = {"ReduceMean": np.mean, "ReduceMax": np.max, "ReduceSum": np.sum, "ReduceMin": np.min}[self.name]
         y = fn(xs[0].astype(np.float64), axis=tuple(node.attrs["axes"]), keepdims=bool(node.attrs["keepdims"]))
         return [np.asarray(y, dtype=np.float32)]
 
@@ -44,8 +44,8 @@ class _Reduce(OpDef):
         return bool(node.attrs["keepdims"])
 
     def int8_output(self, g, node):
-        # TFLite REDUCE_MAX keeps its input's params; MEAN gets its own (narrower) range
-        return "same_as_input" if self.name == "ReduceMax" else "calibrated"
+        # TFLite REDUCE_MAX / REDUCE_MIN keep their input's params; MEAN and SUM get their own range
+        return "same_as_input" if self.name in ("ReduceMax", "ReduceMin") else "calibrated"
 
     def lower_int8(self, lc, node):
         x, y = node.inputs[0], node.outputs[0]
@@ -54,7 +54,18 @@ class _Reduce(OpDef):
         s_in, zp_in = lc.qp(x)
         s_out, zp_out = lc.qp(y)
         try:
-            if self.name == "ReduceMax":
+            if self.name == "ReduceMin":
+                if (np.float32(s_in), zp_in) != (np.float32(s_out), zp_out):
+                    raise unsupported_int8(node, "different input and output quantization")
+                p = ReduceExtParams.make(OP_MIN, shape, axes)
+                lc.add_step(node, "tc_reduce_ext_s8", p, [Arg("in", x), Arg("out", y)],
+                            lambda xv: reduce_ext_s8(p, xv))
+                return
+            if self.name == "ReduceSum":
+                # TFLM SUM (QuantizedMeanOrSum, compute_sum): QuantizeMultiplier(s_in / s_out)
+                mult, shift = quantize_multiplier(float(np.float64(np.float32(s_in)) / np.float64(np.float32(s_out))))
+                p = ReduceParams.make(OP_MEAN, shape, axes, zp_in, zp_out, mult, shift)
+            elif self.name == "ReduceMax":
                 if (np.float32(s_in), zp_in) != (np.float32(s_out), zp_out):
                     raise unsupported_int8(node, "different input and output quantization")
                 p = ReduceParams.make(OP_MAX, shape, axes)
@@ -67,19 +78,23 @@ class _Reduce(OpDef):
         lc.add_step(node, "tc_reduce_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: reduce_s8(p, xv))
 
 
-register(type("ReduceMean", (_Reduce,), {"name": "ReduceMean"}))
-register(type("ReduceMax", (_Reduce,), {"name": "ReduceMax"}))
+for _name in ("ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin"):
+    register(type(_name, (_Reduce,), {"name": _name}))
 GLOBAL_POOL = {"ReduceMean": "GlobalAveragePool", "ReduceMax": "GlobalMaxPool"}
+# the opset from which the axes are an input rather than an attribute
+AXES_INPUT_SINCE = {"ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18, "ReduceSum": 13}
 
 
-@onnx_importer("ReduceMean", "ReduceMax")
+@onnx_importer("ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin")
 def import_reduce(ctx, onode, attrs):
     x = onode.input[0]
     rank = len(ctx.shape(x))
+    if ctx.graph.tensors[x].dtype != "float32":
+        raise unsupported(onode, f"{onode.op_type} of a {ctx.graph.tensors[x].dtype} tensor (float tensors expected)")
     for name in ("keepdims", "noop_with_empty_axes"):
         if attrs.get(name, 0) not in (0, 1):  # ONNX shape inference reads anything but 1 as false
             raise bad_input(onode, f"{name}={attrs[name]} (must be 0 or 1)")
-    if ctx.opset >= 18 and len(onode.input) > 1 and onode.input[1]:
+    if ctx.opset >= AXES_INPUT_SINCE[onode.op_type] and len(onode.input) > 1 and onode.input[1]:
         axes = ctx.require_const(onode, onode.input[1], "axes")
         if axes.ndim != 1:
             raise bad_input(onode, f"axes must be 1-D, not of shape {list(axes.shape)}")
@@ -93,7 +108,7 @@ def import_reduce(ctx, onode, attrs):
         axes = list(range(rank))
     axes = tuple(sorted(norm_axis(a, rank, onode) for a in axes))
     keep = int(attrs.get("keepdims", 1))
-    if rank == 4 and axes == (2, 3):
+    if rank == 4 and axes == (2, 3) and onode.op_type in GLOBAL_POOL:
         y = ctx.add(GLOBAL_POOL[onode.op_type], [x], [onode.output[0]] if keep else None, onode, layout="NCHW")[0]
         if not keep:
             ctx.add("Reshape", [y], [onode.output[0]], onode, "squeeze", shape=tuple(ctx.shape(x)[:2]))
@@ -113,6 +128,8 @@ def import_global_pool_as_reduce(ctx, onode) -> None:
 MAX_DIMS = 8  # TC_REDUCE_MAX_DIMS
 MAX_COUNT = 1 << 23  # elements per output: |sum - in_zp * count| < 2^31 in int32
 OP_MEAN, OP_MAX = 0, 1
+OP_MIN, OP_ARGMAX, OP_ARGMIN = 2, 3, 4  # tc_reduce_ext.h
+ARG_MAX_COUNT = 128  # TC_REDUCE_ARG_MAX_COUNT: an index must fit an int8 code
 
 
 def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
@@ -176,6 +193,16 @@ class ReduceParams:
 
     def validate(self) -> None:
         require(self.op in (OP_MEAN, OP_MAX), f"op must be {OP_MEAN} (mean) or {OP_MAX} (max)")
+        self.validate_shape()
+
+    def validate_ext(self) -> None:
+        """The checks of tc_reduce_ext_s8 (min, arg max, arg min)."""
+        require(self.op in (OP_MIN, OP_ARGMAX, OP_ARGMIN), f"op must be {OP_MIN}, {OP_ARGMAX} or {OP_ARGMIN}")
+        self.validate_shape()
+        require(self.op == OP_MIN or self.count <= ARG_MAX_COUNT,
+                f"an index over more than {ARG_MAX_COUNT} elements does not fit an int8 output (got {self.count})")
+
+    def validate_shape(self) -> None:
         require(1 <= self.rank <= MAX_DIMS, f"rank must be in [1, {MAX_DIMS}]")
         require(len(self.dims) == MAX_DIMS and len(self.reduced) == MAX_DIMS, "dims/reduced need MAX_DIMS entries")
         require(all(d >= 1 for d in self.dims[:self.rank]), "dims must be >= 1")
@@ -211,6 +238,95 @@ def reduce_s8(p: ReduceParams, x) -> np.ndarray:
     return requantize_to_int8(acc, p.mult, p.shift, p.out_zp).reshape(-1)
 
 
+@dataclass(frozen=True)
+class ReduceExtParams(ReduceParams):
+    """tc_reduce_params for tc_reduce_ext_s8 (runtime_c/tc_reduce_ext.h): min, arg max, arg min."""
+
+    def validate(self) -> None:
+        self.validate_ext()
+
+
+def reduce_ext_s8(p: ReduceExtParams, x) -> np.ndarray:
+    """Mirror of tc_reduce_ext_s8: int8 outputs (values, or first indices) in row-major order of
+    the kept axes."""
+    p.validate()
+    x = np.asarray(x)
+    require(x.size == int(np.prod(p.in_shape)), f"input has {x.size} values, expected {int(np.prod(p.in_shape))}")
+    v = x.reshape(p.in_shape).astype(np.int64)
+    kept = tuple(i for i in range(p.rank) if not p.reduced[i])
+    # reduced axes last, in order: each output's values in the order the C odometer visits them
+    rows = v.transpose(kept + p.axes).reshape(-1, p.count)
+    if p.op == OP_MIN:
+        return rows.min(axis=1).astype(np.int8)
+    fn = np.argmax if p.op == OP_ARGMAX else np.argmin  # the first of equal values, as C
+    return fn(rows, axis=1).astype(np.int8)
+
+
+class _Arg(OpDef):
+    """ArgMax / ArgMin over one axis; the int64 index is exposed in int8 as a tensor with scale 1
+    and zero point 0 (its code is the index: axes of at most 128 elements)."""
+
+    layout_class = LayoutClass.AXIS
+    axis_attrs = {"axis": "axis"}
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        a = node.attrs["axis"]
+        shape = tuple(1 if i == a else d for i, d in enumerate(x.shape)) if node.attrs["keepdims"] \
+            else tuple(d for i, d in enumerate(x.shape) if i != a)
+        return [(shape, "int64")]
+
+    def run_float(self, node, xs):
+        x = np.asarray(xs[0])
+        a = node.attrs["axis"]
+        if node.attrs["select_last_index"]:
+            flipped = np.flip(x, axis=a)
+            fn = np.argmax if self.name == "ArgMax" else np.argmin
+            idx = x.shape[a] - 1 - fn(flipped, axis=a)
+        else:
+            idx = (np.argmax if self.name == "ArgMax" else np.argmin)(x, axis=a)
+        if node.attrs["keepdims"]:
+            idx = np.expand_dims(idx, a)
+        return [np.asarray(idx, dtype=np.int64)]
+
+    def keeps_nhwc(self, g, node):
+        return bool(node.attrs["keepdims"])
+
+    def int8_output(self, g, node):
+        return ("fixed", 1.0, 0)
+
+    def lower_int8(self, lc, node):
+        x, y = node.inputs[0], node.outputs[0]
+        if node.attrs["select_last_index"]:
+            raise unsupported_int8(node, "select_last_index=1")
+        op = OP_ARGMAX if self.name == "ArgMax" else OP_ARGMIN
+        try:
+            p = ReduceExtParams.make(op, lc.tensor(x).shape, (node.attrs["axis"],))
+            p.validate()
+        except ValueError as exc:
+            raise unsupported_int8(node, str(exc)) from None
+        lc.add_step(node, "tc_reduce_ext_s8", p, [Arg("in", x), Arg("out", y)], lambda xv: reduce_ext_s8(p, xv))
+
+
+register(type("ArgMax", (_Arg,), {"name": "ArgMax"}))
+register(type("ArgMin", (_Arg,), {"name": "ArgMin"}))
+
+
+@onnx_importer("ArgMax", "ArgMin")
+def import_arg(ctx, onode, attrs):
+    x = onode.input[0]
+    if ctx.graph.tensors[x].dtype != "float32":
+        raise unsupported(onode, f"{onode.op_type} of a {ctx.graph.tensors[x].dtype} tensor (float tensors expected)")
+    for name in ("keepdims", "select_last_index"):
+        if attrs.get(name, 0) not in (0, 1):
+            raise bad_input(onode, f"{name}={attrs[name]} (must be 0 or 1)")
+    axis = norm_axis(int(attrs.get("axis", 0)), len(ctx.shape(x)), onode)
+    ctx.add(onode.op_type, [x], [onode.output[0]], onode, axis=axis, keepdims=int(attrs.get("keepdims", 1)),
+            select_last_index=int(attrs.get("select_last_index", 0)))
+
+
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
 declare("tc_reduce_s8", header="tc_reduce.h", params=ReduceParams, golden=reduce_s8, args=("in", "out"),
         sources=("tc_reduce_s8.c",))
+declare("tc_reduce_ext_s8", header="tc_reduce_ext.h", params=ReduceExtParams, golden=reduce_ext_s8,
+        args=("in", "out"), sources=("tc_reduce_ext_s8.c",))
