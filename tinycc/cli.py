@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", default=None, metavar="SIZE",
                    help=f"stack reserve of a Cortex-M build, e.g. 1k (default {DEFAULT_STACK_BYTES}); a multiple of 8, "
                         "and with arm-none-eabi-gcc installed at least the build's static worst case (else exit 3)")
+    p.add_argument("--optimize", default="speed", choices=["speed", "size"],
+                   help="C builds of the project: speed (default, -O2) or size (-Os, and -DTC_OPTIMIZE_SIZE "
+                        "for the kernels). With --target, report.json's flash_by_source and report.md give the "
+                        "code bytes of each kernel")
     _add_patch_args(p)
     p.add_argument("--name", default=None, help="C identifier prefix for the API (default: from the file name)")
     p.add_argument("--labels", default=None, metavar="FILE",

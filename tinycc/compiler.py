@@ -271,7 +271,10 @@ def compile_project(g: Graph, args, sram: int, flash: int | None) -> CompiledPro
 
     exports = parse_exports(getattr(args, "export", None) or [])
     notes = integration_notes(program, args.model, getattr(args, "labels", None))
-    files = generate_project(program, mem, prefix, Path(args.model).name, core, memory, notes, tuple(exports))
+    optimize = getattr(args, "optimize", None) or "speed"
+    report["optimize"] = optimize
+    files = generate_project(program, mem, prefix, Path(args.model).name, core, memory, notes, tuple(exports),
+                             optimize)
     target_text = measure_on_target(files, report, program, prefix, core, memory) if core else (
         "\n  the stack is not included (it depends on the core and compiler): compile with "
         "--target cortex-mN to link against the budget and measure it")

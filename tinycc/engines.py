@@ -29,12 +29,15 @@ class CompiledModel:
         self._exe = {}
         self._shared = None  # the generated C loaded in this process (sim.host.SharedModel)
         self._targets = {}  # core name -> (temporary project folder, ELF)
+        self.optimize = "speed"
 
     @classmethod
-    def from_program(cls, g: Graph, program, mem) -> "CompiledModel":
-        """A model already quantized, lowered and planned (e.g. by compiler.compile_project)."""
+    def from_program(cls, g: Graph, program, mem, optimize: str = "speed") -> "CompiledModel":
+        """A model already quantized, lowered and planned (e.g. by compiler.compile_project);
+        optimize: the --optimize of the C builds its engines run."""
         model = cls.__new__(cls)
         model.graph, model.program, model.mem, model.patch_decision = g, program, mem, None
+        model.optimize = optimize
         model._tmp, model._exe, model._shared, model._targets = None, {}, None, {}
         return model
 
@@ -56,7 +59,8 @@ class CompiledModel:
 
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="tinycc_c_")
-            write_files(generate_project(self.program, self.mem, "model", self.graph.name), Path(self._tmp.name))
+            write_files(generate_project(self.program, self.mem, "model", self.graph.name,
+                                         optimize=self.optimize), Path(self._tmp.name))
         return Path(self._tmp.name)
 
     def executable(self, target: str = "all") -> Path:
@@ -99,8 +103,8 @@ class CompiledModel:
             core = get_core(target)
             memory = memory_for(core, core.sram_capacity if sram is None else sram, flash)
             tmp = tempfile.TemporaryDirectory(prefix=f"tinycc_{target}_")
-            write_files(generate_project(self.program, self.mem, "model", self.graph.name, core, memory),
-                        Path(tmp.name))
+            write_files(generate_project(self.program, self.mem, "model", self.graph.name, core, memory,
+                                         optimize=self.optimize), Path(tmp.name))
             self._targets[key] = (tmp, cross_build(Path(tmp.name), "model", memory))
         return self._targets[key][1]
 

@@ -94,6 +94,9 @@ def add_target_figures(report: dict, core, sizes, static_stack, run=None, run_in
     report["flash_bytes_elf"] = int(sizes.flash)
     report["sram_bytes_elf"] = int(sizes.sram)
     report["elf_sections"] = {k: int(v) for k, v in sizes.sections.items()}
+    # Code and constants per source file of the harness build (GNU ld map): each kernel's runtime
+    # file, model.c, weights.c, the harness (arm/) and the C library members it pulled in.
+    report["flash_by_source"] = {k: int(v) for k, v in sizes.code_by_file.items()}
     report["stack_bytes"] = {
         "reserved": int(sizes.stack_reserved),
         "static": int(static_stack.bytes),
@@ -175,9 +178,23 @@ def _flash_text(r: dict) -> list[str]:
     lines.append(f"| total (flash_bytes) | {r['flash_bytes']:,} |")
     if "flash_bytes_elf" in r:
         lines.append(f"| code and other data of the linked ELF | {max(r['flash_bytes_elf'] - r['flash_bytes'], 0):,} |")
+        lines += _code_by_source_text(r.get("flash_by_source") or {})
     else:
         lines += ["", "Code is not included: compile with --target cortex-mN to link an ELF and measure it."]
     return lines + ["", "## Layers"]
+
+
+def _code_by_source_text(by_file: dict[str, int]) -> list[str]:
+    """Code per source file of the linked ELF: what each kernel costs in flash (report.json's
+    flash_by_source; --optimize size trades speed for these bytes)."""
+    code = {k: v for k, v in by_file.items() if k != "weights.c"}
+    if not code:
+        return []
+    runtime = sum(v for k, v in code.items() if k.startswith("runtime/"))
+    lines = ["", "| code (.text, .rodata) per source file | bytes |", "|---|---|"]
+    lines += [f"| {markdown_text(k)} | {v:,} |" for k, v in sorted(code.items(), key=lambda kv: -kv[1])]
+    lines.append(f"| total code (kernels: {runtime:,}) | {sum(code.values()):,} |")
+    return lines
 
 
 def _target_rows(r: dict) -> list[str]:

@@ -13,7 +13,7 @@ import jinja2
 import numpy as np
 
 from .. import __version__
-from ..kernels import runtime_sources
+from ..kernels import lookup, runtime_sources
 from ..memory.lifetimes import MemoryPlan, scratch_name
 from ..program import Program
 from ..resources import data_dir
@@ -80,8 +80,13 @@ def _io_view(program: Program, mem: MemoryPlan, names: list[str], kind: str) -> 
     return out
 
 
+# --optimize: the compiler flags of the generated builds. size also defines TC_OPTIMIZE_SIZE, under
+# which a kernel may leave out shape-specialised copies of its general path.
+OPTIMIZE_FLAGS = {"speed": "-O2", "size": "-Os -DTC_OPTIMIZE_SIZE"}
+
+
 def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str, core=None, memory=None,
-               notes: dict | None = None, exports: tuple[str, ...] = ()) -> dict:
+               notes: dict | None = None, exports: tuple[str, ...] = (), optimize: str = "speed") -> dict:
     blobs = []
     for name, data in program.blobs.items():
         per_line = 16 if data.dtype.itemsize == 1 else 8
@@ -123,14 +128,17 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
                           out_shape=_shape_text(out_info.shape) if out_info else "",
                           note=c_comment((step.note + ", " if step.note else "") + "in place" if inplace else step.note)))
     sources, headers = _runtime_files(kernels, core)
+    # model.c includes the headers of the kernels it calls, so a kernel added to the runtime
+    # leaves the projects that do not use it unchanged
+    kernel_headers = sorted({lookup(k).header for k in kernels})
     return dict(
         version=__version__, source=c_comment(source_name), prefix=prefix, PREFIX=prefix.upper(),
         arena_bytes=max(mem.arena_bytes, 16), arena_align=arena_alignment(mem),
         inputs=_io_view(program, mem, program.inputs, "input"),
         outputs=_io_view(program, mem, program.outputs, "output"), steps=steps, blobs=blobs,
-        runtime_sources=sources, runtime_headers=headers, quant=program.quant_scheme,
+        runtime_sources=sources, runtime_headers=headers, kernel_headers=kernel_headers, quant=program.quant_scheme,
         core=core, memory=memory, arm=_arm_view(prefix, core) if core else None,
-        exports=list(exports), **_notes_view(notes or {}),
+        exports=list(exports), optimize=optimize, opt_flags=OPTIMIZE_FLAGS[optimize], **_notes_view(notes or {}),
     )
 
 
@@ -174,15 +182,17 @@ ARM_TEMPLATES = {"arm/link.ld": "arm/link.ld.j2", "arm/startup.c": "arm/startup.
 
 
 def generate_project(program: Program, mem: MemoryPlan, prefix: str, source_name: str, core=None,
-                     memory=None, notes: dict | None = None, exports: tuple[str, ...] = ()) -> dict[str, bytes]:
+                     memory=None, notes: dict | None = None, exports: tuple[str, ...] = (),
+                     optimize: str = "speed") -> dict[str, bytes]:
     """All files of the project: relative path -> content.
 
     core/memory (tinycc.target.Core/Memory): a Cortex-M target; adds the cross build and its harness.
     notes: labels and input normalisation for model.h (codegen.export.annotations); exports:
-    build-system integrations to add (codegen.export.EXPORTS)."""
+    build-system integrations to add (codegen.export.EXPORTS); optimize: "speed" or "size"
+    (OPTIMIZE_FLAGS)."""
     from .export import export_files
 
-    vm = view_model(program, mem, prefix, source_name, core, memory, notes, exports)
+    vm = view_model(program, mem, prefix, source_name, core, memory, notes, exports, optimize)
     env = _environment()
     templates = dict(TEMPLATES, **(ARM_TEMPLATES if core else {}))
     files = {path: env.get_template(tpl).render(**vm).encode() for path, tpl in templates.items()}

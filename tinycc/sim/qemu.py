@@ -94,6 +94,7 @@ class ElfSizes:
     sram: int
     stack_reserved: int
     sections: dict[str, int] = field(default_factory=dict)
+    code_by_file: dict[str, int] = field(default_factory=dict)  # flash_by_source() of the link map
 
 
 # readelf -S -W: [Nr] Name Type Addr Off Size ES Flg Lk Inf Al
@@ -115,7 +116,32 @@ def elf_sizes(elf: Path) -> ElfSizes:
             sram += size
         if kind != "NOBITS":
             flash += size
-    return ElfSizes(flash=flash, sram=sram, stack_reserved=stack, sections=sections)
+    link_map = elf.with_suffix(".map")
+    by_file = flash_by_source(link_map.read_text(errors="replace")) if link_map.exists() else {}
+    return ElfSizes(flash=flash, sram=sram, stack_reserved=stack, sections=sections, code_by_file=by_file)
+
+
+# An input section in the link map: " .text.name" then its address, size and object, on the same
+# line or (long names) on the next one.
+_MAP_INPUT_SECTION = re.compile(r"^ (\.[^\s*]+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)$", re.MULTILINE)
+_HARNESS_OBJECT = re.compile(r"^build-arm/harness/(.+)\.o$")
+
+
+def flash_by_source(link_map: str) -> dict[str, int]:
+    """Bytes of code and constants (.text*, .rodata*) each source file put in the linked image
+    (after --gc-sections), from the GNU ld map: {"runtime/tc_conv2d_s8.c": 2104, "model.c": ...,
+    "weights.c": ..., "arm/startup.c": ..., "libc.a": ...}. This is what the report gives per
+    kernel: a kernel's cost in flash is its runtime file's bytes."""
+    body = link_map.split("Linker script and memory map", 1)[-1]
+    out: dict[str, int] = {}
+    for m in _MAP_INPUT_SECTION.finditer(body):
+        section, size, obj = m.group(1), int(m.group(2), 16), m.group(3)
+        if size == 0 or not section.startswith((".text", ".rodata")):
+            continue
+        own = _HARNESS_OBJECT.match(obj)
+        key = own.group(1) + ".c" if own else Path(obj.split("(")[0]).name  # lib*.a(member.o)
+        out[key] = out.get(key, 0) + size
+    return dict(sorted(out.items()))
 
 
 @dataclass
