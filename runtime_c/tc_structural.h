@@ -33,6 +33,31 @@ typedef struct {
 tc_status tc_resize_bilinear_s8(const tc_resize_bilinear_params *p, const int32_t *y_table,
                                 const int32_t *x_table, const int8_t *in, int8_t *out);
 
+/*
+ * GATHER along one axis with constant indices (tinycc/ops/slicing.py): the input viewed as
+ * [outer][axis_len][inner], out[o][j][i] = in[o][index[j]][i] for j < count; indices are
+ * normalised offline to [0, axis_len).
+ */
+typedef struct {
+    int32_t outer;
+    int32_t axis_len;
+    int32_t inner;
+    int32_t count;
+} tc_gather_params;
+
+tc_status tc_gather_s8(const tc_gather_params *p, const int32_t *index, const int8_t *in, int8_t *out);
+
+/*
+ * TILE / BROADCAST_TO (ONNX Tile and Expand; tinycc/ops/slicing.py): out[i0][i1][i2][i3] =
+ * in[i0 % in_dims[0]]...[i3 % in_dims[3]]; every out_dims[k] is a multiple of in_dims[k].
+ */
+typedef struct {
+    int32_t in_dims[4];
+    int32_t out_dims[4];
+} tc_tile_params;
+
+tc_status tc_tile_s8(const tc_tile_params *p, const int8_t *in, int8_t *out);
+
 #ifdef __cplusplus
 }
 #endif

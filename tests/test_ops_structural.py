@@ -363,6 +363,164 @@ def test_resize_linear_int8_c_equals_golden_and_follows_float(tmp_path, coord):
     assert np.max(np.abs(got - want)) <= 1.01 * s
 
 
+# ---- DepthToSpace / SpaceToDepth, Gather, Tile / Expand, Gemm --------------------------------------
+from tinycc.ops.slicing import (GatherParams, TileParams, gather_s8, make_tile_params,  # noqa: E402
+                                tile_s8)
+
+
+def _node(op, ins, **attrs):
+    return helper.make_node(op, ins, ["y"], **attrs)
+
+
+def _const(name, value, dtype=np.int64):
+    return numpy_helper.from_array(np.asarray(value, dtype), name)
+
+
+# (name, node, x shape, initializers)
+FLOAT_CASES = [
+    ("d2s_dcr", _node("DepthToSpace", ["x"], blocksize=2, mode="DCR"), [1, 8, 3, 4], []),
+    ("d2s_crd", _node("DepthToSpace", ["x"], blocksize=2, mode="CRD"), [1, 8, 3, 4], []),
+    ("d2s_crd3", _node("DepthToSpace", ["x"], blocksize=3, mode="CRD"), [1, 18, 2, 3], []),
+    ("s2d", _node("SpaceToDepth", ["x"], blocksize=2), [1, 3, 4, 6], []),
+    ("gather_axis1_neg", _node("Gather", ["x", "i"], axis=1), [1, 5, 4], [_const("i", [-1, 0, 3, 3])]),
+    ("gather_scalar", _node("Gather", ["x", "i"], axis=-1), [2, 3, 4], [_const("i", -2)]),
+    ("gather_2d_idx", _node("Gather", ["x", "i"], axis=0), [5, 3], [_const("i", [[0, 4], [2, -5]], np.int32)]),
+    ("gather_nchw", _node("Gather", ["x", "i"], axis=1), [1, 4, 3, 3], [_const("i", [3, 1])]),
+    ("tile", _node("Tile", ["x", "r"]), [1, 2, 3], [_const("r", [2, 1, 3])]),
+    ("tile4", _node("Tile", ["x", "r"]), [1, 2, 3, 2], [_const("r", [1, 2, 2, 3])]),
+    ("expand_rank", _node("Expand", ["x", "s"]), [3, 1], [_const("s", [2, 1, 3, 4])]),
+    ("expand_1", _node("Expand", ["x", "s"]), [1, 4, 1, 1], [_const("s", [1, 4, 5, 1])]),
+    ("gemm_transA_matrix_bias", _node("Gemm", ["x", "B", "C"], transA=1, alpha=0.5, beta=2.0), [4, 3],
+     [_const("B", np.linspace(-1, 1, 20).reshape(4, 5), np.float32),
+      _const("C", np.linspace(-2, 2, 15).reshape(3, 5), np.float32)]),
+    ("gemm_row_bias", _node("Gemm", ["x", "B", "C"], transB=1), [3, 4],
+     [_const("B", np.linspace(-1, 1, 20).reshape(5, 4), np.float32),
+      _const("C", np.linspace(-2, 2, 3).reshape(3, 1), np.float32)]),
+]
+
+
+@pytest.mark.parametrize("k", range(len(FLOAT_CASES)), ids=[c[0] for c in FLOAT_CASES])
+def test_structural_float_matches_onnxruntime(tmp_path, k):
+    name, node, shape, inits = FLOAT_CASES[k]
+    model = _save(tmp_path / "m.onnx", [node], [_vi("x", shape)], [_vi("y", None)], inits, opset=13)
+    x = np.random.default_rng(k).normal(0, 1, shape).astype(np.float32)
+    want = _ort(model, {"x": x})["y"]
+    got = run_float(run_pipeline(load_graph(tmp_path / "m.onnx")), {"x": x})["y"]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_gemm_of_two_activations_matches_onnxruntime(tmp_path):
+    node = helper.make_node("Gemm", ["x", "b", "c"], ["y"], transA=1, transB=1, alpha=0.7, beta=0.5)
+    model = _save(tmp_path / "m.onnx", [node], [_vi("x", [4, 3]), _vi("b", [5, 4]), _vi("c", [3, 5])], [_vi("y", None)])
+    rng = np.random.default_rng(1)
+    feeds = {"x": rng.normal(size=(4, 3)).astype(np.float32), "b": rng.normal(size=(5, 4)).astype(np.float32),
+             "c": rng.normal(size=(3, 5)).astype(np.float32)}
+    got = run_float(run_pipeline(load_graph(tmp_path / "m.onnx")), feeds)["y"]
+    np.testing.assert_allclose(got, _ort(model, feeds)["y"], rtol=1e-5, atol=1e-5)
+
+
+def _conv(name, src, dst, c_in, c_out, rng, k=1):
+    w = numpy_helper.from_array(rng.normal(0, 0.5, (c_out, c_in, k, k)).astype(np.float32), name)
+    return helper.make_node("Conv", [src, name], [dst], pads=[k // 2] * 4), w
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_space_int8_c_equals_golden(tmp_path, mode):
+    """Conv -> DepthToSpace -> Conv -> SpaceToDepth -> Conv: tc_transpose_s8 steps (two for CRD),
+    C == golden."""
+    rng = np.random.default_rng(4)
+    n1, w1 = _conv("w1", "x", "a", 3, 8, rng, 3)
+    n2, w2 = _conv("w2", "b", "c", 2, 3, rng)
+    n3, w3 = _conv("w3", "d", "y", 12, 4, rng)
+    nodes = [n1, helper.make_node("DepthToSpace", ["a"], ["b"], blocksize=2, mode=mode, name="d2s"), n2,
+             helper.make_node("SpaceToDepth", ["c"], ["d"], blocksize=2, name="s2d"), n3]
+    _save(tmp_path / "m.onnx", nodes, [_vi("x", [1, 3, 4, 5])], [_vi("y", None)], [w1, w2, w3])
+    compiled = _int8_c_equals_golden(tmp_path / "m.onnx", (1, 3, 4, 5))
+    kernels = {n: [s.kernel for s in compiled.program.steps if s.node == n] for n in ("d2s", "s2d")}
+    assert kernels == {"d2s": ["tc_transpose_s8"] * (2 if mode == "CRD" else 1), "s2d": ["tc_transpose_s8"]}
+    # the int8 steps move the codes exactly as ONNX moves the values
+    from tinycc.ops.shape import depth_to_space_nchw, space_to_depth_nchw
+
+    seen = {}
+    compiled.run_int8({"x": rng.normal(0, 1, (1, 3, 4, 5)).astype(np.float32)},
+                      observe=lambda t, v: seen.__setitem__(t, v))
+    for name, fn in (("d2s", lambda a: depth_to_space_nchw(a, 2, mode)), ("s2d", lambda a: space_to_depth_nchw(a, 2))):
+        steps = [st for st in compiled.program.steps if st.node == name]
+        src, dst = steps[0].inputs[0], steps[-1].outputs[0]
+        src_shape, dst_shape = compiled.program.tensors[src].shape, compiled.program.tensors[dst].shape
+        nchw = seen[src].reshape(src_shape).transpose(0, 3, 1, 2)
+        np.testing.assert_array_equal(seen[dst].reshape(dst_shape), fn(nchw).transpose(0, 2, 3, 1), err_msg=name)
+
+
+def test_gather_tile_expand_gemm_int8_c_equals_golden(tmp_path):
+    """Tokens [1, 6, 8]: Gather of tokens (negative indices), Tile, Expand of a pooled row, Gemm
+    with transA and a matrix bias; C == golden."""
+    rng = np.random.default_rng(9)
+    inits = [_const("i", [-1, 0, 2, 2]), _const("r", [1, 2, 1]), _const("s", [1, 8, 8]),
+             _const("B", rng.normal(0, 0.5, (8, 5)), np.float32), _const("C", rng.normal(0, 0.5, (8, 5)), np.float32),
+             _const("shape2", [8, 8]), _const("axes", [1])]
+    nodes = [helper.make_node("Gather", ["x", "i"], ["g"], axis=1, name="gather"),
+             helper.make_node("Tile", ["g", "r"], ["t"], name="tile"),
+             helper.make_node("ReduceMean", ["t", "axes"], ["m"], keepdims=1),
+             helper.make_node("Expand", ["m", "s"], ["e"], name="expand"),
+             helper.make_node("Add", ["t", "e"], ["z"]),
+             helper.make_node("Reshape", ["z", "shape2"], ["z2"]),
+             helper.make_node("Gemm", ["z2", "B", "C"], ["y"], transA=1, name="gemm")]
+    _save(tmp_path / "m.onnx", nodes, [_vi("x", [1, 6, 8])], [_vi("y", None)], inits, opset=18)
+    compiled = _int8_c_equals_golden(tmp_path / "m.onnx", (1, 6, 8))
+    kernels = {s.node: s.kernel for s in compiled.program.steps}
+    assert (kernels["gather"], kernels["tile"], kernels["expand"]) == ("tc_gather_s8", "tc_tile_s8", "tc_tile_s8")
+
+
+def _random_gather(seed):
+    rng = np.random.default_rng(seed)
+    p = GatherParams(*(int(v) for v in rng.integers(1, 6, 4)))
+    idx = rng.integers(0, p.axis_len, p.count).astype(np.int32)
+    x = rng.integers(-128, 128, p.outer * p.axis_len * p.inner, dtype=np.int8)
+    return p, idx, x
+
+
+def _random_tile(seed):
+    rng = np.random.default_rng(seed)
+    in_shape = [int(v) for v in rng.integers(1, 4, int(rng.integers(1, 5)))]
+    rank = len(in_shape) + int(rng.integers(0, 2)) if len(in_shape) < 4 else 4
+    full = [1] * (rank - len(in_shape)) + in_shape
+    out = [d * int(rng.integers(1, 4)) if d > 1 or seed % 2 else d * int(rng.integers(1, 5)) for d in full]
+    p = make_tile_params(in_shape, out)
+    x = rng.integers(-128, 128, int(np.prod(in_shape)), dtype=np.int8)
+    return p, x, in_shape, out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_gather_and_tile_c_kernels_equal_golden(seed):
+    p, idx, x = _random_gather(seed)
+    golden = gather_s8(p, idx, x)
+    status, out = run_c("tc_gather_s8", p, golden.size, idx, x)
+    assert status == TC_OK and np.array_equal(out, golden.reshape(-1))
+    p, x, in_shape, out_shape = _random_tile(seed)
+    golden = tile_s8(p, x)
+    want = np.tile(x.reshape([1] * (len(out_shape) - len(in_shape)) + in_shape),
+                   [o // d for o, d in zip(out_shape, [1] * (len(out_shape) - len(in_shape)) + in_shape)])
+    assert np.array_equal(golden.reshape(-1), want.reshape(-1))  # the folded 4-D form is numpy's tile
+    status, out = run_c("tc_tile_s8", p, golden.size, x)
+    assert status == TC_OK and np.array_equal(out, golden.reshape(-1))
+
+
+def test_gather_and_tile_bad_parameters_are_refused():
+    p, idx, x = _random_gather(3)
+    for q, i in [(replace(p, count=0), idx), (p, np.full_like(idx, p.axis_len)), (p, np.full_like(idx, -1))]:
+        with pytest.raises(ValueError):
+            gather_s8(q, i, x)
+        status, out = run_c("tc_gather_s8", q, 64, i, x)
+        assert status == TC_ARG_ERROR and np.all(out == SENTINEL)
+    t = TileParams(in_dims=(1, 1, 2, 3), out_dims=(1, 1, 4, 8))
+    with pytest.raises(ValueError):
+        tile_s8(t, np.zeros(6, np.int8))
+    status, out = run_c("tc_tile_s8", t, 32, np.zeros(6, np.int8))
+    assert status == TC_ARG_ERROR and np.all(out == SENTINEL)
+
+
 def _sanitizer_cases():
     cases = []
     for seed in (0, 3, 7, 11):
@@ -371,6 +529,11 @@ def _sanitizer_cases():
     for seed in (1, 2, 6):
         p, yt, xt, x = _random_bilinear(seed)
         cases.append(("tc_resize_bilinear_s8", p, [yt, xt, x], 0, resize_bilinear_s8(p, yt, xt, x)))
+    for seed in (1, 4):
+        p, idx, x = _random_gather(seed)
+        cases.append(("tc_gather_s8", p, [idx, x], 0, gather_s8(p, idx, x)))
+        p, x, _, _ = _random_tile(seed)
+        cases.append(("tc_tile_s8", p, [x], 0, tile_s8(p, x)))
     return cases
 
 

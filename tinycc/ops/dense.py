@@ -20,7 +20,7 @@ from ..kernels import declare
 from ..program import Arg
 from ..quant.params import act_range
 from ..quant.weights import requant_arrays
-from .common import unsupported
+from .common import bad_input, unsupported
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 
@@ -81,31 +81,74 @@ class Dense(OpDef):
                     lambda xv, w, b, m, s: fc_s8(p, xv.reshape(rows, in_f), w, b, m, s), macs=self.macs(lc.g, node))
 
 
+def _gemm_operand(ctx, onode, name: str, transpose: bool, hint: str) -> str:
+    """A Gemm operand as written (transposed by a Transpose node, or a transposed constant)."""
+    if not transpose:
+        return name
+    data = ctx.const(name)
+    if data is not None:
+        return ctx.derive_const(name, np.ascontiguousarray(data.T), hint, {0: 1, 1: 0})
+    return ctx.add("Transpose", [name], None, onode, hint, perm=(1, 0))[0]
+
+
+def _gemm_tail(ctx, onode, y: str, alpha: float, c: str, beta: float, out_shape) -> None:
+    """y * alpha + beta * C, written to the node's output (Mul / Add only where needed)."""
+    if alpha != 1.0:
+        y = ctx.add("Mul", [y, ctx.add_const(np.array(alpha, np.float32), "alpha")], None, onode, "alpha", act=None)[0]
+    if c:
+        cdata = ctx.const(c)
+        if cdata is not None:
+            term = ctx.add_const((cdata * np.float32(beta)).astype(np.float32), "beta_c") if beta != 1.0 else c
+        else:
+            term = c if beta == 1.0 else ctx.add("Mul", [c, ctx.add_const(np.array(beta, np.float32), "beta")],
+                                                   None, onode, "beta", act=None)[0]
+        y = ctx.add("Add", [y, term], None, onode, "bias", act=None)[0]
+    ctx.add("Reshape", [y], [onode.output[0]], onode, "out", shape=tuple(out_shape))
+
+
 @onnx_importer("Gemm")
 def import_gemm(ctx, onode, attrs):
+    """Y = alpha * A' B' + beta * C (A', B': A, B transposed by transA / transB). A constant B
+    is a Dense layer (with C folded into its bias where C is per output column); an activation
+    B a MatMul of two activations; a matrix C (or an activation C) an Add after it."""
     a, b = onode.input[0], onode.input[1]
     c = onode.input[2] if len(onode.input) > 2 else ""
     alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
-    if attrs.get("transA", 0):
-        raise unsupported(onode, "transA=1")
-    bdata = ctx.require_const(onode, b, "the weight B")
+    trans_a, trans_b = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
+    a_shape, b_shape = ctx.shape(a), ctx.shape(b)
+    if len(a_shape) != 2 or len(b_shape) != 2:
+        raise bad_input(onode, f"A {list(a_shape)} and B {list(b_shape)} must be 2-D")
+    rows = a_shape[1] if trans_a else a_shape[0]
+    inner = a_shape[0] if trans_a else a_shape[1]
+    cols = b_shape[0] if trans_b else b_shape[1]
+    if (b_shape[1] if trans_b else b_shape[0]) != inner:
+        raise bad_input(onode, f"A {list(a_shape)} (transA={int(trans_a)}) and B {list(b_shape)} "
+                               f"(transB={int(trans_b)}) do not multiply")
+    a = _gemm_operand(ctx, onode, a, trans_a, "a_t")
+    bdata = ctx.const(b)
+    if bdata is None:  # two activations
+        y = ctx.add("MatMul", [a, _gemm_operand(ctx, onode, b, trans_b, "b_t")], None, onode, "matmul", act=None)[0]
+        _gemm_tail(ctx, onode, y, alpha, c, beta, (rows, cols))
+        return
     prequantized = ctx.graph.tensors[b].quant is not None
     if prequantized and alpha != 1.0:
         raise unsupported(onode, "alpha != 1 on pre-quantized weights")
-    trans_b = bool(attrs.get("transB", 0))
     w = (bdata if trans_b else bdata.T) * (1.0 if prequantized else np.float32(alpha))
     out_features = w.shape[0]
+    cdata = ctx.const(c) if c else None
+    per_column = cdata is not None and cdata.size in (1, out_features) and (cdata.ndim < 2 or cdata.shape[0] == 1)
     bias = ""
-    if c:
-        cdata = ctx.require_const(onode, c, "the bias C")
-        if cdata.size not in (1, out_features) or (cdata.ndim == 2 and cdata.shape[0] != 1):
-            raise unsupported(onode, f"bias of shape {cdata.shape} (per-output bias expected)")
+    if per_column:
         if ctx.graph.tensors[c].quant is not None and beta == 1.0 and cdata.shape == (out_features,):
             bias = c
         else:
             bias = ctx.add_const(np.broadcast_to(cdata.reshape(-1) * np.float32(beta), (out_features,)).astype(np.float32), "bias")
     wname = ctx.derive_const(b, np.ascontiguousarray(w, dtype=bdata.dtype), "weight", None if trans_b else {0: 1, 1: 0})
-    ctx.add("Dense", [a, wname, bias], [onode.output[0]], onode, act=None)
+    if not c or per_column:
+        ctx.add("Dense", [a, wname, bias], [onode.output[0]], onode, act=None)
+        return
+    y = ctx.add("Dense", [a, wname, ""], None, onode, "dense", act=None)[0]  # matrix (M x N or M x 1) bias
+    _gemm_tail(ctx, onode, y, 1.0, c, beta, (rows, cols))
 
 
 @onnx_importer("MatMul")

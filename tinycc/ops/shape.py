@@ -1,11 +1,15 @@
-"""Layout ops: Reshape (also Flatten/Squeeze/Unsqueeze), a zero-copy view, and Transpose.
+"""Layout ops: Reshape (also Flatten/Squeeze/Unsqueeze), a zero-copy view, Transpose, and
+DepthToSpace / SpaceToDepth.
 
 int8 Transpose: TransposeParams mirrors tc_transpose_params, make_transpose_params folds any rank
 into the kernel's 4-D form, transpose_s8 is the bit-exact reference of tc_transpose_s8.
+DepthToSpace / SpaceToDepth (TFLM DEPTH_TO_SPACE / SPACE_TO_DEPTH) are transposes of NHWC data:
+DCR depth-to-space and space-to-depth one tc_transpose_s8 each, CRD depth-to-space two (the
+channel order to DCR's first).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Sequence
 
 import numpy as np
@@ -149,6 +153,101 @@ def import_transpose(ctx, onode, attrs):
     if sorted(perm) != list(range(rank)):
         raise BadInput(f"Transpose node {onode.name!r}: perm {perm} is not a permutation of rank {rank}")
     ctx.add("Transpose", [onode.input[0]], [onode.output[0]], onode, perm=ints(perm))
+
+
+# ---------------------------------------------------------------------------------------------
+def depth_to_space_nchw(x: np.ndarray, b: int, mode: str) -> np.ndarray:
+    """ONNX DepthToSpace on NCHW data (the spec's reshape / transpose)."""
+    n, c, h, w = x.shape
+    if mode == "DCR":
+        t = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        t = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return np.ascontiguousarray(t.reshape(n, c // (b * b), h * b, w * b))
+
+
+def space_to_depth_nchw(x: np.ndarray, b: int) -> np.ndarray:
+    n, c, h, w = x.shape
+    t = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    return np.ascontiguousarray(t.reshape(n, c * b * b, h // b, w // b))
+
+
+def _space_depth_plan(op: str, mode: str, h: int, w: int, c: int, b: int) -> list[tuple[tuple, tuple]]:
+    """The NHWC transposes (input dims, perm) that compute the op, in order (batch 1)."""
+    if op == "SpaceToDepth":  # [H/b][b][W/b][b*C] -> [H/b][W/b][b][b*C]
+        return [((h // b, b, w // b, b * c), (0, 2, 1, 3))]
+    cb = c // (b * b)
+    dcr = ((h, w, b, b * cb), (0, 2, 1, 3))  # [H][W][b][b*C'] -> [H][b][W][b*C']
+    if mode == "DCR":
+        return [dcr]
+    return [((h, w, cb, b * b), (0, 1, 3, 2)), dcr]  # CRD channels (C', b, b) -> (b, b, C') first
+
+
+class _SpaceDepth(OpDef):
+    layout_class = LayoutClass.SPATIAL
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        b = node.attrs["blocksize"]
+        nhwc = node.attrs["layout"] == "NHWC"
+        n, h, w, c = x.shape if nhwc else (x.shape[0], x.shape[2], x.shape[3], x.shape[1])
+        h, w, c = (h * b, w * b, c // (b * b)) if self.name == "DepthToSpace" else (h // b, w // b, c * b * b)
+        return [((n, h, w, c) if nhwc else (n, c, h, w), x.dtype)]
+
+    def run_float(self, node, xs):
+        x = xs[0]
+        nhwc = node.attrs["layout"] == "NHWC"
+        if nhwc:
+            x = x.transpose(0, 3, 1, 2)
+        b = node.attrs["blocksize"]
+        y = depth_to_space_nchw(x, b, node.attrs["mode"]) if self.name == "DepthToSpace" else space_to_depth_nchw(x, b)
+        return [np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if nhwc else y]
+
+    def to_nhwc(self, g, node):
+        node.attrs["layout"] = "NHWC"
+
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        x, y = node.inputs[0], node.outputs[0]
+        h, w, c = lc.hwc(x)
+        plan = _space_depth_plan(self.name, node.attrs.get("mode", "DCR"), h, w, c, node.attrs["blocksize"])
+        src = x
+        for k, (dims, perm) in enumerate(plan):
+            p = make_transpose_params(dims, perm)
+            if k + 1 < len(plan):
+                info = lc.program.tensors[y]
+                dst = f"{y}/crd_to_dcr"
+                out_shape = tuple(dims[a] for a in perm)
+                lc.program.tensors[dst] = replace(info, name=dst, shape=out_shape, perm=None, logical_shape=out_shape)
+            else:
+                dst = y
+            lc.add_step(node, "tc_transpose_s8", p, [Arg("in", src), Arg("out", dst)],
+                        lambda v, p=p: transpose_s8(p, v), note=f"{self.name.lower()} {k + 1}/{len(plan)}")
+            src = dst
+
+
+register(type("DepthToSpace", (_SpaceDepth,), {"name": "DepthToSpace"}))
+register(type("SpaceToDepth", (_SpaceDepth,), {"name": "SpaceToDepth"}))
+
+
+@onnx_importer("DepthToSpace", "SpaceToDepth")
+def import_space_depth(ctx, onode, attrs):
+    shape = ctx.shape(onode.input[0])
+    if len(shape) != 4:
+        raise BadInput(f"{onode.op_type} node {onode.name!r}: input of rank {len(shape)} (4-D expected)")
+    b = int(attrs.get("blocksize", 0))
+    mode = attrs.get("mode", b"DCR")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    n, c, h, w = shape
+    if b < 1 or mode not in ("DCR", "CRD"):
+        raise BadInput(f"{onode.op_type} node {onode.name!r}: blocksize {b}, mode {mode!r}")
+    if onode.op_type == "DepthToSpace" and c % (b * b):
+        raise BadInput(f"DepthToSpace node {onode.name!r}: {c} channels are not a multiple of {b}x{b}")
+    if onode.op_type == "SpaceToDepth" and (h % b or w % b):
+        raise BadInput(f"SpaceToDepth node {onode.name!r}: {h}x{w} is not a multiple of the block {b}")
+    ctx.add(onode.op_type, [onode.input[0]], [onode.output[0]], onode, blocksize=b, mode=mode, layout="NCHW")
 
 
 # ---- integer reference (runtime_c/tc_transpose_s8.c) --------------------------------------------

@@ -1,8 +1,11 @@
-"""Slice and Split (both run tc_slice_s8 in int8: a Split is one slice per output).
+"""Slice and Split (both run tc_slice_s8 in int8: a Split is one slice per output), Gather on
+activations with constant indices (tc_gather_s8) and Tile / Expand (tc_tile_s8).
 
 SliceParams mirrors tc_slice_params; make_slice_params folds any rank into the kernel's 4-D form,
 onnx_slice_params / make_split_params take ONNX Slice / Split semantics; slice_s8 is the
-bit-exact reference of tc_slice_s8.
+bit-exact reference of tc_slice_s8. GatherParams / TileParams mirror tc_gather_params /
+tc_tile_params (runtime_c/tc_structural.h): pure data movement, the output keeps the input's
+quantization (TFLM GATHER, TILE and BROADCAST_TO do the same).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from ..golden.checks import Dims4, as_int8, check_dims4, require
 from ..ir import IRError
 from ..kernels import declare
 from ..program import Arg
-from .common import norm_axis, unsupported_int8
+from .common import norm_axis, unsupported, unsupported_int8
 from .registry import LayoutClass, OpDef, onnx_importer, register
 
 
@@ -243,6 +246,194 @@ def slice_s8(p: SliceParams, x) -> np.ndarray:
     return np.ascontiguousarray(a[index])
 
 
+# ---------------------------------------------------------------------------------------------
+@register
+class Gather(OpDef):
+    """Gather along `axis` with constant indices (attrs: indices flattened and normalised to
+    [0, n), index_shape: their ONNX shape, () for a scalar index that removes the axis)."""
+
+    name = "Gather"
+    layout_class = LayoutClass.AXIS
+    axis_attrs = {"axis": "axis"}
+
+    def infer(self, g, node):
+        x = g.tensors[node.inputs[0]]
+        ax = node.attrs["axis"]
+        return [(tuple(x.shape[:ax]) + tuple(node.attrs["index_shape"]) + tuple(x.shape[ax + 1:]), x.dtype)]
+
+    def run_float(self, node, xs):
+        idx = np.array(node.attrs["indices"], np.int64).reshape(node.attrs["index_shape"])
+        return [np.ascontiguousarray(np.take(xs[0], idx, axis=node.attrs["axis"]))]
+
+    def keeps_nhwc(self, g, node):
+        return len(node.attrs["index_shape"]) == 1
+
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        x, y = node.inputs[0], node.outputs[0]
+        shape, ax = lc.tensor(x).shape, node.attrs["axis"]
+        idx = np.array(node.attrs["indices"], np.int32)
+        p = GatherParams(outer=int(np.prod(shape[:ax], dtype=np.int64)), axis_len=int(shape[ax]),
+                         inner=int(np.prod(shape[ax + 1:], dtype=np.int64)), count=int(idx.size))
+        args = [Arg("const", lc.blob(idx, node, "index")), Arg("in", x), Arg("out", y)]
+        lc.add_step(node, "tc_gather_s8", p, args, lambda i, v: gather_s8(p, i, v))
+
+
+@onnx_importer("Gather")
+def import_gather(ctx, onode, attrs):
+    """Gather of an activation (a Gather of constants folds away before importers run)."""
+    shape = ctx.shape(onode.input[0])
+    if not shape:
+        raise BadInput(f"Gather node {onode.name!r}: the data must have rank >= 1")
+    axis = norm_axis(int(attrs.get("axis", 0)), len(shape), onode)
+    idx = np.asarray(ctx.require_const(onode, onode.input[1], "the indices"))
+    if idx.dtype.kind not in "iu":
+        raise BadInput(f"Gather node {onode.name!r}: indices of type {idx.dtype} (integers expected)")
+    if idx.size == 0:
+        raise unsupported(onode, "empty indices")
+    if np.any(idx < -shape[axis]) or np.any(idx >= shape[axis]):
+        raise BadInput(f"Gather node {onode.name!r}: indices outside [-{shape[axis]}, {shape[axis] - 1}]")
+    norm = np.where(idx < 0, idx + shape[axis], idx).astype(np.int64)
+    ctx.add("Gather", [onode.input[0]], [onode.output[0]], onode, axis=axis,
+            indices=tuple(int(v) for v in norm.ravel()), index_shape=tuple(int(d) for d in idx.shape))
+
+
+# ---------------------------------------------------------------------------------------------
+@register
+class Tile(OpDef):
+    """ONNX Tile and Expand: out_shape (every axis a multiple of the input's, which is first
+    padded with leading 1s to the output rank); output index i reads input index i mod in."""
+
+    name = "Tile"
+    layout_class = LayoutClass.AXIS
+    axis_attrs = {"out_shape": "per_axis"}
+
+    def infer(self, g, node):
+        return [(tuple(node.attrs["out_shape"]), g.tensors[node.inputs[0]].dtype)]
+
+    def run_float(self, node, xs):
+        out = node.attrs["out_shape"]
+        x = xs[0].reshape((1,) * (len(out) - xs[0].ndim) + xs[0].shape)
+        return [np.ascontiguousarray(np.tile(x, [o // d for o, d in zip(out, x.shape)]))]
+
+    def keeps_nhwc(self, g, node):
+        return len(g.tensors[node.inputs[0]].shape) == len(node.attrs["out_shape"])
+
+    def int8_output(self, g, node):
+        return "same_as_input"
+
+    def lower_int8(self, lc, node):
+        x, y = node.inputs[0], node.outputs[0]
+        try:
+            p = make_tile_params(lc.tensor(x).shape, node.attrs["out_shape"])
+        except ValueError as exc:
+            raise unsupported_int8(node, str(exc)) from None
+        lc.add_step(node, "tc_tile_s8", p, [Arg("in", x), Arg("out", y)], lambda v: tile_s8(p, v))
+
+
+@onnx_importer("Tile")
+def import_tile(ctx, onode, attrs):
+    shape = ctx.shape(onode.input[0])
+    reps = [int(r) for r in ctx.require_const(onode, onode.input[1], "repeats").ravel()]
+    if len(reps) != len(shape) or min(reps, default=1) < 1:
+        raise BadInput(f"Tile node {onode.name!r}: repeats {reps} for an input of rank {len(shape)} "
+                       "(one value >= 1 per axis; 0 would give an empty tensor)")
+    ctx.add("Tile", [onode.input[0]], [onode.output[0]], onode, out_shape=tuple(d * r for d, r in zip(shape, reps)))
+
+
+@onnx_importer("Expand")
+def import_expand(ctx, onode, attrs):
+    shape = ctx.shape(onode.input[0])
+    target = [int(v) for v in ctx.require_const(onode, onode.input[1], "the shape").ravel()]
+    rank = max(len(shape), len(target))
+    a = [1] * (rank - len(shape)) + list(shape)
+    b = [1] * (rank - len(target)) + target
+    if any(da != db and 1 not in (da, db) for da, db in zip(a, b)) or min(b, default=1) < 0:
+        raise BadInput(f"Expand node {onode.name!r}: shape {target} does not broadcast with {tuple(shape)}")
+    if 0 in b:
+        raise unsupported(onode, f"an empty output (shape {target})")
+    ctx.add("Tile", [onode.input[0]], [onode.output[0]], onode, out_shape=tuple(max(da, db) for da, db in zip(a, b)))
+
+
+# ---- integer reference (runtime_c/tc_gather_s8.c, tc_tile_s8.c) --------------------------------
+@dataclass(frozen=True)
+class GatherParams:
+    """tc_gather_params: [outer][axis_len][inner] -> [outer][count][inner]."""
+
+    C_STRUCT: ClassVar[str] = "tc_gather_params"
+    outer: int
+    axis_len: int
+    inner: int
+    count: int
+
+    def validate(self) -> None:
+        require(min(self.outer, self.axis_len, self.inner, self.count) >= 1, "all sizes must be >= 1")
+
+
+def gather_s8(p: GatherParams, index, x) -> np.ndarray:
+    """Mirror of tc_gather_s8: [outer][count][inner]."""
+    p.validate()
+    idx = np.asarray(index, np.int64).reshape(-1)
+    require(idx.size == p.count and bool(np.all((idx >= 0) & (idx < p.axis_len))),
+            f"need {p.count} indices in [0, {p.axis_len})")
+    a = as_int8(x, p.outer * p.axis_len * p.inner, "input").reshape(p.outer, p.axis_len, p.inner)
+    return np.ascontiguousarray(a[:, idx])
+
+
+@dataclass(frozen=True)
+class TileParams:
+    """tc_tile_params: out[i] = in[i mod in_dims] per axis."""
+
+    C_STRUCT: ClassVar[str] = "tc_tile_params"
+    in_dims: Dims4
+    out_dims: Dims4
+
+    def validate(self) -> None:
+        check_dims4(self.in_dims, "in_dims")
+        check_dims4(self.out_dims, "out_dims")
+        require(all(o % i == 0 for i, o in zip(self.in_dims, self.out_dims)),
+                f"out_dims {self.out_dims} must be multiples of in_dims {self.in_dims}")
+
+
+def make_tile_params(in_shape: Sequence[int], out_shape: Sequence[int]) -> TileParams:
+    """Any rank whose axes fold into 4: axes of output extent 1 go, and neighbours that are both
+    copied (in == out) or both broadcast (in == 1) merge."""
+    out = [int(d) for d in out_shape]
+    inp = [1] * (len(out) - len(in_shape)) + [int(d) for d in in_shape]
+    require(len(inp) == len(out) and all(d >= 1 and o % d == 0 for d, o in zip(inp, out)),
+            f"{tuple(out_shape)} is not a tiling of {tuple(in_shape)}")
+    dims: list[list[int]] = []
+    kinds: list[str] = []
+    for d, o in zip(inp, out):
+        if o == 1:
+            continue
+        kind = "copy" if d == o else ("broadcast" if d == 1 else "tile")
+        if kinds and kind != "tile" and kinds[-1] == kind:
+            dims[-1][0] *= d
+            dims[-1][1] *= o
+        else:
+            dims.append([d, o])
+            kinds.append(kind)
+    require(len(dims) <= 4, f"tiling {tuple(in_shape)} to {tuple(out_shape)} needs more than 4 axes")
+    pad = [[1, 1]] * (4 - len(dims)) + dims
+    p = TileParams(in_dims=tuple(d for d, _ in pad), out_dims=tuple(o for _, o in pad))
+    p.validate()
+    return p
+
+
+def tile_s8(p: TileParams, x) -> np.ndarray:
+    """Mirror of tc_tile_s8: an array of shape out_dims."""
+    p.validate()
+    a = as_int8(x, int(np.prod(p.in_dims)), "input").reshape(p.in_dims)
+    return np.ascontiguousarray(np.tile(a, [o // i for i, o in zip(p.in_dims, p.out_dims)]))
+
+
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
+declare("tc_gather_s8", header="tc_structural.h", params=GatherParams, golden=gather_s8, args=("const", "in", "out"),
+        sources=("tc_gather_s8.c",))  # indices, in, out
+declare("tc_tile_s8", header="tc_structural.h", params=TileParams, golden=tile_s8, args=("in", "out"),
+        sources=("tc_tile_s8.c",))
 declare("tc_slice_s8", header="tc_tensor.h", params=SliceParams, golden=slice_s8, args=("in", "out"),
         sources=("tc_slice_s8.c",))
