@@ -182,11 +182,44 @@ def test_argmax_over_more_than_128_values_is_refused_in_int8_by_name(tmp_path):
         CompiledModel(g, QuantOptions(calib=str(tmp_path / "c.npy")), warn=lambda m: None)
 
 
+def test_comparisons_and_where_float_matches_onnxruntime_and_c_equals_golden(tmp_path):
+    k = numpy_helper.from_array(np.array([0.5], np.float32), "k")
+    nodes = [helper.make_node("Greater", ["a", "b"], ["g"]), helper.make_node("Where", ["g", "a", "b"], ["y"]),
+             helper.make_node("Less", ["a", "k"], ["l"]), helper.make_node("LessOrEqual", ["b", "a"], ["le"]),
+             helper.make_node("GreaterOrEqual", ["a", "k"], ["ge"]), helper.make_node("Equal", ["a", "a"], ["e"])]
+    outs = [("y", TensorProto.FLOAT), ("l", TensorProto.BOOL), ("le", TensorProto.BOOL), ("ge", TensorProto.BOOL),
+            ("e", TensorProto.BOOL)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 3, 4, 4]),
+                                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 1, 4, 4])],
+                              [helper.make_tensor_value_info(n, t, [1, 3, 4, 4]) for n, t in outs], [k])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    feeds = {"a": RNG.normal(0, 1, (1, 3, 4, 4)).astype(np.float32), "b": RNG.normal(0, 1, (1, 1, 4, 4)).astype(np.float32)}
+    g = run_pipeline(load_graph(path))
+    ours = run_float(g, feeds)
+    want = dict(zip([n for n, _ in outs], ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)))
+    for name, v in want.items():
+        assert ours[name].dtype == v.dtype and np.array_equal(ours[name], v), name
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, a=RNG.normal(0, 1, (8, 1, 3, 4, 4)).astype(np.float32),
+             b=RNG.normal(0, 1, (8, 1, 1, 4, 4)).astype(np.float32))
+    model = CompiledModel(g, QuantOptions(calib=str(calib)), warn=lambda m: None)
+    assert {"tc_compare_s8", "tc_where_s8"} <= {s.kernel for s in model.program.steps}
+    golden = model.run_int8(feeds)
+    c_out, _ = model.run_c(feeds)
+    for name, v in golden.items():
+        np.testing.assert_array_equal(c_out[name], v, err_msg=name)
+    assert np.array_equal(golden["e"], np.ones_like(golden["e"]))  # x == x on the same codes
+    assert set(np.unique(golden["le"])) <= {0, 1}
+
+
 # ---- the kernels against their numpy mirrors (ctypes), bad parameters, sanitizers --------------------
 from ctypes_kernels import TC_ARG_ERROR, TC_OK, run_c, run_under_sanitizers  # noqa: E402
 from tinycc.ops.eltwise import (MINMAX_MAX, MINMAX_MIN, MinMaxParams, PreluParams, make_minmax_params,  # noqa: E402
                                 make_prelu_params, minmax_s8, prelu_s8)
 from tinycc.ops.reduce import OP_ARGMAX, OP_ARGMIN, OP_MIN, ReduceExtParams, reduce_ext_s8  # noqa: E402
+from tinycc.ops.compare import (CompareParams, WhereParams, compare_s8, make_compare_params,  # noqa: E402
+                                make_where_params, where_s8)
 
 
 def _codes(shape):
@@ -212,6 +245,17 @@ def _kernel_cases():
         p = ReduceExtParams.make(op, shape, axes)
         x = _codes(shape)
         cases.append(("tc_reduce_ext_s8", p, [x], reduce_ext_s8(p, x)))
+    for op, (s1, s2), (sh1, sh2) in [(0, (0.05, 0.05), ((2, 3, 4), (2, 3, 4))), (3, (0.02, 0.07), ((2, 3, 4), (3, 1))),
+                                     (4, (0.3, 0.01), ((5, 1), (1, 6))), (1, (0.1, 0.1), ((7,), (7,)))]:
+        p = make_compare_params(op, s1, 3, s2, -7, sh1, sh2)
+        a, b = _codes(sh1), _codes(sh2)
+        cases.append(("tc_compare_s8", p, [a, b], compare_s8(p, a, b)))
+    for c_shape, x_shape, y_shape, out_shape in [((2, 3, 4), (2, 3, 4), (1, 4), (2, 3, 4)),
+                                                 ((1, 1, 1, 5), (1, 2, 3, 5), (1, 2, 3, 1), (1, 2, 3, 5))]:
+        p = make_where_params(c_shape, 0.05, 2, x_shape, 0.02, -3, y_shape, 0.04, 1, out_shape)
+        c = RNG.integers(0, 2, c_shape).astype(np.int8)
+        x, y = _codes(x_shape), _codes(y_shape)
+        cases.append(("tc_where_s8", p, [c, x, y], where_s8(p, c, x, y)))
     return cases
 
 
@@ -243,6 +287,12 @@ def test_reduce_ext_ties_take_the_first_index():
     ("tc_minmax_s8", MinMaxParams(0, 0, -1, 1, 0, 1 << 30, 1, 0, (1, 1, 1, 4), (1, 1, 1, 4), (1, 1, 1, 4)), 2),
     ("tc_reduce_ext_s8", ReduceExtParams(1, 1, (4,) + (1,) * 7, (1,) + (0,) * 7, 4, 0, 0, 0, 0), 1),
     ("tc_reduce_ext_s8", ReduceExtParams(OP_ARGMAX, 1, (200,) + (1,) * 7, (1,) + (0,) * 7, 200, 0, 0, 0, 0), 1),
+    ("tc_compare_s8", CompareParams(5, 0, 1 << 30, 0, 0, 1 << 30, 0, (1, 1, 1, 4), (1, 1, 1, 4), (1, 1, 1, 4)), 2),
+    ("tc_compare_s8", CompareParams(0, 0, 1 << 30, 1, 0, 1 << 30, 0, (1, 1, 1, 4), (1, 1, 1, 4), (1, 1, 1, 4)), 2),
+    ("tc_where_s8", WhereParams(0, 1 << 30, 1, 0, 1 << 30, 1, 0, (1, 1, 1, 3), (1, 1, 1, 4), (1, 1, 1, 4),
+                                (1, 1, 1, 4)), 3),
+    ("tc_where_s8", WhereParams(0, 1 << 30, 1, 0, 1 << 30, 1, 300, (1, 1, 1, 4), (1, 1, 1, 4), (1, 1, 1, 4),
+                                (1, 1, 1, 4)), 3),
 ])
 def test_kernels_reject_bad_params_and_write_nothing(kernel, p, n_in):
     with pytest.raises(ValueError):

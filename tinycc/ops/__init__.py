@@ -10,4 +10,4 @@ from . import (activation, batchnorm, concat, conv, dense, eltwise, gated, pad, 
                resize, shape, slicing, softmax)
 from . import conv_transpose, matmul  # noqa: F401  (structural and matrix ops of issue 14 part B)
 from . import recurrent  # noqa: F401  (LSTM, GRU: issue 14 part C)
-from . import norm  # noqa: F401  (normalisation ops of issue 14 part A)
+from . import compare, norm  # noqa: F401  (comparisons, Where, normalisation: issue 14 part A)
