@@ -335,3 +335,67 @@ def test_torch_gelu_and_mish_chains_become_tables(tmp_path, dynamo):
     model = _compiled(path, RNG.normal(0, 1, (8, *SHAPE)).astype(np.float32))
     assert [s.kernel for s in model.program.steps].count("tc_lut_s8") == 3
     _check_c_equals_golden(model, [RNG.normal(0, 1, SHAPE).astype(np.float32)])
+
+
+# ---- every part-A kernel in one model: checked harness, Cortex-M4 under QEMU --------------------------
+def _all_kernels_model(path):
+    init = [numpy_helper.from_array(RNG.normal(0, 0.5, (3, 3, 3, 3)).astype(np.float32), "w"),
+            numpy_helper.from_array(RNG.uniform(0.05, 0.5, (3, 1, 1)).astype(np.float32), "slope"),
+            numpy_helper.from_array(RNG.uniform(0.5, 1.5, 3).astype(np.float32), "in_s"),
+            numpy_helper.from_array(RNG.normal(0, 0.3, 3).astype(np.float32), "in_b"),
+            numpy_helper.from_array(RNG.uniform(0.5, 1.5, 4).astype(np.float32), "ln_s"),
+            numpy_helper.from_array(RNG.normal(0, 0.3, 4).astype(np.float32), "ln_b"),
+            numpy_helper.from_array(np.array([1], np.int64), "axis1")]
+    nodes = [helper.make_node("Conv", ["a", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("PRelu", ["c", "slope"], ["p"]),
+             helper.make_node("InstanceNormalization", ["p", "in_s", "in_b"], ["n"]),
+             helper.make_node("Gelu", ["n"], ["ge"]),
+             helper.make_node("Max", ["ge", "b"], ["mx"]),
+             helper.make_node("Greater", ["mx", "b"], ["gt"]),
+             helper.make_node("Where", ["gt", "ge", "b"], ["wh"]),
+             helper.make_node("LayerNormalization", ["wh", "ln_s", "ln_b"], ["ln"]),
+             helper.make_node("ReduceMin", ["ln", "axis1"], ["rmin"], keepdims=1),
+             helper.make_node("ArgMax", ["ln"], ["am"], axis=1, keepdims=0)]
+    outs = [("rmin", [1, 1, 4, 4], TensorProto.FLOAT), ("am", [1, 4, 4], TensorProto.INT64)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 3, 4, 4]),
+                                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 1, 4, 4])],
+                              [helper.make_tensor_value_info(n, t, s) for n, s, t in outs], init)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def all_kernels_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("all_kernels")
+    path = _all_kernels_model(tmp / "m.onnx")
+    calib = tmp / "calib.npz"
+    np.savez(calib, a=RNG.normal(0, 1, (8, 1, 3, 4, 4)).astype(np.float32),
+             b=RNG.normal(0, 1, (8, 1, 1, 4, 4)).astype(np.float32))
+    model = CompiledModel(run_pipeline(load_graph(path)), QuantOptions(calib=str(calib)), warn=lambda m: None)
+    want = {"tc_lut_s8", "tc_prelu_s8", "tc_norm_s8", "tc_minmax_s8", "tc_compare_s8", "tc_where_s8",
+            "tc_reduce_ext_s8"}
+    assert want <= {s.kernel for s in model.program.steps}
+    feeds = {"a": RNG.normal(0, 1, (1, 3, 4, 4)).astype(np.float32), "b": RNG.normal(0, 1, (1, 1, 4, 4)).astype(np.float32)}
+    return model, feeds
+
+
+def test_all_kernels_under_the_checked_harness(all_kernels_model):
+    """ASan/UBSan, guard bytes and the per-layer write check: the in-place licences hold."""
+    from cbuild import require_sanitizers
+    require_sanitizers()
+    model, feeds = all_kernels_model
+    golden = model.run_int8(feeds)
+    c_out, _ = model.run_c(feeds, check=True)
+    for name, v in golden.items():
+        np.testing.assert_array_equal(c_out[name], v, err_msg=name)
+
+
+def test_all_kernels_on_cortex_m4_under_qemu(all_kernels_model):
+    import shutil
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm missing")
+    model, feeds = all_kernels_model
+    golden = model.run_int8(feeds)
+    out, _ = model.run_qemu(feeds, "cortex-m4", count=False)
+    for name, v in golden.items():
+        np.testing.assert_array_equal(out[name].reshape(-1), np.asarray(v).reshape(-1), err_msg=name)
