@@ -521,6 +521,57 @@ def test_gather_and_tile_bad_parameters_are_refused():
     assert status == TC_ARG_ERROR and np.all(out == SENTINEL)
 
 
+# ---- 1-D and 3-D MaxPool / AveragePool ------------------------------------------------------------
+# (op, input shape, attrs)
+POOL_CASES = [
+    ("MaxPool", [1, 3, 11], dict(kernel_shape=[3], strides=[2], pads=[1, 1])),
+    ("AveragePool", [1, 3, 11], dict(kernel_shape=[4], strides=[3], pads=[1, 2], ceil_mode=1)),
+    ("AveragePool", [1, 2, 9], dict(kernel_shape=[3], pads=[1, 1], count_include_pad=1)),
+    ("MaxPool", [1, 2, 10], dict(kernel_shape=[3], dilations=[2], pads=[2, 1])),
+    ("AveragePool", [1, 2, 10], dict(kernel_shape=[3], strides=[2], auto_pad="SAME_UPPER")),
+    ("MaxPool", [1, 2, 5, 6, 7], dict(kernel_shape=[2, 3, 2], strides=[2, 2, 1], pads=[1, 0, 1, 0, 1, 1])),
+    ("AveragePool", [1, 2, 5, 6, 7], dict(kernel_shape=[3, 2, 3], strides=[2, 2, 2], pads=[1, 1, 0, 1, 0, 1])),
+    ("AveragePool", [1, 2, 4, 5, 6], dict(kernel_shape=[2, 2, 3], strides=[2, 2, 2], pads=[1, 1, 1, 0, 1, 1],
+                                          count_include_pad=1)),
+    ("AveragePool", [1, 2, 6, 5, 5], dict(kernel_shape=[3, 3, 3], strides=[2, 2, 2], ceil_mode=1)),
+    ("MaxPool", [1, 3, 6, 6, 6], dict(kernel_shape=[2, 2, 2], strides=[2, 2, 2], ceil_mode=1, dilations=[1, 2, 1])),
+]
+
+
+def _pool_model(path, k):
+    op, shape, attrs = POOL_CASES[k]
+    return _save(path, [helper.make_node(op, ["x"], ["y"], name="pool", **attrs)], [_vi("x", shape)],
+                 [_vi("y", None)], opset=19)
+
+
+@pytest.mark.parametrize("k", range(len(POOL_CASES)))
+def test_pool_1d_3d_float_matches_onnxruntime(tmp_path, k):
+    model = _pool_model(tmp_path / "m.onnx", k)
+    x = np.random.default_rng(k).normal(0, 1, POOL_CASES[k][1]).astype(np.float32)
+    want = _ort(model, {"x": x})["y"]
+    got = run_float(run_pipeline(load_graph(tmp_path / "m.onnx")), {"x": x})["y"]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [0, 1, 5, 6])
+def test_pool_1d_3d_int8_c_equals_golden(tmp_path, k):
+    """Pools of the model input (int8: tc_maxpool_s8 / tc_avgpool_s8 on the 2-D views); a 3-D
+    max pool's codes are the maxima of the input codes over each box."""
+    _pool_model(tmp_path / "m.onnx", k)
+    compiled = _int8_c_equals_golden(tmp_path / "m.onnx", tuple(POOL_CASES[k][1]), seed=k)
+    kernels = {s.kernel for s in compiled.program.steps}
+    assert kernels & {"tc_maxpool_s8", "tc_avgpool_s8"}
+    if k == 5:  # exact: max of maxima
+        rng = np.random.default_rng(1)
+        x = rng.normal(0, 1, POOL_CASES[k][1]).astype(np.float32)
+        codes = compiled.quantize_inputs({"x": x})["x"]
+        y = compiled.run_int8({"x": x})["y"]
+        model = _pool_model(tmp_path / "m2.onnx", k)
+        want = _ort(model, {"x": codes.reshape(POOL_CASES[k][1]).astype(np.float32)})["y"]
+        np.testing.assert_array_equal(y.reshape(want.shape), want.astype(np.int8))
+
+
 def _sanitizer_cases():
     cases = []
     for seed in (0, 3, 7, 11):

@@ -1,5 +1,6 @@
-"""Pooling: MaxPool, AveragePool (pads, ceil_mode, count_include_pad), GlobalAveragePool,
-GlobalMaxPool. NCHW or NHWC via attrs['layout'].
+"""Pooling: MaxPool, AveragePool (pads, ceil_mode, count_include_pad; 1-D as 2-D with H = 1, 3-D
+as a 2-D pool of each depth slice then a pool over depth), GlobalAveragePool, GlobalMaxPool.
+NCHW or NHWC via attrs['layout'].
 
 Attrs of MaxPool/AveragePool: kernel, strides, dilations, pads (t, l, b, r: real padding),
 ceil_extra (bottom, right: overflow windows of ceil_mode, never counted), count_include_pad.
@@ -175,36 +176,84 @@ GlobalAveragePool = register(type("GlobalAveragePool", (_GlobalPool,), {"name": 
 GlobalMaxPool = register(type("GlobalMaxPool", (_GlobalPool,), {"name": "GlobalMaxPool"}))
 
 
+def _nd_pads(onode, attrs, sizes, k, strides, dil) -> list[tuple[int, int]]:
+    """(begin, end) pads per spatial axis from ONNX pads / auto_pad, for any number of axes
+    (common.spatial_pads's rules)."""
+    n = len(sizes)
+    if n == 2:
+        t, l, b, r = spatial_pads(onode, attrs, sizes, k, strides, dil)
+        return [(t, b), (l, r)]
+    # one axis at a time through the 2-D rule, with a neutral second axis
+    flat = list(attrs.get("pads", [0] * 2 * n))
+    if len(flat) != 2 * n:
+        raise bad_input(onode, f"pads={flat} ({2 * n} values for a {n}-D pool)")
+    out = []
+    for i in range(n):
+        a = dict(attrs)
+        if "pads" in attrs:
+            a["pads"] = [flat[i], 0, flat[n + i], 0]
+        t, _, b, _ = spatial_pads(onode, a, (sizes[i], 1), (k[i], 1), (strides[i], 1), (dil[i], 1))
+        out.append((t, b))
+    return out
+
+
 @onnx_importer("MaxPool", "AveragePool", revisions={22: {}})  # 22: bfloat16 admitted
 def import_pool(ctx, onode, attrs):
+    """2-D pools directly; 1-D as 2-D with H = 1; 3-D as a pool over (H, W) of every depth
+    slice, then over D (a box window is separable: the max of maxima, and the mean of means,
+    the count of valid taps of a box being the product of the per-axis counts)."""
     x = onode.input[0]
     shape = ctx.shape(x)
-    if len(shape) != 4:
-        raise unsupported(onode, f"{len(shape) - 2}-D pooling (2-D is supported)")
+    spatial = len(shape) - 2
+    if spatial not in (1, 2, 3):
+        raise unsupported(onode, f"{spatial}-D pooling (1-D, 2-D and 3-D are supported)")
     if onode.op_type == "MaxPool" and len(onode.output) > 1 and onode.output[1]:
         raise unsupported(onode, "the Indices output")
     if attrs.get("storage_order", 0):
         raise unsupported(onode, "storage_order=1")
-    k = tuple(attrs["kernel_shape"])
-    strides = tuple(attrs.get("strides", [1, 1]))
-    dil = tuple(attrs.get("dilations", [1, 1]))
+    k = tuple(int(v) for v in attrs["kernel_shape"])
+    strides = tuple(int(v) for v in attrs.get("strides", [1] * spatial))
+    dil = tuple(int(v) for v in attrs.get("dilations", [1] * spatial))
     for name, values in (("kernel_shape", k), ("strides", strides), ("dilations", dil)):
-        if len(values) != 2 or min(values) < 1:
-            raise bad_input(onode, f"{name}={list(values)} (two values of at least 1 for a 2-D pool)")
+        if len(values) != spatial or min(values) < 1:
+            raise bad_input(onode, f"{name}={list(values)} ({spatial} values of at least 1 for a {spatial}-D pool)")
     for name in ("ceil_mode", "count_include_pad"):
         if attrs.get(name, 0) not in (0, 1):
             raise bad_input(onode, f"{name}={attrs[name]} (must be 0 or 1)")
-    pads = spatial_pads(onode, attrs, shape[2:], k, strides, dil)
-    if any(pad >= size for pad, size in zip(pads, k + k)):  # onnxruntime and PyTorch refuse it too
-        raise bad_input(onode, f"pads {list(pads)} (top, left, bottom, right) must be smaller than the kernel {list(k)}")
+    pads = _nd_pads(onode, attrs, shape[2:], k, strides, dil)
+    if any(pb >= kk or pe >= kk for (pb, pe), kk in zip(pads, k)):  # onnxruntime and PyTorch refuse it too
+        raise bad_input(onode, f"pads {[p for pair in zip(*pads) for p in pair]} must be smaller than the kernel {list(k)}")
     ceil = bool(attrs.get("ceil_mode", 0))
-    oh, eb = pool_out_size(shape[2], k[0], strides[0], dil[0], pads[0], pads[2], ceil)
-    ow, er = pool_out_size(shape[3], k[1], strides[1], dil[1], pads[1], pads[3], ceil)
+    axes = [(shape[2 + i], k[i], strides[i], dil[i], pads[i]) for i in range(spatial)]
+    if spatial == 1:  # [N, C, L] -> [N, C, 1, L]
+        n, c, length = shape
+        x4 = ctx.add("Reshape", [x], None, onode, "to2d", shape=(n, c, 1, length))[0]
+        y4 = _pool2d(ctx, onode, attrs, x4, ((1, 1, 1, 1, (0, 0)), axes[0]), ceil, None, "")
+        ctx.add("Reshape", [y4], [onode.output[0]], onode, "to1d", shape=(n, c, ctx.shape(y4)[3]))
+        return
+    if spatial == 2:
+        _pool2d(ctx, onode, attrs, x, (axes[0], axes[1]), ceil, [onode.output[0]], "")
+        return
+    n, c, d, h, w = shape  # [N, C*D, H, W] pooled over (H, W), then [N, C, D, H'*W'] over D
+    hw = ctx.add("Reshape", [x], None, onode, "slices", shape=(n, c * d, h, w))[0]
+    hw = _pool2d(ctx, onode, attrs, hw, (axes[1], axes[2]), ceil, None, "hw")
+    oh, ow = ctx.shape(hw)[2:]
+    dd = ctx.add("Reshape", [hw], None, onode, "depth", shape=(n, c, d, oh * ow))[0]
+    dd = _pool2d(ctx, onode, attrs, dd, (axes[0], (oh * ow, 1, 1, 1, (0, 0))), ceil, None, "d")
+    ctx.add("Reshape", [dd], [onode.output[0]], onode, "to3d", shape=(n, c, ctx.shape(dd)[2], oh, ow))
+
+
+def _pool2d(ctx, onode, attrs, x, axes, ceil, outs, hint) -> str:
+    """One 2-D MaxPool / AveragePool node; axes: (size, kernel, stride, dilation, (pad begin,
+    pad end)) for H and W."""
+    (h, kh, sh, dh, (pt, pb)), (w, kw, sw, dw, (pl, pr)) = axes
+    oh, eb = pool_out_size(h, kh, sh, dh, pt, pb, ceil)
+    ow, er = pool_out_size(w, kw, sw, dw, pl, pr, ceil)
     if oh <= 0 or ow <= 0:
-        raise unsupported(onode, f"pooling window larger than the input {shape}")
+        raise unsupported(onode, f"pooling window larger than the input {ctx.shape(onode.input[0])}")
     extra = {"count_include_pad": bool(attrs.get("count_include_pad", 0))} if onode.op_type == "AveragePool" else {"act": None}
-    ctx.add(onode.op_type, [x], [onode.output[0]], onode, kernel=ints(k), strides=ints(strides),
-            dilations=ints(dil), pads=ints(pads), ceil_extra=(eb, er), layout="NCHW", **extra)
+    return ctx.add(onode.op_type, [x], outs, onode, hint, kernel=(kh, kw), strides=(sh, sw), dilations=(dh, dw),
+                   pads=(pt, pl, pb, pr), ceil_extra=(eb, er), layout="NCHW", **extra)[0]
 
 
 @onnx_importer("GlobalAveragePool", "GlobalMaxPool", revisions={22: {}})  # 22: bfloat16 admitted
