@@ -527,6 +527,118 @@ ZOO: dict[str, Callable[[], ZooEntry]] = {
 
 
 # ----------------------------------------------------------------------------------------------
+# Operator-coverage models (issue 14): kept out of ZOO, whose models the generated-project digests,
+# the patch tests and the int8 zoo sweep pin; tests/test_zoo_new_models.py and
+# benchmarks/bench_ops.py run these.
+
+
+class GRUKeywordSpotter(nn.Module):
+    """Keyword spotting on 49 frames x 10 MFCC: a 1-D conv front end over time, a GRU (torch's
+    linear_before_reset=1 form), the last step into a linear classifier."""
+
+    def __init__(self, classes: int = 12, hidden: int = 48):
+        super().__init__()
+        self.front = nn.Sequential(nn.Conv1d(10, 32, 3, padding=1), nn.BatchNorm1d(32), nn.ReLU())
+        self.gru = nn.GRU(32, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, classes)
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (N, 49, 10)
+        feats = self.front(x.transpose(1, 2)).transpose(1, 2)  # (N, 49, 32)
+        y, _ = self.gru(feats)
+        return self.fc(y[:, -1:, :].flatten(1))
+
+
+class SmallUNet(nn.Module):
+    """Two-level U-Net: max-pool downsampling, a ConvTranspose and a bilinear upsampling, skip
+    concatenations, per-pixel class logits."""
+
+    def __init__(self, classes: int = 3):
+        super().__init__()
+        self.enc1 = conv_bn(3, 8, 3)
+        self.enc2 = conv_bn(8, 16, 3)
+        self.up2 = nn.ConvTranspose2d(16, 16, 2, stride=2)
+        self.dec2 = conv_bn(32, 16, 3)
+        self.dec1 = conv_bn(24, 8, 3)
+        self.head = nn.Conv2d(8, classes, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        e1 = self.enc1(x)  # (N, 8, 32, 32)
+        e2 = self.enc2(F.max_pool2d(e1, 2))  # (N, 16, 16, 16)
+        bottom = F.max_pool2d(e2, 2)  # (N, 16, 8, 8)
+        d2 = self.dec2(torch.cat((self.up2(bottom), e2), dim=1))  # (N, 16, 16, 16)
+        up1 = F.interpolate(d2, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.head(self.dec1(torch.cat((up1, e1), dim=1)))  # (N, classes, 32, 32)
+
+
+class ConvMixer(nn.Module):
+    """ConvMixer (Trockman & Kolter): patch embedding, isotropic blocks of a residual depthwise
+    7x7 conv and a pointwise conv, each followed by GELU and BatchNorm."""
+
+    def __init__(self, dim: int = 32, depth: int = 2, kernel: int = 7, patch: int = 4, classes: int = 10):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Conv2d(3, dim, patch, stride=patch), nn.GELU(), nn.BatchNorm2d(dim))
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict({
+                "mix": nn.Sequential(nn.Conv2d(dim, dim, kernel, groups=dim, padding=kernel // 2), nn.GELU(),
+                                     nn.BatchNorm2d(dim)),
+                "point": nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), nn.BatchNorm2d(dim)),
+            }) for _ in range(depth))
+        self.head = classifier(dim, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.embed(x)
+        for block in self.blocks:
+            x = block["point"](x + block["mix"](x))
+        return self.head(x)
+
+
+class MobileViTBlockNet(nn.Module):
+    """A MobileViT-style block: conv stem, local 3x3 and 1x1 convs, unfold the feature map into
+    tokens, a transformer layer (LayerNorm, two-head attention, LayerNorm, GELU MLP), fold back,
+    fuse with the block input by concatenation and a 3x3 conv."""
+
+    def __init__(self, channels: int = 16, dim: int = 32, heads: int = 2, classes: int = 10):
+        super().__init__()
+        self.heads = heads
+        self.stem = nn.Sequential(conv_bn(3, channels, 3, 2, act=nn.SiLU), conv_bn(channels, channels, 3, 2, act=nn.SiLU))
+        self.local = nn.Sequential(conv_bn(channels, channels, 3, act=nn.SiLU), nn.Conv2d(channels, dim, 1, bias=False))
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.fold = conv_bn(dim, channels, 1, act=nn.SiLU)
+        self.fuse = conv_bn(2 * channels, channels, 3, act=nn.SiLU)
+        self.head = classifier(channels, classes)
+
+    def attention(self, t: Tensor) -> Tensor:
+        n, tokens, dim = t.shape
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        split = lambda u: u.reshape(n, tokens, self.heads, dim // self.heads).transpose(1, 2)  # noqa: E731
+        q, k, v = split(q), split(k), split(v)
+        att = torch.softmax(q @ k.transpose(-2, -1) * (dim // self.heads) ** -0.5, dim=-1)
+        return self.proj((att @ v).transpose(1, 2).reshape(n, tokens, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)  # (N, C, 8, 8)
+        n, _, h, w = x.shape
+        t = self.local(x).flatten(2).transpose(1, 2)  # unfold: (N, 64 tokens, dim)
+        t = t + self.attention(self.norm1(t))
+        t = t + self.mlp(self.norm2(t))
+        y = self.fold(t.transpose(1, 2).reshape(n, -1, h, w))  # fold back: (N, C, 8, 8)
+        return self.head(self.fuse(torch.cat((x, y), dim=1)))
+
+
+# Operator-coverage models (issue 14): built and exported like ZOO's.
+OPS_ZOO: dict[str, Callable[[], ZooEntry]] = {
+    "kws_gru": _build(GRUKeywordSpotter, (1, 49, 10)),
+    "unet": _build(SmallUNet, (1, 3, 32, 32)),
+    "convmixer": _build(ConvMixer, (1, 3, 32, 32)),
+    "mobilevit": _build(MobileViTBlockNet, (1, 3, 32, 32)),
+}
+
+
+# ----------------------------------------------------------------------------------------------
 # Export
 
 
@@ -566,7 +678,7 @@ def export(name: str, exporter: str, out_dir: Path) -> Path:
     """
     if exporter not in EXPORTERS:
         raise ValueError(f"unknown exporter {exporter!r}; expected one of {EXPORTERS}")
-    model, inputs = ZOO[name]()
+    model, inputs = (ZOO[name] if name in ZOO else OPS_ZOO[name])()
     path = Path(out_dir) / f"{name}_{exporter}.onnx"
     ins, outs = input_names(model), output_names(model)
     with single_threaded(), warnings.catch_warnings(), _quiet_logger(_DYNAMO_REGISTRATION_LOGGER):
