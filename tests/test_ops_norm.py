@@ -149,3 +149,66 @@ def test_group_norm_with_groups_not_dividing_channels_is_bad_input(tmp_path):
                  num_groups=4)
     with pytest.raises(BadInput, match="'norm'.*num_groups=4"):
         load_graph(path)
+
+
+# ---- the blocks the normalisations and GELU are used in: int8 close to float -------------------------
+def _blocks():
+    torch = pytest.importorskip("torch")
+
+    class MlpBlock(torch.nn.Module):
+        """Transformer MLP: x + fc2(GELU(fc1(LayerNorm(x)))) on 16 tokens of 32 features."""
+
+        def __init__(self):
+            super().__init__()
+            self.ln, self.fc1, self.fc2 = torch.nn.LayerNorm(32), torch.nn.Linear(32, 64), torch.nn.Linear(64, 32)
+
+        def forward(self, x):
+            return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.ln(x))))
+
+    class ConvMixerBlock(torch.nn.Module):
+        """ConvMixer: depthwise 7x7 -> GELU -> BatchNorm + residual, 1x1 -> GELU -> GroupNorm."""
+
+        def __init__(self):
+            super().__init__()
+            self.dw = torch.nn.Conv2d(16, 16, 7, padding=3, groups=16)
+            self.bn = torch.nn.BatchNorm2d(16)
+            self.pw = torch.nn.Conv2d(16, 16, 1)
+            self.gn = torch.nn.GroupNorm(4, 16)
+
+        def forward(self, x):
+            x = x + self.bn(torch.nn.functional.gelu(self.dw(x)))
+            return self.gn(torch.nn.functional.gelu(self.pw(x)))
+
+    return {"mlp": (MlpBlock, (1, 16, 32)), "convmixer": (ConvMixerBlock, (1, 16, 8, 8))}
+
+
+@pytest.mark.parametrize("block,dynamo", [("mlp", False), ("convmixer", True)])  # both exporters, kept short
+def test_blocks_int8_sqnr_at_least_30_db(tmp_path, block, dynamo):
+    import torch
+
+    from tinycc.engines import sqnr_db
+
+    cls, shape = _blocks()[block]
+    torch.manual_seed(3)
+    model = cls().eval()
+    path = tmp_path / "m.onnx"
+    with torch.no_grad():
+        if block == "convmixer":  # trained-looking BatchNorm statistics
+            model.bn.running_mean.uniform_(-0.2, 0.2)
+            model.bn.running_var.uniform_(0.5, 1.5)
+        torch.onnx.export(model, (torch.randn(*shape),), str(path), opset_version=18 if dynamo else 13,
+                          dynamo=dynamo, input_names=["x"], output_names=["y"])
+    g = run_pipeline(load_graph(path))
+    ops = {n.op for n in g.nodes}
+    assert "Gelu" in ops and ({"LayerNorm"} if block == "mlp" else {"GroupNorm"}) <= ops
+    calib = tmp_path / "calib.npy"
+    np.save(calib, RNG.normal(0, 1, (16, *shape)).astype(np.float32))
+    compiled = CompiledModel(g, QuantOptions(calib=str(calib)), warn=lambda m: None)
+    xs = [RNG.normal(0, 1, shape).astype(np.float32) for _ in range(4)]
+    ref = np.concatenate([model(torch.from_numpy(x)).detach().numpy().ravel() for x in xs])
+    got = np.concatenate([compiled.logical("y", compiled.run_int8({"x": x})["y"], True).ravel() for x in xs])
+    db = sqnr_db(ref, got)
+    print(f"{block} (dynamo={dynamo}): int8 vs float SQNR {db:.1f} dB")
+    assert db >= 30.0
+    c_out, _ = compiled.run_c({"x": xs[0]})
+    np.testing.assert_array_equal(c_out["y"], compiled.run_int8({"x": xs[0]})["y"])
