@@ -196,3 +196,42 @@ def test_attention_int8_c_equals_golden(tmp_path, softmax_axis):
         ref = run_float(g, {"x": x})
         deq = run_compiled(compiled, [{"x": x}], "int8", dequantize=True)[0]
         assert _sqnr_db(ref["y"], deq["y"]) > 25, _sqnr_db(ref["y"], deq["y"])
+
+
+def test_torch_multihead_attention_export_compiles_bit_exact(tmp_path):
+    """torch.nn.MultiheadAttention as torch.onnx.export (dynamo=False) writes it (Gemm in-projection,
+    Gather of the q/k/v chunks, MatMul of two activations, Softmax): float == onnxruntime, int8 C ==
+    golden. (dynamo=True gives the same operators less Shape/Slice chains; measured, not run here:
+    18 s of export.)"""
+    torch = pytest.importorskip("torch")
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 16, 3, padding=1)
+            self.mha = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+
+        def forward(self, x):
+            t = self.conv(x).flatten(2).transpose(1, 2)
+            return self.mha(t, t, t, need_weights=False)[0]
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 6, 6)
+    path = tmp_path / "mha.onnx"
+    torch.onnx.export(Block().eval(), (x,), str(path), dynamo=False, opset_version=17)
+    g = run_pipeline(load_graph(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    got = run_float(g, {g.inputs[0]: x.numpy()})[g.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, RNG.normal(0, 1, (16, 1, 3, 6, 6)).astype(np.float32))
+    compiled = CompiledModel(g, QuantOptions(calib=str(calib)), warn=lambda m: None)
+    assert sum(s.kernel == "tc_batch_matmul_s8" for s in compiled.program.steps) == 2
+    feeds = {g.inputs[0]: x.numpy()}
+    golden = compiled.run_int8(feeds)
+    c_out, _ = compiled.run_c(feeds)
+    for name, v in golden.items():
+        np.testing.assert_array_equal(c_out[name], v)
+    deq = run_compiled(compiled, [feeds], "int8", dequantize=True)[0][g.outputs[0]]
+    assert _sqnr_db(want, deq) > 20, _sqnr_db(want, deq)

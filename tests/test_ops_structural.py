@@ -590,3 +590,46 @@ def _sanitizer_cases():
 
 def test_kernels_under_asan_ubsan(tmp_path):
     run_under_sanitizers(tmp_path, _sanitizer_cases())
+
+
+# ---- every kernel of this file and tc_batch_matmul_s8 on a Cortex-M4 under QEMU --------------------
+def _qemu_problem():
+    from tinycc.sim.qemu import missing_tools
+
+    return missing_tools(run=True)
+
+
+def _structural_model(path):
+    """One image model through ConvTranspose, bilinear Resize, DepthToSpace (CRD) / SpaceToDepth,
+    tokens with MatMul of two activations and Softmax over a non-innermost axis, Gather, Tile and
+    a 1-D MaxPool: the kernels of issue 14 part B, each on real calibrated data."""
+    rng = np.random.default_rng(21)
+    n1, w1 = _conv("w1", "x", "a", 3, 8, rng, 3)
+    wt = numpy_helper.from_array(rng.normal(0, 0.3, (8, 4, 4, 4)).astype(np.float32), "wt")
+    inits = [w1, wt, helper.make_tensor("sc", TensorProto.FLOAT, [4], [1, 1, 0.5, 0.5]),
+             _const("tok", [1, 8, 64]), _const("i", [0, -1, 5]), _const("r", [1, 2, 1])]
+    n = helper.make_node
+    nodes = [n1, n("ConvTranspose", ["a", "wt"], ["b"], strides=[2, 2], pads=[1, 1, 1, 1]),
+             n("Resize", ["b", "", "sc"], ["c"], mode="linear"),
+             n("DepthToSpace", ["a"], ["d"], blocksize=2, mode="CRD"), n("SpaceToDepth", ["d"], ["e"], blocksize=2),
+             n("Reshape", ["e", "tok"], ["t0"]), n("Transpose", ["t0"], ["t"], perm=[0, 2, 1]),
+             n("MatMul", ["t", "t0"], ["s0"]), n("Softmax", ["s0"], ["s"], axis=1), n("MatMul", ["s", "t"], ["o"]),
+             n("Gather", ["o", "i"], ["g"], axis=1), n("Tile", ["g", "r"], ["gt"]),
+             n("MaxPool", ["gt"], ["p"], kernel_shape=[3])]
+    return _save(path, nodes, [_vi("x", [1, 3, 8, 8])], [_vi("c", None), _vi("o", None), _vi("p", None)], inits)
+
+
+@pytest.mark.skipif(_qemu_problem() is not None, reason=f"Cortex-M toolchain or QEMU unavailable: {_qemu_problem()}")
+def test_structural_kernels_on_cortex_m4_equal_golden_and_host(tmp_path):
+    _structural_model(tmp_path / "m.onnx")
+    compiled = _int8_c_equals_golden(tmp_path / "m.onnx", (1, 3, 8, 8), seed=3, samples=1)
+    kernels = {s.kernel for s in compiled.program.steps}
+    assert {"tc_conv_transpose_s8", "tc_resize_bilinear_s8", "tc_batch_matmul_s8", "tc_gather_s8",
+            "tc_tile_s8", "tc_transpose_s8", "tc_softmax_s8", "tc_maxpool_s8"} <= kernels
+    x = {"x": np.random.default_rng(5).normal(0, 1, (1, 3, 8, 8)).astype(np.float32)}
+    golden = compiled.run_int8(x)
+    target, _ = compiled.run_qemu(x, "cortex-m4")
+    host, _ = compiled.run_c(x)
+    for name in compiled.program.outputs:
+        np.testing.assert_array_equal(target[name], golden[name], err_msg=name)
+        np.testing.assert_array_equal(host[name], golden[name], err_msg=name)
