@@ -1,0 +1,295 @@
+"""PROM and codebook quantization of a MobileNetV2-style network on real data, measured through tinycc.
+
+A small MobileNetV2-style CNN (inverted residual blocks: pointwise expansion, depthwise 3x3,
+linear pointwise projection, residual adds; ReLU6; global average pooling; a Linear classifier)
+is trained in float on scikit-learn's 8x8 handwritten digits (the first 1,437 images; the last
+360 are the held-out test set, as in train_digits.py), then quantized six ways. Every variant is
+an ONNX model compiled by tinycc and evaluated on the 360 held-out images by tinycc's integer
+golden model (tinycc.compile(...).run(..., engine="int8")):
+
+  float             the float ONNX model, tinycc's float engine
+  int8 PTQ          tinycc's own post-training int8 quantization (minmax, 200 calibration images)
+  PROM PTQ          tinycc.qat.prepare_prom + calibrate, no training: pointwise convs ternary
+                    (TWN), the rest int8, exported as QDQ
+  PROM QAT          the same, fine-tuned with the straight-through estimator (tinycc.qat.finetune)
+  codebook 4-bit    tinycc.qat.prepare_codebook(bits=4) + calibrate: every layer's weights
+  PTQ               snapped to 16 palette values (1-D k-means) x a per-channel scale
+  codebook 2-bit    the same at 4 palette values, no training (the reference for DKM)
+  PTQ
+  DKM 2-bit         the 2-bit model fine-tuned with differentiable k-means (DKM)
+
+Where the installed tinycc has `--quant prom` / `--quant codebook` (the compiler-side quantizers
+of issues 12 and 13), the float model is also compiled with them (`tinycc run --engine int8
+--quant ...`); otherwise those rows say "not available". For PROM QAT the generated C (host
+compiler) is also run on the 360 images and compared with the golden model bit for bit.
+
+Needs torch and scikit-learn (`pip install -e ".[train,test]"`). About 2-3 minutes on one CPU core.
+Usage: python examples/qat_digits.py [--out-dir DIR] [--json RESULTS.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import tinycc  # noqa: E402
+from tinycc import qat  # noqa: E402
+from train_digits import load_dataset, shifted  # noqa: E402
+
+SEED = 0
+TEST_SAMPLES = 360
+CALIB_SAMPLES = 200
+FLOAT_EPOCHS = 60
+QAT_EPOCHS = 15
+BATCH = 64
+OPSET = 17
+
+
+def conv_bn(in_c: int, out_c: int, kernel: int, stride: int = 1, groups: int = 1, relu6: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(in_c, out_c, kernel, stride, kernel // 2, groups=groups, bias=False),
+                               nn.BatchNorm2d(out_c)]
+    if relu6:
+        layers.append(nn.ReLU6())
+    return nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion + ReLU6, 3x3 depthwise + ReLU6, linear 1x1 projection,
+    added to the input when the shapes allow."""
+
+    def __init__(self, in_c: int, out_c: int, expansion: int, stride: int):
+        super().__init__()
+        hidden = in_c * expansion
+        self.body = nn.Sequential(conv_bn(in_c, hidden, 1), conv_bn(hidden, hidden, 3, stride, groups=hidden),
+                                  conv_bn(hidden, out_c, 1, relu6=False))
+        self.residual = stride == 1 and in_c == out_c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class DigitsMobileNetV2(nn.Module):
+    """8x8x1 -> 10 logits. (expansion, channels, blocks, first stride) as in MobileNetV2's table."""
+
+    BLOCKS = ((1, 16, 1, 1), (4, 24, 2, 2), (4, 32, 2, 2))
+
+    def __init__(self, classes: int = 10, stem: int = 16, head: int = 96):
+        super().__init__()
+        layers: list[nn.Module] = [conv_bn(1, stem, 3)]
+        c = stem
+        for expansion, out_c, blocks, stride in self.BLOCKS:
+            for i in range(blocks):
+                layers.append(InvertedResidual(c, out_c, expansion, stride if i == 0 else 1))
+                c = out_c
+        layers += [conv_bn(c, head, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(head, classes)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(image))
+
+
+def train_float(model: nn.Module, images: np.ndarray, labels: np.ndarray, epochs: int) -> None:
+    gen = torch.Generator().manual_seed(SEED)
+    x, y = torch.from_numpy(images), torch.from_numpy(labels)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(x), generator=gen).split(BATCH):
+            opt.zero_grad()
+            loss_fn(model(shifted(x[idx], gen)), y[idx]).backward()
+            opt.step()
+        sched.step()
+        if (epoch + 1) % 20 == 0:
+            print(f"  float epoch {epoch + 1}/{epochs}", flush=True)
+    model.eval()
+
+
+def export_float(model: nn.Module, path: Path) -> None:
+    """BatchNorm kept unfolded (TrainingMode.PRESERVE in eval mode): tinycc folds it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=["image"], output_names=["logits"], do_constant_folding=False,
+                          training=torch.onnx.TrainingMode.PRESERVE)
+
+
+def compiler_quant_modes() -> set[str]:
+    """The --quant choices of the installed tinycc's `compile` command (empty: no --quant)."""
+    from tinycc.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for action in sub.choices["run"]._actions:
+        if "--quant" in action.option_strings:
+            return set(action.choices or ())
+    return set()
+
+
+def tinycc_golden_predictions(model_path: Path, images: np.ndarray, calib: Path | None = None) -> np.ndarray:
+    """Top-1 of tinycc's integer golden model (int8 output codes: argmax as in float)."""
+    m = tinycc.compile(model_path, calib=calib)
+    return np.argmax(m.run(images, engine="int8")[m.outputs[0]].reshape(len(images), -1), axis=1)
+
+
+def tinycc_cli_predictions(model_path: Path, images: np.ndarray, calib: Path, quant_args: list[str],
+                           work: Path) -> np.ndarray:
+    """Top-1 of `tinycc run --engine int8 QUANT_ARGS` on a batch (the command line, so that this
+    script needs no knowledge of the compiler's Python signature for new --quant modes)."""
+    x, y = work / "test_images.npy", work / f"out_{'_'.join(quant_args).replace('-', '')}.npy"
+    np.save(x, images)
+    cmd = [sys.executable, "-m", "tinycc", "run", str(model_path), "--input", str(x), "-o", str(y),
+           "--engine", "int8", "--calib", str(calib), *quant_args]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[-800:]}")
+    return np.argmax(np.load(y).reshape(len(images), -1), axis=1)
+
+
+def c_equals_golden(model_path: Path, images: np.ndarray) -> tuple[int, int]:
+    """(samples where the generated host C equals the golden model, samples)."""
+    m = tinycc.compile(model_path)
+    golden = m.run(images, engine="int8")[m.outputs[0]]
+    c = m.run(images, engine="c")[m.outputs[0]]
+    same = [np.array_equal(golden[i], c[i]) for i in range(len(images))]
+    return int(sum(same)), len(images)
+
+
+def weight_description(path: Path) -> str:
+    """e.g. '8 ternary (-1..1), 9 int8' or '17 with <= 4 codes' from the exported codes."""
+    import onnx
+
+    rows = qat.weight_summary(onnx.load(str(path)))
+    ternary = sum(r["codes_min"] >= -1 and r["codes_max"] <= 1 for r in rows)
+    most = max(r["distinct_codes"] for r in rows)
+    if ternary:
+        return f"{ternary} layers ternary, {len(rows) - ternary} int8"
+    return f"{len(rows)} layers, <= {most} distinct int8 codes per layer"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, help="keep the ONNX models here (default: a temporary folder)")
+    parser.add_argument("--json", type=Path, help="write the results table as JSON")
+    parser.add_argument("--float-epochs", type=int, default=FLOAT_EPOCHS)
+    parser.add_argument("--qat-epochs", type=int, default=QAT_EPOCHS)
+    args = parser.parse_args()
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)
+    start = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out_dir or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        results = run_experiment(out, args.float_epochs, args.qat_epochs)
+    print(render(results))
+    print(f"\n{time.time() - start:.0f} s in all")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+def run_experiment(out: Path, float_epochs: int, qat_epochs: int) -> list[dict]:
+    images, labels = load_dataset()
+    train_x, train_y = images[:-TEST_SAMPLES], labels[:-TEST_SAMPLES]
+    test_x, test_y = images[-TEST_SAMPLES:], labels[-TEST_SAMPLES:]
+    calib = train_x[np.random.default_rng(SEED).choice(len(train_x), CALIB_SAMPLES, replace=False)]
+    calib_path = out / "calib.npy"
+    np.save(calib_path, calib)
+    example = torch.zeros(1, 1, 8, 8)
+    results: list[dict] = []
+
+    def row(name: str, how: str, predictions: np.ndarray | None, weights: str = "", note: str = "") -> None:
+        acc = None if predictions is None else float(np.mean(predictions == test_y))
+        results.append({"model": name, "how": how, "accuracy": acc, "weights": weights, "note": note})
+        shown = "not available" if acc is None else f"{100 * acc:.2f} %"
+        print(f"{name}: {shown} {note}", flush=True)
+
+    print(f"training the float model ({float_epochs} epochs, {len(train_x)} images)...", flush=True)
+    t = time.time()
+    model = DigitsMobileNetV2()
+    train_float(model, train_x, train_y, float_epochs)
+    print(f"  {time.time() - t:.0f} s; torch float test accuracy {100 * qat.evaluate(model, test_x, test_y):.2f} %")
+    float_path = out / "digits_mbv2.onnx"
+    export_float(model, float_path)
+    m = tinycc.compile(float_path, calib=calib_path)
+    row("float", "tinycc float engine", np.argmax(m.run(test_x, engine="float")["logits"].reshape(len(test_x), -1), 1),
+        "float32")
+    row("int8 PTQ", "tinycc compile --calib (minmax)", np.argmax(m.run(test_x, engine="int8")["logits"].reshape(
+        len(test_x), -1), 1), "int8 per channel")
+
+    modes = compiler_quant_modes()
+    if "prom" in modes:
+        row("PROM PTQ (tinycc --quant prom)", "tinycc run --quant prom --calib",
+            tinycc_cli_predictions(float_path, test_x, calib_path, ["--quant", "prom"], out), "ternary pointwise")
+    else:
+        row("PROM PTQ (tinycc --quant prom)", "", None, note="(this tinycc has no --quant prom)")
+
+    print("PROM: BatchNorm folded, pointwise convolutions ternary (TWN), calibrated...", flush=True)
+    prom = qat.prepare_prom(model, example)
+    qat.calibrate(prom, calib)
+    prom_ptq_path = out / "digits_mbv2_prom_ptq.onnx"
+    qat.export_qdq(prom, example, prom_ptq_path, "image", "logits")
+    row("PROM PTQ (tinycc.qat, no training)", "prepare_prom + calibrate, QDQ export",
+        tinycc_golden_predictions(prom_ptq_path, test_x), weight_description(prom_ptq_path))
+    print(f"PROM QAT: fine-tuning {qat_epochs} epochs...", flush=True)
+    qat.finetune(prom, train_x, train_y, epochs=qat_epochs, lr=1e-3, augment=shifted, seed=SEED)
+    prom_qat_path = out / "digits_mbv2_prom_qat.onnx"
+    qat.export_qdq(prom, example, prom_qat_path, "image", "logits")
+    same, n = c_equals_golden(prom_qat_path, test_x)
+    row("PROM QAT", "prepare_prom + calibrate + finetune, QDQ export", tinycc_golden_predictions(prom_qat_path, test_x),
+        weight_description(prom_qat_path), f"(generated C == golden on {same}/{n} images)")
+    if same != n:
+        raise SystemExit("the generated C differs from tinycc's golden model: a tinycc bug")
+
+    if "codebook" in modes:
+        row("codebook 4-bit PTQ (tinycc --quant codebook)", "tinycc run --quant codebook --codebook-bits 4 --calib",
+            tinycc_cli_predictions(float_path, test_x, calib_path, ["--quant", "codebook", "--codebook-bits", "4"],
+                                   out), "4-bit palettes")
+    else:
+        row("codebook 4-bit PTQ (tinycc --quant codebook)", "", None, note="(this tinycc has no --quant codebook)")
+    for bits in (4, 2):
+        print(f"codebook {bits}-bit: k-means palettes, calibrated...", flush=True)
+        cb = qat.prepare_codebook(model, example, bits=bits)
+        qat.calibrate(cb, calib)
+        path = out / f"digits_mbv2_codebook{bits}_ptq.onnx"
+        qat.export_qdq(cb, example, path, "image", "logits")
+        row(f"codebook {bits}-bit PTQ (tinycc.qat, no training)", f"prepare_codebook(bits={bits}) + calibrate",
+            tinycc_golden_predictions(path, test_x), weight_description(path))
+    print(f"DKM 2-bit: fine-tuning {qat_epochs} epochs...", flush=True)
+    qat.finetune(cb, train_x, train_y, epochs=qat_epochs, lr=1e-3, augment=shifted, seed=SEED)
+    dkm_path = out / "digits_mbv2_dkm2.onnx"
+    qat.export_qdq(cb, example, dkm_path, "image", "logits")
+    row("DKM 2-bit", "prepare_codebook(bits=2) + calibrate + finetune", tinycc_golden_predictions(dkm_path, test_x),
+        weight_description(dkm_path))
+    return results
+
+
+def render(results: list[dict]) -> str:
+    int8 = next(r["accuracy"] for r in results if r["model"] == "int8 PTQ")
+    lines = ["| model | accuracy (360 held-out) | vs int8 PTQ | weights |", "|---|---:|---:|---|"]
+    for r in results:
+        if r["accuracy"] is None:
+            lines.append(f"| {r['model']} | not available | | {r['note']} |")
+            continue
+        delta = 100 * (r["accuracy"] - int8)
+        lines.append(f"| {r['model']} | {100 * r['accuracy']:.2f} % | {delta:+.2f} | {r['weights']} {r['note']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
