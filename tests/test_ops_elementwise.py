@@ -236,8 +236,10 @@ def _kernel_cases():
         cases.append(("tc_prelu_s8", p, [x, a], prelu_s8(p, x, a)))
     for op, (s1, s2, so), (sh1, sh2) in [(MINMAX_MAX, (0.05, 0.05, 0.05), ((2, 3, 4), (2, 3, 4))),
                                          (MINMAX_MIN, (0.02, 0.07, 0.04), ((2, 3, 4), (3, 1))),
-                                         (MINMAX_MAX, (0.3, 0.01, 0.02), ((5, 1), (1, 6)))]:
-        p = make_minmax_params(op, s1, 3, s2, -7, so, 1, sh1, sh2)
+                                         (MINMAX_MAX, (0.3, 0.01, 0.02), ((5, 1), (1, 6))),
+                                         (MINMAX_MIN, (0.05, 0.05, 0.05), ((3, 5), (1, 5)))]:
+        same = s1 == s2 == so  # then every zero point equal too: the raw comparison path
+        p = make_minmax_params(op, s1, 4 if same else 3, s2, 4 if same else -7, so, 4 if same else 1, sh1, sh2)
         a, b = _codes(sh1), _codes(sh2)
         cases.append(("tc_minmax_s8", p, [a, b], minmax_s8(p, a, b)))
     for op, shape, axes in [(OP_MIN, (2, 3, 4), (1,)), (OP_MIN, (3, 4, 5), (0, 2)), (OP_ARGMAX, (4, 9), (1,)),
@@ -270,7 +272,9 @@ def test_minmax_with_equal_quantization_is_the_raw_comparison():
     a, b = _codes((64,)), _codes((64,))
     for op, fn in ((MINMAX_MAX, np.maximum), (MINMAX_MIN, np.minimum)):
         p = make_minmax_params(op, 0.1, 5, 0.1, 5, 0.1, 5, (64,), (64,))
+        assert (p.in1_multiplier, p.in1_shift) == (1 << 30, 1)
         assert np.array_equal(minmax_s8(p, a, b).reshape(-1), fn(a, b))
+        assert np.array_equal(run_c("tc_minmax_s8", p, 64, a, b)[1], fn(a, b))
 
 
 def test_reduce_ext_ties_take_the_first_index():
