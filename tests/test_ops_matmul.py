@@ -235,3 +235,36 @@ def test_torch_multihead_attention_export_compiles_bit_exact(tmp_path):
         np.testing.assert_array_equal(c_out[name], v)
     deq = run_compiled(compiled, [feeds], "int8", dequantize=True)[0][g.outputs[0]]
     assert _sqnr_db(want, deq) > 20, _sqnr_db(want, deq)
+
+
+def test_log_softmax_over_a_non_innermost_axis_int8(tmp_path):
+    """LogSoftmax over axis 1 of [1, T, D] (tokens): transpose + tc_log_softmax_s8 + transpose,
+    C == golden, and the golden equals the innermost kernel run on the transposed codes."""
+    w = numpy_helper.from_array(RNG.normal(0, 0.5, (DIM, DIM)).astype(np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("LogSoftmax", ["h"], ["y"], axis=1, name="lsm")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                           [1, TOKENS, DIM])],
+                                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "m.onnx")
+    x = RNG.normal(0, 1, (1, TOKENS, DIM)).astype(np.float32)
+    g = run_pipeline(load_graph(tmp_path / "m.onnx"))
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(run_float(g, {"x": x})["y"], want, rtol=1e-5, atol=1e-5)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, RNG.normal(0, 1, (16, 1, TOKENS, DIM)).astype(np.float32))
+    compiled = CompiledModel(g, QuantOptions(calib=str(calib)), warn=lambda m: None)
+    steps = [s for s in compiled.program.steps if s.node == "lsm"]
+    assert [s.kernel for s in steps] == ["tc_transpose_s8", "tc_log_softmax_s8", "tc_transpose_s8"]
+    seen = {}
+    golden = compiled.run_int8({"x": x}, observe=lambda t, v: seen.__setitem__(t, v))
+    c_out, _ = compiled.run_c({"x": x})
+    np.testing.assert_array_equal(c_out["y"], golden["y"])
+    from tinycc.ops.softmax import log_softmax_s8
+
+    inner = steps[1]
+    codes = seen[steps[0].inputs[0]].reshape(TOKENS, DIM).T  # [D][T]: each row one softmax
+    table = compiled.program.blobs[inner.args[0].ref]
+    want_codes = log_softmax_s8(inner.params, table, codes).T
+    np.testing.assert_array_equal(golden["y"].reshape(TOKENS, DIM), want_codes)
