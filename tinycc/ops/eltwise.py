@@ -13,6 +13,7 @@ from typing import ClassVar, Optional, Sequence
 
 import numpy as np
 
+from ..errors import BadInput
 from ..golden.arith import INT32_MAX, mbqm, quantize_multiplier, requantize_to_int8
 from ..golden.checks import (Dims4, as_int8, check_act_range, check_dims4, check_requant_pair, checked_scale,
                              is_int8, pad4, require)
@@ -31,7 +32,14 @@ class _Binary(OpDef):
 
     def infer(self, g, node):
         a, b = (g.tensors[t] for t in node.inputs)
-        return [(tuple(np.broadcast_shapes(a.shape, b.shape)), a.dtype)]
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            # importers that decompose an op into an Add (Gemm's C, BatchNorm) reach here with
+            # shapes ONNX's checker does not relate: the model is wrong, not tinycc
+            raise BadInput(f"{node.op} of node {node.onnx_name or node.name!r}: input shapes "
+                           f"{list(a.shape)} and {list(b.shape)} do not broadcast") from None
+        return [(tuple(shape), a.dtype)]
 
     def run_float(self, node, xs):
         y = _FUNCS[self.name](xs[0].astype(np.float32), xs[1].astype(np.float32))
@@ -334,7 +342,14 @@ class _MinMax(OpDef):
 
     def infer(self, g, node):
         a, b = (g.tensors[t] for t in node.inputs)
-        return [(tuple(np.broadcast_shapes(a.shape, b.shape)), a.dtype)]
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            # importers that decompose an op into an Add (Gemm's C, BatchNorm) reach here with
+            # shapes ONNX's checker does not relate: the model is wrong, not tinycc
+            raise BadInput(f"{node.op} of node {node.onnx_name or node.name!r}: input shapes "
+                           f"{list(a.shape)} and {list(b.shape)} do not broadcast") from None
+        return [(tuple(shape), a.dtype)]
 
     def run_float(self, node, xs):
         fn = np.maximum if self.op_code == MINMAX_MAX else np.minimum
