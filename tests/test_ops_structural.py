@@ -97,6 +97,25 @@ def test_conv_transpose_float_matches_onnxruntime(tmp_path, k):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_conv_transpose_folds_batchnorm_and_fuses_relu(tmp_path):
+    """bias_axis: a following BatchNormalization folds into the grouped weights, Relu into the
+    kernel's clamp; the float result stays onnxruntime's."""
+    rng = np.random.default_rng(12)
+    c = 12
+    inits = [numpy_helper.from_array(rng.normal(size=(4, 6, 3, 3)).astype(np.float32), "w")]
+    inits += [numpy_helper.from_array(v.astype(np.float32), n) for n, v in
+              (("s", rng.uniform(0.5, 2, c)), ("b", rng.normal(size=c)), ("m", rng.normal(size=c)),
+               ("v", rng.uniform(0.5, 2, c)))]
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["c"], strides=[2, 2], group=2),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["d"]),
+             helper.make_node("Relu", ["d"], ["y"])]
+    model = _save(tmp_path / "m.onnx", nodes, [_vi("x", [1, 4, 5, 5])], [_vi("y", None)], inits)
+    g = run_pipeline(load_graph(tmp_path / "m.onnx"))
+    assert [n.op for n in g.nodes] == ["ConvTranspose"] and g.nodes[0].attrs["act"] == {"min": 0.0, "max": None}
+    x = rng.normal(size=(1, 4, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(run_float(g, {"x": x})["y"], _ort(model, {"x": x})["y"], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("k", [2, 3, 7])  # depthwise, grouped + dilated, 1-D
 def test_conv_transpose_int8_c_equals_golden(tmp_path, k):
     case = CONV_T_CASES[k]
