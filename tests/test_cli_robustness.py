@@ -330,15 +330,16 @@ def test_the_early_lower_bound_never_refuses_what_the_plan_accepts(tmp_path):
 
 def unsupported_int8_model(path: Path) -> Path:
     """Three nodes only the int8 stage refuses, one after the other."""
+    ints = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)  # noqa: E731
     nodes = [
-        helper.make_node("Transpose", ["x"], ["xt"], name="transpose", perm=[0, 2, 1]),
-        helper.make_node("MatMul", ["x", "xt"], ["m"], name="matmul_of_two_activations"),
-        helper.make_node("Softmax", ["m"], ["s"], name="softmax_over_axis_1", axis=1),
+        helper.make_node("MaxPool", ["x"], ["m"], name="dilated_maxpool", kernel_shape=[2, 2], dilations=[2, 2]),
+        helper.make_node("Slice", ["m", "start", "end", "axis", "step"], ["r"], name="reversed_columns"),
         helper.make_node("Sigmoid", ["m"], ["g"], name="sigmoid"),
-        helper.make_node("Div", ["s", "g"], ["y"], name="division_by_a_tensor"),
+        helper.make_node("Div", ["r", "g"], ["y"], name="division_by_a_tensor"),
     ]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4])])
+    inits = [ints("start", [-1]), ints("end", [-100]), ints("axis", [3]), ints("step", [-1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return path
 
@@ -350,11 +351,11 @@ def test_every_unsupported_node_is_listed_before_calibration(tmp_path, capsys, m
     if command == "compile":
         args = ["compile", model, "-o", tmp_path / "out"]
     else:
-        np.save(tmp_path / "x.npy", np.zeros((1, 4, 8), np.float32))
+        np.save(tmp_path / "x.npy", np.zeros((1, 4, 8, 8), np.float32))
         args = ["run", model, "--input", tmp_path / "x.npy", "--engine", "int8"]
     rc, _, err = tinycc(capsys, *args)
     assert rc == EXIT_BAD_INPUT, err
-    for name in ("matmul_of_two_activations", "softmax_over_axis_1", "division_by_a_tensor"):
+    for name in ("dilated_maxpool", "reversed_columns", "division_by_a_tensor"):
         assert name in err, (name, err)
     assert len(err.strip().splitlines()) == 4, err  # one message: a heading and one line per node
     assert not (tmp_path / "out").exists()
