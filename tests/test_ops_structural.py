@@ -442,6 +442,16 @@ def test_gemm_of_two_activations_matches_onnxruntime(tmp_path):
     np.testing.assert_allclose(got, _ort(model, feeds)["y"], rtol=1e-5, atol=1e-5)
 
 
+def test_gemm_with_a_bias_that_does_not_broadcast_is_a_bad_model(tmp_path):
+    from tinycc.errors import BadInput
+
+    inits = [_const("B", np.ones((4, 5)), np.float32), _const("C", np.ones((2, 5)), np.float32)]
+    _save(tmp_path / "m.onnx", [_node("Gemm", ["x", "B", "C"], transA=1)], [_vi("x", [4, 3])], [_vi("y", None)],
+          inits, opset=13)
+    with pytest.raises(BadInput, match=r"C of shape \[2, 5\] does not broadcast to the output \[3, 5\]"):
+        load_graph(tmp_path / "m.onnx")
+
+
 def _conv(name, src, dst, c_in, c_out, rng, k=1):
     w = numpy_helper.from_array(rng.normal(0, 0.5, (c_out, c_in, k, k)).astype(np.float32), name)
     return helper.make_node("Conv", [src, name], [dst], pads=[k // 2] * 4), w

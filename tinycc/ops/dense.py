@@ -124,6 +124,11 @@ def import_gemm(ctx, onode, attrs):
     if (b_shape[1] if trans_b else b_shape[0]) != inner:
         raise bad_input(onode, f"A {list(a_shape)} (transA={int(trans_a)}) and B {list(b_shape)} "
                                f"(transB={int(trans_b)}) do not multiply")
+    if c:
+        c_shape = tuple(ctx.shape(c))
+        padded = (1,) * (2 - len(c_shape)) + c_shape
+        if len(c_shape) > 2 or any(d not in (1, full) for d, full in zip(padded, (rows, cols))):
+            raise bad_input(onode, f"C of shape {list(c_shape)} does not broadcast to the output [{rows}, {cols}]")
     a = _gemm_operand(ctx, onode, a, trans_a, "a_t")
     bdata = ctx.const(b)
     if bdata is None:  # two activations
