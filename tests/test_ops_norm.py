@@ -212,3 +212,36 @@ def test_blocks_int8_sqnr_at_least_30_db(tmp_path, block, dynamo):
     assert db >= 30.0
     c_out, _ = compiled.run_c({"x": xs[0]})
     np.testing.assert_array_equal(c_out["y"], compiled.run_int8({"x": xs[0]})["y"])
+
+
+def test_channels_first_layer_norm_runs_on_nhwc_without_transposes(tmp_path):
+    """ConvNeXt's LayerNorm2d (mean and variance over the channels of NCHW, written out) becomes a
+    LayerNorm over the last axis of the NHWC data: no transpose is left in the int8 program."""
+    torch = pytest.importorskip("torch")
+
+    class LayerNorm2d(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.rand(c) + 0.5)
+            self.bias = torch.nn.Parameter(torch.randn(c) * 0.2)
+
+        def forward(self, x):
+            u = x.mean(1, keepdim=True)
+            v = (x - u).pow(2).mean(1, keepdim=True)
+            return self.weight[:, None, None] * ((x - u) / torch.sqrt(v + 1e-6)) + self.bias[:, None, None]
+
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), LayerNorm2d(16), torch.nn.Conv2d(16, 8, 1)).eval()
+    path = tmp_path / "m.onnx"
+    with torch.no_grad():
+        torch.onnx.export(net, (torch.randn(1, 3, 8, 8),), str(path), opset_version=13, dynamo=False,
+                          input_names=["x"], output_names=["y"])
+    g = run_pipeline(load_graph(path))
+    x = RNG.normal(0, 1, (1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(run_float(g, {"x": x})["y"], net(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, RNG.normal(0, 1, (8, 1, 3, 8, 8)).astype(np.float32))
+    model = CompiledModel(g, QuantOptions(calib=str(calib)), warn=lambda m: None)
+    assert [s.kernel for s in model.program.steps] == ["tc_conv2d_s8", "tc_norm_s8", "tc_conv2d_s8"]
+    c_out, _ = model.run_c({"x": x})
+    np.testing.assert_array_equal(c_out["y"], model.run_int8({"x": x})["y"])

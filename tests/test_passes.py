@@ -334,13 +334,28 @@ def test_fuse_patterns_not_when_a_piece_is_needed_or_the_function_is_another():
     x = b.input((2, 8))
     one_plus = b("Add", [b("Erf", [b("Div", [x, b.const(np.sqrt(2.0))], act=None)]), b.const(1.0)], act=None)
     unchanged(fuse_patterns, b.done(b("Mul", [b("Mul", [x, one_plus], act=None), b.const(0.6)], act=None)))
-    b = Builder()  # a LayerNorm-like chain over a leading axis (not the trailing ones)
+    b = Builder()  # a LayerNorm-like chain over two leading axes (neither trailing nor one axis)
     x = b.input((2, 5, 8))
-    mean = b("ReduceMean", [x], axes=(1,), keepdims=1)
+    mean = b("ReduceMean", [x], axes=(0, 1), keepdims=1)
     d = b("Sub", [x, mean], act=None)
-    var = b("ReduceMean", [b("Pow", [d], exponent=2.0)], axes=(1,), keepdims=1)
+    var = b("ReduceMean", [b("Pow", [d], exponent=2.0)], axes=(0, 1), keepdims=1)
     std = b("Sqrt", [b("Add", [var, b.const(1e-5)], act=None)])
     unchanged(fuse_patterns, b.done(b("Div", [d, std], act=None)))
+
+
+def test_fuse_patterns_channels_first_layer_norm():
+    """ConvNeXt's LayerNorm over the channels of NCHW: the axis moves last around a LayerNorm."""
+    b = Builder()
+    x = b.input((1, 6, 3, 4))
+    mean = b("ReduceMean", [x], axes=(1,), keepdims=1)
+    d = b("Sub", [x, mean], act=None)
+    var = b("ReduceMean", [b("Mul", [d, d], act=None)], axes=(1,), keepdims=1)
+    std = b("Sqrt", [b("Add", [var, b.const(1e-6)], act=None)])
+    scaled = b("Mul", [b.rand(6, 1, 1), b("Div", [d, std], act=None)], act=None)
+    changed, g = run_pass(fuse_patterns, b.done(b("Add", [scaled, b.rand(6, 1, 1)], act=None)))
+    assert changed and ops(g) == ["Transpose", "LayerNorm", "Transpose"]
+    assert [n.attrs["perm"] for n in g.nodes if n.op == "Transpose"] == [(0, 2, 3, 1), (0, 3, 1, 2)]
+    assert g.tensors[node(g, "LayerNorm").inputs[1]].shape == (6,)
 
 
 # ---- fuse_self_gating ----------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ grid, so every operand order and constant placement the exporters choose is foun
 
 `fuse_layer_norm`: ReduceMean -> Sub -> Pow 2 (or Mul by itself) -> ReduceMean -> Add eps ->
 Sqrt -> Div, then optionally Mul by a constant scale and Add of a constant bias, over trailing
-axes (torch's LayerNorm below opset 17, Keras/tf2onnx) becomes one LayerNorm node.
+axes (torch's LayerNorm below opset 17) becomes one LayerNorm node; over one other axis (the
+channels-first LayerNorm of ConvNeXt-style models) a LayerNorm between two Transposes.
 
 Regions whose inner tensors carry quantization (QDQ models) are left alone: the model says how
 each of them is rounded.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph, Node
+from ..ir import Graph, Node, Tensor
 from ..ops.activation import gelu, mish
 from ..ops.registry import OPS
 
@@ -146,26 +147,29 @@ def _other_input(node: Node, name: str) -> str:
     return node.inputs[1] if node.inputs[0] == name else node.inputs[0]
 
 
-def _trailing_axes(g: Graph, node: Node) -> int | None:
-    """The first axis of a keepdims ReduceMean over the trailing axes, else None."""
-    if node.op != "ReduceMean" or not node.attrs.get("keepdims"):
+def _mean_axes(node: Node) -> tuple[int, ...] | None:
+    """The axes of a keepdims ReduceMean, else None."""
+    if node.op != "ReduceMean" or not node.attrs.get("keepdims") or not node.attrs["axes"]:
         return None
-    rank = len(g.tensors[node.inputs[0]].shape)
-    axes = tuple(node.attrs["axes"])
-    return axes[0] if axes and axes == tuple(range(axes[0], rank)) else None
+    return tuple(node.attrs["axes"])
+
+
+def _affine_shape(g: Graph, x: str, axes: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a scale / bias may broadcast to: the input's along `axes`, 1 elsewhere."""
+    return tuple(d if i in axes else 1 for i, d in enumerate(g.tensors[x].shape))
 
 
 def _match_layer_norm(g: Graph, mean: Node):
-    """(x, axis, eps, last node, nodes, scale, bias) of the LayerNorm that starts at `mean`."""
-    axis = _trailing_axes(g, mean)
-    if axis is None:
+    """(x, axes, eps, last node, nodes, scale, bias) of the LayerNorm that starts at `mean`."""
+    axes = _mean_axes(mean)
+    if axes is None:
         return None
     x = mean.inputs[0]
     sub = _only_use(g, mean.outputs[0])
     if sub is None or sub.op != "Sub" or sub.inputs != [x, mean.outputs[0]] or sub.attrs.get("act"):
         return None
     d = sub.outputs[0]
-    uses = g.consumers().get(d, [])
+    uses = list({id(n): n for n in g.consumers().get(d, [])}.values())  # Mul(d, d) reads d twice
     if d in g.outputs or len(uses) != 2 or g.tensors[d].quant is not None:
         return None
     square = next((n for n in uses if (n.op == "Pow" and n.attrs["exponent"] == 2.0)
@@ -174,7 +178,7 @@ def _match_layer_norm(g: Graph, mean: Node):
     if square is None or div is None:
         return None
     var = _only_use(g, square.outputs[0])
-    if var is None or _trailing_axes(g, var) != axis:
+    if var is None or var.inputs[0] != square.outputs[0] or _mean_axes(var) != axes:
         return None
     add = _only_use(g, var.outputs[0])
     if add is None or add.op != "Add" or add.attrs.get("act"):
@@ -187,14 +191,14 @@ def _match_layer_norm(g: Graph, mean: Node):
         return None
     nodes = [mean, sub, square, var, add, sqrt, div]
     eps = float(g.tensors[eps_name].data.reshape(()))
-    norm_shape = tuple(g.tensors[x].shape[axis:])
+    affine = _affine_shape(g, x, axes)
     last, scale, bias = div, None, None
     for op in ("Mul", "Add"):
         nxt = _only_use(g, last.outputs[0])
         if nxt is None or nxt.op != op or nxt.attrs.get("act"):
             break
         c = _other_input(nxt, last.outputs[0])
-        if not g.tensors[c].is_const or not _broadcasts_to(g.tensors[c].data.shape, norm_shape):
+        if not g.tensors[c].is_const or not _broadcasts_to(g.tensors[c].data.shape, affine):
             break
         if op == "Mul":
             scale = c
@@ -204,17 +208,30 @@ def _match_layer_norm(g: Graph, mean: Node):
         last = nxt
     if eps < 0 or not np.isfinite(eps):
         return None
-    return x, axis, eps, last, nodes, scale, bias
+    return x, axes, eps, last, nodes, scale, bias
 
 
 def _broadcasts_to(shape, target) -> bool:
+    """numpy broadcasting of `shape` to exactly `target` (leading 1s allowed)."""
     if len(shape) > len(target):
         return all(d == 1 for d in shape[:len(shape) - len(target)]) and _broadcasts_to(shape[len(shape) - len(target):],
                                                                                        target)
     return all(a in (1, b) for a, b in zip(shape[::-1], target[::-1]))
 
 
+def _affine_const(g: Graph, name: str | None, x: str, axes: tuple[int, ...], fill: float, hint: str) -> str:
+    """A scale / bias as LayerNorm takes it: shaped like the normalised (moved-last) axes."""
+    if name is None:
+        return g.const(np.full(1, fill, np.float32), hint)
+    full = np.broadcast_to(np.asarray(g.tensors[name].data, np.float32), _affine_shape(g, x, axes))
+    shape = tuple(g.tensors[x].shape[a] for a in axes)
+    return g.const(np.ascontiguousarray(full.reshape(shape)), hint)
+
+
 def fuse_layer_norm(g: Graph) -> bool:
+    """Trailing axes become one LayerNorm; a single other axis (a channels-first LayerNorm, as
+    ConvNeXt writes it) becomes Transpose (axis last) -> LayerNorm -> Transpose back, which the
+    layout pass cancels against the NHWC transposes (channels are already last there)."""
     changed = False
     for mean in [n for n in g.nodes if n.op == "ReduceMean"]:
         if not g.has_node(mean):
@@ -222,24 +239,34 @@ def fuse_layer_norm(g: Graph) -> bool:
         found = _match_layer_norm(g, mean)
         if found is None:
             continue
-        x, axis, eps, last, nodes, scale, bias = found
-        norm_shape = tuple(g.tensors[x].shape[axis:])
-        scale = g.const(np.ones(1, np.float32), "ln_scale") if scale is None else \
-            g.const(_squeezed(g.tensors[scale].data, norm_shape), "ln_scale")
-        bias = g.const(np.zeros(1, np.float32), "ln_bias") if bias is None else \
-            g.const(_squeezed(g.tensors[bias].data, norm_shape), "ln_bias")
+        x, axes, eps, last, nodes, scale, bias = found
+        rank = len(g.tensors[x].shape)
+        trailing = axes == tuple(range(axes[0], rank))
+        if not trailing and len(axes) != 1:
+            continue
+        scale = _affine_const(g, scale, x, axes, 1.0, "ln_scale")
+        bias = _affine_const(g, bias, x, axes, 0.0, "ln_bias")
         y = last.outputs[0]
-        g.add_node(Node(g.fresh_name(last.name), "LayerNorm", [x, scale, bias], [y], {"axis": axis, "epsilon": eps},
-                        last.onnx_name), g.node_index(last))
+        at = g.node_index(last)
+        if trailing:
+            g.add_node(Node(g.fresh_name(last.name), "LayerNorm", [x, scale, bias], [y],
+                            {"axis": axes[0], "epsilon": eps}, last.onnx_name), at)
+        else:
+            perm = tuple(i for i in range(rank) if i != axes[0]) + axes
+            inverse = tuple(int(i) for i in np.argsort(perm))
+            t = g.tensors[x]
+            moved = g.fresh_name(f"{x}_axis_last")
+            normed = g.fresh_name(f"{y}_axis_last")
+            for name in (moved, normed):
+                g.add_tensor(Tensor(name, tuple(t.shape[p] for p in perm), t.dtype))
+            new = [Node(g.fresh_name(last.name + "_to_last"), "Transpose", [x], [moved], {"perm": perm}, last.onnx_name),
+                   Node(g.fresh_name(last.name), "LayerNorm", [moved, scale, bias], [normed],
+                        {"axis": rank - 1, "epsilon": eps}, last.onnx_name),
+                   Node(g.fresh_name(last.name + "_back"), "Transpose", [normed], [y], {"perm": inverse},
+                        last.onnx_name)]
+            for k, n in enumerate(new):
+                g.add_node(n, at + k)
         for n in nodes:
             g.remove_node(n)
         changed = True
     return changed
-
-
-def _squeezed(data: np.ndarray, norm_shape) -> np.ndarray:
-    """A scale or bias broadcastable to the normalised shape, without extra leading 1s."""
-    data = np.asarray(data, np.float32)
-    while data.ndim > len(norm_shape):
-        data = data.reshape(data.shape[1:])
-    return np.ascontiguousarray(data)
