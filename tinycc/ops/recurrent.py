@@ -5,7 +5,8 @@ IR: one `LSTM` / `GRU` node per ONNX node computes the output sequence Y, physic
 from Y (the last step of each direction), so only Y lives in the arena; an `LSTM` node with
 attribute output="cell" computes Y_c (float only; dead-code removal drops it when unused).
 
-int8 (batch 1, one direction per node): one kernel call runs the whole sequence, the state lives
+int8 (one direction per node; batch rows one after the other): one kernel call runs the whole
+sequence, the state lives
 in the step's scratch (the memory planner places it for that step only). LSTM follows TFLite
 Micro's UNIDIRECTIONAL_SEQUENCE_LSTM integer path (micro/kernels/lstm_eval.h, int8 activations,
 int16 cell): each gate is FC(x) + FC(h) requantized to int16 Q3.12 and added with saturation,
@@ -303,9 +304,6 @@ MAX_CELL_SCALE_POWER = 0         # cell range up to 2^15: keeps TFLM's Tanh inpu
 
 def _check_int8_recurrent(lc, node, extra_inputs):
     a = node.attrs
-    t, batch, _ = lc.tensor(node.inputs[0]).shape
-    if batch != 1:
-        raise unsupported_int8(node, f"batch {batch} (int8 code is generated for batch 1)")
     if a["direction"] == "bidirectional":
         raise unsupported_int8(node, "direction=bidirectional (one direction per node in int8)")
     if tuple(a["activations"]) != (LSTM_DEFAULT_ACTIVATIONS if node.op == "LSTM" else GRU_DEFAULT_ACTIVATIONS):
@@ -318,7 +316,8 @@ def _check_int8_recurrent(lc, node, extra_inputs):
             continue
         value = lc.tensor(name).data
         if value is None or np.any(value != 0):
-            raise unsupported_int8(node, f"a non-zero or run-time {what} (int8 starts from a zero state)")
+            why = "int8 has no peephole connections" if k == 6 else "int8 starts from a zero state"
+            raise unsupported_int8(node, f"a non-zero or run-time {what} ({why})")
 
 
 def cell_scale_power(steps: int) -> int:
@@ -338,7 +337,7 @@ def _gate_multipliers(in_scale: float, w_scale: np.ndarray) -> tuple[np.ndarray,
 def _lower_recurrent(lc, node, kernel):
     x, y = node.inputs[0], node.outputs[0]
     a = node.attrs
-    steps, _, in_size = lc.tensor(x).shape
+    steps, batch, in_size = lc.tensor(x).shape
     hidden = a["hidden_size"]
     gates = GATES[node.op]
     s_x, zp_x = lc.qp(x)
@@ -354,7 +353,8 @@ def _lower_recurrent(lc, node, kernel):
     r_mult, r_shift = _gate_multipliers(s_h, rqp.scale)
     wb, rb = b[:gates * hidden], b[gates * hidden:]
     reverse = int(a["direction"] == "reverse")
-    common = dict(steps=steps, input_size=in_size, hidden_size=hidden, reverse=reverse, in_zp=zp_x, hidden_zp=zp_h)
+    common = dict(steps=steps, batch=batch, input_size=in_size, hidden_size=hidden, reverse=reverse, in_zp=zp_x,
+                  hidden_zp=zp_h)
     if node.op == "LSTM":
         x_bias, r_bias = wb + rb, None
         p = make_lstm_params(s_h, **common)
@@ -479,11 +479,13 @@ def fc_q12(x, zp: int, w, bias, mult, shift) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LstmParams:
-    """tc_lstm_params: input [steps][input_size] int8, output [steps][hidden_size] int8 (the
-    hidden state, quantized like the output); gates i, o, f, c in blocks of hidden_size rows."""
+    """tc_lstm_params: input [steps][batch][input_size] int8, output [steps][batch][hidden_size]
+    int8 (the hidden state, quantized like the output); gates i, o, f, c in blocks of hidden_size
+    rows. Each batch row is an independent sequence from a zero state."""
 
     C_STRUCT: ClassVar[str] = "tc_lstm_params"
     steps: int
+    batch: int
     input_size: int
     hidden_size: int
     reverse: int
@@ -513,6 +515,7 @@ class GruParams:
 
     C_STRUCT: ClassVar[str] = "tc_gru_params"
     steps: int
+    batch: int
     input_size: int
     hidden_size: int
     reverse: int
@@ -532,14 +535,14 @@ class GruParams:
 
 
 def _validate_common(p) -> None:
-    require(p.steps >= 1 and p.input_size >= 1 and p.hidden_size >= 1,
-            "steps, input_size and hidden_size must be >= 1")
+    require(p.steps >= 1 and p.batch >= 1 and p.input_size >= 1 and p.hidden_size >= 1,
+            "steps, batch, input_size and hidden_size must be >= 1")
     require(p.reverse in (0, 1), "reverse must be 0 or 1")
     require(is_int8(p.in_zp) and is_int8(p.hidden_zp), "zero points must be in [-128, 127]")
 
 
 def make_lstm_params(hidden_scale: float, *, steps, input_size, hidden_size, reverse, in_zp,
-                     hidden_zp) -> LstmParams:
+                     hidden_zp, batch=1) -> LstmParams:
     """TFLM PrepareGateParametersInteger for one direction, the cell scale from cell_scale_power."""
     cell_power = cell_scale_power(steps)
     s_c = 2.0 ** cell_power
@@ -547,17 +550,17 @@ def make_lstm_params(hidden_scale: float, *, steps, input_size, hidden_size, rev
     fm, fs = quantize_multiplier(GATE_OUTPUT_SCALE * s_c / s_c)
     im, ish = quantize_multiplier(GATE_OUTPUT_SCALE * GATE_OUTPUT_SCALE / s_c)
     hm, hs = quantize_multiplier(GATE_OUTPUT_SCALE * GATE_OUTPUT_SCALE / float(np.float32(hidden_scale)))
-    p = LstmParams(int(steps), int(input_size), int(hidden_size), int(reverse), int(in_zp), int(hidden_zp),
+    p = LstmParams(int(steps), int(batch), int(input_size), int(hidden_size), int(reverse), int(in_zp), int(hidden_zp),
                    tanh_mult, tanh_shift, fm, fs, im, ish, hm, hs)
     p.validate()
     return p
 
 
 def make_gru_params(hidden_scale: float, *, steps, input_size, hidden_size, reverse, in_zp, hidden_zp,
-                    linear_before_reset) -> GruParams:
+                    linear_before_reset, batch=1) -> GruParams:
     rm, rs = quantize_multiplier(GATE_OUTPUT_SCALE)
     hm, hs = quantize_multiplier(GATE_OUTPUT_SCALE / float(np.float32(hidden_scale)))
-    p = GruParams(int(steps), int(input_size), int(hidden_size), int(reverse), int(in_zp), int(hidden_zp),
+    p = GruParams(int(steps), int(batch), int(input_size), int(hidden_size), int(reverse), int(in_zp), int(hidden_zp),
                   int(linear_before_reset), rm, rs, hm, hs)
     p.validate()
     return p
@@ -576,10 +579,16 @@ def gru_scratch_size(p: GruParams) -> int:
 
 
 def _recurrent_operands(p, x, w, r, gates):
-    x = as_int8(x, p.steps * p.input_size, "input").reshape(p.steps, p.input_size).astype(np.int64)
+    x = as_int8(x, p.steps * p.batch * p.input_size, "input").reshape(p.steps, p.batch, p.input_size)
+    x = x.astype(np.int64)
     w = as_shape(w, (gates * p.hidden_size, p.input_size), "weights").astype(np.int64)
     r = as_shape(r, (gates * p.hidden_size, p.hidden_size), "recurrent weights").astype(np.int64)
     return x, w, r
+
+
+def _sequence_order(p):
+    """(batch row, step count) in the kernels' order: batch rows one after the other."""
+    return [(b, k) for b in range(p.batch) for k in range(p.steps)]
 
 
 def _row_arrays(n, *arrays):
@@ -592,41 +601,42 @@ def _row_arrays(n, *arrays):
 
 
 def lstm_s8(p: LstmParams, x, w, r, bias, w_mult, w_shift, r_mult, r_shift) -> np.ndarray:
-    """Mirror of tc_lstm_s8: int8 output [steps][hidden_size] (TFLM LstmStep per step)."""
+    """Mirror of tc_lstm_s8: int8 output [steps][batch][hidden_size] (TFLM LstmStep per step)."""
     p.validate()
     x, w, r = _recurrent_operands(p, x, w, r, 4)
     n = p.hidden_size
     bias, w_mult, w_shift, r_mult, r_shift = _row_arrays(4 * n, bias, w_mult, w_shift, r_mult, r_shift)
-    h8 = np.full(n, p.hidden_zp, dtype=np.int64)
-    c = np.zeros(n, dtype=np.int64)
-    out = np.zeros((p.steps, n), dtype=np.int8)
-    for k in range(p.steps):
+    out = np.zeros((p.steps, p.batch, n), dtype=np.int8)
+    for b, k in _sequence_order(p):
+        if k == 0:  # each batch row runs its own sequence from a zero state
+            h8, c = np.full(n, p.hidden_zp, dtype=np.int64), np.zeros(n, dtype=np.int64)
         t = p.steps - 1 - k if p.reverse else k
-        g = sat_add16(fc_q12(x[t], p.in_zp, w, bias, w_mult, w_shift), fc_q12(h8, p.hidden_zp, r, None, r_mult, r_shift))
+        g = sat_add16(fc_q12(x[t, b], p.in_zp, w, bias, w_mult, w_shift),
+                      fc_q12(h8, p.hidden_zp, r, None, r_mult, r_shift))
         i, o, f = sigmoid_q15(g[:n]), sigmoid_q15(g[n:2 * n]), sigmoid_q15(g[2 * n:3 * n])
         cell_gate = tanh_q15(g[3 * n:], *tanh_multiplier(-12))
         c = sat_add16(mul_elementwise(f, c, p.forget_multiplier, p.forget_shift),
                       mul_elementwise(i, cell_gate, p.input_multiplier, p.input_shift))
         tanh_c = tanh_q15(c, p.cell_tanh_multiplier, p.cell_tanh_shift)
         h8 = mul_elementwise(o, tanh_c, p.hidden_multiplier, p.hidden_shift, p.hidden_zp, lo=-128, hi=127)
-        out[t] = h8
+        out[t, b] = h8
     return out
 
 
 def gru_s8(p: GruParams, x, w, r, bias, r_bias, w_mult, w_shift, r_mult, r_shift) -> np.ndarray:
-    """Mirror of tc_gru_s8: int8 output [steps][hidden_size] (tinycc's scheme, module docstring)."""
+    """Mirror of tc_gru_s8: int8 output [steps][batch][hidden_size] (module docstring's scheme)."""
     p.validate()
     x, w, r = _recurrent_operands(p, x, w, r, 3)
     n = p.hidden_size
     bias, r_bias, w_mult, w_shift, r_mult, r_shift = _row_arrays(3 * n, bias, r_bias, w_mult, w_shift, r_mult,
                                                                   r_shift)
-    h8 = np.full(n, p.hidden_zp, dtype=np.int64)
-    h16 = np.zeros(n, dtype=np.int64)
-    out = np.zeros((p.steps, n), dtype=np.int8)
+    out = np.zeros((p.steps, p.batch, n), dtype=np.int8)
     zr, nn = slice(0, 2 * n), slice(2 * n, 3 * n)
-    for k in range(p.steps):
+    for b, k in _sequence_order(p):
+        if k == 0:  # each batch row runs its own sequence from a zero state
+            h8, h16 = np.full(n, p.hidden_zp, dtype=np.int64), np.zeros(n, dtype=np.int64)
         t = p.steps - 1 - k if p.reverse else k
-        xg = fc_q12(x[t], p.in_zp, w, bias, w_mult, w_shift)
+        xg = fc_q12(x[t, b], p.in_zp, w, bias, w_mult, w_shift)
         hg = fc_q12(h8, p.hidden_zp, r[zr], r_bias[zr], r_mult[zr], r_shift[zr])
         gate = sigmoid_q15(sat_add16(xg[zr], hg))
         z, reset = gate[:n], gate[n:]
@@ -640,7 +650,7 @@ def gru_s8(p: GruParams, x, w, r, bias, r_bias, w_mult, w_shift, r_mult, r_shift
         mix = (32768 - z) * cand + z * h16
         h16 = np.clip(np.where(mix >= 0, (mix + (1 << 14)) >> 15, -((-mix + (1 << 14)) >> 15)), INT16_MIN, INT16_MAX)
         h8 = np.clip(mbqm(h16, p.hidden_multiplier, p.hidden_shift) + p.hidden_zp, -128, 127)
-        out[t] = h8
+        out[t, b] = h8
     return out
 
 
