@@ -58,13 +58,13 @@ def data():
 
 
 def test_twn_and_absmean_ternary_rules_on_a_worked_example():
-    w = torch.tensor([[0.1, -0.5, 0.9, 0.02], [0.0, 0.0, 0.0, 0.0]]).reshape(2, 4, 1, 1)
-    codes, alpha = ternary_codes(w, "twn")  # mean|w| 0.38, threshold 0.266: support {-0.5, 0.9}
-    assert codes.reshape(2, 4).tolist() == [[0, -1, 1, 0], [0, 0, 0, 0]]
-    assert alpha.tolist() == pytest.approx([0.7, 1.0])  # mean of the support; a zero channel: 1
-    codes, alpha = ternary_codes(w, "absmean")  # w / 0.38 = 0.26, -1.3, 2.4, 0.05
-    assert codes.reshape(2, 4).tolist() == [[0, -1, 1, 0], [0, 0, 0, 0]]
-    assert alpha.tolist() == pytest.approx([0.38, 1.0])
+    w = torch.tensor([[0.1, -0.5, 0.9, 0.02, 0.2], [0.0] * 5]).reshape(2, 5, 1, 1)
+    codes, alpha = ternary_codes(w, "twn")  # mean|w| 0.344, threshold 0.241: support {-0.5, 0.9}
+    assert codes.reshape(2, 5).tolist() == [[0, -1, 1, 0, 0], [0] * 5]
+    assert alpha.tolist() == pytest.approx([0.7, 1.0])  # mean |w| of the support; a zero channel: 1
+    codes, alpha = ternary_codes(w, "absmean")  # w / 0.344 = 0.29, -1.45, 2.6, 0.06, 0.58
+    assert codes.reshape(2, 5).tolist() == [[0, -1, 1, 0, 1], [0] * 5]
+    assert alpha.tolist() == pytest.approx([0.344, 1.0])
 
 
 def test_prepare_prom_makes_exactly_the_pointwise_layers_ternary():
