@@ -457,27 +457,47 @@ def _conv(name, src, dst, c_in, c_out, rng, k=1):
     return helper.make_node("Conv", [src, name], [dst], pads=[k // 2] * 4), w
 
 
+def test_space_to_depth_crd_of_opset_28_matches_the_onnx_reference(tmp_path):
+    """SpaceToDepth's `mode` (opset 28; onnxruntime 1.32 does not run opset 28): float against
+    onnx's reference evaluator, and SpaceToDepth CRD undoes DepthToSpace CRD."""
+    from onnx.reference import ReferenceEvaluator
+
+    if onnx.defs.onnx_opset_version() < 28:
+        pytest.skip(f"onnx {onnx.__version__} has no opset 28")
+    nodes = [helper.make_node("DepthToSpace", ["x"], ["d"], blocksize=2, mode="CRD"),
+             helper.make_node("SpaceToDepth", ["d"], ["y"], blocksize=2, mode="CRD")]
+    model = _save(tmp_path / "m.onnx", nodes, [_vi("x", [1, 8, 3, 4])], [_vi("y", None)], opset=28)
+    x = np.random.default_rng(2).normal(0, 1, (1, 8, 3, 4)).astype(np.float32)
+    got = run_float(run_pipeline(load_graph(tmp_path / "m.onnx")), {"x": x})["y"]
+    np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, {"x": x})[0])
+    np.testing.assert_array_equal(got, x)
+
+
 @pytest.mark.parametrize("mode", ["DCR", "CRD"])
 def test_depth_space_int8_c_equals_golden(tmp_path, mode):
-    """Conv -> DepthToSpace -> Conv -> SpaceToDepth -> Conv: tc_transpose_s8 steps (two for CRD),
-    C == golden."""
+    """Conv -> DepthToSpace -> Conv -> SpaceToDepth -> Conv: tc_transpose_s8 steps (two for CRD;
+    SpaceToDepth's mode is opset 28), C == golden."""
     rng = np.random.default_rng(4)
     n1, w1 = _conv("w1", "x", "a", 3, 8, rng, 3)
     n2, w2 = _conv("w2", "b", "c", 2, 3, rng)
     n3, w3 = _conv("w3", "d", "y", 12, 4, rng)
     nodes = [n1, helper.make_node("DepthToSpace", ["a"], ["b"], blocksize=2, mode=mode, name="d2s"), n2,
-             helper.make_node("SpaceToDepth", ["c"], ["d"], blocksize=2, name="s2d"), n3]
-    _save(tmp_path / "m.onnx", nodes, [_vi("x", [1, 3, 4, 5])], [_vi("y", None)], [w1, w2, w3])
+             helper.make_node("SpaceToDepth", ["c"], ["d"], blocksize=2, name="s2d",
+                              **({"mode": mode} if mode == "CRD" else {})), n3]
+    _save(tmp_path / "m.onnx", nodes, [_vi("x", [1, 3, 4, 5])], [_vi("y", None)], [w1, w2, w3],
+          opset=28 if mode == "CRD" else 17)
     compiled = _int8_c_equals_golden(tmp_path / "m.onnx", (1, 3, 4, 5))
     kernels = {n: [s.kernel for s in compiled.program.steps if s.node == n] for n in ("d2s", "s2d")}
-    assert kernels == {"d2s": ["tc_transpose_s8"] * (2 if mode == "CRD" else 1), "s2d": ["tc_transpose_s8"]}
+    assert kernels == {"d2s": ["tc_transpose_s8"] * (2 if mode == "CRD" else 1),
+                       "s2d": ["tc_transpose_s8"] * (2 if mode == "CRD" else 1)}
     # the int8 steps move the codes exactly as ONNX moves the values
     from tinycc.ops.shape import depth_to_space_nchw, space_to_depth_nchw
 
     seen = {}
     compiled.run_int8({"x": rng.normal(0, 1, (1, 3, 4, 5)).astype(np.float32)},
                       observe=lambda t, v: seen.__setitem__(t, v))
-    for name, fn in (("d2s", lambda a: depth_to_space_nchw(a, 2, mode)), ("s2d", lambda a: space_to_depth_nchw(a, 2))):
+    for name, fn in (("d2s", lambda a: depth_to_space_nchw(a, 2, mode)),
+                     ("s2d", lambda a: space_to_depth_nchw(a, 2, mode))):
         steps = [st for st in compiled.program.steps if st.node == name]
         src, dst = steps[0].inputs[0], steps[-1].outputs[0]
         src_shape, dst_shape = compiled.program.tensors[src].shape, compiled.program.tensors[dst].shape

@@ -4,8 +4,8 @@ DepthToSpace / SpaceToDepth.
 int8 Transpose: TransposeParams mirrors tc_transpose_params, make_transpose_params folds any rank
 into the kernel's 4-D form, transpose_s8 is the bit-exact reference of tc_transpose_s8.
 DepthToSpace / SpaceToDepth (TFLM DEPTH_TO_SPACE / SPACE_TO_DEPTH) are transposes of NHWC data:
-DCR depth-to-space and space-to-depth one tc_transpose_s8 each, CRD depth-to-space two (the
-channel order to DCR's first).
+DCR one tc_transpose_s8 each, CRD two (depth-to-space reorders the channels to DCR's first,
+space-to-depth after).
 """
 from __future__ import annotations
 
@@ -166,16 +166,22 @@ def depth_to_space_nchw(x: np.ndarray, b: int, mode: str) -> np.ndarray:
     return np.ascontiguousarray(t.reshape(n, c // (b * b), h * b, w * b))
 
 
-def space_to_depth_nchw(x: np.ndarray, b: int) -> np.ndarray:
+def space_to_depth_nchw(x: np.ndarray, b: int, mode: str = "DCR") -> np.ndarray:
+    """ONNX SpaceToDepth on NCHW data; mode (opset 28) orders the output channels (block row,
+    block column, channel) for DCR, (channel, block row, block column) for CRD."""
     n, c, h, w = x.shape
-    t = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    t = x.reshape(n, c, h // b, b, w // b, b)
+    t = t.transpose(0, 3, 5, 1, 2, 4) if mode == "DCR" else t.transpose(0, 1, 3, 5, 2, 4)
     return np.ascontiguousarray(t.reshape(n, c * b * b, h // b, w // b))
 
 
 def _space_depth_plan(op: str, mode: str, h: int, w: int, c: int, b: int) -> list[tuple[tuple, tuple]]:
     """The NHWC transposes (input dims, perm) that compute the op, in order (batch 1)."""
     if op == "SpaceToDepth":  # [H/b][b][W/b][b*C] -> [H/b][W/b][b][b*C]
-        return [((h // b, b, w // b, b * c), (0, 2, 1, 3))]
+        dcr = ((h // b, b, w // b, b * c), (0, 2, 1, 3))
+        if mode == "DCR":
+            return [dcr]
+        return [dcr, ((h // b, w // b, b * b, c), (0, 1, 3, 2))]  # channels (b, b, C) -> (C, b, b)
     cb = c // (b * b)
     dcr = ((h, w, b, b * cb), (0, 2, 1, 3))  # [H][W][b][b*C'] -> [H][b][W][b*C']
     if mode == "DCR":
@@ -200,7 +206,8 @@ class _SpaceDepth(OpDef):
         if nhwc:
             x = x.transpose(0, 3, 1, 2)
         b = node.attrs["blocksize"]
-        y = depth_to_space_nchw(x, b, node.attrs["mode"]) if self.name == "DepthToSpace" else space_to_depth_nchw(x, b)
+        mode = node.attrs.get("mode", "DCR")
+        y = depth_to_space_nchw(x, b, mode) if self.name == "DepthToSpace" else space_to_depth_nchw(x, b, mode)
         return [np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if nhwc else y]
 
     def to_nhwc(self, g, node):
@@ -218,7 +225,7 @@ class _SpaceDepth(OpDef):
             p = make_transpose_params(dims, perm)
             if k + 1 < len(plan):
                 info = lc.program.tensors[y]
-                dst = f"{y}/crd_to_dcr"
+                dst = f"{y}/{self.name.lower()}_{k + 1}"
                 out_shape = tuple(dims[a] for a in perm)
                 lc.program.tensors[dst] = replace(info, name=dst, shape=out_shape, perm=None, logical_shape=out_shape)
             else:
@@ -232,7 +239,10 @@ register(type("DepthToSpace", (_SpaceDepth,), {"name": "DepthToSpace"}))
 register(type("SpaceToDepth", (_SpaceDepth,), {"name": "SpaceToDepth"}))
 
 
-@onnx_importer("DepthToSpace", "SpaceToDepth")
+# 28: SpaceToDepth gained `mode` (DCR, the old meaning, or CRD: both implemented); DepthToSpace-28
+# changed neither attributes, types nor text (revised alongside)
+@onnx_importer("DepthToSpace", revisions={28: {}})
+@onnx_importer("SpaceToDepth", revisions={28: {"mode": None}})
 def import_space_depth(ctx, onode, attrs):
     shape = ctx.shape(onode.input[0])
     if len(shape) != 4:
