@@ -6,8 +6,8 @@
  * The input is [outer][r1][mid][r2] int8 values (row-major); each (outer, mid) pair is one group
  * of count = r1 * r2 values, normalised with integer statistics and an integer square root:
  *   d = x - in_zp, S = sum d, Q = sum d^2, V = count * Q - S^2 + eps_term       (int64)
- *   k = (62 - bitlength(V)) / 2, sd = isqrt(V << 2k), recip = 2^62 / sd         (per group)
- *   z = round_half_away((count * d - S) * recip / 2^(62 - 20 - k))              (Q20, int32)
+ *   k = (62 - bitlength(V)) / 2, sd = isqrt(V << 2k), recip = 2^60 / sd         (per group)
+ *   e = 60 - 20 - k, z = ((count * d - S) * recip + 2^(e-1)) >> e               (Q20, int32)
  *   out = clamp(out_zp + bias[c] + MBQM(z, mult[c], shift[c]), -128, 127),  c = mid_i * r2 + r2_i
  * mult may be negative (a negative scale); eps_term = eps_hi * 2^31 + eps_lo <= 2^60;
  * count <= 2^20. In place (out == in) is allowed: a group's statistics are complete before any

@@ -1,7 +1,8 @@
 /*
  * int8 normalisation with integer statistics and an integer square root (tc_norm.h; the scheme
  * is documented in tinycc/ops/norm.py). No floating point; every intermediate fits its type
- * for count <= 2^20: |S| < 2^28, count * Q < 2^56, |count * d - S| < 2^29, recip < 2^33.
+ * for count <= 2^20: |S| < 2^28, count * Q < 2^56, |count * d - S| < 2^29, recip < 2^31, so
+ * the per-element product is one 32 x 32 -> 64-bit multiply (SMULL) below 2^60.
  */
 #include "tc_norm.h"
 
@@ -42,13 +43,6 @@ static int32_t bit_length_u64(uint64_t v) {
     return n;
 }
 
-/* v / 2^e rounded half away from zero, e in [1, 62] (on magnitudes: no signed right shift). */
-static int64_t round_shift_right(int64_t v, int32_t e) {
-    const uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    const int64_t q = (int64_t)((mag + ((uint64_t)1 << (e - 1))) >> e);
-    return v < 0 ? -q : q;
-}
-
 tc_status tc_norm_s8(const tc_norm_params *p, const int8_t *in, const int32_t *mult,
                      const int32_t *shift, const int32_t *bias, int8_t *out) {
     const int64_t eps_term = ((int64_t)p->eps_hi << 31) + p->eps_lo;
@@ -61,8 +55,8 @@ tc_status tc_norm_s8(const tc_norm_params *p, const int8_t *in, const int32_t *m
         for (m = 0; m < p->mid; ++m) {
             int32_t sum = 0;
             int64_t sumsq = 0, v;
-            int64_t recip = 0;
-            int32_t k = 0;
+            int32_t recip = 0;
+            int32_t e = 1;
             for (i = 0; i < p->r1; ++i) {
                 const int8_t *row = in + base + i * channels + m * p->r2;
                 for (j = 0; j < p->r2; ++j) {
@@ -73,18 +67,19 @@ tc_status tc_norm_s8(const tc_norm_params *p, const int8_t *in, const int32_t *m
             }
             v = (int64_t)count * sumsq - (int64_t)sum * sum + eps_term;
             if (v > 0) {
-                uint32_t sd;
-                k = (62 - bit_length_u64((uint64_t)v)) / 2;
-                sd = isqrt_u64((uint64_t)v << (2 * k));
-                recip = (int64_t)(((uint64_t)1 << 62) / sd);
+                const int32_t k = (62 - bit_length_u64((uint64_t)v)) / 2;
+                const uint32_t sd = isqrt_u64((uint64_t)v << (2 * k)); /* in [2^29, 2^31) */
+                recip = (int32_t)(((uint64_t)1 << 60) / sd);            /* in (2^29, 2^31) */
+                e = 60 - TC_NORM_Z_FRAC_BITS - k;                       /* in [10, 40] */
             }
             for (i = 0; i < p->r1; ++i) {
                 const int32_t at = base + i * channels + m * p->r2;
                 for (j = 0; j < p->r2; ++j) {
                     const int32_t c = m * p->r2 + j;
                     const int32_t dev = count * ((int32_t)in[at + j] - p->in_zp) - sum;
-                    const int32_t z = (int32_t)round_shift_right((int64_t)dev * recip,
-                                                                 62 - TC_NORM_Z_FRAC_BITS - k);
+                    /* round half up; >> of a negative value is arithmetic on every compiler we
+                     * target (as in tc_common.h) */
+                    const int32_t z = (int32_t)(((int64_t)dev * recip + ((int64_t)1 << (e - 1))) >> e);
                     const int64_t y = (int64_t)tc_mbqm(z, mult[c], shift[c]) + bias[c] + p->out_zp;
                     out[at + j] = (int8_t)(y < -128 ? -128 : (y > 127 ? 127 : y));
                 }

@@ -18,11 +18,12 @@ r2 index): LayerNorm is [rows][1][1][normalised size], GroupNorm on NHWC is
      V = count * Q - S^2 + eps_term  (= count^2 * (variance + eps) in input units^2), where
      eps_term = round(count^2 * eps / s_in^2), fixed offline (capped at 2^60).
   2. Integer square root with a normalising shift: k = (62 - bitlength(V)) // 2 so that
-     V * 4^k is in [2^59, 2^62); sd = isqrt(V * 4^k) (floor, 30-31 bits) = sqrt(V) * 2^k.
-     One 64-bit division per group: recip = floor(2^62 / sd).
-  3. Each element: dev_i = count * d_i - S (int32) and z_i = dev_i / sqrt(V) in Q20:
-     z_i = round_half_away(dev_i * recip / 2^(62 - 20 - k)) (int64 product, |z_i| < 2^31 since
-     |dev_i| / sqrt(V) <= sqrt(count - 1)). V = 0 (a constant group without eps) gives z_i = 0.
+     V * 4^k is in [2^59, 2^62); sd = isqrt(V * 4^k) (floor, in [2^29, 2^31)) = sqrt(V) * 2^k.
+     One 64-bit division per group: recip = floor(2^60 / sd), in (2^29, 2^31).
+  3. Each element: dev_i = count * d_i - S (int32) and z_i = dev_i / sqrt(V) in Q20: with
+     e = 60 - 20 - k (in [10, 40]), z_i = (dev_i * recip + 2^(e-1)) >> e (one 32 x 32 -> 64-bit
+     product, rounded half up; |z_i| < 2^31 since |dev_i| / sqrt(V) <= sqrt(count - 1)).
+     V = 0 (a constant group without eps) gives recip = 0 and z_i = 0.
   4. Output: y_i = clamp(out_zp + bias_q[c] + MBQM(z_i, mult[c], shift[c]), -128, 127) with
      (mult, shift) = QuantizeMultiplier(|gamma_c| / (s_out * 2^20)), mult negated where
      gamma_c < 0, and bias_q[c] = round(beta_c / s_out) (TFLM's MBQM, double rounding).
@@ -289,20 +290,14 @@ def make_norm_params(dims, s_in: float, zp_in: int, s_out: float, zp_out: int, g
     return p, mult, shift, bias_q
 
 
-def _round_shift_right(v: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """v / 2^e rounded half away from zero, int64 v, e >= 1 (tc_norm_s8.c round_shift_right)."""
-    mag = (np.abs(v) + (np.int64(1) << (e - 1))) >> e
-    return np.where(v < 0, -mag, mag)
-
-
 def group_scale(v: int) -> tuple[int, int]:
-    """(recip, k) of one group's V: k = (62 - bitlength(V)) // 2, sd = isqrt(V * 4^k),
-    recip = 2^62 // sd; (0, 0) when V is 0."""
+    """(recip, e) of one group's V: k = (62 - bitlength(V)) // 2, sd = isqrt(V * 4^k),
+    recip = 2^60 // sd, e = 60 - 20 - k; (0, 1) when V is 0."""
     if v == 0:
-        return 0, 0
+        return 0, 1
     k = (62 - v.bit_length()) // 2
     sd = math.isqrt(v << (2 * k))
-    return (1 << 62) // sd, k
+    return (1 << 60) // sd, 60 - Z_FRAC_BITS - k
 
 
 def norm_s8(p: NormParams, x, mult, shift, bias_q) -> np.ndarray:
@@ -314,11 +309,11 @@ def norm_s8(p: NormParams, x, mult, shift, bias_q) -> np.ndarray:
     s = d.sum(axis=(1, 3), keepdims=True)
     q = (d * d).sum(axis=(1, 3), keepdims=True)
     v = p.count * q - s * s + p.eps_term
-    recip_k = [group_scale(int(val)) for val in v.reshape(-1)]
-    recip = np.array([r for r, _ in recip_k], np.int64).reshape(v.shape)
-    k = np.array([k for _, k in recip_k], np.int64).reshape(v.shape)
+    scales = [group_scale(int(val)) for val in v.reshape(-1)]
+    recip = np.array([r for r, _ in scales], np.int64).reshape(v.shape)
+    e = np.array([e for _, e in scales], np.int64).reshape(v.shape)
     dev = p.count * d - s
-    z = _round_shift_right(dev * recip, 62 - Z_FRAC_BITS - k)
+    z = (dev * recip + (np.int64(1) << (e - 1))) >> e  # numpy's >> is arithmetic, as the C
     mult = np.asarray(mult, np.int64).reshape(1, 1, p.mid, p.r2)
     shift = np.asarray(shift, np.int64).reshape(1, 1, p.mid, p.r2)
     bias_q = np.asarray(bias_q, np.int64).reshape(1, 1, p.mid, p.r2)
