@@ -268,3 +268,32 @@ def test_log_softmax_over_a_non_innermost_axis_int8(tmp_path):
     table = compiled.program.blobs[inner.args[0].ref]
     want_codes = log_softmax_s8(inner.params, table, codes).T
     np.testing.assert_array_equal(golden["y"].reshape(TOKENS, DIM), want_codes)
+
+
+@pytest.mark.parametrize("const_side", ["lhs", "rhs"])
+def test_matmul_with_a_constant_operand_of_rank_3(tmp_path, const_side):
+    """A constant that is not a 2-D right side (so not a Dense layer) is an int8 operand with its
+    own per-tensor parameters: C == golden, float == onnxruntime."""
+    c = numpy_helper.from_array(RNG.normal(0, 0.5, (2, 6, 4) if const_side == "lhs" else (2, 5, 3))
+                                .astype(np.float32), "c")
+    ins = ["c", "x"] if const_side == "lhs" else ["x", "c"]
+    shape = [2, 4, 3] if const_side == "lhs" else [2, 4, 5]
+    nodes = [helper.make_node("Relu", ["x0"], ["x"]), helper.make_node("MatMul", ins, ["y"], name="mm")]
+    model = helper.make_model(helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x0", TensorProto.FLOAT,
+                                                                                           shape)],
+                                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [c]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "m.onnx")
+    g = run_pipeline(load_graph(tmp_path / "m.onnx"))
+    x = RNG.normal(0, 1, shape).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x0": x})[0]
+    np.testing.assert_allclose(run_float(g, {"x0": x})["y"], want, rtol=1e-5, atol=1e-5)
+    calib = tmp_path / "calib.npy"
+    np.save(calib, RNG.normal(0, 1, (8, *shape)).astype(np.float32))
+    compiled = CompiledModel(g, QuantOptions(calib=str(calib)), warn=lambda m: None)
+    step = next(s for s in compiled.program.steps if s.node == "mm")
+    assert step.kernel == "tc_batch_matmul_s8"
+    assert [a.kind for a in step.args] == (["const", "in", "out"] if const_side == "lhs" else ["in", "const", "out"])
+    golden = compiled.run_int8({"x0": x})
+    c_out, _ = compiled.run_c({"x0": x})
+    np.testing.assert_array_equal(c_out["y"], golden["y"])
