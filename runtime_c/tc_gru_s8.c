@@ -26,8 +26,8 @@ tc_status tc_gru_s8(const tc_gru_params *p, const int8_t *in, const int8_t *w, c
         out == NULL) {
         return TC_ARG_ERROR;
     }
-    if (!tc_rnn_args_ok(p->steps, p->batch, p->input_size, p->hidden_size, p->reverse, p->in_zp, p->hidden_zp,
-                        3 * p->hidden_size, w_mult, w_shift, r_mult, r_shift) ||
+    if (!tc_rnn_args_ok(p->steps, p->batch, p->directions, p->direction, p->input_size, p->hidden_size, p->reverse,
+                        p->in_zp, p->hidden_zp, 3 * p->hidden_size, w_mult, w_shift, r_mult, r_shift) ||
         (p->linear_before_reset != 0 && p->linear_before_reset != 1) || p->reset_multiplier < 0 ||
         p->hidden_multiplier < 0 || p->reset_shift < -31 || p->reset_shift > 30 || p->hidden_shift < -31 ||
         p->hidden_shift > 30) {
@@ -50,7 +50,7 @@ tc_status tc_gru_s8(const tc_gru_params *p, const int8_t *in, const int8_t *w, c
             for (k = 0; k < p->steps; ++k) {
                 const int32_t t = p->reverse ? p->steps - 1 - k : k;
                 const int32_t row = t * p->batch + b;
-                int8_t *y = out + row * n;
+                int8_t *y = out + ((t * p->directions + p->direction) * p->batch + b) * n;
                 tc_rnn_fc_q12(in + row * p->input_size, p->in_zp, p->input_size, w, bias, w_mult, w_shift, 3 * n, xg);
                 /* z and r rows, and with linear_before_reset the n rows: R h8 (+ r_bias) */
                 tc_rnn_fc_q12(h8, p->hidden_zp, n, r, r_bias, r_mult, r_shift, p->linear_before_reset ? 3 * n : 2 * n,

@@ -19,8 +19,8 @@ tc_status tc_lstm_s8(const tc_lstm_params *p, const int8_t *in, const int8_t *w,
         w_shift == NULL || r_mult == NULL || r_shift == NULL || scratch == NULL || out == NULL) {
         return TC_ARG_ERROR;
     }
-    if (!tc_rnn_args_ok(p->steps, p->batch, p->input_size, p->hidden_size, p->reverse, p->in_zp, p->hidden_zp,
-                        4 * p->hidden_size, w_mult, w_shift, r_mult, r_shift) ||
+    if (!tc_rnn_args_ok(p->steps, p->batch, p->directions, p->direction, p->input_size, p->hidden_size, p->reverse,
+                        p->in_zp, p->hidden_zp, 4 * p->hidden_size, w_mult, w_shift, r_mult, r_shift) ||
         (p->cell_tanh_multiplier != 0 && p->cell_tanh_multiplier != 3) || p->cell_tanh_shift < 0 ||
         p->cell_tanh_shift > 15 || p->forget_shift > 0 || p->input_shift > 0 || p->hidden_shift > 0 ||
         p->forget_shift < -31 || p->input_shift < -31 || p->hidden_shift < -31 || p->forget_multiplier < 0 ||
@@ -42,7 +42,7 @@ tc_status tc_lstm_s8(const tc_lstm_params *p, const int8_t *in, const int8_t *w,
             for (k = 0; k < p->steps; ++k) {
                 const int32_t t = p->reverse ? p->steps - 1 - k : k;
                 const int32_t row = t * p->batch + b;
-                int8_t *y = out + row * n;
+                int8_t *y = out + ((t * p->directions + p->direction) * p->batch + b) * n;
                 tc_rnn_fc_q12(in + row * p->input_size, p->in_zp, p->input_size, w, bias, w_mult, w_shift, 4 * n,
                               gates);
                 tc_rnn_fc_q12(h8, p->hidden_zp, n, r, NULL, r_mult, r_shift, 4 * n, recurrent);

@@ -95,11 +95,12 @@ int16_t tc_rnn_add16(int32_t a, int32_t b) {
     return (int16_t)tc_clamp_i32(a + b, -32768, 32767);
 }
 
-int tc_rnn_args_ok(int32_t steps, int32_t batch, int32_t input_size, int32_t hidden_size, int32_t reverse,
-                   int32_t in_zp, int32_t hidden_zp, int32_t rows, const int32_t *w_mult, const int32_t *w_shift,
+int tc_rnn_args_ok(int32_t steps, int32_t batch, int32_t directions, int32_t direction, int32_t input_size,
+                   int32_t hidden_size, int32_t reverse, int32_t in_zp, int32_t hidden_zp, int32_t rows, const int32_t *w_mult, const int32_t *w_shift,
                    const int32_t *r_mult, const int32_t *r_shift) {
     int32_t k;
-    if (steps < 1 || batch < 1 || input_size < 1 || hidden_size < 1 || (reverse != 0 && reverse != 1) ||
+    if (steps < 1 || batch < 1 || (directions != 1 && directions != 2) || direction < 0 || direction >= directions ||
+        input_size < 1 || hidden_size < 1 || (reverse != 0 && reverse != 1) ||
         in_zp < -128 || in_zp > 127 || hidden_zp < -128 || hidden_zp > 127) {
         return 0;
     }

@@ -23,15 +23,17 @@ extern "C" {
 #endif
 
 /*
- * Parameters of tc_lstm_s8. Input [steps][batch][input_size], output [steps][batch][hidden]:
- * each batch row is an independent sequence from a zero state (run one after the other, so the
- * scratch holds one state). Weights rows are gates i, o, f, c (ONNX order), hidden_size rows
+ * Parameters of tc_lstm_s8. Input [steps][batch][input_size], output
+ * [steps][directions][batch][hidden], of which this call writes the rows of `direction` (a
+ * bidirectional layer is two calls, the second with reverse = 1): each batch row is an
+ * independent sequence from a zero state (run one after the other, so the scratch holds one
+ * state). Weights rows are gates i, o, f, c (ONNX order), hidden_size rows
  * each. reverse != 0 runs the steps from the last to the first (ONNX direction "reverse").
  * cell_tanh_*: TFLM lstm_internal::Tanh for the cell scale (multiplier 0 or 3, shift 0..15).
  * forget/input/hidden: MulElementwise requantization of f*c, i*g and o*tanh(c) (shifts <= 0).
  */
 typedef struct {
-    int32_t steps, batch, input_size, hidden_size, reverse;
+    int32_t steps, batch, directions, direction, input_size, hidden_size, reverse;
     int32_t in_zp, hidden_zp;
     int32_t cell_tanh_multiplier, cell_tanh_shift;
     int32_t forget_multiplier, forget_shift;
@@ -45,7 +47,7 @@ typedef struct {
  * state to the int8 output.
  */
 typedef struct {
-    int32_t steps, batch, input_size, hidden_size, reverse;
+    int32_t steps, batch, directions, direction, input_size, hidden_size, reverse;
     int32_t in_zp, hidden_zp;
     int32_t linear_before_reset;
     int32_t reset_multiplier, reset_shift;
@@ -67,7 +69,8 @@ int32_t tc_gru_s8_scratch_size(const tc_gru_params *p);
  * @param w_mult  w_shift: per row in_scale * w_scale[row] / 2^-12
  * @param r_mult  r_shift: per row hidden_scale * r_scale[row] / 2^-12
  * @param scratch tc_lstm_s8_scratch_size(p) bytes, 2-byte aligned
- * @param out     hidden states [steps][batch][hidden]; must not overlap the input
+ * @param out     hidden states [steps][directions][batch][hidden] (this direction's rows written);
+ *                must not overlap the input
  */
 tc_status tc_lstm_s8(const tc_lstm_params *p, const int8_t *in, const int8_t *w, const int8_t *r,
                      const int32_t *bias, const int32_t *w_mult, const int32_t *w_shift,
@@ -97,8 +100,8 @@ int32_t tc_rnn_mul(int32_t a, int32_t b, int32_t b_offset, int32_t mult, int32_t
 /* int16 saturating add. */
 int16_t tc_rnn_add16(int32_t a, int32_t b);
 /* Checks both kernels make: shapes, zero points, per-row requantization pairs. */
-int tc_rnn_args_ok(int32_t steps, int32_t batch, int32_t input_size, int32_t hidden_size, int32_t reverse,
-                   int32_t in_zp, int32_t hidden_zp, int32_t rows, const int32_t *w_mult, const int32_t *w_shift,
+int tc_rnn_args_ok(int32_t steps, int32_t batch, int32_t directions, int32_t direction, int32_t input_size,
+                   int32_t hidden_size, int32_t reverse, int32_t in_zp, int32_t hidden_zp, int32_t rows, const int32_t *w_mult, const int32_t *w_shift,
                    const int32_t *r_mult, const int32_t *r_shift);
 
 #ifdef __cplusplus

@@ -5,9 +5,9 @@ IR: one `LSTM` / `GRU` node per ONNX node computes the output sequence Y, physic
 from Y (the last step of each direction), so only Y lives in the arena; an `LSTM` node with
 attribute output="cell" computes Y_c (float only; dead-code removal drops it when unused).
 
-int8 (one direction per node; batch rows one after the other): one kernel call runs the whole
-sequence, the state lives
-in the step's scratch (the memory planner places it for that step only). LSTM follows TFLite
+int8 (one kernel call per direction, writing its rows of Y; batch rows one after the other): a
+call runs the whole sequence, the state lives in the step's scratch (the memory planner places
+it for that step only). LSTM follows TFLite
 Micro's UNIDIRECTIONAL_SEQUENCE_LSTM integer path (micro/kernels/lstm_eval.h, int8 activations,
 int16 cell): each gate is FC(x) + FC(h) requantized to int16 Q3.12 and added with saturation,
 sigmoid / tanh are TFLM's int16 Logistic / Tanh (the 256-entry sigmoid table with
@@ -304,8 +304,6 @@ MAX_CELL_SCALE_POWER = 0         # cell range up to 2^15: keeps TFLM's Tanh inpu
 
 def _check_int8_recurrent(lc, node, extra_inputs):
     a = node.attrs
-    if a["direction"] == "bidirectional":
-        raise unsupported_int8(node, "direction=bidirectional (one direction per node in int8)")
     if tuple(a["activations"]) != (LSTM_DEFAULT_ACTIVATIONS if node.op == "LSTM" else GRU_DEFAULT_ACTIVATIONS):
         raise unsupported_int8(node, f"activations {list(a['activations'])}")
     if a["clip"] is not None:
@@ -335,26 +333,47 @@ def _gate_multipliers(in_scale: float, w_scale: np.ndarray) -> tuple[np.ndarray,
 
 
 def _lower_recurrent(lc, node, kernel):
+    """One kernel call per direction; a bidirectional node's second call completes (update) the
+    output the first one started, each writing its own direction's rows of Y [T, D, B, H]."""
     x, y = node.inputs[0], node.outputs[0]
     a = node.attrs
     steps, batch, in_size = lc.tensor(x).shape
+    dirs = 2 if a["direction"] == "bidirectional" else 1
+    macs = OPS_MACS(lc, node) // dirs
+    for d in range(dirs):
+        p, args = _direction_args(lc, node, d, dirs, steps, batch, in_size)
+        golden = lstm_s8 if node.op == "LSTM" else gru_s8
+        scratch = Arg("scratch", "", (lstm_scratch_size if node.op == "LSTM" else gru_scratch_size)(p))
+        what = f"{steps} steps, state in scratch" + (f", direction {d}" if dirs == 2 else "")
+        if d == 0:
+            lc.add_step(node, kernel, p, args + [scratch, Arg("out", y)], lambda *vs, p=p, g=golden: g(p, *vs),
+                        macs=macs, note=what)
+        else:
+            lc.add_step(node, kernel, p, args + [scratch, Arg("update", y)], lambda *vs, p=p, g=golden: g(p, *vs),
+                        macs=macs, note=what)
+
+
+def _direction_args(lc, node, d, dirs, steps, batch, in_size):
+    """Params and constant arguments of direction d's kernel call."""
+    x, y = node.inputs[0], node.outputs[0]
+    a = node.attrs
     hidden = a["hidden_size"]
     gates = GATES[node.op]
     s_x, zp_x = lc.qp(x)
     s_h, zp_h = lc.qp(y)
-    w = lc.tensor(node.inputs[1]).data[0].astype(np.float32)
-    r = lc.tensor(node.inputs[2]).data[0].astype(np.float32)
+    w = lc.tensor(node.inputs[1]).data[d].astype(np.float32)
+    r = lc.tensor(node.inputs[2]).data[d].astype(np.float32)
     b_name = node.inputs[3] if len(node.inputs) > 3 else ""
-    b = lc.tensor(b_name).data[0].astype(np.float64) if b_name else np.zeros(2 * gates * hidden)
+    b = lc.tensor(b_name).data[d].astype(np.float64) if b_name else np.zeros(2 * gates * hidden)
     wq, wqp = quantize_weights_per_channel(w, 0)
     rq, rqp = quantize_weights_per_channel(r, 0)
     lc._pending_params += int(w.size + r.size + b.size)
     w_mult, w_shift = _gate_multipliers(s_x, wqp.scale)
     r_mult, r_shift = _gate_multipliers(s_h, rqp.scale)
     wb, rb = b[:gates * hidden], b[gates * hidden:]
-    reverse = int(a["direction"] == "reverse")
+    reverse = int(a["direction"] == "reverse" or d == 1)
     common = dict(steps=steps, batch=batch, input_size=in_size, hidden_size=hidden, reverse=reverse, in_zp=zp_x,
-                  hidden_zp=zp_h)
+                  hidden_zp=zp_h, directions=dirs, direction=d)
     if node.op == "LSTM":
         x_bias, r_bias = wb + rb, None
         p = make_lstm_params(s_h, **common)
@@ -367,17 +386,13 @@ def _lower_recurrent(lc, node, kernel):
             fold[2 * hidden:] = 0
         x_bias, r_bias = wb + rb * fold, rb * (1 - fold)
         p = make_gru_params(s_h, linear_before_reset=lbr, **common)
-    blob = lambda arr, role: Arg("const", lc.blob(np.ascontiguousarray(arr), node, role))  # noqa: E731
-    args = [Arg("in", x), blob(wq, "w"), blob(rq, "r"),
-            blob(quantize_bias(x_bias, s_x, wqp.scale), "bias")]
+    suffix = f"_d{d}" if dirs == 2 else ""
+    blob = lambda arr, role: Arg("const", lc.blob(np.ascontiguousarray(arr), node, role + suffix))  # noqa: E731
+    args = [Arg("in", x), blob(wq, "w"), blob(rq, "r"), blob(quantize_bias(x_bias, s_x, wqp.scale), "bias")]
     if r_bias is not None:
         args.append(blob(quantize_bias(r_bias, s_h, rqp.scale), "r_bias"))
     args += [blob(w_mult, "w_mult"), blob(w_shift, "w_shift"), blob(r_mult, "r_mult"), blob(r_shift, "r_shift")]
-    decl_golden = lstm_s8 if node.op == "LSTM" else gru_s8
-    scratch = Arg("scratch", "", (lstm_scratch_size if node.op == "LSTM" else gru_scratch_size)(p))
-    lc.add_step(node, kernel, p, args + [scratch, Arg("out", y)],
-                lambda *vs: decl_golden(p, *vs), macs=OPS_MACS(lc, node),
-                note=f"{steps} steps, state in scratch")
+    return p, args
 
 
 def OPS_MACS(lc, node) -> int:  # noqa: N802  (the registered op's count, for the step)
@@ -486,6 +501,8 @@ class LstmParams:
     C_STRUCT: ClassVar[str] = "tc_lstm_params"
     steps: int
     batch: int
+    directions: int             # D of the output [steps][D][batch][hidden]; this call writes
+    direction: int              # the rows of direction `direction`
     input_size: int
     hidden_size: int
     reverse: int
@@ -516,6 +533,8 @@ class GruParams:
     C_STRUCT: ClassVar[str] = "tc_gru_params"
     steps: int
     batch: int
+    directions: int             # D of the output [steps][D][batch][hidden]; this call writes
+    direction: int              # the rows of direction `direction`
     input_size: int
     hidden_size: int
     reverse: int
@@ -538,11 +557,12 @@ def _validate_common(p) -> None:
     require(p.steps >= 1 and p.batch >= 1 and p.input_size >= 1 and p.hidden_size >= 1,
             "steps, batch, input_size and hidden_size must be >= 1")
     require(p.reverse in (0, 1), "reverse must be 0 or 1")
+    require(p.directions in (1, 2) and 0 <= p.direction < p.directions, "need directions 1 or 2, direction < it")
     require(is_int8(p.in_zp) and is_int8(p.hidden_zp), "zero points must be in [-128, 127]")
 
 
 def make_lstm_params(hidden_scale: float, *, steps, input_size, hidden_size, reverse, in_zp,
-                     hidden_zp, batch=1) -> LstmParams:
+                     hidden_zp, batch=1, directions=1, direction=0) -> LstmParams:
     """TFLM PrepareGateParametersInteger for one direction, the cell scale from cell_scale_power."""
     cell_power = cell_scale_power(steps)
     s_c = 2.0 ** cell_power
@@ -550,18 +570,19 @@ def make_lstm_params(hidden_scale: float, *, steps, input_size, hidden_size, rev
     fm, fs = quantize_multiplier(GATE_OUTPUT_SCALE * s_c / s_c)
     im, ish = quantize_multiplier(GATE_OUTPUT_SCALE * GATE_OUTPUT_SCALE / s_c)
     hm, hs = quantize_multiplier(GATE_OUTPUT_SCALE * GATE_OUTPUT_SCALE / float(np.float32(hidden_scale)))
-    p = LstmParams(int(steps), int(batch), int(input_size), int(hidden_size), int(reverse), int(in_zp), int(hidden_zp),
+    p = LstmParams(int(steps), int(batch), int(directions), int(direction), int(input_size), int(hidden_size),
+                   int(reverse), int(in_zp), int(hidden_zp),
                    tanh_mult, tanh_shift, fm, fs, im, ish, hm, hs)
     p.validate()
     return p
 
 
 def make_gru_params(hidden_scale: float, *, steps, input_size, hidden_size, reverse, in_zp, hidden_zp,
-                    linear_before_reset, batch=1) -> GruParams:
+                    linear_before_reset, batch=1, directions=1, direction=0) -> GruParams:
     rm, rs = quantize_multiplier(GATE_OUTPUT_SCALE)
     hm, hs = quantize_multiplier(GATE_OUTPUT_SCALE / float(np.float32(hidden_scale)))
-    p = GruParams(int(steps), int(batch), int(input_size), int(hidden_size), int(reverse), int(in_zp), int(hidden_zp),
-                  int(linear_before_reset), rm, rs, hm, hs)
+    p = GruParams(int(steps), int(batch), int(directions), int(direction), int(input_size), int(hidden_size),
+                  int(reverse), int(in_zp), int(hidden_zp), int(linear_before_reset), rm, rs, hm, hs)
     p.validate()
     return p
 
@@ -586,6 +607,15 @@ def _recurrent_operands(p, x, w, r, gates):
     return x, w, r
 
 
+def _output(p, current) -> np.ndarray:
+    """The output [steps][directions][batch][hidden] this call writes into: a copy of `current`
+    (the rows other calls wrote) or zeros."""
+    shape = (p.steps, p.directions, p.batch, p.hidden_size)
+    if current is None:
+        return np.zeros(shape, dtype=np.int8)
+    return as_int8(current, int(np.prod(shape)), "current output").reshape(shape).copy()
+
+
 def _sequence_order(p):
     """(batch row, step count) in the kernels' order: batch rows one after the other."""
     return [(b, k) for b in range(p.batch) for k in range(p.steps)]
@@ -600,13 +630,13 @@ def _row_arrays(n, *arrays):
     return out
 
 
-def lstm_s8(p: LstmParams, x, w, r, bias, w_mult, w_shift, r_mult, r_shift) -> np.ndarray:
+def lstm_s8(p: LstmParams, x, w, r, bias, w_mult, w_shift, r_mult, r_shift, current=None) -> np.ndarray:
     """Mirror of tc_lstm_s8: int8 output [steps][batch][hidden_size] (TFLM LstmStep per step)."""
     p.validate()
     x, w, r = _recurrent_operands(p, x, w, r, 4)
     n = p.hidden_size
     bias, w_mult, w_shift, r_mult, r_shift = _row_arrays(4 * n, bias, w_mult, w_shift, r_mult, r_shift)
-    out = np.zeros((p.steps, p.batch, n), dtype=np.int8)
+    out = _output(p, current)
     for b, k in _sequence_order(p):
         if k == 0:  # each batch row runs its own sequence from a zero state
             h8, c = np.full(n, p.hidden_zp, dtype=np.int64), np.zeros(n, dtype=np.int64)
@@ -619,18 +649,18 @@ def lstm_s8(p: LstmParams, x, w, r, bias, w_mult, w_shift, r_mult, r_shift) -> n
                       mul_elementwise(i, cell_gate, p.input_multiplier, p.input_shift))
         tanh_c = tanh_q15(c, p.cell_tanh_multiplier, p.cell_tanh_shift)
         h8 = mul_elementwise(o, tanh_c, p.hidden_multiplier, p.hidden_shift, p.hidden_zp, lo=-128, hi=127)
-        out[t, b] = h8
-    return out
+        out[t, p.direction, b] = h8
+    return out.reshape(p.steps, p.directions * p.batch, n) if p.directions == 1 else out
 
 
-def gru_s8(p: GruParams, x, w, r, bias, r_bias, w_mult, w_shift, r_mult, r_shift) -> np.ndarray:
+def gru_s8(p: GruParams, x, w, r, bias, r_bias, w_mult, w_shift, r_mult, r_shift, current=None) -> np.ndarray:
     """Mirror of tc_gru_s8: int8 output [steps][batch][hidden_size] (module docstring's scheme)."""
     p.validate()
     x, w, r = _recurrent_operands(p, x, w, r, 3)
     n = p.hidden_size
     bias, r_bias, w_mult, w_shift, r_mult, r_shift = _row_arrays(3 * n, bias, r_bias, w_mult, w_shift, r_mult,
                                                                   r_shift)
-    out = np.zeros((p.steps, p.batch, n), dtype=np.int8)
+    out = _output(p, current)
     zr, nn = slice(0, 2 * n), slice(2 * n, 3 * n)
     for b, k in _sequence_order(p):
         if k == 0:  # each batch row runs its own sequence from a zero state
@@ -650,8 +680,8 @@ def gru_s8(p: GruParams, x, w, r, bias, r_bias, w_mult, w_shift, r_mult, r_shift
         mix = (32768 - z) * cand + z * h16
         h16 = np.clip(np.where(mix >= 0, (mix + (1 << 14)) >> 15, -((-mix + (1 << 14)) >> 15)), INT16_MIN, INT16_MAX)
         h8 = np.clip(mbqm(h16, p.hidden_multiplier, p.hidden_shift) + p.hidden_zp, -128, 127)
-        out[t, b] = h8
-    return out
+        out[t, p.direction, b] = h8
+    return out.reshape(p.steps, p.directions * p.batch, n) if p.directions == 1 else out
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
