@@ -317,3 +317,21 @@ def test_c_sigmoid_and_tanh_equal_their_mirrors_on_every_int16(lib):
     for power in (-15, -12, -9, 0):
         m, s = tanh_multiplier(power)
         np.testing.assert_array_equal([tanh(int(v), m, s) for v in x], tanh_q15(x, m, s), err_msg=str(power))
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_cortex_m4_under_qemu_equals_golden(tmp_path, op):
+    """The kernels cross-compiled for a Cortex-M4 (arm-none-eabi-gcc, DSP core) give the golden
+    model's bytes: a bidirectional layer (two calls, the second completing Y) and Y_h."""
+    from tinycc.sim.qemu import missing_tools
+
+    if missing_tools(run=True):
+        pytest.skip(f"Cortex-M4 check: {missing_tools(run=True)}")
+    _onnx_model(tmp_path / "m.onnx", op, steps=12, direction="bidirectional", lbr=1, batch=1)
+    g = run_pipeline(load_graph(tmp_path / "m.onnx"))
+    compiled = _compile(g, tmp_path, (12, 1, 5))
+    feeds = {"x": RNG.normal(0, 1, (12, 1, 5)).astype(np.float32)}
+    m4, run = compiled.run_qemu(feeds)
+    for name, v in compiled.run_int8(feeds).items():
+        np.testing.assert_array_equal(m4[name], v, err_msg=name)
+    assert run.instructions > 0
