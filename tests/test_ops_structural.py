@@ -685,3 +685,36 @@ def test_structural_kernels_on_cortex_m4_equal_golden_and_host(tmp_path):
     for name in compiled.program.outputs:
         np.testing.assert_array_equal(target[name], golden[name], err_msg=name)
         np.testing.assert_array_equal(host[name], golden[name], err_msg=name)
+
+
+def test_onnxruntime_quantized_conv_transpose_keeps_its_per_channel_weights(tmp_path):
+    """onnxruntime's quantize_static (QDQ, per-channel weights along ONNX axis 1 = output
+    channels of ConvTranspose): tinycc takes the stored integers (the axis follows the weight
+    regrouping), C == golden, and the int8 output stays near float (30 dB)."""
+    torch = pytest.importorskip("torch")
+    from conftest import quantize_static_qdq
+    from tinycc.engines import run_compiled
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.t = torch.nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1)
+
+        def forward(self, x):
+            return self.t(torch.relu(self.c(x)))
+
+    torch.manual_seed(0)
+    data = np.random.default_rng(0).normal(size=(8, 1, 3, 6, 6)).astype(np.float32)
+    path = quantize_static_qdq(Net().eval(), data, tmp_path)
+    g = run_pipeline(load_graph(path))
+    compiled = CompiledModel(g, QuantOptions(), warn=lambda m: None)
+    assert "tc_conv_transpose_s8" in {s.kernel for s in compiled.program.steps}
+    x = {g.inputs[0]: data[1]}
+    golden = compiled.run_int8(x)
+    c_out, _ = compiled.run_c(x)
+    for name, v in golden.items():
+        np.testing.assert_array_equal(c_out[name], v)
+    ref = ort.InferenceSession(str(tmp_path / "float.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": data[1]})[0]
+    deq = run_compiled(compiled, [x], "int8", dequantize=True)[0][g.outputs[0]]
+    assert 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - deq) ** 2)) > 30
