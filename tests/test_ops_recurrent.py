@@ -105,7 +105,8 @@ def _torch_rnn(kind: str):
     import torch
 
     class Net(torch.nn.Module):
-        """nn.LSTM / nn.GRU, batch first, then a linear layer on the last step."""
+        """nn.LSTM / nn.GRU, batch first, then a linear layer on the last step, taken the two
+        usual ways: y[:, -1] (LSTM here: a Gather of Y) and h_n[-1] (GRU here: Y_h)."""
 
         def __init__(self):
             super().__init__()
@@ -113,8 +114,8 @@ def _torch_rnn(kind: str):
             self.fc = torch.nn.Linear(12, 4)
 
         def forward(self, x):
-            y, _ = self.rnn(x)
-            return self.fc(y[:, -1:, :].flatten(1))
+            y, h_n = self.rnn(x)
+            return self.fc(y[:, -1] if kind == "LSTM" else h_n[-1])
 
     torch.manual_seed(0)
     return Net().eval()
