@@ -4,6 +4,7 @@
  * Mirrored by tinycc/ops/recurrent.py (fc_q12, sigmoid_q15, tanh_q15, mul_elementwise).
  */
 #include "tc_recurrent.h"
+#include "tc_dot_s8_dsp.h"
 
 /* TFLM sigmoid_table_uint16 (kernels/internal/common.h): sigmoid(i / 24) in 0.16, i = 0..255. */
 static const uint16_t tc_rnn_sigmoid_table[256] = {
@@ -34,8 +35,22 @@ static const uint16_t tc_rnn_sigmoid_table[256] = {
 
 void tc_rnn_fc_q12(const int8_t *x, int32_t zp, int32_t cols, const int8_t *w, const int32_t *bias,
                    const int32_t *mult, const int32_t *shift, int32_t rows, int16_t *out) {
-    int32_t o, i;
-    for (o = 0; o < rows; ++o) {
+    int32_t o = 0, i;
+#if TC_HAVE_DSP
+    /* Four gate rows per pass with SMLAD (tc_dot_s8_dsp.h): the same products and sums as the
+     * loop below (|terms| <= 255 * 128, far from overflowing int32 for any layer width). */
+    for (; o + 4 <= rows; o += 4) {
+        int32_t acc[4], k;
+        for (k = 0; k < 4; ++k) {
+            acc[k] = bias != NULL ? bias[o + k] : 0;
+        }
+        tc_dsp_dot_1x4(x, w + o * cols, cols, cols, zp, acc);
+        for (k = 0; k < 4; ++k) {
+            out[o + k] = (int16_t)tc_clamp_i32(tc_mbqm(acc[k], mult[o + k], shift[o + k]), -32768, 32767);
+        }
+    }
+#endif
+    for (; o < rows; ++o) {
         const int8_t *w_o = w + o * cols;
         int32_t acc = bias != NULL ? bias[o] : 0;
         for (i = 0; i < cols; ++i) {

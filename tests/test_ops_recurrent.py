@@ -223,15 +223,24 @@ STRUCTS = {LstmParams: _struct(LstmParams), GruParams: _struct(GruParams)}
 SENTINEL = 0x5A
 
 
-@pytest.fixture(scope="module")
-def lib():
-    lib = runtime_library()
+def _bind(lib):
     for name, argc in (("tc_lstm_s8", 11), ("tc_gru_s8", 12)):
         getattr(lib, name).restype = ctypes.c_int
         getattr(lib, name).argtypes = [ctypes.c_void_p] * argc
         getattr(lib, name + "_scratch_size").restype = ctypes.c_int32
         getattr(lib, name + "_scratch_size").argtypes = [ctypes.c_void_p]
     return lib
+
+
+@pytest.fixture(scope="module")
+def lib():
+    return _bind(runtime_library())
+
+
+@pytest.fixture(scope="module")
+def dsp_lib():
+    """The library with the ARMv7E-M DSP paths on emulated intrinsics (tc_arm_dsp.h)."""
+    return _bind(runtime_library(defines=["TC_EMULATE_DSP"]))
 
 
 def _random_case(op, seed):
@@ -275,8 +284,10 @@ def _run_c(lib, op, p, x, consts):
     return status, out, size
 
 
+@pytest.mark.parametrize("variant", ["portable", "dsp"])
 @pytest.mark.parametrize("op", ["LSTM", "GRU"])
-def test_kernel_equals_golden_on_random_cases(lib, op):
+def test_kernel_equals_golden_on_random_cases(lib, dsp_lib, op, variant):
+    lib = dsp_lib if variant == "dsp" else lib
     golden = lstm_s8 if op == "LSTM" else gru_s8
     for seed in range(40):
         p, x, consts = _random_case(op, 100 * seed + len(op))
