@@ -73,6 +73,30 @@ def test_unary_float_matches_onnxruntime_and_c_equals_golden(tmp_path, op, attrs
     _check_c_equals_golden(model, _inputs(op, 2))
 
 
+MORE_TABLES = [("Selu", {"alpha": 1.5, "gamma": 1.1}), ("Celu", {"alpha": 0.7}), ("Softsign", {}),
+               ("ThresholdedRelu", {"alpha": 0.3}), ("Shrink", {"lambd": 0.4, "bias": 0.1}), ("Sin", {}), ("Cos", {}),
+               ("Tan", {}), ("Atan", {}), ("Floor", {}), ("Ceil", {}), ("Round", {}), ("Sign", {})]
+
+
+def test_more_functions_of_one_value_are_tables(tmp_path):
+    """One model, one output per function: float == onnxruntime, one tc_lut_s8 each, C == golden."""
+    nodes = [helper.make_node(op, ["x"], [f"y{k}"], **attrs) for k, (op, attrs) in enumerate(MORE_TABLES)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, SHAPE)],
+                              [helper.make_tensor_value_info(f"y{k}", TensorProto.FLOAT, SHAPE)
+                               for k in range(len(MORE_TABLES))])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    x = RNG.uniform(-1.4, 1.4, SHAPE).astype(np.float32)  # inside tan's branch, round-half cases aside
+    g = run_pipeline(load_graph(path))
+    ours = run_float(g, {"x": x})
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    for k, (op, _) in enumerate(MORE_TABLES):
+        np.testing.assert_allclose(ours[f"y{k}"], want[k], rtol=1e-5, atol=1e-6, err_msg=op)
+    model = _compiled(path, RNG.uniform(-1.4, 1.4, (8, *SHAPE)).astype(np.float32))
+    assert [s.kernel for s in model.program.steps] == ["tc_lut_s8"] * len(MORE_TABLES)
+    _check_c_equals_golden(model, [x])
+
+
 def test_pow_by_a_constant_is_a_table(tmp_path):
     e = numpy_helper.from_array(np.array(3.0, np.float32), "e")
     path = _save(tmp_path / "m.onnx", [helper.make_node("Pow", ["x", "e"], ["y"])], [e])

@@ -117,6 +117,26 @@ def power(x, exponent: float):
         return np.power(np.asarray(x, dtype=np.float64), exponent)
 
 
+def selu(x, alpha, gamma):
+    """gamma * (x for x > 0, alpha * (exp(x) - 1) below) (ONNX Selu)."""
+    return gamma * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def celu(x, alpha):
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1)) (ONNX Celu)."""
+    return np.maximum(x, 0) + np.minimum(0, alpha * np.expm1(np.minimum(x, 0) / alpha))
+
+
+def shrink(x, lambd, bias):
+    """x + bias below -lambd, x - bias above lambd, 0 between (ONNX Shrink)."""
+    return np.where(x < -lambd, x + bias, np.where(x > lambd, x - bias, 0.0))
+
+
+def tan(x):
+    with np.errstate(all="ignore"):
+        return np.tan(x)
+
+
 # In a lookup table the domain edges replace NaN (which no int8 code holds): log and sqrt of a
 # negative input are log(0) = -inf (the lowest code) and sqrt(0) = 0.
 TABLE_FUNCS = {
@@ -149,6 +169,19 @@ FLOAT_FUNCS = {
     "Reciprocal": lambda x, a: reciprocal(x),
     "Erf": lambda x, a: erf(x),
     "Pow": lambda x, a: power(x, a["exponent"]),
+    "Selu": lambda x, a: selu(x, a["alpha"], a["gamma"]),
+    "Celu": lambda x, a: celu(x, a["alpha"]),
+    "Softsign": lambda x, a: x / (1.0 + np.abs(x)),
+    "ThresholdedRelu": lambda x, a: np.where(x > a["alpha"], x, 0.0),
+    "Shrink": lambda x, a: shrink(x, a["lambd"], a["bias"]),
+    "Sin": lambda x, a: np.sin(x),
+    "Cos": lambda x, a: np.cos(x),
+    "Tan": lambda x, a: tan(x),
+    "Atan": lambda x, a: np.arctan(x),
+    "Floor": lambda x, a: np.floor(x),
+    "Ceil": lambda x, a: np.ceil(x),
+    "Round": lambda x, a: np.round(x),  # half to even, as ONNX Round
+    "Sign": lambda x, a: np.sign(x),
 }
 # int8 output quantization fixed by the TFLite spec (the others are calibrated)
 _FIXED_OUTPUT = {"Sigmoid": ("fixed", 1.0 / 256.0, -128), "Tanh": ("fixed", 1.0 / 128.0, 0)}
@@ -229,6 +262,30 @@ def import_pow(ctx, onode, attrs):
     if tuple(out_shape) != tuple(ctx.shape(x)):
         raise unsupported(onode, "an exponent that broadcasts the base to a larger shape")
     ctx.add("Pow", [x], [onode.output[0]], onode, exponent=float(exponent.reshape(())))
+
+
+@onnx_importer("Floor", "Ceil", "Sign")
+@onnx_importer("Softsign", "Sin", "Cos", "Tan", "Atan", "Round", revisions={22: {}})  # 22: bfloat16 admitted
+def import_more_float_unary(ctx, onode, attrs):
+    import_float_unary(ctx, onode, attrs)
+
+
+# attribute defaults of the parameterised ones (ONNX schemas)
+_UNARY_ATTRS = {"Selu": {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875},
+                "Celu": {"alpha": 1.0}, "ThresholdedRelu": {"alpha": 1.0}, "Shrink": {"lambd": 0.5, "bias": 0.0}}
+
+
+@onnx_importer("Shrink")
+@onnx_importer("Celu", revisions={28: {}})  # 28: new element types admitted
+@onnx_importer("Selu", "ThresholdedRelu", revisions={22: {}})  # 22: bfloat16 admitted
+def import_parameterised_unary(ctx, onode, attrs):
+    dtype = ctx.graph.tensors[onode.input[0]].dtype
+    if dtype != "float32":
+        raise unsupported(onode, f"{onode.op_type} on a {dtype} tensor (float tensors expected)")
+    values = {k: float(attrs.get(k, v)) for k, v in _UNARY_ATTRS[onode.op_type].items()}
+    if onode.op_type == "Celu" and values["alpha"] == 0:
+        raise bad_input(onode, "alpha=0 (Celu divides by alpha)")
+    ctx.add(onode.op_type, [onode.input[0]], [onode.output[0]], onode, **values)
 
 
 @onnx_importer("Gelu")
