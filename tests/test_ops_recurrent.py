@@ -139,6 +139,8 @@ def test_torch_export_float_and_int8(tmp_path, kind, exporter):
         want = net(x).detach().numpy()
     assert kind in {n.op_type for n in onnx.load(path).graph.node}
     g = run_pipeline(load_graph(path))
+    (node,) = [n for n in g.nodes if n.op == kind]
+    assert node.inputs[4:] == [], "the exporters' zero initial states are dropped (not parameters)"
     np.testing.assert_allclose(run_float(g, {"x": x.numpy()})["y"], want, rtol=1e-4, atol=1e-5)
     compiled = _compile(g, tmp_path, (1, 15, 10))
     assert [s.kernel for s in compiled.program.steps if s.op == kind] == [f"tc_{kind.lower()}_s8"]

@@ -254,6 +254,9 @@ def import_recurrent(ctx, onode, attrs):
             raise unsupported(onode, f"sequence_lens {np.asarray(lens).tolist()} shorter than the {steps} steps "
                                      "(only full-length sequences)")
     states = [_optional(onode, 5)] + ([_optional(onode, 6)] if op == "LSTM" else [])
+    # A constant zero state (torch's exporters build one with Expand) is the default: dropped,
+    # so it is neither a parameter nor an input of the int8 kernel.
+    states = ["" if s and ctx.const(s) is not None and not np.any(ctx.const(s)) else s for s in states]
     if layout == 1:  # initial states [B, D, H] -> [D, B, H]
         states = [ctx.add("Transpose", [s], None, onode, f"state_{k}", perm=(1, 0, 2))[0] if s else ""
                   for k, s in enumerate(states)]
