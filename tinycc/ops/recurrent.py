@@ -34,7 +34,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import BadInput, Unsupported
+from ..errors import BadInput
 from ..golden.arith import INT32_MAX, INT32_MIN, mbqm, quantize_multiplier
 from ..golden.checks import as_int8, as_shape, is_int8, require
 from ..ir import IRError
@@ -42,7 +42,7 @@ from ..kernels import declare
 from ..program import Arg
 from ..quant.params import quantize_bias, quantize_weights_per_channel
 from .common import unsupported, unsupported_int8
-from .registry import OpDef, onnx_importer, register
+from .registry import OPS, OpDef, onnx_importer, register
 
 # ---- float reference (ONNX LSTM / GRU, float64) ----------------------------------------------------
 # Activations tinycc implements for the `activations` attribute (those without alpha/beta).
@@ -196,7 +196,7 @@ def _decoded(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _recurrent_attrs(onode, attrs, op: str, x_shape) -> dict:
+def _recurrent_attrs(onode, attrs, op: str) -> dict:
     hidden = attrs.get("hidden_size")
     if hidden is None or int(hidden) < 1:
         raise BadInput(f"{op} node {onode.name!r}: hidden_size must be given and >= 1")
@@ -241,7 +241,7 @@ def import_recurrent(ctx, onode, attrs):
     if layout == 1:  # [B, T, I] -> [T, B, I]
         x = ctx.add("Transpose", [x], None, onode, "time_major", perm=(1, 0, 2))[0]
         shape = ctx.shape(x)
-    a = _recurrent_attrs(onode, attrs, op, shape)
+    a = _recurrent_attrs(onode, attrs, op)
     if op == "GRU":
         a["linear_before_reset"] = int(attrs.get("linear_before_reset", 0))
     steps = shape[0]
@@ -342,7 +342,7 @@ def _lower_recurrent(lc, node, kernel):
     a = node.attrs
     steps, batch, in_size = lc.tensor(x).shape
     dirs = 2 if a["direction"] == "bidirectional" else 1
-    macs = OPS_MACS(lc, node) // dirs
+    macs = _registered_macs(lc, node) // dirs
     for d in range(dirs):
         p, args = _direction_args(lc, node, d, dirs, steps, batch, in_size)
         golden = lstm_s8 if node.op == "LSTM" else gru_s8
@@ -398,9 +398,8 @@ def _direction_args(lc, node, d, dirs, steps, batch, in_size):
     return p, args
 
 
-def OPS_MACS(lc, node) -> int:  # noqa: N802  (the registered op's count, for the step)
-    from .registry import OPS
-
+def _registered_macs(lc, node) -> int:
+    """The op's MAC count (OpDef.macs), credited to its steps."""
     return OPS[node.op].macs(lc.g, node)
 
 
