@@ -11,7 +11,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from ..golden.arith import round_half_away
+from ..golden.arith import mbqm, quantize_multiplier, round_half_away
 from ..golden.checks import as_int8, check_act_range, checked_scale, is_int8, require
 from ..kernels import declare
 from ..program import Arg
@@ -220,8 +220,11 @@ class _Unary(OpDef):
             return
         s_in, z_in = lc.qp(x)
         s_out, z_out = lc.qp(y)
-        fn = TABLE_FUNCS.get(self.name, FLOAT_FUNCS[self.name])
-        table = make_lut(lambda v: fn(v, node.attrs), s_in, z_in, s_out, z_out)
+        if self.name == "Abs":  # TFLM has an integer ABS: its table holds exactly what it computes
+            table = tflm_abs_table(s_in, z_in, s_out, z_out)
+        else:
+            fn = TABLE_FUNCS.get(self.name, FLOAT_FUNCS[self.name])
+            table = make_lut(lambda v: fn(v, node.attrs), s_in, z_in, s_out, z_out)
         p = LutParams(size=lc.tensor(x).size)
         lc.add_step(node, "tc_lut_s8", p, [Arg("const", lc.blob(table, node, "lut")), Arg("in", x), Arg("out", y)],
                     lambda t, xv: lut_s8(p, t, xv), inplace_inputs=(0,), note="lookup table")
@@ -397,6 +400,18 @@ def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zp: int
     require(y.shape == (256,) and not np.isnan(y).any(), "fn must map 256 inputs to numbers")
     q = round_half_away(y / checked_scale(out_scale, "out_scale")) + out_zp
     return np.clip(q, act_min, act_max).astype(np.int8)
+
+
+def tflm_abs_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
+    """The 256-entry table of TFLM's int8 ABS (elementwise.cc AbsEvalQuantized):
+    clamp(out_zp + |x - in_zp|) when the float32 scales are equal, else
+    clamp(out_zp + MBQM(|x - in_zp|, QuantizeMultiplier(s_in / s_out))); the scales' ratio in double."""
+    require(is_int8(in_zp) and is_int8(out_zp), "zero points must be in [-128, 127]")
+    v = np.abs(np.arange(-128, 128, dtype=np.int64) - in_zp)
+    if np.float32(in_scale) != np.float32(out_scale):
+        mult, shift = quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
+        v = mbqm(v, mult, shift)
+    return np.clip(v + out_zp, -128, 127).astype(np.int8)
 
 
 def lut_s8(p: LutParams, table, x) -> np.ndarray:
