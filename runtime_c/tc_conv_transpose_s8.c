@@ -19,7 +19,7 @@ tc_status tc_conv_transpose_s8(const tc_conv_transpose_params *p, const int8_t *
                                const int32_t *bias, const int32_t *mult, const int32_t *shift, void *scratch,
                                int8_t *out) {
     int32_t *acc = (int32_t *)scratch;
-    int32_t y, x, ky, kx, o, i, n;
+    int32_t y, x, ky, kx, g, o, i, n;
     int32_t in_per_group, out_per_group;
     if (p == NULL || in == NULL || w == NULL || mult == NULL || shift == NULL || scratch == NULL || out == NULL ||
         !conv_transpose_params_valid(p)) {
@@ -43,21 +43,24 @@ tc_status tc_conv_transpose_s8(const tc_conv_transpose_params *p, const int8_t *
                     int32_t *dst;
                     if (ox < 0 || ox >= p->out_w) continue;
                     dst = acc + (oy * p->out_w + ox) * p->out_c;
-                    for (o = 0; o < p->out_c; ++o) {
-                        const int8_t *src = px + (o / out_per_group) * in_per_group;
-                        const int8_t *tap = w + ((o * p->k_h + ky) * p->k_w + kx) * in_per_group;
-                        int32_t sum = 0;
-                        for (i = 0; i < in_per_group; ++i) sum += (int32_t)tap[i] * ((int32_t)src[i] - p->in_zp);
-                        dst[o] += sum;
+                    for (g = 0; g < p->groups; ++g) {
+                        const int8_t *src = px + g * in_per_group;
+                        for (o = g * out_per_group; o < (g + 1) * out_per_group; ++o) {
+                            const int8_t *tap = w + ((o * p->k_h + ky) * p->k_w + kx) * in_per_group;
+                            int32_t sum = 0;
+                            for (i = 0; i < in_per_group; ++i) sum += (int32_t)tap[i] * ((int32_t)src[i] - p->in_zp);
+                            dst[o] += sum;
+                        }
                     }
                 }
             }
         }
     }
-    for (i = 0; i < n; ++i) {
-        o = i % p->out_c;
-        out[i] = tc_requant_s8(acc[i] + (bias != NULL ? bias[o] : 0), mult[o], shift[o], p->out_zp, p->act_min,
-                               p->act_max);
+    for (i = 0; i < n; i += p->out_c) {
+        for (o = 0; o < p->out_c; ++o) {
+            out[i + o] = tc_requant_s8(acc[i + o] + (bias != NULL ? bias[o] : 0), mult[o], shift[o], p->out_zp,
+                                       p->act_min, p->act_max);
+        }
     }
     return TC_OK;
 }
