@@ -22,7 +22,7 @@ tc_status tc_lstm_s8(const tc_lstm_params *p, const int8_t *in, const int8_t *w,
     if (!tc_rnn_args_ok(p->steps, p->batch, p->directions, p->direction, p->input_size, p->hidden_size, p->reverse,
                         p->in_zp, p->hidden_zp, 4 * p->hidden_size, w_mult, w_shift, r_mult, r_shift) ||
         (p->cell_tanh_multiplier != 0 && p->cell_tanh_multiplier != 3) || p->cell_tanh_shift < 0 ||
-        p->cell_tanh_shift > 15 || p->forget_shift > 0 || p->input_shift > 0 || p->hidden_shift > 0 ||
+        p->cell_tanh_shift > (p->cell_tanh_multiplier == 0 ? 14 : 15) || p->forget_shift > 0 || p->input_shift > 0 || p->hidden_shift > 0 ||
         p->forget_shift < -31 || p->input_shift < -31 || p->hidden_shift < -31 || p->forget_multiplier < 0 ||
         p->input_multiplier < 0 || p->hidden_multiplier < 0) {
         return TC_ARG_ERROR;

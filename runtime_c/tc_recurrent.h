@@ -29,7 +29,8 @@ extern "C" {
  * independent sequence from a zero state (run one after the other, so the scratch holds one
  * state). Weights rows are gates i, o, f, c (ONNX order), hidden_size rows
  * each. reverse != 0 runs the steps from the last to the first (ONNX direction "reverse").
- * cell_tanh_*: TFLM lstm_internal::Tanh for the cell scale (multiplier 0 or 3, shift 0..15).
+ * cell_tanh_*: TFLM lstm_internal::Tanh for the cell scale (multiplier 0 with a left shift
+ * 0..14, so that x * (3 << shift) fits int32, or 3 with a right shift 0..15).
  * forget/input/hidden: MulElementwise requantization of f*c, i*g and o*tanh(c) (shifts <= 0).
  */
 typedef struct {

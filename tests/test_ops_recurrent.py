@@ -305,7 +305,8 @@ def test_kernel_equals_golden_on_random_cases(lib, dsp_lib, op, variant):
 def test_kernel_rejects_bad_arguments_and_writes_nothing(lib, op):
     p, x, consts = _random_case(op, 7)
     bad = [dict(steps=0), dict(batch=0), dict(directions=3), dict(direction=p.directions), dict(hidden_size=0), dict(reverse=2), dict(in_zp=200), dict(hidden_zp=-129)]
-    bad += [dict(cell_tanh_multiplier=5), dict(forget_shift=1)] if op == "LSTM" else [dict(linear_before_reset=2)]
+    bad += ([dict(cell_tanh_multiplier=5), dict(cell_tanh_multiplier=0, cell_tanh_shift=15), dict(forget_shift=1)]
+            if op == "LSTM" else [dict(linear_before_reset=2)])
     golden = lstm_s8 if op == "LSTM" else gru_s8
     for change in bad:
         q = type(p)(**{**asdict(p), **change})

@@ -521,8 +521,10 @@ class LstmParams:
 
     def validate(self) -> None:
         _validate_common(self)
-        require(self.cell_tanh_multiplier in (0, 3) and 0 <= self.cell_tanh_shift <= 15,
-                "cell_tanh_multiplier must be 0 or 3 and cell_tanh_shift in [0, 15]")
+        # multiplier 0: x * (3 << shift) must fit int32 for every int16 x (shift <= 14)
+        require(self.cell_tanh_multiplier in (0, 3) and
+                0 <= self.cell_tanh_shift <= (14 if self.cell_tanh_multiplier == 0 else 15),
+                "cell_tanh_multiplier must be 0 (cell_tanh_shift in [0, 14]) or 3 (shift in [0, 15])")
         for m, s in ((self.forget_multiplier, self.forget_shift), (self.input_multiplier, self.input_shift),
                      (self.hidden_multiplier, self.hidden_shift)):
             require(0 <= m <= INT32_MAX and -31 <= s <= 0, "multipliers must be >= 0 with shifts in [-31, 0]")
