@@ -718,3 +718,25 @@ def test_onnxruntime_quantized_conv_transpose_keeps_its_per_channel_weights(tmp_
     ref = ort.InferenceSession(str(tmp_path / "float.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": data[1]})[0]
     deq = run_compiled(compiled, [x], "int8", dequantize=True)[0][g.outputs[0]]
     assert 10 * np.log10(np.sum(ref ** 2) / np.sum((ref - deq) ** 2)) > 30
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("variant", ["axes_3_2_scales", "axes_2_3_sizes", "not_larger", "not_smaller"])
+def test_resize_axes_and_keep_aspect_ratio_match_onnxruntime(tmp_path, mode, variant):
+    """Resize-18's axes attribute and keep_aspect_ratio_policy (sizes for some axes only; one
+    scale for all resized axes)."""
+    attrs = dict(mode=mode)
+    if variant == "axes_3_2_scales":
+        inits, ins, attrs["axes"] = [helper.make_tensor("sc", TensorProto.FLOAT, [2], [1.5, 2.0])], ["x", "", "sc"], [3, 2]
+    else:
+        inits, ins = [_const("sz", [7, 9])], ["x", "", "", "sz"]
+        attrs["axes"] = [2, 3]
+        if variant != "axes_2_3_sizes":
+            attrs["keep_aspect_ratio_policy"] = variant
+    model = _save(tmp_path / "m.onnx", [helper.make_node("Resize", ins, ["y"], **attrs)], [_vi("x", [1, 2, 4, 5])],
+                  [_vi("y", None)], inits, opset=19)
+    x = np.random.default_rng(6).normal(0, 1, (1, 2, 4, 5)).astype(np.float32)
+    want = _ort(model, {"x": x})["y"]
+    got = run_float(run_pipeline(load_graph(tmp_path / "m.onnx")), {"x": x})["y"]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

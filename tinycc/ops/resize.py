@@ -29,7 +29,7 @@ from ..golden.arith import round_half_away, trunc_div
 from ..golden.checks import as_int8, require
 from ..kernels import declare
 from ..program import Arg
-from .common import ints, unsupported
+from .common import bad_input, ints, unsupported
 from .registry import LayoutClass, OpDef, onnx_importer, register
 
 
@@ -92,8 +92,6 @@ def import_resize(ctx, onode, attrs):
     else:
         coord = dec(attrs.get("coordinate_transformation_mode", b"half_pixel"))
         nearest = dec(attrs.get("nearest_mode", b"round_prefer_floor"))
-        if attrs.get("axes") is not None:
-            raise unsupported(onode, "the axes attribute")
         if len(onode.input) > 3 and onode.input[3]:
             sizes = ctx.require_const(onode, onode.input[3], "sizes")
         if len(onode.input) > 2 and onode.input[2] and ctx.const(onode.input[2]) is not None \
@@ -101,9 +99,15 @@ def import_resize(ctx, onode, attrs):
             scales = ctx.const(onode.input[2])
         if scales is None and sizes is None:
             raise unsupported(onode, "neither scales nor sizes are constant")
-        if dec(attrs.get("keep_aspect_ratio_policy", b"stretch")) != "stretch":
-            raise unsupported(onode, "keep_aspect_ratio_policy other than stretch")
-    if sizes is not None:
+        scales, sizes = _full_rank(onode, shape, attrs.get("axes"), scales, sizes)
+        policy = dec(attrs.get("keep_aspect_ratio_policy", b"stretch"))
+        if policy != "stretch":
+            if sizes is None or policy not in ("not_larger", "not_smaller"):
+                raise unsupported(onode, f"keep_aspect_ratio_policy={policy!r} without sizes")
+            scales, sizes = _keep_aspect_ratio(shape, sizes, attrs.get("axes"), policy)
+    if sizes is not None and scales is not None:  # keep_aspect_ratio_policy: both decided
+        pass
+    elif sizes is not None:
         sizes = [int(s) for s in sizes]
         scales = [None] * len(sizes)  # nearest_indices derives the scale from the sizes
     else:
@@ -135,6 +139,42 @@ def import_resize(ctx, onode, attrs):
     except ValueError as exc:
         raise unsupported(onode, str(exc)) from None
     ctx.add("Resize", [onode.input[0]], [onode.output[0]], onode, y_index=ints(yi), x_index=ints(xi), layout="NCHW")
+
+
+def _full_rank(onode, shape, axes, scales, sizes):
+    """Resize-18's `axes`: scales / sizes given for those axes only; the others keep their size."""
+    if axes is None:
+        return scales, sizes
+    rank = len(shape)
+    axes = [a + rank if a < 0 else a for a in (int(v) for v in axes)]
+    if sorted(set(axes)) != sorted(axes) or any(not 0 <= a < rank for a in axes):
+        raise bad_input(onode, f"axes {list(axes)} for an input of rank {rank}")
+    given = sizes if sizes is not None else scales
+    if len(given) != len(axes):
+        raise bad_input(onode, f"{len(given)} {'sizes' if sizes is not None else 'scales'} for axes {list(axes)}")
+    if sizes is not None:
+        full = list(shape)
+        for a, v in zip(axes, sizes):
+            full[a] = int(v)
+        return None, full
+    full_scales = [1.0] * rank
+    for a, v in zip(axes, scales):
+        full_scales[a] = float(v)
+    return full_scales, None
+
+
+def _keep_aspect_ratio(shape, sizes, axes, policy):
+    """ONNX keep_aspect_ratio_policy: one scale for the resized axes (the smallest ratio for
+    not_larger, the largest for not_smaller), sizes = round(scale * in) (half away from zero)."""
+    rank = len(shape)
+    resized = range(rank) if axes is None else [int(a) % rank for a in axes]
+    ratios = [np.float32(sizes[a]) / np.float32(shape[a]) for a in resized]
+    scale = min(ratios) if policy == "not_larger" else max(ratios)
+    scales, out = [1.0] * rank, list(shape)
+    for a in resized:
+        scales[a] = float(scale)
+        out[a] = int(round_half_away(np.float32(scale) * np.float32(shape[a])))
+    return scales, out
 
 
 # ---- integer reference (runtime_c/tc_resize_nearest_s8.c) ---------------------------------------
