@@ -740,3 +740,21 @@ def test_resize_axes_and_keep_aspect_ratio_match_onnxruntime(tmp_path, mode, var
     got = run_float(run_pipeline(load_graph(tmp_path / "m.onnx")), {"x": x})["y"]
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_gather_tile_expand_stay_nhwc_between_convs(tmp_path):
+    """On a 4-D image between convolutions, Gather of channels (negative index), Tile and Expand
+    run in NHWC with remapped axes (no transposes): float == onnxruntime, C == golden."""
+    rng = np.random.default_rng(13)
+    n1, w1 = _conv("w1", "x", "a", 3, 6, rng, 3)
+    n2, w2 = _conv("w2", "g", "y", 3, 4, rng)
+    nodes = [n1, helper.make_node("Gather", ["a", "i"], ["g0"], axis=1), helper.make_node("Tile", ["g0", "r"], ["g1"]),
+             helper.make_node("Expand", ["g1", "s"], ["g"]), n2]
+    inits = [w1, w2, _const("i", [5, -1, 0]), _const("r", [1, 1, 1, 2]), _const("s", [1, 3, 5, 8])]
+    model = _save(tmp_path / "m.onnx", nodes, [_vi("x", [1, 3, 5, 4])], [_vi("y", None)], inits)
+    x = rng.normal(0, 1, (1, 3, 5, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_float(run_pipeline(load_graph(tmp_path / "m.onnx")), {"x": x})["y"],
+                               _ort(model, {"x": x})["y"], rtol=1e-5, atol=1e-5)
+    compiled = _int8_c_equals_golden(tmp_path / "m.onnx", (1, 3, 5, 4))
+    assert [s.kernel for s in compiled.program.steps] == ["tc_conv2d_s8", "tc_gather_s8", "tc_tile_s8", "tc_tile_s8",
+                                                          "tc_conv2d_s8"]
