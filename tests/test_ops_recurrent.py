@@ -210,6 +210,17 @@ def test_tflm_sigmoid_and_tanh_within_a_few_lsb_of_the_float_functions():
         assert np.abs(got - 32768 * np.tanh(x * 2.0 ** power)).max() <= 4, power
 
 
+def test_sigmoid_table_is_tflms_sigmoid_of_i_over_24():
+    """The 256 entries copied from TFLM's sigmoid_table_uint16: sigmoid(i / 24) in 0.16 within
+    one unit (TFLM's own rounding is not quite round-half-up), non-decreasing: a copying slip
+    would show."""
+    from tinycc.ops.recurrent import SIGMOID_TABLE_Q16
+
+    i = np.arange(256)
+    assert np.abs(SIGMOID_TABLE_Q16 - np.minimum(np.round(65536 / (1 + np.exp(-i / 24))), 65535)).max() <= 1
+    assert SIGMOID_TABLE_Q16[0] == 32768 and np.all(np.diff(SIGMOID_TABLE_Q16) >= 0)
+
+
 def test_cell_scale_never_saturates():
     for steps in (1, 15, 16, 49, 1000, 32767):
         p = cell_scale_power(steps)
