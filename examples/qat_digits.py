@@ -23,7 +23,7 @@ of issues 12 and 13), the float model is also compiled with them (`tinycc run --
 --quant ...`); otherwise those rows say "not available". For PROM QAT the generated C (host
 compiler) is also run on the 360 images and compared with the golden model bit for bit.
 
-Needs torch and scikit-learn (`pip install -e ".[train,test]"`). About 2-3 minutes on one CPU core.
+Needs torch and scikit-learn (`pip install -e ".[train,test]"`). About 5 minutes of CPU time on one core.
 Usage: python examples/qat_digits.py [--out-dir DIR] [--json RESULTS.json]
 """
 from __future__ import annotations
@@ -53,7 +53,11 @@ SEED = 0
 TEST_SAMPLES = 360
 CALIB_SAMPLES = 200
 FLOAT_EPOCHS = 60
-QAT_EPOCHS = 15
+PROM_EPOCHS, PROM_LR = 30, 3e-3
+DKM_EPOCHS, DKM_LR, DKM_TAU = 15, 1e-3, 2e-4
+# output channels per palette: 4-bit, groups of 8 channels; 2-bit, one palette per channel
+# (4 values per output channel; a shared 2-bit palette per layer keeps too little of each channel)
+PALETTE_GROUP = {4: 8, 2: 1}
 BATCH = 64
 OPSET = 17
 
@@ -172,15 +176,16 @@ def c_equals_golden(model_path: Path, images: np.ndarray) -> tuple[int, int]:
 
 
 def weight_description(path: Path) -> str:
-    """e.g. '8 ternary (-1..1), 9 int8' or '17 with <= 4 codes' from the exported codes."""
+    """What the exported int8 weight codes are, e.g. '11 layers ternary, 7 int8' or '18 layers,
+    <= 4 distinct codes per output channel'."""
     import onnx
 
     rows = qat.weight_summary(onnx.load(str(path)))
     ternary = sum(r["codes_min"] >= -1 and r["codes_max"] <= 1 for r in rows)
-    most = max(r["distinct_codes"] for r in rows)
+    most = max(r["distinct_codes_per_channel"] for r in rows)
     if ternary:
         return f"{ternary} layers ternary, {len(rows) - ternary} int8"
-    return f"{len(rows)} layers, <= {most} distinct int8 codes per layer"
+    return f"{len(rows)} layers, <= {most} distinct int8 codes per output channel"
 
 
 def main() -> None:
@@ -188,7 +193,8 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, help="keep the ONNX models here (default: a temporary folder)")
     parser.add_argument("--json", type=Path, help="write the results table as JSON")
     parser.add_argument("--float-epochs", type=int, default=FLOAT_EPOCHS)
-    parser.add_argument("--qat-epochs", type=int, default=QAT_EPOCHS)
+    parser.add_argument("--prom-epochs", type=int, default=PROM_EPOCHS)
+    parser.add_argument("--dkm-epochs", type=int, default=DKM_EPOCHS)
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
@@ -196,14 +202,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out_dir or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        results = run_experiment(out, args.float_epochs, args.qat_epochs)
+        results = run_experiment(out, args.float_epochs, args.prom_epochs, args.dkm_epochs)
     print(render(results))
     print(f"\n{time.time() - start:.0f} s in all")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
 
-def run_experiment(out: Path, float_epochs: int, qat_epochs: int) -> list[dict]:
+def run_experiment(out: Path, float_epochs: int, prom_epochs: int, dkm_epochs: int) -> list[dict]:
     images, labels = load_dataset()
     train_x, train_y = images[:-TEST_SAMPLES], labels[:-TEST_SAMPLES]
     test_x, test_y = images[-TEST_SAMPLES:], labels[-TEST_SAMPLES:]
@@ -246,8 +252,8 @@ def run_experiment(out: Path, float_epochs: int, qat_epochs: int) -> list[dict]:
     qat.export_qdq(prom, example, prom_ptq_path, "image", "logits")
     row("PROM PTQ (tinycc.qat, no training)", "prepare_prom + calibrate, QDQ export",
         tinycc_golden_predictions(prom_ptq_path, test_x), weight_description(prom_ptq_path))
-    print(f"PROM QAT: fine-tuning {qat_epochs} epochs...", flush=True)
-    qat.finetune(prom, train_x, train_y, epochs=qat_epochs, lr=1e-3, augment=shifted, seed=SEED)
+    print(f"PROM QAT: fine-tuning {prom_epochs} epochs (the float model as distillation teacher)...", flush=True)
+    qat.finetune(prom, train_x, train_y, epochs=prom_epochs, lr=PROM_LR, augment=shifted, seed=SEED, teacher=model)
     prom_qat_path = out / "digits_mbv2_prom_qat.onnx"
     qat.export_qdq(prom, example, prom_qat_path, "image", "logits")
     same, n = c_equals_golden(prom_qat_path, test_x)
@@ -264,17 +270,19 @@ def run_experiment(out: Path, float_epochs: int, qat_epochs: int) -> list[dict]:
         row("codebook 4-bit PTQ (tinycc --quant codebook)", "", None, note="(this tinycc has no --quant codebook)")
     for bits in (4, 2):
         print(f"codebook {bits}-bit: k-means palettes, calibrated...", flush=True)
-        cb = qat.prepare_codebook(model, example, bits=bits)
+        cb = qat.prepare_codebook(model, example, bits=bits, group_size=PALETTE_GROUP[bits], tau=DKM_TAU)
         qat.calibrate(cb, calib)
         path = out / f"digits_mbv2_codebook{bits}_ptq.onnx"
         qat.export_qdq(cb, example, path, "image", "logits")
-        row(f"codebook {bits}-bit PTQ (tinycc.qat, no training)", f"prepare_codebook(bits={bits}) + calibrate",
+        row(f"codebook {bits}-bit PTQ (tinycc.qat, no training)",
+            f"prepare_codebook(bits={bits}, group_size={PALETTE_GROUP[bits]}) + calibrate",
             tinycc_golden_predictions(path, test_x), weight_description(path))
-    print(f"DKM 2-bit: fine-tuning {qat_epochs} epochs...", flush=True)
-    qat.finetune(cb, train_x, train_y, epochs=qat_epochs, lr=1e-3, augment=shifted, seed=SEED)
+    print(f"DKM 2-bit: fine-tuning {dkm_epochs} epochs (the float model as distillation teacher)...", flush=True)
+    qat.finetune(cb, train_x, train_y, epochs=dkm_epochs, lr=DKM_LR, augment=shifted, seed=SEED, teacher=model)
     dkm_path = out / "digits_mbv2_dkm2.onnx"
     qat.export_qdq(cb, example, dkm_path, "image", "logits")
-    row("DKM 2-bit", "prepare_codebook(bits=2) + calibrate + finetune", tinycc_golden_predictions(dkm_path, test_x),
+    row("DKM 2-bit", "prepare_codebook(bits=2, group_size=1) + calibrate + finetune",
+        tinycc_golden_predictions(dkm_path, test_x),
         weight_description(dkm_path))
     return results
 

@@ -88,7 +88,7 @@ def test_kmeans_1d_finds_separated_clusters():
     assert kmeans_1d(torch.tensor([0.25, 0.25]), 4).tolist() == [0.25] * 4  # fewer distinct values than k
 
 
-@pytest.mark.parametrize("bits,group_size", [(2, None), (3, 4), (4, 1)])
+@pytest.mark.parametrize("bits,group_size", [(2, None), (3, 4), (4, 1), (2, 5)])
 def test_codebook_codes_take_at_most_2_to_the_bits_palette_values_per_group(bits, group_size):
     torch.manual_seed(bits)
     w = torch.randn(12, 5, 3, 3)
