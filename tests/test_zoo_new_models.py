@@ -17,7 +17,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import zoo
-from conftest import ort_run
+import shutil
+
+from conftest import _publish, ort_run, zoo_cache_dir
 from tinycc.compiler import QuantOptions
 from tinycc.engines import CompiledModel
 from tinycc.errors import Unsupported
@@ -49,15 +51,23 @@ def _skip_if_waiting(exc: Unsupported, stage: str):
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """(name, exporter) -> (onnx path, example inputs as numpy), exported once per module."""
-    out = tmp_path_factory.mktemp("ops_zoo")
-    cache = {}
+    """(name, exporter) -> (onnx path, example inputs as numpy): from the zoo's persistent export
+    cache (conftest.zoo_cache_dir, keyed by zoo.py and the exporter versions), exported into it
+    on first use; each module works on its own copy."""
+    out, cache_dir = tmp_path_factory.mktemp("ops_zoo"), zoo_cache_dir()
+    loaded = {}
 
     def get(name, exporter):
-        if (name, exporter) not in cache:
+        if (name, exporter) not in loaded:
+            cached = cache_dir / f"{name}_{exporter}.onnx"
+            if not cached.exists():
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                _publish(zoo.export(name, exporter, out), cached)
+            path = out / f"{name}_{exporter}_copy.onnx"
+            shutil.copyfile(cached, path)
             _, example = zoo.OPS_ZOO[name]()
-            cache[name, exporter] = (zoo.export(name, exporter, out), [t.numpy() for t in example])
-        return cache[name, exporter]
+            loaded[name, exporter] = (path, [t.numpy() for t in example])
+        return loaded[name, exporter]
 
     return get
 
