@@ -361,3 +361,17 @@ def test_cortex_m4_under_qemu_equals_golden(tmp_path, op):
     for name, v in compiled.run_int8(feeds).items():
         np.testing.assert_array_equal(m4[name], v, err_msg=name)
     assert run.instructions > 0
+
+
+def test_int8_refuses_a_bias_that_could_overflow_the_accumulator(tmp_path):
+    """A huge bias against tiny weights and inputs: int32 gate sums could overflow in C."""
+    model, _ = _onnx_model(tmp_path / "m.onnx", "GRU")
+    inits = {i.name: i for i in model.graph.initializer}
+    inits["W"].CopyFrom(numpy_helper.from_array(np.full((1, 21, 5), 1e-4, np.float32), "W"))
+    inits["B"].CopyFrom(numpy_helper.from_array(np.full((1, 42), 50.0, np.float32), "B"))
+    onnx.save(model, tmp_path / "m.onnx")
+    g = run_pipeline(load_graph(tmp_path / "m.onnx"))
+    calib = tmp_path / "calib.npy"
+    np.save(calib, RNG.normal(0, 1e-3, (8, 6, 1, 5)).astype(np.float32))
+    with pytest.raises(Unsupported, match="bias too large"):
+        CompiledModel(g, QuantOptions(calib=str(calib)), warn=lambda m: None)

@@ -391,11 +391,21 @@ def _direction_args(lc, node, d, dirs, steps, batch, in_size):
         p = make_gru_params(s_h, linear_before_reset=lbr, **common)
     suffix = f"_d{d}" if dirs == 2 else ""
     blob = lambda arr, role: Arg("const", lc.blob(np.ascontiguousarray(arr), node, role + suffix))  # noqa: E731
-    args = [Arg("in", x), blob(wq, "w"), blob(rq, "r"), blob(quantize_bias(x_bias, s_x, wqp.scale), "bias")]
+    x_bias_q = _checked_bias(node, quantize_bias(x_bias, s_x, wqp.scale), in_size)
+    args = [Arg("in", x), blob(wq, "w"), blob(rq, "r"), blob(x_bias_q, "bias")]
     if r_bias is not None:
-        args.append(blob(quantize_bias(r_bias, s_h, rqp.scale), "r_bias"))
+        args.append(blob(_checked_bias(node, quantize_bias(r_bias, s_h, rqp.scale), hidden), "r_bias"))
     args += [blob(w_mult, "w_mult"), blob(w_shift, "w_shift"), blob(r_mult, "r_mult"), blob(r_shift, "r_shift")]
     return p, args
+
+
+def _checked_bias(node, bias: np.ndarray, inputs: int) -> np.ndarray:
+    """The int32 bias of a gate product over `inputs` int8 values, refused where bias plus the
+    largest possible sum (255 * 128 per input) could leave int32: the C accumulates in int32."""
+    if np.abs(bias.astype(np.int64)).max(initial=0) + inputs * 255 * 128 > INT32_MAX:
+        raise unsupported_int8(node, "a bias too large for its scales (the int32 gate accumulator could "
+                                     "overflow)")
+    return bias
 
 
 def _registered_macs(lc, node) -> int:
