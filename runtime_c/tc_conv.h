@@ -69,6 +69,22 @@ typedef struct {
     int32_t per_channel;
 } tc_fc_params;
 
+/* tc_pw_ternary_params.format */
+#define TC_TERNARY_2BIT 0  /* 4 weights per byte, 2-bit two's complement, interleaved (below) */
+#define TC_TERNARY_BASE3 1 /* 5 weights per byte: v = sum_n 3^n (t_n + 1), v in [0, 242] */
+
+/**
+ * Parameters of tc_pw_ternary_s8 (PROM ternary pointwise convolution): a 1x1, stride-1,
+ * unpadded, group-1 convolution over `pixels` NHWC pixels whose weights are in {-1, 0, 1}.
+ * Ranges: pixels, in_c, out_c >= 1; format TC_TERNARY_2BIT or TC_TERNARY_BASE3; out_zp and
+ * the activation range as tc_conv2d_params. There is no in_zp: the caller folds
+ * -in_zp * sum_k t[oc][k] into the bias (tinycc/ops/conv.py fold_input_zero_point).
+ */
+typedef struct {
+    int32_t pixels, in_c, out_c, format;
+    int32_t out_zp, act_min, act_max;
+} tc_pw_ternary_params;
+
 /**
  * int8 2-D convolution, TFLM ConvPerChannel semantics, with dilation and groups.
  *
@@ -134,6 +150,50 @@ tc_status tc_dwconv2d_s8_inplace(const tc_dwconv2d_params *p, const int8_t *in, 
  */
 tc_status tc_fc_s8(const tc_fc_params *p, const int8_t *in, const int8_t *w, const int32_t *bias,
                    const int32_t *mult, const int32_t *shift, int8_t *out);
+
+/**
+ * PROM ternary pointwise convolution, bit-exact with tc_conv2d_s8 on the same layer whose int8
+ * weights are the ternary codes (and in_zp folded into the bias):
+ *     acc = sum over k of t[oc][k] * in[pixel][k] + bias[oc]   (adds and subtracts only)
+ *     y   = tc_requant_s8(acc, mult[oc], shift[oc], out_zp, act_min, act_max)
+ *
+ * @param w      packed rows, one per output channel, each starting on a byte:
+ *               TC_TERNARY_2BIT: (in_c + 3) / 4 bytes; byte j holds weights 4j..4j+3 as 2-bit
+ *               codes (0: 0, 1: +1, 3: -1) at bits 0-1: w0, 2-3: w2, 4-5: w1, 6-7: w3 (its
+ *               low nibble pairs with the even activations, as SXTB16 splits them);
+ *               TC_TERNARY_BASE3: (in_c + 4) / 5 bytes; byte j = sum_n 3^n (w_{5j+n} + 1).
+ *               Padding weights of the last byte are 0.
+ * @param bias   int32 [out_c] with -in_zp * sum_k t[oc][k] folded in; NULL for none
+ * @param out    output [pixels][out_c]; may start below the input by the amount
+ *               tinycc/ops/conv.py pw_ternary_overlap_delta allows, else must not overlap it
+ * @return TC_OK, or TC_ARG_ERROR
+ */
+tc_status tc_pw_ternary_s8(const tc_pw_ternary_params *p, const int8_t *in, const uint8_t *w,
+                           const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                           int8_t *out);
+
+/* Internal (tc_pw_ternary_s8.c, tc_pw_ternary_s8_dsp.c): up to 5 weights as 2-bit codes in
+ * natural order (weight n at bits 2n), and their sum of t * x over `count` activations, with
+ * adds, subtracts and masks only: code 1 gives x, 3 gives -x = (x ^ -1) + 1, 0 gives 0. */
+static inline int32_t tc_ternary_terms(uint32_t codes, const int8_t *x, int32_t count) {
+    int32_t acc = 0, n;
+    for (n = 0; n < count; ++n, codes >>= 2) {
+        const int32_t nonzero = -(int32_t)(codes & 1u);
+        const int32_t negative = -(int32_t)((codes >> 1) & 1u);
+        acc += (((int32_t)x[n] ^ negative) - negative) & nonzero;
+    }
+    return acc;
+}
+
+/* A TC_TERNARY_2BIT byte (w0 w2 w1 w3 from bit 0) in natural order (w0 w1 w2 w3). */
+static inline uint32_t tc_ternary_2bit_natural(uint32_t b) {
+    return (b & 0xC3u) | ((b >> 2) & 0x0Cu) | ((b << 2) & 0x30u);
+}
+
+/* The DSP variant of tc_pw_ternary_s8 (TC_TERNARY_2BIT rows, in_c >= 4). */
+void tc_pw_ternary_s8_dsp(const tc_pw_ternary_params *p, const int8_t *in, const uint8_t *w,
+                          const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                          int8_t *out);
 
 /* Internal: the SIMD variants behind the entry points above (tc_conv2d_s8_dsp.c,
  * tc_dwconv2d_s8_dsp.c, tc_fc_s8_dsp.c; only with TC_HAVE_DSP, tc_arm_dsp.h). Each is called by

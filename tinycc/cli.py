@@ -35,6 +35,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_quant_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quant", choices=["int8", "prom"], default="int8",
+                   help="weights: int8 (per output channel), or prom: every pointwise (1x1, stride 1, group 1) "
+                        "convolution ternary {-1,0,1} with a per-channel scale (PROM), the rest int8. A model "
+                        "whose pointwise weights are stored ternary (QDQ) runs ternary with either")
     p.add_argument("--calib", metavar="FILE",
                    help="calibration data: .npy with a leading sample axis, or .npz keyed by input name")
     p.add_argument("--calib-method", choices=["minmax", "percentile", "mse"], default=None,

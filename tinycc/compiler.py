@@ -24,6 +24,7 @@ from .lower import lower
 from .memory.lifetimes import MemoryPlan, plan_memory
 from .program import Program, c_identifier
 from .quant.calibrate import DEFAULT_METHOD, collect_stats, load_calibration, synthetic_samples
+from .quant import ternary
 from .quant.ptq import assign_qparams
 
 
@@ -33,11 +34,18 @@ class QuantOptions:
     method: str | None = None
     samples: int | None = None
     bias_correction: bool = False
+    # "int8", or "prom": pointwise convs ternary (quant/ternary.py), the rest int8
+    weights: str = "int8"
+    ternary_rule: str = ternary.DEFAULT_RULE
+    ternary_formats: str = "auto"  # auto | 2bit | base3 (quant/ternary.choose_format)
 
     @classmethod
     def from_args(cls, args) -> "QuantOptions":
         return cls(getattr(args, "calib", None), getattr(args, "calib_method", None),
-                   getattr(args, "calib_samples", None), getattr(args, "bias_correction", False))
+                   getattr(args, "calib_samples", None), getattr(args, "bias_correction", False),
+                   getattr(args, "quant", None) or "int8",
+                   getattr(args, "ternary_rule", None) or ternary.DEFAULT_RULE,
+                   getattr(args, "ternary_formats", None) or "auto")
 
 
 def logical_input_shapes(g: Graph) -> dict[str, tuple]:
@@ -119,11 +127,41 @@ def build_program(g: Graph, opts: QuantOptions, warn=None, sram: int | None = No
     """Quantize and lower; `sram`: refuse early (before calibration) a model that cannot fit
     (`patching`: with any patch plan)."""
     warn = warn or (lambda m: print(m, file=sys.stderr))
+    g = prom_weights(g, opts, warn)
     preflight(g, sram, patching)
     q = quantize_graph(g, opts, warn)
-    program = lower(q, g.name)
-    program.quant_scheme = "int8-qdq" if is_prequantized(g) else f"int8-ptq-{opts.method or DEFAULT_METHOD}"
+    program = lower(q, g.name, opts.ternary_formats)
+    program.quant_scheme = quant_scheme_name(g, opts, program)
     return program
+
+
+def prom_weights(g: Graph, opts: QuantOptions, warn) -> Graph:
+    """With --quant prom, the graph whose pointwise convs carry ternary weights (before the
+    calibration, which then sees the network that will run); otherwise g itself."""
+    if opts.weights not in ("int8", "prom"):
+        raise BadInput(f"--quant {opts.weights!r}: int8 or prom")
+    if opts.weights != "prom":
+        return g
+    if is_prequantized(g):
+        warn("tinycc: note: --quant prom on a pre-quantized model: its stored weights are used as they are "
+             "(ternary where the model stores pointwise weights in {-1, 0, 1})")
+        return g
+    try:
+        q, done = ternary.ternarize_pointwise(g, opts.ternary_rule)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if not done:
+        warn("tinycc: note: --quant prom: the model has no pointwise (1x1, stride 1, group 1) convolution; "
+             "every layer stays int8")
+    return q
+
+
+def quant_scheme_name(g: Graph, opts: QuantOptions, program: Program) -> str:
+    """report.json "quant": int8-qdq | int8-ptq-METHOD, with a prom- prefix when layers run ternary."""
+    base = "int8-qdq" if is_prequantized(g) else f"int8-ptq-{opts.method or DEFAULT_METHOD}"
+    if not any(step.kernel == "tc_pw_ternary_s8" for step in program.steps):
+        return base
+    return "prom-qdq" if is_prequantized(g) else f"prom-{opts.ternary_rule}+{base}"
 
 
 def default_prefix(g: Graph, name: str | None) -> str:

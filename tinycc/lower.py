@@ -15,9 +15,10 @@ from .quant.weights import EncodedWeights, encode_weights, recover_integers
 
 
 class LowerCtx:
-    def __init__(self, g: Graph, program: Program):
+    def __init__(self, g: Graph, program: Program, ternary_formats: str = "auto"):
         self.g = g
         self.program = program
+        self.ternary_formats = ternary_formats  # packed format of PROM layers (quant/ternary.choose_format)
         self._names: set[str] = set()
         # learned parameters (weights, biases, constant operands) read by the node being lowered,
         # credited to its first step (deduplicated blobs still count once per layer)
@@ -94,7 +95,7 @@ class LowerCtx:
         self.program.views[out] = src
 
 
-def lower(g: Graph, name: str = "model") -> Program:
+def lower(g: Graph, name: str = "model", ternary_formats: str = "auto") -> Program:
     program = Program(name)
     for tname, t in g.tensors.items():
         if t.is_const:
@@ -105,7 +106,7 @@ def lower(g: Graph, name: str = "model") -> Program:
         program.tensors[tname] = TensorInfo(tname, tuple(t.shape), t.quant, t.perm, logical)
     program.inputs = list(g.inputs)
     program.outputs = list(g.outputs)
-    lc = LowerCtx(g, program)
+    lc = LowerCtx(g, program, ternary_formats)
     problems = []
     for node in g.nodes:
         try:

@@ -20,7 +20,8 @@ from ..golden.spatial import add_bias_checked, as_hwc, check_quant, requantize_c
 from ..kernels import ASM, DSP, Variant, declare, lookup
 from ..program import Arg
 from ..quant.params import act_range
-from ..quant.weights import requant_arrays
+from ..quant import ternary
+from ..quant.weights import TERNARY, requant_arrays
 from .common import bad_input, ints, spatial_pads, unsupported
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
@@ -108,6 +109,8 @@ class Conv(OpDef):
     def layer_class(self, step):
         if step.kernel.startswith("tc_dwconv2d_s8"):
             return "depthwise"
+        if step.kernel == "tc_pw_ternary_s8":
+            return "ternary pointwise"
         p = step.params
         return "pointwise" if p.k_h == 1 and p.k_w == 1 and p.groups == 1 else "conv"
 
@@ -128,6 +131,18 @@ class Conv(OpDef):
         wq, bias = enc.q, enc.bias
         mult, shift = requant_arrays(s_in, enc.qp.scale, s_out, oc)
         act_min, act_max = act_range(a.get("act"), lc.tensor(y).quant)
+        if enc.scheme.name == TERNARY:  # PROM: a pointwise conv (quant/ternary.py picks only those)
+            p = make_pw_ternary_params(ih * iw, ic, oc, zp_in, zp_out, act_min, act_max,
+                                       ternary.choose_format(ic, oc, lc.ternary_formats))
+            codes = wq.reshape(oc, ic)
+            args = [Arg("in", x), Arg("const", lc.blob(ternary.pack(codes, p.format), node, "w")),
+                    Arg("const", lc.blob(fold_input_zero_point(bias, codes, zp_in), node, "bias")),
+                    Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")),
+                    Arg("out", y)]
+            lc.add_step(node, "tc_pw_ternary_s8", p, args,
+                        lambda xv, w, b, m, s: pw_ternary_s8(p, xv, w, b, m, s).reshape(oh, ow, oc),
+                        macs=self.macs(lc.g, node), overlap_delta=pw_ternary_overlap_delta(p))
+            return
         (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["strides"], a["dilations"]
         pt, pl = a["pads"][0], a["pads"][1]
         group = a["group"]
@@ -380,6 +395,67 @@ def dwconv2d_s8_inplace(p: DwConv2dParams, x, w, bias, mult, shift) -> np.ndarra
     return dwconv2d_s8(p, x, w, bias, mult, shift)
 
 
+# ---- PROM ternary pointwise conv (runtime_c/tc_pw_ternary_s8.c; quant/ternary.py) --------------
+@dataclass(frozen=True)
+class PwTernaryParams:
+    """tc_pw_ternary_params: a 1x1, stride-1, unpadded, group-1 conv over `pixels` NHWC pixels
+    whose weights are in {-1, 0, 1}, packed per output channel row in `format` (2-bit or
+    base-3, quant/ternary.py). The input zero point is folded into the bias offline
+    (fold_input_zero_point), so the kernel sums raw activations: adds and subtracts only."""
+
+    C_STRUCT: ClassVar[str] = "tc_pw_ternary_params"
+    pixels: int
+    in_c: int
+    out_c: int
+    format: int
+    out_zp: int
+    act_min: int
+    act_max: int
+
+    def validate(self) -> None:
+        require(min(self.pixels, self.in_c, self.out_c) >= 1, "all tensor sizes must be >= 1")
+        require(self.format in ternary.FORMAT_NAMES, f"format {self.format} (0: 2-bit, 1: base-3)")
+        check_quant(0, self.out_zp, self.act_min, self.act_max)
+
+
+def make_pw_ternary_params(pixels: int, in_c: int, out_c: int, in_zp: int, out_zp: int, act_min: int,
+                           act_max: int, fmt: int) -> PwTernaryParams:
+    """in_zp only bounds the folded bias here (it is in the bias, not in the struct)."""
+    require(-128 <= in_zp <= 127, f"in_zp={in_zp} must be in [-128, 127]")
+    return PwTernaryParams(pixels, in_c, out_c, fmt, out_zp, act_min, act_max)
+
+
+def fold_input_zero_point(bias: np.ndarray, codes: np.ndarray, in_zp: int) -> np.ndarray:
+    """bias - in_zp * sum_k t[o, k] (int32): then sum_k t * (x - in_zp) + bias equals
+    sum_k t * x + folded bias, TFLM's accumulator exactly (quantization.md §1.6)."""
+    folded = bias.astype(np.int64) - int(in_zp) * codes.astype(np.int64).sum(axis=1)
+    require(np.all(np.abs(folded) < 2**31 - 128 * codes.shape[1]), "bias too large for an int32 accumulator")
+    return folded.astype(np.int32)
+
+
+def pw_ternary_acc(p: PwTernaryParams, x, w, bias) -> np.ndarray:
+    """int64 accumulators [pixels][out_c] of tc_pw_ternary_s8: sum of t * raw x, plus the
+    folded bias."""
+    p.validate()
+    x = as_shape(np.asarray(x).reshape(-1), (p.pixels * p.in_c,), "input").reshape(p.pixels, p.in_c)
+    require(np.asarray(w).size == p.out_c * ternary.row_bytes(p.in_c, p.format), "packed weight size")
+    codes = ternary.unpack(w, p.format, p.out_c, p.in_c).astype(np.int64)
+    return add_bias_checked(x.astype(np.int64) @ codes.T, bias, p.out_c)
+
+
+def pw_ternary_s8(p: PwTernaryParams, x, w, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_pw_ternary_s8: int8 [pixels][out_c]."""
+    return requantize_channels(pw_ternary_acc(p, x, w, bias), p, mult, shift, p.out_c)
+
+
+def pw_ternary_overlap_delta(p: PwTernaryParams) -> int:
+    """tc_pw_ternary_s8 writes pixel i after reading it (every path: the DSP one reads pixel
+    pairs, i and i+1, before writing either), so an output may start at or below the input
+    when it never runs ahead of the reads: pixel i's output ends at (i+1)*out_c, below the
+    next unread input (i+2)*in_c for a pair."""
+    return row_overlap_delta(p.pixels, 1, p.in_c, p.pixels, 1, p.out_c, 1, 0, lookahead_pixels=1)
+
+
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
 _CONV_ARGS = ("in", "const", "const", "const", "const", "out")  # in, w, bias, mult, shift, out
 declare("tc_conv2d_s8", header="tc_conv.h", params=Conv2dParams, golden=conv2d_s8, args=_CONV_ARGS,
@@ -391,3 +467,5 @@ declare("tc_dwconv2d_s8", header="tc_conv.h", params=DwConv2dParams, golden=dwco
 declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=DwConv2dParams, golden=dwconv2d_s8_inplace,
         args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_dwconv2d_s8.c",), variants=_DWCONV_VARIANTS,
         scratch_bytes=dwconv2d_s8_inplace_scratch_size)
+declare("tc_pw_ternary_s8", header="tc_conv.h", params=PwTernaryParams, golden=pw_ternary_s8, args=_CONV_ARGS,
+        sources=("tc_pw_ternary_s8.c",), variants=(Variant(DSP, ("tc_pw_ternary_s8_dsp.c",)),))

@@ -3,14 +3,19 @@
 The quantizer records a weight scheme on every node with weights (an op whose OpDef.bias_axis is
 not None: input 1 the weights, output channels first, input 2 the bias) as
 node.attrs["weight_scheme"]; lowering (LowerCtx.weights), bias correction and the report read
-that one description through encode_weights. Today there is one scheme:
+that one description through encode_weights. The schemes:
 
   int8-per-channel  symmetric int8 per output channel (zero point 0, scale max|w|/127), int32
                     bias at in_scale * w_scale. Pre-quantized (QDQ) weights keep their stored
                     integers and scales in the same format.
+  ternary           PROM pointwise convs (quant/ternary.py): codes in {-1, 0, 1} per output
+                    channel with scale alpha, recorded where a pointwise conv's weights are
+                    stored ternary (`--quant prom` ternarizes them before calibration; a
+                    ternary QDQ export arrives so); float biases are quantized at
+                    in_scale * alpha. The codes are int8 codes, so the golden is the int8 conv.
 
-New formats (ternary PROM, codebook) add a WeightScheme and a branch in encode_weights; their
-kernels then receive the EncodedWeights arrays.
+New formats (codebook) add a WeightScheme and a branch in encode_weights; their kernels then
+receive the EncodedWeights arrays.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from ..ir import Graph, IRError, Node, QuantParams
 from .params import quantize_bias, quantize_weights_per_channel
 
 INT8_PER_CHANNEL = "int8-per-channel"
+TERNARY = "ternary"
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class WeightScheme:
 
 WEIGHT_SCHEMES = {
     INT8_PER_CHANNEL: WeightScheme(INT8_PER_CHANNEL, 8, "symmetric int8 per output channel, int32 bias"),
+    TERNARY: WeightScheme(TERNARY, 2, "ternary {-1, 0, 1} per output channel scale, int32 bias (PROM)"),
 }
 
 
@@ -48,12 +55,14 @@ class EncodedWeights:
 
 
 def record_weight_schemes(g: Graph) -> None:
-    """The quantizer's choice for every node with weights (only int8-per-channel exists)."""
+    """The quantizer's choice for every node with weights: ternary for pointwise convs whose
+    weights are stored ternary (quant/ternary.py), int8 per channel otherwise."""
     from ..ops.registry import OPS
+    from .ternary import is_ternary_node
 
     for node in g.nodes:
         if OPS[node.op].bias_axis(g, node) is not None:
-            node.attrs["weight_scheme"] = INT8_PER_CHANNEL
+            node.attrs["weight_scheme"] = TERNARY if is_ternary_node(g, node) else INT8_PER_CHANNEL
 
 
 def weight_scheme(node: Node) -> WeightScheme:
@@ -78,6 +87,14 @@ def encode_weights(g: Graph, node: Node, in_scale: float) -> EncodedWeights:
     channels = t.shape[0]
     b = g.tensors[bname] if bname else None
     count = int(t.data.size) + (int(b.data.size) if b is not None else 0)
+    if scheme.name == TERNARY and (b is None or b.quant is None):  # PROM PTQ: a float bias
+        from .ternary import ternary_bias_scale, ternary_codes
+
+        bf = b.data.astype(np.float64).reshape(channels) if b is not None else np.zeros(channels)
+        alpha = ternary_bias_scale(np.broadcast_to(t.quant.scale, (channels,)), bf, in_scale)
+        q = ternary_codes(g, node).reshape(t.shape).astype(np.int8)
+        qp = QuantParams(alpha, np.zeros(channels, np.int32), 0)
+        return EncodedWeights(scheme, q, qp, quantize_bias(bf, in_scale, alpha), count)
     if t.quant is not None:  # pre-quantized: the exact integers, -128 included (TFLM uses them as stored)
         q = np.clip(recover_integers(t.data, t.quant), -128, 127).astype(np.int8)
         if b is None:
