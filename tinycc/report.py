@@ -59,7 +59,46 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
         "inputs": [_io(program, t) for t in program.inputs],
         "outputs": [_io(program, t) for t in program.outputs],
         "layers": layers,
+        **prom_section(program),
     }
+
+
+def prom_section(program: Program) -> dict:
+    """{"prom": ...} when layers run ternary (tc_pw_ternary_s8), else nothing (int8 reports keep
+    their fields): which layers, their packed bytes against int8 (and in both formats), their
+    share of the MACs, and the arithmetic energy estimate of quantization.md §1.4 against
+    all-int8 and float16 (quant/ternary.energy_estimate)."""
+    from .quant import ternary
+
+    steps = [s for s in program.steps if s.kernel == "tc_pw_ternary_s8"]
+    if not steps:
+        return {}
+    total_macs = sum(int(s.macs) for s in program.steps)
+    layers = []
+    for s in steps:
+        p = s.params
+        layers.append({"name": s.onnx_name or s.node, "in_c": p.in_c, "out_c": p.out_c,
+                       "format": ternary.FORMAT_NAMES[p.format], "macs": int(s.macs),
+                       "weight_bytes": p.out_c * ternary.row_bytes(p.in_c, p.format), "int8_weight_bytes": p.out_c * p.in_c,
+                       "bytes_2bit": p.out_c * ternary.row_bytes(p.in_c, ternary.FORMAT_2BIT),
+                       "bytes_base3": p.out_c * ternary.row_bytes(p.in_c, ternary.FORMAT_BASE3)})
+    int8_bytes = sum(l["int8_weight_bytes"] for l in layers)
+
+    def total(key):
+        return sum(l[key] for l in layers)
+
+    mac_layers = [("ternary" if s.kernel == "tc_pw_ternary_s8" else "int8", int(s.macs))
+                  for s in program.steps if s.macs]
+    return {"prom": {
+        "ternary_layers": layers,
+        "ternary_weight_bytes": total("weight_bytes"),
+        "int8_weight_bytes": int8_bytes,
+        "flash_ratio": round(total("weight_bytes") / int8_bytes, 4),
+        "flash_ratio_2bit": round(total("bytes_2bit") / int8_bytes, 4),
+        "flash_ratio_base3": round(total("bytes_base3") / int8_bytes, 4),
+        "mac_share": round(total("macs") / total_macs, 4) if total_macs else 0.0,
+        "energy": ternary.energy_estimate(mac_layers),
+    }}
 
 
 # The role a lowering gave a constant array is the end of its name (Lowering.blob(data, node, role)).
@@ -131,6 +170,7 @@ def render_markdown(r: dict) -> str:
              f"| flash (weights + constants) | {r['flash_bytes']:,} B |",
              f"| MACs | {r['macs']:,} |", f"| params | {r['params']:,} |", f"| quantization | {r['quant']} |"]
     lines += _target_rows(r)
+    lines += _prom_text(r)
     lines += _memory_text(r) + _flash_text(r)
     if "patch" in r:
         from .schedule.report import patch_markdown
@@ -145,6 +185,23 @@ def render_markdown(r: dict) -> str:
         lines.append(f"| {i} | {name} | {l['op']} | {l['kernel']} | {shape} | {l['macs']:,} | "
                      f"{l['weight_bytes']:,} | {l['live_bytes']:,} |" + (f" {l['instructions']:,} |" if counted else ""))
     return "\n".join(lines) + "\n"
+
+
+def _prom_text(r: dict) -> list[str]:
+    if "prom" not in r:
+        return []
+    p, e = r["prom"], r["prom"]["energy"]
+    lines = ["", "## PROM ternary layers", "",
+             f"{len(p['ternary_layers'])} pointwise layers run ternary ({p['mac_share']:.1%} of the MACs): "
+             f"{p['ternary_weight_bytes']:,} B of weights instead of {p['int8_weight_bytes']:,} B at int8 "
+             f"({p['flash_ratio']:.3f}x; 2-bit {p['flash_ratio_2bit']:.3f}x, base-3 {p['flash_ratio_base3']:.3f}x). "
+             f"Arithmetic energy estimate (45 nm, quantization.md §1.4): {e['prom_pj'] / 1e6:,.3f} uJ vs int8 "
+             f"{e['int8_pj'] / 1e6:,.3f} uJ ({e['int8_over_prom']}x) and float16 {e['float16_pj'] / 1e6:,.3f} uJ "
+             f"({e['float16_over_prom']}x).", "",
+             "| layer | in x out | format | MACs | bytes | int8 bytes |", "|---|---|---|---|---|---|"]
+    lines += [f"| {markdown_text(l['name'])} | {l['in_c']} x {l['out_c']} | {l['format']} | {l['macs']:,} | "
+              f"{l['weight_bytes']:,} | {l['int8_weight_bytes']:,} |" for l in p["ternary_layers"]]
+    return lines
 
 
 def _memory_text(r: dict) -> list[str]:

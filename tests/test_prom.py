@@ -1,0 +1,288 @@
+"""PROM ternary pointwise convolutions (quant/ternary.py, tc_pw_ternary_s8): the threshold rules,
+the packed formats, the kernel (portable and DSP emulation) against its golden and the golden
+against the int8 convolution, --quant prom end to end (golden == host C, sanitizers, Cortex-M
+under QEMU), pre-quantized ternary QDQ models, the report and the CLI."""
+from __future__ import annotations
+
+import ctypes
+import json
+import subprocess
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from cbuild import ptr, runtime_library
+from tinycc.compiler import QuantOptions
+from tinycc.engines import CompiledModel
+from tinycc.frontend import load_graph
+from tinycc.golden.arith import quantize_multiplier_array
+from tinycc.ops.conv import (Conv2dParams, PwTernaryParams, conv2d_s8, fold_input_zero_point,
+                             pw_ternary_s8)
+from tinycc.passes import run_pipeline
+from tinycc.quant import ternary
+
+ROOT = Path(__file__).resolve().parent.parent
+TC_OK, TC_ARG_ERROR = 0, -1
+FORMATS = (ternary.FORMAT_2BIT, ternary.FORMAT_BASE3)
+
+
+# ---- threshold rules and packed formats -------------------------------------------------------
+def test_twn_scale_is_l2_optimal_for_its_support_and_absmean_is_bitnet():
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 1, (6, 37)).astype(np.float32)
+    t, alpha = ternary.ternarize(w, ternary.TWN)
+    assert set(np.unique(t)) <= {-1, 0, 1}
+    for o in range(6):
+        mean = np.abs(w[o]).mean()
+        np.testing.assert_array_equal(t[o], np.sign(w[o]) * (np.abs(w[o]) > 0.7 * mean))
+        errors = [np.sum((w[o] - a * t[o]) ** 2) for a in alpha[o] * np.array([0.9, 0.99, 1.0, 1.01, 1.1])]
+        assert np.argmin(errors) == 2  # alpha minimises |w - alpha t|^2 for that support
+    t, alpha = ternary.ternarize(w, ternary.ABSMEAN)
+    gamma = np.abs(w).mean(axis=1, keepdims=True)
+    np.testing.assert_array_equal(t, np.clip(np.round(w / gamma), -1, 1))
+    np.testing.assert_allclose(alpha, gamma[:, 0], rtol=1e-6)
+    zero_t, zero_alpha = ternary.ternarize(np.zeros((2, 5), np.float32))
+    assert not zero_t.any() and np.all(zero_alpha == 1.0)
+    with pytest.raises(ValueError, match="ternary rule"):
+        ternary.ternarize(w, "nope")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("in_c", [1, 2, 3, 4, 5, 6, 7, 9, 15, 16, 17, 33])
+def test_packed_formats_round_trip_and_size(fmt, in_c):
+    rng = np.random.default_rng(in_c)
+    t = rng.integers(-1, 2, (5, in_c)).astype(np.int8)
+    packed = ternary.pack(t, fmt)
+    assert packed.dtype == np.uint8 and packed.size == 5 * ternary.row_bytes(in_c, fmt)
+    np.testing.assert_array_equal(ternary.unpack(packed, fmt, 5, in_c), t)
+    if fmt == ternary.FORMAT_BASE3:
+        assert packed.max() <= 242
+
+
+def test_two_bit_byte_layout_pairs_nibbles_with_even_and_odd_activations():
+    # w0..w3 = 1, -1, 0, 1: bits 0-1 w0 = 1, 2-3 w2 = 0, 4-5 w1 = 3, 6-7 w3 = 1
+    assert ternary.pack_2bit(np.array([[1, -1, 0, 1]])).tolist() == [0b01_11_00_01]
+    assert ternary.pack_base3(np.array([[1, -1, 0, 1, 0]])).tolist() == [2 + 0 * 3 + 1 * 9 + 2 * 27 + 1 * 81]
+
+
+# ---- the kernel: C == golden (portable and DSP emulation), golden == int8 conv ---------------------
+class _CParams(ctypes.Structure):
+    _fields_ = [(f.name, ctypes.c_int32) for f in fields(PwTernaryParams)]
+
+
+@pytest.fixture(scope="module", params=["portable", "dsp-emulated"])
+def lib(request):
+    lib = runtime_library(defines=["TC_EMULATE_DSP"] if request.param == "dsp-emulated" else [])
+    lib.tc_pw_ternary_s8.restype = ctypes.c_int
+    lib.tc_pw_ternary_s8.argtypes = [ctypes.c_void_p] * 7
+    return lib
+
+
+def _case(seed, in_c, out_c, pixels, fmt):
+    """A random layer: the params, the int8 input, codes, packed weights, an unfolded bias, the
+    input zero point and the requantization arrays."""
+    rng = np.random.default_rng(seed)
+    in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, 2))
+    lo = int(rng.integers(-128, 0))
+    p = PwTernaryParams(pixels, in_c, out_c, fmt, out_zp, lo, int(rng.integers(lo, 128)))
+    x = rng.integers(-128, 128, (pixels, in_c)).astype(np.int8)
+    codes = rng.choice(np.array([-1, 0, 1], np.int8), (out_c, in_c), p=[0.3, 0.4, 0.3])
+    bias = rng.integers(-5000, 5000, out_c).astype(np.int32)
+    mult, shift = quantize_multiplier_array(rng.uniform(0.002, 0.9, out_c) / max(1, in_c) ** 0.5)
+    return p, x, codes, ternary.pack(codes, fmt), bias, in_zp, mult, shift
+
+
+def _run_c(lib, p, x, w, bias, mult, shift):
+    out = np.full((p.pixels, p.out_c), 99, np.int8)
+    status = lib.tc_pw_ternary_s8(ctypes.byref(_CParams(**asdict(p))), ptr(x), ptr(w),
+                                  ptr(bias) if bias is not None else None, ptr(mult), ptr(shift), ptr(out))
+    return status, out
+
+
+SHAPES = [(1, 1, 1), (2, 3, 3), (3, 5, 2), (4, 4, 5), (5, 7, 1), (6, 2, 4), (7, 3, 3), (15, 5, 3), (16, 6, 2),
+          (17, 3, 5), (33, 4, 3), (64, 9, 7), (96, 24, 1)]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("in_c,out_c,pixels", SHAPES)
+def test_kernel_equals_golden_and_the_int8_conv(lib, fmt, in_c, out_c, pixels):
+    """In_c not a multiple of 4, 5 or 16, and 1, 2, 3 input channels; odd pixel and channel
+    counts (the DSP path's 2x2 blocks); with and without a bias."""
+    for seed in range(3):
+        p, x, codes, w, bias, in_zp, mult, shift = _case(1000 * in_c + 10 * out_c + seed, in_c, out_c, pixels, fmt)
+        folded = fold_input_zero_point(bias, codes, in_zp)
+        want = pw_ternary_s8(p, x, w, folded, mult, shift)
+        conv = Conv2dParams(1, pixels, in_c, 1, pixels, out_c, 1, 1, 1, 1, 1, 1, 0, 0, 1, in_zp, p.out_zp,
+                            p.act_min, p.act_max)
+        np.testing.assert_array_equal(
+            want, conv2d_s8(conv, x.reshape(1, pixels, in_c), codes.reshape(out_c, 1, 1, in_c), bias, mult,
+                            shift).reshape(pixels, out_c))
+        status, got = _run_c(lib, p, x, w, folded, mult, shift)
+        assert status == TC_OK
+        np.testing.assert_array_equal(got, want, err_msg=f"seed {seed}")
+    status, got = _run_c(lib, p, x, w, None, mult, shift)
+    assert status == TC_OK
+    np.testing.assert_array_equal(got, pw_ternary_s8(p, x, w, None, mult, shift))
+
+
+def test_kernel_saturating_sums_and_bad_arguments(lib):
+    p, x, codes, w, bias, in_zp, mult, shift = _case(5, 300, 3, 3, ternary.FORMAT_2BIT)
+    x[:] = -128  # the largest sums of a row: 300 * 128
+    codes[:] = -1
+    w = ternary.pack(codes, p.format)
+    status, got = _run_c(lib, p, x, w, bias, mult, shift)
+    assert status == TC_OK
+    np.testing.assert_array_equal(got, pw_ternary_s8(p, x, w, bias, mult, shift))
+    for bad in (dict(format=2), dict(in_c=0), dict(pixels=0), dict(act_min=10, act_max=5), dict(out_zp=128)):
+        q = PwTernaryParams(**{**asdict(p), **bad})
+        status, got = _run_c(lib, q, x, w, bias, mult, shift)
+        assert status == TC_ARG_ERROR and np.all(got == 99), bad
+    bad_shift = shift.copy()
+    bad_shift[0] = 31
+    assert _run_c(lib, p, x, w, bias, mult, bad_shift)[0] == TC_ARG_ERROR
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+def _compiled(zoo_models, name, **opts):
+    path, inputs = zoo_models[(name, "torchscript")]
+    g = run_pipeline(load_graph(path))
+    return g, inputs, CompiledModel(g, QuantOptions(weights="prom", **opts), warn=lambda m: None)
+
+
+def _inputs(inputs, seed):
+    rng = np.random.default_rng(seed)
+    return {k: (v + rng.normal(0, 0.3, v.shape)).astype(np.float32) for k, v in inputs.items()}
+
+
+@pytest.mark.parametrize("name,formats", [("mbv2", "auto"), ("mcunet", "base3"), ("squeezenet", "auto")])
+def test_prom_zoo_models_golden_equals_host_c(zoo_models, name, formats):
+    """Every pointwise conv of the model runs tc_pw_ternary_s8, every other layer int8; the
+    generated C equals the golden bit for bit (ASan/UBSan build with per-layer write checks)."""
+    g, inputs, model = _compiled(zoo_models, name, ternary_formats=formats)
+    pointwise = [n for n in g.nodes if ternary.is_pointwise(g, n)]
+    kernels = [s.kernel for s in model.program.steps]
+    assert pointwise and kernels.count("tc_pw_ternary_s8") == len(pointwise)
+    assert "tc_conv2d_s8" in kernels or "tc_dwconv2d_s8" in kernels  # the rest stays int8
+    want_format = {"auto": ternary.FORMAT_2BIT, "base3": ternary.FORMAT_BASE3}[formats]
+    assert all(s.params.format == want_format for s in model.program.steps
+               if s.kernel == "tc_pw_ternary_s8" and s.params.in_c >= 4)
+    assert model.program.quant_scheme.startswith("prom-twn+int8-ptq-")
+    for seed in range(2):
+        x = _inputs(inputs, seed)
+        golden = model.run_int8(x)
+        got, _ = model.run_c(x, check=seed == 0)
+        for t in golden:
+            np.testing.assert_array_equal(got[t], golden[t], err_msg=f"{name} {t}")
+
+
+def _needs_qemu():
+    from tinycc.sim.qemu import missing_tools
+
+    missing = missing_tools(run=True)
+    if missing is not None:
+        pytest.skip(f"Cortex-M toolchain or QEMU unavailable: {missing}")
+
+
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4", "cortex-m33"])
+def test_prom_on_cortex_m_equals_golden(zoo_models, core):
+    """mbv2 with --quant prom cross-built (M3: portable; M4, M33: the DSP variant) under QEMU."""
+    _needs_qemu()
+    _, inputs, model = _compiled(zoo_models, "mbv2")
+    x = _inputs(inputs, 3)
+    golden = model.run_int8(x)
+    target, run = model.run_qemu(x, core)
+    for t in golden:
+        np.testing.assert_array_equal(target[t], golden[t], err_msg=f"{core} {t}")
+    assert run.instructions > 0
+
+
+def _ternary_qdq_model(path: Path, in_c: int = 6, out_c: int = 5, hw: int = 4, codes=None):
+    """x -> Q/DQ -> 1x1 Conv (int8 weights in {-1, 0, 1}, per-channel DQ scale, int32 bias) ->
+    Q/DQ -> y: what a PROM QAT export writes for a pointwise layer."""
+    rng = np.random.default_rng(4)
+    codes = rng.integers(-1, 2, (out_c, in_c, 1, 1)).astype(np.int8) if codes is None else codes
+    w_scale = rng.uniform(0.01, 0.05, out_c).astype(np.float32)
+    x_scale, y_scale = np.float32(0.02), np.float32(0.03)
+    bias = rng.integers(-300, 300, out_c).astype(np.int32)
+    inits = [
+        helper.make_tensor("x_s", TensorProto.FLOAT, [], [x_scale]), helper.make_tensor("x_z", TensorProto.INT8, [], [3]),
+        helper.make_tensor("y_s", TensorProto.FLOAT, [], [y_scale]), helper.make_tensor("y_z", TensorProto.INT8, [], [-5]),
+        helper.make_tensor("w_q", TensorProto.INT8, list(codes.shape), codes.ravel().tolist()),
+        helper.make_tensor("w_s", TensorProto.FLOAT, [out_c], w_scale.tolist()),
+        helper.make_tensor("w_z", TensorProto.INT8, [out_c], [0] * out_c),
+        helper.make_tensor("b_q", TensorProto.INT32, [out_c], bias.tolist()),
+        helper.make_tensor("b_s", TensorProto.FLOAT, [out_c], (x_scale * w_scale).tolist()),
+        helper.make_tensor("b_z", TensorProto.INT32, [out_c], [0] * out_c),
+    ]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["wd"], axis=0),
+             helper.make_node("DequantizeLinear", ["b_q", "b_s", "b_z"], ["bd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["c"], name="pw"),
+             helper.make_node("QuantizeLinear", ["c", "y_s", "y_z"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"])]
+    graph = helper.make_graph(nodes, "ternary_qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, in_c, hw, hw])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, out_c, hw, hw])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return codes
+
+
+def test_prequantized_ternary_qdq_runs_the_ternary_kernel(tmp_path):
+    """A QDQ model whose pointwise weights are stored in {-1, 0, 1} compiles with the ternary
+    kernel without --quant prom, its stored codes used as they are; with a code of 2 the same
+    layer stays an int8 conv. Either way C == golden, and the golden is within one output step
+    of onnxruntime's float QDQ execution."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).normal(0, 1, (1, 6, 4, 4)).astype(np.float32)
+    for stored, kernel in ((None, "tc_pw_ternary_s8"), ("two", "tc_conv2d_s8")):
+        codes = None
+        if stored == "two":
+            codes = np.random.default_rng(4).integers(-1, 2, (5, 6, 1, 1)).astype(np.int8)
+            codes[0, 0] = 2
+        codes = _ternary_qdq_model(tmp_path / "m.onnx", codes=codes)
+        g = run_pipeline(load_graph(tmp_path / "m.onnx"))
+        model = CompiledModel(g, QuantOptions(), warn=lambda m: None)
+        step = next(s for s in model.program.steps if s.op == "Conv")
+        assert step.kernel == kernel
+        if kernel == "tc_pw_ternary_s8":
+            packed = model.program.blobs[next(a.ref for a in step.args if a.kind == "const")]
+            np.testing.assert_array_equal(ternary.unpack(packed, step.params.format, 5, 6), codes.reshape(5, 6))
+            assert model.program.quant_scheme == "prom-qdq"
+        golden = model.run_int8({"x": x})
+        got, _ = model.run_c({"x": x})
+        np.testing.assert_array_equal(got["y"], golden["y"])
+        want = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        deq = model.logical("y", golden["y"], dequantize=True)
+        assert np.abs(deq - want).max() <= 0.03 + 1e-6
+
+
+def test_cli_quant_prom_report_and_bad_value(zoo_models, tmp_path):
+    path, inputs = zoo_models[("mbv2", "torchscript")]
+    out = tmp_path / "out"
+    env = {"PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "tinycc", "compile", str(path), "-o", str(out), "--quant", "prom"],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    r = json.loads((out / "report.json").read_text())
+    prom = r["prom"]
+    assert r["quant"].startswith("prom-twn+")
+    assert len(prom["ternary_layers"]) == sum(l["kernel"] == "tc_pw_ternary_s8" for l in r["layers"]) > 0
+    assert prom["flash_ratio_2bit"] <= 0.26 and prom["flash_ratio_base3"] <= 0.22
+    assert 0.5 < prom["mac_share"] < 1
+    e = prom["energy"]
+    assert e["float16_over_prom"] > e["float16_over_int8"] == 5.0
+    assert "## PROM ternary layers" in (out / "report.md").read_text()
+    bad = subprocess.run([sys.executable, "-m", "tinycc", "compile", str(path), "-o", str(tmp_path / "b"),
+                          "--quant", "int4"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "--quant" in bad.stderr
+    int8 = subprocess.run([sys.executable, "-m", "tinycc", "compile", str(path), "-o", str(tmp_path / "i")],
+                          capture_output=True, text=True, env=env)
+    assert int8.returncode == 0 and "prom" not in json.loads((tmp_path / "i" / "report.json").read_text())
