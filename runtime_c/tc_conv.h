@@ -172,6 +172,18 @@ tc_status tc_pw_ternary_s8(const tc_pw_ternary_params *p, const int8_t *in, cons
                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
                            int8_t *out);
 
+/**
+ * tc_pw_ternary_s8 by activation tables (T-MAC style, tc_pw_ternary_s8_lut.c), for wide
+ * layers: same arithmetic and arguments, TC_TERNARY_2BIT rows and in_c >= 4 only, plus
+ * `scratch` of tc_pw_ternary_s8_lut_scratch_size(p) bytes, 4-byte aligned, overlapping nothing.
+ * Every output is written after both pixels of its pair were read, as tc_pw_ternary_s8 does.
+ */
+#define TC_PW_TERNARY_LUT_GROUPS 4 /* tables (of 256 words) built per chunk of input channels */
+int32_t tc_pw_ternary_s8_lut_scratch_size(const tc_pw_ternary_params *p);
+tc_status tc_pw_ternary_s8_lut(const tc_pw_ternary_params *p, const int8_t *in, const uint8_t *w,
+                               const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                               int8_t *scratch, int8_t *out);
+
 /* Internal (tc_pw_ternary_s8.c, tc_pw_ternary_s8_dsp.c): up to 5 weights as 2-bit codes in
  * natural order (weight n at bits 2n), and their sum of t * x over `count` activations, with
  * adds, subtracts and masks only: code 1 gives x, 3 gives -x = (x ^ -1) + 1, 0 gives 0. */

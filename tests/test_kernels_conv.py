@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from cbuild import RUNTIME, c_compiler, kernel_sources, ptr, runtime_library
 from tinycc.kernels import all_kernels
-from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_acc, conv2d_s8, conv_output_size,
+from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, PwTernaryParams, conv2d_acc, conv2d_s8, conv_output_size,
                              dwconv2d_acc, dwconv2d_s8, dwconv2d_s8_inplace, dwconv2d_s8_inplace_scratch_size)
 from tinycc.ops.dense import FcParams, fc_acc, fc_s8
 from tinycc.ops.pool import AvgPoolParams, MaxPoolParams, avgpool_s8, maxpool_s8
@@ -34,10 +34,10 @@ from tinycc.golden.arith import quantize_multiplier_array, round_half_away
 
 TC_OK, TC_ARG_ERROR = 0, -1
 PARAM_CLASSES = [Conv2dParams, DwConv2dParams, FcParams, MaxPoolParams,
-                 AvgPoolParams]
+                 AvgPoolParams, PwTernaryParams]
 HEADERS = {Conv2dParams: "tc_conv.h", DwConv2dParams: "tc_conv.h",
            FcParams: "tc_conv.h", MaxPoolParams: "tc_pool.h",
-           AvgPoolParams: "tc_pool.h"}
+           AvgPoolParams: "tc_pool.h", PwTernaryParams: "tc_conv.h"}
 
 # ---------------------------------------------------------------------------------------------
 # ctypes bindings
@@ -546,6 +546,7 @@ def test_declared_scratch_sizes_match_the_c_functions(lib):
     C_STRUCTS.setdefault(ConvTransposeParams, _ctypes_struct(ConvTransposeParams))
     makers[ConvTransposeParams] = lambda seed: ConvTransposeParams(
         **{f.name: getattr(dw_case(seed, depth_mult=1)[0], f.name, 1) for f in fields(ConvTransposeParams)})
+    makers[PwTernaryParams] = lambda seed: PwTernaryParams(1 + seed % 7, 4 + seed, 1 + 13 * seed, 0, 0, -128, 127)
     scratch_kernels = {n: d for n, d in all_kernels().items() if d.scratch_bytes is not None}
     assert scratch_kernels, "no kernel declares scratch"
     for name, decl in scratch_kernels.items():

@@ -21,6 +21,7 @@ from tinycc.compiler import QuantOptions
 from tinycc.engines import CompiledModel
 from tinycc.frontend import load_graph
 from tinycc.golden.arith import quantize_multiplier_array
+from tinycc.kernels import lookup
 from tinycc.ops.conv import (Conv2dParams, PwTernaryParams, conv2d_s8, fold_input_zero_point,
                              pw_ternary_s8)
 from tinycc.passes import run_pipeline
@@ -80,6 +81,10 @@ def lib(request):
     lib = runtime_library(defines=["TC_EMULATE_DSP"] if request.param == "dsp-emulated" else [])
     lib.tc_pw_ternary_s8.restype = ctypes.c_int
     lib.tc_pw_ternary_s8.argtypes = [ctypes.c_void_p] * 7
+    lib.tc_pw_ternary_s8_lut.restype = ctypes.c_int
+    lib.tc_pw_ternary_s8_lut.argtypes = [ctypes.c_void_p] * 8
+    lib.tc_pw_ternary_s8_lut_scratch_size.restype = ctypes.c_int32
+    lib.tc_pw_ternary_s8_lut_scratch_size.argtypes = [ctypes.c_void_p]
     return lib
 
 
@@ -97,10 +102,17 @@ def _case(seed, in_c, out_c, pixels, fmt):
     return p, x, codes, ternary.pack(codes, fmt), bias, in_zp, mult, shift
 
 
-def _run_c(lib, p, x, w, bias, mult, shift):
+def _run_c(lib, p, x, w, bias, mult, shift, kernel="tc_pw_ternary_s8"):
+    """(status, output) of the kernel; the table kernel gets its declared scratch, poisoned."""
     out = np.full((p.pixels, p.out_c), 99, np.int8)
-    status = lib.tc_pw_ternary_s8(ctypes.byref(_CParams(**asdict(p))), ptr(x), ptr(w),
-                                  ptr(bias) if bias is not None else None, ptr(mult), ptr(shift), ptr(out))
+    args = [ctypes.byref(_CParams(**asdict(p))), ptr(x), ptr(w), ptr(bias) if bias is not None else None,
+            ptr(mult), ptr(shift)]
+    if kernel == "tc_pw_ternary_s8_lut":
+        size = lookup(kernel).scratch_bytes(p)
+        assert lib.tc_pw_ternary_s8_lut_scratch_size(args[0]) == size
+        scratch = np.full(size + 4, 0x5A, np.int8)
+        args.append(ptr(scratch))
+    status = getattr(lib, kernel)(*args, ptr(out))
     return status, out
 
 
@@ -108,11 +120,18 @@ SHAPES = [(1, 1, 1), (2, 3, 3), (3, 5, 2), (4, 4, 5), (5, 7, 1), (6, 2, 4), (7, 
           (17, 3, 5), (33, 4, 3), (64, 9, 7), (96, 24, 1)]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("in_c,out_c,pixels", SHAPES)
-def test_kernel_equals_golden_and_the_int8_conv(lib, fmt, in_c, out_c, pixels):
-    """In_c not a multiple of 4, 5 or 16, and 1, 2, 3 input channels; odd pixel and channel
-    counts (the DSP path's 2x2 blocks); with and without a bias."""
+KERNEL_FORMATS = [("tc_pw_ternary_s8", ternary.FORMAT_2BIT), ("tc_pw_ternary_s8", ternary.FORMAT_BASE3),
+                  ("tc_pw_ternary_s8_lut", ternary.FORMAT_2BIT)]
+
+
+@pytest.mark.parametrize("kernel,fmt", KERNEL_FORMATS)
+@pytest.mark.parametrize("in_c,out_c,pixels", SHAPES + [(20, 3, 3), (300, 2, 3)])
+def test_kernel_equals_golden_and_the_int8_conv(lib, kernel, fmt, in_c, out_c, pixels):
+    """In_c not a multiple of 4, 5 or 16, and 1, 2, 3 input channels (not for the table kernel,
+    which needs 4); odd pixel and channel counts (2x2 blocks, pixel pairs); whole and partial
+    chunks of the table kernel (16 input channels); with and without a bias."""
+    if kernel == "tc_pw_ternary_s8_lut" and in_c < 4:
+        pytest.skip("the table kernel runs layers of 4 or more input channels")
     for seed in range(3):
         p, x, codes, w, bias, in_zp, mult, shift = _case(1000 * in_c + 10 * out_c + seed, in_c, out_c, pixels, fmt)
         folded = fold_input_zero_point(bias, codes, in_zp)
@@ -122,29 +141,36 @@ def test_kernel_equals_golden_and_the_int8_conv(lib, fmt, in_c, out_c, pixels):
         np.testing.assert_array_equal(
             want, conv2d_s8(conv, x.reshape(1, pixels, in_c), codes.reshape(out_c, 1, 1, in_c), bias, mult,
                             shift).reshape(pixels, out_c))
-        status, got = _run_c(lib, p, x, w, folded, mult, shift)
+        status, got = _run_c(lib, p, x, w, folded, mult, shift, kernel)
         assert status == TC_OK
         np.testing.assert_array_equal(got, want, err_msg=f"seed {seed}")
-    status, got = _run_c(lib, p, x, w, None, mult, shift)
+    status, got = _run_c(lib, p, x, w, None, mult, shift, kernel)
     assert status == TC_OK
     np.testing.assert_array_equal(got, pw_ternary_s8(p, x, w, None, mult, shift))
 
 
-def test_kernel_saturating_sums_and_bad_arguments(lib):
+@pytest.mark.parametrize("kernel", ["tc_pw_ternary_s8", "tc_pw_ternary_s8_lut"])
+def test_kernel_extreme_sums_and_bad_arguments(lib, kernel):
+    """Every activation -128 or 127 under all -1 or all +1 weights: the largest sums, in both
+    16-bit lanes of the table kernel."""
     p, x, codes, w, bias, in_zp, mult, shift = _case(5, 300, 3, 3, ternary.FORMAT_2BIT)
-    x[:] = -128  # the largest sums of a row: 300 * 128
-    codes[:] = -1
-    w = ternary.pack(codes, p.format)
-    status, got = _run_c(lib, p, x, w, bias, mult, shift)
-    assert status == TC_OK
-    np.testing.assert_array_equal(got, pw_ternary_s8(p, x, w, bias, mult, shift))
-    for bad in (dict(format=2), dict(in_c=0), dict(pixels=0), dict(act_min=10, act_max=5), dict(out_zp=128)):
+    for value, code in ((-128, -1), (-128, 1), (127, 1), (127, -1)):
+        x[:] = value
+        codes[:] = code
+        w = ternary.pack(codes, p.format)
+        status, got = _run_c(lib, p, x, w, bias, mult, shift, kernel)
+        assert status == TC_OK
+        np.testing.assert_array_equal(got, pw_ternary_s8(p, x, w, bias, mult, shift))
+    bads = [dict(format=2), dict(in_c=0), dict(pixels=0), dict(act_min=10, act_max=5), dict(out_zp=128)]
+    if kernel == "tc_pw_ternary_s8_lut":
+        bads += [dict(format=ternary.FORMAT_BASE3), dict(in_c=3)]
+    for bad in bads:
         q = PwTernaryParams(**{**asdict(p), **bad})
-        status, got = _run_c(lib, q, x, w, bias, mult, shift)
+        status, got = _run_c(lib, q, x, w, bias, mult, shift, kernel)
         assert status == TC_ARG_ERROR and np.all(got == 99), bad
     bad_shift = shift.copy()
     bad_shift[0] = 31
-    assert _run_c(lib, p, x, w, bias, mult, bad_shift)[0] == TC_ARG_ERROR
+    assert _run_c(lib, p, x, w, bias, mult, bad_shift, kernel)[0] == TC_ARG_ERROR
 
 
 # ---- end to end ---------------------------------------------------------------------------------
@@ -166,11 +192,11 @@ def test_prom_zoo_models_golden_equals_host_c(zoo_models, name, formats):
     g, inputs, model = _compiled(zoo_models, name, ternary_formats=formats)
     pointwise = [n for n in g.nodes if ternary.is_pointwise(g, n)]
     kernels = [s.kernel for s in model.program.steps]
-    assert pointwise and kernels.count("tc_pw_ternary_s8") == len(pointwise)
+    ternary_steps = [s for s in model.program.steps if s.kernel.startswith("tc_pw_ternary_s8")]
+    assert pointwise and len(ternary_steps) == len(pointwise)
     assert "tc_conv2d_s8" in kernels or "tc_dwconv2d_s8" in kernels  # the rest stays int8
     want_format = {"auto": ternary.FORMAT_2BIT, "base3": ternary.FORMAT_BASE3}[formats]
-    assert all(s.params.format == want_format for s in model.program.steps
-               if s.kernel == "tc_pw_ternary_s8" and s.params.in_c >= 4)
+    assert all(s.params.format == want_format for s in ternary_steps if s.params.in_c >= 4)
     assert model.program.quant_scheme.startswith("prom-twn+int8-ptq-")
     for seed in range(2):
         x = _inputs(inputs, seed)
@@ -274,7 +300,7 @@ def test_cli_quant_prom_report_and_bad_value(zoo_models, tmp_path):
     r = json.loads((out / "report.json").read_text())
     prom = r["prom"]
     assert r["quant"].startswith("prom-twn+")
-    assert len(prom["ternary_layers"]) == sum(l["kernel"] == "tc_pw_ternary_s8" for l in r["layers"]) > 0
+    assert len(prom["ternary_layers"]) == sum(l["kernel"].startswith("tc_pw_ternary_s8") for l in r["layers"]) > 0
     assert prom["flash_ratio_2bit"] <= 0.26 and prom["flash_ratio_base3"] <= 0.22
     assert 0.5 < prom["mac_share"] < 1
     e = prom["energy"]

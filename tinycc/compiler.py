@@ -159,7 +159,7 @@ def prom_weights(g: Graph, opts: QuantOptions, warn) -> Graph:
 def quant_scheme_name(g: Graph, opts: QuantOptions, program: Program) -> str:
     """report.json "quant": int8-qdq | int8-ptq-METHOD, with a prom- prefix when layers run ternary."""
     base = "int8-qdq" if is_prequantized(g) else f"int8-ptq-{opts.method or DEFAULT_METHOD}"
-    if not any(step.kernel == "tc_pw_ternary_s8" for step in program.steps):
+    if not any(step.kernel.startswith("tc_pw_ternary_s8") for step in program.steps):
         return base
     return "prom-qdq" if is_prequantized(g) else f"prom-{opts.ternary_rule}+{base}"
 

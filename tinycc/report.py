@@ -70,14 +70,14 @@ def prom_section(program: Program) -> dict:
     all-int8 and float16 (quant/ternary.energy_estimate)."""
     from .quant import ternary
 
-    steps = [s for s in program.steps if s.kernel == "tc_pw_ternary_s8"]
+    steps = [s for s in program.steps if s.kernel.startswith("tc_pw_ternary_s8")]
     if not steps:
         return {}
     total_macs = sum(int(s.macs) for s in program.steps)
     layers = []
     for s in steps:
         p = s.params
-        layers.append({"name": s.onnx_name or s.node, "in_c": p.in_c, "out_c": p.out_c,
+        layers.append({"name": s.onnx_name or s.node, "kernel": s.kernel, "in_c": p.in_c, "out_c": p.out_c,
                        "format": ternary.FORMAT_NAMES[p.format], "macs": int(s.macs),
                        "weight_bytes": p.out_c * ternary.row_bytes(p.in_c, p.format), "int8_weight_bytes": p.out_c * p.in_c,
                        "bytes_2bit": p.out_c * ternary.row_bytes(p.in_c, ternary.FORMAT_2BIT),
@@ -87,7 +87,7 @@ def prom_section(program: Program) -> dict:
     def total(key):
         return sum(l[key] for l in layers)
 
-    mac_layers = [("ternary" if s.kernel == "tc_pw_ternary_s8" else "int8", int(s.macs))
+    mac_layers = [("ternary" if s.kernel.startswith("tc_pw_ternary_s8") else "int8", int(s.macs))
                   for s in program.steps if s.macs]
     return {"prom": {
         "ternary_layers": layers,

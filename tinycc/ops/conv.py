@@ -109,7 +109,7 @@ class Conv(OpDef):
     def layer_class(self, step):
         if step.kernel.startswith("tc_dwconv2d_s8"):
             return "depthwise"
-        if step.kernel == "tc_pw_ternary_s8":
+        if step.kernel.startswith("tc_pw_ternary_s8"):
             return "ternary pointwise"
         p = step.params
         return "pointwise" if p.k_h == 1 and p.k_w == 1 and p.groups == 1 else "conv"
@@ -139,7 +139,10 @@ class Conv(OpDef):
                     Arg("const", lc.blob(fold_input_zero_point(bias, codes, zp_in), node, "bias")),
                     Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")),
                     Arg("out", y)]
-            lc.add_step(node, "tc_pw_ternary_s8", p, args,
+            kernel = pw_ternary_kernel(p)
+            if kernel == "tc_pw_ternary_s8_lut":
+                args.insert(5, Arg("scratch", "", lookup(kernel).scratch_bytes(p)))
+            lc.add_step(node, kernel, p, args,
                         lambda xv, w, b, m, s: pw_ternary_s8(p, xv, w, b, m, s).reshape(oh, ow, oc),
                         macs=self.macs(lc.g, node), overlap_delta=pw_ternary_overlap_delta(p))
             return
@@ -448,6 +451,24 @@ def pw_ternary_s8(p: PwTernaryParams, x, w, bias, mult, shift) -> np.ndarray:
     return requantize_channels(pw_ternary_acc(p, x, w, bias), p, mult, shift, p.out_c)
 
 
+# Output channels from which the table kernel (tc_pw_ternary_s8_lut) runs a 2-bit layer: its
+# tables cost about 250 instructions per 4 input channels and pixel pair whatever out_c, so they
+# pay off on wide layers only (benchmarks/bench_prom.py: Cortex-M4 instructions per MAC).
+PW_TERNARY_LUT_MIN_OUT_C = 32
+PW_TERNARY_LUT_GROUPS = 4  # TC_PW_TERNARY_LUT_GROUPS: 256-word tables per chunk
+
+
+def pw_ternary_kernel(p: PwTernaryParams) -> str:
+    """The kernel that runs a ternary layer, by its shape."""
+    wide = p.format == ternary.FORMAT_2BIT and p.in_c >= 4 and p.out_c >= PW_TERNARY_LUT_MIN_OUT_C
+    return "tc_pw_ternary_s8_lut" if wide else "tc_pw_ternary_s8"
+
+
+def pw_ternary_lut_scratch_size(p: PwTernaryParams) -> int:
+    """Mirror of tc_pw_ternary_s8_lut_scratch_size: the chunk's tables and int32 sums of a pixel pair."""
+    return PW_TERNARY_LUT_GROUPS * 256 * 4 + p.out_c * 8
+
+
 def pw_ternary_overlap_delta(p: PwTernaryParams) -> int:
     """tc_pw_ternary_s8 writes pixel i after reading it (every path: the DSP one reads pixel
     pairs, i and i+1, before writing either), so an output may start at or below the input
@@ -469,3 +490,6 @@ declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=DwConv2dParams, gol
         scratch_bytes=dwconv2d_s8_inplace_scratch_size)
 declare("tc_pw_ternary_s8", header="tc_conv.h", params=PwTernaryParams, golden=pw_ternary_s8, args=_CONV_ARGS,
         sources=("tc_pw_ternary_s8.c",), variants=(Variant(DSP, ("tc_pw_ternary_s8_dsp.c",)),))
+declare("tc_pw_ternary_s8_lut", header="tc_conv.h", params=PwTernaryParams, golden=pw_ternary_s8,
+        args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_pw_ternary_s8_lut.c",),
+        scratch_bytes=pw_ternary_lut_scratch_size)

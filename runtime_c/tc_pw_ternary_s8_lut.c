@@ -1,0 +1,152 @@
+/*
+ * tinycc runtime: PROM ternary pointwise convolution by activation tables (T-MAC style), for
+ * wide layers. Same arithmetic and arguments as tc_pw_ternary_s8 (TC_TERNARY_2BIT rows), plus
+ * scratch; mirrored by tinycc/ops/conv.py::pw_ternary_s8 like it.
+ *
+ * Two pixels at a time. For a group of 4 input channels, a weight byte can take 81 values (four
+ * 2-bit codes of -1, 0, 1); a table holds, for each of them, the group's sum of t * x for both
+ * pixels, built once and shared by every output channel. An output channel then costs one byte
+ * load, one table load and one add per 4 weights and 2 pixels, instead of 4 multiply-adds.
+ *
+ * No multiplication and no SIMD instruction: both pixels' sums travel in one 32-bit word, as
+ * two 16-bit lanes biased to be non-negative (each term t * x + 128 is in [0, 256]), so a plain
+ * add never carries from one lane into the other as long as a word sums at most
+ * TC_PW_TERNARY_LUT_GROUPS tables (4 * 256 * groups < 65536). Each chunk's lanes are added to
+ * int32 sums in scratch, which start at bias - 512 * (in_c / 4): the biases of every lane.
+ */
+#include "tc_conv.h"
+
+#include <stddef.h>
+
+#if TC_PW_TERNARY_LUT_GROUPS != 4
+#error "add_chunk4 below sums 4 tables per chunk"
+#endif
+
+#define LANE_BIAS 128u                         /* per term, per lane */
+#define PAIR(lo, hi) ((uint32_t)(lo) | ((uint32_t)(hi) << 16))
+
+int32_t tc_pw_ternary_s8_lut_scratch_size(const tc_pw_ternary_params *p) {
+    return TC_PW_TERNARY_LUT_GROUPS * 256 * 4 + p->out_c * 8;
+}
+
+/* The term of activation pair (a, b) for t = 0, +1, -1 (2-bit codes 0, 1, 3), biased per lane. */
+static void pair_terms(int32_t a, int32_t b, uint32_t terms[3]) {
+    const uint32_t pa = (uint32_t)(a + 128), pb = (uint32_t)(b + 128); /* x + 128 in [0, 255] */
+    terms[0] = PAIR(LANE_BIAS, LANE_BIAS);
+    terms[1] = PAIR(pa, pb);                                          /* x + 128 */
+    terms[2] = PAIR(256u - pa, 256u - pb);                            /* -x + 128 */
+}
+
+/* The table of one group of 4 channels: entry `byte` = the sum over the byte's 4 fields of their
+ * terms (bits 0-1: channel 0, 2-3: channel 2, 4-5: channel 1, 6-7: channel 3; tc_conv.h). Only
+ * the 81 bytes of valid codes are written, and only those are ever read: the low nibble takes
+ * the 9 values c0 | c2 << 2 written out below, the high nibble the 9 of c1 << 4 | c3 << 6. */
+static void build_table(uint32_t *table, const int8_t *xa, const int8_t *xb) {
+    static const uint8_t high_byte[9] = {0x00, 0x10, 0x30, 0x40, 0x50, 0x70, 0xC0, 0xD0, 0xF0};
+    uint32_t t0[3], t1[3], t2[3], t3[3], low[9];
+    int32_t i, j;
+    pair_terms(xa[0], xb[0], t0);
+    pair_terms(xa[1], xb[1], t1);
+    pair_terms(xa[2], xb[2], t2);
+    pair_terms(xa[3], xb[3], t3);
+    for (i = 0; i < 3; ++i) {
+        for (j = 0; j < 3; ++j) low[3 * i + j] = t0[j] + t2[i]; /* byte c0 | c2 << 2 */
+    }
+    for (i = 0; i < 3; ++i) {
+        for (j = 0; j < 3; ++j) {
+            uint32_t *r = table + high_byte[3 * i + j];
+            const uint32_t h = t1[j] + t3[i]; /* byte c1 << 4 | c3 << 6 */
+            r[0x0] = h + low[0];
+            r[0x1] = h + low[1];
+            r[0x3] = h + low[2];
+            r[0x4] = h + low[3];
+            r[0x5] = h + low[4];
+            r[0x7] = h + low[5];
+            r[0xC] = h + low[6];
+            r[0xD] = h + low[7];
+            r[0xF] = h + low[8];
+        }
+    }
+}
+
+/* Both pixels' sums of one whole chunk (TC_PW_TERNARY_LUT_GROUPS == 4 tables) into every output
+ * channel's lanes: the hot loop, one byte load, one table load and one add per 4 weights. Out of
+ * line and given the four tables as separate pointers, so that gcc keeps four base registers
+ * (one LDR with a scaled index per lookup) instead of rebuilding each address. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void add_chunk4(const uint32_t *t0, const uint32_t *t1, const uint32_t *t2,
+                       const uint32_t *t3, const uint8_t *w, int32_t row, int32_t out_c,
+                       int32_t *sums) {
+    int32_t oc;
+    for (oc = 0; oc < out_c; ++oc, w += row, sums += 2) {
+        const uint32_t s = t0[w[0]] + t1[w[1]] + t2[w[2]] + t3[w[3]];
+        sums[0] += (int32_t)(s & 0xFFFFu);
+        sums[1] += (int32_t)(s >> 16);
+    }
+}
+
+tc_status tc_pw_ternary_s8_lut(const tc_pw_ternary_params *p, const int8_t *in, const uint8_t *w,
+                               const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                               int8_t *scratch, int8_t *out) {
+    const int32_t row = (p->in_c + 3) / 4, whole = p->in_c / 4, rest = p->in_c % 4;
+    uint32_t *tables;
+    int32_t *sums;
+    int32_t i, oc, g0, g;
+    if (p == NULL || in == NULL || w == NULL || mult == NULL || shift == NULL || out == NULL ||
+        scratch == NULL) {
+        return TC_ARG_ERROR;
+    }
+    if (p->pixels < 1 || p->in_c < 4 || p->out_c < 1 || p->format != TC_TERNARY_2BIT ||
+        !tc_conv_quant_args_ok(0, p->out_zp, p->act_min, p->act_max, mult, shift, p->out_c)) {
+        return TC_ARG_ERROR;
+    }
+    tables = (uint32_t *)(void *)scratch; /* the arena is 16-byte aligned, scratch offsets too */
+    sums = (int32_t *)(void *)(scratch + TC_PW_TERNARY_LUT_GROUPS * 256 * 4);
+    for (i = 0; i < p->pixels; i += 2) {
+        const int two = i + 1 < p->pixels;
+        const int8_t *xa = in + i * p->in_c;
+        const int8_t *xb = two ? xa + p->in_c : xa; /* an odd last pixel pairs with itself */
+        int8_t *ya = out + i * p->out_c;
+        int8_t *yb = ya + p->out_c;
+        for (oc = 0; oc < p->out_c; ++oc) { /* the lanes' biases are taken off here, once */
+            const int32_t b = (bias != NULL ? bias[oc] : 0) - (int32_t)(4 * LANE_BIAS) * whole;
+            sums[2 * oc] = b;
+            sums[2 * oc + 1] = b;
+        }
+        for (g0 = 0; g0 < whole; g0 += TC_PW_TERNARY_LUT_GROUPS) {
+            const int32_t groups = TC_MIN(TC_PW_TERNARY_LUT_GROUPS, whole - g0);
+            for (g = 0; g < groups; ++g) {
+                build_table(tables + 256 * g, xa + 4 * (g0 + g), xb + 4 * (g0 + g));
+            }
+            if (groups == 4) {
+                add_chunk4(tables, tables + 256, tables + 512, tables + 768, w + g0, row, p->out_c,
+                           sums);
+                continue;
+            }
+            for (oc = 0; oc < p->out_c; ++oc) { /* the last, partial chunk */
+                const uint8_t *wk = w + oc * row + g0;
+                uint32_t s = 0;
+                for (g = 0; g < groups; ++g) s += tables[256 * g + wk[g]];
+                sums[2 * oc] += (int32_t)(s & 0xFFFFu);
+                sums[2 * oc + 1] += (int32_t)(s >> 16);
+            }
+        }
+        /* outputs of both pixels are written after both are read (pw_ternary_overlap_delta) */
+        for (oc = 0; oc < p->out_c; ++oc) {
+            int32_t sa = sums[2 * oc], sb = sums[2 * oc + 1];
+            if (rest) {
+                const uint32_t codes = tc_ternary_2bit_natural(w[oc * row + whole]);
+                sa += tc_ternary_terms(codes, xa + 4 * whole, rest);
+                sb += tc_ternary_terms(codes, xb + 4 * whole, rest);
+            }
+            ya[oc] = tc_requant_s8_nonneg(sa, mult[oc], shift[oc], p->out_zp, p->act_min, p->act_max);
+            if (two) {
+                yb[oc] = tc_requant_s8_nonneg(sb, mult[oc], shift[oc], p->out_zp, p->act_min,
+                                              p->act_max);
+            }
+        }
+    }
+    return TC_OK;
+}
