@@ -41,30 +41,27 @@ static void pair_terms(int32_t a, int32_t b, uint32_t terms[3]) {
  * terms (bits 0-1: channel 0, 2-3: channel 2, 4-5: channel 1, 6-7: channel 3; tc_conv.h). Only
  * the 81 bytes of valid codes are written, and only those are ever read: the low nibble takes
  * the 9 values c0 | c2 << 2 written out below, the high nibble the 9 of c1 << 4 | c3 << 6. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static void build_table(uint32_t *table, const int8_t *xa, const int8_t *xb) {
-    static const uint8_t high_byte[9] = {0x00, 0x10, 0x30, 0x40, 0x50, 0x70, 0xC0, 0xD0, 0xF0};
-    uint32_t t0[3], t1[3], t2[3], t3[3], low[9];
+    uint32_t t0[3], t1[3], t2[3], t3[3];
+    uint32_t l0, l1, l3, l4, l5, l7, l12, l13, l15; /* the low-nibble sums, by low nibble */
     int32_t i, j;
     pair_terms(xa[0], xb[0], t0);
     pair_terms(xa[1], xb[1], t1);
     pair_terms(xa[2], xb[2], t2);
     pair_terms(xa[3], xb[3], t3);
-    for (i = 0; i < 3; ++i) {
-        for (j = 0; j < 3; ++j) low[3 * i + j] = t0[j] + t2[i]; /* byte c0 | c2 << 2 */
-    }
-    for (i = 0; i < 3; ++i) {
-        for (j = 0; j < 3; ++j) {
-            uint32_t *r = table + high_byte[3 * i + j];
-            const uint32_t h = t1[j] + t3[i]; /* byte c1 << 4 | c3 << 6 */
-            r[0x0] = h + low[0];
-            r[0x1] = h + low[1];
-            r[0x3] = h + low[2];
-            r[0x4] = h + low[3];
-            r[0x5] = h + low[4];
-            r[0x7] = h + low[5];
-            r[0xC] = h + low[6];
-            r[0xD] = h + low[7];
-            r[0xF] = h + low[8];
+    l0 = t0[0] + t2[0], l1 = t0[1] + t2[0], l3 = t0[2] + t2[0]; /* low nibble c0 | c2 << 2 */
+    l4 = t0[0] + t2[1], l5 = t0[1] + t2[1], l7 = t0[2] + t2[1];
+    l12 = t0[0] + t2[2], l13 = t0[1] + t2[2], l15 = t0[2] + t2[2];
+    for (i = 0; i < 3; ++i) {     /* c3: bits 6-7 */
+        for (j = 0; j < 3; ++j) { /* c1: bits 4-5 */
+            uint32_t *r = table + ((uint32_t)(j == 2 ? 3 : j) << 4) + ((uint32_t)(i == 2 ? 3 : i) << 6);
+            const uint32_t h = t1[j] + t3[i];
+            r[0x0] = h + l0, r[0x1] = h + l1, r[0x3] = h + l3;
+            r[0x4] = h + l4, r[0x5] = h + l5, r[0x7] = h + l7;
+            r[0xC] = h + l12, r[0xD] = h + l13, r[0xF] = h + l15;
         }
     }
 }
