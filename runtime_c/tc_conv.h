@@ -184,6 +184,17 @@ tc_status tc_pw_ternary_s8_lut(const tc_pw_ternary_params *p, const int8_t *in, 
                                const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                int8_t *scratch, int8_t *out);
 
+/**
+ * tc_pw_ternary_s8 by expansion (tc_pw_ternary_s8_expand.c), for narrow layers: the weights
+ * decoded into `scratch` (tc_pw_ternary_s8_expand_scratch_size(p) = out_c * in_c bytes,
+ * overlapping nothing) as int8, then tc_conv2d_s8 (its SMLAD path on DSP cores). Either format.
+ * Writes its output as tc_conv2d_s8 does a 1x1 convolution of the same pixels.
+ */
+int32_t tc_pw_ternary_s8_expand_scratch_size(const tc_pw_ternary_params *p);
+tc_status tc_pw_ternary_s8_expand(const tc_pw_ternary_params *p, const int8_t *in,
+                                  const uint8_t *w, const int32_t *bias, const int32_t *mult,
+                                  const int32_t *shift, int8_t *scratch, int8_t *out);
+
 /* Internal (tc_pw_ternary_s8.c, tc_pw_ternary_s8_dsp.c): up to 5 weights as 2-bit codes in
  * natural order (weight n at bits 2n), and their sum of t * x over `count` activations, with
  * adds, subtracts and masks only: code 1 gives x, 3 gives -x = (x ^ -1) + 1, 0 gives 0. */

@@ -140,11 +140,15 @@ class Conv(OpDef):
                     Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")),
                     Arg("out", y)]
             kernel = pw_ternary_kernel(p)
-            if kernel == "tc_pw_ternary_s8_lut":
+            licence = dict(overlap_delta=pw_ternary_overlap_delta(p))
+            if kernel != "tc_pw_ternary_s8":
                 args.insert(5, Arg("scratch", "", lookup(kernel).scratch_bytes(p)))
+            if kernel == "tc_pw_ternary_s8_expand":  # tc_conv2d_s8 runs it: that kernel's licence
+                licence = conv2d_overlap_licence(Conv2dParams(ih, iw, ic, oh, ow, oc, 1, 1, 1, 1, 1, 1, 0, 0, 1,
+                                                              zp_in, zp_out, act_min, act_max))
             lc.add_step(node, kernel, p, args,
                         lambda xv, w, b, m, s: pw_ternary_s8(p, xv, w, b, m, s).reshape(oh, ow, oc),
-                        macs=self.macs(lc.g, node), overlap_delta=pw_ternary_overlap_delta(p))
+                        macs=self.macs(lc.g, node), **licence)
             return
         (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["strides"], a["dilations"]
         pt, pl = a["pads"][0], a["pads"][1]
@@ -451,22 +455,33 @@ def pw_ternary_s8(p: PwTernaryParams, x, w, bias, mult, shift) -> np.ndarray:
     return requantize_channels(pw_ternary_acc(p, x, w, bias), p, mult, shift, p.out_c)
 
 
-# Output channels from which the table kernel (tc_pw_ternary_s8_lut) runs a 2-bit layer: its
-# tables cost about 250 instructions per 4 input channels and pixel pair whatever out_c, so they
-# pay off on wide layers only (benchmarks/bench_prom.py: Cortex-M4 instructions per MAC).
-PW_TERNARY_LUT_MIN_OUT_C = 32
+# Which kernel runs a ternary layer, by its shape (benchmarks/bench_prom.py measures all three on
+# the Cortex-M4): the table kernel (tc_pw_ternary_s8_lut) builds tables of about 400
+# instructions per 4 input channels and pixel pair whatever out_c, so it pays off on wide
+# layers; narrow layers whose int8 weights fit in a small scratch are expanded and run by the
+# int8 kernel (tc_pw_ternary_s8_expand); the rest run tc_pw_ternary_s8 (no scratch).
+PW_TERNARY_LUT_MIN_OUT_C = 128
+PW_TERNARY_EXPAND_MAX_BYTES = 4096
 PW_TERNARY_LUT_GROUPS = 4  # TC_PW_TERNARY_LUT_GROUPS: 256-word tables per chunk
 
 
 def pw_ternary_kernel(p: PwTernaryParams) -> str:
     """The kernel that runs a ternary layer, by its shape."""
-    wide = p.format == ternary.FORMAT_2BIT and p.in_c >= 4 and p.out_c >= PW_TERNARY_LUT_MIN_OUT_C
-    return "tc_pw_ternary_s8_lut" if wide else "tc_pw_ternary_s8"
+    if p.format == ternary.FORMAT_2BIT and p.in_c >= 4 and p.out_c >= PW_TERNARY_LUT_MIN_OUT_C:
+        return "tc_pw_ternary_s8_lut"
+    if p.out_c * p.in_c <= PW_TERNARY_EXPAND_MAX_BYTES:
+        return "tc_pw_ternary_s8_expand"
+    return "tc_pw_ternary_s8"
 
 
 def pw_ternary_lut_scratch_size(p: PwTernaryParams) -> int:
     """Mirror of tc_pw_ternary_s8_lut_scratch_size: the chunk's tables and int32 sums of a pixel pair."""
     return PW_TERNARY_LUT_GROUPS * 256 * 4 + p.out_c * 8
+
+
+def pw_ternary_expand_scratch_size(p: PwTernaryParams) -> int:
+    """Mirror of tc_pw_ternary_s8_expand_scratch_size: the int8 weights."""
+    return p.out_c * p.in_c
 
 
 def pw_ternary_overlap_delta(p: PwTernaryParams) -> int:
@@ -493,3 +508,7 @@ declare("tc_pw_ternary_s8", header="tc_conv.h", params=PwTernaryParams, golden=p
 declare("tc_pw_ternary_s8_lut", header="tc_conv.h", params=PwTernaryParams, golden=pw_ternary_s8,
         args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_pw_ternary_s8_lut.c",),
         scratch_bytes=pw_ternary_lut_scratch_size)
+declare("tc_pw_ternary_s8_expand", header="tc_conv.h", params=PwTernaryParams, golden=pw_ternary_s8,
+        args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_pw_ternary_s8_expand.c", "tc_conv2d_s8.c"),
+        variants=(Variant(DSP, ("tc_conv2d_s8_dsp.c",)), Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM")),
+        scratch_bytes=pw_ternary_expand_scratch_size)
