@@ -17,7 +17,7 @@ Printed:
   4. with --rules: output SQNR against float of PTQ PROM for each threshold rule (TWN, absmean)
      on the zoo models (the default rule is the better one on average).
 
-Usage: python benchmarks/bench_prom.py [--models vww,mbv2] [--no-qemu] [--rules] [--json FILE]
+Usage: python benchmarks/bench_prom.py [--models vww,mbv2] [--no-qemu] [--each-kernel] [--rules] [--json FILE]
 """
 from __future__ import annotations
 
@@ -74,20 +74,20 @@ def mbv2(folder: Path, res: int = 96):
 MODELS = {"vww": vww, "mbv2": mbv2}
 
 
-def compiled(path: Path, calib: Path, quant: str, formats: str = "auto", lut_min_out_c: int | None = None) -> CompiledModel:
-    """lut_min_out_c: force the kernel choice (1: the table kernel wherever it applies, a huge
-    number: never) to measure both on every layer; None: tinycc's choice."""
+def compiled(path: Path, calib: Path, quant: str, formats: str = "auto", kernel: str | None = None) -> CompiledModel:
+    """kernel: run every ternary layer with this kernel where it applies (to measure each on
+    every layer); None: tinycc's choice (ops/conv.py pw_ternary_kernel)."""
     from tinycc.ops import conv
 
-    saved = conv.PW_TERNARY_LUT_MIN_OUT_C
-    if lut_min_out_c is not None:
-        conv.PW_TERNARY_LUT_MIN_OUT_C = lut_min_out_c
+    saved = conv.pw_ternary_kernel
+    if kernel is not None:
+        conv.pw_ternary_kernel = lambda p: kernel if (kernel != "tc_pw_ternary_s8_lut" or p.in_c >= 4) else saved(p)
     try:
         g = run_pipeline(load_graph(path))
         opts = QuantOptions(calib=str(calib), weights=quant, ternary_formats=formats)
         return CompiledModel(g, opts, warn=lambda m: None)
     finally:
-        conv.PW_TERNARY_LUT_MIN_OUT_C = saved
+        conv.pw_ternary_kernel = saved
 
 
 def flash_table(name: str, int8: CompiledModel, prom: CompiledModel) -> dict:
@@ -128,17 +128,23 @@ def m4_layers(model: CompiledModel, x) -> list[dict]:
     return rows
 
 
-def instructions_table(name: str, int8: CompiledModel, prom: CompiledModel, x, smlad: CompiledModel,
-                       lut: CompiledModel) -> dict:
+KERNELS = ("tc_pw_ternary_s8", "tc_pw_ternary_s8_expand", "tc_pw_ternary_s8_lut")
+
+
+def instructions_table(name: str, int8: CompiledModel, prom: CompiledModel, x, forced: dict) -> dict:
     a, b = m4_layers(int8, x), m4_layers(prom, x)
-    s, t = m4_layers(smlad, x), m4_layers(lut, x)
-    assert [r["name"] for r in a] == [r["name"] for r in b] == [r["name"] for r in s] == [r["name"] for r in t]
+    each = {k: m4_layers(m, x) for k, m in forced.items()}
+    assert all([r["name"] for r in a] == [r["name"] for r in rows] for rows in [b, *each.values()])
     print(f"\n== {name}: Cortex-M4 instructions per MAC of the pointwise layers (QEMU; golden == QEMU checked)")
-    print(f"{'layer':40s} {'in x out':>11s} {'MACs':>11s} {'int8':>6s} {'ternary':>8s}  {'(SMLAD':>7s} {'table)':>7s}")
-    for r8, rt, rs, rl in zip(a, b, s, t):
-        print(f"{r8['name'][-40:]:40s} {r8['in_c']:>5d} x {r8['out_c']:<4d} {r8['macs']:>11,d} "
-              f"{r8['instructions'] / r8['macs']:>6.3f} {rt['instructions'] / rt['macs']:>8.3f}  "
-              f"{rs['instructions'] / rs['macs']:>7.3f} {rl['instructions'] / rl['macs']:>7.3f}")
+    print("   ternary: tinycc's choice (kernel); then each kernel forced: add/sub + SMLAD, expand to int8, tables")
+    print(f"{'layer':38s} {'in x out':>11s} {'MACs':>10s} {'int8':>6s} {'ternary':>8s} {'kernel':>7s} "
+          f"{'pw':>6s} {'expand':>6s} {'table':>6s}")
+    for i, (r8, rt) in enumerate(zip(a, b)):
+        kernel = prom.program.steps[[s.onnx_name or s.node for s in prom.program.steps].index(rt["name"])].kernel
+        print(f"{r8['name'][-38:]:38s} {r8['in_c']:>5d} x {r8['out_c']:<4d} {r8['macs']:>10,d} "
+              f"{r8['instructions'] / r8['macs']:>6.3f} {rt['instructions'] / rt['macs']:>8.3f} "
+              f"{kernel.replace('tc_pw_ternary_s8', '') or 'pw':>7s} "
+              + " ".join(f"{each[k][i]['instructions'] / each[k][i]['macs']:>6.3f}" for k in each))
 
     def pooled(rows, wide=False):
         sel = [r for r in rows if not wide or r["out_c"] >= 64]
@@ -193,6 +199,7 @@ def main() -> int:
     ap.add_argument("--models", default="vww,mbv2")
     ap.add_argument("--no-qemu", action="store_true")
     ap.add_argument("--rules", action="store_true")
+    ap.add_argument("--each-kernel", action="store_true", help="also measure every ternary kernel on every layer")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     results = {}
@@ -206,9 +213,8 @@ def main() -> int:
             int8, prom = compiled(path, calib, "int8"), compiled(path, calib, "prom")
             results[name] = {"flash": flash_table(name, int8, prom)}
             if not args.no_qemu:
-                smlad = compiled(path, calib, "prom", lut_min_out_c=10**9)
-                lut = compiled(path, calib, "prom", lut_min_out_c=1)
-                results[name]["m4"] = instructions_table(name, int8, prom, x, smlad, lut)
+                forced = {k: compiled(path, calib, "prom", kernel=k) for k in KERNELS} if args.each_kernel else {}
+                results[name]["m4"] = instructions_table(name, int8, prom, x, forced)
             print(f"({time.time() - t0:.0f} s)")
     if args.rules:
         results["rules"] = rules_table()
