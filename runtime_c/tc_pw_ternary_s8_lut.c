@@ -47,7 +47,6 @@ __attribute__((noinline))
 static void build_table(uint32_t *table, const int8_t *xa, const int8_t *xb) {
     uint32_t t0[3], t1[3], t2[3], t3[3];
     uint32_t l0, l1, l3, l4, l5, l7, l12, l13, l15; /* the low-nibble sums, by low nibble */
-    int32_t i, j;
     pair_terms(xa[0], xb[0], t0);
     pair_terms(xa[1], xb[1], t1);
     pair_terms(xa[2], xb[2], t2);
@@ -55,15 +54,24 @@ static void build_table(uint32_t *table, const int8_t *xa, const int8_t *xb) {
     l0 = t0[0] + t2[0], l1 = t0[1] + t2[0], l3 = t0[2] + t2[0]; /* low nibble c0 | c2 << 2 */
     l4 = t0[0] + t2[1], l5 = t0[1] + t2[1], l7 = t0[2] + t2[1];
     l12 = t0[0] + t2[2], l13 = t0[1] + t2[2], l15 = t0[2] + t2[2];
-    for (i = 0; i < 3; ++i) {     /* c3: bits 6-7 */
-        for (j = 0; j < 3; ++j) { /* c1: bits 4-5 */
-            uint32_t *r = table + ((uint32_t)(j == 2 ? 3 : j) << 4) + ((uint32_t)(i == 2 ? 3 : i) << 6);
-            const uint32_t h = t1[j] + t3[i];
-            r[0x0] = h + l0, r[0x1] = h + l1, r[0x3] = h + l3;
-            r[0x4] = h + l4, r[0x5] = h + l5, r[0x7] = h + l7;
-            r[0xC] = h + l12, r[0xD] = h + l13, r[0xF] = h + l15;
-        }
-    }
+    /* Straight-line rows (high nibble c1 << 4 | c3 << 6): the nine low sums stay in registers. */
+#define TERNARY_ROW(high, h)                                                                    \
+    do {                                                                                        \
+        uint32_t *r = table + (high);                                                           \
+        const uint32_t hv = (h);                                                                \
+        r[0x0] = hv + l0, r[0x1] = hv + l1, r[0x3] = hv + l3, r[0x4] = hv + l4, r[0x5] = hv + l5; \
+        r[0x7] = hv + l7, r[0xC] = hv + l12, r[0xD] = hv + l13, r[0xF] = hv + l15;               \
+    } while (0)
+    TERNARY_ROW(0x00, t1[0] + t3[0]);
+    TERNARY_ROW(0x10, t1[1] + t3[0]);
+    TERNARY_ROW(0x30, t1[2] + t3[0]);
+    TERNARY_ROW(0x40, t1[0] + t3[1]);
+    TERNARY_ROW(0x50, t1[1] + t3[1]);
+    TERNARY_ROW(0x70, t1[2] + t3[1]);
+    TERNARY_ROW(0xC0, t1[0] + t3[2]);
+    TERNARY_ROW(0xD0, t1[1] + t3[2]);
+    TERNARY_ROW(0xF0, t1[2] + t3[2]);
+#undef TERNARY_ROW
 }
 
 /* Both pixels' sums of one whole chunk (TC_PW_TERNARY_LUT_GROUPS == 4 tables) into every output
