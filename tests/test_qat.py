@@ -169,7 +169,10 @@ def test_qdq_export_compiles_with_tinycc_and_golden_equals_host_c(tmp_path, data
                 assert len(np.unique(v[start:start + 4])) <= 8
 
     m = tinycc.compile(path)
-    assert m.report["quant"] == "int8-qdq"
+    # the ternary pointwise layers run tinycc's ternary kernels (tests/test_prom.py), as stored
+    assert m.report["quant"] == ("prom-qdq" if scheme == "prom" else "int8-qdq")
+    ternary_layers = [l for l in m.report["layers"] if l["kernel"].startswith("tc_pw_ternary_s8")]
+    assert len(ternary_layers) == (3 if scheme == "prom" else 0)
     golden = m.run(x[:6], engine="int8", dequantize=True)["logits"]
     c = m.run(x[:6], engine="c", dequantize=True)["logits"]
     np.testing.assert_array_equal(c, golden)
