@@ -455,24 +455,26 @@ def pw_ternary_s8(p: PwTernaryParams, x, w, bias, mult, shift) -> np.ndarray:
     return requantize_channels(pw_ternary_acc(p, x, w, bias), p, mult, shift, p.out_c)
 
 
-# Which kernel runs a ternary layer, by its shape (benchmarks/bench_prom.py measures them on the
-# Cortex-M4): narrow layers whose int8 weights fit in a small scratch are expanded and run by
-# the int8 kernel (tc_pw_ternary_s8_expand: tc_conv2d_s8's SIMD path, its assembly loop where
-# conv2d_asm_layer allows); wide ones by the table kernel (tc_pw_ternary_s8_lut), whose tables
-# cost about 400 instructions per 4 input channels and pixel pair whatever out_c; the rest by
-# tc_pw_ternary_s8 (no scratch).
-PW_TERNARY_EXPAND_MAX_BYTES = 4096
+# Which kernel runs a ternary layer, by its shape (benchmarks/bench_prom.py --each-kernel
+# measures the three on the Cortex-M4): the table kernel (tc_pw_ternary_s8_lut) on wide layers
+# (its tables cost about 270 instructions per 4 input channels and pixel pair whatever out_c;
+# from 64 inputs and 128 outputs it beats expanding, e.g. 64x128: 1.65 vs 2.31 instructions per
+# MAC); other layers whose int8 weights fit in 8 KB of scratch are expanded and run by the int8
+# kernel (tc_pw_ternary_s8_expand: 144x32 1.40, 32x192 2.03, against 2.6 and 2.25); the
+# remaining wide-output layers by tables, the rest by tc_pw_ternary_s8 (no scratch).
+PW_TERNARY_EXPAND_MAX_BYTES = 8192
 PW_TERNARY_LUT_MIN_OUT_C = 64
 PW_TERNARY_LUT_GROUPS = 4  # TC_PW_TERNARY_LUT_GROUPS: 256-word tables per chunk
 
 
 def pw_ternary_kernel(p: PwTernaryParams) -> str:
     """The kernel that runs a ternary layer, by its shape."""
+    tables = p.format == ternary.FORMAT_2BIT and p.in_c >= 4 and p.out_c >= PW_TERNARY_LUT_MIN_OUT_C
+    if tables and p.in_c >= 64 and p.out_c >= 128:
+        return "tc_pw_ternary_s8_lut"
     if p.out_c * p.in_c <= PW_TERNARY_EXPAND_MAX_BYTES:
         return "tc_pw_ternary_s8_expand"
-    if p.format == ternary.FORMAT_2BIT and p.in_c >= 4 and p.out_c >= PW_TERNARY_LUT_MIN_OUT_C:
-        return "tc_pw_ternary_s8_lut"
-    return "tc_pw_ternary_s8"
+    return "tc_pw_ternary_s8_lut" if tables else "tc_pw_ternary_s8"
 
 
 def pw_ternary_lut_scratch_size(p: PwTernaryParams) -> int:
