@@ -3,7 +3,7 @@
 A small MobileNetV2-style CNN (inverted residual blocks: pointwise expansion, depthwise 3x3,
 linear pointwise projection, residual adds; ReLU6; global average pooling; a Linear classifier)
 is trained in float on scikit-learn's 8x8 handwritten digits (the first 1,437 images; the last
-360 are the held-out test set, as in train_digits.py), then quantized six ways. Every variant is
+360 are the held-out test set, as in train_digits.py), then quantized several ways. Every variant is
 an ONNX model compiled by tinycc and evaluated on the 360 held-out images by tinycc's integer
 golden model (tinycc.compile(...).run(..., engine="int8")):
 
@@ -11,10 +11,12 @@ golden model (tinycc.compile(...).run(..., engine="int8")):
   int8 PTQ          tinycc's own post-training int8 quantization (minmax, 200 calibration images)
   PROM PTQ          tinycc.qat.prepare_prom + calibrate, no training: pointwise convs ternary
                     (TWN), the rest int8, exported as QDQ
-  PROM QAT          the same, fine-tuned with the straight-through estimator (tinycc.qat.finetune)
+  PROM QAT          the same, fine-tuned with the straight-through estimator (tinycc.qat.finetune,
+                    the float model as distillation teacher)
   codebook 4-bit    tinycc.qat.prepare_codebook(bits=4) + calibrate: every layer's weights
-  PTQ               snapped to 16 palette values (1-D k-means) x a per-channel scale
-  codebook 2-bit    the same at 4 palette values, no training (the reference for DKM)
+  PTQ               snapped to 16 int8 palette values per group of 8 output channels (1-D
+                    k-means) x a per-channel scale
+  codebook 2-bit    4 palette values per output channel, no training (the reference for DKM)
   PTQ
   DKM 2-bit         the 2-bit model fine-tuned with differentiable k-means (DKM)
 
