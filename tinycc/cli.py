@@ -43,6 +43,12 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bias-correction", action="store_true", help="empirical bias correction after PTQ")
     p.add_argument("--calib-samples", type=int, default=None, metavar="N",
                    help="use at most N calibration samples")
+    p.add_argument("--quant", default="int8", choices=["int8", "codebook"],
+                   help="weights: int8 per output channel (default), or codebook: an int8 palette per group of "
+                        "output channels with --codebook-bits indices, decoded a few rows at a time")
+    p.add_argument("--codebook-bits", default=None, metavar="B[,LAYER=B]",
+                   help="with --quant codebook: index bits, 2 to 6 (default 4), with per-layer overrides by "
+                        "ONNX node name, e.g. 4,conv1=6")
 
 
 def _add_patch_args(p: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ from .lower import lower
 from .memory.lifetimes import MemoryPlan, plan_memory
 from .program import Program, c_identifier
 from .quant.calibrate import DEFAULT_METHOD, collect_stats, load_calibration, synthetic_samples
+from .quant.codebook import parse_codebook_bits, record_codebook_schemes
 from .quant.ptq import assign_qparams
 
 
@@ -33,11 +34,20 @@ class QuantOptions:
     method: str | None = None
     samples: int | None = None
     bias_correction: bool = False
+    quant: str = "int8"  # weight quantization: int8, or codebook (quant/codebook.py)
+    codebook_bits: str | None = None  # --codebook-bits B[,LAYER=B...]
 
     @classmethod
     def from_args(cls, args) -> "QuantOptions":
         return cls(getattr(args, "calib", None), getattr(args, "calib_method", None),
-                   getattr(args, "calib_samples", None), getattr(args, "bias_correction", False))
+                   getattr(args, "calib_samples", None), getattr(args, "bias_correction", False),
+                   getattr(args, "quant", None) or "int8", getattr(args, "codebook_bits", None))
+
+    def weight_scheme_label(self) -> str:
+        """What report.json 'quant' adds for the weights ('' for int8)."""
+        if self.quant != "codebook":
+            return ""
+        return f"+codebook{self.codebook_bits or parse_codebook_bits(None).default}"
 
 
 def logical_input_shapes(g: Graph) -> dict[str, tuple]:
@@ -55,8 +65,10 @@ def is_prequantized(g: Graph) -> bool:
 
 def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     """Annotate a float graph with int8 quantization parameters (PTQ)."""
+    if opts.codebook_bits is not None and opts.quant != "codebook":
+        raise BadInput("--codebook-bits applies to --quant codebook")
     if is_prequantized(g):
-        return assign_qparams(g, None, None)
+        return record_weight_quant(assign_qparams(g, None, None), opts)
     shapes = logical_input_shapes(g)
     if opts.calib:
         samples = load_calibration(opts.calib, g, shapes)
@@ -67,11 +79,18 @@ def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     if opts.samples:
         samples = samples[: opts.samples]
     stats = collect_stats(g, samples)
-    q = assign_qparams(g, stats, opts.method or DEFAULT_METHOD)
+    q = record_weight_quant(assign_qparams(g, stats, opts.method or DEFAULT_METHOD), opts)
     if opts.bias_correction:
         from .quant.bias_correction import correct_biases
 
         q = correct_biases(g, q, samples)
+    return q
+
+
+def record_weight_quant(q: Graph, opts: QuantOptions) -> Graph:
+    """The weight scheme --quant asks for, on the nodes it applies to (int8 is already recorded)."""
+    if opts.quant == "codebook":
+        record_codebook_schemes(q, parse_codebook_bits(opts.codebook_bits))
     return q
 
 
@@ -122,7 +141,8 @@ def build_program(g: Graph, opts: QuantOptions, warn=None, sram: int | None = No
     preflight(g, sram, patching)
     q = quantize_graph(g, opts, warn)
     program = lower(q, g.name)
-    program.quant_scheme = "int8-qdq" if is_prequantized(g) else f"int8-ptq-{opts.method or DEFAULT_METHOD}"
+    program.quant_scheme = ("int8-qdq" if is_prequantized(g) else f"int8-ptq-{opts.method or DEFAULT_METHOD}") \
+        + opts.weight_scheme_label()
     return program
 
 

@@ -63,7 +63,7 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
 
 
 # The role a lowering gave a constant array is the end of its name (Lowering.blob(data, node, role)).
-_BLOB_KINDS = {"w": "weights", "const": "weights", "bias": "biases", "mult": "requantization",
+_BLOB_KINDS = {"w": "weights", "const": "weights", "windex": "weights", "wpalette": "weights", "bias": "biases", "mult": "requantization",
                "shift": "requantization", "lut": "tables", "exp": "tables", "xidx": "tables", "yidx": "tables"}
 
 

@@ -20,6 +20,7 @@ from ..golden.spatial import add_bias_checked, as_hwc, check_quant, requantize_c
 from ..kernels import ASM, DSP, Variant, declare, lookup
 from ..program import Arg
 from ..quant.params import act_range
+from ..quant.codebook import decode_codebook, tile_channels
 from ..quant.weights import requant_arrays
 from .common import bad_input, ints, spatial_pads, unsupported
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
@@ -106,7 +107,7 @@ class Conv(OpDef):
         return True
 
     def layer_class(self, step):
-        if step.kernel.startswith("tc_dwconv2d_s8"):
+        if step.kernel.startswith(("tc_dwconv2d_s8", "tc_dwconv2d_cb_s8")):
             return "depthwise"
         p = step.params
         return "pointwise" if p.k_h == 1 and p.k_w == 1 and p.groups == 1 else "conv"
@@ -134,6 +135,9 @@ class Conv(OpDef):
         geometry = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
                         stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=pt, pad_left=pl)
         quant = dict(in_zp=zp_in, out_zp=zp_out, act_min=act_min, act_max=act_max)
+        if enc.codebook is not None:
+            lower_codebook_conv(lc, node, enc, geometry, quant, group, mult, shift, self.macs(lc.g, node))
+            return
         if group == ic and group > 1:
             p = DwConv2dParams(**geometry, depth_mult=oc // ic, **quant)
             wblob = lc.blob(np.ascontiguousarray(wq[:, :, :, 0].transpose(1, 2, 0)), node, "w")
@@ -380,6 +384,108 @@ def dwconv2d_s8_inplace(p: DwConv2dParams, x, w, bias, mult, shift) -> np.ndarra
     return dwconv2d_s8(p, x, w, bias, mult, shift)
 
 
+# ---- codebook weights (quant/codebook.py): decoded a tile of output channels at a time ---------
+@dataclass(frozen=True)
+class Conv2dCbParams(Conv2dParams):
+    """tc_conv2d_cb_params: tc_conv2d_params, then the codebook: `bits` per index, `palette_oc`
+    output channels per palette, `tile_oc` output channels decoded into the scratch at a time."""
+
+    C_STRUCT: ClassVar[str] = "tc_conv2d_cb_params"
+    bits: int
+    palette_oc: int
+    tile_oc: int
+
+    @property
+    def depth(self) -> int:
+        return self.k_h * self.k_w * (self.in_c // self.groups)
+
+    def validate(self) -> None:
+        super().validate()
+        _check_codebook(self)
+
+
+@dataclass(frozen=True)
+class DwConv2dCbParams(DwConv2dParams):
+    """tc_dwconv2d_cb_params: tc_dwconv2d_params, then the codebook (as Conv2dCbParams); a row is
+    one output channel's k_h * k_w taps."""
+
+    C_STRUCT: ClassVar[str] = "tc_dwconv2d_cb_params"
+    bits: int
+    palette_oc: int
+    tile_oc: int
+
+    @property
+    def depth(self) -> int:
+        return self.k_h * self.k_w
+
+    def validate(self) -> None:
+        super().validate()
+        _check_codebook(self)
+
+
+def _check_codebook(p) -> None:
+    """The C kernels' checks of the codebook fields (tc_codebook.h tc_cb_args_ok)."""
+    require(2 <= p.bits <= 6, f"bits={p.bits} must be in 2..6")
+    require(p.palette_oc >= 1 and p.out_c % p.palette_oc == 0,
+            f"palette_oc={p.palette_oc} must divide out_c={p.out_c}")
+    require(1 <= p.tile_oc <= p.out_c, f"tile_oc={p.tile_oc} must be in 1..out_c={p.out_c}")
+
+
+def _int8_params(p, cls):
+    """The int8 kernel's params inside a codebook kernel's (the fields they share)."""
+    from dataclasses import fields
+
+    return cls(**{f.name: getattr(p, f.name) for f in fields(cls)})
+
+
+def codebook_scratch_bytes(p) -> int:
+    """Mirror of tc_conv2d_cb_s8_scratch_size / tc_dwconv2d_cb_s8_scratch_size: tile_oc decoded rows."""
+    return p.tile_oc * p.depth
+
+
+def conv2d_cb_s8(p: Conv2dCbParams, x, idx, palette, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_conv2d_cb_s8: tc_conv2d_s8 on the decoded weights."""
+    p.validate()
+    w = decode_codebook(palette, idx, p.bits, p.depth, p.palette_oc)
+    return conv2d_s8(_int8_params(p, Conv2dParams), x, w.reshape(p.out_c, p.k_h, p.k_w, p.in_c // p.groups),
+                     bias, mult, shift)
+
+
+def dwconv2d_cb_s8(p: DwConv2dCbParams, x, idx, palette, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_dwconv2d_cb_s8: tc_dwconv2d_s8 on the decoded weights ([k_h][k_w][out_c])."""
+    p.validate()
+    w = decode_codebook(palette, idx, p.bits, p.depth, p.palette_oc)
+    return dwconv2d_s8(_int8_params(p, DwConv2dParams), x, w.T.reshape(p.k_h, p.k_w, p.out_c), bias, mult, shift)
+
+
+def lower_codebook_conv(lc, node, enc, geometry: dict, quant: dict, group: int, mult, shift, macs: int) -> None:
+    """A conv or depthwise layer with codebook weights: tc_conv2d_cb_s8 / tc_dwconv2d_cb_s8, the
+    packed indices and palettes in flash, `tile_oc` decoded rows in the step's scratch."""
+    cb = enc.codebook
+    x, y = node.inputs[0], node.outputs[0]
+    ih, iw, ic = geometry["in_h"], geometry["in_w"], geometry["in_c"]
+    oc = geometry["out_c"]
+    code = dict(bits=cb.bits, palette_oc=cb.palette_oc, tile_oc=tile_channels(oc, cb.depth))
+    if group == ic and group > 1:
+        p = DwConv2dCbParams(**geometry, depth_mult=oc // ic, **quant, **code)
+        kernel, fn = "tc_dwconv2d_cb_s8", dwconv2d_cb_s8
+        # channels tile by tile, each over all rows: the int8 kernel's channel-wise licence holds
+        licence = dwconv2d_overlap_licence(p)
+    else:
+        p = Conv2dCbParams(**geometry, groups=group, **quant, **code)
+        kernel, fn = "tc_conv2d_cb_s8", conv2d_cb_s8
+        # all rows decoded once: whole output pixels in row-major order (pixel pairs may span a
+        # row end); else every channel tile re-reads the whole input, so no overlap
+        licence = dict(overlap_delta=row_overlap_delta(ih, iw, ic, p.out_h, p.out_w, oc, p.stride_h, p.pad_top,
+                                                       lookahead_pixels=1)) if p.tile_oc == oc else {}
+    args = [Arg("in", x), Arg("const", lc.blob(cb.indices, node, "windex")),
+            Arg("const", lc.blob(cb.palette, node, "wpalette")), Arg("const", lc.blob(enc.bias, node, "bias")),
+            Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")),
+            Arg("scratch", "", lookup(kernel).scratch_bytes(p)), Arg("out", y)]
+    lc.add_step(node, kernel, p, args, lambda xv, i, pal, b, m, s: fn(p, xv.reshape(ih, iw, ic), i, pal, b, m, s),
+                macs=macs, note=f"codebook {cb.bits}-bit", **licence)
+
+
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
 _CONV_ARGS = ("in", "const", "const", "const", "const", "out")  # in, w, bias, mult, shift, out
 declare("tc_conv2d_s8", header="tc_conv.h", params=Conv2dParams, golden=conv2d_s8, args=_CONV_ARGS,
@@ -391,3 +497,9 @@ declare("tc_dwconv2d_s8", header="tc_conv.h", params=DwConv2dParams, golden=dwco
 declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=DwConv2dParams, golden=dwconv2d_s8_inplace,
         args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_dwconv2d_s8.c",), variants=_DWCONV_VARIANTS,
         scratch_bytes=dwconv2d_s8_inplace_scratch_size)
+_CB_ARGS = ("in", "const", "const", "const", "const", "const", "scratch", "out")  # in, indices, palette, ...
+declare("tc_conv2d_cb_s8", header="tc_codebook.h", params=Conv2dCbParams, golden=conv2d_cb_s8, args=_CB_ARGS,
+        sources=("tc_conv2d_cb_s8.c", "tc_codebook.c"), variants=(Variant(DSP, ("tc_conv2d_cb_s8_dsp.c",)),),
+        scratch_bytes=codebook_scratch_bytes)
+declare("tc_dwconv2d_cb_s8", header="tc_codebook.h", params=DwConv2dCbParams, golden=dwconv2d_cb_s8,
+        args=_CB_ARGS, sources=("tc_dwconv2d_cb_s8.c", "tc_codebook.c"), scratch_bytes=codebook_scratch_bytes)

