@@ -29,12 +29,13 @@
 extern "C" {
 #endif
 
-/** Parameters of tc_conv2d_cb_s8: tc_conv2d_params' fields, then the codebook's. */
+/** Parameters of tc_conv2d_cb_s8: tc_conv2d_params' fields, then the codebook's, and band_h:
+ * output rows computed per decoded tile (1 <= band_h <= out_h; see tc_conv2d_cb_s8). */
 typedef struct {
     int32_t in_h, in_w, in_c, out_h, out_w, out_c;
     int32_t k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, groups;
     int32_t in_zp, out_zp, act_min, act_max;
-    int32_t bits, palette_oc, tile_oc;
+    int32_t bits, palette_oc, tile_oc, band_h;
 } tc_conv2d_cb_params;
 
 /** Parameters of tc_dwconv2d_cb_s8: tc_dwconv2d_params' fields, then the codebook's. */
@@ -63,8 +64,12 @@ int32_t tc_fc_cb_s8_scratch_size(const tc_fc_cb_params *p);
  * @param idx      packed indices [out_c][row_bytes] (see above)
  * @param palette  int8 palettes [out_c / palette_oc][1 << bits]
  * @param scratch  tc_conv2d_cb_s8_scratch_size(p) bytes, overlapping nothing else
- * Other parameters as tc_conv2d_s8. With tile_oc == out_c the output is written whole pixel
- * by pixel in row-major order, as tc_conv2d_s8 writes it; otherwise tile by tile of channels.
+ * Other parameters as tc_conv2d_s8. With tile_oc == out_c the rows are decoded once and the
+ * output is written whole pixel by pixel in row-major order, as tc_conv2d_s8 writes it.
+ * Otherwise the output goes in bands of band_h rows; for each band every tile of channels is
+ * decoded and computed, so output rows [r0, r0 + band_h) are written while the input is still
+ * read from the band's first window row on (what bounds how far the output may overlap the
+ * input: tinycc/ops/conv.py::codebook_band_overlap_delta).
  * @return TC_OK, or TC_ARG_ERROR
  */
 tc_status tc_conv2d_cb_s8(const tc_conv2d_cb_params *p, const int8_t *in, const uint8_t *idx,
@@ -80,6 +85,22 @@ tc_status tc_dwconv2d_cb_s8(const tc_dwconv2d_cb_params *p, const int8_t *in,
                             const uint8_t *idx, const int8_t *palette, const int32_t *bias,
                             const int32_t *mult, const int32_t *shift, int8_t *scratch,
                             int8_t *out);
+
+/** Bytes of scratch tc_dwconv2d_cb_s8_inplace needs: the decoded tile, then one input channel
+ * plane (in_h * in_w). */
+int32_t tc_dwconv2d_cb_s8_inplace_scratch_size(const tc_dwconv2d_cb_params *p);
+
+/**
+ * tc_dwconv2d_cb_s8 that may write its output over its input (as tc_dwconv2d_s8_inplace):
+ * channel by channel, each input channel plane is copied into the scratch before its output
+ * channel is written. Preconditions: depth_mult == 1; out == in (then out_h * out_w <=
+ * in_h * in_w, the output in the buffer's first out_h * out_w * C bytes) or no overlap at all.
+ * @return TC_OK, or TC_ARG_ERROR
+ */
+tc_status tc_dwconv2d_cb_s8_inplace(const tc_dwconv2d_cb_params *p, const int8_t *in,
+                                    const uint8_t *idx, const int8_t *palette,
+                                    const int32_t *bias, const int32_t *mult,
+                                    const int32_t *shift, int8_t *scratch, int8_t *out);
 
 /**
  * tc_fc_s8 on codebook weights (a row: one output feature's in_features weights).
@@ -101,11 +122,13 @@ static inline int tc_cb_args_ok(int32_t bits, int32_t palette_oc, int32_t tile_o
            tile_oc >= 1 && tile_oc <= out_c;
 }
 
-/* Internal (tc_conv2d_cb_s8_dsp.c, TC_HAVE_DSP): output channels [c0, c0 + n) of a layer with
- * groups == 1 and dil_w == 1, from their decoded rows w (depth values each). */
+/* Internal (tc_conv2d_cb_s8_dsp.c, TC_HAVE_DSP): output channels [c0, c0 + n) of output rows
+ * [r0, r1) of a layer with groups == 1 and dil_w == 1, from their decoded rows w (depth values
+ * each). */
 void tc_conv2d_cb_s8_tile_dsp(const tc_conv2d_cb_params *p, const int8_t *in, const int8_t *w,
-                              int32_t c0, int32_t n, const int32_t *bias, const int32_t *mult,
-                              const int32_t *shift, int8_t *out);
+                              int32_t c0, int32_t n, int32_t r0, int32_t r1,
+                              const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                              int8_t *out);
 
 #ifdef __cplusplus
 }

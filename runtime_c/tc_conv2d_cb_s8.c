@@ -21,6 +21,7 @@ static int conv2d_cb_args_ok(const tc_conv2d_cb_params *p) {
         return 0;
     }
     if (p->groups < 1 || p->in_c % p->groups != 0 || p->out_c % p->groups != 0) return 0;
+    if (p->band_h < 1 || p->band_h > p->out_h) return 0;
     return tc_cb_args_ok(p->bits, p->palette_oc, p->tile_oc, p->out_c);
 }
 
@@ -57,15 +58,15 @@ static int32_t conv2d_cb_pixel_acc(const tc_conv2d_cb_params *p, const int8_t *i
     return acc;
 }
 
-/* Output channels [c0, c0 + n) of every pixel, from their decoded rows w. */
+/* Output channels [c0, c0 + n) of output rows [r0, r1), from their decoded rows w. */
 static void conv2d_cb_tile_portable(const tc_conv2d_cb_params *p, const int8_t *in,
-                                    const int8_t *w, int32_t c0, int32_t n,
-                                    const int32_t *bias, const int32_t *mult,
+                                    const int8_t *w, int32_t c0, int32_t n, int32_t r0,
+                                    int32_t r1, const int32_t *bias, const int32_t *mult,
                                     const int32_t *shift, int8_t *out) {
     const int32_t group_c = p->in_c / p->groups, group_oc = p->out_c / p->groups;
     const int32_t depth = conv2d_cb_depth(p);
     int32_t oy, ox, c;
-    for (oy = 0; oy < p->out_h; ++oy) {
+    for (oy = r0; oy < r1; ++oy) {
         const int32_t in_y0 = oy * p->stride_h - p->pad_top;
         for (ox = 0; ox < p->out_w; ++ox) {
             const int32_t in_x0 = ox * p->stride_w - p->pad_left;
@@ -84,7 +85,7 @@ static void conv2d_cb_tile_portable(const tc_conv2d_cb_params *p, const int8_t *
 tc_status tc_conv2d_cb_s8(const tc_conv2d_cb_params *p, const int8_t *in, const uint8_t *idx,
                           const int8_t *palette, const int32_t *bias, const int32_t *mult,
                           const int32_t *shift, int8_t *scratch, int8_t *out) {
-    int32_t c0, depth;
+    int32_t c0, r0, depth, whole;
     if (p == NULL || in == NULL || idx == NULL || palette == NULL || mult == NULL ||
         shift == NULL || scratch == NULL || out == NULL) {
         return TC_ARG_ERROR;
@@ -95,16 +96,23 @@ tc_status tc_conv2d_cb_s8(const tc_conv2d_cb_params *p, const int8_t *in, const 
         return TC_ARG_ERROR;
     }
     depth = conv2d_cb_depth(p);
-    for (c0 = 0; c0 < p->out_c; c0 += p->tile_oc) {
-        const int32_t n = TC_MIN(p->tile_oc, p->out_c - c0);
-        tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, c0, n, scratch);
+    whole = p->tile_oc == p->out_c; /* every row fits the scratch: decoded once */
+    if (whole) tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, 0, p->out_c, scratch);
+    for (r0 = 0; r0 < p->out_h; r0 += p->band_h) {
+        const int32_t r1 = TC_MIN(r0 + p->band_h, p->out_h);
+        for (c0 = 0; c0 < p->out_c; c0 += p->tile_oc) {
+            const int32_t n = TC_MIN(p->tile_oc, p->out_c - c0);
+            if (!whole) {
+                tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, c0, n, scratch);
+            }
 #if TC_HAVE_DSP
-        if (p->groups == 1 && p->dil_w == 1) {
-            tc_conv2d_cb_s8_tile_dsp(p, in, scratch, c0, n, bias, mult, shift, out);
-            continue;
-        }
+            if (p->groups == 1 && p->dil_w == 1) {
+                tc_conv2d_cb_s8_tile_dsp(p, in, scratch, c0, n, r0, r1, bias, mult, shift, out);
+                continue;
+            }
 #endif
-        conv2d_cb_tile_portable(p, in, scratch, c0, n, bias, mult, shift, out);
+            conv2d_cb_tile_portable(p, in, scratch, c0, n, r0, r1, bias, mult, shift, out);
+        }
     }
     return TC_OK;
 }

@@ -46,14 +46,15 @@ static int conv2d_cb_same_taps(const conv2d_cb_window *a, const conv2d_cb_window
 }
 
 void tc_conv2d_cb_s8_tile_dsp(const tc_conv2d_cb_params *p, const int8_t *in, const int8_t *w,
-                              int32_t c0, int32_t n, const int32_t *bias, const int32_t *mult,
-                              const int32_t *shift, int8_t *out) {
+                              int32_t c0, int32_t n, int32_t r0, int32_t r1,
+                              const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                              int8_t *out) {
     const tc_dsp_requant q =
         tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
     const int32_t depth = p->k_h * p->k_w * p->in_c;
     const int32_t x_step = p->stride_w * p->in_c;
     int32_t oy, ox, c;
-    for (oy = 0; oy < p->out_h; ++oy) {
+    for (oy = r0; oy < r1; ++oy) {
         int8_t *y = out + oy * p->out_w * p->out_c;
         for (ox = 0; ox < p->out_w; ++ox, y += p->out_c) {
             const conv2d_cb_window a = conv2d_cb_window_at(p, oy, ox);

@@ -27,9 +27,14 @@ int32_t tc_dwconv2d_cb_s8_scratch_size(const tc_dwconv2d_cb_params *p) {
     return p->tile_oc * p->k_h * p->k_w;
 }
 
-/* Output channel oc of one pixel: its in-image taps (kernel rows and columns clipped once). */
-static int32_t dwconv2d_cb_pixel_acc(const tc_dwconv2d_cb_params *p, const int8_t *in,
-                                     const int8_t *w_oc, int32_t ic, int32_t in_y0,
+int32_t tc_dwconv2d_cb_s8_inplace_scratch_size(const tc_dwconv2d_cb_params *p) {
+    return p->tile_oc * p->k_h * p->k_w + p->in_h * p->in_w;
+}
+
+/* One output pixel of a channel whose input values are plane[(iy * in_w + ix) * stride]: the
+ * window's in-image taps against the channel's decoded taps w_oc. */
+static int32_t dwconv2d_cb_pixel_acc(const tc_dwconv2d_cb_params *p, const int8_t *plane,
+                                     int32_t stride, const int8_t *w_oc, int32_t in_y0,
                                      int32_t in_x0) {
     int32_t acc = 0;
     int32_t ky, kx;
@@ -40,44 +45,81 @@ static int32_t dwconv2d_cb_pixel_acc(const tc_dwconv2d_cb_params *p, const int8_
             const int32_t ix = in_x0 + kx * p->dil_w;
             if (ix < 0 || ix >= p->in_w) continue;
             acc += (int32_t)w_oc[ky * p->k_w + kx] *
-                   ((int32_t)in[(iy * p->in_w + ix) * p->in_c + ic] - p->in_zp);
+                   ((int32_t)plane[(iy * p->in_w + ix) * stride] - p->in_zp);
         }
     }
     return acc;
+}
+
+/* Output channel oc over every pixel, its input values plane[(iy * in_w + ix) * stride]. */
+static void dwconv2d_cb_channel(const tc_dwconv2d_cb_params *p, const int8_t *plane,
+                                int32_t stride, const int8_t *w_oc, int32_t oc,
+                                const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                int8_t *out) {
+    const int32_t b = bias != NULL ? bias[oc] : 0;
+    int32_t oy, ox;
+    for (oy = 0; oy < p->out_h; ++oy) {
+        const int32_t in_y0 = oy * p->stride_h - p->pad_top;
+        int8_t *y = out + oy * p->out_w * p->out_c + oc;
+        for (ox = 0; ox < p->out_w; ++ox, y += p->out_c) {
+            const int32_t acc =
+                dwconv2d_cb_pixel_acc(p, plane, stride, w_oc, in_y0, ox * p->stride_w - p->pad_left);
+            *y = tc_requant_s8_nonneg(acc + b, mult[oc], shift[oc], p->out_zp, p->act_min,
+                                      p->act_max);
+        }
+    }
+}
+
+static int dwconv2d_cb_call_ok(const tc_dwconv2d_cb_params *p, const int8_t *in,
+                               const uint8_t *idx, const int8_t *palette, const int32_t *mult,
+                               const int32_t *shift, const int8_t *scratch, const int8_t *out) {
+    if (p == NULL || in == NULL || idx == NULL || palette == NULL || mult == NULL ||
+        shift == NULL || scratch == NULL || out == NULL) {
+        return 0;
+    }
+    return dwconv2d_cb_args_ok(p) &&
+           tc_conv_quant_args_ok(p->in_zp, p->out_zp, p->act_min, p->act_max, mult, shift,
+                                 p->out_c);
 }
 
 tc_status tc_dwconv2d_cb_s8(const tc_dwconv2d_cb_params *p, const int8_t *in,
                             const uint8_t *idx, const int8_t *palette, const int32_t *bias,
                             const int32_t *mult, const int32_t *shift, int8_t *scratch,
                             int8_t *out) {
-    const int32_t taps = p != NULL ? p->k_h * p->k_w : 0;
-    int32_t c0, oc, oy, ox;
-    if (p == NULL || in == NULL || idx == NULL || palette == NULL || mult == NULL ||
-        shift == NULL || scratch == NULL || out == NULL) {
-        return TC_ARG_ERROR;
-    }
-    if (!dwconv2d_cb_args_ok(p) ||
-        !tc_conv_quant_args_ok(p->in_zp, p->out_zp, p->act_min, p->act_max, mult, shift,
-                               p->out_c)) {
-        return TC_ARG_ERROR;
-    }
+    int32_t c0, oc, taps;
+    if (!dwconv2d_cb_call_ok(p, in, idx, palette, mult, shift, scratch, out)) return TC_ARG_ERROR;
+    taps = p->k_h * p->k_w;
     for (c0 = 0; c0 < p->out_c; c0 += p->tile_oc) {
         const int32_t c1 = TC_MIN(c0 + p->tile_oc, p->out_c);
         tc_cb_decode_rows(idx, palette, p->bits, taps, p->palette_oc, c0, c1 - c0, scratch);
         for (oc = c0; oc < c1; ++oc) {
-            const int8_t *w_oc = scratch + (oc - c0) * taps;
-            const int32_t ic = oc / p->depth_mult;
-            const int32_t b = bias != NULL ? bias[oc] : 0;
-            for (oy = 0; oy < p->out_h; ++oy) {
-                const int32_t in_y0 = oy * p->stride_h - p->pad_top;
-                int8_t *y = out + oy * p->out_w * p->out_c + oc;
-                for (ox = 0; ox < p->out_w; ++ox, y += p->out_c) {
-                    const int32_t acc = dwconv2d_cb_pixel_acc(
-                        p, in, w_oc, ic, in_y0, ox * p->stride_w - p->pad_left);
-                    *y = tc_requant_s8_nonneg(acc + b, mult[oc], shift[oc], p->out_zp,
-                                              p->act_min, p->act_max);
-                }
-            }
+            dwconv2d_cb_channel(p, in + oc / p->depth_mult, p->in_c, scratch + (oc - c0) * taps,
+                                oc, bias, mult, shift, out);
+        }
+    }
+    return TC_OK;
+}
+
+tc_status tc_dwconv2d_cb_s8_inplace(const tc_dwconv2d_cb_params *p, const int8_t *in,
+                                    const uint8_t *idx, const int8_t *palette,
+                                    const int32_t *bias, const int32_t *mult,
+                                    const int32_t *shift, int8_t *scratch, int8_t *out) {
+    int32_t c0, oc, taps, i;
+    int8_t *plane;
+    if (!dwconv2d_cb_call_ok(p, in, idx, palette, mult, shift, scratch, out)) return TC_ARG_ERROR;
+    if (p->depth_mult != 1 || (out == in && p->out_h * p->out_w > p->in_h * p->in_w)) {
+        return TC_ARG_ERROR;
+    }
+    taps = p->k_h * p->k_w;
+    plane = scratch + p->tile_oc * taps;
+    for (c0 = 0; c0 < p->out_c; c0 += p->tile_oc) {
+        const int32_t c1 = TC_MIN(c0 + p->tile_oc, p->out_c);
+        tc_cb_decode_rows(idx, palette, p->bits, taps, p->palette_oc, c0, c1 - c0, scratch);
+        for (oc = c0; oc < c1; ++oc) {
+            /* channel oc's input saved first: its output overwrites only channel-oc slots */
+            for (i = 0; i < p->in_h * p->in_w; ++i) plane[i] = in[i * p->in_c + oc];
+            dwconv2d_cb_channel(p, plane, 1, scratch + (oc - c0) * taps, oc, bias, mult, shift,
+                                out);
         }
     }
     return TC_OK;

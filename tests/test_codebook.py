@@ -142,3 +142,120 @@ def test_c_equals_golden_layer_by_layer(zoo_models, name, bits, tmp_path, compil
         np.testing.assert_array_equal(trace[k], golden[t].reshape(-1), err_msg=f"{name} step {k}")
     for out in outs:
         np.testing.assert_array_equal(c_outs[out], outs[out])
+
+
+# ---- the digits model (examples/): CLI, report, QEMU, a pre-clustered export ------------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "examples" / "digits_cnn.onnx"
+DIGITS_CALIB = ROOT / "examples" / "digits_calib.npy"
+
+
+def tinycc(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tinycc", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def test_cli_compile_reports_codebook_layers(tmp_path):
+    out = tmp_path / "proj"
+    r = tinycc("compile", DIGITS, "-o", out, "--calib", DIGITS_CALIB, "--quant", "codebook",
+               "--codebook-bits", "2,/classifier/Gemm=4")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["quant"] == "int8-ptq-minmax+codebook2,/classifier/Gemm=4"
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    fc = layers["/classifier/Gemm"]["codebook"]
+    assert fc["bits"] == 4 and fc["palette_entries"] == 16
+    coded = [layer for layer in report["layers"] if "codebook" in layer]
+    assert {layer["kernel"] for layer in coded} == {"tc_conv2d_cb_s8", "tc_dwconv2d_cb_s8", "tc_fc_cb_s8"}
+    for layer in coded:
+        c = layer["codebook"]
+        assert c["flash_bytes"] < c["int8_flash_bytes"], layer
+        assert c["scratch_bytes"] == layer["scratch_bytes"] > 0
+        if layer["name"] != "/classifier/Gemm":
+            assert c["bits"] == 2
+    # the first conv (9 weights per channel at 2 bits: 3 bytes + palettes) and the rest all shrink
+    assert "tc_cb_decode_rows" in (out / "runtime" / "tc_codebook.c").read_text()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--codebook-bits", "4"], "--codebook-bits applies to --quant codebook"),
+    (["--quant", "codebook", "--codebook-bits", "9"], "outside 2 to 6"),
+    (["--quant", "codebook", "--codebook-bits", "4,nosuchlayer=2"], "no layer with weights is named 'nosuchlayer'"),
+    (["--quant", "codebook", "--codebook-bits", "conv=2"], "give the default bits first"),
+])
+def test_cli_bad_codebook_options_exit_2(tmp_path, args, message):
+    r = tinycc("compile", DIGITS, "-o", tmp_path / "p", "--calib", DIGITS_CALIB, *args)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.fixture(scope="module")
+def digits_cb3():
+    g = run_pipeline(load_graph(DIGITS))
+    return CompiledModel(g, QuantOptions(calib=str(DIGITS_CALIB), quant="codebook", codebook_bits="3"),
+                         warn=pytest.fail)
+
+
+_NO_QEMU = missing_tools(run=True)
+
+
+@pytest.mark.skipif(_NO_QEMU is not None, reason=f"Cortex-M toolchain or QEMU unavailable: {_NO_QEMU}")
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4"])
+def test_cortex_m_under_qemu_equals_golden(digits_cb3, core):
+    """Portable C on the M3, the DSP paths on the M4: the golden model's outputs."""
+    x = {digits_cb3.graph.inputs[0]: np.load(DIGITS_CALIB)[:1]}
+    golden = digits_cb3.run_int8(x)
+    outputs, run = digits_cb3.run_qemu(x, core)
+    for out in golden:
+        np.testing.assert_array_equal(outputs[out], golden[out], err_msg=core)
+    assert run.instructions > 0
+
+
+def _dkm_like_export(tmp_path, bits):
+    """digits_cnn.onnx with every Conv/Gemm weight snapped to 2^bits float values per tensor (what
+    a DKM fine-tuning exports): returns the path and {initializer name: its levels}."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(DIGITS)
+    weights = {n.input[1] for n in m.graph.node if n.op_type in ("Conv", "Gemm")}
+    levels = {}
+    for init in m.graph.initializer:
+        if init.name in weights:
+            w = numpy_helper.to_array(init).astype(np.float32)
+            lv = np.quantile(w, (np.arange(1 << bits) + 0.5) / (1 << bits)).astype(np.float32)
+            snapped = lv[np.argmin(np.abs(w[..., None] - lv), axis=-1)]
+            init.CopyFrom(numpy_helper.from_array(snapped, init.name))
+            levels[init.name] = lv
+    path = tmp_path / "digits_dkm.onnx"
+    onnx.save(m, path)
+    return path, levels
+
+
+def test_preclustered_model_is_packed_without_reclustering(tmp_path):
+    """A float model whose weights take <= 2^bits values per group: every codebook layer keeps
+    them (method pre-clustered), and its decoded int8 weights times the scale are the stored
+    float weights to within half a quantization step."""
+    from tinycc.compiler import quantize_graph
+    from tinycc.quant.weights import encode_weights
+
+    path, levels = _dkm_like_export(tmp_path, 2)
+    g = run_pipeline(load_graph(path))
+    q = quantize_graph(g, QuantOptions(calib=str(DIGITS_CALIB), quant="codebook", codebook_bits="2"))
+    coded = [n for n in q.nodes if n.attrs.get("weight_scheme") == "codebook"]
+    assert len(coded) >= 5
+    for node in coded:
+        enc = encode_weights(q, node, float(q.tensors[node.inputs[0]].quant.scale))
+        assert enc.codebook.method == "pre-clustered", node.name
+        w = q.tensors[node.inputs[1]].data.reshape(len(enc.q), -1).astype(np.float64)
+        scale = enc.qp.scale.astype(np.float64)[:, None]
+        assert np.all(np.abs(enc.q.reshape(len(w), -1) * scale - w) <= scale / 2 * (1 + 1e-6)), node.name
+        for g0 in range(0, len(w), enc.codebook.palette_oc):  # no two stored values merged
+            group = slice(g0, g0 + enc.codebook.palette_oc)
+            assert len(np.unique(enc.q.reshape(len(w), -1)[group])) == len(np.unique(w[group]))

@@ -32,6 +32,10 @@ STRUCTS = {cls: _struct(cls) for cls in KERNELS}
 @pytest.fixture(scope="module", params=["portable", "dsp"])
 def lib(request):
     lib = runtime_library(defines=["TC_EMULATE_DSP"] if request.param == "dsp" else [])
+    lib.tc_dwconv2d_cb_s8_inplace.restype = ctypes.c_int
+    lib.tc_dwconv2d_cb_s8_inplace.argtypes = [ctypes.c_void_p] * 9
+    lib.tc_dwconv2d_cb_s8_inplace_scratch_size.restype = ctypes.c_int32
+    lib.tc_dwconv2d_cb_s8_inplace_scratch_size.argtypes = [ctypes.c_void_p]
     for name, _ in KERNELS.values():
         getattr(lib, name).restype = ctypes.c_int
         getattr(lib, name).argtypes = [ctypes.c_void_p] * 9
@@ -51,7 +55,7 @@ def _codebook_case(rng, base, w_rows, bits=None):
     return code, dict(bits=bits, palette_oc=palette_oc, tile_oc=tile)
 
 
-def make_case(kind, seed, bits=None):
+def make_case(kind, seed, bits=None, **case_args):
     rng = np.random.default_rng(seed)
     if kind == "conv":
         p, x, w, bias, mult, shift = conv_case(seed)
@@ -61,7 +65,7 @@ def make_case(kind, seed, bits=None):
                                                groups=1, in_c=int(rng.integers(4, 40)), out_c=int(rng.integers(1, 20)))
         rows, cls = w.reshape(p.out_c, -1), Conv2dCbParams
     elif kind == "dw":
-        p, x, w, bias, mult, shift = dw_case(seed)
+        p, x, w, bias, mult, shift = dw_case(seed, **case_args)
         rows, cls = w.reshape(-1, p.out_c).T, DwConv2dCbParams
     else:
         p, x, w, bias, mult, shift = fc_case(seed)
@@ -70,6 +74,8 @@ def make_case(kind, seed, bits=None):
     if kind == "fc" and rng.random() < 0.3:  # per-tensor requantization
         extra["per_channel"] = 0
         mult, shift = mult[:1], shift[:1]
+    if cls is Conv2dCbParams:
+        extra["band_h"] = int(rng.integers(1, p.out_h + 1))
     cp = cls(**{**asdict(p), **extra})
     return cp, x, code, bias, mult, shift
 
@@ -103,6 +109,28 @@ def test_kernel_equals_golden(lib, kind):
         np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{name} seed {seed} {p}")
 
 
+def test_dw_inplace_equals_golden(lib):
+    """tc_dwconv2d_cb_s8_inplace with out == in: the output in the buffer's first bytes."""
+    checked = 0
+    for seed in range(60):
+        p, x, code, bias, mult, shift = make_case("dw", 500 + seed, depth_mult=1)
+        if p.out_h * p.out_w > p.in_h * p.in_w:
+            continue
+        n = lib.tc_dwconv2d_cb_s8_inplace_scratch_size(ctypes.byref(STRUCTS[type(p)](**asdict(p))))
+        assert n == lookup("tc_dwconv2d_cb_s8_inplace").scratch_bytes(p)
+        scratch = np.zeros(n, np.int8)
+        buf = np.ascontiguousarray(x.reshape(-1)).copy()
+        status = lib.tc_dwconv2d_cb_s8_inplace(ctypes.byref(STRUCTS[type(p)](**asdict(p))), ptr(buf),
+                                               ptr(code.indices), ptr(code.palette),
+                                               ptr(bias) if bias is not None else None, ptr(mult), ptr(shift),
+                                               ptr(scratch), ptr(buf))
+        assert status == TC_OK
+        expected = dwconv2d_cb_s8(p, x, code.indices, code.palette, bias, mult, shift).reshape(-1)
+        np.testing.assert_array_equal(buf[:expected.size], expected, err_msg=f"seed {seed} {p}")
+        checked += 1
+    assert checked >= 20
+
+
 def test_golden_is_the_int8_kernel_on_decoded_weights():
     """The mirror's definition: tc_conv2d_s8 on CodebookWeights.decode() (requantization unchanged)."""
     from tinycc.ops.conv import Conv2dParams, conv2d_s8
@@ -115,10 +143,12 @@ def test_golden_is_the_int8_kernel_on_decoded_weights():
 
 
 @pytest.mark.parametrize("field,value", [("bits", 1), ("bits", 7), ("palette_oc", 0), ("tile_oc", 0),
-                                         ("tile_oc", 10_000)])
+                                         ("tile_oc", 10_000), ("band_h", 0), ("band_h", 10_000)])
 @pytest.mark.parametrize("kind", ["conv", "dw", "fc"])
 def test_bad_codebook_fields_are_arg_errors(lib, kind, field, value):
     p, x, code, bias, mult, shift = make_case(kind, 3, bits=4)
+    if not hasattr(p, field):
+        pytest.skip(f"{type(p).__name__} has no {field}")
     bad = type(p)(**{**asdict(p), field: value})
     status, out, _ = run_c(lib, bad, x, code, bias, mult, shift, scratch_bytes=4096)
     assert status == TC_ARG_ERROR

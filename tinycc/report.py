@@ -37,6 +37,7 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
             "live_bytes": int(mem.live_bytes[k]),
             "live_buffers": [{"name": b, "bytes": int(size[b])} for b in mem.live_tensors[k]],
             "scratch_bytes": int(step.scratch_bytes),
+            **_codebook_entry(step, program),
         })
     params = sum(int(step.param_count) for step in program.steps)
     return {
@@ -60,6 +61,14 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
         "outputs": [_io(program, t) for t in program.outputs],
         "layers": layers,
     }
+
+
+def _codebook_entry(step, program: Program) -> dict:
+    """{'codebook': ...} for a layer with codebook weights (quant/codebook.py), else nothing."""
+    from .quant.codebook import layer_report
+
+    entry = layer_report(step, program.blobs)
+    return {"codebook": entry} if entry else {}
 
 
 # The role a lowering gave a constant array is the end of its name (Lowering.blob(data, node, role)).

@@ -84,7 +84,7 @@ class Dense(OpDef):
                     Arg("scratch", "", fc_cb_scratch_bytes(p)), Arg("out", y)]
             lc.add_step(node, "tc_fc_cb_s8", p, args,
                         lambda xv, i, pal, b, m, s: fc_cb_s8(p, xv.reshape(rows, in_f), i, pal, b, m, s),
-                        macs=self.macs(lc.g, node), note=f"codebook {cb.bits}-bit")
+                        macs=self.macs(lc.g, node), note=f"codebook {cb.bits}-bit ({cb.method})")
             return
         p = FcParams(rows=rows, in_features=in_f, out_features=out_f, in_zp=zp_in, out_zp=zp_out,
                      act_min=act_min, act_max=act_max, per_channel=per_channel)

@@ -38,9 +38,10 @@ MIN_BITS, MAX_BITS = 2, 6
 # Palettes take at most 1/32 of the int8 weight bytes: with 2-bit indices (1/4) the layer stays
 # under 0.30x of int8 (the issue's target), with 4-bit under 0.55x.
 PALETTE_SHARE = 32
-# Decoded rows live in a scratch buffer of at most this many bytes (a row deeper than that: one
-# row); the issue allows 1 KiB of SRAM over the int8 build.
-SCRATCH_BUDGET = 1024
+# Depthwise and fully connected kernels decode each row once whatever the tile, so a small
+# tile (this many bytes, or one row) costs only a call per tile; the issue allows 1 KiB of SRAM
+# over the int8 build. (Convolutions choose their tiles in ops/conv.py codebook_conv_tiling.)
+SCRATCH_BUDGET = 256
 KMEANS_RESTARTS = 4
 KMEANS_ITERS = 30
 
@@ -295,7 +296,7 @@ def cluster_weights(q: np.ndarray, scale: np.ndarray, bits: int, palette_oc: int
     out_c = q.shape[0]
     rows = q.reshape(out_c, -1).astype(np.int64)
     depth = rows.shape[1]
-    palette_oc = palette_oc or palette_channels(out_c, depth, bits)
+    palette_oc = palette_oc or exact_palette_channels(rows, bits) or palette_channels(out_c, depth, bits)
     scale2 = np.broadcast_to(np.asarray(scale, np.float64), (out_c,)) ** 2
     rng = np.random.default_rng(seed)  # fixed: the same model gives the same bytes
     palettes, methods, idx = [], set(), np.empty_like(rows)
@@ -309,19 +310,32 @@ def cluster_weights(q: np.ndarray, scale: np.ndarray, bits: int, palette_oc: int
     return CodebookWeights(bits, depth, palette_oc, np.stack(palettes), pack_indices(idx, bits), method)
 
 
-def preclustered_group_scale(w: np.ndarray, scale: np.ndarray, bits: int) -> np.ndarray | None:
-    """For float weights w [out_c, ...] whose values take <= 2^bits distinct values per palette
-    group (a DKM-style export with one float palette per group), per-channel scales equal within
-    each group (the group's largest), so that the int8 codes of a group take <= 2^bits values too
-    and the clustering keeps them. None when the weights are not pre-clustered."""
+def preclustered_layout(w: np.ndarray, scale: np.ndarray, bits: int) -> tuple[np.ndarray, int] | None:
+    """For float weights w [out_c, ...] that take <= 2^bits distinct values per palette group (a
+    DKM-style export: one float palette per group, or per channel after BatchNorm folding):
+    (per-channel scales, palette_oc) such that the int8 codes of every group take <= 2^bits
+    values too, so the clustering keeps them. Groups of palette_channels() channels share one
+    scale (their largest); if only single channels qualify, each keeps its own scale and
+    palette. None when the weights are not pre-clustered."""
     out_c = w.shape[0]
     rows = w.reshape(out_c, -1)
-    k = 1 << bits
-    g = palette_channels(out_c, rows.shape[1], bits)
-    if any(len(np.unique(rows[g0:g0 + g])) > k for g0 in range(0, out_c, g)):
+    s = np.broadcast_to(np.asarray(scale, np.float32), (out_c,))
+    g = exact_palette_channels(rows, bits)
+    if g is None:
         return None
-    s = np.broadcast_to(np.asarray(scale, np.float32), (out_c,)).reshape(-1, g)
-    return np.repeat(s.max(axis=1), g).astype(np.float32)
+    return np.repeat(s.reshape(-1, g).max(axis=1), g).astype(np.float32), g
+
+
+def exact_palette_channels(rows: np.ndarray, bits: int) -> int | None:
+    """Channels per palette with which every group of `rows` [out_c, depth] takes <= 2^bits
+    values (the default grouping, else one palette per channel if that still shrinks flash);
+    None if neither does."""
+    out_c, depth = rows.shape
+    for g in dict.fromkeys((palette_channels(out_c, depth, bits), 1)):
+        if codebook_bytes(out_c, depth, bits, g) < out_c * depth and \
+                all(len(np.unique(rows[g0:g0 + g])) <= 1 << bits for g0 in range(0, out_c, g)):
+            return g
+    return None
 
 
 # ---- marking the nodes --------------------------------------------------------------------------
@@ -339,3 +353,22 @@ def record_codebook_schemes(g, bits: CodebookBits) -> None:
         if shrinks_flash(w.shape[0], depth, b):
             node.attrs["weight_scheme"] = CODEBOOK
             node.attrs["codebook_bits"] = b
+
+
+# ---- report -------------------------------------------------------------------------------------
+def layer_report(step, blobs) -> dict | None:
+    """report.json 'codebook' of a step with codebook weights (None for the others): bits,
+    palettes and their size, flash bytes of indices + palettes against the int8 weights."""
+    p = step.params
+    if not hasattr(p, "palette_oc"):
+        return None
+    out_c = getattr(p, "out_c", None) or p.out_features
+    depth = getattr(p, "depth", None) or p.in_features
+    from ..report import blob_kind
+
+    # the step's weight arrays (indices and palettes; its bias and requantization are int8's)
+    flash = sum(blobs[a.ref].nbytes for a in step.args if a.kind == "const" and blob_kind(a.ref) == "weights")
+    return {"bits": int(p.bits), "palettes": out_c // p.palette_oc, "palette_entries": 1 << p.bits,
+            "palette_channels": int(p.palette_oc), "tile_channels": int(p.tile_oc),
+            "flash_bytes": int(flash), "int8_flash_bytes": int(out_c * depth),
+            "scratch_bytes": int(step.scratch_bytes), "palette_method": step.note.rpartition("(")[2].rstrip(")")}

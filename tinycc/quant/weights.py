@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import Unsupported
 from ..golden.arith import MAX_MULTIPLIER, quantize_multiplier_array, round_half_away
 from ..ir import Graph, IRError, Node, QuantParams
-from .codebook import CODEBOOK, CodebookWeights, cluster_weights, preclustered_group_scale
+from .codebook import CODEBOOK, CodebookWeights, cluster_weights, preclustered_layout
 from .params import quantize_bias, quantize_weights_per_channel
 
 INT8_PER_CHANNEL = "int8-per-channel"
@@ -87,20 +87,22 @@ def encode_weights(g: Graph, node: Node, in_scale: float) -> EncodedWeights:
 
 def _codebook(g: Graph, node: Node, enc: EncodedWeights, in_scale: float, bits: int) -> EncodedWeights:
     """The int8 encoding clustered (quant/codebook.py). Float weights that already take <= 2^bits
-    values per palette group (pre-clustered) first get one scale per group, so that their int8
-    codes keep that property and nothing is re-clustered."""
+    values per palette group (pre-clustered) first get one scale per group (codebook.preclustered_layout),
+    so that their int8 codes keep that property and nothing is re-clustered."""
     t = g.tensors[node.inputs[1]]
     qp = enc.qp
+    palette_oc = None
     if t.quant is None:
-        group_scale = preclustered_group_scale(t.data, qp.scale, bits)
-        if group_scale is not None:
+        layout = preclustered_layout(t.data, qp.scale, bits)
+        if layout is not None:
+            group_scale, palette_oc = layout
             q = np.clip(round_half_away(t.data.astype(np.float64) / group_scale.astype(np.float64)
                                         .reshape((-1,) + (1,) * (t.data.ndim - 1))), -127, 127).astype(np.int8)
             bname = node.inputs[2] if len(node.inputs) > 2 else ""
             bf = g.tensors[bname].data.astype(np.float64).reshape(-1) if bname else np.zeros(len(q))
             qp = QuantParams(group_scale, np.zeros(len(q), np.int32), 0)
             enc = EncodedWeights(enc.scheme, q, qp, quantize_bias(bf, in_scale, group_scale), enc.param_count)
-    cb = cluster_weights(enc.q, qp.scale, bits)
+    cb = cluster_weights(enc.q, qp.scale, bits, palette_oc)
     return EncodedWeights(enc.scheme, cb.decode().reshape(enc.q.shape), qp, enc.bias, enc.param_count, cb)
 
 
