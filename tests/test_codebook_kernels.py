@@ -193,3 +193,46 @@ def test_sanitizer_build(tmp_path):
                         "-o", str(exe), str(src), *sources], check=True, capture_output=True, text=True)
         r = subprocess.run([str(exe)], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _run_overlapped(lib, p, x, code, bias, mult, shift, out_minus_in):
+    """The kernel with its output `out_minus_in` bytes after its input in one buffer."""
+    name, _ = KERNELS[type(p)]
+    x = np.ascontiguousarray(x).reshape(-1)
+    out_size = p.out_h * p.out_w * p.out_c
+    in_off, out_off = max(0, -out_minus_in), max(0, out_minus_in)
+    buf = np.zeros(max(in_off + x.size, out_off + out_size), np.int8)
+    buf[in_off:in_off + x.size] = x
+    scratch = np.zeros(max(1, lib[name + "_scratch_size"](ctypes.byref(STRUCTS[type(p)](**asdict(p))))), np.int8)
+    base = buf.ctypes.data
+    status = getattr(lib, name)(ctypes.byref(STRUCTS[type(p)](**asdict(p))), ctypes.c_void_p(base + in_off),
+                                ptr(code.indices), ptr(code.palette), ptr(bias) if bias is not None else None,
+                                ptr(mult), ptr(shift), ptr(scratch), ctypes.c_void_p(base + out_off))
+    assert status == TC_OK
+    return buf[out_off:out_off + out_size]
+
+
+@pytest.mark.parametrize("kind", ["conv", "dw"])
+def test_output_may_overlap_the_input_as_licensed(lib, kind):
+    """The overlap the lowering grants the planner (codebook_band_overlap_delta for conv tiles and
+    bands, the int8 depthwise licence for depthwise) is safe: with the output that close to the
+    input the results are unchanged."""
+    from tinycc.ops.conv import codebook_band_overlap_delta, dwconv2d_overlap_licence
+
+    checked = 0
+    for seed in range(60):
+        p, x, code, bias, mult, shift = make_case(kind, 7000 + seed, **({"depth_mult": 1} if kind == "dw" else {}))
+        if kind == "conv":
+            delta = codebook_band_overlap_delta(p)
+        else:
+            licence = dwconv2d_overlap_licence(p)
+            if not licence:
+                continue
+            delta = -(-licence["overlap_delta"] // p.in_c) * p.in_c  # the nearest allowed start
+        if delta >= p.in_h * p.in_w * p.in_c:
+            continue  # no overlap at all
+        golden = KERNELS[type(p)][1](p, x, code.indices, code.palette, bias, mult, shift).reshape(-1)
+        np.testing.assert_array_equal(_run_overlapped(lib, p, x, code, bias, mult, shift, delta), golden,
+                                      err_msg=f"seed {seed} delta {delta} {p}")
+        checked += 1
+    assert checked >= 20

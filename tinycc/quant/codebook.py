@@ -42,7 +42,7 @@ PALETTE_SHARE = 32
 # tile (this many bytes, or one row) costs only a call per tile; the issue allows 1 KiB of SRAM
 # over the int8 build. (Convolutions choose their tiles in ops/conv.py codebook_conv_tiling.)
 SCRATCH_BUDGET = 256
-KMEANS_RESTARTS = 4
+KMEANS_RESTARTS = 2
 KMEANS_ITERS = 30
 
 
@@ -245,9 +245,10 @@ def kmeans_plusplus(values: np.ndarray, weights: np.ndarray, k: int, rng: np.ran
             centres.append(values[rng.choice(len(values), p=d / d.sum())])
         c = np.array(centres, np.float64)
         for _ in range(KMEANS_ITERS):
-            a = np.argmin(np.abs(values[:, None] - c[None, :]), axis=1)
-            new = np.array([np.sum(values[a == m] * weights[a == m]) / np.sum(weights[a == m])
-                            if np.any(a == m) else c[m] for m in range(len(c))])
+            a = _assign(values, c)
+            mass = np.bincount(a, weights, minlength=len(c))
+            total = np.bincount(a, weights * values, minlength=len(c))
+            new = np.where(mass > 0, total / np.where(mass > 0, mass, 1), c)
             if np.array_equal(new, c):
                 break
             c = new
