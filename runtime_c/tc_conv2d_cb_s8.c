@@ -7,6 +7,7 @@
  * takes the tiles of layers with groups == 1 and dil_w == 1 (a window row is one run of
  * contiguous values) with the SIMD blocks of tc_dot_s8_dsp.h.
  */
+#include "tc_arm_dsp.h" /* TC_HAVE_DSP */
 #include "tc_codebook.h"
 
 #include <stddef.h>

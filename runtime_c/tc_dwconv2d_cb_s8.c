@@ -31,21 +31,31 @@ int32_t tc_dwconv2d_cb_s8_inplace_scratch_size(const tc_dwconv2d_cb_params *p) {
     return p->tile_oc * p->k_h * p->k_w + p->in_h * p->in_w;
 }
 
+/* Kernel indices k in [*lo, *hi) whose input coordinate start + k * dil lies in [0, size). */
+static void dwconv2d_cb_tap_range(int32_t start, int32_t dil, int32_t size, int32_t k_size,
+                                  int32_t *lo, int32_t *hi) {
+    const int32_t first = start >= 0 ? 0 : (dil - 1 - start) / dil;
+    const int32_t end = start >= size ? 0 : (size - start + dil - 1) / dil;
+    *lo = TC_MIN(first, k_size);
+    *hi = TC_MAX(*lo, TC_MIN(end, k_size));
+}
+
 /* One output pixel of a channel whose input values are plane[(iy * in_w + ix) * stride]: the
- * window's in-image taps against the channel's decoded taps w_oc. */
+ * window's in-image taps (clipped once, not tested per tap) against the decoded taps w_oc. */
 static int32_t dwconv2d_cb_pixel_acc(const tc_dwconv2d_cb_params *p, const int8_t *plane,
                                      int32_t stride, const int8_t *w_oc, int32_t in_y0,
                                      int32_t in_x0) {
+    const int32_t col_step = p->dil_w * stride;
     int32_t acc = 0;
-    int32_t ky, kx;
-    for (ky = 0; ky < p->k_h; ++ky) {
-        const int32_t iy = in_y0 + ky * p->dil_h;
-        if (iy < 0 || iy >= p->in_h) continue;
-        for (kx = 0; kx < p->k_w; ++kx) {
-            const int32_t ix = in_x0 + kx * p->dil_w;
-            if (ix < 0 || ix >= p->in_w) continue;
-            acc += (int32_t)w_oc[ky * p->k_w + kx] *
-                   ((int32_t)plane[(iy * p->in_w + ix) * stride] - p->in_zp);
+    int32_t ky, kx, ky0, ky1, kx0, kx1;
+    dwconv2d_cb_tap_range(in_y0, p->dil_h, p->in_h, p->k_h, &ky0, &ky1);
+    dwconv2d_cb_tap_range(in_x0, p->dil_w, p->in_w, p->k_w, &kx0, &kx1);
+    if (kx0 == kx1) return 0; /* (x below would point outside the plane) */
+    for (ky = ky0; ky < ky1; ++ky) {
+        const int8_t *x = plane + ((in_y0 + ky * p->dil_h) * p->in_w + in_x0 + kx0 * p->dil_w) * stride;
+        const int8_t *w = w_oc + ky * p->k_w;
+        for (kx = kx0; kx < kx1; ++kx, x += col_step) {
+            acc += (int32_t)w[kx] * ((int32_t)*x - p->in_zp);
         }
     }
     return acc;
