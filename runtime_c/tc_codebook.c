@@ -4,15 +4,6 @@
  */
 #include "tc_codebook.h"
 
-/* The index in stream slot `slot` of a row (it may straddle two bytes; never reads past the
- * row's last byte). */
-static int32_t cb_index(const uint8_t *row, int32_t slot, int32_t bits) {
-    const int32_t bit = slot * bits;
-    uint32_t v = row[bit >> 3];
-    if ((bit & 7) + bits > 8) v |= (uint32_t)row[(bit >> 3) + 1] << 8;
-    return (int32_t)((v >> (bit & 7)) & ((UINT32_C(1) << bits) - 1u));
-}
-
 /* The value of a row held in stream slot `slot`: 0, 2, 1, 3 within whole groups of 4. */
 static int32_t cb_value_of_slot(int32_t slot, int32_t depth) {
     if ((slot | 3) < depth) return (slot & ~3) | ((slot & 1) << 1) | ((slot >> 1) & 1);
@@ -23,7 +14,7 @@ static int32_t cb_value_of_slot(int32_t slot, int32_t depth) {
 static void cb_decode_slots(const uint8_t *row, const int8_t *pal, int32_t bits, int32_t depth,
                             int32_t from, int8_t *dst) {
     int32_t j;
-    for (j = from; j < depth; ++j) dst[cb_value_of_slot(j, depth)] = pal[cb_index(row, j, bits)];
+    for (j = from; j < depth; ++j) dst[cb_value_of_slot(j, depth)] = pal[tc_cb_index(row, j, bits)];
 }
 
 /* 4-bit rows: a whole group of 4 values is two bytes, (v0, v2) and (v1, v3), low nibble first. */

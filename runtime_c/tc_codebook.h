@@ -115,6 +115,21 @@ tc_status tc_fc_cb_s8(const tc_fc_cb_params *p, const int8_t *in, const uint8_t 
 void tc_cb_decode_rows(const uint8_t *idx, const int8_t *palette, int32_t bits, int32_t depth,
                        int32_t palette_oc, int32_t first, int32_t count, int8_t *dst);
 
+/* Internal: the index in stream slot `slot` of a row (it may straddle two bytes; never reads
+ * past the row's last byte). */
+static inline int32_t tc_cb_index(const uint8_t *row, int32_t slot, int32_t bits) {
+    const int32_t bit = slot * bits;
+    uint32_t v = row[bit >> 3];
+    if ((bit & 7) + bits > 8) v |= (uint32_t)row[(bit >> 3) + 1] << 8;
+    return (int32_t)((v >> (bit & 7)) & ((UINT32_C(1) << bits) - 1u));
+}
+
+/* Internal (tc_fc_cb_s8_dsp.c, TC_HAVE_DSP): tc_fc_cb_s8 for bits 2 and 4 and in_features >= 4
+ * without decoding: each index pair is looked up straight into an SMLAD operand. */
+void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
+                     const int8_t *palette, const int32_t *bias, const int32_t *mult,
+                     const int32_t *shift, int8_t *out);
+
 /* Internal: the codebook fields' checks shared by the three kernels. */
 static inline int tc_cb_args_ok(int32_t bits, int32_t palette_oc, int32_t tile_oc,
                                 int32_t out_c) {

@@ -3,7 +3,8 @@
  * tc_fc_s8 on the decoded int8 weights. Mirrored by tinycc/ops/dense.py::fc_cb_s8.
  *
  * tile_oc weight rows are decoded at a time; with TC_HAVE_DSP and in_features >= 4 each input
- * row runs against them as tc_fc_s8's SIMD matrix product (tc_dsp_matmul_s8).
+ * row runs against them as tc_fc_s8's SIMD matrix product (tc_dsp_matmul_s8), except for 2-
+ * and 4-bit indices, which tc_fc_cb_s8_dsp.c multiplies without decoding.
  */
 #include "tc_codebook.h"
 #include "tc_dot_s8_dsp.h"
@@ -28,6 +29,12 @@ tc_status tc_fc_cb_s8(const tc_fc_cb_params *p, const int8_t *in, const uint8_t 
                                p->per_channel ? p->out_features : 1)) {
         return TC_ARG_ERROR;
     }
+#if TC_HAVE_DSP
+    if ((p->bits == 2 || p->bits == 4) && p->in_features >= 4) {
+        tc_fc_cb_s8_dsp(p, in, idx, palette, bias, mult, shift, out);
+        return TC_OK;
+    }
+#endif
     for (c0 = 0; c0 < p->out_features; c0 += p->tile_oc) {
         const int32_t n = TC_MIN(p->tile_oc, p->out_features - c0);
         tc_cb_decode_rows(idx, palette, p->bits, p->in_features, p->palette_oc, c0, n, scratch);

@@ -16,7 +16,7 @@ import numpy as np
 from ..golden.arith import requantize_to_int8
 from ..golden.checks import as_shape, require
 from ..golden.spatial import add_bias_checked, check_quant, check_requant_arrays, requantize_channels
-from ..kernels import declare
+from ..kernels import DSP, Variant, declare
 from ..program import Arg
 from ..quant.params import act_range
 from ..quant.codebook import decode_codebook, tile_channels
@@ -256,4 +256,5 @@ declare("tc_fc_s8", header="tc_conv.h", params=FcParams, golden=fc_s8,
         args=("in", "const", "const", "const", "const", "out"), sources=("tc_fc_s8.c",))
 declare("tc_fc_cb_s8", header="tc_codebook.h", params=FcCbParams, golden=fc_cb_s8,
         args=("in", "const", "const", "const", "const", "const", "scratch", "out"),
-        sources=("tc_fc_cb_s8.c", "tc_codebook.c"), scratch_bytes=fc_cb_scratch_bytes)
+        sources=("tc_fc_cb_s8.c", "tc_codebook.c"), variants=(Variant(DSP, ("tc_fc_cb_s8_dsp.c",)),),
+        scratch_bytes=fc_cb_scratch_bytes)
