@@ -329,10 +329,12 @@ def preclustered_layout(w: np.ndarray, scale: np.ndarray, bits: int) -> tuple[np
 
 def exact_palette_channels(rows: np.ndarray, bits: int) -> int | None:
     """Channels per palette with which every group of `rows` [out_c, depth] takes <= 2^bits
-    values (the default grouping, else one palette per channel if that still shrinks flash);
-    None if neither does."""
+    values and the codebook still shrinks flash: the default grouping, else the largest smaller
+    divisor of out_c (a fine-tuning export with smaller palette groups, or per channel); None if
+    none does."""
     out_c, depth = rows.shape
-    for g in dict.fromkeys((palette_channels(out_c, depth, bits), 1)):
+    default = palette_channels(out_c, depth, bits)
+    for g in [default] + [d for d in range(default - 1, 0, -1) if out_c % d == 0]:
         if codebook_bytes(out_c, depth, bits, g) < out_c * depth and \
                 all(len(np.unique(rows[g0:g0 + g])) <= 1 << bits for g0 in range(0, out_c, g)):
             return g
