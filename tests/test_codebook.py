@@ -258,3 +258,29 @@ def test_preclustered_model_is_packed_without_reclustering(tmp_path):
         for g0 in range(0, len(w), enc.codebook.palette_oc):  # no two stored values merged
             group = slice(g0, g0 + enc.codebook.palette_oc)
             assert len(np.unique(enc.q.reshape(len(w), -1)[group])) == len(np.unique(w[group]))
+
+
+def test_tinycc_qat_codebook_export_is_kept_bit_for_bit(tmp_path):
+    """tinycc.qat's DKM export (int8 codes on <= 2^bits palette values per group of 4 channels):
+    every codebook layer keeps the stored codes (no re-clustering), so the codebook build computes
+    exactly what the int8 build of the same file computes, and its C equals its golden model."""
+    torch = pytest.importorskip("torch")
+    from test_qat import tiny_mobilenet
+
+    import tinycc
+    from tinycc import qat
+
+    rng = np.random.default_rng(1)
+    x = rng.random((16, 1, 6, 6), dtype=np.float32)
+    ex = torch.zeros(1, 1, 6, 6)
+    q = qat.prepare_codebook(tiny_mobilenet(), ex, bits=3, group_size=4)
+    qat.calibrate(q, x)
+    path = tmp_path / "dkm.onnx"
+    qat.export_qdq(q, ex, path, "image", "logits")
+    int8 = tinycc.compile(path)
+    coded = tinycc.compile(path, quant="codebook", codebook_bits=3)
+    layers = [layer["codebook"] for layer in coded.report["layers"] if "codebook" in layer]
+    assert len(layers) >= 5 and all(c["palette_method"] == "pre-clustered" for c in layers), layers
+    golden = coded.run(x[:4], engine="int8")["logits"]
+    np.testing.assert_array_equal(golden, int8.run(x[:4], engine="int8")["logits"])
+    np.testing.assert_array_equal(coded.run(x[:4], engine="c")["logits"], golden)
