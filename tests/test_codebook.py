@@ -181,17 +181,25 @@ def test_cli_compile_reports_codebook_layers(tmp_path):
     assert "tc_cb_decode_rows" in (out / "runtime" / "tc_codebook.c").read_text()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--codebook-bits", "4"], "--codebook-bits applies to --quant codebook"),
-    (["--quant", "codebook", "--codebook-bits", "9"], "outside 2 to 6"),
-    (["--quant", "codebook", "--codebook-bits", "4,nosuchlayer=2"], "no layer with weights is named 'nosuchlayer'"),
-    (["--quant", "codebook", "--codebook-bits", "conv=2"], "give the default bits first"),
-])
-def test_cli_bad_codebook_options_exit_2(tmp_path, args, message):
-    r = tinycc("compile", DIGITS, "-o", tmp_path / "p", "--calib", DIGITS_CALIB, *args)
+def test_cli_bad_codebook_option_exits_2_before_calibrating(tmp_path):
+    r = tinycc("compile", DIGITS, "-o", tmp_path / "p", "--calib", DIGITS_CALIB, "--quant", "codebook",
+               "--codebook-bits", "4,nosuchlayer=2")
     assert r.returncode == 2, r.stderr
-    assert message in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "p").exists()
+    assert "no layer with weights is named 'nosuchlayer'" in r.stderr and "Traceback" not in r.stderr
+    assert "calibrating" not in r.stderr and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("quant,bits,message", [
+    ("int8", "4", "--codebook-bits applies to --quant codebook"),
+    ("codebook", "9", "outside 2 to 6"),
+    ("codebook", "conv=2", "give the default bits first"),
+    ("ternary", None, "int8 or codebook"),
+])
+def test_api_bad_codebook_options(quant, bits, message):
+    import tinycc
+
+    with pytest.raises(BadInput, match=message):
+        tinycc.compile(DIGITS, calib=DIGITS_CALIB, quant=quant, codebook_bits=bits)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from .lower import lower
 from .memory.lifetimes import MemoryPlan, plan_memory
 from .program import Program, c_identifier
 from .quant.calibrate import DEFAULT_METHOD, collect_stats, load_calibration, synthetic_samples
-from .quant.codebook import parse_codebook_bits, record_codebook_schemes
+from .quant.codebook import check_layer_names, parse_codebook_bits, record_codebook_schemes, weight_layer_names
 from .quant.ptq import assign_qparams
 
 
@@ -65,8 +65,7 @@ def is_prequantized(g: Graph) -> bool:
 
 def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     """Annotate a float graph with int8 quantization parameters (PTQ)."""
-    if opts.codebook_bits is not None and opts.quant != "codebook":
-        raise BadInput("--codebook-bits applies to --quant codebook")
+    check_weight_quant_options(g, opts)  # before calibration, which can take minutes
     if is_prequantized(g):
         return record_weight_quant(assign_qparams(g, None, None), opts)
     shapes = logical_input_shapes(g)
@@ -85,6 +84,14 @@ def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
 
         q = correct_biases(g, q, samples)
     return q
+
+
+def check_weight_quant_options(g: Graph, opts: QuantOptions) -> None:
+    """--quant / --codebook-bits errors (BadInput), including overrides naming no layer."""
+    if opts.codebook_bits is not None and opts.quant != "codebook":
+        raise BadInput("--codebook-bits applies to --quant codebook")
+    if opts.quant == "codebook":
+        check_layer_names(parse_codebook_bits(opts.codebook_bits), weight_layer_names(g))
 
 
 def record_weight_quant(q: Graph, opts: QuantOptions) -> Graph:

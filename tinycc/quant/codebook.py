@@ -342,13 +342,21 @@ def exact_palette_channels(rows: np.ndarray, bits: int) -> int | None:
 
 
 # ---- marking the nodes --------------------------------------------------------------------------
+def weight_layer_names(g) -> set[str]:
+    """The names --codebook-bits overrides may use: ONNX and tinycc names of nodes with weights."""
+    from ..ops.registry import OPS
+
+    nodes = [n for n in g.nodes if OPS[n.op].bias_axis(g, n) is not None]
+    return {n.onnx_name or n.name for n in nodes} | {n.name for n in nodes}
+
+
 def record_codebook_schemes(g, bits: CodebookBits) -> None:
     """Record the codebook scheme (and its bits) on every node with weights whose codebook is
     smaller than its int8 weights; the others keep int8-per-channel."""
     from ..ops.registry import OPS
 
     nodes = [n for n in g.nodes if OPS[n.op].bias_axis(g, n) is not None]
-    check_layer_names(bits, {n.onnx_name or n.name for n in nodes} | {n.name for n in nodes})
+    check_layer_names(bits, weight_layer_names(g))
     for node in nodes:
         w = g.tensors[node.inputs[1]]
         b = bits.for_node(node.onnx_name, node.name)
