@@ -69,12 +69,13 @@ def measure(name: str, bits_list: list[int], qemu: bool) -> dict:
     for bits in [None] + bits_list:
         model = build(name, bits)
         key = "int8" if bits is None else f"cb{bits}"
-        methods = Counter()
+        methods = Counter()  # how each codebook layer's palettes were chosen (step note "codebook B-bit (method)")
         for step in model.program.steps:
             if "_cb_" in step.kernel:
-                methods[step.note] += 1
+                methods[step.note.rpartition("(")[2].rstrip(")")] += 1
         r = {"weight_flash": weight_flash(model), "flash": int(model.program.flash_bytes),
              "peak_sram": int(model.mem.arena_bytes), "codebook_layers": sum(methods.values()),
+             "palette_methods": dict(methods),
              "layers_with_weights": sum(1 for s in model.program.steps if layer_class(s))}
         inputs = {model.graph.inputs[0]: x}
         golden = model.run_int8(inputs)
@@ -112,6 +113,15 @@ def print_tables(results: dict, bits_list: list[int], qemu: bool) -> bool:
         f"{totals[b]:,} ({totals[b] / totals['int8']:.3f}x) | " for b in bits_list) + " |")
     print("\nTargets: " + ", ".join(f"B={b} <= {t:.2f}x" for b, t in TARGETS.items())
           + f"; peak SRAM <= int8 + {SRAM_SLACK} B.")
+    print("\n## Codebook layers and how their palettes were chosen (lower measured error per group: exact 1-D "
+          "k-means 'dp' or k-means++ with restarts; 'mixed': both won some groups; 'pre-clustered': kept)\n")
+    print("| model | bits | codebook layers / layers with weights | palette methods |")
+    print("|---|---:|---:|---|")
+    for name, r in results.items():
+        for b in bits_list:
+            c = r[f"cb{b}"]
+            methods = ", ".join(f"{m} {n}" for m, n in sorted(c["palette_methods"].items()))
+            print(f"| {name} | {b} | {c['codebook_layers']} / {c['layers_with_weights']} | {methods} |")
     if qemu:
         print("\n## Cortex-M4 instructions per MAC by layer class (QEMU), codebook / int8\n")
         print("| model | class | int8 | " + " | ".join(f"B={b} | ratio" for b in bits_list) + " |")
