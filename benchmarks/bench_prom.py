@@ -84,7 +84,7 @@ def compiled(path: Path, calib: Path, quant: str, formats: str = "auto", kernel:
         conv.pw_ternary_kernel = lambda p: kernel if (kernel != "tc_pw_ternary_s8_lut" or p.in_c >= 4) else saved(p)
     try:
         g = run_pipeline(load_graph(path))
-        opts = QuantOptions(calib=str(calib), weights=quant, ternary_formats=formats)
+        opts = QuantOptions(calib=str(calib), quant=quant, ternary_formats=formats)
         return CompiledModel(g, opts, warn=lambda m: None)
     finally:
         conv.pw_ternary_kernel = saved
@@ -178,7 +178,7 @@ def rules_table() -> dict:
             x = {key: (inputs[key] + rng.normal(0, 0.3, inputs[key].shape)).astype(np.float32)}
             ref = run_float(g, x)
             for rule in ternary.RULES:
-                m = CompiledModel(g, QuantOptions(calib=str(calib), weights="prom", ternary_rule=rule),
+                m = CompiledModel(g, QuantOptions(calib=str(calib), quant="prom", ternary_rule=rule),
                                   warn=lambda m: None)
                 got = m.run_int8(x)
                 t = m.program.outputs[0]

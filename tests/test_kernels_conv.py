@@ -28,16 +28,18 @@ from cbuild import RUNTIME, c_compiler, kernel_sources, ptr, runtime_library
 from tinycc.kernels import all_kernels
 from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, PwTernaryParams, conv2d_acc, conv2d_s8, conv_output_size,
                              dwconv2d_acc, dwconv2d_s8, dwconv2d_s8_inplace, dwconv2d_s8_inplace_scratch_size)
-from tinycc.ops.dense import FcParams, fc_acc, fc_s8
+from tinycc.ops.conv import Conv2dCbParams, DwConv2dCbParams
+from tinycc.ops.dense import FcCbParams, FcParams, fc_acc, fc_s8
 from tinycc.ops.pool import AvgPoolParams, MaxPoolParams, avgpool_s8, maxpool_s8
 from tinycc.golden.arith import quantize_multiplier_array, round_half_away
 
 TC_OK, TC_ARG_ERROR = 0, -1
 PARAM_CLASSES = [Conv2dParams, DwConv2dParams, FcParams, MaxPoolParams,
-                 AvgPoolParams, PwTernaryParams]
+                 AvgPoolParams, PwTernaryParams, Conv2dCbParams, DwConv2dCbParams, FcCbParams]
 HEADERS = {Conv2dParams: "tc_conv.h", DwConv2dParams: "tc_conv.h",
            FcParams: "tc_conv.h", MaxPoolParams: "tc_pool.h",
-           AvgPoolParams: "tc_pool.h", PwTernaryParams: "tc_conv.h"}
+           AvgPoolParams: "tc_pool.h", PwTernaryParams: "tc_conv.h", Conv2dCbParams: "tc_codebook.h",
+           DwConv2dCbParams: "tc_codebook.h", FcCbParams: "tc_codebook.h"}
 
 # ---------------------------------------------------------------------------------------------
 # ctypes bindings
@@ -538,7 +540,11 @@ def test_declared_scratch_sizes_match_the_c_functions(lib):
         return dict(steps=int(rng.integers(1, 60)), input_size=int(rng.integers(1, 40)),
                     hidden_size=int(rng.integers(1, 70)), reverse=0, in_zp=0, hidden_zp=0)
 
-    makers = {DwConv2dParams: lambda seed: dw_case(seed, depth_mult=1)[0],
+    def codebook(kind):  # the codebook kernels (tests/test_codebook_kernels.py makes their cases)
+        return lambda seed: __import__("test_codebook_kernels").make_case(kind, seed)[0]
+
+    makers = {DwConv2dParams: lambda seed: dw_case(seed, depth_mult=1)[0], Conv2dCbParams: codebook("conv"),
+              DwConv2dCbParams: codebook("dw"), FcCbParams: codebook("fc"),
               LstmParams: lambda seed: make_lstm_params(0.01, **rnn_shape(seed)),
               GruParams: lambda seed: make_gru_params(0.01, linear_before_reset=seed % 2, **rnn_shape(seed))}
     from tinycc.ops.conv_transpose import ConvTransposeParams  # its int32 accumulator plane

@@ -215,7 +215,7 @@ def test_every_importer_reaches_a_registered_ir_op_or_is_removed():
     silently leave the table empty)."""
     empty = [op for op in ONNX_IMPORTERS if not ir_ops_of(op)]
     assert set(empty) <= {"Dropout", "Cast"}, empty
-    assert "Dense" in ir_ops_of("Gemm") and kernels_of("Dense") == ["tc_fc_s8"]
+    assert "Dense" in ir_ops_of("Gemm") and kernels_of("Dense") == ["tc_fc_cb_s8", "tc_fc_s8"]  # int8, codebook
     assert ir_ops_of("LSTM") == ["LSTM"] and kernels_of("LSTM") == ["tc_lstm_s8"]
     assert ir_ops_of("Sum") == ["Add"] and "tc_softmax_s8" in kernels_of("Softmax")
 

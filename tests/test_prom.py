@@ -180,7 +180,7 @@ def test_kernel_extreme_sums_and_bad_arguments(lib, kernel):
 def _compiled(zoo_models, name, **opts):
     path, inputs = zoo_models[(name, "torchscript")]
     g = run_pipeline(load_graph(path))
-    return g, inputs, CompiledModel(g, QuantOptions(weights="prom", **opts), warn=lambda m: None)
+    return g, inputs, CompiledModel(g, QuantOptions(quant="prom", **opts), warn=lambda m: None)
 
 
 def _inputs(inputs, seed):
@@ -224,7 +224,7 @@ def three_kernels(tmp_path_factory):
     rng = np.random.default_rng(5)
     np.save(folder / "calib.npy", rng.normal(0, 1, (8, 1, 3, 7, 7)).astype(np.float32))
     g = run_pipeline(load_graph(folder / "m.onnx"))
-    model = CompiledModel(g, QuantOptions(calib=str(folder / "calib.npy"), weights="prom"), warn=lambda m: None)
+    model = CompiledModel(g, QuantOptions(calib=str(folder / "calib.npy"), quant="prom"), warn=lambda m: None)
     return g, {"x": rng.normal(0, 1, (1, 3, 7, 7)).astype(np.float32)}, model
 
 

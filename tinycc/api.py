@@ -46,7 +46,7 @@ def compile(model: str | Path, calib: str | Path | None = None, sram: int | str 
             name: str | None = None, calib_method: str | None = None, calib_samples: int | None = None,
             bias_correction: bool = False, stack: int | str | None = None,
             input_shapes: Mapping[str, Sequence[int]] | None = None, force: bool = False,
-            optimize: str = "speed", quant: str = "int8") -> "Model":
+            optimize: str = "speed", quant: str = "int8", codebook_bits: str | int | None = None) -> "Model":
     """Compile an ONNX model, like `tinycc compile`, and return it as a Model.
 
     model: the .onnx file. calib: calibration data (.npy with a leading sample axis, or .npz
@@ -55,8 +55,9 @@ def compile(model: str | Path, calib: str | Path | None = None, sram: int | str 
     there (see Model.write); None keeps it in memory. target: None (host) or a Cortex-M core,
     e.g. "cortex-m4". name: the C prefix (default: from the file name). input_shapes: static
     shapes for dynamic inputs, e.g. {"x": (1, 3, 96, 96)}. force: let `output` replace a project
-    tinycc wrote. optimize: "speed" (default) or "size", as --optimize. quant: "int8", or
-    "prom" (pointwise convs ternary, as `--quant prom`).
+    tinycc wrote. optimize: "speed" (default) or "size", as --optimize. quant: as --quant, "int8",
+    "prom" (pointwise convs ternary), "codebook" (clustered weights; codebook_bits as the CLI's
+    --codebook-bits: 4, or "4,conv1=6") or "prom+codebook".
 
     Raises BadInput/Unsupported (exit 2 on the CLI) or DoesNotFit (exit 3).
     """
@@ -65,12 +66,15 @@ def compile(model: str | Path, calib: str | Path | None = None, sram: int | str 
 
     if target is not None and target not in TARGETS:
         raise BadInput(f"target {target!r}: one of {', '.join(TARGETS)}")
+    if quant not in ("int8", "codebook"):
+        raise BadInput(f"quant {quant!r}: int8 or codebook")
     stack_bytes = _size(stack, "stack")
     if stack_bytes is not None and target in (None, "host"):
         raise BadInput("stack sets the stack reserve of a Cortex-M build: give a target core too")
     args = SimpleNamespace(model=str(model), calib=str(calib) if calib is not None else None,
                            calib_method=calib_method, calib_samples=calib_samples, bias_correction=bias_correction,
-                           quant=quant, name=name, target=target, stack_bytes=stack_bytes, optimize=optimize)
+                           name=name, target=target, stack_bytes=stack_bytes, optimize=optimize, quant=quant,
+                           codebook_bits=None if codebook_bits is None else str(codebook_bits))
     if optimize not in ("speed", "size"):
         raise BadInput(f"optimize={optimize!r}: speed or size")
     g = _graph(model, input_shapes)

@@ -20,6 +20,7 @@ from . import __version__
 from .arrays import check_values, load_arrays, split_samples, stack_outputs
 from .errors import EXIT_INTERNAL, EXIT_OK, BadInput, TinyccError
 from .target import DEFAULT_STACK_BYTES, TARGETS
+from .quant import QUANT_CHOICES
 from .quant.calibrate import DEFAULT_METHOD as DEFAULT_CALIB_METHOD
 from .units import parse_input_shapes, parse_size
 
@@ -35,10 +36,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_quant_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--quant", choices=["int8", "prom"], default="int8",
-                   help="weights: int8 (per output channel), or prom: every pointwise (1x1, stride 1, group 1) "
-                        "convolution ternary {-1,0,1} with a per-channel scale (PROM), the rest int8. A model "
-                        "whose pointwise weights are stored ternary (QDQ) runs ternary with either")
+    p.add_argument("--quant", choices=list(QUANT_CHOICES), default="int8",
+                   help="weights: int8 per output channel (default); prom: every pointwise (1x1, stride 1, group "
+                        "1) convolution ternary {-1,0,1} with a per-channel scale (PROM), the rest int8; codebook: "
+                        "an int8 palette per group of output channels with --codebook-bits indices, decoded a few "
+                        "rows at a time; prom+codebook: ternary pointwise convolutions, codebook elsewhere. A "
+                        "model whose pointwise weights are stored ternary (QDQ) runs ternary with any of them")
     p.add_argument("--calib", metavar="FILE",
                    help="calibration data: .npy with a leading sample axis, or .npz keyed by input name")
     p.add_argument("--calib-method", choices=["minmax", "percentile", "mse"], default=None,
@@ -47,6 +50,9 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bias-correction", action="store_true", help="empirical bias correction after PTQ")
     p.add_argument("--calib-samples", type=int, default=None, metavar="N",
                    help="use at most N calibration samples")
+    p.add_argument("--codebook-bits", default=None, metavar="B[,LAYER=B]",
+                   help="with --quant codebook or prom+codebook: index bits, 2 to 6 (default 4), with per-layer overrides by "
+                        "ONNX node name, e.g. 4,conv1=6")
 
 
 def _add_patch_args(p: argparse.ArgumentParser) -> None:

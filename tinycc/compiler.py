@@ -25,6 +25,8 @@ from .memory.lifetimes import MemoryPlan, plan_memory
 from .program import Program, c_identifier
 from .quant.calibrate import DEFAULT_METHOD, collect_stats, load_calibration, synthetic_samples
 from .quant import ternary
+from .quant.codebook import check_layer_names, parse_codebook_bits, record_codebook_schemes, weight_layer_names
+from .quant import QUANT_CHOICES
 from .quant.ptq import assign_qparams
 
 
@@ -34,8 +36,11 @@ class QuantOptions:
     method: str | None = None
     samples: int | None = None
     bias_correction: bool = False
-    # "int8", or "prom": pointwise convs ternary (quant/ternary.py), the rest int8
-    weights: str = "int8"
+    # weight quantization: "int8"; "prom": pointwise convs ternary (quant/ternary.py), the rest
+    # int8; "codebook": clustered weights (quant/codebook.py); "prom+codebook": both (ternary
+    # pointwise convs, codebook elsewhere)
+    quant: str = "int8"
+    codebook_bits: str | None = None  # --codebook-bits B[,LAYER=B...]
     ternary_rule: str = ternary.DEFAULT_RULE
     ternary_formats: str = "auto"  # auto | 2bit | base3 (quant/ternary.choose_format)
 
@@ -43,9 +48,20 @@ class QuantOptions:
     def from_args(cls, args) -> "QuantOptions":
         return cls(getattr(args, "calib", None), getattr(args, "calib_method", None),
                    getattr(args, "calib_samples", None), getattr(args, "bias_correction", False),
-                   getattr(args, "quant", None) or "int8",
+                   getattr(args, "quant", None) or "int8", getattr(args, "codebook_bits", None),
                    getattr(args, "ternary_rule", None) or ternary.DEFAULT_RULE,
                    getattr(args, "ternary_formats", None) or "auto")
+
+    @property
+    def schemes(self) -> set[str]:
+        """The weight formats --quant names: {"int8"}, {"prom"}, {"codebook"} or both of those."""
+        return set(self.quant.split("+"))
+
+    def weight_scheme_label(self) -> str:
+        """What report.json 'quant' adds for codebook weights ('' without)."""
+        if "codebook" not in self.schemes:
+            return ""
+        return f"+codebook{self.codebook_bits or parse_codebook_bits(None).default}"
 
 
 def logical_input_shapes(g: Graph) -> dict[str, tuple]:
@@ -63,8 +79,9 @@ def is_prequantized(g: Graph) -> bool:
 
 def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     """Annotate a float graph with int8 quantization parameters (PTQ)."""
+    check_weight_quant_options(g, opts)  # before calibration, which can take minutes
     if is_prequantized(g):
-        return assign_qparams(g, None, None)
+        return record_weight_quant(assign_qparams(g, None, None), opts)
     shapes = logical_input_shapes(g)
     if opts.calib:
         samples = load_calibration(opts.calib, g, shapes)
@@ -75,11 +92,26 @@ def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     if opts.samples:
         samples = samples[: opts.samples]
     stats = collect_stats(g, samples)
-    q = assign_qparams(g, stats, opts.method or DEFAULT_METHOD)
+    q = record_weight_quant(assign_qparams(g, stats, opts.method or DEFAULT_METHOD), opts)
     if opts.bias_correction:
         from .quant.bias_correction import correct_biases
 
         q = correct_biases(g, q, samples)
+    return q
+
+
+def check_weight_quant_options(g: Graph, opts: QuantOptions) -> None:
+    """--quant / --codebook-bits errors (BadInput), including overrides naming no layer."""
+    if opts.codebook_bits is not None and "codebook" not in opts.schemes:
+        raise BadInput("--codebook-bits applies to --quant codebook or prom+codebook")
+    if "codebook" in opts.schemes:
+        check_layer_names(parse_codebook_bits(opts.codebook_bits), weight_layer_names(g))
+
+
+def record_weight_quant(q: Graph, opts: QuantOptions) -> Graph:
+    """The weight scheme --quant asks for, on the nodes it applies to (int8 is already recorded)."""
+    if "codebook" in opts.schemes:
+        record_codebook_schemes(q, parse_codebook_bits(opts.codebook_bits))
     return q
 
 
@@ -131,16 +163,16 @@ def build_program(g: Graph, opts: QuantOptions, warn=None, sram: int | None = No
     preflight(g, sram, patching)
     q = quantize_graph(g, opts, warn)
     program = lower(q, g.name, opts.ternary_formats)
-    program.quant_scheme = quant_scheme_name(g, opts, program)
+    program.quant_scheme = quant_scheme_name(g, opts, program) + opts.weight_scheme_label()
     return program
 
 
 def prom_weights(g: Graph, opts: QuantOptions, warn) -> Graph:
     """With --quant prom, the graph whose pointwise convs carry ternary weights (before the
     calibration, which then sees the network that will run); otherwise g itself."""
-    if opts.weights not in ("int8", "prom"):
-        raise BadInput(f"--quant {opts.weights!r}: int8 or prom")
-    if opts.weights != "prom":
+    if opts.quant not in QUANT_CHOICES:
+        raise BadInput(f"--quant {opts.quant!r}: one of {', '.join(QUANT_CHOICES)}")
+    if "prom" not in opts.schemes:
         return g
     if is_prequantized(g):
         warn("tinycc: note: --quant prom on a pre-quantized model: its stored weights are used as they are "

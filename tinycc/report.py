@@ -37,6 +37,7 @@ def build_report(program: Program, mem: MemoryPlan, sram: int | None, flash: int
             "live_bytes": int(mem.live_bytes[k]),
             "live_buffers": [{"name": b, "bytes": int(size[b])} for b in mem.live_tensors[k]],
             "scratch_bytes": int(step.scratch_bytes),
+            **_codebook_entry(step, program),
         })
     params = sum(int(step.param_count) for step in program.steps)
     return {
@@ -99,10 +100,16 @@ def prom_section(program: Program) -> dict:
         "mac_share": round(total("macs") / total_macs, 4) if total_macs else 0.0,
         "energy": ternary.energy_estimate(mac_layers),
     }}
+def _codebook_entry(step, program: Program) -> dict:
+    """{'codebook': ...} for a layer with codebook weights (quant/codebook.py), else nothing."""
+    from .quant.codebook import layer_report
+
+    entry = layer_report(step, program.blobs)
+    return {"codebook": entry} if entry else {}
 
 
 # The role a lowering gave a constant array is the end of its name (Lowering.blob(data, node, role)).
-_BLOB_KINDS = {"w": "weights", "const": "weights", "bias": "biases", "mult": "requantization",
+_BLOB_KINDS = {"w": "weights", "const": "weights", "windex": "weights", "wpalette": "weights", "bias": "biases", "mult": "requantization",
                "shift": "requantization", "lut": "tables", "exp": "tables", "xidx": "tables", "yidx": "tables"}
 
 

@@ -21,6 +21,7 @@ from ..kernels import ASM, DSP, Variant, declare, lookup
 from ..program import Arg
 from ..quant.params import act_range
 from ..quant import ternary
+from ..quant.codebook import decode_codebook, tile_channels
 from ..quant.weights import TERNARY, requant_arrays
 from .common import bad_input, ints, spatial_pads, unsupported
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
@@ -107,7 +108,7 @@ class Conv(OpDef):
         return True
 
     def layer_class(self, step):
-        if step.kernel.startswith("tc_dwconv2d_s8"):
+        if step.kernel.startswith(("tc_dwconv2d_s8", "tc_dwconv2d_cb_s8")):
             return "depthwise"
         if step.kernel.startswith("tc_pw_ternary_s8"):
             return "ternary pointwise"
@@ -156,6 +157,9 @@ class Conv(OpDef):
         geometry = dict(in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
                         stride_h=sh, stride_w=sw, dil_h=dh, dil_w=dw, pad_top=pt, pad_left=pl)
         quant = dict(in_zp=zp_in, out_zp=zp_out, act_min=act_min, act_max=act_max)
+        if enc.codebook is not None:
+            lower_codebook_conv(lc, node, enc, geometry, quant, group, mult, shift, self.macs(lc.g, node))
+            return
         if group == ic and group > 1:
             p = DwConv2dParams(**geometry, depth_mult=oc // ic, **quant)
             wblob = lc.blob(np.ascontiguousarray(wq[:, :, :, 0].transpose(1, 2, 0)), node, "w")
@@ -493,6 +497,164 @@ def pw_ternary_overlap_delta(p: PwTernaryParams) -> int:
     when it never runs ahead of the reads: pixel i's output ends at (i+1)*out_c, below the
     next unread input (i+2)*in_c for a pair."""
     return row_overlap_delta(p.pixels, 1, p.in_c, p.pixels, 1, p.out_c, 1, 0, lookahead_pixels=1)
+# ---- codebook weights (quant/codebook.py): decoded a tile of output channels at a time ---------
+@dataclass(frozen=True)
+class Conv2dCbParams(Conv2dParams):
+    """tc_conv2d_cb_params: tc_conv2d_params, then the codebook: `bits` per index, `palette_oc`
+    output channels per palette, `tile_oc` output channels decoded into the scratch at a time."""
+
+    C_STRUCT: ClassVar[str] = "tc_conv2d_cb_params"
+    bits: int
+    palette_oc: int
+    tile_oc: int
+    band_h: int  # output rows per decoded tile (see codebook_conv_tiling)
+
+    @property
+    def depth(self) -> int:
+        return self.k_h * self.k_w * (self.in_c // self.groups)
+
+    def validate(self) -> None:
+        super().validate()
+        _check_codebook(self)
+        require(1 <= self.band_h <= self.out_h, f"band_h={self.band_h} must be in 1..out_h={self.out_h}")
+
+
+@dataclass(frozen=True)
+class DwConv2dCbParams(DwConv2dParams):
+    """tc_dwconv2d_cb_params: tc_dwconv2d_params, then the codebook (as Conv2dCbParams); a row is
+    one output channel's k_h * k_w taps."""
+
+    C_STRUCT: ClassVar[str] = "tc_dwconv2d_cb_params"
+    bits: int
+    palette_oc: int
+    tile_oc: int
+
+    @property
+    def depth(self) -> int:
+        return self.k_h * self.k_w
+
+    def validate(self) -> None:
+        super().validate()
+        _check_codebook(self)
+
+
+def _check_codebook(p) -> None:
+    """The C kernels' checks of the codebook fields (tc_codebook.h tc_cb_args_ok)."""
+    require(2 <= p.bits <= 6, f"bits={p.bits} must be in 2..6")
+    require(p.palette_oc >= 1 and p.out_c % p.palette_oc == 0,
+            f"palette_oc={p.palette_oc} must divide out_c={p.out_c}")
+    require(1 <= p.tile_oc <= p.out_c, f"tile_oc={p.tile_oc} must be in 1..out_c={p.out_c}")
+
+
+def _int8_params(p, cls):
+    """The int8 kernel's params inside a codebook kernel's (the fields they share)."""
+    from dataclasses import fields
+
+    return cls(**{f.name: getattr(p, f.name) for f in fields(cls)})
+
+
+# What a tiled codebook conv may spend over the int8 kernel at its step: the decoded tile plus
+# the output rows a band gives up of the int8 kernel's overlap with the input (the issue allows
+# 1 KiB of peak SRAM over int8).
+CONV_EXTRA_BYTES = 1024
+
+
+def codebook_conv_tiling(out_h: int, out_w: int, out_c: int, depth: int) -> tuple[int, int]:
+    """(tile_oc, band_h) of tc_conv2d_cb_s8. Every rows decoded once when they fit (band_h 1:
+    pixel-major, the int8 kernel's order and overlap). Otherwise each band decodes every row
+    again (about 2 instructions per weight, 2 / (band_h * out_w) per MAC) and each tile costs
+    about 50 instructions per pixel pair (2 * tile_oc * depth MACs); the cheapest estimate whose
+    tile and 4 times the lost overlap ((band_h - 1) output rows) stay within CONV_EXTRA_BYTES wins."""
+    if out_c * depth <= CONV_EXTRA_BYTES:
+        return out_c, 1
+    row_out = out_w * out_c
+    best = None
+    for tile in range(1, out_c):
+        if tile * depth > CONV_EXTRA_BYTES:
+            break
+        if tile % 2 and tile > 1:
+            continue  # the DSP path takes channels in pairs
+        # each row given up is counted 4 times: the planner chains overlaps across layers (on
+        # MLPerf KWS twice was not enough to stay within 1 KiB of int8)
+        band = max(1, min(out_h, (CONV_EXTRA_BYTES - tile * depth) // (4 * row_out) + 1))
+        cost = 2.0 / (band * out_w) + 50.0 / (2 * tile * depth)
+        if best is None or cost < best[0]:
+            best = (cost, tile, band)
+    return (best[1], best[2]) if best else (1, 1)
+
+
+def codebook_band_overlap_delta(p) -> int:
+    """Lowest safe output start relative to the input start for tc_conv2d_cb_s8: output rows
+    [r0, r1) of a band are written while input rows from max(0, r0 * stride - pad) on are read
+    (band_h 1: row_overlap_delta's row-streaming bound; the DSP path pairs pixels within a row)."""
+    row_in, row_out = p.in_w * p.in_c, p.out_w * p.out_c
+    return min(max(0, r0 * p.stride_h - p.pad_top) * row_in - min(r0 + p.band_h, p.out_h) * row_out
+               for r0 in range(0, p.out_h, p.band_h))
+
+
+def codebook_scratch_bytes(p) -> int:
+    """Mirror of tc_conv2d_cb_s8_scratch_size / tc_dwconv2d_cb_s8_scratch_size: tile_oc decoded rows."""
+    return p.tile_oc * p.depth
+
+
+def dwconv2d_cb_s8_inplace_scratch_size(p: DwConv2dCbParams) -> int:
+    """Mirror of tc_dwconv2d_cb_s8_inplace_scratch_size: the decoded tile and one input plane."""
+    return p.tile_oc * p.depth + p.in_h * p.in_w
+
+
+def conv2d_cb_s8(p: Conv2dCbParams, x, idx, palette, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_conv2d_cb_s8: tc_conv2d_s8 on the decoded weights."""
+    p.validate()
+    w = decode_codebook(palette, idx, p.bits, p.depth, p.palette_oc)
+    return conv2d_s8(_int8_params(p, Conv2dParams), x, w.reshape(p.out_c, p.k_h, p.k_w, p.in_c // p.groups),
+                     bias, mult, shift)
+
+
+def dwconv2d_cb_s8(p: DwConv2dCbParams, x, idx, palette, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_dwconv2d_cb_s8: tc_dwconv2d_s8 on the decoded weights ([k_h][k_w][out_c])."""
+    p.validate()
+    w = decode_codebook(palette, idx, p.bits, p.depth, p.palette_oc)
+    return dwconv2d_s8(_int8_params(p, DwConv2dParams), x, w.T.reshape(p.k_h, p.k_w, p.out_c), bias, mult, shift)
+
+
+def dwconv2d_cb_s8_inplace(p: DwConv2dCbParams, x, idx, palette, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_dwconv2d_cb_s8_inplace called with out == in (the values of dwconv2d_cb_s8)."""
+    require(p.depth_mult == 1, "in-place depthwise needs depth_mult == 1")
+    require(p.out_h * p.out_w <= p.in_h * p.in_w, "in-place depthwise needs out_h*out_w <= in_h*in_w")
+    return dwconv2d_cb_s8(p, x, idx, palette, bias, mult, shift)
+
+
+def lower_codebook_conv(lc, node, enc, geometry: dict, quant: dict, group: int, mult, shift, macs: int) -> None:
+    """A conv or depthwise layer with codebook weights: tc_conv2d_cb_s8 / tc_dwconv2d_cb_s8, the
+    packed indices and palettes in flash, `tile_oc` decoded rows in the step's scratch."""
+    cb = enc.codebook
+    x, y = node.inputs[0], node.outputs[0]
+    ih, iw, ic = geometry["in_h"], geometry["in_w"], geometry["in_c"]
+    oc = geometry["out_c"]
+    code = dict(bits=cb.bits, palette_oc=cb.palette_oc, tile_oc=tile_channels(oc, cb.depth))
+    inplace = False
+    if group == ic and group > 1:
+        p = DwConv2dCbParams(**geometry, depth_mult=oc // ic, **quant, **code)
+        kernel, fn = "tc_dwconv2d_cb_s8", dwconv2d_cb_s8
+        # channels tile by tile, each over all rows: the int8 kernel's channel-wise licence holds
+        licence = dwconv2d_overlap_licence(p)
+        if oc == ic and p.out_h * p.out_w <= ih * iw < p.out_h * p.out_w * oc:  # as the int8 lowering
+            inplace = True
+    else:
+        code["tile_oc"], band_h = codebook_conv_tiling(geometry["out_h"], geometry["out_w"], oc, cb.depth)
+        p = Conv2dCbParams(**geometry, groups=group, **quant, **code, band_h=band_h)
+        kernel, fn = "tc_conv2d_cb_s8", conv2d_cb_s8
+        licence = dict(overlap_delta=codebook_band_overlap_delta(p))
+    args = [Arg("in", x), Arg("const", lc.blob(cb.indices, node, "windex")),
+            Arg("const", lc.blob(cb.palette, node, "wpalette")), Arg("const", lc.blob(enc.bias, node, "bias")),
+            Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")),
+            Arg("scratch", "", lookup(kernel).scratch_bytes(p)), Arg("out", y)]
+    if inplace:  # one channel plane of scratch instead of a second activation buffer (TinyEngine)
+        twin = "tc_dwconv2d_cb_s8_inplace"
+        licence.update(inplace_inputs=(0,), inplace_kernel=twin,
+                       inplace_args=args[:6] + [Arg("scratch", "", lookup(twin).scratch_bytes(p))] + args[7:])
+    lc.add_step(node, kernel, p, args, lambda xv, i, pal, b, m, s: fn(p, xv.reshape(ih, iw, ic), i, pal, b, m, s),
+                macs=macs, note=f"codebook {cb.bits}-bit ({cb.method})", **licence)
 
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
@@ -515,3 +677,13 @@ declare("tc_pw_ternary_s8_expand", header="tc_conv.h", params=PwTernaryParams, g
         args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_pw_ternary_s8_expand.c", "tc_conv2d_s8.c"),
         variants=(Variant(DSP, ("tc_conv2d_s8_dsp.c",)), Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM")),
         scratch_bytes=pw_ternary_expand_scratch_size)
+_CB_ARGS = ("in", "const", "const", "const", "const", "const", "scratch", "out")  # in, indices, palette, ...
+declare("tc_conv2d_cb_s8", header="tc_codebook.h", params=Conv2dCbParams, golden=conv2d_cb_s8, args=_CB_ARGS,
+        sources=("tc_conv2d_cb_s8.c", "tc_codebook.c"), variants=(Variant(DSP, ("tc_conv2d_cb_s8_dsp.c",)),),
+        scratch_bytes=codebook_scratch_bytes)
+declare("tc_dwconv2d_cb_s8", header="tc_codebook.h", params=DwConv2dCbParams, golden=dwconv2d_cb_s8,
+        args=_CB_ARGS, sources=("tc_dwconv2d_cb_s8.c", "tc_codebook.c"), scratch_bytes=codebook_scratch_bytes,
+        inplace="tc_dwconv2d_cb_s8_inplace")
+declare("tc_dwconv2d_cb_s8_inplace", header="tc_codebook.h", params=DwConv2dCbParams, golden=dwconv2d_cb_s8_inplace,
+        args=_CB_ARGS, sources=("tc_dwconv2d_cb_s8.c", "tc_codebook.c"),
+        scratch_bytes=dwconv2d_cb_s8_inplace_scratch_size)

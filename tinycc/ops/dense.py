@@ -16,9 +16,10 @@ import numpy as np
 from ..golden.arith import requantize_to_int8
 from ..golden.checks import as_shape, require
 from ..golden.spatial import add_bias_checked, check_quant, check_requant_arrays, requantize_channels
-from ..kernels import declare
+from ..kernels import DSP, Variant, declare
 from ..program import Arg
 from ..quant.params import act_range
+from ..quant.codebook import decode_codebook, tile_channels
 from ..quant.weights import requant_arrays
 from .common import bad_input, unsupported
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
@@ -72,6 +73,19 @@ class Dense(OpDef):
         if not per_channel:  # one multiplier for the layer (per-tensor weights): 8 B/channel of flash
             mult, shift = mult[:1], shift[:1]
         act_min, act_max = act_range(node.attrs.get("act"), lc.tensor(y).quant)
+        if enc.codebook is not None:
+            cb = enc.codebook
+            p = FcCbParams(rows=rows, in_features=in_f, out_features=out_f, in_zp=zp_in, out_zp=zp_out,
+                           act_min=act_min, act_max=act_max, per_channel=per_channel, bits=cb.bits,
+                           palette_oc=cb.palette_oc, tile_oc=tile_channels(out_f, in_f))
+            args = [Arg("in", x), Arg("const", lc.blob(cb.indices, node, "windex")),
+                    Arg("const", lc.blob(cb.palette, node, "wpalette")), Arg("const", lc.blob(bias, node, "bias")),
+                    Arg("const", lc.blob(mult, node, "mult")), Arg("const", lc.blob(shift, node, "shift")),
+                    Arg("scratch", "", fc_cb_scratch_bytes(p)), Arg("out", y)]
+            lc.add_step(node, "tc_fc_cb_s8", p, args,
+                        lambda xv, i, pal, b, m, s: fc_cb_s8(p, xv.reshape(rows, in_f), i, pal, b, m, s),
+                        macs=self.macs(lc.g, node), note=f"codebook {cb.bits}-bit ({cb.method})")
+            return
         p = FcParams(rows=rows, in_features=in_f, out_features=out_f, in_zp=zp_in, out_zp=zp_out,
                      act_min=act_min, act_max=act_max, per_channel=per_channel)
         args = [Arg("in", x), Arg("const", lc.blob(np.ascontiguousarray(wq), node, "w")),
@@ -206,6 +220,41 @@ def fc_s8(p: FcParams, x, w, bias, mult, shift) -> np.ndarray:
     return requantize_to_int8(fc_acc(p, x, w, bias), mult[0], shift[0], p.out_zp, p.act_min, p.act_max)
 
 
+@dataclass(frozen=True)
+class FcCbParams(FcParams):
+    """tc_fc_cb_params: tc_fc_params, then the codebook (quant/codebook.py): `bits` per index,
+    `palette_oc` output features per palette, `tile_oc` weight rows decoded at a time."""
+
+    C_STRUCT: ClassVar[str] = "tc_fc_cb_params"
+    bits: int = 4
+    palette_oc: int = 1
+    tile_oc: int = 1
+
+    def validate(self) -> None:
+        super().validate()
+        require(2 <= self.bits <= 6, f"bits={self.bits} must be in 2..6")
+        require(self.palette_oc >= 1 and self.out_features % self.palette_oc == 0,
+                f"palette_oc={self.palette_oc} must divide out_features={self.out_features}")
+        require(1 <= self.tile_oc <= self.out_features, f"tile_oc={self.tile_oc} must be in 1..out_features")
+
+
+def fc_cb_scratch_bytes(p: FcCbParams) -> int:
+    """Mirror of tc_fc_cb_s8_scratch_size: tile_oc decoded rows."""
+    return p.tile_oc * p.in_features
+
+
+def fc_cb_s8(p: FcCbParams, x, idx, palette, bias, mult, shift) -> np.ndarray:
+    """Mirror of tc_fc_cb_s8: tc_fc_s8 on the decoded weights."""
+    p.validate()
+    w = decode_codebook(palette, idx, p.bits, p.in_features, p.palette_oc)
+    base = FcParams(p.rows, p.in_features, p.out_features, p.in_zp, p.out_zp, p.act_min, p.act_max, p.per_channel)
+    return fc_s8(base, x, w, bias, mult, shift)
+
+
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
 declare("tc_fc_s8", header="tc_conv.h", params=FcParams, golden=fc_s8,
         args=("in", "const", "const", "const", "const", "out"), sources=("tc_fc_s8.c",))
+declare("tc_fc_cb_s8", header="tc_codebook.h", params=FcCbParams, golden=fc_cb_s8,
+        args=("in", "const", "const", "const", "const", "const", "scratch", "out"),
+        sources=("tc_fc_cb_s8.c", "tc_codebook.c"), variants=(Variant(DSP, ("tc_fc_cb_s8_dsp.c",)),),
+        scratch_bytes=fc_cb_scratch_bytes)

@@ -14,7 +14,11 @@ that one description through encode_weights. The schemes:
                     ternary QDQ export arrives so); float biases are quantized at
                     in_scale * alpha. The codes are int8 codes, so the golden is the int8 conv.
 
-New formats (codebook) add a WeightScheme and a branch in encode_weights; their kernels then
+  codebook          the int8-per-channel codes clustered into an int8 palette per group of output
+                    channels with 2..6-bit indices (quant/codebook.py); EncodedWeights.q holds the
+                    decoded codes (what the kernels compute with), .codebook the flash arrays.
+
+New formats add a WeightScheme and a branch in encode_weights; their kernels then
 receive the EncodedWeights arrays.
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 from ..errors import Unsupported
 from ..golden.arith import MAX_MULTIPLIER, quantize_multiplier_array, round_half_away
 from ..ir import Graph, IRError, Node, QuantParams
+from .codebook import CODEBOOK, CodebookWeights, cluster_weights, preclustered_layout
 from .params import quantize_bias, quantize_weights_per_channel
 
 INT8_PER_CHANNEL = "int8-per-channel"
@@ -42,6 +47,8 @@ class WeightScheme:
 WEIGHT_SCHEMES = {
     INT8_PER_CHANNEL: WeightScheme(INT8_PER_CHANNEL, 8, "symmetric int8 per output channel, int32 bias"),
     TERNARY: WeightScheme(TERNARY, 2, "ternary {-1, 0, 1} per output channel scale, int32 bias (PROM)"),
+    CODEBOOK: WeightScheme(CODEBOOK, 0, "int8 palette per group of output channels, 2..6-bit indices "
+                           "(node.attrs['codebook_bits']), per-channel scale, int32 bias"),
 }
 
 
@@ -52,6 +59,7 @@ class EncodedWeights:
     qp: QuantParams  # per-channel scale (float32), zero points 0
     bias: np.ndarray  # int32, one per output channel
     param_count: int  # learned values read: weights + bias (for the report)
+    codebook: CodebookWeights | None = None  # scheme codebook: palette and packed indices (q: decoded)
 
 
 def record_weight_schemes(g: Graph) -> None:
@@ -81,6 +89,34 @@ def encode_weights(g: Graph, node: Node, in_scale: float) -> EncodedWeights:
     scale under a large bias (dead channels) would otherwise overflow the int32 accumulator.
     """
     scheme = weight_scheme(node)
+    if scheme.name == CODEBOOK:
+        return _codebook(g, node, encode_int8(g, node, in_scale, scheme), in_scale, node.attrs["codebook_bits"])
+    return encode_int8(g, node, in_scale, scheme)
+
+
+def _codebook(g: Graph, node: Node, enc: EncodedWeights, in_scale: float, bits: int) -> EncodedWeights:
+    """The int8 encoding clustered (quant/codebook.py). Float weights that already take <= 2^bits
+    values per palette group (pre-clustered) first get one scale per group (codebook.preclustered_layout),
+    so that their int8 codes keep that property and nothing is re-clustered."""
+    t = g.tensors[node.inputs[1]]
+    qp = enc.qp
+    palette_oc = None
+    if t.quant is None:
+        layout = preclustered_layout(t.data, qp.scale, bits)
+        if layout is not None:
+            group_scale, palette_oc = layout
+            q = np.clip(round_half_away(t.data.astype(np.float64) / group_scale.astype(np.float64)
+                                        .reshape((-1,) + (1,) * (t.data.ndim - 1))), -127, 127).astype(np.int8)
+            bname = node.inputs[2] if len(node.inputs) > 2 else ""
+            bf = g.tensors[bname].data.astype(np.float64).reshape(-1) if bname else np.zeros(len(q))
+            qp = QuantParams(group_scale, np.zeros(len(q), np.int32), 0)
+            enc = EncodedWeights(enc.scheme, q, qp, quantize_bias(bf, in_scale, group_scale), enc.param_count)
+    cb = cluster_weights(enc.q, qp.scale, bits, palette_oc)
+    return EncodedWeights(enc.scheme, cb.decode().reshape(enc.q.shape), qp, enc.bias, enc.param_count, cb)
+
+
+def encode_int8(g: Graph, node: Node, in_scale: float, scheme: WeightScheme) -> EncodedWeights:
+    """int8-per-channel codes (also the first step of the codebook scheme)."""
     wname = node.inputs[1]
     bname = node.inputs[2] if len(node.inputs) > 2 else ""
     t = g.tensors[wname]

@@ -1,0 +1,177 @@
+"""Codebook weights (--quant codebook) on the MLPerf Tiny reference models: flash, SRAM, speed.
+
+Each model (the QDQ files in ../shared: the same int8 weights and activation parameters in every
+build, so only the weight encoding differs) is compiled with int8 weights and with codebook
+weights at each --codebook-bits B. Printed:
+  1. weight flash (weights, indices and palettes; biases and requantization arrays are the same in
+     every build) against int8, and peak SRAM against int8: the issue's targets are weight flash
+     <= 0.55x int8 at B = 4 and <= 0.30x at B = 2, with peak_sram_bytes <= int8 + 1 KiB;
+  2. how each layer's palette was chosen: exact 1-D k-means (dp) or k-means++ with restarts
+     (whichever has the lower measured error), or kept (pre-clustered);
+  3. with --qemu: the golden model's outputs under QEMU on the Cortex-M4 (bit-exact check) and
+     instructions per MAC by layer class (conv, pointwise, depthwise, fc), codebook against int8
+     on the same layers; the issue's target is within 1.15x.
+
+Usage: python benchmarks/bench_codebook.py [--models NAME,...] [--bits 4,2] [--qemu] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tinycc.compiler import QuantOptions  # noqa: E402
+from tinycc.engines import CompiledModel  # noqa: E402
+from tinycc.frontend import load_graph  # noqa: E402
+from tinycc.passes import run_pipeline  # noqa: E402
+from tinycc.report import blob_kind  # noqa: E402
+from tinycc.sim.qemu import missing_tools  # noqa: E402
+from tinycc.target.measure import layer_class  # noqa: E402
+
+MLPERF = ROOT.parent / "shared" / "models" / "mlperf_tiny"
+MODELS = ("ic_resnet8", "vww_mobilenetv1_025", "kws_dscnn", "ad_autoencoder")
+CLASSES = ("conv", "pointwise", "depthwise", "fc")
+TARGETS = {4: 0.55, 2: 0.30}
+SRAM_SLACK = 1024
+
+
+def weight_flash(model: CompiledModel) -> int:
+    """Bytes of the weight arrays (int8 weights, or codebook indices and palettes)."""
+    return sum(b.nbytes for name, b in model.program.blobs.items() if blob_kind(name) == "weights")
+
+
+def build(name: str, bits: int | None) -> CompiledModel:
+    g = run_pipeline(load_graph(MLPERF / f"{name}_qdq.onnx"))
+    opts = QuantOptions() if bits is None else QuantOptions(quant="codebook", codebook_bits=str(bits))
+    return CompiledModel(g, opts, warn=lambda m: None)
+
+
+def class_costs(model: CompiledModel, run) -> dict[str, list[int]]:
+    by_class = defaultdict(lambda: [0, 0])
+    for step, count in zip(model.program.steps, run.step_instructions):
+        cls = layer_class(step)
+        if cls:
+            by_class[cls][0] += count
+            by_class[cls][1] += step.macs
+    return dict(by_class)
+
+
+def measure(name: str, bits_list: list[int], qemu: bool) -> dict:
+    x = np.load(MLPERF / "samples.npz")[f"{name}_int8"][:1]
+    result = {}
+    for bits in [None] + bits_list:
+        model = build(name, bits)
+        key = "int8" if bits is None else f"cb{bits}"
+        methods = Counter()  # how each codebook layer's palettes were chosen (step note "codebook B-bit (method)")
+        for step in model.program.steps:
+            if "_cb_" in step.kernel:
+                methods[step.note.rpartition("(")[2].rstrip(")")] += 1
+        r = {"weight_flash": weight_flash(model), "flash": int(model.program.flash_bytes),
+             "peak_sram": int(model.mem.arena_bytes), "codebook_layers": sum(methods.values()),
+             "palette_methods": dict(methods),
+             "layers_with_weights": sum(1 for s in model.program.steps if layer_class(s))}
+        inputs = {model.graph.inputs[0]: x}
+        golden = model.run_int8(inputs)
+        if qemu:
+            outputs, run = model.run_qemu(inputs, "cortex-m4")
+            r["bit_exact_m4"] = all(np.array_equal(outputs[k], golden[k]) for k in golden)
+            r["instructions"] = run.instructions
+            r["classes"] = class_costs(model, run)
+        result[key] = r
+        print(f"  {name} {key}: done", file=sys.stderr)
+    return result
+
+
+def print_tables(results: dict, bits_list: list[int], qemu: bool) -> bool:
+    ok = True
+    print("\n## Weight flash and peak SRAM, codebook against int8\n")
+    print("| model | int8 weights B | " + " | ".join(f"B={b} weights B (x int8) | B={b} peak SRAM - int8"
+                                                     for b in bits_list) + " |")
+    print("|---|---:|" + "---:|---:|" * len(bits_list))
+    totals = defaultdict(int)
+    for name, r in results.items():
+        base = r["int8"]
+        totals["int8"] += base["weight_flash"]
+        cells = []
+        for b in bits_list:
+            c = r[f"cb{b}"]
+            totals[b] += c["weight_flash"]
+            ratio = c["weight_flash"] / base["weight_flash"]
+            extra = c["peak_sram"] - base["peak_sram"]
+            good = ratio <= TARGETS.get(b, 1.0) and extra <= SRAM_SLACK
+            ok &= good
+            cells.append(f"{c['weight_flash']:,} ({ratio:.3f}x){'' if good else ' MISSED'} | {extra:+,}")
+        print(f"| {name} | {base['weight_flash']:,} | " + " | ".join(cells) + " |")
+    print(f"| all | {totals['int8']:,} | " + " | ".join(
+        f"{totals[b]:,} ({totals[b] / totals['int8']:.3f}x) | " for b in bits_list) + " |")
+    print("\nTargets: " + ", ".join(f"B={b} <= {t:.2f}x" for b, t in TARGETS.items())
+          + f"; peak SRAM <= int8 + {SRAM_SLACK} B.")
+    print("\n## Codebook layers and how their palettes were chosen (lower measured error per group: exact 1-D "
+          "k-means 'dp' or k-means++ with restarts; 'mixed': both won some groups; 'pre-clustered': kept)\n")
+    print("| model | bits | codebook layers / layers with weights | palette methods |")
+    print("|---|---:|---:|---|")
+    for name, r in results.items():
+        for b in bits_list:
+            c = r[f"cb{b}"]
+            methods = ", ".join(f"{m} {n}" for m, n in sorted(c["palette_methods"].items()))
+            print(f"| {name} | {b} | {c['codebook_layers']} / {c['layers_with_weights']} | {methods} |")
+    if qemu:
+        print("\n## Cortex-M4 instructions per MAC by layer class (QEMU), codebook / int8\n")
+        print("| model | class | int8 | " + " | ".join(f"B={b} | ratio" for b in bits_list) + " |")
+        print("|---|---|---:|" + "---:|---:|" * len(bits_list))
+        totals = {k: defaultdict(lambda: [0, 0]) for k in ["int8"] + [f"cb{b}" for b in bits_list]}
+        for name, r in list(results.items()) + [("all models", None)]:
+            for cls in CLASSES:
+                if r is None:
+                    cells = {k: totals[k].get(cls) for k in totals}
+                else:
+                    cells = {k: r[k]["classes"].get(cls) for k in totals}
+                    for k, v in cells.items():
+                        if v:
+                            totals[k][cls][0] += v[0]
+                            totals[k][cls][1] += v[1]
+                if not cells["int8"] or not cells["int8"][1]:
+                    continue
+                base = cells["int8"][0] / cells["int8"][1]
+                row = []
+                for b in bits_list:
+                    v = cells[f"cb{b}"]
+                    per = v[0] / v[1]
+                    row.append(f"{per:.2f} | {per / base:.2f}")
+                print(f"| {name} | {cls} | {base:.2f} | " + " | ".join(row) + " |")
+        exact = all(v.get("bit_exact_m4", True) for r in results.values() for v in r.values())
+        print(f"\nCortex-M4 outputs equal the golden model's on every build: {exact}")
+        ok &= exact
+    return ok
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--bits", default="4,2")
+    ap.add_argument("--qemu", action="store_true", help="also run on the Cortex-M4 under QEMU")
+    ap.add_argument("--json", metavar="FILE")
+    args = ap.parse_args(argv)
+    if not MLPERF.is_dir():
+        print(f"bench_codebook: ../shared absent: {MLPERF} not found", file=sys.stderr)
+        return 2
+    if args.qemu and missing_tools(run=True):
+        print(f"bench_codebook: cannot run QEMU: {missing_tools(run=True)}", file=sys.stderr)
+        return 2
+    bits_list = [int(b) for b in args.bits.split(",")]
+    results = {name: measure(name, bits_list, args.qemu) for name in args.models.split(",")}
+    ok = print_tables(results, bits_list, args.qemu)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=list) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

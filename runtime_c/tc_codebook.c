@@ -1,0 +1,64 @@
+/*
+ * tinycc runtime: decoding codebook rows (format: tc_codebook.h). Mirrored by
+ * tinycc/quant/codebook.py (pack_indices / CodebookWeights.decode).
+ */
+#include "tc_codebook.h"
+
+/* The value of a row held in stream slot `slot`: 0, 2, 1, 3 within whole groups of 4. */
+static int32_t cb_value_of_slot(int32_t slot, int32_t depth) {
+    if ((slot | 3) < depth) return (slot & ~3) | ((slot & 1) << 1) | ((slot >> 1) & 1);
+    return slot;
+}
+
+/* One row, any width, slot by slot (the reference; also the tails of the fast paths). */
+static void cb_decode_slots(const uint8_t *row, const int8_t *pal, int32_t bits, int32_t depth,
+                            int32_t from, int8_t *dst) {
+    int32_t j;
+    for (j = from; j < depth; ++j) dst[cb_value_of_slot(j, depth)] = pal[tc_cb_index(row, j, bits)];
+}
+
+/* 4-bit rows: a whole group of 4 values is two bytes, (v0, v2) and (v1, v3), low nibble first. */
+static void cb_decode_row4(const uint8_t *row, const int8_t *pal, int32_t depth, int8_t *dst) {
+    const int32_t groups = depth >> 2;
+    int32_t g;
+    for (g = 0; g < groups; ++g) {
+        const uint32_t b0 = row[2 * g], b1 = row[2 * g + 1];
+        dst[4 * g] = pal[b0 & 15u];
+        dst[4 * g + 2] = pal[b0 >> 4];
+        dst[4 * g + 1] = pal[b1 & 15u];
+        dst[4 * g + 3] = pal[b1 >> 4];
+    }
+    cb_decode_slots(row, pal, 4, depth, 4 * groups, dst);
+}
+
+/* 2-bit rows: a whole group of 4 values is one byte, v0 v2 v1 v3 from the low bits up. */
+static void cb_decode_row2(const uint8_t *row, const int8_t *pal, int32_t depth, int8_t *dst) {
+    const int32_t groups = depth >> 2;
+    int32_t g;
+    for (g = 0; g < groups; ++g) {
+        const uint32_t b = row[g];
+        dst[4 * g] = pal[b & 3u];
+        dst[4 * g + 2] = pal[(b >> 2) & 3u];
+        dst[4 * g + 1] = pal[(b >> 4) & 3u];
+        dst[4 * g + 3] = pal[b >> 6];
+    }
+    cb_decode_slots(row, pal, 2, depth, 4 * groups, dst);
+}
+
+void tc_cb_decode_rows(const uint8_t *idx, const int8_t *palette, int32_t bits, int32_t depth,
+                       int32_t palette_oc, int32_t first, int32_t count, int8_t *dst) {
+    const int32_t row_bytes = (depth * bits + 7) >> 3;
+    int32_t r;
+    for (r = first; r < first + count; ++r) {
+        const uint8_t *row = idx + r * row_bytes;
+        const int8_t *pal = palette + ((r / palette_oc) << bits);
+        int8_t *d = dst + (r - first) * depth;
+        if (bits == 4) {
+            cb_decode_row4(row, pal, depth, d);
+        } else if (bits == 2) {
+            cb_decode_row2(row, pal, depth, d);
+        } else {
+            cb_decode_slots(row, pal, bits, depth, 0, d);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+/*
+ * tinycc runtime: 2-D convolution on codebook weights (tc_codebook.h), the arithmetic of
+ * tc_conv2d_s8 on the decoded int8 weights. Mirrored by tinycc/ops/conv.py::conv2d_cb_s8.
+ *
+ * Entry point and portable C99 reference: tile_oc rows at a time are decoded into the scratch,
+ * then every output pixel's channels of the tile are summed. tc_conv2d_cb_s8_dsp.c (TC_HAVE_DSP)
+ * takes the tiles of layers with groups == 1 and dil_w == 1 (a window row is one run of
+ * contiguous values) with the SIMD blocks of tc_dot_s8_dsp.h.
+ */
+#include "tc_arm_dsp.h" /* TC_HAVE_DSP */
+#include "tc_codebook.h"
+
+#include <stddef.h>
+
+static int conv2d_cb_args_ok(const tc_conv2d_cb_params *p) {
+    if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1 ||
+        p->out_c < 1) {
+        return 0;
+    }
+    if (p->k_h < 1 || p->k_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->dil_h < 1 ||
+        p->dil_w < 1 || p->pad_top < 0 || p->pad_left < 0) {
+        return 0;
+    }
+    if (p->groups < 1 || p->in_c % p->groups != 0 || p->out_c % p->groups != 0) return 0;
+    if (p->band_h < 1 || p->band_h > p->out_h) return 0;
+    return tc_cb_args_ok(p->bits, p->palette_oc, p->tile_oc, p->out_c);
+}
+
+static int32_t conv2d_cb_depth(const tc_conv2d_cb_params *p) {
+    return p->k_h * p->k_w * (p->in_c / p->groups);
+}
+
+int32_t tc_conv2d_cb_s8_scratch_size(const tc_conv2d_cb_params *p) {
+    return p->tile_oc * conv2d_cb_depth(p);
+}
+
+/* Sum of w * (x - in_zp) over the in-image taps of one output pixel for one output channel
+ * (tc_conv2d_s8.c's loop, which is static there). */
+static int32_t conv2d_cb_pixel_acc(const tc_conv2d_cb_params *p, const int8_t *in_group,
+                                   const int8_t *w_oc, int32_t in_y0, int32_t in_x0) {
+    const int32_t group_c = p->in_c / p->groups;
+    int32_t acc = 0;
+    int32_t ky, kx, ic;
+    for (ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = in_y0 + ky * p->dil_h;
+        if (iy < 0 || iy >= p->in_h) continue;
+        for (kx = 0; kx < p->k_w; ++kx) {
+            const int32_t ix = in_x0 + kx * p->dil_w;
+            const int8_t *x;
+            const int8_t *wk;
+            if (ix < 0 || ix >= p->in_w) continue;
+            x = in_group + (iy * p->in_w + ix) * p->in_c;
+            wk = w_oc + (ky * p->k_w + kx) * group_c;
+            for (ic = 0; ic < group_c; ++ic) {
+                acc += (int32_t)wk[ic] * ((int32_t)x[ic] - p->in_zp);
+            }
+        }
+    }
+    return acc;
+}
+
+/* Output channels [c0, c0 + n) of output rows [r0, r1), from their decoded rows w. */
+static void conv2d_cb_tile_portable(const tc_conv2d_cb_params *p, const int8_t *in,
+                                    const int8_t *w, int32_t c0, int32_t n, int32_t r0,
+                                    int32_t r1, const int32_t *bias, const int32_t *mult,
+                                    const int32_t *shift, int8_t *out) {
+    const int32_t group_c = p->in_c / p->groups, group_oc = p->out_c / p->groups;
+    const int32_t depth = conv2d_cb_depth(p);
+    int32_t oy, ox, c;
+    for (oy = r0; oy < r1; ++oy) {
+        const int32_t in_y0 = oy * p->stride_h - p->pad_top;
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t in_x0 = ox * p->stride_w - p->pad_left;
+            int8_t *y = out + (oy * p->out_w + ox) * p->out_c;
+            for (c = c0; c < c0 + n; ++c) {
+                const int8_t *in_group = in + (c / group_oc) * group_c;
+                int32_t acc = conv2d_cb_pixel_acc(p, in_group, w + (c - c0) * depth, in_y0, in_x0);
+                if (bias != NULL) acc += bias[c];
+                y[c] = tc_requant_s8_nonneg(acc, mult[c], shift[c], p->out_zp, p->act_min,
+                                            p->act_max);
+            }
+        }
+    }
+}
+
+tc_status tc_conv2d_cb_s8(const tc_conv2d_cb_params *p, const int8_t *in, const uint8_t *idx,
+                          const int8_t *palette, const int32_t *bias, const int32_t *mult,
+                          const int32_t *shift, int8_t *scratch, int8_t *out) {
+    int32_t c0, r0, depth, whole;
+    if (p == NULL || in == NULL || idx == NULL || palette == NULL || mult == NULL ||
+        shift == NULL || scratch == NULL || out == NULL) {
+        return TC_ARG_ERROR;
+    }
+    if (!conv2d_cb_args_ok(p) ||
+        !tc_conv_quant_args_ok(p->in_zp, p->out_zp, p->act_min, p->act_max, mult, shift,
+                               p->out_c)) {
+        return TC_ARG_ERROR;
+    }
+    depth = conv2d_cb_depth(p);
+    whole = p->tile_oc == p->out_c; /* every row fits the scratch: decoded once */
+    if (whole) tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, 0, p->out_c, scratch);
+    for (r0 = 0; r0 < p->out_h; r0 += p->band_h) {
+        const int32_t r1 = TC_MIN(r0 + p->band_h, p->out_h);
+        for (c0 = 0; c0 < p->out_c; c0 += p->tile_oc) {
+            const int32_t n = TC_MIN(p->tile_oc, p->out_c - c0);
+            if (!whole) {
+                tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, c0, n, scratch);
+            }
+#if TC_HAVE_DSP
+            if (p->groups == 1 && p->dil_w == 1) {
+                tc_conv2d_cb_s8_tile_dsp(p, in, scratch, c0, n, r0, r1, bias, mult, shift, out);
+                continue;
+            }
+#endif
+            conv2d_cb_tile_portable(p, in, scratch, c0, n, r0, r1, bias, mult, shift, out);
+        }
+    }
+    return TC_OK;
+}

@@ -1,0 +1,88 @@
+/*
+ * tinycc runtime: the SIMD variant of tc_fc_cb_s8 (ARMv7E-M DSP extension, or its host
+ * emulation) for 2- and 4-bit indices, bit-exact with the portable reference in tc_fc_cb_s8.c.
+ *
+ * A fully connected layer uses each weight once per input row, so decoding the weights first
+ * costs as much as the products. Here the weights are never decoded: the index order of a row
+ * (values 0, 2, 1, 3 of each group of 4, tc_codebook.h) is SXTB16's lane order, so the two
+ * indices in a slot pair give, through the palette, the packed int16 pair (w0, w2) or (w1, w3)
+ * that SMLAD multiplies with the input pair (x0, x2) or (x1, x3) from SXTAB16. 2-bit rows go
+ * through a 16-entry table (a nibble = two indices -> a packed pair), built once per palette.
+ */
+#include "tc_codebook.h"
+#include "tc_dot_s8_dsp.h"
+
+#include <stddef.h>
+
+#if TC_HAVE_DSP
+
+/* The row's last n % 4 values (stored in order) against x. */
+static int32_t fc_cb_tail(const int8_t *x, const uint8_t *row, const int8_t *pal, int32_t bits,
+                          int32_t n, int32_t in_zp, int32_t acc) {
+    int32_t j;
+    for (j = n & ~3; j < n; ++j) acc += ((int32_t)x[j] - in_zp) * pal[tc_cb_index(row, j, bits)];
+    return acc;
+}
+
+/* x . row for 4-bit indices: a group of 4 values is two bytes, (v0, v2) and (v1, v3). */
+static TC_DSP_NOINLINE int32_t fc_cb_dot4(const int8_t *x, const uint8_t *row, const int8_t *pal,
+                                          int32_t n, int32_t in_zp) {
+    const uint32_t offset = tc_dsp_input_offset(in_zp);
+    const int8_t *x0 = x;
+    const uint8_t *r = row;
+    int32_t acc = 0, g;
+    for (g = n >> 2; g > 0; --g) {
+        const uint32_t xw = tc_read_s8x4(x0);
+        const uint32_t b0 = r[0], b1 = r[1];
+        acc = tc_smlad(tc_sxtab16(offset, xw), tc_pack_s16x2(pal[b0 & 15u], pal[b0 >> 4]), acc);
+        acc = tc_smlad(tc_sxtab16_ror8(offset, xw), tc_pack_s16x2(pal[b1 & 15u], pal[b1 >> 4]), acc);
+        x0 += 4;
+        r += 2;
+    }
+    return fc_cb_tail(x, row, pal, 4, n, in_zp, acc);
+}
+
+/* x . row for 2-bit indices: a group of 4 values is one byte, whose low nibble holds (v0, v2)
+ * and high nibble (v1, v3); pairs[nibble] is their packed int16 pair. */
+static TC_DSP_NOINLINE int32_t fc_cb_dot2(const int8_t *x, const uint8_t *row,
+                                          const uint32_t pairs[16], const int8_t *pal, int32_t n,
+                                          int32_t in_zp) {
+    const uint32_t offset = tc_dsp_input_offset(in_zp);
+    const int8_t *x0 = x;
+    const uint8_t *r = row;
+    int32_t acc = 0, g;
+    for (g = n >> 2; g > 0; --g) {
+        const uint32_t xw = tc_read_s8x4(x0);
+        const uint32_t b = *r++;
+        acc = tc_smlad(tc_sxtab16(offset, xw), pairs[b & 15u], acc);
+        acc = tc_smlad(tc_sxtab16_ror8(offset, xw), pairs[b >> 4], acc);
+        x0 += 4;
+    }
+    return fc_cb_tail(x, row, pal, 2, n, in_zp, acc);
+}
+
+void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
+                     const int8_t *palette, const int32_t *bias, const int32_t *mult,
+                     const int32_t *shift, int8_t *out) {
+    const int32_t n = p->in_features, row_bytes = (n * p->bits + 7) >> 3;
+    tc_dsp_requant q = tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
+    uint32_t pairs[16];
+    int32_t o, r, k, group = -1;
+    if (!p->per_channel) q.channel_mask = 0;
+    for (o = 0; o < p->out_features; ++o) {
+        const uint8_t *row = idx + o * row_bytes;
+        const int8_t *pal = palette + ((o / p->palette_oc) << p->bits);
+        if (p->bits == 2 && o / p->palette_oc != group) { /* a new palette: its pair table */
+            group = o / p->palette_oc;
+            for (k = 0; k < 16; ++k) pairs[k] = tc_pack_s16x2(pal[k & 3], pal[k >> 2]);
+        }
+        for (r = 0; r < p->rows; ++r) {
+            const int8_t *x = in + r * n;
+            const int32_t acc = p->bits == 4 ? fc_cb_dot4(x, row, pal, n, p->in_zp)
+                                             : fc_cb_dot2(x, row, pairs, pal, n, p->in_zp);
+            out[r * p->out_features + o] = tc_dsp_output(&q, o, acc);
+        }
+    }
+}
+
+#endif /* TC_HAVE_DSP */

@@ -1,0 +1,298 @@
+"""Codebook (clustered) weights, --quant codebook (tinycc/quant/codebook.py, tc_*_cb_s8):
+the format round-trips, the clustering keeps pre-clustered weights exactly, the generated C
+equals the golden model bit for bit (host with ASan/UBSan and per-layer write checks, and QEMU
+on the M3 and M4), and the CLI options are checked."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinycc.compiler import QuantOptions
+from tinycc.engines import CompiledModel
+from tinycc.errors import BadInput
+from tinycc.frontend import load_graph
+from tinycc.passes import run_pipeline
+from tinycc.quant import codebook as cb
+from tinycc.sim.qemu import missing_tools
+
+
+# ---- format ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("bits", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("depth", [1, 3, 4, 9, 27, 64])
+def test_pack_unpack_round_trip(bits, depth):
+    rng = np.random.default_rng(bits * 100 + depth)
+    idx = rng.integers(0, 1 << bits, size=(5, depth))
+    packed = cb.pack_indices(idx, bits)
+    assert packed.dtype == np.uint8 and packed.shape == (5, cb.row_bytes(depth, bits))
+    np.testing.assert_array_equal(cb.unpack_indices(packed, depth, bits), idx)
+
+
+def test_slot_order_is_sxtb16_lane_order():
+    """Slots 0..3 of a whole group hold values 0, 2, 1, 3; a tail stays in order (the C decoder
+    and the packing share this layout: tc_codebook.h)."""
+    assert list(cb.slot_order(11)) == [0, 2, 1, 3, 4, 6, 5, 7, 8, 9, 10]
+    # 2-bit: value 2 of the row lands in bits 2..3 of the first byte
+    idx = np.zeros((1, 4), np.int64)
+    idx[0, 2] = 3
+    assert cb.pack_indices(idx, 2)[0, 0] == 0b1100
+
+
+def test_dp_kmeans_is_optimal_on_a_small_case():
+    """Exact 1-D k-means: the DP error equals the best over every contiguous partition."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    values = np.sort(rng.choice(np.arange(-60, 60), 9, replace=False)).astype(np.float64)
+    weights = rng.uniform(0.5, 3, 9)
+    centres = cb.kmeans_dp(values, weights, 3)
+    err = lambda c: float(np.sum(weights * np.min((values[:, None] - c[None, :]) ** 2, axis=1)))  # noqa: E731
+    best = np.inf
+    for a, b in itertools.combinations(range(1, 9), 2):
+        parts = np.split(np.arange(9), [a, b])
+        c = np.array([np.sum(values[p] * weights[p]) / np.sum(weights[p]) for p in parts])
+        best = min(best, err(c))
+    assert err(centres) == pytest.approx(best)
+
+
+def test_clustering_bounds_palette_and_error():
+    rng = np.random.default_rng(0)
+    q = np.clip(np.round(rng.normal(0, 40, (16, 3, 3, 8))), -127, 127).astype(np.int8)
+    scale = rng.uniform(0.01, 0.02, 16).astype(np.float32)
+    for bits in (2, 3, 4):
+        w = cb.cluster_weights(q, scale, bits)
+        assert w.palette.shape == (16 // w.palette_oc, 1 << bits)
+        dec = w.decode()
+        for g0 in range(0, 16, w.palette_oc):
+            assert len(np.unique(dec[g0:g0 + w.palette_oc])) <= 1 << bits
+        # a finer palette never does worse
+        if bits > 2:
+            coarse = cb.cluster_weights(q, scale, bits - 1, palette_oc=w.palette_oc).decode()
+            fine_err = np.sum((dec.astype(int) - q.reshape(16, -1)) ** 2)
+            assert fine_err <= np.sum((coarse.astype(int) - q.reshape(16, -1)) ** 2)
+
+
+def test_preclustered_codes_are_kept_exactly():
+    """int8 codes (a QDQ export) with <= 2^bits values per group: the palette is those values and
+    the decoded weights are the stored ones (nothing re-clustered)."""
+    rng = np.random.default_rng(1)
+    levels = np.array([-90, -31, -4, 0, 7, 22, 60, 127])
+    q = rng.choice(levels, size=(32, 64)).astype(np.int8)
+    w = cb.cluster_weights(q, np.full(32, 0.01, np.float32), 3)
+    assert w.method == "pre-clustered"
+    np.testing.assert_array_equal(w.decode(), q)
+    assert set(np.unique(w.palette)) == set(levels)
+
+
+def test_parse_codebook_bits():
+    assert cb.parse_codebook_bits("4,conv1=6, fc=2") == cb.CodebookBits(4, (("conv1", 6), ("fc", 2)))
+    assert cb.parse_codebook_bits(None).default == 4
+    for bad in ("1", "7", "x", "conv1=4", "4,conv1", "4,conv1=9", ""):
+        with pytest.raises(BadInput):
+            cb.parse_codebook_bits(bad)
+
+
+def test_small_layers_stay_int8():
+    assert not cb.shrinks_flash(4, 1, 4)  # 4 weights: a 16-entry palette costs more
+    assert cb.shrinks_flash(64, 64, 4)
+
+
+# ---- end to end -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compiled_codebook():
+    return {}
+
+
+def _compile(zoo_models, name, bits, tmp_path, cache, quant="codebook"):
+    """A zoo model with codebook weights (calibrated as tests/test_int8_zoo.py does)."""
+    if (name, bits, quant) not in cache:
+        path, inputs = zoo_models[(name, "torchscript")]
+        g = run_pipeline(load_graph(path, {k: v.shape for k, v in inputs.items()}))
+        rng = np.random.default_rng(0)
+        calib = tmp_path / "calib.npz"
+        np.savez(calib, **{k: np.stack([(v * rng.uniform(0.5, 1.5) + rng.normal(0, 0.3, v.shape)).astype(np.float32)
+                                        for _ in range(4)]) for k, v in inputs.items()})
+        opts = QuantOptions(calib=str(calib), quant=quant, codebook_bits=str(bits))
+        cache[(name, bits, quant)] = (inputs, CompiledModel(g, opts, warn=pytest.fail))
+    return cache[(name, bits, quant)]
+
+
+def _inputs(inputs, seed):
+    rng = np.random.default_rng(seed)
+    return {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
+
+
+CB_KERNELS = {"tc_conv2d_cb_s8", "tc_dwconv2d_cb_s8", "tc_fc_cb_s8"}
+
+
+@pytest.mark.parametrize("name,bits,quant", [("dscnn", 2, "codebook"), ("mbv2", 3, "codebook"), ("mlp", 4, "codebook"),
+                                             ("mbv2", 4, "prom+codebook")])
+def test_c_equals_golden_layer_by_layer(zoo_models, name, bits, quant, tmp_path, compiled_codebook):
+    inputs, model = _compile(zoo_models, name, bits, tmp_path, compiled_codebook, quant)
+    kernels = {s.kernel for s in model.program.steps}
+    assert kernels & CB_KERNELS, kernels
+    if quant == "prom+codebook":  # pointwise convs ternary, the other layers with weights codebook
+        assert any(k.startswith("tc_pw_ternary_s8") for k in kernels), kernels
+        assert model.program.quant_scheme.startswith("prom-") and "+codebook4" in model.program.quant_scheme
+    x = _inputs(inputs, 7)
+    golden = {}
+    outs = model.run_int8(x, observe=lambda t, v: golden.__setitem__(t, v))
+    from cbuild import require_sanitizers
+
+    require_sanitizers()
+    c_outs, trace = model.run_c(x, check=True)  # ASan/UBSan, guard bytes, per-layer write checks
+    last_writer = {step.outputs[0]: k for k, step in enumerate(model.program.steps)}
+    for t, k in last_writer.items():
+        np.testing.assert_array_equal(trace[k], golden[t].reshape(-1), err_msg=f"{name} step {k}")
+    for out in outs:
+        np.testing.assert_array_equal(c_outs[out], outs[out])
+
+
+# ---- the digits model (examples/): CLI, report, QEMU, a pre-clustered export ------------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+DIGITS = ROOT / "examples" / "digits_cnn.onnx"
+DIGITS_CALIB = ROOT / "examples" / "digits_calib.npy"
+
+
+def tinycc(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tinycc", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def test_cli_compile_reports_codebook_layers(tmp_path):
+    out = tmp_path / "proj"
+    r = tinycc("compile", DIGITS, "-o", out, "--calib", DIGITS_CALIB, "--quant", "codebook",
+               "--codebook-bits", "2,/classifier/Gemm=4")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["quant"] == "int8-ptq-minmax+codebook2,/classifier/Gemm=4"
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    fc = layers["/classifier/Gemm"]["codebook"]
+    assert fc["bits"] == 4 and fc["palette_entries"] == 16
+    coded = [layer for layer in report["layers"] if "codebook" in layer]
+    assert {layer["kernel"] for layer in coded} == {"tc_conv2d_cb_s8", "tc_dwconv2d_cb_s8", "tc_fc_cb_s8"}
+    for layer in coded:
+        c = layer["codebook"]
+        assert c["flash_bytes"] < c["int8_flash_bytes"], layer
+        assert c["scratch_bytes"] == layer["scratch_bytes"] > 0
+        if layer["name"] != "/classifier/Gemm":
+            assert c["bits"] == 2
+    # the first conv (9 weights per channel at 2 bits: 3 bytes + palettes) and the rest all shrink
+    assert "tc_cb_decode_rows" in (out / "runtime" / "tc_codebook.c").read_text()
+
+
+def test_cli_bad_codebook_option_exits_2_before_calibrating(tmp_path):
+    r = tinycc("compile", DIGITS, "-o", tmp_path / "p", "--calib", DIGITS_CALIB, "--quant", "codebook",
+               "--codebook-bits", "4,nosuchlayer=2")
+    assert r.returncode == 2, r.stderr
+    assert "no layer with weights is named 'nosuchlayer'" in r.stderr and "Traceback" not in r.stderr
+    assert "calibrating" not in r.stderr and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("quant,bits,message", [
+    ("int8", "4", "--codebook-bits applies to --quant codebook"),
+    ("codebook", "9", "outside 2 to 6"),
+    ("codebook", "conv=2", "give the default bits first"),
+    ("ternary", None, "int8 or codebook"),
+])
+def test_api_bad_codebook_options(quant, bits, message):
+    import tinycc
+
+    with pytest.raises(BadInput, match=message):
+        tinycc.compile(DIGITS, calib=DIGITS_CALIB, quant=quant, codebook_bits=bits)
+
+
+@pytest.fixture(scope="module")
+def digits_cb3():
+    g = run_pipeline(load_graph(DIGITS))
+    return CompiledModel(g, QuantOptions(calib=str(DIGITS_CALIB), quant="codebook", codebook_bits="3"),
+                         warn=pytest.fail)
+
+
+_NO_QEMU = missing_tools(run=True)
+
+
+@pytest.mark.skipif(_NO_QEMU is not None, reason=f"Cortex-M toolchain or QEMU unavailable: {_NO_QEMU}")
+@pytest.mark.parametrize("core", ["cortex-m3", "cortex-m4"])
+def test_cortex_m_under_qemu_equals_golden(digits_cb3, core):
+    """Portable C on the M3, the DSP paths on the M4: the golden model's outputs."""
+    x = {digits_cb3.graph.inputs[0]: np.load(DIGITS_CALIB)[:1]}
+    golden = digits_cb3.run_int8(x)
+    outputs, run = digits_cb3.run_qemu(x, core)
+    for out in golden:
+        np.testing.assert_array_equal(outputs[out], golden[out], err_msg=core)
+    assert run.instructions > 0
+
+
+def _dkm_like_export(tmp_path, bits):
+    """digits_cnn.onnx with every Conv/Gemm weight snapped to 2^bits float values per tensor (what
+    a DKM fine-tuning exports): returns the path and {initializer name: its levels}."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(DIGITS)
+    weights = {n.input[1] for n in m.graph.node if n.op_type in ("Conv", "Gemm")}
+    levels = {}
+    for init in m.graph.initializer:
+        if init.name in weights:
+            w = numpy_helper.to_array(init).astype(np.float32)
+            lv = np.quantile(w, (np.arange(1 << bits) + 0.5) / (1 << bits)).astype(np.float32)
+            snapped = lv[np.argmin(np.abs(w[..., None] - lv), axis=-1)]
+            init.CopyFrom(numpy_helper.from_array(snapped, init.name))
+            levels[init.name] = lv
+    path = tmp_path / "digits_dkm.onnx"
+    onnx.save(m, path)
+    return path, levels
+
+
+def test_preclustered_model_is_packed_without_reclustering(tmp_path):
+    """A float model whose weights take <= 2^bits values per group: every codebook layer keeps
+    them (method pre-clustered), and its decoded int8 weights times the scale are the stored
+    float weights to within half a quantization step."""
+    from tinycc.compiler import quantize_graph
+    from tinycc.quant.weights import encode_weights
+
+    path, levels = _dkm_like_export(tmp_path, 2)
+    g = run_pipeline(load_graph(path))
+    q = quantize_graph(g, QuantOptions(calib=str(DIGITS_CALIB), quant="codebook", codebook_bits="2"))
+    coded = [n for n in q.nodes if n.attrs.get("weight_scheme") == "codebook"]
+    assert len(coded) >= 5
+    for node in coded:
+        enc = encode_weights(q, node, float(q.tensors[node.inputs[0]].quant.scale))
+        assert enc.codebook.method == "pre-clustered", node.name
+        w = q.tensors[node.inputs[1]].data.reshape(len(enc.q), -1).astype(np.float64)
+        scale = enc.qp.scale.astype(np.float64)[:, None]
+        assert np.all(np.abs(enc.q.reshape(len(w), -1) * scale - w) <= scale / 2 * (1 + 1e-6)), node.name
+        for g0 in range(0, len(w), enc.codebook.palette_oc):  # no two stored values merged
+            group = slice(g0, g0 + enc.codebook.palette_oc)
+            assert len(np.unique(enc.q.reshape(len(w), -1)[group])) == len(np.unique(w[group]))
+
+
+def test_tinycc_qat_codebook_export_is_kept_bit_for_bit(tmp_path):
+    """tinycc.qat's DKM export (int8 codes on <= 2^bits palette values per group of 4 channels):
+    every codebook layer keeps the stored codes (no re-clustering), so the codebook build computes
+    exactly what the int8 build of the same file computes, and its C equals its golden model."""
+    torch = pytest.importorskip("torch")
+    from test_qat import tiny_mobilenet
+
+    import tinycc
+    from tinycc import qat
+
+    rng = np.random.default_rng(1)
+    x = rng.random((16, 1, 6, 6), dtype=np.float32)
+    ex = torch.zeros(1, 1, 6, 6)
+    q = qat.prepare_codebook(tiny_mobilenet(), ex, bits=3, group_size=4)
+    qat.calibrate(q, x)
+    path = tmp_path / "dkm.onnx"
+    qat.export_qdq(q, ex, path, "image", "logits")
+    int8 = tinycc.compile(path)
+    coded = tinycc.compile(path, quant="codebook", codebook_bits=3)
+    layers = [layer["codebook"] for layer in coded.report["layers"] if "codebook" in layer]
+    assert len(layers) >= 5 and all(c["palette_method"] == "pre-clustered" for c in layers), layers
+    golden = coded.run(x[:4], engine="int8")["logits"]
+    np.testing.assert_array_equal(golden, int8.run(x[:4], engine="int8")["logits"])
+    np.testing.assert_array_equal(coded.run(x[:4], engine="c")["logits"], golden)

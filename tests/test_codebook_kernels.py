@@ -1,0 +1,238 @@
+"""The codebook kernels (runtime_c/tc_conv2d_cb_s8*.c, tc_dwconv2d_cb_s8.c, tc_fc_cb_s8.c,
+tc_codebook.c) against their golden mirrors, portable and on the emulated DSP path, on random
+shapes, bit widths, palette groups and tiles; their argument errors; a sanitizer build."""
+from __future__ import annotations
+
+import ctypes
+import subprocess
+from dataclasses import asdict, fields
+
+import numpy as np
+import pytest
+from cbuild import RUNTIME, c_compiler, kernel_sources, ptr, require_sanitizers, runtime_library
+from test_kernels_conv import conv_case, dw_case, fc_case
+
+from tinycc.kernels import lookup
+from tinycc.ops.conv import Conv2dCbParams, DwConv2dCbParams, conv2d_cb_s8, dwconv2d_cb_s8
+from tinycc.ops.dense import FcCbParams, fc_cb_s8
+from tinycc.quant import codebook as cb
+
+TC_OK, TC_ARG_ERROR = 0, -1
+KERNELS = {Conv2dCbParams: ("tc_conv2d_cb_s8", conv2d_cb_s8), DwConv2dCbParams: ("tc_dwconv2d_cb_s8", dwconv2d_cb_s8),
+           FcCbParams: ("tc_fc_cb_s8", fc_cb_s8)}
+
+
+def _struct(cls):
+    return type(cls.C_STRUCT, (ctypes.Structure,), {"_fields_": [(f.name, ctypes.c_int32) for f in fields(cls)]})
+
+
+STRUCTS = {cls: _struct(cls) for cls in KERNELS}
+
+
+@pytest.fixture(scope="module", params=["portable", "dsp"])
+def lib(request):
+    lib = runtime_library(defines=["TC_EMULATE_DSP"] if request.param == "dsp" else [])
+    lib.tc_dwconv2d_cb_s8_inplace.restype = ctypes.c_int
+    lib.tc_dwconv2d_cb_s8_inplace.argtypes = [ctypes.c_void_p] * 9
+    lib.tc_dwconv2d_cb_s8_inplace_scratch_size.restype = ctypes.c_int32
+    lib.tc_dwconv2d_cb_s8_inplace_scratch_size.argtypes = [ctypes.c_void_p]
+    for name, _ in KERNELS.values():
+        getattr(lib, name).restype = ctypes.c_int
+        getattr(lib, name).argtypes = [ctypes.c_void_p] * 9
+        getattr(lib, name + "_scratch_size").restype = ctypes.c_int32
+        getattr(lib, name + "_scratch_size").argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def _codebook_case(rng, base, w_rows, bits=None):
+    """base params + a random codebook of the int8 weights [out_c, depth]."""
+    out_c, depth = w_rows.shape
+    bits = bits or int(rng.integers(2, 7))
+    divisors = [d for d in range(1, out_c + 1) if out_c % d == 0]
+    palette_oc = int(rng.choice(divisors))
+    code = cb.cluster_weights(w_rows, np.ones(out_c, np.float32), bits, palette_oc=palette_oc, seed=1)
+    tile = int(rng.integers(1, out_c + 1))
+    return code, dict(bits=bits, palette_oc=palette_oc, tile_oc=tile)
+
+
+def make_case(kind, seed, bits=None, **case_args):
+    rng = np.random.default_rng(seed)
+    if kind == "conv":
+        p, x, w, bias, mult, shift = conv_case(seed)
+        rows, cls = w.reshape(p.out_c, -1), Conv2dCbParams
+    elif kind == "pointwise":
+        p, x, w, bias, mult, shift = conv_case(seed, k=(1, 1), stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0),
+                                               groups=1, in_c=int(rng.integers(4, 40)), out_c=int(rng.integers(1, 20)))
+        rows, cls = w.reshape(p.out_c, -1), Conv2dCbParams
+    elif kind == "dw":
+        p, x, w, bias, mult, shift = dw_case(seed, **case_args)
+        rows, cls = w.reshape(-1, p.out_c).T, DwConv2dCbParams
+    else:
+        p, x, w, bias, mult, shift = fc_case(seed)
+        rows, cls = w, FcCbParams
+    code, extra = _codebook_case(rng, p, np.ascontiguousarray(rows), bits)
+    if kind == "fc" and rng.random() < 0.3:  # per-tensor requantization
+        extra["per_channel"] = 0
+        mult, shift = mult[:1], shift[:1]
+    if cls is Conv2dCbParams:
+        extra["band_h"] = int(rng.integers(1, p.out_h + 1))
+    cp = cls(**{**asdict(p), **extra})
+    return cp, x, code, bias, mult, shift
+
+
+def run_c(lib, p, x, code, bias, mult, shift, scratch_bytes=None):
+    name, golden = KERNELS[type(p)]
+    out_shape = (p.rows, p.out_features) if isinstance(p, FcCbParams) else (p.out_h, p.out_w, p.out_c)
+    out = np.full(out_shape, 77, np.int8)
+    n = lib[name + "_scratch_size"](ctypes.byref(STRUCTS[type(p)](**asdict(p))))
+    scratch = np.zeros(max(scratch_bytes or n, 1) + 16, np.int8)
+    scratch[n:] = 0x5A  # guard: the kernel writes only its declared scratch
+    idx = np.ascontiguousarray(code.indices)
+    pal = np.ascontiguousarray(code.palette)
+    b = np.ascontiguousarray(bias) if bias is not None else None
+    status = getattr(lib, name)(ctypes.byref(STRUCTS[type(p)](**asdict(p))), ptr(np.ascontiguousarray(x)), ptr(idx),
+                                ptr(pal), ptr(b) if b is not None else None, ptr(mult), ptr(shift), ptr(scratch),
+                                ptr(out))
+    assert np.all(scratch[n:] == 0x5A), "wrote past its scratch"
+    return status, out, n
+
+
+@pytest.mark.parametrize("kind", ["conv", "pointwise", "dw", "fc"])
+def test_kernel_equals_golden(lib, kind):
+    for seed in range(40):
+        p, x, code, bias, mult, shift = make_case(kind, 1000 * len(kind) + seed)
+        name, golden = KERNELS[type(p)]
+        status, out, n = run_c(lib, p, x, code, bias, mult, shift)
+        assert status == TC_OK, (name, p)
+        assert n == lookup(name).scratch_bytes(p), (name, p)
+        expected = golden(p, x, code.indices, code.palette, bias, mult, shift)
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{name} seed {seed} {p}")
+
+
+def test_dw_inplace_equals_golden(lib):
+    """tc_dwconv2d_cb_s8_inplace with out == in: the output in the buffer's first bytes."""
+    checked = 0
+    for seed in range(60):
+        p, x, code, bias, mult, shift = make_case("dw", 500 + seed, depth_mult=1)
+        if p.out_h * p.out_w > p.in_h * p.in_w:
+            continue
+        n = lib.tc_dwconv2d_cb_s8_inplace_scratch_size(ctypes.byref(STRUCTS[type(p)](**asdict(p))))
+        assert n == lookup("tc_dwconv2d_cb_s8_inplace").scratch_bytes(p)
+        scratch = np.zeros(n, np.int8)
+        buf = np.ascontiguousarray(x.reshape(-1)).copy()
+        status = lib.tc_dwconv2d_cb_s8_inplace(ctypes.byref(STRUCTS[type(p)](**asdict(p))), ptr(buf),
+                                               ptr(code.indices), ptr(code.palette),
+                                               ptr(bias) if bias is not None else None, ptr(mult), ptr(shift),
+                                               ptr(scratch), ptr(buf))
+        assert status == TC_OK
+        expected = dwconv2d_cb_s8(p, x, code.indices, code.palette, bias, mult, shift).reshape(-1)
+        np.testing.assert_array_equal(buf[:expected.size], expected, err_msg=f"seed {seed} {p}")
+        checked += 1
+    assert checked >= 20
+
+
+def test_golden_is_the_int8_kernel_on_decoded_weights():
+    """The mirror's definition: tc_conv2d_s8 on CodebookWeights.decode() (requantization unchanged)."""
+    from tinycc.ops.conv import Conv2dParams, conv2d_s8
+
+    p, x, code, bias, mult, shift = make_case("conv", 5)
+    base = Conv2dParams(**{f.name: getattr(p, f.name) for f in fields(Conv2dParams)})
+    w = code.decode().reshape(p.out_c, p.k_h, p.k_w, p.in_c // p.groups)
+    np.testing.assert_array_equal(conv2d_cb_s8(p, x, code.indices, code.palette, bias, mult, shift),
+                                  conv2d_s8(base, x, w, bias, mult, shift))
+
+
+@pytest.mark.parametrize("field,value", [("bits", 1), ("bits", 7), ("palette_oc", 0), ("tile_oc", 0),
+                                         ("tile_oc", 10_000), ("band_h", 0), ("band_h", 10_000)])
+@pytest.mark.parametrize("kind", ["conv", "dw", "fc"])
+def test_bad_codebook_fields_are_arg_errors(lib, kind, field, value):
+    p, x, code, bias, mult, shift = make_case(kind, 3, bits=4)
+    if not hasattr(p, field):
+        pytest.skip(f"{type(p).__name__} has no {field}")
+    bad = type(p)(**{**asdict(p), field: value})
+    status, out, _ = run_c(lib, bad, x, code, bias, mult, shift, scratch_bytes=4096)
+    assert status == TC_ARG_ERROR
+    assert np.all(out == 77), "wrote output on an argument error"
+
+
+def test_sanitizer_build(tmp_path):
+    """ASan/UBSan: every kernel on shapes with odd depths and tails, scratch exactly its size."""
+    require_sanitizers()
+    cases = []
+    for kind, seed in (("conv", 11), ("pointwise", 12), ("dw", 13), ("fc", 14), ("conv", 15), ("dw", 16)):
+        p, x, code, bias, mult, shift = make_case(kind, seed)
+        cases.append((p, x, code, bias, mult, shift))
+    lines = ['#include "tc_codebook.h"', "#include <stdio.h>", "#include <stdlib.h>", "#include <string.h>",
+             "int main(void) {", "    int bad = 0;"]
+
+    def arr(ctype, name, a):
+        vals = ", ".join(str(int(v)) for v in np.asarray(a).reshape(-1)) or "0"
+        return f"    static const {ctype} {name}[] = {{{vals}}};"
+
+    for k, (p, x, code, bias, mult, shift) in enumerate(cases):
+        name, golden = KERNELS[type(p)]
+        expected = golden(p, x, code.indices, code.palette, bias, mult, shift).reshape(-1)
+        fields_c = ", ".join(str(v) for v in asdict(p).values())
+        lines += [f"    {{ static const {type(p).C_STRUCT} p = {{{fields_c}}};",
+                  arr("int8_t", "x", x), arr("uint8_t", "idx", code.indices), arr("int8_t", "pal", code.palette),
+                  arr("int32_t", "bias", bias if bias is not None else [0]), "      (void)bias;", arr("int32_t", "mult", mult),
+                  arr("int32_t", "shift", shift), arr("int8_t", "want", expected),
+                  f"      int8_t *scratch = malloc((size_t){name}_scratch_size(&p));",
+                  f"      int8_t *out = malloc({expected.size});",
+                  f"      if ({name}(&p, x, idx, pal, {'bias' if bias is not None else 'NULL'}, mult, shift, scratch, out) "
+                  f"!= TC_OK || memcmp(out, want, {expected.size}) != 0) {{ printf(\"case {k} differs\\n\"); bad = 1; }}",
+                  "      free(scratch); free(out); }"]
+    lines += ["    return bad;", "}"]
+    src = tmp_path / "main.c"
+    src.write_text("\n".join(lines) + "\n")
+    exe = tmp_path / "cb_san"
+    sources = [str(RUNTIME / f) for f in kernel_sources(*(n for n, _ in KERNELS.values()))]
+    for defines in ([], ["-DTC_EMULATE_DSP"]):
+        subprocess.run([c_compiler(), "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-g",
+                        "-fsanitize=address,undefined", "-fno-sanitize-recover=all", *defines, f"-I{RUNTIME}",
+                        "-o", str(exe), str(src), *sources], check=True, capture_output=True, text=True)
+        r = subprocess.run([str(exe)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _run_overlapped(lib, p, x, code, bias, mult, shift, out_minus_in):
+    """The kernel with its output `out_minus_in` bytes after its input in one buffer."""
+    name, _ = KERNELS[type(p)]
+    x = np.ascontiguousarray(x).reshape(-1)
+    out_size = p.out_h * p.out_w * p.out_c
+    in_off, out_off = max(0, -out_minus_in), max(0, out_minus_in)
+    buf = np.zeros(max(in_off + x.size, out_off + out_size), np.int8)
+    buf[in_off:in_off + x.size] = x
+    scratch = np.zeros(max(1, lib[name + "_scratch_size"](ctypes.byref(STRUCTS[type(p)](**asdict(p))))), np.int8)
+    base = buf.ctypes.data
+    status = getattr(lib, name)(ctypes.byref(STRUCTS[type(p)](**asdict(p))), ctypes.c_void_p(base + in_off),
+                                ptr(code.indices), ptr(code.palette), ptr(bias) if bias is not None else None,
+                                ptr(mult), ptr(shift), ptr(scratch), ctypes.c_void_p(base + out_off))
+    assert status == TC_OK
+    return buf[out_off:out_off + out_size]
+
+
+@pytest.mark.parametrize("kind", ["conv", "dw"])
+def test_output_may_overlap_the_input_as_licensed(lib, kind):
+    """The overlap the lowering grants the planner (codebook_band_overlap_delta for conv tiles and
+    bands, the int8 depthwise licence for depthwise) is safe: with the output that close to the
+    input the results are unchanged."""
+    from tinycc.ops.conv import codebook_band_overlap_delta, dwconv2d_overlap_licence
+
+    checked = 0
+    for seed in range(60):
+        p, x, code, bias, mult, shift = make_case(kind, 7000 + seed, **({"depth_mult": 1} if kind == "dw" else {}))
+        if kind == "conv":
+            delta = codebook_band_overlap_delta(p)
+        else:
+            licence = dwconv2d_overlap_licence(p)
+            if not licence:
+                continue
+            delta = -(-licence["overlap_delta"] // p.in_c) * p.in_c  # the nearest allowed start
+        if delta >= p.in_h * p.in_w * p.in_c:
+            continue  # no overlap at all
+        golden = KERNELS[type(p)][1](p, x, code.indices, code.palette, bias, mult, shift).reshape(-1)
+        np.testing.assert_array_equal(_run_overlapped(lib, p, x, code, bias, mult, shift, delta), golden,
+                                      err_msg=f"seed {seed} delta {delta} {p}")
+        checked += 1
+    assert checked >= 20

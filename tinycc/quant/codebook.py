@@ -1,0 +1,388 @@
+"""Codebook (clustered) weights: an int8 palette per group of output channels, b-bit indices.
+
+Format (quantization.md §3.4, "shared int8 palette x per-channel scale"):
+
+  palette   int8 [groups][2^bits]   output channels [g * palette_oc, (g + 1) * palette_oc) share
+                                    palette g; the per-channel float scale is kept, so the
+                                    decoded weights are ordinary int8 codes and requantization
+                                    does not change (golden = int8 kernel on the decoded weights)
+  indices   uint8 [out_c][row_bytes]  one row per output channel, row_bytes = ceil(depth*bits/8):
+                                    a bit stream, LSB first, index of stream slot j at bits
+                                    [j*bits, (j+1)*bits). Within every whole group of 4 values
+                                    of a row the slots hold elements 0, 2, 1, 3 (SXTB16's lane
+                                    order: slots (0, 1) are the even lane pair, (2, 3) the odd
+                                    one, so a lookup of two indices gives an SMLAD operand);
+                                    a row's last depth % 4 values are in order.
+
+`depth` is what one output channel reads: k_h*k_w*in_c/groups (conv, OHWI), k_h*k_w
+(depthwise), in_features (fully connected), i.e. the int8 weights reshaped to [out_c, -1].
+
+The palette of a group is chosen on the group's int8 codes, each code weighted by its channel's
+scale^2 (so the error minimised is the float-domain squared error): exact 1-D k-means by dynamic
+programming over the <= 255 distinct codes, and k-means++ with restarts; the one with the lower
+measured error wins (benchmarks/bench_codebook.py prints how often each does). A group whose codes
+already take <= 2^bits values (a pre-clustered model, e.g. DKM fine-tuning output) keeps them:
+the palette is those values and nothing is re-clustered.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import BadInput
+from ..golden.arith import round_half_away
+
+CODEBOOK = "codebook"
+MIN_BITS, MAX_BITS = 2, 6
+# Palettes take at most 1/32 of the int8 weight bytes: with 2-bit indices (1/4) the layer stays
+# under 0.30x of int8 (the issue's target), with 4-bit under 0.55x.
+PALETTE_SHARE = 32
+# Depthwise and fully connected kernels decode each row once whatever the tile, so a small
+# tile (this many bytes, or one row) costs only a call per tile; the issue allows 1 KiB of SRAM
+# over the int8 build. (Convolutions choose their tiles in ops/conv.py codebook_conv_tiling.)
+SCRATCH_BUDGET = 256
+KMEANS_RESTARTS = 2
+KMEANS_ITERS = 30
+
+
+# ---- the --codebook-bits option ---------------------------------------------------------------
+@dataclass(frozen=True)
+class CodebookBits:
+    """--codebook-bits B[,LAYER=B...]: the default index width and per-layer overrides (ONNX node
+    names, or tinycc's node names)."""
+
+    default: int = 4
+    layers: tuple[tuple[str, int], ...] = ()
+
+    def for_node(self, onnx_name: str, name: str) -> int:
+        over = dict(self.layers)
+        return over.get(onnx_name, over.get(name, self.default))
+
+
+def _bits_value(text: str, where: str) -> int:
+    try:
+        bits = int(text)
+    except ValueError:
+        raise BadInput(f"--codebook-bits: {where} {text!r} is not a number of bits ({MIN_BITS} to {MAX_BITS})") from None
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise BadInput(f"--codebook-bits: {where} {bits} is outside {MIN_BITS} to {MAX_BITS}")
+    return bits
+
+
+def parse_codebook_bits(text: str | int | None) -> CodebookBits:
+    """'4' or '4,conv1=6,fc=2' (a layer without '=' is an error: the default comes first)."""
+    if text is None:
+        return CodebookBits()
+    if isinstance(text, int):
+        return CodebookBits(_bits_value(str(text), "bits"))
+    parts = [s.strip() for s in str(text).split(",") if s.strip()]
+    if not parts or "=" in parts[0]:
+        raise BadInput(f"--codebook-bits {text!r}: give the default bits first, e.g. 4 or 4,conv1=6")
+    layers = []
+    for part in parts[1:]:
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise BadInput(f"--codebook-bits: {part!r} is not LAYER=BITS (e.g. conv1=6)")
+        layers.append((name.strip(), _bits_value(value.strip(), f"layer {name.strip()!r}:")))
+    return CodebookBits(_bits_value(parts[0], "default"), tuple(layers))
+
+
+def check_layer_names(bits: CodebookBits, names: set[str]) -> None:
+    """An override naming no layer with weights is a typo: say so rather than ignore it."""
+    unknown = [n for n, _ in bits.layers if n not in names]
+    if unknown:
+        raise BadInput(f"--codebook-bits: no layer with weights is named {', '.join(map(repr, unknown))} "
+                       f"(layers: {', '.join(sorted(names)[:12])}{' ...' if len(names) > 12 else ''})")
+
+
+# ---- sizes --------------------------------------------------------------------------------------
+def row_bytes(depth: int, bits: int) -> int:
+    return (depth * bits + 7) // 8
+
+
+def palette_channels(out_c: int, depth: int, bits: int) -> int:
+    """Output channels per palette: the fewest that keep the palettes within 1/PALETTE_SHARE of
+    the int8 weight bytes (a divisor of out_c; all channels when even one palette is more)."""
+    need = -(-PALETTE_SHARE * (1 << bits) // depth)  # ceil(32 K / depth)
+    for g in range(1, out_c + 1):
+        if out_c % g == 0 and g >= need:
+            return g
+    return out_c
+
+
+def codebook_bytes(out_c: int, depth: int, bits: int, palette_oc: int) -> int:
+    return out_c * row_bytes(depth, bits) + (out_c // palette_oc) * (1 << bits)
+
+
+def shrinks_flash(out_c: int, depth: int, bits: int) -> bool:
+    """Whether the codebook layout of a [out_c, depth] weight tensor is smaller than int8."""
+    return codebook_bytes(out_c, depth, bits, palette_channels(out_c, depth, bits)) < out_c * depth
+
+
+def tile_channels(out_c: int, depth: int) -> int:
+    """Output channels decoded at a time: as many rows as SCRATCH_BUDGET holds (even, for the
+    2x2 blocks of the DSP path), at least one."""
+    t = max(1, min(out_c, SCRATCH_BUDGET // max(depth, 1)))
+    return t - 1 if 1 < t < out_c and t % 2 else t
+
+
+# ---- packing ------------------------------------------------------------------------------------
+def slot_order(depth: int) -> np.ndarray:
+    """Element stored in stream slot j of a row: 0, 2, 1, 3 within each whole group of 4, the
+    tail in order (the permutation is its own inverse)."""
+    order = np.arange(depth)
+    whole = depth - depth % 4
+    order[:whole] = order[:whole].reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1)
+    return order
+
+
+def pack_indices(idx: np.ndarray, bits: int) -> np.ndarray:
+    """[out_c, depth] indices (< 2^bits) -> uint8 [out_c, row_bytes] (LSB-first bit stream of the
+    slots)."""
+    out_c, depth = idx.shape
+    slots = idx[:, slot_order(depth)].astype(np.uint32)
+    bit_of = (slots[:, :, None] >> np.arange(bits, dtype=np.uint32)) & 1  # [o, j, b]
+    stream = bit_of.reshape(out_c, depth * bits).astype(np.uint8)
+    pad = row_bytes(depth, bits) * 8 - depth * bits
+    stream = np.concatenate([stream, np.zeros((out_c, pad), np.uint8)], axis=1)
+    return np.packbits(stream, axis=1, bitorder="little")
+
+
+def unpack_indices(packed: np.ndarray, depth: int, bits: int) -> np.ndarray:
+    """The inverse of pack_indices: int64 [out_c, depth]."""
+    stream = np.unpackbits(packed.astype(np.uint8), axis=1, bitorder="little")[:, : depth * bits]
+    slots = (stream.reshape(packed.shape[0], depth, bits).astype(np.int64) << np.arange(bits)).sum(axis=2)
+    return slots[:, slot_order(depth)]
+
+
+@dataclass(frozen=True)
+class CodebookWeights:
+    """A layer's codebook: what the C kernels read, and how it was made (for the report)."""
+
+    bits: int
+    depth: int
+    palette_oc: int
+    palette: np.ndarray  # int8 [groups, 2^bits]
+    indices: np.ndarray  # uint8 [out_c, row_bytes]
+    method: str  # "dp", "kmeans++", "mixed", or "pre-clustered" (no group was re-clustered)
+
+    @property
+    def out_c(self) -> int:
+        return self.indices.shape[0]
+
+    @property
+    def flash_bytes(self) -> int:
+        return int(self.palette.nbytes + self.indices.nbytes)
+
+    def decode(self) -> np.ndarray:
+        """int8 [out_c, depth]: the weights the kernels compute with."""
+        idx = unpack_indices(self.indices, self.depth, self.bits)
+        group = np.arange(self.out_c) // self.palette_oc
+        return self.palette[group[:, None], idx].astype(np.int8)
+
+
+def decode_codebook(palette: np.ndarray, indices: np.ndarray, bits: int, depth: int, palette_oc: int) -> np.ndarray:
+    """int8 [out_c, depth] from the flash arrays (the golden kernels' view)."""
+    return CodebookWeights(bits, depth, palette_oc, np.asarray(palette, np.int8).reshape(-1, 1 << bits),
+                           np.asarray(indices, np.uint8).reshape(len(indices), -1), "").decode()
+
+
+# ---- clustering ---------------------------------------------------------------------------------
+def _interval_costs(values: np.ndarray, weights: np.ndarray):
+    """cost[i, j]: weighted squared error of values[i..j] around their weighted mean (i <= j)."""
+    cw = np.concatenate([[0.0], np.cumsum(weights)])
+    cwx = np.concatenate([[0.0], np.cumsum(weights * values)])
+    cwxx = np.concatenate([[0.0], np.cumsum(weights * values * values)])
+    i = np.arange(len(values))[:, None]
+    j = np.arange(len(values))[None, :]
+    w = cw[j + 1] - cw[i]
+    s = cwx[j + 1] - cwx[i]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cost = (cwxx[j + 1] - cwxx[i]) - np.where(w > 0, s * s / np.where(w > 0, w, 1), 0)
+    return np.where(j >= i, np.maximum(cost, 0), np.inf)
+
+
+def kmeans_dp(values: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+    """Optimal 1-D weighted k-means of sorted distinct `values` (contiguous clusters, dynamic
+    programming, O(k n^2)): the cluster centres (weighted means), float64."""
+    n = len(values)
+    cost = _interval_costs(values, weights)
+    best = cost[0].copy()  # best[j]: values[0..j] in one cluster
+    choice = np.zeros((k, n), np.int64)
+    for c in range(1, k):
+        # values[0..j] in c + 1 clusters, the last one values[i..j] (i >= 1)
+        total = best[None, :-1].T + cost[1:, :]  # [i-1 -> i, j]
+        i_best = np.argmin(total, axis=0)
+        new = total[i_best, np.arange(n)]
+        choice[c] = i_best + 1
+        best = np.where(np.isfinite(new), new, best)
+        choice[c][~np.isfinite(new)] = 0
+    # walk back the cluster starts
+    starts, j = [], n - 1
+    for c in range(k - 1, -1, -1):
+        i = int(choice[c][j]) if c > 0 else 0
+        starts.append(i)
+        j = i - 1
+        if j < 0:
+            break
+    centres = []
+    bounds = sorted(set(starts)) + [n]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        centres.append(np.sum(values[a:b] * weights[a:b]) / np.sum(weights[a:b]))
+    return np.array(centres)
+
+
+def kmeans_plusplus(values: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Weighted k-means++ seeding, then Lloyd iterations; the best of KMEANS_RESTARTS runs."""
+    best, best_err = None, np.inf
+    for _ in range(KMEANS_RESTARTS):
+        centres = [values[rng.choice(len(values), p=weights / weights.sum())]]
+        for _ in range(1, k):
+            d = np.min((values[:, None] - np.array(centres)[None, :]) ** 2, axis=1) * weights
+            if d.sum() <= 0:
+                break
+            centres.append(values[rng.choice(len(values), p=d / d.sum())])
+        c = np.array(centres, np.float64)
+        for _ in range(KMEANS_ITERS):
+            a = _assign(values, c)
+            mass = np.bincount(a, weights, minlength=len(c))
+            total = np.bincount(a, weights * values, minlength=len(c))
+            new = np.where(mass > 0, total / np.where(mass > 0, mass, 1), c)
+            if np.array_equal(new, c):
+                break
+            c = new
+        err = _palette_error(values, weights, _int8_palette(c))
+        if err < best_err:
+            best, best_err = c, err
+    return best
+
+
+def _int8_palette(centres: np.ndarray) -> np.ndarray:
+    return np.unique(np.clip(round_half_away(centres), -128, 127)).astype(np.int64)
+
+
+def _assign(values: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Index of the nearest palette entry (ties: the lower one) for each value."""
+    return np.argmin(np.abs(values[:, None] - palette[None, :]), axis=1)
+
+
+def _palette_error(values, weights, palette) -> float:
+    return float(np.sum(weights * (values - palette[_assign(values, palette)]) ** 2))
+
+
+def cluster_group(codes: np.ndarray, channel_weight: np.ndarray, bits: int, rng) -> tuple[np.ndarray, str]:
+    """The int8 palette (2^bits entries, sorted, padded with its last value) of one group's codes
+    [channels, depth]; method: pre-clustered, dp or kmeans++ (the lower weighted error)."""
+    k = 1 << bits
+    values, inverse = np.unique(codes, return_inverse=True)
+    if len(values) <= k:  # already <= 2^bits values: kept exactly
+        palette, method = values.astype(np.int64), "pre-clustered"
+    else:
+        weights = np.bincount(inverse.reshape(-1), weights=np.broadcast_to(channel_weight[:, None], codes.shape)
+                              .reshape(-1), minlength=len(values))
+        weights = np.maximum(weights, 1e-300)
+        v = values.astype(np.float64)
+        dp = _int8_palette(kmeans_dp(v, weights, k))
+        pp = _int8_palette(kmeans_plusplus(v, weights, k, rng))
+        e_dp, e_pp = _palette_error(v, weights, dp), _palette_error(v, weights, pp)
+        palette, method = (dp, "dp") if e_dp <= e_pp else (pp, "kmeans++")
+    padded = np.concatenate([palette, np.full(k - len(palette), palette[-1])]).astype(np.int8)
+    return padded, method
+
+
+def cluster_weights(q: np.ndarray, scale: np.ndarray, bits: int, palette_oc: int | None = None,
+                    seed: int = 0) -> CodebookWeights:
+    """Codebook of int8 weights q [out_c, ...] with per-channel scales (float domain error)."""
+    out_c = q.shape[0]
+    rows = q.reshape(out_c, -1).astype(np.int64)
+    depth = rows.shape[1]
+    palette_oc = palette_oc or exact_palette_channels(rows, bits) or palette_channels(out_c, depth, bits)
+    scale2 = np.broadcast_to(np.asarray(scale, np.float64), (out_c,)) ** 2
+    rng = np.random.default_rng(seed)  # fixed: the same model gives the same bytes
+    palettes, methods, idx = [], set(), np.empty_like(rows)
+    for g0 in range(0, out_c, palette_oc):
+        group = rows[g0:g0 + palette_oc]
+        palette, method = cluster_group(group, scale2[g0:g0 + palette_oc], bits, rng)
+        palettes.append(palette)
+        methods.add(method)
+        idx[g0:g0 + palette_oc] = _assign(group.reshape(-1), palette.astype(np.int64)).reshape(group.shape)
+    method = methods.pop() if len(methods) == 1 else "mixed"
+    return CodebookWeights(bits, depth, palette_oc, np.stack(palettes), pack_indices(idx, bits), method)
+
+
+def preclustered_layout(w: np.ndarray, scale: np.ndarray, bits: int) -> tuple[np.ndarray, int] | None:
+    """For float weights w [out_c, ...] that take <= 2^bits distinct values per palette group (a
+    DKM-style export: one float palette per group, or per channel after BatchNorm folding):
+    (per-channel scales, palette_oc) such that the int8 codes of every group take <= 2^bits
+    values too, so the clustering keeps them. Groups of palette_channels() channels share one
+    scale (their largest); if only single channels qualify, each keeps its own scale and
+    palette. None when the weights are not pre-clustered."""
+    out_c = w.shape[0]
+    rows = w.reshape(out_c, -1)
+    s = np.broadcast_to(np.asarray(scale, np.float32), (out_c,))
+    g = exact_palette_channels(rows, bits)
+    if g is None:
+        return None
+    return np.repeat(s.reshape(-1, g).max(axis=1), g).astype(np.float32), g
+
+
+def exact_palette_channels(rows: np.ndarray, bits: int) -> int | None:
+    """Channels per palette with which every group of `rows` [out_c, depth] takes <= 2^bits
+    values and the codebook still shrinks flash: the default grouping, else the largest smaller
+    divisor of out_c (a fine-tuning export with smaller palette groups, or per channel); None if
+    none does."""
+    out_c, depth = rows.shape
+    default = palette_channels(out_c, depth, bits)
+    for g in [default] + [d for d in range(default - 1, 0, -1) if out_c % d == 0]:
+        if codebook_bytes(out_c, depth, bits, g) < out_c * depth and \
+                all(len(np.unique(rows[g0:g0 + g])) <= 1 << bits for g0 in range(0, out_c, g)):
+            return g
+    return None
+
+
+# ---- marking the nodes --------------------------------------------------------------------------
+def weight_layer_names(g) -> set[str]:
+    """The names --codebook-bits overrides may use: ONNX and tinycc names of nodes with weights."""
+    from ..ops.registry import OPS
+
+    nodes = [n for n in g.nodes if OPS[n.op].bias_axis(g, n) is not None]
+    return {n.onnx_name or n.name for n in nodes} | {n.name for n in nodes}
+
+
+def record_codebook_schemes(g, bits: CodebookBits) -> None:
+    """Record the codebook scheme (and its bits) on every node with weights whose codebook is
+    smaller than its int8 weights; the others keep int8-per-channel."""
+    from ..ops.registry import OPS
+    from .weights import TERNARY
+
+    nodes = [n for n in g.nodes if OPS[n.op].bias_axis(g, n) is not None]
+    check_layer_names(bits, weight_layer_names(g))
+    for node in nodes:
+        if node.attrs.get("weight_scheme") == TERNARY:
+            continue  # PROM's ternary pointwise layers (--quant prom+codebook, or a ternary QAT export)
+        w = g.tensors[node.inputs[1]]
+        b = bits.for_node(node.onnx_name, node.name)
+        depth = int(np.prod(w.shape[1:]))
+        if shrinks_flash(w.shape[0], depth, b):
+            node.attrs["weight_scheme"] = CODEBOOK
+            node.attrs["codebook_bits"] = b
+
+
+# ---- report -------------------------------------------------------------------------------------
+def layer_report(step, blobs) -> dict | None:
+    """report.json 'codebook' of a step with codebook weights (None for the others): bits,
+    palettes and their size, flash bytes of indices + palettes against the int8 weights."""
+    p = step.params
+    if not hasattr(p, "palette_oc"):
+        return None
+    out_c = getattr(p, "out_c", None) or p.out_features
+    depth = getattr(p, "depth", None) or p.in_features
+    from ..report import blob_kind
+
+    # the step's weight arrays (indices and palettes; its bias and requantization are int8's)
+    flash = sum(blobs[a.ref].nbytes for a in step.args if a.kind == "const" and blob_kind(a.ref) == "weights")
+    return {"bits": int(p.bits), "palettes": out_c // p.palette_oc, "palette_entries": 1 << p.bits,
+            "palette_channels": int(p.palette_oc), "tile_channels": int(p.tile_oc),
+            "flash_bytes": int(flash), "int8_flash_bytes": int(out_c * depth),
+            "scratch_bytes": int(step.scratch_bytes), "palette_method": step.note.rpartition("(")[2].rstrip(")")}
