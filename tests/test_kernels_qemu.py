@@ -29,7 +29,7 @@ from tinycc.target import get_core, memory_for
 
 TESTS_C = Path(__file__).resolve().parent / "c"
 KERNEL_SOURCES = tuple(kernel_sources("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8"))
-KIND_CODES = {"conv": "QK_CONV", "dw": "QK_DWCONV", "fc": "QK_FC"}
+KIND_CODES = {"conv": "QK_CONV", "dw": "QK_DWCONV", "fc": "QK_FC", "dw_inplace": "QK_DWCONV_INPLACE"}
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
           "-fdata-sections"]
 
@@ -133,6 +133,9 @@ def cases_source(cases) -> str:
     out.append("\nconst qk_case qk_cases[] = {\n" + "".join(rows) + "};\n")
     out.append(f"const int32_t qk_case_count = {len(cases)};\n")
     out.append(f"int8_t qk_results[{results}];\n")
+    inplace = [p for kind, _, (p, *_) in cases if kind == "dw_inplace"]
+    out.append(f"int8_t qk_inplace_buf[{max([p.in_h * p.in_w * p.in_c for p in inplace], default=1)}];\n")
+    out.append(f"int8_t qk_scratch[{max([p.in_h * p.in_w for p in inplace], default=1)}];\n")
     return "".join(out)
 
 
@@ -147,13 +150,14 @@ def render_harness(core, folder: Path) -> None:
         (folder / name).write_text(env.get_template(f"{name}.j2").render(**view))
 
 
-def build_image(core, cases, folder: Path) -> Path:
+def build_image(core, cases, folder: Path, defines: tuple[str, ...] = ()) -> Path:
     render_harness(core, folder)
     (folder / "qemu_kernels_cases.c").write_text(cases_source(cases))
     elf = folder / "qemu_kernels.elf"
     sources = [folder / "startup.c", folder / "tc_semihost.c", folder / "qemu_kernels_cases.c",
                TESTS_C / "qemu_kernels_driver.c", *(RUNTIME / s for s in KERNEL_SOURCES)]
-    cmd = [f"{ARM_PREFIX}gcc", *core.cpu_flags, *CFLAGS, f"-I{RUNTIME}", f"-I{TESTS_C}",
+    cmd = [f"{ARM_PREFIX}gcc", *core.cpu_flags, *CFLAGS, *(f"-D{d}" for d in defines), f"-I{RUNTIME}",
+           f"-I{TESTS_C}",
            f"-I{folder}", "-nostartfiles", "-T", str(folder / "link.ld"), "-Wl,--gc-sections",
            "-Wl,--no-warn-rwx-segments", "-o", str(elf), *map(str, sources)]
     r = subprocess.run(cmd, capture_output=True, text=True)

@@ -8,10 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { QK_CONV = 0, QK_DWCONV = 1, QK_FC = 2 };
+enum { QK_CONV = 0, QK_DWCONV = 1, QK_FC = 2, QK_DWCONV_INPLACE = 3 };
 
 typedef struct {
-    int32_t kind;          /* QK_CONV, QK_DWCONV or QK_FC */
+    int32_t kind;          /* QK_CONV, QK_DWCONV, QK_FC or QK_DWCONV_INPLACE */
     const int32_t *params; /* the kernel's params struct, field by field (all int32_t) */
     const int8_t *x, *w;
     const int32_t *bias; /* NULL: no bias */
@@ -24,5 +24,10 @@ extern const int32_t qk_case_count;
 
 /* Per case: the status byte, then out_len output bytes. */
 extern int8_t qk_results[];
+
+/* QK_DWCONV_INPLACE: the buffer the input is copied to (output over it, as large as the largest
+ * such input) and the kernel's scratch (one channel plane). */
+extern int8_t qk_inplace_buf[];
+extern int8_t qk_scratch[];
 
 #endif /* QEMU_KERNELS_CASES_H */
