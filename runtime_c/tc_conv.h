@@ -238,9 +238,27 @@ void tc_dwconv2d_s8_plane_dsp(const tc_dwconv2d_params *p, const int8_t *plane,
                               const int8_t *w, const int32_t *bias, int32_t c, int32_t mult,
                               int32_t shift, int8_t *out_c);
 #define TC_DWCONV2D_QUAD_PIXELS 50 /* the quad path's ring rows hold up to 50 pixels */
+/* Output pixels per column tile of tc_dwconv2d_s8_quad (rows wider than the ring go by tiles). */
+static inline int32_t tc_dwconv2d_s8_quad_tile(const tc_dwconv2d_params *p) {
+    return (TC_DWCONV2D_QUAD_PIXELS - 3) / p->stride_w + 1;
+}
 void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
                          const int32_t *bias, const int32_t *mult, const int32_t *shift,
                          int8_t *out);
+
+/* Any kernel size, 4 channels at a time in column tiles (tc_dwconv2d_s8_k; dwk_applicable in
+ * tc_dwconv2d_s8.c): ring of TC_DWCONV2D_K_RING_WORDS words, k_h <= TC_DWCONV2D_K_MAX_ROWS,
+ * k_h * k_w <= TC_DWCONV2D_K_MAX_TAPS, k_w <= the ring's pitch. */
+#define TC_DWCONV2D_K_RING_WORDS 210
+#define TC_DWCONV2D_K_MAX_ROWS 8
+#define TC_DWCONV2D_K_MAX_TAPS 49
+/* Output pixels per column tile of tc_dwconv2d_s8_k. */
+static inline int32_t tc_dwconv2d_s8_k_tile(const tc_dwconv2d_params *p) {
+    return (TC_DWCONV2D_K_RING_WORDS / p->k_h - p->k_w) / p->stride_w + 1;
+}
+void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                      const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                      int8_t *out);
 
 /* Internal (tc_dwconv2d_s8.c): the portable window sum of one depthwise output pixel, which the
  * in-place SIMD path takes at the plane's borders. */

@@ -116,17 +116,18 @@ static int dw3_applicable(const tc_dwconv2d_params *p) {
 }
 
 /* In place: before output row oy is written, each input row first gathered for it must still
- * be intact, i.e. start at or after pixel oy * out_w. */
+ * be intact, i.e. start at or after pixel oy * out_w (rows of k_h-row windows, dilation 1: the
+ * 3x3 rings and tc_dwconv2d_s8_k). */
 static int dw3_inplace_order_ok(const tc_dwconv2d_params *p) {
     int32_t oy, next_row = 0; /* rows below next_row were gathered for earlier output rows */
     for (oy = 0; oy < p->out_h; ++oy) {
         const int32_t iy0 = oy * p->stride_h - p->pad_top;
         const int32_t first_new = TC_MAX(TC_MAX(iy0, next_row), 0);
-        if (first_new <= iy0 + 2 && first_new < p->in_h &&
+        if (first_new <= iy0 + p->k_h - 1 && first_new < p->in_h &&
             oy * p->out_w > first_new * p->in_w) {
             return 0;
         }
-        next_row = TC_MAX(next_row, iy0 + 3);
+        next_row = TC_MAX(next_row, iy0 + p->k_h);
     }
     return 1;
 }
@@ -374,19 +375,29 @@ static void dwconv2d_3x3(const tc_dwconv2d_params *p, const int8_t *in, const in
 }
 
 #if TC_HAVE_DSP
-/* Pixels of a ring row of tc_dwconv2d_s8_quad (tc_dwconv2d_s8_dsp.c) the windows read (the
- * image after pad_left columns, and the last window's 3 columns), 0 when they do not fit
- * TC_DWCONV2D_QUAD_PIXELS. */
-static int32_t dwq_row_pixels(const tc_dwconv2d_params *p) {
-    const int32_t n = TC_MAX(p->pad_left + p->in_w, (p->out_w - 1) * p->stride_w + 3);
-    return n <= TC_DWCONV2D_QUAD_PIXELS ? n : 0;
-}
-
-/* The layers tc_dwconv2d_s8_quad takes. */
+/* The layers tc_dwconv2d_s8_quad takes (rows of any width: column tiles of the ring). */
 static int dwq_applicable(const tc_dwconv2d_params *p) {
     return p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 && p->dil_w == 1 && p->depth_mult == 1 &&
-           (p->in_c & 3) == 0 && p->pad_left < TC_DWCONV2D_QUAD_PIXELS &&
-           dwq_row_pixels(p) > 0;
+           (p->in_c & 3) == 0;
+}
+
+/* In place, the quad path needs one column tile per row (a second tile would read rows the
+ * first one's output rows have overwritten) and the row order of the 3x3 rings. */
+static int dwq_inplace_ok(const tc_dwconv2d_params *p) {
+    return tc_dwconv2d_s8_quad_tile(p) >= p->out_w && dw3_inplace_order_ok(p);
+}
+
+/* The layers tc_dwconv2d_s8_k takes (any kernel size up to 49 taps, any width and channels). */
+static int dwk_applicable(const tc_dwconv2d_params *p) {
+    return p->dil_h == 1 && p->dil_w == 1 && p->depth_mult == 1 &&
+           p->k_h <= TC_DWCONV2D_K_MAX_ROWS && p->k_h * p->k_w <= TC_DWCONV2D_K_MAX_TAPS &&
+           p->k_w <= TC_DWCONV2D_K_RING_WORDS / p->k_h;
+}
+
+/* In place, tc_dwconv2d_s8_k needs one column tile per row (a second tile would read rows the
+ * first one's output rows have overwritten) and the row order of the 3x3 rings. */
+static int dwk_inplace_ok(const tc_dwconv2d_params *p) {
+    return tc_dwconv2d_s8_k_tile(p) >= p->out_w && dw3_inplace_order_ok(p);
 }
 #endif
 
@@ -405,6 +416,10 @@ tc_status tc_dwconv2d_s8(const tc_dwconv2d_params *p, const int8_t *in, const in
 #if TC_HAVE_DSP
     if (dwq_applicable(p)) {
         tc_dwconv2d_s8_quad(p, in, w, bias, mult, shift, out);
+        return TC_OK;
+    }
+    if (dwk_applicable(p)) {
+        tc_dwconv2d_s8_k(p, in, w, bias, mult, shift, out);
         return TC_OK;
     }
 #endif
@@ -450,8 +465,12 @@ tc_status tc_dwconv2d_s8_inplace(const tc_dwconv2d_params *p, const int8_t *in, 
         return TC_ARG_ERROR;
     }
 #if TC_HAVE_DSP
-    if (dwq_applicable(p) && (out != in || dw3_inplace_order_ok(p))) {
+    if (dwq_applicable(p) && (out != in || dwq_inplace_ok(p))) {
         tc_dwconv2d_s8_quad(p, in, w, bias, mult, shift, out);
+        return TC_OK;
+    }
+    if (dwk_applicable(p) && (out != in || dwk_inplace_ok(p))) {
+        tc_dwconv2d_s8_k(p, in, w, bias, mult, shift, out);
         return TC_OK;
     }
 #endif

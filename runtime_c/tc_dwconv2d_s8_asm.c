@@ -129,3 +129,138 @@ __asm__(DWQ_ROW3_S2(200, 24, 32, 40));
 __asm__(DWQ_ROW3_S2(400, 48, 56, 64));
 __asm__(DWQ_TAIL("tc_dwq_pairs_s2_asm", 16));
 #endif /* TC_DSP_ASM */
+
+#if TC_DSP_ASM
+/*
+ * tc_dwconv2d_s8_k's pixel pairs for 5x5 and 7x7 kernels at strides 1 and 2 (the job struct is
+ * dwk_group in tc_dwconv2d_s8_dsp.c, whose C function dwk_row_kw computes the same). Output
+ * pixels in pairs (A, B = the next), 4 channels, all 8 sums in registers as in the 3x3 loops
+ * above; the kernel rows go by a loop (the ring rows are not contiguous: row ky's pointer is
+ * rows[ky], plus x_off for the pair), the K columns of a row are unrolled and each column both
+ * windows read is loaded and widened once: (13 K + 3) instructions per 8 K MACs at stride 1,
+ * 9 more per kernel row. Pushes 12 registers (48 bytes: r1 and r2's slots hold the row loop's
+ * state, the rows cursor and the rows left) and calls nothing.
+ */
+/* Job field offsets (dwk_group): rows 0, y 4, pairs 8, y_step 12, bias_x 16, rq 32, x_off 80,
+ * k_h 84, w 88. */
+#define DWK_HEAD(name)                                                              \
+    "    .pushsection .text." name ",\"ax\",%progbits\n"                            \
+    "    .syntax unified\n"                                                         \
+    "    .thumb\n"                                                                  \
+    "    .p2align 2\n"                                                              \
+    "    .global " name "\n"                                                        \
+    "    .type " name ", %function\n"                                               \
+    "    .thumb_func\n"                                                             \
+    name ":\n"                                                                      \
+    "    push   {r0, r1, r2, r4-r11, lr}\n"                                         \
+    "1:  ldr    lr, [sp]\n"                 /* lr = job */                           \
+    "    add    r8, lr, #16\n"                                                      \
+    "    ldm    r8, {r0-r3}\n"              /* A's sums start from bias_x, B's too */ \
+    "    mov    r4, r0\n"                                                           \
+    "    mov    r5, r1\n"                                                           \
+    "    mov    r6, r2\n"                                                           \
+    "    mov    r7, r3\n"                                                           \
+    "    ldr    r8, [lr, #0]\n"             /* rows cursor */                        \
+    "    ldr    r9, [lr, #84]\n"            /* rows left = k_h */                    \
+    "    strd   r8, r9, [sp, #4]\n"                                                 \
+    "    add    lr, lr, #88\n"              /* lr = the weights of kernel row 0 */   \
+    "2:  ldrd   r8, r9, [sp, #4]\n"                                                 \
+    "    ldr    r12, [r8], #4\n"            /* r12 = ring row ky */                  \
+    "    subs   r9, r9, #1\n"               /* flags kept to the bne below */        \
+    "    strd   r8, r9, [sp, #4]\n"                                                 \
+    "    ldr    r10, [sp]\n"                                                        \
+    "    ldr    r10, [r10, #80]\n"                                                  \
+    "    add    r12, r12, r10\n"            /* at pixel A's window */
+/* After a kernel row: the next row's weights (row_bytes = 8 K), loop over the rows. */
+#define DWK_ROW_END(row_bytes)                                                      \
+    "    add    lr, lr, #" #row_bytes "\n"                                          \
+    "    bne    2b\n"
+#define DWK_TAIL(name, advance)                                                     \
+    "    ldr    lr, [sp]\n"                 /* lr = job */                           \
+    "    ldr    r12, [lr, #80]\n"                                                   \
+    "    add    r12, r12, #" #advance "\n"  /* the next pair's windows */            \
+    "    str    r12, [lr, #80]\n"                                                   \
+    DWQ_CHANNEL(32, "r0", "r4")                                                     \
+    DWQ_CHANNEL(44, "r1", "r5")                                                     \
+    DWQ_CHANNEL(56, "r2", "r6")                                                     \
+    DWQ_CHANNEL(68, "r3", "r7")                                                     \
+    "    ldrd   r8, r9, [lr, #4]\n"         /* y, pairs left */                      \
+    "    ldr    r10, [lr, #12]\n"           /* y_step */                             \
+    "    strb   r0, [r8, #0]\n"                                                     \
+    "    strb   r1, [r8, #1]\n"                                                     \
+    "    strb   r2, [r8, #2]\n"                                                     \
+    "    strb   r3, [r8, #3]\n"                                                     \
+    "    add    r8, r8, r10\n"                                                      \
+    "    strb   r4, [r8, #0]\n"                                                     \
+    "    strb   r5, [r8, #1]\n"                                                     \
+    "    strb   r6, [r8, #2]\n"                                                     \
+    "    strb   r7, [r8, #3]\n"                                                     \
+    "    add    r8, r8, r10\n"                                                      \
+    "    subs   r9, r9, #1\n"                                                       \
+    "    strd   r8, r9, [lr, #4]\n"                                                 \
+    "    bne    1b\n"                                                               \
+    "    pop    {r0, r1, r2, r4-r11, pc}\n"                                         \
+    "    .size " name ", .-" name "\n"                                              \
+    "    .popsection\n"
+
+/* Kernel rows of 5 and 7 taps; weights of tap t at lr + 8 t. Stride 1: column c feeds A's tap
+ * c and B's tap c - 1; stride 2: A's tap c and B's tap c - 2. */
+#define DWK_ROW5                                                                    \
+    DWQ_LOAD(0, 0) DWQ_A(0)                                                         \
+    DWQ_LOAD(0, 1) DWQ_A(8) DWQ_B(0)                                                \
+    DWQ_LOAD(0, 2) DWQ_A(16) DWQ_B(8)                                               \
+    DWQ_LOAD(0, 3) DWQ_A(24) DWQ_B(16)                                              \
+    DWQ_LOAD(0, 4) DWQ_A(32) DWQ_B(24)                                              \
+    DWQ_LOAD(0, 5) DWQ_B(32)
+#define DWK_ROW5_S2                                                                 \
+    DWQ_LOAD(0, 0) DWQ_A(0)                                                         \
+    DWQ_LOAD(0, 1) DWQ_A(8)                                                         \
+    DWQ_LOAD(0, 2) DWQ_A(16) DWQ_B(0)                                               \
+    DWQ_LOAD(0, 3) DWQ_A(24) DWQ_B(8)                                               \
+    DWQ_LOAD(0, 4) DWQ_A(32) DWQ_B(16)                                              \
+    DWQ_LOAD(0, 5) DWQ_B(24)                                                        \
+    DWQ_LOAD(0, 6) DWQ_B(32)
+#define DWK_ROW7_PART1                                                              \
+    DWQ_LOAD(0, 0) DWQ_A(0)                                                         \
+    DWQ_LOAD(0, 1) DWQ_A(8) DWQ_B(0)                                                \
+    DWQ_LOAD(0, 2) DWQ_A(16) DWQ_B(8)                                               \
+    DWQ_LOAD(0, 3) DWQ_A(24) DWQ_B(16)
+#define DWK_ROW7_PART2                                                              \
+    DWQ_LOAD(0, 4) DWQ_A(32) DWQ_B(24)                                              \
+    DWQ_LOAD(0, 5) DWQ_A(40) DWQ_B(32)                                              \
+    DWQ_LOAD(0, 6) DWQ_A(48) DWQ_B(40)                                              \
+    DWQ_LOAD(0, 7) DWQ_B(48)
+#define DWK_ROW7_S2_PART1                                                           \
+    DWQ_LOAD(0, 0) DWQ_A(0)                                                         \
+    DWQ_LOAD(0, 1) DWQ_A(8)                                                         \
+    DWQ_LOAD(0, 2) DWQ_A(16) DWQ_B(0)                                               \
+    DWQ_LOAD(0, 3) DWQ_A(24) DWQ_B(8)
+#define DWK_ROW7_S2_PART2                                                           \
+    DWQ_LOAD(0, 4) DWQ_A(32) DWQ_B(16)                                              \
+    DWQ_LOAD(0, 5) DWQ_A(40) DWQ_B(24)                                              \
+    DWQ_LOAD(0, 6) DWQ_A(48) DWQ_B(32)                                              \
+    DWQ_LOAD(0, 7) DWQ_B(40)                                                        \
+    DWQ_LOAD(0, 8) DWQ_B(48)
+
+__asm__(DWK_HEAD("tc_dwk5_pairs_asm"));
+__asm__(DWK_ROW5);
+__asm__(DWK_ROW_END(40));
+__asm__(DWK_TAIL("tc_dwk5_pairs_asm", 8));
+
+__asm__(DWK_HEAD("tc_dwk5_pairs_s2_asm"));
+__asm__(DWK_ROW5_S2);
+__asm__(DWK_ROW_END(40));
+__asm__(DWK_TAIL("tc_dwk5_pairs_s2_asm", 16));
+
+__asm__(DWK_HEAD("tc_dwk7_pairs_asm"));
+__asm__(DWK_ROW7_PART1);
+__asm__(DWK_ROW7_PART2);
+__asm__(DWK_ROW_END(56));
+__asm__(DWK_TAIL("tc_dwk7_pairs_asm", 8));
+
+__asm__(DWK_HEAD("tc_dwk7_pairs_s2_asm"));
+__asm__(DWK_ROW7_S2_PART1);
+__asm__(DWK_ROW7_S2_PART2);
+__asm__(DWK_ROW_END(56));
+__asm__(DWK_TAIL("tc_dwk7_pairs_s2_asm", 16));
+#endif /* TC_DSP_ASM */

@@ -393,6 +393,51 @@ void tc_dwconv2d_s8_plane_dsp(const tc_dwconv2d_params *p, const int8_t *plane,
 #endif /* TC_HAVE_DSP */
 
 #if TC_HAVE_DSP
+/* Ring row `row` (span words) = channels c .. c + n - 1 of input row iy, input columns ix0 ..
+ * ix0 + span - 1: one word per pixel, in_zp words outside the image (the 4-channel rings of
+ * tc_dwconv2d_s8_quad and tc_dwconv2d_s8_k; column tiles start anywhere). `copy`, if not NULL,
+ * gets the same words. */
+static void dw4_gather_row(const tc_dwconv2d_params *p, const int8_t *in, int32_t c, int32_t n,
+                           int32_t iy, int32_t ix0, int32_t span, uint32_t zp4, uint32_t *row,
+                           uint32_t *copy) {
+    const int32_t lo = iy < 0 || iy >= p->in_h ? span : TC_MIN(TC_MAX(-ix0, 0), span);
+    const int32_t hi = lo == span ? span : TC_MAX(lo, TC_MIN(p->in_w - ix0, span));
+    const int32_t step = p->in_c;
+    const int8_t *src = hi > lo ? in + ((iy * p->in_w) + ix0 + lo) * step + c : in;
+    int32_t j;
+    for (j = 0; j < lo; ++j) row[j] = zp4;
+    if (n == 4 && copy != NULL) {
+        for (; j < hi; ++j, src += step) row[j] = copy[j] = tc_read_s8x4(src);
+        for (j = 0; j < lo; ++j) copy[j] = zp4;
+        for (j = hi; j < span; ++j) row[j] = copy[j] = zp4;
+    } else if (n == 4) {
+        for (; j < hi; ++j, src += step) row[j] = tc_read_s8x4(src);
+    } else { /* the last group's 1 to 3 channels; its other lanes meet zero weights */
+        for (; j < hi; ++j, src += step) {
+            uint32_t word = (uint8_t)src[0];
+            if (n > 1) word |= (uint32_t)(uint8_t)src[1] << 8;
+            if (n > 2) word |= (uint32_t)(uint8_t)src[2] << 16;
+            row[j] = word;
+        }
+    }
+    for (; j < span; ++j) row[j] = zp4;
+}
+
+/* The single-tile case of dw4_gather_row (the whole row in the ring, whose columns outside the
+ * image hold in_zp from the start): channels c..c + 3 of input row iy (or in_zp outside the
+ * image) into `row` from its column pad_left on, and into `copy` if not NULL. */
+static void dw4_gather_image_row(const tc_dwconv2d_params *p, const int8_t *in, int32_t c,
+                                 int32_t iy, uint32_t zp4, uint32_t *row, uint32_t *copy) {
+    uint32_t *dst = row + p->pad_left, *dst2 = copy != NULL ? copy + p->pad_left : dst;
+    int32_t i;
+    if (iy < 0 || iy >= p->in_h) {
+        for (i = 0; i < p->in_w; ++i) dst[i] = dst2[i] = zp4;
+        return;
+    }
+    in += iy * p->in_w * p->in_c + c;
+    for (i = 0; i < p->in_w; ++i, in += p->in_c) dst[i] = dst2[i] = tc_read_s8x4(in);
+}
+
 /*
  * 3x3, 4 channels at a time (DSP builds, in_c a multiple of 4, rows of up to DWQ_PIXELS
  * pixels): the NHWC layout keeps 4 channels of a pixel in one word, so the ring holds rows of
@@ -446,21 +491,6 @@ static void dwq_make_group(const tc_dwconv2d_params *p, const int8_t *w, const i
             g->fast = 0;
         }
     }
-}
-
-/* Channels c..c + 3 of input row iy (or in_zp outside the image) into ring row `row` and, if
- * not NULL, its copy `row2`, after the pad_left columns (which, like the columns after the
- * image, hold in_zp words). */
-static void dwq_gather_row(const tc_dwconv2d_params *p, const int8_t *in, int32_t c, int32_t iy,
-                           uint32_t zp4, uint32_t *row, uint32_t *row2) {
-    uint32_t *dst = row + p->pad_left, *dst2 = row2 != NULL ? row2 + p->pad_left : dst;
-    int32_t i;
-    if (iy < 0 || iy >= p->in_h) {
-        for (i = 0; i < p->in_w; ++i) dst[i] = dst2[i] = zp4;
-        return;
-    }
-    in += iy * p->in_w * p->in_c + c;
-    for (i = 0; i < p->in_w; ++i, in += p->in_c) dst[i] = dst2[i] = tc_read_s8x4(in);
 }
 
 /* One window tap: 4 channels' values (x itself: the zero point's share is in bias_x) against
@@ -563,43 +593,339 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
                          int8_t *out) {
     uint32_t ring[5 * DWQ_PIXELS];
     dwq_group g;
-    const int32_t y_row = p->out_w * p->out_c;
+    const int32_t y_row = p->out_w * p->out_c, stride = p->stride_w;
+    const int32_t tile = tc_dwconv2d_s8_quad_tile(p); /* output pixels per column tile */
     const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * UINT32_C(0x01010101);
-    int32_t c, oy, iy, i;
-    for (i = 0; i < 5 * DWQ_PIXELS; ++i) ring[i] = zp4; /* the padding columns stay so */
+    const int one_tile = tile >= p->out_w && p->pad_left + p->in_w <= DWQ_PIXELS;
+    int32_t c, oy, iy, ox0;
+    if (one_tile) { /* padding columns hold in_zp throughout; rows write the image columns */
+        for (iy = 0; iy < 5 * DWQ_PIXELS; ++iy) ring[iy] = zp4;
+    }
     for (c = 0; c < p->in_c; c += 4) {
-        int32_t next_row = -p->pad_top; /* the first input row not yet gathered */
         int asm_rows = 0;
         dwq_make_group(p, w, bias, mult, shift, c, &g);
 #if DWQ_ASM
         asm_rows = dwq_asm_group(p, &g);
 #endif
-        for (oy = 0; oy < p->out_h; ++oy) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_top;
-            const uint32_t *r0;
-            int8_t *y = out + oy * y_row + c;
-            for (iy = TC_MAX(iy0, next_row); iy < iy0 + 3; ++iy) {
-                /* for the assembly, slots 0 and 1 have copies 3 slots on: a window's rows
-                 * are then contiguous */
-                const int32_t slot = (iy + p->pad_top) % 3;
-                dwq_gather_row(p, in, c, iy, zp4, ring + slot * DWQ_PIXELS,
-                               asm_rows && slot < 2 ? ring + (slot + 3) * DWQ_PIXELS : NULL);
-            }
-            next_row = TC_MAX(next_row, iy0 + 3);
-            r0 = ring + ((iy0 + p->pad_top) % 3) * DWQ_PIXELS;
-#if DWQ_ASM
-            if (asm_rows) { /* pixel pairs; an odd last pixel pairs with the one before it */
-                dwq_pairs_asm(p, &g, r0, y, p->out_w >> 1);
-                if (p->out_w & 1) {
-                    dwq_pairs_asm(p, &g, r0 + (p->out_w - 2) * p->stride_w,
-                                  y + (p->out_w - 2) * p->out_c, 1);
+        for (ox0 = 0; ox0 < p->out_w; ox0 += tile) { /* one tile unless rows are wide */
+            const int32_t n_out = TC_MIN(tile, p->out_w - ox0);
+            const int32_t ix0 = ox0 * stride - p->pad_left;
+            const int32_t span = (n_out - 1) * stride + 3;
+            int32_t next_row = -p->pad_top; /* the first input row not yet gathered */
+            for (oy = 0; oy < p->out_h; ++oy) {
+                const int32_t iy0 = oy * p->stride_h - p->pad_top;
+                const uint32_t *r0;
+                int8_t *y = out + oy * y_row + ox0 * p->out_c + c;
+                for (iy = TC_MAX(iy0, next_row); iy < iy0 + 3; ++iy) {
+                    /* for the assembly, slots 0 and 1 have copies 3 slots on: a window's rows
+                     * are then contiguous */
+                    const int32_t slot = (iy + p->pad_top) % 3;
+                    uint32_t *copy = asm_rows && slot < 2 ? ring + (slot + 3) * DWQ_PIXELS : NULL;
+                    if (one_tile) {
+                        dw4_gather_image_row(p, in, c, iy, zp4, ring + slot * DWQ_PIXELS, copy);
+                    } else {
+                        dw4_gather_row(p, in, c, 4, iy, ix0, span, zp4, ring + slot * DWQ_PIXELS,
+                                       copy);
+                    }
                 }
-                continue;
-            }
+                next_row = TC_MAX(next_row, iy0 + 3);
+                r0 = ring + ((iy0 + p->pad_top) % 3) * DWQ_PIXELS;
+#if DWQ_ASM
+                if (asm_rows && n_out >= 2) { /* pixel pairs; an odd last pixel in C */
+                    dwq_pairs_asm(p, &g, r0, y, n_out >> 1);
+                    if ((n_out & 1) == 0) continue;
+                    r0 += (n_out - 1) * stride;
+                    y += (n_out - 1) * p->out_c;
+                    dwq_row(&g, r0, r0 + DWQ_PIXELS, r0 + 2 * DWQ_PIXELS, 1, stride, p, y,
+                            p->out_c);
+                    continue;
+                }
 #endif
-            dwq_row(&g, r0, ring + ((iy0 + 1 + p->pad_top) % 3) * DWQ_PIXELS,
-                    ring + ((iy0 + 2 + p->pad_top) % 3) * DWQ_PIXELS, p->out_w, p->stride_w, p,
-                    y, p->out_c);
+                dwq_row(&g, r0, ring + ((iy0 + 1 + p->pad_top) % 3) * DWQ_PIXELS,
+                        ring + ((iy0 + 2 + p->pad_top) % 3) * DWQ_PIXELS, n_out, stride, p, y,
+                        p->out_c);
+            }
+        }
+    }
+}
+#endif /* TC_HAVE_DSP */
+
+#if TC_HAVE_DSP
+/*
+ * Any kernel size (dilation 1, depth_mult 1, k_h * k_w <= DWK_MAX_TAPS), any width, any number
+ * of channels: the 4-channel ring of tc_dwconv2d_s8_quad generalised to k_h ring rows, and the
+ * row cut into column tiles that fit the ring, so wide rows keep the fast path. Per group of 4
+ * channels (the last group may hold 1 to 3: its missing lanes read 0 and have 0 weights, and
+ * only its channels are stored) the weights are widened once (2 words per tap) and the bias
+ * takes the zero point's share (bias - in_zp * sum(w)), so a tap is one word read of 4
+ * channels, two SXTB16 and four SMLABB/SMLATT, and padding columns and rows, which hold in_zp,
+ * add nothing. Per tile the ring rows hold the tile's input columns (in_zp outside the image);
+ * a row is gathered once for the k_h output rows that read it. In place the output of a group
+ * overwrites only the group's channels of pixels the ring no longer needs, as for the 3x3 quad
+ * path (dwk_inplace_ok), with one tile per row. Stack: DWK_RING_WORDS words of ring and the
+ * group (about 1.4 KB).
+ */
+#define DWK_RING_WORDS TC_DWCONV2D_K_RING_WORDS
+#define DWK_MAX_TAPS TC_DWCONV2D_K_MAX_TAPS
+
+typedef struct {
+    /* The first fields are the assembly's job (tc_dwconv2d_s8_asm.c; offsets checked below). */
+    const uint32_t *const *rows; /*  0: k_h ring row pointers, at the row's window 0 */
+    int8_t *y;                   /*  4: pixel A's output, channel c */
+    int32_t pairs;               /*  8: pixel pairs left (A, A + 1) */
+    int32_t y_step;              /* 12: bytes between output pixels (out_c) */
+    int32_t bias_x[4];   /* 16: bias - in_zp * sum(w), wrapping like the registers */
+    int32_t rq[4][3];    /* 32: mult, khi, e1 of tc_dsp_rq per channel */
+    int32_t x_off;       /* 80: bytes from each row pointer to pixel A's window */
+    int32_t k_h;         /* 84 */
+    uint32_t w[2 * DWK_MAX_TAPS]; /* 88: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
+    int32_t shift[4];
+    int32_t n;           /* channels in the group: 4, or 1..3 for the last one */
+    int fast;            /* every shift suits tc_dsp_rq */
+} dwk_group;
+
+static void dwk_make_group(const tc_dwconv2d_params *p, const int8_t *w, const int32_t *bias,
+                           const int32_t *mult, const int32_t *shift, int32_t c, dwk_group *g) {
+    const int32_t taps = p->k_h * p->k_w;
+    const uint32_t ones = tc_pack_s16x2(1, 1);
+    const int8_t *wk = w + c;
+    int32_t k, j, w_sum[4] = {0, 0, 0, 0};
+    g->n = TC_MIN(4, p->out_c - c);
+    for (k = 0; k < taps; ++k, wk += p->out_c) {
+        /* the tap's 4 weights as one word (the last group's missing lanes 0), widened with
+         * SXTB16 into the (ch 0, ch 2) and (ch 1, ch 3) pairs, summed per channel by SMLAxy */
+        uint32_t word, we, wo;
+        if (g->n == 4) {
+            word = tc_read_s8x4(wk);
+        } else {
+            word = (uint8_t)wk[0];
+            if (g->n > 1) word |= (uint32_t)(uint8_t)wk[1] << 8;
+            if (g->n > 2) word |= (uint32_t)(uint8_t)wk[2] << 16;
+        }
+        we = tc_sxtb16(word);
+        wo = tc_sxtb16_ror8(word);
+        g->w[2 * k] = we;
+        g->w[2 * k + 1] = wo;
+        w_sum[0] = tc_smlabb(we, ones, w_sum[0]);
+        w_sum[2] = tc_smlatt(we, ones, w_sum[2]);
+        w_sum[1] = tc_smlabb(wo, ones, w_sum[1]);
+        w_sum[3] = tc_smlatt(wo, ones, w_sum[3]);
+    }
+    g->fast = 1;
+    for (j = 0; j < 4; ++j) {
+        const int32_t ch = c + TC_MIN(j, g->n - 1); /* lanes past n copy the last channel */
+        g->bias_x[j] = tc_wrap_i32((uint32_t)(bias != NULL ? bias[ch] : 0) -
+                                   (uint32_t)w_sum[j] * (uint32_t)p->in_zp);
+        g->shift[j] = shift[ch];
+        g->rq[j][0] = mult[ch];
+        if (tc_dsp_rq_applies(shift[ch])) {
+            g->rq[j][1] = tc_dsp_rq_khi(shift[ch], p->out_zp);
+            g->rq[j][2] = -shift[ch] - 1;
+        } else {
+            g->rq[j][1] = g->rq[j][2] = 0;
+            g->fast = 0;
+        }
+    }
+}
+
+/* Channel j of a group the general way (out of line: rare). */
+static TC_DSP_NOINLINE int8_t dwk_requant(int32_t acc, const dwk_group *g, int32_t j,
+                                          const tc_dwconv2d_params *p) {
+    return tc_requant_s8_nonneg(acc, g->rq[j][0], g->shift[j], p->out_zp, p->act_min,
+                                p->act_max);
+}
+
+/* One tap of the window: 4 channels' values against the tap's widened weights. */
+#define DWK_TAP(xv_expr, wt_pair)                                           \
+    do {                                                                    \
+        const uint32_t xv = (xv_expr);                                      \
+        const uint32_t xe = tc_sxtb16(xv);                                  \
+        const uint32_t xo = tc_sxtb16_ror8(xv);                             \
+        a0 = tc_smlabb(xe, (wt_pair)[0], a0);                               \
+        a2 = tc_smlatt(xe, (wt_pair)[0], a2);                               \
+        a1 = tc_smlabb(xo, (wt_pair)[1], a1);                               \
+        a3 = tc_smlatt(xo, (wt_pair)[1], a3);                               \
+    } while (0)
+
+/*
+ * Output pixels [0, n_out) of one tile row: window ox reads ring rows rows[0..k_h) from word
+ * ox * stride on. `kw` is the kernel width when it is a constant of the caller (3, 5, 7: the
+ * taps of a kernel row are then unrolled, with immediate offsets), 0 for any width (p->k_w).
+ */
+static TC_ALWAYS_INLINE inline void dwk_row_kw(const dwk_group *g, const uint32_t *const *rows,
+                                               int32_t n_out, int32_t stride,
+                                               const tc_dwconv2d_params *p, int8_t *y,
+                                               const int32_t kw) {
+    const int32_t k_h = p->k_h, k_w = kw > 0 ? kw : p->k_w, y_step = p->out_c, n = g->n;
+    const int32_t act_min = p->act_min, act_max = p->act_max;
+    const int clamp = act_min != -128 || act_max != 127;
+    int32_t ox, ky, kx;
+    for (ox = 0; ox < n_out; ++ox, y += y_step) {
+        const uint32_t *wt = g->w;
+        int32_t a0 = g->bias_x[0], a1 = g->bias_x[1], a2 = g->bias_x[2], a3 = g->bias_x[3];
+        int32_t out[4];
+        for (ky = 0; ky < k_h; ++ky, wt += 2 * k_w) {
+            const uint32_t *r = rows[ky] + ox * stride;
+            if (kw > 0) {
+                DWK_TAP(r[0], wt);
+                if (kw > 1) DWK_TAP(r[1], wt + 2);
+                if (kw > 2) DWK_TAP(r[2], wt + 4);
+                if (kw > 3) DWK_TAP(r[3], wt + 6);
+                if (kw > 4) DWK_TAP(r[4], wt + 8);
+                if (kw > 5) DWK_TAP(r[5], wt + 10);
+                if (kw > 6) DWK_TAP(r[6], wt + 12);
+            } else {
+                for (kx = 0; kx < k_w; ++kx) DWK_TAP(r[kx], wt + 2 * kx);
+            }
+        }
+        if (g->fast) {
+            out[0] = tc_dsp_rq(a0, g->rq[0][0], g->rq[0][1], g->rq[0][2]);
+            out[1] = tc_dsp_rq(a1, g->rq[1][0], g->rq[1][1], g->rq[1][2]);
+            out[2] = tc_dsp_rq(a2, g->rq[2][0], g->rq[2][1], g->rq[2][2]);
+            out[3] = tc_dsp_rq(a3, g->rq[3][0], g->rq[3][1], g->rq[3][2]);
+            if (clamp) {
+                out[0] = TC_MIN(TC_MAX(out[0], act_min), act_max);
+                out[1] = TC_MIN(TC_MAX(out[1], act_min), act_max);
+                out[2] = TC_MIN(TC_MAX(out[2], act_min), act_max);
+                out[3] = TC_MIN(TC_MAX(out[3], act_min), act_max);
+            }
+        } else {
+            out[0] = dwk_requant(a0, g, 0, p);
+            out[1] = dwk_requant(a1, g, 1, p);
+            out[2] = dwk_requant(a2, g, 2, p);
+            out[3] = dwk_requant(a3, g, 3, p);
+        }
+        if (n == 4) {
+            y[0] = (int8_t)out[0];
+            y[1] = (int8_t)out[1];
+            y[2] = (int8_t)out[2];
+            y[3] = (int8_t)out[3];
+        } else {
+            for (kx = 0; kx < n; ++kx) y[kx] = (int8_t)out[kx];
+        }
+    }
+}
+
+/* dwk_row_kw with the kernel width fixed for the common sizes (each its own loop). */
+static TC_DSP_NOINLINE void dwk_row_3(const dwk_group *g, const uint32_t *const *rows,
+                                      int32_t n_out, int32_t stride,
+                                      const tc_dwconv2d_params *p, int8_t *y) {
+    dwk_row_kw(g, rows, n_out, stride, p, y, 3);
+}
+static TC_DSP_NOINLINE void dwk_row_5(const dwk_group *g, const uint32_t *const *rows,
+                                      int32_t n_out, int32_t stride,
+                                      const tc_dwconv2d_params *p, int8_t *y) {
+    dwk_row_kw(g, rows, n_out, stride, p, y, 5);
+}
+static TC_DSP_NOINLINE void dwk_row_7(const dwk_group *g, const uint32_t *const *rows,
+                                      int32_t n_out, int32_t stride,
+                                      const tc_dwconv2d_params *p, int8_t *y) {
+    dwk_row_kw(g, rows, n_out, stride, p, y, 7);
+}
+static TC_DSP_NOINLINE void dwk_row_any(const dwk_group *g, const uint32_t *const *rows,
+                                        int32_t n_out, int32_t stride,
+                                        const tc_dwconv2d_params *p, int8_t *y) {
+    dwk_row_kw(g, rows, n_out, stride, p, y, 0);
+}
+
+static void dwk_row(const dwk_group *g, const uint32_t *const *rows, int32_t n_out,
+                    int32_t stride, const tc_dwconv2d_params *p, int8_t *y) {
+    switch (p->k_w) {
+    case 3: dwk_row_3(g, rows, n_out, stride, p, y); break;
+    case 5: dwk_row_5(g, rows, n_out, stride, p, y); break;
+    case 7: dwk_row_7(g, rows, n_out, stride, p, y); break;
+    default: dwk_row_any(g, rows, n_out, stride, p, y); break;
+    }
+}
+
+#if TC_DSP_ASM
+typedef char dwk_job_layout[(offsetof(dwk_group, bias_x) == 16 && offsetof(dwk_group, rq) == 32 &&
+                             offsetof(dwk_group, x_off) == 80 && offsetof(dwk_group, k_h) == 84 &&
+                             offsetof(dwk_group, w) == 88) ? 1 : -1];
+
+void tc_dwk5_pairs_asm(dwk_group *g);
+void tc_dwk5_pairs_s2_asm(dwk_group *g);
+void tc_dwk7_pairs_asm(dwk_group *g);
+void tc_dwk7_pairs_s2_asm(dwk_group *g);
+
+/* The assembly for the group's rows: 5 or 7 wide kernels at strides 1 and 2, 4 channels,
+ * shifts that suit tc_dsp_rq and no fused clamp; NULL otherwise. */
+typedef void (*dwk_pairs_fn)(dwk_group *g);
+static dwk_pairs_fn dwk_asm_for(const tc_dwconv2d_params *p, const dwk_group *g) {
+    if (!g->fast || g->n != 4 || p->act_min != -128 || p->act_max != 127) return NULL;
+    if (p->k_w == 5) {
+        return p->stride_w == 1 ? tc_dwk5_pairs_asm
+               : p->stride_w == 2 ? tc_dwk5_pairs_s2_asm : NULL;
+    }
+    if (p->k_w == 7) {
+        return p->stride_w == 1 ? tc_dwk7_pairs_asm
+               : p->stride_w == 2 ? tc_dwk7_pairs_s2_asm : NULL;
+    }
+    return NULL;
+}
+
+/* Pixel pairs of a tile row in the assembly; an odd last pixel pairs with the one before it
+ * (which it writes again, with the same value). */
+static void dwk_row_asm(dwk_pairs_fn fn, dwk_group *g, const uint32_t *const *rows,
+                        int32_t n_out, const tc_dwconv2d_params *p, int8_t *y) {
+    g->rows = rows;
+    g->y = y;
+    g->pairs = n_out >> 1;
+    g->y_step = p->out_c;
+    g->x_off = 0;
+    fn(g);
+    if (n_out & 1) {
+        g->y = y + (n_out - 2) * p->out_c;
+        g->pairs = 1;
+        g->x_off = (n_out - 2) * p->stride_w * 4;
+        fn(g);
+    }
+}
+#endif /* TC_DSP_ASM */
+
+void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                      const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                      int8_t *out) {
+    uint32_t ring[DWK_RING_WORDS];
+    const uint32_t *rows[TC_DWCONV2D_K_MAX_ROWS];
+    dwk_group g;
+    const int32_t k_h = p->k_h, pitch = DWK_RING_WORDS / p->k_h;
+    const int32_t tile = tc_dwconv2d_s8_k_tile(p); /* output pixels per column tile */
+    const int32_t y_row = p->out_w * p->out_c;
+    const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * UINT32_C(0x01010101);
+    int32_t c, ox0, oy, iy, ky;
+    for (c = 0; c < p->in_c; c += 4) {
+#if TC_DSP_ASM
+        dwk_pairs_fn asm_pairs;
+#endif
+        dwk_make_group(p, w, bias, mult, shift, c, &g);
+        g.k_h = k_h;
+#if TC_DSP_ASM
+        asm_pairs = dwk_asm_for(p, &g);
+#endif
+        for (ox0 = 0; ox0 < p->out_w; ox0 += tile) {
+            const int32_t n_out = TC_MIN(tile, p->out_w - ox0);
+            const int32_t ix0 = ox0 * p->stride_w - p->pad_left;
+            const int32_t span = (n_out - 1) * p->stride_w + p->k_w;
+            int32_t next_row = -p->pad_top; /* the first input row not yet gathered */
+            for (oy = 0; oy < p->out_h; ++oy) {
+                const int32_t iy0 = oy * p->stride_h - p->pad_top;
+                for (iy = TC_MAX(iy0, next_row); iy < iy0 + k_h; ++iy) {
+                    dw4_gather_row(p, in, c, g.n, iy, ix0, span, zp4,
+                                   ring + ((iy + p->pad_top) % k_h) * pitch, NULL);
+                }
+                next_row = TC_MAX(next_row, iy0 + k_h);
+                for (ky = 0; ky < k_h; ++ky) {
+                    rows[ky] = ring + ((iy0 + ky + p->pad_top) % k_h) * pitch;
+                }
+#if TC_DSP_ASM
+                if (asm_pairs != NULL && n_out >= 2) {
+                    dwk_row_asm(asm_pairs, &g, rows, n_out, p, out + oy * y_row + ox0 * p->out_c + c);
+                    continue;
+                }
+#endif
+                dwk_row(&g, rows, n_out, p->stride_w, p, out + oy * y_row + ox0 * p->out_c + c);
+            }
         }
     }
 }

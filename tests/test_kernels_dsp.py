@@ -415,6 +415,55 @@ DW_TARGETED = {
     "weights_full_range": dict(w_range=(-128, 127), in_c=8, depth_mult=1),
     "saturation": dict(regime="saturate", act="full", in_c=12, depth_mult=1),
     "bias_near_int32_limits": dict(bias="near_limit", in_c=8, depth_mult=1),
+    # 3x3 rows wider than the quad ring (50 pixels): column tiles (tc_dwconv2d_s8_quad)
+    "quad_tiles_s1": dict(in_hw=(4, 120), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                          in_c=8, depth_mult=1, act="full", regime="normal"),
+    "quad_tiles_s2_odd": dict(in_hw=(5, 111), k=(3, 3), stride=(2, 2), dil=(1, 1),
+                              pads=(1, 1, 1, 1), in_c=4, depth_mult=1, act="full",
+                              regime="normal"),
+    "quad_tiles_clamped": dict(in_hw=(3, 60), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                               pads=(1, 1, 1, 1), in_c=4, depth_mult=1, act="relu"),
+    # any kernel size, 4 channels at a time (tc_dwconv2d_s8_k; pixel pairs in assembly for 5 and
+    # 7 wide kernels at strides 1 and 2), column tiles, a last group of 1 to 3 channels
+    "k5_s1_odd_width": dict(in_hw=(9, 11), k=(5, 5), stride=(1, 1), dil=(1, 1),
+                            pads=(2, 2, 2, 2), in_c=8, depth_mult=1, act="full", regime="normal"),
+    "k5_s2_odd_width": dict(in_hw=(11, 13), k=(5, 5), stride=(2, 2), dil=(1, 1),
+                            pads=(2, 2, 2, 2), in_c=12, depth_mult=1, act="full", regime="normal"),
+    "k7_s1_width_2": dict(in_hw=(5, 2), k=(7, 7), stride=(1, 1), dil=(1, 1), pads=(3, 3, 3, 3),
+                          in_c=4, depth_mult=1, act="full", regime="normal"),
+    "k7_s2_odd_width": dict(in_hw=(13, 15), k=(7, 7), stride=(2, 2), dil=(1, 1),
+                            pads=(3, 3, 3, 3), in_c=8, depth_mult=1, act="full", regime="normal"),
+    "k7_s1_tiles": dict(in_hw=(4, 40), k=(7, 7), stride=(1, 1), dil=(1, 1), pads=(3, 3, 3, 3),
+                        in_c=4, depth_mult=1, act="full", regime="normal"),
+    "k7_s2_tiles": dict(in_hw=(9, 75), k=(7, 7), stride=(2, 2), dil=(1, 1), pads=(3, 3, 3, 3),
+                        in_c=4, depth_mult=1, act="full", regime="normal"),
+    "k5_width_1": dict(in_hw=(3, 1), k=(5, 5), stride=(1, 1), dil=(1, 1), pads=(2, 2, 2, 2),
+                       in_c=4, depth_mult=1, act="full", regime="normal"),
+    "k5_in_c_6_last_group_2": dict(in_hw=(6, 7), k=(5, 5), stride=(1, 1), dil=(1, 1),
+                                   pads=(2, 2, 2, 2), in_c=6, depth_mult=1, act="full",
+                                   regime="normal"),
+    "k7_in_c_3_one_short_group": dict(in_hw=(8, 9), k=(7, 7), stride=(1, 1), dil=(1, 1),
+                                      pads=(3, 3, 3, 3), in_c=3, depth_mult=1),
+    "k3_in_c_5_last_group_1": dict(in_hw=(6, 7), k=(3, 3), stride=(2, 1), dil=(1, 1),
+                                   pads=(1, 1, 1, 1), in_c=5, depth_mult=1),
+    "k5_clamped": dict(in_hw=(7, 8), k=(5, 5), stride=(1, 1), dil=(1, 1), pads=(2, 2, 2, 2),
+                       in_c=8, depth_mult=1, act="relu", regime="normal"),
+    "k7_mixed_shifts": dict(in_hw=(8, 8), k=(7, 7), stride=(1, 1), dil=(1, 1),
+                            pads=(3, 3, 3, 3), in_c=8, depth_mult=1, act="full", regime="mixed"),
+    "k4x2_strides_2_1": dict(in_hw=(9, 7), k=(4, 2), stride=(2, 1), dil=(1, 1), pads=(1, 0, 2, 1),
+                             in_c=8, depth_mult=1),
+    "k1x9": dict(in_hw=(3, 12), k=(1, 9), stride=(1, 1), dil=(1, 1), pads=(0, 4, 0, 4), in_c=8,
+                 depth_mult=1),
+    "k8x6_largest": dict(in_hw=(9, 8), k=(8, 6), stride=(1, 1), dil=(1, 1), pads=(3, 2, 4, 3),
+                         in_c=4, depth_mult=1),
+    "k5_pads_beyond_plane": dict(in_hw=(1, 2), k=(5, 5), stride=(1, 1), dil=(1, 1),
+                                 pads=(2, 3, 2, 3), in_c=8, depth_mult=1, act="full",
+                                 regime="normal"),
+    "k7_s3": dict(in_hw=(10, 12), k=(7, 7), stride=(3, 3), dil=(1, 1), pads=(3, 3, 3, 3),
+                  in_c=4, depth_mult=1, act="full", regime="normal"),
+    "k5_in_zp_max_x_min": dict(in_hw=(6, 7), k=(5, 5), stride=(1, 1), dil=(1, 1),
+                               pads=(2, 2, 2, 2), in_zp=127, style="extremes", in_c=8,
+                               depth_mult=1, w_range=(-128, 127), act="full", regime="normal"),
 }
 
 FC_TARGETED = {
@@ -464,6 +513,22 @@ DW_INPLACE_TARGETED = {
                             in_c=16, act="full", regime="normal"),
     "quad_3x3_s2": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2), dil=(1, 1), pads=(1, 1, 1, 1),
                         in_c=12, act="full", regime="normal"),
+    # tc_dwconv2d_s8_k in place (one column tile; rows gathered before they are overwritten)
+    "k5_s1": dict(in_hw=(9, 10), k=(5, 5), stride=(1, 1), dil=(1, 1), pads=(2, 2, 2, 2), in_c=8,
+                  act="full", regime="normal"),
+    "k7_s2_odd": dict(in_hw=(13, 11), k=(7, 7), stride=(2, 2), dil=(1, 1), pads=(3, 3, 3, 3),
+                      in_c=12, act="full", regime="normal"),
+    "k7_s2_mcunet_row": dict(in_hw=(24, 23), k=(7, 7), stride=(2, 2), dil=(1, 1),
+                             pads=(3, 3, 3, 3), in_c=8, act="full", regime="normal"),
+    "k5_in_c_6": dict(in_hw=(7, 7), k=(5, 5), stride=(1, 1), dil=(1, 1), pads=(2, 2, 2, 2),
+                      in_c=6),
+    "k7_valid": dict(in_hw=(9, 9), k=(7, 7), stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0),
+                     in_c=4, act="full", regime="normal"),
+    # wider than one tile: tc_dwconv2d_s8_k and the quad path step aside in place
+    "k7_tiles_fall_back": dict(in_hw=(6, 40), k=(7, 7), stride=(1, 1), dil=(1, 1),
+                               pads=(3, 3, 3, 3), in_c=4, act="full", regime="normal"),
+    "quad_tiles_fall_back": dict(in_hw=(5, 70), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                 pads=(1, 1, 1, 1), in_c=8, act="full", regime="normal"),
 }
 TARGETED = {"conv": CONV_TARGETED, "dw": DW_TARGETED, "dw_inplace": DW_INPLACE_TARGETED,
             "fc": FC_TARGETED}
@@ -483,6 +548,12 @@ def all_cases():
             yield kind, name, make(name_seed(name), **kwargs)
 
 
+def dwk_applicable(p) -> bool:
+    """tc_dwconv2d_s8.c: the layers of the any-size 4-channel ring (tc_dwconv2d_s8_k)."""
+    return (p.dil_h == 1 and p.dil_w == 1 and p.depth_mult == 1 and p.k_h <= 8
+            and p.k_h * p.k_w <= 49 and p.k_w <= 210 // p.k_h)
+
+
 def dsp_path_expected(kind, p) -> bool:
     """The dispatch rules documented in the kernel sources."""
     if kind == "conv":
@@ -490,9 +561,9 @@ def dsp_path_expected(kind, p) -> bool:
             return p.k_w * p.in_c >= 4
         return p.in_c // p.groups >= 4
     if kind == "dw":
-        return p.depth_mult == 1 and p.in_c >= 4
+        return p.depth_mult == 1 and (p.in_c >= 4 or dwk_applicable(p))
     if kind == "dw_inplace":
-        return p.dil_w == 1 and p.k_h * (p.k_w + 3) // 4 <= 16
+        return p.dil_w == 1 and p.k_h * ((p.k_w + 3) // 4) <= 16
     return p.in_features >= 4
 
 
@@ -571,7 +642,9 @@ def test_targeted_cases_exercise_their_feature():
             assert np.abs(bias.astype(np.int64)).min() > 2**30
     p = by_name[("conv", "pointwise_dense")][0]
     assert p.out_h * p.out_w % 2 == 1  # a last single row in the matrix product
-    for kind, name in [("conv", "pointwise_in_c_3_portable"), ("dw", "in_c_3_portable"),
+    # (3 channels, dilation 1: the any-size ring takes them on DSP builds now)
+    assert dsp_path_expected("dw", by_name[("dw", "in_c_3_portable")][0])
+    for kind, name in [("conv", "pointwise_in_c_3_portable"), ("dw", "depth_mult_2_portable"),
                        ("dw_inplace", "9x9_portable"), ("fc", "in_features_3_portable")]:
         assert not dsp_path_expected(kind, by_name[(kind, name)][0]), name
     assert dsp_path_expected("conv", by_name[("conv", "dscnn_10x4_s2")][0])
@@ -589,6 +662,19 @@ def test_targeted_cases_exercise_their_feature():
     assert by_name[("dw", "quad_width_1")][0].out_w == 1
     assert by_name[("dw", "quad_s2_odd_width")][0].out_w % 2 == 1
     assert dwq_row_pixels(by_name[("dw", "quad_s2_widest")][0]) <= 50
+    for name in ("quad_tiles_s1", "quad_tiles_s2_odd", "quad_tiles_clamped"):  # several tiles
+        p = by_name[("dw", name)][0]
+        assert p.out_w > (50 - 3) // p.stride_w + 1, name
+    for name in ("k7_s1_tiles", "k7_s2_tiles"):
+        p = by_name[("dw", name)][0]
+        assert p.out_w > (210 // p.k_h - p.k_w) // p.stride_w + 1, name
+    p = by_name[("dw_inplace", "k7_tiles_fall_back")][0]
+    assert p.out_w > (210 // p.k_h - p.k_w) // p.stride_w + 1 and inplace_allowed(p)
+    for name in ("k5_in_c_6_last_group_2", "k7_in_c_3_one_short_group", "k3_in_c_5_last_group_1"):
+        p = by_name[("dw", name)][0]
+        assert p.in_c % 4 and dwk_applicable(p), name
+    assert not dwk_applicable(by_name[("dw_inplace", "9x9_portable")][0])
+    assert dwk_applicable(by_name[("dw", "k8x6_largest")][0])
     mixed = by_name[("dw", "quad_mixed_shifts")][4:6]
     assert ((mixed[1] > -2) | (mixed[1] < -23)).any() and ((mixed[1] <= -2) & (mixed[1] >= -23)).any()
 
@@ -605,7 +691,7 @@ def test_random_cases_cover_both_paths():
 
 
 def test_sabotaged_emulation_fails_exactly_on_the_fast_path(tmp_path):
-    """Build the kernels with an SXTAB16 emulation off by 64 in its low lane. Where the
+    """Build the kernels with SXTAB16 and SXTB16 emulations off by 64 in their low lane. Where the
     documented dispatch says portable, outputs must stay exact; where it says fast path, they
     must change (in most cases: windows whose runs are all shorter than 4 stay scalar)."""
     src = tmp_path / "runtime"
@@ -615,7 +701,11 @@ def test_sabotaged_emulation_fails_exactly_on_the_fast_path(tmp_path):
     text = header.read_text()
     assert text.count(good) == 1
     bad = good.replace("tc_emu_s8(x, 0),", "tc_emu_s8(x, 0) + 64,")
-    header.write_text(text.replace(good, bad))
+    text = text.replace(good, bad)
+    # SXTB16 too: the 4-channel depthwise rings widen the raw input with it
+    good = "return tc_pack_s16x2(tc_emu_s8(x, 0), tc_emu_s8(x, 2));"
+    assert text.count(good) == 1
+    header.write_text(text.replace(good, good.replace("tc_emu_s8(x, 0),", "tc_emu_s8(x, 0) + 64,")))
     lib_path = tmp_path / "libsabotaged.so"
     subprocess.run([c_compiler(), *STRICT, "-DTC_EMULATE_DSP", f"-I{src}", "-o", str(lib_path),
                     *(str(src / s) for s in KERNEL_SOURCES)], check=True, capture_output=True,

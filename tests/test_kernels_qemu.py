@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from cbuild import RUNTIME, kernel_sources
-from test_kernels_dsp import (CONV_TARGETED, DW_TARGETED, FC_TARGETED, KINDS, TC_OK,
-                              assert_bit_exact, dsp_path_expected, golden, name_seed)
+from test_kernels_dsp import (CONV_TARGETED, DW_INPLACE_TARGETED, DW_TARGETED, FC_TARGETED, KINDS,
+                              TC_OK, assert_bit_exact, dsp_path_expected, golden, name_seed)
 from tinycc import __version__
 from tinycc.resources import data_dir
 from tinycc.sim.host import BuildError
@@ -83,9 +83,10 @@ CONV_QEMU = {
     "relu_in_c_20": dict(in_hw=(4, 4), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
                          in_c=20, out_c=6, groups=1, act="relu"),
 }
-RANDOM_CASES = {"conv": 90, "dw": 30, "fc": 30}
+RANDOM_CASES = {"conv": 90, "dw": 30, "dw_inplace": 15, "fc": 30}
 FIRST_SEED = 70_000  # other seeds than the host tests'
-TARGETED = {"conv": {**CONV_TARGETED, **CONV_QEMU}, "dw": DW_TARGETED, "fc": FC_TARGETED}
+TARGETED = {"conv": {**CONV_TARGETED, **CONV_QEMU}, "dw": DW_TARGETED, "dw_inplace": DW_INPLACE_TARGETED,
+            "fc": FC_TARGETED}
 
 
 def qemu_cases():
