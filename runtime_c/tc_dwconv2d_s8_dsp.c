@@ -469,18 +469,22 @@ typedef struct {
 
 static void dwq_make_group(const tc_dwconv2d_params *p, const int8_t *w, const int32_t *bias,
                            const int32_t *mult, const int32_t *shift, int32_t c, dwq_group *g) {
-    int32_t k, j;
-    for (k = 0; k < 9; ++k) {
-        const int8_t *wk = w + k * p->out_c + c;
-        g->w[2 * k] = tc_pack_s16x2(wk[0], wk[2]);
-        g->w[2 * k + 1] = tc_pack_s16x2(wk[1], wk[3]);
+    const uint32_t ones = tc_pack_s16x2(1, 1);
+    int32_t k, j, w_sum[4] = {0, 0, 0, 0};
+    for (k = 0; k < 9; ++k) { /* the tap's 4 weights widened in pairs, summed per channel */
+        const uint32_t word = tc_read_s8x4(w + k * p->out_c + c);
+        const uint32_t we = tc_sxtb16(word), wo = tc_sxtb16_ror8(word);
+        g->w[2 * k] = we;
+        g->w[2 * k + 1] = wo;
+        w_sum[0] = tc_smlabb(we, ones, w_sum[0]);
+        w_sum[2] = tc_smlatt(we, ones, w_sum[2]);
+        w_sum[1] = tc_smlabb(wo, ones, w_sum[1]);
+        w_sum[3] = tc_smlatt(wo, ones, w_sum[3]);
     }
     g->fast = 1;
     for (j = 0; j < 4; ++j) {
-        uint32_t w_sum = 0;
-        for (k = 0; k < 9; ++k) w_sum += (uint32_t)(int32_t)w[k * p->out_c + c + j];
         g->bias_x[j] = tc_wrap_i32((uint32_t)(bias != NULL ? bias[c + j] : 0) -
-                                w_sum * (uint32_t)p->in_zp);
+                                   (uint32_t)w_sum[j] * (uint32_t)p->in_zp);
         g->shift[j] = shift[c + j];
         g->rq[j][0] = mult[c + j];
         if (tc_dsp_rq_applies(shift[c + j])) {
