@@ -8,10 +8,10 @@ QEMU with the instruction-count plugin, checked bit for bit against the numpy go
 The count of a call includes its dispatch (about 30 instructions: the params copy and the call).
 
 Printed: per shape, the MACs (every tap of every window, padded ones included, as the models'
-MAC counts), the instructions and the instructions per MAC; then the depthwise figures pooled
-by kernel size (sum of instructions / sum of MACs).
+MAC counts; for max pooling the element taps), the instructions and the instructions per MAC
+(per tap); then the depthwise figures pooled by kernel size (sum of instructions / sum of MACs).
 
-Usage: python benchmarks/bench_kernels.py [--core cortex-m4] [--only depthwise|inplace|pointwise]
+Usage: python benchmarks/bench_kernels.py [--core cortex-m4] [--only depthwise|inplace|pointwise|maxpool]
                                           [--define TC_NO_ASM] [--json FILE]
 """
 from __future__ import annotations
@@ -29,8 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_kernels_dsp import KINDS, golden  # noqa: E402
-from test_kernels_qemu import build_image, split_results  # noqa: E402
+from test_kernels_qemu import QEMU_KINDS as KINDS, build_image, golden, split_results  # noqa: E402
 from tinycc.sim.qemu import missing_tools, run_elf  # noqa: E402
 from tinycc.target import get_core  # noqa: E402
 
@@ -98,10 +97,25 @@ POINTWISE = {
     "first_conv3x3_s2_cin3_cout8_48x48": _pw((48, 48), 3, 8, k=3, stride=2, pads=(0, 0, 1, 1)),
 }
 
-GROUPS = {"depthwise": DEPTHWISE, "inplace": DEPTHWISE_INPLACE, "pointwise": POINTWISE}
+def _maxpool(in_hw, k, stride, c, pads=(0, 0, 0, 0)):
+    return ("maxpool", dict(in_hw=in_hw, k=(k, k), stride=(stride, stride), pads=pads, ceil_mode=False,
+                            channels=c, act="full"))
+
+
+# Max pooling (per element tap: output elements x window taps).
+MAXPOOL = {
+    "maxpool2x2_s2_24x24x16": _maxpool((24, 24), 2, 2, 16),
+    "maxpool3x3_s2_32x32x16": _maxpool((32, 32), 3, 2, 16, pads=(1, 1, 1, 1)),
+    "maxpool2x2_s2_12x12x6_c_not_4n": _maxpool((12, 12), 2, 2, 6),
+}
+
+GROUPS = {"depthwise": DEPTHWISE, "inplace": DEPTHWISE_INPLACE, "pointwise": POINTWISE, "maxpool": MAXPOOL}
 
 
 def macs(kind: str, p) -> int:
+    """MACs, or for pooling element taps (output elements x window taps)."""
+    if kind == "maxpool":
+        return p.out_h * p.out_w * p.channels * p.k_h * p.k_w
     if kind in ("dw", "dw_inplace"):
         return p.out_h * p.out_w * p.out_c * p.k_h * p.k_w
     return p.out_h * p.out_w * p.out_c * p.k_h * p.k_w * (p.in_c // p.groups)
@@ -164,7 +178,7 @@ def main(argv=None) -> int:
             shapes.update(table)
     figures = measure(shapes, args.core, tuple(args.define))
     print(f"# Kernel calls on {args.core} (QEMU instructions, bit-exact with the golden model)\n")
-    print("| shape | MACs | instructions | per MAC |")
+    print("| shape | MACs (pooling: element taps) | instructions | per MAC (per tap) |")
     print("|---|---:|---:|---:|")
     for name, (m, n) in figures.items():
         print(f"| {name} | {m:,} | {n:,} | {n / m:.2f} |")

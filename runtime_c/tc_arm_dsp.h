@@ -27,7 +27,7 @@
  * tc_sxtab16 = __sxtab16/__SXTAB16, tc_sxtab16_ror8 = __SXTAB16_RORn(a, x, 8),
  * tc_smlad = __smlad/__SMLAD, tc_smlabb = __smlabb/__SMLABB, tc_smlatt = __smlatt/__SMLATT,
  * tc_ssat8 = __ssat(x, 8)/__SSAT(x, 8), tc_smuad = __smuad/__SMUAD, tc_smlabt = __smlabt/__SMLABT,
- * tc_smlatb = __smlatb/__SMLATB.
+ * tc_smlatb = __smlatb/__SMLATB, tc_max_s8x4 / tc_min_s8x4 = __ssub8 then __sel (SSUB8, SEL).
  * They are tc_-prefixed so that this header coexists with CMSIS Core's definitions.
  */
 #ifndef TC_ARM_DSP_H
@@ -166,6 +166,28 @@ static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
     return tc_emu_wrap_add(acc, tc_emu_s16(x, 1) * tc_emu_s16(y, 0));
 }
 
+/* SSUB8 then SEL: the lane-wise signed maximum (SSUB8 sets GE where a - b >= 0, SEL takes a
+ * there) and minimum (SEL with the operands swapped). */
+static inline uint32_t tc_max_s8x4(uint32_t a, uint32_t b) {
+    uint32_t r = 0;
+    int lane;
+    for (lane = 0; lane < 4; ++lane) {
+        const int32_t x = tc_emu_s8(a, lane), y = tc_emu_s8(b, lane);
+        r |= (uint32_t)((x >= y ? x : y) & 0xFF) << (8 * lane);
+    }
+    return r;
+}
+
+static inline uint32_t tc_min_s8x4(uint32_t a, uint32_t b) {
+    uint32_t r = 0;
+    int lane;
+    for (lane = 0; lane < 4; ++lane) {
+        const int32_t x = tc_emu_s8(a, lane), y = tc_emu_s8(b, lane);
+        r |= (uint32_t)((x >= y ? y : x) & 0xFF) << (8 * lane);
+    }
+    return r;
+}
+
 #elif defined(TC_DSP_IMPL_ASM)
 
 /* One wrapper per instruction: the bodies share their shape, not their instruction. */
@@ -230,6 +252,20 @@ static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
     return acc;
 }
 
+/* The pair in one statement: SEL reads the GE flags SSUB8 sets, which the compiler does not
+ * track between statements. */
+static inline uint32_t tc_max_s8x4(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__ __volatile__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+
+static inline uint32_t tc_min_s8x4(uint32_t a, uint32_t b) {
+    uint32_t r;
+    __asm__ __volatile__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+
 #else /* TC_DSP_IMPL_ACLE */
 
 /* A rotate the compiler may fold into the extend instruction. */
@@ -271,6 +307,16 @@ static inline int32_t tc_smlabt(uint32_t x, uint32_t y, int32_t acc) {
 
 static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
     return __smlatb((int32_t)x, (int32_t)y, acc);
+}
+
+static inline uint32_t tc_max_s8x4(uint32_t a, uint32_t b) {
+    (void)__ssub8((int8x4_t)a, (int8x4_t)b);
+    return (uint32_t)__sel((uint8x4_t)a, (uint8x4_t)b);
+}
+
+static inline uint32_t tc_min_s8x4(uint32_t a, uint32_t b) {
+    (void)__ssub8((int8x4_t)a, (int8x4_t)b);
+    return (uint32_t)__sel((uint8x4_t)b, (uint8x4_t)a);
 }
 
 #endif /* implementation */

@@ -1,7 +1,12 @@
 /*
  * tinycc runtime: int8 max pooling, TFLM reference_integer_ops::MaxPool arithmetic.
  * Mirrored by tinycc/golden/kernels_conv.py::maxpool_s8.
+ *
+ * This file holds the entry point and the portable C99 reference, the specification its
+ * variant matches bit for bit: tc_maxpool_s8_dsp.c (TC_HAVE_DSP: 4 channels per tap with SIMD
+ * byte maxima).
  */
+#include "tc_arm_dsp.h"
 #include "tc_pool.h"
 
 tc_status tc_maxpool_s8(const tc_maxpool_params *p, const int8_t *in, int8_t *out) {
@@ -14,6 +19,12 @@ tc_status tc_maxpool_s8(const tc_maxpool_params *p, const int8_t *in, int8_t *ou
         !tc_pool_axis_ok(p->in_w, p->out_w, p->k_w, p->stride_w, p->pad_left)) {
         return TC_ARG_ERROR;
     }
+#if TC_HAVE_DSP
+    if (p->channels >= 4) {
+        tc_maxpool_s8_dsp(p, in, out);
+        return TC_OK;
+    }
+#endif
     /* tc_avgpool_s8's window walk (tc_pool_window_range); the per-window reduction differs. */
     for (oy = 0; oy < p->out_h; ++oy) {
         int32_t y_begin, y_end;

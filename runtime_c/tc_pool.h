@@ -81,6 +81,10 @@ tc_status tc_maxpool_s8(const tc_maxpool_params *p, const int8_t *in, int8_t *ou
  */
 tc_status tc_avgpool_s8(const tc_avgpool_params *p, const int8_t *in, int8_t *out);
 
+/* Internal: the SIMD variant of tc_maxpool_s8 (tc_maxpool_s8_dsp.c; only with TC_HAVE_DSP,
+ * tc_arm_dsp.h), called by the entry point after the argument checks for channels >= 4. */
+void tc_maxpool_s8_dsp(const tc_maxpool_params *p, const int8_t *in, int8_t *out);
+
 /* Internal: window geometry checks shared by the pooling kernels. */
 static inline int tc_pool_axis_ok(int32_t in, int32_t out, int32_t k, int32_t stride,
                                   int32_t pad) {

@@ -73,6 +73,15 @@ def lib():
     return lib
 
 
+@pytest.fixture(scope="module")
+def dsp_lib():
+    """The kernels with their DSP variants on the emulated instructions (TC_EMULATE_DSP)."""
+    lib = runtime_library(defines=["TC_EMULATE_DSP"])
+    lib.tc_maxpool_s8.restype = ctypes.c_int
+    lib.tc_maxpool_s8.argtypes = [ctypes.c_void_p] * 3
+    return lib
+
+
 @pytest.fixture(scope="module", autouse=True)
 def single_threaded_torch():
     """The torch references are tiny; thread hand-offs would dominate (100x on 2 busy cores)."""
@@ -377,6 +386,20 @@ POOL_TARGETED = {
                           ceil_mode=True),
     "non_square_s3": dict(in_hw=(10, 7), k=(5, 2), stride=(3, 1), pads=(2, 1, 2, 0)),
     "global_7x5": dict(in_hw=(7, 5), k=(7, 5), stride=(1, 1), pads=(0, 0, 0, 0)),
+}
+
+# The SIMD max pool (tc_maxpool_s8_dsp.c): 4 channels per word, a last 1 to 3 channels by bytes.
+MAXPOOL_DSP_TARGETED = {
+    "channels_4_2x2": dict(in_hw=(6, 6), k=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0),
+                           ceil_mode=False, channels=4),
+    "channels_7_tail_3": dict(in_hw=(7, 5), k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1),
+                              channels=7),
+    "channels_13_tail_1": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), pads=(0, 2, 2, 0),
+                               channels=13),
+    "channels_16_global": dict(in_hw=(4, 5), k=(4, 5), stride=(1, 1), pads=(0, 0, 0, 0),
+                               channels=16),
+    "channels_9_global_81_taps": dict(in_hw=(9, 9), k=(9, 9), stride=(1, 1), pads=(0, 0, 0, 0),
+                                      channels=9),  # more taps than the offset list holds
 }
 
 
@@ -754,14 +777,17 @@ def check_avgpool(lib, case):
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_maxpool_random(lib, seed):
-    check_maxpool(lib, maxpool_case(5000 + seed))
+def test_maxpool_random(lib, dsp_lib, seed):
+    for kernels in (lib, dsp_lib):  # portable; SIMD byte maxima from 4 channels on
+        check_maxpool(kernels, maxpool_case(5000 + seed))
 
 
-@pytest.mark.parametrize("name", list(POOL_TARGETED))
-def test_maxpool_targeted(lib, name):
-    check_maxpool(lib, maxpool_case(name_seed(name), **POOL_TARGETED[name]))
-    check_maxpool(lib, maxpool_case(name_seed(name), act="random", **POOL_TARGETED[name]))
+@pytest.mark.parametrize("name", list(POOL_TARGETED) + list(MAXPOOL_DSP_TARGETED))
+def test_maxpool_targeted(lib, dsp_lib, name):
+    geometry = {**POOL_TARGETED, **MAXPOOL_DSP_TARGETED}[name]
+    for kernels in (lib, dsp_lib):
+        check_maxpool(kernels, maxpool_case(name_seed(name), **geometry))
+        check_maxpool(kernels, maxpool_case(name_seed(name), act="random", **geometry))
 
 
 @pytest.mark.parametrize("seed", range(120))

@@ -564,6 +564,8 @@ def dsp_path_expected(kind, p) -> bool:
         return p.depth_mult == 1 and (p.in_c >= 4 or dwk_applicable(p))
     if kind == "dw_inplace":
         return p.dil_w == 1 and p.k_h * ((p.k_w + 3) // 4) <= 16
+    if kind == "maxpool":  # tc_maxpool_s8_dsp.c
+        return p.channels >= 4
     return p.in_features >= 4
 
 

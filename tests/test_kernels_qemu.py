@@ -19,17 +19,35 @@ import numpy as np
 import pytest
 
 from cbuild import RUNTIME, kernel_sources
+from test_kernels_conv import MAXPOOL_DSP_TARGETED, maxpool_case
 from test_kernels_dsp import (CONV_TARGETED, DW_INPLACE_TARGETED, DW_TARGETED, FC_TARGETED, KINDS,
-                              TC_OK, assert_bit_exact, dsp_path_expected, golden, name_seed)
+                              TC_OK, assert_bit_exact, dsp_path_expected, name_seed)
 from tinycc import __version__
+from tinycc.ops.pool import maxpool_s8
 from tinycc.resources import data_dir
 from tinycc.sim.host import BuildError
 from tinycc.sim.qemu import ARM_PREFIX, missing_tools, run_elf
 from tinycc.target import get_core, memory_for
 
 TESTS_C = Path(__file__).resolve().parent / "c"
-KERNEL_SOURCES = tuple(kernel_sources("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8"))
-KIND_CODES = {"conv": "QK_CONV", "dw": "QK_DWCONV", "fc": "QK_FC", "dw_inplace": "QK_DWCONV_INPLACE"}
+KERNEL_SOURCES = tuple(kernel_sources("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8", "tc_maxpool_s8"))
+KIND_CODES = {"conv": "QK_CONV", "dw": "QK_DWCONV", "fc": "QK_FC", "dw_inplace": "QK_DWCONV_INPLACE",
+              "maxpool": "QK_MAXPOOL"}
+
+
+def _maxpool_case(seed, **kwargs):
+    """A max pool case in the (params, x, w, bias, mult, shift) shape of the others."""
+    p, x = maxpool_case(seed, **kwargs)
+    return p, x, None, None, None, None
+
+
+# test_kernels_dsp.KINDS plus the max pool: (case maker, C name, golden, output shape)
+QEMU_KINDS = {**KINDS, "maxpool": (_maxpool_case, "tc_maxpool_s8", lambda p, x, *_: maxpool_s8(p, x),
+                                   lambda p: (p.out_h, p.out_w, p.channels))}
+
+
+def golden(kind, case):
+    return QEMU_KINDS[kind][2](*case)
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffunction-sections",
           "-fdata-sections"]
 
@@ -83,17 +101,17 @@ CONV_QEMU = {
     "relu_in_c_20": dict(in_hw=(4, 4), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
                          in_c=20, out_c=6, groups=1, act="relu"),
 }
-RANDOM_CASES = {"conv": 90, "dw": 30, "dw_inplace": 15, "fc": 30}
+RANDOM_CASES = {"conv": 90, "dw": 30, "dw_inplace": 15, "fc": 30, "maxpool": 12}
 FIRST_SEED = 70_000  # other seeds than the host tests'
 TARGETED = {"conv": {**CONV_TARGETED, **CONV_QEMU}, "dw": DW_TARGETED, "dw_inplace": DW_INPLACE_TARGETED,
-            "fc": FC_TARGETED}
+            "fc": FC_TARGETED, "maxpool": MAXPOOL_DSP_TARGETED}
 
 
 def qemu_cases():
     """(kind, case id, case) for the randomized and targeted cases of each kernel."""
     cases = []
     for kind in RANDOM_CASES:
-        make = KINDS[kind][0]
+        make = QEMU_KINDS[kind][0]
         cases += [(kind, f"random{seed}", make(FIRST_SEED + seed))
                   for seed in range(RANDOM_CASES[kind])]
         cases += [(kind, name, make(name_seed(name), **kwargs))
@@ -122,14 +140,14 @@ def cases_source(cases) -> str:
     for i, (kind, _, (p, x, w, bias, mult, shift)) in enumerate(cases):
         out.append(_c_array("int32_t", f"p{i}", astuple(p)))
         out.append(_c_array("int8_t", f"x{i}", x))
-        out.append(_c_array("int8_t", f"w{i}", w))
-        out.append(_c_array("int32_t", f"m{i}", mult))
-        out.append(_c_array("int32_t", f"s{i}", shift))
-        if bias is not None:
-            out.append(_c_array("int32_t", f"b{i}", bias))
-        out_len = int(np.prod(KINDS[kind][3](p)))
-        rows.append(f"    {{{KIND_CODES[kind]}, p{i}, x{i}, w{i}, {'NULL' if bias is None else f'b{i}'}, "
-                    f"m{i}, s{i}, {out_len}}},\n")
+        names = []
+        for prefix, ctype, values in (("w", "int8_t", w), ("b", "int32_t", bias), ("m", "int32_t", mult),
+                                      ("s", "int32_t", shift)):
+            if values is not None:
+                out.append(_c_array(ctype, f"{prefix}{i}", values))
+            names.append("NULL" if values is None else f"{prefix}{i}")
+        out_len = int(np.prod(QEMU_KINDS[kind][3](p)))
+        rows.append(f"    {{{KIND_CODES[kind]}, p{i}, x{i}, {', '.join(names)}, {out_len}}},\n")
         results += 1 + out_len
     out.append("\nconst qk_case qk_cases[] = {\n" + "".join(rows) + "};\n")
     out.append(f"const int32_t qk_case_count = {len(cases)};\n")
@@ -171,7 +189,7 @@ def split_results(cases, data: bytes):
     """(status, output) per case, from the driver's output0.bin."""
     offset = 0
     for kind, _, case in cases:
-        shape = KINDS[kind][3](case[0])
+        shape = QEMU_KINDS[kind][3](case[0])
         n = int(np.prod(shape))
         status = int(np.frombuffer(data, dtype=np.int8, count=1, offset=offset)[0])
         y = np.frombuffer(data, dtype=np.int8, count=n, offset=offset + 1).reshape(shape)

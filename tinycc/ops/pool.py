@@ -19,7 +19,7 @@ import numpy as np
 from ..golden.arith import INT32_MAX, requantize_to_int8, trunc_div
 from ..golden.checks import check_act_range, require
 from ..golden.spatial import as_hwc, windows
-from ..kernels import declare
+from ..kernels import DSP, Variant, declare
 from ..program import Arg
 from ..quant.params import act_range
 from .common import bad_input, ints, pool_out_size, spatial_pads, unsupported, unsupported_int8
@@ -417,6 +417,6 @@ def avgpool_s8(p: AvgPoolParams, x) -> np.ndarray:
 
 # ---- C kernels (tinycc/kernels.py) ---------------------------------------------------------------
 declare("tc_maxpool_s8", header="tc_pool.h", params=MaxPoolParams, golden=maxpool_s8, args=("in", "out"),
-        sources=("tc_maxpool_s8.c",))
+        sources=("tc_maxpool_s8.c",), variants=(Variant(DSP, ("tc_maxpool_s8_dsp.c",)),))
 declare("tc_avgpool_s8", header="tc_pool.h", params=AvgPoolParams, golden=avgpool_s8, args=("in", "out"),
         sources=("tc_avgpool_s8.c",))
