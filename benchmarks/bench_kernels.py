@@ -8,10 +8,10 @@ QEMU with the instruction-count plugin, checked bit for bit against the numpy go
 The count of a call includes its dispatch (about 30 instructions: the params copy and the call).
 
 Printed: per shape, the MACs (every tap of every window, padded ones included, as the models'
-MAC counts; for max pooling the element taps), the instructions and the instructions per MAC
-(per tap); then the depthwise figures pooled by kernel size (sum of instructions / sum of MACs).
+MAC counts; for max pooling the element taps; for ADD/MUL the output elements), the instructions
+and the instructions per MAC (per tap, per element); then the depthwise figures pooled by kernel size (sum of instructions / sum of MACs).
 
-Usage: python benchmarks/bench_kernels.py [--core cortex-m4] [--only depthwise|inplace|pointwise|maxpool]
+Usage: python benchmarks/bench_kernels.py [--core cortex-m4] [--only depthwise|inplace|pointwise|maxpool|elementwise]
                                           [--define TC_NO_ASM] [--json FILE]
 """
 from __future__ import annotations
@@ -109,11 +109,25 @@ MAXPOOL = {
     "maxpool2x2_s2_12x12x6_c_not_4n": _maxpool((12, 12), 2, 2, 6),
 }
 
-GROUPS = {"depthwise": DEPTHWISE, "inplace": DEPTHWISE_INPLACE, "pointwise": POINTWISE, "maxpool": MAXPOOL}
+# Element-wise ADD / MUL (per output element), the residual adds of ResNets and the gating
+# products of SE blocks / hard-swish.
+ELEMENTWISE = {
+    "add_16x16x32_second_scale_smaller": ("add", dict(shape=(1, 16, 16, 32), scales=(0.03, 0.012, 0.04))),
+    "add_8x8x64_equal_scales": ("add", dict(shape=(1, 8, 8, 64), scales=(0.02, 0.02, 0.03))),
+    "add_16x16x32_clamped": ("add", dict(shape=(1, 16, 16, 32), scales=(0.01, 0.03, 0.04),
+                                         act=(-128, 100))),
+    "mul_16x16x32": ("mul", dict(shape=(1, 16, 16, 32), scales=(0.05, 1 / 256, 0.04))),
+}
+
+GROUPS = {"depthwise": DEPTHWISE, "inplace": DEPTHWISE_INPLACE, "pointwise": POINTWISE, "maxpool": MAXPOOL,
+          "elementwise": ELEMENTWISE}
 
 
 def macs(kind: str, p) -> int:
-    """MACs, or for pooling element taps (output elements x window taps)."""
+    """MACs, or for pooling element taps (output elements x window taps), for ADD/MUL output
+    elements."""
+    if kind in ("add", "mul"):
+        return int(np.prod(p.out_dims))
     if kind == "maxpool":
         return p.out_h * p.out_w * p.channels * p.k_h * p.k_w
     if kind in ("dw", "dw_inplace"):
@@ -178,7 +192,7 @@ def main(argv=None) -> int:
             shapes.update(table)
     figures = measure(shapes, args.core, tuple(args.define))
     print(f"# Kernel calls on {args.core} (QEMU instructions, bit-exact with the golden model)\n")
-    print("| shape | MACs (pooling: element taps) | instructions | per MAC (per tap) |")
+    print("| shape | MACs (pooling: element taps; add/mul: elements) | instructions | per MAC (tap, element) |")
     print("|---|---:|---:|---:|")
     for name, (m, n) in figures.items():
         print(f"| {name} | {m:,} | {n:,} | {n / m:.2f} |")

@@ -1,7 +1,11 @@
 /*
  * int8 ADD and SUB with broadcasting, bit-exact with TFLM's reference kernels
  * (reference/integer_ops/add.h AddFunc, reference/sub.h BroadcastQuantSubSlow).
+ *
+ * This file holds the entry points and the portable C99 reference, the specification its
+ * variant matches bit for bit: tc_add_s8_dsp.c (TC_HAVE_DSP: one multiply per rescaling).
  */
+#include "tc_arm_dsp.h"
 #include "tc_eltwise.h"
 
 static int add_params_valid(const tc_add_params *p) {
@@ -45,6 +49,12 @@ static void add_row(const void *ctx, const int8_t *in1, int32_t stride1, const i
     const tc_add_params *p = ((const add_op *)ctx)->p;
     const int32_t sign2 = ((const add_op *)ctx)->sign2;
     int32_t i;
+#if TC_HAVE_DSP
+    if (stride1 == 1 && stride2 == 1 && tc_add_s8_dsp_applies(p)) {
+        tc_add_s8_row_dsp(p, sign2, in1, stride1, in2, stride2, out, n);
+        return;
+    }
+#endif
     if (stride1 == 0) {
         const int32_t a = rescale_in1(p, in1[0]);
         for (i = 0; i < n; ++i) out[i] = finish(p, a + rescale_in2(p, in2[i * stride2], sign2));

@@ -27,7 +27,8 @@
  * tc_sxtab16 = __sxtab16/__SXTAB16, tc_sxtab16_ror8 = __SXTAB16_RORn(a, x, 8),
  * tc_smlad = __smlad/__SMLAD, tc_smlabb = __smlabb/__SMLABB, tc_smlatt = __smlatt/__SMLATT,
  * tc_ssat8 = __ssat(x, 8)/__SSAT(x, 8), tc_smuad = __smuad/__SMUAD, tc_smlabt = __smlabt/__SMLABT,
- * tc_smlatb = __smlatb/__SMLATB, tc_max_s8x4 / tc_min_s8x4 = __ssub8 then __sel (SSUB8, SEL).
+ * tc_smlatb = __smlatb/__SMLATB, tc_max_s8x4 / tc_min_s8x4 = __ssub8 then __sel (SSUB8, SEL),
+ * tc_smmulr = __SMMULR (CMSIS; SMMULR), tc_smmlar = SMMLAR.
  * They are tc_-prefixed so that this header coexists with CMSIS Core's definitions.
  */
 #ifndef TC_ARM_DSP_H
@@ -166,6 +167,17 @@ static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
     return tc_emu_wrap_add(acc, tc_emu_s16(x, 1) * tc_emu_s16(y, 0));
 }
 
+/* SMMULR: the high word of a * b, rounded: floor((a * b + 2^31) / 2^32). */
+static inline int32_t tc_smmulr(int32_t a, int32_t b) {
+    return (int32_t)(((int64_t)a * b + (INT64_C(1) << 31)) >> 32);
+}
+
+/* SMMLAR: acc + the high word of a * b, rounded: floor((acc * 2^32 + a * b + 2^31) / 2^32),
+ * wrapping like the register. */
+static inline int32_t tc_smmlar(int32_t a, int32_t b, int32_t acc) {
+    return tc_emu_wrap_add(acc, tc_smmulr(a, b));
+}
+
 /* SSUB8 then SEL: the lane-wise signed maximum (SSUB8 sets GE where a - b >= 0, SEL takes a
  * there) and minimum (SEL with the operands swapped). */
 static inline uint32_t tc_max_s8x4(uint32_t a, uint32_t b) {
@@ -252,6 +264,18 @@ static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
     return acc;
 }
 
+static inline int32_t tc_smmulr(int32_t a, int32_t b) {
+    int32_t r;
+    __asm__ __volatile__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+static inline int32_t tc_smmlar(int32_t a, int32_t b, int32_t acc) {
+    int32_t r;
+    __asm__ __volatile__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+
 /* The pair in one statement: SEL reads the GE flags SSUB8 sets, which the compiler does not
  * track between statements. */
 static inline uint32_t tc_max_s8x4(uint32_t a, uint32_t b) {
@@ -307,6 +331,17 @@ static inline int32_t tc_smlabt(uint32_t x, uint32_t y, int32_t acc) {
 
 static inline int32_t tc_smlatb(uint32_t x, uint32_t y, int32_t acc) {
     return __smlatb((int32_t)x, (int32_t)y, acc);
+}
+
+/* ACLE has no SMMULR / SMMLAR intrinsics: the C forms, which compilers map to SMULL and
+ * the rounding (the sum wraps through uint32_t like the register). */
+static inline int32_t tc_smmulr(int32_t a, int32_t b) {
+    return (int32_t)(((int64_t)a * b + (INT64_C(1) << 31)) >> 32);
+}
+
+static inline int32_t tc_smmlar(int32_t a, int32_t b, int32_t acc) {
+    const uint32_t sum = (uint32_t)acc + (uint32_t)tc_smmulr(a, b);
+    return sum <= (uint32_t)INT32_MAX ? (int32_t)sum : -(int32_t)(~sum) - 1;
 }
 
 static inline uint32_t tc_max_s8x4(uint32_t a, uint32_t b) {

@@ -103,6 +103,17 @@ tc_status tc_lut_s8(const tc_lut_params *p, const int8_t *table, const int8_t *i
 /* In place (out == in) is allowed. */
 tc_status tc_softmax_s8(const tc_softmax_params *p, const int8_t *in, int8_t *out);
 
+/* Internal: the SIMD variants of the rows of ADD/SUB and MUL (tc_add_s8_dsp.c,
+ * tc_mul_s8_dsp.c; only with TC_HAVE_DSP, tc_arm_dsp.h), called by the portable row functions
+ * for the layers whose shifts they take (a stride is 1, or 0 for a broadcast input). */
+int tc_add_s8_dsp_applies(const tc_add_params *p);
+void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
+                       int32_t stride1, const int8_t *in2, int32_t stride2, int8_t *out,
+                       int32_t n);
+int tc_mul_s8_dsp_applies(const tc_mul_params *p);
+void tc_mul_s8_row_dsp(const tc_mul_params *p, const int8_t *in1, int32_t stride1,
+                       const int8_t *in2, int32_t stride2, int8_t *out, int32_t n);
+
 /* ---- helpers shared by the broadcasting kernels (not part of the public API) ---- */
 
 /* True when every input dimension is 1 or the output's, and all dimensions are >= 1. */

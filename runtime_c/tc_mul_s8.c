@@ -1,7 +1,11 @@
 /*
  * int8 MUL with broadcasting, bit-exact with TFLM's reference kernel
  * (reference/integer_ops/mul.h MulElementwise / BroadcastMul4DSlow).
+ *
+ * This file holds the entry point and the portable C99 reference, the specification its
+ * variant matches bit for bit: tc_mul_s8_dsp.c (TC_HAVE_DSP: tc_dsp_rq's single SMLAL).
  */
+#include "tc_arm_dsp.h"
 #include "tc_eltwise.h"
 
 static int mul_params_valid(const tc_mul_params *p) {
@@ -22,6 +26,12 @@ static void mul_row(const void *ctx, const int8_t *in1, int32_t stride1, const i
                     int32_t stride2, int8_t *out, int32_t n) {
     const tc_mul_params *p = (const tc_mul_params *)ctx;
     int32_t i;
+#if TC_HAVE_DSP
+    if (tc_mul_s8_dsp_applies(p)) {
+        tc_mul_s8_row_dsp(p, in1, stride1, in2, stride2, out, n);
+        return;
+    }
+#endif
     if (stride1 == 0) {
         const int32_t a = in1[0] - p->in1_zp;
         for (i = 0; i < n; ++i) out[i] = mul_one(p, a, in2[i * stride2] - p->in2_zp);

@@ -89,6 +89,17 @@ def lib():
     return lib
 
 
+@pytest.fixture(scope="module")
+def dsp_lib():
+    """The kernels with their DSP variants on the emulated instructions (TC_EMULATE_DSP): the
+    rows of ADD/SUB (one multiply per rescaling) and MUL."""
+    lib = runtime_library(defines=["TC_EMULATE_DSP"])
+    for name, decl in KERNELS.items():
+        getattr(lib, name).restype = ctypes.c_int
+        getattr(lib, name).argtypes = [ctypes.c_void_p] * (len(decl.args) + 1)
+    return lib
+
+
 def call(lib, name, p, *arrays):
     """Calls a kernel; every argument after the params is a numpy array (or None)."""
     args = [None if a is None else ptr(a) for a in arrays]
@@ -191,22 +202,50 @@ OPS = {
 
 
 @pytest.mark.parametrize("op", list(OPS))
-def test_binary_c_matches_golden_and_float(lib, op):
+def test_binary_c_matches_golden_and_float(lib, dsp_lib, op):
     c_name, make, golden, real_op = OPS[op]
     rng = np.random.default_rng(1234 + len(op))
     for trial in range(12):
         for shape1, shape2 in BROADCAST_SHAPES:
             p, a, b, ra, rb, (s_out, zp_out, lo, hi) = binary_case(rng, shape1, shape2, make)
             want = golden(p, a, b)
-            out = out_buffer(want.size)
-            assert call(lib, c_name, p, a, b, out) == TC_OK
-            assert_bit_exact(out, want, f"{op} C vs golden {shape1} {shape2} {p}")
+            for kernels in (lib, dsp_lib):
+                out = out_buffer(want.size)
+                assert call(kernels, c_name, p, a, b, out) == TC_OK
+                assert_bit_exact(out, want, f"{op} C vs golden {shape1} {shape2} {p}")
             ideal = float_requant(real_op(ra, rb), s_out, zp_out, lo, hi)
             assert_within_one_lsb(want, ideal, f"{op} golden vs float {p}")
 
 
 @pytest.mark.parametrize("op", list(OPS))
-def test_binary_saturation_and_extreme_zero_points(lib, op):
+def test_binary_dsp_rows_every_shift_case(dsp_lib, op):
+    """The DSP rows' cases: the operand shift 0 (the larger scale's multiplier is 0.5) on
+    either side or on both (equal scales), output shifts inside tc_dsp_rq's range [-23, -2] and
+    outside it (the portable row), clamped and unclamped activations."""
+    c_name, make, golden, _ = OPS[op]
+    rng = np.random.default_rng(99 + len(op))
+    shape = [1, 3, 5, 16]
+    seen = set()
+    for s1, s2 in ((0.02, 0.02), (0.02, 0.005), (0.005, 0.02), (0.03, 0.0299), (0.01, 0.04)):
+        for s_out in (1e-5, 3e-4, 0.01, 0.5, 40.0):
+            for act_min, act_max in ((-128, 127), (-20, 127), (-50, 60)):
+                p = make(s1, int(rng.integers(-128, 128)), s2, int(rng.integers(-128, 128)), s_out,
+                         int(rng.integers(-128, 128)), shape, shape, act_min=act_min, act_max=act_max)
+                a, b = rand_int8(rng, shape), rand_int8(rng, shape)
+                want = golden(p, a, b)
+                out = out_buffer(want.size)
+                assert call(dsp_lib, c_name, p, a, b, out) == TC_OK
+                assert_bit_exact(out, want, f"{op} DSP row {p}")
+                if op != "mul":
+                    seen.add((p.in1_shift == 0, p.in2_shift == 0))
+                seen.add(-23 <= p.out_shift <= -2)
+    assert {True, False} <= seen
+    if op != "mul":
+        assert {(True, True), (True, False), (False, True)} <= seen
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_binary_saturation_and_extreme_zero_points(lib, dsp_lib, op):
     c_name, make, golden, real_op = OPS[op]
     for zp1, zp2, zp_out in [(-128, -128, 127), (127, 127, -128), (-128, 127, 0)]:
         a = np.array([-128, 127, 0, 127, -128, 1], np.int8)
@@ -214,24 +253,26 @@ def test_binary_saturation_and_extreme_zero_points(lib, op):
         for s_out in (1e-4, 1.0, 50.0):   # tiny output scale saturates every output
             p = make(0.05, zp1, 0.02, zp2, s_out, zp_out, a.shape, b.shape)
             want = golden(p, a, b)
-            out = out_buffer(want.size)
-            assert call(lib, c_name, p, a, b, out) == TC_OK
-            assert_bit_exact(out, want, f"{op} extremes {p}")
+            for kernels in (lib, dsp_lib):
+                out = out_buffer(want.size)
+                assert call(kernels, c_name, p, a, b, out) == TC_OK
+                assert_bit_exact(out, want, f"{op} extremes {p}")
             ideal = float_requant(real_op(dequantize(a, 0.05, zp1).astype(np.float64),
                                           dequantize(b, 0.02, zp2).astype(np.float64)),
                                   np.float32(s_out), zp_out)
             assert_within_one_lsb(want, ideal, f"{op} extremes vs float")
 
 
-def test_binary_in_place_on_full_size_operand(lib):
+def test_binary_in_place_on_full_size_operand(lib, dsp_lib):
     rng = np.random.default_rng(7)
     for op, (c_name, make, golden, _) in OPS.items():
         p = make(0.03, 3, 0.1, -5, 0.05, -9, [1, 6, 6, 16], [1, 1, 1, 16])
         a, b = rand_int8(rng, [1, 6, 6, 16]), rand_int8(rng, [1, 1, 1, 16])
         want = golden(p, a, b)
-        buf = a.copy().reshape(-1)
-        assert call(lib, c_name, p, buf, b, buf) == TC_OK
-        assert_bit_exact(buf, want, f"{op} in place")
+        for kernels in (lib, dsp_lib):
+            buf = a.copy().reshape(-1)
+            assert call(kernels, c_name, p, buf, b, buf) == TC_OK
+            assert_bit_exact(buf, want, f"{op} in place")
 
 
 def test_add_and_sub_multipliers_follow_tflm():

@@ -23,6 +23,7 @@ from test_kernels_conv import MAXPOOL_DSP_TARGETED, maxpool_case
 from test_kernels_dsp import (CONV_TARGETED, DW_INPLACE_TARGETED, DW_TARGETED, FC_TARGETED, KINDS,
                               TC_OK, assert_bit_exact, dsp_path_expected, name_seed)
 from tinycc import __version__
+from tinycc.ops.eltwise import add_s8, make_add_params, make_mul_params, mul_s8
 from tinycc.ops.pool import maxpool_s8
 from tinycc.resources import data_dir
 from tinycc.sim.host import BuildError
@@ -30,9 +31,10 @@ from tinycc.sim.qemu import ARM_PREFIX, missing_tools, run_elf
 from tinycc.target import get_core, memory_for
 
 TESTS_C = Path(__file__).resolve().parent / "c"
-KERNEL_SOURCES = tuple(kernel_sources("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8", "tc_maxpool_s8"))
+KERNEL_SOURCES = tuple(kernel_sources("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8", "tc_maxpool_s8",
+                                      "tc_add_s8", "tc_mul_s8"))
 KIND_CODES = {"conv": "QK_CONV", "dw": "QK_DWCONV", "fc": "QK_FC", "dw_inplace": "QK_DWCONV_INPLACE",
-              "maxpool": "QK_MAXPOOL"}
+              "maxpool": "QK_MAXPOOL", "add": "QK_ADD", "mul": "QK_MUL"}
 
 
 def _maxpool_case(seed, **kwargs):
@@ -41,9 +43,33 @@ def _maxpool_case(seed, **kwargs):
     return p, x, None, None, None, None
 
 
-# test_kernels_dsp.KINDS plus the max pool: (case maker, C name, golden, output shape)
+def _binary_case(make):
+    """ADD / MUL cases: (params, a, b) in the (params, x, w, ...) shape, b in the w slot."""
+    def case(seed, shape=(1, 4, 6, 16), scales=None, zps=None, act=(-128, 127)):
+        rng = np.random.default_rng(seed)
+        s1, s2, s_out = scales or (0.02, float(np.float32(0.02 * 10 ** rng.uniform(-1, 1))), 0.03)
+        z1, z2, zo = zps or tuple(int(v) for v in rng.integers(-128, 128, 3))
+        p = make(s1, z1, s2, z2, s_out, zo, shape, shape, act_min=act[0], act_max=act[1])
+        a, b = (rng.integers(-128, 128, shape).astype(np.int8) for _ in range(2))
+        return p, a, b, None, None, None
+    return case
+
+
+# test_kernels_dsp.KINDS plus max pool, add, mul: (case maker, C name, golden, output shape)
 QEMU_KINDS = {**KINDS, "maxpool": (_maxpool_case, "tc_maxpool_s8", lambda p, x, *_: maxpool_s8(p, x),
-                                   lambda p: (p.out_h, p.out_w, p.channels))}
+                                   lambda p: (p.out_h, p.out_w, p.channels)),
+              "add": (_binary_case(make_add_params), "tc_add_s8", lambda p, a, b, *_: add_s8(p, a, b),
+                      lambda p: tuple(p.out_dims)),
+              "mul": (_binary_case(make_mul_params), "tc_mul_s8", lambda p, a, b, *_: mul_s8(p, a, b),
+                      lambda p: tuple(p.out_dims))}
+
+
+def _flat_params(p) -> list[int]:
+    """The params struct's int32 fields in order, arrays (Dims4) flattened."""
+    out = []
+    for v in astuple(p):
+        out += list(v) if isinstance(v, (tuple, list)) else [v]
+    return out
 
 
 def golden(kind, case):
@@ -101,10 +127,20 @@ CONV_QEMU = {
     "relu_in_c_20": dict(in_hw=(4, 4), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
                          in_c=20, out_c=6, groups=1, act="relu"),
 }
-RANDOM_CASES = {"conv": 90, "dw": 30, "dw_inplace": 15, "fc": 30, "maxpool": 12}
+# ADD and MUL rows (tc_add_s8_dsp.c, tc_mul_s8_dsp.c): equal scales (both operand shifts 0), the
+# second scale the larger, outputs beyond tc_dsp_rq's shift range (the portable row), a clamp.
+BINARY_TARGETED = {
+    "equal_scales": dict(scales=(0.02, 0.02, 0.05)),
+    "second_larger": dict(scales=(0.004, 0.03, 0.02)),
+    "clamped": dict(act=(-40, 90)),
+    "extreme_zero_points": dict(zps=(-128, 127, -128)),
+}
+ADD_TARGETED = {**BINARY_TARGETED, "output_shift_beyond_rq": dict(scales=(0.02, 0.01, 5.0))}  # -27
+MUL_TARGETED = {**BINARY_TARGETED, "output_shift_beyond_rq": dict(scales=(0.02, 0.01, 1e-5))}  # +5
+RANDOM_CASES = {"conv": 90, "dw": 30, "dw_inplace": 15, "fc": 30, "maxpool": 12, "add": 6, "mul": 6}
 FIRST_SEED = 70_000  # other seeds than the host tests'
 TARGETED = {"conv": {**CONV_TARGETED, **CONV_QEMU}, "dw": DW_TARGETED, "dw_inplace": DW_INPLACE_TARGETED,
-            "fc": FC_TARGETED, "maxpool": MAXPOOL_DSP_TARGETED}
+            "fc": FC_TARGETED, "maxpool": MAXPOOL_DSP_TARGETED, "add": ADD_TARGETED, "mul": MUL_TARGETED}
 
 
 def qemu_cases():
@@ -138,7 +174,7 @@ def cases_source(cases) -> str:
     rows = []
     results = 0
     for i, (kind, _, (p, x, w, bias, mult, shift)) in enumerate(cases):
-        out.append(_c_array("int32_t", f"p{i}", astuple(p)))
+        out.append(_c_array("int32_t", f"p{i}", _flat_params(p)))
         out.append(_c_array("int8_t", f"x{i}", x))
         names = []
         for prefix, ctype, values in (("w", "int8_t", w), ("b", "int32_t", bias), ("m", "int32_t", mult),

@@ -17,7 +17,7 @@ from ..errors import BadInput
 from ..golden.arith import INT32_MAX, mbqm, quantize_multiplier, requantize_to_int8
 from ..golden.checks import (Dims4, as_int8, check_act_range, check_dims4, check_requant_pair, checked_scale,
                              is_int8, pad4, require)
-from ..kernels import declare
+from ..kernels import DSP, Variant, declare
 from ..program import Arg
 from ..quant.params import act_range
 from .common import bad_input, unsupported, unsupported_int8
@@ -288,11 +288,11 @@ def mul_s8(p: MulParams, in1, in2) -> np.ndarray:
 
 # ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
 declare("tc_add_s8", header="tc_eltwise.h", params=AddParams, golden=add_s8,
-        args=("in", "in", "out"), sources=("tc_add_s8.c",))
+        args=("in", "in", "out"), sources=("tc_add_s8.c",), variants=(Variant(DSP, ("tc_add_s8_dsp.c",)),))
 declare("tc_sub_s8", header="tc_eltwise.h", params=AddParams, golden=sub_s8,
-        args=("in", "in", "out"), sources=("tc_add_s8.c",))
+        args=("in", "in", "out"), sources=("tc_add_s8.c",), variants=(Variant(DSP, ("tc_add_s8_dsp.c",)),))
 declare("tc_mul_s8", header="tc_eltwise.h", params=MulParams, golden=mul_s8,
-        args=("in", "in", "out"), sources=("tc_mul_s8.c",))
+        args=("in", "in", "out"), sources=("tc_mul_s8.c",), variants=(Variant(DSP, ("tc_mul_s8_dsp.c",)),))
 
 
 # ---- PRelu, Max / Min, Sum (issue 14 part A) -------------------------------------------------------

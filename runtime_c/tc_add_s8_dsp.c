@@ -1,0 +1,147 @@
+/*
+ * tinycc runtime: the SIMD-extension variant of tc_add_s8 / tc_sub_s8's rows (ARMv7E-M DSP
+ * extension, or its host emulation), bit-exact with the portable reference in tc_add_s8.c,
+ * whose row function calls it when the shifts suit it (tc_add_s8_dsp_applies).
+ *
+ * TFLM's three MultiplyByQuantizedMultiplier calls per element (two operands, one output), each
+ * a rounding doubling high multiply then a rounding right shift, become one multiply each:
+ *  - an operand whose shift is 0 (the input with the larger scale: multiplier 0.5 * 2^31 ..) is
+ *    SRDHM((x - zp) * 2^20, m) = floor(((x - zp) * m * 2^20 + 2^30) / 2^31)
+ *                              = floor(((x - zp) * 2^21 * m + 2^31) / 2^32): SMMULR of
+ *    (x - zp) << 21 (|x - zp| <= 255: below 2^29) and m;
+ *  - an operand whose shift is -e, e in [1, 31], takes the same SMMULR, then its rounding right
+ *    shift as one add of a constant built from the sign and a shift;
+ *  - the output takes tc_dsp_rq (one SMLAL, a shift, SSAT with the zero point folded in) when
+ *    its shift is in [-23, -2], as the conv kernels do.
+ * The other layers keep the portable row.
+ */
+#include "tc_arm_dsp.h"
+#include "tc_dot_s8_dsp.h"
+#include "tc_eltwise.h"
+
+#if TC_HAVE_DSP
+
+/* TFLM's rescaled operand MBQM((x - zp) << 20, mult, shift), shift = -e <= 0, with zp21 =
+ * zp << 21: the rounding doubling high multiply SRDHM((x - zp) << 20, mult) is one SMMULR of
+ * (x - zp) << 21 (see the top); for e >= 1 (`e_zero` a constant of the caller's loop) the
+ * rounding right shift is floor((v + 2^(e-1) - s) / 2^e) with s = [x - zp < 0] (tc_mbqm_right's
+ * identity), the 2^(e-1) (half) added by the multiply itself (SMMLAR). */
+static TC_ALWAYS_INLINE inline int32_t add_rescale(int32_t x, int32_t zp21, int32_t mult,
+                                                   int32_t half, int32_t e, const int e_zero) {
+    const int32_t d21 = x * (INT32_C(1) << 21) - zp21;
+    if (e_zero) return tc_smmulr(d21, mult);
+    return (tc_smmlar(d21, mult, half) - (d21 < 0 ? 1 : 0)) >> e;
+}
+
+/* The operand's constants: zp << 21, the multiplier, 2^(e-1) (0 for e = 0) and e. */
+typedef struct {
+    int32_t zp21, mult, half, e;
+} add_operand;
+
+static add_operand add_make_operand(int32_t zp, int32_t mult, int32_t shift) {
+    add_operand o;
+    o.zp21 = zp * (INT32_C(1) << 21);
+    o.mult = mult;
+    o.e = -shift;
+    o.half = shift < 0 ? INT32_C(1) << (-shift - 1) : 0;
+    return o;
+}
+
+int tc_add_s8_dsp_applies(const tc_add_params *p) {
+    return tc_dsp_rq_applies(p->out_shift);
+}
+
+/* n outputs from contiguous inputs, ADD (sign2 = 1) or SUB (-1); e1_zero, e2_zero: the
+ * operands' shifts are 0 (an ADD's larger-scale operand: multiplier 0.5), clamp: the fused
+ * activation narrows [-128, 127]. Constants of the caller: one loop per case. */
+static TC_ALWAYS_INLINE inline void add_rows(const tc_add_params *p, const add_operand *o1,
+                                             const add_operand *o2, const int8_t *in1,
+                                             const int8_t *in2, int8_t *out, int32_t n,
+                                             const int32_t sign2, const int e1_zero,
+                                             const int e2_zero, const int clamp) {
+    const int32_t zp1 = o1->zp21, m1 = o1->mult, h1 = o1->half, s1 = o1->e;
+    const int32_t zp2 = o2->zp21, m2 = o2->mult, h2 = o2->half, s2 = o2->e;
+    const int32_t mult = p->out_multiplier, e1 = -p->out_shift - 1;
+    const int32_t khi = tc_dsp_rq_khi(p->out_shift, p->out_zp);
+    const int32_t act_min = p->act_min, act_max = p->act_max;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t a = add_rescale(in1[i], zp1, m1, h1, s1, e1_zero);
+        const int32_t b = add_rescale(in2[i], zp2, m2, h2, s2, e2_zero);
+        int32_t y = tc_dsp_rq(sign2 > 0 ? a + b : a - b, mult, khi, e1);
+        if (clamp) y = TC_MIN(TC_MAX(y, act_min), act_max);
+        out[i] = (int8_t)y;
+    }
+}
+
+/* SUB, and an ADD whose two operand shifts are nonzero (not from TFLM's arithmetic, where the
+ * larger scale's multiplier is 0.5): the shifts at run time, e = 0 folded as half = 0 and
+ * s = 0. */
+static TC_DSP_NOINLINE void add_rows_any(const tc_add_params *p, int32_t sign2,
+                                         const int8_t *in1, const int8_t *in2, int8_t *out,
+                                         int32_t n) {
+    const add_operand o1 = add_make_operand(p->in1_zp, p->in1_multiplier, p->in1_shift);
+    const add_operand o2 = add_make_operand(p->in2_zp, p->in2_multiplier, p->in2_shift);
+    const int32_t n1 = o1.e > 0 ? 1 : 0, n2 = o2.e > 0 ? 1 : 0;
+    const int32_t mult = p->out_multiplier, e1 = -p->out_shift - 1;
+    const int32_t khi = tc_dsp_rq_khi(p->out_shift, p->out_zp);
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t d1 = in1[i] * (INT32_C(1) << 21) - o1.zp21;
+        const int32_t d2 = in2[i] * (INT32_C(1) << 21) - o2.zp21;
+        const int32_t a = (tc_smmlar(d1, o1.mult, o1.half) - (d1 < 0 ? n1 : 0)) >> o1.e;
+        const int32_t b = (tc_smmlar(d2, o2.mult, o2.half) - (d2 < 0 ? n2 : 0)) >> o2.e;
+        const int32_t y = tc_dsp_rq(sign2 > 0 ? a + b : a - b, mult, khi, e1);
+        out[i] = (int8_t)TC_MIN(TC_MAX(y, p->act_min), p->act_max);
+    }
+}
+
+static TC_DSP_NOINLINE void add_rows_00(const tc_add_params *p, const add_operand *o1,
+                                        const add_operand *o2, const int8_t *in1,
+                                        const int8_t *in2, int8_t *out, int32_t n) {
+    add_rows(p, o1, o2, in1, in2, out, n, 1, 1, 1, 0);
+}
+static TC_DSP_NOINLINE void add_rows_0e(const tc_add_params *p, const add_operand *o1,
+                                        const add_operand *o2, const int8_t *in1,
+                                        const int8_t *in2, int8_t *out, int32_t n) {
+    add_rows(p, o1, o2, in1, in2, out, n, 1, 1, 0, 0);
+}
+static TC_DSP_NOINLINE void add_rows_00_clamp(const tc_add_params *p, const add_operand *o1,
+                                              const add_operand *o2, const int8_t *in1,
+                                              const int8_t *in2, int8_t *out, int32_t n) {
+    add_rows(p, o1, o2, in1, in2, out, n, 1, 1, 1, 1);
+}
+static TC_DSP_NOINLINE void add_rows_0e_clamp(const tc_add_params *p, const add_operand *o1,
+                                              const add_operand *o2, const int8_t *in1,
+                                              const int8_t *in2, int8_t *out, int32_t n) {
+    add_rows(p, o1, o2, in1, in2, out, n, 1, 1, 0, 1);
+}
+
+void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
+                       int32_t stride1, const int8_t *in2, int32_t stride2, int8_t *out,
+                       int32_t n) {
+    const int clamp = p->act_min != -128 || p->act_max != 127;
+    add_operand o1 = add_make_operand(p->in1_zp, p->in1_multiplier, p->in1_shift);
+    add_operand o2 = add_make_operand(p->in2_zp, p->in2_multiplier, p->in2_shift);
+    (void)stride1; /* both 1: the caller (add_row) checks */
+    (void)stride2;
+    if (sign2 < 0 || (o1.e != 0 && o2.e != 0)) {
+        add_rows_any(p, sign2, in1, in2, out, n);
+        return;
+    }
+    if (o1.e != 0) { /* ADD commutes: the operand with shift 0 first */
+        const add_operand t = o1;
+        const int8_t *tp = in1;
+        o1 = o2;
+        o2 = t;
+        in1 = in2;
+        in2 = tp;
+    }
+    if (o2.e == 0) {
+        (clamp ? add_rows_00_clamp : add_rows_00)(p, &o1, &o2, in1, in2, out, n);
+    } else {
+        (clamp ? add_rows_0e_clamp : add_rows_0e)(p, &o1, &o2, in1, in2, out, n);
+    }
+}
+
+#endif /* TC_HAVE_DSP */
