@@ -137,10 +137,15 @@ void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
         in1 = in2;
         in2 = tp;
     }
-    if (o2.e == 0) {
-        (clamp ? add_rows_00_clamp : add_rows_00)(p, &o1, &o2, in1, in2, out, n);
+    /* direct calls only: the static stack bound follows the call graph */
+    if (o2.e == 0 && clamp) {
+        add_rows_00_clamp(p, &o1, &o2, in1, in2, out, n);
+    } else if (o2.e == 0) {
+        add_rows_00(p, &o1, &o2, in1, in2, out, n);
+    } else if (clamp) {
+        add_rows_0e_clamp(p, &o1, &o2, in1, in2, out, n);
     } else {
-        (clamp ? add_rows_0e_clamp : add_rows_0e)(p, &o1, &o2, in1, in2, out, n);
+        add_rows_0e(p, &o1, &o2, in1, in2, out, n);
     }
 }
 

@@ -852,37 +852,43 @@ void tc_dwk5_pairs_s2_asm(dwk_group *g);
 void tc_dwk7_pairs_asm(dwk_group *g);
 void tc_dwk7_pairs_s2_asm(dwk_group *g);
 
-/* The assembly for the group's rows: 5 or 7 wide kernels at strides 1 and 2, 4 channels,
- * shifts that suit tc_dsp_rq and no fused clamp; NULL otherwise. */
-typedef void (*dwk_pairs_fn)(dwk_group *g);
-static dwk_pairs_fn dwk_asm_for(const tc_dwconv2d_params *p, const dwk_group *g) {
-    if (!g->fast || g->n != 4 || p->act_min != -128 || p->act_max != 127) return NULL;
-    if (p->k_w == 5) {
-        return p->stride_w == 1 ? tc_dwk5_pairs_asm
-               : p->stride_w == 2 ? tc_dwk5_pairs_s2_asm : NULL;
+/* The assembly routine for the group's rows: 5 or 7 wide kernels at strides 1 and 2, 4
+ * channels, shifts that suit tc_dsp_rq and no fused clamp; 0 (none) otherwise. A code, not a
+ * function pointer: the calls stay direct for the static stack bound. */
+enum { DWK_ASM_NONE, DWK_ASM_5, DWK_ASM_5_S2, DWK_ASM_7, DWK_ASM_7_S2 };
+
+static int dwk_asm_for(const tc_dwconv2d_params *p, const dwk_group *g) {
+    if (!g->fast || g->n != 4 || p->act_min != -128 || p->act_max != 127) return DWK_ASM_NONE;
+    if (p->stride_w != 1 && p->stride_w != 2) return DWK_ASM_NONE;
+    if (p->k_w == 5) return p->stride_w == 1 ? DWK_ASM_5 : DWK_ASM_5_S2;
+    if (p->k_w == 7) return p->stride_w == 1 ? DWK_ASM_7 : DWK_ASM_7_S2;
+    return DWK_ASM_NONE;
+}
+
+static void dwk_pairs_asm(int code, dwk_group *g) {
+    switch (code) {
+    case DWK_ASM_5: tc_dwk5_pairs_asm(g); break;
+    case DWK_ASM_5_S2: tc_dwk5_pairs_s2_asm(g); break;
+    case DWK_ASM_7: tc_dwk7_pairs_asm(g); break;
+    default: tc_dwk7_pairs_s2_asm(g); break;
     }
-    if (p->k_w == 7) {
-        return p->stride_w == 1 ? tc_dwk7_pairs_asm
-               : p->stride_w == 2 ? tc_dwk7_pairs_s2_asm : NULL;
-    }
-    return NULL;
 }
 
 /* Pixel pairs of a tile row in the assembly; an odd last pixel pairs with the one before it
  * (which it writes again, with the same value). */
-static void dwk_row_asm(dwk_pairs_fn fn, dwk_group *g, const uint32_t *const *rows,
-                        int32_t n_out, const tc_dwconv2d_params *p, int8_t *y) {
+static void dwk_row_asm(int code, dwk_group *g, const uint32_t *const *rows, int32_t n_out,
+                        const tc_dwconv2d_params *p, int8_t *y) {
     g->rows = rows;
     g->y = y;
     g->pairs = n_out >> 1;
     g->y_step = p->out_c;
     g->x_off = 0;
-    fn(g);
+    dwk_pairs_asm(code, g);
     if (n_out & 1) {
         g->y = y + (n_out - 2) * p->out_c;
         g->pairs = 1;
         g->x_off = (n_out - 2) * p->stride_w * 4;
-        fn(g);
+        dwk_pairs_asm(code, g);
     }
 }
 #endif /* TC_DSP_ASM */
@@ -900,7 +906,7 @@ void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_
     int32_t c, ox0, oy, iy, ky;
     for (c = 0; c < p->in_c; c += 4) {
 #if TC_DSP_ASM
-        dwk_pairs_fn asm_pairs;
+        int asm_pairs;
 #endif
         dwk_make_group(p, w, bias, mult, shift, c, &g);
         g.k_h = k_h;
@@ -923,7 +929,7 @@ void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_
                     rows[ky] = ring + ((iy0 + ky + p->pad_top) % k_h) * pitch;
                 }
 #if TC_DSP_ASM
-                if (asm_pairs != NULL && n_out >= 2) {
+                if (asm_pairs != DWK_ASM_NONE && n_out >= 2) {
                     dwk_row_asm(asm_pairs, &g, rows, n_out, p, out + oy * y_row + ox0 * p->out_c + c);
                     continue;
                 }
