@@ -65,6 +65,10 @@ def _add_patch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patch-overhead", default=None, metavar="PCT",
                    help="with --patch auto and a budget that does not bind: at most this many extra MACs "
                         "(default 10%%)")
+    p.add_argument("--stream-input", action="store_true",
+                   help="the input never sits in SRAM: the patch stage reads the rows and columns each patch needs "
+                        "through a callback (PREFIX_invoke_stream in model.h); needs a patch stage that alone reads "
+                        "the input (--patch fit then searches like auto; off is refused)")
 
 
 def build_parser() -> argparse.ArgumentParser:

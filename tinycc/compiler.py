@@ -132,16 +132,20 @@ def dry_run_program(g: Graph) -> Program:
     return lower(assign_qparams(g, stats, DEFAULT_METHOD), g.name)
 
 
-def preflight(g: Graph, sram: int | None = None, patching: bool = False) -> None:
+def preflight(g: Graph, sram: int | None = None, patching: bool = False, stream: bool = False) -> None:
     """Refuse before calibration what calibration cannot change: nodes int8 cannot compile
     (Unsupported, all of them in one message) and, with a budget, a model whose arena lower
     bound already exceeds --sram (DoesNotFit). `patching`: a patch stage may replace the first
     steps, so only the steps that no stage can reach (and the whole graph inputs and outputs)
-    count. Pre-quantized models skip it: they are not calibrated, and the full plan comes as
-    fast."""
+    count; `stream` (--stream-input): the input the patch stage reads does not count either.
+    Pre-quantized models skip it: they are not calibrated, and the full plan comes as fast."""
     if is_prequantized(g):
         return
     program = dry_run_program(g)
+    if stream:
+        from .schedule.patches import stage_limit
+
+        program.streamed_input = stage_limit(program).stage_input
     if sram is not None:
         check_lower_bound(program, sram, first_unpatchable_step(program) if patching else 0)
 
@@ -155,12 +159,12 @@ def first_unpatchable_step(program: Program) -> int:
 
 
 def build_program(g: Graph, opts: QuantOptions, warn=None, sram: int | None = None,
-                  patching: bool = False) -> Program:
+                  patching: bool = False, stream: bool = False) -> Program:
     """Quantize and lower; `sram`: refuse early (before calibration) a model that cannot fit
-    (`patching`: with any patch plan)."""
+    (`patching`: with any patch plan; `stream`: with the input streamed)."""
     warn = warn or (lambda m: print(m, file=sys.stderr))
     g = prom_weights(g, opts, warn)
-    preflight(g, sram, patching)
+    preflight(g, sram, patching, stream)
     q = quantize_graph(g, opts, warn)
     program = lower(q, g.name, opts.ternary_formats)
     program.quant_scheme = quant_scheme_name(g, opts, program) + opts.weight_scheme_label()
@@ -251,6 +255,8 @@ def arena_lower_bound(program: Program, first_step: int = 0) -> tuple[int, int, 
     any arena the planner can produce (index -1: a graph input or output alone)."""
     best = (0, -1, [])
     for name in program.inputs + program.outputs:
+        if name == program.streamed_input:
+            continue
         root = program.root(name)
         size = program.tensors[root].size
         if size > best[0]:
@@ -323,7 +329,8 @@ def compile_project(g: Graph, args, sram: int, flash: int | None) -> CompiledPro
     prefix = default_prefix(g, args.name)
     patching = PatchOptions.from_args(args, sram)
     # with patches only the steps no patch stage can reach bound the arena before calibration
-    program = build_program(g, QuantOptions.from_args(args), sram=sram, patching=patching.mode != "off")
+    program = build_program(g, QuantOptions.from_args(args), sram=sram, patching=patching.mode != "off",
+                            stream=patching.stream)
     program, mem, decision = plan_program(program, patching)
     check_budget(program, mem, sram)
     report = build_report(program, mem, sram=sram, flash=flash, source=Path(args.model).name)
@@ -340,6 +347,10 @@ def compile_project(g: Graph, args, sram: int, flash: int | None) -> CompiledPro
     from .codegen.export import integration_notes, parse_exports
 
     exports = parse_exports(getattr(args, "export", None) or [])
+    if exports and program.streamed_input:
+        raise BadInput("--stream-input with --export: the example applications of the exports write the input "
+                       "through PREFIX_input(0), which a streamed input does not have; compile without --export "
+                       "and call PREFIX_invoke_stream (model.h)")
     notes = integration_notes(program, args.model, getattr(args, "labels", None))
     optimize = getattr(args, "optimize", None) or "speed"
     report["optimize"] = optimize

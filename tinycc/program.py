@@ -32,10 +32,12 @@ class TensorInfo:
 
 @dataclass
 class Arg:
-    """One C argument after the params pointer. kind: in | const | out | update | scratch.
+    """One C argument after the params pointer. kind: in | const | out | update | scratch | stream.
 
     "update" is an output that an earlier step created and this one completes (a concat part):
-    the golden receives its current value and returns the new one."""
+    the golden receives its current value and returns the new one. "stream": a graph input that
+    is not in the arena (--stream-input): the golden receives the whole input, the C asks the
+    caller's row callback for the step's window of it (schedule/patches.py, StreamWindow)."""
 
     kind: str
     ref: str  # tensor name (in/out), blob name (const), or "" (scratch)
@@ -107,6 +109,9 @@ class Program:
     outputs: list[str] = field(default_factory=list)
     quant_scheme: str = "int8"
     patch: Any = None  # schedule.patches.PatchPlan when the first steps run patch by patch
+    # --stream-input: this graph input never sits in the arena; the patch stage reads the rows
+    # each patch needs through the caller's callback (schedule/patches.py)
+    streamed_input: str | None = None
     # add_blob's index: blob_key -> (name, array stored), and len(blobs) when it was last in step
     _blob_names: dict = field(default_factory=dict, repr=False, compare=False)
     _blob_indexed: int = field(default=0, repr=False, compare=False)
@@ -164,7 +169,7 @@ class Program:
     @property
     def params_bytes(self) -> int:
         """Flash of the params structs; with patches, identical ones are stored once (codegen/emit.py)."""
-        structs = [s.params for s in self.steps if s.params is not None]
+        structs = [s.params for s in self.steps if hasattr(s.params, "C_STRUCT")]  # a StreamWindow has no struct
         if self.patch is not None:
             structs = list({(type(p).__name__, p): p for p in structs}.values())
         return sum(4 * params_word_count(p) for p in structs)

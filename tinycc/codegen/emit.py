@@ -16,6 +16,7 @@ from .. import __version__
 from ..kernels import lookup, runtime_sources
 from ..memory.lifetimes import MemoryPlan, scratch_name
 from ..program import Program
+from ..schedule.patches import STREAM_KERNEL
 from ..resources import data_dir
 
 _CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int16): "int16_t",
@@ -74,15 +75,29 @@ def _io_view(program: Program, mem: MemoryPlan, names: list[str], kind: str) -> 
         info = program.tensors[name]
         s, zp = info.quant.scalar()
         layout = "NHWC" if info.perm == (0, 2, 3, 1) else "row-major"
+        streamed = name == program.streamed_input  # not in the arena: no offset
         out.append(dict(index=i, var=f"{kind}{i}", comment=c_comment(name), size=info.size,
                         shape=_shape_text(info.shape), layout=layout, scale=c_float(s), zp=int(zp),
-                        offset=mem.offsets[name]))
+                        offset=None if streamed else mem.offsets[name], streamed=streamed))
     return out
 
 
 # --optimize: the compiler flags of the generated builds. size also defines TC_OPTIMIZE_SIZE, under
 # which a kernel may leave out shape-specialised copies of its general path.
 OPTIMIZE_FLAGS = {"speed": "-O2", "size": "-Os -DTC_OPTIMIZE_SIZE"}
+
+
+def _stream_view(program: Program, inputs: list[dict], steps: list[dict]) -> dict | None:
+    """--stream-input: the streamed input's geometry and what one run asks of the callback."""
+    if program.streamed_input is None:
+        return None
+    _, h, w, c = program.tensors[program.streamed_input].shape
+    windows = [s["window"] for s in steps if s["window"]]
+    sizes = [rows * cols * c for _, rows, _, cols in windows]
+    first_arena = next((t for t in inputs if not t["streamed"]), None)
+    return dict(input=next(t for t in inputs if t["streamed"]), height=h, width=w, channels=c,
+                windows=len(windows), max_window_bytes=max(sizes), bytes_read=sum(sizes),
+                probe=("input", first_arena["index"], first_arena["offset"]) if first_arena else None)
 
 
 def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str, core=None, memory=None,
@@ -98,7 +113,12 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
     for k, step in enumerate(program.steps):
         inplace = k in mem.inplace_steps
         kernel, step_args = step.call(inplace)
-        kernels.add(kernel)
+        window = None
+        if kernel == STREAM_KERNEL:  # the caller's row callback, no runtime kernel, no params struct
+            w = step.params
+            window = (w.row0, w.rows, w.col0, w.cols)
+        else:
+            kernels.add(kernel)
         args = []
         for a in step_args:
             if a.kind in ("in", "out", "update"):
@@ -110,7 +130,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
         out = step.outputs[0] if step.outputs else ""
         out_info = program.tensors[out] if out else None
         params = None
-        if step.params is not None:
+        if step.params is not None and window is None:
             params = dict(type=step.params.C_STRUCT, name=f"{step.name}_params",
                           fields=[(f.name, _param_value(getattr(step.params, f.name)))
                                   for f in dataclasses.fields(step.params)], shared=False)
@@ -120,7 +140,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
                 params["name"] = shared_params.setdefault(key, params["name"])
                 params["shared"] = params["name"] != f"{step.name}_params"
         scratch = [(mem.offsets[scratch_name(k)], a.nbytes) for a in step_args if a.kind == "scratch"]
-        steps.append(dict(index=k, name=step.name, kernel=kernel, op=step.op, inplace=inplace,
+        steps.append(dict(index=k, name=step.name, kernel=kernel, op=step.op, inplace=inplace, window=window,
                           elided=k in mem.elided_steps,
                           scratch=scratch[0] if scratch else None,
                           onnx=c_comment(step.onnx_name or step.node), params=params, args=args,
@@ -131,10 +151,11 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
     # model.c includes the headers of the kernels it calls, so a kernel added to the runtime
     # leaves the projects that do not use it unchanged
     kernel_headers = sorted({lookup(k).header for k in kernels})
+    inputs = _io_view(program, mem, program.inputs, "input")
     return dict(
         version=__version__, source=c_comment(source_name), prefix=prefix, PREFIX=prefix.upper(),
         arena_bytes=max(mem.arena_bytes, 16), arena_align=arena_alignment(mem),
-        inputs=_io_view(program, mem, program.inputs, "input"),
+        inputs=inputs, stream=_stream_view(program, inputs, steps),
         outputs=_io_view(program, mem, program.outputs, "output"), steps=steps, blobs=blobs,
         runtime_sources=sources, runtime_headers=headers, kernel_headers=kernel_headers, quant=program.quant_scheme,
         core=core, memory=memory, arm=_arm_view(prefix, core) if core else None,

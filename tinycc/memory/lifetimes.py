@@ -56,6 +56,8 @@ def step_dag(program: Program) -> tuple[nx.DiGraph, dict, dict]:
     out_bytes, scratch = {}, {}
     writers: dict[str, list[int]] = {}
     for name in program.inputs:
+        if name == program.streamed_input:
+            continue  # not in the arena: the steps that read it get windows through the callback
         node = ("input", name)
         g.add_node(node, index=-1)
         out_bytes[node] = program.tensors[name].size
@@ -162,7 +164,8 @@ def program_buffers(program: Program, merged: dict[str, str] | None = None,
         size[b] = max(size.get(b, 0), program.tensors[program.root(t)].size)
 
     for name in program.inputs:
-        touch(buf(name), 0, name)
+        if name != program.streamed_input:  # a streamed input never sits in the arena
+            touch(buf(name), 0, name)
     for k, step in enumerate(program.steps, start=1):
         for t in step.inputs + step.outputs:
             if t in program.tensors:

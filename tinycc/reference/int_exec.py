@@ -28,8 +28,8 @@ def run_int8(program: Program, inputs: Mapping[str, np.ndarray],
         if root in env:
             env[view] = env[root].reshape(program.tensors[view].shape)
     for step in program.steps:
-        values = [env[a.ref] if a.kind in ("in", "update") and a.ref in env else
-                  program.blobs[a.ref] for a in step.args if a.kind in ("in", "const", "update")]
+        values = [env[a.ref] if a.kind in ("in", "update", "stream") and a.ref in env else
+                  program.blobs[a.ref] for a in step.args if a.kind in ("in", "const", "update", "stream")]
         result = step.golden(*values)
         outs = step.outputs
         results = result if isinstance(result, (list, tuple)) else [result]

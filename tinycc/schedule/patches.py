@@ -18,6 +18,11 @@ clipped to the map), and the stage steps are emitted once per patch on those sub
   tc_concat_s8_part (rows of the tile at their place); for full-width tiles the producer writes
   there directly (the planner's copy elision).
 
+With a streamed input (--stream-input) the stage input never sits in the arena: every patch
+starts with a StreamRows step that asks the caller's row callback for exactly the window of the
+input it needs (need[stage input], halo included) and writes it into a patch input buffer; the
+stage's first steps read that buffer like any other patch tensor.
+
 Halos are recomputed by every patch that needs them (MCUNetV2's strategy). The result is an
 ordinary Program: the golden executor, the host C and the Cortex-M build run the same unrolled
 steps, and the memory planner places the per-patch tensors and both stages in one arena.
@@ -49,6 +54,21 @@ class PatchConfig:
         return f"{self.split}x{self.rows}x{self.cols}"
 
 
+STREAM_KERNEL = "read_rows"  # not a runtime kernel: the generated C calls the caller's row callback
+
+
+@dataclass(frozen=True)
+class StreamWindow:
+    """The window of a streamed input one patch reads: rows [row0, row0 + rows) and columns
+    [col0, col0 + cols), every channel, written NHWC and contiguous to the patch input buffer.
+    No C struct: the generated C passes the four numbers to the callback."""
+
+    row0: int
+    rows: int
+    col0: int
+    cols: int
+
+
 @dataclass
 class StageLimit:
     """What the analysis found about where a patch stage can end."""
@@ -73,6 +93,7 @@ class PatchPlan:
     macs_patched: int = 0
     stop_reason: str = ""
     halo: str = "recompute"
+    streamed: bool = False  # the stage input is read through the row callback (--stream-input)
 
     @property
     def mac_overhead(self) -> float:
@@ -167,8 +188,9 @@ def stage_macs(steps: list[Step], program: Program, need: dict[str, Region]) -> 
 
 # ---- building the patched program -----------------------------------------------------------------
 class _Builder:
-    def __init__(self, program: Program, config: PatchConfig, limit: StageLimit):
+    def __init__(self, program: Program, config: PatchConfig, limit: StageLimit, stream: bool = False):
         self.src = program
+        self.stream = stream
         self.config = config
         self.steps = program.steps[:config.split]
         self.ops = [classify(program, s) for s in self.steps]
@@ -180,19 +202,25 @@ class _Builder:
         for t in self.internal:
             del self.out.tensors[t]
         self.crops = 0
+        if stream:
+            self.out.streamed_input = self.stage_input
 
     # regions stored per patch: tensor -> (name of the patch tensor, region it holds)
     def run(self) -> Program:
         h, w, c = image_hwc(self.src, self.stage_output)
         tiles = grid_tiles(h, w, self.config.rows, self.config.cols)
-        plan = PatchPlan(self.config, self.stage_input, self.stage_output, [s.name for s in self.steps], tiles)
+        plan = PatchPlan(self.config, self.stage_input, self.stage_output, [s.name for s in self.steps], tiles,
+                         streamed=self.stream)
         hi, wi, _ = image_hwc(self.src, self.stage_input)
         for n, tile in enumerate(tiles):
             i, j = divmod(n, self.config.cols)
             tag = f"p{i}_{j}"
             need = needed_regions(self.src, self.steps, self.ops, self.stage_output, tile)
             first = len(self.out.steps)
-            stored = {self.stage_input: (self.stage_input, Region(0, hi, 0, wi))}
+            if self.stream:
+                stored = {self.stage_input: self._stream_window(need[self.stage_input], tag)}
+            else:
+                stored = {self.stage_input: (self.stage_input, Region(0, hi, 0, wi))}
             for step, op in zip(self.steps, self.ops):
                 out = step.outputs[0]
                 if out not in need:
@@ -213,6 +241,20 @@ class _Builder:
         self.out.tensors[name] = TensorInfo(name, shape, info.quant, info.perm,
                                             tuple(shape[i] for i in np.argsort(info.perm)) if info.perm else shape)
         return name
+
+    def _stream_window(self, region: Region, tag: str) -> tuple[str, Region]:
+        """A StreamRows step: the callback writes `region` of the stage input into a patch buffer."""
+        name = self._patch_tensor(self.stage_input, region, tag)
+        w = StreamWindow(region.r0, region.height, region.c0, region.width)
+
+        def golden(v, r=region):
+            return np.ascontiguousarray(np.asarray(v)[:, r.r0:r.r1, r.c0:r.c1, :])
+
+        self.out.steps.append(Step(f"stream_{tag}", "StreamRows", "", f"rows of {self.stage_input} for patch {tag}",
+                                   STREAM_KERNEL, w, [Arg("stream", self.stage_input), Arg("out", name)], golden,
+                                   note=f"patch {tag} input rows {region.r0}..{region.r1 - 1}, "
+                                        f"columns {region.c0}..{region.c1 - 1}"))
+        return name, region
 
     def _read(self, t: str, want: Region, stored: dict, tag: str, window: bool) -> tuple[str, int, Region]:
         """(tensor, byte offset, region the kernel sees) to read region `want` of stage tensor t.
@@ -376,10 +418,16 @@ class _Builder:
             copy_into=(out, row_at) if whole_rows else None))
 
 
-def apply_patches(program: Program, config: PatchConfig, limit: StageLimit | None = None) -> Program:
-    """A new Program with the first config.split steps run patch by patch (program is unchanged).
+def apply_patches(program: Program, config: PatchConfig, limit: StageLimit | None = None,
+                  stream: bool = False) -> Program:
+    """A new Program with the first config.split steps run patch by patch (program is unchanged);
+    `stream`: the stage input is read through the row callback (see stream_input_problem).
     Raises ValueError when the split is not a valid stage end or the grid exceeds the map."""
     limit = limit or stage_limit(program)
+    if stream:
+        problem = stream_input_problem(program, limit, config.split)
+        if problem:
+            raise ValueError(problem)
     if config.split not in limit.splits:
         valid = ", ".join(str(k) for k in sorted(limit.splits)) or "none"
         raise ValueError(f"--patch {config.text()}: a patch stage cannot end after step {config.split} "
@@ -388,4 +436,23 @@ def apply_patches(program: Program, config: PatchConfig, limit: StageLimit | Non
     if not (1 <= config.rows <= h and 1 <= config.cols <= w):
         raise ValueError(f"--patch {config.text()}: the stage output is {h}x{w}, which a {config.rows}x{config.cols} "
                          f"grid cannot cut")
-    return _Builder(program, config, limit).run()
+    return _Builder(program, config, limit, stream).run()
+
+
+def stream_input_problem(program: Program, limit: StageLimit, split: int | None = None) -> str:
+    """Why the stage input cannot be streamed ('' when it can): it must be a graph input that only
+    the patch stage reads (a later step would need it whole, in the arena), not a graph output."""
+    if limit.stage_input is None or not limit.splits:
+        return f"--stream-input needs a patch stage that reads a graph input, and none is possible: {limit.stop_reason}"
+    t = limit.stage_input
+    if t in program.outputs:
+        return f"--stream-input: the input {t!r} is also a graph output, so it must sit whole in the arena"
+    ends = [split] if split is not None else sorted(limit.splits)
+    for end in ends:
+        later = [k for k, s in enumerate(program.steps[end:], start=end)
+                 if t in s.inputs or any(program.root(x) == t for x in s.inputs)]
+        if not later:
+            return ""
+    k = later[0]
+    return (f"--stream-input: step {k} ({_label(program.steps[k])}) reads the input {t!r} after the patch stage "
+            f"ends (after step {ends[-1]}), so the input must sit whole in the arena")

@@ -24,7 +24,12 @@ def patch_report(program, mem, decision) -> dict:
         "tiles": [[t.r0, t.r1, t.c0, t.c1] for t in pp.tiles],
         "halo": pp.halo,
         "stage_input": pp.stage_input,
-        "stage_input_bytes": int(program.tensors[pp.stage_input].size),
+        # --stream-input: the input is read window by window through the callback, not in the arena
+        "stream_input": bool(pp.streamed),
+        "stage_input_bytes": 0 if pp.streamed else int(program.tensors[pp.stage_input].size),
+        "streamed_input_bytes": int(program.tensors[pp.stage_input].size) if pp.streamed else 0,
+        "stream_window_bytes_max": int(max(_window_bytes(program), default=0)),
+        "stream_bytes_read": int(sum(_window_bytes(program))),
         "stage_output": pp.stage_output,
         "stage_output_shape": list(program.tensors[pp.stage_output].shape),
         "stage_output_bytes": int(program.tensors[pp.stage_output].size),
@@ -37,6 +42,13 @@ def patch_report(program, mem, decision) -> dict:
         "patch_steps": [[int(k) for k in ks] for ks in pp.patch_steps],
     })
     return out
+
+
+def _window_bytes(program) -> list[int]:
+    """Bytes of each window the callback delivers in one run (none without --stream-input)."""
+    from .patches import STREAM_KERNEL
+
+    return [program.tensors[s.outputs[0]].size for s in program.steps if s.kernel == STREAM_KERNEL]
 
 
 def patch_markdown(r: dict) -> list[str]:
@@ -54,7 +66,10 @@ def patch_markdown(r: dict) -> list[str]:
                   f"| halo strategy | {p['halo']} |",
                   f"| stage output buffer | {'x'.join(str(d) for d in p['stage_output_shape'])} = "
                   f"{p['stage_output_bytes']:,} B |",
-                  f"| stage input buffer | {p['stage_input_bytes']:,} B |",
+                  (f"| stage input | streamed (--stream-input): {p['streamed_input_bytes']:,} B never in SRAM, "
+                   f"read in windows of at most {p['stream_window_bytes_max']:,} B ({p['stream_bytes_read']:,} B "
+                   f"read per run) |" if p.get("stream_input") else
+                   f"| stage input buffer | {p['stage_input_bytes']:,} B |"),
                   f"| per-patch peak (patch tensors and scratch) | {p['per_patch_peak_bytes']:,} B |",
                   f"| peak live bytes in the stage | {p['stage_peak_live_bytes']:,} B |",
                   f"| extra MACs (whole model) | {p['mac_overhead_percent']:.2f} % |",

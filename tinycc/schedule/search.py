@@ -15,6 +15,11 @@ built and planned for real, and the decision always compares real arenas:
 * otherwise: the smallest arena among candidates within --patch-overhead extra MACs.
 
 Patching is used only when its arena is smaller than the layer-by-layer one.
+
+`--stream-input` needs a patch stage (the input is read window by window through the caller's
+callback, schedule/patches.py): `fit` then searches like `auto`, the chosen plan is kept even if
+the layer-by-layer arena with the whole input were smaller, `off` is refused (exit 2), and the
+estimates leave the whole input out and count each patch's input window instead.
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from dataclasses import dataclass, field
 from ..errors import BadInput
 from ..memory.lifetimes import MemoryPlan, plan_memory, reorder_steps
 from ..program import Program
-from .patches import PatchConfig, StageLimit, apply_patches, grid_tiles, needed_regions, stage_limit
+from .patches import (PatchConfig, StageLimit, apply_patches, grid_tiles, needed_regions, stage_limit,
+                      stream_input_problem)
 from .receptive_field import Region, classify, image_hwc
 
 DEFAULT_OVERHEAD = 0.10
@@ -38,12 +44,17 @@ class PatchOptions:
     config: PatchConfig | None = None
     sram: int | None = None
     overhead: float = DEFAULT_OVERHEAD
+    stream: bool = False  # --stream-input
 
     @classmethod
     def from_args(cls, args, sram: int | None = None) -> "PatchOptions":
         mode, config = parse_patch(getattr(args, "patch", None) or "fit")
         overhead = parse_overhead(getattr(args, "patch_overhead", None))
-        return cls(mode, config, sram, overhead)
+        stream = bool(getattr(args, "stream_input", False))
+        if stream and mode == "off":
+            raise BadInput("--stream-input reads the input patch by patch, so it needs a patch stage: "
+                           "use --patch fit, auto or SxRxC, not off")
+        return cls(mode, config, sram, overhead, stream)
 
 
 def parse_patch(text: str) -> tuple[str, PatchConfig | None]:
@@ -99,14 +110,15 @@ def live_estimates(program: Program) -> list[int]:
     return [sum(b.size for b in buffers if b.first <= k <= b.last) for k in range(1, len(program.steps) + 1)]
 
 
-def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, steps, ops) -> tuple[int, int]:
+def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, steps, ops,
+                    stream: bool = False) -> tuple[int, int]:
     """(peak estimate of the patch stage, MACs of all patches) from the regions alone.
 
     Rows and columns are independent (windows act per axis, regions are bounding boxes), so the
     regions of a tile are those of its row band combined with those of its column band."""
     out = limit.splits[config.split]
     h, w, _ = image_hwc(program, out)
-    full = program.tensors[limit.stage_input].size + program.tensors[out].size
+    full = program.tensors[out].size + (0 if stream else program.tensors[limit.stage_input].size)
     tiles = grid_tiles(h, w, config.rows, config.cols)
     bands_r = sorted({(t.r0, t.r1) for t in tiles})
     bands_c = sorted({(t.c0, t.c1) for t in tiles})
@@ -119,6 +131,9 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
         for t in step.inputs:
             dies[t] = max(dies.get(t, j), j)
     tensors = [t for t in born if t in row_need[0]]
+    if stream:  # each patch's window of the input, live from the start of the patch to its last reader
+        born[limit.stage_input] = 0
+        tensors.append(limit.stage_input)
     macs = 0
     for j, step in enumerate(steps):
         t = step.outputs[0]
@@ -143,7 +158,7 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
     return peak, macs
 
 
-def candidates(program: Program, limit: StageLimit, base_live: list[int]) -> list[Candidate]:
+def candidates(program: Program, limit: StageLimit, base_live: list[int], stream: bool = False) -> list[Candidate]:
     total_macs = max(program.macs, 1)
     out = []
     for split, tensor in sorted(limit.splits.items()):
@@ -157,7 +172,7 @@ def candidates(program: Program, limit: StageLimit, base_live: list[int]) -> lis
                 if rows * cols < 2:
                     continue
                 config = PatchConfig(split, rows, cols)
-                peak, macs = _stage_estimate(program, limit, config, steps, ops)
+                peak, macs = _stage_estimate(program, limit, config, steps, ops, stream)
                 out.append(Candidate(config, (macs - stage_macs_once) / total_macs, max(peak, after)))
     return out
 
@@ -166,15 +181,15 @@ SCREEN_BUDGET_S = 0.2  # planner time budget (deterministic work units) for cand
 
 
 def _plan(program: Program, config: PatchConfig, limit: StageLimit,
-          budget_s: float = 1.0) -> tuple[Program, MemoryPlan]:
-    patched = apply_patches(program, config, limit)
+          budget_s: float = 1.0, stream: bool = False) -> tuple[Program, MemoryPlan]:
+    patched = apply_patches(program, config, limit, stream)
     return patched, plan_memory(patched, time_budget_s=budget_s, reorder=False)
 
 
 def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryPlan, PatchDecision | None]:
     """The program to emit and its memory plan. With patching off, or with fit and a plan that
     fits --sram, this is exactly plan_memory (and no decision)."""
-    if opts.mode in ("off", "fit"):
+    if opts.mode in ("off", "fit") and not opts.stream:
         mem = plan_memory(program)
         if opts.mode == "off" or opts.sram is None or mem.arena_bytes <= opts.sram:
             return program, mem, None
@@ -184,9 +199,13 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
     base_mem = plan_memory(ordered, reorder=False)
     limit = stage_limit(ordered)
     decision = PatchDecision(opts.mode, None, "", base_mem.arena_bytes, limit.stop_reason)
+    if opts.stream:
+        problem = stream_input_problem(ordered, limit, opts.config.split if opts.config else None)
+        if problem:
+            raise BadInput(problem)
     if opts.mode == "forced":
         try:
-            patched, mem = _plan(ordered, opts.config, limit)
+            patched, mem = _plan(ordered, opts.config, limit, stream=opts.stream)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         decision.chosen = opts.config
@@ -197,13 +216,17 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
         decision.reason = f"no patch stage is possible: {limit.stop_reason}"
         return ordered, base_mem, decision
     base_live = live_estimates(ordered)
-    cands = candidates(ordered, limit, base_live)
+    cands = candidates(ordered, limit, base_live, opts.stream)
+    if opts.stream:  # only splits after which nothing reads the input can stream it
+        cands = [c for c in cands if not stream_input_problem(ordered, limit, c.config.split)]
     binding = opts.sram is not None and base_mem.arena_bytes > opts.sram
     if binding:
         pool = sorted((c for c in cands if c.estimate <= opts.sram), key=lambda c: (c.overhead, c.estimate))
         pool += sorted(cands, key=lambda c: (c.estimate, c.overhead))
     else:
         pool = sorted((c for c in cands if c.overhead <= opts.overhead), key=lambda c: (c.estimate, c.overhead))
+        if opts.stream and not pool:  # streaming needs some plan: the cheapest in MACs
+            pool = sorted(cands, key=lambda c: (c.overhead, c.estimate))
     best = None
     seen = set()
     for cand in pool:
@@ -212,7 +235,7 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
         if cand.config in seen:
             continue
         seen.add(cand.config)
-        patched, mem = _plan(ordered, cand.config, limit, SCREEN_BUDGET_S)
+        patched, mem = _plan(ordered, cand.config, limit, SCREEN_BUDGET_S, opts.stream)
         decision.tried.append(_tried(patched, mem))
         if binding and mem.arena_bytes <= opts.sram:
             best = (patched, mem)
@@ -220,8 +243,8 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
         if best is None or mem.arena_bytes < best[1].arena_bytes:
             best = (patched, mem)
     if best is not None:
-        best = _plan(ordered, best[0].patch.config, limit)  # the full planner budget for the one chosen
-    if best is not None and best[1].arena_bytes < base_mem.arena_bytes:
+        best = _plan(ordered, best[0].patch.config, limit, stream=opts.stream)  # the full planner budget
+    if best is not None and (opts.stream or best[1].arena_bytes < base_mem.arena_bytes):
         patched, mem = best
         decision.chosen = patched.patch.config
         pp = patched.patch
@@ -232,10 +255,14 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
             decision.reason = "no plan tried fits --sram; the smallest arena found"
         else:
             extra = (pp.macs_patched - pp.macs_layer_by_layer) / max(program.macs, 1)
-            decision.reason = (f"the smallest arena among the candidates with at most {100 * opts.overhead:.0f}% "
+            decision.reason = (("the input is streamed (--stream-input); " if opts.stream else "") +
+                               f"the smallest arena among the candidates with at most {100 * opts.overhead:.0f}% "
                                f"extra MACs ({base_mem.arena_bytes:,} B -> {mem.arena_bytes:,} B, "
                                f"{100 * extra:.1f}% more MACs)")
         return patched, mem, decision
+    if opts.stream:
+        raise BadInput("--stream-input needs a patch stage, and no patch plan whose stage alone reads the input "
+                       "was found: " + limit.stop_reason)
     decision.reason = ("no candidate within the MAC overhead limit" if not decision.tried else
                        f"no patch plan lowers the arena below the layer-by-layer {base_mem.arena_bytes:,} B")
     return ordered, base_mem, decision

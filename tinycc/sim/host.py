@@ -97,11 +97,14 @@ class SharedModel:
         for fn in (self._input, self._output):
             fn.restype = ctypes.POINTER(ctypes.c_int8)
             fn.argtypes = [ctypes.c_int]
-        self._invoke = getattr(self.lib, f"{prefix}_invoke_arena")
+        # a streamed input has no arena buffer: PREFIX_invoke reads it from our array window by window
+        self._invoke = getattr(self.lib, f"{prefix}_invoke" if program.streamed_input else f"{prefix}_invoke_arena")
         self._invoke.restype = ctypes.c_int
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """inputs: physical int8 arrays. Returns the outputs by name (copies)."""
+        if self.program.streamed_input:
+            return self._run_invoke(inputs)
         for k, name in enumerate(self.program.inputs):
             data = np.ascontiguousarray(inputs[name], dtype=np.int8).ravel()
             if data.size != self.program.tensors[name].size:
@@ -115,3 +118,15 @@ class SharedModel:
             t = self.program.tensors[name]
             results[name] = np.ctypeslib.as_array(self._output(k), shape=(t.size,)).copy().reshape(t.shape)
         return results
+
+    def _run_invoke(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """PREFIX_invoke(inputs..., outputs...) with our own arrays (the streamed-input API)."""
+        arrays = [np.ascontiguousarray(inputs[name], dtype=np.int8).ravel() for name in self.program.inputs]
+        for name, data in zip(self.program.inputs, arrays):
+            if data.size != self.program.tensors[name].size:
+                raise BuildError(f"input {name!r}: {data.size} values, the model takes {self.program.tensors[name].size}")
+        outs = [np.zeros(self.program.tensors[name].size, np.int8) for name in self.program.outputs]
+        status = self._invoke(*[self._ctypes.c_void_p(a.ctypes.data) for a in arrays + outs])
+        if status != 0:
+            raise BuildError(f"the generated model returned status {status}")
+        return {name: o.reshape(self.program.tensors[name].shape) for name, o in zip(self.program.outputs, outs)}
