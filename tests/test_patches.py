@@ -309,6 +309,28 @@ def test_cli_forced_patch_report_and_errors(mlperf_dir, tmp_path, capsys):
                  "--patch-overhead", "lots"]) == 2
 
 
+def test_patch_stage_is_marked_in_memory_svg_and_report(mlperf_dir, tmp_path):
+    """memory.svg shades the patch stage with its grid, halo strategy and MAC overhead, draws the
+    per-patch buffers in their own colour and names the stage-output buffer; built for the M4
+    (where QEMU runs), the report's patch section gives the stage's instructions and those of its
+    copies."""
+    import shutil
+
+    model = mlperf_dir / "ic_resnet8_qdq.onnx"
+    cross = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
+    files = _compile(tmp_path, model, "m", "--patch", "4x2x2", *(["--target", "cortex-m4"] if cross else []))
+    svg = files["memory.svg"].decode()
+    assert svg.count('class="patch-stage"') == 1 and "patch stage 4x2x2: 4 patches (2 x 2), halo recompute" in svg
+    assert 'data-kind="patch"' in svg and "(stage output)" in svg and "one patch" in svg
+    report = json.loads(files["report.json"])
+    assert f"+{report['patch']['mac_overhead_percent']:.2f} % MACs" in svg
+    if not cross:
+        pytest.skip("arm-none-eabi-gcc/qemu-system-arm missing: no instruction figures")
+    ins = report["patch"]["instructions"]
+    assert 0 < ins["stage_copies"] < ins["stage"] < report["instructions"]["per_inference"]
+    assert "instructions in the stage (QEMU)" in files["report.md"].decode()
+
+
 def test_cli_run_takes_patch_and_sram(mlperf_dir, samples, tmp_path):
     model = mlperf_dir / "ic_resnet8_qdq.onnx"
     x = samples["ic_resnet8_int8"][:1]

@@ -359,6 +359,10 @@ def compile_project(g: Graph, args, sram: int, flash: int | None) -> CompiledPro
     target_text = measure_on_target(files, report, program, prefix, core, memory) if core else (
         "\n  the stack is not included (it depends on the core and compiler): compile with "
         "--target cortex-mN to link against the budget and measure it")
+    if "patch" in report:
+        from .schedule.report import add_patch_instructions
+
+        add_patch_instructions(report)
     files["report.json"] = (json.dumps(report, indent=2) + "\n").encode()
     files["report.md"] = render_markdown(report).encode()
     from .codegen.profile_svg import buffer_chart_svg, memory_chart

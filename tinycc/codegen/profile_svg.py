@@ -3,7 +3,10 @@ each layer in execution order, then the outputs read by the caller), y is the ar
 each buffer is a box at its planned offset spanning its lifetime. Boxes that share bytes (in-place
 outputs pinned on their input, row overlap of a convolution's output over its input) are drawn
 translucent so that the overlap shows. A step line gives the bytes live per layer, the peak layer
-is marked, and the arena size and the --sram budget are horizontal lines.
+is marked, and the arena size and the --sram budget are horizontal lines. With a patch stage
+(schedule/patches.py) its steps are shaded as one band, labelled with the grid, the halo strategy,
+the MAC overhead and whether the input is streamed; each patch starts at a thin line, the per-patch
+buffers are drawn in their own colour and the full stage-output buffer is named as such.
 
 Plain SVG, no plotting library. The same renderer gives memory.svg and the chart in report.html.
 Every model-provided string is untrusted: escaped, and control characters replaced (they are not
@@ -19,6 +22,7 @@ from ..memory.lifetimes import MemoryPlan
 from ..program import Program
 
 PALETTE = {"input": "#2ca02c", "output": "#d62728", "activation": "#1f77b4", "scratch": "#7f7f7f"}
+PATCH_COLOR = "#9467bd"  # buffers of one patch (only charts of patched programs have them)
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,24 @@ class Box:
 
 
 @dataclass(frozen=True)
+class StageMark:
+    """The patch stage on the chart: its steps (layer indices, first..last) and where each patch starts."""
+
+    first: int
+    last: int
+    patch_starts: list[int]
+    label: str
+    output: str  # the full stage-output buffer
+
+
+@dataclass(frozen=True)
 class MemoryChart:
     boxes: list[Box]
     columns: list[str]  # one label per time: "inputs", layer names, "outputs"
     live_bytes: list[int]  # per layer (time 1..n)
     inplace_layers: set[int]
     arena_bytes: int
+    stage: StageMark | None = None
 
     @property
     def peak_layer(self) -> int:
@@ -59,12 +75,27 @@ def memory_chart(program: Program, mem: MemoryPlan) -> MemoryChart:
     boxes = []
     for b in mem.buffers:
         kind = ("scratch" if b.name.startswith("__scratch_") else "input" if b.name in inputs
-                else "output" if b.name in outputs else "activation")
+                else "output" if b.name in outputs else
+                "patch" if program.patch is not None and "@" in b.name else "activation")
         boxes.append(Box(b.name, kind, int(mem.plan.offsets[b.name]), int(b.size), int(b.first), int(b.last),
                          shares.get(b.name, "")))
     columns = ["inputs"] + [s.onnx_name or s.node for s in program.steps] + ["outputs"]
     return MemoryChart(boxes, columns, [int(v) for v in mem.live_bytes], set(mem.inplace_steps),
-                       int(mem.arena_bytes))
+                       int(mem.arena_bytes), stage_mark(program))
+
+
+def stage_mark(program: Program) -> StageMark | None:
+    pp = program.patch
+    if pp is None or not pp.patch_steps:
+        return None
+    extra = pp.macs_patched - pp.macs_layer_by_layer
+    model_macs = max(program.macs - extra, 1)
+    label = (f"patch stage {pp.config.text()}: {len(pp.tiles)} patches ({pp.config.rows} x {pp.config.cols}), "
+             f"halo {pp.halo}, +{100 * extra / model_macs:.2f} % MACs"
+             + (", input streamed (not in the arena)" if pp.streamed else ""))
+    starts = [ks[0] for ks in pp.patch_steps if ks]
+    return StageMark(starts[0], max(k for ks in pp.patch_steps for k in ks), starts, label,
+                     program.root(pp.stage_output))
 
 
 def nice_ticks(top: float, target: int = 6) -> list[int]:
@@ -128,6 +159,16 @@ def buffer_chart_svg(chart: MemoryChart, budget: int | None, title: str = "") ->
                      f'fill="#ffe9a8"><title>peak: layer {peak} ({_text(chart.columns[peak + 1], 80)}), '
                      f'{peak_live:,} B live</title></rect>')
         parts.append(f'<text x="{x(peak + 1.5):.1f}" y="{top - 4}" text-anchor="middle" fill="#a06000">peak</text>')
+    stage = chart.stage
+    if stage is not None:
+        parts.append(f'<g class="patch-stage"><rect x="{x(stage.first + 1):.1f}" y="{top}" '
+                     f'width="{(stage.last - stage.first + 1) * col_w:.1f}" height="{plot_h}" fill="{PATCH_COLOR}" '
+                     f'fill-opacity="0.08"><title>{_text(stage.label, 200)}</title></rect>')
+        for k in stage.patch_starts[1:]:
+            parts.append(f'<line x1="{x(k + 1):.1f}" x2="{x(k + 1):.1f}" y1="{top}" y2="{top + plot_h}" '
+                         f'stroke="{PATCH_COLOR}" stroke-opacity="0.35" stroke-width="0.6"/>')
+        parts.append(f'<text x="{x(stage.first + 1) + 3:.1f}" y="{top + 12}" font-size="10" fill="{PATCH_COLOR}">'
+                     f'{_text(stage.label, 160)}</text></g>')
     for k in sorted(chart.inplace_layers):
         parts.append(f'<text x="{x(k + 1.5):.1f}" y="{top + plot_h - 3}" text-anchor="middle" font-size="9" '
                      f'fill="#555">ip</text>')
@@ -139,11 +180,13 @@ def buffer_chart_svg(chart: MemoryChart, budget: int | None, title: str = "") ->
         by, bh = y(b.offset + b.size), plot_h * b.size / ymax
         dash = ' stroke-dasharray="4 2"' if b.shares else ""
         life = f"{chart.columns[b.first]} .. {chart.columns[min(b.last, ncol - 1)]}"
-        tip = (f"{safe_text(b.name, 80)} ({b.kind}): {b.size:,} B at offset {b.offset:,}, live "
+        role = "stage output" if stage is not None and b.name == stage.output else b.kind
+        color = PATCH_COLOR if b.kind == "patch" else PALETTE[b.kind]
+        tip = (f"{safe_text(b.name, 80)} ({role}): {b.size:,} B at offset {b.offset:,}, live "
                f"{safe_text(life, 120)}" + (f"; {safe_text(b.shares, 120)}" if b.shares else ""))
         parts.append(f'<g class="buffer" data-kind="{b.kind}">'
                      f'<rect x="{bx:.1f}" y="{by:.1f}" width="{bw:.1f}" height="{max(bh, 1):.1f}" '
-                     f'fill="{PALETTE[b.kind]}" fill-opacity="0.45" stroke="{PALETTE[b.kind]}"{dash}>'
+                     f'fill="{color}" fill-opacity="0.45" stroke="{color}"{dash}>'
                      f'<title>{escape(tip, quote=True)}</title></rect>')
         chars = int(bw / 6.2)
         if bh >= 12 and chars >= 4:
@@ -182,6 +225,11 @@ def buffer_chart_svg(chart: MemoryChart, budget: int | None, title: str = "") ->
     for kind, color in PALETTE.items():
         parts.append(f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" fill="{color}" fill-opacity="0.45" '
                      f'stroke="{color}"/><text x="{legend_x + 14}" y="{height - 5}">{kind}</text>')
+        legend_x += 90
+    if stage is not None:
+        parts.append(f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" fill="{PATCH_COLOR}" '
+                     f'fill-opacity="0.45" stroke="{PATCH_COLOR}"/><text x="{legend_x + 14}" y="{height - 5}">'
+                     f'one patch</text>')
         legend_x += 90
     parts.append(f'<text x="{legend_x}" y="{height - 5}">dashed: shares bytes (in place / row overlap); '
                  f'line: bytes live; ip: layer runs in place</text>')

@@ -44,6 +44,26 @@ def patch_report(program, mem, decision) -> dict:
     return out
 
 
+COPY_OPS = ("Crop", "PatchOutput", "StreamRows")  # the data movement a patch stage adds
+
+
+def add_patch_instructions(report: dict) -> None:
+    """Where the Cortex-M build ran under QEMU: instructions of the patch stage, and how many of
+    them the stage's own copies take (crops, tile scatter, input windows): the part of the
+    instruction overhead that is not recomputed halo MACs."""
+    p = report.get("patch")
+    if not p or not p.get("patch_steps") or not report.get("instructions"):
+        return
+    layers = report["layers"]
+    steps = [k for ks in p["patch_steps"] for k in ks]
+    stage = sum(layers[k].get("instructions", 0) for k in steps)
+    copies = sum(layers[k].get("instructions", 0) for k in steps if layers[k]["op"] in COPY_OPS)
+    total = report["instructions"]["per_inference"]
+    p["instructions"] = {"stage": int(stage), "stage_copies": int(copies),
+                         "stage_share_percent": round(100 * stage / total, 2) if total else None,
+                         "copies_share_percent": round(100 * copies / total, 2) if total else None}
+
+
 def _window_bytes(program) -> list[int]:
     """Bytes of each window the callback delivers in one run (none without --stream-input)."""
     from .patches import STREAM_KERNEL
@@ -74,5 +94,11 @@ def patch_markdown(r: dict) -> list[str]:
                   f"| peak live bytes in the stage | {p['stage_peak_live_bytes']:,} B |",
                   f"| extra MACs (whole model) | {p['mac_overhead_percent']:.2f} % |",
                   f"| extra MACs (stage) | {p['stage_mac_overhead_percent']:.2f} % |"]
+        ins = p.get("instructions")
+        if ins:
+            lines += [f"| instructions in the stage (QEMU) | {ins['stage']:,} ({ins['stage_share_percent']:.2f} % of "
+                      f"the inference) |",
+                      f"| of which the stage's copies (crops, tiles, input windows) | {ins['stage_copies']:,} "
+                      f"({ins['copies_share_percent']:.2f} %) |"]
     lines += ["", f"The stage cannot go further: {p['stage_stops_because']}."]
     return lines
