@@ -82,6 +82,41 @@ def test_forced_patches_equal_layer_by_layer_golden(zoo_models, name):
     assert checked >= 4
 
 
+@pytest.mark.parametrize("name", ["mbv2", "mcunet", "resnet"])
+def test_halo_reuse_equals_layer_by_layer_golden_with_no_extra_macs_in_row_bands(zoo_models, name):
+    """Halo reuse (rows kept between vertically neighbouring patches): at every split, Rx1 bands
+    and an uneven 2-D grid (columns recomputed), with the input in the arena and streamed, the
+    golden equals the layer-by-layer one; Rx1 bands compute every MAC once, and a 2-D grid fewer
+    than with recompute; the search's MAC estimate is the built plan's."""
+    from tinycc.schedule.receptive_field import classify
+    from tinycc.schedule.search import _stage_estimate
+
+    _, _, program, x = _zoo_program(zoo_models, name)
+    limit = stage_limit(program)
+    ref = run_int8(program, x)
+    checked = 0
+    for split in sorted(limit.splits):
+        h, w = program.tensors[limit.splits[split]].shape[1:3]
+        steps = program.steps[:split]
+        ops = [classify(program, s) for s in steps]
+        for rows, cols in ((3, 1), (2, 3)):
+            if rows > h or cols > w:
+                continue
+            config = PatchConfig(split, rows, cols, "reuse")
+            patched = apply_patches(program, config, limit, stream=split % 2 == 0)
+            out = run_int8(patched, x)
+            for t in ref:
+                np.testing.assert_array_equal(out[t], ref[t], err_msg=f"{name} {config.text()}")
+            pp = patched.patch
+            assert pp.halo == "reuse" and _stage_estimate(program, limit, config, steps, ops)[1] == pp.macs_patched
+            if cols == 1:
+                assert pp.macs_patched == pp.macs_layer_by_layer
+            else:
+                assert pp.macs_patched <= apply_patches(program, PatchConfig(split, rows, cols), limit).patch.macs_patched
+            checked += 1
+    assert checked >= 4
+
+
 def test_the_mlp_has_no_patch_stage_and_says_why(zoo_models):
     _, _, program, _ = _zoo_program(zoo_models, "mlp")
     limit = stage_limit(program)
@@ -115,10 +150,11 @@ def test_patched_c_equals_golden_step_by_step(zoo_models, name, config):
 
     g, inputs, program, _ = _zoo_program(zoo_models, name)
     limit = stage_limit(program)
-    rows, cols = (int(v) for v in config.split("-")[-1].split("x"))
+    grid, _, halo = config.split("-")[-1].partition(":")
+    rows, cols = (int(v) for v in grid.split("x"))
     split = max(limit.splits)
     model = CompiledModel(g, QuantOptions(), warn=lambda m: None,
-                          patching=PatchOptions("forced", PatchConfig(split, rows, cols)))
+                          patching=PatchOptions("forced", PatchConfig(split, rows, cols, halo or "recompute")))
     assert model.program.patch is not None
     rng = np.random.default_rng(5)
     x = {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
@@ -145,16 +181,18 @@ def _needs_qemu():
         pytest.skip(f"Cortex-M toolchain or QEMU unavailable: {missing}")
 
 
-@pytest.mark.parametrize("name,grid,split", [("mcunet", (3, 1), "last"), ("mbv2", (2, 3), "last"),
-                                             ("concatnet", (1, 4), "first")])
-def test_forced_patches_on_cortex_m4_equal_layer_by_layer_golden(zoo_models, name, grid, split):
+@pytest.mark.parametrize("name,grid,split,halo", [("mcunet", (3, 1), "last", "recompute"),
+                                                  ("mbv2", (2, 3), "last", "recompute"),
+                                                  ("concatnet", (1, 4), "first", "recompute")])
+def test_forced_patches_on_cortex_m4_equal_layer_by_layer_golden(zoo_models, name, grid, split, halo):
     """The patched program cross-built for the M4 (DSP and assembly kernel variants, per-patch
     params structs in flash) gives the layer-by-layer golden's outputs bit for bit: Nx1, uneven
-    and 1xN grids, on the deepest and on the shallowest stage."""
+    and 1xN grids, on the deepest and on the shallowest stage (halo reuse with a streamed input:
+    tests/test_stream_input.py)."""
     _needs_qemu()
     g, inputs, program, _ = _zoo_program(zoo_models, name)
     splits = sorted(stage_limit(program).splits)
-    config = PatchConfig(splits[-1] if split == "last" else splits[0], *grid)
+    config = PatchConfig(splits[-1] if split == "last" else splits[0], *grid, halo)
     model = CompiledModel(g, QuantOptions(), warn=lambda m: None, patching=PatchOptions("forced", config))
     assert model.program.patch is not None
     reference = CompiledModel(g, QuantOptions(), warn=lambda m: None, patching=PatchOptions("off"))

@@ -1,4 +1,5 @@
-"""--stream-input: the graph input never sits in the arena; each patch reads the window of rows and
+"""--stream-input (here with halo reuse, so that the same runs also prove the halo copies in C,
+on the host and on the M4): the graph input never sits in the arena; each patch reads the window of rows and
 columns it needs through the caller's callback (PREFIX_invoke_stream). The streamed golden, the host
 C (harness reading input0.bin through the callback, under ASan/UBSan with per-step write checks),
 the C called from Python with a callback, and the Cortex-M4 under QEMU all give the layer-by-layer
@@ -24,16 +25,16 @@ GRID = (3, 2)  # uneven over a 12x12 stage output of the zoo's mbv2 (stride 2, r
 
 @pytest.fixture(scope="module")
 def mbv2(zoo_models):
-    """(graph, float inputs, streamed model on a forced plan, layer-by-layer reference model). The
-    deepest stage whose output is 12x12 (not deeper: there every window is the whole width, and
-    the column offsets of the windows would go untested)."""
+    """(graph, float inputs, streamed model on a forced plan with halo reuse, layer-by-layer
+    reference model). The deepest stage whose output is 12x12 (not deeper: there every window is
+    the whole width, and the column offsets of the windows would go untested)."""
     path, inputs = zoo_models[("mbv2", "torchscript")]
     g = run_pipeline(load_graph(path, {k: v.shape for k, v in inputs.items()}))
     reference = CompiledModel(g, QuantOptions(), warn=lambda m: None, patching=PatchOptions("off"))
     splits = stage_limit(reference.program).splits
     split = max(k for k, t in splits.items() if reference.program.tensors[t].shape[1] >= 12)
     streamed = CompiledModel(g, QuantOptions(), warn=lambda m: None,
-                             patching=PatchOptions("forced", PatchConfig(split, *GRID), stream=True))
+                             patching=PatchOptions("forced", PatchConfig(split, *GRID, "reuse"), stream=True))
     return g, inputs, streamed, reference
 
 

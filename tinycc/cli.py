@@ -61,7 +61,8 @@ def _add_patch_args(p: argparse.ArgumentParser) -> None:
                         "when that fits --sram, else the patch stage and grid with the fewest extra MACs that "
                         "fits; auto: also for a model that fits, the lowest peak within --patch-overhead "
                         "(only when it lowers the peak); off: always layer by layer; SxRxC forces the first S "
-                        "steps on an R x C grid of patches")
+                        "steps on an R x C grid of patches (SxRxC:reuse: overlapping rows kept between patches, "
+                        "not recomputed)")
     p.add_argument("--patch-overhead", default=None, metavar="PCT",
                    help="with --patch auto and a budget that does not bind: at most this many extra MACs "
                         "(default 10%%)")

@@ -23,7 +23,18 @@ starts with a StreamRows step that asks the caller's row callback for exactly th
 input it needs (need[stage input], halo included) and writes it into a patch input buffer; the
 stage's first steps read that buffer like any other patch tensor.
 
-Halos are recomputed by every patch that needs them (MCUNetV2's strategy). The result is an
+Halos (PatchConfig.halo):
+
+* "recompute": every patch computes every row and column it needs (MCUNetV2's strategy), at the
+  cost of the overlapping MACs;
+* "reuse" (StreamNet-style, rows): the patches run column band by column band, top to bottom;
+  a patch computes only the rows of each intermediate map that the patch above did not, and gets
+  the overlapping rows from a small halo buffer that the patch above filled (a crop right after
+  its last reader there) and that is copied to the top of its own buffer before the new rows are
+  written below it (the kernel's output at a byte offset). Columns are still recomputed (a grid
+  of R x 1 bands has no extra MACs at all). Each patch buffer holds the same rows as with
+  recompute, so the peak is that of recompute plus the halo buffers, with fewer MACs and two
+  row copies per map and patch. The result is an
 ordinary Program: the golden executor, the host C and the Cortex-M build run the same unrolled
 steps, and the memory planner places the per-patch tensors and both stages in one arena.
 """
@@ -49,9 +60,10 @@ class PatchConfig:
     split: int
     rows: int
     cols: int
+    halo: str = "recompute"  # or "reuse" (see the module docstring)
 
     def text(self) -> str:
-        return f"{self.split}x{self.rows}x{self.cols}"
+        return f"{self.split}x{self.rows}x{self.cols}" + ("" if self.halo == "recompute" else f":{self.halo}")
 
 
 STREAM_KERNEL = "read_rows"  # not a runtime kernel: the generated C calls the caller's row callback
@@ -175,6 +187,22 @@ def needed_regions(program: Program, steps: list[Step], ops: list[LocalOp], outp
     return need
 
 
+def computed_regions(need: dict[str, Region], above: dict[str, Region] | None, stage_input: str) -> dict[str, Region]:
+    """Region of each stage tensor a patch computes: all it needs, or with halo reuse (`above`:
+    the needs of the patch above) only the rows below those the patch above computed (needs grow
+    monotonically down a column band, so the rest of what it needs is the halo the patch above
+    left). May be empty (nothing new in a map)."""
+    if above is None:
+        return dict(need)
+    out = {}
+    for t, r in need.items():
+        if t == stage_input or t not in above:
+            out[t] = r
+            continue
+        out[t] = Region(min(max(r.r0, above[t].r1), r.r1), r.r1, r.c0, r.c1)
+    return out
+
+
 def stage_macs(steps: list[Step], program: Program, need: dict[str, Region]) -> int:
     """MACs of one patch: each step's MACs scale with the share of its output map computed."""
     total = 0
@@ -208,14 +236,23 @@ class _Builder:
     # regions stored per patch: tensor -> (name of the patch tensor, region it holds)
     def run(self) -> Program:
         h, w, c = image_hwc(self.src, self.stage_output)
-        tiles = grid_tiles(h, w, self.config.rows, self.config.cols)
+        rows, cols = self.config.rows, self.config.cols
+        tiles = grid_tiles(h, w, rows, cols)
+        reuse = self.config.halo == "reuse"
         plan = PatchPlan(self.config, self.stage_input, self.stage_output, [s.name for s in self.steps], tiles,
-                         streamed=self.stream)
+                         streamed=self.stream, halo=self.config.halo)
         hi, wi, _ = image_hwc(self.src, self.stage_input)
-        for n, tile in enumerate(tiles):
-            i, j = divmod(n, self.config.cols)
+        needs = [needed_regions(self.src, self.steps, self.ops, self.stage_output, t) for t in tiles]
+        # reuse: down each column band, so that a patch's halo rows come from the patch just above
+        order = sorted(range(len(tiles)), key=lambda n: (n % cols, n // cols)) if reuse else range(len(tiles))
+        halos: dict[str, tuple[str, Region]] = {}  # tensor -> halo buffer left by the patch above
+        for k, n in enumerate(order):
+            i, j = divmod(n, cols)
             tag = f"p{i}_{j}"
-            need = needed_regions(self.src, self.steps, self.ops, self.stage_output, tile)
+            need = needs[n]
+            above = needs[n - cols] if reuse and i > 0 else None
+            below = needs[n + cols] if reuse and i + 1 < rows else None
+            computed = computed_regions(need, above, self.stage_input)
             first = len(self.out.steps)
             if self.stream:
                 stored = {self.stage_input: self._stream_window(need[self.stage_input], tag)}
@@ -225,10 +262,12 @@ class _Builder:
                 out = step.outputs[0]
                 if out not in need:
                     continue
-                self._emit(step, op, need, stored, tag, first_patch=n == 0)
-            self._scatter(stored, tile, tag, first=n == 0, width=w, channels=c)
+                self._emit(step, op, need, stored, tag, first_patch=k == 0, computed=computed[out],
+                           halo=halos.pop(out, None))
+            self._scatter(stored, tiles[n], tag, first=k == 0, width=w, channels=c)
+            halos = self._save_halos(stored, below, first, tag) if below is not None else {}
             plan.patch_steps.append(list(range(first, len(self.out.steps))))
-            plan.macs_patched += stage_macs(self.steps, self.src, need)
+            plan.macs_patched += stage_macs(self.steps, self.src, computed)
         plan.macs_layer_by_layer = sum(s.macs for s in self.steps)
         self.out.steps.extend(self.src.steps[self.config.split:])
         self.out.patch = plan
@@ -279,16 +318,37 @@ class _Builder:
                                    lambda v, p=p: slice_s8(p, v), note=f"patch {tag} crop"))
         return crop, 0, want
 
-    def _emit(self, step: Step, op: LocalOp, need: dict, stored: dict, tag: str, first_patch: bool) -> None:
+    def _emit(self, step: Step, op: LocalOp, need: dict, stored: dict, tag: str, first_patch: bool,
+              computed: Region | None = None, halo: tuple[str, Region] | None = None) -> None:
+        """The step on the patch: its output buffer holds need[out]; the kernel computes `computed`
+        (the rows below `halo`, which is first copied to the top of the buffer; all of need[out]
+        without halo reuse)."""
         out_t = step.outputs[0]
-        out_r = need[out_t]
+        held = need[out_t]
+        out_r = computed if computed is not None else held
+        at = 0
+        if halo is not None or out_r != held:
+            if out_t in stored or step.kernel == "tc_concat_s8_part":
+                raise ValueError("halo reuse does not support concatenation inside the patch stage")
+            out_name = self._patch_tensor(out_t, held, tag)
+            stored[out_t] = (out_name, held)
+            c = self.src.tensors[out_t].shape[3]
+            at = (out_r.r0 - held.r0) * held.width * c
+            if halo is not None:
+                self._restore_halo(halo, out_name, held, tag)
+            elif out_r.r0 > held.r0:
+                raise AssertionError(f"patch {tag}: rows {held.r0}..{out_r.r0 - 1} of {out_t} have no halo to come from")
+            if out_r.is_empty():
+                return
         window = op.rows is not None
         want = op.input_region(out_r)
         reads: dict[str, tuple[str, int, Region]] = {}
         for i in op.spatial_inputs:
             t = step.inputs[i]
             reads[t] = self._read(t, want, stored, tag, window)
-        if out_t in stored:  # a later concat part: completes the patch tensor made by part 0
+        if at or halo is not None:
+            pass  # the buffer was made above; the kernel writes below the halo rows
+        elif out_t in stored:  # a later concat part: completes the patch tensor made by part 0
             out_name = stored[out_t][0]
         else:
             out_name = self._patch_tensor(out_t, out_r, tag)
@@ -297,19 +357,24 @@ class _Builder:
         params = self._params(step, op, out_r, seen)
         shared = any(reads[t][1] != 0 or stored[t][0] == t for t in reads)  # reads a full map or at an offset
 
+        below_halo = at > 0 or halo is not None
+
         def map_arg(a: Arg) -> Arg:
             if a.kind == "in" and a.ref in reads:
                 return Arg("in", reads[a.ref][0], at=reads[a.ref][1])
             if a.kind in ("out", "update"):
-                return Arg(a.kind, out_name)
+                return Arg("update", out_name, at=at) if below_halo else Arg(a.kind, out_name)
             if a.kind == "scratch":
                 return Arg("scratch", "", seen.area)  # depthwise in place: one input channel plane
             return a
 
         args = [map_arg(a) for a in step.args]
-        extra = self._licences(step, params, args, shared, map_arg)
+        extra = self._licences(step, params, args, shared or below_halo, map_arg)
         frac_macs = step.macs * out_r.area // (self.src.tensors[out_t].shape[1] * self.src.tensors[out_t].shape[2])
-        golden = self._golden(step, params, args)
+        if below_halo:
+            golden = self._golden_below(step, params, args, out_r)
+        else:
+            golden = self._golden(step, params, args)
         self.out.steps.append(Step(f"{step.name}_{tag}", step.op, step.node, step.onnx_name, step.kernel, params,
                                    args, golden, frac_macs, note=(f"patch {tag}" + (f", {step.note}" if step.note else "")),
                                    param_count=step.param_count if first_patch else 0, **extra))
@@ -359,11 +424,82 @@ class _Builder:
             return dict(inplace_inputs=step.inplace_inputs)
         return {}
 
-    def _golden(self, step: Step, params, args: list[Arg]):
+    def _golden_below(self, step: Step, params, args: list[Arg], region: Region):
+        """The mirror of a step that writes its rows below the halo rows of its buffer: the kernel's
+        result (for `region`) placed at the output's byte offset in the current buffer."""
+        k_out = next(i for i, a in enumerate(args) if a.kind == "update")
+        plain = [Arg("out", a.ref) if i == k_out else a for i, a in enumerate(args)]
+        c = self.src.tensors[step.outputs[0]].shape[3]
+        base = self._golden(step, params, plain, out_shape=(1, region.height, region.width, c))
+        values = [i for i, a in enumerate(args) if a.kind in ("in", "const", "update")]
+        at = args[k_out].at
+        pos = values.index(k_out)
+
+        def run(*vals):
+            new = np.asarray(base(*(vals[:pos] + vals[pos + 1:]))).reshape(-1)
+            buf = np.array(vals[pos], dtype=np.int8).reshape(-1).copy()
+            buf[at:at + new.size] = new
+            return buf
+        return run
+
+    def _restore_halo(self, halo: tuple[str, Region], out_name: str, held: Region, tag: str) -> None:
+        """Copy the halo rows the patch above left to the top of this patch's buffer (their place:
+        the buffer starts at the first halo row)."""
+        src, region = halo
+        assert region.r0 == held.r0 and (region.c0, region.c1) == (held.c0, held.c1), (region, held)
+        size = self.out.tensors[src].size
+        total = self.out.tensors[out_name].size
+        p = ConcatPartParams(outer=1, in_inner=size, out_inner=size, out_offset=0, in_zp=0,
+                             multiplier=UNIT_MULTIPLIER, shift=UNIT_SHIFT, out_zp=0)
+
+        def golden(v):
+            o = np.zeros(total, np.int8)
+            o[:size] = concat_s8_part(p, np.asarray(v).reshape(-1), np.zeros(size, np.int8))
+            return o
+        self.out.steps.append(Step(f"halo_in_{out_name.split('@')[-1]}_{len(self.out.steps)}", "HaloRestore", "",
+                                   f"halo rows of {src}", "tc_concat_s8_part", p,
+                                   [Arg("in", src), Arg("out", out_name)], golden, note=f"patch {tag} halo rows in"))
+
+    def _save_halos(self, stored: dict, below: dict[str, Region], first: int, tag: str) -> dict:
+        """After the last reader of each map in this patch: crop the rows the patch below needs
+        and this one holds into a small halo buffer (tc_slice_s8). Returns tensor -> (buffer, rows)."""
+        halos = {}
+        inserts = []
+        for t, (name, held) in stored.items():
+            if t in (self.stage_input, self.stage_output) or t not in below:
+                continue
+            want = Region(below[t].r0, held.r1, held.c0, held.c1)
+            if want.is_empty() or want.r0 < held.r0:
+                continue
+            # after its last reader; a map nothing reads in this patch (no new rows below it) was
+            # only filled from the halo above: passed on right after that
+            touching = [k for k in range(first, len(self.out.steps))
+                        if name in self.out.steps[k].inputs or name in self.out.steps[k].outputs]
+            last = max(touching, default=None)
+            if last is None:
+                continue
+            c = self.src.tensors[t].shape[3]
+            halo = f"{t}@{tag}#halo"
+            shape = (1, want.height, want.width, c)
+            info = self.src.tensors[t]
+            self.out.tensors[halo] = TensorInfo(halo, shape, info.quant, info.perm, shape)
+            p = make_slice_params((1, held.height, held.width, c), (0, want.r0 - held.r0, 0, 0), (1, 1, 1, 1), shape)
+            step = Step(f"halo_out{len(inserts)}_{tag}", "HaloSave", "", f"halo rows of {t} for the patch below",
+                        "tc_slice_s8", p, [Arg("in", name), Arg("out", halo)], lambda v, p=p: slice_s8(p, v),
+                        note=f"patch {tag} halo rows out")
+            inserts.append((last + 1, step))
+            halos[t] = (halo, want)
+        for at, step in sorted(inserts, key=lambda e: -e[0]):
+            self.out.steps.insert(at, step)
+        return halos
+
+    def _golden(self, step: Step, params, args: list[Arg], out_shape=None):
         """The step's numpy mirror on the patch. An input read at a byte offset is cut from the
         stored array the executor passes (the whole buffer), as the C pointer arithmetic does."""
         k = step.kernel
         out_info = self.out.tensors[next(a.ref for a in args if a.kind in ("out", "update"))]
+        if out_shape is not None:
+            out_info = TensorInfo("", tuple(out_shape), out_info.quant)
         if k in ("tc_conv2d_s8", "tc_dwconv2d_s8"):
             in_shape = (params.in_h, params.in_w, params.in_c)
         elif k in ("tc_maxpool_s8", "tc_avgpool_s8"):

@@ -34,6 +34,9 @@ def patch_report(program, mem, decision) -> dict:
         "stage_output_shape": list(program.tensors[pp.stage_output].shape),
         "stage_output_bytes": int(program.tensors[pp.stage_output].size),
         "per_patch_peak_bytes": int(per_patch),
+        # halo reuse: the rows kept between a patch and the one below it (all maps at once)
+        "halo_buffers_peak_bytes": int(max((sum(size[b] for b in mem.live_tensors[k] if b.endswith("#halo"))
+                                            for k in steps), default=0)),
         "stage_peak_live_bytes": int(max((mem.live_bytes[k] for k in steps), default=0)),
         "stage_macs_layer_by_layer": int(pp.macs_layer_by_layer),
         "stage_macs_patched": int(pp.macs_patched),
@@ -83,7 +86,8 @@ def patch_markdown(r: dict) -> list[str]:
         lines += ["", "| figure | value |", "|---|---|",
                   f"| patch stage | first {p['stage_steps']} steps, {len(p['tiles'])} patches "
                   f"({p['grid'][0]} x {p['grid'][1]}) |",
-                  f"| halo strategy | {p['halo']} |",
+                  f"| halo strategy | {p['halo']}" + (f" (halo buffers at most {p['halo_buffers_peak_bytes']:,} B "
+                                                      f"live)" if p['halo'] == "reuse" else "") + " |",
                   f"| stage output buffer | {'x'.join(str(d) for d in p['stage_output_shape'])} = "
                   f"{p['stage_output_bytes']:,} B |",
                   (f"| stage input | streamed (--stream-input): {p['streamed_input_bytes']:,} B never in SRAM, "

@@ -61,13 +61,15 @@ def parse_patch(text: str) -> tuple[str, PatchConfig | None]:
     text = str(text).strip().lower()
     if text in ("fit", "auto", "off"):
         return text, None
-    parts = text.split("x")
-    if len(parts) == 3 and all(p.isdigit() for p in parts):
+    grid, _, halo = text.partition(":")
+    parts = grid.split("x")
+    if len(parts) == 3 and all(p.isdigit() for p in parts) and halo in ("", "recompute", "reuse"):
         split, rows, cols = (int(p) for p in parts)
         if split >= 1 and rows >= 1 and cols >= 1:
-            return "forced", PatchConfig(split, rows, cols)
-    raise BadInput(f"--patch {text!r}: use fit, auto, off, or SPLITxROWSxCOLS (the first SPLIT steps run on a "
-                   f"ROWS x COLS grid of patches, e.g. 12x4x4)")
+            return "forced", PatchConfig(split, rows, cols, halo or "recompute")
+    raise BadInput(f"--patch {text!r}: use fit, auto, off, or SPLITxROWSxCOLS[:reuse] (the first SPLIT steps run on "
+                   f"a ROWS x COLS grid of patches, e.g. 12x4x4; :reuse keeps the overlapping rows between "
+                   f"patches instead of recomputing them)")
 
 
 def parse_overhead(text) -> float:
@@ -112,6 +114,8 @@ def live_estimates(program: Program) -> list[int]:
 
 def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, steps, ops,
                     stream: bool = False) -> tuple[int, int]:
+    """With halo reuse (config.halo): the same patch buffers, plus the halo buffers of every map
+    between two row bands (all live at once, a bound), and each row computed once per column band."""
     """(peak estimate of the patch stage, MACs of all patches) from the regions alone.
 
     Rows and columns are independent (windows act per axis, regions are bounding boxes), so the
@@ -134,15 +138,26 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
     if stream:  # each patch's window of the input, live from the start of the patch to its last reader
         born[limit.stage_input] = 0
         tensors.append(limit.stage_input)
+    reuse = config.halo == "reuse"
     macs = 0
     for j, step in enumerate(steps):
         t = step.outputs[0]
         if t in row_need[0]:
             th, tw, _ = image_hwc(program, t)
-            rows = sum(n[t].height for n in row_need)
+            if reuse:  # each band computes the rows below those of the band above
+                rows = sum(n[t].r1 - (max(n[t].r0, row_need[i - 1][t].r1) if i else n[t].r0)
+                           for i, n in enumerate(row_need))
+            else:
+                rows = sum(n[t].height for n in row_need)
             cols = sum(n[t].width for n in col_need)
             macs += step.macs * rows * cols // (th * tw)
     scratch = [s.scratch_bytes for s in steps]
+    halo_bytes = 0
+    if reuse:
+        widest = {t: max(cn[t].width for cn in col_need) * program.tensors[t].shape[3] for t in tensors}
+        for above, below in zip(row_need, row_need[1:]):
+            halo_bytes = max(halo_bytes, sum(max(0, above[t].r1 - below[t].r0) * widest[t]
+                                             for t in tensors if t not in (out, limit.stage_input)))
     peak = 0
     for rn in row_need:
         for cn in col_need:
@@ -154,7 +169,7 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
             live = 0
             for j in range(len(steps)):
                 live += delta[j]
-                peak = max(peak, full + live + scratch[j])
+                peak = max(peak, full + live + scratch[j] + halo_bytes)
     return peak, macs
 
 
@@ -167,13 +182,15 @@ def candidates(program: Program, limit: StageLimit, base_live: list[int], stream
         h, w, _ = image_hwc(program, tensor)
         after = max(base_live[split:], default=0)
         stage_macs_once = sum(s.macs for s in steps)
+        reusable = not any(s.kernel == "tc_concat_s8_part" for s in steps)  # see patches._emit
         for rows in range(1, min(h, MAX_GRID) + 1):
             for cols in range(1, min(w, MAX_GRID) + 1):
                 if rows * cols < 2:
                     continue
-                config = PatchConfig(split, rows, cols)
-                peak, macs = _stage_estimate(program, limit, config, steps, ops, stream)
-                out.append(Candidate(config, (macs - stage_macs_once) / total_macs, max(peak, after)))
+                for halo in (("recompute", "reuse") if rows > 1 and reusable else ("recompute",)):
+                    config = PatchConfig(split, rows, cols, halo)
+                    peak, macs = _stage_estimate(program, limit, config, steps, ops, stream)
+                    out.append(Candidate(config, (macs - stage_macs_once) / total_macs, max(peak, after)))
     return out
 
 
