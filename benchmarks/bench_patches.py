@@ -177,18 +177,33 @@ def main() -> int:
             print("QEMU/arm-none-eabi-gcc missing: no instruction counts")
             return 0
         x = np.load(MLPERF / "samples.npz")["vww_mobilenetv1_025_int8"][:1]
-        counts = {}
-        for patch in ("off", "auto", "auto --stream-input"):
-            g, program, mem = results[("vww", patch)]
-            model = CompiledModel.from_program(g, program, mem)
-            outs, run = model.run_qemu({g.inputs[0]: x}, "cortex-m4")
-            counts[patch] = (run.instructions, outs)
-        i0 = counts["off"][0]
-        for patch in ("auto", "auto --stream-input"):
-            same = all(np.array_equal(counts["off"][1][k], counts[patch][1][k]) for k in counts["off"][1])
-            i1 = counts[patch][0]
-            print(f"\nVWW on Cortex-M4 (QEMU), --patch {patch}: {i0:,} -> {i1:,} instructions "
-                  f"(+{100 * (i1 - i0) / i0:.2f} %), outputs equal to layer by layer: {same}")
+        from tinycc.schedule.search import instruction_overhead
+
+        g, off_program, off_mem = results[("vww", "off")]
+        off_outs, off_run = CompiledModel.from_program(g, off_program, off_mem).run_qemu({g.inputs[0]: x}, "cortex-m4")
+        i0 = off_run.instructions
+        # the chosen plans, and each one's grid with the other halo strategy (same input mode)
+        plans = [("auto", results[("vww", "auto")]), ("auto --stream-input", results[("vww", "auto --stream-input")])]
+        for label, (_, program, _) in list(plans):
+            cfg = program.patch.config
+            other = f"{cfg.split}x{cfg.rows}x{cfg.cols}" + ("" if cfg.halo == "reuse" else ":reuse")
+            if cfg.rows > 1 or cfg.halo == "reuse":
+                stream = program.streamed_input is not None
+                _, p2, m2, _ = plan(vww, other, 256 * 1024, None, stream)
+                plans.append((other + (" --stream-input" if stream else ""), (g, p2, m2)))
+        print(f"\nVWW on Cortex-M4 (QEMU), layer by layer {i0:,} instructions:\n")
+        print("| --patch | plan | peak SRAM | extra MACs | extra M4 instructions (QEMU) | search's estimate | "
+              "outputs == layer by layer |")
+        print("|---|---|---:|---:|---:|---:|---|")
+        for label, (g, program, mem) in plans:
+            outs, run = CompiledModel.from_program(g, program, mem).run_qemu({g.inputs[0]: x}, "cortex-m4")
+            pp = program.patch
+            extra = pp.macs_patched - pp.macs_layer_by_layer
+            same = all(np.array_equal(off_outs[k], outs[k]) for k in off_outs)
+            peak = f"{mem.arena_bytes:,}" + (" (input streamed)" if program.streamed_input else "")
+            print(f"| {label} | {pp.config.text()} | {peak} | {100 * extra / (program.macs - extra):.2f} % | "
+                  f"{100 * (run.instructions - i0) / i0:+.2f} % | "
+                  f"{100 * instruction_overhead(program, mem, off_program):+.2f} % | {same} |")
     return 0
 
 

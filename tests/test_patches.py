@@ -117,6 +117,30 @@ def test_halo_reuse_equals_layer_by_layer_golden_with_no_extra_macs_in_row_bands
     assert checked >= 4
 
 
+def test_instruction_estimate_of_a_candidate_matches_its_built_plan(zoo_models):
+    """The search ranks unbuilt candidates by an instruction estimate from the regions alone; it
+    must agree with the cost model applied to the built plan (which bench_patches.py checks against
+    QEMU counts), for recompute and reuse, whole and streamed input, and grow with the grid."""
+    from tinycc.schedule.receptive_field import classify
+    from tinycc.schedule.search import _stage_estimate, instruction_estimate, instruction_overhead
+
+    _, _, program, _ = _zoo_program(zoo_models, "mbv2")
+    limit = stage_limit(program)
+    split = sorted(limit.splits)[len(limit.splits) // 2]
+    steps = program.steps[:split]
+    ops = [classify(program, s) for s in steps]
+    base = instruction_estimate(program)
+    seen = []
+    for config, stream in ((PatchConfig(split, 2, 2), False), (PatchConfig(split, 4, 4), False),
+                           (PatchConfig(split, 3, 1, "reuse"), True), (PatchConfig(split, 3, 3, "reuse"), False)):
+        estimate = _stage_estimate(program, limit, config, steps, ops, stream)[2] / base
+        patched = apply_patches(program, config, limit, stream)
+        built = instruction_overhead(patched, plan_memory(patched, 0.2, reorder=False), program)
+        assert abs(estimate - built) <= 0.25 * built + 0.005, (config, estimate, built)
+        seen.append(built)
+    assert 0 < seen[0] < seen[1]
+
+
 def test_the_mlp_has_no_patch_stage_and_says_why(zoo_models):
     _, _, program, _ = _zoo_program(zoo_models, "mlp")
     limit = stage_limit(program)

@@ -42,6 +42,9 @@ def patch_report(program, mem, decision) -> dict:
         "stage_macs_patched": int(pp.macs_patched),
         "mac_overhead_percent": round(100 * (pp.macs_patched - pp.macs_layer_by_layer) / model_macs, 2),
         "stage_mac_overhead_percent": round(100 * pp.mac_overhead, 2),
+        # the search's Cortex-M4 cost model (schedule/search.py, calibrated on QEMU counts)
+        "instruction_overhead_estimate_percent": (round(100 * decision.instr_overhead, 2)
+                                                  if decision.instr_overhead is not None else None),
         "patch_steps": [[int(k) for k in ks] for ks in pp.patch_steps],
     })
     return out
@@ -98,6 +101,9 @@ def patch_markdown(r: dict) -> list[str]:
                   f"| peak live bytes in the stage | {p['stage_peak_live_bytes']:,} B |",
                   f"| extra MACs (whole model) | {p['mac_overhead_percent']:.2f} % |",
                   f"| extra MACs (stage) | {p['stage_mac_overhead_percent']:.2f} % |"]
+        if p.get("instruction_overhead_estimate_percent") is not None:
+            lines.append(f"| extra Cortex-M4 instructions (the search's estimate) | "
+                         f"{p['instruction_overhead_estimate_percent']:.2f} % |")
         ins = p.get("instructions")
         if ins:
             lines += [f"| instructions in the stage (QEMU) | {ins['stage']:,} ({ins['stage_share_percent']:.2f} % of "

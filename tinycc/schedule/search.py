@@ -10,9 +10,17 @@ buffer is separate: the whole stage input and stage output, plus the live tensor
 patch; after the stage, the layer-by-layer live bytes). The most promising candidates are then
 built and planned for real, and the decision always compares real arenas:
 
-* a binding budget (layer-by-layer arena > --sram): the fewest extra MACs among the plans that
-  fit; if none fits, the smallest arena found (the budget check then reports it);
-* otherwise: the smallest arena among candidates within --patch-overhead extra MACs.
+* a binding budget (layer-by-layer arena > --sram): the fewest estimated extra Cortex-M4
+  instructions among the plans that fit; if none fits, the smallest arena found (the budget check
+  then reports it);
+* otherwise: the smallest arena among candidates within --patch-overhead extra MACs; arenas within
+  ARENA_TIE of it count as equal, and then the fewest estimated instructions win (the best grid is
+  also built with the other halo strategy, recompute or reuse, which often ties on memory).
+
+Every grid is a candidate with halos recomputed and, with more than one row of patches, with halo
+rows reused (schedule/patches.py). The instruction estimate is a cost model of the Cortex-M4
+(instructions per MAC by layer kind, a cost per extra kernel call and per copy and copied byte)
+calibrated on QEMU counts; bench_patches.py prints it next to the measured overhead.
 
 Patching is used only when its arena is smaller than the layer-by-layer one.
 
@@ -24,6 +32,7 @@ estimates leave the whole input out and count each patch's input window instead.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import BadInput
@@ -34,8 +43,49 @@ from .patches import (PatchConfig, StageLimit, apply_patches, grid_tiles, needed
 from .receptive_field import Region, classify, image_hwc
 
 DEFAULT_OVERHEAD = 0.10
+
+# ---- Cortex-M4 instruction cost of a plan (a model, calibrated on QEMU counts of MLPerf Tiny VWW,
+# layer by layer and six patch plans: benchmarks/bench_patches.py prints the model next to the
+# measured counts). Instructions per MAC depend on the layer: convolutions with few input channels
+# and depthwise layers (the layers a patch stage holds) cost more per MAC than deep pointwise ones.
+# Every extra kernel call on a smaller patch pays loop set-up and partial SIMD tails; every copy of
+# the patch stage (crop, tile, halo, input window) a fixed cost plus a cost per byte.
+def instructions_per_mac(step) -> float:
+    p = step.params
+    if step.kernel == "tc_dwconv2d_s8":
+        return 3.8
+    if step.kernel == "tc_conv2d_s8":
+        return 3.3 if p.in_c <= 8 else 2.2 if p.in_c <= 16 else 1.65 if p.in_c <= 32 else 1.3
+    return 2.0
+
+
+INSTR_PER_EXTRA_CALL = 1500
+COPY_OPS = ("Crop", "PatchOutput", "StreamRows", "HaloSave", "HaloRestore")
+INSTR_PER_COPY, INSTR_PER_COPIED_BYTE = 300, 0.25
+
+
+def instruction_estimate(program: Program, elided: set[int] = frozenset()) -> int:
+    """Estimated Cortex-M4 instructions of one inference of a (patched) program."""
+    total = 0.0
+    for k, step in enumerate(program.steps):
+        if k in elided:
+            continue
+        if step.op in COPY_OPS:
+            total += INSTR_PER_COPY + INSTR_PER_COPIED_BYTE * program.tensors[step.outputs[0]].size
+        else:
+            total += instructions_per_mac(step) * step.macs
+    return int(total)
+
+
+def instruction_overhead(patched: Program, mem: MemoryPlan, layer_by_layer: Program) -> float:
+    """Estimated extra instructions of a patch plan / the layer-by-layer estimate."""
+    base = instruction_estimate(layer_by_layer)
+    calls = len(patched.steps) - len(mem.elided_steps) - len(layer_by_layer.steps)
+    extra = instruction_estimate(patched, mem.elided_steps) - base + INSTR_PER_EXTRA_CALL * max(calls, 0)
+    return extra / max(base, 1)
 MAX_GRID = 8  # rows and columns tried by the search
 BUILT_CANDIDATES = 4  # candidates planned for real per decision
+ARENA_TIE = 0.01  # arenas this close count as equal: then the fewer estimated instructions win
 
 
 @dataclass(frozen=True)
@@ -90,6 +140,7 @@ class Candidate:
     config: PatchConfig
     overhead: float  # extra MACs / MACs of the whole model
     estimate: int  # bytes, see the module docstring
+    instr: float = 0.0  # estimated extra Cortex-M4 instructions / the layer-by-layer estimate
 
 
 @dataclass
@@ -102,6 +153,7 @@ class PatchDecision:
     layer_by_layer_arena: int
     stop_reason: str
     tried: list[dict] = field(default_factory=list)  # candidates planned for real
+    instr_overhead: float | None = None  # estimated extra M4 instructions of the chosen plan (fraction)
 
 
 def live_estimates(program: Program) -> list[int]:
@@ -113,13 +165,15 @@ def live_estimates(program: Program) -> list[int]:
 
 
 def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, steps, ops,
-                    stream: bool = False) -> tuple[int, int]:
-    """With halo reuse (config.halo): the same patch buffers, plus the halo buffers of every map
-    between two row bands (all live at once, a bound), and each row computed once per column band."""
-    """(peak estimate of the patch stage, MACs of all patches) from the regions alone.
+                    stream: bool = False) -> tuple[int, int, float]:
+    """(peak estimate of the patch stage, MACs of all patches, estimated extra instructions) from
+    the regions alone.
 
     Rows and columns are independent (windows act per axis, regions are bounding boxes), so the
-    regions of a tile are those of its row band combined with those of its column band."""
+    regions of a tile are those of its row band combined with those of its column band. With halo
+    reuse (config.halo): the same patch buffers, plus the halo buffers of every map between two
+    row bands (all live at once, a bound), and each row computed once per column band. The extra
+    instructions follow instruction_overhead's model (crops are not counted)."""
     out = limit.splits[config.split]
     h, w, _ = image_hwc(program, out)
     full = program.tensors[out].size + (0 if stream else program.tensors[limit.stage_input].size)
@@ -140,9 +194,12 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
         tensors.append(limit.stage_input)
     reuse = config.halo == "reuse"
     macs = 0
+    instr = 0.0
+    calls = 0
     for j, step in enumerate(steps):
         t = step.outputs[0]
         if t in row_need[0]:
+            calls += 1
             th, tw, _ = image_hwc(program, t)
             if reuse:  # each band computes the rows below those of the band above
                 rows = sum(n[t].r1 - (max(n[t].r0, row_need[i - 1][t].r1) if i else n[t].r0)
@@ -150,14 +207,29 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
             else:
                 rows = sum(n[t].height for n in row_need)
             cols = sum(n[t].width for n in col_need)
-            macs += step.macs * rows * cols // (th * tw)
+            step_macs = step.macs * rows * cols // (th * tw)
+            macs += step_macs
+            instr += instructions_per_mac(step) * (step_macs - step.macs)
     scratch = [s.scratch_bytes for s in steps]
     halo_bytes = 0
+    patches = len(tiles)
+    copies = patches  # the tiles into the stage output
+    copied = program.tensors[out].size
+    if stream:
+        c_in = program.tensors[limit.stage_input].shape[3]
+        copies += patches
+        copied += sum(rn[limit.stage_input].height * cn[limit.stage_input].width * c_in
+                      for rn in row_need for cn in col_need)
     if reuse:
         widest = {t: max(cn[t].width for cn in col_need) * program.tensors[t].shape[3] for t in tensors}
         for above, below in zip(row_need, row_need[1:]):
-            halo_bytes = max(halo_bytes, sum(max(0, above[t].r1 - below[t].r0) * widest[t]
-                                             for t in tensors if t not in (out, limit.stage_input)))
+            kept = [t for t in tensors if t not in (out, limit.stage_input) and above[t].r1 > below[t].r0]
+            halo_bytes = max(halo_bytes, sum((above[t].r1 - below[t].r0) * widest[t] for t in kept))
+            copies += 2 * len(kept) * len(col_need)  # cropped out below the last reader, copied in above
+            copied += 2 * sum((above[t].r1 - below[t].r0) * cn[t].width * program.tensors[t].shape[3]
+                              for t in kept for cn in col_need)
+    instr += INSTR_PER_EXTRA_CALL * ((patches - 1) * calls + copies) + INSTR_PER_COPY * copies \
+        + INSTR_PER_COPIED_BYTE * copied
     peak = 0
     for rn in row_need:
         for cn in col_need:
@@ -170,11 +242,12 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
             for j in range(len(steps)):
                 live += delta[j]
                 peak = max(peak, full + live + scratch[j] + halo_bytes)
-    return peak, macs
+    return peak, macs, instr
 
 
 def candidates(program: Program, limit: StageLimit, base_live: list[int], stream: bool = False) -> list[Candidate]:
     total_macs = max(program.macs, 1)
+    base_instr = max(instruction_estimate(program), 1)
     out = []
     for split, tensor in sorted(limit.splits.items()):
         steps = program.steps[:split]
@@ -189,8 +262,9 @@ def candidates(program: Program, limit: StageLimit, base_live: list[int], stream
                     continue
                 for halo in (("recompute", "reuse") if rows > 1 and reusable else ("recompute",)):
                     config = PatchConfig(split, rows, cols, halo)
-                    peak, macs = _stage_estimate(program, limit, config, steps, ops, stream)
-                    out.append(Candidate(config, (macs - stage_macs_once) / total_macs, max(peak, after)))
+                    peak, macs, instr = _stage_estimate(program, limit, config, steps, ops, stream)
+                    out.append(Candidate(config, (macs - stage_macs_once) / total_macs, max(peak, after),
+                                         instr / base_instr))
     return out
 
 
@@ -227,7 +301,8 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
             raise BadInput(str(exc)) from None
         decision.chosen = opts.config
         decision.reason = "forced with --patch"
-        decision.tried.append(_tried(patched, mem))
+        decision.tried.append(_tried(patched, mem, ordered))
+        decision.instr_overhead = instruction_overhead(patched, mem, ordered)
         return patched, mem, decision
     if not limit.splits:
         decision.reason = f"no patch stage is possible: {limit.stop_reason}"
@@ -237,14 +312,14 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
     if opts.stream:  # only splits after which nothing reads the input can stream it
         cands = [c for c in cands if not stream_input_problem(ordered, limit, c.config.split)]
     binding = opts.sram is not None and base_mem.arena_bytes > opts.sram
-    if binding:
-        pool = sorted((c for c in cands if c.estimate <= opts.sram), key=lambda c: (c.overhead, c.estimate))
-        pool += sorted(cands, key=lambda c: (c.estimate, c.overhead))
+    if binding:  # the cheapest in estimated instructions (extra MACs weighted per layer, calls, copies)
+        pool = sorted((c for c in cands if c.estimate <= opts.sram), key=lambda c: (c.instr, c.estimate))
+        pool += sorted(cands, key=lambda c: (c.estimate, c.instr))
     else:
-        pool = sorted((c for c in cands if c.overhead <= opts.overhead), key=lambda c: (c.estimate, c.overhead))
-        if opts.stream and not pool:  # streaming needs some plan: the cheapest in MACs
-            pool = sorted(cands, key=lambda c: (c.overhead, c.estimate))
-    best = None
+        pool = sorted((c for c in cands if c.overhead <= opts.overhead), key=lambda c: (c.estimate, c.instr))
+        if opts.stream and not pool:  # streaming needs some plan: the cheapest in instructions
+            pool = sorted(cands, key=lambda c: (c.instr, c.estimate))
+    built = []
     seen = set()
     for cand in pool:
         if len(seen) >= BUILT_CANDIDATES:
@@ -253,29 +328,45 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
             continue
         seen.add(cand.config)
         patched, mem = _plan(ordered, cand.config, limit, SCREEN_BUDGET_S, opts.stream)
-        decision.tried.append(_tried(patched, mem))
+        decision.tried.append(_tried(patched, mem, ordered))
+        built.append((patched, mem, instruction_overhead(patched, mem, ordered)))
         if binding and mem.arena_bytes <= opts.sram:
-            best = (patched, mem)
+            built = built[-1:]
             break
-        if best is None or mem.arena_bytes < best[1].arena_bytes:
-            best = (patched, mem)
+    best = None
+    if built and not (binding and built[0][1].arena_bytes <= opts.sram):
+        # the other halo strategy on the best grid: often a near-equal arena for fewer instructions
+        lead = min(built, key=lambda b: b[1].arena_bytes)[0].patch.config
+        twin = dataclasses.replace(lead, halo="recompute" if lead.halo == "reuse" else "reuse")
+        if twin not in seen and lead.rows > 1 and any(c.config == twin for c in cands):
+            patched, mem = _plan(ordered, twin, limit, SCREEN_BUDGET_S, opts.stream)
+            decision.tried.append(_tried(patched, mem, ordered))
+            built.append((patched, mem, instruction_overhead(patched, mem, ordered)))
+    if built:
+        # the smallest arena; of arenas within ARENA_TIE of it, the fewest estimated instructions
+        smallest = min(m.arena_bytes for _, m, _ in built)
+        best = min((b for b in built if b[1].arena_bytes <= smallest * (1 + ARENA_TIE)), key=lambda b: b[2])
     if best is not None:
         best = _plan(ordered, best[0].patch.config, limit, stream=opts.stream)  # the full planner budget
     if best is not None and (opts.stream or best[1].arena_bytes < base_mem.arena_bytes):
         patched, mem = best
         decision.chosen = patched.patch.config
+        decision.instr_overhead = instruction_overhead(patched, mem, ordered)
         pp = patched.patch
         if binding and mem.arena_bytes <= opts.sram:
             decision.reason = (f"the layer-by-layer arena ({base_mem.arena_bytes:,} B) exceeds --sram "
-                               f"({opts.sram:,} B); the fewest extra MACs among the plans tried that fit")
+                               f"({opts.sram:,} B); the fewest estimated extra instructions among the plans "
+                               f"tried that fit")
         elif binding:
             decision.reason = "no plan tried fits --sram; the smallest arena found"
         else:
             extra = (pp.macs_patched - pp.macs_layer_by_layer) / max(program.macs, 1)
             decision.reason = (("the input is streamed (--stream-input); " if opts.stream else "") +
-                               f"the smallest arena among the candidates with at most {100 * opts.overhead:.0f}% "
+                               f"the smallest arena (within {100 * ARENA_TIE:.0f}%: the fewest estimated Cortex-M4 "
+                               f"instructions) among the candidates with at most {100 * opts.overhead:.0f}% "
                                f"extra MACs ({base_mem.arena_bytes:,} B -> {mem.arena_bytes:,} B, "
-                               f"{100 * extra:.1f}% more MACs)")
+                               f"{100 * extra:.1f}% more MACs, about {100 * decision.instr_overhead:.0f}% more "
+                               f"instructions)")
         return patched, mem, decision
     if opts.stream:
         raise BadInput("--stream-input needs a patch stage, and no patch plan whose stage alone reads the input "
@@ -285,8 +376,9 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
     return ordered, base_mem, decision
 
 
-def _tried(patched: Program, mem: MemoryPlan) -> dict:
+def _tried(patched: Program, mem: MemoryPlan, layer_by_layer: Program) -> dict:
     pp = patched.patch
     model_macs = max(patched.macs - (pp.macs_patched - pp.macs_layer_by_layer), 1)
     return {"patch": pp.config.text(), "arena_bytes": int(mem.arena_bytes),
-            "mac_overhead_percent": round(100 * (pp.macs_patched - pp.macs_layer_by_layer) / model_macs, 2)}
+            "mac_overhead_percent": round(100 * (pp.macs_patched - pp.macs_layer_by_layer) / model_macs, 2),
+            "instruction_overhead_estimate_percent": round(100 * instruction_overhead(patched, mem, layer_by_layer), 2)}
