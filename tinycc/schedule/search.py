@@ -338,7 +338,8 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
         # the other halo strategy on the best grid: often a near-equal arena for fewer instructions
         lead = min(built, key=lambda b: b[1].arena_bytes)[0].patch.config
         twin = dataclasses.replace(lead, halo="recompute" if lead.halo == "reuse" else "reuse")
-        if twin not in seen and lead.rows > 1 and any(c.config == twin for c in cands):
+        allowed = {c.config for c in cands if binding or c.overhead <= opts.overhead}  # within --patch-overhead
+        if twin not in seen and lead.rows > 1 and twin in allowed:
             patched, mem = _plan(ordered, twin, limit, SCREEN_BUDGET_S, opts.stream)
             decision.tried.append(_tried(patched, mem, ordered))
             built.append((patched, mem, instruction_overhead(patched, mem, ordered)))
