@@ -196,6 +196,14 @@ def test_cli_stream_input_report_and_refusals(mlperf_dir, tmp_path, capsys, zoo_
     assert "needs a patch stage" in capsys.readouterr().err
     assert main(["compile", str(model), "-o", str(tmp_path / "e"), "--stream-input", "--export", "cmake"]) == 2
     assert "--export" in capsys.readouterr().err
+    np.save(tmp_path / "x.npy", np.load(mlperf_dir / "samples.npz")["ic_resnet8_int8"][:1])
+    outs = {}
+    for extra in ([], ["--stream-input"]):
+        out = tmp_path / f"y{len(extra)}.npy"
+        assert main(["run", str(model), "--input", str(tmp_path / "x.npy"), "--engine", "c", "-o", str(out),
+                     *extra]) == 0
+        outs[len(extra)] = np.load(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
     path, inputs = zoo_models[("mlp", "torchscript")]
     assert main(["compile", str(path), "-o", str(tmp_path / "mlp"), "--stream-input"]) == 2
     assert "none is possible" in capsys.readouterr().err

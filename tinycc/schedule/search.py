@@ -141,6 +141,8 @@ class Candidate:
     overhead: float  # extra MACs / MACs of the whole model
     estimate: int  # bytes, see the module docstring
     instr: float = 0.0  # estimated extra Cortex-M4 instructions / the layer-by-layer estimate
+    stage_peak: int = 0  # the patch stage's part of the estimate (breaks ties of `estimate` when
+    # the layers after the stage dominate it)
 
 
 @dataclass
@@ -264,7 +266,7 @@ def candidates(program: Program, limit: StageLimit, base_live: list[int], stream
                     config = PatchConfig(split, rows, cols, halo)
                     peak, macs, instr = _stage_estimate(program, limit, config, steps, ops, stream)
                     out.append(Candidate(config, (macs - stage_macs_once) / total_macs, max(peak, after),
-                                         instr / base_instr))
+                                         instr / base_instr, peak))
     return out
 
 
@@ -316,7 +318,8 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
         pool = sorted((c for c in cands if c.estimate <= opts.sram), key=lambda c: (c.instr, c.estimate))
         pool += sorted(cands, key=lambda c: (c.estimate, c.instr))
     else:
-        pool = sorted((c for c in cands if c.overhead <= opts.overhead), key=lambda c: (c.estimate, c.instr))
+        pool = sorted((c for c in cands if c.overhead <= opts.overhead),
+                      key=lambda c: (c.estimate, c.stage_peak, c.instr))
         if opts.stream and not pool:  # streaming needs some plan: the cheapest in instructions
             pool = sorted(cands, key=lambda c: (c.instr, c.estimate))
     built = []
