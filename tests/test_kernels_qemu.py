@@ -200,7 +200,7 @@ def render_harness(core, folder: Path) -> None:
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
     view = dict(version=__version__, prefix="qemu_kernels", core=core,
-                memory=memory_for(core, core.sram_capacity, None))
+                memory=memory_for(core, core.sram_capacity, None), stream=None)  # no streamed input
     for name in ("link.ld", "startup.c", "tc_semihost.c", "tc_target.h"):
         (folder / name).write_text(env.get_template(f"{name}.j2").render(**view))
 
