@@ -291,6 +291,41 @@ def test_prom_on_cortex_m_equals_golden(three_kernels, core):
     assert run.instructions > 0
 
 
+# ---- patch stage (tinycc/schedule/): ternary pointwise layers are per-pixel steps -----------
+def test_patch_stage_runs_through_the_ternary_kernels(three_kernels):
+    """The patch stage goes on past the ternary layers (1x1 windows) up to the global pool; a
+    forced uneven 3x2 grid over it equals the layer-by-layer golden, and its generated C equals
+    the patched golden step by step under ASan/UBSan with per-step write checks (so the
+    per-patch pixel counts, scratch and overlap licences of all three kernels are right)."""
+    import copy
+
+    from cbuild import require_sanitizers
+    from tinycc.memory.lifetimes import reorder_steps
+    from tinycc.schedule.patches import PatchConfig, stage_limit
+    from tinycc.schedule.search import PatchOptions, plan_program
+
+    g, x, model = three_kernels
+    ordered = copy.copy(model.program)  # the order plan_program cuts the stage from
+    ordered.steps = list(model.program.steps)
+    reorder_steps(ordered, 0.5)
+    limit = stage_limit(ordered)
+    split = max(limit.splits, default=0)
+    stage = {s.kernel for s in ordered.steps[:split]}
+    assert {"tc_pw_ternary_s8", "tc_pw_ternary_s8_expand", "tc_pw_ternary_s8_lut"} <= stage, limit.stop_reason
+    program, mem, _ = plan_program(model.program, PatchOptions("forced", PatchConfig(split, 3, 2)))
+    patched = CompiledModel.from_program(g, program, mem)
+    assert patched.program.patch is not None
+    golden = {}
+    outs = patched.run_int8(x, observe=lambda t, v: golden.__setitem__(t, v))
+    np.testing.assert_array_equal(outs["y"], model.run_int8(x)["y"])
+    require_sanitizers()
+    c_outs, trace = patched.run_c(x, check=True)
+    last_writer = {step.outputs[0]: k for k, step in enumerate(patched.program.steps)}
+    for t, k in last_writer.items():
+        np.testing.assert_array_equal(trace[k], golden[t].reshape(-1), err_msg=f"step {k}")
+    np.testing.assert_array_equal(c_outs["y"], outs["y"])
+
+
 def _ternary_qdq_model(path: Path, in_c: int = 6, out_c: int = 5, hw: int = 4, codes=None):
     """x -> Q/DQ -> 1x1 Conv (int8 weights in {-1, 0, 1}, per-channel DQ scale, int32 bias) ->
     Q/DQ -> y: what a PROM QAT export writes for a pointwise layer."""

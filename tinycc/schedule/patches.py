@@ -50,7 +50,7 @@ from ..ops.concat import UNIT_MULTIPLIER, UNIT_SHIFT, ConcatPartParams, concat_s
 from ..ops.eltwise import broadcast_dims
 from ..ops.slicing import make_slice_params, slice_s8
 from ..program import Arg, Program, Step, TensorInfo
-from .receptive_field import LocalOp, Region, classify, image_hwc
+from .receptive_field import TERNARY_KERNEL_PREFIX, LocalOp, Region, classify, image_hwc
 
 
 @dataclass(frozen=True)
@@ -364,6 +364,8 @@ class _Builder:
                 return Arg("in", reads[a.ref][0], at=reads[a.ref][1])
             if a.kind in ("out", "update"):
                 return Arg("update", out_name, at=at) if below_halo else Arg(a.kind, out_name)
+            if a.kind == "scratch" and step.kernel.startswith(TERNARY_KERNEL_PREFIX):
+                return a  # tables or expanded weights: sized by the channels, not the pixels
             if a.kind == "scratch":
                 return Arg("scratch", "", seen.area)  # depthwise in place: one input channel plane
             return a
@@ -391,6 +393,8 @@ class _Builder:
             return dataclasses.replace(p, size=out_r.area * c_out)
         if k == "tc_concat_s8_part":
             return dataclasses.replace(p, outer=out_r.area)
+        if k.startswith(TERNARY_KERNEL_PREFIX):
+            return dataclasses.replace(p, pixels=out_r.area)
         from .receptive_field import binary_operand_shapes
 
         full = self.src.tensors[step.outputs[0]].shape
@@ -422,6 +426,14 @@ class _Builder:
             return dict(inplace_inputs=same)
         if k == "tc_lut_s8":
             return dict(inplace_inputs=step.inplace_inputs)
+        if k.startswith(TERNARY_KERNEL_PREFIX):  # as lowered (ops/conv.py), on the patch's pixels
+            from ..ops.conv import Conv2dParams, conv2d_overlap_licence, pw_ternary_overlap_delta
+
+            p = params
+            if k != "tc_pw_ternary_s8_expand":
+                return dict(overlap_delta=pw_ternary_overlap_delta(p))
+            return conv2d_overlap_licence(Conv2dParams(1, p.pixels, p.in_c, 1, p.pixels, p.out_c, 1, 1, 1, 1, 1, 1,
+                                                       0, 0, 1, 0, p.out_zp, p.act_min, p.act_max))
         return {}
 
     def _golden_below(self, step: Step, params, args: list[Arg], region: Region):
@@ -506,6 +518,8 @@ class _Builder:
             in_shape = (params.in_h, params.in_w, params.channels)
         elif k == "tc_concat_s8_part":
             in_shape = (params.outer * params.in_inner,)
+        elif k.startswith(TERNARY_KERNEL_PREFIX):
+            in_shape = (params.pixels * params.in_c,)
         else:
             in_shape = out_info.shape
         n_in = int(np.prod(in_shape))

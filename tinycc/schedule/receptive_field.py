@@ -4,7 +4,7 @@ A step of a Program is *spatially local* when every output pixel depends on a bo
 input pixels at the same place: convolutions (any kernel, stride, dilation, padding, groups),
 depthwise convolutions, max/average pooling with a window smaller than the map, and per-pixel
 steps (element-wise add/sub/mul of same-sized maps or with per-channel constants, lookup tables,
-channel concat). Everything else (global pooling, fully connected, softmax, reshapes, broadcasts
+channel concat, PROM's ternary pointwise convolutions: a 1x1 window). Everything else (global pooling, fully connected, softmax, reshapes, broadcasts
 of a per-image value such as squeeze-and-excitation scales) is not, and ends a patch stage.
 
 Along one axis a window step maps output [a, b) to input [max(0, a*s - p), min(n, (b-1)*s - p +
@@ -91,6 +91,7 @@ class LocalOp:
 
 WINDOW_KERNELS = ("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_maxpool_s8", "tc_avgpool_s8")
 BINARY_KERNELS = ("tc_add_s8", "tc_sub_s8", "tc_mul_s8")
+TERNARY_KERNEL_PREFIX = "tc_pw_ternary_s8"  # tc_pw_ternary_s8, _expand, _lut: 1x1, stride 1, no padding
 
 
 def image_hwc(program, tensor: str) -> tuple[int, int, int] | None:
@@ -135,6 +136,11 @@ def _classify_kernel(program, step) -> LocalOp | str:
                           if a.kind == "in" and tuple(sh) == tuple(out_shape)})
         return LocalOp(None, None, tuple(spatial))
     if k == "tc_lut_s8":
+        return LocalOp(None, None, (0,))
+    if k.startswith(TERNARY_KERNEL_PREFIX):
+        h, w, _ = image_hwc(program, outs[0])
+        if image_hwc(program, step.inputs[0]) != (h, w, p.in_c) or p.pixels != h * w:
+            return f"{step.op} reads a tensor that is not its NHWC input map"
         return LocalOp(None, None, (0,))
     if k == "tc_concat_s8_part":
         h, w, c = image_hwc(program, outs[0])
