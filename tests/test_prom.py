@@ -292,19 +292,16 @@ def test_prom_on_cortex_m_equals_golden(three_kernels, core):
 
 
 # ---- patch stage (tinycc/schedule/): ternary pointwise layers are per-pixel steps -----------
-def test_patch_stage_runs_through_the_ternary_kernels(three_kernels):
-    """The patch stage goes on past the ternary layers (1x1 windows) up to the global pool; a
-    forced uneven 3x2 grid over it equals the layer-by-layer golden, and its generated C equals
-    the patched golden step by step under ASan/UBSan with per-step write checks (so the
-    per-patch pixel counts, scratch and overlap licences of all three kernels are right)."""
+def _patched_three_kernels(three_kernels) -> CompiledModel:
+    """The three-kernel model with its longest patch stage run as a forced uneven 3x2 grid; the
+    stage must hold all three ternary kernels."""
     import copy
 
-    from cbuild import require_sanitizers
     from tinycc.memory.lifetimes import reorder_steps
     from tinycc.schedule.patches import PatchConfig, stage_limit
     from tinycc.schedule.search import PatchOptions, plan_program
 
-    g, x, model = three_kernels
+    g, _, model = three_kernels
     ordered = copy.copy(model.program)  # the order plan_program cuts the stage from
     ordered.steps = list(model.program.steps)
     reorder_steps(ordered, 0.5)
@@ -313,7 +310,18 @@ def test_patch_stage_runs_through_the_ternary_kernels(three_kernels):
     stage = {s.kernel for s in ordered.steps[:split]}
     assert {"tc_pw_ternary_s8", "tc_pw_ternary_s8_expand", "tc_pw_ternary_s8_lut"} <= stage, limit.stop_reason
     program, mem, _ = plan_program(model.program, PatchOptions("forced", PatchConfig(split, 3, 2)))
-    patched = CompiledModel.from_program(g, program, mem)
+    return CompiledModel.from_program(g, program, mem)
+
+
+def test_patch_stage_runs_through_the_ternary_kernels(three_kernels):
+    """The patch stage goes on past the ternary layers (1x1 windows) up to the global pool; a
+    forced uneven 3x2 grid over it equals the layer-by-layer golden, and its generated C equals
+    the patched golden step by step under ASan/UBSan with per-step write checks (so the
+    per-patch pixel counts, scratch and overlap licences of all three kernels are right)."""
+    from cbuild import require_sanitizers
+
+    g, x, model = three_kernels
+    patched = _patched_three_kernels(three_kernels)
     assert patched.program.patch is not None
     golden = {}
     outs = patched.run_int8(x, observe=lambda t, v: golden.__setitem__(t, v))
@@ -324,6 +332,16 @@ def test_patch_stage_runs_through_the_ternary_kernels(three_kernels):
     for t, k in last_writer.items():
         np.testing.assert_array_equal(trace[k], golden[t].reshape(-1), err_msg=f"step {k}")
     np.testing.assert_array_equal(c_outs["y"], outs["y"])
+
+
+def test_patched_ternary_kernels_on_cortex_m4_equal_golden(three_kernels):
+    """The same patch plan cross-built for the Cortex-M4 (DSP variants, tc_conv2d_s8's assembly
+    behind the expanding kernel) on per-patch pixel counts, odd ones included."""
+    _needs_qemu()
+    _, x, model = three_kernels
+    patched = _patched_three_kernels(three_kernels)
+    target, _ = patched.run_qemu(x, "cortex-m4")
+    np.testing.assert_array_equal(target["y"], model.run_int8(x)["y"])
 
 
 def _ternary_qdq_model(path: Path, in_c: int = 6, out_c: int = 5, hw: int = 4, codes=None):
