@@ -131,20 +131,34 @@ def m4_layers(model: CompiledModel, x) -> list[dict]:
 KERNELS = ("tc_pw_ternary_s8", "tc_pw_ternary_s8_expand", "tc_pw_ternary_s8_lut")
 
 
+def shift_column(model: CompiledModel, step) -> str:
+    """A ternary layer's requantization shifts, min..max, and '*' when one is above -2: then
+    tc_conv2d_s8's assembly loop (tc_conv2d_s8_dsp.c conv2d_asm_layer: 2 <= -shift <= 31 for
+    every channel) refuses the layer and the expanding kernel runs on its C loop. Ternary
+    scales (mean |w| of the kept weights, not max |w| / 127) make multipliers about 64x larger
+    than int8's, so narrow layers land there (shifts -1..1)."""
+    shift = model.program.blobs[next(a.ref for a in step.args if a.ref.endswith("_shift"))]
+    lo, hi = int(shift.min()), int(shift.max())
+    return f"{lo}..{hi}" + ("*" if hi > -2 or lo < -31 else "")
+
+
 def instructions_table(name: str, int8: CompiledModel, prom: CompiledModel, x, forced: dict) -> dict:
     a, b = m4_layers(int8, x), m4_layers(prom, x)
     each = {k: m4_layers(m, x) for k, m in forced.items()}
     assert all([r["name"] for r in a] == [r["name"] for r in rows] for rows in [b, *each.values()])
     print(f"\n== {name}: Cortex-M4 instructions per MAC of the pointwise layers (QEMU; golden == QEMU checked)")
-    print("   ternary: tinycc's choice (kernel); then each kernel forced: add/sub + SMLAD, expand to int8, tables")
+    print("   ternary: tinycc's choice (kernel); then each kernel forced: add/sub + SMLAD, expand to int8, tables;")
+    print("   shifts: the layer's requantization shifts (*: tc_conv2d_s8's assembly refuses them, see shift_column)")
     print(f"{'layer':38s} {'in x out':>11s} {'MACs':>10s} {'int8':>6s} {'ternary':>8s} {'kernel':>7s} "
-          f"{'pw':>6s} {'expand':>6s} {'table':>6s}")
+          f"{'pw':>6s} {'expand':>6s} {'table':>6s} {'shifts':>8s}")
     for i, (r8, rt) in enumerate(zip(a, b)):
-        kernel = prom.program.steps[[s.onnx_name or s.node for s in prom.program.steps].index(rt["name"])].kernel
+        step = prom.program.steps[[s.onnx_name or s.node for s in prom.program.steps].index(rt["name"])]
+        kernel = step.kernel
         print(f"{r8['name'][-38:]:38s} {r8['in_c']:>5d} x {r8['out_c']:<4d} {r8['macs']:>10,d} "
               f"{r8['instructions'] / r8['macs']:>6.3f} {rt['instructions'] / rt['macs']:>8.3f} "
               f"{kernel.replace('tc_pw_ternary_s8', '') or 'pw':>7s} "
-              + " ".join(f"{each[k][i]['instructions'] / each[k][i]['macs']:>6.3f}" for k in each))
+              + "".join(f"{each[k][i]['instructions'] / each[k][i]['macs']:>6.3f} " for k in each)
+              + f"{shift_column(prom, step):>8s}")
 
     def pooled(rows, wide=False):
         sel = [r for r in rows if not wide or r["out_c"] >= 64]
