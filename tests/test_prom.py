@@ -292,9 +292,10 @@ def test_prom_on_cortex_m_equals_golden(three_kernels, core):
 
 
 # ---- patch stage (tinycc/schedule/): ternary pointwise layers are per-pixel steps -----------
-def _patched_three_kernels(three_kernels) -> CompiledModel:
-    """The three-kernel model with its longest patch stage run as a forced uneven 3x2 grid; the
-    stage must hold all three ternary kernels."""
+def _patched_three_kernels(three_kernels, halo: str) -> CompiledModel:
+    """The three-kernel model with its longest patch stage run as a forced uneven 3x2 grid, halos
+    recomputed or reused (patches below the first row compute only their new rows); the stage
+    must hold all three ternary kernels."""
     import copy
 
     from tinycc.memory.lifetimes import reorder_steps
@@ -309,20 +310,22 @@ def _patched_three_kernels(three_kernels) -> CompiledModel:
     split = max(limit.splits, default=0)
     stage = {s.kernel for s in ordered.steps[:split]}
     assert {"tc_pw_ternary_s8", "tc_pw_ternary_s8_expand", "tc_pw_ternary_s8_lut"} <= stage, limit.stop_reason
-    program, mem, _ = plan_program(model.program, PatchOptions("forced", PatchConfig(split, 3, 2)))
+    program, mem, _ = plan_program(model.program, PatchOptions("forced", PatchConfig(split, 3, 2, halo)))
     return CompiledModel.from_program(g, program, mem)
 
 
-def test_patch_stage_runs_through_the_ternary_kernels(three_kernels):
+@pytest.mark.parametrize("halo", ["recompute", "reuse"])
+def test_patch_stage_runs_through_the_ternary_kernels(three_kernels, halo):
     """The patch stage goes on past the ternary layers (1x1 windows) up to the global pool; a
     forced uneven 3x2 grid over it equals the layer-by-layer golden, and its generated C equals
     the patched golden step by step under ASan/UBSan with per-step write checks (so the
     per-patch pixel counts, scratch and overlap licences of all three kernels are right)."""
     from cbuild import require_sanitizers
 
-    g, x, model = three_kernels
-    patched = _patched_three_kernels(three_kernels)
+    _, x, model = three_kernels
+    patched = _patched_three_kernels(three_kernels, halo)
     assert patched.program.patch is not None
+    assert (halo == "reuse") == any(s.op == "HaloSave" for s in patched.program.steps)
     golden = {}
     outs = patched.run_int8(x, observe=lambda t, v: golden.__setitem__(t, v))
     np.testing.assert_array_equal(outs["y"], model.run_int8(x)["y"])
@@ -335,11 +338,11 @@ def test_patch_stage_runs_through_the_ternary_kernels(three_kernels):
 
 
 def test_patched_ternary_kernels_on_cortex_m4_equal_golden(three_kernels):
-    """The same patch plan cross-built for the Cortex-M4 (DSP variants, tc_conv2d_s8's assembly
+    """The reuse patch plan cross-built for the Cortex-M4 (DSP variants, tc_conv2d_s8's assembly
     behind the expanding kernel) on per-patch pixel counts, odd ones included."""
     _needs_qemu()
     _, x, model = three_kernels
-    patched = _patched_three_kernels(three_kernels)
+    patched = _patched_three_kernels(three_kernels, "reuse")
     target, _ = patched.run_qemu(x, "cortex-m4")
     np.testing.assert_array_equal(target["y"], model.run_int8(x)["y"])
 
