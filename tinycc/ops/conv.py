@@ -466,6 +466,15 @@ def pw_ternary_s8(p: PwTernaryParams, x, w, bias, mult, shift) -> np.ndarray:
 # MAC); other layers whose int8 weights fit in 8 KB of scratch are expanded and run by the int8
 # kernel (tc_pw_ternary_s8_expand: 144x32 1.40, 32x192 2.03, against 2.6 and 2.25); the
 # remaining wide-output layers by tables, the rest by tc_pw_ternary_s8 (no scratch).
+# Expanding reaches int8 speed only where tc_conv2d_s8's assembly loop takes every channel's shift
+# (2 <= -shift <= 31, tc_conv2d_s8_dsp.c conv2d_asm_layer); a ternary scale (mean |w| of the kept
+# weights) makes multipliers ~64x int8's, so narrow layers get shifts -1..1 and run that kernel's
+# C loop (bench_prom.py's 'shifts' column; VWW 8x16: 8.36 vs int8 3.69 per MAC). Expanding to
+# +-2^k with shift - k instead is not bit-exact (TFLM's SRDHM-then-RDBPOT double rounding moves to
+# another bit): checked over every reachable accumulator of the VWW / MobileNetV2 narrow layers,
+# no channel whose shift moved matched (0 of 16 ... 0 of 192), not even with the multiplier nudged
+# by up to +-64. The fix belongs to tc_conv2d_s8's assembly (a requantization for shifts -1..1,
+# or its sums-only mode followed by the C requantization for such layers).
 PW_TERNARY_EXPAND_MAX_BYTES = 8192
 PW_TERNARY_LUT_MIN_OUT_C = 64
 PW_TERNARY_LUT_GROUPS = 4  # TC_PW_TERNARY_LUT_GROUPS: 256-word tables per chunk
