@@ -24,7 +24,18 @@
 #ifndef TC_CONV_H
 #define TC_CONV_H
 
+#include "tc_arm_dsp.h"
 #include "tc_common.h"
+
+/* TC_FAST_PORTABLE: the fast portable variants (tc_*_fast.c: register-blocked plain C99,
+ * bit-exact with the reference) are taken on cores without the DSP extension (Cortex-M0+/M3,
+ * RISC-V, ESP32, the host), unless TC_PORTABLE_SPEC is defined, which keeps the readable
+ * reference (the specification the tests compare the variants with). */
+#if !TC_HAVE_DSP && !defined(TC_PORTABLE_SPEC)
+#define TC_FAST_PORTABLE 1
+#else
+#define TC_FAST_PORTABLE 0
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -259,6 +270,18 @@ static inline int32_t tc_dwconv2d_s8_k_tile(const tc_dwconv2d_params *p) {
 void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
                       int8_t *out);
+
+/* Internal: the fast portable variants (TC_FAST_PORTABLE), called by their entry point after
+ * the argument checks, for the layers their _applicable function accepts. */
+int tc_conv2d_s8_fast_applicable(const tc_conv2d_params *p);
+void tc_conv2d_s8_fast(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                       int8_t *out);
+
+int tc_dwconv2d_s8_fast_applicable(const tc_dwconv2d_params *p);
+void tc_dwconv2d_s8_fast(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                         const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                         int8_t *out);
 
 /* Internal (tc_dwconv2d_s8.c): the portable window sum of one depthwise output pixel, which the
  * in-place SIMD path takes at the plane's borders. */

@@ -9,6 +9,9 @@
  *  - tc_conv2d_s8_dsp.c (TC_HAVE_DSP, tc_arm_dsp.h: Cortex-M4/M7/M33/M55, or the host emulation
  *    -DTC_EMULATE_DSP): the SIMD path, taken when a window row holds at least 4 contiguous int8
  *    values to multiply (conv2d_dsp_applicable);
+ *  - tc_conv2d_s8_fast.c (TC_FAST_PORTABLE, tc_conv.h: no DSP extension and no
+ *    -DTC_PORTABLE_SPEC): register-blocked plain C for the cores without SIMD (M0+/M3, RISC-V,
+ *    the host), taken for ungrouped layers (tc_conv2d_s8_fast_applicable);
  *  - tc_conv2d_s8_asm.c (TC_DSP_ASM: GNU-compatible compilers for Thumb-2): the hand-written hot
  *    loop of the SIMD path, which has C functions of the same arithmetic for every other build.
  */
@@ -110,6 +113,12 @@ tc_status tc_conv2d_s8(const tc_conv2d_params *p, const int8_t *in, const int8_t
 #if TC_HAVE_DSP
     if (conv2d_dsp_applicable(p)) {
         tc_conv2d_s8_dsp(p, in, w, bias, mult, shift, out);
+        return TC_OK;
+    }
+#endif
+#if TC_FAST_PORTABLE
+    if (tc_conv2d_s8_fast_applicable(p)) {
+        tc_conv2d_s8_fast(p, in, w, bias, mult, shift, out);
         return TC_OK;
     }
 #endif

@@ -57,9 +57,11 @@ def c_params(p):
     return ctypes.byref(C_STRUCTS[type(p)](**asdict(p)))
 
 
-@pytest.fixture(scope="module")
-def lib():
-    lib = runtime_library()
+@pytest.fixture(scope="module", params=[(), ("TC_PORTABLE_SPEC",)], ids=["fast", "spec"])
+def lib(request):
+    """The host runtime twice: as shipped (the fast portable variants, tc_*_fast.c) and with
+    -DTC_PORTABLE_SPEC (the readable reference alone): both must equal the golden model."""
+    lib = runtime_library(defines=list(request.param))
     for name in ("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8"):
         getattr(lib, name).restype = ctypes.c_int
         getattr(lib, name).argtypes = [ctypes.c_void_p] * 7
@@ -329,6 +331,21 @@ CONV_TARGETED = {
                             pads=(0, 3, 2, 1)),
     "pads_crop_bottom": dict(in_hw=(8, 8), k=(3, 3), stride=(3, 3), dil=(1, 1),
                              pads=(1, 1, -1, 0)),
+    # the fast portable variant's paths (tc_conv2d_s8_fast.c): windows over CONV_FAST_GATHER
+    # values (window rows, per tap at padding and dilation), more than CONV_FAST_CHANNELS output
+    # channels (odd count), and input channels past its in_zp row with and without padding
+    "fast_window_rows": dict(in_hw=(7, 9), k=(3, 3), stride=(1, 2), dil=(1, 1), pads=(1, 1, 1, 1),
+                             in_c=20, out_c=5, groups=1),
+    "fast_window_rows_dilated": dict(in_hw=(9, 8), k=(3, 2), stride=(2, 1), dil=(2, 3),
+                                     pads=(2, 1, 1, 2), in_c=24, out_c=4, groups=1),
+    "fast_many_channels": dict(in_hw=(6, 5), k=(3, 3), stride=(2, 2), dil=(1, 1), pads=(1, 1, 1, 1),
+                               in_c=17, out_c=131, groups=1),
+    "fast_many_channels_small_window": dict(in_hw=(5, 7), k=(2, 2), stride=(1, 1), dil=(1, 1),
+                                            pads=(1, 0, 0, 1), in_c=3, out_c=129, groups=1),
+    "fast_deep_padded": dict(in_hw=(3, 4), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                             in_c=257, out_c=3, groups=1),
+    "fast_deep_pointwise": dict(in_hw=(3, 5), k=(1, 1), stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0),
+                                in_c=300, out_c=3, groups=1),
     "groups_4": dict(in_c=8, out_c=12, groups=4),
     "groups_eq_channels": dict(in_c=6, out_c=12, groups=6),
     "in_zp_min": dict(in_zp=-128),

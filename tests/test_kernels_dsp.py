@@ -829,7 +829,9 @@ def _encode_case(kind, case, out_len):
     return blob + b"".join(_encode_array(a) for a in case[1:]) + struct.pack("<i", out_len)
 
 
-def test_dsp_kernels_under_asan_ubsan(tmp_path):
+@pytest.mark.parametrize("defines", [("TC_EMULATE_DSP",), ()], ids=["dsp", "fast_portable"])
+def test_dsp_kernels_under_asan_ubsan(tmp_path, defines):
+    """The DSP paths (emulated) and, without them, the fast portable variants (tc_*_fast.c)."""
     cc = c_compiler()
     from cbuild import require_sanitizers
 
@@ -840,7 +842,7 @@ def test_dsp_kernels_under_asan_ubsan(tmp_path):
     build = subprocess.run(
         [cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-O1",
          "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-         "-DTC_EMULATE_DSP", f"-I{RUNTIME}", str(driver),
+         *(f"-D{d}" for d in defines), f"-I{RUNTIME}", str(driver),
          *(str(RUNTIME / s) for s in KERNEL_SOURCES), "-o", str(exe)],
         capture_output=True, text=True)
     if build.returncode != 0 and "sanitize" in build.stderr:

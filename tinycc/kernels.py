@@ -27,8 +27,9 @@ ARG_KINDS = ("in", "const", "out", "update", "scratch")  # as program.Arg.kind
 class Variant:
     """A faster implementation behind a kernel's entry point.
 
-    name: "dsp" (ARMv7E-M SIMD C, also built on the host with -DTC_EMULATE_DSP) or "asm"
-    (hand-written Thumb-2, GNU toolchains only); sources: its runtime_c/ files; when: the
+    name: "dsp" (ARMv7E-M SIMD C, also built on the host with -DTC_EMULATE_DSP), "asm"
+    (hand-written Thumb-2, GNU toolchains only) or "fast" (register-blocked portable C for the
+    cores without the DSP extension, tc_conv.h's TC_FAST_PORTABLE); sources: its runtime_c/ files; when: the
     preprocessor condition under which the entry point may take it (tc_arm_dsp.h)."""
 
     name: str
@@ -38,6 +39,7 @@ class Variant:
 
 DSP = "dsp"
 ASM = "asm"
+FAST = "fast"
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,9 @@ def runtime_sources(kernels, has_dsp: bool | None = None) -> list[str]:
     has_dsp None (host projects: the library may be rebuilt for any core, and the tests build it
     with -DTC_EMULATE_DSP): every variant ships, each compiles to nothing where its condition is
     false. True (a DSP core, e.g. --target cortex-m4): the DSP and assembly variants. False (M0,
-    M3): the portable entry points only."""
+    M3): the fast portable variants."""
     names = set()
     for k in kernels:
         decl = lookup(k)
-        names.update(decl.files(None if has_dsp is None else (DSP, ASM) if has_dsp else ()))
+        names.update(decl.files(None if has_dsp is None else (DSP, ASM) if has_dsp else (FAST,)))
     return sorted(names)

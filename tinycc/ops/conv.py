@@ -17,7 +17,7 @@ import numpy as np
 
 from ..golden.checks import as_shape, require
 from ..golden.spatial import add_bias_checked, as_hwc, check_quant, requantize_channels, windows
-from ..kernels import ASM, DSP, Variant, declare, lookup
+from ..kernels import ASM, DSP, FAST, Variant, declare, lookup
 from ..program import Arg
 from ..quant.params import act_range
 from ..quant import ternary
@@ -670,8 +670,10 @@ def lower_codebook_conv(lc, node, enc, geometry: dict, quant: dict, group: int, 
 _CONV_ARGS = ("in", "const", "const", "const", "const", "out")  # in, w, bias, mult, shift, out
 declare("tc_conv2d_s8", header="tc_conv.h", params=Conv2dParams, golden=conv2d_s8, args=_CONV_ARGS,
         sources=("tc_conv2d_s8.c",),
-        variants=(Variant(DSP, ("tc_conv2d_s8_dsp.c",)), Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM")))
-_DWCONV_VARIANTS = (Variant(DSP, ("tc_dwconv2d_s8_dsp.c",)), Variant(ASM, ("tc_dwconv2d_s8_asm.c",), "TC_DSP_ASM"))
+        variants=(Variant(DSP, ("tc_conv2d_s8_dsp.c",)), Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM"),
+                  Variant(FAST, ("tc_conv2d_s8_fast.c",), "TC_FAST_PORTABLE")))
+_DWCONV_VARIANTS = (Variant(DSP, ("tc_dwconv2d_s8_dsp.c",)), Variant(ASM, ("tc_dwconv2d_s8_asm.c",), "TC_DSP_ASM"),
+                    Variant(FAST, ("tc_dwconv2d_s8_fast.c",), "TC_FAST_PORTABLE"))
 declare("tc_dwconv2d_s8", header="tc_conv.h", params=DwConv2dParams, golden=dwconv2d_s8, args=_CONV_ARGS,
         sources=("tc_dwconv2d_s8.c",), variants=_DWCONV_VARIANTS, inplace="tc_dwconv2d_s8_inplace")
 declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=DwConv2dParams, golden=dwconv2d_s8_inplace,
