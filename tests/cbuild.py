@@ -53,14 +53,11 @@ def runtime_library(extra_sources: list[Path] = (), defines: list[str] = ()) -> 
 
 
 def kernel_sources(*kernels: str) -> list[str]:
-    """The runtime_c .c files of the named kernels: entry points and every variant, as their
-    declarations (tinycc/kernels.py) list them."""
-    from tinycc.kernels import lookup
+    """The runtime_c .c files of the named kernels and of the kernels they call: entry points and
+    every variant, as their declarations (tinycc/kernels.py) list them (a host project's files)."""
+    from tinycc.kernels import runtime_sources
 
-    files: list[str] = []
-    for k in kernels:
-        files += [f for f in lookup(k).files() if f not in files]
-    return files
+    return runtime_sources(kernels)
 
 
 def ptr(a: np.ndarray):

@@ -58,6 +58,9 @@ class KernelDecl:
     # order) -> output array. Passes that re-parameterise a step (the patch stage) rebuild its
     # golden from here.
     golden: Callable[..., Any] | None = None
+    # Other kernels this one calls (e.g. a weight decoder that runs tc_conv2d_s8 on the decoded
+    # weights): a project that uses this kernel ships theirs too, with their variants.
+    calls: tuple[str, ...] = ()
 
     @property
     def c_struct(self) -> str | None:
@@ -81,7 +84,7 @@ KERNELS: dict[str, KernelDecl] = {}
 
 def declare(name: str, *, header: str, params: Any, golden: Callable[..., Any], args: tuple[str, ...],
             sources: tuple[str, ...], variants: tuple[Variant, ...] = (), scratch_bytes: Callable[[Any], int] | None = None,
-            inplace: str = "") -> KernelDecl:
+            inplace: str = "", calls: tuple[str, ...] = ()) -> KernelDecl:
     """Declare a C kernel (once: a second declaration of the same name is an error)."""
     bad = [a for a in args if a not in ARG_KINDS]
     if bad:
@@ -89,7 +92,7 @@ def declare(name: str, *, header: str, params: Any, golden: Callable[..., Any], 
     if name in KERNELS:
         raise ValueError(f"kernel {name} is declared twice")
     decl = KernelDecl(name, header, params, tuple(args), tuple(sources), tuple(variants), scratch_bytes, inplace,
-                      golden)
+                      golden, tuple(calls))
     KERNELS[name] = decl
     return decl
 
@@ -115,8 +118,14 @@ def runtime_sources(kernels, has_dsp: bool | None = None) -> list[str]:
     with -DTC_EMULATE_DSP): every variant ships, each compiles to nothing where its condition is
     false. True (a DSP core, e.g. --target cortex-m4): the DSP and assembly variants. False (M0,
     M3): the fast portable variants."""
-    names = set()
-    for k in kernels:
+    names: set[str] = set()
+    todo, seen = list(kernels), set()
+    while todo:  # the kernels named and those they call
+        k = todo.pop()
+        if k in seen:
+            continue
+        seen.add(k)
         decl = lookup(k)
         names.update(decl.files(None if has_dsp is None else (DSP, ASM) if has_dsp else (FAST,)))
+        todo.extend(decl.calls)
     return sorted(names)

@@ -144,9 +144,12 @@ class Conv(OpDef):
             licence = dict(overlap_delta=pw_ternary_overlap_delta(p))
             if kernel != "tc_pw_ternary_s8":
                 args.insert(5, Arg("scratch", "", lookup(kernel).scratch_bytes(p)))
-            if kernel == "tc_pw_ternary_s8_expand":  # tc_conv2d_s8 runs it: that kernel's licence
-                licence = conv2d_overlap_licence(Conv2dParams(ih, iw, ic, oh, ow, oc, 1, 1, 1, 1, 1, 1, 0, 0, 1,
-                                                              zp_in, zp_out, act_min, act_max))
+            if kernel == "tc_pw_ternary_s8_expand":
+                # tc_conv2d_s8 runs it on a 1 x pixels image: its licence is that call's, not the
+                # layer's H x W rows (its paths stream whole rows: the fast portable one re-reads
+                # the row for each pair of output channels, the DSP one pairs pixels)
+                licence = conv2d_overlap_licence(Conv2dParams(1, p.pixels, ic, 1, p.pixels, oc, 1, 1, 1, 1, 1, 1,
+                                                              0, 0, 1, 0, zp_out, act_min, act_max))
             lc.add_step(node, kernel, p, args,
                         lambda xv, w, b, m, s: pw_ternary_s8(p, xv, w, b, m, s).reshape(oh, ow, oc),
                         macs=self.macs(lc.g, node), **licence)
@@ -685,9 +688,8 @@ declare("tc_pw_ternary_s8_lut", header="tc_conv.h", params=PwTernaryParams, gold
         args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_pw_ternary_s8_lut.c",),
         scratch_bytes=pw_ternary_lut_scratch_size)
 declare("tc_pw_ternary_s8_expand", header="tc_conv.h", params=PwTernaryParams, golden=pw_ternary_s8,
-        args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_pw_ternary_s8_expand.c", "tc_conv2d_s8.c"),
-        variants=(Variant(DSP, ("tc_conv2d_s8_dsp.c",)), Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM")),
-        scratch_bytes=pw_ternary_expand_scratch_size)
+        args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_pw_ternary_s8_expand.c",),
+        calls=("tc_conv2d_s8",), scratch_bytes=pw_ternary_expand_scratch_size)
 _CB_ARGS = ("in", "const", "const", "const", "const", "const", "scratch", "out")  # in, indices, palette, ...
 declare("tc_conv2d_cb_s8", header="tc_codebook.h", params=Conv2dCbParams, golden=conv2d_cb_s8, args=_CB_ARGS,
         sources=("tc_conv2d_cb_s8.c", "tc_codebook.c"), variants=(Variant(DSP, ("tc_conv2d_cb_s8_dsp.c",)),),
