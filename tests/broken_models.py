@@ -140,13 +140,14 @@ def duplicate_output_model() -> onnx.ModelProto:
     return model
 
 
-def lstm_model() -> onnx.ModelProto:
+def rnn_model() -> onnx.ModelProto:
+    """ONNX's plain RNN (LSTM and GRU are implemented, RNN is not)."""
     seq, batch, features, hidden = 2, 1, 4, 3
-    w = numpy_helper.from_array(np.full((1, 4 * hidden, features), 0.1, np.float32), "W")
-    r = numpy_helper.from_array(np.full((1, 4 * hidden, hidden), 0.1, np.float32), "R")
+    w = numpy_helper.from_array(np.full((1, hidden, features), 0.1, np.float32), "W")
+    r = numpy_helper.from_array(np.full((1, hidden, hidden), 0.1, np.float32), "R")
     graph = helper.make_graph(
-        [helper.make_node("LSTM", ["x", "W", "R"], ["y"], name="lstm0", hidden_size=hidden)],
-        "lstm",
+        [helper.make_node("RNN", ["x", "W", "R"], ["y"], name="rnn0", hidden_size=hidden)],
+        "rnn",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, batch, features])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         [w, r],
@@ -249,7 +250,7 @@ def write_broken_corpus(directory: Path) -> list[BrokenCase]:
     cases.append(BrokenCase(dynamic, EXIT_OK, (), "ok", None, ("--input-shape", "x=1x3x8x8")))
 
     # Valid models the converter must reject, and valid-but-tricky ones that must load.
-    model("lstm.onnx", lstm_model(), "LSTM", "lstm0", stage="convert", error=Unsupported, command="compile")
+    model("rnn.onnx", rnn_model(), "RNN", "rnn0", stage="convert", error=Unsupported, command="compile")
     model("nms.onnx", nms_model(), "NonMaxSuppression", "nms0", stage="convert", error=Unsupported, command="compile")
     valid = model("unsorted.onnx", unsorted_conv_model(), stage="ok", error=None)
     for size in ("12q", "-5k", "0", "1.1k", "k", "256 kilobytes"):

@@ -37,7 +37,7 @@ CLI_CASES = [
     "dynamic_hw.onnx --input-shape x=1x3x8",
     "dynamic_hw.onnx --input-shape x=1x3xAx8",
     "dynamic_hw.onnx --input-shape x=1x3x8x8",
-    "lstm.onnx",
+    "rnn.onnx",
     "unsorted.onnx",
     "unsorted.onnx --sram=-5k",
     "unsorted.onnx --sram=1.1k",
