@@ -8,7 +8,7 @@
  *    and for the layers the SIMD path does not cover;
  *  - tc_conv2d_s8_dsp.c (TC_HAVE_DSP, tc_arm_dsp.h: Cortex-M4/M7/M33/M55, or the host emulation
  *    -DTC_EMULATE_DSP): the SIMD path, taken when a window row holds at least 4 contiguous int8
- *    values to multiply (conv2d_dsp_applicable);
+ *    values to multiply, and for shallow pointwise layers (conv2d_dsp_applicable);
  *  - tc_conv2d_s8_fast.c (TC_FAST_PORTABLE, tc_conv.h: no DSP extension and no
  *    -DTC_PORTABLE_SPEC): register-blocked plain C for the cores without SIMD (M0+/M3, RISC-V,
  *    the host), taken for ungrouped layers (tc_conv2d_s8_fast_applicable);
@@ -60,7 +60,8 @@ static int32_t conv2d_pixel_acc(const tc_conv2d_params *p, const int8_t *in_grou
 
 /* The layers the SIMD variant (tc_conv2d_s8_dsp.c) covers. */
 #if TC_HAVE_DSP
-static int conv2d_dsp_applicable(const tc_conv2d_params *p) {
+static int conv2d_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift) {
+    if (tc_conv2d_s8_shallow_dsp_applicable(p, shift)) return 1;
     if (p->groups == 1 && p->dil_w == 1) return p->k_w * p->in_c >= 4;
     return p->in_c / p->groups >= 4;
 }
@@ -111,7 +112,7 @@ tc_status tc_conv2d_s8(const tc_conv2d_params *p, const int8_t *in, const int8_t
         return TC_ARG_ERROR;
     }
 #if TC_HAVE_DSP
-    if (conv2d_dsp_applicable(p)) {
+    if (conv2d_dsp_applicable(p, shift)) {
         tc_conv2d_s8_dsp(p, in, w, bias, mult, shift, out);
         return TC_OK;
     }

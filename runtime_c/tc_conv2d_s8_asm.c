@@ -122,4 +122,86 @@ __asm__(
     "    .size tc_conv2d_pairs_asm, .-tc_conv2d_pairs_asm\n"
     "    .popsection\n");
 
+/*
+ * The shallow pointwise loops (conv2d_s8_shallow in tc_conv2d_s8_dsp.c, whose C function
+ * conv2d_shallow_run is the reference): one output channel over pixel pairs of a widened block,
+ * the channel's widened weights, folded bias, multiplier and rounding constant in registers.
+ * r3 holds e - 1 in its low byte (ASR by a register uses only that byte) and minus the
+ * remaining pixel pairs times 512 above it: the loop counter costs no register.
+ * Job (conv2d_shallow_job): 0 x, 4 y, 8 y_step, 12 count_e1, 16..28 w[4], 32 bias, 36 mult,
+ * 40 khi. Both push 10 registers (40 bytes of stack) and call nothing (HANDWRITTEN_FRAMES).
+ */
+/* Requantizes the sum in ACC (tc_dsp_rq: r9 mult, r10 khi, r3 e - 1) with LO and HI as
+ * scratch, stores the byte at [r1] and steps r1 by r2. */
+#define CONV2D_SHALLOW_RQ(ACC, LO, HI)                                              \
+    "    and    " LO ", " ACC ", #0x80000000\n"                                     \
+    "    orr    " LO ", " LO ", #0x40000000\n"                                      \
+    "    sub    " HI ", r10, " ACC ", lsr #31\n"                                    \
+    "    smlal  " LO ", " HI ", " ACC ", r9\n"                                      \
+    "    asr    " HI ", " HI ", r3\n"                                               \
+    "    ssat   " HI ", #8, " HI "\n"                                               \
+    "    strb   " HI ", [r1]\n"                                                     \
+    "    add    r1, r1, r2\n"
+
+/* Four int8 inputs per pixel (two widened words): weights r4 r5, bias r8. */
+#define CONV2D_SHALLOW_SETUP                                                        \
+    "    push   {r3-r11, lr}\n"                                                     \
+    "    ldrd   r4, r5, [r0, #16]\n"                                                \
+    "    ldrd   r6, r7, [r0, #24]\n"                                                \
+    "    ldrd   r8, r9, [r0, #32]\n"                                                \
+    "    ldr    r10, [r0, #40]\n"                                                   \
+    "    ldm    r0, {r0, r1, r2, r3}\n"
+
+__asm__(
+    "    .pushsection .text.tc_conv2d_shallow4_asm,\"ax\",%progbits\n"
+    "    .syntax unified\n"
+    "    .thumb\n"
+    "    .p2align 2\n"
+    "    .global tc_conv2d_shallow4_asm\n"
+    "    .type tc_conv2d_shallow4_asm, %function\n"
+    "    .thumb_func\n"
+    "tc_conv2d_shallow4_asm:\n"
+    CONV2D_SHALLOW_SETUP
+    "1:  ldm    r0!, {r6, r7, r11, r12}\n"  /* two pixels */
+    "    smlad  lr, r6, r4, r8\n"
+    "    smlad  lr, r7, r5, lr\n"
+    "    smlad  r6, r11, r4, r8\n"
+    "    smlad  r6, r12, r5, r6\n"
+    CONV2D_SHALLOW_RQ("lr", "r11", "r12")
+    CONV2D_SHALLOW_RQ("r6", "r11", "r12")
+    "    adds   r3, r3, #512\n"
+    "    bmi    1b\n"
+    "    pop    {r3-r11, pc}\n"
+    "    .size tc_conv2d_shallow4_asm, .-tc_conv2d_shallow4_asm\n"
+    "    .popsection\n");
+
+/* Eight int8 inputs per pixel (four widened words): weights r4 r5 r6 r7, bias r8. */
+#define CONV2D_SHALLOW8_PIXEL                                                       \
+    "    ldrd   r11, r12, [r0], #8\n"                                               \
+    "    smlad  lr, r11, r4, r8\n"                                                  \
+    "    smlad  lr, r12, r5, lr\n"                                                  \
+    "    ldrd   r11, r12, [r0], #8\n"                                               \
+    "    smlad  lr, r11, r6, lr\n"                                                  \
+    "    smlad  lr, r12, r7, lr\n"                                                  \
+    CONV2D_SHALLOW_RQ("lr", "r11", "r12")
+
+__asm__(
+    "    .pushsection .text.tc_conv2d_shallow8_asm,\"ax\",%progbits\n"
+    "    .syntax unified\n"
+    "    .thumb\n"
+    "    .p2align 2\n"
+    "    .global tc_conv2d_shallow8_asm\n"
+    "    .type tc_conv2d_shallow8_asm, %function\n"
+    "    .thumb_func\n"
+    "tc_conv2d_shallow8_asm:\n"
+    CONV2D_SHALLOW_SETUP
+    "1:"
+    CONV2D_SHALLOW8_PIXEL
+    CONV2D_SHALLOW8_PIXEL
+    "    adds   r3, r3, #512\n"
+    "    bmi    1b\n"
+    "    pop    {r3-r11, pc}\n"
+    "    .size tc_conv2d_shallow8_asm, .-tc_conv2d_shallow8_asm\n"
+    "    .popsection\n");
+
 #endif /* TC_DSP_ASM */

@@ -793,12 +793,225 @@ static TC_DSP_NOINLINE void conv2d_s8_windows(const tc_conv2d_params *p, const i
     }
 }
 
+/*
+ * Shallow pointwise layers (1x1 kernel, no padding, groups 1, at most CONV2D_SHALLOW_C input
+ * channels: first layers on few input features, the narrow layers of MCUNet-like nets). On the
+ * pixel-pair path above every output is requantized after a handful of MACs, and each channel
+ * pair's weights, multiplier, shift and bias are fetched again for every pixel pair. Here the
+ * loops are swapped: a block of pixels is widened once (plain SXTB16:
+ * in_zp is folded into the bias as -in_zp * sum(w), exact in int32), then each output channel
+ * keeps its widened weights, folded bias and requantization constants in registers while it
+ * walks the block: per output 2 (Cin <= 4) or 4 SMLADs, tc_dsp_rq (one SMLAL), SSAT and a byte
+ * store. Cin not a multiple of 4 is padded with zero weights; the padded input lanes hold
+ * whatever follows the pixel in the input (zero past the tensor's end), multiplied by zero.
+ * Precondition (tc_conv2d_s8_shallow_dsp_applicable): every shift in [-TC_DSP_RQ_MAX_E, -2].
+ * Blocks of 72 (Cin <= 4) or 36 pixels: CONV2D_SHALLOW_WORDS words, 576 B of stack.
+ */
+enum { CONV2D_SHALLOW_C = 8, CONV2D_SHALLOW_WORDS = 144 };
+
+int tc_conv2d_s8_shallow_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift) {
+    int32_t c;
+    if (p->k_h != 1 || p->k_w != 1 || p->groups != 1 || p->in_c > CONV2D_SHALLOW_C ||
+        p->pad_top != 0 || p->pad_left != 0) {
+        return 0;
+    }
+    for (c = 0; c < p->out_c; ++c) {
+        if (!tc_dsp_rq_applies(shift[c])) return 0;
+    }
+    return 1;
+}
+
+/* The `groups` (1 or 2) 4-value groups at src widened into x[0..2*groups) as (even, odd)
+ * pairs; n_valid of the bytes may be read (the rest are taken as zero). */
+static void conv2d_shallow_widen(uint32_t *x, const int8_t *src, int32_t groups,
+                                 int32_t n_valid) {
+    int32_t g;
+    if (n_valid >= 4 * groups) {
+        for (g = 0; g < groups; ++g) {
+            const uint32_t v = tc_read_s8x4(src + 4 * g);
+            x[2 * g] = tc_sxtb16(v);
+            x[2 * g + 1] = tc_sxtb16_ror8(v);
+        }
+    } else { /* the tensor's (or the weights') last values: copied, zero-padded */
+        int8_t b[4 * 2] = {0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(b, src, (size_t)n_valid);
+        conv2d_shallow_widen(x, b, groups, 4 * groups);
+    }
+}
+
+/* n pixels from src, src_step bytes apart, widened into x (2 * G words each): whole words read
+ * straight from the input, except at its end. */
+static void conv2d_shallow_widen_run(uint32_t *x, const int8_t *src, int32_t n, int32_t G,
+                                     int32_t src_step, const int8_t *in_end) {
+    for (; n > 0 && in_end - src >= 4 * G; --n, src += src_step, x += 2 * G) {
+        const uint32_t v = tc_read_s8x4(src);
+        x[0] = tc_sxtb16(v);
+        x[1] = tc_sxtb16_ror8(v);
+        if (G == 2) {
+            const uint32_t v1 = tc_read_s8x4(src + 4);
+            x[2] = tc_sxtb16(v1);
+            x[3] = tc_sxtb16_ror8(v1);
+        }
+    }
+    for (; n > 0; --n, src += src_step, x += 2 * G) {
+        conv2d_shallow_widen(x, src, G, (int32_t)(in_end - src));
+    }
+}
+
+/* One output channel over n widened pixels (stride 2 * G words), y stepping by y_step. */
+static inline void conv2d_shallow_run(const uint32_t *x, int32_t n, int G, const uint32_t *w,
+                                      int32_t bias, int32_t mult, int32_t khi, int32_t e1,
+                                      int clamp, int32_t act_min, int32_t act_max, int8_t *y,
+                                      int32_t y_step) {
+    const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+    for (; n > 0; --n, x += 2 * G, y += y_step) {
+        int32_t acc = tc_smlad(x[0], w0, bias), out;
+        acc = tc_smlad(x[1], w1, acc);
+        if (G == 2) {
+            acc = tc_smlad(x[2], w2, acc);
+            acc = tc_smlad(x[3], w3, acc);
+        }
+        out = tc_dsp_rq(acc, mult, khi, e1);
+        if (clamp) out = TC_MIN(TC_MAX(out, act_min), act_max);
+        *y = (int8_t)out;
+    }
+}
+
+/* The specialisations, out of line so that each loop has the registers to itself. */
+static TC_DSP_NOINLINE void conv2d_shallow_run_1(const uint32_t *x, int32_t n, const uint32_t *w,
+                                                 int32_t bias, int32_t mult, int32_t khi,
+                                                 int32_t e1, int8_t *y, int32_t y_step) {
+    conv2d_shallow_run(x, n, 1, w, bias, mult, khi, e1, 0, 0, 0, y, y_step);
+}
+
+static TC_DSP_NOINLINE void conv2d_shallow_run_2(const uint32_t *x, int32_t n, const uint32_t *w,
+                                                 int32_t bias, int32_t mult, int32_t khi,
+                                                 int32_t e1, int8_t *y, int32_t y_step) {
+    conv2d_shallow_run(x, n, 2, w, bias, mult, khi, e1, 0, 0, 0, y, y_step);
+}
+
+static TC_DSP_NOINLINE void conv2d_shallow_run_clamped(const uint32_t *x, int32_t n, int G,
+                                                       const uint32_t *w, int32_t bias,
+                                                       int32_t mult, int32_t khi, int32_t e1,
+                                                       const tc_dsp_requant *q, int8_t *y,
+                                                       int32_t y_step) {
+    if (G == 1) {
+        conv2d_shallow_run(x, n, 1, w, bias, mult, khi, e1, 1, q->act_min, q->act_max, y, y_step);
+    } else {
+        conv2d_shallow_run(x, n, 2, w, bias, mult, khi, e1, 1, q->act_min, q->act_max, y, y_step);
+    }
+}
+
+#if CONV2D_ASM
+/* The assembly loops' job (tc_conv2d_s8_asm.c; offsets checked below). */
+typedef struct {
+    const uint32_t *x; /*  0: the block's widened pixels */
+    int8_t *y;         /*  4: the channel's output at the block's first pixel */
+    int32_t y_step;    /*  8: out_c */
+    int32_t count_e1;  /* 12: e - 1 - 512 * pixel pairs (>= 1 pair) */
+    uint32_t w[4];     /* 16: widened weights (w[2], w[3] unused by the 4-input loop) */
+    int32_t bias;      /* 32: bias - in_zp * sum(w) */
+    int32_t mult;      /* 36 */
+    int32_t khi;       /* 40: tc_dsp_rq_khi */
+} conv2d_shallow_job;
+
+typedef char conv2d_shallow_job_layout[(offsetof(conv2d_shallow_job, count_e1) == 12 &&
+                                        offsetof(conv2d_shallow_job, w) == 16 &&
+                                        offsetof(conv2d_shallow_job, bias) == 32 &&
+                                        offsetof(conv2d_shallow_job, khi) == 40) ? 1 : -1];
+
+void tc_conv2d_shallow4_asm(const conv2d_shallow_job *job);
+void tc_conv2d_shallow8_asm(const conv2d_shallow_job *job);
+#endif
+
+/* One output channel over the n pixels of a widened block (no clamp): pixel pairs by the
+ * assembly where there is one, an odd last pixel (and every pixel elsewhere) by the C loop. */
+static void conv2d_shallow_channel(const uint32_t *x, int32_t n, int32_t G, const uint32_t *w,
+                                   int32_t bias, int32_t mult, int32_t shift, int32_t out_zp,
+                                   int8_t *y, int32_t y_step) {
+    const int32_t khi = tc_dsp_rq_khi(shift, out_zp), e1 = -shift - 1;
+#if CONV2D_ASM
+    if (n >= 2) {
+        conv2d_shallow_job job;
+        job.x = x;
+        job.y = y;
+        job.y_step = y_step;
+        job.count_e1 = e1 - 512 * (n >> 1);
+        memcpy(job.w, w, sizeof job.w);
+        job.bias = bias;
+        job.mult = mult;
+        job.khi = khi;
+        if (G == 1) {
+            tc_conv2d_shallow4_asm(&job);
+        } else {
+            tc_conv2d_shallow8_asm(&job);
+        }
+        if ((n & 1) == 0) return;
+        x += 2 * G * (n - 1);
+        y += y_step * (n - 1);
+        n = 1;
+    }
+#endif
+    if (G == 1) {
+        conv2d_shallow_run_1(x, n, w, bias, mult, khi, e1, y, y_step);
+    } else {
+        conv2d_shallow_run_2(x, n, w, bias, mult, khi, e1, y, y_step);
+    }
+}
+
+static TC_DSP_NOINLINE void conv2d_s8_shallow(const tc_conv2d_params *p, const int8_t *in,
+                                              const int8_t *w, const tc_dsp_requant *q,
+                                              int8_t *out) {
+    const int32_t pixels = p->out_h * p->out_w, in_c = p->in_c, out_c = p->out_c;
+    const int32_t G = (in_c + 3) >> 2, block = CONV2D_SHALLOW_WORDS / (2 * G);
+    const int8_t *in_end = in + p->in_h * p->in_w * in_c;
+    const int clamp = q->act_min != -128 || q->act_max != 127;
+    const uint32_t ones = tc_pack_s16x2(1, 1);
+    uint32_t x[CONV2D_SHALLOW_WORDS];
+    int32_t pix0, oy = 0, ox = 0;
+    for (pix0 = 0; pix0 < pixels; pix0 += block) {
+        const int32_t n = TC_MIN(block, pixels - pix0);
+        int32_t i, c;
+        for (i = 0; i < n;) { /* the block's pixels, widened, a run along a row at a time */
+            const int32_t run = TC_MIN(n - i, p->out_w - ox);
+            const int8_t *src = in + (oy * p->stride_h * p->in_w + ox * p->stride_w) * in_c;
+            conv2d_shallow_widen_run(x + 2 * G * i, src, run, G, p->stride_w * in_c, in_end);
+            i += run;
+            ox += run;
+            if (ox == p->out_w) {
+                ox = 0;
+                ++oy;
+            }
+        }
+        for (c = 0; c < out_c; ++c) {
+            uint32_t wc[4] = {0, 0, 0, 0};
+            int32_t bias = q->bias != NULL ? q->bias[c] : 0, w_sum;
+            int8_t *y = out + pix0 * out_c + c;
+            conv2d_shallow_widen(wc, w + c * in_c, G, in_c);
+            w_sum = tc_smlad(wc[0], ones, tc_smlad(wc[1], ones, tc_smlad(wc[2], ones,
+                                                                           tc_smuad(wc[3], ones))));
+            /* sum(w * (x - zp)) = sum(w * x) - zp * sum(w), wrapping like the accumulator */
+            bias = (int32_t)((uint32_t)bias - (uint32_t)(p->in_zp * w_sum));
+            if (clamp) {
+                conv2d_shallow_run_clamped(x, n, (int)G, wc, bias, q->mult[c],
+                                           tc_dsp_rq_khi(q->shift[c], q->out_zp),
+                                           -q->shift[c] - 1, q, y, out_c);
+            } else {
+                conv2d_shallow_channel(x, n, G, wc, bias, q->mult[c], q->shift[c], q->out_zp, y,
+                                       out_c);
+            }
+        }
+    }
+}
+
 TC_DSP_NOINLINE void tc_conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
                                       const int32_t *bias, const int32_t *mult,
                                       const int32_t *shift, int8_t *out) {
     const tc_dsp_requant q =
         tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
-    if (p->groups != 1 || p->dil_w != 1) {
+    if (tc_conv2d_s8_shallow_dsp_applicable(p, shift)) {
+        conv2d_s8_shallow(p, in, w, &q, out);
+    } else if (p->groups != 1 || p->dil_w != 1) {
         conv2d_s8_windows(p, in, w, &q, out);
     } else if (p->k_h * p->k_w * p->in_c <= CONV2D_CHUNK) {
         conv2d_s8_one_chunk(p, in, w, &q, out);

@@ -333,7 +333,7 @@ CONV_TARGETED = {
                             out_c=8, groups=1),
     "pointwise_in_c_6_out_c_5": dict(in_hw=(3, 3), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
                                      in_c=6, out_c=5, groups=1),
-    "pointwise_in_c_3_portable": dict(k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0), in_c=3,
+    "pointwise_in_c_3_portable": dict(k=(1, 1), stride=(1, 1), pads=(1, 0, 0, 0), in_c=3,
                                       out_c=4, groups=1),
     "pointwise_cropped_rows": dict(in_hw=(6, 4), k=(1, 1), stride=(1, 1), pads=(0, 0, -2, 0),
                                    in_c=8, out_c=6, groups=1),
@@ -371,6 +371,26 @@ CONV_TARGETED = {
     "bias_near_int32_limits": dict(bias="near_limit", regime="normal", in_c=8, out_c=4,
                                    groups=1),
     "relu": dict(act="relu", in_c=8, out_c=4, groups=1),
+    **{f"shallow_{name}": dict({"stride": (1, 1), "dil": (1, 1), "regime": "normal",
+                                "act": "full", **geo}, k=(1, 1), pads=(0, 0, 0, 0), groups=1)
+       for name, geo in {  # tc_conv2d_s8_dsp.c's shallow pointwise path (Cin <= 8)
+           "in_c_1": dict(in_hw=(3, 5), in_c=1, out_c=3),
+           "in_c_3_odd_pixels": dict(in_hw=(5, 7), in_c=3, out_c=5),
+           "in_c_4_blocks": dict(in_hw=(10, 9), in_c=4, out_c=3),      # 90 pixels: 2 blocks
+           "in_c_6_s2_dilated": dict(in_hw=(7, 6), stride=(2, 2), dil=(2, 3), in_c=6, out_c=4),
+           "in_c_8_blocks_odd": dict(in_hw=(7, 11), in_c=8, out_c=6),  # 77: 3 blocks, odd
+           "in_c_7_relu": dict(in_hw=(4, 5), in_c=7, out_c=5, act="relu"),
+           "in_c_2_clamped_blocks": dict(in_hw=(9, 9), in_c=2, out_c=3, act="random"),
+           "in_c_5_extremes": dict(in_hw=(3, 3), in_c=5, out_c=4, in_zp=-128, style="extremes",
+                                   w_range=(-128, 127), regime="normal"),
+           "in_c_3_in_zp_127": dict(in_hw=(3, 5), in_c=3, out_c=4, in_zp=127, style="extremes",
+                                    w_range=(-128, 127)),
+           "in_c_4_bias_near_limit": dict(in_hw=(3, 3), in_c=4, out_c=4, bias="near_limit",
+                                          regime="normal"),
+           # left shifts: the pixel-pair path, Cin 3 the portable one
+           "in_c_8_left_shifts_not_taken": dict(in_hw=(3, 4), in_c=8, out_c=7, regime="large"),
+           "in_c_3_left_shifts_portable": dict(in_hw=(3, 4), in_c=3, out_c=2, regime="large"),
+       }.items()},
 }
 
 DW_TARGETED = {
@@ -554,9 +574,19 @@ def dwk_applicable(p) -> bool:
             and p.k_h * p.k_w <= 49 and p.k_w <= 210 // p.k_h)
 
 
-def dsp_path_expected(kind, p) -> bool:
-    """The dispatch rules documented in the kernel sources."""
+def conv_shallow_expected(p, shift) -> bool:
+    """tc_conv2d_s8_shallow_dsp_applicable: 1x1, unpadded, groups 1, in_c <= 8, every shift in
+    [-23, -2]."""
+    return ((p.k_h, p.k_w, p.groups, p.pad_top, p.pad_left) == (1, 1, 1, 0, 0) and p.in_c <= 8
+            and bool(((shift >= -23) & (shift <= -2)).all()))
+
+
+def dsp_path_expected(kind, p, shift=None) -> bool:
+    """The dispatch rules documented in the kernel sources (conv: with the layer's shifts, which
+    decide the shallow pointwise path)."""
     if kind == "conv":
+        if shift is not None and conv_shallow_expected(p, shift):
+            return True
         if p.groups == 1 and p.dil_w == 1:
             return p.k_w * p.in_c >= 4
         return p.in_c // p.groups >= 4
@@ -652,6 +682,14 @@ def test_targeted_cases_exercise_their_feature():
                        ("dw_inplace", "9x9_portable"), ("fc", "in_features_3_portable")]:
         assert not dsp_path_expected(kind, by_name[(kind, name)][0]), name
     assert dsp_path_expected("conv", by_name[("conv", "dscnn_10x4_s2")][0])
+    shallow = [n for k, n in by_name if k == "conv" and n.startswith("shallow_")]
+    assert len(shallow) == 12
+    for name in shallow:
+        p, *_, shift = by_name[("conv", name)]
+        assert conv_shallow_expected(p, shift) == ("left_shifts" not in name), name
+    assert not dsp_path_expected("conv", *by_name[("conv", "shallow_in_c_3_left_shifts_portable")][::5])
+    blocks = {n: by_name[("conv", n)][0] for n in shallow if "blocks" in n}
+    assert all(p.out_h * p.out_w > 72 // ((p.in_c + 3) // 4) for p in blocks.values()), blocks
     assert not inplace_allowed(by_name[("dw_inplace", "output_larger_than_input")][0])
     # The last output pixel's window ends at the plane's last byte: a 4-byte read would leave it.
     p = by_name[("dw_inplace", "3x3_valid_last_bytes")][0]
@@ -684,7 +722,7 @@ def test_targeted_cases_exercise_their_feature():
 
 
 def test_random_cases_cover_both_paths():
-    paths = Counter((kind, dsp_path_expected(kind, case[0])) for kind, case_id, case in CASES
+    paths = Counter((kind, dsp_path_expected(kind, case[0], case[5])) for kind, case_id, case in CASES
                     if case_id.startswith("random"))
     for kind in KINDS:
         assert paths[(kind, True)] >= 30 and paths[(kind, False)] >= 5, paths
@@ -723,7 +761,7 @@ def test_sabotaged_emulation_fails_exactly_on_the_fast_path(tmp_path):
             continue  # clamping could hide the change
         _, y = run_kernel(lib, kind, case)
         differs = not np.array_equal(y, golden(kind, case))
-        if dsp_path_expected(kind, p):
+        if dsp_path_expected(kind, p, case[5]):
             changed[kind] += differs
         else:
             assert not differs, f"{kind} {case_id}: portable case ran the fast path {p}"
