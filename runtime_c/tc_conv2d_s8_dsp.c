@@ -902,60 +902,87 @@ static TC_DSP_NOINLINE void conv2d_shallow_run_clamped(const uint32_t *x, int32_
     }
 }
 
-#if CONV2D_ASM
-/* The assembly loops' job (tc_conv2d_s8_asm.c; offsets checked below). */
+/* One output channel over the pixels of a widened block: what the assembly loops read (field
+ * offsets fixed by tc_conv2d_s8_asm.c, checked below), and the C loops too. */
 typedef struct {
     const uint32_t *x; /*  0: the block's widened pixels */
     int8_t *y;         /*  4: the channel's output at the block's first pixel */
     int32_t y_step;    /*  8: out_c */
-    int32_t count_e1;  /* 12: e - 1 - 512 * pixel pairs (>= 1 pair) */
-    uint32_t w[4];     /* 16: widened weights (w[2], w[3] unused by the 4-input loop) */
+    int32_t count_e1;  /* 12: e - 1 - 512 * pixel pairs */
+    uint32_t w[4];     /* 16: widened weights (w[2], w[3] zero when Cin <= 4) */
     int32_t bias;      /* 32: bias - in_zp * sum(w) */
     int32_t mult;      /* 36 */
     int32_t khi;       /* 40: tc_dsp_rq_khi */
 } conv2d_shallow_job;
 
+#if CONV2D_ASM
 typedef char conv2d_shallow_job_layout[(offsetof(conv2d_shallow_job, count_e1) == 12 &&
                                         offsetof(conv2d_shallow_job, w) == 16 &&
                                         offsetof(conv2d_shallow_job, bias) == 32 &&
                                         offsetof(conv2d_shallow_job, khi) == 40) ? 1 : -1];
-
 void tc_conv2d_shallow4_asm(const conv2d_shallow_job *job);
 void tc_conv2d_shallow8_asm(const conv2d_shallow_job *job);
 #endif
 
-/* One output channel over the n pixels of a widened block (no clamp): pixel pairs by the
- * assembly where there is one, an odd last pixel (and every pixel elsewhere) by the C loop. */
-static void conv2d_shallow_channel(const uint32_t *x, int32_t n, int32_t G, const uint32_t *w,
-                                   int32_t bias, int32_t mult, int32_t shift, int32_t out_zp,
-                                   int8_t *y, int32_t y_step) {
-    const int32_t khi = tc_dsp_rq_khi(shift, out_zp), e1 = -shift - 1;
+/* The job's fields for one output channel: its in_c weights at wc widened (bytes past in_c
+ * masked off: w_mask[g] keeps group g's valid bytes; `last`: a whole-word read could pass the
+ * end of the weights, so the words are assembled from bytes), the bias folded with
+ * in_zp * sum(w), and the requantization constants. */
+static void conv2d_shallow_set_channel(conv2d_shallow_job *job, const int8_t *wc, int32_t in_c,
+                                       int32_t G, const uint32_t w_mask[2], int last, int32_t bias,
+                                       int32_t in_zp, int32_t mult, int32_t shift,
+                                       int32_t out_zp) {
+    const uint32_t ones = tc_pack_s16x2(1, 1);
+    uint32_t v0, v1 = 0;
+    int32_t w_sum;
+    if (!last) {
+        v0 = tc_read_s8x4(wc);
+        if (G == 2) v1 = tc_read_s8x4(wc + 4);
+    } else { /* the channel's bytes, zero-padded */
+        int8_t b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(b, wc, (size_t)in_c);
+        v0 = tc_read_s8x4(b);
+        v1 = tc_read_s8x4(b + 4);
+    }
+    v0 &= w_mask[0];
+    v1 &= w_mask[1];
+    job->w[0] = tc_sxtb16(v0);
+    job->w[1] = tc_sxtb16_ror8(v0);
+    job->w[2] = tc_sxtb16(v1);
+    job->w[3] = tc_sxtb16_ror8(v1);
+    w_sum = tc_smlad(job->w[0], ones, tc_smlad(job->w[1], ones,
+                                               tc_smlad(job->w[2], ones, tc_smuad(job->w[3], ones))));
+    /* sum(w * (x - zp)) = sum(w * x) - zp * sum(w), wrapping like the accumulator */
+    job->bias = (int32_t)((uint32_t)bias - (uint32_t)(in_zp * w_sum));
+    job->mult = mult;
+    job->khi = tc_dsp_rq_khi(shift, out_zp);
+    job->count_e1 = -shift - 1;
+}
+
+/* The job's channel over n pixels (no clamp): pixel pairs by the assembly where there is one,
+ * an odd last pixel (and every pixel elsewhere) by the C loop. */
+static void conv2d_shallow_channel(conv2d_shallow_job *job, int32_t n, int32_t G) {
+    const uint32_t *x = job->x;
+    int8_t *y = job->y;
+    const int32_t e1 = job->count_e1;
 #if CONV2D_ASM
     if (n >= 2) {
-        conv2d_shallow_job job;
-        job.x = x;
-        job.y = y;
-        job.y_step = y_step;
-        job.count_e1 = e1 - 512 * (n >> 1);
-        memcpy(job.w, w, sizeof job.w);
-        job.bias = bias;
-        job.mult = mult;
-        job.khi = khi;
+        job->count_e1 = e1 - 512 * (n >> 1);
         if (G == 1) {
-            tc_conv2d_shallow4_asm(&job);
+            tc_conv2d_shallow4_asm(job);
         } else {
-            tc_conv2d_shallow8_asm(&job);
+            tc_conv2d_shallow8_asm(job);
         }
         if ((n & 1) == 0) return;
         x += 2 * G * (n - 1);
-        y += y_step * (n - 1);
+        y += job->y_step * (n - 1);
         n = 1;
     }
 #endif
     if (G == 1) {
-        conv2d_shallow_run_1(x, n, w, bias, mult, khi, e1, y, y_step);
+        conv2d_shallow_run_1(x, n, job->w, job->bias, job->mult, job->khi, e1, y, job->y_step);
     } else {
-        conv2d_shallow_run_2(x, n, w, bias, mult, khi, e1, y, y_step);
+        conv2d_shallow_run_2(x, n, job->w, job->bias, job->mult, job->khi, e1, y, job->y_step);
     }
 }
 
@@ -966,9 +993,17 @@ static TC_DSP_NOINLINE void conv2d_s8_shallow(const tc_conv2d_params *p, const i
     const int32_t G = (in_c + 3) >> 2, block = CONV2D_SHALLOW_WORDS / (2 * G);
     const int8_t *in_end = in + p->in_h * p->in_w * in_c;
     const int clamp = q->act_min != -128 || q->act_max != 127;
-    const uint32_t ones = tc_pack_s16x2(1, 1);
+    /* the valid bytes of each weight group; channels whose 4 * G-byte read would pass the end
+     * of the weights are read byte by byte */
+    const int32_t tail = in_c - 4 * (G - 1); /* 1..4 bytes in the last group */
+    const uint32_t tail_mask = tail == 4 ? UINT32_C(0xFFFFFFFF) : (UINT32_C(1) << (8 * tail)) - 1u;
+    const uint32_t w_mask[2] = {G == 1 ? tail_mask : UINT32_C(0xFFFFFFFF), G == 1 ? 0u : tail_mask};
+    const int32_t last_word_read = (out_c * in_c - 4 * G) / in_c; /* the last channel read whole */
     uint32_t x[CONV2D_SHALLOW_WORDS];
+    conv2d_shallow_job job;
     int32_t pix0, oy = 0, ox = 0;
+    job.x = x;
+    job.y_step = out_c;
     for (pix0 = 0; pix0 < pixels; pix0 += block) {
         const int32_t n = TC_MIN(block, pixels - pix0);
         int32_t i, c;
@@ -984,21 +1019,15 @@ static TC_DSP_NOINLINE void conv2d_s8_shallow(const tc_conv2d_params *p, const i
             }
         }
         for (c = 0; c < out_c; ++c) {
-            uint32_t wc[4] = {0, 0, 0, 0};
-            int32_t bias = q->bias != NULL ? q->bias[c] : 0, w_sum;
-            int8_t *y = out + pix0 * out_c + c;
-            conv2d_shallow_widen(wc, w + c * in_c, G, in_c);
-            w_sum = tc_smlad(wc[0], ones, tc_smlad(wc[1], ones, tc_smlad(wc[2], ones,
-                                                                           tc_smuad(wc[3], ones))));
-            /* sum(w * (x - zp)) = sum(w * x) - zp * sum(w), wrapping like the accumulator */
-            bias = (int32_t)((uint32_t)bias - (uint32_t)(p->in_zp * w_sum));
+            conv2d_shallow_set_channel(&job, w + c * in_c, in_c, G, w_mask, c > last_word_read,
+                                       q->bias != NULL ? q->bias[c] : 0, p->in_zp, q->mult[c],
+                                       q->shift[c], q->out_zp);
+            job.y = out + pix0 * out_c + c;
             if (clamp) {
-                conv2d_shallow_run_clamped(x, n, (int)G, wc, bias, q->mult[c],
-                                           tc_dsp_rq_khi(q->shift[c], q->out_zp),
-                                           -q->shift[c] - 1, q, y, out_c);
+                conv2d_shallow_run_clamped(x, n, (int)G, job.w, job.bias, job.mult, job.khi,
+                                           job.count_e1, q, job.y, out_c);
             } else {
-                conv2d_shallow_channel(x, n, G, wc, bias, q->mult[c], q->shift[c], q->out_zp, y,
-                                       out_c);
+                conv2d_shallow_channel(&job, n, G);
             }
         }
     }
