@@ -52,13 +52,16 @@ int tc_add_s8_dsp_applies(const tc_add_params *p) {
 }
 
 /* n outputs from contiguous inputs, ADD (sign2 = 1) or SUB (-1); e1_zero, e2_zero: the
- * operands' shifts are 0 (an ADD's larger-scale operand: multiplier 0.5), clamp: the fused
- * activation narrows [-128, 127]. Constants of the caller: one loop per case. */
+ * operands' shifts are 0 (an ADD's larger-scale operand: multiplier 0.5), clamp_lo / clamp_hi:
+ * the fused activation raises the lower / lowers the upper bound of [-128, 127] (a ReLU only the
+ * lower: one compare and one register less in the loop). Constants of the caller: one loop per
+ * case. */
 static TC_ALWAYS_INLINE inline void add_rows(const tc_add_params *p, const add_operand *o1,
                                              const add_operand *o2, const int8_t *in1,
                                              const int8_t *in2, int8_t *out, int32_t n,
                                              const int32_t sign2, const int e1_zero,
-                                             const int e2_zero, const int clamp) {
+                                             const int e2_zero, const int clamp_lo,
+                                             const int clamp_hi) {
     const int32_t zp1 = o1->zp21, m1 = o1->mult, h1 = o1->half, s1 = o1->e;
     const int32_t zp2 = o2->zp21, m2 = o2->mult, h2 = o2->half, s2 = o2->e;
     const int32_t mult = p->out_multiplier, e1 = -p->out_shift - 1;
@@ -69,7 +72,8 @@ static TC_ALWAYS_INLINE inline void add_rows(const tc_add_params *p, const add_o
         const int32_t a = add_rescale(in1[i], zp1, m1, h1, s1, e1_zero);
         const int32_t b = add_rescale(in2[i], zp2, m2, h2, s2, e2_zero);
         int32_t y = tc_dsp_rq(sign2 > 0 ? a + b : a - b, mult, khi, e1);
-        if (clamp) y = TC_MIN(TC_MAX(y, act_min), act_max);
+        if (clamp_lo) y = TC_MAX(y, act_min);
+        if (clamp_hi) y = TC_MIN(y, act_max);
         out[i] = (int8_t)y;
     }
 }
@@ -96,31 +100,26 @@ static TC_DSP_NOINLINE void add_rows_any(const tc_add_params *p, int32_t sign2,
     }
 }
 
-static TC_DSP_NOINLINE void add_rows_00(const tc_add_params *p, const add_operand *o1,
-                                        const add_operand *o2, const int8_t *in1,
-                                        const int8_t *in2, int8_t *out, int32_t n) {
-    add_rows(p, o1, o2, in1, in2, out, n, 1, 1, 1, 0);
-}
-static TC_DSP_NOINLINE void add_rows_0e(const tc_add_params *p, const add_operand *o1,
-                                        const add_operand *o2, const int8_t *in1,
-                                        const int8_t *in2, int8_t *out, int32_t n) {
-    add_rows(p, o1, o2, in1, in2, out, n, 1, 1, 0, 0);
-}
-static TC_DSP_NOINLINE void add_rows_00_clamp(const tc_add_params *p, const add_operand *o1,
-                                              const add_operand *o2, const int8_t *in1,
-                                              const int8_t *in2, int8_t *out, int32_t n) {
-    add_rows(p, o1, o2, in1, in2, out, n, 1, 1, 1, 1);
-}
-static TC_DSP_NOINLINE void add_rows_0e_clamp(const tc_add_params *p, const add_operand *o1,
-                                              const add_operand *o2, const int8_t *in1,
-                                              const int8_t *in2, int8_t *out, int32_t n) {
-    add_rows(p, o1, o2, in1, in2, out, n, 1, 1, 0, 1);
-}
+/* The loops, one per case (rows with both operand shifts 0 or the second nonzero; clamps). */
+#define ADD_ROWS_CASE(name, e2_zero, clamp_lo, clamp_hi)                                         \
+    static TC_DSP_NOINLINE void name(const tc_add_params *p, const add_operand *o1,             \
+                                     const add_operand *o2, const int8_t *in1,                  \
+                                     const int8_t *in2, int8_t *out, int32_t n) {               \
+        add_rows(p, o1, o2, in1, in2, out, n, 1, 1, e2_zero, clamp_lo, clamp_hi);                \
+    }
+ADD_ROWS_CASE(add_rows_00, 1, 0, 0)
+ADD_ROWS_CASE(add_rows_0e, 0, 0, 0)
+ADD_ROWS_CASE(add_rows_00_lo, 1, 1, 0)
+ADD_ROWS_CASE(add_rows_0e_lo, 0, 1, 0)
+ADD_ROWS_CASE(add_rows_00_hi, 1, 0, 1)
+ADD_ROWS_CASE(add_rows_0e_hi, 0, 0, 1)
+ADD_ROWS_CASE(add_rows_00_clamp, 1, 1, 1)
+ADD_ROWS_CASE(add_rows_0e_clamp, 0, 1, 1)
 
 void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
                        int32_t stride1, const int8_t *in2, int32_t stride2, int8_t *out,
                        int32_t n) {
-    const int clamp = p->act_min != -128 || p->act_max != 127;
+    const int clamp_lo = p->act_min != -128, clamp_hi = p->act_max != 127;
     add_operand o1 = add_make_operand(p->in1_zp, p->in1_multiplier, p->in1_shift);
     add_operand o2 = add_make_operand(p->in2_zp, p->in2_multiplier, p->in2_shift);
     (void)stride1; /* both 1: the caller (add_row) checks */
@@ -138,12 +137,22 @@ void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
         in2 = tp;
     }
     /* direct calls only: the static stack bound follows the call graph */
-    if (o2.e == 0 && clamp) {
-        add_rows_00_clamp(p, &o1, &o2, in1, in2, out, n);
-    } else if (o2.e == 0) {
-        add_rows_00(p, &o1, &o2, in1, in2, out, n);
-    } else if (clamp) {
+    if (o2.e == 0) {
+        if (clamp_lo && clamp_hi) {
+            add_rows_00_clamp(p, &o1, &o2, in1, in2, out, n);
+        } else if (clamp_lo) {
+            add_rows_00_lo(p, &o1, &o2, in1, in2, out, n);
+        } else if (clamp_hi) {
+            add_rows_00_hi(p, &o1, &o2, in1, in2, out, n);
+        } else {
+            add_rows_00(p, &o1, &o2, in1, in2, out, n);
+        }
+    } else if (clamp_lo && clamp_hi) {
         add_rows_0e_clamp(p, &o1, &o2, in1, in2, out, n);
+    } else if (clamp_lo) {
+        add_rows_0e_lo(p, &o1, &o2, in1, in2, out, n);
+    } else if (clamp_hi) {
+        add_rows_0e_hi(p, &o1, &o2, in1, in2, out, n);
     } else {
         add_rows_0e(p, &o1, &o2, in1, in2, out, n);
     }

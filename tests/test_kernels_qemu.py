@@ -142,6 +142,8 @@ BINARY_TARGETED = {
     "equal_scales": dict(scales=(0.02, 0.02, 0.05)),
     "second_larger": dict(scales=(0.004, 0.03, 0.02)),
     "clamped": dict(act=(-40, 90)),
+    "clamped_below_only": dict(act=(-10, 127)),  # a ReLU: the loops with one compare
+    "clamped_above_only": dict(act=(-128, 70)),
     "extreme_zero_points": dict(zps=(-128, 127, -128)),
 }
 ADD_TARGETED = {**BINARY_TARGETED, "output_shift_beyond_rq": dict(scales=(0.02, 0.01, 5.0))}  # -27
