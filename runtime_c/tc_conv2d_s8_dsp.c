@@ -825,17 +825,17 @@ int tc_conv2d_s8_shallow_dsp_applicable(const tc_conv2d_params *p, const int32_t
  * pairs; n_valid of the bytes may be read (the rest are taken as zero). */
 static void conv2d_shallow_widen(uint32_t *x, const int8_t *src, int32_t groups,
                                  int32_t n_valid) {
+    int8_t b[4 * 2] = {0, 0, 0, 0, 0, 0, 0, 0};
     int32_t g;
-    if (n_valid >= 4 * groups) {
-        for (g = 0; g < groups; ++g) {
-            const uint32_t v = tc_read_s8x4(src + 4 * g);
-            x[2 * g] = tc_sxtb16(v);
-            x[2 * g + 1] = tc_sxtb16_ror8(v);
-        }
-    } else { /* the tensor's (or the weights') last values: copied, zero-padded */
-        int8_t b[4 * 2] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (n_valid < 4 * groups) { /* the tensor's last values: copied, zero-padded (no recursion:
+                                   the static stack bound follows the call graph) */
         memcpy(b, src, (size_t)n_valid);
-        conv2d_shallow_widen(x, b, groups, 4 * groups);
+        src = b;
+    }
+    for (g = 0; g < groups; ++g) {
+        const uint32_t v = tc_read_s8x4(src + 4 * g);
+        x[2 * g] = tc_sxtb16(v);
+        x[2 * g + 1] = tc_sxtb16_ror8(v);
     }
 }
 
