@@ -145,6 +145,14 @@ void tc_conv2d_cb_s8_tile_dsp(const tc_conv2d_cb_params *p, const int8_t *in, co
                               const int32_t *bias, const int32_t *mult, const int32_t *shift,
                               int8_t *out);
 
+/* Internal (tc_dwconv2d_cb_s8_dsp.c, TC_HAVE_DSP): the 3x3 path of 4 channels at a time, for
+ * depth_mult 1, in_c a multiple of 4, dilation 1 and rows of up to 50 pixels; same_buffer: the
+ * call writes its output over its input (then only where the row order keeps that safe). */
+int tc_dwconv2d_cb_s8_quad_applicable(const tc_dwconv2d_cb_params *p, int same_buffer);
+void tc_dwconv2d_cb_s8_quad(const tc_dwconv2d_cb_params *p, const int8_t *in,
+                            const uint8_t *idx, const int8_t *palette, const int32_t *bias,
+                            const int32_t *mult, const int32_t *shift, int8_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,7 +5,10 @@
  * tile_oc output channels' k_h * k_w taps are decoded at a time ([channel][ky][kx] in the
  * scratch), then those channels are computed over every output pixel. Channel by channel over
  * all rows, like the int8 kernel's portable path, so the same overlap of output and input holds.
+ * With TC_HAVE_DSP, 3x3 layers of 4-channel groups take tc_dwconv2d_cb_s8_dsp.c (4 channels
+ * at a time over all rows: the same overlap holds).
  */
+#include "tc_arm_dsp.h" /* TC_HAVE_DSP */
 #include "tc_codebook.h"
 
 #include <stddef.h>
@@ -98,6 +101,12 @@ tc_status tc_dwconv2d_cb_s8(const tc_dwconv2d_cb_params *p, const int8_t *in,
                             int8_t *out) {
     int32_t c0, oc, taps;
     if (!dwconv2d_cb_call_ok(p, in, idx, palette, mult, shift, scratch, out)) return TC_ARG_ERROR;
+#if TC_HAVE_DSP
+    if (tc_dwconv2d_cb_s8_quad_applicable(p, out == in)) {
+        tc_dwconv2d_cb_s8_quad(p, in, idx, palette, bias, mult, shift, out);
+        return TC_OK;
+    }
+#endif
     taps = p->k_h * p->k_w;
     for (c0 = 0; c0 < p->out_c; c0 += p->tile_oc) {
         const int32_t c1 = TC_MIN(c0 + p->tile_oc, p->out_c);
@@ -120,6 +129,12 @@ tc_status tc_dwconv2d_cb_s8_inplace(const tc_dwconv2d_cb_params *p, const int8_t
     if (p->depth_mult != 1 || (out == in && p->out_h * p->out_w > p->in_h * p->in_w)) {
         return TC_ARG_ERROR;
     }
+#if TC_HAVE_DSP
+    if (tc_dwconv2d_cb_s8_quad_applicable(p, out == in)) { /* no plane copy: the ring instead */
+        tc_dwconv2d_cb_s8_quad(p, in, idx, palette, bias, mult, shift, out);
+        return TC_OK;
+    }
+#endif
     taps = p->k_h * p->k_w;
     plane = scratch + p->tile_oc * taps;
     for (c0 = 0; c0 < p->out_c; c0 += p->tile_oc) {

@@ -162,6 +162,7 @@ def test_sanitizer_build(tmp_path):
     for kind, seed in (("conv", 11), ("pointwise", 12), ("dw", 13), ("fc", 14), ("conv", 15), ("dw", 16)):
         p, x, code, bias, mult, shift = make_case(kind, seed)
         cases.append((p, x, code, bias, mult, shift))
+    cases.append(_dw_quad_case(9101))  # the DSP 3x3 4-channel path's ring at the image borders
     lines = ['#include "tc_codebook.h"', "#include <stdio.h>", "#include <stdlib.h>", "#include <string.h>",
              "int main(void) {", "    int bad = 0;"]
 
@@ -236,3 +237,45 @@ def test_output_may_overlap_the_input_as_licensed(lib, kind):
                                       err_msg=f"seed {seed} delta {delta} {p}")
         checked += 1
     assert checked >= 20
+
+
+def _dw_quad_case(seed):
+    """A depthwise case the DSP 4-channel 3x3 path takes (tc_dwconv2d_cb_s8_dsp.c): 3x3, dilation
+    1, depth_mult 1, in_c a multiple of 4, rows up to its 50-pixel ring (and a few past it)."""
+    rng = np.random.default_rng(seed)
+    stride = tuple(int(s) for s in rng.integers(1, 3, size=2))
+    pads = tuple(int(v) for v in rng.integers(0, 2, size=4))
+    in_hw = (int(rng.integers(1, 14)), int(rng.choice([3, 5, 8, 24, 47, 48, 49, 50])))
+    return make_case("dw", seed, in_c=int(rng.choice([4, 8, 12])), depth_mult=1, k=(3, 3), dil=(1, 1),
+                     stride=stride, pads=pads, in_hw=in_hw)
+
+
+def test_dw_3x3_quad_path_equals_golden(lib):
+    """The 3x3 4-channel path on codebook taps (DSP builds; the portable path otherwise), out of
+    place (also with the output as close to the input as the licence allows) and in place
+    (out == in), every bit width, clamps and both shift regimes."""
+    from tinycc.ops.conv import dwconv2d_overlap_licence
+
+    inplace_checked = 0
+    for seed in range(48):
+        p, x, code, bias, mult, shift = _dw_quad_case(9100 + seed)
+        expected = dwconv2d_cb_s8(p, x, code.indices, code.palette, bias, mult, shift)
+        status, out, _ = run_c(lib, p, x, code, bias, mult, shift)
+        assert status == TC_OK, p
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"seed {seed} {p}")
+        delta = -(-dwconv2d_overlap_licence(p)["overlap_delta"] // p.in_c) * p.in_c  # nearest licensed start
+        if delta < p.in_h * p.in_w * p.in_c:
+            np.testing.assert_array_equal(_run_overlapped(lib, p, x, code, bias, mult, shift, delta),
+                                          expected.reshape(-1), err_msg=f"overlap {delta}, seed {seed} {p}")
+        if p.out_h * p.out_w > p.in_h * p.in_w:
+            continue
+        n = lib.tc_dwconv2d_cb_s8_inplace_scratch_size(ctypes.byref(STRUCTS[type(p)](**asdict(p))))
+        buf = np.ascontiguousarray(x.reshape(-1)).copy()
+        status = lib.tc_dwconv2d_cb_s8_inplace(ctypes.byref(STRUCTS[type(p)](**asdict(p))), ptr(buf),
+                                               ptr(code.indices), ptr(code.palette),
+                                               ptr(bias) if bias is not None else None, ptr(mult), ptr(shift),
+                                               ptr(np.zeros(n, np.int8)), ptr(buf))
+        assert status == TC_OK
+        np.testing.assert_array_equal(buf[:expected.size], expected.reshape(-1), err_msg=f"in place, seed {seed} {p}")
+        inplace_checked += 1
+    assert inplace_checked >= 15

@@ -694,9 +694,10 @@ _CB_ARGS = ("in", "const", "const", "const", "const", "const", "scratch", "out")
 declare("tc_conv2d_cb_s8", header="tc_codebook.h", params=Conv2dCbParams, golden=conv2d_cb_s8, args=_CB_ARGS,
         sources=("tc_conv2d_cb_s8.c", "tc_codebook.c"), variants=(Variant(DSP, ("tc_conv2d_cb_s8_dsp.c",)),),
         scratch_bytes=codebook_scratch_bytes)
+_DWCONV_CB_VARIANTS = (Variant(DSP, ("tc_dwconv2d_cb_s8_dsp.c",)),)
 declare("tc_dwconv2d_cb_s8", header="tc_codebook.h", params=DwConv2dCbParams, golden=dwconv2d_cb_s8,
-        args=_CB_ARGS, sources=("tc_dwconv2d_cb_s8.c", "tc_codebook.c"), scratch_bytes=codebook_scratch_bytes,
-        inplace="tc_dwconv2d_cb_s8_inplace")
+        args=_CB_ARGS, sources=("tc_dwconv2d_cb_s8.c", "tc_codebook.c"), variants=_DWCONV_CB_VARIANTS,
+        scratch_bytes=codebook_scratch_bytes, inplace="tc_dwconv2d_cb_s8_inplace")
 declare("tc_dwconv2d_cb_s8_inplace", header="tc_codebook.h", params=DwConv2dCbParams, golden=dwconv2d_cb_s8_inplace,
-        args=_CB_ARGS, sources=("tc_dwconv2d_cb_s8.c", "tc_codebook.c"),
+        args=_CB_ARGS, sources=("tc_dwconv2d_cb_s8.c", "tc_codebook.c"), variants=_DWCONV_CB_VARIANTS,
         scratch_bytes=dwconv2d_cb_s8_inplace_scratch_size)
