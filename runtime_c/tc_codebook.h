@@ -64,8 +64,8 @@ int32_t tc_fc_cb_s8_scratch_size(const tc_fc_cb_params *p);
  * @param idx      packed indices [out_c][row_bytes] (see above)
  * @param palette  int8 palettes [out_c / palette_oc][1 << bits]
  * @param scratch  tc_conv2d_cb_s8_scratch_size(p) bytes, overlapping nothing else
- * Other parameters as tc_conv2d_s8. With tile_oc == out_c the rows are decoded once and the
- * output is written whole pixel by pixel in row-major order, as tc_conv2d_s8 writes it.
+ * Other parameters as tc_conv2d_s8. With tile_oc == out_c the rows are decoded once and
+ * tc_conv2d_s8 runs on them (its output order, and its overlap licence).
  * Otherwise the output goes in bands of band_h rows; for each band every tile of channels is
  * decoded and computed, so output rows [r0, r0 + band_h) are written while the input is still
  * read from the band's first window row on (what bounds how far the output may overlap the

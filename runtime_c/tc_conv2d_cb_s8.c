@@ -3,7 +3,8 @@
  * tc_conv2d_s8 on the decoded int8 weights. Mirrored by tinycc/ops/conv.py::conv2d_cb_s8.
  *
  * Entry point and portable C99 reference: tile_oc rows at a time are decoded into the scratch,
- * then every output pixel's channels of the tile are summed. tc_conv2d_cb_s8_dsp.c (TC_HAVE_DSP)
+ * then every output pixel's channels of the tile are summed. When every row fits the scratch
+ * (tile_oc == out_c) they are decoded once and tc_conv2d_s8 itself runs on them. tc_conv2d_cb_s8_dsp.c (TC_HAVE_DSP)
  * takes the tiles of layers with groups == 1 and dil_w == 1 (a window row is one run of
  * contiguous values) with the SIMD blocks of tc_dot_s8_dsp.h.
  */
@@ -32,6 +33,19 @@ static int32_t conv2d_cb_depth(const tc_conv2d_cb_params *p) {
 
 int32_t tc_conv2d_cb_s8_scratch_size(const tc_conv2d_cb_params *p) {
     return p->tile_oc * conv2d_cb_depth(p);
+}
+
+/* The int8 kernel's params: the fields the two structs share. */
+static const tc_conv2d_params *conv2d_cb_int8_params(const tc_conv2d_cb_params *p,
+                                                     tc_conv2d_params *conv) {
+    conv->in_h = p->in_h, conv->in_w = p->in_w, conv->in_c = p->in_c;
+    conv->out_h = p->out_h, conv->out_w = p->out_w, conv->out_c = p->out_c;
+    conv->k_h = p->k_h, conv->k_w = p->k_w, conv->stride_h = p->stride_h;
+    conv->stride_w = p->stride_w, conv->dil_h = p->dil_h, conv->dil_w = p->dil_w;
+    conv->pad_top = p->pad_top, conv->pad_left = p->pad_left, conv->groups = p->groups;
+    conv->in_zp = p->in_zp, conv->out_zp = p->out_zp;
+    conv->act_min = p->act_min, conv->act_max = p->act_max;
+    return conv;
 }
 
 /* Sum of w * (x - in_zp) over the in-image taps of one output pixel for one output channel
@@ -86,7 +100,8 @@ static void conv2d_cb_tile_portable(const tc_conv2d_cb_params *p, const int8_t *
 tc_status tc_conv2d_cb_s8(const tc_conv2d_cb_params *p, const int8_t *in, const uint8_t *idx,
                           const int8_t *palette, const int32_t *bias, const int32_t *mult,
                           const int32_t *shift, int8_t *scratch, int8_t *out) {
-    int32_t c0, r0, depth, whole;
+    tc_conv2d_params conv;
+    int32_t c0, r0, depth;
     if (p == NULL || in == NULL || idx == NULL || palette == NULL || mult == NULL ||
         shift == NULL || scratch == NULL || out == NULL) {
         return TC_ARG_ERROR;
@@ -97,15 +112,17 @@ tc_status tc_conv2d_cb_s8(const tc_conv2d_cb_params *p, const int8_t *in, const 
         return TC_ARG_ERROR;
     }
     depth = conv2d_cb_depth(p);
-    whole = p->tile_oc == p->out_c; /* every row fits the scratch: decoded once */
-    if (whole) tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, 0, p->out_c, scratch);
+    if (p->tile_oc == p->out_c) { /* every row fits the scratch: decoded once */
+        /* the whole decoded tensor is tc_conv2d_s8's weights ([out_c][k_h][k_w][in_c / groups]):
+         * its fastest path (DSP, assembly) runs as in an int8 build */
+        tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, 0, p->out_c, scratch);
+        return tc_conv2d_s8(conv2d_cb_int8_params(p, &conv), in, scratch, bias, mult, shift, out);
+    }
     for (r0 = 0; r0 < p->out_h; r0 += p->band_h) {
         const int32_t r1 = TC_MIN(r0 + p->band_h, p->out_h);
         for (c0 = 0; c0 < p->out_c; c0 += p->tile_oc) {
             const int32_t n = TC_MIN(p->tile_oc, p->out_c - c0);
-            if (!whole) {
-                tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, c0, n, scratch);
-            }
+            tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, c0, n, scratch);
 #if TC_HAVE_DSP
             if (p->groups == 1 && p->dil_w == 1) {
                 tc_conv2d_cb_s8_tile_dsp(p, in, scratch, c0, n, r0, r1, bias, mult, shift, out);

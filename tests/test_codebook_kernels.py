@@ -279,3 +279,26 @@ def test_dw_3x3_quad_path_equals_golden(lib):
         np.testing.assert_array_equal(buf[:expected.size], expected.reshape(-1), err_msg=f"in place, seed {seed} {p}")
         inplace_checked += 1
     assert inplace_checked >= 15
+
+
+def test_whole_tile_conv_takes_the_int8_kernels_licence(lib):
+    """tile_oc == out_c runs tc_conv2d_s8, whose DSP path for windows deeper than CONV2D_CHUNK
+    writes the next row's first pixel while the row's last window is still read: the licence
+    must keep that pixel off the input too (pixel pairs across a row end: out_w odd)."""
+    from tinycc.ops.conv import codebook_band_overlap_delta, row_overlap_delta
+
+    checked = 0
+    for seed in range(12):
+        base, x, w, bias, mult, shift = conv_case(8800 + seed, in_c=20, out_c=4 + 2 * (seed % 3), groups=1,
+                                                  k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                                                  in_hw=(5, 5))
+        code, extra = _codebook_case(np.random.default_rng(seed), base, w.reshape(base.out_c, -1))
+        p = Conv2dCbParams(**{**asdict(base), **extra, "tile_oc": base.out_c, "band_h": 1})
+        delta = codebook_band_overlap_delta(p)
+        assert delta <= row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h,
+                                          p.pad_top, lookahead_pixels=1)
+        golden = conv2d_cb_s8(p, x, code.indices, code.palette, bias, mult, shift).reshape(-1)
+        np.testing.assert_array_equal(_run_overlapped(lib, p, x, code, bias, mult, shift, delta), golden,
+                                      err_msg=f"seed {seed} delta {delta} {p}")
+        checked += 1
+    assert checked == 12

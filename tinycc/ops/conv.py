@@ -598,7 +598,10 @@ def codebook_conv_tiling(out_h: int, out_w: int, out_c: int, depth: int) -> tupl
 def codebook_band_overlap_delta(p) -> int:
     """Lowest safe output start relative to the input start for tc_conv2d_cb_s8: output rows
     [r0, r1) of a band are written while input rows from max(0, r0 * stride - pad) on are read
-    (band_h 1: row_overlap_delta's row-streaming bound; the DSP path pairs pixels within a row)."""
+    (band_h 1: row_overlap_delta's row-streaming bound; the DSP path pairs pixels within a row).
+    With every row in one tile (tile_oc == out_c) tc_conv2d_s8 runs: its licence."""
+    if p.tile_oc == p.out_c:
+        return conv2d_overlap_licence(p)["overlap_delta"]
     row_in, row_out = p.in_w * p.in_c, p.out_w * p.out_c
     return min(max(0, r0 * p.stride_h - p.pad_top) * row_in - min(r0 + p.band_h, p.out_h) * row_out
                for r0 in range(0, p.out_h, p.band_h))
@@ -692,7 +695,9 @@ declare("tc_pw_ternary_s8_expand", header="tc_conv.h", params=PwTernaryParams, g
         calls=("tc_conv2d_s8",), scratch_bytes=pw_ternary_expand_scratch_size)
 _CB_ARGS = ("in", "const", "const", "const", "const", "const", "scratch", "out")  # in, indices, palette, ...
 declare("tc_conv2d_cb_s8", header="tc_codebook.h", params=Conv2dCbParams, golden=conv2d_cb_s8, args=_CB_ARGS,
-        sources=("tc_conv2d_cb_s8.c", "tc_codebook.c"), variants=(Variant(DSP, ("tc_conv2d_cb_s8_dsp.c",)),),
+        sources=("tc_conv2d_cb_s8.c", "tc_codebook.c", "tc_conv2d_s8.c"),  # tc_conv2d_s8: tile_oc == out_c
+        variants=(Variant(DSP, ("tc_conv2d_cb_s8_dsp.c", "tc_conv2d_s8_dsp.c")),
+                  Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM")),
         scratch_bytes=codebook_scratch_bytes)
 _DWCONV_CB_VARIANTS = (Variant(DSP, ("tc_dwconv2d_cb_s8_dsp.c",)),)
 declare("tc_dwconv2d_cb_s8", header="tc_codebook.h", params=DwConv2dCbParams, golden=dwconv2d_cb_s8,
