@@ -9,8 +9,9 @@
  * rows on the stack (zero-point words in the padding), each window tap is one word read, two
  * SXTB16 and four SMLABB/SMLATT. Only the weights differ: a group's 4 x 9 taps are decoded from
  * the codebook once per group (36 bytes on the stack) and widened into int16 pairs, so the
- * codebook costs nothing per pixel. The int8 code's functions are static there and index the
- * weights by out_c, so they cannot take a decoded group: this file keeps its own copy.
+ * codebook costs nothing per pixel. The int8 code's C functions are static there and index the
+ * weights by out_c, so they cannot take a decoded group: this file keeps its own copy. Its
+ * assembly (tc_dwconv2d_s8_asm.c, TC_DSP_ASM) takes a group's job struct, so it is shared.
  */
 #include "tc_codebook.h"
 #include "tc_dot_s8_dsp.h"
@@ -50,13 +51,20 @@ int tc_dwconv2d_cb_s8_quad_applicable(const tc_dwconv2d_cb_params *p, int same_b
            (!same_buffer || cbq_inplace_order_ok(p));
 }
 
-/* A group of 4 channels: the widened taps and requantization constants, worked out once. */
+/* A group of 4 channels: the widened taps and requantization constants, worked out once. The
+ * same members as the int8 kernel's dwq_group (so the same type, C99 6.2.7): the first ones
+ * are the job of its assembly (tc_dwconv2d_s8_asm.c), which this file calls on GNU Thumb-2
+ * builds. */
 typedef struct {
-    int32_t bias_x[4]; /* bias - in_zp * sum(w), wrapping: the taps then take x itself */
-    int32_t rq[4][3];  /* per channel: mult, khi, e1 of tc_dsp_rq */
-    uint32_t w[18];    /* tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
+    const uint32_t *x;      /*  0: ring row 0 (rows CBQ_PIXELS words apart) at pixel A's window */
+    int8_t *y;              /*  4: pixel A's output, channel c */
+    int32_t pairs;          /*  8: pixel pairs left (A, A + 1) */
+    int32_t y_step;         /* 12: bytes between output pixels (out_c) */
+    int32_t bias_x[4];      /* 16: bias - in_zp * sum(w), wrapping: the taps then take x itself */
+    int32_t rq[4][3];       /* 32: per channel: mult, khi, e1 of tc_dsp_rq */
+    uint32_t w[18];         /* 80: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
     int32_t shift[4];
-    int fast; /* all four shifts suit tc_dsp_rq */
+    int fast;               /* all four shifts suit tc_dsp_rq */
 } cbq_group;
 
 /* Channels c..c + 3: their rows decoded from the codebook, then widened and summed. */
@@ -167,27 +175,80 @@ static TC_DSP_NOINLINE void cbq_row(const cbq_group *g, const uint32_t *r0, cons
     }
 }
 
+#if TC_DSP_ASM
+typedef char cbq_job_layout[(offsetof(cbq_group, bias_x) == 16 && offsetof(cbq_group, rq) == 32 &&
+                             offsetof(cbq_group, w) == 80 && CBQ_PIXELS * 4 == 200) ? 1 : -1];
+
+/* tc_dwconv2d_s8_asm.c: output pixel pairs (A, A + 1) of a group from its ring rows. */
+void tc_dwq_pairs_asm(cbq_group *g);
+void tc_dwq_pairs_s2_asm(cbq_group *g);
+
+/* Whether the group's rows can run in the assembly (the int8 kernel's dwq_asm_group). */
+static int cbq_asm_group(const tc_dwconv2d_cb_params *p, const cbq_group *g) {
+    return p->stride_w <= 2 && p->out_w >= 2 && g->fast && p->act_min == -128 &&
+           p->act_max == 127;
+}
+
+/* Pixel pairs (A, A + 1) from ring rows r0 (rows CBQ_PIXELS words apart) into y. */
+static void cbq_pairs_asm(const tc_dwconv2d_cb_params *p, cbq_group *g, const uint32_t *r0,
+                          int8_t *y, int32_t pairs) {
+    g->x = r0;
+    g->y = y;
+    g->pairs = pairs;
+    g->y_step = p->out_c;
+    if (p->stride_w == 1) {
+        tc_dwq_pairs_asm(g);
+    } else {
+        tc_dwq_pairs_s2_asm(g);
+    }
+}
+#endif /* TC_DSP_ASM */
+
 void tc_dwconv2d_cb_s8_quad(const tc_dwconv2d_cb_params *p, const int8_t *in,
                             const uint8_t *idx, const int8_t *palette, const int32_t *bias,
                             const int32_t *mult, const int32_t *shift, int8_t *out) {
-    uint32_t ring[3 * CBQ_PIXELS];
+    uint32_t ring[5 * CBQ_PIXELS]; /* 3 rows, and copies of rows 0 and 1 for the assembly */
     cbq_group g;
     const int32_t y_row = p->out_w * p->out_c;
     const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * UINT32_C(0x01010101);
     int32_t c, oy, iy, i;
-    for (i = 0; i < 3 * CBQ_PIXELS; ++i) ring[i] = zp4; /* the padding columns stay so */
+    for (i = 0; i < 5 * CBQ_PIXELS; ++i) ring[i] = zp4; /* the padding columns stay so */
     for (c = 0; c < p->in_c; c += 4) {
         int32_t next_row = -p->pad_top; /* the first input row not yet gathered */
+        int asm_rows = 0;
         cbq_make_group(p, idx, palette, bias, mult, shift, c, &g);
+#if TC_DSP_ASM
+        asm_rows = cbq_asm_group(p, &g);
+#endif
         for (oy = 0; oy < p->out_h; ++oy) {
             const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            const uint32_t *r0 = ring + ((iy0 + p->pad_top) % 3) * CBQ_PIXELS;
+            int8_t *y = out + oy * y_row + c;
             for (iy = TC_MAX(iy0, next_row); iy < iy0 + 3; ++iy) {
-                cbq_gather_row(p, in, c, iy, zp4, ring + ((iy + p->pad_top) % 3) * CBQ_PIXELS);
+                /* for the assembly, slots 0 and 1 have copies 3 slots on: a window's rows
+                 * are then contiguous */
+                const int32_t slot = (iy + p->pad_top) % 3;
+                cbq_gather_row(p, in, c, iy, zp4, ring + slot * CBQ_PIXELS);
+                if (asm_rows && slot < 2) {
+                    for (i = 0; i < CBQ_PIXELS; ++i) {
+                        ring[(slot + 3) * CBQ_PIXELS + i] = ring[slot * CBQ_PIXELS + i];
+                    }
+                }
             }
             next_row = TC_MAX(next_row, iy0 + 3);
-            cbq_row(&g, ring + ((iy0 + p->pad_top) % 3) * CBQ_PIXELS,
+#if TC_DSP_ASM
+            if (asm_rows) { /* pixel pairs; an odd last pixel pairs with the one before it */
+                cbq_pairs_asm(p, &g, r0, y, p->out_w >> 1);
+                if (p->out_w & 1) {
+                    cbq_pairs_asm(p, &g, r0 + (p->out_w - 2) * p->stride_w,
+                                  y + (p->out_w - 2) * p->out_c, 1);
+                }
+                continue;
+            }
+#endif
+            cbq_row(&g, r0,
                     ring + ((iy0 + 1 + p->pad_top) % 3) * CBQ_PIXELS,
-                    ring + ((iy0 + 2 + p->pad_top) % 3) * CBQ_PIXELS, p, out + oy * y_row + c);
+                    ring + ((iy0 + 2 + p->pad_top) % 3) * CBQ_PIXELS, p, y);
         }
     }
 }

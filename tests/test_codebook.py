@@ -147,6 +147,22 @@ def test_c_equals_golden_layer_by_layer(zoo_models, name, bits, quant, tmp_path,
         np.testing.assert_array_equal(c_outs[out], outs[out])
 
 
+@pytest.mark.skipif(missing_tools(run=True) is not None,
+                    reason=f"Cortex-M toolchain or QEMU unavailable: {missing_tools(run=True)}")
+def test_mbv2_on_cortex_m4_equals_golden(zoo_models, tmp_path, compiled_codebook):
+    """The DSP and assembly paths on the M4 (3x3 depthwise of 4-channel groups through the int8
+    pixel-pair assembly; convs decoded whole through tc_conv2d_s8): the golden model's outputs."""
+    inputs, model = _compile(zoo_models, "mbv2", 3, tmp_path, compiled_codebook)
+    quad = [s for s in model.program.steps if s.kernel == "tc_dwconv2d_cb_s8" and s.params.k_h == s.params.k_w == 3
+            and s.params.in_c % 4 == 0]
+    assert quad, "no depthwise layer takes the 4-channel 3x3 path"
+    x = _inputs(inputs, 11)
+    golden = model.run_int8(x)
+    outputs, run = model.run_qemu(x, "cortex-m4")
+    for out in golden:
+        np.testing.assert_array_equal(outputs[out], golden[out])
+
+
 # ---- the digits model (examples/): CLI, report, QEMU, a pre-clustered export ------------------
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 DIGITS = ROOT / "examples" / "digits_cnn.onnx"

@@ -10,7 +10,8 @@ variant matches. The overlap licences say how far the planner may overlap output
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 from typing import ClassVar, Optional
 
 import numpy as np
@@ -607,6 +608,41 @@ def codebook_band_overlap_delta(p) -> int:
                for r0 in range(0, p.out_h, p.band_h))
 
 
+def whole_tile_step(step):
+    """A tc_conv2d_cb_s8 step with every row decoded once (tile_oc == out_c: tc_conv2d_s8 on the
+    decoded tensor, int8 speed): more scratch, its licence; the same outputs."""
+    p = replace(step.params, tile_oc=step.params.out_c, band_h=1)
+    args = [Arg("scratch", "", codebook_scratch_bytes(p)) if a.kind == "scratch" else a for a in step.args]
+    return replace(step, params=p, args=args, overlap_delta=codebook_band_overlap_delta(p))
+
+
+def widen_codebook_tiles(program, mem, replan):
+    """(program, memory plan) with tiled codebook convs decoded whole wherever the plan has room:
+    lowering keeps every tile within CONV_EXTRA_BYTES (it cannot know which steps are at the
+    peak), so a layer off the peak may decode every row at once. Steps whose live bytes plus the
+    larger scratch stay within the arena are widened, and the plan made again (`replan`); the
+    result is kept only if its arena is no larger (the widest first: halved until one fits)."""
+    arena = mem.arena_bytes
+    room = []
+    for k, step in enumerate(program.steps):
+        p = step.params
+        if step.kernel != "tc_conv2d_cb_s8" or p.tile_oc == p.out_c:
+            continue
+        slack = arena - mem.live_bytes[k] - (p.out_c - p.tile_oc) * p.depth
+        if slack >= 0:
+            room.append((slack, k))
+    room.sort(reverse=True)  # most room first: those are kept when halving
+    while room:
+        widen = {k for _, k in room}
+        trial = copy.copy(program)
+        trial.steps = [whole_tile_step(s) if k in widen else s for k, s in enumerate(program.steps)]
+        trial_mem = replan(trial)
+        if trial_mem.arena_bytes <= arena:
+            return trial, trial_mem
+        room = room[:len(room) // 2]
+    return program, mem
+
+
 def codebook_scratch_bytes(p) -> int:
     """Mirror of tc_conv2d_cb_s8_scratch_size / tc_dwconv2d_cb_s8_scratch_size: tile_oc decoded rows."""
     return p.tile_oc * p.depth
@@ -699,7 +735,8 @@ declare("tc_conv2d_cb_s8", header="tc_codebook.h", params=Conv2dCbParams, golden
         variants=(Variant(DSP, ("tc_conv2d_cb_s8_dsp.c", "tc_conv2d_s8_dsp.c")),
                   Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM")),
         scratch_bytes=codebook_scratch_bytes)
-_DWCONV_CB_VARIANTS = (Variant(DSP, ("tc_dwconv2d_cb_s8_dsp.c",)),)
+_DWCONV_CB_VARIANTS = (Variant(DSP, ("tc_dwconv2d_cb_s8_dsp.c",)),  # the int8 3x3 pixel-pair assembly:
+                       Variant(ASM, ("tc_dwconv2d_s8_asm.c",), "TC_DSP_ASM"))
 declare("tc_dwconv2d_cb_s8", header="tc_codebook.h", params=DwConv2dCbParams, golden=dwconv2d_cb_s8,
         args=_CB_ARGS, sources=("tc_dwconv2d_cb_s8.c", "tc_codebook.c"), variants=_DWCONV_CB_VARIANTS,
         scratch_bytes=codebook_scratch_bytes, inplace="tc_dwconv2d_cb_s8_inplace")

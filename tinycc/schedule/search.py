@@ -285,6 +285,9 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
     if opts.mode in ("off", "fit") and not opts.stream:
         mem = plan_memory(program)
         if opts.mode == "off" or opts.sram is None or mem.arena_bytes <= opts.sram:
+            from ..ops.conv import widen_codebook_tiles  # codebook convs off the peak: decoded whole
+
+            program, mem = widen_codebook_tiles(program, mem, plan_memory)
             return program, mem, None
     ordered = copy.copy(program)
     ordered.steps = list(program.steps)
