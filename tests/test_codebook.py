@@ -4,6 +4,8 @@ equals the golden model bit for bit (host with ASan/UBSan and per-layer write ch
 on the M3 and M4), and the CLI options are checked."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -161,6 +163,39 @@ def test_mbv2_on_cortex_m4_equals_golden(zoo_models, tmp_path, compiled_codebook
     outputs, run = model.run_qemu(x, "cortex-m4")
     for out in golden:
         np.testing.assert_array_equal(outputs[out], golden[out])
+
+
+def test_convs_off_the_peak_are_decoded_whole_without_a_larger_arena(zoo_models, tmp_path, compiled_codebook):
+    """widen_codebook_tiles: some convs that lowering tiles (more than CONV_EXTRA_BYTES of rows)
+    run decoded whole, and the arena is no larger than with the lowering's tiles (a re-plan with a
+    larger arena is dropped)."""
+    from dataclasses import replace
+
+    from tinycc.memory.lifetimes import plan_memory
+    from tinycc.ops.conv import CONV_EXTRA_BYTES, codebook_band_overlap_delta, codebook_conv_tiling
+    from tinycc.program import Arg
+
+    _, model = _compile(zoo_models, "mbv2", 3, tmp_path, compiled_codebook)
+    widened = [k for k, s in enumerate(model.program.steps) if s.kernel == "tc_conv2d_cb_s8"
+               and s.params.out_c * s.params.depth > CONV_EXTRA_BYTES and s.params.tile_oc == s.params.out_c]
+    assert widened
+    lowered = copy.copy(model.program)
+    lowered.steps = list(model.program.steps)
+    for k in widened:  # back to the lowering's tiles
+        step = lowered.steps[k]
+        tile, band = codebook_conv_tiling(step.params.out_h, step.params.out_w, step.params.out_c, step.params.depth)
+        p = replace(step.params, tile_oc=tile, band_h=band)
+        lowered.steps[k] = replace(step, params=p, overlap_delta=codebook_band_overlap_delta(p),
+                                   args=[Arg("scratch", "", tile * p.depth) if a.kind == "scratch" else a
+                                         for a in step.args])
+    lowered_mem = plan_memory(lowered)
+    assert model.mem.arena_bytes <= lowered_mem.arena_bytes
+    # a re-plan whose arena grows is never kept
+    from tinycc.ops.conv import widen_codebook_tiles
+
+    larger = type("Plan", (), {"arena_bytes": lowered_mem.arena_bytes + 1})()
+    kept, kept_mem = widen_codebook_tiles(lowered, lowered_mem, lambda program: larger)
+    assert kept is lowered and kept_mem is lowered_mem
 
 
 # ---- the digits model (examples/): CLI, report, QEMU, a pre-clustered export ------------------
