@@ -124,8 +124,9 @@ static inline int32_t tc_cb_index(const uint8_t *row, int32_t slot, int32_t bits
     return (int32_t)((v >> (bit & 7)) & ((UINT32_C(1) << bits) - 1u));
 }
 
-/* Internal (tc_fc_cb_s8_dsp.c, TC_HAVE_DSP): tc_fc_cb_s8 for bits 2 and 4 and in_features >= 4
- * without decoding: each index pair is looked up straight into an SMLAD operand. */
+/* Internal (tc_fc_cb_s8_dsp.c, TC_HAVE_DSP): tc_fc_cb_s8 for in_features >= 4 and bits 2 or 4
+ * (or any bits with rows == 1) without decoding: each index pair is looked up straight into an
+ * SMLAD operand. */
 void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
                      const int8_t *palette, const int32_t *bias, const int32_t *mult,
                      const int32_t *shift, int8_t *out);

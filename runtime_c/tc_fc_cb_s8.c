@@ -4,7 +4,8 @@
  *
  * tile_oc weight rows are decoded at a time; with TC_HAVE_DSP and in_features >= 4 each input
  * row runs against them as tc_fc_s8's SIMD matrix product (tc_dsp_matmul_s8), except for 2-
- * and 4-bit indices, which tc_fc_cb_s8_dsp.c multiplies without decoding.
+ * and 4-bit indices, and any width with a single input row, which tc_fc_cb_s8_dsp.c multiplies
+ * without decoding.
  */
 #include "tc_codebook.h"
 #include "tc_dot_s8_dsp.h"
@@ -30,7 +31,7 @@ tc_status tc_fc_cb_s8(const tc_fc_cb_params *p, const int8_t *in, const uint8_t 
         return TC_ARG_ERROR;
     }
 #if TC_HAVE_DSP
-    if ((p->bits == 2 || p->bits == 4) && p->in_features >= 4) {
+    if ((p->bits == 2 || p->bits == 4 || p->rows == 1) && p->in_features >= 4) {
         tc_fc_cb_s8_dsp(p, in, idx, palette, bias, mult, shift, out);
         return TC_OK;
     }

@@ -1,6 +1,7 @@
 /*
  * tinycc runtime: the SIMD variant of tc_fc_cb_s8 (ARMv7E-M DSP extension, or its host
- * emulation) for 2- and 4-bit indices, bit-exact with the portable reference in tc_fc_cb_s8.c.
+ * emulation), bit-exact with the portable reference in tc_fc_cb_s8.c: 2- and 4-bit indices,
+ * and 3-, 5- and 6-bit ones for a single input row.
  *
  * A fully connected layer uses each weight once per input row, so decoding the weights first
  * costs as much as the products. Here the weights are never decoded: the index order of a row
@@ -8,6 +9,8 @@
  * indices in a slot pair give, through the palette, the packed int16 pair (w0, w2) or (w1, w3)
  * that SMLAD multiplies with the input pair (x0, x2) or (x1, x3) from SXTAB16. 2-bit rows go
  * through a 16-entry table (a nibble = two indices -> a packed pair), built once per palette.
+ * Other widths read a group's 4 indices as one word (fc_cb_dotn); with several input rows those
+ * decode the rows instead (tc_fc_cb_s8.c), which then serve every input row.
  */
 #include "tc_codebook.h"
 #include "tc_dot_s8_dsp.h"
@@ -61,6 +64,36 @@ static TC_DSP_NOINLINE int32_t fc_cb_dot2(const int8_t *x, const uint8_t *row,
     return fc_cb_tail(x, row, pal, 2, n, in_zp, acc);
 }
 
+/* x . row for 3-, 5- and 6-bit indices: the 4 indices of a whole group (stream slots 4g..4g+3:
+ * values 0, 2, 1, 3) are the 4 * bits bits from bit 4g * bits on, at most 31 bits from the
+ * group's first byte: one word, read whole where it lies inside the row, byte by byte at its
+ * end (never past the row's last byte). */
+static TC_DSP_NOINLINE int32_t fc_cb_dotn(const int8_t *x, const uint8_t *row, const int8_t *pal,
+                                          int32_t bits, int32_t n, int32_t row_bytes,
+                                          int32_t in_zp) {
+    const uint32_t offset = tc_dsp_input_offset(in_zp);
+    const uint32_t mask = (UINT32_C(1) << bits) - 1u;
+    const int32_t groups = n >> 2;
+    int32_t acc = 0, g, k;
+    for (g = 0; g < groups; ++g) {
+        const int32_t bit = 4 * g * bits, at = bit >> 3;
+        const uint32_t xw = tc_read_s8x4(x + 4 * g);
+        uint32_t v;
+        if (at + 4 <= row_bytes) {
+            v = tc_read_s8x4((const int8_t *)(const void *)(row + at));
+        } else {
+            for (v = 0, k = 0; at + k < row_bytes; ++k) v |= (uint32_t)row[at + k] << (8 * k);
+        }
+        v >>= bit & 7;
+        acc = tc_smlad(tc_sxtab16(offset, xw),
+                       tc_pack_s16x2(pal[v & mask], pal[(v >> bits) & mask]), acc);
+        acc = tc_smlad(tc_sxtab16_ror8(offset, xw),
+                       tc_pack_s16x2(pal[(v >> (2 * bits)) & mask], pal[(v >> (3 * bits)) & mask]),
+                       acc);
+    }
+    return fc_cb_tail(x, row, pal, bits, n, in_zp, acc);
+}
+
 void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
                      const int8_t *palette, const int32_t *bias, const int32_t *mult,
                      const int32_t *shift, int8_t *out) {
@@ -78,8 +111,10 @@ void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *
         }
         for (r = 0; r < p->rows; ++r) {
             const int8_t *x = in + r * n;
-            const int32_t acc = p->bits == 4 ? fc_cb_dot4(x, row, pal, n, p->in_zp)
-                                             : fc_cb_dot2(x, row, pairs, pal, n, p->in_zp);
+            const int32_t acc =
+                p->bits == 4   ? fc_cb_dot4(x, row, pal, n, p->in_zp)
+                : p->bits == 2 ? fc_cb_dot2(x, row, pairs, pal, n, p->in_zp)
+                               : fc_cb_dotn(x, row, pal, p->bits, n, row_bytes, p->in_zp);
             out[r * p->out_features + o] = tc_dsp_output(&q, o, acc);
         }
     }

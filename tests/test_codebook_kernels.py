@@ -163,6 +163,10 @@ def test_sanitizer_build(tmp_path):
         p, x, code, bias, mult, shift = make_case(kind, seed)
         cases.append((p, x, code, bias, mult, shift))
     cases.append(_dw_quad_case(9101))  # the DSP 3x3 4-channel path's ring at the image borders
+    # 5-bit indices, 8 per row (5 bytes): the second group's word would end a byte past the row
+    p, x, w, bias, mult, shift = fc_case(61, rows=1, in_features=8)
+    code, extra = _codebook_case(np.random.default_rng(61), p, w, 5)
+    cases.append((FcCbParams(**{**asdict(p), **extra}), x, code, bias, mult, shift))
     lines = ['#include "tc_codebook.h"', "#include <stdio.h>", "#include <stdlib.h>", "#include <string.h>",
              "int main(void) {", "    int bad = 0;"]
 
@@ -302,3 +306,17 @@ def test_whole_tile_conv_takes_the_int8_kernels_licence(lib):
                                       err_msg=f"seed {seed} delta {delta} {p}")
         checked += 1
     assert checked == 12
+
+
+@pytest.mark.parametrize("bits", [3, 5, 6])
+def test_fc_single_row_odd_widths_equal_golden(lib, bits):
+    """One input row at 3, 5 and 6 bits: tc_fc_cb_s8_dsp.c reads each group's 4 indices as one
+    word (byte by byte at the row's end); depths around the word reads and the tails."""
+    for seed, in_f in enumerate([4, 5, 7, 8, 9, 11, 12, 13, 16, 31, 64, 100, 255]):
+        p, x, w, bias, mult, shift = fc_case(4200 + 17 * bits + seed, rows=1, in_features=in_f)
+        code, extra = _codebook_case(np.random.default_rng(seed), p, w, bits)
+        cp = FcCbParams(**{**asdict(p), **extra})
+        status, out, _ = run_c(lib, cp, x, code, bias, mult, shift)
+        assert status == TC_OK
+        expected = KERNELS[FcCbParams][1](cp, x, code.indices, code.palette, bias, mult, shift)
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{in_f} {cp}")
