@@ -68,15 +68,14 @@ static TC_DSP_NOINLINE int32_t fc_cb_dot2(const int8_t *x, const uint8_t *row,
  * values 0, 2, 1, 3) are the 4 * bits bits from bit 4g * bits on, at most 31 bits from the
  * group's first byte: one word, read whole where it lies inside the row, byte by byte at its
  * end (never past the row's last byte). */
-static TC_DSP_NOINLINE int32_t fc_cb_dotn(const int8_t *x, const uint8_t *row, const int8_t *pal,
-                                          int32_t bits, int32_t n, int32_t row_bytes,
-                                          int32_t in_zp) {
+static inline int32_t fc_cb_dotn(const int8_t *x, const uint8_t *row, const int8_t *pal,
+                                 int32_t bits, int32_t n, int32_t row_bytes, int32_t in_zp) {
     const uint32_t offset = tc_dsp_input_offset(in_zp);
     const uint32_t mask = (UINT32_C(1) << bits) - 1u;
     const int32_t groups = n >> 2;
-    int32_t acc = 0, g, k;
-    for (g = 0; g < groups; ++g) {
-        const int32_t bit = 4 * g * bits, at = bit >> 3;
+    int32_t acc = 0, g, k, bit = 0;
+    for (g = 0; g < groups; ++g, bit += 4 * bits) {
+        const int32_t at = bit >> 3;
         const uint32_t xw = tc_read_s8x4(x + 4 * g);
         uint32_t v;
         if (at + 4 <= row_bytes) {
@@ -92,6 +91,20 @@ static TC_DSP_NOINLINE int32_t fc_cb_dotn(const int8_t *x, const uint8_t *row, c
                        acc);
     }
     return fc_cb_tail(x, row, pal, bits, n, in_zp, acc);
+}
+
+/* fc_cb_dotn with the width a constant (shifts and masks become bit-field extracts). */
+static TC_DSP_NOINLINE int32_t fc_cb_dot3(const int8_t *x, const uint8_t *row, const int8_t *pal,
+                                          int32_t n, int32_t row_bytes, int32_t in_zp) {
+    return fc_cb_dotn(x, row, pal, 3, n, row_bytes, in_zp);
+}
+static TC_DSP_NOINLINE int32_t fc_cb_dot5(const int8_t *x, const uint8_t *row, const int8_t *pal,
+                                          int32_t n, int32_t row_bytes, int32_t in_zp) {
+    return fc_cb_dotn(x, row, pal, 5, n, row_bytes, in_zp);
+}
+static TC_DSP_NOINLINE int32_t fc_cb_dot6(const int8_t *x, const uint8_t *row, const int8_t *pal,
+                                          int32_t n, int32_t row_bytes, int32_t in_zp) {
+    return fc_cb_dotn(x, row, pal, 6, n, row_bytes, in_zp);
 }
 
 void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
@@ -114,7 +127,9 @@ void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *
             const int32_t acc =
                 p->bits == 4   ? fc_cb_dot4(x, row, pal, n, p->in_zp)
                 : p->bits == 2 ? fc_cb_dot2(x, row, pairs, pal, n, p->in_zp)
-                               : fc_cb_dotn(x, row, pal, p->bits, n, row_bytes, p->in_zp);
+                : p->bits == 3 ? fc_cb_dot3(x, row, pal, n, row_bytes, p->in_zp)
+                : p->bits == 5 ? fc_cb_dot5(x, row, pal, n, row_bytes, p->in_zp)
+                               : fc_cb_dot6(x, row, pal, n, row_bytes, p->in_zp);
             out[r * p->out_features + o] = tc_dsp_output(&q, o, acc);
         }
     }
