@@ -731,9 +731,8 @@ declare("tc_pw_ternary_s8_expand", header="tc_conv.h", params=PwTernaryParams, g
         calls=("tc_conv2d_s8",), scratch_bytes=pw_ternary_expand_scratch_size)
 _CB_ARGS = ("in", "const", "const", "const", "const", "const", "scratch", "out")  # in, indices, palette, ...
 declare("tc_conv2d_cb_s8", header="tc_codebook.h", params=Conv2dCbParams, golden=conv2d_cb_s8, args=_CB_ARGS,
-        sources=("tc_conv2d_cb_s8.c", "tc_codebook.c", "tc_conv2d_s8.c"),  # tc_conv2d_s8: tile_oc == out_c
-        variants=(Variant(DSP, ("tc_conv2d_cb_s8_dsp.c", "tc_conv2d_s8_dsp.c")),
-                  Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM")),
+        sources=("tc_conv2d_cb_s8.c", "tc_codebook.c"), variants=(Variant(DSP, ("tc_conv2d_cb_s8_dsp.c",)),),
+        calls=("tc_conv2d_s8",),  # with tile_oc == out_c it decodes once and runs tc_conv2d_s8
         scratch_bytes=codebook_scratch_bytes)
 _DWCONV_CB_VARIANTS = (Variant(DSP, ("tc_dwconv2d_cb_s8_dsp.c",)),  # the int8 3x3 pixel-pair assembly:
                        Variant(ASM, ("tc_dwconv2d_s8_asm.c",), "TC_DSP_ASM"))
