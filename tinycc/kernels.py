@@ -116,8 +116,8 @@ def runtime_sources(kernels, has_dsp: bool | None = None) -> list[str]:
 
     has_dsp None (host projects: the library may be rebuilt for any core, and the tests build it
     with -DTC_EMULATE_DSP): every variant ships, each compiles to nothing where its condition is
-    false. True (a DSP core, e.g. --target cortex-m4): the DSP and assembly variants. False (M0,
-    M3): the fast portable variants."""
+    false. True (a DSP core, e.g. --target cortex-m4): the DSP, assembly and fast portable
+    variants (the project's host harness builds too). False (M0, M3): the fast portable variants."""
     names: set[str] = set()
     todo, seen = list(kernels), set()
     while todo:  # the kernels named and those they call
@@ -126,6 +126,9 @@ def runtime_sources(kernels, has_dsp: bool | None = None) -> list[str]:
             continue
         seen.add(k)
         decl = lookup(k)
-        names.update(decl.files(None if has_dsp is None else (DSP, ASM) if has_dsp else (FAST,)))
+        # a DSP core's project also ships the fast portable variants: its host harness (`make`)
+        # and anyone building its runtime for another core take them (on the core they compile
+        # to nothing)
+        names.update(decl.files(None if has_dsp is None else (DSP, ASM, FAST) if has_dsp else (FAST,)))
         todo.extend(decl.calls)
     return sorted(names)
