@@ -26,20 +26,25 @@ from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 _FUNCS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
 
 
+def broadcast_infer(g, node):
+    """OpDef.infer of a binary op with numpy broadcasting: the shape both inputs broadcast to."""
+    a, b = (g.tensors[t] for t in node.inputs)
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        # importers that decompose an op into an Add (Gemm's C, BatchNorm) reach here with
+        # shapes ONNX's checker does not relate: the model is wrong, not tinycc
+        raise BadInput(f"{node.op} of node {node.onnx_name or node.name!r}: input shapes "
+                       f"{list(a.shape)} and {list(b.shape)} do not broadcast") from None
+    return [(tuple(shape), a.dtype)]
+
+
 class _Binary(OpDef):
     layout_class = LayoutClass.ELEMENTWISE
     fuses_activation = True
 
     def infer(self, g, node):
-        a, b = (g.tensors[t] for t in node.inputs)
-        try:
-            shape = np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            # importers that decompose an op into an Add (Gemm's C, BatchNorm) reach here with
-            # shapes ONNX's checker does not relate: the model is wrong, not tinycc
-            raise BadInput(f"{node.op} of node {node.onnx_name or node.name!r}: input shapes "
-                           f"{list(a.shape)} and {list(b.shape)} do not broadcast") from None
-        return [(tuple(shape), a.dtype)]
+        return broadcast_infer(g, node)
 
     def run_float(self, node, xs):
         y = _FUNCS[self.name](xs[0].astype(np.float32), xs[1].astype(np.float32))
@@ -341,15 +346,7 @@ class _MinMax(OpDef):
     op_code = 0
 
     def infer(self, g, node):
-        a, b = (g.tensors[t] for t in node.inputs)
-        try:
-            shape = np.broadcast_shapes(a.shape, b.shape)
-        except ValueError:
-            # importers that decompose an op into an Add (Gemm's C, BatchNorm) reach here with
-            # shapes ONNX's checker does not relate: the model is wrong, not tinycc
-            raise BadInput(f"{node.op} of node {node.onnx_name or node.name!r}: input shapes "
-                           f"{list(a.shape)} and {list(b.shape)} do not broadcast") from None
-        return [(tuple(shape), a.dtype)]
+        return broadcast_infer(g, node)
 
     def run_float(self, node, xs):
         fn = np.maximum if self.op_code == MINMAX_MAX else np.minimum
