@@ -50,6 +50,49 @@ typedef struct {
  */
 tc_status tc_reduce_s8(const tc_reduce_params *p, const int8_t *in, int8_t *out);
 
+/* Shared by tc_reduce_s8.c and tc_reduce_ext_s8.c (every reduction walks the tensor the same way). */
+
+/* The checks every reduction makes: rank, dims >= 1, reduced[] flags 0/1, the element count fits
+ * int32, and count == the product of the reduced dims <= TC_REDUCE_MAX_COUNT. */
+static inline int tc_reduce_shape_ok(const tc_reduce_params *p) {
+    int32_t i;
+    int64_t total = 1, count = 1;
+    if (p->rank < 1 || p->rank > TC_REDUCE_MAX_DIMS) return 0;
+    for (i = 0; i < p->rank; ++i) {
+        if (p->dims[i] < 1 || (p->reduced[i] != 0 && p->reduced[i] != 1)) return 0;
+        total *= p->dims[i];
+        if (total > INT32_MAX) return 0;
+        if (p->reduced[i]) count *= p->dims[i];
+    }
+    return count == p->count && count <= TC_REDUCE_MAX_COUNT;
+}
+
+/* Row-major strides of the input: stride[rank - 1] = 1. */
+static inline void tc_reduce_strides(const tc_reduce_params *p, int32_t *stride) {
+    int32_t i;
+    stride[p->rank - 1] = 1;
+    for (i = p->rank - 1; i > 0; --i) stride[i - 1] = stride[i] * p->dims[i];
+}
+
+/* Advance the odometer idx[] over the axes with reduced[i] == want (last axis fastest); the flat
+ * input offset moves with it. Returns 0 once every combination has been visited (idx[] is then
+ * all zeros again and the offset back where it started). Walking the kept axes (want 0) in the
+ * outer loop and the reduced axes (want 1) in the inner one visits the outputs in row-major order. */
+static inline int tc_reduce_next(const tc_reduce_params *p, const int32_t *stride, int32_t want,
+                                 int32_t *idx, int32_t *offset) {
+    int32_t i;
+    for (i = p->rank - 1; i >= 0; --i) {
+        if (p->reduced[i] != want) continue;
+        if (++idx[i] < p->dims[i]) {
+            *offset += stride[i];
+            return 1;
+        }
+        *offset -= (idx[i] - 1) * stride[i];
+        idx[i] = 0;
+    }
+    return 0;
+}
+
 #ifdef __cplusplus
 }
 #endif
