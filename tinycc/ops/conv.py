@@ -286,7 +286,7 @@ def conv_output_size(in_size: int, k: int, stride: int = 1, dil: int = 1, pad_be
     return (in_size + pad_begin + pad_end - dil * (k - 1) - 1) // stride + 1
 
 
-def _check_window_geometry(p) -> None:
+def check_window_geometry(p) -> None:
     require(min(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c) >= 1,
             "all tensor sizes must be >= 1")
     require(min(p.k_h, p.k_w, p.stride_h, p.stride_w, p.dil_h, p.dil_w) >= 1,
@@ -294,9 +294,15 @@ def _check_window_geometry(p) -> None:
     require(p.pad_top >= 0 and p.pad_left >= 0, "pads must be >= 0")
 
 
+def check_groups(p) -> None:
+    require(p.groups >= 1 and p.in_c % p.groups == 0 and p.out_c % p.groups == 0,
+            f"groups={p.groups} must divide in_c={p.in_c} and out_c={p.out_c}")
+
+
 @dataclass(frozen=True)
-class _ConvWindow:
-    """The fields tc_conv2d_params and tc_dwconv2d_params both start with, in their C order."""
+class ConvWindow:
+    """The fields tc_conv2d_params, tc_dwconv2d_params and tc_conv_transpose_params start with,
+    in their C order."""
 
     in_h: int
     in_w: int
@@ -315,7 +321,7 @@ class _ConvWindow:
 
 
 @dataclass(frozen=True)
-class Conv2dParams(_ConvWindow):
+class Conv2dParams(ConvWindow):
     """tc_conv2d_params: regular or grouped conv; weights OHWI [out_c][k_h][k_w][in_c/groups]."""
 
     C_STRUCT: ClassVar[str] = "tc_conv2d_params"
@@ -326,15 +332,13 @@ class Conv2dParams(_ConvWindow):
     act_max: int
 
     def validate(self) -> None:
-        _check_window_geometry(self)
-        require(self.groups >= 1 and self.in_c % self.groups == 0
-                and self.out_c % self.groups == 0,
-                f"groups={self.groups} must divide in_c={self.in_c} and out_c={self.out_c}")
+        check_window_geometry(self)
+        check_groups(self)
         check_quant(self.in_zp, self.out_zp, self.act_min, self.act_max)
 
 
 @dataclass(frozen=True)
-class DwConv2dParams(_ConvWindow):
+class DwConv2dParams(ConvWindow):
     """tc_dwconv2d_params: depthwise conv; weights [k_h][k_w][out_c], oc = ic*depth_mult + m."""
 
     C_STRUCT: ClassVar[str] = "tc_dwconv2d_params"
@@ -346,7 +350,7 @@ class DwConv2dParams(_ConvWindow):
     act_max: int
 
     def validate(self) -> None:
-        _check_window_geometry(self)
+        check_window_geometry(self)
         require(self.depth_mult >= 1 and self.out_c == self.in_c * self.depth_mult,
                 f"out_c={self.out_c} must equal in_c={self.in_c} * depth_mult={self.depth_mult}")
         check_quant(self.in_zp, self.out_zp, self.act_min, self.act_max)

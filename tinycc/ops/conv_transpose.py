@@ -19,13 +19,14 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
-from ..golden.checks import as_shape, require
+from ..golden.checks import as_shape
 from ..golden.spatial import add_bias_checked, as_hwc, check_quant, requantize_channels
 from ..kernels import declare
 from ..program import Arg
 from ..quant.params import act_range
 from ..quant.weights import requant_arrays
 from .common import bad_input, ints, unsupported
+from .conv import ConvWindow, check_groups, check_window_geometry
 from .registry import LayoutClass, OpDef, apply_act, onnx_importer, register
 
 
@@ -209,24 +210,10 @@ def import_conv_transpose(ctx, onode, attrs):
 
 # ---- integer reference (runtime_c/tc_conv_transpose_s8.c) -----------------------------------------
 @dataclass(frozen=True)
-class ConvTransposeParams:
+class ConvTransposeParams(ConvWindow):
     """tc_conv_transpose_params: NHWC input, OHWI weights [out_c][k_h][k_w][in_c / groups]."""
 
     C_STRUCT: ClassVar[str] = "tc_conv_transpose_params"
-    in_h: int
-    in_w: int
-    in_c: int
-    out_h: int
-    out_w: int
-    out_c: int
-    k_h: int
-    k_w: int
-    stride_h: int
-    stride_w: int
-    dil_h: int
-    dil_w: int
-    pad_top: int
-    pad_left: int
     groups: int
     in_zp: int
     out_zp: int
@@ -234,12 +221,8 @@ class ConvTransposeParams:
     act_max: int
 
     def validate(self) -> None:
-        require(min(self.in_h, self.in_w, self.in_c, self.out_h, self.out_w, self.out_c) >= 1, "sizes must be >= 1")
-        require(min(self.k_h, self.k_w, self.stride_h, self.stride_w, self.dil_h, self.dil_w) >= 1,
-                "kernel, strides and dilations must be >= 1")
-        require(self.pad_top >= 0 and self.pad_left >= 0, "pads must be >= 0")
-        require(self.groups >= 1 and self.in_c % self.groups == 0 and self.out_c % self.groups == 0,
-                f"groups {self.groups} must divide in_c {self.in_c} and out_c {self.out_c}")
+        check_window_geometry(self)
+        check_groups(self)
         check_quant(self.in_zp, self.out_zp, self.act_min, self.act_max)
 
 
