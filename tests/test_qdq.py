@@ -69,6 +69,51 @@ def test_ort_quantize_static_model_agrees_with_onnxruntime(tmp_path):
     np.testing.assert_array_equal(c_out, model.run_int8({"x": data[0]})[out])
 
 
+def _upsample_norm_head():
+    """Depthwise ConvTranspose (onnxruntime writes its bias DQ with a scale of shape [1] and a
+    scalar zero point), ReduceMean without keepdims (the importer's pooled map before the Reshape
+    has no params of its own in the QDQ file) and LayerNorm: three things the QDQ front end
+    refused before."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 16, 3, padding=1)
+            self.up = torch.nn.ConvTranspose2d(16, 16, 2, stride=2, groups=16)
+            self.norm = torch.nn.LayerNorm(16)
+            self.fc = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            y = self.up(torch.relu(self.conv(x))).mean((2, 3))
+            return self.fc(self.norm(y))
+
+    torch.manual_seed(0)
+    return Net().eval()
+
+
+def test_ort_quantized_convtranspose_reducemean_layernorm(tmp_path):
+    """Against onnxruntime with graph optimisations off: the QDQ graph as written (DQ -> float op
+    -> Q). onnxruntime's optimised session fuses some of these nodes into its own integer kernels
+    and then disagrees with its own unoptimised result by up to 0.4 on this model."""
+    import onnxruntime as ort
+    from conftest import quantize_static_qdq
+
+    data = np.random.default_rng(1).standard_normal((16, 1, 3, 8, 8)).astype(np.float32)
+    path = quantize_static_qdq(_upsample_norm_head(), data, tmp_path)
+    model = CompiledModel(run_pipeline(load_graph(path)), QuantOptions(), warn=pytest.fail)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    out = model.program.outputs[0]
+    s, _ = model.program.tensors[out].quant.scalar()
+    for x in data[:6]:
+        ref = sess.run(None, {"x": x})[0]
+        golden = model.logical(out, model.run_int8({"x": x})[out], dequantize=True)
+        assert np.max(np.abs(golden - ref)) <= 2 * s + 1e-6
+    np.testing.assert_array_equal(model.run_c({"x": data[0]})[0][out], model.run_int8({"x": data[0]})[out])
+
+
 def test_per_axis_activation_is_refused(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 

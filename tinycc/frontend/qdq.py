@@ -50,7 +50,10 @@ def _params(node, consts, rank: int | None, dims: tuple[int, ...] | None = None)
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     if attrs.get("block_size", 0):
         raise Unsupported(f"{_label(node)}: blocked quantization")
-    if scale.ndim > 1 or zp_arr.shape != scale.shape:
+    # onnxruntime's quantizer writes some per-tensor biases with a scale of shape [1] and a
+    # scalar zero point (depthwise ConvTranspose): one value each is per-tensor, whatever the shapes
+    per_tensor = scale.size == 1 and zp_arr.size == 1 and scale.ndim <= 1 and zp_arr.ndim <= 1
+    if not per_tensor and (scale.ndim > 1 or zp_arr.shape != scale.shape):
         raise BadInput(f"{_label(node)}: the scale (shape {list(scale.shape)}) must be a scalar or 1-D, and the "
                        f"zero point (shape {list(zp_arr.shape)}) must have the same shape")
     axis = None

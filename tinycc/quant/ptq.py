@@ -60,6 +60,19 @@ def concat_shared_ranges(g: Graph, stats: Mapping[str, TensorStats], methods: Ma
     return shared
 
 
+def _params_from_data_movement(g: Graph, name: str):
+    """In a pre-quantized graph, the params of a tensor the importer created (e.g. the pooled map
+    before the Reshape of a ReduceMean without keepdims) whose only consumer passes values through
+    unchanged ("same_as_input": Reshape, Flatten, ...) and carries the exporter's params; else None."""
+    while True:
+        users = g.consumers().get(name, ())
+        if len(users) != 1 or OPS[users[0].op].int8_output(g, users[0]) != "same_as_input":
+            return None
+        name = users[0].outputs[0]
+        if g.tensors[name].quant is not None:
+            return g.tensors[name].quant
+
+
 def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: str | None) -> Graph:
     """stats=None: a pre-quantized graph, where only data movement may lack params."""
     q = g.copy()
@@ -87,6 +100,10 @@ def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: st
             if t.quant is not None:  # pre-quantized (QDQ) models carry their own
                 continue
             if rule == "calibrated":
+                if stats is None:
+                    t.quant = _params_from_data_movement(q, out)
+                if t.quant is not None:
+                    continue
                 if stats is None:
                     raise Unsupported(f"{node.op} node {node.onnx_name or node.name!r}: output {out!r} has no "
                                       "quantization parameters in the pre-quantized model")
