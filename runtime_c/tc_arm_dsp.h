@@ -28,7 +28,7 @@
  * tc_smlad = __smlad/__SMLAD, tc_smlabb = __smlabb/__SMLABB, tc_smlatt = __smlatt/__SMLATT,
  * tc_ssat8 = __ssat(x, 8)/__SSAT(x, 8), tc_smuad = __smuad/__SMUAD, tc_smlabt = __smlabt/__SMLABT,
  * tc_smlatb = __smlatb/__SMLATB, tc_max_s8x4 / tc_min_s8x4 = __ssub8 then __sel (SSUB8, SEL),
- * tc_smmulr = __SMMULR (CMSIS; SMMULR), tc_smmlar = SMMLAR.
+ * tc_smmulr = __SMMULR (CMSIS; SMMULR), tc_smmlar = SMMLAR, tc_qadd = __qadd/__QADD.
  * They are tc_-prefixed so that this header coexists with CMSIS Core's definitions.
  */
 #ifndef TC_ARM_DSP_H
@@ -178,6 +178,12 @@ static inline int32_t tc_smmlar(int32_t a, int32_t b, int32_t acc) {
     return tc_emu_wrap_add(acc, tc_smmulr(a, b));
 }
 
+/* QADD: a + b saturated to int32 (the Q flag is not modelled). */
+static inline int32_t tc_qadd(int32_t a, int32_t b) {
+    const int64_t sum = (int64_t)a + b;
+    return sum > INT32_MAX ? INT32_MAX : (sum < INT32_MIN ? INT32_MIN : (int32_t)sum);
+}
+
 /* SSUB8 then SEL: the lane-wise signed maximum (SSUB8 sets GE where a - b >= 0, SEL takes a
  * there) and minimum (SEL with the operands swapped). */
 static inline uint32_t tc_max_s8x4(uint32_t a, uint32_t b) {
@@ -276,6 +282,12 @@ static inline int32_t tc_smmlar(int32_t a, int32_t b, int32_t acc) {
     return r;
 }
 
+static inline int32_t tc_qadd(int32_t a, int32_t b) {
+    int32_t r;
+    __asm__ __volatile__("qadd %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
 /* The pair in one statement: SEL reads the GE flags SSUB8 sets, which the compiler does not
  * track between statements. */
 static inline uint32_t tc_max_s8x4(uint32_t a, uint32_t b) {
@@ -343,6 +355,8 @@ static inline int32_t tc_smmlar(int32_t a, int32_t b, int32_t acc) {
     const uint32_t sum = (uint32_t)acc + (uint32_t)tc_smmulr(a, b);
     return sum <= (uint32_t)INT32_MAX ? (int32_t)sum : -(int32_t)(~sum) - 1;
 }
+
+static inline int32_t tc_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 
 static inline uint32_t tc_max_s8x4(uint32_t a, uint32_t b) {
     (void)__ssub8((int8x4_t)a, (int8x4_t)b);

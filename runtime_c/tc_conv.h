@@ -236,7 +236,7 @@ void tc_conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t 
                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
                       int8_t *out);
 /* tc_conv2d_s8_dsp.c: whether a layer takes its shallow pointwise path (1x1, unpadded, groups 1,
- * in_c <= 8, every shift in [-23, -2]); the entry point hands it such layers of any in_c. */
+ * in_c <= 8, every shift in [-23, 1]); the entry point hands it such layers of any in_c. */
 int tc_conv2d_s8_shallow_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift);
 /* tc_dwconv2d_s8_dsp.c: out of place, depth_mult == 1 and in_c >= 4 (4 channels along the
  * window); in place, one gathered channel plane c when tc_dwconv2d_s8_plane_dsp_applicable;

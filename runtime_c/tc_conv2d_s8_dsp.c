@@ -443,9 +443,9 @@ static TC_DSP_NOINLINE void conv2d_chunk_sums(const conv2d_chunk *k, int32_t c_b
 
 /* Outputs j < n of the pixel pair (y0, y1) from the sums laid out as conv2d_pair_sums_run
  * writes them: tc_dsp_rq, clamped to [act_min, act_max] when `clamp` (a fused activation),
- * for the channels whose shift suits it, else (multipliers >= 1, or tiny ones such as those
- * of dead channels) tc_requant_s8_nonneg. Instantiated with and without the clamp by
- * conv2d_pair_outputs. */
+ * for the channels whose shift suits it, tc_dsp_rq_near for shifts -1..1, else (multipliers
+ * >= 2, or tiny ones such as those of dead channels) tc_requant_s8_nonneg. Instantiated with
+ * and without the clamp by conv2d_pair_outputs. */
 static inline void conv2d_pair_outputs_rq(const int32_t *sums, const tc_dsp_requant *q,
                                           int32_t c_begin, int32_t n, int8_t *y0, int8_t *y1,
                                           const int clamp) {
@@ -455,15 +455,20 @@ static inline void conv2d_pair_outputs_rq(const int32_t *sums, const tc_dsp_requ
     for (j = 0; j < n; ++j) {
         const int32_t sh = shift[j], m = mult[j];
         int32_t v0, v1, e1, khi;
-        if (!tc_dsp_rq_applies(sh)) {
+        if (tc_dsp_rq_applies(sh)) {
+            e1 = -sh - 1;
+            khi = tc_dsp_rq_khi(sh, out_zp);
+            v0 = tc_dsp_rq(sums[2 * j], m, khi, e1);
+            v1 = tc_dsp_rq(sums[2 * j + 1], m, khi, e1);
+        } else if (tc_dsp_rq_near_applies(m, sh)) {
+            khi = tc_dsp_rq2_k(sh, out_zp);
+            v0 = tc_dsp_rq_near(sums[2 * j], m, khi, sh);
+            v1 = tc_dsp_rq_near(sums[2 * j + 1], m, khi, sh);
+        } else {
             y0[j] = tc_requant_call(sums[2 * j], m, sh, q);
             y1[j] = tc_requant_call(sums[2 * j + 1], m, sh, q);
             continue;
         }
-        e1 = -sh - 1;
-        khi = tc_dsp_rq_khi(sh, out_zp);
-        v0 = tc_dsp_rq(sums[2 * j], m, khi, e1);
-        v1 = tc_dsp_rq(sums[2 * j + 1], m, khi, e1);
         if (clamp) {
             v0 = TC_MIN(TC_MAX(v0, act_min), act_max);
             v1 = TC_MIN(TC_MAX(v1, act_min), act_max);
@@ -495,9 +500,11 @@ static TC_DSP_NOINLINE void conv2d_pair_outputs(const tc_dsp_requant *q, int32_t
  * (gcc: 36) and a channel pair's set-up and requantization take about 60 instead of 90.
  * Preconditions (conv2d_asm_layer): bias present at the first chunk, no fused activation
  * clamp, and 2 <= -shift <= 31 for every channel (a zero multiplier comes with shift -2 from the
- * compiler). The C functions above are the reference; tests/test_kernels_qemu.py runs both
- * against the golden model. The function pushes 10 registers (40 bytes of stack) and calls
- * nothing; tinycc/sim/qemu.py HANDWRITTEN_FRAMES tells the static stack bound so.
+ * compiler), or shifts -1..1 with tc_dsp_rq_near_applies (tc_conv2d_pairs_near_asm: a branch per
+ * channel between tc_dsp_rq and tc_dsp_rq_near). The C functions above are the reference;
+ * tests/test_kernels_qemu.py runs both against the golden model. Each function pushes 10
+ * registers (40 bytes of stack) and calls nothing; tinycc/sim/qemu.py HANDWRITTEN_FRAMES tells
+ * the static stack bound so.
  */
 #define CONV2D_ASM TC_DSP_ASM
 
@@ -528,8 +535,9 @@ typedef char conv2d_asm_job_layout[(offsetof(conv2d_asm_job, x) == 8 &&
                                     offsetof(conv2d_asm_job, zp1) == 56 &&
                                     CONV2D_PIXEL * 4 == 288) ? 1 : -1];
 
-/* The assembly loop: tc_conv2d_s8_asm.c. */
+/* The assembly loops: tc_conv2d_s8_asm.c. */
 void tc_conv2d_pairs_asm(conv2d_asm_job *job);
+void tc_conv2d_pairs_near_asm(conv2d_asm_job *job);
 
 /* The fields of a job that do not depend on the mode (bias or sums_in, y0 and y1 or sums_out:
  * the caller's). */
@@ -554,18 +562,33 @@ static void conv2d_asm_job_init(conv2d_asm_job *job, const uint32_t *x, const in
 
 /* 0 when the layer does not meet the assembly's preconditions; else CONV2D_ASM_FOLD_ZP when
  * every shift also lets the zero point fold into the rounding constant (tc_dsp_rq_applies),
- * CONV2D_ASM_ZP_AFTER when it has to be added after the shift. */
-enum { CONV2D_ASM_ZP_AFTER = 1, CONV2D_ASM_FOLD_ZP = 2 };
+ * CONV2D_ASM_ZP_AFTER when it has to be added after the shift; plus CONV2D_ASM_NEAR when some
+ * channels have shifts -1..1 (tc_dsp_rq_near_applies): tc_conv2d_pairs_near_asm runs it. */
+enum { CONV2D_ASM_ZP_AFTER = 1, CONV2D_ASM_FOLD_ZP = 2, CONV2D_ASM_NEAR = 4 };
 
 static int conv2d_asm_layer(const tc_conv2d_params *p, const tc_dsp_requant *q) {
-    int fold = 1;
+    int fold = 1, near = 0;
     int32_t c;
     if (q->bias == NULL || p->act_min != -128 || p->act_max != 127) return 0;
     for (c = 0; c < p->out_c; ++c) {
-        if ((uint32_t)(-2 - q->shift[c]) > 29u) return 0; /* 2 <= -shift <= 31 */
-        fold &= tc_dsp_rq_applies(q->shift[c]);
+        const int32_t shift = q->shift[c];
+        if (tc_dsp_rq_near_applies(q->mult[c], shift)) {
+            near = CONV2D_ASM_NEAR;
+            continue;
+        }
+        if ((uint32_t)(-2 - shift) > 29u) return 0; /* 2 <= -shift <= 31 */
+        fold &= tc_dsp_rq_applies(shift);
     }
-    return fold ? CONV2D_ASM_FOLD_ZP : CONV2D_ASM_ZP_AFTER;
+    return (fold ? CONV2D_ASM_FOLD_ZP : CONV2D_ASM_ZP_AFTER) | near;
+}
+
+/* The loop for the layer's mode: with the requantization of shifts -1..1 where it has some. */
+static void conv2d_pairs(conv2d_asm_job *job, int mode) {
+    if (mode & CONV2D_ASM_NEAR) {
+        tc_conv2d_pairs_near_asm(job);
+    } else {
+        tc_conv2d_pairs_asm(job);
+    }
 }
 #endif /* CONV2D_ASM */
 
@@ -668,15 +691,15 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
             const int32_t c_rest = 2 * asm_pairs + (tail_pair ? 2 : 0);
             conv2d_asm_job job;
             conv2d_asm_job_init(&job, s.x, w, depth, iters, asm_pairs, q, 0,
-                                use_asm == CONV2D_ASM_FOLD_ZP);
+                                (use_asm & CONV2D_ASM_FOLD_ZP) != 0);
             job.bias = q->bias;
             job.y0 = y0;
             job.y1 = y1;
-            if (asm_pairs > 0) tc_conv2d_pairs_asm(&job);
+            if (asm_pairs > 0) conv2d_pairs(&job, use_asm);
             if (tail_pair) { /* the job's pointers have moved on to the pair */
                 job.w = tail_w;
                 job.w_end = tail_w + 2 * depth;
-                tc_conv2d_pairs_asm(&job);
+                conv2d_pairs(&job, use_asm);
             }
             if (c_rest < out_c) {
                 conv2d_edge_sums(&k, c_rest, c_rest, out_c, sums);
@@ -741,13 +764,13 @@ static TC_DSP_NOINLINE void conv2d_s8_chunked(const tc_conv2d_params *p, const i
                     if (pairs > 0) {
                         conv2d_asm_job job;
                         conv2d_asm_job_init(&job, s.x, w + c * depth + d0, depth, iters, pairs,
-                                            q, c, use_asm == CONV2D_ASM_FOLD_ZP);
+                                            q, c, (use_asm & CONV2D_ASM_FOLD_ZP) != 0);
                         job.bias = d0 == 0 ? q->bias + c : NULL;
                         job.sums_in = sums;
                         job.sums_out = sums;
                         job.y0 = d0 + k.len == depth ? y0 + c : NULL;
                         job.y1 = y1 + c;
-                        tc_conv2d_pairs_asm(&job);
+                        conv2d_pairs(&job, use_asm);
                     }
                     if (c + 2 * pairs < c_end) conv2d_edge_sums(&k, c + 2 * pairs, c, c_end, sums);
                     c_rest = c + 2 * pairs;
@@ -801,13 +824,19 @@ static TC_DSP_NOINLINE void conv2d_s8_windows(const tc_conv2d_params *p, const i
  * loops are swapped: a block of pixels is widened once (plain SXTB16:
  * in_zp is folded into the bias as -in_zp * sum(w), exact in int32), then each output channel
  * keeps its widened weights, folded bias and requantization constants in registers while it
- * walks the block: per output 2 (Cin <= 4) or 4 SMLADs, tc_dsp_rq (one SMLAL), SSAT and a byte
- * store. Cin not a multiple of 4 is padded with zero weights; the padded input lanes hold
+ * walks the block: per output 2 (Cin <= 4) or 4 SMLADs, tc_dsp_rq2 (SMMLAR, SUB, ASR, SSAT; the
+ * accumulator's doubling, or quadrupling for shift 1, is folded into the weights and bias) and a
+ * byte store. Cin not a multiple of 4 is padded with zero weights; the padded input lanes hold
  * whatever follows the pixel in the input (zero past the tensor's end), multiplied by zero.
- * Precondition (tc_conv2d_s8_shallow_dsp_applicable): every shift in [-TC_DSP_RQ_MAX_E, -2].
- * Blocks of 72 (Cin <= 4) or 36 pixels: CONV2D_SHALLOW_WORDS words, 576 B of stack.
+ * The scaled accumulator is exact while |bias - in_zp * sum(w)| stays below 2^28 (the products
+ * add at most 8 * 128 * 128 = 2^17): a channel with a larger bias takes an exact C loop
+ * (conv2d_shallow_run_exact) on its own.
+ * Precondition (tc_conv2d_s8_shallow_dsp_applicable): every shift in [-TC_DSP_RQ_MAX_E, 1].
+ * Blocks of 144 (Cin <= 4) or 72 pixels: CONV2D_SHALLOW_WORDS words, 1152 B of stack (the
+ * channel's set-up, about 60 instructions, is spread over a block: 0.1 per MAC at Cin 8).
  */
-enum { CONV2D_SHALLOW_C = 8, CONV2D_SHALLOW_WORDS = 144 };
+enum { CONV2D_SHALLOW_C = 8, CONV2D_SHALLOW_WORDS = 288 };
+#define CONV2D_SHALLOW_MAX_BIAS (INT32_C(1) << 28)
 
 int tc_conv2d_s8_shallow_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift) {
     int32_t c;
@@ -816,7 +845,7 @@ int tc_conv2d_s8_shallow_dsp_applicable(const tc_conv2d_params *p, const int32_t
         return 0;
     }
     for (c = 0; c < p->out_c; ++c) {
-        if (!tc_dsp_rq_applies(shift[c])) return 0;
+        if (shift[c] < -TC_DSP_RQ_MAX_E || shift[c] > 1) return 0;
     }
     return 1;
 }
@@ -843,12 +872,22 @@ static void conv2d_shallow_widen(uint32_t *x, const int8_t *src, int32_t groups,
  * straight from the input, except at its end. */
 static void conv2d_shallow_widen_run(uint32_t *x, const int8_t *src, int32_t n, int32_t G,
                                      int32_t src_step, const int8_t *in_end) {
-    for (; n > 0 && in_end - src >= 4 * G; --n, src += src_step, x += 2 * G) {
-        const uint32_t v = tc_read_s8x4(src);
-        x[0] = tc_sxtb16(v);
-        x[1] = tc_sxtb16_ror8(v);
-        if (G == 2) {
-            const uint32_t v1 = tc_read_s8x4(src + 4);
+    /* the pixels whose 4 * G-byte read stays inside the input */
+    const int32_t readable =
+        in_end - src >= 4 * G ? (int32_t)((in_end - src - 4 * G) / src_step) + 1 : 0;
+    int32_t whole = TC_MIN(n, readable);
+    n -= whole;
+    if (G == 1) {
+        for (; whole > 0; --whole, src += src_step, x += 2) {
+            const uint32_t v = tc_read_s8x4(src);
+            x[0] = tc_sxtb16(v);
+            x[1] = tc_sxtb16_ror8(v);
+        }
+    } else {
+        for (; whole > 0; --whole, src += src_step, x += 4) {
+            const uint32_t v = tc_read_s8x4(src), v1 = tc_read_s8x4(src + 4);
+            x[0] = tc_sxtb16(v);
+            x[1] = tc_sxtb16_ror8(v);
             x[2] = tc_sxtb16(v1);
             x[3] = tc_sxtb16_ror8(v1);
         }
@@ -858,12 +897,29 @@ static void conv2d_shallow_widen_run(uint32_t *x, const int8_t *src, int32_t n, 
     }
 }
 
-/* One output channel over n widened pixels (stride 2 * G words), y stepping by y_step. */
-static inline void conv2d_shallow_run(const uint32_t *x, int32_t n, int G, const uint32_t *w,
-                                      int32_t bias, int32_t mult, int32_t khi, int32_t e1,
-                                      int clamp, int32_t act_min, int32_t act_max, int8_t *y,
-                                      int32_t y_step) {
-    const uint32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+/* One output channel over the pixels of a widened block: what the assembly loops read (field
+ * offsets fixed by tc_conv2d_s8_asm.c, checked below), and the C loops too. */
+typedef struct {
+    const uint32_t *x; /*  0: the block's widened pixels */
+    int8_t *y;         /*  4: the channel's output at the block's first pixel */
+    int32_t y_step;    /*  8: out_c */
+    int32_t count_e;   /* 12: e = max(-shift, 0) - 512 * pixel pairs */
+    uint32_t w[4];     /* 16: widened weights, times `scale` (w[2], w[3] zero when Cin <= 4) */
+    int32_t bias;      /* 32: (bias - in_zp * sum(w)) * scale */
+    int32_t mult;      /* 36 */
+    int32_t k;         /* 40: tc_dsp_rq2_k */
+    int32_t scale;     /* 2 (shifts <= 0) or 4 (shift 1); 1: the exact loop (large bias) */
+    int32_t shift;
+} conv2d_shallow_job;
+
+/* One output channel over n widened pixels (stride 2 * G words), y stepping by y_step: sums
+ * of the scaled weights, requantized by tc_dsp_rq2. */
+static inline void conv2d_shallow_run(const conv2d_shallow_job *job, const uint32_t *x,
+                                      int32_t n, int G, int clamp, int32_t act_min,
+                                      int32_t act_max, int8_t *y) {
+    const uint32_t w0 = job->w[0], w1 = job->w[1], w2 = job->w[2], w3 = job->w[3];
+    const int32_t bias = job->bias, mult = job->mult, k = job->k, e = job->count_e & 255;
+    const int32_t y_step = job->y_step;
     for (; n > 0; --n, x += 2 * G, y += y_step) {
         int32_t acc = tc_smlad(x[0], w0, bias), out;
         acc = tc_smlad(x[1], w1, acc);
@@ -871,70 +927,70 @@ static inline void conv2d_shallow_run(const uint32_t *x, int32_t n, int G, const
             acc = tc_smlad(x[2], w2, acc);
             acc = tc_smlad(x[3], w3, acc);
         }
-        out = tc_dsp_rq(acc, mult, khi, e1);
+        out = tc_dsp_rq2(acc, mult, k, e);
         if (clamp) out = TC_MIN(TC_MAX(out, act_min), act_max);
         *y = (int8_t)out;
     }
 }
 
 /* The specialisations, out of line so that each loop has the registers to itself. */
-static TC_DSP_NOINLINE void conv2d_shallow_run_1(const uint32_t *x, int32_t n, const uint32_t *w,
-                                                 int32_t bias, int32_t mult, int32_t khi,
-                                                 int32_t e1, int8_t *y, int32_t y_step) {
-    conv2d_shallow_run(x, n, 1, w, bias, mult, khi, e1, 0, 0, 0, y, y_step);
+static TC_DSP_NOINLINE void conv2d_shallow_run_1(const conv2d_shallow_job *job, const uint32_t *x,
+                                                 int32_t n, int8_t *y) {
+    conv2d_shallow_run(job, x, n, 1, 0, 0, 0, y);
 }
 
-static TC_DSP_NOINLINE void conv2d_shallow_run_2(const uint32_t *x, int32_t n, const uint32_t *w,
-                                                 int32_t bias, int32_t mult, int32_t khi,
-                                                 int32_t e1, int8_t *y, int32_t y_step) {
-    conv2d_shallow_run(x, n, 2, w, bias, mult, khi, e1, 0, 0, 0, y, y_step);
+static TC_DSP_NOINLINE void conv2d_shallow_run_2(const conv2d_shallow_job *job, const uint32_t *x,
+                                                 int32_t n, int8_t *y) {
+    conv2d_shallow_run(job, x, n, 2, 0, 0, 0, y);
 }
 
-static TC_DSP_NOINLINE void conv2d_shallow_run_clamped(const uint32_t *x, int32_t n, int G,
-                                                       const uint32_t *w, int32_t bias,
-                                                       int32_t mult, int32_t khi, int32_t e1,
-                                                       const tc_dsp_requant *q, int8_t *y,
-                                                       int32_t y_step) {
+static TC_DSP_NOINLINE void conv2d_shallow_run_clamped(const conv2d_shallow_job *job, int32_t n,
+                                                       int G, const tc_dsp_requant *q) {
     if (G == 1) {
-        conv2d_shallow_run(x, n, 1, w, bias, mult, khi, e1, 1, q->act_min, q->act_max, y, y_step);
+        conv2d_shallow_run(job, job->x, n, 1, 1, q->act_min, q->act_max, job->y);
     } else {
-        conv2d_shallow_run(x, n, 2, w, bias, mult, khi, e1, 1, q->act_min, q->act_max, y, y_step);
+        conv2d_shallow_run(job, job->x, n, 2, 1, q->act_min, q->act_max, job->y);
     }
 }
 
-/* One output channel over the pixels of a widened block: what the assembly loops read (field
- * offsets fixed by tc_conv2d_s8_asm.c, checked below), and the C loops too. */
-typedef struct {
-    const uint32_t *x; /*  0: the block's widened pixels */
-    int8_t *y;         /*  4: the channel's output at the block's first pixel */
-    int32_t y_step;    /*  8: out_c */
-    int32_t count_e1;  /* 12: e - 1 - 512 * pixel pairs */
-    uint32_t w[4];     /* 16: widened weights (w[2], w[3] zero when Cin <= 4) */
-    int32_t bias;      /* 32: bias - in_zp * sum(w) */
-    int32_t mult;      /* 36 */
-    int32_t khi;       /* 40: tc_dsp_rq_khi */
-} conv2d_shallow_job;
+/* A channel whose folded bias is too large for the scaled sums: unscaled sums, the portable
+ * requantization (off the hot path). */
+static TC_DSP_NOINLINE void conv2d_shallow_run_exact(const conv2d_shallow_job *job, int32_t n,
+                                                     int32_t G, const tc_dsp_requant *q) {
+    const uint32_t *x = job->x;
+    int8_t *y = job->y;
+    for (; n > 0; --n, x += 2 * G, y += job->y_step) {
+        int32_t acc = tc_smlad(x[1], job->w[1], tc_smlad(x[0], job->w[0], job->bias));
+        if (G == 2) acc = tc_smlad(x[3], job->w[3], tc_smlad(x[2], job->w[2], acc));
+        *y = tc_requant_call(acc, job->mult, job->shift, q);
+    }
+}
 
 #if CONV2D_ASM
-typedef char conv2d_shallow_job_layout[(offsetof(conv2d_shallow_job, count_e1) == 12 &&
+typedef char conv2d_shallow_job_layout[(offsetof(conv2d_shallow_job, count_e) == 12 &&
                                         offsetof(conv2d_shallow_job, w) == 16 &&
                                         offsetof(conv2d_shallow_job, bias) == 32 &&
-                                        offsetof(conv2d_shallow_job, khi) == 40) ? 1 : -1];
+                                        offsetof(conv2d_shallow_job, k) == 40) ? 1 : -1];
+/* shifts <= -1 (e >= 1) and shifts 0 and 1 (e = 0: no rounding shift) */
 void tc_conv2d_shallow4_asm(const conv2d_shallow_job *job);
 void tc_conv2d_shallow8_asm(const conv2d_shallow_job *job);
+void tc_conv2d_shallow4z_asm(const conv2d_shallow_job *job);
+void tc_conv2d_shallow8z_asm(const conv2d_shallow_job *job);
 #endif
 
 /* The job's fields for one output channel: its in_c weights at wc widened (bytes past in_c
  * masked off: w_mask[g] keeps group g's valid bytes; `last`: a whole-word read could pass the
  * end of the weights, so the words are assembled from bytes), the bias folded with
- * in_zp * sum(w), and the requantization constants. */
+ * in_zp * sum(w), both scaled for tc_dsp_rq2 (the lanes added to themselves by SXTAB16: twice,
+ * or four times for shift 1), or left as they are when the folded bias is too large (scale 1),
+ * and the requantization constants. */
 static void conv2d_shallow_set_channel(conv2d_shallow_job *job, const int8_t *wc, int32_t in_c,
                                        int32_t G, const uint32_t w_mask[2], int last, int32_t bias,
                                        int32_t in_zp, int32_t mult, int32_t shift,
                                        int32_t out_zp) {
     const uint32_t ones = tc_pack_s16x2(1, 1);
-    uint32_t v0, v1 = 0;
-    int32_t w_sum;
+    uint32_t v0, v1 = 0, w0, w1, w2, w3;
+    int32_t w_sum, folded;
     if (!last) {
         v0 = tc_read_s8x4(wc);
         if (G == 2) v1 = tc_read_s8x4(wc + 4);
@@ -946,17 +1002,39 @@ static void conv2d_shallow_set_channel(conv2d_shallow_job *job, const int8_t *wc
     }
     v0 &= w_mask[0];
     v1 &= w_mask[1];
-    job->w[0] = tc_sxtb16(v0);
-    job->w[1] = tc_sxtb16_ror8(v0);
-    job->w[2] = tc_sxtb16(v1);
-    job->w[3] = tc_sxtb16_ror8(v1);
-    w_sum = tc_smlad(job->w[0], ones, tc_smlad(job->w[1], ones,
-                                               tc_smlad(job->w[2], ones, tc_smuad(job->w[3], ones))));
-    /* sum(w * (x - zp)) = sum(w * x) - zp * sum(w), wrapping like the accumulator */
-    job->bias = (int32_t)((uint32_t)bias - (uint32_t)(in_zp * w_sum));
+    w0 = tc_sxtb16(v0);
+    w1 = tc_sxtb16_ror8(v0);
+    w2 = tc_sxtb16(v1);
+    w3 = tc_sxtb16_ror8(v1);
+    w_sum = tc_smlad(w0, ones, tc_smlad(w1, ones, tc_smlad(w2, ones, tc_smuad(w3, ones))));
     job->mult = mult;
-    job->khi = tc_dsp_rq_khi(shift, out_zp);
-    job->count_e1 = -shift - 1;
+    job->shift = shift;
+    job->k = tc_dsp_rq2_k(shift, out_zp);
+    job->count_e = shift < 0 ? -shift : 0;
+    /* sum(w * (x - zp)) = sum(w * x) - zp * sum(w); |zp * sum(w)| <= 2^17 */
+    folded = bias - (bias > -(INT32_C(1) << 30) && bias < (INT32_C(1) << 30) ? in_zp * w_sum : 0);
+    if (folded <= -CONV2D_SHALLOW_MAX_BIAS || folded >= CONV2D_SHALLOW_MAX_BIAS) {
+        job->scale = 1; /* wrapping like the accumulator */
+        job->bias = (int32_t)((uint32_t)bias - (uint32_t)(in_zp * w_sum));
+    } else {
+        w0 = tc_sxtab16(w0, v0);
+        w1 = tc_sxtab16_ror8(w1, v0);
+        w2 = tc_sxtab16(w2, v1);
+        w3 = tc_sxtab16_ror8(w3, v1);
+        job->scale = 2;
+        if (shift > 0) {
+            w0 = tc_sxtab16(tc_sxtab16(w0, v0), v0);
+            w1 = tc_sxtab16_ror8(tc_sxtab16_ror8(w1, v0), v0);
+            w2 = tc_sxtab16(tc_sxtab16(w2, v1), v1);
+            w3 = tc_sxtab16_ror8(tc_sxtab16_ror8(w3, v1), v1);
+            job->scale = 4;
+        }
+        job->bias = folded * job->scale;
+    }
+    job->w[0] = w0;
+    job->w[1] = w1;
+    job->w[2] = w2;
+    job->w[3] = w3;
 }
 
 /* The job's channel over n pixels (no clamp): pixel pairs by the assembly where there is one,
@@ -964,15 +1042,22 @@ static void conv2d_shallow_set_channel(conv2d_shallow_job *job, const int8_t *wc
 static void conv2d_shallow_channel(conv2d_shallow_job *job, int32_t n, int32_t G) {
     const uint32_t *x = job->x;
     int8_t *y = job->y;
-    const int32_t e1 = job->count_e1;
 #if CONV2D_ASM
     if (n >= 2) {
-        job->count_e1 = e1 - 512 * (n >> 1);
-        if (G == 1) {
-            tc_conv2d_shallow4_asm(job);
+        const int32_t e = job->count_e;
+        job->count_e = e - 512 * (n >> 1);
+        if (e > 0) {
+            if (G == 1) {
+                tc_conv2d_shallow4_asm(job);
+            } else {
+                tc_conv2d_shallow8_asm(job);
+            }
+        } else if (G == 1) {
+            tc_conv2d_shallow4z_asm(job);
         } else {
-            tc_conv2d_shallow8_asm(job);
+            tc_conv2d_shallow8z_asm(job);
         }
+        job->count_e = e;
         if ((n & 1) == 0) return;
         x += 2 * G * (n - 1);
         y += job->y_step * (n - 1);
@@ -980,9 +1065,9 @@ static void conv2d_shallow_channel(conv2d_shallow_job *job, int32_t n, int32_t G
     }
 #endif
     if (G == 1) {
-        conv2d_shallow_run_1(x, n, job->w, job->bias, job->mult, job->khi, e1, y, job->y_step);
+        conv2d_shallow_run_1(job, x, n, y);
     } else {
-        conv2d_shallow_run_2(x, n, job->w, job->bias, job->mult, job->khi, e1, y, job->y_step);
+        conv2d_shallow_run_2(job, x, n, y);
     }
 }
 
@@ -1023,9 +1108,10 @@ static TC_DSP_NOINLINE void conv2d_s8_shallow(const tc_conv2d_params *p, const i
                                        q->bias != NULL ? q->bias[c] : 0, p->in_zp, q->mult[c],
                                        q->shift[c], q->out_zp);
             job.y = out + pix0 * out_c + c;
-            if (clamp) {
-                conv2d_shallow_run_clamped(x, n, (int)G, job.w, job.bias, job.mult, job.khi,
-                                           job.count_e1, q, job.y, out_c);
+            if (job.scale == 1) {
+                conv2d_shallow_run_exact(&job, n, G, q);
+            } else if (clamp) {
+                conv2d_shallow_run_clamped(&job, n, (int)G, q);
             } else {
                 conv2d_shallow_channel(&job, n, G);
             }

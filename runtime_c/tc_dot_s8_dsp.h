@@ -313,6 +313,49 @@ static inline int32_t tc_dsp_rq(int32_t acc, int32_t mult, int32_t khi, int32_t 
     return tc_ssat8((int32_t)(v >> 32) >> e1);
 }
 
+/*
+ * Requantization from a doubled accumulator acc2 = 2 * acc, exact (|acc| < 2^30): then
+ * SRDHM(acc, mult) = floor((acc2 * mult + 2^31) / 2^32), one SMMLAR, and for shift = -e with
+ * 1 <= e <= TC_DSP_RQ_MAX_E, RoundingDivideByPOT(v, e) + out_zp = floor((v + 2^(e-1) - s) / 2^e)
+ * + out_zp (s = [v < 0], which may be taken as [acc < 0]: they differ only where v = 0, and
+ * there both give 0), so
+ *    tc_requant_s8_nonneg(acc, mult, -e, out_zp, -128, 127)
+ *        == ssat8((SMMLAR(acc2, mult, (2 * out_zp + 1) * 2^(e-1)) - [acc < 0]) >> e),
+ * and for shift 0 == ssat8(SMMLAR(acc2, mult, out_zp)); shift 1 likewise from acc4 = 4 * acc
+ * (its left shift, exact below 2^29). No overflow: |SMMLAR| < 2^30 + 255 * 2^22.
+ * Where the doubling is folded into the weights and bias (shallow pointwise layers) this is
+ * SMMLAR, SUB, ASR and SSAT per output; tc_dsp_rq2_k(shift, out_zp) is the constant,
+ * e = max(-shift, 0).
+ */
+static inline int32_t tc_dsp_rq2_k(int32_t shift, int32_t out_zp) {
+    return shift < 0 ? (2 * out_zp + 1) * (INT32_C(1) << (-shift - 1)) : out_zp;
+}
+
+static inline int32_t tc_dsp_rq2(int32_t acc2, int32_t mult, int32_t k, int32_t e) {
+    const int32_t t = tc_smmlar(acc2, mult, k);
+    return tc_ssat8(e > 0 ? (t - (acc2 < 0 ? 1 : 0)) >> e : t);
+}
+
+/*
+ * Shifts -1, 0 and 1 (multipliers of about 1/4 to 2: ternary layers, whose scales are large),
+ * for any int32 accumulator: tc_dsp_rq does not reach them (its constant needs e >= 2), so the
+ * accumulator is doubled with saturation (QADD; twice for shift 1). Below 2^30 (2^29) that is
+ * the exact tc_dsp_rq2; above, the exact result and this one are both beyond +-256 with the
+ * sign of acc when mult >= TC_DSP_RQ_NEAR_MIN_MULT (QuantizeMultiplier gives >= 2^30), or both
+ * out_zp when mult is 0, and the int8 saturation hides the difference.
+ */
+enum { TC_DSP_RQ_NEAR_MIN_MULT = 1 << 11 };
+
+static inline int tc_dsp_rq_near_applies(int32_t mult, int32_t shift) {
+    return (uint32_t)(shift + 1) <= 2u && (mult == 0 || mult >= TC_DSP_RQ_NEAR_MIN_MULT);
+}
+
+static inline int32_t tc_dsp_rq_near(int32_t acc, int32_t mult, int32_t k, int32_t shift) {
+    int32_t acc2 = tc_qadd(acc, acc);
+    if (shift > 0) acc2 = tc_qadd(acc2, acc2);
+    return tc_dsp_rq2(acc2, mult, k, shift < 0 ? 1 : 0);
+}
+
 /* tc_requant_s8_nonneg out of line (left shifts, extreme right shifts: rare, off the hot path). */
 static TC_DSP_NOINLINE int8_t tc_requant_call(int32_t acc, int32_t mult, int32_t shift,
                                               const tc_dsp_requant *q) {

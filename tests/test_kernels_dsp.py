@@ -36,7 +36,7 @@ from cbuild import RUNTIME, STRICT, c_compiler, kernel_sources, ptr, runtime_lib
 from tinycc.ops.conv import Conv2dParams, DwConv2dParams, conv2d_s8, conv_output_size, dwconv2d_s8
 from tinycc.ops.dense import FcParams, fc_s8
 from tinycc.kernels import lookup
-from tinycc.golden.arith import INT32_MAX, quantize_multiplier_array
+from tinycc.golden.arith import INT32_MAX, quantize_multiplier_array, requantize_to_int8
 
 TC_OK = 0
 SENTINEL = 0x5A
@@ -200,6 +200,60 @@ def test_emulated_word_read_is_unaligned_little_endian(shim):
     assert np.array_equal(out, expected)
 
 
+REQUANT_SHIM = r"""
+#include "tc_dot_s8_dsp.h"
+
+/* out[i] for acc[i], (mult, shift, out_zp) = q[3i..3i+2]: form 0 tc_dsp_rq_near, 1 tc_dsp_rq2 on
+ * the doubled (quadrupled for shift 1) accumulator, 2 tc_requant_s8_nonneg. */
+void requant(int form, const int32_t *acc, const int32_t *q, int32_t *out, int n) {
+    int i;
+    for (i = 0; i < n; ++i) {
+        const int32_t m = q[3 * i], sh = q[3 * i + 1], zp = q[3 * i + 2];
+        if (form == 0) {
+            out[i] = tc_dsp_rq_near(acc[i], m, tc_dsp_rq2_k(sh, zp), sh);
+        } else if (form == 1) {
+            out[i] = tc_dsp_rq2(acc[i] * (sh > 0 ? 4 : 2), m, tc_dsp_rq2_k(sh, zp), sh < 0 ? -sh : 0);
+        } else {
+            out[i] = tc_requant_s8_nonneg(acc[i], m, sh, zp, -128, 127);
+        }
+    }
+}
+"""
+
+
+def test_requantization_of_shifts_near_zero_on_edge_accumulators(tmp_path):
+    """tc_dot_s8_dsp.h: tc_dsp_rq_near (shifts -1..1, any int32 accumulator, multipliers 0 or
+    >= 2^11) and tc_dsp_rq2 (shifts -23..1, the accumulator doubled below 2^30, quadrupled below
+    2^29 for shift 1) == the golden requantization, on the emulated instructions: every edge
+    accumulator (EDGE_ACCUMULATORS, int32's ends, their neighbours, rounding ties) x multipliers
+    at the ends of their range x every zero point's extremes, and random ones."""
+    lib = _build_shared(tmp_path, "rq_shim", REQUANT_SHIM, defines=["TC_EMULATE_DSP"])
+    rng = np.random.default_rng(12)
+    edges = np.array(EDGE_ACCUMULATORS + [-(2**31), -(2**31) + 3], dtype=np.int64)
+    ties = np.array([(2 * k + 1) << j for j in range(0, 31, 3) for k in range(3)], dtype=np.int64)
+    accs = np.unique(np.concatenate([edges, edges + 1, edges - 1, ties, -ties, ties + 1, -ties - 1,
+                                     rng.integers(-(2**31), 2**31, 3000),
+                                     rng.integers(-(2**16), 2**16, 3000)]))
+    accs = accs[(accs >= -(2**31)) & (accs < 2**31)]
+    mults = np.array([0, 2**11, 2**11 + 1, 2**20 + 7, 2**30, 2**30 + 1, 1518500250, 2**31 - 2,
+                      2**31 - 1, *rng.integers(2**30, 2**31, 6)], dtype=np.int64)
+    for shift in range(-23, 2):
+        for zp in (-128, -1, 0, 57, 127):
+            m, a = np.meshgrid(mults, accs, indexing="ij")
+            m, a = m.reshape(-1), a.reshape(-1)
+            q = np.stack([m, np.full_like(m, shift), np.full_like(m, zp)], 1).astype(np.int32)
+            want = requantize_to_int8(a, m, np.full_like(m, shift), zp)
+            forms = [1] + ([0] if shift >= -1 else [])
+            for form in (2, *forms):
+                sel = np.ones(a.size, bool) if form != 1 else np.abs(a) < (2**29 if shift > 0 else 2**30)
+                acc = np.ascontiguousarray(a[sel], dtype=np.int32)
+                out = np.zeros(acc.size, np.int32)
+                lib.requant(form, ptr(acc), ptr(np.ascontiguousarray(q[sel])), ptr(out), acc.size)
+                bad = np.flatnonzero(out != want[sel])
+                assert bad.size == 0, (form, shift, zp, int(acc[bad[0]]), int(q[sel][bad[0], 0]),
+                                       int(out[bad[0]]), int(want[sel][bad[0]]))
+
+
 # ---------------------------------------------------------------------------------------------
 # Case builders
 
@@ -211,10 +265,13 @@ def _pick(rng, options):
 def make_multipliers(rng, channels, taps, regime):
     """Per-channel (mult, shift) for accumulators of about 70 * 128 * sqrt(taps)."""
     base = 40.0 / (70.0 * 128.0 * math.sqrt(taps))
-    if regime == "mixed":
-        parts = [make_multipliers(rng, 1, taps, _pick(rng, ["normal", "saturate", "large"]))
-                 for _ in range(channels)]
+    if regime in ("mixed", "mixed_near"):
+        kinds = ["normal", "saturate", "large"] if regime == "mixed" else ["normal", "near"]
+        parts = [make_multipliers(rng, 1, taps, _pick(rng, kinds)) for _ in range(channels)]
         return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
+    if regime == "near":  # multipliers of 1/4 to 2: shifts -1, 0, 1 (ternary layers' scales)
+        mult, shift = quantize_multiplier_array(2.0 ** rng.uniform(-2, 1, channels))
+        return mult.astype(np.int32), shift.astype(np.int32)
     exponent = {"normal": (-1.5, 1.5), "saturate": (4, 8)}.get(regime)
     if regime == "large":  # multipliers >= 1: positive shifts with a saturating left shift
         reals = 2.0 ** rng.uniform(0, 20, channels)
@@ -232,9 +289,20 @@ def make_input(rng, shape, in_zp, style):
     return np.clip(in_zp + rng.integers(-20, 21, shape), -128, 127).astype(np.int8)
 
 
+# Accumulators at the edges of the requantizations' ranges (tc_dot_s8_dsp.h: doubling
+# saturates from 2^30, 2^29 for shift 1; int32's ends), for bias-only cases (zero weights).
+EDGE_ACCUMULATORS = [-(2**31) + 1, -(2**31) + 2, -(2**30) - 1, -(2**30), -(2**30) + 1, -(2**29) - 1,
+                     -(2**29), -(2**29) + 1, -(2**28), -65537, -256, -129, -128, -3, -2, -1, 0, 1, 2,
+                     3, 127, 128, 255, 256, 65537, 2**28, 2**29 - 1, 2**29, 2**29 + 1, 2**30 - 1,
+                     2**30, 2**30 + 1, 2**31 - 2, 2**31 - 1]
+
+
 def make_bias(rng, channels, kind, max_abs_acc):
     if kind == "none":
         return None
+    if kind == "edges":  # every edge value, then random ones at every magnitude
+        extra = [int(rng.integers(-(2**k), 2**k)) for k in rng.integers(0, 31, channels)]
+        return np.array((EDGE_ACCUMULATORS + extra)[:channels], dtype=np.int32)
     if kind == "near_limit":  # acc + bias still fits int32, but only just
         limit = INT32_MAX - max_abs_acc
         return (rng.choice([-1, 1], channels) * limit).astype(np.int32)
@@ -371,22 +439,47 @@ CONV_TARGETED = {
     "bias_near_int32_limits": dict(bias="near_limit", regime="normal", in_c=8, out_c=4,
                                    groups=1),
     "relu": dict(act="relu", in_c=8, out_c=4, groups=1),
+    # shifts -1..1 on the pixel-pair paths (tc_dsp_rq_near; tc_conv2d_pairs_near_asm on the core)
+    "near_shifts_pointwise_in_c_16": dict(in_hw=(4, 5), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                          in_c=16, out_c=12, groups=1, regime="near", act="full",
+                                          style="around_zp", w_range=(-3, 3)),
+    "near_mixed_3x3_in_c_8": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                  pads=(1, 1, 1, 1), in_c=8, out_c=11, groups=1,
+                                  regime="mixed_near", act="full", style="around_zp",
+                                  w_range=(-2, 2)),
+    "near_mixed_chunked_in_c_160": dict(in_hw=(3, 3), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                        in_c=160, out_c=9, groups=1, regime="mixed_near",
+                                        act="full", style="around_zp", w_range=(-1, 1)),
+    "near_edges_pairs": dict(in_hw=(2, 2), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0), in_c=12,
+                             out_c=40, groups=1, regime="near", act="full", w_range=(0, 0),
+                             bias="edges"),
     **{f"shallow_{name}": dict({"stride": (1, 1), "dil": (1, 1), "regime": "normal",
                                 "act": "full", **geo}, k=(1, 1), pads=(0, 0, 0, 0), groups=1)
        for name, geo in {  # tc_conv2d_s8_dsp.c's shallow pointwise path (Cin <= 8)
            "in_c_1": dict(in_hw=(3, 5), in_c=1, out_c=3),
            "in_c_3_odd_pixels": dict(in_hw=(5, 7), in_c=3, out_c=5),
-           "in_c_4_blocks": dict(in_hw=(10, 9), in_c=4, out_c=3),      # 90 pixels: 2 blocks
+           "in_c_4_blocks": dict(in_hw=(13, 12), in_c=4, out_c=3),     # 156 pixels: 2 blocks
            "in_c_6_s2_dilated": dict(in_hw=(7, 6), stride=(2, 2), dil=(2, 3), in_c=6, out_c=4),
-           "in_c_8_blocks_odd": dict(in_hw=(7, 11), in_c=8, out_c=6),  # 77: 3 blocks, odd
+           "in_c_8_blocks_odd": dict(in_hw=(7, 11), in_c=8, out_c=6),  # 77: 2 blocks, odd
            "in_c_7_relu": dict(in_hw=(4, 5), in_c=7, out_c=5, act="relu"),
-           "in_c_2_clamped_blocks": dict(in_hw=(9, 9), in_c=2, out_c=3, act="random"),
+           "in_c_2_clamped_blocks": dict(in_hw=(13, 13), in_c=2, out_c=3, act="random"),
            "in_c_5_extremes": dict(in_hw=(3, 3), in_c=5, out_c=4, in_zp=-128, style="extremes",
                                    w_range=(-128, 127), regime="normal"),
            "in_c_3_in_zp_127": dict(in_hw=(3, 5), in_c=3, out_c=4, in_zp=127, style="extremes",
                                     w_range=(-128, 127)),
            "in_c_4_bias_near_limit": dict(in_hw=(3, 3), in_c=4, out_c=4, bias="near_limit",
                                           regime="normal"),
+           # shifts -1..1 (ternary layers; tc_dsp_rq2 with the accumulator's doubling, or
+           # quadrupling, folded into the weights)
+           "in_c_8_near_shifts": dict(in_hw=(5, 5), in_c=8, out_c=9, regime="near",
+                                      style="around_zp", w_range=(-3, 3)),
+           "in_c_4_mixed_near_odd": dict(in_hw=(3, 7), in_c=4, out_c=10, regime="mixed_near",
+                                         style="around_zp", w_range=(-4, 4)),
+           "in_c_3_near_clamped": dict(in_hw=(4, 5), in_c=3, out_c=6, regime="near", act="random",
+                                       style="around_zp", w_range=(-5, 5)),
+           # folded biases beyond 2^28: those channels' exact loop; edges of every requantization
+           "in_c_4_near_edges": dict(in_hw=(2, 3), in_c=4, out_c=40, regime="mixed_near",
+                                     w_range=(0, 0), bias="edges"),
            # left shifts: the pixel-pair path, Cin 3 the portable one
            "in_c_8_left_shifts_not_taken": dict(in_hw=(3, 4), in_c=8, out_c=7, regime="large"),
            "in_c_3_left_shifts_portable": dict(in_hw=(3, 4), in_c=3, out_c=2, regime="large"),
@@ -576,9 +669,9 @@ def dwk_applicable(p) -> bool:
 
 def conv_shallow_expected(p, shift) -> bool:
     """tc_conv2d_s8_shallow_dsp_applicable: 1x1, unpadded, groups 1, in_c <= 8, every shift in
-    [-23, -2]."""
+    [-23, 1]."""
     return ((p.k_h, p.k_w, p.groups, p.pad_top, p.pad_left) == (1, 1, 1, 0, 0) and p.in_c <= 8
-            and bool(((shift >= -23) & (shift <= -2)).all()))
+            and bool(((shift >= -23) & (shift <= 1)).all()))
 
 
 def dsp_path_expected(kind, p, shift=None) -> bool:
@@ -683,13 +776,13 @@ def test_targeted_cases_exercise_their_feature():
         assert not dsp_path_expected(kind, by_name[(kind, name)][0]), name
     assert dsp_path_expected("conv", by_name[("conv", "dscnn_10x4_s2")][0])
     shallow = [n for k, n in by_name if k == "conv" and n.startswith("shallow_")]
-    assert len(shallow) == 12
+    assert len(shallow) == 16
     for name in shallow:
         p, *_, shift = by_name[("conv", name)]
         assert conv_shallow_expected(p, shift) == ("left_shifts" not in name), name
     assert not dsp_path_expected("conv", *by_name[("conv", "shallow_in_c_3_left_shifts_portable")][::5])
     blocks = {n: by_name[("conv", n)][0] for n in shallow if "blocks" in n}
-    assert all(p.out_h * p.out_w > 72 // ((p.in_c + 3) // 4) for p in blocks.values()), blocks
+    assert all(p.out_h * p.out_w > 144 // ((p.in_c + 3) // 4) for p in blocks.values()), blocks
     assert not inplace_allowed(by_name[("dw_inplace", "output_larger_than_input")][0])
     # The last output pixel's window ends at the plane's last byte: a 4-byte read would leave it.
     p = by_name[("dw_inplace", "3x3_valid_last_bytes")][0]

@@ -135,6 +135,26 @@ CONV_QEMU = {
                                       in_c=24, out_c=7, groups=1, regime="large"),
     "relu_in_c_20": dict(in_hw=(4, 4), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
                          in_c=20, out_c=6, groups=1, act="relu"),
+    # shifts -1..1 (ternary layers): QADD / SMMLAR in tc_conv2d_pairs_near_asm and the shallow
+    # loops (tc_conv2d_shallow{4,8}{,z}_asm), edge accumulators through zero weights
+    "near_mixed_in_c_32_odd_out_c": dict(in_hw=(3, 5), k=(1, 1), stride=(1, 1), pads=(0, 0, 0, 0),
+                                         in_c=32, out_c=13, groups=1, regime="mixed_near",
+                                         act="full", style="around_zp", w_range=(-2, 2)),
+    "near_edges_3x3_in_c_4": dict(in_hw=(3, 3), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                  pads=(1, 1, 1, 1), in_c=4, out_c=40, groups=1,
+                                  regime="mixed_near", act="full", w_range=(0, 0), bias="edges"),
+    "shallow_near_edges_in_c_8": dict(in_hw=(3, 3), k=(1, 1), stride=(1, 1), dil=(1, 1),
+                                      pads=(0, 0, 0, 0), in_c=8, out_c=40, groups=1,
+                                      regime="mixed_near", act="full", w_range=(0, 0),
+                                      bias="edges"),
+    "shallow_near_in_c_8_blocks": dict(in_hw=(7, 11), k=(1, 1), stride=(1, 1), dil=(1, 1),
+                                       pads=(0, 0, 0, 0), in_c=8, out_c=6, groups=1,
+                                       regime="near", act="full", style="around_zp",
+                                       w_range=(-3, 3)),
+    "shallow_near_in_c_2_odd": dict(in_hw=(3, 5), k=(1, 1), stride=(1, 1), dil=(1, 1),
+                                    pads=(0, 0, 0, 0), in_c=2, out_c=7, groups=1,
+                                    regime="mixed_near", act="full", style="around_zp",
+                                    w_range=(-6, 6)),
 }
 # ADD and MUL rows (tc_add_s8_dsp.c, tc_mul_s8_dsp.c): equal scales (both operand shifts 0), the
 # second scale the larger, outputs beyond tc_dsp_rq's shift range (the portable row), a clamp.
