@@ -132,14 +132,14 @@ KERNELS = ("tc_pw_ternary_s8", "tc_pw_ternary_s8_expand", "tc_pw_ternary_s8_lut"
 
 
 def shift_column(model: CompiledModel, step) -> str:
-    """A ternary layer's requantization shifts, min..max, and '*' when one is above -2: then
-    tc_conv2d_s8's assembly loop (tc_conv2d_s8_dsp.c conv2d_asm_layer: 2 <= -shift <= 31 for
-    every channel) refuses the layer and the expanding kernel runs on its C loop. Ternary
-    scales (mean |w| of the kept weights, not max |w| / 127) make multipliers about 64x larger
-    than int8's, so narrow layers land there (shifts -1..1)."""
+    """A ternary layer's requantization shifts, min..max, and '*' when one lies outside what
+    tc_conv2d_s8's assembly loops take (shifts -31..1: tc_conv2d_s8_dsp.c conv2d_asm_layer and the
+    shallow path; shifts -1..1 by tc_dsp_rq_near / tc_dsp_rq2, tc_dot_s8_dsp.h), where the expanding
+    kernel runs on a C loop. Ternary scales (mean |w| of the kept weights, not max |w| / 127) make
+    multipliers about 64x larger than int8's, so narrow layers land on shifts -1..1."""
     shift = model.program.blobs[next(a.ref for a in step.args if a.ref.endswith("_shift"))]
     lo, hi = int(shift.min()), int(shift.max())
-    return f"{lo}..{hi}" + ("*" if hi > -2 or lo < -31 else "")
+    return f"{lo}..{hi}" + ("*" if hi > 1 or lo < -31 else "")
 
 
 def instructions_table(name: str, int8: CompiledModel, prom: CompiledModel, x, forced: dict) -> dict:
@@ -148,7 +148,7 @@ def instructions_table(name: str, int8: CompiledModel, prom: CompiledModel, x, f
     assert all([r["name"] for r in a] == [r["name"] for r in rows] for rows in [b, *each.values()])
     print(f"\n== {name}: Cortex-M4 instructions per MAC of the pointwise layers (QEMU; golden == QEMU checked)")
     print("   ternary: tinycc's choice (kernel); then each kernel forced: add/sub + SMLAD, expand to int8, tables;")
-    print("   shifts: the layer's requantization shifts (*: tc_conv2d_s8's assembly refuses them, see shift_column)")
+    print("   shifts: the layer's requantization shifts (*: outside tc_conv2d_s8's assembly loops, see shift_column)")
     print(f"{'layer':38s} {'in x out':>11s} {'MACs':>10s} {'int8':>6s} {'ternary':>8s} {'kernel':>7s} "
           f"{'pw':>6s} {'expand':>6s} {'table':>6s} {'shifts':>8s}")
     for i, (r8, rt) in enumerate(zip(a, b)):

@@ -15,6 +15,7 @@
  * int32 sums in scratch, which start at bias - 512 * (in_c / 4): the biases of every lane.
  */
 #include "tc_conv.h"
+#include "tc_dot_s8_dsp.h"
 
 #include <stddef.h>
 
@@ -92,6 +93,60 @@ static void add_chunk4(const uint32_t *t0, const uint32_t *t1, const uint32_t *t
     }
 }
 
+/* Outputs of a pixel pair from the sums (sums[2 oc] pixel a, sums[2 oc + 1] pixel b; yb NULL:
+ * one pixel), out of line so that the loop has the registers to itself. On DSP builds the hot
+ * loops' requantizations (tc_dot_s8_dsp.h: tc_dsp_rq, tc_dsp_rq_near), tc_requant_s8_nonneg
+ * elsewhere and for the shifts they do not cover. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void lut_outputs(const tc_pw_ternary_params *p, const int32_t *sums, const int32_t *mult,
+                        const int32_t *shift, int8_t *ya, int8_t *yb) {
+    const int32_t out_zp = p->out_zp, act_min = p->act_min, act_max = p->act_max;
+    int32_t oc;
+    for (oc = 0; oc < p->out_c; ++oc) {
+        const int32_t sa = sums[2 * oc], sb = sums[2 * oc + 1], m = mult[oc], sh = shift[oc];
+#if TC_HAVE_DSP
+        int32_t va, vb;
+        if (tc_dsp_rq_applies(sh)) {
+            const int32_t khi = tc_dsp_rq_khi(sh, out_zp);
+            va = tc_dsp_rq(sa, m, khi, -sh - 1);
+            vb = tc_dsp_rq(sb, m, khi, -sh - 1);
+        } else if (tc_dsp_rq_near_applies(m, sh)) {
+            const int32_t k = tc_dsp_rq2_k(sh, out_zp);
+            va = tc_dsp_rq_near(sa, m, k, sh);
+            vb = tc_dsp_rq_near(sb, m, k, sh);
+        } else {
+            va = tc_requant_s8_nonneg(sa, m, sh, out_zp, -128, 127);
+            vb = tc_requant_s8_nonneg(sb, m, sh, out_zp, -128, 127);
+        }
+        ya[oc] = (int8_t)TC_MIN(TC_MAX(va, act_min), act_max);
+        if (yb != NULL) yb[oc] = (int8_t)TC_MIN(TC_MAX(vb, act_min), act_max);
+#else
+        ya[oc] = tc_requant_s8_nonneg(sa, m, sh, out_zp, act_min, act_max);
+        if (yb != NULL) yb[oc] = tc_requant_s8_nonneg(sb, m, sh, out_zp, act_min, act_max);
+#endif
+    }
+}
+
+/* The window's first whole chunk, when there is a bias: the sums set to bias - `lanes` (the
+ * lanes' biases over the row) plus the chunk's lanes, instead of a pass that sets them and
+ * add_chunk4 (one pass over the channels less per pixel pair). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void set_chunk4(const uint32_t *t0, const uint32_t *t1, const uint32_t *t2,
+                       const uint32_t *t3, const uint8_t *w, int32_t row, int32_t out_c,
+                       const int32_t *bias, int32_t lanes, int32_t *sums) {
+    int32_t oc;
+    for (oc = 0; oc < out_c; ++oc, w += row, sums += 2) {
+        const uint32_t s = t0[w[0]] + t1[w[1]] + t2[w[2]] + t3[w[3]];
+        const int32_t b = bias[oc] - lanes;
+        sums[0] = b + (int32_t)(s & 0xFFFFu);
+        sums[1] = b + (int32_t)(s >> 16);
+    }
+}
+
 tc_status tc_pw_ternary_s8_lut(const tc_pw_ternary_params *p, const int8_t *in, const uint8_t *w,
                                const int32_t *bias, const int32_t *mult, const int32_t *shift,
                                int8_t *scratch, int8_t *out) {
@@ -115,7 +170,8 @@ tc_status tc_pw_ternary_s8_lut(const tc_pw_ternary_params *p, const int8_t *in, 
         const int8_t *xb = two ? xa + p->in_c : xa; /* an odd last pixel pairs with itself */
         int8_t *ya = out + i * p->out_c;
         int8_t *yb = ya + p->out_c;
-        for (oc = 0; oc < p->out_c; ++oc) { /* the lanes' biases are taken off here, once */
+        const int set_first = bias != NULL && whole >= TC_PW_TERNARY_LUT_GROUPS;
+        for (oc = 0; !set_first && oc < p->out_c; ++oc) { /* the lanes' biases taken off, once */
             const int32_t b = (bias != NULL ? bias[oc] : 0) - (int32_t)(4 * LANE_BIAS) * whole;
             sums[2 * oc] = b;
             sums[2 * oc + 1] = b;
@@ -124,6 +180,11 @@ tc_status tc_pw_ternary_s8_lut(const tc_pw_ternary_params *p, const int8_t *in, 
             const int32_t groups = TC_MIN(TC_PW_TERNARY_LUT_GROUPS, whole - g0);
             for (g = 0; g < groups; ++g) {
                 build_table(tables + 256 * g, xa + 4 * (g0 + g), xb + 4 * (g0 + g));
+            }
+            if (g0 == 0 && set_first) {
+                set_chunk4(tables, tables + 256, tables + 512, tables + 768, w, row, p->out_c, bias,
+                           (int32_t)(4 * LANE_BIAS) * whole, sums);
+                continue;
             }
             if (groups == 4) {
                 add_chunk4(tables, tables + 256, tables + 512, tables + 768, w + g0, row, p->out_c,
@@ -139,19 +200,12 @@ tc_status tc_pw_ternary_s8_lut(const tc_pw_ternary_params *p, const int8_t *in, 
             }
         }
         /* outputs of both pixels are written after both are read (pw_ternary_overlap_delta) */
-        for (oc = 0; oc < p->out_c; ++oc) {
-            int32_t sa = sums[2 * oc], sb = sums[2 * oc + 1];
-            if (rest) {
-                const uint32_t codes = tc_ternary_2bit_natural(w[oc * row + whole]);
-                sa += tc_ternary_terms(codes, xa + 4 * whole, rest);
-                sb += tc_ternary_terms(codes, xb + 4 * whole, rest);
-            }
-            ya[oc] = tc_requant_s8_nonneg(sa, mult[oc], shift[oc], p->out_zp, p->act_min, p->act_max);
-            if (two) {
-                yb[oc] = tc_requant_s8_nonneg(sb, mult[oc], shift[oc], p->out_zp, p->act_min,
-                                              p->act_max);
-            }
+        for (oc = 0; rest != 0 && oc < p->out_c; ++oc) { /* the last, short group of inputs */
+            const uint32_t codes = tc_ternary_2bit_natural(w[oc * row + whole]);
+            sums[2 * oc] += tc_ternary_terms(codes, xa + 4 * whole, rest);
+            sums[2 * oc + 1] += tc_ternary_terms(codes, xb + 4 * whole, rest);
         }
+        lut_outputs(p, sums, mult, shift, ya, two ? yb : NULL);
     }
     return TC_OK;
 }

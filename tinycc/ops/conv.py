@@ -470,19 +470,19 @@ def pw_ternary_s8(p: PwTernaryParams, x, w, bias, mult, shift) -> np.ndarray:
 # Which kernel runs a ternary layer, by its shape (benchmarks/bench_prom.py --each-kernel
 # measures the three on the Cortex-M4): the table kernel (tc_pw_ternary_s8_lut) on wide layers
 # (its tables cost about 270 instructions per 4 input channels and pixel pair whatever out_c;
-# from 64 inputs and 128 outputs it beats expanding, e.g. 64x128: 1.65 vs 2.31 instructions per
-# MAC); other layers whose int8 weights fit in 8 KB of scratch are expanded and run by the int8
-# kernel (tc_pw_ternary_s8_expand: 144x32 1.40, 32x192 2.03, against 2.6 and 2.25); the
-# remaining wide-output layers by tables, the rest by tc_pw_ternary_s8 (no scratch).
-# Expanding reaches int8 speed only where tc_conv2d_s8's assembly loop takes every channel's shift
-# (2 <= -shift <= 31, tc_conv2d_s8_dsp.c conv2d_asm_layer); a ternary scale (mean |w| of the kept
-# weights) makes multipliers ~64x int8's, so narrow layers get shifts -1..1 and run that kernel's
-# C loop (bench_prom.py's 'shifts' column; VWW 8x16: 8.36 vs int8 3.69 per MAC). Expanding to
-# +-2^k with shift - k instead is not bit-exact (TFLM's SRDHM-then-RDBPOT double rounding moves to
-# another bit): checked over every reachable accumulator of the VWW / MobileNetV2 narrow layers,
-# no channel whose shift moved matched (0 of 16 ... 0 of 192), not even with the multiplier nudged
-# by up to +-64. The fix belongs to tc_conv2d_s8's assembly (a requantization for shifts -1..1,
-# or its sums-only mode followed by the C requantization for such layers).
+# from 64 inputs and 128 outputs it beats expanding, e.g. VWW's 64x128 on 6x6 pixels: 1.43 vs
+# 1.53, 128x128: 1.21-1.24 vs 1.39 instructions per MAC, the expansion's decoding spread over few
+# pixels); other layers whose int8 weights fit in 8 KB of scratch are expanded and run by the
+# int8 kernel (tc_pw_ternary_s8_expand, at tc_conv2d_s8's speed: VWW 8x16 1.87, 32x32 1.72,
+# MobileNetV2 16x96 2.07, against int8 2.00, 1.68, 2.09); the remaining wide-output layers by
+# tables, the rest by tc_pw_ternary_s8 (no scratch).
+# A ternary scale (mean |w| of the kept weights) makes multipliers ~64x int8's, so narrow layers
+# get requantization shifts -1..1; tc_conv2d_s8's DSP paths take them (tc_dot_s8_dsp.h
+# tc_dsp_rq_near in tc_conv2d_pairs_near_asm, tc_dsp_rq2 on the shallow path; before, such
+# layers ran its C loop: VWW 8x16 8.36 per MAC). Expanding to +-2^k with shift - k instead is
+# not bit-exact (TFLM's SRDHM-then-RDBPOT double rounding moves to another bit): checked over
+# every reachable accumulator of the VWW / MobileNetV2 narrow layers, no channel whose shift moved
+# matched (0 of 16 ... 0 of 192), not even with the multiplier nudged by up to +-64.
 PW_TERNARY_EXPAND_MAX_BYTES = 8192
 PW_TERNARY_LUT_MIN_OUT_C = 64
 PW_TERNARY_LUT_GROUPS = 4  # TC_PW_TERNARY_LUT_GROUPS: 256-word tables per chunk
