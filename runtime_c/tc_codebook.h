@@ -139,8 +139,7 @@ static inline int tc_cb_args_ok(int32_t bits, int32_t palette_oc, int32_t tile_o
 }
 
 /* Internal (tc_conv2d_cb_s8_dsp.c, TC_HAVE_DSP): output channels [c0, c0 + n) of output rows
- * [r0, r1) of a layer with groups == 1 and dil_w == 1, from their decoded rows w (depth values
- * each). */
+ * [r0, r1) of a layer with groups == 1, from their decoded rows w (depth values each). */
 void tc_conv2d_cb_s8_tile_dsp(const tc_conv2d_cb_params *p, const int8_t *in, const int8_t *w,
                               int32_t c0, int32_t n, int32_t r0, int32_t r1,
                               const int32_t *bias, const int32_t *mult, const int32_t *shift,

@@ -4,9 +4,8 @@
  *
  * Entry point and portable C99 reference: tile_oc rows at a time are decoded into the scratch,
  * then every output pixel's channels of the tile are summed. When every row fits the scratch
- * (tile_oc == out_c) they are decoded once and tc_conv2d_s8 itself runs on them. tc_conv2d_cb_s8_dsp.c (TC_HAVE_DSP)
- * takes the tiles of layers with groups == 1 and dil_w == 1 (a window row is one run of
- * contiguous values) with the SIMD blocks of tc_dot_s8_dsp.h.
+ * (tile_oc == out_c) they are decoded once and tc_conv2d_s8 itself runs on them.
+ * tc_conv2d_cb_s8_dsp.c (TC_HAVE_DSP) takes the tiles of layers with groups == 1.
  */
 #include "tc_arm_dsp.h" /* TC_HAVE_DSP */
 #include "tc_codebook.h"
@@ -124,7 +123,7 @@ tc_status tc_conv2d_cb_s8(const tc_conv2d_cb_params *p, const int8_t *in, const 
             const int32_t n = TC_MIN(p->tile_oc, p->out_c - c0);
             tc_cb_decode_rows(idx, palette, p->bits, depth, p->palette_oc, c0, n, scratch);
 #if TC_HAVE_DSP
-            if (p->groups == 1 && p->dil_w == 1) {
+            if (p->groups == 1) {
                 tc_conv2d_cb_s8_tile_dsp(p, in, scratch, c0, n, r0, r1, bias, mult, shift, out);
                 continue;
             }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 
 import numpy as np
 import pytest
@@ -320,3 +320,62 @@ def test_fc_single_row_odd_widths_equal_golden(lib, bits):
         assert status == TC_OK
         expected = KERNELS[FcCbParams][1](cp, x, code.indices, code.palette, bias, mult, shift)
         np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{in_f} {cp}")
+
+
+def _gathered_case(seed):
+    """A tiled conv the DSP gathered path takes (tc_conv2d_cb_s8_dsp.c: groups 1, window rows
+    k_w * in_c under CB_GATHER_ROW = 16 values or column dilation): KWS's 10x4 first layer on one
+    channel among them, windows deeper than its CB_CHUNK = 144 values (chunks), odd tiles (the 1x2
+    loop), depths that are not whole groups of 4 (tails) and blocks of more than CB_OC_BLOCK = 32
+    channels."""
+    rng = np.random.default_rng(seed)
+    shapes = [dict(k=(10, 4), in_c=1, dil=(1, 1)), dict(k=(3, 3), in_c=5, dil=(1, 1)),
+              dict(k=(3, 3), in_c=17, dil=(1, 2)), dict(k=(2, 5), in_c=3, dil=(2, 1)),
+              dict(k=(1, 1), in_c=7, dil=(1, 1)), dict(k=(5, 3), in_c=11, dil=(1, 3))]
+    shape = shapes[seed % len(shapes)]
+    out_c = int(rng.choice([1, 3, 8, 13, 35]))
+    p, x, w, bias, mult, shift = conv_case(seed, in_c=shape["in_c"], out_c=out_c, groups=1, k=shape["k"],
+                                           dil=shape["dil"], in_hw=tuple(int(v) for v in rng.integers(4, 12, 2)))
+    code, extra = _codebook_case(rng, p, w.reshape(p.out_c, -1))
+    extra["tile_oc"] = int(rng.integers(1, out_c + 1))
+    extra["band_h"] = int(rng.integers(1, p.out_h + 1))
+    return Conv2dCbParams(**{**asdict(p), **extra}), x, code, bias, mult, shift
+
+
+def test_conv_tile_gathered_path_equals_golden(lib):
+    """Tiles of short window rows and column-dilated windows (the DSP gathered path; portable on
+    the other build) == golden, also with the output as close to the input as the band licence
+    allows."""
+    from tinycc.ops.conv import codebook_band_overlap_delta
+
+    deep = 0
+    for seed in range(36):
+        p, x, code, bias, mult, shift = _gathered_case(5300 + seed)
+        deep += p.depth > 144
+        expected = conv2d_cb_s8(p, x, code.indices, code.palette, bias, mult, shift)
+        status, out, _ = run_c(lib, p, x, code, bias, mult, shift)
+        assert status == TC_OK, p
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"seed {seed} {p}")
+        delta = codebook_band_overlap_delta(p)
+        if delta < p.in_h * p.in_w * p.in_c:
+            np.testing.assert_array_equal(_run_overlapped(lib, p, x, code, bias, mult, shift, delta),
+                                          expected.reshape(-1), err_msg=f"overlap {delta}, seed {seed} {p}")
+    assert deep >= 3
+
+
+def test_slack_tilings_stay_within_the_slack():
+    """widen_codebook_tiles' candidates: every row at once only when it fits the slack; else one
+    band with even tiles, widest first, never more decoded bytes than the slack holds, never
+    narrower than the lowering's tile."""
+    from tinycc.ops.conv import slack_tilings
+
+    base = Conv2dCbParams(in_h=8, in_w=8, in_c=64, out_h=8, out_w=8, out_c=64, k_h=3, k_w=3, stride_h=1,
+                          stride_w=1, dil_h=1, dil_w=1, pad_top=1, pad_left=1, groups=1, in_zp=0, out_zp=0,
+                          act_min=-128, act_max=127, bits=4, palette_oc=1, tile_oc=1, band_h=1)
+    assert slack_tilings(base, 63 * 576) == [(64, 1)]
+    tilings = slack_tilings(base, 37 * 576 + 100)
+    assert tilings == [(38, 8), (18, 8), (8, 8)]
+    assert all((t - base.tile_oc) * base.depth <= 37 * 576 + 100 for t, _ in tilings)
+    assert slack_tilings(base, 0) == [(1, 8)]  # no room for rows: one band still decodes each once
+    assert slack_tilings(replace(base, band_h=8), 0) == []
+    assert slack_tilings(replace(base, tile_oc=20, band_h=8), 10 * 576) == [(30, 8)]

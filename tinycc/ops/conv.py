@@ -612,38 +612,55 @@ def codebook_band_overlap_delta(p) -> int:
                for r0 in range(0, p.out_h, p.band_h))
 
 
-def whole_tile_step(step):
-    """A tc_conv2d_cb_s8 step with every row decoded once (tile_oc == out_c: tc_conv2d_s8 on the
-    decoded tensor, int8 speed): more scratch, its licence; the same outputs."""
-    p = replace(step.params, tile_oc=step.params.out_c, band_h=1)
+def retiled_step(step, tile_oc: int, band_h: int):
+    """A tc_conv2d_cb_s8 step with another tiling: its scratch and overlap licence follow."""
+    p = replace(step.params, tile_oc=tile_oc, band_h=band_h)
     args = [Arg("scratch", "", codebook_scratch_bytes(p)) if a.kind == "scratch" else a for a in step.args]
     return replace(step, params=p, args=args, overlap_delta=codebook_band_overlap_delta(p))
 
 
+def slack_tilings(p, slack: int) -> list[tuple[int, int]]:
+    """The (tile_oc, band_h) worth trying for a tiled codebook conv given `slack` bytes of arena
+    beyond what its step holds live (input, output and its tile counted apart, as if they did not
+    overlap), fastest first: every row at once (tc_conv2d_s8 runs) when they fit; then one band
+    (each tile decoded once per layer instead of once per band; the output may then not overlap
+    the input, which the live bytes already assume) with the widest even tile the slack holds,
+    then half and a quarter of it. Never more rows than the slack holds."""
+    extra = slack + p.tile_oc * p.depth  # scratch bytes the step may hold
+    if p.out_c * p.depth <= extra:
+        return [(p.out_c, 1)]
+    tilings, tile = [], min(p.out_c - 1, extra // p.depth)
+    for _ in range(3):  # the widest first, then halved: the planner may not place the widest
+        even = tile - (tile % 2 if tile > 1 else 0)  # the DSP path takes channels in pairs
+        if even < p.tile_oc or (even == p.tile_oc and p.band_h == p.out_h):
+            break
+        tilings.append((even, p.out_h))
+        tile = even // 2
+    return tilings
+
+
 def widen_codebook_tiles(program, mem, replan):
-    """(program, memory plan) with tiled codebook convs decoded whole wherever the plan has room:
-    lowering keeps every tile within CONV_EXTRA_BYTES (it cannot know which steps are at the
-    peak), so a layer off the peak may decode every row at once. Steps whose live bytes plus the
-    larger scratch stay within the arena are widened, and the plan made again (`replan`); the
-    result is kept only if its arena is no larger (the widest first: halved until one fits)."""
+    """(program, memory plan) with tiled codebook convs given larger tiles wherever the plan has
+    room: lowering keeps every tile within CONV_EXTRA_BYTES (it cannot know which steps are at the
+    peak), so a layer off the peak may decode every row at once, or else decode each tile once per
+    layer (one band) with as many rows as its slack holds (slack_tilings). Greedy, the layers with
+    the most MACs first: a step's tiling is kept when the plan made again (`replan`) has an arena
+    no larger than before."""
     arena = mem.arena_bytes
-    room = []
-    for k, step in enumerate(program.steps):
-        p = step.params
-        if step.kernel != "tc_conv2d_cb_s8" or p.tile_oc == p.out_c:
-            continue
-        slack = arena - mem.live_bytes[k] - (p.out_c - p.tile_oc) * p.depth
-        if slack >= 0:
-            room.append((slack, k))
-    room.sort(reverse=True)  # most room first: those are kept when halving
-    while room:
-        widen = {k for _, k in room}
-        trial = copy.copy(program)
-        trial.steps = [whole_tile_step(s) if k in widen else s for k, s in enumerate(program.steps)]
-        trial_mem = replan(trial)
-        if trial_mem.arena_bytes <= arena:
-            return trial, trial_mem
-        room = room[:len(room) // 2]
+    order = sorted((k for k, s in enumerate(program.steps)
+                    if s.kernel == "tc_conv2d_cb_s8" and s.params.tile_oc < s.params.out_c),
+                   key=lambda k: -program.steps[k].macs)
+    for k in order:
+        step = program.steps[k]
+        slack = arena - mem.live_bytes[k]
+        for tiling in slack_tilings(step.params, slack) if slack >= 0 else []:
+            trial = copy.copy(program)
+            trial.steps = list(program.steps)
+            trial.steps[k] = retiled_step(step, *tiling)
+            trial_mem = replan(trial)
+            if trial_mem.arena_bytes <= arena:
+                program, mem = trial, trial_mem
+                break
     return program, mem
 
 
