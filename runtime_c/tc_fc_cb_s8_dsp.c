@@ -27,26 +27,53 @@ static int32_t fc_cb_tail(const int8_t *x, const uint8_t *row, const int8_t *pal
     return acc;
 }
 
-/* x . row for 4-bit indices: a group of 4 values is two bytes, (v0, v2) and (v1, v3). */
+/* The row's index bytes [at, at + 4) as one word (callers keep it inside the row). */
+static inline uint32_t fc_cb_index_word(const uint8_t *row) {
+    return tc_read_s8x4((const int8_t *)(const void *)row);
+}
+
+/* x . row for 4-bit indices: a group of 4 values is two bytes, (v0, v2) and (v1, v3), low
+ * nibble first; two groups are one index word. A palette value loaded sign-extended holds its
+ * int16 weight in its low halfword: SMLABB / SMLATB multiply it with the even / odd lane of the
+ * widened input pair, so no pair is packed (3 instructions per MAC: extract, load, multiply). */
 static TC_DSP_NOINLINE int32_t fc_cb_dot4(const int8_t *x, const uint8_t *row, const int8_t *pal,
                                           int32_t n, int32_t in_zp) {
     const uint32_t offset = tc_dsp_input_offset(in_zp);
     const int8_t *x0 = x;
     const uint8_t *r = row;
     int32_t acc = 0, g;
-    for (g = n >> 2; g > 0; --g) {
-        const uint32_t xw = tc_read_s8x4(x0);
+    for (g = n >> 3; g > 0; --g) {
+        const uint32_t iw = fc_cb_index_word(r);
+        const uint32_t xa = tc_read_s8x4(x0), xb = tc_read_s8x4(x0 + 4);
+        uint32_t xe = tc_sxtab16(offset, xa), xo = tc_sxtab16_ror8(offset, xa);
+        acc = tc_smlabb(xe, (uint32_t)(int32_t)pal[iw & 15u], acc);
+        acc = tc_smlatb(xe, (uint32_t)(int32_t)pal[(iw >> 4) & 15u], acc);
+        acc = tc_smlabb(xo, (uint32_t)(int32_t)pal[(iw >> 8) & 15u], acc);
+        acc = tc_smlatb(xo, (uint32_t)(int32_t)pal[(iw >> 12) & 15u], acc);
+        xe = tc_sxtab16(offset, xb);
+        xo = tc_sxtab16_ror8(offset, xb);
+        acc = tc_smlabb(xe, (uint32_t)(int32_t)pal[(iw >> 16) & 15u], acc);
+        acc = tc_smlatb(xe, (uint32_t)(int32_t)pal[(iw >> 20) & 15u], acc);
+        acc = tc_smlabb(xo, (uint32_t)(int32_t)pal[(iw >> 24) & 15u], acc);
+        acc = tc_smlatb(xo, (uint32_t)(int32_t)pal[iw >> 28], acc);
+        x0 += 8;
+        r += 4;
+    }
+    if (n & 4) { /* a last whole group: two bytes */
+        const uint32_t xa = tc_read_s8x4(x0);
+        const uint32_t xe = tc_sxtab16(offset, xa), xo = tc_sxtab16_ror8(offset, xa);
         const uint32_t b0 = r[0], b1 = r[1];
-        acc = tc_smlad(tc_sxtab16(offset, xw), tc_pack_s16x2(pal[b0 & 15u], pal[b0 >> 4]), acc);
-        acc = tc_smlad(tc_sxtab16_ror8(offset, xw), tc_pack_s16x2(pal[b1 & 15u], pal[b1 >> 4]), acc);
-        x0 += 4;
-        r += 2;
+        acc = tc_smlabb(xe, (uint32_t)(int32_t)pal[b0 & 15u], acc);
+        acc = tc_smlatb(xe, (uint32_t)(int32_t)pal[b0 >> 4], acc);
+        acc = tc_smlabb(xo, (uint32_t)(int32_t)pal[b1 & 15u], acc);
+        acc = tc_smlatb(xo, (uint32_t)(int32_t)pal[b1 >> 4], acc);
     }
     return fc_cb_tail(x, row, pal, 4, n, in_zp, acc);
 }
 
 /* x . row for 2-bit indices: a group of 4 values is one byte, whose low nibble holds (v0, v2)
- * and high nibble (v1, v3); pairs[nibble] is their packed int16 pair. */
+ * and high nibble (v1, v3); pairs[nibble] is their packed int16 pair. Four groups are one index
+ * word. */
 static TC_DSP_NOINLINE int32_t fc_cb_dot2(const int8_t *x, const uint8_t *row,
                                           const uint32_t pairs[16], const int8_t *pal, int32_t n,
                                           int32_t in_zp) {
@@ -54,7 +81,24 @@ static TC_DSP_NOINLINE int32_t fc_cb_dot2(const int8_t *x, const uint8_t *row,
     const int8_t *x0 = x;
     const uint8_t *r = row;
     int32_t acc = 0, g;
-    for (g = n >> 2; g > 0; --g) {
+    for (g = n >> 4; g > 0; --g) {
+        const uint32_t iw = fc_cb_index_word(r);
+        uint32_t xw = tc_read_s8x4(x0);
+        acc = tc_smlad(tc_sxtab16(offset, xw), pairs[iw & 15u], acc);
+        acc = tc_smlad(tc_sxtab16_ror8(offset, xw), pairs[(iw >> 4) & 15u], acc);
+        xw = tc_read_s8x4(x0 + 4);
+        acc = tc_smlad(tc_sxtab16(offset, xw), pairs[(iw >> 8) & 15u], acc);
+        acc = tc_smlad(tc_sxtab16_ror8(offset, xw), pairs[(iw >> 12) & 15u], acc);
+        xw = tc_read_s8x4(x0 + 8);
+        acc = tc_smlad(tc_sxtab16(offset, xw), pairs[(iw >> 16) & 15u], acc);
+        acc = tc_smlad(tc_sxtab16_ror8(offset, xw), pairs[(iw >> 20) & 15u], acc);
+        xw = tc_read_s8x4(x0 + 12);
+        acc = tc_smlad(tc_sxtab16(offset, xw), pairs[(iw >> 24) & 15u], acc);
+        acc = tc_smlad(tc_sxtab16_ror8(offset, xw), pairs[iw >> 28], acc);
+        x0 += 16;
+        r += 4;
+    }
+    for (g = (n >> 2) & 3; g > 0; --g) {
         const uint32_t xw = tc_read_s8x4(x0);
         const uint32_t b = *r++;
         acc = tc_smlad(tc_sxtab16(offset, xw), pairs[b & 15u], acc);
@@ -62,6 +106,18 @@ static TC_DSP_NOINLINE int32_t fc_cb_dot2(const int8_t *x, const uint8_t *row,
         x0 += 4;
     }
     return fc_cb_tail(x, row, pal, 2, n, in_zp, acc);
+}
+
+/* pairs[k] = (palette[k & 3], palette[k >> 2]) packed: the 4 low and 4 high halves once, then
+ * one OR per entry. */
+static void fc_cb_pair_table(const int8_t *pal, uint32_t pairs[16]) {
+    uint32_t lo[4], hi[4];
+    int32_t k;
+    for (k = 0; k < 4; ++k) {
+        lo[k] = tc_pack_s16x2(pal[k], 0);
+        hi[k] = tc_pack_s16x2(0, pal[k]);
+    }
+    for (k = 0; k < 16; ++k) pairs[k] = lo[k & 3] | hi[k >> 2];
 }
 
 /* x . row for 3-, 5- and 6-bit indices: the 4 indices of a whole group (stream slots 4g..4g+3:
@@ -113,14 +169,14 @@ void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *
     const int32_t n = p->in_features, row_bytes = (n * p->bits + 7) >> 3;
     tc_dsp_requant q = tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
     uint32_t pairs[16];
-    int32_t o, r, k, group = -1;
+    int32_t o, r, group = -1;
     if (!p->per_channel) q.channel_mask = 0;
     for (o = 0; o < p->out_features; ++o) {
         const uint8_t *row = idx + o * row_bytes;
         const int8_t *pal = palette + ((o / p->palette_oc) << p->bits);
         if (p->bits == 2 && o / p->palette_oc != group) { /* a new palette: its pair table */
             group = o / p->palette_oc;
-            for (k = 0; k < 16; ++k) pairs[k] = tc_pack_s16x2(pal[k & 3], pal[k >> 2]);
+            fc_cb_pair_table(pal, pairs);
         }
         for (r = 0; r < p->rows; ++r) {
             const int8_t *x = in + r * n;

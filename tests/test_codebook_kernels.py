@@ -379,3 +379,18 @@ def test_slack_tilings_stay_within_the_slack():
     assert slack_tilings(base, 0) == [(1, 8)]  # no room for rows: one band still decodes each once
     assert slack_tilings(replace(base, band_h=8), 0) == []
     assert slack_tilings(replace(base, tile_oc=20, band_h=8), 10 * 576) == [(30, 8)]
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_fc_word_read_widths_equal_golden(lib, bits):
+    """2- and 4-bit rows multiplied without decoding (tc_fc_cb_s8_dsp.c): index words of 16 and
+    8 values, then whole groups of 4, then the tail; depths around every boundary, one and
+    several input rows, palettes per row and shared."""
+    for seed, in_f in enumerate([4, 7, 8, 9, 12, 15, 16, 17, 20, 24, 28, 31, 33, 64, 100, 255, 640]):
+        p, x, w, bias, mult, shift = fc_case(4700 + 31 * bits + seed, rows=1 + seed % 3, in_features=in_f)
+        code, extra = _codebook_case(np.random.default_rng(seed), p, w, bits)
+        cp = FcCbParams(**{**asdict(p), **extra})
+        status, out, _ = run_c(lib, cp, x, code, bias, mult, shift)
+        assert status == TC_OK
+        expected = KERNELS[FcCbParams][1](cp, x, code.indices, code.palette, bias, mult, shift)
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{in_f} {cp}")
