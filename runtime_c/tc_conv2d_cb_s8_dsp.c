@@ -1,16 +1,19 @@
 /*
  * tinycc runtime: the SIMD variant of tc_conv2d_cb_s8 (ARMv7E-M DSP extension, or its host
  * emulation), bit-exact with the portable reference in tc_conv2d_cb_s8.c, which calls it for
- * each decoded tile of a layer with groups == 1: the gathered path below for short window rows
- * and column dilation, the run path (further down) for the others.
+ * each decoded tile of a layer with groups == 1.
  *
- * Gathered path (as tc_conv2d_s8's for int8 weights): output pixels go in pairs, in row-major
+ * As tc_conv2d_s8's gathered path for int8 weights: output pixels go in pairs, in row-major
  * order over the band's rows (an odd last pixel runs twice). A pair's windows are gathered in
- * the weights' depth order (ky, kx, ic), with in_zp where a tap lies outside the image, and
- * widened once to (x - in_zp) as int16 pairs in SXTB16's lane order (per 4 values (d0, d2) then
+ * the weights' depth order (ky, kx, ic), with in_zp where a tap lies outside the image (windows
+ * inside the image with kernel rows of whole groups straight from the input), and widened once
+ * per tile to (x - in_zp) as int16 pairs in SXTB16's lane order (per 4 values (d0, d2) then
  * (d1, d3)): padded taps give 0, so border windows cost the same as interior ones. Every
- * channel pair of the tile then runs a 2x2 loop that widens only the decoded weights (16
- * instructions per 16 MACs plus the loop), and an odd last channel a 1x2 loop. Windows deeper
+ * channel pair of the tile then runs a 2x2 loop that widens only the decoded weights (20
+ * instructions per 16 MACs in Thumb-2 assembly under TC_DSP_ASM, 24 as gcc compiles the C), and
+ * an odd last channel a 1x2 loop. Against the former per-kernel-row runs of tc_dsp_taps_2x2
+ * (both sides widened in the loop), Cortex-M4 on MLPerf: IC 3x3 tiles 2.03-2.28 -> 1.70-1.98,
+ * KWS 10x4 first layer 10.3 -> 3.3 instructions per MAC. Windows deeper
  * than CB_CHUNK values are summed chunk by chunk, the sums of up to CB_OC_BLOCK channels of
  * both pixels kept between chunks. Stack: 2 x CB_CHUNK x 2 B of widened values (the gathered
  * ones staged in their upper halves) and 2 x CB_OC_BLOCK x 4 B of sums: 832 B, as
@@ -26,10 +29,6 @@
 
 enum { CB_CHUNK = 144 };   /* window values widened at a time: a multiple of 8 */
 enum { CB_OC_BLOCK = 32 }; /* channels whose sums are kept across chunks: even */
-/* Window rows (k_w * in_c values) shorter than this take the gathered path: the run path's
- * set-up per kernel row costs more there than gathering (Cortex-M4, MLPerf KWS's 10x4 first
- * layer on one channel: 10.3 -> 3.9 instructions per MAC); longer ones the run path. */
-enum { CB_GATHER_ROW = 16 };
 
 /* Pixel k's widened values take the words from k * CB_PIXEL. Its gathered int8 values are
  * staged in the upper half of its words (byte CB_CHUNK on), which the widening, walking up,
@@ -90,18 +89,40 @@ static void cb_gather(const tc_conv2d_cb_params *p, const int8_t *in, int32_t oy
     }
 }
 
-/* The staged values of both pixels (whole groups: padded with in_zp) widened in place. */
-static void cb_widen_pair(cb_pair_scratch *s, int32_t groups, uint32_t offset) {
-    int32_t k, g;
-    for (k = 0; k < 2; ++k) {
-        const int8_t *src = cb_stage(s, k);
-        uint32_t *x = s->x + k * CB_PIXEL;
-        for (g = 0; g < groups; ++g) {
-            const uint32_t v = tc_read_s8x4(src + 4 * g);
-            x[2 * g] = tc_sxtab16(offset, v);
-            x[2 * g + 1] = tc_sxtab16_ror8(offset, v);
-        }
+/* `groups` 4-value groups at src widened into x (src may be x's staging half). */
+static void cb_widen(uint32_t *x, const int8_t *src, int32_t groups, uint32_t offset) {
+    int32_t g;
+    for (g = 0; g < groups; ++g) {
+        const uint32_t v = tc_read_s8x4(src + 4 * g);
+        x[2 * g] = tc_sxtab16(offset, v);
+        x[2 * g + 1] = tc_sxtab16_ror8(offset, v);
     }
+}
+
+/* Values [d0, d0 + len) of the window of output pixel pix widened into pixel k's words. A
+ * window inside the image whose kernel rows are whole groups (dil_w 1) is widened straight from
+ * the input, row piece by row piece; any other is gathered into the staging half first. */
+static void cb_stage_pixel(const tc_conv2d_cb_params *p, const int8_t *in, int32_t pix, int32_t d0,
+                           int32_t len, cb_pair_scratch *s, int k, uint32_t offset) {
+    const int32_t oy = pix / p->out_w, ox = pix - oy * p->out_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    const int32_t row_len = p->k_w * p->in_c;
+    uint32_t *x = s->x + k * CB_PIXEL;
+    if (p->dil_w == 1 && (row_len & 3) == 0 && iy0 >= 0 && ix0 >= 0 &&
+        iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 + p->k_w <= p->in_w) {
+        int32_t d = d0;
+        while (d < d0 + len) { /* whole groups: d0, len and row_len are multiples of 4 */
+            const int32_t ky = d / row_len, v = d - ky * row_len;
+            const int32_t n = TC_MIN(d0 + len, (ky + 1) * row_len) - d;
+            cb_widen(x + ((d - d0) >> 1), in + ((iy0 + ky * p->dil_h) * p->in_w + ix0) * p->in_c + v,
+                     n >> 2, offset);
+            d += n;
+        }
+        return;
+    }
+    cb_gather(p, in, oy, ox, d0, len, cb_stage(s, k));
+    memset(cb_stage(s, k) + len, p->in_zp, (size_t)(-len & 3));
+    cb_widen(x, cb_stage(s, k), (len + 3) >> 2, offset);
 }
 
 /* The first n (1..3) weights at w in a word, zero above (a window's short last group: never a
@@ -119,6 +140,41 @@ static TC_DSP_NOINLINE void cb_dot_2x2(const uint32_t *x, const int8_t *w, int32
                                        int32_t groups, int32_t tail, int32_t acc[4]) {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     const int8_t *w_end = w + 4 * groups;
+#if TC_DSP_ASM
+    /* The loop below by hand: 20 instructions per 16 MACs (gcc: 24, it spills one of the 14
+     * registers). Same products and order as the C. */
+    if (w != w_end) {
+        uint32_t v0, v1, t0, t1, xa, xb;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[v1], [%[w], %[depth]]\n\t"
+            "ldr %[v0], [%[w]], #4\n\t"
+            "ldr %[xb], [%[x], %[p1e]]\n\t"
+            "ldr %[xa], [%[x]], #8\n\t"
+            "sxtb16 %[t0], %[v0]\n\t"
+            "sxtb16 %[t1], %[v1]\n\t"
+            "smlad %[a00], %[xa], %[t0], %[a00]\n\t"
+            "smlad %[a01], %[xa], %[t1], %[a01]\n\t"
+            "smlad %[a10], %[xb], %[t0], %[a10]\n\t"
+            "smlad %[a11], %[xb], %[t1], %[a11]\n\t"
+            "sxtb16 %[t0], %[v0], ror #8\n\t"
+            "sxtb16 %[t1], %[v1], ror #8\n\t"
+            "ldr %[xa], [%[x], #-4]\n\t"
+            "ldr %[xb], [%[x], %[p1o]]\n\t"
+            "smlad %[a00], %[xa], %[t0], %[a00]\n\t"
+            "smlad %[a01], %[xa], %[t1], %[a01]\n\t"
+            "smlad %[a10], %[xb], %[t0], %[a10]\n\t"
+            "smlad %[a11], %[xb], %[t1], %[a11]\n\t"
+            "cmp %[w], %[w_end]\n\t"
+            "bne 1b\n\t"
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(x),
+              [w] "+r"(w), [v0] "=&r"(v0), [v1] "=&r"(v1), [t0] "=&r"(t0), [t1] "=&r"(t1),
+              [xa] "=&r"(xa), [xb] "=&r"(xb)
+            : [depth] "r"(depth), [w_end] "r"(w_end), [p1e] "i"(4 * CB_PIXEL),
+              [p1o] "i"(4 * CB_PIXEL - 4)
+            : "cc", "memory");
+    }
+#endif
     while (w != w_end) {
         const uint32_t v0 = tc_read_s8x4(w), v1 = tc_read_s8x4(w + depth);
         const uint32_t w0e = tc_sxtb16(v0), w1e = tc_sxtb16(v1);
@@ -195,11 +251,8 @@ static TC_DSP_NOINLINE void cb_tile_gathered(const tc_conv2d_cb_params *p, const
                 const int32_t len = TC_MIN(CB_CHUNK, depth - d0);
                 const int32_t groups = len >> 2, tail = len & 3;
                 if (b0 == 0 || depth > CB_CHUNK) { /* one chunk: widened once per pixel pair */
-                    cb_gather(p, in, pa / p->out_w, pa % p->out_w, d0, len, cb_stage(&s, 0));
-                    cb_gather(p, in, pb / p->out_w, pb % p->out_w, d0, len, cb_stage(&s, 1));
-                    memset(cb_stage(&s, 0) + len, p->in_zp, (size_t)(-len & 3));
-                    memset(cb_stage(&s, 1) + len, p->in_zp, (size_t)(-len & 3));
-                    cb_widen_pair(&s, (len + 3) >> 2, offset);
+                    cb_stage_pixel(p, in, pa, d0, len, &s, 0, offset);
+                    cb_stage_pixel(p, in, pb, d0, len, &s, 1, offset);
                 }
                 for (c = 0; c + 2 <= bn; c += 2) {
                     const int8_t *w0 = w + (b0 + c) * depth + d0;
@@ -244,103 +297,13 @@ static TC_DSP_NOINLINE void cb_tile_gathered(const tc_conv2d_cb_params *p, const
     }
 }
 
-/*
- * Run path (dil_w == 1 and window rows of at least CB_GATHER_ROW values): a window's in-image
- * taps are one run of contiguous values per kernel row (tc_dsp_taps), laid out alike in the
- * input and in the decoded rows. Pixels go in pairs along an output row where both windows have
- * the same in-image taps (everywhere but near the left and right borders), channels in pairs:
- * 2x2 blocks of tc_dsp_taps_2x2 (both sides widened in the loop), requantized together.
- */
-typedef struct {
-    tc_dsp_taps t;
-    int32_t x_offset, w_offset;
-    int32_t ky0, kx0, kx1;
-} conv2d_cb_window;
-
-static conv2d_cb_window conv2d_cb_window_at(const tc_conv2d_cb_params *p, int32_t oy,
-                                            int32_t ox) {
-    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
-    conv2d_cb_window win;
-    int32_t ky1;
-    tc_dsp_tap_range(iy0, p->dil_h, p->in_h, p->k_h, &win.ky0, &ky1);
-    tc_dsp_tap_range(ix0, 1, p->in_w, p->k_w, &win.kx0, &win.kx1);
-    win.t.rows = ky1 - win.ky0;
-    win.t.runs = 1;
-    win.t.run_len = (win.kx1 - win.kx0) * p->in_c;
-    win.t.x_row = p->dil_h * p->in_w * p->in_c;
-    win.t.w_row = p->k_w * p->in_c;
-    win.t.x_run = win.t.w_run = 0;
-    win.x_offset = ((iy0 + win.ky0 * p->dil_h) * p->in_w + ix0 + win.kx0) * p->in_c;
-    win.w_offset = (win.ky0 * p->k_w + win.kx0) * p->in_c;
-    return win;
-}
-
-static int conv2d_cb_same_taps(const conv2d_cb_window *a, const conv2d_cb_window *b) {
-    return a->ky0 == b->ky0 && a->t.rows == b->t.rows && a->kx0 == b->kx0 && a->kx1 == b->kx1;
-}
-
-static TC_DSP_NOINLINE void cb_tile_runs(const tc_conv2d_cb_params *p, const int8_t *in,
-                                          const int8_t *w, int32_t c0, int32_t n, int32_t r0,
-                                          int32_t r1, const tc_dsp_requant *qp, int8_t *out) {
-    const tc_dsp_requant q = *qp;
-    const int32_t depth = p->k_h * p->k_w * p->in_c;
-    const int32_t x_step = p->stride_w * p->in_c;
-    int32_t oy, ox, c;
-    for (oy = r0; oy < r1; ++oy) {
-        int8_t *y = out + oy * p->out_w * p->out_c;
-        for (ox = 0; ox < p->out_w; ++ox, y += p->out_c) {
-            const conv2d_cb_window a = conv2d_cb_window_at(p, oy, ox);
-            const int8_t *x = in + a.x_offset;
-            const int8_t *wa = w + a.w_offset;
-            if (a.t.rows == 0 || a.t.run_len == 0) { /* no tap in the image: bias only */
-                for (c = 0; c < n; ++c) y[c0 + c] = tc_dsp_output_call(&q, c0 + c, 0);
-                continue;
-            }
-            if (ox + 1 < p->out_w) {
-                const conv2d_cb_window b = conv2d_cb_window_at(p, oy, ox + 1);
-                if (conv2d_cb_same_taps(&a, &b)) {
-                    int8_t *y1 = y + p->out_c;
-                    for (c = 0; c + 2 <= n; c += 2) {
-                        int32_t acc[4];
-                        int8_t o[4];
-                        tc_dsp_taps_2x2(&a.t, x, x_step, wa + c * depth, depth, p->in_zp, acc);
-                        tc_dsp_output_2x2(&q, c0 + c, acc, o);
-                        y[c0 + c] = o[0];
-                        y[c0 + c + 1] = o[1];
-                        y1[c0 + c] = o[2];
-                        y1[c0 + c + 1] = o[3];
-                    }
-                    if (c < n) {
-                        y[c0 + c] = tc_dsp_output_call(
-                            &q, c0 + c, tc_dsp_taps_1x1(&a.t, x, wa + c * depth, p->in_zp));
-                        y1[c0 + c] = tc_dsp_output_call(
-                            &q, c0 + c, tc_dsp_taps_1x1(&a.t, x + x_step, wa + c * depth, p->in_zp));
-                    }
-                    ++ox;
-                    y += p->out_c;
-                    continue;
-                }
-            }
-            for (c = 0; c < n; ++c) {
-                y[c0 + c] = tc_dsp_output_call(&q, c0 + c,
-                                               tc_dsp_taps_1x1(&a.t, x, wa + c * depth, p->in_zp));
-            }
-        }
-    }
-}
-
-
 void tc_conv2d_cb_s8_tile_dsp(const tc_conv2d_cb_params *p, const int8_t *in, const int8_t *w,
                               int32_t c0, int32_t n, int32_t r0, int32_t r1,
                               const int32_t *bias, const int32_t *mult, const int32_t *shift,
                               int8_t *out) {
     const tc_dsp_requant q =
         tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
-    if (p->dil_w == 1 && p->k_w * p->in_c >= CB_GATHER_ROW) {
-        cb_tile_runs(p, in, w, c0, n, r0, r1, &q, out);
-    } else {
-        cb_tile_gathered(p, in, w, c0, n, r0, r1, &q, out);
-    }
+    cb_tile_gathered(p, in, w, c0, n, r0, r1, &q, out);
 }
 
 #endif /* TC_HAVE_DSP */

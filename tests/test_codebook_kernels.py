@@ -323,15 +323,16 @@ def test_fc_single_row_odd_widths_equal_golden(lib, bits):
 
 
 def _gathered_case(seed):
-    """A tiled conv the DSP gathered path takes (tc_conv2d_cb_s8_dsp.c: groups 1, window rows
-    k_w * in_c under CB_GATHER_ROW = 16 values or column dilation): KWS's 10x4 first layer on one
-    channel among them, windows deeper than its CB_CHUNK = 144 values (chunks), odd tiles (the 1x2
-    loop), depths that are not whole groups of 4 (tails) and blocks of more than CB_OC_BLOCK = 32
-    channels."""
+    """A tiled conv of the DSP gathered path (tc_conv2d_cb_s8_dsp.c, groups 1): short window rows
+    (KWS's 10x4 first layer on one channel), column dilation, rows of whole groups (widened
+    straight from the input inside the image), windows deeper than its CB_CHUNK = 144 values
+    (chunks), odd tiles (the 1x2 loop), depths that are not whole groups of 4 (tails) and blocks
+    of more than CB_OC_BLOCK = 32 channels."""
     rng = np.random.default_rng(seed)
     shapes = [dict(k=(10, 4), in_c=1, dil=(1, 1)), dict(k=(3, 3), in_c=5, dil=(1, 1)),
               dict(k=(3, 3), in_c=17, dil=(1, 2)), dict(k=(2, 5), in_c=3, dil=(2, 1)),
-              dict(k=(1, 1), in_c=7, dil=(1, 1)), dict(k=(5, 3), in_c=11, dil=(1, 3))]
+              dict(k=(1, 1), in_c=7, dil=(1, 1)), dict(k=(5, 3), in_c=11, dil=(1, 3)),
+              dict(k=(3, 3), in_c=20, dil=(2, 1)), dict(k=(1, 1), in_c=24, dil=(1, 1))]
     shape = shapes[seed % len(shapes)]
     out_c = int(rng.choice([1, 3, 8, 13, 35]))
     p, x, w, bias, mult, shift = conv_case(seed, in_c=shape["in_c"], out_c=out_c, groups=1, k=shape["k"],
@@ -343,13 +344,12 @@ def _gathered_case(seed):
 
 
 def test_conv_tile_gathered_path_equals_golden(lib):
-    """Tiles of short window rows and column-dilated windows (the DSP gathered path; portable on
-    the other build) == golden, also with the output as close to the input as the band licence
+    """Tiles of every window shape of the DSP gathered path (portable on the other build) == golden, also with the output as close to the input as the band licence
     allows."""
     from tinycc.ops.conv import codebook_band_overlap_delta
 
     deep = 0
-    for seed in range(36):
+    for seed in range(40):
         p, x, code, bias, mult, shift = _gathered_case(5300 + seed)
         deep += p.depth > 144
         expected = conv2d_cb_s8(p, x, code.indices, code.palette, bias, mult, shift)
