@@ -305,6 +305,20 @@ static inline int tc_conv_quant_args_ok(int32_t in_zp, int32_t out_zp, int32_t a
     return 1;
 }
 
+/* Internal: the geometry checks of tc_conv2d_s8, shared with tc_conv2d_cb_s8 (tc_codebook.h),
+ * which checks its codebook fields besides. */
+static inline int tc_conv2d_args_ok(const tc_conv2d_params *p) {
+    if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1 ||
+        p->out_c < 1) {
+        return 0;
+    }
+    if (p->k_h < 1 || p->k_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->dil_h < 1 ||
+        p->dil_w < 1 || p->pad_top < 0 || p->pad_left < 0) {
+        return 0;
+    }
+    return p->groups >= 1 && p->in_c % p->groups == 0 && p->out_c % p->groups == 0;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,20 +12,6 @@
 
 #include <stddef.h>
 
-static int conv2d_cb_args_ok(const tc_conv2d_cb_params *p) {
-    if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1 ||
-        p->out_c < 1) {
-        return 0;
-    }
-    if (p->k_h < 1 || p->k_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->dil_h < 1 ||
-        p->dil_w < 1 || p->pad_top < 0 || p->pad_left < 0) {
-        return 0;
-    }
-    if (p->groups < 1 || p->in_c % p->groups != 0 || p->out_c % p->groups != 0) return 0;
-    if (p->band_h < 1 || p->band_h > p->out_h) return 0;
-    return tc_cb_args_ok(p->bits, p->palette_oc, p->tile_oc, p->out_c);
-}
-
 static int32_t conv2d_cb_depth(const tc_conv2d_cb_params *p) {
     return p->k_h * p->k_w * (p->in_c / p->groups);
 }
@@ -45,6 +31,14 @@ static const tc_conv2d_params *conv2d_cb_int8_params(const tc_conv2d_cb_params *
     conv->in_zp = p->in_zp, conv->out_zp = p->out_zp;
     conv->act_min = p->act_min, conv->act_max = p->act_max;
     return conv;
+}
+
+/* tc_conv2d_s8's checks on the shared fields (tc_conv.h), then the band and the codebook's. */
+static int conv2d_cb_args_ok(const tc_conv2d_cb_params *p) {
+    tc_conv2d_params conv;
+    if (!tc_conv2d_args_ok(conv2d_cb_int8_params(p, &conv))) return 0;
+    if (p->band_h < 1 || p->band_h > p->out_h) return 0;
+    return tc_cb_args_ok(p->bits, p->palette_oc, p->tile_oc, p->out_c);
 }
 
 /* Sum of w * (x - in_zp) over the in-image taps of one output pixel for one output channel

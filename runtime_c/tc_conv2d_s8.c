@@ -21,18 +21,6 @@
 #include <stddef.h>
 #include <string.h>
 
-static int conv2d_args_ok(const tc_conv2d_params *p) {
-    if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1 ||
-        p->out_c < 1) {
-        return 0;
-    }
-    if (p->k_h < 1 || p->k_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->dil_h < 1 ||
-        p->dil_w < 1 || p->pad_top < 0 || p->pad_left < 0) {
-        return 0;
-    }
-    return p->groups >= 1 && p->in_c % p->groups == 0 && p->out_c % p->groups == 0;
-}
-
 /* Sum of w * (x - in_zp) over the in-image taps of one output pixel, for one output channel.
  * `in_group` points at the first input channel of the channel group of `w_oc`. */
 static int32_t conv2d_pixel_acc(const tc_conv2d_params *p, const int8_t *in_group,
@@ -106,7 +94,7 @@ tc_status tc_conv2d_s8(const tc_conv2d_params *p, const int8_t *in, const int8_t
     if (p == NULL || in == NULL || w == NULL || mult == NULL || shift == NULL || out == NULL) {
         return TC_ARG_ERROR;
     }
-    if (!conv2d_args_ok(p) ||
+    if (!tc_conv2d_args_ok(p) ||
         !tc_conv_quant_args_ok(p->in_zp, p->out_zp, p->act_min, p->act_max, mult, shift,
                                p->out_c)) {
         return TC_ARG_ERROR;

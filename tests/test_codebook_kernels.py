@@ -394,3 +394,19 @@ def test_fc_word_read_widths_equal_golden(lib, bits):
         assert status == TC_OK
         expected = KERNELS[FcCbParams][1](cp, x, code.indices, code.palette, bias, mult, shift)
         np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{in_f} {cp}")
+
+
+@pytest.mark.parametrize("field,value", [("in_h", 0), ("out_c", 0), ("k_w", 0), ("stride_h", 0), ("dil_w", 0),
+                                         ("pad_top", -1), ("groups", 0), ("groups", 5)])
+def test_bad_conv_geometry_is_an_arg_error(lib, field, value):
+    """tc_conv2d_cb_s8 checks the fields it shares with tc_conv2d_s8 with tc_conv2d_s8's own check
+    (tc_conv.h tc_conv2d_args_ok) before it decodes anything."""
+    p, x, code, bias, mult, shift = make_case("conv", 3, bits=4)
+    bad = replace(p, **{field: value})
+    out = np.full(p.out_h * p.out_w * p.out_c, 77, np.int8)
+    scratch = np.zeros(1 << 16, np.int8)  # the bad params' size is not asked: it may divide by 0
+    status = lib.tc_conv2d_cb_s8(ctypes.byref(STRUCTS[Conv2dCbParams](**asdict(bad))), ptr(np.ascontiguousarray(x)),
+                                 ptr(code.indices), ptr(code.palette), ptr(bias) if bias is not None else None,
+                                 ptr(mult), ptr(shift), ptr(scratch), ptr(out))
+    assert status == TC_ARG_ERROR
+    assert np.all(out == 77), "wrote output on an argument error"
