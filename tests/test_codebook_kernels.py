@@ -410,3 +410,25 @@ def test_bad_conv_geometry_is_an_arg_error(lib, field, value):
                                  ptr(mult), ptr(shift), ptr(scratch), ptr(out))
     assert status == TC_ARG_ERROR
     assert np.all(out == 77), "wrote output on an argument error"
+
+
+def test_band_tilings_trade_tile_for_taller_bands_within_the_tile_bytes():
+    """A pointwise layer at the SRAM peak (MLPerf KWS: 64x64 on 25x5, tile 16, band 1): taller
+    bands with narrower tiles, each giving up no more overlap than its tile saves, cheaper by the
+    estimate; none for a layer whose rows are wide (IC's 16x144 on 32x32: a band row costs more
+    than any tile saves)."""
+    from tinycc.ops.conv import band_tilings, codebook_band_overlap_delta, tiling_cost
+
+    kws = Conv2dCbParams(in_h=25, in_w=5, in_c=64, out_h=25, out_w=5, out_c=64, k_h=1, k_w=1, stride_h=1,
+                         stride_w=1, dil_h=1, dil_w=1, pad_top=0, pad_left=0, groups=1, in_zp=0, out_zp=0,
+                         act_min=-128, act_max=127, bits=4, palette_oc=8, tile_oc=16, band_h=1)
+    tilings = band_tilings(kws)
+    assert tilings and tilings[0] == (10, 2)
+    for tile, band in tilings:
+        q = replace(kws, tile_oc=tile, band_h=band)
+        assert band > kws.band_h and (tile % 2 == 0 or tile == 1)
+        assert codebook_band_overlap_delta(kws) - codebook_band_overlap_delta(q) <= (kws.tile_oc - tile) * kws.depth
+        assert tiling_cost(kws, tile, band) < tiling_cost(kws, kws.tile_oc, kws.band_h)
+    ic = replace(kws, in_h=32, in_w=32, in_c=16, out_h=32, out_w=32, out_c=16, k_h=3, k_w=3, pad_top=1,
+                 pad_left=1, tile_oc=6)
+    assert band_tilings(ic) == []

@@ -639,13 +639,43 @@ def slack_tilings(p, slack: int) -> list[tuple[int, int]]:
     return tilings
 
 
+def tiling_cost(p, tile: int, band: int) -> float:
+    """Estimated Cortex-M4 instructions per MAC of tc_conv2d_cb_s8's tiled path beyond the 2x2 loop
+    (measured on MLPerf IC/KWS): every row decoded once per band (about 3.5 instructions per
+    weight, used by band * out_w pixels), each pixel's window widened once per tile (about 1.5
+    per value, used by tile channels), and an odd band's last pixel computed twice (pairs)."""
+    pixels = band * p.out_w if band < p.out_h else p.out_h * p.out_w
+    waste = (pixels + pixels % 2) / pixels
+    return 3.5 / pixels + 1.5 / tile + (waste - 1.0) * (1.25 + 1.5 / tile)
+
+
+def band_tilings(p, limit: int = 3) -> list[tuple[int, int]]:
+    """Tilings of a conv whose step has no slack: taller bands with narrower tiles, cheaper by
+    tiling_cost than (tile_oc, band_h), where the output gives up no more of its overlap with the
+    input (codebook_band_overlap_delta) than the narrower tile saves of scratch; the best `limit`
+    first (the planner has the last word)."""
+    now = tiling_cost(p, p.tile_oc, p.band_h)
+    delta = codebook_band_overlap_delta(p)
+    out = []
+    for band in range(p.band_h + 1, p.out_h + 1):
+        for tile in range(p.tile_oc - 1, 0, -1):
+            if tile > 1 and tile % 2:
+                continue  # channel pairs
+            lost = delta - codebook_band_overlap_delta(replace(p, tile_oc=tile, band_h=band))
+            cost = tiling_cost(p, tile, band)
+            if lost <= (p.tile_oc - tile) * p.depth and cost < 0.9 * now:
+                out.append((cost, tile, band))
+    return [(t, b) for _, t, b in sorted(out)[:limit]]
+
+
 def widen_codebook_tiles(program, mem, replan):
     """(program, memory plan) with tiled codebook convs given larger tiles wherever the plan has
     room: lowering keeps every tile within CONV_EXTRA_BYTES (it cannot know which steps are at the
     peak), so a layer off the peak may decode every row at once, or else decode each tile once per
-    layer (one band) with as many rows as its slack holds (slack_tilings). Greedy, the layers with
-    the most MACs first: a step's tiling is kept when the plan made again (`replan`) has an arena
-    no larger than before."""
+    layer (one band) with as many rows as its slack holds (slack_tilings); a layer at the peak may
+    trade tile width for taller bands (band_tilings). Greedy, the layers with the most MACs first:
+    a step's tiling is kept when the plan made again (`replan`) has an arena no larger than
+    before."""
     arena = mem.arena_bytes
     order = sorted((k for k, s in enumerate(program.steps)
                     if s.kernel == "tc_conv2d_cb_s8" and s.params.tile_oc < s.params.out_c),
@@ -653,7 +683,8 @@ def widen_codebook_tiles(program, mem, replan):
     for k in order:
         step = program.steps[k]
         slack = arena - mem.live_bytes[k]
-        for tiling in slack_tilings(step.params, slack) if slack >= 0 else []:
+        tilings = slack_tilings(step.params, slack) if slack >= 0 else []
+        for tiling in tilings or band_tilings(step.params):
             trial = copy.copy(program)
             trial.steps = list(program.steps)
             trial.steps[k] = retiled_step(step, *tiling)
