@@ -10,9 +10,11 @@ weights at each --codebook-bits B. Printed:
      (whichever has the lower measured error), or kept (pre-clustered);
   3. with --qemu: the golden model's outputs under QEMU on the Cortex-M4 (bit-exact check) and
      instructions per MAC by layer class (conv, pointwise, depthwise, fc), codebook against int8
-     on the same layers; the issue's target is within 1.15x.
+     on the same layers; the issue's target is within 1.15x; with --layers also per layer (which
+     shows where the cost goes: a codebook conv's tile_oc x band_h, decoded rows x output rows per
+     band, is in the table).
 
-Usage: python benchmarks/bench_codebook.py [--models NAME,...] [--bits 4,2] [--qemu] [--json FILE]
+Usage: python benchmarks/bench_codebook.py [--models NAME,...] [--bits 4,2] [--qemu [--layers]] [--json FILE]
 """
 from __future__ import annotations
 
@@ -63,6 +65,25 @@ def class_costs(model: CompiledModel, run) -> dict[str, list[int]]:
     return dict(by_class)
 
 
+def layer_costs(model: CompiledModel, run) -> dict[str, dict]:
+    """Per MAC-heavy step (by node name): class, kernel, instructions, MACs, and a codebook
+    conv's tiling."""
+    out = {}
+    for step, count in zip(model.program.steps, run.step_instructions):
+        cls = layer_class(step)
+        if not cls:
+            continue
+        p = step.params
+        tiling = f"{p.tile_oc}x{p.band_h}" if hasattr(p, "band_h") else (f"{p.tile_oc}" if hasattr(p, "tile_oc") else "")
+        if hasattr(p, "out_features"):
+            shape = f"{p.out_features}x{p.in_features}"
+        else:
+            shape = f"{p.out_c}x{p.k_h}x{p.k_w}x{p.in_c // getattr(p, 'groups', p.in_c)} on {p.out_h}x{p.out_w}"
+        out[step.node] = {"class": cls, "kernel": step.kernel, "instructions": count, "macs": step.macs,
+                          "tiling": tiling, "shape": shape}
+    return out
+
+
 def measure(name: str, bits_list: list[int], qemu: bool) -> dict:
     x = np.load(MLPERF / "samples.npz")[f"{name}_int8"][:1]
     result = {}
@@ -84,6 +105,7 @@ def measure(name: str, bits_list: list[int], qemu: bool) -> dict:
             r["bit_exact_m4"] = all(np.array_equal(outputs[k], golden[k]) for k in golden)
             r["instructions"] = run.instructions
             r["classes"] = class_costs(model, run)
+            r["layers"] = layer_costs(model, run)
         result[key] = r
         print(f"  {name} {key}: done", file=sys.stderr)
     return result
@@ -152,11 +174,32 @@ def print_tables(results: dict, bits_list: list[int], qemu: bool) -> bool:
     return ok
 
 
+def print_layers(results: dict, bits_list: list[int]) -> None:
+    print("\n## Cortex-M4 instructions per MAC per layer (QEMU), codebook / int8; tiling: tile_oc x band_h\n")
+    print("| model | layer | class | shape | MACs | int8 | " + " | ".join(f"B={b} | tiling | ratio" for b in bits_list)
+          + " |")
+    print("|---|---:|---|---|---:|---:|" + "---:|---|---:|" * len(bits_list))
+    for name, r in results.items():
+        for k, (node, base) in enumerate(r["int8"]["layers"].items()):
+            per = base["instructions"] / base["macs"]
+            cells = []
+            for b in bits_list:
+                c = r[f"cb{b}"]["layers"].get(node)
+                if c is None:
+                    cells.append("- | - | -")
+                    continue
+                cb = c["instructions"] / c["macs"]
+                cells.append(f"{cb:.2f} | {c['tiling'] or '-'} | {cb / per:.2f}")
+            print(f"| {name} | {k} | {base['class']} | {base['shape']} | {base['macs']:,} | {per:.2f} | "
+                  + " | ".join(cells) + " |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--bits", default="4,2")
     ap.add_argument("--qemu", action="store_true", help="also run on the Cortex-M4 under QEMU")
+    ap.add_argument("--layers", action="store_true", help="with --qemu: also a table per layer")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
     if not MLPERF.is_dir():
@@ -168,6 +211,8 @@ def main(argv=None) -> int:
     bits_list = [int(b) for b in args.bits.split(",")]
     results = {name: measure(name, bits_list, args.qemu) for name in args.models.split(",")}
     ok = print_tables(results, bits_list, args.qemu)
+    if args.qemu and args.layers:
+        print_layers(results, bits_list)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=list) + "\n")
     return 0 if ok else 1
