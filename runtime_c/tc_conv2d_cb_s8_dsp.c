@@ -244,16 +244,35 @@ static TC_DSP_NOINLINE void cb_tile_gathered(const tc_conv2d_cb_params *p, const
     for (pix = 0; pix < pixels; pix += 2) {
         const int32_t pa = first + pix, pb = first + TC_MIN(pix + 1, pixels - 1);
         int8_t *ya = out + pa * p->out_c + c0, *yb = out + pb * p->out_c + c0;
+        if (depth <= CB_CHUNK) { /* one chunk: each channel pair summed and requantized at once */
+            cb_stage_pixel(p, in, pa, 0, depth, &s, 0, offset);
+            cb_stage_pixel(p, in, pb, 0, depth, &s, 1, offset);
+            for (c = 0; c + 2 <= n; c += 2) {
+                int32_t acc[4] = {0, 0, 0, 0};
+                int8_t o[4];
+                cb_dot_2x2(s.x, w + c * depth, depth, depth >> 2, depth & 3, acc);
+                tc_dsp_output_2x2(&q, c0 + c, acc, o);
+                ya[c] = o[0];
+                ya[c + 1] = o[1];
+                yb[c] = o[2];
+                yb[c + 1] = o[3];
+            }
+            if (c < n) {
+                int32_t acc[2] = {0, 0};
+                cb_dot_1x2(s.x, w + c * depth, depth >> 2, depth & 3, acc);
+                ya[c] = tc_dsp_output_call(&q, c0 + c, acc[0]);
+                yb[c] = tc_dsp_output_call(&q, c0 + c, acc[1]);
+            }
+            continue;
+        }
         for (b0 = 0; b0 < n; b0 += CB_OC_BLOCK) { /* a block of channels: sums across chunks */
             const int32_t bn = TC_MIN(CB_OC_BLOCK, n - b0);
             for (c = 0; c < bn; ++c) s.sums[0][c] = s.sums[1][c] = 0;
             for (d0 = 0; d0 < depth; d0 += CB_CHUNK) {
                 const int32_t len = TC_MIN(CB_CHUNK, depth - d0);
                 const int32_t groups = len >> 2, tail = len & 3;
-                if (b0 == 0 || depth > CB_CHUNK) { /* one chunk: widened once per pixel pair */
-                    cb_stage_pixel(p, in, pa, d0, len, &s, 0, offset);
-                    cb_stage_pixel(p, in, pb, d0, len, &s, 1, offset);
-                }
+                cb_stage_pixel(p, in, pa, d0, len, &s, 0, offset);
+                cb_stage_pixel(p, in, pb, d0, len, &s, 1, offset);
                 for (c = 0; c + 2 <= bn; c += 2) {
                     const int8_t *w0 = w + (b0 + c) * depth + d0;
                     int32_t acc[4];
