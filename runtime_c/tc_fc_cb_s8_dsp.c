@@ -9,6 +9,9 @@
  * indices in a slot pair give, through the palette, the packed int16 pair (w0, w2) or (w1, w3)
  * that SMLAD multiplies with the input pair (x0, x2) or (x1, x3) from SXTAB16. 2-bit rows go
  * through a 16-entry table (a nibble = two indices -> a packed pair), built once per palette.
+ * 4-bit rows multiply each palette value with SMLABB/SMLATB against one lane of the widened
+ * input pair (no packing), two output rows at a time for a single input row (fc_cb_dot4x2: the
+ * input widened once for both).
  * Other widths read a group's 4 indices as one word (fc_cb_dotn); with several input rows those
  * decode the rows instead (tc_fc_cb_s8.c), which then serve every input row.
  */
@@ -69,6 +72,52 @@ static TC_DSP_NOINLINE int32_t fc_cb_dot4(const int8_t *x, const uint8_t *row, c
         acc = tc_smlatb(xo, (uint32_t)(int32_t)pal[b1 >> 4], acc);
     }
     return fc_cb_tail(x, row, pal, 4, n, in_zp, acc);
+}
+
+/* fc_cb_dot4 for two rows at once (rows 1 and 2 of the weights, palettes 1 and 2): each input
+ * word is widened once for both (the input side costs half as much per MAC). acc[k] += x . row k. */
+static TC_DSP_NOINLINE void fc_cb_dot4x2(const int8_t *x, const uint8_t *row0, const uint8_t *row1,
+                                         const int8_t *pal0, const int8_t *pal1, int32_t n,
+                                         int32_t in_zp, int32_t acc[2]) {
+    const uint32_t offset = tc_dsp_input_offset(in_zp);
+    const int8_t *x0 = x;
+    const uint8_t *r0 = row0, *r1 = row1;
+    int32_t a0 = 0, a1 = 0, g;
+    for (g = n >> 3; g > 0; --g) {
+        const uint32_t i0 = fc_cb_index_word(r0), i1 = fc_cb_index_word(r1);
+        const uint32_t xa = tc_read_s8x4(x0);
+        uint32_t xe = tc_sxtab16(offset, xa), xo = tc_sxtab16_ror8(offset, xa);
+        a0 = tc_smlabb(xe, (uint32_t)(int32_t)pal0[i0 & 15u], a0);
+        a1 = tc_smlabb(xe, (uint32_t)(int32_t)pal1[i1 & 15u], a1);
+        a0 = tc_smlatb(xe, (uint32_t)(int32_t)pal0[(i0 >> 4) & 15u], a0);
+        a1 = tc_smlatb(xe, (uint32_t)(int32_t)pal1[(i1 >> 4) & 15u], a1);
+        a0 = tc_smlabb(xo, (uint32_t)(int32_t)pal0[(i0 >> 8) & 15u], a0);
+        a1 = tc_smlabb(xo, (uint32_t)(int32_t)pal1[(i1 >> 8) & 15u], a1);
+        a0 = tc_smlatb(xo, (uint32_t)(int32_t)pal0[(i0 >> 12) & 15u], a0);
+        a1 = tc_smlatb(xo, (uint32_t)(int32_t)pal1[(i1 >> 12) & 15u], a1);
+        {
+            const uint32_t xb = tc_read_s8x4(x0 + 4);
+            xe = tc_sxtab16(offset, xb);
+            xo = tc_sxtab16_ror8(offset, xb);
+        }
+        a0 = tc_smlabb(xe, (uint32_t)(int32_t)pal0[(i0 >> 16) & 15u], a0);
+        a1 = tc_smlabb(xe, (uint32_t)(int32_t)pal1[(i1 >> 16) & 15u], a1);
+        a0 = tc_smlatb(xe, (uint32_t)(int32_t)pal0[(i0 >> 20) & 15u], a0);
+        a1 = tc_smlatb(xe, (uint32_t)(int32_t)pal1[(i1 >> 20) & 15u], a1);
+        a0 = tc_smlabb(xo, (uint32_t)(int32_t)pal0[(i0 >> 24) & 15u], a0);
+        a1 = tc_smlabb(xo, (uint32_t)(int32_t)pal1[(i1 >> 24) & 15u], a1);
+        a0 = tc_smlatb(xo, (uint32_t)(int32_t)pal0[i0 >> 28], a0);
+        a1 = tc_smlatb(xo, (uint32_t)(int32_t)pal1[i1 >> 28], a1);
+        x0 += 8;
+        r0 += 4;
+        r1 += 4;
+    }
+    /* the last n % 8 values of each row: fc_cb_dot4's tail, from the first value after the words */
+    {
+        const int32_t done = n & ~7;
+        acc[0] = a0 + fc_cb_dot4(x + done, row0 + (done >> 1), pal0, n - done, in_zp);
+        acc[1] = a1 + fc_cb_dot4(x + done, row1 + (done >> 1), pal1, n - done, in_zp);
+    }
 }
 
 /* x . row for 2-bit indices: a group of 4 values is one byte, whose low nibble holds (v0, v2)
@@ -176,7 +225,18 @@ void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *
     uint32_t pairs[16];
     int32_t o, r, group = -1;
     if (!p->per_channel) q.channel_mask = 0;
-    for (o = 0; o < p->out_features; ++o) {
+    o = 0;
+    if (p->bits == 4 && p->rows == 1) { /* output pairs: one input word widened for both rows */
+        for (; o + 2 <= p->out_features; o += 2) {
+            int32_t acc[2];
+            fc_cb_dot4x2(in, idx + o * row_bytes, idx + (o + 1) * row_bytes,
+                         palette + ((o / p->palette_oc) << 4),
+                         palette + (((o + 1) / p->palette_oc) << 4), n, p->in_zp, acc);
+            out[o] = tc_dsp_output(&q, o, acc[0]);
+            out[o + 1] = tc_dsp_output(&q, o + 1, acc[1]);
+        }
+    }
+    for (; o < p->out_features; ++o) {
         const uint8_t *row = idx + o * row_bytes;
         const int8_t *pal = palette + ((o / p->palette_oc) << p->bits);
         if (p->bits == 2 && o / p->palette_oc != group) { /* a new palette: its pair table */
