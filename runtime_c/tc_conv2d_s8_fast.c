@@ -71,7 +71,7 @@ static conv_fast_channel conv_fast_channel_of(int32_t folded_bias, const int32_t
 }
 
 /* The output of one raw window sum (tc_requant_s8_nonneg of sum + the folded bias). */
-static int8_t conv_fast_requant(const tc_conv2d_params *p, const conv_fast_channel *ch,
+static TC_ALWAYS_INLINE inline int8_t conv_fast_requant(const tc_conv2d_params *p, const conv_fast_channel *ch,
                                 int32_t raw) {
     const int32_t acc = tc_wrap_i32((uint32_t)raw + (uint32_t)ch->bias);
     int32_t y = ch->shift < 0 ? tc_mbqm_right(acc, ch->mult, ch->half, ch->e_minus_1)
@@ -183,6 +183,42 @@ static void conv_fast_row(const tc_conv2d_params *p, const int8_t *in, const int
         y[oc1] = conv_fast_requant(p, ch1, acc.a1);
         y[out_c + oc] = conv_fast_requant(p, ch0, acc.b0);
         y[out_c + oc1] = conv_fast_requant(p, ch1, acc.b1);
+    }
+}
+
+/* Output row oy of a 1x1 convolution without padding (pointwise), channels oc and oc1: the
+ * pixel pairs of the row, each window one contiguous run of in_c values, the dot products
+ * written out here with the pointers walking (conv_fast_last_pixel takes an odd last pixel). */
+static void conv_fast_pointwise_row(const tc_conv2d_params *p, const int8_t *in, int32_t oy,
+                                    const int8_t *w0, const int8_t *w1,
+                                    const conv_fast_channel *ch0, const conv_fast_channel *ch1,
+                                    int32_t oc, int32_t oc1, int8_t *out) {
+    const int32_t in_c = p->in_c, out_c = p->out_c, step = p->stride_w * in_c;
+    const int8_t *x = in + oy * p->stride_h * p->in_w * in_c;
+    int8_t *y = out + oy * p->out_w * out_c;
+    int32_t ox;
+    for (ox = 0; ox + 1 < p->out_w; ox += 2, x += 2 * step, y += 2 * out_c) {
+        const int8_t *xa = x, *xb = x + step, *u = w0, *v = w1;
+        int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, n;
+        for (n = in_c; n >= 4; n -= 4, xa += 4, xb += 4, u += 4, v += 4) {
+            int32_t s, t, wu, wv;
+            s = xa[0]; t = xb[0]; wu = u[0]; wv = v[0];
+            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+            s = xa[1]; t = xb[1]; wu = u[1]; wv = v[1];
+            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+            s = xa[2]; t = xb[2]; wu = u[2]; wv = v[2];
+            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+            s = xa[3]; t = xb[3]; wu = u[3]; wv = v[3];
+            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+        }
+        for (; n > 0; --n) {
+            const int32_t s = *xa++, t = *xb++, wu = *u++, wv = *v++;
+            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+        }
+        y[oc] = conv_fast_requant(p, ch0, a0);
+        y[oc1] = conv_fast_requant(p, ch1, a1);
+        y[out_c + oc] = conv_fast_requant(p, ch0, b0);
+        y[out_c + oc1] = conv_fast_requant(p, ch1, b1);
     }
 }
 
@@ -316,6 +352,7 @@ void tc_conv2d_s8_fast(const tc_conv2d_params *p, const int8_t *in, const int8_t
     int32_t folded[CONV_FAST_CHANNELS];
     const int32_t w_oc_size = p->k_h * p->k_w * p->in_c;
     const int tabled = p->out_c <= CONV_FAST_CHANNELS;
+    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->pad_top == 0 && p->pad_left == 0;
     int32_t oc, oy;
     /* Only read for padded taps, which tc_conv2d_s8_fast_applicable allows when in_c fits. */
     memset(zp_row, p->in_zp, sizeof zp_row);
@@ -337,7 +374,11 @@ void tc_conv2d_s8_fast(const tc_conv2d_params *p, const int8_t *in, const int8_t
             const conv_fast_channel ch1 = conv_fast_channel_of(
                 tabled ? folded[oc1] : conv_fast_folded_bias(p, w1, w_oc_size, bias, oc1), mult,
                 shift, oc1);
-            conv_fast_row(p, in, zp_row, oy, w0, w1, &ch0, &ch1, oc, oc1, out);
+            if (pointwise) {
+                conv_fast_pointwise_row(p, in, oy, w0, w1, &ch0, &ch1, oc, oc1, out);
+            } else {
+                conv_fast_row(p, in, zp_row, oy, w0, w1, &ch0, &ch1, oc, oc1, out);
+            }
         }
         if (p->out_w & 1) {
             const int32_t ox = p->out_w - 1;
