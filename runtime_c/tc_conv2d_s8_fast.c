@@ -339,20 +339,67 @@ static void conv_fast_row_gathered(const tc_conv2d_params *p, const int8_t *in, 
  * layers recompute it for every output row. */
 #define CONV_FAST_CHANNELS 128
 
+/* The same for pointwise layers, whose function has no in_zp row (1 KB): their wide layers
+ * (128 -> 256 channels on 3x3 planes) would otherwise spend a third of their time on it. */
+#define CONV_FAST_PW_CHANNELS 256
+
+/* Kept out of line, so that its table and tc_conv2d_s8_fast's are never on the stack together. */
+#if defined(__GNUC__)
+#define CONV_FAST_NOINLINE __attribute__((noinline))
+#else
+#define CONV_FAST_NOINLINE
+#endif
+
+/* A 1x1 convolution without padding (every window inside the image, one run of in_c values):
+ * rows of pixel pairs times channel pairs (conv_fast_pointwise_row), an odd last pixel four
+ * channels at a time (conv_fast_last_pixel, which reads no padded tap here: no in_zp row). */
+static CONV_FAST_NOINLINE void conv_fast_pointwise(const tc_conv2d_params *p, const int8_t *in,
+                                                   const int8_t *w, const int32_t *bias,
+                                                   const int32_t *mult, const int32_t *shift,
+                                                   int8_t *out) {
+    int32_t folded[CONV_FAST_PW_CHANNELS];
+    const int32_t in_c = p->in_c;
+    const int tabled = p->out_c <= CONV_FAST_PW_CHANNELS;
+    int32_t oc, oy;
+    for (oc = 0; tabled && oc < p->out_c; ++oc) {
+        folded[oc] = conv_fast_folded_bias(p, w + oc * in_c, in_c, bias, oc);
+    }
+    for (oy = 0; oy < p->out_h; ++oy) {
+        for (oc = 0; oc < p->out_c; oc += 2) {
+            /* An odd last channel pairs with itself (both halves write the same value). */
+            const int32_t oc1 = TC_MIN(oc + 1, p->out_c - 1);
+            const int8_t *w0 = w + oc * in_c, *w1 = w + oc1 * in_c;
+            const conv_fast_channel ch0 = conv_fast_channel_of(
+                tabled ? folded[oc] : conv_fast_folded_bias(p, w0, in_c, bias, oc), mult, shift,
+                oc);
+            const conv_fast_channel ch1 = conv_fast_channel_of(
+                tabled ? folded[oc1] : conv_fast_folded_bias(p, w1, in_c, bias, oc1), mult,
+                shift, oc1);
+            conv_fast_pointwise_row(p, in, oy, w0, w1, &ch0, &ch1, oc, oc1, out);
+        }
+        if (p->out_w & 1) {
+            const int32_t ox = p->out_w - 1;
+            conv_fast_last_pixel(p, in, NULL, oy * p->stride_h, ox * p->stride_w, w,
+                                 tabled ? folded : NULL, bias, mult, shift,
+                                 out + (oy * p->out_w + ox) * p->out_c);
+        }
+    }
+}
+
 /*
  * Output rows one after the other, and within a row, pairs of output channels over pairs of
  * pixels. The row order is what the overlap licence (tinycc/ops/conv.py::conv2d_overlap_licence)
  * relies on: output row r is written while only input rows >= r * stride_h - pad_top are still
  * to be read, as in the reference.
  */
-void tc_conv2d_s8_fast(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
-                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                       int8_t *out) {
+static CONV_FAST_NOINLINE void conv_fast_general(const tc_conv2d_params *p, const int8_t *in,
+                                                 const int8_t *w, const int32_t *bias,
+                                                 const int32_t *mult, const int32_t *shift,
+                                                 int8_t *out) {
     int8_t zp_row[CONV_FAST_ZP_ROW];
     int32_t folded[CONV_FAST_CHANNELS];
     const int32_t w_oc_size = p->k_h * p->k_w * p->in_c;
     const int tabled = p->out_c <= CONV_FAST_CHANNELS;
-    const int pointwise = p->k_h == 1 && p->k_w == 1 && p->pad_top == 0 && p->pad_left == 0;
     int32_t oc, oy;
     /* Only read for padded taps, which tc_conv2d_s8_fast_applicable allows when in_c fits. */
     memset(zp_row, p->in_zp, sizeof zp_row);
@@ -374,11 +421,7 @@ void tc_conv2d_s8_fast(const tc_conv2d_params *p, const int8_t *in, const int8_t
             const conv_fast_channel ch1 = conv_fast_channel_of(
                 tabled ? folded[oc1] : conv_fast_folded_bias(p, w1, w_oc_size, bias, oc1), mult,
                 shift, oc1);
-            if (pointwise) {
-                conv_fast_pointwise_row(p, in, oy, w0, w1, &ch0, &ch1, oc, oc1, out);
-            } else {
-                conv_fast_row(p, in, zp_row, oy, w0, w1, &ch0, &ch1, oc, oc1, out);
-            }
+            conv_fast_row(p, in, zp_row, oy, w0, w1, &ch0, &ch1, oc, oc1, out);
         }
         if (p->out_w & 1) {
             const int32_t ox = p->out_w - 1;
@@ -386,6 +429,18 @@ void tc_conv2d_s8_fast(const tc_conv2d_params *p, const int8_t *in, const int8_t
                                  ox * p->stride_w - p->pad_left, w, tabled ? folded : NULL, bias,
                                  mult, shift, out + (oy * p->out_w + ox) * p->out_c);
         }
+    }
+}
+
+/* Pointwise layers (conv_fast_pointwise) or any other (conv_fast_general): two functions, whose
+ * stack tables are never live together. */
+void tc_conv2d_s8_fast(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                       int8_t *out) {
+    if (p->k_h == 1 && p->k_w == 1 && p->pad_top == 0 && p->pad_left == 0) {
+        conv_fast_pointwise(p, in, w, bias, mult, shift, out);
+    } else {
+        conv_fast_general(p, in, w, bias, mult, shift, out);
     }
 }
 
