@@ -3,7 +3,9 @@
  * (reference/integer_ops/add.h AddFunc, reference/sub.h BroadcastQuantSubSlow).
  *
  * This file holds the entry points and the portable C99 reference, the specification its
- * variant matches bit for bit: tc_add_s8_dsp.c (TC_HAVE_DSP: one multiply per rescaling).
+ * variants match bit for bit: tc_add_s8_dsp.c (TC_HAVE_DSP: one multiply per rescaling) and
+ * tc_add_s8_fast.c (TC_FAST_PORTABLE, tc_eltwise.h: the same in plain C for the cores without
+ * the DSP extension; -DTC_PORTABLE_SPEC keeps this file's rows).
  */
 #include "tc_arm_dsp.h"
 #include "tc_eltwise.h"
@@ -52,6 +54,12 @@ static void add_row(const void *ctx, const int8_t *in1, int32_t stride1, const i
 #if TC_HAVE_DSP
     if (stride1 == 1 && stride2 == 1 && tc_add_s8_dsp_applies(p)) {
         tc_add_s8_row_dsp(p, sign2, in1, stride1, in2, stride2, out, n);
+        return;
+    }
+#endif
+#if TC_FAST_PORTABLE
+    if (stride1 == 1 && stride2 == 1) {
+        tc_add_s8_row_fast(p, sign2, in1, in2, out, n);
         return;
     }
 #endif

@@ -31,10 +31,12 @@
  * bit-exact with the reference) are taken on cores without the DSP extension (Cortex-M0+/M3,
  * RISC-V, ESP32, the host), unless TC_PORTABLE_SPEC is defined, which keeps the readable
  * reference (the specification the tests compare the variants with). */
+#ifndef TC_FAST_PORTABLE /* also defined, the same way, by tc_eltwise.h */
 #if !TC_HAVE_DSP && !defined(TC_PORTABLE_SPEC)
 #define TC_FAST_PORTABLE 1
 #else
 #define TC_FAST_PORTABLE 0
+#endif
 #endif
 
 #ifdef __cplusplus

@@ -9,8 +9,19 @@
 #ifndef TC_ELTWISE_H
 #define TC_ELTWISE_H
 
+#include "tc_arm_dsp.h"
 #include "tc_common.h"
 #include "tc_tensor.h"
+
+/* TC_FAST_PORTABLE: the fast portable variants (tc_*_fast.c), as tc_conv.h defines it: taken on
+ * cores without the DSP extension unless TC_PORTABLE_SPEC keeps the readable reference. */
+#ifndef TC_FAST_PORTABLE
+#if !TC_HAVE_DSP && !defined(TC_PORTABLE_SPEC)
+#define TC_FAST_PORTABLE 1
+#else
+#define TC_FAST_PORTABLE 0
+#endif
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -110,6 +121,10 @@ int tc_add_s8_dsp_applies(const tc_add_params *p);
 void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
                        int32_t stride1, const int8_t *in2, int32_t stride2, int8_t *out,
                        int32_t n);
+/* Internal: the fast portable variant of the rows of ADD/SUB (tc_add_s8_fast.c; only with
+ * TC_FAST_PORTABLE), called by the portable row function for rows of contiguous inputs. */
+void tc_add_s8_row_fast(const tc_add_params *p, int32_t sign2, const int8_t *in1,
+                        const int8_t *in2, int8_t *out, int32_t n);
 int tc_mul_s8_dsp_applies(const tc_mul_params *p);
 void tc_mul_s8_row_dsp(const tc_mul_params *p, const int8_t *in1, int32_t stride1,
                        const int8_t *in2, int32_t stride2, int8_t *out, int32_t n);

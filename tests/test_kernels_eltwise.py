@@ -80,9 +80,11 @@ def c_struct(p):
     return s
 
 
-@pytest.fixture(scope="module")
-def lib():
-    lib = runtime_library()
+@pytest.fixture(scope="module", params=[(), ("TC_PORTABLE_SPEC",)], ids=["fast", "spec"])
+def lib(request):
+    """The host build takes the fast portable variants (tc_*_fast.c, e.g. ADD/SUB's rows), or
+    with -DTC_PORTABLE_SPEC the readable reference alone: both must equal the golden model."""
+    lib = runtime_library(defines=list(request.param))
     for name, decl in KERNELS.items():
         getattr(lib, name).restype = ctypes.c_int
         getattr(lib, name).argtypes = [ctypes.c_void_p] * (len(decl.args) + 1)
@@ -218,10 +220,11 @@ def test_binary_c_matches_golden_and_float(lib, dsp_lib, op):
 
 
 @pytest.mark.parametrize("op", list(OPS))
-def test_binary_dsp_rows_every_shift_case(dsp_lib, op):
+def test_binary_dsp_rows_every_shift_case(lib, dsp_lib, op):
     """The DSP rows' cases: the operand shift 0 (the larger scale's multiplier is 0.5) on
     either side or on both (equal scales), output shifts inside tc_dsp_rq's range [-23, -2] and
-    outside it (the portable row), clamped and unclamped activations."""
+    outside it (the portable row), clamped and unclamped activations; the same layers on the
+    fast portable rows (tc_add_s8_fast.c) and the spec (`lib`)."""
     c_name, make, golden, _ = OPS[op]
     rng = np.random.default_rng(99 + len(op))
     shape = [1, 3, 5, 16]
@@ -233,9 +236,10 @@ def test_binary_dsp_rows_every_shift_case(dsp_lib, op):
                          int(rng.integers(-128, 128)), shape, shape, act_min=act_min, act_max=act_max)
                 a, b = rand_int8(rng, shape), rand_int8(rng, shape)
                 want = golden(p, a, b)
-                out = out_buffer(want.size)
-                assert call(dsp_lib, c_name, p, a, b, out) == TC_OK
-                assert_bit_exact(out, want, f"{op} DSP row {p}")
+                for kernels in (dsp_lib, lib):
+                    out = out_buffer(want.size)
+                    assert call(kernels, c_name, p, a, b, out) == TC_OK
+                    assert_bit_exact(out, want, f"{op} row {p}")
                 if op != "mul":
                     seen.add((p.in1_shift == 0, p.in2_shift == 0))
                 seen.add(-23 <= p.out_shift <= -2)

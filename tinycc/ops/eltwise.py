@@ -17,7 +17,7 @@ from ..errors import BadInput
 from ..golden.arith import INT32_MAX, mbqm, quantize_multiplier, requantize_to_int8
 from ..golden.checks import (Dims4, as_int8, check_act_range, check_dims4, check_requant_pair, checked_scale,
                              is_int8, pad4, require)
-from ..kernels import DSP, Variant, declare
+from ..kernels import DSP, FAST, Variant, declare
 from ..program import Arg
 from ..quant.params import act_range
 from .common import bad_input, unsupported, unsupported_int8
@@ -292,10 +292,11 @@ def mul_s8(p: MulParams, in1, in2) -> np.ndarray:
 
 
 # ---- C kernels (tinycc/kernels.py): the runtime_c functions this module lowers to ------------
+_ADD_VARIANTS = (Variant(DSP, ("tc_add_s8_dsp.c",)), Variant(FAST, ("tc_add_s8_fast.c",), "TC_FAST_PORTABLE"))
 declare("tc_add_s8", header="tc_eltwise.h", params=AddParams, golden=add_s8,
-        args=("in", "in", "out"), sources=("tc_add_s8.c",), variants=(Variant(DSP, ("tc_add_s8_dsp.c",)),))
+        args=("in", "in", "out"), sources=("tc_add_s8.c",), variants=_ADD_VARIANTS)
 declare("tc_sub_s8", header="tc_eltwise.h", params=AddParams, golden=sub_s8,
-        args=("in", "in", "out"), sources=("tc_add_s8.c",), variants=(Variant(DSP, ("tc_add_s8_dsp.c",)),))
+        args=("in", "in", "out"), sources=("tc_add_s8.c",), variants=_ADD_VARIANTS)
 declare("tc_mul_s8", header="tc_eltwise.h", params=MulParams, golden=mul_s8,
         args=("in", "in", "out"), sources=("tc_mul_s8.c",), variants=(Variant(DSP, ("tc_mul_s8_dsp.c",)),))
 
