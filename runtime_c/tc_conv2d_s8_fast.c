@@ -186,9 +186,35 @@ static void conv_fast_row(const tc_conv2d_params *p, const int8_t *in, const int
     }
 }
 
+/* The four sums of pixels xa, xb times channels u, v over in_c values (a pointwise window),
+ * written out with the pointers walking, unrolled by 4. */
+static TC_ALWAYS_INLINE inline conv_fast_acc conv_fast_pw_dot(const int8_t *xa, const int8_t *xb,
+                                                              const int8_t *u, const int8_t *v,
+                                                              int32_t n) {
+    int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+    conv_fast_acc acc;
+    for (; n >= 4; n -= 4, xa += 4, xb += 4, u += 4, v += 4) {
+        int32_t s, t, wu, wv;
+        s = xa[0]; t = xb[0]; wu = u[0]; wv = v[0];
+        a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+        s = xa[1]; t = xb[1]; wu = u[1]; wv = v[1];
+        a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+        s = xa[2]; t = xb[2]; wu = u[2]; wv = v[2];
+        a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+        s = xa[3]; t = xb[3]; wu = u[3]; wv = v[3];
+        a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+    }
+    for (; n > 0; --n) {
+        const int32_t s = *xa++, t = *xb++, wu = *u++, wv = *v++;
+        a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
+    }
+    acc.a0 = a0; acc.a1 = a1; acc.b0 = b0; acc.b1 = b1;
+    return acc;
+}
+
 /* Output row oy of a 1x1 convolution without padding (pointwise), channels oc and oc1: the
- * pixel pairs of the row, each window one contiguous run of in_c values, the dot products
- * written out here with the pointers walking (conv_fast_last_pixel takes an odd last pixel). */
+ * pixel pairs of the row, each window one contiguous run of in_c values (an odd last pixel is
+ * the caller's). */
 static void conv_fast_pointwise_row(const tc_conv2d_params *p, const int8_t *in, int32_t oy,
                                     const int8_t *w0, const int8_t *w1,
                                     const conv_fast_channel *ch0, const conv_fast_channel *ch1,
@@ -198,27 +224,36 @@ static void conv_fast_pointwise_row(const tc_conv2d_params *p, const int8_t *in,
     int8_t *y = out + oy * p->out_w * out_c;
     int32_t ox;
     for (ox = 0; ox + 1 < p->out_w; ox += 2, x += 2 * step, y += 2 * out_c) {
-        const int8_t *xa = x, *xb = x + step, *u = w0, *v = w1;
-        int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0, n;
-        for (n = in_c; n >= 4; n -= 4, xa += 4, xb += 4, u += 4, v += 4) {
-            int32_t s, t, wu, wv;
-            s = xa[0]; t = xb[0]; wu = u[0]; wv = v[0];
-            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
-            s = xa[1]; t = xb[1]; wu = u[1]; wv = v[1];
-            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
-            s = xa[2]; t = xb[2]; wu = u[2]; wv = v[2];
-            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
-            s = xa[3]; t = xb[3]; wu = u[3]; wv = v[3];
-            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
-        }
-        for (; n > 0; --n) {
-            const int32_t s = *xa++, t = *xb++, wu = *u++, wv = *v++;
-            a0 += s * wu; a1 += s * wv; b0 += t * wu; b1 += t * wv;
-        }
-        y[oc] = conv_fast_requant(p, ch0, a0);
-        y[oc1] = conv_fast_requant(p, ch1, a1);
-        y[out_c + oc] = conv_fast_requant(p, ch0, b0);
-        y[out_c + oc1] = conv_fast_requant(p, ch1, b1);
+        const conv_fast_acc acc = conv_fast_pw_dot(x, x + step, w0, w1, in_c);
+        y[oc] = conv_fast_requant(p, ch0, acc.a0);
+        y[oc1] = conv_fast_requant(p, ch1, acc.a1);
+        y[out_c + oc] = conv_fast_requant(p, ch0, acc.b0);
+        y[out_c + oc1] = conv_fast_requant(p, ch1, acc.b1);
+    }
+}
+
+/* Two pixels of a pointwise layer, every output channel: inputs xa, xb, outputs ya, yb
+ * (folded: the folded-bias table, or NULL to compute it). */
+static void conv_fast_pointwise_pair(const tc_conv2d_params *p, const int8_t *xa,
+                                     const int8_t *xb, const int8_t *w, const int32_t *folded,
+                                     const int32_t *bias, const int32_t *mult,
+                                     const int32_t *shift, int8_t *ya, int8_t *yb) {
+    const int32_t in_c = p->in_c;
+    int32_t oc;
+    for (oc = 0; oc < p->out_c; oc += 2) {
+        const int32_t oc1 = TC_MIN(oc + 1, p->out_c - 1);
+        const int8_t *w0 = w + oc * in_c, *w1 = w + oc1 * in_c;
+        const conv_fast_channel ch0 = conv_fast_channel_of(
+            folded != NULL ? folded[oc] : conv_fast_folded_bias(p, w0, in_c, bias, oc), mult,
+            shift, oc);
+        const conv_fast_channel ch1 = conv_fast_channel_of(
+            folded != NULL ? folded[oc1] : conv_fast_folded_bias(p, w1, in_c, bias, oc1), mult,
+            shift, oc1);
+        const conv_fast_acc acc = conv_fast_pw_dot(xa, xb, w0, w1, in_c);
+        ya[oc] = conv_fast_requant(p, &ch0, acc.a0);
+        ya[oc1] = conv_fast_requant(p, &ch1, acc.a1);
+        yb[oc] = conv_fast_requant(p, &ch0, acc.b0);
+        yb[oc1] = conv_fast_requant(p, &ch1, acc.b1);
     }
 }
 
@@ -343,6 +378,10 @@ static void conv_fast_row_gathered(const tc_conv2d_params *p, const int8_t *in, 
  * (128 -> 256 channels on 3x3 planes) would otherwise spend a third of their time on it. */
 #define CONV_FAST_PW_CHANNELS 256
 
+/* Rows of odd width pair their last pixels two rows at a time, the upper one's input kept in a
+ * stack copy of this many bytes (deeper inputs take conv_fast_last_pixel). */
+#define CONV_FAST_PW_HELD 128
+
 /* Kept out of line, so that its table and tc_conv2d_s8_fast's are never on the stack together. */
 #if defined(__GNUC__)
 #define CONV_FAST_NOINLINE __attribute__((noinline))
@@ -350,24 +389,39 @@ static void conv_fast_row_gathered(const tc_conv2d_params *p, const int8_t *in, 
 #define CONV_FAST_NOINLINE
 #endif
 
-/* A 1x1 convolution without padding (every window inside the image, one run of in_c values):
- * rows of pixel pairs times channel pairs (conv_fast_pointwise_row), an odd last pixel four
- * channels at a time (conv_fast_last_pixel, which reads no padded tap here: no in_zp row). */
+/*
+ * A 1x1 convolution without padding (every window inside the image, one run of in_c values):
+ * rows of pixel pairs times channel pairs (conv_fast_pointwise_row). A row of odd width leaves
+ * its last pixel: with in_c <= CONV_FAST_PW_HELD, the last pixels of rows 2k and 2k + 1 make a
+ * pair (conv_fast_pointwise_pair), computed after row 2k + 1's other pixels from a stack copy of
+ * row 2k's input pixel, taken before row 2k + 1's outputs are written: the overlap licence lets
+ * output row r + 1 overwrite input row r, but not input row r + 1, and output row r's last pixel
+ * may overwrite anything below input row r. Otherwise (and for a last odd row) four channels at
+ * a time (conv_fast_last_pixel, which reads no padded tap here: no in_zp row).
+ */
 static CONV_FAST_NOINLINE void conv_fast_pointwise(const tc_conv2d_params *p, const int8_t *in,
                                                    const int8_t *w, const int32_t *bias,
                                                    const int32_t *mult, const int32_t *shift,
                                                    int8_t *out) {
     int32_t folded[CONV_FAST_PW_CHANNELS];
-    const int32_t in_c = p->in_c;
-    const int tabled = p->out_c <= CONV_FAST_PW_CHANNELS;
-    int32_t oc, oy;
-    for (oc = 0; tabled && oc < p->out_c; ++oc) {
+    int8_t held[CONV_FAST_PW_HELD];
+    const int32_t in_c = p->in_c, out_c = p->out_c, last = p->out_w - 1;
+    const int tabled = out_c <= CONV_FAST_PW_CHANNELS;
+    const int pair_rows = (p->out_w & 1) && in_c <= CONV_FAST_PW_HELD;
+    int32_t oc, oy, c;
+    for (oc = 0; tabled && oc < out_c; ++oc) {
         folded[oc] = conv_fast_folded_bias(p, w + oc * in_c, in_c, bias, oc);
     }
     for (oy = 0; oy < p->out_h; ++oy) {
-        for (oc = 0; oc < p->out_c; oc += 2) {
+        const int8_t *x_last = in + (oy * p->stride_h * p->in_w + last * p->stride_w) * in_c;
+        int8_t *y_last = out + (oy * p->out_w + last) * out_c;
+        const int upper = pair_rows && !(oy & 1) && oy + 1 < p->out_h;
+        if (upper) { /* before any output of this row: it may overlap the row above's input */
+            for (c = 0; c < in_c; ++c) held[c] = x_last[c];
+        }
+        for (oc = 0; oc < out_c; oc += 2) {
             /* An odd last channel pairs with itself (both halves write the same value). */
-            const int32_t oc1 = TC_MIN(oc + 1, p->out_c - 1);
+            const int32_t oc1 = TC_MIN(oc + 1, out_c - 1);
             const int8_t *w0 = w + oc * in_c, *w1 = w + oc1 * in_c;
             const conv_fast_channel ch0 = conv_fast_channel_of(
                 tabled ? folded[oc] : conv_fast_folded_bias(p, w0, in_c, bias, oc), mult, shift,
@@ -377,21 +431,17 @@ static CONV_FAST_NOINLINE void conv_fast_pointwise(const tc_conv2d_params *p, co
                 shift, oc1);
             conv_fast_pointwise_row(p, in, oy, w0, w1, &ch0, &ch1, oc, oc1, out);
         }
-        if (p->out_w & 1) {
-            const int32_t ox = p->out_w - 1;
-            conv_fast_last_pixel(p, in, NULL, oy * p->stride_h, ox * p->stride_w, w,
-                                 tabled ? folded : NULL, bias, mult, shift,
-                                 out + (oy * p->out_w + ox) * p->out_c);
+        if (upper || !(p->out_w & 1)) continue; /* its last pixel goes with the next row's */
+        if (pair_rows && (oy & 1)) {
+            conv_fast_pointwise_pair(p, held, x_last, w, tabled ? folded : NULL, bias, mult,
+                                     shift, y_last - p->out_w * out_c, y_last);
+        } else {
+            conv_fast_last_pixel(p, in, NULL, oy * p->stride_h, last * p->stride_w, w,
+                                 tabled ? folded : NULL, bias, mult, shift, y_last);
         }
     }
 }
 
-/*
- * Output rows one after the other, and within a row, pairs of output channels over pairs of
- * pixels. The row order is what the overlap licence (tinycc/ops/conv.py::conv2d_overlap_licence)
- * relies on: output row r is written while only input rows >= r * stride_h - pad_top are still
- * to be read, as in the reference.
- */
 static CONV_FAST_NOINLINE void conv_fast_general(const tc_conv2d_params *p, const int8_t *in,
                                                  const int8_t *w, const int32_t *bias,
                                                  const int32_t *mult, const int32_t *shift,
