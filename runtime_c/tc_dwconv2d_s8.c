@@ -16,8 +16,10 @@
  *    (tc_dwconv2d_s8_dsp); in place for dil_w == 1 and k_h * ceil(k_w / 4) <= 16, 4 taps of a
  *    window row at a time (tc_dwconv2d_s8_plane_dsp);
  *  - tc_dwconv2d_s8_fast.c (TC_FAST_PORTABLE, tc_conv.h: no DSP extension and no
- *    -DTC_PORTABLE_SPEC), out of place only: pixel pairs times channel pairs in plain C for the
- *    cores without SIMD (M0+/M3, RISC-V, the host), depth_mult 1 (tc_dwconv2d_s8_fast_applicable);
+ *    -DTC_PORTABLE_SPEC), plain C for the cores without SIMD (M0+/M3, RISC-V, the host),
+ *    depth_mult 1: small 3x3 layers channel by channel from a zero-point-padded plane, in both
+ *    entry points (tc_dwconv2d_s8_fast_inplace_applicable), the others out of place in pixel
+ *    pairs times channel pairs (tc_dwconv2d_s8_fast_applicable);
  *  - tc_dwconv2d_s8_asm.c (TC_DSP_ASM: GNU-compatible compilers for Thumb-2): the hand-written
  *    pixel-pair loops of the 4-channel 3x3 path, which has C functions of the same arithmetic
  *    for every other build.
@@ -480,6 +482,12 @@ tc_status tc_dwconv2d_s8_inplace(const tc_dwconv2d_params *p, const int8_t *in, 
     }
     if (dwk_applicable(p) && (out != in || dwk_inplace_ok(p))) {
         tc_dwconv2d_s8_k(p, in, w, bias, mult, shift, out);
+        return TC_OK;
+    }
+#endif
+#if TC_FAST_PORTABLE
+    if (out != in ? tc_dwconv2d_s8_fast_applicable(p) : tc_dwconv2d_s8_fast_inplace_applicable(p)) {
+        tc_dwconv2d_s8_fast(p, in, w, bias, mult, shift, out);
         return TC_OK;
     }
 #endif
