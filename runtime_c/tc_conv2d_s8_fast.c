@@ -187,12 +187,23 @@ static void conv_fast_row(const tc_conv2d_params *p, const int8_t *in, const int
 }
 
 /* The four sums of pixels xa, xb times channels u, v over in_c values (a pointwise window),
- * written out with the pointers walking, unrolled by 4. */
+ * written out with the pointers walking, unrolled by 8 (4 loads and 4 MACs per value; the
+ * pointer steps and the loop test once per 32 MACs). */
 static TC_ALWAYS_INLINE inline conv_fast_acc conv_fast_pw_dot(const int8_t *xa, const int8_t *xb,
                                                               const int8_t *u, const int8_t *v,
                                                               int32_t n) {
     int32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
     conv_fast_acc acc;
+#define CONV_FAST_PW_STEP(k)                                   \
+    do {                                                       \
+        const int32_t s_ = xa[k], t_ = xb[k], u_ = u[k], v_ = v[k]; \
+        a0 += s_ * u_; a1 += s_ * v_; b0 += t_ * u_; b1 += t_ * v_; \
+    } while (0)
+    for (; n >= 8; n -= 8, xa += 8, xb += 8, u += 8, v += 8) {
+        CONV_FAST_PW_STEP(0); CONV_FAST_PW_STEP(1); CONV_FAST_PW_STEP(2); CONV_FAST_PW_STEP(3);
+        CONV_FAST_PW_STEP(4); CONV_FAST_PW_STEP(5); CONV_FAST_PW_STEP(6); CONV_FAST_PW_STEP(7);
+    }
+#undef CONV_FAST_PW_STEP
     for (; n >= 4; n -= 4, xa += 4, xb += 4, u += 4, v += 4) {
         int32_t s, t, wu, wv;
         s = xa[0]; t = xb[0]; wu = u[0]; wv = v[0];
