@@ -284,7 +284,7 @@ void tc_conv2d_s8_fast(const tc_conv2d_params *p, const int8_t *in, const int8_t
                        int8_t *out);
 
 int tc_dwconv2d_s8_fast_applicable(const tc_dwconv2d_params *p);
-int tc_dwconv2d_s8_fast_inplace_applicable(const tc_dwconv2d_params *p); /* out == in */
+int tc_dwconv2d_s8_fast_plane_applicable(const tc_dwconv2d_params *p); /* also in place */
 void tc_dwconv2d_s8_fast(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
                          const int32_t *bias, const int32_t *mult, const int32_t *shift,
                          int8_t *out);

@@ -1,9 +1,11 @@
 /*
  * tinycc runtime: the fast portable variant of tc_dwconv2d_s8 (tc_dwconv2d_s8.c), for cores
  * without the DSP extension (Cortex-M0+/M3, RISC-V, ESP32, the host): plain C99, bit-exact with
- * the reference dwconv2d_channel, taken by the entry points when TC_FAST_PORTABLE (tc_conv.h)
- * and tc_dwconv2d_s8_fast_applicable (out of place) or tc_dwconv2d_s8_fast_inplace_applicable
- * (tc_dwconv2d_s8_inplace with out == in). Two paths, the same integer sums reordered:
+ * the reference dwconv2d_channel, taken by the entry points when TC_FAST_PORTABLE (tc_conv.h):
+ * the plane path where tc_dwconv2d_s8_fast_plane_applicable (both entry points, in place
+ * included), the pixel path where tc_dwconv2d_s8_fast_applicable and the reference's 3x3 rings
+ * do not apply (out of place; those rings are faster there). Two paths, the same integer sums
+ * reordered:
  *
  * The plane path (3x3, dilation 1, stride_w 1 or 2, planes of up to DW_PLANE_BYTES with their
  * border: the small late layers, where the reference's per-row set-up dominates), both entry
@@ -77,7 +79,7 @@ int tc_dwconv2d_s8_fast_applicable(const tc_dwconv2d_params *p) {
 
 /* The plane path reads a whole channel before it writes that channel's outputs, which land on
  * that channel's bytes only: in place is always safe. */
-int tc_dwconv2d_s8_fast_inplace_applicable(const tc_dwconv2d_params *p) {
+int tc_dwconv2d_s8_fast_plane_applicable(const tc_dwconv2d_params *p) {
     return dw_plane_applicable(p);
 }
 
