@@ -11,11 +11,13 @@ Printed:
      implies at the clock of the MLPerf Tiny v1.1 submission boards (at 1 instruction = 1 cycle,
      a lower bound: loads, multiplies and branches take 2+ cycles on an M4) next to the published
      X-CUBE-AI latency (../shared/docs/peers.md section 2.4);
-  2. instructions per MAC by layer class (standard conv, depthwise, pointwise, fully connected),
+  2. with the Cortex-M3: its instructions per inference against CMSIS-NN's own portable C (no DSP
+     extension) on the same models (peers.md), issue 15's goal for the portable path;
+  3. instructions per MAC by layer class (standard conv, depthwise, pointwise, fully connected),
      over all four models and per model; the issue's goal for the DSP path is <= 1.5 on pointwise
      and standard convolutions (CMSIS-NN reports about 1.3-1.5).
 
-  3. with --profile: the functions that execute the most instructions, per model and core
+  4. with --profile: the functions that execute the most instructions, per model and core
      (the QEMU plugin's per-address counts summed per ELF symbol; the whole run, I/O included).
 
 Usage: python benchmarks/bench_cortexm.py [--models NAME,...] [--cores cortex-m3,cortex-m4] [--json FILE]
@@ -59,6 +61,12 @@ PEERS = {
     "cortex-m7": ("NUCLEO-H7A3ZI-Q", 280, {"vww_mobilenetv1_025": 29.63, "ic_resnet8": 51.95,
                                            "kws_dscnn": 15.35, "ad_autoencoder": 1.82}),
 }
+
+
+# CMSIS-NN's own portable C (no DSP extension) on the Cortex-M3, instructions per inference,
+# kernels only (peers.md, "CMSIS-NN on Cortex-M4, measured here", the "M3 pure C" column):
+# issue 15's goal for tinycc's portable path (the fast portable variants, runtime_c/tc_*_fast.c).
+CMSIS_NN_PORTABLE_M3 = {"vww_mobilenetv1_025": 31_951_631, "kws_dscnn": 10_530_546, "ic_resnet8": 41_842_824}
 
 
 def dsp_sources() -> list[str]:
@@ -132,6 +140,19 @@ def print_inference_table(results: dict, cores: list[str]) -> None:
             print(f"| {name} | {ms:.2f} | {peer[name]:.2f} | {ms / peer[name]:.2f} |")
 
 
+def print_portable_table(results: dict, cores: list[str]) -> None:
+    """The Cortex-M3 (portable C) against CMSIS-NN's portable C on the same models."""
+    names = [n for n in results if n in CMSIS_NN_PORTABLE_M3]
+    if "cortex-m3" not in cores or not names:
+        return
+    print("\n## Portable C on the Cortex-M3 vs CMSIS-NN's portable C (peers.md, kernels only)\n")
+    print("| model | tinycc M3 insns | CMSIS-NN pure C insns | ratio |")
+    print("|---|---:|---:|---:|")
+    for name in names:
+        ours, peer = results[name]["cores"]["cortex-m3"]["instructions"], CMSIS_NN_PORTABLE_M3[name]
+        print(f"| {name} | {ours:,} | {peer:,} | {ours / peer:.2f} |")
+
+
 def print_class_table(results: dict, cores: list[str]) -> None:
     print("\n## Instructions per MAC by layer class\n")
     print("| model | class | MACs | " + " | ".join(cores) + " |")
@@ -198,6 +219,7 @@ def main(argv=None) -> int:
         listed = ", ".join(f"{m} x{n}" for m, n in sorted(found.items())) or "none: portable C only"
         print(f"DSP instructions in the {core} images (largest count per mnemonic): {listed}")
     print_inference_table(results, cores)
+    print_portable_table(results, cores)
     print_class_table(results, cores)
     if args.profile is not None:
         print_profile(results, cores, args.profile)
