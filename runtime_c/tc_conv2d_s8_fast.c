@@ -369,7 +369,7 @@ static void conv_fast_row_gathered(const tc_conv2d_params *p, const int8_t *in, 
             const conv_fast_channel ch1 = conv_fast_channel_of(folded[oc1], mult, shift, oc1);
             conv_fast_acc acc = {0, 0, 0, 0};
             if (pair) {
-                conv_fast_dot_2x2(win_a, win_b, w0, w1, n, &acc);
+                acc = conv_fast_pw_dot(win_a, win_b, w0, w1, n);
                 y[out_c + oc] = conv_fast_requant(p, &ch0, acc.b0);
                 y[out_c + oc1] = conv_fast_requant(p, &ch1, acc.b1);
             } else {
