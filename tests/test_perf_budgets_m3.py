@@ -33,10 +33,10 @@ pytestmark = pytest.mark.skipif(_MISSING is not None,
 CORE = "cortex-m3"
 
 # Instructions per inference: CMSIS-NN's portable C on the M3 (peers.md: 10,530,546 /
-# 41,842,824 / 31,951,631) and tinycc's (measured 10,478,041 / 40,800,691 / 29,340,386 when set;
+# 41,842,824 / 31,951,631) and tinycc's (measured 10,401,663 / 40,695,930 / 29,231,440 when set;
 # before the fast portable work 28.8 M / 97.4 M / 66.1 M, before this budget 12.2 / 42.9 / 36.6 M).
 CMSIS_NN_PORTABLE = {"kws_dscnn": 10_530_546, "ic_resnet8": 41_842_824, "vww_mobilenetv1_025": 31_951_631}
-MODEL_BUDGETS = {"kws_dscnn": 10.53e6, "ic_resnet8": 41.6e6, "vww_mobilenetv1_025": 29.9e6}
+MODEL_BUDGETS = {"kws_dscnn": 10.53e6, "ic_resnet8": 41.5e6, "vww_mobilenetv1_025": 29.8e6}
 
 # Instructions per MAC (ADD: per element), per shape, measured + ~3 %.
 DEPTHWISE_BUDGETS = {
@@ -66,7 +66,7 @@ POINTWISE_BUDGETS = {
     "pw_cin8_cout16_24x24": 7.8,
     "pw_cin8_cout48_12x12": 8.15,
     "pw_cin16_cout32_12x12": 5.25,
-    "first_conv3x3_s2_cin3_cout8_48x48": 6.6,
+    "first_conv3x3_s2_cin3_cout8_48x48": 6.35,  # the gathered path (was 6.37 before its inline dot)
 }
 ELEMENTWISE_BUDGETS = {
     "add_16x16x32_second_scale_smaller": 57.7,  # tc_add_s8_fast.c (was 94)

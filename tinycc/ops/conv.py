@@ -255,7 +255,9 @@ def row_overlap_delta(in_h: int, in_w: int, in_c: int, out_h: int, out_w: int, o
 
 def conv2d_overlap_licence(p) -> dict:
     """tc_conv2d_s8 writes whole output pixels in row-major order on every path (portable per
-    pixel; DSP pixel pairs), so it streams rows. One exception: on DSP builds, windows deeper than
+    pixel; DSP pixel pairs), so it streams rows. The fast portable pointwise path pairs the last
+    pixels of two rows of odd width after the lower row's other pixels: it reads the upper one from
+    a stack copy taken before the lower row is written, so the same bound holds. One exception: on DSP builds, windows deeper than
     CONV2D_CHUNK (conv2d_s8_chunked, groups == 1, dil_w == 1) go in pixel pairs that may span a
     row end, and re-read both windows for each block of output channels after writing a block of
     both: the next row's first pixel is written while the row's last window is still read."""
