@@ -71,8 +71,9 @@ static conv_fast_channel conv_fast_channel_of(int32_t folded_bias, const int32_t
 }
 
 /* The output of one raw window sum (tc_requant_s8_nonneg of sum + the folded bias). */
-static TC_ALWAYS_INLINE inline int8_t conv_fast_requant(const tc_conv2d_params *p, const conv_fast_channel *ch,
-                                int32_t raw) {
+static TC_ALWAYS_INLINE inline int8_t conv_fast_requant(const tc_conv2d_params *p,
+                                                        const conv_fast_channel *ch,
+                                                        int32_t raw) {
     const int32_t acc = tc_wrap_i32((uint32_t)raw + (uint32_t)ch->bias);
     int32_t y = ch->shift < 0 ? tc_mbqm_right(acc, ch->mult, ch->half, ch->e_minus_1)
                               : tc_mbqm(acc, ch->mult, ch->shift);

@@ -17,9 +17,10 @@
  *    window row at a time (tc_dwconv2d_s8_plane_dsp);
  *  - tc_dwconv2d_s8_fast.c (TC_FAST_PORTABLE, tc_conv.h: no DSP extension and no
  *    -DTC_PORTABLE_SPEC), plain C for the cores without SIMD (M0+/M3, RISC-V, the host),
- *    depth_mult 1: small 3x3 layers channel by channel from a zero-point-padded plane, in both
- *    entry points (tc_dwconv2d_s8_fast_plane_applicable), the shapes dwconv2d_3x3 does not
- *    take out of place in pixel pairs times channel pairs (tc_dwconv2d_s8_fast_applicable);
+ *    depth_mult 1: small layers (kernels up to 7x7) channel by channel from a zero-point-padded
+ *    plane, in both entry points (tc_dwconv2d_s8_fast_plane_applicable), the shapes
+ *    dwconv2d_3x3 does not take out of place in pixel pairs times channel pairs
+ *    (tc_dwconv2d_s8_fast_applicable);
  *  - tc_dwconv2d_s8_asm.c (TC_DSP_ASM: GNU-compatible compilers for Thumb-2): the hand-written
  *    pixel-pair loops of the 4-channel 3x3 path, which has C functions of the same arithmetic
  *    for every other build.
@@ -429,7 +430,7 @@ tc_status tc_dwconv2d_s8(const tc_dwconv2d_params *p, const int8_t *in, const in
     }
 #endif
 #if TC_FAST_PORTABLE
-    if (tc_dwconv2d_s8_fast_plane_applicable(p)) { /* small 3x3 layers */
+    if (tc_dwconv2d_s8_fast_plane_applicable(p)) { /* small layers, up to 7x7 */
         tc_dwconv2d_s8_fast(p, in, w, bias, mult, shift, out);
         return TC_OK;
     }

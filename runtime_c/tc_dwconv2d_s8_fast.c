@@ -7,13 +7,15 @@
  * do not apply (out of place; those rings are faster there). Two paths, the same integer sums
  * reordered:
  *
- * The plane path (3x3, dilation 1, stride_w 1 or 2, planes of up to DW_PLANE_BYTES with their
- * border: the small late layers, where the reference's per-row set-up dominates), both entry
- * points: channel by channel, the channel's plane gathered into a stack plane whose border
- * holds in_zp, then each output row in blocks of 4 pixels with a kernel row's 3 weights in
- * registers (6 loads for 12 MACs at stride 1), the raw sums of a row chunk requantized in a
- * second loop. Licences: all of channel c is read before any of its outputs is written, and
- * those land on channel c's bytes only, so in place is always safe and the overlap licence of
+ * The plane path (kernels up to 7x7, dilation 1, planes of up to DW_PLANE_BYTES with their
+ * border: the small late layers, where the reference's per-row set-up dominates, and the 5x5 /
+ * 7x7 layers the reference runs tap by tap with bounds checks), both entry points: channel by
+ * channel, the channel's plane gathered into a stack plane whose border holds in_zp, then each
+ * output row in blocks of 4 pixels, the raw sums of a row chunk requantized in a second loop:
+ * 3x3 at stride 1 or 2 with a kernel row's 3 weights in registers (6 loads for 12 MACs at
+ * stride 1), other kernels one tap at a time, its weight for the 4 pixels. Licences: all of
+ * channel c is read before any of its outputs is written, and those land on channel c's bytes
+ * only, so in place is always safe and the overlap licence of
  * the channel-wise reference (tinycc/ops/conv.py::dwconv2d_overlap_licence: modulus in_c, row
  * bound) holds.
  *
@@ -55,6 +57,15 @@
 #define DW_PLANE_NOINLINE
 #endif
 
+/* Kernels up to 7x7: the channel's weights on the stack. */
+#define DW_PLANE_K 7
+
+/* 3x3 kernels take loops written out for stride 1 and 2 (dw_plane_channel); the others one tap
+ * at a time (dw_plane_channel_any). */
+static int dw_plane_k3(const tc_dwconv2d_params *p) {
+    return p->k_h == 3 && p->k_w == 3;
+}
+
 /* Width and height of the padded plane: the image after the top/left padding, and every tap a
  * window reads (the bottom/right padding). */
 static int32_t dw_plane_w(const tc_dwconv2d_params *p) {
@@ -66,10 +77,13 @@ static int32_t dw_plane_h(const tc_dwconv2d_params *p) {
 }
 
 static int dw_plane_applicable(const tc_dwconv2d_params *p) {
-    return p->depth_mult == 1 && p->k_h == 3 && p->k_w == 3 && p->dil_h == 1 &&
-           p->dil_w == 1 && p->stride_w <= 2 && p->pad_top < DW_PLANE_BYTES &&
-           p->pad_left < DW_PLANE_BYTES && p->out_w < DW_PLANE_BYTES &&
-           p->out_h < DW_PLANE_BYTES && dw_plane_w(p) * dw_plane_h(p) <= DW_PLANE_BYTES;
+    /* the bounds keep the plane's size computations far from int32 overflow */
+    return p->depth_mult == 1 && p->k_h <= DW_PLANE_K && p->k_w <= DW_PLANE_K &&
+           p->dil_h == 1 && p->dil_w == 1 && (p->stride_w <= 2 || !dw_plane_k3(p)) &&
+           p->stride_w < DW_PLANE_BYTES && p->stride_h < DW_PLANE_BYTES &&
+           p->pad_top < DW_PLANE_BYTES && p->pad_left < DW_PLANE_BYTES &&
+           p->out_w < DW_PLANE_BYTES && p->out_h < DW_PLANE_BYTES &&
+           dw_plane_w(p) * dw_plane_h(p) <= DW_PLANE_BYTES;
 }
 
 int tc_dwconv2d_s8_fast_applicable(const tc_dwconv2d_params *p) {
@@ -92,8 +106,9 @@ typedef struct {
 } dw_plane_q;
 
 /* y[i * y_step] = the output of raw sum sums[i], i < n. */
-static void dw_plane_requant(const int32_t *sums, int32_t n, const dw_plane_q *q, int8_t *y,
-                             int32_t y_step) {
+static TC_ALWAYS_INLINE inline void dw_plane_requant(const int32_t *sums, int32_t n,
+                                                    const dw_plane_q *q, int8_t *y,
+                                                    int32_t y_step) {
     const int32_t bias = q->bias, mult = q->mult, lo = q->lo, hi = q->hi, out_zp = q->out_zp;
     const int32_t shift = q->shift, e_minus_1 = q->e_minus_1;
     const uint32_t half = q->half;
@@ -194,6 +209,51 @@ static DW_PLANE_NOINLINE void dw_plane_channel(const tc_dwconv2d_params *p,
 }
 
 /* Channel c of the input into the plane's image region (the border keeps in_zp). */
+/* Every output row of one channel, any kernel up to 7x7 and any stride (arguments as
+ * dw_plane_channel's, wk the k_h * k_w weights): blocks of 4 pixels one tap at a time, the tap's
+ * weight for the 4 pixels, then the last out_w % 4 pixels one at a time. */
+static DW_PLANE_NOINLINE void dw_plane_channel_any(const tc_dwconv2d_params *p,
+                                                   const int8_t *plane, int32_t plane_w,
+                                                   const int8_t *wk, const dw_plane_q *q,
+                                                   int8_t *y) {
+    int32_t sums[DW_PLANE_CHUNK];
+    const int32_t stride = p->stride_w, out_w = p->out_w, out_c = p->out_c;
+    const int32_t k_h = p->k_h, k_w = p->k_w, row_step = p->stride_h * plane_w;
+    int32_t oy, ox, i, ky, kx;
+    for (oy = 0; oy < p->out_h; ++oy, plane += row_step) {
+        for (ox = 0; ox < out_w; ox += DW_PLANE_CHUNK) {
+            const int32_t n = TC_MIN(DW_PLANE_CHUNK, out_w - ox);
+            const int8_t *x = plane + ox * stride;
+            for (i = 0; i + 4 <= n; i += 4, x += 4 * stride) {
+                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                const int8_t *w = wk;
+                for (ky = 0; ky < k_h; ++ky) {
+                    const int8_t *r = x + ky * plane_w;
+                    for (kx = 0; kx < k_w; ++kx, ++r) {
+                        const int32_t u = *w++;
+                        a0 += r[0] * u;
+                        a1 += r[stride] * u;
+                        a2 += r[2 * stride] * u;
+                        a3 += r[3 * stride] * u;
+                    }
+                }
+                sums[i] = a0; sums[i + 1] = a1; sums[i + 2] = a2; sums[i + 3] = a3;
+            }
+            for (; i < n; ++i, x += stride) {
+                int32_t a = 0;
+                const int8_t *w = wk;
+                for (ky = 0; ky < k_h; ++ky) {
+                    const int8_t *r = x + ky * plane_w;
+                    for (kx = 0; kx < k_w; ++kx) a += r[kx] * *w++;
+                }
+                sums[i] = a;
+            }
+            dw_plane_requant(sums, n, q, y, out_c);
+            y += n * out_c;
+        }
+    }
+}
+
 static void dw_plane_gather(const tc_dwconv2d_params *p, const int8_t *in, int32_t c,
                             int32_t plane_w, int8_t *plane) {
     const int32_t in_c = p->in_c;
@@ -213,8 +273,10 @@ static void dw_plane(const tc_dwconv2d_params *p, const int8_t *in, const int8_t
                      const int32_t *bias, const int32_t *mult, const int32_t *shift,
                      int8_t *out) {
     uint32_t plane_words[DW_PLANE_BYTES / 4];
-    int8_t *plane = (int8_t *)plane_words, wk[9];
+    int8_t *plane = (int8_t *)plane_words, wk[DW_PLANE_K * DW_PLANE_K];
     const int32_t plane_w = dw_plane_w(p), out_c = p->out_c;
+    const int k3 = dw_plane_k3(p);
+    const int32_t taps = k3 ? 9 : p->k_h * p->k_w;
     int32_t c, t;
     dw_plane_q q;
     memset(plane, p->in_zp, (size_t)(plane_w * dw_plane_h(p)));
@@ -223,9 +285,16 @@ static void dw_plane(const tc_dwconv2d_params *p, const int8_t *in, const int8_t
     q.out_zp = p->out_zp;
     for (c = 0; c < p->in_c; ++c) {
         uint32_t w_sum = 0;
-        for (t = 0; t < 9; ++t) {
-            wk[t] = w[t * out_c + c];
-            w_sum += (uint32_t)(int32_t)wk[t];
+        if (k3) { /* a constant trip count: the small 3x3 planes have few pixels per channel */
+            for (t = 0; t < 9; ++t) {
+                wk[t] = w[t * out_c + c];
+                w_sum += (uint32_t)(int32_t)wk[t];
+            }
+        } else {
+            for (t = 0; t < taps; ++t) {
+                wk[t] = w[t * out_c + c];
+                w_sum += (uint32_t)(int32_t)wk[t];
+            }
         }
         q.bias = tc_wrap_i32((bias != NULL ? (uint32_t)bias[c] : 0u) - w_sum * (uint32_t)p->in_zp);
         q.mult = mult[c];
@@ -233,7 +302,11 @@ static void dw_plane(const tc_dwconv2d_params *p, const int8_t *in, const int8_t
         q.e_minus_1 = q.shift < 0 ? -q.shift - 1 : 0;
         q.half = UINT32_C(1) << q.e_minus_1;
         dw_plane_gather(p, in, c, plane_w, plane);
-        dw_plane_channel(p, plane, plane_w, wk, &q, out + c);
+        if (k3) {
+            dw_plane_channel(p, plane, plane_w, wk, &q, out + c);
+        } else {
+            dw_plane_channel_any(p, plane, plane_w, wk, &q, out + c);
+        }
     }
 }
 
