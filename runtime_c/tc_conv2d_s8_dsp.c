@@ -216,6 +216,38 @@ static void conv2d_widen_inside(const tc_conv2d_params *p, const int8_t *in, con
     }
 }
 
+/* Widens values [d0, d0 + len) of a window at o that reaches into the padding, when in_c is a
+ * multiple of 4 (so are d0, len and every row's in-image part): the in-image parts straight
+ * from the input, the padding as zero words (in_zp widened with the input offset is 0). Same
+ * words as conv2d_gather + conv2d_widen, without the byte copy. */
+static void conv2d_widen_padded(const tc_conv2d_params *p, const int8_t *in, conv2d_origin o,
+                                int32_t d0, int32_t len, uint32_t *x) {
+    const int32_t row_len = p->k_w * p->in_c;
+    const uint32_t offset = tc_dsp_input_offset(p->in_zp);
+    int32_t kx_lo, kx_hi, ky = d0 / row_len, j = d0 - ky * row_len;
+    tc_dsp_tap_range(o.ix0, 1, p->in_w, p->k_w, &kx_lo, &kx_hi);
+    while (len > 0) {
+        const int32_t n = TC_MIN(row_len - j, len);
+        const int32_t iy = o.iy0 + ky * p->dil_h;
+        if (iy < 0 || iy >= p->in_h) {
+            memset(x, 0, (size_t)n * 2);
+        } else { /* kernel-row values [a, b) lie in the image */
+            const int32_t a = TC_MIN(TC_MAX(kx_lo * p->in_c, j), j + n);
+            const int32_t b = TC_MIN(TC_MAX(kx_hi * p->in_c, a), j + n);
+            if (a > j) memset(x, 0, (size_t)(a - j) * 2);
+            if (b > a) {
+                conv2d_widen(x + ((a - j) >> 1),
+                             in + ((iy * p->in_w + o.ix0) * p->in_c + a), (b - a) >> 2, offset);
+            }
+            if (j + n > b) memset(x + ((b - j) >> 1), 0, (size_t)(j + n - b) * 2);
+        }
+        x += n >> 1;
+        len -= n;
+        j = 0;
+        ++ky;
+    }
+}
+
 /* A window inside the image whose rows are not whole groups (a first layer: 3 channels):
  * `rows` rows of row_len values row_step apart from src, copied one after the other to the
  * staging bytes, padded with in_zp to `groups` groups and widened into x. */
@@ -241,6 +273,8 @@ static void conv2d_stage(const tc_conv2d_params *p, const int8_t *in, conv2d_ori
                        o.iy0 + (p->k_h - 1) * p->dil_h < p->in_h && o.ix0 + p->k_w <= p->in_w;
     if (inside && (len & 3) == 0 && (row_len & 3) == 0) {
         conv2d_widen_inside(p, in, o, d0, len, x);
+    } else if ((p->in_c & 3) == 0 && (d0 & 3) == 0 && (len & 3) == 0) {
+        conv2d_widen_padded(p, in, o, d0, len, x);
     } else {
         int8_t *staged = (int8_t *)x + CONV2D_CHUNK;
         if (inside && d0 == 0 && len == p->k_h * row_len) { /* whole rows, no padding */

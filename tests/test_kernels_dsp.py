@@ -431,6 +431,11 @@ CONV_TARGETED = {
                               pads=(1, 1, 0, 0), in_c=12, out_c=9, groups=1),
     "wide_64x32": dict(in_hw=(6, 6), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
                        in_c=64, out_c=32, groups=1),
+    # padded windows widened straight from the input (in_c a multiple of 4), chunks (144
+    # values) ending mid-row, in_zp at the extremes so that a wrong padding word shows
+    "padded_in_c_20_chunk_mid_row": dict(in_hw=(4, 5), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                         pads=(1, 2, 1, 0), in_c=20, out_c=6, groups=1,
+                                         in_zp=-128, style="extremes"),
     "in_zp_min_x_max": dict(in_zp=-128, style="extremes", in_c=8, out_c=4, groups=1),
     "in_zp_max_x_min": dict(in_zp=127, style="extremes", in_c=7, out_c=4, groups=1),
     "weights_full_range": dict(w_range=(-128, 127), in_c=10, out_c=6, groups=1),
@@ -775,6 +780,10 @@ def test_targeted_cases_exercise_their_feature():
                        ("dw_inplace", "9x9_portable"), ("fc", "in_features_3_portable")]:
         assert not dsp_path_expected(kind, by_name[(kind, name)][0]), name
     assert dsp_path_expected("conv", by_name[("conv", "dscnn_10x4_s2")][0])
+    p, x, *_ = by_name[("conv", "padded_in_c_20_chunk_mid_row")]
+    depth = p.k_h * p.k_w * p.in_c  # two chunks of 144, the first ending inside a kernel row
+    assert p.in_c % 4 == 0 and 144 < depth and 144 % (p.k_w * p.in_c) and p.in_zp == -128
+    assert dsp_path_expected("conv", p)
     shallow = [n for k, n in by_name if k == "conv" and n.startswith("shallow_")]
     assert len(shallow) == 16
     for name in shallow:
