@@ -81,7 +81,7 @@ def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     """Annotate a float graph with int8 quantization parameters (PTQ)."""
     check_weight_quant_options(g, opts)  # before calibration, which can take minutes
     if is_prequantized(g):
-        return record_weight_quant(assign_qparams(g, None, None), opts)
+        return record_weight_quant(assign_qparams(g, None, None), opts, None)
     shapes = logical_input_shapes(g)
     if opts.calib:
         samples = load_calibration(opts.calib, g, shapes)
@@ -92,7 +92,7 @@ def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     if opts.samples:
         samples = samples[: opts.samples]
     stats = collect_stats(g, samples)
-    q = record_weight_quant(assign_qparams(g, stats, opts.method or DEFAULT_METHOD), opts)
+    q = record_weight_quant(assign_qparams(g, stats, opts.method or DEFAULT_METHOD), opts, stats)
     if opts.bias_correction:
         from .quant.bias_correction import correct_biases
 
@@ -108,10 +108,11 @@ def check_weight_quant_options(g: Graph, opts: QuantOptions) -> None:
         check_layer_names(parse_codebook_bits(opts.codebook_bits), weight_layer_names(g))
 
 
-def record_weight_quant(q: Graph, opts: QuantOptions) -> Graph:
-    """The weight scheme --quant asks for, on the nodes it applies to (int8 is already recorded)."""
+def record_weight_quant(q: Graph, opts: QuantOptions, stats) -> Graph:
+    """The weight scheme --quant asks for, on the nodes it applies to (int8 is already recorded);
+    codebook layers also take their inputs' calibration moments from `stats` (None: none)."""
     if "codebook" in opts.schemes:
-        record_codebook_schemes(q, parse_codebook_bits(opts.codebook_bits))
+        record_codebook_schemes(q, parse_codebook_bits(opts.codebook_bits), stats)
     return q
 
 

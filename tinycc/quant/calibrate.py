@@ -41,8 +41,15 @@ class TensorStats:
         self.values: list[np.ndarray] = []
         self.count = 0
         self.rng = rng
+        # element-wise sums over the samples (the tensor's physical shape): the codebook
+        # quantizer weighs each weight by the mean square of the input it multiplies and
+        # corrects the bias by the mean (quant/codebook.py input_moments)
+        self.sum: np.ndarray | None = None
+        self.sum_sq: np.ndarray | None = None
+        self.samples = 0
 
     def observe(self, x: np.ndarray) -> None:
+        self._accumulate_moments(np.asarray(x, dtype=np.float32))
         x = np.asarray(x, dtype=np.float32).ravel()
         if x.size == 0:
             return
@@ -54,6 +61,23 @@ class TensorStats:
         if sum(v.size for v in self.values) > 2 * RESERVOIR:
             pool = np.concatenate(self.values)
             self.values = [self.rng.choice(pool, RESERVOIR, replace=False)]
+
+    def _accumulate_moments(self, x: np.ndarray) -> None:
+        if self.sum is not None and self.sum.shape != x.shape:  # a shape that varies: no moments
+            self.samples = -1
+        if self.samples < 0:
+            return
+        x64 = x.astype(np.float64)
+        self.sum = x64 if self.sum is None else self.sum + x64
+        self.sum_sq = x64 * x64 if self.sum_sq is None else self.sum_sq + x64 * x64
+        self.samples += 1
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mean, mean square) of every element over the observed samples, in the tensor's
+        physical shape; None if nothing (or values of varying shapes) was observed."""
+        if self.samples <= 0:
+            return None
+        return self.sum / self.samples, self.sum_sq / self.samples
 
     def range(self, method: str) -> tuple[float, float]:
         if method == "minmax" or not self.values:

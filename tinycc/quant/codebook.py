@@ -271,39 +271,45 @@ def _palette_error(values, weights, palette) -> float:
     return float(np.sum(weights * (values - palette[_assign(values, palette)]) ** 2))
 
 
-def cluster_group(codes: np.ndarray, channel_weight: np.ndarray, bits: int, rng) -> tuple[np.ndarray, str]:
+def cluster_group(codes: np.ndarray, weights: np.ndarray, bits: int, rng) -> tuple[np.ndarray, str]:
     """The int8 palette (2^bits entries, sorted, padded with its last value) of one group's codes
-    [channels, depth]; method: pre-clustered, dp or kmeans++ (the lower weighted error)."""
+    [channels, depth], each code weighted by `weights` (same shape, or one per channel); method:
+    pre-clustered, dp or kmeans++ (the lower weighted error)."""
     k = 1 << bits
     values, inverse = np.unique(codes, return_inverse=True)
     if len(values) <= k:  # already <= 2^bits values: kept exactly
         palette, method = values.astype(np.int64), "pre-clustered"
     else:
-        weights = np.bincount(inverse.reshape(-1), weights=np.broadcast_to(channel_weight[:, None], codes.shape)
-                              .reshape(-1), minlength=len(values))
-        weights = np.maximum(weights, 1e-300)
+        w = np.asarray(weights, np.float64)
+        w = np.broadcast_to(w[:, None] if w.ndim == 1 else w, codes.shape)
+        mass = np.bincount(inverse.reshape(-1), weights=w.reshape(-1), minlength=len(values))
+        mass = np.maximum(mass, 1e-300)
         v = values.astype(np.float64)
-        dp = _int8_palette(kmeans_dp(v, weights, k))
-        pp = _int8_palette(kmeans_plusplus(v, weights, k, rng))
-        e_dp, e_pp = _palette_error(v, weights, dp), _palette_error(v, weights, pp)
+        dp = _int8_palette(kmeans_dp(v, mass, k))
+        pp = _int8_palette(kmeans_plusplus(v, mass, k, rng))
+        e_dp, e_pp = _palette_error(v, mass, dp), _palette_error(v, mass, pp)
         palette, method = (dp, "dp") if e_dp <= e_pp else (pp, "kmeans++")
     padded = np.concatenate([palette, np.full(k - len(palette), palette[-1])]).astype(np.int8)
     return padded, method
 
 
 def cluster_weights(q: np.ndarray, scale: np.ndarray, bits: int, palette_oc: int | None = None,
-                    seed: int = 0) -> CodebookWeights:
-    """Codebook of int8 weights q [out_c, ...] with per-channel scales (float domain error)."""
+                    seed: int = 0, importance: np.ndarray | None = None) -> CodebookWeights:
+    """Codebook of int8 weights q [out_c, ...] with per-channel scales. The palettes minimise the
+    squared error of the layer's output: each weight's error counts with its channel's scale^2
+    (float domain) times `importance` [out_c, depth], the mean square of the input it multiplies
+    (a diagonal Hessian proxy, see input_moments); without it, every input counts the same."""
     out_c = q.shape[0]
     rows = q.reshape(out_c, -1).astype(np.int64)
     depth = rows.shape[1]
     palette_oc = palette_oc or exact_palette_channels(rows, bits) or palette_channels(out_c, depth, bits)
     scale2 = np.broadcast_to(np.asarray(scale, np.float64), (out_c,)) ** 2
+    weights = scale2[:, None] * (np.ones((1, depth)) if importance is None else np.asarray(importance, np.float64))
     rng = np.random.default_rng(seed)  # fixed: the same model gives the same bytes
     palettes, methods, idx = [], set(), np.empty_like(rows)
     for g0 in range(0, out_c, palette_oc):
         group = rows[g0:g0 + palette_oc]
-        palette, method = cluster_group(group, scale2[g0:g0 + palette_oc], bits, rng)
+        palette, method = cluster_group(group, weights[g0:g0 + palette_oc], bits, rng)
         palettes.append(palette)
         methods.add(method)
         idx[g0:g0 + palette_oc] = _assign(group.reshape(-1), palette.astype(np.int64)).reshape(group.shape)
@@ -341,6 +347,75 @@ def exact_palette_channels(rows: np.ndarray, bits: int) -> int | None:
     return None
 
 
+# ---- what the calibration data says about each layer's inputs ---------------------------------
+@dataclass(frozen=True)
+class InputMoments:
+    """Per weight [out_c, depth] (the weights' row layout): the mean and the mean square, over
+    the calibration samples and the output positions, of the input value that weight multiplies
+    (zero where it multiplies padding)."""
+
+    mean: np.ndarray
+    mean_square: np.ndarray
+
+
+def input_moments(g, node, stats) -> InputMoments | None:
+    """InputMoments of a Conv (NHWC, any group) or Dense node from the calibration statistics of
+    its input (quant/calibrate.py TensorStats.moments); None for other layouts and ops, or when
+    the statistics lack them (the clustering then weighs every input the same)."""
+    x = g.tensors[node.inputs[0]]
+    s = stats.get(node.inputs[0]) if stats is not None else None
+    m = s.moments() if s is not None else None
+    if m is None:
+        return None
+    w_shape = g.tensors[node.inputs[1]].shape
+    if node.op == "Dense" and m[0].shape[-1:] == tuple(w_shape[1:]):
+        return InputMoments(*(np.broadcast_to(a.reshape(-1, a.shape[-1]).mean(axis=0), (w_shape[0], w_shape[1]))
+                              for a in m))
+    if node.op == "Conv" and node.attrs.get("layout") == "NHWC" and len(x.shape) == 4 and m[0].ndim in (3, 4):
+        out_h, out_w = g.tensors[node.outputs[0]].shape[1:3]
+        return InputMoments(*(_conv_patch_means(a.reshape(a.shape[-3:]), node.attrs, w_shape, out_h, out_w)
+                              for a in m))
+    return None
+
+
+def _conv_patch_means(plane: np.ndarray, a: dict, w_shape, out_h: int, out_w: int) -> np.ndarray:
+    """[out_c, k_h*k_w*in_c/group]: the mean over output positions of the (zero-padded) input
+    element that each weight of an NHWC conv (weights OHWI) reads."""
+    (k_h, k_w), (s_h, s_w), (d_h, d_w) = a["kernel"], a["strides"], a["dilations"]
+    pt, pl, pb, pr = a["pads"]
+    padded = np.pad(plane, ((pt, pb), (pl, pr), (0, 0)))
+    patch = np.empty((k_h, k_w, plane.shape[-1]))
+    for i in range(k_h):
+        for j in range(k_w):
+            rows = padded[i * d_h: i * d_h + s_h * (out_h - 1) + 1: s_h, j * d_w: j * d_w + s_w * (out_w - 1) + 1: s_w]
+            patch[i, j] = rows.reshape(-1, plane.shape[-1]).mean(axis=0)
+    out_c, in_g = w_shape[0], w_shape[-1]
+    group = plane.shape[-1] // in_g
+    first = (np.arange(out_c) // (out_c // group)) * in_g  # each output channel's first input channel
+    return np.stack([patch[:, :, c:c + in_g].reshape(-1) for c in first])
+
+
+IMPORTANCE = "mean_square"
+IMPORTANCE_FLOOR = 0.0
+
+
+def codebook_importance(moments: InputMoments) -> np.ndarray | None:
+    if IMPORTANCE is None:
+        return None
+    imp = moments.mean_square if IMPORTANCE == "mean_square" else np.maximum(moments.mean_square - moments.mean ** 2, 0)
+    return imp + IMPORTANCE_FLOOR * imp.mean()
+
+
+def bias_shift(q: np.ndarray, decoded: np.ndarray, mean: np.ndarray, in_scale: float) -> np.ndarray:
+    """int32 to add to each channel's bias so that the clustered layer's output has the int8
+    layer's mean on the calibration data: sum_j (q - decoded)_j * E[x_j] / in_scale (bias
+    correction, Nagel et al. 2019, for the clustering error only: the kernels compute with
+    `decoded`). Rounded half away from zero."""
+    diff = (q.reshape(len(q), -1).astype(np.float64) - decoded.reshape(len(q), -1).astype(np.float64))
+    shift = np.sum(diff * mean, axis=1) / np.float64(np.float32(in_scale))
+    return np.clip(round_half_away(shift), -(1 << 28), 1 << 28).astype(np.int64)
+
+
 # ---- marking the nodes --------------------------------------------------------------------------
 def weight_layer_names(g) -> set[str]:
     """The names --codebook-bits overrides may use: ONNX and tinycc names of nodes with weights."""
@@ -350,9 +425,11 @@ def weight_layer_names(g) -> set[str]:
     return {n.onnx_name or n.name for n in nodes} | {n.name for n in nodes}
 
 
-def record_codebook_schemes(g, bits: CodebookBits) -> None:
+def record_codebook_schemes(g, bits: CodebookBits, stats=None) -> None:
     """Record the codebook scheme (and its bits) on every node with weights whose codebook is
-    smaller than its int8 weights; the others keep int8-per-channel."""
+    smaller than its int8 weights; the others keep int8-per-channel. With calibration `stats`,
+    also the InputMoments of the node's input (attrs["codebook_input"]): the clustering weighs
+    each weight by them and corrects the bias (quant/weights.py)."""
     from ..ops.registry import OPS
     from .weights import TERNARY
 
@@ -367,6 +444,9 @@ def record_codebook_schemes(g, bits: CodebookBits) -> None:
         if shrinks_flash(w.shape[0], depth, b):
             node.attrs["weight_scheme"] = CODEBOOK
             node.attrs["codebook_bits"] = b
+            moments = input_moments(g, node, stats)
+            if moments is not None:
+                node.attrs["codebook_input"] = moments
 
 
 # ---- report -------------------------------------------------------------------------------------

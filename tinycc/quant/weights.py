@@ -30,7 +30,8 @@ import numpy as np
 from ..errors import Unsupported
 from ..golden.arith import MAX_MULTIPLIER, quantize_multiplier_array, round_half_away
 from ..ir import Graph, IRError, Node, QuantParams
-from .codebook import CODEBOOK, CodebookWeights, cluster_weights, preclustered_layout
+from .codebook import CODEBOOK, CodebookWeights, bias_shift, cluster_weights, codebook_importance, preclustered_layout
+CB_BIAS_CORRECTION = True
 from .params import quantize_bias, quantize_weights_per_channel
 
 INT8_PER_CHANNEL = "int8-per-channel"
@@ -111,8 +112,15 @@ def _codebook(g: Graph, node: Node, enc: EncodedWeights, in_scale: float, bits: 
             bf = g.tensors[bname].data.astype(np.float64).reshape(-1) if bname else np.zeros(len(q))
             qp = QuantParams(group_scale, np.zeros(len(q), np.int32), 0)
             enc = EncodedWeights(enc.scheme, q, qp, quantize_bias(bf, in_scale, group_scale), enc.param_count)
-    cb = cluster_weights(enc.q, qp.scale, bits, palette_oc)
-    return EncodedWeights(enc.scheme, cb.decode().reshape(enc.q.shape), qp, enc.bias, enc.param_count, cb)
+    moments = node.attrs.get("codebook_input")  # calibration statistics (quant/codebook.py input_moments)
+    importance = codebook_importance(moments) if moments is not None else None
+    cb = cluster_weights(enc.q, qp.scale, bits, palette_oc, importance=importance)
+    decoded = cb.decode().reshape(enc.q.shape)
+    bias = enc.bias
+    if moments is not None and CB_BIAS_CORRECTION:
+        bias = np.clip(bias.astype(np.int64) + bias_shift(enc.q, decoded, moments.mean, in_scale),
+                       -(1 << 31), (1 << 31) - 1).astype(np.int32)
+    return EncodedWeights(enc.scheme, decoded, qp, bias, enc.param_count, cb)
 
 
 def encode_int8(g: Graph, node: Node, in_scale: float, scheme: WeightScheme) -> EncodedWeights:
