@@ -43,6 +43,7 @@ PALETTE_SHARE = 32
 # over the int8 build. (Convolutions choose their tiles in ops/conv.py codebook_conv_tiling.)
 SCRATCH_BUDGET = 256
 KMEANS_RESTARTS = 2
+INT8_KEEP_SHARE = 0.05
 KMEANS_ITERS = 30
 
 
@@ -427,26 +428,49 @@ def weight_layer_names(g) -> set[str]:
 
 def record_codebook_schemes(g, bits: CodebookBits, stats=None) -> None:
     """Record the codebook scheme (and its bits) on every node with weights whose codebook is
-    smaller than its int8 weights; the others keep int8-per-channel. With calibration `stats`,
-    also the InputMoments of the node's input (attrs["codebook_input"]): the clustering weighs
-    each weight by them and corrects the bias (quant/weights.py)."""
+    smaller than its int8 weights, except the smallest layers (small_layers_kept_int8); the
+    others keep int8-per-channel. With calibration `stats`, also the InputMoments of the node's
+    input (attrs["codebook_input"]): the clustering weighs each weight by them and corrects the
+    bias (quant/weights.py)."""
     from ..ops.registry import OPS
     from .weights import TERNARY
 
     nodes = [n for n in g.nodes if OPS[n.op].bias_axis(g, n) is not None]
     check_layer_names(bits, weight_layer_names(g))
+    sizes = {n.name: int(g.tensors[n.inputs[1]].data.size) for n in nodes}
+    named = {name for name, _ in bits.layers}
+    candidates = []
     for node in nodes:
         if node.attrs.get("weight_scheme") == TERNARY:
             continue  # PROM's ternary pointwise layers (--quant prom+codebook, or a ternary QAT export)
         w = g.tensors[node.inputs[1]]
-        b = bits.for_node(node.onnx_name, node.name)
-        depth = int(np.prod(w.shape[1:]))
-        if shrinks_flash(w.shape[0], depth, b):
-            node.attrs["weight_scheme"] = CODEBOOK
-            node.attrs["codebook_bits"] = b
-            moments = input_moments(g, node, stats)
-            if moments is not None:
-                node.attrs["codebook_input"] = moments
+        if shrinks_flash(w.shape[0], int(np.prod(w.shape[1:])), bits.for_node(node.onnx_name, node.name)):
+            candidates.append(node)
+    kept = small_layers_kept_int8([(n.name, sizes[n.name]) for n in candidates
+                                   if not {n.name, n.onnx_name} & named], sum(sizes.values()))
+    for node in candidates:
+        if node.name in kept:
+            continue
+        node.attrs["weight_scheme"] = CODEBOOK
+        node.attrs["codebook_bits"] = bits.for_node(node.onnx_name, node.name)
+        moments = input_moments(g, node, stats)
+        if moments is not None:
+            node.attrs["codebook_input"] = moments
+
+
+def small_layers_kept_int8(layers: list[tuple[str, int]], total: int) -> set[str]:
+    """Names of the smallest layers ((name, int8 weight bytes), smallest first, ties in graph
+    order) that together hold at most INT8_KEEP_SHARE of the model's `total` weight bytes: they
+    stay int8. In CNNs these are the first layers (few channels), the ones whose clustering
+    error the rest of the network amplifies most, and keeping them int8 costs the least flash.
+    A layer named in --codebook-bits is never kept."""
+    kept, room = set(), INT8_KEEP_SHARE * total
+    for name, size in sorted(layers, key=lambda layer: layer[1]):
+        if size > room:
+            break
+        kept.add(name)
+        room -= size
+    return kept
 
 
 # ---- report -------------------------------------------------------------------------------------
