@@ -98,6 +98,93 @@ def test_small_layers_stay_int8():
     assert cb.shrinks_flash(64, 64, 4)
 
 
+def test_smallest_layers_within_the_share_stay_int8():
+    layers = [("a", 100), ("b", 40), ("c", 1000), ("d", 30), ("e", 40)]
+    # room 0.05 * 3000 = 150 bytes: d (30), b (40), e (40) fit, a (100) does not
+    assert cb.small_layers_kept_int8(layers, 3000) == {"d", "b", "e"}
+    assert cb.small_layers_kept_int8(layers, 500) == set()
+
+
+# ---- calibration-aware clustering -----------------------------------------------------------
+def test_tensor_stats_moments():
+    from tinycc.quant.calibrate import TensorStats
+
+    rng = np.random.default_rng(0)
+    xs = rng.normal(2.0, 3.0, (50, 4, 5))
+    stats = TensorStats(rng)
+    for x in xs:
+        stats.observe(x)
+    mean, mean_square = stats.moments()
+    np.testing.assert_allclose(mean, xs.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(mean_square, (xs.astype(np.float32).astype(np.float64) ** 2).mean(axis=0), rtol=1e-6)
+    stats.observe(np.zeros(3))  # a tensor whose shape varies has no moments
+    assert stats.moments() is None
+
+
+@pytest.mark.parametrize("stride,dilation,pads,group", [(1, 1, (1, 1, 1, 1), 1), (2, 1, (0, 1, 2, 1), 2),
+                                                        (1, 2, (2, 0, 1, 2), 6)])
+def test_conv_patch_means_are_the_means_of_what_each_weight_reads(stride, dilation, pads, group):
+    """_conv_patch_means against a direct loop over output positions (zero padding, stride,
+    dilation, grouped and depthwise convolutions, OHWI weights)."""
+    rng = np.random.default_rng(stride * 10 + group)
+    in_h, in_w, in_c, out_c, k = 7, 6, 6, 12, 3
+    plane = rng.normal(size=(in_h, in_w, in_c))
+    attrs = {"kernel": (k, k), "strides": (stride, stride), "dilations": (dilation, dilation), "pads": pads}
+    pt, pl, pb, pr = pads
+    out_h = (in_h + pt + pb - dilation * (k - 1) - 1) // stride + 1
+    out_w = (in_w + pl + pr - dilation * (k - 1) - 1) // stride + 1
+    in_g = in_c // group
+    got = cb._conv_patch_means(plane, attrs, (out_c, k, k, in_g), out_h, out_w)
+    want = np.zeros((out_c, k, k, in_g))
+    for o in range(out_c):
+        first = (o // (out_c // group)) * in_g
+        for i in range(k):
+            for j in range(k):
+                for c in range(in_g):
+                    vals = []
+                    for y in range(out_h):
+                        for x in range(out_w):
+                            r, s = y * stride + i * dilation - pt, x * stride + j * dilation - pl
+                            inside = 0 <= r < in_h and 0 <= s < in_w
+                            vals.append(plane[r, s, first + c] if inside else 0.0)
+                    want[o, i, j, c] = np.mean(vals)
+    np.testing.assert_allclose(got, want.reshape(out_c, -1), atol=1e-12)
+
+
+def _output_error(q, decoded, scale, importance):
+    return float(np.sum(scale[:, None] ** 2 * importance * (q - decoded.astype(np.int64)) ** 2))
+
+
+def test_importance_weighting_lowers_the_output_error():
+    """Inputs of very different variance (the large ones with small weights, as after
+    training): palettes weighted by it cost much less output error (the error the weighting
+    measures) than palettes that count every input the same."""
+    rng = np.random.default_rng(4)
+    loud = np.arange(32) % 4 == 0
+    q = np.clip(np.round(rng.normal(0, np.where(loud, 6, 50), (8, 32))), -127, 127).astype(np.int64)
+    scale = np.full(8, 0.01)
+    importance = np.broadcast_to(np.where(loud, 100.0, 0.01), (8, 32))
+    plain = cb.cluster_weights(q, scale, 3).decode()
+    weighted = cb.cluster_weights(q, scale, 3, importance=importance).decode()
+    assert _output_error(q, weighted, scale, importance) < 0.5 * _output_error(q, plain, scale, importance)
+
+
+def test_bias_shift_gives_the_clustered_layer_the_int8_mean_output():
+    """With the shift added, the clustered layer's mean accumulator over the samples equals the
+    int8 layer's to within the rounding of one bias step."""
+    rng = np.random.default_rng(5)
+    q = np.clip(np.round(rng.normal(0, 40, (6, 40))), -127, 127).astype(np.int64)
+    decoded = cb.cluster_weights(q, np.full(6, 0.01), 2).decode().astype(np.int64)
+    in_scale = 0.05
+    x = rng.normal(1.0, 0.5, (200, 40)) * np.linspace(0.2, 3, 40)  # float inputs, non-zero means
+    codes = np.round(x / in_scale)
+    int8_mean = (codes @ q.T).mean(axis=0)
+    clustered_mean = (codes @ decoded.T).mean(axis=0)
+    shift = cb.bias_shift(q, decoded, codes.mean(axis=0) * in_scale, in_scale)
+    assert np.max(np.abs(clustered_mean - int8_mean)) > 20  # the clustering does shift the mean
+    np.testing.assert_allclose(clustered_mean + shift, int8_mean, atol=0.5 + 1e-9)
+
+
 # ---- end to end -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def compiled_codebook():

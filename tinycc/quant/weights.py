@@ -31,7 +31,6 @@ from ..errors import Unsupported
 from ..golden.arith import MAX_MULTIPLIER, quantize_multiplier_array, round_half_away
 from ..ir import Graph, IRError, Node, QuantParams
 from .codebook import CODEBOOK, CodebookWeights, bias_shift, cluster_weights, codebook_importance, preclustered_layout
-CB_BIAS_CORRECTION = True
 from .params import quantize_bias, quantize_weights_per_channel
 
 INT8_PER_CHANNEL = "int8-per-channel"
@@ -117,7 +116,7 @@ def _codebook(g: Graph, node: Node, enc: EncodedWeights, in_scale: float, bits: 
     cb = cluster_weights(enc.q, qp.scale, bits, palette_oc, importance=importance)
     decoded = cb.decode().reshape(enc.q.shape)
     bias = enc.bias
-    if moments is not None and CB_BIAS_CORRECTION:
+    if moments is not None:  # the clustering's mean output shift, folded into the bias
         bias = np.clip(bias.astype(np.int64) + bias_shift(enc.q, decoded, moments.mean, in_scale),
                        -(1 << 31), (1 << 31) - 1).astype(np.int32)
     return EncodedWeights(enc.scheme, decoded, qp, bias, enc.param_count, cb)
