@@ -13,6 +13,10 @@ golden model (tinycc.compile(...).run(..., engine="int8")):
                     (TWN), the rest int8, exported as QDQ
   PROM QAT          the same, fine-tuned with the straight-through estimator (tinycc.qat.finetune,
                     the float model as distillation teacher)
+  codebook 4-bit    `tinycc run --quant codebook --codebook-bits 4 --calib`: the compiler's
+  PTQ (tinycc)      k-means palettes, weighted by the calibration data, the bias corrected for
+                    the clustering, the smallest layers int8 (quant/codebook.py); also with
+                    --bias-correction, next to int8 PTQ with --bias-correction
   codebook 4-bit    tinycc.qat.prepare_codebook(bits=4) + calibrate: every layer's weights
   PTQ               snapped to 16 int8 palette values per group of 8 output channels (1-D
                     k-means) x a per-channel scale
@@ -25,8 +29,13 @@ of issues 12 and 13), the float model is also compiled with them (`tinycc run --
 --quant ...`); otherwise those rows say "not available". For PROM QAT the generated C (host
 compiler) is also run on the 360 images and compared with the golden model bit for bit.
 
+--validation N holds the last N training images out as a validation split: the float model trains
+on the others and every row is measured on the validation images (the held-out test images are
+not read), to choose quantizer settings without looking at the test set. --ptq-only skips the
+fine-tuning rows (PROM QAT, DKM).
+
 Needs torch and scikit-learn (`pip install -e ".[train,test]"`). About 5 minutes of CPU time on one core.
-Usage: python examples/qat_digits.py [--out-dir DIR] [--json RESULTS.json]
+Usage: python examples/qat_digits.py [--out-dir DIR] [--json RESULTS.json] [--validation N] [--ptq-only]
 """
 from __future__ import annotations
 
@@ -197,6 +206,9 @@ def main() -> None:
     parser.add_argument("--float-epochs", type=int, default=FLOAT_EPOCHS)
     parser.add_argument("--prom-epochs", type=int, default=PROM_EPOCHS)
     parser.add_argument("--dkm-epochs", type=int, default=DKM_EPOCHS)
+    parser.add_argument("--validation", type=int, default=0, metavar="N",
+                        help="train without the last N training images and measure on them, not on the test set")
+    parser.add_argument("--ptq-only", action="store_true", help="skip the fine-tuning rows (PROM QAT, DKM)")
     args = parser.parse_args()
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
@@ -204,17 +216,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out_dir or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        results = run_experiment(out, args.float_epochs, args.prom_epochs, args.dkm_epochs)
-    print(render(results))
+        results = run_experiment(out, args.float_epochs, args.prom_epochs, args.dkm_epochs, args.validation,
+                                 args.ptq_only)
+    print(render(results, "validation" if args.validation else "held-out"))
     print(f"\n{time.time() - start:.0f} s in all")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
 
-def run_experiment(out: Path, float_epochs: int, prom_epochs: int, dkm_epochs: int) -> list[dict]:
-    images, labels = load_dataset()
+def split(images: np.ndarray, labels: np.ndarray, validation: int):
+    """(train_x, train_y, eval_x, eval_y): the last TEST_SAMPLES images are the test set; with
+    `validation`, the last `validation` training images are evaluated instead and the test set
+    is left out altogether."""
     train_x, train_y = images[:-TEST_SAMPLES], labels[:-TEST_SAMPLES]
-    test_x, test_y = images[-TEST_SAMPLES:], labels[-TEST_SAMPLES:]
+    if validation:
+        return train_x[:-validation], train_y[:-validation], train_x[-validation:], train_y[-validation:]
+    return train_x, train_y, images[-TEST_SAMPLES:], labels[-TEST_SAMPLES:]
+
+
+def run_experiment(out: Path, float_epochs: int, prom_epochs: int, dkm_epochs: int, validation: int = 0,
+                   ptq_only: bool = False) -> list[dict]:
+    train_x, train_y, test_x, test_y = split(*load_dataset(), validation)
     calib = train_x[np.random.default_rng(SEED).choice(len(train_x), CALIB_SAMPLES, replace=False)]
     calib_path = out / "calib.npy"
     np.save(calib_path, calib)
@@ -239,6 +261,9 @@ def run_experiment(out: Path, float_epochs: int, prom_epochs: int, dkm_epochs: i
         "float32")
     row("int8 PTQ", "tinycc compile --calib (minmax)", np.argmax(m.run(test_x, engine="int8")["logits"].reshape(
         len(test_x), -1), 1), "int8 per channel")
+    m_bc = tinycc.compile(float_path, calib=calib_path, bias_correction=True)
+    row("int8 PTQ + bias correction", "tinycc compile --calib --bias-correction",
+        np.argmax(m_bc.run(test_x, engine="int8")["logits"].reshape(len(test_x), -1), 1), "int8 per channel")
 
     modes = compiler_quant_modes()
     if "prom" in modes:
@@ -247,6 +272,9 @@ def run_experiment(out: Path, float_epochs: int, prom_epochs: int, dkm_epochs: i
     else:
         row("PROM PTQ (tinycc --quant prom)", "", None, note="(this tinycc has no --quant prom)")
 
+    codebook_rows(float_path, test_x, calib_path, out, modes, row)
+    if ptq_only:
+        return results
     print("PROM: BatchNorm folded, pointwise convolutions ternary (TWN), calibrated...", flush=True)
     prom = qat.prepare_prom(model, example)
     qat.calibrate(prom, calib)
@@ -264,12 +292,6 @@ def run_experiment(out: Path, float_epochs: int, prom_epochs: int, dkm_epochs: i
     if same != n:
         raise SystemExit("the generated C differs from tinycc's golden model: a tinycc bug")
 
-    if "codebook" in modes:
-        row("codebook 4-bit PTQ (tinycc --quant codebook)", "tinycc run --quant codebook --codebook-bits 4 --calib",
-            tinycc_cli_predictions(float_path, test_x, calib_path, ["--quant", "codebook", "--codebook-bits", "4"],
-                                   out), "4-bit palettes")
-    else:
-        row("codebook 4-bit PTQ (tinycc --quant codebook)", "", None, note="(this tinycc has no --quant codebook)")
     for bits in (4, 2):
         print(f"codebook {bits}-bit: k-means palettes, calibrated...", flush=True)
         cb = qat.prepare_codebook(model, example, bits=bits, group_size=PALETTE_GROUP[bits], tau=DKM_TAU)
@@ -289,9 +311,22 @@ def run_experiment(out: Path, float_epochs: int, prom_epochs: int, dkm_epochs: i
     return results
 
 
-def render(results: list[dict]) -> str:
+def codebook_rows(float_path: Path, test_x: np.ndarray, calib_path: Path, out: Path, modes: set[str], row) -> None:
+    """The compiler's codebook PTQ at 4 bits, without and with --bias-correction."""
+    for extra, label in (([], ""), (["--bias-correction"], " + bias correction")):
+        name = f"codebook 4-bit PTQ (tinycc --quant codebook{label})"
+        if "codebook" not in modes:
+            row(name, "", None, note="(this tinycc has no --quant codebook)")
+            continue
+        args = ["--quant", "codebook", "--codebook-bits", "4", *extra]
+        row(name, f"tinycc run {' '.join(args)} --calib",
+            tinycc_cli_predictions(float_path, test_x, calib_path, args, out), "4-bit palettes")
+
+
+def render(results: list[dict], evaluated: str = "held-out") -> str:
     int8 = next(r["accuracy"] for r in results if r["model"] == "int8 PTQ")
-    lines = ["| model | accuracy (360 held-out) | vs int8 PTQ | weights |", "|---|---:|---:|---|"]
+    count = "360 held-out" if evaluated == "held-out" else "validation split"
+    lines = [f"| model | accuracy ({count}) | vs int8 PTQ | weights |", "|---|---:|---:|---|"]
     for r in results:
         if r["accuracy"] is None:
             lines.append(f"| {r['model']} | not available | | {r['note']} |")

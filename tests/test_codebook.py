@@ -213,6 +213,40 @@ def _inputs(inputs, seed):
 CB_KERNELS = {"tc_conv2d_cb_s8", "tc_dwconv2d_cb_s8", "tc_fc_cb_s8"}
 
 
+def test_model_layers_get_moments_and_the_smallest_stay_int8(zoo_models):
+    """record_codebook_schemes on a calibrated zoo model: every codebook layer carries its
+    input's moments in its weights' row layout, the layers left int8 (other than those the
+    codebook would not shrink) are the smallest and hold <= INT8_KEEP_SHARE of the weight bytes,
+    and a layer named in --codebook-bits is clustered even if small."""
+    from tinycc.ops.registry import OPS
+    from tinycc.quant.calibrate import collect_stats
+    from tinycc.quant.ptq import assign_qparams
+
+    path, inputs = zoo_models[("mbv2", "torchscript")]
+    g = run_pipeline(load_graph(path, {k: v.shape for k, v in inputs.items()}))
+    stats = collect_stats(g, [_inputs(inputs, seed) for seed in range(3)], progress=False)
+
+    def schemes(bits):
+        q = assign_qparams(g, stats, "minmax")
+        cb.record_codebook_schemes(q, bits, stats)
+        return q, [n for n in q.nodes if OPS[n.op].bias_axis(q, n) is not None]
+
+    q, nodes = schemes(cb.CodebookBits(3))
+    size = {n.name: q.tensors[n.inputs[1]].data.size for n in nodes}
+    clustered = [n for n in nodes if n.attrs["weight_scheme"] == cb.CODEBOOK]
+    kept = [n for n in nodes if n.attrs["weight_scheme"] != cb.CODEBOOK
+            and cb.shrinks_flash(len(q.tensors[n.inputs[1]].data), size[n.name] // len(q.tensors[n.inputs[1]].data), 3)]
+    assert clustered and kept
+    for n in clustered:
+        w = q.tensors[n.inputs[1]].data
+        assert n.attrs["codebook_input"].mean.shape == (len(w), w.size // len(w))
+    assert sum(size[n.name] for n in kept) <= cb.INT8_KEEP_SHARE * sum(size.values())
+    assert max(size[n.name] for n in kept) <= min(size[n.name] for n in clustered)
+    smallest = kept[0]
+    _, nodes = schemes(cb.CodebookBits(3, ((smallest.onnx_name or smallest.name, 3),)))
+    assert next(n for n in nodes if n.name == smallest.name).attrs["weight_scheme"] == cb.CODEBOOK
+
+
 @pytest.mark.parametrize("name,bits,quant", [("dscnn", 2, "codebook"), ("mbv2", 3, "codebook"), ("mlp", 4, "codebook"),
                                              ("mbv2", 4, "prom+codebook")])
 def test_c_equals_golden_layer_by_layer(zoo_models, name, bits, quant, tmp_path, compiled_codebook):
