@@ -253,7 +253,8 @@ def run_experiment(out: Path, float_epochs: int, prom_epochs: int, dkm_epochs: i
     t = time.time()
     model = DigitsMobileNetV2()
     train_float(model, train_x, train_y, float_epochs)
-    print(f"  {time.time() - t:.0f} s; torch float test accuracy {100 * qat.evaluate(model, test_x, test_y):.2f} %")
+    evaluated = "validation" if validation else "test"
+    print(f"  {time.time() - t:.0f} s; torch float {evaluated} accuracy {100 * qat.evaluate(model, test_x, test_y):.2f} %")
     float_path = out / "digits_mbv2.onnx"
     export_float(model, float_path)
     m = tinycc.compile(float_path, calib=calib_path)
