@@ -61,9 +61,13 @@ class PatchConfig:
     rows: int
     cols: int
     halo: str = "recompute"  # or "reuse" (see the module docstring)
+    # a second stage: steps[split:then.split] on its own grid, reading this stage's output buffer
+    # whole (split counted in steps of the layer-by-layer program, like this one's)
+    then: "PatchConfig | None" = None
 
     def text(self) -> str:
-        return f"{self.split}x{self.rows}x{self.cols}" + ("" if self.halo == "recompute" else f":{self.halo}")
+        own = f"{self.split}x{self.rows}x{self.cols}" + ("" if self.halo == "recompute" else f":{self.halo}")
+        return own + (f"+{self.then.text()}" if self.then is not None else "")
 
 
 STREAM_KERNEL = "read_rows"  # not a runtime kernel: the generated C calls the caller's row callback
@@ -106,6 +110,10 @@ class PatchPlan:
     stop_reason: str = ""
     halo: str = "recompute"
     streamed: bool = False  # the stage input is read through the row callback (--stream-input)
+    start: int = 0  # index of the stage's first step in the original program (0: the first stage)
+    # a second stage (steps of the program after this one, over a full map this stage or a later
+    # layer made), planned, run and reported like this one; its indices count the unrolled steps
+    next_stage: "PatchPlan | None" = None
 
     @property
     def mac_overhead(self) -> float:
@@ -114,20 +122,25 @@ class PatchPlan:
 
 
 # ---- where can a stage end ----------------------------------------------------------------------
-def stage_limit(program: Program) -> StageLimit:
-    """The valid split points of a program in its current order, and why no stage goes further."""
+def stage_limit(program: Program, start: int = 0) -> StageLimit:
+    """The valid split points of a stage that starts at step `start` (0: the first stage, which
+    reads a graph input; later: a second stage, which reads one full map made before it, such
+    as the output buffer of a first stage), in the program's current order, and why no stage
+    goes further. Splits are step indices of `program` (the stage is steps[start:split])."""
     produced: set[str] = set()
     stage_input = None
     splits: dict[int, str] = {}
     readers_after = _readers_from(program)
-    for k, step in enumerate(program.steps):
+    made_before = {t for s in program.steps[:start] for t in s.outputs}
+    for k, step in enumerate(program.steps[start:], start=start):
         op = classify(program, step)
         if isinstance(op, str):
             return StageLimit(splits, stage_input, k, f"step {k} ({_label(step)}): {op}")
         for t in (step.inputs[i] for i in op.spatial_inputs):
             if t in produced:
                 continue
-            if stage_input is None and t in program.inputs and t not in program.views.values():
+            source = made_before if start else program.inputs
+            if stage_input is None and t in source and t not in program.views.values():
                 stage_input = t
             elif t != stage_input:
                 return StageLimit(splits, stage_input, k, f"step {k} ({_label(step)}) reads a second feature map "
@@ -216,22 +229,24 @@ def stage_macs(steps: list[Step], program: Program, need: dict[str, Region]) -> 
 
 # ---- building the patched program -----------------------------------------------------------------
 class _Builder:
-    def __init__(self, program: Program, config: PatchConfig, limit: StageLimit, stream: bool = False):
+    def __init__(self, program: Program, config: PatchConfig, limit: StageLimit, stream: bool = False,
+                 start: int = 0):
         self.src = program
         self.stream = stream
         self.config = config
-        self.steps = program.steps[:config.split]
+        self.start = start
+        self.steps = program.steps[start:config.split]
         self.ops = [classify(program, s) for s in self.steps]
         self.stage_input = limit.stage_input
         self.stage_output = limit.splits[config.split]
         self.internal = {t for s in self.steps for t in s.outputs} - {self.stage_output}
-        self.out = Program(program.name, dict(program.tensors), program.blobs, [], dict(program.views),
-                           list(program.inputs), list(program.outputs), program.quant_scheme)
+        self.out = Program(program.name, dict(program.tensors), program.blobs, list(program.steps[:start]),
+                           dict(program.views), list(program.inputs), list(program.outputs), program.quant_scheme)
         for t in self.internal:
             del self.out.tensors[t]
         self.crops = 0
-        if stream:
-            self.out.streamed_input = self.stage_input
+        self.out.streamed_input = self.stage_input if stream else program.streamed_input
+        self.earlier = program.patch  # the first stage, when this one is the second
 
     # regions stored per patch: tensor -> (name of the patch tensor, region it holds)
     def run(self) -> Program:
@@ -248,7 +263,7 @@ class _Builder:
         halos: dict[str, tuple[str, Region]] = {}  # tensor -> halo buffer left by the patch above
         for k, n in enumerate(order):
             i, j = divmod(n, cols)
-            tag = f"p{i}_{j}"
+            tag = f"p{i}_{j}" if not self.start else f"s2p{i}_{j}"  # names unique over both stages
             need = needs[n]
             above = needs[n - cols] if reuse and i > 0 else None
             below = needs[n + cols] if reuse and i + 1 < rows else None
@@ -270,7 +285,11 @@ class _Builder:
             plan.macs_patched += stage_macs(self.steps, self.src, computed)
         plan.macs_layer_by_layer = sum(s.macs for s in self.steps)
         self.out.steps.extend(self.src.steps[self.config.split:])
-        self.out.patch = plan
+        plan.start = self.start
+        if self.earlier is not None:  # this is the second stage: the first stays the program's plan
+            self.out.patch = dataclasses.replace(self.earlier, next_stage=plan)
+        else:
+            self.out.patch = plan
         return self.out
 
     def _patch_tensor(self, t: str, region: Region, tag: str) -> str:
@@ -568,12 +587,23 @@ class _Builder:
             copy_into=(out, row_at) if whole_rows else None))
 
 
+def patch_stages(plan: PatchPlan | None) -> list[PatchPlan]:
+    """The stages of a program's patch plan, in order (none, one or two)."""
+    out = []
+    while plan is not None:
+        out.append(plan)
+        plan = plan.next_stage
+    return out
+
+
 def apply_patches(program: Program, config: PatchConfig, limit: StageLimit | None = None,
-                  stream: bool = False) -> Program:
-    """A new Program with the first config.split steps run patch by patch (program is unchanged);
+                  stream: bool = False, start: int = 0) -> Program:
+    """A new Program with steps[start:config.split] run patch by patch (program is unchanged);
     `stream`: the stage input is read through the row callback (see stream_input_problem).
     Raises ValueError when the split is not a valid stage end or the grid exceeds the map."""
-    limit = limit or stage_limit(program)
+    if config.then is not None:
+        return _two_stages(program, config, limit, stream)
+    limit = limit or stage_limit(program, start)
     if stream:
         problem = stream_input_problem(program, limit, config.split)
         if problem:
@@ -586,7 +616,41 @@ def apply_patches(program: Program, config: PatchConfig, limit: StageLimit | Non
     if not (1 <= config.rows <= h and 1 <= config.cols <= w):
         raise ValueError(f"--patch {config.text()}: the stage output is {h}x{w}, which a {config.rows}x{config.cols} "
                          f"grid cannot cut")
-    return _Builder(program, config, limit, stream).run()
+    return _Builder(program, config, limit, stream, start).run()
+
+
+def _two_stages(program: Program, config: PatchConfig, limit: StageLimit | None, stream: bool) -> Program:
+    """The first stage (config), then the second (config.then) from where the first ends, over
+    the first's output buffer. The program's plan is the first stage's, with the whole config;
+    the second's is its next_stage, with its split and start counted in steps of `program`."""
+    first, second = dataclasses.replace(config, then=None), config.then
+    if second.then is not None:
+        raise ValueError(f"--patch {config.text()}: at most two patch stages")
+    if second.split <= first.split:
+        raise ValueError(f"--patch {config.text()}: the second stage must end after the first")
+    patched = apply_patches(program, first, limit, stream)
+    shift = len(patched.steps) - len(program.steps)  # steps the first stage added
+    moved = dataclasses.replace(second, split=second.split + shift)
+    start = first.split + shift
+    limit2 = stage_limit(patched, start)
+    if moved.split not in limit2.splits:
+        valid = ", ".join(str(k - shift) for k in sorted(limit2.splits)) or "none"
+        raise ValueError(f"--patch {config.text()}: a second stage from step {first.split} cannot end after step "
+                         f"{second.split} (valid ends: {valid}; {_shifted(limit2, shift)})")
+    patched = apply_patches(patched, moved, limit2, start=start)
+    patched.patch.config = config
+    patched.patch.next_stage.config = second
+    patched.patch.next_stage.start = first.split
+    patched.patch.next_stage.stop_reason = _shifted(limit2, shift)
+    return patched
+
+
+def _shifted(limit: StageLimit, shift: int) -> str:
+    """A stage limit's reason, with its step index counted in the layer-by-layer program."""
+    reason = limit.stop_reason
+    if reason.startswith(f"step {limit.stop_step} "):
+        reason = f"step {limit.stop_step - shift} " + reason[len(f"step {limit.stop_step} "):]
+    return reason
 
 
 def stream_input_problem(program: Program, limit: StageLimit, split: int | None = None) -> str:

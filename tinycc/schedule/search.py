@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from ..errors import BadInput
 from ..memory.lifetimes import MemoryPlan, plan_memory, reorder_steps
 from ..program import Program
-from .patches import (PatchConfig, StageLimit, apply_patches, grid_tiles, needed_regions, stage_limit,
-                      stream_input_problem)
+from .patches import (PatchConfig, StageLimit, apply_patches, grid_tiles, needed_regions, patch_stages,
+                      stage_limit, stream_input_problem)
 from .receptive_field import Region, classify, image_hwc
 
 DEFAULT_OVERHEAD = 0.10
@@ -111,15 +111,23 @@ def parse_patch(text: str) -> tuple[str, PatchConfig | None]:
     text = str(text).strip().lower()
     if text in ("fit", "auto", "off"):
         return text, None
+    stages = [_parse_stage(part) for part in text.split("+")]
+    if len(stages) <= 2 and all(stages):
+        return "forced", stages[0] if len(stages) == 1 else dataclasses.replace(stages[0], then=stages[1])
+    raise BadInput(f"--patch {text!r}: use fit, auto, off, or SPLITxROWSxCOLS[:reuse] (the first SPLIT steps run on "
+                   f"a ROWS x COLS grid of patches, e.g. 12x4x4; :reuse keeps the overlapping rows between "
+                   f"patches instead of recomputing them), optionally +SPLITxROWSxCOLS[:reuse] for a second "
+                   f"stage that runs the steps up to its SPLIT on its own grid (e.g. 13x7x7:reuse+24x7x2:reuse)")
+
+
+def _parse_stage(text: str) -> PatchConfig | None:
     grid, _, halo = text.partition(":")
     parts = grid.split("x")
     if len(parts) == 3 and all(p.isdigit() for p in parts) and halo in ("", "recompute", "reuse"):
         split, rows, cols = (int(p) for p in parts)
         if split >= 1 and rows >= 1 and cols >= 1:
-            return "forced", PatchConfig(split, rows, cols, halo or "recompute")
-    raise BadInput(f"--patch {text!r}: use fit, auto, off, or SPLITxROWSxCOLS[:reuse] (the first SPLIT steps run on "
-                   f"a ROWS x COLS grid of patches, e.g. 12x4x4; :reuse keeps the overlapping rows between "
-                   f"patches instead of recomputing them)")
+            return PatchConfig(split, rows, cols, halo or "recompute")
+    return None
 
 
 def parse_overhead(text) -> float:
@@ -247,12 +255,14 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
     return peak, macs, instr
 
 
-def candidates(program: Program, limit: StageLimit, base_live: list[int], stream: bool = False) -> list[Candidate]:
+def candidates(program: Program, limit: StageLimit, base_live: list[int], stream: bool = False,
+               start: int = 0) -> list[Candidate]:
+    """Every (split, grid, halo strategy) of a stage that starts at step `start`, scored."""
     total_macs = max(program.macs, 1)
     base_instr = max(instruction_estimate(program), 1)
     out = []
     for split, tensor in sorted(limit.splits.items()):
-        steps = program.steps[:split]
+        steps = program.steps[start:split]
         ops = [classify(program, s) for s in steps]
         h, w, _ = image_hwc(program, tensor)
         after = max(base_live[split:], default=0)
@@ -355,6 +365,8 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
         best = min((b for b in built if b[1].arena_bytes <= smallest * (1 + ARENA_TIE)), key=lambda b: b[2])
     if best is not None:
         best = _plan(ordered, best[0].patch.config, limit, stream=opts.stream)  # the full planner budget
+    if best is not None and not (binding and best[1].arena_bytes <= opts.sram):
+        best = _second_stage(ordered, best, base_live, opts, binding, decision) or best
     if best is not None and (opts.stream or best[1].arena_bytes < base_mem.arena_bytes):
         patched, mem = best
         decision.chosen = patched.patch.config
@@ -367,7 +379,7 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
         elif binding:
             decision.reason = "no plan tried fits --sram; the smallest arena found"
         else:
-            extra = (pp.macs_patched - pp.macs_layer_by_layer) / max(program.macs, 1)
+            extra = extra_macs(pp) / max(program.macs, 1)
             decision.reason = (("the input is streamed (--stream-input); " if opts.stream else "") +
                                f"the smallest arena (within {100 * ARENA_TIE:.0f}%: the fewest estimated Cortex-M4 "
                                f"instructions) among the candidates with at most {100 * opts.overhead:.0f}% "
@@ -383,9 +395,53 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
     return ordered, base_mem, decision
 
 
+SECOND_STAGE_CANDIDATES = 3  # second stages planned for real
+
+
+def _second_stage(ordered: Program, best: tuple[Program, MemoryPlan], base_live: list[int], opts: PatchOptions,
+                  binding: bool, decision: PatchDecision) -> tuple[Program, MemoryPlan] | None:
+    """A second patch stage after the chosen first one, when the peak comes after the first stage
+    (e.g. MobileNetV2's 28x28 blocks once the input is streamed): the steps from the first
+    stage's end to a later split run on their own grid, over the first stage's output buffer.
+    Scored like the first stage, within what --patch-overhead leaves (no limit when a budget
+    binds); the smallest arena of those built (ties: the fewest estimated instructions), kept
+    only if it is smaller than the one-stage arena. None when no second stage helps."""
+    patched, mem = best
+    first = patched.patch
+    stage_end = max(first.patch_steps[-1])
+    peak_step = max(range(len(mem.live_bytes)), key=mem.live_bytes.__getitem__)
+    if peak_step <= stage_end:
+        return None  # the first stage holds the peak: a second one cannot lower it
+    limit = stage_limit(ordered, first.config.split)
+    if not limit.splits or limit.stage_input is None:
+        return None
+    used = (first.macs_patched - first.macs_layer_by_layer) / max(ordered.macs, 1)
+    cands = candidates(ordered, limit, base_live, start=first.config.split)
+    if not binding:
+        cands = [c for c in cands if used + c.overhead <= opts.overhead]
+    pool = sorted(cands, key=lambda c: (c.estimate, c.stage_peak, c.instr))
+    built = []
+    for cand in pool[:SECOND_STAGE_CANDIDATES]:
+        config = dataclasses.replace(first.config, then=cand.config)
+        two, two_mem = _plan(ordered, config, None, SCREEN_BUDGET_S, opts.stream)
+        decision.tried.append(_tried(two, two_mem, ordered))
+        built.append((two_mem.arena_bytes, instruction_overhead(two, two_mem, ordered), config))
+    if not built:
+        return None
+    smallest = min(arena for arena, _, _ in built)
+    config = min((b for b in built if b[0] <= smallest * (1 + ARENA_TIE)), key=lambda b: b[1])[2]
+    two = _plan(ordered, config, None, stream=opts.stream)  # the full planner budget
+    return two if two[1].arena_bytes < mem.arena_bytes else None
+
+
+def extra_macs(plan) -> int:
+    """Extra MACs of a patch plan, over all its stages."""
+    return sum(s.macs_patched - s.macs_layer_by_layer for s in patch_stages(plan))
+
+
 def _tried(patched: Program, mem: MemoryPlan, layer_by_layer: Program) -> dict:
     pp = patched.patch
-    model_macs = max(patched.macs - (pp.macs_patched - pp.macs_layer_by_layer), 1)
+    model_macs = max(patched.macs - extra_macs(pp), 1)
     return {"patch": pp.config.text(), "arena_bytes": int(mem.arena_bytes),
-            "mac_overhead_percent": round(100 * (pp.macs_patched - pp.macs_layer_by_layer) / model_macs, 2),
+            "mac_overhead_percent": round(100 * extra_macs(pp) / model_macs, 2),
             "instruction_overhead_estimate_percent": round(100 * instruction_overhead(patched, mem, layer_by_layer), 2)}
