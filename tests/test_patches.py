@@ -117,6 +117,70 @@ def test_halo_reuse_equals_layer_by_layer_golden_with_no_extra_macs_in_row_bands
     assert checked >= 4
 
 
+TWO_STAGE_GRIDS = [((2, 2), (3, 1, "reuse")), ((1, 3), (2, 3, "recompute")), ((4, 1, "reuse"), (2, 2, "reuse")),
+                   ((3, 2, "reuse"), (1, 2, "recompute"))]  # square, 1xN, Nx1 bands, uneven; both halo kinds
+
+
+@pytest.mark.parametrize("name", ["mbv2", "mcunet", "resnet", "squeezenet", "misc_ops"])
+def test_two_stages_equal_layer_by_layer_golden(zoo_models, name):
+    """A second patch stage (reading the first stage's output buffer whole, its own grid): for
+    every pair of stage ends (first, second) and several grid pairs, with the input in the arena
+    and streamed, the golden equals the layer-by-layer one, and each stage's MACs are those its
+    own stage would have alone (the second stage's are the search's estimate)."""
+    from tinycc.schedule.receptive_field import classify
+    from tinycc.schedule.search import _stage_estimate
+
+    _, _, program, x = _zoo_program(zoo_models, name)
+    limit = stage_limit(program)
+    ref = run_int8(program, x)
+    checked = 0
+    ends = sorted(limit.splits)
+    for n, first in enumerate(ends[:-1]):
+        limit2 = stage_limit(program, first)
+        seconds = sorted(limit2.splits)
+        if not seconds:
+            continue
+        g1, g2 = TWO_STAGE_GRIDS[n % len(TWO_STAGE_GRIDS)]
+        second = seconds[-1] if n % 2 else seconds[0]
+        if any(program.steps[k].kernel == "tc_concat_s8_part" for k in range(second)):  # halo reuse does not run concatenations (schedule/patches._emit): recompute there
+            g1, g2 = g1[:2], g2[:2]
+        c2 = PatchConfig(second, *g2)
+        c1 = PatchConfig(first, *g1, then=c2)
+        h1, w1 = program.tensors[limit.splits[first]].shape[1:3]
+        h2, w2 = program.tensors[limit2.splits[second]].shape[1:3]
+        if c1.rows > h1 or c1.cols > w1 or c2.rows > h2 or c2.cols > w2:
+            continue
+        patched = apply_patches(program, c1, limit, stream=n % 2 == 0)
+        out = run_int8(patched, x)
+        for t in ref:
+            np.testing.assert_array_equal(out[t], ref[t], err_msg=f"{name} {c1.text()}")
+        pp = patched.patch
+        assert pp.next_stage is not None and pp.next_stage.start == first and pp.next_stage.config == c2
+        assert pp.next_stage.stage_input == limit.splits[first]
+        steps = program.steps[first:second]
+        est = _stage_estimate(program, limit2, c2, steps, [classify(program, s) for s in steps])[1]
+        assert est == pp.next_stage.macs_patched
+        assert min(pp.next_stage.patch_steps[0]) > max(pp.patch_steps[-1])
+        checked += 1
+    assert checked >= 2, f"{name}: {ends}"
+
+
+def test_two_stage_errors_name_the_steps_of_the_layer_by_layer_program(zoo_models):
+    from tinycc.schedule.search import parse_patch
+
+    _, _, program, _ = _zoo_program(zoo_models, "mbv2")
+    ends = sorted(stage_limit(program).splits)
+    mode, config = parse_patch(f"{ends[0]}x2x2+{ends[0]}x2x2:reuse")
+    assert mode == "forced" and config.then == PatchConfig(ends[0], 2, 2, "reuse")
+    with pytest.raises(ValueError, match="must end after the first"):
+        apply_patches(program, config)
+    seconds = sorted(stage_limit(program, ends[0]).splits)
+    bad = seconds[-1] + 1
+    with pytest.raises(ValueError, match=f"from step {ends[0]} cannot end after step {bad} \\(valid ends: "
+                                         f"{seconds[0]}, .*, {seconds[-1]}; step "):
+        apply_patches(program, PatchConfig(ends[0], 2, 2, then=PatchConfig(bad, 2, 2)))
+
+
 def test_instruction_estimate_of_a_candidate_matches_its_built_plan(zoo_models):
     """The search ranks unbuilt candidates by an instruction estimate from the regions alone; it
     must agree with the cost model applied to the built plan (which bench_patches.py checks against

@@ -14,6 +14,7 @@ even allowed escaped in XML 1.0).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from html import escape
 
@@ -57,7 +58,11 @@ class MemoryChart:
     live_bytes: list[int]  # per layer (time 1..n)
     inplace_layers: set[int]
     arena_bytes: int
-    stage: StageMark | None = None
+    stages: tuple[StageMark, ...] = ()  # the patch stage(s), in order
+
+    @property
+    def stage(self) -> StageMark | None:
+        return self.stages[0] if self.stages else None
 
     @property
     def peak_layer(self) -> int:
@@ -81,21 +86,29 @@ def memory_chart(program: Program, mem: MemoryPlan) -> MemoryChart:
                          shares.get(b.name, "")))
     columns = ["inputs"] + [s.onnx_name or s.node for s in program.steps] + ["outputs"]
     return MemoryChart(boxes, columns, [int(v) for v in mem.live_bytes], set(mem.inplace_steps),
-                       int(mem.arena_bytes), stage_mark(program))
+                       int(mem.arena_bytes), stage_marks(program))
 
 
-def stage_mark(program: Program) -> StageMark | None:
-    pp = program.patch
-    if pp is None or not pp.patch_steps:
-        return None
-    extra = pp.macs_patched - pp.macs_layer_by_layer
-    model_macs = max(program.macs - extra, 1)
-    label = (f"patch stage {pp.config.text()}: {len(pp.tiles)} patches ({pp.config.rows} x {pp.config.cols}), "
-             f"halo {pp.halo}, +{100 * extra / model_macs:.2f} % MACs"
-             + (", input streamed (not in the arena)" if pp.streamed else ""))
-    starts = [ks[0] for ks in pp.patch_steps if ks]
-    return StageMark(starts[0], max(k for ks in pp.patch_steps for k in ks), starts, label,
-                     program.root(pp.stage_output))
+def stage_marks(program: Program) -> tuple[StageMark, ...]:
+    """One mark per patch stage (a second stage is labelled as such)."""
+    from ..schedule.patches import patch_stages
+
+    stages = patch_stages(program.patch)
+    model_macs = max(program.macs - sum(pp.macs_patched - pp.macs_layer_by_layer for pp in stages), 1)
+    marks = []
+    for n, pp in enumerate(stages):
+        if not pp.patch_steps:
+            continue
+        extra = pp.macs_patched - pp.macs_layer_by_layer
+        own = dataclasses.replace(pp.config, then=None).text()
+        name = f"patch stage {own}" if n == 0 else f"second patch stage {own} (steps {pp.start}..{pp.config.split - 1})"
+        label = (name + f": {len(pp.tiles)} patches ({pp.config.rows} x {pp.config.cols}), "
+                 f"halo {pp.halo}, +{100 * extra / model_macs:.2f} % MACs"
+                 + (", input streamed (not in the arena)" if pp.streamed else ""))
+        starts = [ks[0] for ks in pp.patch_steps if ks]
+        marks.append(StageMark(starts[0], max(k for ks in pp.patch_steps for k in ks), starts, label,
+                               program.root(pp.stage_output)))
+    return tuple(marks)
 
 
 def nice_ticks(top: float, target: int = 6) -> list[int]:
@@ -159,8 +172,7 @@ def buffer_chart_svg(chart: MemoryChart, budget: int | None, title: str = "") ->
                      f'fill="#ffe9a8"><title>peak: layer {peak} ({_text(chart.columns[peak + 1], 80)}), '
                      f'{peak_live:,} B live</title></rect>')
         parts.append(f'<text x="{x(peak + 1.5):.1f}" y="{top - 4}" text-anchor="middle" fill="#a06000">peak</text>')
-    stage = chart.stage
-    if stage is not None:
+    for stage in chart.stages:
         parts.append(f'<g class="patch-stage"><rect x="{x(stage.first + 1):.1f}" y="{top}" '
                      f'width="{(stage.last - stage.first + 1) * col_w:.1f}" height="{plot_h}" fill="{PATCH_COLOR}" '
                      f'fill-opacity="0.08"><title>{_text(stage.label, 200)}</title></rect>')
@@ -180,7 +192,7 @@ def buffer_chart_svg(chart: MemoryChart, budget: int | None, title: str = "") ->
         by, bh = y(b.offset + b.size), plot_h * b.size / ymax
         dash = ' stroke-dasharray="4 2"' if b.shares else ""
         life = f"{chart.columns[b.first]} .. {chart.columns[min(b.last, ncol - 1)]}"
-        role = "stage output" if stage is not None and b.name == stage.output else b.kind
+        role = "stage output" if any(b.name == st.output for st in chart.stages) else b.kind
         color = PATCH_COLOR if b.kind == "patch" else PALETTE[b.kind]
         tip = (f"{safe_text(b.name, 80)} ({role}): {b.size:,} B at offset {b.offset:,}, live "
                f"{safe_text(life, 120)}" + (f"; {safe_text(b.shares, 120)}" if b.shares else ""))
@@ -226,7 +238,7 @@ def buffer_chart_svg(chart: MemoryChart, budget: int | None, title: str = "") ->
         parts.append(f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" fill="{color}" fill-opacity="0.45" '
                      f'stroke="{color}"/><text x="{legend_x + 14}" y="{height - 5}">{kind}</text>')
         legend_x += 90
-    if stage is not None:
+    if chart.stages:
         parts.append(f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" fill="{PATCH_COLOR}" '
                      f'fill-opacity="0.45" stroke="{PATCH_COLOR}"/><text x="{legend_x + 14}" y="{height - 5}">'
                      f'one patch</text>')

@@ -164,6 +164,7 @@ class PatchDecision:
     stop_reason: str
     tried: list[dict] = field(default_factory=list)  # candidates planned for real
     instr_overhead: float | None = None  # estimated extra M4 instructions of the chosen plan (fraction)
+    second_reason: str = ""  # why a second stage (schedule/search._second_stage)
 
 
 def live_estimates(program: Program) -> list[int]:
@@ -431,11 +432,21 @@ def _second_stage(ordered: Program, best: tuple[Program, MemoryPlan], base_live:
     smallest = min(arena for arena, _, _ in built)
     config = min((b for b in built if b[0] <= smallest * (1 + ARENA_TIE)), key=lambda b: b[1])[2]
     two = _plan(ordered, config, None, stream=opts.stream)  # the full planner budget
-    return two if two[1].arena_bytes < mem.arena_bytes else None
+    if two[1].arena_bytes >= mem.arena_bytes:
+        return None
+    second = two[0].patch.next_stage
+    at = patched.steps[peak_step]
+    decision.second_reason = (
+        f"with one stage the peak ({mem.live_bytes[peak_step]:,} B live) comes after it, at step "
+        f"{peak_step - (len(patched.steps) - len(ordered.steps))} ({at.onnx_name or at.op}); of {len(cands)} "
+        f"second stages within the MAC limit, {len(built)} planned, this one the smallest arena (within "
+        f"{100 * ARENA_TIE:.0f}%: the fewest estimated instructions): {mem.arena_bytes:,} B -> "
+        f"{two[1].arena_bytes:,} B, +{100 * extra_macs(second) / max(ordered.macs, 1):.2f} % MACs")
+    return two
 
 
 def extra_macs(plan) -> int:
-    """Extra MACs of a patch plan, over all its stages."""
+    """Extra MACs of a patch plan (a PatchPlan: over all its stages)."""
     return sum(s.macs_patched - s.macs_layer_by_layer for s in patch_stages(plan))
 
 
