@@ -260,6 +260,43 @@ def test_patched_c_equals_golden_step_by_step(zoo_models, name, config):
         np.testing.assert_array_equal(c_outs[t], outs[t])
 
 
+def _two_stage_config(program, first_index: int, g1: tuple, g2: tuple) -> PatchConfig:
+    """First stage ending at the first_index-th valid end, the second at its last valid end."""
+    first = sorted(stage_limit(program).splits)[first_index]
+    second = max(stage_limit(program, first).splits)
+    return PatchConfig(first, *g1, then=PatchConfig(second, *g2))
+
+
+@pytest.mark.parametrize("name,first,g1,g2,stream", [("mbv2", 1, (2, 2), (3, 1, "reuse"), False),
+                                                     ("mcunet", 0, (3, 2, "reuse"), (2, 3), True)])
+def test_two_stage_c_equals_golden_step_by_step(zoo_models, name, first, g1, g2, stream):
+    """Two patch stages in the generated C (checked harness, ASan/UBSan): every step's output equals
+    the patched golden's, and the outputs the layer-by-layer golden's."""
+    from cbuild import require_sanitizers
+
+    g, inputs, program, _ = _zoo_program(zoo_models, name)
+    config = _two_stage_config(program, first, g1, g2)
+    model = CompiledModel(g, QuantOptions(), warn=lambda m: None,
+                          patching=PatchOptions("forced", config, stream=stream))
+    assert model.program.patch.next_stage is not None and model.program.patch.config == config
+    assert (model.program.streamed_input is not None) == stream
+    rng = np.random.default_rng(7)
+    x = {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
+    golden = {}
+    outs = model.run_int8(x, observe=lambda t, v: golden.__setitem__(t, v))
+    reference = CompiledModel(g, QuantOptions(), warn=lambda m: None, patching=PatchOptions("off")).run_int8(x)
+    for t in outs:
+        np.testing.assert_array_equal(outs[t], reference[t])
+    require_sanitizers()
+    c_outs, trace = model.run_c(x, check=True)
+    last_writer = {step.outputs[0]: k for k, step in enumerate(model.program.steps) if step.outputs}
+    for t, k in last_writer.items():
+        if t in golden:
+            np.testing.assert_array_equal(trace[k], golden[t].reshape(-1), err_msg=f"{name} step {k}")
+    for t in outs:
+        np.testing.assert_array_equal(c_outs[t], reference[t])
+
+
 # ---- Cortex-M4 under QEMU: forced patch plans == layer-by-layer golden --------------------------------
 def _needs_qemu():
     from tinycc.sim.qemu import missing_tools
@@ -290,6 +327,26 @@ def test_forced_patches_on_cortex_m4_equal_layer_by_layer_golden(zoo_models, nam
     target, run = model.run_qemu(x, "cortex-m4")
     for t in golden:
         np.testing.assert_array_equal(target[t], golden[t], err_msg=f"{name} {config.text()} output {t}")
+    assert run.instructions > 0
+
+
+def test_two_stages_streamed_on_cortex_m4_equal_layer_by_layer_golden(zoo_models):
+    """Two stages (uneven grid with halo rows reused, then 2x2 with recompute over the first's
+    output buffer; 5x5/7x7 kernels, stride 2), input streamed, cross-built for the M4 under QEMU:
+    the layer-by-layer golden's outputs bit for bit."""
+    _needs_qemu()
+    g, inputs, program, _ = _zoo_program(zoo_models, "mcunet")
+    config = _two_stage_config(program, 0, (3, 2, "reuse"), (2, 2))
+    model = CompiledModel(g, QuantOptions(), warn=lambda m: None,
+                          patching=PatchOptions("forced", config, stream=True))
+    assert model.program.patch.next_stage is not None and model.program.streamed_input is not None
+    reference = CompiledModel(g, QuantOptions(), warn=lambda m: None, patching=PatchOptions("off"))
+    rng = np.random.default_rng(13)
+    x = {k: (v + rng.normal(0, 0.2, v.shape)).astype(np.float32) for k, v in inputs.items()}
+    golden = reference.run_int8(x)
+    target, run = model.run_qemu(x, "cortex-m4")
+    for t in golden:
+        np.testing.assert_array_equal(target[t], golden[t], err_msg=f"mcunet {config.text()} output {t}")
     assert run.instructions > 0
 
 
