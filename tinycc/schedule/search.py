@@ -35,6 +35,8 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import BadInput
 from ..memory.lifetimes import MemoryPlan, plan_memory, reorder_steps
 from ..program import Program
@@ -176,7 +178,7 @@ def live_estimates(program: Program) -> list[int]:
 
 
 def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, steps, ops,
-                    stream: bool = False) -> tuple[int, int, float]:
+                    stream: bool = False, cache: dict | None = None) -> tuple[int, int, float]:
     """(peak estimate of the patch stage, MACs of all patches, estimated extra instructions) from
     the regions alone.
 
@@ -191,8 +193,16 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
     tiles = grid_tiles(h, w, config.rows, config.cols)
     bands_r = sorted({(t.r0, t.r1) for t in tiles})
     bands_c = sorted({(t.c0, t.c1) for t in tiles})
-    row_need = [needed_regions(program, steps, ops, out, Region(r0, r1, 0, w)) for r0, r1 in bands_r]
-    col_need = [needed_regions(program, steps, ops, out, Region(0, h, c0, c1)) for c0, c1 in bands_c]
+    cache = {} if cache is None else cache  # the regions of one band, shared by every grid with it
+
+    def need(tile: Region) -> dict[str, Region]:
+        key = (config.split, len(steps), tile)
+        if key not in cache:
+            cache[key] = needed_regions(program, steps, ops, out, tile)
+        return cache[key]
+
+    row_need = [need(Region(r0, r1, 0, w)) for r0, r1 in bands_r]
+    col_need = [need(Region(0, h, c0, c1)) for c0, c1 in bands_c]
     born: dict[str, int] = {}
     dies: dict[str, int] = {out: len(steps)}
     for j, step in enumerate(steps):
@@ -241,19 +251,20 @@ def _stage_estimate(program: Program, limit: StageLimit, config: PatchConfig, st
                               for t in kept for cn in col_need)
     instr += INSTR_PER_EXTRA_CALL * ((patches - 1) * calls + copies) + INSTR_PER_COPY * copies \
         + INSTR_PER_COPIED_BYTE * copied
-    peak = 0
-    for rn in row_need:
-        for cn in col_need:
-            delta = [0] * (len(steps) + 2)
-            for t in tensors:
-                size = rn[t].height * cn[t].width * program.tensors[t].shape[3]
-                delta[born[t]] += size
-                delta[dies.get(t, len(steps)) + 1] -= size
-            live = 0
-            for j in range(len(steps)):
-                live += delta[j]
-                peak = max(peak, full + live + scratch[j] + halo_bytes)
-    return peak, macs, instr
+    # bytes live at each step of each patch: (row band x column band x tensor) sizes times
+    # (tensor x step) lifetimes
+    heights = np.array([[rn[t].height for t in tensors] for rn in row_need], dtype=np.int64).reshape(-1, len(tensors))
+    widths = np.array([[cn[t].width * program.tensors[t].shape[3] for t in tensors] for cn in col_need],
+                      dtype=np.int64).reshape(-1, len(tensors))
+    key = ("alive", config.split, len(steps), tuple(tensors))
+    if key not in cache:
+        cache[key] = np.array([[born[t] <= j <= dies.get(t, len(steps)) for j in range(len(steps))]
+                               for t in tensors], dtype=np.int64).reshape(len(tensors), len(steps))
+    alive = cache[key]
+    live = (heights[:, None, :] * widths[None, :, :]) @ alive  # (rows, cols, steps)
+    peak = int((live + np.array(scratch, dtype=np.int64)).max(initial=-full - halo_bytes)) + full + halo_bytes \
+        if steps else 0
+    return max(peak, 0), macs, instr
 
 
 def candidates(program: Program, limit: StageLimit, base_live: list[int], stream: bool = False,
@@ -262,6 +273,7 @@ def candidates(program: Program, limit: StageLimit, base_live: list[int], stream
     total_macs = max(program.macs, 1)
     base_instr = max(instruction_estimate(program), 1)
     out = []
+    cache: dict = {}
     for split, tensor in sorted(limit.splits.items()):
         steps = program.steps[start:split]
         ops = [classify(program, s) for s in steps]
@@ -275,7 +287,7 @@ def candidates(program: Program, limit: StageLimit, base_live: list[int], stream
                     continue
                 for halo in (("recompute", "reuse") if rows > 1 and reusable else ("recompute",)):
                     config = PatchConfig(split, rows, cols, halo)
-                    peak, macs, instr = _stage_estimate(program, limit, config, steps, ops, stream)
+                    peak, macs, instr = _stage_estimate(program, limit, config, steps, ops, stream, cache)
                     out.append(Candidate(config, (macs - stage_macs_once) / total_macs, max(peak, after),
                                          instr / base_instr, peak))
     return out
