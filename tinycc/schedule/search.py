@@ -380,6 +380,7 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
         best = _plan(ordered, best[0].patch.config, limit, stream=opts.stream)  # the full planner budget
     if best is not None and not (binding and best[1].arena_bytes <= opts.sram):
         best = _second_stage(ordered, best, base_live, opts, binding, decision) or best
+        best = _joint_stages(ordered, cands, best, base_live, opts, binding, decision) or best
     if best is not None and (opts.stream or best[1].arena_bytes < base_mem.arena_bytes):
         patched, mem = best
         decision.chosen = patched.patch.config
@@ -422,9 +423,9 @@ def _second_stage(ordered: Program, best: tuple[Program, MemoryPlan], base_live:
     patched, mem = best
     first = patched.patch
     stage_end = max(first.patch_steps[-1])
-    peak_step = max(range(len(mem.live_bytes)), key=mem.live_bytes.__getitem__)
-    if peak_step <= stage_end:
-        return None  # the first stage holds the peak: a second one cannot lower it
+    if max(mem.live_bytes[:stage_end + 1]) >= mem.arena_bytes:
+        return None  # the first stage alone fills the arena: a second one cannot lower it
+    peak_step = max(range(stage_end + 1, len(mem.live_bytes)), key=mem.live_bytes.__getitem__)
     limit = stage_limit(ordered, first.config.split)
     if not limit.splits or limit.stage_input is None:
         return None
@@ -454,6 +455,60 @@ def _second_stage(ordered: Program, best: tuple[Program, MemoryPlan], base_live:
         f"second stages within the MAC limit, {len(built)} planned, this one the smallest arena (within "
         f"{100 * ARENA_TIE:.0f}%: the fewest estimated instructions): {mem.arena_bytes:,} B -> "
         f"{two[1].arena_bytes:,} B, +{100 * extra_macs(second) / max(ordered.macs, 1):.2f} % MACs")
+    return two
+
+
+JOINT_SPLITS = 2  # first-stage ends whose second stages are scored (each costs one candidates() call)
+JOINT_CANDIDATES = 2  # (first, second) pairs planned for real
+
+
+def _joint_stages(ordered: Program, cands: list[Candidate], best: tuple[Program, MemoryPlan], base_live: list[int],
+                  opts: PatchOptions, binding: bool, decision: PatchDecision) -> tuple[Program, MemoryPlan] | None:
+    """Both stages chosen together. The first stage alone is chosen for the lowest peak over the
+    whole network, which can favour a deep stage whose own peak is high; with a second stage
+    taking over the layers after it, a shallower first stage with a lower own peak can win (the
+    input streamed or not). First stages whose estimate is set by the layers after them are
+    paired with the best-scored second stage from their end within the MAC limit, scored by the
+    larger of the two stage estimates; the best pairs are planned, and one replaces `best` when
+    its arena is smaller (within ARENA_TIE: fewer estimated instructions). None otherwise."""
+    allowed = [c for c in cands if binding or c.overhead <= opts.overhead]
+    promising = sorted((c for c in allowed if c.stage_peak < c.estimate), key=lambda c: (c.stage_peak, c.instr))
+    splits = list(dict.fromkeys(c.config.split for c in promising))[:JOINT_SPLITS]
+    seconds = {}
+    for split in splits:
+        limit = stage_limit(ordered, split)
+        if limit.splits and limit.stage_input is not None:
+            seconds[split] = sorted(candidates(ordered, limit, base_live, start=split),
+                                    key=lambda c: (c.estimate, c.stage_peak, c.instr))
+    pairs = []
+    for first in promising:
+        for second in seconds.get(first.config.split, []):
+            if binding or first.overhead + second.overhead <= opts.overhead:
+                pairs.append(((max(first.stage_peak, second.estimate), first.instr + second.instr),
+                              dataclasses.replace(first.config, then=second.config)))
+                break
+    tried = {t["patch"] for t in decision.tried}
+    built = [(best[1].arena_bytes, instruction_overhead(best[0], best[1], ordered), best[0].patch.config)]
+    for _, config in sorted(pairs, key=lambda p: p[0])[:JOINT_CANDIDATES]:
+        if config.text() in tried:
+            continue
+        two, two_mem = _plan(ordered, config, None, SCREEN_BUDGET_S, opts.stream)
+        decision.tried.append(_tried(two, two_mem, ordered))
+        built.append((two_mem.arena_bytes, instruction_overhead(two, two_mem, ordered), config))
+    smallest = min(arena for arena, _, _ in built)
+    config = min((b for b in built if b[0] <= smallest * (1 + ARENA_TIE)), key=lambda b: b[1])[2]
+    if config == best[0].patch.config:
+        return None
+    two = _plan(ordered, config, None, stream=opts.stream)  # the full planner budget
+    if two[1].arena_bytes >= best[1].arena_bytes and not (
+            two[1].arena_bytes <= best[1].arena_bytes * (1 + ARENA_TIE)
+            and instruction_overhead(*two, ordered) < built[0][1]):
+        return None
+    decision.second_reason = (
+        f"both stages chosen together: the plan chosen stage by stage ({best[0].patch.config.text()}, "
+        f"{best[1].arena_bytes:,} B) is beaten by a first stage with a lower own peak and a second "
+        f"stage over its output ({two[1].arena_bytes:,} B, +{100 * extra_macs(two[0].patch) / max(ordered.macs, 1):.2f} "
+        f"% MACs in all); {len(pairs)} pairs within the MAC limit scored, {len(built) - 1} planned")
     return two
 
 
