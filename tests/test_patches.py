@@ -181,6 +181,42 @@ def test_two_stage_errors_name_the_steps_of_the_layer_by_layer_program(zoo_model
         apply_patches(program, PatchConfig(ends[0], 2, 2, then=PatchConfig(bad, 2, 2)))
 
 
+def test_auto_takes_a_second_stage_only_where_it_lowers_the_peak(zoo_models):
+    """--patch auto: on the zoo MobileNetV2 (whole input) both stages are chosen, with a smaller
+    arena than either stage's first part alone and than the best one-stage plan planned; the
+    report gives the second stage's figures and why, memory.svg marks both stages. On ResNet a
+    second stage does not help, and none is taken."""
+    from tinycc.codegen.profile_svg import memory_profile_svg
+    from tinycc.schedule.report import patch_markdown, patch_report
+
+    _, _, program, _ = _zoo_program(zoo_models, "mbv2")
+    patched, mem, decision = plan_program(program, PatchOptions("auto", None, None))
+    config = patched.patch.config
+    assert config.then is not None and patched.patch.next_stage.config == config.then
+    one = [t["arena_bytes"] for t in decision.tried if "+" not in t["patch"]]
+    assert one and mem.arena_bytes < min(one), decision.tried
+    # stage by stage (the best first stage, then a second) is beaten by a pair chosen together
+    assert decision.second_reason.startswith("both stages chosen together"), decision.second_reason
+    assert mem.arena_bytes < min(t["arena_bytes"] for t in decision.tried[:-2] if "+" in t["patch"])
+    alone = PatchConfig(config.split, config.rows, config.cols, config.halo)
+    first_alone = plan_memory(apply_patches(program, alone), reorder=False)
+    assert mem.arena_bytes < first_alone.arena_bytes
+    report = patch_report(patched, mem, decision)
+    two = report["second_stage"]
+    assert two["config"] == config.then.text() and two["first_step"] == config.split and two["why"]
+    assert two["stage_input"] == report["stage_output"] and two["per_patch_peak_bytes"] > 0
+    both = sum(s.macs_patched - s.macs_layer_by_layer for s in (patched.patch, patched.patch.next_stage))
+    model_macs = patched.macs - both
+    assert two["stage_macs_patched"] == patched.patch.next_stage.macs_patched
+    assert report["mac_overhead_percent"] == round(100 * both / model_macs, 2)  # both stages counted
+    assert "A second patch stage" in "\n".join(patch_markdown({"patch": report}))
+    svg = memory_profile_svg(patched, mem, None)
+    assert svg.count('class="patch-stage"') == 2 and "second patch stage " + config.then.text() in svg
+    _, _, resnet, _ = _zoo_program(zoo_models, "resnet")
+    patched, _, decision = plan_program(resnet, PatchOptions("auto", None, None))
+    assert patched.patch.config.then is None and patched.patch.next_stage is None and not decision.second_reason
+
+
 def test_instruction_estimate_of_a_candidate_matches_its_built_plan(zoo_models):
     """The search ranks unbuilt candidates by an instruction estimate from the regions alone; it
     must agree with the cost model applied to the built plan (which bench_patches.py checks against
