@@ -102,9 +102,11 @@ def plan(path: Path, patch: str, sram: int | None, calib: Path | None, stream: b
 
 
 def row(label, program, mem, decision):
+    from tinycc.schedule.search import extra_macs
+
     pp = program.patch
     inp = program.tensors[program.inputs[0]].size
-    extra = (pp.macs_patched - pp.macs_layer_by_layer) if pp else 0
+    extra = extra_macs(pp) if pp else 0
     macs0 = program.macs - extra
     chosen = pp.config.text() if pp else "layer by layer"
     if program.streamed_input:  # the arena holds no input: the peak is the figure without it
@@ -113,6 +115,26 @@ def row(label, program, mem, decision):
         return
     print(f"| {label} | {chosen} | {mem.arena_bytes:,} | {mem.arena_bytes - inp:,} | {inp:,} | "
           f"{100 * extra / macs0:.2f} % |" + (f" {decision.layer_by_layer_arena:,} |" if decision else " |"))
+
+
+def stages(program, mem) -> None:
+    """The stages of a plan: where each runs, its grid and halo strategy, its own peak, its MACs;
+    and the planner's lower bound for the whole plan (live bytes less what overlaps may share)."""
+    from tinycc.schedule.patches import patch_stages
+
+    print(f"\nplan {program.patch.config.text()}: arena {mem.arena_bytes:,} B, planner's lower bound "
+          f"{mem.lower_bound:,} B ({mem.lower_bound_kind})")
+    end = 0
+    for n, pp in enumerate(patch_stages(program.patch)):
+        steps = [k for ks in pp.patch_steps for k in ks]
+        peak = max(mem.live_bytes[k] for k in steps)
+        end = max(steps)
+        print(f"- stage {n + 1}: steps {pp.start}..{pp.config.split - 1} -> {pp.stage_output} "
+              f"{'x'.join(map(str, program.tensors[pp.stage_output].shape[1:]))}, grid {pp.config.rows} x "
+              f"{pp.config.cols}, halo {pp.halo}, peak live {peak:,} B, +{100 * pp.mac_overhead:.1f} % of the "
+              f"stage's MACs")
+    after = max(mem.live_bytes[end + 1:], default=0)
+    print(f"- after the stages, layer by layer: peak live {after:,} B\n")
 
 
 def bit_exact(g, program, mem, reference_program, x) -> bool:
@@ -155,6 +177,7 @@ def main() -> int:
                 row(f"MobileNetV2-1.0 224 (MCUNetV2: 1372 kB -> 172 kB + 147 kB input) --patch {patch}"
                     f"{' --stream-input' if stream else ''}", program, mem, decision)
             program, mem = mbv2[("auto", True)]
+            stages(program, mem)
             x = _calib((1, 3, 224, 224), 1)[0]
             print(f"\nMobileNetV2-1.0 224 --stream-input: streamed host C == layer-by-layer golden: "
                   f"{bit_exact(g, program, mem, mbv2[('off', False)][0], x)}\n")

@@ -409,7 +409,8 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
     return ordered, base_mem, decision
 
 
-SECOND_STAGE_CANDIDATES = 3  # second stages planned for real
+SECOND_STAGE_CANDIDATES = 2  # second stages planned for real: the best scored,
+SECOND_STAGE_CHEAP = 2  # then the fewest estimated instructions among those whose stage fits
 
 
 def _second_stage(ordered: Program, best: tuple[Program, MemoryPlan], base_live: list[int], opts: PatchOptions,
@@ -435,13 +436,26 @@ def _second_stage(ordered: Program, best: tuple[Program, MemoryPlan], base_live:
         cands = [c for c in cands if used + c.overhead <= opts.overhead]
     pool = sorted(cands, key=lambda c: (c.estimate, c.stage_peak, c.instr))
     built = []
-    for cand in pool[:SECOND_STAGE_CANDIDATES]:
+
+    def build(cand: Candidate) -> None:
         config = dataclasses.replace(first.config, then=cand.config)
         two, two_mem = _plan(ordered, config, None, SCREEN_BUDGET_S, opts.stream)
         decision.tried.append(_tried(two, two_mem, ordered))
         built.append((two_mem.arena_bytes, instruction_overhead(two, two_mem, ordered), config))
+
+    for cand in pool[:SECOND_STAGE_CANDIDATES]:
+        build(cand)
     if not built:
         return None
+    # The estimates of the layers after the stage count every buffer apart, so they often tie
+    # and the lowest stage peak wins; a stage as well scored whose own estimate already fits the
+    # arena just found may do as well for fewer instructions: plan the cheapest of those too.
+    smallest = min(arena for arena, _, _ in built)
+    done = {b[2].then for b in built}
+    cheap = sorted((c for c in pool if c.estimate <= pool[0].estimate and c.stage_peak <= smallest
+                    and c.config not in done), key=lambda c: c.instr)
+    for cand in cheap[:SECOND_STAGE_CHEAP]:
+        build(cand)
     smallest = min(arena for arena, _, _ in built)
     config = min((b for b in built if b[0] <= smallest * (1 + ARENA_TIE)), key=lambda b: b[1])[2]
     two = _plan(ordered, config, None, stream=opts.stream)  # the full planner budget
