@@ -522,6 +522,17 @@ def test_cli_forced_patch_report_and_errors(mlperf_dir, tmp_path, capsys):
     assert "Patch-based inference" in files["report.md"].decode()
     assert main(["compile", str(model), "-o", str(tmp_path / "bad"), "--patch", "99x2x2"]) == 2
     assert "valid ends" in capsys.readouterr().err
+    assert main(["compile", str(model), "-o", str(tmp_path / "bad"), "--patch", "4x2x2+4x1x2"]) == 2
+    assert "must end after the first" in capsys.readouterr().err
+    program = build_program(run_pipeline(load_graph(model)), QuantOptions(), warn=lambda m: None)
+    reorder_steps(program, 0.5)  # as the search does
+    second = max(stage_limit(program, 4).splits)
+    files = _compile(tmp_path, model, "p2", "--patch", f"4x2x2+{second}x1x2:reuse")
+    report = json.loads(files["report.json"])["patch"]
+    assert report["chosen"] == f"4x2x2+{second}x1x2:reuse" and report["grid"] == [2, 2]
+    assert report["second_stage"]["grid"] == [1, 2] and report["second_stage"]["first_step"] == 4
+    assert report["second_stage"]["stage_input"] == report["stage_output"]
+    assert "A second patch stage" in files["report.md"].decode()
     assert main(["compile", str(model), "-o", str(tmp_path / "bad"), "--patch", "2by2"]) == 2
     assert main(["compile", str(model), "-o", str(tmp_path / "bad"), "--patch", "4x200x2"]) == 2
     assert main(["compile", str(model), "-o", str(tmp_path / "bad"), "--patch", "auto",

@@ -62,7 +62,8 @@ def _add_patch_args(p: argparse.ArgumentParser) -> None:
                         "fits; auto: also for a model that fits, the lowest peak within --patch-overhead "
                         "(only when it lowers the peak); off: always layer by layer; SxRxC forces the first S "
                         "steps on an R x C grid of patches (SxRxC:reuse: overlapping rows kept between patches, "
-                        "not recomputed)")
+                        "not recomputed); SxRxC+TxRxC adds a second stage, steps S..T-1 on its own grid over the "
+                        "first stage's output buffer (auto finds one where it lowers the peak)")
     p.add_argument("--patch-overhead", default=None, metavar="PCT",
                    help="with --patch auto and a budget that does not bind: at most this many extra MACs "
                         "(default 10%%)")

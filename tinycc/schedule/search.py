@@ -329,6 +329,7 @@ def plan_program(program: Program, opts: PatchOptions) -> tuple[Program, MemoryP
             raise BadInput(str(exc)) from None
         decision.chosen = opts.config
         decision.reason = "forced with --patch"
+        decision.second_reason = "forced with --patch" if opts.config.then is not None else ""
         decision.tried.append(_tried(patched, mem, ordered))
         decision.instr_overhead = instruction_overhead(patched, mem, ordered)
         return patched, mem, decision
