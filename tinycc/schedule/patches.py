@@ -34,7 +34,13 @@ Halos (PatchConfig.halo):
   written below it (the kernel's output at a byte offset). Columns are still recomputed (a grid
   of R x 1 bands has no extra MACs at all). Each patch buffer holds the same rows as with
   recompute, so the peak is that of recompute plus the halo buffers, with fewer MACs and two
-  row copies per map and patch. The result is an
+  row copies per map and patch.
+
+A second stage (PatchConfig.then, `--patch 13x7x7:reuse+21x3x2:reuse`) runs the steps from the
+first stage's end to a later split the same way, on its own grid, reading the first stage's output
+buffer whole (stage_limit with a start step): where the layers after a first stage set the peak
+(MobileNetV2's 28x28 blocks once the input is streamed), they run patch by patch too, without
+the deep first stage whose halos would cost many extra MACs. The result is an
 ordinary Program: the golden executor, the host C and the Cortex-M build run the same unrolled
 steps, and the memory planner places the per-patch tensors and both stages in one arena.
 """

@@ -22,6 +22,12 @@ rows reused (schedule/patches.py). The instruction estimate is a cost model of t
 (instructions per MAC by layer kind, a cost per extra kernel call and per copy and copied byte)
 calibrated on QEMU counts; bench_patches.py prints it next to the measured overhead.
 
+A second stage (schedule/patches.py) is searched after the first when the first does not fill
+the arena (_second_stage: second stages from the first's end, scored the same way), and both
+stages are also chosen together (_joint_stages: first stages whose estimate is set by the layers
+after them, each with its best-scored second stage); a two-stage plan replaces a one-stage plan
+only when its arena is smaller, within the same --patch-overhead (MACs of both stages).
+
 Patching is used only when its arena is smaller than the layer-by-layer one.
 
 `--stream-input` needs a patch stage (the input is read window by window through the caller's
