@@ -431,9 +431,12 @@ def _second_stage(ordered: Program, best: tuple[Program, MemoryPlan], base_live:
     patched, mem = best
     first = patched.patch
     stage_end = max(first.patch_steps[-1])
-    if max(mem.live_bytes[:stage_end + 1]) >= mem.arena_bytes:
-        return None  # the first stage alone fills the arena: a second one cannot lower it
-    peak_step = max(range(stage_end + 1, len(mem.live_bytes)), key=mem.live_bytes.__getitem__)
+    # the buffers that reach the top of the arena (times count from 1: time = step + 1)
+    top = [b for b in mem.buffers if mem.plan.offsets[b.name] + b.size >= mem.arena_bytes]
+    after = [b for b in top if b.last > stage_end + 1]
+    if not after:
+        return None  # the arena is set within the first stage: a second one cannot lower it
+    peak_step = max(stage_end + 1, min(b.first for b in after) - 1)
     limit = stage_limit(ordered, first.config.split)
     if not limit.splits or limit.stage_input is None:
         return None
@@ -493,7 +496,10 @@ def _joint_stages(ordered: Program, cands: list[Candidate], best: tuple[Program,
     larger of the two stage estimates; the best pairs are planned, and one replaces `best` when
     its arena is smaller (within ARENA_TIE: fewer estimated instructions). None otherwise."""
     allowed = [c for c in cands if binding or c.overhead <= opts.overhead]
-    promising = sorted((c for c in allowed if c.stage_peak < c.estimate), key=lambda c: (c.stage_peak, c.instr))
+    # a pair's arena is at least its first stage's own peak: only first stages estimated below
+    # the arena already found can win
+    promising = sorted((c for c in allowed if c.stage_peak < c.estimate and c.stage_peak < best[1].arena_bytes),
+                       key=lambda c: (c.stage_peak, c.instr))
     splits = list(dict.fromkeys(c.config.split for c in promising))[:JOINT_SPLITS]
     seconds = {}
     for split in splits:
