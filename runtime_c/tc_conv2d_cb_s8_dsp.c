@@ -27,6 +27,14 @@
 
 #if TC_HAVE_DSP
 
+/* The 2x2 loops' inline assembly takes 14 registers, which gcc can give only when it may use the
+ * frame pointer too, i.e. when optimising: an -O0 (debug) build runs the C loops (same sums). */
+#if TC_DSP_ASM && defined(__OPTIMIZE__)
+#define CB_INLINE_ASM 1
+#else
+#define CB_INLINE_ASM 0
+#endif
+
 enum { CB_CHUNK = 144 };   /* window values widened at a time: a multiple of 8 */
 enum { CB_OC_BLOCK = 32 }; /* channels whose sums are kept across chunks: even */
 
@@ -140,7 +148,7 @@ static TC_DSP_NOINLINE void cb_dot_2x2(const uint32_t *x, const int8_t *w, int32
                                        int32_t groups, int32_t tail, int32_t acc[4]) {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     const int8_t *w_end = w + 4 * groups;
-#if TC_DSP_ASM
+#if CB_INLINE_ASM
     /* The loop below by hand: 20 instructions per 16 MACs (gcc: 24, it spills one of the 14
      * registers). Same products and order as the C. */
     if (w != w_end) {
@@ -218,7 +226,7 @@ static TC_DSP_NOINLINE void cb_dot_2x2(const uint32_t *x, const int8_t *w, int32
  * pointer and the last row's end in memory. */
 static TC_DSP_NOINLINE void cb_dot_2x2_pairs(const uint32_t *x, const int8_t *w, int32_t depth,
                                              int32_t pairs, int32_t *sums) {
-#if TC_DSP_ASM
+#if CB_INLINE_ASM
     const uint32_t *x_end = x + (depth >> 1);
     const int8_t *w_stop = w + 2 * pairs * depth;
     int32_t a00, a01, a10, a11;

@@ -1090,6 +1090,18 @@ def test_cortex_m_build(arm_toolchain, tmp_path, name, mflags, defines, uses_dsp
             assert needed <= used, f"{name} {kernel}: DSP instructions {used}"
 
 
+@pytest.mark.parametrize("opt", ["-O0", "-Os"])
+def test_every_runtime_file_builds_for_the_m4_at_debug_and_size_levels(arm_toolchain, tmp_path, opt):
+    """Users build the runtime at -O0 (debugging) and -Os, not only at -O2: every file, inline
+    assembly included (at -O0 gcc keeps the frame pointer, so a 14-register asm block cannot be
+    given its registers: tc_conv2d_cb_s8_dsp.c failed to compile there)."""
+    for source in sorted(RUNTIME.glob("*.c")):
+        r = subprocess.run([ARM_GCC, "-mcpu=cortex-m4", "-mthumb", opt, "-std=c99", "-Wall", "-Wextra", "-Werror",
+                            "-pedantic", f"-I{RUNTIME}", "-c", str(source), "-o", str(tmp_path / "k.o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr, f"{opt} {source.name}: {r.stderr}"
+
+
 def test_cortex_m_build_with_clang(arm_toolchain, tmp_path):
     """clang for the M4 with -pedantic -Werror, newlib's headers from arm-none-eabi-gcc: the
     file-scope assembly must assemble and stay within ISO C's string-length limit, and give
