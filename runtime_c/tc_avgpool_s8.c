@@ -2,7 +2,12 @@
  * tinycc runtime: int8 average pooling, TFLM reference_integer_ops::AveragePool arithmetic,
  * optionally counting padding (ONNX count_include_pad) or requantizing the mean.
  * Mirrored by tinycc/golden/kernels_conv.py::avgpool_s8.
+ *
+ * This file holds the entry point and the portable C99 reference, the specification its
+ * variant matches bit for bit: tc_avgpool_s8_dsp.c (TC_HAVE_DSP: 4 channels per tap summed in
+ * int16 lanes with SXTAB16).
  */
+#include "tc_arm_dsp.h"
 #include "tc_pool.h"
 
 static int avgpool_args_ok(const tc_avgpool_params *p) {
@@ -23,16 +28,17 @@ static int avgpool_args_ok(const tc_avgpool_params *p) {
             tc_pool_axis_inside(p->in_w, p->out_w, p->k_w, p->stride_w, p->pad_left));
 }
 
-/* Round acc / n half away from zero, as TFLM AveragePool does (C division truncates). */
-static int32_t rounded_div(int32_t acc, int32_t n) {
-    return acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n;
-}
-
 tc_status tc_avgpool_s8(const tc_avgpool_params *p, const int8_t *in, int8_t *out) {
     int32_t oy, ox, c, iy, ix;
     if (p == NULL || in == NULL || out == NULL || !avgpool_args_ok(p)) {
         return TC_ARG_ERROR;
     }
+#if TC_HAVE_DSP
+    if (p->channels >= 4) {
+        tc_avgpool_s8_dsp(p, in, out);
+        return TC_OK;
+    }
+#endif
     for (oy = 0; oy < p->out_h; ++oy) {
         int32_t y_begin, y_end;
         tc_pool_window_range(oy, p->stride_h, p->pad_top, p->k_h, p->in_h, &y_begin, &y_end);
@@ -50,16 +56,7 @@ tc_status tc_avgpool_s8(const tc_avgpool_params *p, const int8_t *in, int8_t *ou
                         acc += row[ix * p->channels];
                     }
                 }
-                if (p->use_requant) {
-                    y[c] = tc_requant_s8(acc - taps * p->in_zp, p->mult, p->shift, p->out_zp,
-                                         p->act_min, p->act_max);
-                } else if (p->count_include_pad) {
-                    const int32_t n = p->k_h * p->k_w;
-                    acc += (n - taps) * p->in_zp;
-                    y[c] = (int8_t)tc_clamp_i32(rounded_div(acc, n), p->act_min, p->act_max);
-                } else {
-                    y[c] = (int8_t)tc_clamp_i32(rounded_div(acc, taps), p->act_min, p->act_max);
-                }
+                y[c] = tc_avgpool_out(p, acc, taps);
             }
         }
     }

@@ -85,6 +85,10 @@ tc_status tc_avgpool_s8(const tc_avgpool_params *p, const int8_t *in, int8_t *ou
  * tc_arm_dsp.h), called by the entry point after the argument checks for channels >= 4. */
 void tc_maxpool_s8_dsp(const tc_maxpool_params *p, const int8_t *in, int8_t *out);
 
+/* Internal: the SIMD variant of tc_avgpool_s8 (tc_avgpool_s8_dsp.c; only with TC_HAVE_DSP),
+ * called by the entry point after the argument checks for channels >= 4. */
+void tc_avgpool_s8_dsp(const tc_avgpool_params *p, const int8_t *in, int8_t *out);
+
 /* Internal: window geometry checks shared by the pooling kernels. */
 static inline int tc_pool_axis_ok(int32_t in, int32_t out, int32_t k, int32_t stride,
                                   int32_t pad) {
@@ -110,6 +114,27 @@ static inline void tc_pool_window_range(int32_t o, int32_t stride, int32_t pad, 
 
 static inline int tc_pool_act_ok(int32_t act_min, int32_t act_max) {
     return act_min >= -128 && act_max <= 127 && act_min <= act_max;
+}
+
+/* Internal: round acc / n half away from zero, as TFLM AveragePool does (C division truncates). */
+static inline int32_t tc_pool_rounded_div(int32_t acc, int32_t n) {
+    return acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n;
+}
+
+/* Internal: the output of one average-pooling window from the sum `acc` of its `taps` in-image
+ * raw int8 values (tc_avgpool_params gives the two modes); tc_avgpool_s8 and its SIMD variant
+ * share it, so they can only differ in how they sum. */
+static inline int8_t tc_avgpool_out(const tc_avgpool_params *p, int32_t acc, int32_t taps) {
+    if (p->use_requant) {
+        return tc_requant_s8(acc - taps * p->in_zp, p->mult, p->shift, p->out_zp, p->act_min,
+                             p->act_max);
+    }
+    if (p->count_include_pad) {
+        const int32_t n = p->k_h * p->k_w;
+        acc += (n - taps) * p->in_zp;
+        return (int8_t)tc_clamp_i32(tc_pool_rounded_div(acc, n), p->act_min, p->act_max);
+    }
+    return (int8_t)tc_clamp_i32(tc_pool_rounded_div(acc, taps), p->act_min, p->act_max);
 }
 
 #ifdef __cplusplus

@@ -807,13 +807,58 @@ def test_maxpool_targeted(lib, dsp_lib, name):
         check_maxpool(kernels, maxpool_case(name_seed(name), act="random", **geometry))
 
 
-@pytest.mark.parametrize("seed", range(120))
-def test_avgpool_random(lib, seed):
-    check_avgpool(lib, avgpool_case(6000 + seed))
-
-
 AVGPOOL_MODES = {"valid_taps": (0, 0), "count_pad": (1, 0), "count_pad_requant": (1, 1),
                  "requant": (0, 1)}
+
+
+@pytest.mark.parametrize("seed", range(120))
+def test_avgpool_random(lib, dsp_lib, seed):
+    for kernels in (lib, dsp_lib):  # portable; int16-lane sums (SXTAB16) from 4 channels on
+        check_avgpool(kernels, avgpool_case(6000 + seed))
+
+
+# The SIMD average pool (tc_avgpool_s8_dsp.c): 4 channels per word, a last 1 to 3 channels by
+# bytes, window runs longer than an int16 lane's 255 taps, global windows as one run.
+AVGPOOL_DSP_TARGETED = {
+    "channels_4_2x2": dict(in_hw=(6, 6), k=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0),
+                           ceil_mode=False, channels=4),
+    "channels_7_tail_3_padded": dict(in_hw=(7, 5), k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1),
+                                     channels=7),
+    "channels_13_tail_1": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), pads=(0, 0, 0, 0),
+                               channels=13),
+    "global_25x5x64_kws": dict(in_hw=(25, 5), k=(25, 5), stride=(1, 1), pads=(0, 0, 0, 0),
+                               channels=64),
+    "global_20x20_400_taps": dict(in_hw=(20, 20), k=(20, 20), stride=(1, 1), pads=(0, 0, 0, 0),
+                                  channels=8),
+    "rows_of_300_taps": dict(in_hw=(3, 300), k=(2, 300), stride=(1, 1), pads=(0, 0, 0, 0),
+                             channels=4),
+    "window_17x17_289_taps_not_whole_rows": dict(in_hw=(18, 18), k=(17, 17), stride=(1, 1),
+                                                 pads=(0, 0, 0, 0), channels=5),
+}
+
+
+@pytest.mark.parametrize("mode", list(AVGPOOL_MODES))
+@pytest.mark.parametrize("name", list(AVGPOOL_DSP_TARGETED))
+def test_avgpool_dsp_targeted(lib, dsp_lib, name, mode):
+    count_include_pad, use_requant = AVGPOOL_MODES[mode]
+    geometry = AVGPOOL_DSP_TARGETED[name]
+    if use_requant and not count_include_pad and geometry["pads"] != (0, 0, 0, 0):
+        pytest.skip("rejected by design: see test_avgpool_requant_rejects_border_windows")
+    for kernels in (lib, dsp_lib):
+        check_avgpool(kernels, avgpool_case(name_seed(name), count_include_pad=count_include_pad,
+                                            use_requant=use_requant, **geometry))
+
+
+@pytest.mark.parametrize("value", [-128, 127])
+def test_avgpool_dsp_lane_extremes(lib, dsp_lib, value):
+    """Every tap at an int8 extreme over 400 taps: a lane that summed more than 255 of them
+    would wrap (400 * 128 > 32,767); the mean is the value itself."""
+    p, _, ratio = avgpool_case(1, count_include_pad=0, use_requant=0, in_zp=0, act="full",
+                               in_hw=(20, 20), k=(20, 20), stride=(1, 1), pads=(0, 0, 0, 0),
+                               channels=8)
+    x = np.full((20, 20, 8), value, dtype=np.int8)
+    for kernels in (lib, dsp_lib):
+        assert (check_avgpool(kernels, (p, x, ratio)) == value).all()
 
 
 def _avgpool_targets():
@@ -826,9 +871,9 @@ def _avgpool_targets():
 
 
 @pytest.mark.parametrize("name, count_include_pad, use_requant", list(_avgpool_targets()))
-def test_avgpool_targeted(lib, name, count_include_pad, use_requant):
-    for zp in (-128, 127, 3):
-        check_avgpool(lib, avgpool_case(name_seed(name), count_include_pad=count_include_pad,
+def test_avgpool_targeted(lib, dsp_lib, name, count_include_pad, use_requant):
+    for zp, kernels in [(zp, k) for zp in (-128, 127, 3) for k in (lib, dsp_lib)]:
+        check_avgpool(kernels, avgpool_case(name_seed(name), count_include_pad=count_include_pad,
                                         use_requant=use_requant, in_zp=zp,
                                         **POOL_TARGETED[name]))
 
@@ -862,12 +907,13 @@ def test_avgpool_count_include_pad_uses_real_zero(lib):
 
 @pytest.mark.parametrize("hw", [(1, 1), (3, 5), (12, 12), (48, 48)])
 @pytest.mark.parametrize("seed", range(2))
-def test_global_avgpool_requant(lib, hw, seed):
+def test_global_avgpool_requant(lib, dsp_lib, hw, seed):
     case = avgpool_case(7000 + seed, channels=8 * (seed + 1), count_include_pad=0, use_requant=1,
                         in_hw=hw, k=hw, stride=(1, 1), pads=(0, 0, 0, 0), ceil_mode=False)
     p = case[0]
     assert (p.out_h, p.out_w) == (1, 1)
-    check_avgpool(lib, case)
+    for kernels in (lib, dsp_lib):
+        check_avgpool(kernels, case)
 
 
 # ---------------------------------------------------------------------------------------------

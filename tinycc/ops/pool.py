@@ -419,4 +419,4 @@ def avgpool_s8(p: AvgPoolParams, x) -> np.ndarray:
 declare("tc_maxpool_s8", header="tc_pool.h", params=MaxPoolParams, golden=maxpool_s8, args=("in", "out"),
         sources=("tc_maxpool_s8.c",), variants=(Variant(DSP, ("tc_maxpool_s8_dsp.c",)),))
 declare("tc_avgpool_s8", header="tc_pool.h", params=AvgPoolParams, golden=avgpool_s8, args=("in", "out"),
-        sources=("tc_avgpool_s8.c",))
+        sources=("tc_avgpool_s8.c",), variants=(Variant(DSP, ("tc_avgpool_s8_dsp.c",)),))
