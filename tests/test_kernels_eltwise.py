@@ -223,13 +223,15 @@ def test_binary_c_matches_golden_and_float(lib, dsp_lib, op):
 def test_binary_dsp_rows_every_shift_case(lib, dsp_lib, op):
     """The DSP rows' cases: the operand shift 0 (the larger scale's multiplier is 0.5) on
     either side or on both (equal scales), output shifts inside tc_dsp_rq's range [-23, -2] and
-    outside it (the portable row), clamped and unclamped activations; the same layers on the
-    fast portable rows (tc_add_s8_fast.c) and the spec (`lib`)."""
+    outside it (the portable row), clamped and unclamped activations, rows of a multiple of 4
+    elements and not; the same layers on the fast portable rows (tc_add_s8_fast.c) and the spec
+    (`lib`)."""
     c_name, make, golden, _ = OPS[op]
     rng = np.random.default_rng(99 + len(op))
-    shape = [1, 3, 5, 16]
     seen = set()
-    for s1, s2 in ((0.02, 0.02), (0.02, 0.005), (0.005, 0.02), (0.03, 0.0299), (0.01, 0.04)):
+    for shape, s1, s2 in [(shape, s1, s2) for shape in ([1, 3, 5, 16], [1, 1, 3, 7])
+                          for s1, s2 in ((0.02, 0.02), (0.02, 0.005), (0.005, 0.02), (0.03, 0.0299),
+                                         (0.01, 0.04))]:
         for s_out in (1e-5, 3e-4, 0.01, 0.5, 40.0):
             for act_min, act_max in ((-128, 127), (-20, 127), (-128, 60), (-50, 60)):
                 p = make(s1, int(rng.integers(-128, 128)), s2, int(rng.integers(-128, 128)), s_out,
