@@ -8,10 +8,10 @@ QEMU with the instruction-count plugin, checked bit for bit against the numpy go
 The count of a call includes its dispatch (about 30 instructions: the params copy and the call).
 
 Printed: per shape, the MACs (every tap of every window, padded ones included, as the models'
-MAC counts; for max pooling the element taps; for ADD/MUL the output elements), the instructions
+MAC counts; for max and average pooling the element taps; for ADD/MUL the output elements), the instructions
 and the instructions per MAC (per tap, per element); then the depthwise figures pooled by kernel size (sum of instructions / sum of MACs).
 
-Usage: python benchmarks/bench_kernels.py [--core cortex-m4] [--only depthwise|inplace|pointwise|maxpool|elementwise]
+Usage: python benchmarks/bench_kernels.py [--core cortex-m4] [--only depthwise|inplace|pointwise|maxpool|avgpool|elementwise]
                                           [--define TC_NO_ASM] [--json FILE]
 """
 from __future__ import annotations
@@ -109,6 +109,22 @@ MAXPOOL = {
     "maxpool2x2_s2_12x12x6_c_not_4n": _maxpool((12, 12), 2, 2, 6),
 }
 
+def _avgpool(in_hw, k, stride, c, pads=(0, 0, 0, 0), use_requant=0):
+    return ("avgpool", dict(in_hw=in_hw, k=(k, k) if isinstance(k, int) else k,
+                            stride=(stride, stride), pads=pads, ceil_mode=False, channels=c,
+                            count_include_pad=int(pads != (0, 0, 0, 0)), use_requant=use_requant,
+                            act="full"))
+
+
+# Average pooling (per element tap, as max pooling): the global pools that end the MLPerf Tiny
+# models (KWS 25x5x64, IC 8x8x64, VWW 3x3x256, requantizing as TFLite MEAN) and a 2x2 window.
+AVGPOOL = {
+    "avgpool_global_25x5x64_kws": _avgpool((25, 5), (25, 5), 1, 64, use_requant=1),
+    "avgpool_global_8x8x64_ic": _avgpool((8, 8), 8, 1, 64, use_requant=1),
+    "avgpool_global_3x3x256_vww": _avgpool((3, 3), 3, 1, 256, use_requant=1),
+    "avgpool2x2_s2_16x16x16": _avgpool((16, 16), 2, 2, 16),
+}
+
 # Element-wise ADD / MUL (per output element), the residual adds of ResNets and the gating
 # products of SE blocks / hard-swish.
 ELEMENTWISE = {
@@ -120,15 +136,15 @@ ELEMENTWISE = {
 }
 
 GROUPS = {"depthwise": DEPTHWISE, "inplace": DEPTHWISE_INPLACE, "pointwise": POINTWISE, "maxpool": MAXPOOL,
-          "elementwise": ELEMENTWISE}
+          "avgpool": AVGPOOL, "elementwise": ELEMENTWISE}
 
 
 def macs(kind: str, p) -> int:
-    """MACs, or for pooling element taps (output elements x window taps), for ADD/MUL output
+    """MACs, or for (max, average) pooling element taps (output elements x window taps), for ADD/MUL output
     elements."""
     if kind in ("add", "mul"):
         return int(np.prod(p.out_dims))
-    if kind == "maxpool":
+    if kind in ("maxpool", "avgpool"):
         return p.out_h * p.out_w * p.channels * p.k_h * p.k_w
     if kind in ("dw", "dw_inplace"):
         return p.out_h * p.out_w * p.out_c * p.k_h * p.k_w

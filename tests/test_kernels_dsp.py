@@ -692,7 +692,7 @@ def dsp_path_expected(kind, p, shift=None) -> bool:
         return p.depth_mult == 1 and (p.in_c >= 4 or dwk_applicable(p))
     if kind == "dw_inplace":
         return p.dil_w == 1 and p.k_h * ((p.k_w + 3) // 4) <= 16
-    if kind == "maxpool":  # tc_maxpool_s8_dsp.c
+    if kind in ("maxpool", "avgpool"):  # tc_maxpool_s8_dsp.c, tc_avgpool_s8_dsp.c
         return p.channels >= 4
     if kind in ("add", "mul"):  # tc_add_s8_dsp.c, tc_mul_s8_dsp.c (contiguous rows)
         return -23 <= p.out_shift <= -2

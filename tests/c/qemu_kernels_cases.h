@@ -10,7 +10,7 @@
 
 enum {
     QK_CONV = 0, QK_DWCONV = 1, QK_FC = 2, QK_DWCONV_INPLACE = 3, QK_MAXPOOL = 4, QK_ADD = 5,
-    QK_MUL = 6
+    QK_MUL = 6, QK_AVGPOOL = 7
 };
 
 typedef struct {
