@@ -44,6 +44,8 @@ from tinycc.target.measure import layer_class  # noqa: E402
 
 MLPERF = ROOT.parent / "shared" / "models" / "mlperf_tiny"
 MODELS = ("vww_mobilenetv1_025", "kws_dscnn", "ic_resnet8")
+# Issue 15's whole-model goals on the Cortex-M4 (instructions per inference).
+GOALS = {"cortex-m4": {"vww_mobilenetv1_025": 12.0e6, "kws_dscnn": 3.85e6, "ic_resnet8": 15.0e6}}
 
 
 @dataclass
@@ -116,11 +118,14 @@ def per_mac(instructions: int, macs: int) -> str:
     return f"{instructions / macs:.2f}" if macs else "-"
 
 
-def print_model(prof: ModelProfile, best: dict[str, float], top: int) -> None:
+def print_model(prof: ModelProfile, best: dict[str, float], top: int, goal: float | None = None) -> None:
     total = prof.instructions
     macs = sum(layer.macs for layer in prof.layers)
     flag = "" if prof.bit_exact else "  ** NOT BIT-EXACT **"
     print(f"\n## {prof.name}: {total:,} instructions, {macs:,} MACs, {total / macs:.2f} per MAC{flag}\n")
+    if goal:
+        print(f"Goal {goal:,.0f}: {max(0, total - goal):,.0f} instructions to cut "
+              f"({100 * max(0, total - goal) / total:.1f}%).\n")
     print("| step | kernel | class | shape | MACs | instructions | per MAC | share | excess |")
     print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for layer in prof.layers:
@@ -201,7 +206,7 @@ def main(argv=None) -> int:
     best = best_rates(profiles)
     print(f"# Per-layer profile on {args.core} (QEMU instruction counts, sample 0)")
     for prof in profiles:
-        print_model(prof, best, args.top)
+        print_model(prof, best, args.top, GOALS.get(args.core, {}).get(prof.name))
     print_targets(profiles, best, args.top)
     if args.json:
         Path(args.json).write_text(json.dumps([{"model": p.name, "instructions": p.instructions,
