@@ -11,6 +11,8 @@
  *    (x - zp) << 21 (|x - zp| <= 255: below 2^29) and m;
  *  - an operand whose shift is -e, e in [1, 31], takes the same SMMULR, then its rounding right
  *    shift as one add of a constant built from the sign and a shift;
+ *  - an ADD adds the second rescaled operand to the first's SMMULR in the same instruction
+ *    (SMMLAR: acc + the rounded high word, exactly);
  *  - the output takes tc_dsp_rq (one SMLAL, a shift, SSAT with the zero point folded in) when
  *    its shift is in [-23, -2], as the conv kernels do.
  * The other layers keep the portable row.
@@ -69,9 +71,14 @@ static TC_ALWAYS_INLINE inline void add_rows(const tc_add_params *p, const add_o
     const int32_t act_min = p->act_min, act_max = p->act_max;
     int32_t i;
     for (i = 0; i < n; ++i) {
-        const int32_t a = add_rescale(in1[i], zp1, m1, h1, s1, e1_zero);
         const int32_t b = add_rescale(in2[i], zp2, m2, h2, s2, e2_zero);
-        int32_t y = tc_dsp_rq(sign2 > 0 ? a + b : a - b, mult, khi, e1);
+        /* An ADD of an operand with shift 0: SMMLAR adds b to its SMMULR for free (b + the
+         * rounded high word of d * m, exactly; |a|, |b| < 2^28). */
+        const int32_t sum = sign2 > 0 && e1_zero
+                                ? tc_smmlar(in1[i] * (INT32_C(1) << 21) - zp1, m1, b)
+                                : add_rescale(in1[i], zp1, m1, h1, s1, e1_zero) +
+                                      (sign2 > 0 ? b : -b);
+        int32_t y = tc_dsp_rq(sum, mult, khi, e1);
         if (clamp_lo) y = TC_MAX(y, act_min);
         if (clamp_hi) y = TC_MIN(y, act_max);
         out[i] = (int8_t)y;

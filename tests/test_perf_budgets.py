@@ -86,9 +86,9 @@ AVGPOOL_BUDGETS = {
 }
 # ADD / MUL, instructions per output element (the goal: <= 20).
 ELEMENTWISE_BUDGETS = {
-    "add_16x16x32_second_scale_smaller": 20.2,  # (was 94.1)
-    "add_8x8x64_equal_scales": 16.5,            # (was 94.1)
-    "add_16x16x32_clamped": 24.8,               # a fused clamp of the upper bound (was 30.5, 94.1)
+    "add_16x16x32_second_scale_smaller": 19.5,  # SMMLAR adds the rescaled operands (was 20.06, 94.1)
+    "add_8x8x64_equal_scales": 15.5,            # (was 16.12, 94.1)
+    "add_16x16x32_clamped": 23.6,               # a fused clamp of the upper bound (was 24.06, 30.5, 94.1)
     "mul_16x16x32": 16.5,                       # (was 49.0)
 }
 # Pooled over the out-of-place shapes above, per kernel size (the goal: <= 3.5, 3x3 <= 3.0).
