@@ -33,15 +33,20 @@
     "    ldr    r8, [r12, #" #x0 " + 4 * " #col "]\n"                                \
     "    sxtb16 r9, r8, ror #8\n"                                                   \
     "    sxtb16 r8, r8\n"
+/* Columns of a kernel row at byte x0 of the ring, by which pixels' windows read them (A's tap
+ * at weight offset ta, B's at tb): the rows of every kernel size and stride are sequences of
+ * these (a column both windows read is loaded and widened once). */
+#define DWQ_COL_A(x0, col, ta) DWQ_LOAD(x0, col) DWQ_A(ta)
+#define DWQ_COL_AB(x0, col, ta, tb) DWQ_LOAD(x0, col) DWQ_A(ta) DWQ_B(tb)
+#define DWQ_COL_B(x0, col, tb) DWQ_LOAD(x0, col) DWQ_B(tb)
+/* Stride 1: column c is A's tap c and B's tap c - 1. */
 #define DWQ_ROW3(x0, t0, t1, t2)                                                    \
-    DWQ_LOAD(x0, 0)                      /* column 0: A's first tap */              \
-    DWQ_A(t0)                                                                       \
-    DWQ_LOAD(x0, 1)                      /* column 1: A's second, B's first */      \
-    DWQ_A(t1) DWQ_B(t0)                                                             \
-    DWQ_LOAD(x0, 2)                      /* column 2: A's third, B's second */      \
-    DWQ_A(t2) DWQ_B(t1)                                                             \
-    DWQ_LOAD(x0, 3)                      /* column 3: B's third */                  \
-    DWQ_B(t2)
+    DWQ_COL_A(x0, 0, t0) DWQ_COL_AB(x0, 1, t1, t0) DWQ_COL_AB(x0, 2, t2, t1)        \
+    DWQ_COL_B(x0, 3, t2)
+/* Stride 2: column c is A's tap c and B's tap c - 2. */
+#define DWQ_ROW3_S2(x0, t0, t1, t2)                                                 \
+    DWQ_COL_A(x0, 0, t0) DWQ_COL_A(x0, 1, t1) DWQ_COL_AB(x0, 2, t2, t0)             \
+    DWQ_COL_B(x0, 3, t1) DWQ_COL_B(x0, 4, t2)
 #define DWQ_RQ(acc)                                                                 \
     "    and    r11, " acc ", #0x80000000\n"                                        \
     "    orr    r11, r11, #0x40000000\n"                                            \
@@ -54,24 +59,8 @@
     "    ldm    r8, {r8, r9, r10}\n"       /* mult, khi, e - 1 */                    \
     DWQ_RQ(a) DWQ_RQ(b)
 
-/* Stride 2: pixel B's window starts 2 columns after A's; column 2 feeds both. */
-#define DWQ_ROW3_S2(x0, t0, t1, t2)                                                 \
-    DWQ_LOAD(x0, 0)                      /* column 0: A's first tap */              \
-    DWQ_A(t0)                                                                       \
-    DWQ_LOAD(x0, 1)                      /* column 1: A's second */                 \
-    DWQ_A(t1)                                                                       \
-    DWQ_LOAD(x0, 2)                      /* column 2: A's third, B's first */       \
-    DWQ_A(t2) DWQ_B(t0)                                                             \
-    DWQ_LOAD(x0, 3)                      /* column 3: B's second */                 \
-    DWQ_B(t1)                                                                       \
-    DWQ_LOAD(x0, 4)                      /* column 4: B's third */                  \
-    DWQ_B(t2)
-
-/* One pixel-pair function, in five top-level asm statements (each string below the 4095
- * characters ISO C guarantees; the assembler sees them in order): DWQ_HEAD, a ROW3 per kernel
- * row (reading it for both pixels), DWQ_TAIL with `advance` bytes from one pair's windows to the
- * next. */
-#define DWQ_HEAD(name)                                                              \
+/* The start of an assembly function `name` (its own section, Thumb-2). */
+#define DWQ_FUNC(name)                                                              \
     "    .pushsection .text." name ",\"ax\",%progbits\n"                            \
     "    .syntax unified\n"                                                         \
     "    .thumb\n"                                                                  \
@@ -79,7 +68,13 @@
     "    .global " name "\n"                                                        \
     "    .type " name ", %function\n"                                               \
     "    .thumb_func\n"                                                             \
-    name ":\n"                                                                      \
+    name ":\n"
+/* One pixel-pair function, in five top-level asm statements (each string below the 4095
+ * characters ISO C guarantees; the assembler sees them in order): DWQ_HEAD, a ROW3 per kernel
+ * row (reading it for both pixels), DWQ_TAIL with `advance` bytes from one pair's windows to the
+ * next. */
+#define DWQ_HEAD(name)                                                              \
+    DWQ_FUNC(name)                                                                  \
     "    push   {r0, r4-r11, lr}\n"                                                 \
     "1:  ldr    lr, [sp]\n"                 /* lr = job */                           \
     "    ldr    r12, [lr, #0]\n"            /* r12 = ring row 0 at pixel A */        \
@@ -90,10 +85,10 @@
     "    mov    r6, r2\n"                                                           \
     "    mov    r7, r3\n"                                                           \
     "    add    lr, lr, #80\n"              /* lr = weights */
-#define DWQ_TAIL(name, advance)                                                     \
-    "    sub    lr, lr, #80\n"              /* lr = job */                           \
-    "    add    r12, r12, #" #advance "\n"  /* the next pair's windows */            \
-    "    str    r12, [lr, #0]\n"                                                    \
+/* After the sums of a pair (lr = job): the 8 outputs requantized (tc_dsp_rq, each channel's
+ * constants from one LDM), stored, the pair count and output pointer advanced; back to label 1
+ * for the next pair, else return popping `regs`. */
+#define DWQ_STORE_PAIR(regs, name)                                                  \
     DWQ_CHANNEL(32, "r0", "r4")                                                     \
     DWQ_CHANNEL(44, "r1", "r5")                                                     \
     DWQ_CHANNEL(56, "r2", "r6")                                                     \
@@ -113,9 +108,14 @@
     "    subs   r9, r9, #1\n"                                                       \
     "    strd   r8, r9, [lr, #4]\n"                                                 \
     "    bne    1b\n"                                                               \
-    "    pop    {r0, r4-r11, pc}\n"                                                 \
+    "    pop    {" regs ", pc}\n"                                                   \
     "    .size " name ", .-" name "\n"                                              \
     "    .popsection\n"
+#define DWQ_TAIL(name, advance)                                                     \
+    "    sub    lr, lr, #80\n"              /* lr = job */                           \
+    "    add    r12, r12, #" #advance "\n"  /* the next pair's windows */            \
+    "    str    r12, [lr, #0]\n"                                                    \
+    DWQ_STORE_PAIR("r0, r4-r11", name)
 
 __asm__(DWQ_HEAD("tc_dwq_pairs_asm"));
 __asm__(DWQ_ROW3(0, 0, 8, 16));
@@ -144,14 +144,7 @@ __asm__(DWQ_TAIL("tc_dwq_pairs_s2_asm", 16));
 /* Job field offsets (dwk_group): rows 0, y 4, pairs 8, y_step 12, bias_x 16, rq 32, x_off 80,
  * k_h 84, w 88. */
 #define DWK_HEAD(name)                                                              \
-    "    .pushsection .text." name ",\"ax\",%progbits\n"                            \
-    "    .syntax unified\n"                                                         \
-    "    .thumb\n"                                                                  \
-    "    .p2align 2\n"                                                              \
-    "    .global " name "\n"                                                        \
-    "    .type " name ", %function\n"                                               \
-    "    .thumb_func\n"                                                             \
-    name ":\n"                                                                      \
+    DWQ_FUNC(name)                                                                  \
     "    push   {r0, r1, r2, r4-r11, lr}\n"                                         \
     "1:  ldr    lr, [sp]\n"                 /* lr = job */                           \
     "    add    r8, lr, #16\n"                                                      \
@@ -180,67 +173,23 @@ __asm__(DWQ_TAIL("tc_dwq_pairs_s2_asm", 16));
     "    ldr    r12, [lr, #80]\n"                                                   \
     "    add    r12, r12, #" #advance "\n"  /* the next pair's windows */            \
     "    str    r12, [lr, #80]\n"                                                   \
-    DWQ_CHANNEL(32, "r0", "r4")                                                     \
-    DWQ_CHANNEL(44, "r1", "r5")                                                     \
-    DWQ_CHANNEL(56, "r2", "r6")                                                     \
-    DWQ_CHANNEL(68, "r3", "r7")                                                     \
-    "    ldrd   r8, r9, [lr, #4]\n"         /* y, pairs left */                      \
-    "    ldr    r10, [lr, #12]\n"           /* y_step */                             \
-    "    strb   r0, [r8, #0]\n"                                                     \
-    "    strb   r1, [r8, #1]\n"                                                     \
-    "    strb   r2, [r8, #2]\n"                                                     \
-    "    strb   r3, [r8, #3]\n"                                                     \
-    "    add    r8, r8, r10\n"                                                      \
-    "    strb   r4, [r8, #0]\n"                                                     \
-    "    strb   r5, [r8, #1]\n"                                                     \
-    "    strb   r6, [r8, #2]\n"                                                     \
-    "    strb   r7, [r8, #3]\n"                                                     \
-    "    add    r8, r8, r10\n"                                                      \
-    "    subs   r9, r9, #1\n"                                                       \
-    "    strd   r8, r9, [lr, #4]\n"                                                 \
-    "    bne    1b\n"                                                               \
-    "    pop    {r0, r1, r2, r4-r11, pc}\n"                                         \
-    "    .size " name ", .-" name "\n"                                              \
-    "    .popsection\n"
+    DWQ_STORE_PAIR("r0, r1, r2, r4-r11", name)
 
-/* Kernel rows of 5 and 7 taps; weights of tap t at lr + 8 t. Stride 1: column c feeds A's tap
- * c and B's tap c - 1; stride 2: A's tap c and B's tap c - 2. */
-#define DWK_ROW5                                                                    \
-    DWQ_LOAD(0, 0) DWQ_A(0)                                                         \
-    DWQ_LOAD(0, 1) DWQ_A(8) DWQ_B(0)                                                \
-    DWQ_LOAD(0, 2) DWQ_A(16) DWQ_B(8)                                               \
-    DWQ_LOAD(0, 3) DWQ_A(24) DWQ_B(16)                                              \
-    DWQ_LOAD(0, 4) DWQ_A(32) DWQ_B(24)                                              \
-    DWQ_LOAD(0, 5) DWQ_B(32)
-#define DWK_ROW5_S2                                                                 \
-    DWQ_LOAD(0, 0) DWQ_A(0)                                                         \
-    DWQ_LOAD(0, 1) DWQ_A(8)                                                         \
-    DWQ_LOAD(0, 2) DWQ_A(16) DWQ_B(0)                                               \
-    DWQ_LOAD(0, 3) DWQ_A(24) DWQ_B(8)                                               \
-    DWQ_LOAD(0, 4) DWQ_A(32) DWQ_B(16)                                              \
-    DWQ_LOAD(0, 5) DWQ_B(24)                                                        \
-    DWQ_LOAD(0, 6) DWQ_B(32)
-#define DWK_ROW7_PART1                                                              \
-    DWQ_LOAD(0, 0) DWQ_A(0)                                                         \
-    DWQ_LOAD(0, 1) DWQ_A(8) DWQ_B(0)                                                \
-    DWQ_LOAD(0, 2) DWQ_A(16) DWQ_B(8)                                               \
-    DWQ_LOAD(0, 3) DWQ_A(24) DWQ_B(16)
-#define DWK_ROW7_PART2                                                              \
-    DWQ_LOAD(0, 4) DWQ_A(32) DWQ_B(24)                                              \
-    DWQ_LOAD(0, 5) DWQ_A(40) DWQ_B(32)                                              \
-    DWQ_LOAD(0, 6) DWQ_A(48) DWQ_B(40)                                              \
-    DWQ_LOAD(0, 7) DWQ_B(48)
-#define DWK_ROW7_S2_PART1                                                           \
-    DWQ_LOAD(0, 0) DWQ_A(0)                                                         \
-    DWQ_LOAD(0, 1) DWQ_A(8)                                                         \
-    DWQ_LOAD(0, 2) DWQ_A(16) DWQ_B(0)                                               \
-    DWQ_LOAD(0, 3) DWQ_A(24) DWQ_B(8)
-#define DWK_ROW7_S2_PART2                                                           \
-    DWQ_LOAD(0, 4) DWQ_A(32) DWQ_B(16)                                              \
-    DWQ_LOAD(0, 5) DWQ_A(40) DWQ_B(24)                                              \
-    DWQ_LOAD(0, 6) DWQ_A(48) DWQ_B(32)                                              \
-    DWQ_LOAD(0, 7) DWQ_B(40)                                                        \
-    DWQ_LOAD(0, 8) DWQ_B(48)
+/* Kernel rows of 5 and 7 taps (weights of tap t at lr + 8 t), from the columns of DWQ_ROW3
+ * (stride 1: column c is A's tap c and B's tap c - 1) and DWQ_ROW3_S2 (stride 2: B's tap
+ * c - 2). The 7-tap rows begin as the 5-tap ones and are cut in two statements. */
+#define DWK_S1_COLS_0_4                                                             \
+    DWQ_COL_A(0, 0, 0) DWQ_COL_AB(0, 1, 8, 0) DWQ_COL_AB(0, 2, 16, 8)               \
+    DWQ_COL_AB(0, 3, 24, 16) DWQ_COL_AB(0, 4, 32, 24)
+#define DWK_S2_COLS_0_4                                                             \
+    DWQ_COL_A(0, 0, 0) DWQ_COL_A(0, 1, 8) DWQ_COL_AB(0, 2, 16, 0)                   \
+    DWQ_COL_AB(0, 3, 24, 8) DWQ_COL_AB(0, 4, 32, 16)
+#define DWK_ROW5 DWK_S1_COLS_0_4 DWQ_COL_B(0, 5, 32)
+#define DWK_ROW5_S2 DWK_S2_COLS_0_4 DWQ_COL_B(0, 5, 24) DWQ_COL_B(0, 6, 32)
+#define DWK_ROW7_REST DWQ_COL_AB(0, 5, 40, 32) DWQ_COL_AB(0, 6, 48, 40) DWQ_COL_B(0, 7, 48)
+#define DWK_ROW7_S2_REST                                                            \
+    DWQ_COL_AB(0, 5, 40, 24) DWQ_COL_AB(0, 6, 48, 32) DWQ_COL_B(0, 7, 40)           \
+    DWQ_COL_B(0, 8, 48)
 
 __asm__(DWK_HEAD("tc_dwk5_pairs_asm"));
 __asm__(DWK_ROW5);
@@ -253,14 +202,14 @@ __asm__(DWK_ROW_END(40));
 __asm__(DWK_TAIL("tc_dwk5_pairs_s2_asm", 16));
 
 __asm__(DWK_HEAD("tc_dwk7_pairs_asm"));
-__asm__(DWK_ROW7_PART1);
-__asm__(DWK_ROW7_PART2);
+__asm__(DWK_S1_COLS_0_4);
+__asm__(DWK_ROW7_REST);
 __asm__(DWK_ROW_END(56));
 __asm__(DWK_TAIL("tc_dwk7_pairs_asm", 8));
 
 __asm__(DWK_HEAD("tc_dwk7_pairs_s2_asm"));
-__asm__(DWK_ROW7_S2_PART1);
-__asm__(DWK_ROW7_S2_PART2);
+__asm__(DWK_S2_COLS_0_4);
+__asm__(DWK_ROW7_S2_REST);
 __asm__(DWK_ROW_END(56));
 __asm__(DWK_TAIL("tc_dwk7_pairs_s2_asm", 16));
 #endif /* TC_DSP_ASM */
