@@ -27,6 +27,7 @@
  */
 #include "tc_conv.h"
 #include "tc_dot_s8_dsp.h"
+#include "tc_dwconv2d_quad_dsp.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -125,17 +126,8 @@ static int dw3_applicable(const tc_dwconv2d_params *p) {
  * be intact, i.e. start at or after pixel oy * out_w (rows of k_h-row windows, dilation 1: the
  * 3x3 rings and tc_dwconv2d_s8_k). */
 static int dw3_inplace_order_ok(const tc_dwconv2d_params *p) {
-    int32_t oy, next_row = 0; /* rows below next_row were gathered for earlier output rows */
-    for (oy = 0; oy < p->out_h; ++oy) {
-        const int32_t iy0 = oy * p->stride_h - p->pad_top;
-        const int32_t first_new = TC_MAX(TC_MAX(iy0, next_row), 0);
-        if (first_new <= iy0 + p->k_h - 1 && first_new < p->in_h &&
-            oy * p->out_w > first_new * p->in_w) {
-            return 0;
-        }
-        next_row = TC_MAX(next_row, iy0 + p->k_h);
-    }
-    return 1;
+    return tc_dw_ring_inplace_order_ok(p->in_h, p->in_w, p->out_h, p->out_w, p->stride_h,
+                                       p->pad_top, p->k_h);
 }
 
 /* Ring slot of input row iy (rows are numbered from the top padding, iy + pad_top >= 0). */

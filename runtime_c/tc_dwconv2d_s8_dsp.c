@@ -7,6 +7,7 @@
  */
 #include "tc_conv.h"
 #include "tc_dot_s8_dsp.h"
+#include "tc_dwconv2d_quad_dsp.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -423,21 +424,6 @@ static void dw4_gather_row(const tc_dwconv2d_params *p, const int8_t *in, int32_
     for (; j < span; ++j) row[j] = zp4;
 }
 
-/* The single-tile case of dw4_gather_row (the whole row in the ring, whose columns outside the
- * image hold in_zp from the start): channels c..c + 3 of input row iy (or in_zp outside the
- * image) into `row` from its column pad_left on, and into `copy` if not NULL. */
-static void dw4_gather_image_row(const tc_dwconv2d_params *p, const int8_t *in, int32_t c,
-                                 int32_t iy, uint32_t zp4, uint32_t *row, uint32_t *copy) {
-    uint32_t *dst = row + p->pad_left, *dst2 = copy != NULL ? copy + p->pad_left : dst;
-    int32_t i;
-    if (iy < 0 || iy >= p->in_h) {
-        for (i = 0; i < p->in_w; ++i) dst[i] = dst2[i] = zp4;
-        return;
-    }
-    in += iy * p->in_w * p->in_c + c;
-    for (i = 0; i < p->in_w; ++i, in += p->in_c) dst[i] = dst2[i] = tc_read_s8x4(in);
-}
-
 /*
  * 3x3, 4 channels at a time (DSP builds, in_c a multiple of 4, rows of up to DWQ_PIXELS
  * pixels): the NHWC layout keeps 4 channels of a pixel in one word, so the ring holds rows of
@@ -448,155 +434,19 @@ static void dw4_gather_image_row(const tc_dwconv2d_params *p, const int8_t *in, 
  * channel-by-channel ring (dwconv2d_3x3) this reads the input a word at a time instead of a
  * byte at a time and spreads the per-row and per-channel set-up over 4 channels, which is most
  * of the cost on small planes. In place it is safe under the same condition (dw3_inplace_order_ok):
- * a group's output row overwrites only that group's channels. Stack: 3 rows of DWQ_PIXELS
- * words (600 bytes) and the group's tables.
+ * a group's output row overwrites only that group's channels. Stack: 5 rows of DWQ_PIXELS
+ * words (1000 bytes: 3 rows, and copies of 2 for the assembly) and the group's tables. The
+ * group, its C row and the assembly's calls are tc_dwconv2d_quad_dsp.h's, shared with the
+ * codebook kernel.
  */
-#define DWQ_PIXELS TC_DWCONV2D_QUAD_PIXELS /* tc_dwconv2d_s8.c: dwq_applicable */
-
-/* A group of 4 channels: what dwq_row and the assembly need, worked out once per group. The
- * first fields are the assembly's job (offsets fixed, checked below). */
-typedef struct {
-    const uint32_t *x;      /*  0: ring row 0 (rows DWQ_PIXELS words apart) at pixel A's window */
-    int8_t *y;              /*  4: pixel A's output, channel c */
-    int32_t pairs;          /*  8: pixel pairs left (A, A + 1) */
-    int32_t y_step;         /* 12: bytes between output pixels (out_c) */
-    int32_t bias_x[4];      /* 16: bias - in_zp * sum(w), wrapping: the taps then take x itself */
-    int32_t rq[4][3];       /* 32: per channel: mult, khi, e1 of tc_dsp_rq */
-    uint32_t w[18];         /* 80: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
-    int32_t shift[4];
-    int fast;               /* all four shifts suit tc_dsp_rq */
-} dwq_group;
-
-static void dwq_make_group(const tc_dwconv2d_params *p, const int8_t *w, const int32_t *bias,
-                           const int32_t *mult, const int32_t *shift, int32_t c, dwq_group *g) {
-    const uint32_t ones = tc_pack_s16x2(1, 1);
-    int32_t k, j, w_sum[4] = {0, 0, 0, 0};
-    for (k = 0; k < 9; ++k) { /* the tap's 4 weights widened in pairs, summed per channel */
-        const uint32_t word = tc_read_s8x4(w + k * p->out_c + c);
-        const uint32_t we = tc_sxtb16(word), wo = tc_sxtb16_ror8(word);
-        g->w[2 * k] = we;
-        g->w[2 * k + 1] = wo;
-        w_sum[0] = tc_smlabb(we, ones, w_sum[0]);
-        w_sum[2] = tc_smlatt(we, ones, w_sum[2]);
-        w_sum[1] = tc_smlabb(wo, ones, w_sum[1]);
-        w_sum[3] = tc_smlatt(wo, ones, w_sum[3]);
-    }
-    g->fast = 1;
-    for (j = 0; j < 4; ++j) {
-        g->bias_x[j] = tc_wrap_i32((uint32_t)(bias != NULL ? bias[c + j] : 0) -
-                                   (uint32_t)w_sum[j] * (uint32_t)p->in_zp);
-        g->shift[j] = shift[c + j];
-        g->rq[j][0] = mult[c + j];
-        if (tc_dsp_rq_applies(shift[c + j])) {
-            g->rq[j][1] = tc_dsp_rq_khi(shift[c + j], p->out_zp);
-            g->rq[j][2] = -shift[c + j] - 1;
-        } else {
-            g->rq[j][1] = g->rq[j][2] = 0;
-            g->fast = 0;
-        }
-    }
-}
-
-/* One window tap: 4 channels' values (x itself: the zero point's share is in bias_x) against
- * the group's weights for the tap. The sums wrap like the registers; the final ones fit. */
-#define DWQ_TAP(x_word, k)                                                  \
-    do {                                                                    \
-        const uint32_t xv = (x_word);                                       \
-        const uint32_t xe = tc_sxtb16(xv);                                  \
-        const uint32_t xo = tc_sxtb16_ror8(xv);                             \
-        a0 = tc_smlabb(xe, wt[2 * (k)], a0);                                \
-        a2 = tc_smlatt(xe, wt[2 * (k)], a2);                                \
-        a1 = tc_smlabb(xo, wt[2 * (k) + 1], a1);                            \
-        a3 = tc_smlatt(xo, wt[2 * (k) + 1], a3);                            \
-    } while (0)
-
-/* Channel j of a group the general way (out of line: rare). */
-static TC_DSP_NOINLINE int8_t dwq_requant(int32_t acc, const dwq_group *g, int32_t j,
-                                          const tc_dwconv2d_params *p) {
-    return tc_requant_s8_nonneg(acc, g->rq[j][0], g->shift[j], p->out_zp, p->act_min,
-                                p->act_max);
-}
-
-/* Output row of a group: out_w pixels from ring rows r0, r1, r2 into y (4 bytes per pixel,
- * y_step apart): tc_dsp_rq and the activation clamp when all four shifts suit it, else
- * tc_requant_s8_nonneg. One loop for all cases (the assembly takes the common ones). */
-static TC_DSP_NOINLINE void dwq_row(const dwq_group *g, const uint32_t *r0, const uint32_t *r1,
-                                    const uint32_t *r2, int32_t out_w, int32_t stride,
-                                    const tc_dwconv2d_params *p, int8_t *y, int32_t y_step) {
-    const uint32_t *wt = g->w;
-    const int32_t act_min = p->act_min, act_max = p->act_max;
-    const int clamp = act_min != -128 || act_max != 127;
-    int32_t ox;
-    for (ox = 0; ox < out_w; ++ox, r0 += stride, r1 += stride, r2 += stride, y += y_step) {
-        int32_t a0 = g->bias_x[0], a1 = g->bias_x[1], a2 = g->bias_x[2], a3 = g->bias_x[3];
-        DWQ_TAP(r0[0], 0);
-        DWQ_TAP(r0[1], 1);
-        DWQ_TAP(r0[2], 2);
-        DWQ_TAP(r1[0], 3);
-        DWQ_TAP(r1[1], 4);
-        DWQ_TAP(r1[2], 5);
-        DWQ_TAP(r2[0], 6);
-        DWQ_TAP(r2[1], 7);
-        DWQ_TAP(r2[2], 8);
-        if (!g->fast) {
-            y[0] = dwq_requant(a0, g, 0, p);
-            y[1] = dwq_requant(a1, g, 1, p);
-            y[2] = dwq_requant(a2, g, 2, p);
-            y[3] = dwq_requant(a3, g, 3, p);
-            continue;
-        }
-        a0 = tc_dsp_rq(a0, g->rq[0][0], g->rq[0][1], g->rq[0][2]);
-        a1 = tc_dsp_rq(a1, g->rq[1][0], g->rq[1][1], g->rq[1][2]);
-        a2 = tc_dsp_rq(a2, g->rq[2][0], g->rq[2][1], g->rq[2][2]);
-        a3 = tc_dsp_rq(a3, g->rq[3][0], g->rq[3][1], g->rq[3][2]);
-        if (clamp) {
-            a0 = TC_MIN(TC_MAX(a0, act_min), act_max);
-            a1 = TC_MIN(TC_MAX(a1, act_min), act_max);
-            a2 = TC_MIN(TC_MAX(a2, act_min), act_max);
-            a3 = TC_MIN(TC_MAX(a3, act_min), act_max);
-        }
-        y[0] = (int8_t)a0;
-        y[1] = (int8_t)a1;
-        y[2] = (int8_t)a2;
-        y[3] = (int8_t)a3;
-    }
-}
-
-#define DWQ_ASM TC_DSP_ASM
-#if DWQ_ASM
-typedef char dwq_job_layout[(offsetof(dwq_group, bias_x) == 16 && offsetof(dwq_group, rq) == 32 &&
-                             offsetof(dwq_group, w) == 80 && DWQ_PIXELS * 4 == 200) ? 1 : -1];
-
-void tc_dwq_pairs_asm(dwq_group *g);
-void tc_dwq_pairs_s2_asm(dwq_group *g);
-
-/* Whether the group's rows can run in the assembly. */
-static int dwq_asm_group(const tc_dwconv2d_params *p, const dwq_group *g) {
-    return p->stride_w <= 2 && p->out_w >= 2 && g->fast && p->act_min == -128 &&
-           p->act_max == 127;
-}
-
-/* Pixel pairs (A, A + 1) from ring rows r0 (rows DWQ_PIXELS words apart) into y. */
-static inline void dwq_pairs_asm(const tc_dwconv2d_params *p, dwq_group *g,
-                                 const uint32_t *r0, int8_t *y, int32_t pairs) {
-    g->x = r0;
-    g->y = y;
-    g->pairs = pairs;
-    g->y_step = p->out_c;
-    if (p->stride_w == 1) {
-        tc_dwq_pairs_asm(g);
-    } else {
-        tc_dwq_pairs_s2_asm(g);
-    }
-}
-#endif /* DWQ_ASM */
+#define DWQ_PIXELS TC_DWQ_PIXELS /* tc_dwconv2d_s8.c: dwq_applicable */
 
 void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
                          const int8_t *w, const int32_t *bias,
                          const int32_t *mult, const int32_t *shift,
                          int8_t *out) {
     uint32_t ring[5 * DWQ_PIXELS];
-    dwq_group g;
+    tc_dwq_group g;
     const int32_t y_row = p->out_w * p->out_c, stride = p->stride_w;
     const int32_t tile = tc_dwconv2d_s8_quad_tile(p); /* output pixels per column tile */
     const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * UINT32_C(0x01010101);
@@ -607,9 +457,10 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
     }
     for (c = 0; c < p->in_c; c += 4) {
         int asm_rows = 0;
-        dwq_make_group(p, w, bias, mult, shift, c, &g);
-#if DWQ_ASM
-        asm_rows = dwq_asm_group(p, &g);
+        tc_dwq_make_group(w + c, p->out_c, 1, bias, mult, shift, c, p->in_zp, p->out_zp,
+                          p->act_min, p->act_max, &g);
+#if TC_DSP_ASM
+        asm_rows = tc_dwq_asm_group(&g, stride, p->out_w);
 #endif
         for (ox0 = 0; ox0 < p->out_w; ox0 += tile) { /* one tile unless rows are wide */
             const int32_t n_out = TC_MIN(tile, p->out_w - ox0);
@@ -626,7 +477,8 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
                     const int32_t slot = (iy + p->pad_top) % 3;
                     uint32_t *copy = asm_rows && slot < 2 ? ring + (slot + 3) * DWQ_PIXELS : NULL;
                     if (one_tile) {
-                        dw4_gather_image_row(p, in, c, iy, zp4, ring + slot * DWQ_PIXELS, copy);
+                        tc_dwq_gather_image_row(in, p->in_h, p->in_w, p->in_c, p->pad_left, c,
+                                                iy, zp4, ring + slot * DWQ_PIXELS, copy);
                     } else {
                         dw4_gather_row(p, in, c, 4, iy, ix0, span, zp4, ring + slot * DWQ_PIXELS,
                                        copy);
@@ -634,20 +486,20 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
                 }
                 next_row = TC_MAX(next_row, iy0 + 3);
                 r0 = ring + ((iy0 + p->pad_top) % 3) * DWQ_PIXELS;
-#if DWQ_ASM
+#if TC_DSP_ASM
                 if (asm_rows && n_out >= 2) { /* pixel pairs; an odd last pixel in C */
-                    dwq_pairs_asm(p, &g, r0, y, n_out >> 1);
+                    tc_dwq_pairs(&g, r0, y, n_out >> 1, p->out_c, stride);
                     if ((n_out & 1) == 0) continue;
                     r0 += (n_out - 1) * stride;
                     y += (n_out - 1) * p->out_c;
-                    dwq_row(&g, r0, r0 + DWQ_PIXELS, r0 + 2 * DWQ_PIXELS, 1, stride, p, y,
-                            p->out_c);
+                    tc_dwq_row(&g, r0, r0 + DWQ_PIXELS, r0 + 2 * DWQ_PIXELS, 1, stride, y,
+                               p->out_c);
                     continue;
                 }
 #endif
-                dwq_row(&g, r0, ring + ((iy0 + 1 + p->pad_top) % 3) * DWQ_PIXELS,
-                        ring + ((iy0 + 2 + p->pad_top) % 3) * DWQ_PIXELS, n_out, stride, p, y,
-                        p->out_c);
+                tc_dwq_row(&g, r0, ring + ((iy0 + 1 + p->pad_top) % 3) * DWQ_PIXELS,
+                           ring + ((iy0 + 2 + p->pad_top) % 3) * DWQ_PIXELS, n_out, stride, y,
+                           p->out_c);
             }
         }
     }
