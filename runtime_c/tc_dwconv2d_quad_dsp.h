@@ -54,6 +54,9 @@ typedef struct {
     int32_t bias_x[4];      /* 16: bias - in_zp * sum(w), wrapping: the taps then take x itself */
     int32_t rq[4][3];       /* 32: per channel: mult, khi, e1 of tc_dsp_rq */
     uint32_t w[18];         /* 80: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
+    /* For the 4-pixel assembly, one lane pair (channels 0 and 2, then 1 and 3) at a time: */
+    int32_t bias_lanes[2][8]; /* 152: (bias_x[l], bias_x[l + 2]) for 4 pixels, l = 0, 1 */
+    uint32_t w_lanes[2][9];   /* 216: tap k: w[2k + l] */
     int32_t shift[4];
     int32_t out_zp, act_min, act_max;
     int fast;               /* all four shifts suit tc_dsp_rq */
@@ -80,8 +83,8 @@ static TC_ALWAYS_INLINE inline void tc_dwq_make_group(const int8_t *w, int32_t t
                       (uint32_t)(uint8_t)w[2 * channel_step] << 16 |
                       (uint32_t)(uint8_t)w[3 * channel_step] << 24;
         const uint32_t we = tc_sxtb16(word), wo = tc_sxtb16_ror8(word);
-        g->w[2 * k] = we;
-        g->w[2 * k + 1] = wo;
+        g->w[2 * k] = g->w_lanes[0][k] = we;
+        g->w[2 * k + 1] = g->w_lanes[1][k] = wo;
         w_sum[0] = tc_smlabb(we, ones, w_sum[0]);
         w_sum[2] = tc_smlatt(we, ones, w_sum[2]);
         w_sum[1] = tc_smlabb(wo, ones, w_sum[1]);
@@ -103,6 +106,12 @@ static TC_ALWAYS_INLINE inline void tc_dwq_make_group(const int8_t *w, int32_t t
             g->rq[j][1] = g->rq[j][2] = 0;
             g->fast = 0;
         }
+    }
+    for (j = 0; j < 8; j += 2) { /* lanes: (channel 0, channel 2), then (1, 3), per pixel */
+        g->bias_lanes[0][j] = g->bias_x[0];
+        g->bias_lanes[0][j + 1] = g->bias_x[2];
+        g->bias_lanes[1][j] = g->bias_x[1];
+        g->bias_lanes[1][j + 1] = g->bias_x[3];
     }
 }
 
@@ -189,7 +198,10 @@ static TC_DSP_NOINLINE void tc_dwq_row(const tc_dwq_group *g, const uint32_t *r0
 /* The assembly's offsets (32-bit pointers). */
 typedef char tc_dwq_group_layout[(offsetof(tc_dwq_group, bias_x) == 16 &&
                                   offsetof(tc_dwq_group, rq) == 32 &&
-                                  offsetof(tc_dwq_group, w) == 80 && TC_DWQ_PIXELS * 4 == 200)
+                                  offsetof(tc_dwq_group, w) == 80 &&
+                                  offsetof(tc_dwq_group, bias_lanes) == 152 &&
+                                  offsetof(tc_dwq_group, w_lanes) == 216 &&
+                                  TC_DWQ_PIXELS * 4 == 200)
                                      ? 1
                                      : -1];
 
@@ -219,14 +231,31 @@ static inline void tc_dwq_pairs(tc_dwq_group *g, const uint32_t *r0, int8_t *y, 
     }
 }
 
-/* n_out >= 2 pixels of a row in the assembly: pixel pairs; an odd last pixel pairs with the one
- * before it (which it writes again, with the same value: the ring is read, never the output). */
+void tc_dwq_quads_asm(tc_dwq_group *g);
+
+/* n_out >= 2 pixels of a row from ring rows r0 (rows TC_DWQ_PIXELS words apart, with the
+ * copies of tc_dwq_asm_group) into y: at stride 1, 4 pixels at a time (tc_dwq_quads_asm), then
+ * a pair, and an odd last pixel in C (tc_dwq_row: cheaper than a pair for one pixel). */
 static inline void tc_dwq_row_asm(tc_dwq_group *g, const uint32_t *r0, int8_t *y, int32_t n_out,
                                   int32_t y_step, int32_t stride_w) {
-    tc_dwq_pairs(g, r0, y, n_out >> 1, y_step, stride_w);
-    if (n_out & 1) {
-        tc_dwq_pairs(g, r0 + (n_out - 2) * stride_w, y + (n_out - 2) * y_step, 1, y_step,
+    int32_t done = 0;
+    if (stride_w == 1 && n_out >= 4) {
+        g->x = r0;
+        g->y = y;
+        g->pairs = n_out >> 2;
+        g->y_step = y_step;
+        tc_dwq_quads_asm(g);
+        done = n_out & ~3;
+    }
+    if (n_out - done >= 2) {
+        tc_dwq_pairs(g, r0 + done * stride_w, y + done * y_step, (n_out - done) >> 1, y_step,
                      stride_w);
+        done += (n_out - done) & ~1;
+    }
+    if (done < n_out) {
+        const uint32_t *r = r0 + done * stride_w;
+        tc_dwq_row(g, r, r + TC_DWQ_PIXELS, r + 2 * TC_DWQ_PIXELS, 1, stride_w, y + done * y_step,
+                   y_step);
     }
 }
 #endif /* TC_DSP_ASM */

@@ -487,13 +487,8 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
                 next_row = TC_MAX(next_row, iy0 + 3);
                 r0 = ring + ((iy0 + p->pad_top) % 3) * DWQ_PIXELS;
 #if TC_DSP_ASM
-                if (asm_rows && n_out >= 2) { /* pixel pairs; an odd last pixel in C */
-                    tc_dwq_pairs(&g, r0, y, n_out >> 1, p->out_c, stride);
-                    if ((n_out & 1) == 0) continue;
-                    r0 += (n_out - 1) * stride;
-                    y += (n_out - 1) * p->out_c;
-                    tc_dwq_row(&g, r0, r0 + DWQ_PIXELS, r0 + 2 * DWQ_PIXELS, 1, stride, y,
-                               p->out_c);
+                if (asm_rows && n_out >= 2) {
+                    tc_dwq_row_asm(&g, r0, y, n_out, p->out_c, stride);
                     continue;
                 }
 #endif
@@ -519,24 +514,23 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
  * a row is gathered once for the k_h output rows that read it. In place the output of a group
  * overwrites only the group's channels of pixels the ring no longer needs, as for the 3x3 quad
  * path (dwk_inplace_ok), with one tile per row. Stack: DWK_RING_WORDS words of ring and the
- * group (about 1.4 KB).
+ * group (about 1.4 KB). On GNU Thumb-2 builds square 5x5 and 7x7 kernels at strides 1 and 2
+ * go by pixel pairs in tc_dwconv2d_s8_asm.c (dwk_row_asm), the group being its job.
  */
 #define DWK_RING_WORDS TC_DWCONV2D_K_RING_WORDS
 #define DWK_MAX_TAPS TC_DWCONV2D_K_MAX_TAPS
 
 typedef struct {
     /* The first fields are the assembly's job (tc_dwconv2d_s8_asm.c; offsets checked below). */
-    const uint32_t *const *rows; /*  0: k_h ring row pointers, at the row's window 0 */
+    int32_t n;                   /*  0: channels in the group: 4, or 1..3 for the last one */
     int8_t *y;                   /*  4: pixel A's output, channel c */
     int32_t pairs;               /*  8: pixel pairs left (A, A + 1) */
     int32_t y_step;              /* 12: bytes between output pixels (out_c) */
     int32_t bias_x[4];   /* 16: bias - in_zp * sum(w), wrapping like the registers */
     int32_t rq[4][3];    /* 32: mult, khi, e1 of tc_dsp_rq per channel */
-    int32_t x_off;       /* 80: bytes from each row pointer to pixel A's window */
-    int32_t k_h;         /* 84 */
-    uint32_t w[2 * DWK_MAX_TAPS]; /* 88: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
+    const uint32_t *row[TC_DWCONV2D_K_MAX_ROWS]; /* 80: ring row ky at pixel A's window */
+    uint32_t w[2 * DWK_MAX_TAPS]; /* 112: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
     int32_t shift[4];
-    int32_t n;           /* channels in the group: 4, or 1..3 for the last one */
     int fast;            /* every shift suits tc_dsp_rq */
 } dwk_group;
 
@@ -695,23 +689,23 @@ static void dwk_row(const dwk_group *g, const uint32_t *const *rows, int32_t n_o
 }
 
 #if TC_DSP_ASM
-typedef char dwk_job_layout[(offsetof(dwk_group, bias_x) == 16 && offsetof(dwk_group, rq) == 32 &&
-                             offsetof(dwk_group, x_off) == 80 && offsetof(dwk_group, k_h) == 84 &&
-                             offsetof(dwk_group, w) == 88) ? 1 : -1];
+typedef char dwk_job_layout[(offsetof(dwk_group, y) == 4 && offsetof(dwk_group, bias_x) == 16 &&
+                             offsetof(dwk_group, rq) == 32 && offsetof(dwk_group, row) == 80 &&
+                             offsetof(dwk_group, w) == 112 && TC_DWCONV2D_K_MAX_ROWS == 8) ? 1 : -1];
 
 void tc_dwk5_pairs_asm(dwk_group *g);
 void tc_dwk5_pairs_s2_asm(dwk_group *g);
 void tc_dwk7_pairs_asm(dwk_group *g);
 void tc_dwk7_pairs_s2_asm(dwk_group *g);
 
-/* The assembly routine for the group's rows: 5 or 7 wide kernels at strides 1 and 2, 4
+/* The assembly routine for the group's rows: 5x5 or 7x7 kernels at strides 1 and 2, 4
  * channels, shifts that suit tc_dsp_rq and no fused clamp; 0 (none) otherwise. A code, not a
  * function pointer: the calls stay direct for the static stack bound. */
 enum { DWK_ASM_NONE, DWK_ASM_5, DWK_ASM_5_S2, DWK_ASM_7, DWK_ASM_7_S2 };
 
 static int dwk_asm_for(const tc_dwconv2d_params *p, const dwk_group *g) {
     if (!g->fast || g->n != 4 || p->act_min != -128 || p->act_max != 127) return DWK_ASM_NONE;
-    if (p->stride_w != 1 && p->stride_w != 2) return DWK_ASM_NONE;
+    if ((p->stride_w != 1 && p->stride_w != 2) || p->k_h != p->k_w) return DWK_ASM_NONE;
     if (p->k_w == 5) return p->stride_w == 1 ? DWK_ASM_5 : DWK_ASM_5_S2;
     if (p->k_w == 7) return p->stride_w == 1 ? DWK_ASM_7 : DWK_ASM_7_S2;
     return DWK_ASM_NONE;
@@ -726,22 +720,23 @@ static void dwk_pairs_asm(int code, dwk_group *g) {
     }
 }
 
-/* Pixel pairs of a tile row in the assembly; an odd last pixel pairs with the one before it
- * (which it writes again, with the same value). */
+/* Pixel pairs of a tile row in the assembly, from the ring rows' window `first` on; an odd
+ * last pixel pairs with the one before it (which it writes again, with the same value: the
+ * ring is read, never the output). */
+static void dwk_pairs_from(int code, dwk_group *g, const uint32_t *const *rows, int32_t first,
+                           int32_t pairs, const tc_dwconv2d_params *p, int8_t *y) {
+    int32_t ky;
+    for (ky = 0; ky < p->k_h; ++ky) g->row[ky] = rows[ky] + first * p->stride_w;
+    g->y = y + first * p->out_c;
+    g->pairs = pairs;
+    g->y_step = p->out_c;
+    dwk_pairs_asm(code, g);
+}
+
 static void dwk_row_asm(int code, dwk_group *g, const uint32_t *const *rows, int32_t n_out,
                         const tc_dwconv2d_params *p, int8_t *y) {
-    g->rows = rows;
-    g->y = y;
-    g->pairs = n_out >> 1;
-    g->y_step = p->out_c;
-    g->x_off = 0;
-    dwk_pairs_asm(code, g);
-    if (n_out & 1) {
-        g->y = y + (n_out - 2) * p->out_c;
-        g->pairs = 1;
-        g->x_off = (n_out - 2) * p->stride_w * 4;
-        dwk_pairs_asm(code, g);
-    }
+    dwk_pairs_from(code, g, rows, 0, n_out >> 1, p, y);
+    if (n_out & 1) dwk_pairs_from(code, g, rows, n_out - 2, 1, p, y);
 }
 #endif /* TC_DSP_ASM */
 
@@ -761,7 +756,6 @@ void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_
         int asm_pairs;
 #endif
         dwk_make_group(p, w, bias, mult, shift, c, &g);
-        g.k_h = k_h;
 #if TC_DSP_ASM
         asm_pairs = dwk_asm_for(p, &g);
 #endif

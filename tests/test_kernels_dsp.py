@@ -1122,7 +1122,9 @@ def test_cortex_m_build_with_clang(arm_toolchain, tmp_path):
                             *HOST_FLAGS, "-isystem", newlib[0], f"-I{RUNTIME}", str(RUNTIME / src),
                             "-o", str(obj)], capture_output=True, text=True)
         assert r.returncode == 0 and not r.stderr, r.stderr
-        for fn in ("tc_conv2d_pairs_asm", "tc_dwq_pairs_asm", "tc_dwq_pairs_s2_asm"):
+        for fn in ("tc_conv2d_pairs_asm", "tc_dwq_pairs_asm", "tc_dwq_pairs_s2_asm",
+                   "tc_dwk5_pairs_asm", "tc_dwk5_pairs_s2_asm", "tc_dwk7_pairs_asm",
+                   "tc_dwk7_pairs_s2_asm"):
             clang_fn = _function_ops(_disassemble(obj), fn)
             if clang_fn is not None:
                 gcc_fn = _function_ops(_disassemble(gcc_objs[src.replace(".c", ".o")]), fn)
@@ -1189,6 +1191,12 @@ INNER_LOOPS = {
     "depthwise 3x3, strided windows": ("tc_dwconv2d_s8.o", "dw3_sums_strided_dsp", 2.5),
     "depthwise 3x3, 4 channels x pixel pairs, with requantization (assembly)": (
         "tc_dwconv2d_s8_asm.o", "tc_dwq_pairs_asm", 3.0),
+    # kernel rows unrolled: per row 1 pointer load, 8 columns x 3, 14 taps x 5; per pair the
+    # requantization, stores and the 7 row pointers' advance (749 / 392)
+    "depthwise 7x7, 4 channels x pixel pairs, with requantization (assembly)": (
+        "tc_dwconv2d_s8_asm.o", "tc_dwk7_pairs_asm", 1.92),
+    "depthwise 5x5, 4 channels x pixel pairs, with requantization (assembly)": (
+        "tc_dwconv2d_s8_asm.o", "tc_dwk5_pairs_asm", 2.14),
 }
 
 
