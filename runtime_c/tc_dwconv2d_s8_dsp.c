@@ -720,23 +720,16 @@ static void dwk_pairs_asm(int code, dwk_group *g) {
     }
 }
 
-/* Pixel pairs of a tile row in the assembly, from the ring rows' window `first` on; an odd
- * last pixel pairs with the one before it (which it writes again, with the same value: the
- * ring is read, never the output). */
-static void dwk_pairs_from(int code, dwk_group *g, const uint32_t *const *rows, int32_t first,
-                           int32_t pairs, const tc_dwconv2d_params *p, int8_t *y) {
-    int32_t ky;
-    for (ky = 0; ky < p->k_h; ++ky) g->row[ky] = rows[ky] + first * p->stride_w;
-    g->y = y + first * p->out_c;
-    g->pairs = pairs;
+/* A tile row in the assembly, g->row[] at its first window: pixel pairs (the assembly
+ * advances g->row[] past them), then an odd last pixel in C (dwk_row: cheaper than a pair for
+ * one pixel). */
+static void dwk_row_asm(int code, dwk_group *g, int32_t n_out, const tc_dwconv2d_params *p,
+                        int8_t *y) {
+    g->y = y;
+    g->pairs = n_out >> 1;
     g->y_step = p->out_c;
     dwk_pairs_asm(code, g);
-}
-
-static void dwk_row_asm(int code, dwk_group *g, const uint32_t *const *rows, int32_t n_out,
-                        const tc_dwconv2d_params *p, int8_t *y) {
-    dwk_pairs_from(code, g, rows, 0, n_out >> 1, p, y);
-    if (n_out & 1) dwk_pairs_from(code, g, rows, n_out - 2, 1, p, y);
+    if (n_out & 1) dwk_row(g, g->row, 1, p->stride_w, p, y + (n_out - 1) * p->out_c);
 }
 #endif /* TC_DSP_ASM */
 
@@ -744,13 +737,18 @@ void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_
                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
                       int8_t *out) {
     uint32_t ring[DWK_RING_WORDS];
-    const uint32_t *rows[TC_DWCONV2D_K_MAX_ROWS];
     dwk_group g;
     const int32_t k_h = p->k_h, pitch = DWK_RING_WORDS / p->k_h;
     const int32_t tile = tc_dwconv2d_s8_k_tile(p); /* output pixels per column tile */
     const int32_t y_row = p->out_w * p->out_c;
     const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * UINT32_C(0x01010101);
+    /* One tile per row, the image inside it: the ring's padding columns hold in_zp words from
+     * the start and rows write only the image columns (groups of 4 channels). */
+    const int one_tile = tile >= p->out_w && p->pad_left + p->in_w <= pitch;
     int32_t c, ox0, oy, iy, ky;
+    if (one_tile) {
+        for (iy = 0; iy < DWK_RING_WORDS; ++iy) ring[iy] = zp4;
+    }
     for (c = 0; c < p->in_c; c += 4) {
 #if TC_DSP_ASM
         int asm_pairs;
@@ -766,21 +764,29 @@ void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_
             int32_t next_row = -p->pad_top; /* the first input row not yet gathered */
             for (oy = 0; oy < p->out_h; ++oy) {
                 const int32_t iy0 = oy * p->stride_h - p->pad_top;
+                int32_t slot;
                 for (iy = TC_MAX(iy0, next_row); iy < iy0 + k_h; ++iy) {
-                    dw4_gather_row(p, in, c, g.n, iy, ix0, span, zp4,
-                                   ring + ((iy + p->pad_top) % k_h) * pitch, NULL);
+                    uint32_t *row = ring + ((iy + p->pad_top) % k_h) * pitch;
+                    if (one_tile && g.n == 4) {
+                        tc_dwq_gather_image_row(in, p->in_h, p->in_w, p->in_c, p->pad_left, c,
+                                                iy, zp4, row, NULL);
+                    } else {
+                        dw4_gather_row(p, in, c, g.n, iy, ix0, span, zp4, row, NULL);
+                    }
                 }
                 next_row = TC_MAX(next_row, iy0 + k_h);
+                slot = (iy0 + p->pad_top) % k_h; /* window row ky is in slot (slot + ky) % k_h */
                 for (ky = 0; ky < k_h; ++ky) {
-                    rows[ky] = ring + ((iy0 + ky + p->pad_top) % k_h) * pitch;
+                    g.row[ky] = ring + slot * pitch;
+                    slot = slot + 1 == k_h ? 0 : slot + 1;
                 }
 #if TC_DSP_ASM
                 if (asm_pairs != DWK_ASM_NONE && n_out >= 2) {
-                    dwk_row_asm(asm_pairs, &g, rows, n_out, p, out + oy * y_row + ox0 * p->out_c + c);
+                    dwk_row_asm(asm_pairs, &g, n_out, p, out + oy * y_row + ox0 * p->out_c + c);
                     continue;
                 }
 #endif
-                dwk_row(&g, rows, n_out, p->stride_w, p, out + oy * y_row + ox0 * p->out_c + c);
+                dwk_row(&g, g.row, n_out, p->stride_w, p, out + oy * y_row + ox0 * p->out_c + c);
             }
         }
     }
