@@ -83,8 +83,8 @@ static TC_ALWAYS_INLINE inline void tc_dwq_make_group(const int8_t *w, int32_t t
                       (uint32_t)(uint8_t)w[2 * channel_step] << 16 |
                       (uint32_t)(uint8_t)w[3 * channel_step] << 24;
         const uint32_t we = tc_sxtb16(word), wo = tc_sxtb16_ror8(word);
-        g->w[2 * k] = g->w_lanes[0][k] = we;
-        g->w[2 * k + 1] = g->w_lanes[1][k] = wo;
+        g->w[2 * k] = we;
+        g->w[2 * k + 1] = wo;
         w_sum[0] = tc_smlabb(we, ones, w_sum[0]);
         w_sum[2] = tc_smlatt(we, ones, w_sum[2]);
         w_sum[1] = tc_smlabb(wo, ones, w_sum[1]);
@@ -106,6 +106,15 @@ static TC_ALWAYS_INLINE inline void tc_dwq_make_group(const int8_t *w, int32_t t
             g->rq[j][1] = g->rq[j][2] = 0;
             g->fast = 0;
         }
+    }
+}
+
+/* The lane tables of tc_dwq_quads_asm (only it reads them: made where it runs). */
+static inline void tc_dwq_make_lanes(tc_dwq_group *g) {
+    int32_t j, k;
+    for (k = 0; k < 9; ++k) {
+        g->w_lanes[0][k] = g->w[2 * k];
+        g->w_lanes[1][k] = g->w[2 * k + 1];
     }
     for (j = 0; j < 8; j += 2) { /* lanes: (channel 0, channel 2), then (1, 3), per pixel */
         g->bias_lanes[0][j] = g->bias_x[0];
@@ -211,10 +220,14 @@ void tc_dwq_pairs_asm(tc_dwq_group *g);
 void tc_dwq_pairs_s2_asm(tc_dwq_group *g);
 
 /* Whether a group's rows can run in the assembly: stride 1 or 2, rows of 2 pixels or more,
- * every shift suits tc_dsp_rq, no fused clamp. Its ring rows need the copies of slots 0 and 1
- * three slots on (a window's rows are then contiguous). */
-static inline int tc_dwq_asm_group(const tc_dwq_group *g, int32_t stride_w, int32_t out_w) {
-    return stride_w <= 2 && out_w >= 2 && g->fast && g->act_min == -128 && g->act_max == 127;
+ * every shift suits tc_dsp_rq, no fused clamp (then, for rows of 4 pixels or more at stride 1,
+ * the group's lane tables are made). Its ring rows need the copies of slots 0 and 1 three slots
+ * on (a window's rows are then contiguous). */
+static inline int tc_dwq_asm_group(tc_dwq_group *g, int32_t stride_w, int32_t out_w) {
+    const int asm_rows =
+        stride_w <= 2 && out_w >= 2 && g->fast && g->act_min == -128 && g->act_max == 127;
+    if (asm_rows && stride_w == 1 && out_w >= 4) tc_dwq_make_lanes(g); /* for the quads */
+    return asm_rows;
 }
 
 /* Pixel pairs (A, A + 1) from ring rows r0 (rows TC_DWQ_PIXELS words apart) into y. */
