@@ -1,23 +1,24 @@
 /*
- * tinycc runtime: the Thumb-2 assembly pixel-pair loops of tc_dwconv2d_s8's 4-channel 3x3 path
- * (tc_dwconv2d_s8_dsp.c explains it and holds the C function of the same arithmetic, dwq_row,
- * the job struct dwq_group whose field offsets the code below uses, and their compile-time
- * check). Assembled on GNU-compatible compilers for Thumb-2 with the DSP extension (TC_DSP_ASM).
+ * tinycc runtime: the Thumb-2 assembly loops of tc_dwconv2d_s8's 4-channel paths: the 3x3
+ * pixel pairs and quads (job: tc_dwq_group of tc_dwconv2d_quad_dsp.h, which holds the C row of
+ * the same arithmetic, tc_dwq_row, and the compile-time check of the field offsets used below)
+ * and the 5x5 / 7x7 pixel pairs (job: dwk_group of tc_dwconv2d_s8_dsp.c, C row dwk_row_kw).
+ * Assembled on GNU-compatible compilers for Thumb-2 with the DSP extension (TC_DSP_ASM).
  */
 #include "tc_arm_dsp.h"
 
 #if TC_DSP_ASM
 
 /*
- * Strides 1 and 2, in Thumb-2 assembly: output pixels in pairs (A, B = the next), 4 channels,
- * all in registers (r0-r3 pixel A, r4-r7 pixel B). Per kernel row the 4 (stride 2: 5) columns
- * A and B read are loaded and widened once (SXTB16: x itself, the zero point being in bias_x),
- * and a column both windows share feeds both: 42 (45) instructions per 24 MACs, then the 8
- * outputs are requantized (tc_dsp_rq, the channel's constants from one LDM). About 2.9
- * instructions per MAC against 4.1 for dwq_row in C, which gcc cannot keep in 14 registers for
- * two pixels. Preconditions (dwq_asm_group): stride_w 1 or 2, all four shifts suit tc_dsp_rq,
- * no fused clamp. Each function pushes 10 registers (40 bytes) and calls nothing
- * (tinycc/sim/qemu.py HANDWRITTEN_FRAMES).
+ * 3x3 at strides 1 and 2: output pixels in pairs (A, B = the next), 4 channels, all in
+ * registers (r0-r3 pixel A, r4-r7 pixel B), lr = the job throughout. Per kernel row the 4
+ * (stride 2: 5) columns A and B read are loaded and widened once (SXTB16: x itself, the zero
+ * point being in bias_x), and a column both windows share feeds both: 42 (45) instructions per
+ * 24 MACs, then the 8 outputs are requantized (tc_dsp_rq, the channel's constants from one
+ * LDM): 204 instructions per 72 MACs at stride 1, against 4.1 per MAC for tc_dwq_row in C,
+ * which gcc cannot keep in 14 registers for two pixels. Preconditions (tc_dwq_asm_group):
+ * stride_w 1 or 2, all four shifts suit tc_dsp_rq, no fused clamp. Each function pushes 10
+ * registers (40 bytes) and calls nothing (tinycc/sim/qemu.py HANDWRITTEN_FRAMES).
  */
 #define DWQ_MAC(w_off, a0, a1, a2, a3)                                              \
     "    ldrd   r10, r11, [lr, #" #w_off "]\n"                                      \
