@@ -28,8 +28,9 @@
 #if TC_HAVE_DSP
 
 /* The 2x2 loops' inline assembly takes 14 registers, which gcc can give only when it may use the
- * frame pointer too, i.e. when optimising: an -O0 (debug) build runs the C loops (same sums). */
-#if TC_DSP_ASM && defined(__OPTIMIZE__)
+ * frame pointer too, i.e. when optimising, and clang 14 not at all: an -O0 (debug) build and a
+ * clang build run the C loops (same sums). */
+#if TC_DSP_ASM && defined(__OPTIMIZE__) && !defined(__clang__)
 #define CB_INLINE_ASM 1
 #else
 #define CB_INLINE_ASM 0

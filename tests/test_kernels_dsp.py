@@ -1090,16 +1090,32 @@ def test_cortex_m_build(arm_toolchain, tmp_path, name, mflags, defines, uses_dsp
             assert needed <= used, f"{name} {kernel}: DSP instructions {used}"
 
 
-@pytest.mark.parametrize("opt", ["-O0", "-Os"])
-def test_every_runtime_file_builds_for_the_m4_at_debug_and_size_levels(arm_toolchain, tmp_path, opt):
-    """Users build the runtime at -O0 (debugging) and -Os, not only at -O2: every file, inline
-    assembly included (at -O0 gcc keeps the frame pointer, so a 14-register asm block cannot be
-    given its registers: tc_conv2d_cb_s8_dsp.c failed to compile there)."""
+def _newlib_include() -> str | None:
+    """newlib's include folder next to arm-none-eabi-gcc (for clang's Cortex-M builds)."""
+    search = subprocess.run([ARM_GCC, "-xc", "-E", "-v", "/dev/null"], capture_output=True,
+                            text=True).stderr
+    includes = [line.strip() for line in search.split("#include <...> search starts here:")[1]
+                .split("End of search list.")[0].splitlines() if line.strip()]
+    return next((d for d in includes if Path(d, "string.h").is_file()), None)
+
+
+@pytest.mark.parametrize("compiler, opt", [("gcc", "-O0"), ("gcc", "-Os"), ("clang", "-O2"), ("clang", "-O0")])
+def test_every_runtime_file_builds_for_the_m4(arm_toolchain, tmp_path, compiler, opt):
+    """Users build the runtime at -O0 (debugging) and -Os, and with clang, not only with gcc -O2:
+    every file, inline assembly included (at -O0 gcc keeps the frame pointer, so a 14-register
+    asm block cannot get its registers, and clang 14 cannot allocate it at all:
+    tc_conv2d_cb_s8_dsp.c failed to compile in both cases)."""
+    if compiler == "gcc":
+        command = [ARM_GCC, "-mcpu=cortex-m4", "-mthumb"]
+    else:
+        newlib = _newlib_include() if shutil.which("clang") else None
+        if newlib is None:
+            pytest.skip("clang or newlib's headers not installed")
+        command = ["clang", "--target=arm-none-eabi", "-mcpu=cortex-m4", "-mthumb", "-isystem", newlib]
     for source in sorted(RUNTIME.glob("*.c")):
-        r = subprocess.run([ARM_GCC, "-mcpu=cortex-m4", "-mthumb", opt, "-std=c99", "-Wall", "-Wextra", "-Werror",
-                            "-pedantic", f"-I{RUNTIME}", "-c", str(source), "-o", str(tmp_path / "k.o")],
-                           capture_output=True, text=True)
-        assert r.returncode == 0 and not r.stderr, f"{opt} {source.name}: {r.stderr}"
+        r = subprocess.run([*command, opt, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{RUNTIME}",
+                            "-c", str(source), "-o", str(tmp_path / "k.o")], capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr, f"{compiler} {opt} {source.name}: {r.stderr[-2000:]}"
 
 
 def test_cortex_m_build_with_clang(arm_toolchain, tmp_path):
@@ -1108,18 +1124,14 @@ def test_cortex_m_build_with_clang(arm_toolchain, tmp_path):
     the same routines as gcc."""
     if shutil.which("clang") is None:
         pytest.skip("clang not installed")
-    search = subprocess.run([ARM_GCC, "-xc", "-E", "-v", "/dev/null"], capture_output=True,
-                            text=True).stderr
-    includes = [line.strip() for line in search.split("#include <...> search starts here:")[1]
-                .split("End of search list.")[0].splitlines() if line.strip()]
-    newlib = [d for d in includes if Path(d, "string.h").is_file()]
-    if not newlib:
+    newlib = _newlib_include()
+    if newlib is None:
         pytest.skip("no newlib headers next to arm-none-eabi-gcc")
     gcc_objs = {o.name: o for o in _arm_build(tmp_path, "m4_gcc", ARM_TARGETS[0][1], ())}
     for src in KERNEL_SOURCES:
         obj = tmp_path / (src + ".clang.o")
         r = subprocess.run(["clang", "--target=arm-none-eabi", "-mcpu=cortex-m4", "-mthumb",
-                            *HOST_FLAGS, "-isystem", newlib[0], f"-I{RUNTIME}", str(RUNTIME / src),
+                            *HOST_FLAGS, "-isystem", newlib, f"-I{RUNTIME}", str(RUNTIME / src),
                             "-o", str(obj)], capture_output=True, text=True)
         assert r.returncode == 0 and not r.stderr, r.stderr
         for fn in ("tc_conv2d_pairs_asm", "tc_dwq_pairs_asm", "tc_dwq_pairs_s2_asm",
