@@ -199,6 +199,9 @@ def test_several_inputs_and_outputs_on_qemu(tmp_path):
 
 
 # ---- sizes, budget, stack ------------------------------------------------------------------------
+CODE_BYTES_MAX = 53 * 1024  # code in an MLPerf Tiny model's M4 harness (KWS, the largest: 52,273 B)
+
+
 @needs_cross
 def test_elf_sram_is_the_planned_arena(mlperf):
     """.data + .bss of the linked harness is exactly the arena: the runtime has no other state."""
@@ -207,8 +210,11 @@ def test_elf_sram_is_the_planned_arena(mlperf):
         assert sizes.sram == _padded_arena(model), name
         assert sizes.sections[".data"] == 0 and sizes.sections[".bss"] == sizes.sram, name
         assert sizes.stack_reserved == DEFAULT_STACK_BYTES
-        # flash: the weights and constants the report counts, plus code (kernels, harness, memcpy)
-        assert model.program.flash_bytes < sizes.flash < model.program.flash_bytes + 48 * 1024, name
+        # flash: the weights and constants the report counts, plus code (kernels, harness, memcpy).
+        # KWS's code is 52,273 B: 8.4 KB of it is the unrolled 5x5/7x7 depthwise assembly, linked
+        # with any depthwise layer though KWS has only 3x3 ones (a known cost, README "Cortex-M";
+        # to be pruned per project). The bound holds the code at what it is now, not below.
+        assert model.program.flash_bytes < sizes.flash < model.program.flash_bytes + CODE_BYTES_MAX, name
 
 
 @needs_cross
