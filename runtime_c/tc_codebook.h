@@ -54,7 +54,9 @@ typedef struct {
     int32_t bits, palette_oc, tile_oc;
 } tc_fc_cb_params;
 
-/** Bytes of scratch each kernel needs: tile_oc decoded rows of depth int8 values. */
+/** Bytes of scratch each kernel needs: tile_oc decoded rows of depth int8 values (for
+ * tc_fc_cb_s8 at least TC_FC_CB_TABLE_BYTES where tc_fc_cb_uses_table; the scratch must then be
+ * word-aligned, as the memory planner's buffers are). */
 int32_t tc_conv2d_cb_s8_scratch_size(const tc_conv2d_cb_params *p);
 int32_t tc_dwconv2d_cb_s8_scratch_size(const tc_dwconv2d_cb_params *p);
 int32_t tc_fc_cb_s8_scratch_size(const tc_fc_cb_params *p);
@@ -123,6 +125,28 @@ static inline int32_t tc_cb_index(const uint8_t *row, int32_t slot, int32_t bits
     if ((bit & 7) + bits > 8) v |= (uint32_t)row[(bit >> 3) + 1] << 8;
     return (int32_t)((v >> (bit & 7)) & ((UINT32_C(1) << bits) - 1u));
 }
+
+/* Internal: weights per palette from which a fully connected layer with 2- or 4-bit indices
+ * goes through a decode table on the DSP path (tc_fc_cb_s8_table): 256 words of scratch built
+ * per palette (about 800 instructions), against 3 instructions per 2 (4-bit) or 4 (2-bit)
+ * weights saved over the per-value lookup. Mirrored by tinycc/ops/dense.py. */
+#define TC_FC_CB_TABLE_MIN_WEIGHTS 4096
+#define TC_FC_CB_TABLE_BYTES 1024
+
+static inline int tc_fc_cb_uses_table(const tc_fc_cb_params *p) {
+    return (p->bits == 2 || p->bits == 4) && p->in_features >= 4 &&
+           p->palette_oc * p->in_features >= TC_FC_CB_TABLE_MIN_WEIGHTS;
+}
+
+/* Internal (tc_fc_cb_s8_dsp.c, TC_HAVE_DSP): tc_fc_cb_s8 where tc_fc_cb_uses_table(p), table:
+ * TC_FC_CB_TABLE_BYTES of word-aligned scratch. Per palette, table[b] is what index byte b
+ * stands for: with 4-bit indices the packed int16 pair (palette[b & 15], palette[b >> 4]) (the
+ * byte holds values 0 and 2, or 1 and 3, of a group of 4: one SMLAD operand), with 2-bit
+ * indices the group's 4 int8 weights in memory order (two SXTB16 make the two operands), and
+ * four output rows run against each widened input word. */
+void tc_fc_cb_s8_table(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
+                       const int8_t *palette, const int32_t *bias, const int32_t *mult,
+                       const int32_t *shift, uint32_t *table, int8_t *out);
 
 /* Internal (tc_fc_cb_s8_dsp.c, TC_HAVE_DSP): tc_fc_cb_s8 for in_features >= 4 and bits 2 or 4
  * (or any bits with rows == 1) without decoding: each index pair is looked up straight into an

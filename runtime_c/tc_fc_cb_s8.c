@@ -5,7 +5,8 @@
  * tile_oc weight rows are decoded at a time; with TC_HAVE_DSP and in_features >= 4 each input
  * row runs against them as tc_fc_s8's SIMD matrix product (tc_dsp_matmul_s8), except for 2-
  * and 4-bit indices, and any width with a single input row, which tc_fc_cb_s8_dsp.c multiplies
- * without decoding.
+ * without decoding: through a 256-word decode table in the scratch where a palette serves
+ * enough weights (tc_fc_cb_uses_table), else a lookup per value.
  */
 #include "tc_codebook.h"
 #include "tc_dot_s8_dsp.h"
@@ -13,7 +14,8 @@
 #include <stddef.h>
 
 int32_t tc_fc_cb_s8_scratch_size(const tc_fc_cb_params *p) {
-    return p->tile_oc * p->in_features;
+    const int32_t rows = p->tile_oc * p->in_features;
+    return tc_fc_cb_uses_table(p) ? TC_MAX(rows, TC_FC_CB_TABLE_BYTES) : rows;
 }
 
 tc_status tc_fc_cb_s8(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
@@ -31,6 +33,10 @@ tc_status tc_fc_cb_s8(const tc_fc_cb_params *p, const int8_t *in, const uint8_t 
         return TC_ARG_ERROR;
     }
 #if TC_HAVE_DSP
+    if (tc_fc_cb_uses_table(p)) {
+        tc_fc_cb_s8_table(p, in, idx, palette, bias, mult, shift, (uint32_t *)(void *)scratch, out);
+        return TC_OK;
+    }
     if ((p->bits == 2 || p->bits == 4 || p->rows == 1) && p->in_features >= 4) {
         tc_fc_cb_s8_dsp(p, in, idx, palette, bias, mult, shift, out);
         return TC_OK;

@@ -14,6 +14,12 @@
  * input widened once for both).
  * Other widths read a group's 4 indices as one word (fc_cb_dotn); with several input rows those
  * decode the rows instead (tc_fc_cb_s8.c), which then serve every input row.
+ * Where a 2- or 4-bit palette serves enough weights (tc_fc_cb_uses_table: fully connected
+ * palettes are shared by many rows, quant/codebook.py fc_palette_channels), tc_fc_cb_s8_table
+ * first builds a 256-word table per palette in the scratch: an index byte is then one load
+ * giving an SMLAD operand (4-bit) or the group's 4 int8 weights (2-bit, as tc_fc_s8 reads them),
+ * 6 instructions per 4 weights and row, and four rows share each widened input word (the int8
+ * kernel's 1x4 block spends 5).
  */
 #include "tc_codebook.h"
 #include "tc_dot_s8_dsp.h"
@@ -215,6 +221,177 @@ static TC_DSP_NOINLINE int32_t fc_cb_dot5(const int8_t *x, const uint8_t *row, c
 static TC_DSP_NOINLINE int32_t fc_cb_dot6(const int8_t *x, const uint8_t *row, const int8_t *pal,
                                           int32_t n, int32_t row_bytes, int32_t in_zp) {
     return fc_cb_dotn(x, row, pal, 6, n, row_bytes, in_zp);
+}
+
+/* ---- tc_fc_cb_s8_table: one decode table per palette, four output rows per input word ---- */
+
+/* 4-bit: t[b] = the packed int16 pair (pal[b & 15], pal[b >> 4]). */
+static void fc_cb_table4(const int8_t *pal, uint32_t *t) {
+    uint32_t lo[16];
+    int32_t h, l;
+    for (l = 0; l < 16; ++l) lo[l] = tc_pack_s16x2(pal[l], 0);
+    for (h = 0; h < 16; ++h, t += 16) {
+        const uint32_t hi = tc_pack_s16x2(0, pal[h]);
+        for (l = 0; l < 16; l += 4) {
+            t[l] = lo[l] | hi;
+            t[l + 1] = lo[l + 1] | hi;
+            t[l + 2] = lo[l + 2] | hi;
+            t[l + 3] = lo[l + 3] | hi;
+        }
+    }
+}
+
+/* 2-bit: t[b] = the int8 weights (w0, w1, w2, w3) of index byte b as a little-endian word; the
+ * byte's 2-bit fields from the lowest are the indices of w0, w2, w1, w3. */
+static void fc_cb_table2(const int8_t *pal, uint32_t *t) {
+    uint32_t byte0[4], byte1[4], byte2[4], byte3[4];
+    int32_t k, i3, i1, i2;
+    for (k = 0; k < 4; ++k) {
+        const uint32_t v = (uint32_t)(uint8_t)pal[k];
+        byte0[k] = v;
+        byte1[k] = v << 8;
+        byte2[k] = v << 16;
+        byte3[k] = v << 24;
+    }
+    for (i3 = 0; i3 < 4; ++i3) {
+        for (i1 = 0; i1 < 4; ++i1) {
+            const uint32_t high = byte3[i3] | byte1[i1];
+            for (i2 = 0; i2 < 4; ++i2, t += 4) {
+                const uint32_t w = high | byte2[i2];
+                t[0] = w | byte0[0];
+                t[1] = w | byte0[1];
+                t[2] = w | byte0[2];
+                t[3] = w | byte0[3];
+            }
+        }
+    }
+}
+
+/* The products of one index byte b (values 0..3 of a group against xe = (x0, x2), xo = (x1, x3)):
+ * 4-bit, two bytes per group (b0: values 0, 2; b1: values 1, 3); 2-bit, one byte per group. */
+#define FC_CB_T4(acc, b0, b1) acc = tc_smlad(xo, t[b1], tc_smlad(xe, t[b0], acc))
+#define FC_CB_T2(acc, b)                                                                      \
+    do {                                                                                      \
+        const uint32_t w_ = t[b];                                                             \
+        acc = tc_smlad(xo, tc_sxtb16_ror8(w_), tc_smlad(xe, tc_sxtb16(w_), acc));            \
+    } while (0)
+
+/* One group of 4 inputs (x advances by 4) against the next index bytes of rows r0..r3 (4-bit:
+ * two bytes each, 2-bit: one), read with post-increment so that no pointer update is spent. */
+#define FC_CB_X4_STEP(T)                                                                      \
+    do {                                                                                      \
+        const uint32_t xw = tc_read_s8x4(x);                                                  \
+        const uint32_t xe = tc_sxtab16(offset, xw), xo = tc_sxtab16_ror8(offset, xw);        \
+        x += 4;                                                                               \
+        T(a0, r0);                                                                            \
+        T(a1, r1);                                                                            \
+        T(a2, r2);                                                                            \
+        T(a3, r3);                                                                            \
+    } while (0)
+#define FC_CB_ROW4(acc, r)                                                                    \
+    do {                                                                                      \
+        const uint32_t b0_ = *r++;                                                            \
+        const uint32_t b1_ = *r++;                                                            \
+        FC_CB_T4(acc, b0_, b1_);                                                              \
+    } while (0)
+#define FC_CB_ROW2(acc, r) FC_CB_T2(acc, *r++)
+
+/* acc[k] = x . row k over the whole groups of 4, rows k = 0..3 at row + k * row_bytes; two
+ * groups per iteration (the loop's compare and branch over 32 products). */
+static TC_DSP_NOINLINE void fc_cb_table4_x4(const int8_t *x, const uint8_t *row, int32_t row_bytes,
+                                            const uint32_t *t, int32_t n, int32_t in_zp,
+                                            int32_t acc[4]) {
+    const uint32_t offset = tc_dsp_input_offset(in_zp);
+    const uint8_t *r0 = row, *r1 = row + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g;
+    for (g = n >> 3; g > 0; --g) {
+        FC_CB_X4_STEP(FC_CB_ROW4);
+        FC_CB_X4_STEP(FC_CB_ROW4);
+    }
+    if (n & 4) FC_CB_X4_STEP(FC_CB_ROW4);
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+static TC_DSP_NOINLINE void fc_cb_table2_x4(const int8_t *x, const uint8_t *row, int32_t row_bytes,
+                                            const uint32_t *t, int32_t n, int32_t in_zp,
+                                            int32_t acc[4]) {
+    const uint32_t offset = tc_dsp_input_offset(in_zp);
+    const uint8_t *r0 = row, *r1 = row + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g;
+    for (g = n >> 3; g > 0; --g) {
+        FC_CB_X4_STEP(FC_CB_ROW2);
+        FC_CB_X4_STEP(FC_CB_ROW2);
+    }
+    if (n & 4) FC_CB_X4_STEP(FC_CB_ROW2);
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* x . row over the whole groups of 4, one row. */
+static TC_DSP_NOINLINE int32_t fc_cb_table_x1(const int8_t *x, const uint8_t *row, int32_t bits,
+                                              const uint32_t *t, int32_t n, int32_t in_zp) {
+    const uint32_t offset = tc_dsp_input_offset(in_zp);
+    int32_t acc = 0, g;
+    for (g = n >> 2; g > 0; --g) {
+        const uint32_t xw = tc_read_s8x4(x);
+        const uint32_t xe = tc_sxtab16(offset, xw), xo = tc_sxtab16_ror8(offset, xw);
+        if (bits == 4) {
+            FC_CB_T4(acc, row[0], row[1]);
+            row += 2;
+        } else {
+            FC_CB_T2(acc, *row++);
+        }
+        x += 4;
+    }
+    return acc;
+}
+
+void tc_fc_cb_s8_table(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
+                       const int8_t *palette, const int32_t *bias, const int32_t *mult,
+                       const int32_t *shift, uint32_t *table, int8_t *out) {
+    const int32_t n = p->in_features, bits = p->bits, row_bytes = (n * bits + 7) >> 3;
+    tc_dsp_requant q = tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
+    int32_t g0, o, r, k;
+    if (!p->per_channel) q.channel_mask = 0;
+    for (g0 = 0; g0 < p->out_features; g0 += p->palette_oc) { /* a palette: its table */
+        const int8_t *pal = palette + ((g0 / p->palette_oc) << bits);
+        const int32_t end = g0 + p->palette_oc;
+        if (bits == 4) {
+            fc_cb_table4(pal, table);
+        } else {
+            fc_cb_table2(pal, table);
+        }
+        for (o = g0; o + 4 <= end; o += 4) {
+            const uint8_t *row = idx + o * row_bytes;
+            for (r = 0; r < p->rows; ++r) {
+                const int8_t *x = in + r * n;
+                int32_t acc[4];
+                if (bits == 4) {
+                    fc_cb_table4_x4(x, row, row_bytes, table, n, p->in_zp, acc);
+                } else {
+                    fc_cb_table2_x4(x, row, row_bytes, table, n, p->in_zp, acc);
+                }
+                for (k = 0; k < 4; ++k) {
+                    acc[k] = fc_cb_tail(x, row + k * row_bytes, pal, bits, n, p->in_zp, acc[k]);
+                    out[r * p->out_features + o + k] = tc_dsp_output(&q, o + k, acc[k]);
+                }
+            }
+        }
+        for (; o < end; ++o) {
+            const uint8_t *row = idx + o * row_bytes;
+            for (r = 0; r < p->rows; ++r) {
+                const int8_t *x = in + r * n;
+                const int32_t acc = fc_cb_table_x1(x, row, bits, table, n, p->in_zp);
+                out[r * p->out_features + o] =
+                    tc_dsp_output(&q, o, fc_cb_tail(x, row, pal, bits, n, p->in_zp, acc));
+            }
+        }
+    }
 }
 
 void tc_fc_cb_s8_dsp(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,

@@ -14,7 +14,7 @@ from test_kernels_conv import conv_case, dw_case, fc_case
 
 from tinycc.kernels import lookup
 from tinycc.ops.conv import Conv2dCbParams, DwConv2dCbParams, conv2d_cb_s8, dwconv2d_cb_s8
-from tinycc.ops.dense import FcCbParams, fc_cb_s8
+from tinycc.ops.dense import FcCbParams, fc_cb_s8, fc_cb_uses_table
 from tinycc.quant import codebook as cb
 
 TC_OK, TC_ARG_ERROR = 0, -1
@@ -432,3 +432,28 @@ def test_band_tilings_trade_tile_for_taller_bands_within_the_tile_bytes():
     ic = replace(kws, in_h=32, in_w=32, in_c=16, out_h=32, out_w=32, out_c=16, k_h=3, k_w=3, pad_top=1,
                  pad_left=1, tile_oc=6)
     assert band_tilings(ic) == []
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_fc_table_path_equals_golden(lib, bits):
+    """Palettes serving >= TC_FC_CB_TABLE_MIN_WEIGHTS weights (tc_fc_cb_s8_table: a 256-word
+    decode table per palette in the scratch, blocks of 4 rows then single rows): in_features
+    around the 8- and 4-value steps and the tail, palette groups of 4k rows and of odd sizes,
+    one and several input rows, per-channel and per-tensor requantization."""
+    for seed, (out_f, palette_oc, in_f) in enumerate([(8, 8, 512), (8, 8, 513), (8, 8, 518), (8, 8, 524),
+                                                      (12, 6, 700), (10, 5, 821), (16, 16, 256), (9, 9, 460),
+                                                      (7, 7, 600), (4, 4, 1027)]):
+        p, x, w, bias, mult, shift = fc_case(5100 + 37 * bits + seed, rows=1 + seed % 3, in_features=in_f,
+                                             out_features=out_f)
+        code = cb.cluster_weights(w, np.ones(out_f, np.float32), bits, palette_oc=palette_oc, seed=1)
+        extra = dict(bits=bits, palette_oc=palette_oc, tile_oc=1 + seed % out_f)
+        if seed % 4 == 3:
+            extra["per_channel"] = 0
+            mult, shift = mult[:1], shift[:1]
+        cp = FcCbParams(**{**asdict(p), **extra})
+        assert fc_cb_uses_table(cp), cp
+        status, out, n = run_c(lib, cp, x, code, bias, mult, shift)
+        assert status == TC_OK
+        assert n == lookup("tc_fc_cb_s8").scratch_bytes(cp) >= 1024
+        expected = KERNELS[FcCbParams][1](cp, x, code.indices, code.palette, bias, mult, shift)
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{in_f} {cp}")

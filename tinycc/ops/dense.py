@@ -238,9 +238,20 @@ class FcCbParams(FcParams):
         require(1 <= self.tile_oc <= self.out_features, f"tile_oc={self.tile_oc} must be in 1..out_features")
 
 
+# Mirrors of tc_codebook.h's TC_FC_CB_TABLE_MIN_WEIGHTS and TC_FC_CB_TABLE_BYTES.
+FC_CB_TABLE_MIN_WEIGHTS = 4096
+FC_CB_TABLE_BYTES = 1024
+
+
+def fc_cb_uses_table(p: FcCbParams) -> bool:
+    """Mirror of tc_fc_cb_uses_table: the DSP path decodes through a 256-word table per palette."""
+    return p.bits in (2, 4) and p.in_features >= 4 and p.palette_oc * p.in_features >= FC_CB_TABLE_MIN_WEIGHTS
+
+
 def fc_cb_scratch_bytes(p: FcCbParams) -> int:
-    """Mirror of tc_fc_cb_s8_scratch_size: tile_oc decoded rows."""
-    return p.tile_oc * p.in_features
+    """Mirror of tc_fc_cb_s8_scratch_size: tile_oc decoded rows, or the decode table if larger."""
+    rows = p.tile_oc * p.in_features
+    return max(rows, FC_CB_TABLE_BYTES) if fc_cb_uses_table(p) else rows
 
 
 def fc_cb_s8(p: FcCbParams, x, idx, palette, bias, mult, shift) -> np.ndarray:

@@ -49,6 +49,10 @@ PALETTE_SHARE = 32
 # over the int8 build. (Convolutions choose their tiles in ops/conv.py codebook_conv_tiling.)
 SCRATCH_BUDGET = 256
 KMEANS_RESTARTS = 2
+# Fully connected layers (fc_palette_channels): weights per 2- or 4-bit palette at least. The
+# Cortex-M4 kernel builds a 256-entry table per palette (about 800 instructions) and then spends
+# 3 instructions per 2 (4-bit) or 4 (2-bit) weights: from 16384 weights on the table is < 5 %.
+FC_PALETTE_WEIGHTS = 16384
 # The smallest layers stay int8 while together they hold at most this share of the model's weight
 # bytes (small_layers_kept_int8). Chosen on a validation split of the digits example (4-bit,
 # logit MSE against int8 on two models: 30.5 / 29.5 with none kept, 14.4 / 17.3 at 2.5 %,
@@ -122,6 +126,17 @@ def palette_channels(out_c: int, depth: int, bits: int) -> int:
         if out_c % g == 0 and g >= need:
             return g
     return out_c
+
+
+def fc_palette_channels(out_c: int, depth: int, bits: int) -> int:
+    """Output features per palette of a fully connected layer: 2- and 4-bit palettes are shared
+    by at least FC_PALETTE_WEIGHTS weights (the fewest rows that hold them, a divisor of out_c;
+    all rows when none), so that the Cortex-M4 kernel's decode table, built per palette, costs
+    little next to the lookups (tc_fc_cb_s8_dsp.c); other widths as palette_channels."""
+    if bits not in (2, 4):
+        return palette_channels(out_c, depth, bits)
+    need = -(-FC_PALETTE_WEIGHTS // max(depth, 1))
+    return next((g for g in range(need, out_c + 1) if out_c % g == 0), out_c)
 
 
 def codebook_bytes(out_c: int, depth: int, bits: int, palette_oc: int) -> int:
@@ -307,7 +322,8 @@ def cluster_group(codes: np.ndarray, weights: np.ndarray, bits: int, rng) -> tup
 
 
 def cluster_weights(q: np.ndarray, scale: np.ndarray, bits: int, palette_oc: int | None = None,
-                    seed: int = 0, importance: np.ndarray | None = None) -> CodebookWeights:
+                    seed: int = 0, importance: np.ndarray | None = None,
+                    fully_connected: bool = False) -> CodebookWeights:
     """Codebook of int8 weights q [out_c, ...] with per-channel scales. The palettes minimise the
     squared error of the layer's output: each weight's error counts with its channel's scale^2
     (float domain) times `importance` [out_c, depth], the mean square of the input it multiplies
@@ -315,7 +331,8 @@ def cluster_weights(q: np.ndarray, scale: np.ndarray, bits: int, palette_oc: int
     out_c = q.shape[0]
     rows = q.reshape(out_c, -1).astype(np.int64)
     depth = rows.shape[1]
-    palette_oc = palette_oc or exact_palette_channels(rows, bits) or palette_channels(out_c, depth, bits)
+    palette_oc = palette_oc or exact_palette_channels(rows, bits) or \
+        (fc_palette_channels if fully_connected else palette_channels)(out_c, depth, bits)
     scale2 = np.broadcast_to(np.asarray(scale, np.float64), (out_c,)) ** 2
     weights = scale2[:, None] * (np.ones((1, depth)) if importance is None else np.asarray(importance, np.float64))
     rng = np.random.default_rng(seed)  # fixed: the same model gives the same bytes
