@@ -296,19 +296,75 @@ static void fc_cb_table2(const int8_t *pal, uint32_t *t) {
     } while (0)
 #define FC_CB_ROW2(acc, r) FC_CB_T2(acc, *r++)
 
-/* acc[k] = x . row k over the whole groups of 4, rows k = 0..3 at row + k * row_bytes; two
- * groups per iteration (the loop's compare and branch over 32 products). */
+/* The x4 loops by hand where gcc can give them 14 registers (when optimising; clang 14 cannot
+ * allocate them, see tc_conv2d_cb_s8_dsp.c): each index byte read with a post-incremented load,
+ * the loop's end compared from memory. gcc 12 addresses a row's bytes from one pointer and adds
+ * to all four per step, and spills; by hand 16 inputs x 4 rows (64 MACs) are 111 instructions
+ * at 4 bits and 115 at 2 bits (the input offset reloaded), against about 124 from the C. Same products in the same order as the C loops. */
+#if TC_DSP_ASM && defined(__OPTIMIZE__) && !defined(__clang__)
+#define FC_CB_LOOP_ASM 1
+#else
+#define FC_CB_LOOP_ASM 0
+#endif
+
+#if FC_CB_LOOP_ASM
+/* 4 inputs widened: xe = (x0, x2), xo = (x1, x3) minus in_zp; `o` names the offset register. */
+#define FC_CB_ASM_WIDEN(o)                                                                    \
+    "ldr %[b], [%[x]], #4\n\t"                                                                \
+    "sxtab16 %[xe], %[" o "], %[b]\n\t"                                                       \
+    "sxtab16 %[xo], %[" o "], %[b], ror #8\n\t"
+/* 4-bit: row p's next two index bytes, each one table load and one SMLAD. */
+#define FC_CB_ASM_ROW4(a, p)                                                                  \
+    "ldrb %[b], [%[" p "]], #1\n\t"                                                           \
+    "ldr %[b], [%[t], %[b], lsl #2]\n\t"                                                      \
+    "smlad %[" a "], %[xe], %[b], %[" a "]\n\t"                                               \
+    "ldrb %[b], [%[" p "]], #1\n\t"                                                           \
+    "ldr %[b], [%[t], %[b], lsl #2]\n\t"                                                      \
+    "smlad %[" a "], %[xo], %[b], %[" a "]\n\t"
+/* 2-bit: row p's next index byte: the group's 4 weights, split into lanes (0, 2) and (1, 3). */
+#define FC_CB_ASM_ROW2(a, p)                                                                  \
+    "ldrb %[b], [%[" p "]], #1\n\t"                                                           \
+    "ldr %[b], [%[t], %[b], lsl #2]\n\t"                                                      \
+    "sxtb16 %[e], %[b]\n\t"                                                                   \
+    "sxtb16 %[b], %[b], ror #8\n\t"                                                           \
+    "smlad %[" a "], %[xe], %[e], %[" a "]\n\t"                                               \
+    "smlad %[" a "], %[xo], %[b], %[" a "]\n\t"
+#define FC_CB_ASM_ROWS(ROW) ROW("a0", "p0") ROW("a1", "p1") ROW("a2", "p2") ROW("a3", "p3")
+#define FC_CB_ASM_LOOP_END                                                                    \
+    "ldr %[b], %[end]\n\t"                                                                    \
+    "cmp %[x], %[b]\n\t"                                                                      \
+    "bne 1b\n\t"
+#endif
+
+/* acc[k] = x . row k over the whole groups of 4, rows k = 0..3 at row + k * row_bytes; with the
+ * assembly 4 groups per iteration (the loop's end test over 64 products), the rest group by
+ * group in C. */
 static TC_DSP_NOINLINE void fc_cb_table4_x4(const int8_t *x, const uint8_t *row, int32_t row_bytes,
                                             const uint32_t *t, int32_t n, int32_t in_zp,
                                             int32_t acc[4]) {
     const uint32_t offset = tc_dsp_input_offset(in_zp);
     const uint8_t *r0 = row, *r1 = row + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g;
-    for (g = n >> 3; g > 0; --g) {
-        FC_CB_X4_STEP(FC_CB_ROW4);
-        FC_CB_X4_STEP(FC_CB_ROW4);
+    g = n >> 2;
+#if FC_CB_LOOP_ASM
+    if (g >= 4) {
+        const int8_t *const end = x + 16 * (g >> 2);
+        uint32_t b, xe, xo;
+        __asm__ volatile("1:\n\t"
+                         FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
+                         FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
+                         FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
+                         FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
+                         FC_CB_ASM_LOOP_END
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(r0),
+                           [p1] "+r"(r1), [p2] "+r"(r2), [p3] "+r"(r3), [x] "+r"(x), [b] "=&r"(b),
+                           [xe] "=&r"(xe), [xo] "=&r"(xo)
+                         : [t] "r"(t), [off] "r"(offset), [end] "m"(end)
+                         : "cc", "memory");
+        g &= 3;
     }
-    if (n & 4) FC_CB_X4_STEP(FC_CB_ROW4);
+#endif
+    for (; g > 0; --g) FC_CB_X4_STEP(FC_CB_ROW4);
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
@@ -321,11 +377,26 @@ static TC_DSP_NOINLINE void fc_cb_table2_x4(const int8_t *x, const uint8_t *row,
     const uint32_t offset = tc_dsp_input_offset(in_zp);
     const uint8_t *r0 = row, *r1 = row + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g;
-    for (g = n >> 3; g > 0; --g) {
-        FC_CB_X4_STEP(FC_CB_ROW2);
-        FC_CB_X4_STEP(FC_CB_ROW2);
+    g = n >> 2;
+#if FC_CB_LOOP_ASM
+    if (g >= 4) {
+        const int8_t *const end = x + 16 * (g >> 2);
+        uint32_t b, e, xe, xo;
+        __asm__ volatile("1:\n\t"
+                         "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
+                         "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
+                         "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
+                         "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
+                         FC_CB_ASM_LOOP_END
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(r0),
+                           [p1] "+r"(r1), [p2] "+r"(r2), [p3] "+r"(r3), [x] "+r"(x), [b] "=&r"(b),
+                           [e] "=&r"(e), [xe] "=&r"(xe), [xo] "=&r"(xo)
+                         : [t] "r"(t), [off] "m"(offset), [end] "m"(end)
+                         : "cc", "memory");
+        g &= 3;
     }
-    if (n & 4) FC_CB_X4_STEP(FC_CB_ROW2);
+#endif
+    for (; g > 0; --g) FC_CB_X4_STEP(FC_CB_ROW2);
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
@@ -354,13 +425,17 @@ static TC_DSP_NOINLINE int32_t fc_cb_table_x1(const int8_t *x, const uint8_t *ro
 void tc_fc_cb_s8_table(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
                        const int8_t *palette, const int32_t *bias, const int32_t *mult,
                        const int32_t *shift, uint32_t *table, int8_t *out) {
+    /* the parameters in locals: the int8 stores through out may alias *p, which gcc would
+     * otherwise reload after each output */
     const int32_t n = p->in_features, bits = p->bits, row_bytes = (n * bits + 7) >> 3;
+    const int32_t rows = p->rows, out_f = p->out_features, in_zp = p->in_zp;
+    const int32_t palette_oc = p->palette_oc, tail = n & 3;
     tc_dsp_requant q = tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
     int32_t g0, o, r, k;
     if (!p->per_channel) q.channel_mask = 0;
-    for (g0 = 0; g0 < p->out_features; g0 += p->palette_oc) { /* a palette: its table */
-        const int8_t *pal = palette + ((g0 / p->palette_oc) << bits);
-        const int32_t end = g0 + p->palette_oc;
+    for (g0 = 0; g0 < out_f; g0 += palette_oc) { /* a palette: its table */
+        const int8_t *pal = palette + ((g0 / palette_oc) << bits);
+        const int32_t end = g0 + palette_oc;
         if (bits == 4) {
             fc_cb_table4(pal, table);
         } else {
@@ -368,27 +443,32 @@ void tc_fc_cb_s8_table(const tc_fc_cb_params *p, const int8_t *in, const uint8_t
         }
         for (o = g0; o + 4 <= end; o += 4) {
             const uint8_t *row = idx + o * row_bytes;
-            for (r = 0; r < p->rows; ++r) {
+            for (r = 0; r < rows; ++r) {
                 const int8_t *x = in + r * n;
+                int8_t *y = out + r * out_f + o;
                 int32_t acc[4];
                 if (bits == 4) {
-                    fc_cb_table4_x4(x, row, row_bytes, table, n, p->in_zp, acc);
+                    fc_cb_table4_x4(x, row, row_bytes, table, n, in_zp, acc);
                 } else {
-                    fc_cb_table2_x4(x, row, row_bytes, table, n, p->in_zp, acc);
+                    fc_cb_table2_x4(x, row, row_bytes, table, n, in_zp, acc);
                 }
-                for (k = 0; k < 4; ++k) {
-                    acc[k] = fc_cb_tail(x, row + k * row_bytes, pal, bits, n, p->in_zp, acc[k]);
-                    out[r * p->out_features + o + k] = tc_dsp_output(&q, o + k, acc[k]);
+                if (tail) {
+                    for (k = 0; k < 4; ++k) {
+                        acc[k] = fc_cb_tail(x, row + k * row_bytes, pal, bits, n, in_zp, acc[k]);
+                    }
                 }
+                y[0] = tc_dsp_output(&q, o, acc[0]);
+                y[1] = tc_dsp_output(&q, o + 1, acc[1]);
+                y[2] = tc_dsp_output(&q, o + 2, acc[2]);
+                y[3] = tc_dsp_output(&q, o + 3, acc[3]);
             }
         }
         for (; o < end; ++o) {
             const uint8_t *row = idx + o * row_bytes;
-            for (r = 0; r < p->rows; ++r) {
+            for (r = 0; r < rows; ++r) {
                 const int8_t *x = in + r * n;
-                const int32_t acc = fc_cb_table_x1(x, row, bits, table, n, p->in_zp);
-                out[r * p->out_features + o] =
-                    tc_dsp_output(&q, o, fc_cb_tail(x, row, pal, bits, n, p->in_zp, acc));
+                const int32_t acc = fc_cb_table_x1(x, row, bits, table, n, in_zp);
+                out[r * out_f + o] = tc_dsp_output(&q, o, fc_cb_tail(x, row, pal, bits, n, in_zp, acc));
             }
         }
     }

@@ -5,6 +5,7 @@ on the M3 and M4), and the CLI options are checked."""
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -468,3 +469,43 @@ def test_tinycc_qat_codebook_export_is_kept_bit_for_bit(tmp_path):
     golden = coded.run(x[:4], engine="int8")["logits"]
     np.testing.assert_array_equal(golden, int8.run(x[:4], engine="int8")["logits"])
     np.testing.assert_array_equal(coded.run(x[:4], engine="c")["logits"], golden)
+
+
+@pytest.fixture(scope="module")
+def fc_table_model(tmp_path_factory):
+    """An ONNX Linear(301 -> 42) -> ReLU -> Linear(42 -> 40), float: the first layer's palette
+    serves all 42 rows (12,642 weights): the decode-table path, with 16-input steps, 3 groups of
+    4 after them, a 1-value tail, 10 blocks of 4 rows and 2 single rows."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(301, 42), torch.nn.ReLU(), torch.nn.Linear(42, 40)).eval()
+    path = tmp_path_factory.mktemp("fc_table") / "fc.onnx"
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.randn(1, 301),), str(path), input_names=["x"], output_names=["y"],
+                          opset_version=17, dynamo=False)
+    rng = np.random.default_rng(0)
+    calib = path.parent / "calib.npz"
+    np.savez(calib, x=rng.normal(0, 1, (8, 1, 301)).astype(np.float32))
+    return path, calib
+
+
+@pytest.mark.skipif(missing_tools(run=True) is not None,
+                    reason=f"Cortex-M toolchain or QEMU unavailable: {missing_tools(run=True)}")
+@pytest.mark.parametrize("bits", [2, 4])
+def test_fc_decode_table_on_cortex_m4_equals_golden(fc_table_model, bits):
+    """Fully connected palettes shared by enough weights go through the 256-word decode table and
+    its Thumb-2 loops on the M4 (tc_fc_cb_s8_table): the golden model's outputs."""
+    from tinycc.ops.dense import fc_cb_uses_table
+
+    path, calib = fc_table_model
+    g = run_pipeline(load_graph(path, {"x": (1, 301)}))
+    model = CompiledModel(g, QuantOptions(calib=str(calib), quant="codebook", codebook_bits=str(bits)),
+                          warn=lambda m: None)
+    table = [s.params for s in model.program.steps if s.kernel == "tc_fc_cb_s8" and fc_cb_uses_table(s.params)]
+    assert [(p.in_features, p.out_features, p.palette_oc) for p in table] == [(301, 42, 42)]
+    x = {model.graph.inputs[0]: np.random.default_rng(5).normal(0, 1, (1, 301)).astype(np.float32)}
+    golden = model.run_int8(x)
+    outputs, _ = model.run_qemu(x, "cortex-m4")
+    for out in golden:
+        np.testing.assert_array_equal(outputs[out], golden[out])
