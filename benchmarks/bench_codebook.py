@@ -12,7 +12,8 @@ weights at each --codebook-bits B. Printed:
      instructions per MAC by layer class (conv, pointwise, depthwise, fc), codebook against int8
      on the same layers; the issue's target is within 1.15x; with --layers also per layer (which
      shows where the cost goes: a codebook conv's tile_oc x band_h, decoded rows x output rows per
-     band, is in the table).
+     band, is in the table; a fully connected layer's tile_oc, or table/N where the DSP kernel
+     goes through a decode table per palette of N rows).
 
 Usage: python benchmarks/bench_codebook.py [--models NAME,...] [--bits 4,2] [--qemu [--layers]] [--json FILE]
 """
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from tinycc.compiler import QuantOptions  # noqa: E402
 from tinycc.engines import CompiledModel  # noqa: E402
 from tinycc.frontend import load_graph  # noqa: E402
+from tinycc.ops.dense import fc_cb_uses_table  # noqa: E402
 from tinycc.passes import run_pipeline  # noqa: E402
 from tinycc.report import blob_kind  # noqa: E402
 from tinycc.sim.qemu import missing_tools  # noqa: E402
@@ -75,6 +77,8 @@ def layer_costs(model: CompiledModel, run) -> dict[str, dict]:
             continue
         p = step.params
         tiling = f"{p.tile_oc}x{p.band_h}" if hasattr(p, "band_h") else (f"{p.tile_oc}" if hasattr(p, "tile_oc") else "")
+        if step.kernel == "tc_fc_cb_s8" and fc_cb_uses_table(p):  # decode table per palette, no tile
+            tiling = f"table/{p.palette_oc}"
         if hasattr(p, "out_features"):
             shape = f"{p.out_features}x{p.in_features}"
         else:
