@@ -11,7 +11,8 @@ from tinycc.lower import lower, quantize_inputs
 from tinycc.passes import run_pipeline
 from tinycc.quant.bias_correction import correct_biases
 from tinycc.quant.calibrate import TensorStats, collect_stats, mse_range, range_methods
-from tinycc.quant.params import MIN_RANGE, QMAX, QMIN, choose_qparams, dequantize, quantize
+from tinycc.quant.params import (MIN_RANGE, QMAX, QMIN, choose_qparams, dequantize, quantize,
+                                 share_params_through_moves)
 from tinycc.quant.ptq import assign_qparams
 from tinycc.reference.float_exec import run_float
 from tinycc.reference.int_exec import run_int8, to_logical
@@ -68,6 +69,18 @@ def test_choose_qparams_degenerate_ranges_give_a_usable_scale(lo, hi):
     for v in (lo, hi):  # a constant tensor is represented within half a step
         assert abs(float(dequantize(quantize(np.float32(v), qp), qp)) - v) <= s / 2 + 1e-6 * abs(v)
 
+
+
+def test_params_are_shared_along_chains_of_moves_in_both_directions():
+    a, b = choose_qparams(-1.0, 1.0), choose_qparams(0.0, 6.0)
+    # x -> t1 -> t2 (forward from x); u1 -> u2 -> y (backward from y); z: unreachable
+    quant = {"x": a, "y": b}
+    share_params_through_moves([("t1", "t2"), ("x", "t1"), ("u2", "y"), ("u1", "u2"), ("z", "w")], quant)
+    assert quant["t1"] is a and quant["t2"] is a and quant["u1"] is b and quant["u2"] is b
+    assert "z" not in quant and "w" not in quant
+    both = {"x": a, "y": b}  # a tensor between two known ones: the first move in graph order wins
+    share_params_through_moves([("m", "y"), ("x", "m")], both)
+    assert both["m"] is b and both["x"] is a and both["y"] is b
 
 # ---- range estimators -----------------------------------------------------------------------------
 def test_minmax_is_the_exact_extremes_over_all_observations():

@@ -19,6 +19,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import BadInput, Unsupported
+from ..quant.params import share_params_through_moves
 
 
 @dataclass
@@ -148,7 +149,7 @@ def strip_qdq(model: onnx.ModelProto):
     for node in g.node:
         node.input[:] = [resolve(t) for t in node.input]
     g.initializer.extend(new_inits)
-    _propagate_through_data_movement(g.node, quant)
+    share_params_through_moves(_data_moves(g.node), quant)
     for infos, int8_io in ((g.input, int8_inputs), (g.output, int8_outputs)):
         for vi in infos:
             elem = vi.type.tensor_type.elem_type
@@ -228,19 +229,7 @@ def _set_quant(quant, name, p, node):
 DATA_MOVEMENT = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 
 
-def _propagate_through_data_movement(nodes, quant) -> None:
-    """int8 tensors moved by Transpose/Reshape (e.g. an int8 graph input before its DQ) share
-    the params of the tensor on the other side."""
-    changed = True
-    while changed:
-        changed = False
-        for n in nodes:
-            if n.op_type not in DATA_MOVEMENT or not n.input or not n.output:
-                continue
-            src, dst = n.input[0], n.output[0]
-            if src in quant and dst not in quant:
-                quant[dst] = quant[src]
-                changed = True
-            elif dst in quant and src not in quant:
-                quant[src] = quant[dst]
-                changed = True
+def _data_moves(nodes) -> list[tuple[str, str]]:
+    """(source, moved) tensors of the data movement nodes: e.g. an int8 graph input transposed
+    before its DQ shares the params of the tensor on the other side."""
+    return [(n.input[0], n.output[0]) for n in nodes if n.op_type in DATA_MOVEMENT and n.input and n.output]

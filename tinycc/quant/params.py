@@ -35,6 +35,25 @@ def fixed_qparams(scale: float, zp: int) -> QuantParams:
     return QuantParams(np.array(scale, dtype=np.float32), np.array(zp, dtype=np.int32))
 
 
+def share_params_through_moves(moves, quant: dict) -> None:
+    """Data movement (Transpose, Reshape, Squeeze, ...) keeps every value on its grid, so the
+    tensors on both sides of a move share their quantization params. ``moves``: (source, moved)
+    tensor name pairs, in graph order; ``quant``: tensor name -> params, completed in place for
+    every tensor that a chain of moves links to one that has params (in either direction; where
+    two chains reach a tensor, the first in graph order wins)."""
+    moves = list(moves)
+    changed = True
+    while changed:
+        changed = False
+        for src, dst in moves:
+            if src in quant and dst not in quant:
+                quant[dst] = quant[src]
+                changed = True
+            elif dst in quant and src not in quant:
+                quant[src] = quant[dst]
+                changed = True
+
+
 def quantize_weights_per_channel(w: np.ndarray, axis: int = 0, min_scale=0.0) -> tuple[np.ndarray, QuantParams]:
     """Symmetric int8 per output channel, values in [-127, 127], zero point 0.
 

@@ -15,7 +15,7 @@ from ..errors import BadInput, Unsupported
 from ..ir import Graph
 from ..ops.registry import OPS
 from .calibrate import TensorStats, range_methods
-from .params import choose_qparams, fixed_qparams
+from .params import choose_qparams, fixed_qparams, share_params_through_moves
 from .weights import record_weight_schemes
 
 
@@ -60,17 +60,18 @@ def concat_shared_ranges(g: Graph, stats: Mapping[str, TensorStats], methods: Ma
     return shared
 
 
-def _params_from_data_movement(g: Graph, name: str):
-    """In a pre-quantized graph, the params of a tensor the importer created (e.g. the pooled map
-    before the Reshape of a ReduceMean without keepdims) whose only consumer passes values through
-    unchanged ("same_as_input": Reshape, Flatten, ...) and carries the exporter's params; else None."""
-    while True:
-        users = g.consumers().get(name, ())
-        if len(users) != 1 or OPS[users[0].op].int8_output(g, users[0]) != "same_as_input":
-            return None
-        name = users[0].outputs[0]
-        if g.tensors[name].quant is not None:
-            return g.tensors[name].quant
+def _params_through_moves(g: Graph) -> dict:
+    """In a pre-quantized graph, the params of every tensor, including those the importer created
+    (e.g. the pooled map before the Reshape of a ReduceMean without keepdims) that reach the
+    exporter's params through values passed on unchanged ("same_as_input": Reshape, Flatten, ...)
+    by their only consumer."""
+    consumers = g.consumers()
+    moves = [(node.inputs[0], node.outputs[0]) for node in g.nodes
+             if node.inputs and OPS[node.op].int8_output(g, node) == "same_as_input"
+             and len(consumers.get(node.inputs[0], ())) == 1]
+    quant = {name: t.quant for name, t in g.tensors.items() if t.quant is not None}
+    share_params_through_moves(moves, quant)
+    return quant
 
 
 def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: str | None) -> Graph:
@@ -78,6 +79,7 @@ def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: st
     q = g.copy()
     methods = range_methods(q, method) if stats is not None else {}
     shared = concat_shared_ranges(q, stats, methods) if stats is not None else {}
+    moved = _params_through_moves(q) if stats is None else {}
 
     def calibrated(name):
         lo, hi = shared[name] if name in shared else stats[name].range(methods[name])
@@ -101,7 +103,7 @@ def assign_qparams(g: Graph, stats: Mapping[str, TensorStats] | None, method: st
                 continue
             if rule == "calibrated":
                 if stats is None:
-                    t.quant = _params_from_data_movement(q, out)
+                    t.quant = moved.get(out)
                 if t.quant is not None:
                     continue
                 if stats is None:
