@@ -432,6 +432,37 @@ def test_layout_nhwc_not_for_a_graph_without_images():
     unchanged(layout_nhwc, b.done(b("Dense", [b.input((2, 3)), b.rand(4, 3), ""], act=None)))
 
 
+
+def test_layout_nhwc_leaves_attention_scores_between_two_matmuls_logical():
+    """Scaling and softmax of 4-D attention scores read and feed only MatMuls: in NHWC they would
+    cost a transpose of the scores on the way in and another on the way out."""
+    b = Builder()
+    q, k, v = b.input((1, 2, 8, 4), "q"), b.input((1, 2, 4, 8), "k"), b.input((1, 2, 8, 4), "v")
+    att = b("Softmax", [b("Mul", [b("MatMul", [q, k]), b.const(0.5)], act=None)], axis=3)
+    changed, g = run_pass(layout_nhwc, b.done(b("MatMul", [att, v])))
+    assert ops(g) == ["MatMul", "Mul", "Softmax", "MatMul"] and node(g, "Softmax").attrs["axis"] == 3
+    assert all(t.perm is None for t in g.tensors.values())
+
+
+def test_layout_nhwc_decides_a_long_element_wise_chain_without_recursion():
+    b = Builder()
+    x = b("MatMul", [b.input((1, 2, 4, 4), "q"), b.input((1, 2, 4, 4), "k")])
+    for _ in range(1500):
+        x = b("Relu", [x])
+    g = b.done(b("MatMul", [x, b.input((1, 2, 4, 4), "v")]))
+    assert not layout_nhwc(g) and "Transpose" not in ops(g)
+
+def test_layout_nhwc_transposes_an_element_wise_input_once_for_several_convolutions():
+    """A logical tensor whose element-wise result feeds two convolutions: one transpose in front of
+    the element-wise op, not one in front of each convolution."""
+    b = Builder()
+    x = b("Relu", [b("Reshape", [b.input((1, 48))], shape=(1, 3, 4, 4))])
+    y = b("Add", [b("Conv", [x, b.rand(4, 3, 3, 3), b.rand(4)], **CONV),
+                  b("Conv", [x, b.rand(4, 3, 3, 3), b.rand(4)], **CONV)], act=None)
+    changed, g = run_pass(layout_nhwc, b.done(y))
+    assert ops(g) == ["Reshape", "Transpose", "Relu", "Conv", "Conv", "Add"]
+    assert g.tensors[node(g, "Relu").outputs[0]].perm == NHWC_PERM
+
 # ---- simplify_transposes ------------------------------------------------------------------------------
 def test_simplify_transposes_cancel():
     b = Builder()

@@ -79,6 +79,51 @@ def _runs_nhwc(g: Graph, node: Node) -> bool:
     return op.keeps_nhwc(g, node)
 
 
+def _layout_free(g: Graph, node: Node) -> bool:
+    """An element-wise or axis op that may run in NHWC as well as in the logical layout."""
+    return OPS[node.op].layout_class != LayoutClass.SPATIAL and _runs_nhwc(g, node)
+
+
+def _nhwc_wanted(g: Graph) -> dict[str, bool]:
+    """Per node output, whether NHWC is wanted downstream of it: by a spatial op, a graph output
+    (4-D outputs are NHWC in the API) or an element-wise/axis op that also reads a tensor in NHWC,
+    directly or through element-wise/axis ops. Predicted once, before the pass: a tensor is taken
+    to stay logical when a logical op makes it (or a graph input left logical, or an op that
+    cannot run in NHWC), or an element-wise/axis op fed only by such tensors."""
+    logical = {name: _is_identity(g.tensors[name].perm) for name in g.inputs}
+    for node in g.nodes:
+        if OPS[node.op].layout_class == LayoutClass.SPATIAL:
+            stays = False
+        elif _runs_nhwc(g, node):
+            stays = all(logical.get(node.inputs[i], True) for i in _activation_inputs(g, node))
+        else:
+            stays = True
+        logical.update((t, stays) for t in node.outputs)
+    consumers, wanted = g.consumers(), {}
+    for node in reversed(g.nodes):  # every reader of a tensor comes after its producer
+        for t in node.outputs:
+            wanted[t] = t in g.outputs or any(
+                OPS[user.op].layout_class == LayoutClass.SPATIAL
+                or (_layout_free(g, user)
+                    and (any(not logical.get(user.inputs[i], True) for i in _activation_inputs(g, user))
+                         or any(wanted.get(o, False) for o in user.outputs)))
+                for user in consumers.get(t, []))
+    return wanted
+
+
+def _stays_logical(g: Graph, node: Node, nhwc_wanted: dict[str, bool]) -> bool:
+    """An element-wise or axis op whose activations all come in the logical layout (e.g. the
+    scaling and softmax of attention scores between two MatMuls) stays there when nothing
+    downstream wants NHWC: in NHWC it would cost a transpose per input and one back before each
+    logical consumer. When its result reaches a spatial op it moves to NHWC as before, which
+    transposes its inputs once instead of once before every spatial consumer."""
+    if OPS[node.op].layout_class == LayoutClass.SPATIAL:
+        return False
+    if any(not _is_identity(g.tensors[node.inputs[i]].perm) for i in _activation_inputs(g, node)):
+        return False
+    return not any(nhwc_wanted.get(t, True) for t in node.outputs)
+
+
 def layout_nhwc(g: Graph) -> bool:
     changed = False
     consumers = g.consumers()
@@ -88,9 +133,10 @@ def layout_nhwc(g: Graph) -> bool:
         if len(t.shape) == 4 and any(OPS[n.op].layout_class != LayoutClass.LOGICAL for n in uses):
             t.perm, t.shape = P, tuple(t.shape[p] for p in P)
             changed = True
+    nhwc_wanted = _nhwc_wanted(g)
     for node in list(g.nodes):
         op = OPS[node.op]
-        if _runs_nhwc(g, node):
+        if _runs_nhwc(g, node) and not _stays_logical(g, node, nhwc_wanted):
             for i in _activation_inputs(g, node):
                 if g.tensors[node.inputs[i]].perm != P:
                     _insert_transpose(g, node, i, P)
