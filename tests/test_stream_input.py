@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 
 import numpy as np
 import pytest
@@ -181,6 +182,39 @@ def test_cortex_m4_streams_the_input_from_the_host_file(mbv2):
         np.testing.assert_array_equal(target[t], golden[t])
     assert run.instructions > 0
 
+
+
+def _closes_after_opening(trace: str, name: str) -> bool:
+    """Whether an strace log (-e trace=openat,close) shows file `name` opened and that descriptor
+    closed again."""
+    opened = re.search(r'openat\([^"]*"%s", [^)]*\)\s*=\s*(\d+)' % re.escape(name), trace)
+    return opened is not None and re.search(r"close\(%s\)\s*=\s*0" % opened.group(1), trace[opened.end():]) is not None
+
+
+def test_cortex_m4_harness_closes_the_streamed_input_file(mbv2, tmp_path, monkeypatch):
+    """The harness opens input0.bin once for the whole inference (SYS_OPEN) and closes it again
+    (SYS_CLOSE), like the files it reads and writes whole: QEMU maps them to host open/close."""
+    import shutil
+
+    from tinycc.sim import qemu
+
+    missing = qemu.missing_tools(run=True)
+    if missing is not None:
+        pytest.skip(f"Cortex-M toolchain or QEMU unavailable: {missing}")
+    if shutil.which("strace") is None:
+        pytest.skip("strace missing: the host's open/close calls of QEMU cannot be seen")
+    log = tmp_path / "strace.log"
+    wrapper = tmp_path / "qemu-under-strace"
+    wrapper.write_text(f'#!/bin/sh\nexec strace -f -qq -e trace=openat,close -o "{log}" '
+                       f'"{shutil.which(qemu.QEMU)}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(qemu, "QEMU", str(wrapper))
+    _, inputs, streamed, _ = mbv2
+    streamed.run_qemu(_samples(inputs, 1, 17)[0], "cortex-m4")
+    trace = log.read_text()
+    assert '"input0.bin"' in trace, "strace saw no open of input0.bin"
+    assert _closes_after_opening(trace, "output0.bin")  # the parse works on the file written whole
+    assert _closes_after_opening(trace, "input0.bin"), "the streamed input0.bin is never closed"
 
 # ---- command line ------------------------------------------------------------------------------------
 def test_cli_stream_input_report_and_refusals(mlperf_dir, tmp_path, capsys, zoo_models):
