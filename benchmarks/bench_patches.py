@@ -119,22 +119,24 @@ def row(label, program, mem, decision):
 
 def stages(program, mem) -> None:
     """The stages of a plan: where each runs, its grid and halo strategy, its own peak, its MACs;
-    and the planner's lower bound for the whole plan (live bytes less what overlaps may share)."""
+    and the planner's lower bound for the whole plan (live bytes less what overlaps may share).
+    Peaks are arena bytes in use (occupied_bytes: buffers placed over one another count once)."""
+    from tinycc.memory.lifetimes import occupied_bytes
     from tinycc.schedule.patches import patch_stages
 
     print(f"\nplan {program.patch.config.text()}: arena {mem.arena_bytes:,} B, planner's lower bound "
           f"{mem.lower_bound:,} B ({mem.lower_bound_kind})")
-    end = 0
+    end, in_use = 0, occupied_bytes(mem)
     for n, pp in enumerate(patch_stages(program.patch)):
         steps = [k for ks in pp.patch_steps for k in ks]
-        peak = max(mem.live_bytes[k] for k in steps)
+        peak = max(in_use[k] for k in steps)
         end = max(steps)
         print(f"- stage {n + 1}: steps {pp.start}..{pp.config.split - 1} -> {pp.stage_output} "
               f"{'x'.join(map(str, program.tensors[pp.stage_output].shape[1:]))}, grid {pp.config.rows} x "
-              f"{pp.config.cols}, halo {pp.halo}, peak live {peak:,} B, +{100 * pp.mac_overhead:.1f} % of the "
+              f"{pp.config.cols}, halo {pp.halo}, peak in use {peak:,} B, +{100 * pp.mac_overhead:.1f} % of the "
               f"stage's MACs")
-    after = max(mem.live_bytes[end + 1:], default=0)
-    print(f"- after the stages, layer by layer: peak live {after:,} B\n")
+    after = max(in_use[end + 1:], default=0)
+    print(f"- after the stages, layer by layer: peak in use {after:,} B\n")
 
 
 def bit_exact(g, program, mem, reference_program, x) -> bool:

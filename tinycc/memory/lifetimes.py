@@ -14,7 +14,8 @@ import networkx as nx
 
 from ..program import Program
 from ..schedule.order import search_order
-from .planner import Buffer, Plan, merge_groups, partial_overlaps, plan_arena, plan_arena_with_overlaps
+from .planner import (Buffer, Plan, _union_length, merge_groups, partial_overlaps, plan_arena,
+                      plan_arena_with_overlaps)
 
 ALIGN = 16
 LIVE_BYTES = "max live bytes"
@@ -43,6 +44,19 @@ class MemoryPlan:
     @property
     def arena_bytes(self) -> int:
         return self.plan.arena_bytes
+
+
+def occupied_bytes(mem: MemoryPlan) -> list[int]:
+    """Arena bytes in use at each step (index = step, as live_bytes): the union of the live
+    buffers' byte ranges, so buffers placed over one another (elided concat parts, partial row
+    overlaps) count once where live_bytes adds up their sizes. Never above the arena."""
+    n = len(mem.live_bytes)
+    ranges: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    for b in mem.buffers:
+        at = mem.offsets[b.name]
+        for k in range(max(b.first, 1), min(b.last, n) + 1):
+            ranges[k - 1].append((at, at + b.size))
+    return [_union_length(r) for r in ranges]
 
 
 def scratch_name(step_index: int) -> str:
