@@ -300,6 +300,48 @@ def test_the_early_bound_with_patches_never_refuses_what_a_patch_plan_fits(tmp_p
     assert "patch" in report and tail <= report["peak_sram_bytes"] <= 30 * 1024, (tail, report["peak_sram_bytes"])
 
 
+
+def skip_connection_model(size: int = 32) -> onnx.ModelProto:
+    """A U-Net-like skip: x -> conv1 (8 ch) -> a -> conv2 (64 ch, the layer-by-layer peak) -> conv3
+    (stride 2) -> Resize x2 (not spatially local: no stage goes past it) -> Concat with a -> conv4 ->
+    GlobalAveragePool. A first patch stage can end only after conv1 (later, the skip `a` crosses
+    too); a second stage from there can take conv2 and conv3."""
+    rng = np.random.default_rng(0)
+    weights = {"w1": (8, 3), "w2": (64, 8), "w3": (8, 64), "w4": (4, 16)}
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (o, i, 3, 3)).astype(np.float32), n)
+             for n, (o, i) in weights.items()]
+    inits.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"))
+
+    def conv(x, w, y, **attrs):
+        return helper.make_node("Conv", [x, w], [y], name=y, pads=[1, 1, 1, 1], **attrs)
+
+    nodes = [conv("x", "w1", "a"), conv("a", "w2", "b"), conv("b", "w3", "c", strides=[2, 2]),
+             helper.make_node("Resize", ["c", "", "scales"], ["u"], name="up", mode="nearest"),
+             helper.make_node("Concat", ["u", "a"], ["cat"], name="cat", axis=1),
+             conv("cat", "w4", "d"), helper.make_node("GlobalAveragePool", ["d"], ["y"], name="gap")]
+    graph = helper.make_graph(nodes, "skip", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_the_early_bound_with_patches_counts_what_a_second_stage_can_reach(tmp_path, capsys):
+    """Layer by layer the model needs 64 KiB at conv2, which only a second patch stage can reach
+    (the first ends after conv1). The early bound skips every step either stage may replace, so
+    --sram 40k is not refused before calibration: the default --patch fit finds a two-stage plan."""
+    from tinycc.compiler import arena_lower_bound, dry_run_program, first_unpatchable_step
+    from tinycc.frontend import load_graph
+    from tinycc.passes import run_pipeline
+
+    path = tmp_path / "skip.onnx"
+    onnx.save(skip_connection_model(), path)
+    program = dry_run_program(run_pipeline(load_graph(path)))
+    assert first_unpatchable_step(program) == 3  # Resize: past conv1 (first stage), conv2 and conv3 (second)
+    assert arena_lower_bound(program, 1)[0] > 40 * 1024 >= arena_lower_bound(program, 3)[0]
+    rc, _, err = tinycc(capsys, "compile", path, "-o", tmp_path / "out", "--sram", "40k")
+    assert rc == EXIT_OK, err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "+" in report["patch"]["chosen"] and report["peak_sram_bytes"] <= 40 * 1024, report["patch"]
+
 def lower_bound_models(tmp_path) -> list[Path]:
     models = [EXAMPLES / "digits_cnn.onnx", tmp_path / "conv.onnx", control_character_model(tmp_path / "ctl.onnx")]
     onnx.save(conv_model(), models[1])

@@ -152,11 +152,16 @@ def preflight(g: Graph, sram: int | None = None, patching: bool = False, stream:
 
 
 def first_unpatchable_step(program: Program) -> int:
-    """Steps from here on run layer by layer under every patch plan: a stage is always a prefix
-    steps[:split] of the program, at one of the valid splits (schedule/patches.stage_limit)."""
+    """Steps from here on run layer by layer under every patch plan. A first stage is a prefix
+    steps[:split] at one of its valid splits (schedule/patches.stage_limit); a second stage runs
+    steps[split:end] from a first stage's end, and may reach further than any first stage (a skip
+    connection that crosses every later split of the first stage, e.g. a U-Net's, does not cross
+    the second's)."""
     from .schedule.patches import stage_limit
 
-    return max(stage_limit(program).splits, default=0)
+    firsts = stage_limit(program).splits
+    seconds = (max(stage_limit(program, split).splits, default=0) for split in firsts)
+    return max([*firsts, *seconds], default=0)
 
 
 def build_program(g: Graph, opts: QuantOptions, warn=None, sram: int | None = None,
