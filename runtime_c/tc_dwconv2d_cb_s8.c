@@ -13,15 +13,15 @@
 
 #include <stddef.h>
 
+/* tc_conv2d_s8's geometry checks (tc_conv.h) on the layer seen as a convolution of in_c groups,
+ * then the channel multiplier and the codebook's fields. */
 static int dwconv2d_cb_args_ok(const tc_dwconv2d_cb_params *p) {
-    if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1 ||
-        p->out_c < 1) {
-        return 0;
-    }
-    if (p->k_h < 1 || p->k_w < 1 || p->stride_h < 1 || p->stride_w < 1 || p->dil_h < 1 ||
-        p->dil_w < 1 || p->pad_top < 0 || p->pad_left < 0) {
-        return 0;
-    }
+    const tc_conv2d_params conv = {
+        p->in_h, p->in_w, p->in_c, p->out_h, p->out_w, p->out_c,
+        p->k_h, p->k_w, p->stride_h, p->stride_w, p->dil_h, p->dil_w, p->pad_top, p->pad_left,
+        p->in_c, /* groups */
+        p->in_zp, p->out_zp, p->act_min, p->act_max};
+    if (!tc_conv2d_args_ok(&conv)) return 0;
     if (p->depth_mult < 1 || p->out_c != p->in_c * p->depth_mult) return 0;
     return tc_cb_args_ok(p->bits, p->palette_oc, p->tile_oc, p->out_c);
 }

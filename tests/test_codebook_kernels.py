@@ -155,6 +155,16 @@ def test_bad_codebook_fields_are_arg_errors(lib, kind, field, value):
     assert np.all(out == 77), "wrote output on an argument error"
 
 
+@pytest.mark.parametrize("field,value", [("in_h", 0), ("k_w", 0), ("stride_h", 0), ("dil_w", 0), ("pad_top", -1),
+                                         ("depth_mult", 0), ("out_c", 7)])
+def test_bad_depthwise_geometry_is_an_arg_error(lib, field, value):
+    """tc_dwconv2d_cb_s8 checks its window with tc_conv2d_s8's checks (tc_conv2d_args_ok)."""
+    p, x, code, bias, mult, shift = make_case("dw", 3, bits=4)
+    bad = type(p)(**{**asdict(p), field: value})
+    status, out, _ = run_c(lib, bad, x, code, bias, mult, shift, scratch_bytes=4096)
+    assert status == TC_ARG_ERROR
+    assert np.all(out == 77), "wrote output on an argument error"
+
 def test_sanitizer_build(tmp_path):
     """ASan/UBSan: every kernel on shapes with odd depths and tails, scratch exactly its size."""
     require_sanitizers()
