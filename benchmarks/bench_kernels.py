@@ -126,12 +126,17 @@ AVGPOOL = {
 }
 
 # Element-wise ADD / MUL (per output element), the residual adds of ResNets and the gating
-# products of SE blocks / hard-swish.
+# products of SE blocks / hard-swish. ADD layers of >= 1,024 elements (all of these) are lowered
+# to tc_add_s8_table (kind add_table: the operands looked up); the add_rows_* shapes measure
+# tc_add_s8, which the smaller layers take, on the same shapes.
+_ADD_SHAPES = {
+    "16x16x32_second_scale_smaller": dict(shape=(1, 16, 16, 32), scales=(0.03, 0.012, 0.04)),
+    "8x8x64_equal_scales": dict(shape=(1, 8, 8, 64), scales=(0.02, 0.02, 0.03)),
+    "16x16x32_clamped": dict(shape=(1, 16, 16, 32), scales=(0.01, 0.03, 0.04), act=(-128, 100)),
+}
 ELEMENTWISE = {
-    "add_16x16x32_second_scale_smaller": ("add", dict(shape=(1, 16, 16, 32), scales=(0.03, 0.012, 0.04))),
-    "add_8x8x64_equal_scales": ("add", dict(shape=(1, 8, 8, 64), scales=(0.02, 0.02, 0.03))),
-    "add_16x16x32_clamped": ("add", dict(shape=(1, 16, 16, 32), scales=(0.01, 0.03, 0.04),
-                                         act=(-128, 100))),
+    **{f"add_{name}": ("add_table", kwargs) for name, kwargs in _ADD_SHAPES.items()},
+    **{f"add_rows_{name}": ("add", kwargs) for name, kwargs in _ADD_SHAPES.items()},
     "mul_16x16x32": ("mul", dict(shape=(1, 16, 16, 32), scales=(0.05, 1 / 256, 0.04))),
 }
 
@@ -142,7 +147,7 @@ GROUPS = {"depthwise": DEPTHWISE, "inplace": DEPTHWISE_INPLACE, "pointwise": POI
 def macs(kind: str, p) -> int:
     """MACs, or for (max, average) pooling element taps (output elements x window taps), for ADD/MUL output
     elements."""
-    if kind in ("add", "mul"):
+    if kind in ("add", "add_table", "mul"):
         return int(np.prod(p.out_dims))
     if kind in ("maxpool", "avgpool"):
         return p.out_h * p.out_w * p.channels * p.k_h * p.k_w

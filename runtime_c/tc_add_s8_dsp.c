@@ -21,6 +21,8 @@
 #include "tc_dot_s8_dsp.h"
 #include "tc_eltwise.h"
 
+#include <string.h>
+
 #if TC_HAVE_DSP
 
 /* TFLM's rescaled operand MBQM((x - zp) << 20, mult, shift), shift = -e <= 0, with zp21 =
@@ -162,6 +164,91 @@ void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
         add_rows_0e_hi(p, &o1, &o2, in1, in2, out, n);
     } else {
         add_rows_0e(p, &o1, &o2, in1, in2, out, n);
+    }
+}
+
+/* ---- tc_add_s8_table's rows: two table entries, one add, tc_dsp_rq2 ---------------------- */
+
+/* The doubled sum's requantization by tc_dsp_rq2 (SMMLAR, SUB of the sign, ASR, SSAT or USAT)
+ * wants e = -shift >= 1 (its e = 0 form differs), and SMMLAR must not overflow: the high word
+ * of acc2 * mult is below 2^29 in magnitude (|acc2| < 2^30, mult < 2^31) and the constant
+ * (2 * zp + 1) * 2^(e-1), with zp up to out_zp + 128 = 255 in the clamped loop, is below 2^30
+ * for e <= 22. Every ADD's output shift (about -20) is in range. */
+enum { ADD_TABLE_MAX_E = 22 };
+
+int tc_add_s8_table_dsp_applies(const tc_add_params *p) {
+    return p->out_shift <= -1 && p->out_shift >= -ADD_TABLE_MAX_E;
+}
+
+/* One output plus 128, in [0, 255]: two table entries, their (doubled) sum and tc_dsp_rq2
+ * (SMMLAR, sign correction, shift) with out_zp + 128 in k, saturated unsigned (USAT):
+ * ssat8(v) + 128 == clamp(v + 128, 0, 255), and a biased byte needs no mask to be packed. */
+static TC_ALWAYS_INLINE inline uint32_t add_table_biased(const int32_t *t1, const int32_t *t2,
+                                                         int8_t x1, int8_t x2, int32_t mult,
+                                                         int32_t k, int32_t e) {
+    const int32_t acc2 = t1[x1] + t2[x2];
+    const int32_t v = (tc_smmlar(acc2, mult, k) - (acc2 < 0 ? 1 : 0)) >> e;
+    return (uint32_t)TC_MIN(TC_MAX(v, 0), 255);
+}
+
+/* The same output not biased: SSAT with out_zp in k. */
+static TC_ALWAYS_INLINE inline int8_t add_table_s8(const int32_t *t1, const int32_t *t2,
+                                                   int8_t x1, int8_t x2, int32_t mult, int32_t k,
+                                                   int32_t e) {
+    const int32_t acc2 = t1[x1] + t2[x2];
+    return (int8_t)tc_ssat8((tc_smmlar(acc2, mult, k) - (acc2 < 0 ? 1 : 0)) >> e);
+}
+
+/* n outputs without a clamp (12 instructions each on the M4 with the loop; unrolled by hand,
+ * gcc 12 stops using post-increment loads and it is no fewer). Both input bytes of an output
+ * are read before it is written, so out may be in1 or in2 (in place). */
+static TC_DSP_NOINLINE void add_table_rows_full(const tc_add_params *p, const int32_t *t1,
+                                                const int32_t *t2, const int8_t *in1,
+                                                const int8_t *in2, int8_t *out, int32_t n) {
+    const int32_t mult = p->out_multiplier, e = -p->out_shift;
+    const int32_t k = tc_dsp_rq2_k(p->out_shift, p->out_zp);
+    int32_t i;
+    for (i = 0; i < n; ++i) out[i] = add_table_s8(t1, t2, in1[i], in2[i], mult, k, e);
+}
+
+/* n outputs with the fused activation's clamp, 4 at a time: biased by 128
+ * (add_table_biased), packed into a word with three ORs, unbiased by one EOR, clamped
+ * lane-wise (SSUB8 + SEL per bound) and stored at once (fewer instructions than 4 byte stores
+ * and 4 scalar clamps); the last 0 to 3 one by one. Every input byte of a group is read before
+ * its word is written, so out may be in1 or in2 (in place). */
+static TC_DSP_NOINLINE void add_table_rows_clamp(const tc_add_params *p, const int32_t *t1,
+                                                 const int32_t *t2, const int8_t *in1,
+                                                 const int8_t *in2, int8_t *out, int32_t n) {
+    const int32_t mult = p->out_multiplier, e = -p->out_shift;
+    const int32_t k = tc_dsp_rq2_k(p->out_shift, p->out_zp + 128);
+    const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * UINT32_C(0x01010101);
+    const uint32_t hi4 = (uint32_t)(uint8_t)p->act_max * UINT32_C(0x01010101);
+    const int8_t *end4 = in1 + (n & ~3);
+    const int8_t *end = in1 + n;
+    while (in1 != end4) {
+        uint32_t y = add_table_biased(t1, t2, in1[0], in2[0], mult, k, e);
+        y |= add_table_biased(t1, t2, in1[1], in2[1], mult, k, e) << 8;
+        y |= add_table_biased(t1, t2, in1[2], in2[2], mult, k, e) << 16;
+        y |= add_table_biased(t1, t2, in1[3], in2[3], mult, k, e) << 24;
+        y ^= UINT32_C(0x80808080);
+        y = tc_min_s8x4(tc_max_s8x4(y, lo4), hi4);
+        memcpy(out, &y, sizeof y);
+        in1 += 4;
+        in2 += 4;
+        out += 4;
+    }
+    while (in1 != end) {
+        const int32_t y = (int32_t)add_table_biased(t1, t2, *in1++, *in2++, mult, k, e) - 128;
+        *out++ = (int8_t)TC_MIN(TC_MAX(y, p->act_min), p->act_max);
+    }
+}
+
+void tc_add_s8_table_row_dsp(const tc_add_params *p, const int32_t *t1, const int32_t *t2,
+                             const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n) {
+    if (p->act_min == -128 && p->act_max == 127) {
+        add_table_rows_full(p, t1, t2, in1, in2, out, n);
+    } else {
+        add_table_rows_clamp(p, t1, t2, in1, in2, out, n);
     }
 }
 

@@ -108,6 +108,16 @@ tc_status tc_add_s8(const tc_add_params *p, const int8_t *in1, const int8_t *in2
 tc_status tc_sub_s8(const tc_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 tc_status tc_mul_s8(const tc_mul_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
+/*
+ * ADD or SUB with the operands' rescaling precomputed (tc_add_s8_table.c): `tables` holds 512
+ * int32, the doubled rescaled operands indexed by the input + 128, in1's then in2's (negated for
+ * SUB), built by the compiler (tinycc/ops/eltwise.py add_tables). Bit-exact with tc_add_s8 /
+ * tc_sub_s8 with the same parameters; the operands' multipliers, shifts and zero points are not
+ * read. In place as tc_add_s8.
+ */
+tc_status tc_add_s8_table(const tc_add_params *p, const int32_t *tables, const int8_t *in1,
+                          const int8_t *in2, int8_t *out);
+
 /* `table` has 256 entries, indexed by input + 128. In place (out == in) is allowed. */
 tc_status tc_lut_s8(const tc_lut_params *p, const int8_t *table, const int8_t *in, int8_t *out);
 
@@ -125,6 +135,11 @@ void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
  * TC_FAST_PORTABLE), called by the portable row function for rows of contiguous inputs. */
 void tc_add_s8_row_fast(const tc_add_params *p, int32_t sign2, const int8_t *in1,
                         const int8_t *in2, int8_t *out, int32_t n);
+/* Internal: the SIMD variant of tc_add_s8_table's rows (tc_add_s8_dsp.c), for contiguous
+ * inputs; t1, t2: the tables at their entry for input 0. */
+int tc_add_s8_table_dsp_applies(const tc_add_params *p);
+void tc_add_s8_table_row_dsp(const tc_add_params *p, const int32_t *t1, const int32_t *t2,
+                             const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n);
 int tc_mul_s8_dsp_applies(const tc_mul_params *p);
 void tc_mul_s8_row_dsp(const tc_mul_params *p, const int8_t *in1, int32_t stride1,
                        const int8_t *in2, int32_t stride2, int8_t *out, int32_t n);

@@ -696,6 +696,8 @@ def dsp_path_expected(kind, p, shift=None) -> bool:
         return p.channels >= 4
     if kind in ("add", "mul"):  # tc_add_s8_dsp.c, tc_mul_s8_dsp.c (contiguous rows)
         return -23 <= p.out_shift <= -2
+    if kind == "add_table":  # tc_add_s8_dsp.c's table rows (tc_dsp_rq2 on the doubled sum)
+        return -22 <= p.out_shift <= -1
     return p.in_features >= 4
 
 

@@ -14,6 +14,7 @@ Checks per kernel:
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import itertools
 import re
 import shutil
@@ -38,8 +39,8 @@ from tinycc.ops.activation import (LutParams, clip, hardsigmoid, hardswish, leak
                                    relu, sigmoid, tanh)
 from tinycc.ops.concat import (ConcatPartParams, UNIT_MULTIPLIER, UNIT_SHIFT, concat_s8_part,
                                make_concat_params)
-from tinycc.ops.eltwise import (AddParams, MulParams, add_s8, broadcast_dims, make_add_params,
-                                make_mul_params, make_sub_params, mul_s8, sub_s8)
+from tinycc.ops.eltwise import (AddParams, MulParams, add_s8, add_table_s8, add_tables, broadcast_dims,
+                                make_add_params, make_mul_params, make_sub_params, mul_s8, sub_s8)
 from tinycc.ops.pad import PadParams, make_pad_params, pad_s8
 from tinycc.ops.requantize import RequantizeParams, make_requantize_params, requantize_s8
 from tinycc.ops.resize import (ResizeNearestParams, make_resize_nearest_params, nearest_indices,
@@ -279,6 +280,69 @@ def test_binary_in_place_on_full_size_operand(lib, dsp_lib):
             buf = a.copy().reshape(-1)
             assert call(kernels, c_name, p, buf, b, buf) == TC_OK
             assert_bit_exact(buf, want, f"{op} in place")
+
+
+# Every int8 x int8 input pair, once each: in1 = the row index, in2 = the column index.
+ALL_PAIRS = (np.repeat(np.arange(-128, 128), 256).astype(np.int8),
+             np.tile(np.arange(-128, 128), 256).astype(np.int8))
+
+
+def test_add_table_equals_add_and_sub_on_every_input_pair(lib, dsp_lib):
+    """tc_add_s8_table (tables from add_tables) == TFLM's ADD / SUB (add_s8 / sub_s8) on all
+    65,536 input pairs, for operand shifts 0 on either side or both, output shifts inside the DSP
+    rows' range [-22, -1] and outside it (the portable rows), unclamped, ReLU-like and two-sided
+    activations, extreme zero points (out_zp 127 with shift -23 overflowed a first DSP version's
+    SMMLAR); spec, fast portable and emulated DSP builds."""
+    rng = np.random.default_rng(2024)
+    seen = set()
+    for s1, s2 in ((0.02, 0.02), (0.02, 0.005), (0.005, 0.02), (0.03, 0.0299), (0.01, 0.04)):
+        for s_out in (1e-6, 3e-4, 0.01, 0.5, 40.0):
+            for act in ((-128, 127), ("zp", 127), (-50, 60)):
+                for make, golden, sign2 in ((make_add_params, add_s8, 1), (make_sub_params, sub_s8, -1)):
+                    zp1, zp2, zp_out = (rand_zp(rng) for _ in range(3))
+                    lo, hi = (zp_out if act[0] == "zp" else act[0]), act[1]
+                    p = make(s1, zp1, s2, zp2, s_out, zp_out, [65536], [65536], act_min=lo, act_max=hi)
+                    tables = add_tables(p, sign2)
+                    want = golden(p, *ALL_PAIRS)
+                    assert_bit_exact(add_table_s8(p, tables, *ALL_PAIRS), want, f"golden tables {p}")
+                    for kernels in (lib, dsp_lib):
+                        out = out_buffer(want.size)
+                        assert call(kernels, "tc_add_s8_table", p, tables, *ALL_PAIRS, out) == TC_OK
+                        assert_bit_exact(out, want, f"tc_add_s8_table sign2={sign2} {p}")
+                    seen.add((p.in1_shift == 0, p.in2_shift == 0, -22 <= p.out_shift <= -1))
+    assert {(True, True, True), (True, False, True), (False, True, True)} <= seen
+    assert any(not in_range for *_, in_range in seen)
+    # the edges of the DSP rows' range with the largest constants (zero point 127, clamped)
+    base = make_add_params(0.02, -128, 0.005, 5, 0.01, 0, [65536], [65536])
+    for shift, zp_out, (lo, hi) in itertools.product((-1, -22, -23), (127, -128), ((-128, 127), (-50, 60))):
+        p = dataclasses.replace(base, out_shift=shift, out_zp=zp_out, act_min=lo, act_max=hi)
+        want = add_s8(p, *ALL_PAIRS)
+        for kernels in (lib, dsp_lib):
+            out = out_buffer(want.size)
+            assert call(kernels, "tc_add_s8_table", p, add_tables(p), *ALL_PAIRS, out) == TC_OK
+            assert_bit_exact(out, want, f"tc_add_s8_table edge {p}")
+
+
+def test_add_table_broadcast_and_in_place(lib, dsp_lib):
+    """The table kernel's broadcast rows (strides 0) and its in-place call (out over in1 or
+    in2), as tc_add_s8's."""
+    rng = np.random.default_rng(5)
+    for shape1, shape2 in BROADCAST_SHAPES:
+        p, a, b, *_ = binary_case(rng, shape1, shape2, make_add_params)
+        tables, want = add_tables(p), add_s8(p, a, b)
+        for kernels in (lib, dsp_lib):
+            out = out_buffer(want.size)
+            assert call(kernels, "tc_add_s8_table", p, tables, a, b, out) == TC_OK
+            assert_bit_exact(out, want, f"tc_add_s8_table {shape1} {shape2}")
+    p = make_sub_params(0.03, 3, 0.1, -5, 0.05, -9, [1, 6, 6, 16], [1, 6, 6, 16], act_min=-9)
+    a, b = rand_int8(rng, [1, 6, 6, 16]), rand_int8(rng, [1, 6, 6, 16])
+    want = sub_s8(p, a, b)
+    for kernels in (lib, dsp_lib):
+        for over in (0, 1):
+            x1, x2 = a.copy().reshape(-1), b.copy().reshape(-1)
+            buf = (x1, x2)[over]
+            assert call(kernels, "tc_add_s8_table", p, add_tables(p, -1), x1, x2, buf) == TC_OK
+            assert_bit_exact(buf, want, f"tc_add_s8_table in place over in{over + 1}")
 
 
 def test_add_and_sub_multipliers_follow_tflm():

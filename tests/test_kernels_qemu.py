@@ -23,7 +23,7 @@ from test_kernels_conv import AVGPOOL_DSP_TARGETED, MAXPOOL_DSP_TARGETED, avgpoo
 from test_kernels_dsp import (CONV_TARGETED, DW_INPLACE_TARGETED, DW_TARGETED, FC_TARGETED, KINDS,
                               TC_OK, assert_bit_exact, dsp_path_expected, name_seed)
 from tinycc import __version__
-from tinycc.ops.eltwise import add_s8, make_add_params, make_mul_params, mul_s8
+from tinycc.ops.eltwise import add_s8, add_tables, make_add_params, make_mul_params, mul_s8
 from tinycc.ops.pool import avgpool_s8, maxpool_s8
 from tinycc.resources import data_dir
 from tinycc.sim.host import BuildError
@@ -32,9 +32,10 @@ from tinycc.target import get_core, memory_for
 
 TESTS_C = Path(__file__).resolve().parent / "c"
 KERNEL_SOURCES = tuple(kernel_sources("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_fc_s8", "tc_maxpool_s8",
-                                      "tc_avgpool_s8", "tc_add_s8", "tc_mul_s8"))
+                                      "tc_avgpool_s8", "tc_add_s8", "tc_add_s8_table", "tc_mul_s8"))
 KIND_CODES = {"conv": "QK_CONV", "dw": "QK_DWCONV", "fc": "QK_FC", "dw_inplace": "QK_DWCONV_INPLACE",
-              "maxpool": "QK_MAXPOOL", "add": "QK_ADD", "mul": "QK_MUL", "avgpool": "QK_AVGPOOL"}
+              "maxpool": "QK_MAXPOOL", "add": "QK_ADD", "mul": "QK_MUL", "avgpool": "QK_AVGPOOL",
+              "add_table": "QK_ADD_TABLE"}
 
 
 def _maxpool_case(seed, **kwargs):
@@ -64,11 +65,19 @@ def _binary_case(make):
     return case
 
 
+def _add_table_case(seed, **kwargs):
+    """An ADD case for tc_add_s8_table: its tables (add_tables) in the bias slot."""
+    p, a, b, *_ = _binary_case(make_add_params)(seed, **kwargs)
+    return p, a, b, add_tables(p), None, None
+
+
 # test_kernels_dsp.KINDS plus max pool, add, mul, average pool: (case maker, C name, golden, output shape)
 QEMU_KINDS = {**KINDS, "maxpool": (_maxpool_case, "tc_maxpool_s8", lambda p, x, *_: maxpool_s8(p, x),
                                    lambda p: (p.out_h, p.out_w, p.channels)),
               "add": (_binary_case(make_add_params), "tc_add_s8", lambda p, a, b, *_: add_s8(p, a, b),
                       lambda p: tuple(p.out_dims)),
+              "add_table": (_add_table_case, "tc_add_s8_table", lambda p, a, b, *_: add_s8(p, a, b),
+                            lambda p: tuple(p.out_dims)),
               "mul": (_binary_case(make_mul_params), "tc_mul_s8", lambda p, a, b, *_: mul_s8(p, a, b),
                       lambda p: tuple(p.out_dims)),
               "avgpool": (_avgpool_case, "tc_avgpool_s8", lambda p, x, *_: avgpool_s8(p, x),
@@ -180,11 +189,11 @@ BINARY_TARGETED = {
 ADD_TARGETED = {**BINARY_TARGETED, "output_shift_beyond_rq": dict(scales=(0.02, 0.01, 5.0))}  # -27
 MUL_TARGETED = {**BINARY_TARGETED, "output_shift_beyond_rq": dict(scales=(0.02, 0.01, 1e-5))}  # +5
 RANDOM_CASES = {"conv": 90, "dw": 30, "dw_inplace": 15, "fc": 30, "maxpool": 12, "add": 6, "mul": 6,
-                "avgpool": 12}
+                "avgpool": 12, "add_table": 4}
 FIRST_SEED = 70_000  # other seeds than the host tests'
 TARGETED = {"conv": {**CONV_TARGETED, **CONV_QEMU}, "dw": DW_TARGETED, "dw_inplace": DW_INPLACE_TARGETED,
             "fc": FC_TARGETED, "maxpool": MAXPOOL_DSP_TARGETED, "add": ADD_TARGETED, "mul": MUL_TARGETED,
-            "avgpool": AVGPOOL_DSP_TARGETED}
+            "avgpool": AVGPOOL_DSP_TARGETED, "add_table": ADD_TARGETED}
 
 
 def qemu_cases():

@@ -10,14 +10,14 @@
 
 enum {
     QK_CONV = 0, QK_DWCONV = 1, QK_FC = 2, QK_DWCONV_INPLACE = 3, QK_MAXPOOL = 4, QK_ADD = 5,
-    QK_MUL = 6, QK_AVGPOOL = 7
+    QK_MUL = 6, QK_AVGPOOL = 7, QK_ADD_TABLE = 8
 };
 
 typedef struct {
     int32_t kind;          /* QK_CONV, ... (above) */
     const int32_t *params; /* the kernel's params struct, field by field (all int32_t) */
     const int8_t *x, *w; /* QK_ADD, QK_MUL: w is the second input; w, mult, shift may be NULL */
-    const int32_t *bias; /* NULL: no bias */
+    const int32_t *bias; /* NULL: no bias; QK_ADD_TABLE: the tables */
     const int32_t *mult, *shift;
     int32_t out_len; /* bytes of output */
 } qk_case;

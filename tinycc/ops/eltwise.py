@@ -67,6 +67,11 @@ class _Binary(OpDef):
             raise unsupported_int8(node, str(exc)) from None
         acts = [a for a in (a1, a2) if a.kind == "in"]
         same_shape = tuple(k for k, a in enumerate(acts) if tuple(lc.tensor(a.ref).shape) == tuple(out_shape))
+        if self.name in ("Add", "Sub") and uses_add_tables(p):
+            tables = lc.blob(add_tables(p, 1 if self.name == "Add" else -1), node, "tables")
+            lc.add_step(node, "tc_add_s8_table", p, [Arg("const", tables), a1, a2, Arg("out", y)],
+                        lambda x1, x2: fn(p, x1, x2), inplace_inputs=same_shape)
+            return
         lc.add_step(node, kernel, p, [a1, a2, Arg("out", y)], lambda x1, x2: fn(p, x1, x2),
                     inplace_inputs=same_shape)
 
@@ -97,6 +102,15 @@ def _operand(lc, node, name):
 
 # ---- integer reference (runtime_c/tc_add_s8.c, tc_sub_s8.c, tc_mul_s8.c) -------------------------
 ADD_LEFT_SHIFT = 20               # TC_ADD_LEFT_SHIFT
+# ADD / SUB layers of at least this many output elements look their operands' rescaling up in
+# 2 KB of tables (tc_add_s8_table: on the Cortex-M4 about 12 instructions per element instead of
+# 19-23): at 1,024 elements the tables are 2 bytes of flash per element.
+ADD_TABLE_MIN_ELEMENTS = 1024
+
+
+def uses_add_tables(p: "AddParams") -> bool:
+    """Whether an ADD / SUB is lowered to tc_add_s8_table (ADD_TABLE_MIN_ELEMENTS)."""
+    return int(np.prod(p.out_dims)) >= ADD_TABLE_MIN_ELEMENTS
 
 
 def _check_broadcast(in1_dims: Dims4, in2_dims: Dims4, out_dims: Dims4) -> None:
@@ -283,6 +297,28 @@ def sub_s8(p: AddParams, in1, in2) -> np.ndarray:
     return _add_or_sub(p, in1, in2, -1)
 
 
+def add_tables(p: AddParams, sign2: int = 1) -> np.ndarray:
+    """tc_add_s8_table's 512 int32: each operand's rescaling MBQM((x - zp) << 20, ...) for x =
+    -128..127, doubled (the DSP variant requantizes the doubled sum with one SMMLAR), in1's then
+    in2's times sign2 (-1: SUB)."""
+    p.validate()
+    x = np.arange(-128, 128, dtype=np.int64)
+    ra = mbqm((x - p.in1_zp) << ADD_LEFT_SHIFT, p.in1_multiplier, p.in1_shift)
+    rb = mbqm((x - p.in2_zp) << ADD_LEFT_SHIFT, p.in2_multiplier, p.in2_shift)
+    return np.concatenate([2 * ra, 2 * sign2 * rb]).astype(np.int32)
+
+
+def add_table_s8(p: AddParams, tables, in1, in2) -> np.ndarray:
+    """tc_add_s8_table: the output from the looked-up operands (ADD or SUB, as the tables were
+    built); equal to add_s8 / sub_s8 with tables = add_tables(p, +1 / -1)."""
+    p.validate()
+    t = np.asarray(tables, dtype=np.int64).reshape(-1)
+    require(t.size == 512 and not (t % 2).any(), "tables must be 512 doubled (even) values")
+    a, b = _binary_operands(p, in1, in2)
+    raw = np.broadcast_to((t[a + 128] + t[256 + b + 128]) // 2, p.out_dims)
+    return requantize_to_int8(raw, p.out_multiplier, p.out_shift, p.out_zp, p.act_min, p.act_max)
+
+
 def mul_s8(p: MulParams, in1, in2) -> np.ndarray:
     """Returns the output as an array of shape p.out_dims."""
     p.validate()
@@ -297,6 +333,9 @@ declare("tc_add_s8", header="tc_eltwise.h", params=AddParams, golden=add_s8,
         args=("in", "in", "out"), sources=("tc_add_s8.c",), variants=_ADD_VARIANTS)
 declare("tc_sub_s8", header="tc_eltwise.h", params=AddParams, golden=sub_s8,
         args=("in", "in", "out"), sources=("tc_add_s8.c",), variants=_ADD_VARIANTS)
+declare("tc_add_s8_table", header="tc_eltwise.h", params=AddParams, golden=add_table_s8,
+        args=("const", "in", "in", "out"), sources=("tc_add_s8_table.c",),
+        variants=(Variant(DSP, ("tc_add_s8_dsp.c",)),))
 declare("tc_mul_s8", header="tc_eltwise.h", params=MulParams, golden=mul_s8,
         args=("in", "in", "out"), sources=("tc_mul_s8.c",), variants=(Variant(DSP, ("tc_mul_s8_dsp.c",)),))
 

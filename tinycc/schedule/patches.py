@@ -56,7 +56,7 @@ from ..ops.concat import UNIT_MULTIPLIER, UNIT_SHIFT, ConcatPartParams, concat_s
 from ..ops.eltwise import broadcast_dims
 from ..ops.slicing import make_slice_params, slice_s8
 from ..program import Arg, Program, Step, TensorInfo
-from .receptive_field import TERNARY_KERNEL_PREFIX, LocalOp, Region, classify, image_hwc
+from .receptive_field import BINARY_KERNELS, TERNARY_KERNEL_PREFIX, LocalOp, Region, classify, image_hwc
 
 
 @dataclass(frozen=True)
@@ -444,7 +444,7 @@ class _Builder:
                 extra.update(inplace_inputs=step.inplace_inputs, inplace_kernel=step.inplace_kernel,
                              inplace_args=[map_arg(a) for a in step.inplace_args])
             return extra
-        if k in ("tc_add_s8", "tc_sub_s8", "tc_mul_s8"):
+        if k in BINARY_KERNELS:
             out_size = self.out.tensors[args[-1].ref].size
             same = tuple(i for i, t in enumerate(a.ref for a in args if a.kind == "in")
                          if self.out.tensors[t].size == out_size)

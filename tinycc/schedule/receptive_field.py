@@ -90,7 +90,8 @@ class LocalOp:
 
 
 WINDOW_KERNELS = ("tc_conv2d_s8", "tc_dwconv2d_s8", "tc_maxpool_s8", "tc_avgpool_s8")
-BINARY_KERNELS = ("tc_add_s8", "tc_sub_s8", "tc_mul_s8")
+# tc_add_s8_table's first argument is its tables, not an operand (_operands)
+BINARY_KERNELS = ("tc_add_s8", "tc_sub_s8", "tc_mul_s8", "tc_add_s8_table")
 TERNARY_KERNEL_PREFIX = "tc_pw_ternary_s8"  # tc_pw_ternary_s8, _expand, _lut: 1x1, stride 1, no padding
 
 
@@ -151,7 +152,8 @@ def _classify_kernel(program, step) -> LocalOp | str:
 
 
 def _operands(step):
-    return [a for a in step.args if a.kind in ("in", "const")]
+    args = step.args[1:] if step.kernel == "tc_add_s8_table" else step.args
+    return [a for a in args if a.kind in ("in", "const")]
 
 
 def binary_operand_shapes(program, step, out_shape) -> list[tuple[int, ...]] | str:
