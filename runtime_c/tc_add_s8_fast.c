@@ -1,5 +1,6 @@
 /*
- * tinycc runtime: the fast portable variant of tc_add_s8 / tc_sub_s8's rows (tc_add_s8.c), for
+ * tinycc runtime: the fast portable variant of tc_add_s8 / tc_sub_s8's rows (tc_add_s8.c) and
+ * of tc_add_s8_table's (tc_add_s8_table.c, at the end), for
  * cores without the DSP extension (Cortex-M0+/M3, RISC-V, ESP32, the host): plain C99,
  * bit-exact with the portable reference, whose row function calls it for rows of contiguous
  * inputs when TC_FAST_PORTABLE (tc_eltwise.h).
@@ -57,6 +58,25 @@ void tc_add_s8_row_fast(const tc_add_params *p, int32_t sign2, const int8_t *in1
         const int32_t sum = sign2 > 0 ? a + b : a - b;
         const int32_t y = out_shift < 0 ? tc_mbqm_right(sum, mult, half, e_minus_1)
                                            : tc_srdhm(sum, mult);
+        out[i] = (int8_t)(TC_MIN(TC_MAX(y, lo), hi) + out_zp);
+    }
+}
+
+/* tc_add_s8_table's rows (tc_add_s8_table.c) for output shifts -e < 0: acc2 = t1[x1] + t2[x2]
+ * is the doubled sum, so tc_mbqm_right's multiply-accumulate takes it with its constant doubled,
+ * (2^(e-1) - s) * 2^32 + 2^31 (s = [acc2 < 0]), and the shift one bit longer: one SMULL-class
+ * multiply-accumulate per element, no halving and no 64-bit rounding constant built from bits. */
+void tc_add_s8_table_row_fast(const tc_add_params *p, const int32_t *t1, const int32_t *t2,
+                              const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n) {
+    const int32_t mult = p->out_multiplier, out_zp = p->out_zp, e = -p->out_shift;
+    const int32_t lo = p->act_min - out_zp, hi = p->act_max - out_zp;
+    const int32_t half = INT32_C(1) << (e - 1);
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t acc2 = t1[in1[i]] + t2[in2[i]];
+        const int64_t rounding = (int64_t)(half - (acc2 < 0 ? 1 : 0)) * ((int64_t)1 << 32) +
+                                 INT64_C(0x80000000);
+        const int32_t y = (int32_t)(((int64_t)acc2 * mult + rounding) >> 32) >> e;
         out[i] = (int8_t)(TC_MIN(TC_MAX(y, lo), hi) + out_zp);
     }
 }

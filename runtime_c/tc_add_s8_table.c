@@ -13,7 +13,9 @@
  * SMMLAR (tc_dsp_rq2); |a|, |b| < 2^28, so the doubled sum stays below 2^30.
  *
  * This file holds the entry point and the portable C99 reference, the specification its
- * variant matches bit for bit: tc_add_s8_dsp.c's tc_add_s8_table_row_dsp (TC_HAVE_DSP).
+ * variants match bit for bit: tc_add_s8_dsp.c's tc_add_s8_table_row_dsp (TC_HAVE_DSP) and
+ * tc_add_s8_fast.c's tc_add_s8_table_row_fast (TC_FAST_PORTABLE: cores without the DSP
+ * extension; -DTC_PORTABLE_SPEC keeps this file's rows).
  */
 #include "tc_arm_dsp.h"
 #include "tc_eltwise.h"
@@ -39,6 +41,12 @@ static void add_table_row(const void *ctx, const int8_t *in1, int32_t stride1,
 #if TC_HAVE_DSP
     if (stride1 == 1 && stride2 == 1 && tc_add_s8_table_dsp_applies(p)) {
         tc_add_s8_table_row_dsp(p, op->t1, op->t2, in1, in2, out, n);
+        return;
+    }
+#endif
+#if TC_FAST_PORTABLE
+    if (stride1 == 1 && stride2 == 1 && p->out_shift < 0) {
+        tc_add_s8_table_row_fast(p, op->t1, op->t2, in1, in2, out, n);
         return;
     }
 #endif

@@ -140,6 +140,10 @@ void tc_add_s8_row_fast(const tc_add_params *p, int32_t sign2, const int8_t *in1
 int tc_add_s8_table_dsp_applies(const tc_add_params *p);
 void tc_add_s8_table_row_dsp(const tc_add_params *p, const int32_t *t1, const int32_t *t2,
                              const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n);
+/* Internal: the fast portable variant of tc_add_s8_table's rows (tc_add_s8_fast.c; only with
+ * TC_FAST_PORTABLE), for contiguous inputs and output shifts below 0. */
+void tc_add_s8_table_row_fast(const tc_add_params *p, const int32_t *t1, const int32_t *t2,
+                              const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n);
 int tc_mul_s8_dsp_applies(const tc_mul_params *p);
 void tc_mul_s8_row_dsp(const tc_mul_params *p, const int8_t *in1, int32_t stride1,
                        const int8_t *in2, int32_t stride2, int8_t *out, int32_t n);

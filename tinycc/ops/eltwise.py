@@ -335,7 +335,7 @@ declare("tc_sub_s8", header="tc_eltwise.h", params=AddParams, golden=sub_s8,
         args=("in", "in", "out"), sources=("tc_add_s8.c",), variants=_ADD_VARIANTS)
 declare("tc_add_s8_table", header="tc_eltwise.h", params=AddParams, golden=add_table_s8,
         args=("const", "in", "in", "out"), sources=("tc_add_s8_table.c",),
-        variants=(Variant(DSP, ("tc_add_s8_dsp.c",)),))
+        variants=_ADD_VARIANTS)
 declare("tc_mul_s8", header="tc_eltwise.h", params=MulParams, golden=mul_s8,
         args=("in", "in", "out"), sources=("tc_mul_s8.c",), variants=(Variant(DSP, ("tc_mul_s8_dsp.c",)),))
 
