@@ -111,6 +111,23 @@ def in_place_and_concat():
     return nodes, [("x", [1, 8, 6, 6])], [("y", None)], inits
 
 
+def residual_add_table():
+    """A residual ADD of two activations of 1,024 elements with a fused ReLU: tc_add_s8_table
+    (ADD_TABLE_MIN_ELEMENTS), in place over an operand where the licence allows."""
+    rng = np.random.default_rng(7)
+
+    def w(name, shape, scale=0.3):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    nodes = [_conv("x", "w_a", "a"),
+             _conv("x", "w_b", "b", pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["a", "b"], ["s"]),
+             helper.make_node("Relu", ["s"], ["r"]),
+             _conv("r", "w_o", "y")]
+    inits = [w("w_a", (16, 16, 1, 1)), w("w_b", (16, 16, 3, 3), 0.1), w("w_o", (4, 16, 1, 1))]
+    return nodes, [("x", [1, 16, 8, 8])], [("y", None)], inits
+
+
 def deep_column():
     """Windows deeper than CONV2D_CHUNK on a one-pixel-wide image: on DSP builds
     conv2d_s8_chunked pairs pixel (r, 0) with (r + 1, 0) and writes the first block of both
@@ -122,7 +139,8 @@ def deep_column():
     return nodes, [("x", [1, 64, 6, 1])], [("y", None)], inits
 
 
-MODELS = {f.__name__: f for f in (conv_paths, depthwise_paths, in_place_and_concat, deep_column)}
+MODELS = {f.__name__: f for f in (conv_paths, depthwise_paths, in_place_and_concat, residual_add_table,
+                                  deep_column)}
 # (in-place licences on?, alignment units below each overlap's limit)
 VARIANTS = {"inplace+overlap@limit": (True, 0), "overlap@limit": (False, 0), "overlap@limit-16": (False, 1)}
 # (model, variant, DSP paths?): each kernel path under each licence it can get, in few builds
@@ -132,6 +150,7 @@ CASES = [("conv_paths", "inplace+overlap@limit", False), ("conv_paths", "inplace
          ("depthwise_paths", "overlap@limit", False), ("depthwise_paths", "overlap@limit", True),
          ("depthwise_paths", "overlap@limit-16", True),
          ("in_place_and_concat", "inplace+overlap@limit", False), ("in_place_and_concat", "inplace+overlap@limit", True),
+         ("residual_add_table", "inplace+overlap@limit", False), ("residual_add_table", "inplace+overlap@limit", True),
          ("deep_column", "overlap@limit", True)]
 # The sanitizers catch the same faults at -O0, which builds about 3 times faster than -O1.
 CHECK_FLAGS = "-O0 -g -fsanitize=address,undefined -fno-sanitize-recover=all"
@@ -201,6 +220,8 @@ def test_checked_harness_under_every_licence(compiled, monkeypatch, name, varian
         assert {"tc_lut_s8", "tc_softmax_s8", "tc_log_softmax_s8"} <= in_place, in_place
         assert any(k.startswith("tc_add") or k.startswith("tc_mul") for k in in_place), in_place
         assert mem.elided_steps, "concat parts were not produced in place"
+    if inplace and name == "residual_add_table":
+        assert "tc_add_s8_table" in {program.steps[k].kernel for k in mem.inplace_steps}
     if inplace and name == "depthwise_paths":
         assert "tc_dwconv2d_s8_inplace" in {program.steps[k].call(True)[0] for k in mem.inplace_steps}
     with tempfile.TemporaryDirectory(prefix="tinycc_licence_") as tmp:
