@@ -349,8 +349,9 @@ COST_BUDGETS = {"cortex-m4": {"conv": 1.45, "pointwise": 1.5, "depthwise": 4.2, 
 # 36,621,997). Issue 15's goal is CMSIS-NN's own portable C: 10.5 M / 41.8 M / 32.0 M.
 # On the Cortex-M4 (DSP path), about 1 % over the figures measured (kws_dscnn 4,667,159,
 # ic_resnet8 17,329,454, vww_mobilenetv1_025 13,264,239); issue 15's goal: 3.85 M / 15.0 M / 12.0 M.
-MODEL_BUDGETS = {"cortex-m3": {"kws_dscnn": 12.45e6, "ic_resnet8": 43.8e6, "vww_mobilenetv1_025": 37.3e6},
-                 "cortex-m4": {"kws_dscnn": 4.72e6, "ic_resnet8": 17.5e6, "vww_mobilenetv1_025": 13.4e6}}
+# ic_resnet8 with its residual ADDs on tc_add_s8_table: M4 17,077,579, M3 39,806,868.
+MODEL_BUDGETS = {"cortex-m3": {"kws_dscnn": 12.45e6, "ic_resnet8": 40.6e6, "vww_mobilenetv1_025": 37.3e6},
+                 "cortex-m4": {"kws_dscnn": 4.72e6, "ic_resnet8": 17.25e6, "vww_mobilenetv1_025": 13.4e6}}
 
 
 @needs_qemu

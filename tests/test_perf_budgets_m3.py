@@ -36,7 +36,8 @@ CORE = "cortex-m3"
 # 41,842,824 / 31,951,631) and tinycc's (measured 10,401,663 / 40,695,930 / 29,231,440 when set;
 # before the fast portable work 28.8 M / 97.4 M / 66.1 M, before this budget 12.2 / 42.9 / 36.6 M).
 CMSIS_NN_PORTABLE = {"kws_dscnn": 10_530_546, "ic_resnet8": 41_842_824, "vww_mobilenetv1_025": 31_951_631}
-MODEL_BUDGETS = {"kws_dscnn": 10.53e6, "ic_resnet8": 41.5e6, "vww_mobilenetv1_025": 29.8e6}
+# ic_resnet8 39,806,868 with its residual ADDs on tc_add_s8_table's fast rows (was 40,695,930).
+MODEL_BUDGETS = {"kws_dscnn": 10.53e6, "ic_resnet8": 40.6e6, "vww_mobilenetv1_025": 29.8e6}
 
 # Instructions per MAC (ADD: per element), per shape, measured + ~3 %.
 DEPTHWISE_BUDGETS = {
