@@ -97,7 +97,7 @@ ELEMENTWISE_BUDGETS = {
     "add_rows_16x16x32_second_scale_smaller": 19.5,  # SMMLAR adds the rescaled operands (was 20.06, 94.1)
     "add_rows_8x8x64_equal_scales": 15.5,            # (was 16.12, 94.1)
     "add_rows_16x16x32_clamped": 23.6,               # a fused clamp of the upper bound (was 24.06, 30.5, 94.1)
-    "mul_16x16x32": 16.5,                       # (was 49.0)
+    "mul_16x16x32": 14.4,                       # tc_dsp_rq2 on the doubled product (was 16.05, 49.0)
 }
 # Pooled over the out-of-place shapes above, per kernel size (the goal: <= 3.5, 3x3 <= 3.0).
 POOLED_BUDGETS = {"3x3": 3.58, "5x5": 2.67, "7x7": 2.28}
