@@ -765,6 +765,9 @@ def _bad_cases():
         ("tc_add_s8", add_s8, rep(add, in2_dims=(1, 1, 1, 3)), (i4, i4), 4),
         ("tc_add_s8", add_s8, rep(add, out_shift=1), (i4, i4), 4),
         ("tc_sub_s8", sub_s8, rep(add, in1_zp=128), (i4, i4), 4),
+        ("tc_add_s8_table", add_table_s8, rep(add, in2_dims=(1, 1, 1, 3)), (add_tables(add), i4, i4), 4),
+        ("tc_add_s8_table", add_table_s8, rep(add, out_shift=1), (add_tables(add), i4, i4), 4),
+        ("tc_add_s8_table", add_table_s8, rep(add, act_min=10, act_max=5), (add_tables(add), i4, i4), 4),
         ("tc_mul_s8", mul_s8, rep(mul, act_min=10, act_max=5), (i4, i4), 4),
         ("tc_mul_s8", mul_s8, rep(mul, out_dims=(1, 1, 1, 0)), (i4, i4), 4),
         ("tc_lut_s8", lut_s8, LutParams(size=-1), (make_lut(relu, 0.1, 0, 0.1, 0), i4), 4),
@@ -849,6 +852,14 @@ def _sanitizer_cases():
             a = np.where(rng.random([1, 5, 5, 8]) < 0.5, -128, 127).astype(np.int8)
             b = np.array([-128, 127] * 4, np.int8)
             cases.append((f"{fn}(&P, A, B, out)", p, {"A": a, "B": b}, golden(p, a, b)))
+            if fn != "tc_mul_s8":  # the same layer through the tables: broadcast, then full rows
+                t = add_tables(p, 1 if fn == "tc_add_s8" else -1)
+                cases.append(("tc_add_s8_table(&P, Y, A, B, out)", p, {"A": a, "B": b, "Y": t},
+                              golden(p, a, b)))
+                full = dataclasses.replace(p, in2_dims=p.in1_dims)
+                b_full = np.where(rng.random([1, 5, 5, 8]) < 0.5, -128, 127).astype(np.int8)
+                cases.append(("tc_add_s8_table(&P, Y, A, B, out)", full, {"A": a, "B": b_full, "Y": t},
+                              golden(full, a, b_full)))
     for depth, scale, fill in [(1, 0.1, None), (1000, 0.02, -128), (5000, 0.05, 0),
                                (10, 64.0, None), (12, 2.0 ** -20, None), (2, 1.0, 127)]:
         x = rand_int8(rng, [3, depth]) if fill is None else np.full([3, depth], fill, np.int8)
