@@ -9,7 +9,7 @@
  * inside the image with kernel rows of whole groups straight from the input), and widened once
  * per tile to (x - in_zp) as int16 pairs in SXTB16's lane order (per 4 values (d0, d2) then
  * (d1, d3)): padded taps give 0, so border windows cost the same as interior ones. Every
- * channel pair of the tile then runs a 2x2 loop that widens only the decoded weights (20
+ * channel pair of the tile then runs a 2x2 loop that widens only the decoded weights (17
  * instructions per 16 MACs in Thumb-2 assembly under TC_DSP_ASM, 24 as gcc compiles the C), and
  * an odd last channel a 1x2 loop. Against the former per-kernel-row runs of tc_dsp_taps_2x2
  * (both sides widened in the loop), Cortex-M4 on MLPerf: IC 3x3 tiles 2.03-2.28 -> 1.70-1.98,
@@ -36,27 +36,36 @@
 #define CB_INLINE_ASM 0
 #endif
 
-/* One step of the 2x2 loops' assembly: 4 weights of both channels (w, w + depth) against 4
- * widened values of both pixels (x, x + p1), 16 MACs in 20 instructions with the loop's test. */
+/* One step of the 2x2 loops' assembly: 4 weights of both channels (w + depth, then w) against 4
+ * widened values of both pixels (x + p1, x; one LDRD each), 16 MACs in 16 instructions, as
+ * tc_conv2d_s8_asm.c's CONV2D_ASM_GROUP: one weight word widened at a time keeps the 4 widened
+ * input words in registers (the former step loaded them one by one, 20 instructions with the
+ * loop's test). */
 #define CB_DOT_2X2_STEP \
-    "ldr %[v1], [%[w], %[depth]]\n\t" \
-    "ldr %[v0], [%[w]], #4\n\t" \
-    "ldr %[xb], [%[x], %[p1e]]\n\t" \
-    "ldr %[xa], [%[x]], #8\n\t" \
-    "sxtb16 %[t0], %[v0]\n\t" \
-    "sxtb16 %[t1], %[v1]\n\t" \
-    "smlad %[a00], %[xa], %[t0], %[a00]\n\t" \
-    "smlad %[a01], %[xa], %[t1], %[a01]\n\t" \
-    "smlad %[a10], %[xb], %[t0], %[a10]\n\t" \
-    "smlad %[a11], %[xb], %[t1], %[a11]\n\t" \
-    "sxtb16 %[t0], %[v0], ror #8\n\t" \
-    "sxtb16 %[t1], %[v1], ror #8\n\t" \
-    "ldr %[xa], [%[x], #-4]\n\t" \
-    "ldr %[xb], [%[x], %[p1o]]\n\t" \
-    "smlad %[a00], %[xa], %[t0], %[a00]\n\t" \
-    "smlad %[a01], %[xa], %[t1], %[a01]\n\t" \
-    "smlad %[a10], %[xb], %[t0], %[a10]\n\t" \
-    "smlad %[a11], %[xb], %[t1], %[a11]\n\t"
+    "ldrd %[xb0], %[xb1], [%[x], %[p1]]\n\t" \
+    "ldrd %[xa0], %[xa1], [%[x]], #8\n\t" \
+    "ldr %[v], [%[w], %[depth]]\n\t" \
+    "sxtb16 %[t], %[v]\n\t" \
+    "sxtb16 %[v], %[v], ror #8\n\t" \
+    "smlad %[a01], %[xa0], %[t], %[a01]\n\t" \
+    "smlad %[a11], %[xb0], %[t], %[a11]\n\t" \
+    "smlad %[a01], %[xa1], %[v], %[a01]\n\t" \
+    "smlad %[a11], %[xb1], %[v], %[a11]\n\t" \
+    "ldr %[v], [%[w]], #4\n\t" \
+    "sxtb16 %[t], %[v]\n\t" \
+    "sxtb16 %[v], %[v], ror #8\n\t" \
+    "smlad %[a00], %[xa0], %[t], %[a00]\n\t" \
+    "smlad %[a10], %[xb0], %[t], %[a10]\n\t" \
+    "smlad %[a00], %[xa1], %[v], %[a00]\n\t" \
+    "smlad %[a10], %[xb1], %[v], %[a10]\n\t"
+
+/* The step's register operands (14 with the loop's two: gcc gives them when optimising). */
+#define CB_DOT_2X2_OUTPUTS(ACC) \
+    [a00] ACC(a00), [a01] ACC(a01), [a10] ACC(a10), [a11] ACC(a11), [x] "+r"(x), [w] "+r"(w), \
+    [v] "=&r"(v), [t] "=&r"(t), [xa0] "=&r"(xa0), [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), \
+    [xb1] "=&r"(xb1)
+#define CB_ACC_INOUT(a) "+r"(a)
+#define CB_ACC_OUT(a) "=&r"(a)
 
 enum { CB_CHUNK = 144 };   /* window values widened at a time: a multiple of 8 */
 enum { CB_OC_BLOCK = 32 }; /* channels whose sums are kept across chunks: even */
@@ -172,20 +181,19 @@ static TC_DSP_NOINLINE void cb_dot_2x2(const uint32_t *x, const int8_t *w, int32
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     const int8_t *w_end = w + 4 * groups;
 #if CB_INLINE_ASM
-    /* The loop below by hand: 20 instructions per 16 MACs (gcc: 24, it spills one of the 14
-     * registers). Same products and order as the C. */
-    if (w != w_end) {
-        uint32_t v0, v1, t0, t1, xa, xb;
+    /* The loop below by hand over the even groups, two steps per test: 17 instructions per 16
+     * MACs (gcc: 24, it spills one of the 14 registers); an odd last group in the C. */
+    if (groups > 1) {
+        const int8_t *w_even = w + 4 * (groups & ~1);
+        uint32_t v, t, xa0, xa1, xb0, xb1;
         __asm__ volatile(
             "1:\n\t"
             CB_DOT_2X2_STEP
-            "cmp %[w], %[w_end]\n\t"
+            CB_DOT_2X2_STEP
+            "cmp %[w], %[w_even]\n\t"
             "bne 1b\n\t"
-            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(x),
-              [w] "+r"(w), [v0] "=&r"(v0), [v1] "=&r"(v1), [t0] "=&r"(t0), [t1] "=&r"(t1),
-              [xa] "=&r"(xa), [xb] "=&r"(xb)
-            : [depth] "r"(depth), [w_end] "r"(w_end), [p1e] "i"(4 * CB_PIXEL),
-              [p1o] "i"(4 * CB_PIXEL - 4)
+            : CB_DOT_2X2_OUTPUTS(CB_ACC_INOUT)
+            : [depth] "r"(depth), [w_even] "r"(w_even), [p1] "i"(4 * CB_PIXEL)
             : "cc", "memory");
     }
 #endif
@@ -223,11 +231,37 @@ static TC_DSP_NOINLINE void cb_dot_2x2(const uint32_t *x, const int8_t *w, int32
     acc[3] = a11;
 }
 
+#if CB_INLINE_ASM
+/* cb_dot_2x2_pairs' assembly around a loop BODY of steps: the sums from zero, the window's
+ * steps, the 4 sums stored, x back to the window's start, w over the pair's second row. */
+#define CB_PAIRS_ASM(BODY) \
+    "2:\n\t" \
+    "mov %[a00], #0\n\t" \
+    "mov %[a01], #0\n\t" \
+    "mov %[a10], #0\n\t" \
+    "mov %[a11], #0\n\t" \
+    "1:\n\t" \
+    BODY \
+    "cmp %[x], %[x_end]\n\t" \
+    "bne 1b\n\t" \
+    "ldr %[xa0], %[sums]\n\t" \
+    "str %[a00], [%[xa0]], #4\n\t" \
+    "str %[a01], [%[xa0]], #4\n\t" \
+    "str %[a10], [%[xa0]], #4\n\t" \
+    "str %[a11], [%[xa0]], #4\n\t" \
+    "str %[xa0], %[sums]\n\t" \
+    "sub %[x], %[x], %[depth], lsl #1\n\t" \
+    "add %[w], %[w], %[depth]\n\t" \
+    "ldr %[xb0], %[w_stop]\n\t" \
+    "cmp %[w], %[xb0]\n\t" \
+    "bne 2b\n\t"
+#endif
+
 /* All `pairs` channel pairs of a one-chunk window of whole groups (depth a multiple of 4, > 0):
  * sums[4k..4k+3] = pixel 0 . row 2k, pixel 0 . row 2k+1, pixel 1 . row 2k, pixel 1 . row 2k+1,
  * from zero. One job for the pairs: the per-pair call of cb_dot_2x2 (register saves, the sums
- * through memory, the arguments) was 10-15 % of a pair's 20 instructions per 16 MACs at depth
- * 40-64. The assembly keeps the inner loop's 14 registers: the pair loop ends its window by x
+ * through memory, the arguments) was 10-15 % of a pair's 20 (now 17) instructions per 16 MACs
+ * at depth 40-64. The assembly keeps the inner loop's 14 registers: the pair loop ends its window by x
  * (the same words for every pair), steps w over the pair's second row, and keeps the sums
  * pointer and the last row's end in memory. */
 static TC_DSP_NOINLINE void cb_dot_2x2_pairs(const uint32_t *x, const int8_t *w, int32_t depth,
@@ -236,34 +270,20 @@ static TC_DSP_NOINLINE void cb_dot_2x2_pairs(const uint32_t *x, const int8_t *w,
     const uint32_t *x_end = x + (depth >> 1);
     const int8_t *w_stop = w + 2 * pairs * depth;
     int32_t a00, a01, a10, a11;
-    uint32_t v0, v1, t0, t1, xa, xb;
-    __asm__ volatile(
-        "2:\n\t"
-        "mov %[a00], #0\n\t"
-        "mov %[a01], #0\n\t"
-        "mov %[a10], #0\n\t"
-        "mov %[a11], #0\n\t"
-        "1:\n\t"
-        CB_DOT_2X2_STEP
-        "cmp %[x], %[x_end]\n\t"
-        "bne 1b\n\t"
-        "ldr %[xa], %[sums]\n\t"
-        "str %[a00], [%[xa]], #4\n\t"
-        "str %[a01], [%[xa]], #4\n\t"
-        "str %[a10], [%[xa]], #4\n\t"
-        "str %[a11], [%[xa]], #4\n\t"
-        "str %[xa], %[sums]\n\t"
-        "sub %[x], %[x], %[depth], lsl #1\n\t"
-        "add %[w], %[w], %[depth]\n\t"
-        "ldr %[xb], %[w_stop]\n\t"
-        "cmp %[w], %[xb]\n\t"
-        "bne 2b\n\t"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11), [x] "+r"(x),
-          [w] "+r"(w), [v0] "=&r"(v0), [v1] "=&r"(v1), [t0] "=&r"(t0), [t1] "=&r"(t1),
-          [xa] "=&r"(xa), [xb] "=&r"(xb), [sums] "+m"(sums)
-        : [depth] "r"(depth), [x_end] "r"(x_end), [w_stop] "m"(w_stop), [p1e] "i"(4 * CB_PIXEL),
-          [p1o] "i"(4 * CB_PIXEL - 4)
-        : "cc", "memory");
+    uint32_t v, t, xa0, xa1, xb0, xb1;
+    if ((depth & 7) == 0) { /* an even number of groups: two steps per test */
+        __asm__ volatile(CB_PAIRS_ASM(CB_DOT_2X2_STEP CB_DOT_2X2_STEP)
+                         : CB_DOT_2X2_OUTPUTS(CB_ACC_OUT), [sums] "+m"(sums)
+                         : [depth] "r"(depth), [x_end] "r"(x_end), [w_stop] "m"(w_stop),
+                           [p1] "i"(4 * CB_PIXEL)
+                         : "cc", "memory");
+    } else {
+        __asm__ volatile(CB_PAIRS_ASM(CB_DOT_2X2_STEP)
+                         : CB_DOT_2X2_OUTPUTS(CB_ACC_OUT), [sums] "+m"(sums)
+                         : [depth] "r"(depth), [x_end] "r"(x_end), [w_stop] "m"(w_stop),
+                           [p1] "i"(4 * CB_PIXEL)
+                         : "cc", "memory");
+    }
 #else
     int32_t k;
     for (k = 0; k < pairs; ++k) {
