@@ -467,3 +467,51 @@ def test_fc_table_path_equals_golden(lib, bits):
         assert n == lookup("tc_fc_cb_s8").scratch_bytes(cp) >= 1024
         expected = KERNELS[FcCbParams][1](cp, x, code.indices, code.palette, bias, mult, shift)
         np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{in_f} {cp}")
+
+
+@pytest.fixture(scope="module")
+def tiled_conv_model(tmp_path_factory):
+    """An ONNX float model of three convs the planner tiles (tile_oc < out_c) on 7x9 pixels (an
+    odd last pixel): 3x3 8 -> 44 (depth 72: an even number of 4-value groups, one chunk), 3x3
+    44 -> 20 (depth 396: chunks of 144, 144 and 108 values, the last of 27 groups), 1x1 20 -> 60
+    (depth 20: 5 groups), then an int8 1x1 conv."""
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Conv2d(8, 44, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(44, 20, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(20, 60, 1), torch.nn.ReLU(), torch.nn.Conv2d(60, 8, 1)).eval()
+    path = tmp_path_factory.mktemp("cb_conv") / "conv.onnx"
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.randn(1, 8, 7, 9),), str(path), input_names=["x"], output_names=["y"],
+                          opset_version=17, dynamo=False)
+    calib = path.parent / "calib.npz"
+    np.savez(calib, x=np.random.default_rng(0).normal(0, 1, (8, 1, 8, 7, 9)).astype(np.float32))
+    return path, calib
+
+
+def test_tiled_conv_assembly_on_cortex_m4_equals_golden(tiled_conv_model):
+    """The Thumb-2 2x2 loops of tc_conv2d_cb_s8_dsp.c (two steps per test over even groups, one
+    step where the groups are odd, an odd last group of a chunk after the assembly) on the M4
+    under QEMU: the golden model's outputs (4-bit; the loops do not depend on the width)."""
+    from tinycc.compiler import QuantOptions
+    from tinycc.engines import CompiledModel
+    from tinycc.frontend import load_graph
+    from tinycc.passes import run_pipeline
+    from tinycc.sim.qemu import missing_tools
+
+    if missing_tools(run=True) is not None:
+        pytest.skip(f"Cortex-M toolchain or QEMU unavailable: {missing_tools(run=True)}")
+    path, calib = tiled_conv_model
+    g = run_pipeline(load_graph(path, {"x": (1, 8, 7, 9)}))
+    model = CompiledModel(g, QuantOptions(calib=str(calib), quant="codebook", codebook_bits="4"), warn=lambda m: None)
+    tiled = [(s.params.depth, s.params.tile_oc < s.params.out_c) for s in model.program.steps
+             if s.kernel == "tc_conv2d_cb_s8"]
+    assert tiled == [(72, True), (396, True), (20, True)]
+    x = {model.graph.inputs[0]: np.random.default_rng(5).normal(0, 1, (1, 8, 7, 9)).astype(np.float32)}
+    golden = model.run_int8(x)
+    outputs, _ = model.run_qemu(x, "cortex-m4")
+    for out in golden:
+        np.testing.assert_array_equal(outputs[out], golden[out])
