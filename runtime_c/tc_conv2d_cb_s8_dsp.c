@@ -129,10 +129,37 @@ static void cb_gather(const tc_conv2d_cb_params *p, const int8_t *in, int32_t oy
     }
 }
 
-/* `groups` 4-value groups at src widened into x (src may be x's staging half). */
+/* `groups` 4-value groups at src widened into x (src may be x's staging half: each step reads
+ * its groups before it writes their words, below the next step's groups). Each pixel's window
+ * is widened once per tile, so this is the tiled path's main cost beside the 2x2 loops: the
+ * assembly takes two groups per step (two loads, four SXTAB16, two STRD and the test: 10
+ * instructions per 8 values, against 14 as gcc compiles the C). */
 static void cb_widen(uint32_t *x, const int8_t *src, int32_t groups, uint32_t offset) {
-    int32_t g;
-    for (g = 0; g < groups; ++g) {
+    int32_t g = 0;
+#if CB_INLINE_ASM
+    if (groups > 1) {
+        const int8_t *src_even = src + 4 * (groups & ~1);
+        uint32_t v0, v1, e0, o0, e1, o1;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[v0], [%[src]], #4\n\t"
+            "ldr %[v1], [%[src]], #4\n\t"
+            "sxtab16 %[e0], %[off], %[v0]\n\t"
+            "sxtab16 %[o0], %[off], %[v0], ror #8\n\t"
+            "sxtab16 %[e1], %[off], %[v1]\n\t"
+            "sxtab16 %[o1], %[off], %[v1], ror #8\n\t"
+            "strd %[e0], %[o0], [%[x]], #8\n\t"
+            "strd %[e1], %[o1], [%[x]], #8\n\t"
+            "cmp %[src], %[src_even]\n\t"
+            "bne 1b\n\t"
+            : [x] "+r"(x), [src] "+r"(src), [v0] "=&r"(v0), [v1] "=&r"(v1), [e0] "=&r"(e0),
+              [o0] "=&r"(o0), [e1] "=&r"(e1), [o1] "=&r"(o1)
+            : [off] "r"(offset), [src_even] "r"(src_even)
+            : "cc", "memory");
+        groups &= 1; /* x and src now at the odd last group, if any */
+    }
+#endif
+    for (; g < groups; ++g) {
         const uint32_t v = tc_read_s8x4(src + 4 * g);
         x[2 * g] = tc_sxtab16(offset, v);
         x[2 * g + 1] = tc_sxtab16_ror8(offset, v);
