@@ -291,10 +291,10 @@ static TC_DSP_NOINLINE void cb_dot_2x2(const uint32_t *x, const int8_t *w, int32
 /* All `pairs` channel pairs of a one-chunk window of whole groups (depth a multiple of 4, > 0):
  * sums[4k..4k+3] = pixel 0 . row 2k, pixel 0 . row 2k+1, pixel 1 . row 2k, pixel 1 . row 2k+1,
  * from zero. One job for the pairs: the per-pair call of cb_dot_2x2 (register saves, the sums
- * through memory, the arguments) was 10-15 % of a pair's 20 (now 17) instructions per 16 MACs
- * at depth 40-64. The assembly keeps the inner loop's 14 registers: the pair loop ends its window by x
- * (the same words for every pair), steps w over the pair's second row, and keeps the sums
- * pointer and the last row's end in memory. */
+ * through memory, the arguments) was 10-15 % of a pair's 20 (now 17) instructions per 16
+ * MACs at depth 40-64. The assembly keeps the inner loop's 14 registers: the pair loop ends its
+ * window by x (the same words for every pair), steps w over the pair's second row, and keeps the
+ * sums pointer and the last row's end in memory. */
 static TC_DSP_NOINLINE void cb_dot_2x2_pairs(const uint32_t *x, const int8_t *w, int32_t depth,
                                              int32_t pairs, int32_t *sums) {
 #if CB_INLINE_ASM
