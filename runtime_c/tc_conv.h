@@ -268,6 +268,15 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in, const in
 #define TC_DWCONV2D_K_RING_WORDS 210
 #define TC_DWCONV2D_K_MAX_ROWS 8
 #define TC_DWCONV2D_K_MAX_TAPS 49
+/* TC_DWCONV2D_K57: whether tc_dwconv2d_s8_k has its code for kernels 5 and 7 wide: the unrolled
+ * 5x5 / 7x7 pixel-pair assembly (tc_dwconv2d_s8_asm.c, about 7.5 KB on GNU Thumb-2 builds) and
+ * the C rows unrolled for those widths (1.4 KB). The dispatch is at run time, so all of it is
+ * linked with any depthwise layer: a generated project with no layer that can take it defines
+ * TC_DWCONV2D_K57=0 (tinycc/ops/conv.py dwconv2d_k57_may_run), and such a layer, if one came,
+ * would run the C row for any width, bit-exact. */
+#ifndef TC_DWCONV2D_K57
+#define TC_DWCONV2D_K57 1
+#endif
 /* Output pixels per column tile of tc_dwconv2d_s8_k. */
 static inline int32_t tc_dwconv2d_s8_k_tile(const tc_dwconv2d_params *p) {
     return (TC_DWCONV2D_K_RING_WORDS / p->k_h - p->k_w) / p->stride_w + 1;

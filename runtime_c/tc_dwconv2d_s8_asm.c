@@ -6,6 +6,7 @@
  * Assembled on GNU-compatible compilers for Thumb-2 with the DSP extension (TC_DSP_ASM).
  */
 #include "tc_arm_dsp.h"
+#include "tc_conv.h" /* TC_DWCONV2D_K57 */
 
 #if TC_DSP_ASM
 
@@ -210,7 +211,7 @@ __asm__(DQ_ROW(200, 264, ", ror #8") DQ_ROW(400, 276, ", ror #8"));
 __asm__(DQ_PASS_END(44, 68, 1, 3) DQ_NEXT("tc_dwq_quads_asm"));
 #endif /* TC_DSP_ASM */
 
-#if TC_DSP_ASM
+#if TC_DSP_ASM && TC_DWCONV2D_K57
 /*
  * tc_dwconv2d_s8_k's pixel pairs for square 5x5 and 7x7 kernels at strides 1 and 2 (the job
  * struct is dwk_group in tc_dwconv2d_s8_dsp.c, whose C function dwk_row_kw computes the same).
@@ -352,4 +353,4 @@ DWK7_ROW_S2(5, 392);
 DWK7_ROW_S2(6, 448);
 __asm__(DWK_TAIL("tc_dwk7_pairs_s2_asm", 16, 7));
 #endif /* TC_OPTIMIZE_SIZE */
-#endif /* TC_DSP_ASM */
+#endif /* TC_DSP_ASM && TC_DWCONV2D_K57 */

@@ -518,6 +518,9 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
  * go by pixel pairs in tc_dwconv2d_s8_asm.c (dwk_row_asm), the group being its job.
  */
 #define DWK_RING_WORDS TC_DWCONV2D_K_RING_WORDS
+/* The 5x5 / 7x7 assembly: GNU Thumb-2 builds, unless the project compiles it out (tc_conv.h
+ * TC_DWCONV2D_K57, which also leaves out the C rows dwk_row_5 and dwk_row_7). */
+#define DWK_WITH_ASM (TC_DSP_ASM && TC_DWCONV2D_K57)
 #define DWK_MAX_TAPS TC_DWCONV2D_K_MAX_TAPS
 
 typedef struct {
@@ -662,6 +665,7 @@ static TC_DSP_NOINLINE void dwk_row_3(const dwk_group *g, const uint32_t *const 
                                       const tc_dwconv2d_params *p, int8_t *y) {
     dwk_row_kw(g, rows, n_out, stride, p, y, 3);
 }
+#if TC_DWCONV2D_K57
 static TC_DSP_NOINLINE void dwk_row_5(const dwk_group *g, const uint32_t *const *rows,
                                       int32_t n_out, int32_t stride,
                                       const tc_dwconv2d_params *p, int8_t *y) {
@@ -672,6 +676,7 @@ static TC_DSP_NOINLINE void dwk_row_7(const dwk_group *g, const uint32_t *const 
                                       const tc_dwconv2d_params *p, int8_t *y) {
     dwk_row_kw(g, rows, n_out, stride, p, y, 7);
 }
+#endif
 static TC_DSP_NOINLINE void dwk_row_any(const dwk_group *g, const uint32_t *const *rows,
                                         int32_t n_out, int32_t stride,
                                         const tc_dwconv2d_params *p, int8_t *y) {
@@ -682,13 +687,15 @@ static void dwk_row(const dwk_group *g, const uint32_t *const *rows, int32_t n_o
                     int32_t stride, const tc_dwconv2d_params *p, int8_t *y) {
     switch (p->k_w) {
     case 3: dwk_row_3(g, rows, n_out, stride, p, y); break;
+#if TC_DWCONV2D_K57
     case 5: dwk_row_5(g, rows, n_out, stride, p, y); break;
     case 7: dwk_row_7(g, rows, n_out, stride, p, y); break;
+#endif
     default: dwk_row_any(g, rows, n_out, stride, p, y); break;
     }
 }
 
-#if TC_DSP_ASM
+#if DWK_WITH_ASM
 typedef char dwk_job_layout[(offsetof(dwk_group, y) == 4 && offsetof(dwk_group, bias_x) == 16 &&
                              offsetof(dwk_group, rq) == 32 && offsetof(dwk_group, row) == 80 &&
                              offsetof(dwk_group, w) == 112 && TC_DWCONV2D_K_MAX_ROWS == 8) ? 1 : -1];
@@ -731,7 +738,7 @@ static void dwk_row_asm(int code, dwk_group *g, int32_t n_out, const tc_dwconv2d
     dwk_pairs_asm(code, g);
     if (n_out & 1) dwk_row(g, g->row, 1, p->stride_w, p, y + (n_out - 1) * p->out_c);
 }
-#endif /* TC_DSP_ASM */
+#endif /* DWK_WITH_ASM */
 
 void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
@@ -750,11 +757,11 @@ void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_
         for (iy = 0; iy < DWK_RING_WORDS; ++iy) ring[iy] = zp4;
     }
     for (c = 0; c < p->in_c; c += 4) {
-#if TC_DSP_ASM
+#if DWK_WITH_ASM
         int asm_pairs;
 #endif
         dwk_make_group(p, w, bias, mult, shift, c, &g);
-#if TC_DSP_ASM
+#if DWK_WITH_ASM
         asm_pairs = dwk_asm_for(p, &g);
 #endif
         for (ox0 = 0; ox0 < p->out_w; ox0 += tile) {
@@ -780,7 +787,7 @@ void tc_dwconv2d_s8_k(const tc_dwconv2d_params *p, const int8_t *in, const int8_
                     g.row[ky] = ring + slot * pitch;
                     slot = slot + 1 == k_h ? 0 : slot + 1;
                 }
-#if TC_DSP_ASM
+#if DWK_WITH_ASM
                 if (asm_pairs != DWK_ASM_NONE && n_out >= 2) {
                     dwk_row_asm(asm_pairs, &g, n_out, p, out + oy * y_row + ox0 * p->out_c + c);
                     continue;

@@ -43,6 +43,19 @@ FAST = "fast"
 
 
 @dataclass(frozen=True)
+class PrunableCode:
+    """Code in a kernel's files that only some steps can take, compiled out of the projects that
+    have none: `macro` (a preprocessor switch of the runtime, 1 by default) is defined 0 in a
+    project where `needed(params)` holds for no step of the kernels declaring it (see
+    `prunable_macros`). Pruning never changes a result: the kernel then takes its general path,
+    bit-exact with the pruned code. E.g. tc_dwconv2d_s8's unrolled 5x5 / 7x7 assembly, 7.5 KB
+    that a model of 3x3 depthwise layers never runs."""
+
+    macro: str
+    needed: Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
 class KernelDecl:
     name: str  # C entry point, e.g. "tc_conv2d_s8"
     header: str  # the runtime_c header that declares it
@@ -61,6 +74,7 @@ class KernelDecl:
     # Other kernels this one calls (e.g. a weight decoder that runs tc_conv2d_s8 on the decoded
     # weights): a project that uses this kernel ships theirs too, with their variants.
     calls: tuple[str, ...] = ()
+    prunable: tuple[PrunableCode, ...] = ()  # code a project without a step that needs it leaves out
 
     @property
     def c_struct(self) -> str | None:
@@ -84,7 +98,8 @@ KERNELS: dict[str, KernelDecl] = {}
 
 def declare(name: str, *, header: str, params: Any, golden: Callable[..., Any], args: tuple[str, ...],
             sources: tuple[str, ...], variants: tuple[Variant, ...] = (), scratch_bytes: Callable[[Any], int] | None = None,
-            inplace: str = "", calls: tuple[str, ...] = ()) -> KernelDecl:
+            inplace: str = "", calls: tuple[str, ...] = (),
+            prunable: tuple[PrunableCode, ...] = ()) -> KernelDecl:
     """Declare a C kernel (once: a second declaration of the same name is an error)."""
     bad = [a for a in args if a not in ARG_KINDS]
     if bad:
@@ -92,7 +107,7 @@ def declare(name: str, *, header: str, params: Any, golden: Callable[..., Any], 
     if name in KERNELS:
         raise ValueError(f"kernel {name} is declared twice")
     decl = KernelDecl(name, header, params, tuple(args), tuple(sources), tuple(variants), scratch_bytes, inplace,
-                      golden, tuple(calls))
+                      golden, tuple(calls), tuple(prunable))
     KERNELS[name] = decl
     return decl
 
@@ -132,3 +147,26 @@ def runtime_sources(kernels, has_dsp: bool | None = None) -> list[str]:
         names.update(decl.files(None if has_dsp is None else (DSP, ASM, FAST) if has_dsp else (FAST,)))
         todo.extend(decl.calls)
     return sorted(names)
+
+
+def prunable_macros(steps) -> dict[str, bool]:
+    """The PrunableCode macros of a project's kernels: macro -> whether a step needs the code
+    (False: the project defines it 0, compiling the code out).
+
+    steps: (kernel name, params) of every kernel call of a project. A macro stays on when a step
+    of any kernel declaring it needs it, and when a kernel declaring it is reached through
+    another one's `calls` (the params are then the caller's making, not the project's to see)."""
+    steps = list(steps)
+    called: set[str] = set()
+    todo = [k for name, _ in steps for k in lookup(name).calls]
+    while todo:
+        k = todo.pop()
+        if k not in called:
+            called.add(k)
+            todo.extend(lookup(k).calls)
+    needed: dict[str, bool] = {}
+    for name, params in [*steps, *((k, None) for k in sorted(called))]:
+        for part in lookup(name).prunable:
+            needed[part.macro] = needed.get(part.macro, False) or params is None or bool(part.needed(params))
+    return dict(sorted(needed.items()))
+

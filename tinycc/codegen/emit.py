@@ -13,7 +13,7 @@ import jinja2
 import numpy as np
 
 from .. import __version__
-from ..kernels import lookup, runtime_sources
+from ..kernels import lookup, prunable_macros, runtime_sources
 from ..memory.lifetimes import MemoryPlan, scratch_name
 from ..program import Program
 from ..schedule.patches import STREAM_KERNEL
@@ -109,6 +109,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
                           body=_array_body(data, per_line)))
     steps = []
     kernels = set()
+    calls = []  # (kernel, params) of every kernel call, for the code no step can take (prunable_macros)
     shared_params: dict = {}
     for k, step in enumerate(program.steps):
         inplace = k in mem.inplace_steps
@@ -119,6 +120,7 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
             window = (w.row0, w.rows, w.col0, w.cols)
         else:
             kernels.add(kernel)
+            calls.append((kernel, step.params))
         args = []
         for a in step_args:
             if a.kind in ("in", "out", "update"):
@@ -159,8 +161,18 @@ def view_model(program: Program, mem: MemoryPlan, prefix: str, source_name: str,
         outputs=_io_view(program, mem, program.outputs, "output"), steps=steps, blobs=blobs,
         runtime_sources=sources, runtime_headers=headers, kernel_headers=kernel_headers, quant=program.quant_scheme,
         core=core, memory=memory, arm=_arm_view(prefix, core) if core else None,
-        exports=list(exports), optimize=optimize, opt_flags=OPTIMIZE_FLAGS[optimize], **_notes_view(notes or {}),
+        exports=list(exports), optimize=optimize, opt_flags=OPTIMIZE_FLAGS[optimize],
+        **_prunable_view(calls), **_notes_view(notes or {}),
     )
+
+
+def _prunable_view(calls) -> dict:
+    """Kernel code only some layers can take (tinycc/kernels.py PrunableCode): `pruned`, the
+    definitions that compile out what no layer of the model takes (MACRO=0), and `kept`, the
+    macros of what a layer may take (a shared CMake runtime keeps that code for every model)."""
+    macros = prunable_macros(calls)
+    return dict(pruned=[f"{m}=0" for m, used in macros.items() if not used],
+                kept=[m for m, used in macros.items() if used])
 
 
 def _notes_view(notes: dict) -> dict:

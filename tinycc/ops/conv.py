@@ -18,7 +18,7 @@ import numpy as np
 
 from ..golden.checks import as_shape, require
 from ..golden.spatial import add_bias_checked, as_hwc, check_quant, requantize_channels, windows
-from ..kernels import ASM, DSP, FAST, Variant, declare, lookup
+from ..kernels import ASM, DSP, FAST, PrunableCode, Variant, declare, lookup
 from ..program import Arg
 from ..quant.params import act_range
 from ..quant import ternary
@@ -770,11 +770,24 @@ declare("tc_conv2d_s8", header="tc_conv.h", params=Conv2dParams, golden=conv2d_s
                   Variant(FAST, ("tc_conv2d_s8_fast.c",), "TC_FAST_PORTABLE")))
 _DWCONV_VARIANTS = (Variant(DSP, ("tc_dwconv2d_s8_dsp.c",)), Variant(ASM, ("tc_dwconv2d_s8_asm.c",), "TC_DSP_ASM"),
                     Variant(FAST, ("tc_dwconv2d_s8_fast.c",), "TC_FAST_PORTABLE"))
+
+
+def dwconv2d_k57_may_run(p: DwConv2dParams) -> bool:
+    """Whether tc_dwconv2d_s8_k's code for kernels 5 and 7 wide (the unrolled 5x5 / 7x7 assembly
+    of tc_dwconv2d_s8_asm.c, about 7.5 KB, and the C rows dwk_row_5 / dwk_row_7 of
+    tc_dwconv2d_s8_dsp.c) may run the layer: a kernel 5 or 7 wide that dwk_applicable (C) takes,
+    dilation 1 and depth_mult 1 (a superset: the C checks the rest at run time)."""
+    return p.k_w in (5, 7) and p.dil_h == 1 and p.dil_w == 1 and p.depth_mult == 1
+
+
+# TC_DWCONV2D_K57 (tc_conv.h): a project without such a layer compiles that code out.
+_DWCONV_PRUNABLE = (PrunableCode("TC_DWCONV2D_K57", dwconv2d_k57_may_run),)
 declare("tc_dwconv2d_s8", header="tc_conv.h", params=DwConv2dParams, golden=dwconv2d_s8, args=_CONV_ARGS,
-        sources=("tc_dwconv2d_s8.c",), variants=_DWCONV_VARIANTS, inplace="tc_dwconv2d_s8_inplace")
+        sources=("tc_dwconv2d_s8.c",), variants=_DWCONV_VARIANTS, inplace="tc_dwconv2d_s8_inplace",
+        prunable=_DWCONV_PRUNABLE)
 declare("tc_dwconv2d_s8_inplace", header="tc_conv.h", params=DwConv2dParams, golden=dwconv2d_s8_inplace,
         args=_CONV_ARGS[:5] + ("scratch", "out"), sources=("tc_dwconv2d_s8.c",), variants=_DWCONV_VARIANTS,
-        scratch_bytes=dwconv2d_s8_inplace_scratch_size)
+        scratch_bytes=dwconv2d_s8_inplace_scratch_size, prunable=_DWCONV_PRUNABLE)
 declare("tc_pw_ternary_s8", header="tc_conv.h", params=PwTernaryParams, golden=pw_ternary_s8, args=_CONV_ARGS,
         sources=("tc_pw_ternary_s8.c",), variants=(Variant(DSP, ("tc_pw_ternary_s8_dsp.c",)),))
 declare("tc_pw_ternary_s8_lut", header="tc_conv.h", params=PwTernaryParams, golden=pw_ternary_s8,
