@@ -9,8 +9,10 @@
  *
  * A tap is one word read, two SXTB16 and four SMLABB/SMLATT against the group's weights widened
  * once (lanes: channels (0, 2) and (1, 3)); the zero point's share is in the bias (bias_x), so
- * the taps take x itself and the sums wrap like the registers (the final ones fit). The four
- * outputs of a pixel are requantized with tc_dsp_rq where the shifts suit it. On GNU Thumb-2
+ * the taps take x itself and the sums wrap like the registers (the final ones fit). Where every
+ * channel of the group suits tc_dsp_rq2 (fast), the weights and bias_x are doubled, so the sums
+ * are 2 * acc and an output is SMMLAR, SUB, ASR and SSAT (tc_dsp_rq2); otherwise the group keeps
+ * them as they are and requantizes the general way. On GNU Thumb-2
  * builds (TC_DSP_ASM) the rows go by pixel pairs in tc_dwconv2d_s8_asm.c, which reads the
  * group's first fields at fixed offsets (checked below) and the ring rows 200 bytes apart.
  */
@@ -51,16 +53,31 @@ typedef struct {
     int8_t *y;              /*  4: pixel A's output, channel c */
     int32_t pairs;          /*  8: pixel pairs left (A, A + 1) */
     int32_t y_step;         /* 12: bytes between output pixels (out_c) */
-    int32_t bias_x[4];      /* 16: bias - in_zp * sum(w), wrapping: the taps then take x itself */
-    int32_t rq[4][3];       /* 32: per channel: mult, khi, e1 of tc_dsp_rq */
-    uint32_t w[18];         /* 80: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3) */
+    int32_t bias_x[4];      /* 16: bias - in_zp * sum(w), wrapping: the taps then take x itself
+                             *     (doubled when fast) */
+    int32_t rq[4][3];       /* 32: per channel: mult, k, e of tc_dsp_rq2 (when fast) */
+    uint32_t w[18];         /* 80: tap k: w[2k] = (ch 0, ch 2), w[2k + 1] = (ch 1, ch 3)
+                             *     (doubled when fast) */
     /* For the 4-pixel assembly, one lane pair (channels 0 and 2, then 1 and 3) at a time: */
     int32_t bias_lanes[2][8]; /* 152: (bias_x[l], bias_x[l + 2]) for 4 pixels, l = 0, 1 */
     uint32_t w_lanes[2][9];   /* 216: tap k: w[2k + l] */
     int32_t shift[4];
     int32_t out_zp, act_min, act_max;
-    int fast;               /* all four shifts suit tc_dsp_rq */
+    int fast;               /* all four channels suit tc_dsp_rq2: sums doubled */
 } tc_dwq_group;
+
+/* tc_dsp_rq2 needs |acc| < 2^30 and a right shift of 1 to TC_DSP_RQ_MAX_E: the sums of a
+ * channel are bias + sum of 9 w * (x - in_zp), |w| <= 128, |x - in_zp| <= 255, so a bias below
+ * 2^30 - 9 * 128 * 255 in magnitude bounds them (any bias but those near 2^30). */
+static inline int tc_dwq_rq2_applies(int32_t bias, int32_t shift) {
+    const int32_t bias_max = (INT32_C(1) << 30) - 9 * 128 * 255;
+    return shift <= -1 && shift >= -TC_DSP_RQ_MAX_E && bias < bias_max && bias > -bias_max;
+}
+
+/* tc_dsp_rq2 for the shifts of a fast group (e >= 1: no test of e per output). */
+static inline int32_t tc_dwq_rq2(int32_t acc2, const int32_t *rq) {
+    return tc_ssat8((tc_smmlar(acc2, rq[0], rq[1]) - (int32_t)((uint32_t)acc2 >> 31)) >> rq[2]);
+}
 
 /*
  * The group of channels c..c + 3: w points at channel c's tap 0, tap k of channel c + j at
@@ -75,6 +92,8 @@ static TC_ALWAYS_INLINE inline void tc_dwq_make_group(const int8_t *w, int32_t t
                                                       tc_dwq_group *g) {
     const uint32_t ones = tc_pack_s16x2(1, 1);
     int32_t k, j, w_sum[4] = {0, 0, 0, 0};
+    int fast = 1;
+    for (j = 0; j < 4; ++j) fast &= tc_dwq_rq2_applies(bias != NULL ? bias[c + j] : 0, shift[c + j]);
     for (k = 0; k < 9; ++k, w += tap_step) { /* the tap's 4 weights widened in pairs, summed */
         const uint32_t word =
             channel_step == 1
@@ -83,8 +102,9 @@ static TC_ALWAYS_INLINE inline void tc_dwq_make_group(const int8_t *w, int32_t t
                       (uint32_t)(uint8_t)w[2 * channel_step] << 16 |
                       (uint32_t)(uint8_t)w[3 * channel_step] << 24;
         const uint32_t we = tc_sxtb16(word), wo = tc_sxtb16_ror8(word);
-        g->w[2 * k] = we;
-        g->w[2 * k + 1] = wo;
+        /* doubled (one SXTAB16 adds the lanes once more): the sums are then 2 * acc */
+        g->w[2 * k] = tc_sxtab16(we, word);
+        g->w[2 * k + 1] = tc_sxtab16_ror8(wo, word);
         w_sum[0] = tc_smlabb(we, ones, w_sum[0]);
         w_sum[2] = tc_smlatt(we, ones, w_sum[2]);
         w_sum[1] = tc_smlabb(wo, ones, w_sum[1]);
@@ -93,19 +113,20 @@ static TC_ALWAYS_INLINE inline void tc_dwq_make_group(const int8_t *w, int32_t t
     g->out_zp = out_zp;
     g->act_min = act_min;
     g->act_max = act_max;
-    g->fast = 1;
+    g->fast = fast;
+    if (!fast) { /* rare (biases near 2^30, left or extreme shifts): the weights halved back */
+        for (k = 0; k < 18; ++k) {
+            g->w[k] = tc_pack_s16x2(tc_wrap_i32(g->w[k] << 16) >> 17, tc_wrap_i32(g->w[k]) >> 17);
+        }
+    }
     for (j = 0; j < 4; ++j) {
-        g->bias_x[j] = tc_wrap_i32((uint32_t)(bias != NULL ? bias[c + j] : 0) -
-                                   (uint32_t)w_sum[j] * (uint32_t)in_zp);
+        const uint32_t bias_x = (uint32_t)(bias != NULL ? bias[c + j] : 0) -
+                                (uint32_t)w_sum[j] * (uint32_t)in_zp;
+        g->bias_x[j] = tc_wrap_i32(fast ? 2 * bias_x : bias_x); /* wraps as the sums do */
         g->shift[j] = shift[c + j];
         g->rq[j][0] = mult[c + j];
-        if (tc_dsp_rq_applies(shift[c + j])) {
-            g->rq[j][1] = tc_dsp_rq_khi(shift[c + j], out_zp);
-            g->rq[j][2] = -shift[c + j] - 1;
-        } else {
-            g->rq[j][1] = g->rq[j][2] = 0;
-            g->fast = 0;
-        }
+        g->rq[j][1] = tc_dsp_rq2_k(shift[c + j], out_zp);
+        g->rq[j][2] = -shift[c + j];
     }
 }
 
@@ -159,8 +180,9 @@ static TC_DSP_NOINLINE int8_t tc_dwq_requant(int32_t acc, const tc_dwq_group *g,
 }
 
 /* n_out output pixels of a group from ring rows r0, r1, r2 (windows `stride` words apart) into
- * y (4 bytes per pixel, y_step apart): tc_dsp_rq and the activation clamp when all four shifts
- * suit it, else tc_requant_s8_nonneg. The C form of the assembly, for every case. */
+ * y (4 bytes per pixel, y_step apart): tc_dsp_rq2 on the doubled sums and the activation clamp
+ * when the group is fast, else tc_requant_s8_nonneg. The C form of the assembly, for every
+ * case. */
 static TC_DSP_NOINLINE void tc_dwq_row(const tc_dwq_group *g, const uint32_t *r0,
                                        const uint32_t *r1, const uint32_t *r2, int32_t n_out,
                                        int32_t stride, int8_t *y, int32_t y_step) {
@@ -186,10 +208,10 @@ static TC_DSP_NOINLINE void tc_dwq_row(const tc_dwq_group *g, const uint32_t *r0
             y[3] = tc_dwq_requant(a3, g, 3);
             continue;
         }
-        a0 = tc_dsp_rq(a0, g->rq[0][0], g->rq[0][1], g->rq[0][2]);
-        a1 = tc_dsp_rq(a1, g->rq[1][0], g->rq[1][1], g->rq[1][2]);
-        a2 = tc_dsp_rq(a2, g->rq[2][0], g->rq[2][1], g->rq[2][2]);
-        a3 = tc_dsp_rq(a3, g->rq[3][0], g->rq[3][1], g->rq[3][2]);
+        a0 = tc_dwq_rq2(a0, g->rq[0]);
+        a1 = tc_dwq_rq2(a1, g->rq[1]);
+        a2 = tc_dwq_rq2(a2, g->rq[2]);
+        a3 = tc_dwq_rq2(a3, g->rq[3]);
         if (clamp) {
             a0 = TC_MIN(TC_MAX(a0, act_min), act_max);
             a1 = TC_MIN(TC_MAX(a1, act_min), act_max);
@@ -220,7 +242,7 @@ void tc_dwq_pairs_asm(tc_dwq_group *g);
 void tc_dwq_pairs_s2_asm(tc_dwq_group *g);
 
 /* Whether a group's rows can run in the assembly: stride 1 or 2, rows of 2 pixels or more,
- * every shift suits tc_dsp_rq, no fused clamp (then, for rows of 4 pixels or more at stride 1,
+ * the group is fast (tc_dsp_rq2), no fused clamp (then, for rows of 4 pixels or more at stride 1,
  * the group's lane tables are made). Its ring rows need the copies of slots 0 and 1 three slots
  * on (a window's rows are then contiguous). */
 static inline int tc_dwq_asm_group(tc_dwq_group *g, int32_t stride_w, int32_t out_w) {

@@ -15,10 +15,11 @@
  * registers (r0-r3 pixel A, r4-r7 pixel B), lr = the job throughout. Per kernel row the 4
  * (stride 2: 5) columns A and B read are loaded and widened once (SXTB16: x itself, the zero
  * point being in bias_x), and a column both windows share feeds both: 42 (45) instructions per
- * 24 MACs, then the 8 outputs are requantized (tc_dsp_rq, the channel's constants from one
- * LDM): 204 instructions per 72 MACs at stride 1, against 4.1 per MAC for tc_dwq_row in C,
- * which gcc cannot keep in 14 registers for two pixels. Preconditions (tc_dwq_asm_group):
- * stride_w 1 or 2, all four shifts suit tc_dsp_rq, no fused clamp. Each function pushes 10
+ * 24 MACs, then the 8 outputs are requantized (tc_dsp_rq2 on the doubled sums: the group's
+ * weights and bias are doubled; the channel's constants from one LDM): 188 instructions per 72
+ * MACs at stride 1, against 4.1 per MAC for tc_dwq_row in C, which gcc cannot keep in 14
+ * registers for two pixels. Preconditions (tc_dwq_asm_group): stride_w 1 or 2, the group is
+ * fast (every channel suits tc_dsp_rq2), no fused clamp. Each function pushes 10
  * registers (40 bytes) and calls nothing (tinycc/sim/qemu.py HANDWRITTEN_FRAMES).
  */
 #define DWQ_MAC(w_off, a0, a1, a2, a3)                                              \
@@ -56,10 +57,17 @@
     "    smlal  r11, r12, " acc ", r8\n"                                            \
     "    asr    " acc ", r12, r10\n"                                                \
     "    ssat   " acc ", #8, " acc "\n"
-#define DWQ_CHANNEL(rq_off, a, b)                                                   \
+/* tc_dsp_rq2 on a doubled sum (the 3x3 groups, tc_dwq_group: mult, k, e in r8-r10). */
+#define DWQ_RQ2(acc)                                                                \
+    "    smmlar r12, " acc ", r8, r9\n"                                            \
+    "    sub    r12, r12, " acc ", lsr #31\n"                                      \
+    "    asr    " acc ", r12, r10\n"                                               \
+    "    ssat   " acc ", #8, " acc "\n"
+/* The two outputs a and b of one channel (its constants at job byte rq_off), by RQ. */
+#define DWQ_CHANNEL(RQ, rq_off, a, b)                                               \
     "    add    r8, lr, #" #rq_off "\n"                                             \
-    "    ldm    r8, {r8, r9, r10}\n"       /* mult, khi, e - 1 */                    \
-    DWQ_RQ(a) DWQ_RQ(b)
+    "    ldm    r8, {r8, r9, r10}\n"                                                \
+    RQ(a) RQ(b)
 
 /* The start of an assembly function `name` (its own section, Thumb-2). */
 #define DWQ_FUNC(name)                                                              \
@@ -86,11 +94,11 @@
 /* After the sums of a pair (lr = job): the 8 outputs requantized (tc_dsp_rq, each channel's
  * constants from one LDM), stored, the output pointer advanced and the pairs left counted down
  * (the flags of that SUBS decide DWQ_LOOP_END's branch). */
-#define DWQ_STORE                                                                   \
-    DWQ_CHANNEL(32, "r0", "r4")                                                     \
-    DWQ_CHANNEL(44, "r1", "r5")                                                     \
-    DWQ_CHANNEL(56, "r2", "r6")                                                     \
-    DWQ_CHANNEL(68, "r3", "r7")                                                     \
+#define DWQ_STORE(RQ)                                                               \
+    DWQ_CHANNEL(RQ, 32, "r0", "r4")                                                 \
+    DWQ_CHANNEL(RQ, 44, "r1", "r5")                                                 \
+    DWQ_CHANNEL(RQ, 56, "r2", "r6")                                                 \
+    DWQ_CHANNEL(RQ, 68, "r3", "r7")                                                 \
     "    ldrd   r8, r9, [lr, #4]\n"         /* y, pairs left */                      \
     "    ldr    r10, [lr, #12]\n"           /* y_step */                             \
     "    strb   r0, [r8, #0]\n"                                                     \
@@ -111,11 +119,10 @@
     "    pop    {" regs ", pc}\n"                                                   \
     "    .size " name ", .-" name "\n"                                              \
     "    .popsection\n"
-#define DWQ_STORE_PAIR(regs, name) DWQ_STORE DWQ_LOOP_END(regs, name)
 #define DWQ_TAIL(name, advance)                                                     \
     "    add    r12, r12, #" #advance "\n"  /* the next pair's windows */            \
     "    str    r12, [lr, #0]\n"                                                    \
-    DWQ_STORE_PAIR("r0, r4-r11", name)
+    DWQ_STORE(DWQ_RQ2) DWQ_LOOP_END("r0, r4-r11", name)
 
 __asm__(DWQ_HEAD("tc_dwq_pairs_asm"));
 __asm__(DWQ_ROW3(0, 80, 88, 96));
@@ -171,10 +178,10 @@ __asm__(DWQ_TAIL("tc_dwq_pairs_s2_asm", 16));
 #define DQ_PASS_END(rq_lo, rq_hi, lo, hi)                                           \
     "    add    r8, lr, #" #rq_lo "\n"                                              \
     "    ldm    r8, {r8, r9, r10}\n"                                                \
-    DWQ_RQ("r0") DWQ_RQ("r2") DWQ_RQ("r4") DWQ_RQ("r6")                             \
+    DWQ_RQ2("r0") DWQ_RQ2("r2") DWQ_RQ2("r4") DWQ_RQ2("r6")                         \
     "    add    r8, lr, #" #rq_hi "\n"                                              \
     "    ldm    r8, {r8, r9, r10}\n"                                                \
-    DWQ_RQ("r1") DWQ_RQ("r3") DWQ_RQ("r5") DWQ_RQ("r7")                             \
+    DWQ_RQ2("r1") DWQ_RQ2("r3") DWQ_RQ2("r5") DWQ_RQ2("r7")                         \
     "    ldr    r8, [lr, #4]\n"             /* y */                                  \
     "    ldr    r10, [lr, #12]\n"           /* y_step */                             \
     "    strb   r0, [r8, #" #lo "]\n"                                               \
@@ -254,7 +261,7 @@ __asm__(DQ_PASS_END(44, 68, 1, 3) DQ_NEXT("tc_dwq_quads_asm"));
     "    add    r1, r1, #" #advance "\n"                                            \
     "    strd   r0, r1, [lr, #100]\n"
 #define DWK_TAIL(name, advance, rows)                                               \
-    DWQ_STORE DWK_ADVANCE##rows(advance) DWQ_LOOP_END("r0, r1, r2, r4-r11", name)
+    DWQ_STORE(DWQ_RQ) DWK_ADVANCE##rows(advance) DWQ_LOOP_END("r0, r1, r2, r4-r11", name)
 
 /* Kernel rows of 5 and 7 taps whose weights start at job byte wb (tap t at wb + 8 t), from the
  * columns of DWQ_ROW3 (stride 1: column c is A's tap c and B's tap c - 1) and DWQ_ROW3_S2

@@ -430,16 +430,102 @@ static void dw4_gather_row(const tc_dwconv2d_params *p, const int8_t *in, int32_
  * 4-channel pixels (gathered a word per pixel), each window tap is one word read, two SXTAB16
  * and four SMLABB/SMLATT against the group's weights widened once per group (lanes: channels
  * (0, 2) and (1, 3)), and the four outputs of a pixel are requantized with the group's
- * per-channel constants worked out once (tc_dsp_rq where the shift suits it). Against the
+ * per-channel constants worked out once (tc_dsp_rq2 on doubled sums where the group suits
+ * it). Against the
  * channel-by-channel ring (dwconv2d_3x3) this reads the input a word at a time instead of a
  * byte at a time and spreads the per-row and per-channel set-up over 4 channels, which is most
  * of the cost on small planes. In place it is safe under the same condition (dw3_inplace_order_ok):
- * a group's output row overwrites only that group's channels. Stack: 5 rows of DWQ_PIXELS
+ * a group's output row overwrites only that group's channels. Narrow planes at stride 1 go by
+ * output columns instead (dwq_by_columns). Stack: 5 rows of DWQ_PIXELS
  * words (1000 bytes: 3 rows, and copies of 2 for the assembly) and the group's tables. The
  * group, its C row and the assembly's calls are tc_dwconv2d_quad_dsp.h's, shared with the
  * codebook kernel.
  */
 #define DWQ_PIXELS TC_DWQ_PIXELS /* tc_dwconv2d_s8.c: dwq_applicable */
+
+/* About the instructions a group spends on a line of n output pixels at stride 1 on the
+ * assembly: the line's set-up and gathering, quads, a pair, a last pixel in C. */
+static int32_t dwq_line_cost(int32_t n) {
+    return 250 + (n >> 2) * 340 + ((n >> 1) & 1) * 190 + (n & 1) * 160;
+}
+
+/* Whether a stride-1 layer goes by columns (dwq_columns): its output columns, as lines, are
+ * cheaper than its rows (narrow planes such as KWS's 25x5: 5 columns of 25 pixels instead of
+ * 25 rows of 5 with a pixel in C each), and a column fits one ring row. In place only on the
+ * same geometry: output column ox then overwrites input column ox, gathered before it. */
+static int dwq_by_columns(const tc_dwconv2d_params *p, int in_place) {
+    if (p->stride_h != 1 || p->stride_w != 1 || p->out_w >= p->out_h) return 0;
+    if (p->out_h > tc_dwconv2d_s8_quad_tile(p) || p->pad_top + p->in_h > DWQ_PIXELS) return 0;
+    if (in_place && (p->out_h != p->in_h || p->out_w != p->in_w)) return 0;
+    return dwq_line_cost(p->out_h) * p->out_w < dwq_line_cost(p->out_w) * p->out_h;
+}
+
+/* Channels c..c + 3 of input column ix (in_zp words outside the image) into a ring row from
+ * word pad_top on (its other words hold in_zp from the start), and into `copy` if not NULL. */
+static void dwq_gather_column(const tc_dwconv2d_params *p, const int8_t *in, int32_t c,
+                              int32_t ix, uint32_t zp4, uint32_t *row, uint32_t *copy) {
+    uint32_t *dst = row + p->pad_top, *dst2 = copy != NULL ? copy + p->pad_top : dst;
+    const int32_t step = p->in_w * p->in_c;
+    int32_t i;
+    if (ix < 0 || ix >= p->in_w) {
+        for (i = 0; i < p->in_h; ++i) dst[i] = dst2[i] = zp4;
+        return;
+    }
+    in += ix * p->in_c + c;
+    for (i = 0; i < p->in_h; ++i, in += step) dst[i] = dst2[i] = tc_read_s8x4(in);
+}
+
+/* The group's taps transposed ((ky, kx) -> (kx, ky)): its lines are then output columns. */
+static void dwq_transpose_taps(tc_dwq_group *g) {
+    static const uint8_t swap[3][2] = {{1, 3}, {2, 6}, {5, 7}};
+    int32_t i, j;
+    for (i = 0; i < 3; ++i) {
+        for (j = 0; j < 2; ++j) {
+            const uint32_t t = g->w[2 * swap[i][0] + j];
+            g->w[2 * swap[i][0] + j] = g->w[2 * swap[i][1] + j];
+            g->w[2 * swap[i][1] + j] = t;
+        }
+    }
+}
+
+/* tc_dwconv2d_s8_quad by output columns (dwq_by_columns): the ring rows hold input columns
+ * (ring filled with in_zp words by the caller), a window steps down a column, the outputs of a
+ * line are out_w * out_c bytes apart. */
+static void dwq_columns(const tc_dwconv2d_params *p, const int8_t *in, const int8_t *w,
+                        const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                        uint32_t *ring, uint32_t zp4, tc_dwq_group *g, int8_t *out) {
+    const int32_t y_step = p->out_w * p->out_c;
+    int32_t c, ox, ix;
+    for (c = 0; c < p->in_c; c += 4) {
+        int asm_rows = 0;
+        int32_t next_col = -p->pad_left; /* the first input column not yet gathered */
+        tc_dwq_make_group(w + c, p->out_c, 1, bias, mult, shift, c, p->in_zp, p->out_zp,
+                          p->act_min, p->act_max, g);
+        dwq_transpose_taps(g);
+#if TC_DSP_ASM
+        asm_rows = tc_dwq_asm_group(g, 1, p->out_h);
+#endif
+        for (ox = 0; ox < p->out_w; ++ox) {
+            const int32_t ix0 = ox - p->pad_left;
+            const uint32_t *r0 = ring + ((ix0 + p->pad_left) % 3) * DWQ_PIXELS;
+            int8_t *y = out + ox * p->out_c + c;
+            for (ix = TC_MAX(ix0, next_col); ix < ix0 + 3; ++ix) {
+                const int32_t slot = (ix + p->pad_left) % 3; /* copies as in the row order */
+                uint32_t *copy = asm_rows && slot < 2 ? ring + (slot + 3) * DWQ_PIXELS : NULL;
+                dwq_gather_column(p, in, c, ix, zp4, ring + slot * DWQ_PIXELS, copy);
+            }
+            next_col = TC_MAX(next_col, ix0 + 3);
+#if TC_DSP_ASM
+            if (asm_rows && p->out_h >= 2) {
+                tc_dwq_row_asm(g, r0, y, p->out_h, y_step, 1);
+                continue;
+            }
+#endif
+            tc_dwq_row(g, r0, ring + ((ix0 + 1 + p->pad_left) % 3) * DWQ_PIXELS,
+                       ring + ((ix0 + 2 + p->pad_left) % 3) * DWQ_PIXELS, p->out_h, 1, y, y_step);
+        }
+    }
+}
 
 void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
                          const int8_t *w, const int32_t *bias,
@@ -452,8 +538,13 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
     const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * UINT32_C(0x01010101);
     const int one_tile = tile >= p->out_w && p->pad_left + p->in_w <= DWQ_PIXELS;
     int32_t c, oy, iy, ox0;
-    if (one_tile) { /* padding columns hold in_zp throughout; rows write the image columns */
+    const int by_columns = dwq_by_columns(p, out == in);
+    if (one_tile || by_columns) { /* padding words hold in_zp throughout; lines write the image */
         for (iy = 0; iy < 5 * DWQ_PIXELS; ++iy) ring[iy] = zp4;
+    }
+    if (by_columns) {
+        dwq_columns(p, in, w, bias, mult, shift, ring, zp4, &g, out);
+        return;
     }
     for (c = 0; c < p->in_c; c += 4) {
         int asm_rows = 0;

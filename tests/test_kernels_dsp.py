@@ -303,6 +303,11 @@ def make_bias(rng, channels, kind, max_abs_acc):
     if kind == "edges":  # every edge value, then random ones at every magnitude
         extra = [int(rng.integers(-(2**k), 2**k)) for k in rng.integers(0, 31, channels)]
         return np.array((EDGE_ACCUMULATORS + extra)[:channels], dtype=np.int32)
+    if kind == "around_2_30":  # either side of tc_dwq_rq2_applies's bound (3x3 quad groups)
+        bound = 2**30 - 9 * 128 * 255
+        edges = [bound - 1, bound, 2**30, 2**30 + 4097, 1000, -3]
+        values = [e * sign for e in edges for sign in (1, -1)]
+        return np.array([values[int(i)] for i in rng.integers(0, len(values), channels)], dtype=np.int32)
     if kind == "near_limit":  # acc + bias still fits int32, but only just
         limit = INT32_MAX - max_abs_acc
         return (rng.choice([-1, 1], channels) * limit).astype(np.int32)
@@ -520,6 +525,16 @@ DW_TARGETED = {
                          in_c=8, depth_mult=1, act="relu", regime="normal"),
     "quad_mixed_shifts": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), dil=(1, 1),
                               pads=(1, 1, 1, 1), in_c=8, depth_mult=1, act="full", regime="mixed"),
+    # narrow planes by output columns (dwq_by_columns): KWS's 25x5, the C line where clamped
+    "quad_columns_kws": dict(in_hw=(25, 5), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                             in_c=8, depth_mult=1, act="full", regime="normal"),
+    "quad_columns_clamped": dict(in_hw=(13, 3), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                 pads=(2, 0, 0, 1), in_c=4, depth_mult=1, act="relu"),
+    # biases either side of 2^30 - 9 * 128 * 255: the groups whose sums may reach 2^30 keep them
+    # undoubled and requantize the general way (tc_dwq_rq2_applies)
+    "quad_bias_around_2_30": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                  pads=(1, 1, 1, 1), in_c=48, depth_mult=1, act="full",
+                                  regime="normal", bias="around_2_30"),
     "in_c_3_portable": dict(in_c=3, depth_mult=1),
     "depth_mult_2_portable": dict(in_c=6, depth_mult=2),
     "dilated": dict(in_hw=(8, 8), k=(3, 3), stride=(1, 1), dil=(2, 2), pads=(2, 2, 2, 2), in_c=8,
@@ -631,6 +646,11 @@ DW_INPLACE_TARGETED = {
                             in_c=16, act="full", regime="normal"),
     "quad_3x3_s2": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2), dil=(1, 1), pads=(1, 1, 1, 1),
                         in_c=12, act="full", regime="normal"),
+    # narrow planes by output columns in place: on the same geometry only (else by rows)
+    "quad_columns_same": dict(in_hw=(25, 5), k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                              in_c=8, act="full", regime="normal"),
+    "quad_columns_valid_by_rows": dict(in_hw=(14, 4), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                       pads=(0, 0, 0, 0), in_c=8, act="full", regime="normal"),
     # tc_dwconv2d_s8_k in place (one column tile; rows gathered before they are overwritten)
     "k5_s1": dict(in_hw=(9, 10), k=(5, 5), stride=(1, 1), dil=(1, 1), pads=(2, 2, 2, 2), in_c=8,
                   act="full", regime="normal"),
@@ -821,6 +841,24 @@ def test_targeted_cases_exercise_their_feature():
         assert p.in_c % 4 and dwk_applicable(p), name
     assert not dwk_applicable(by_name[("dw_inplace", "9x9_portable")][0])
     assert dwk_applicable(by_name[("dw", "k8x6_largest")][0])
+    def dwq_by_columns(p, in_place):  # tc_dwconv2d_s8_dsp.c
+
+        def line_cost(n):
+            return 250 + (n >> 2) * 340 + ((n >> 1) & 1) * 190 + (n & 1) * 160
+
+        return ((p.stride_h, p.stride_w) == (1, 1) and p.out_w < p.out_h <= 48 and p.pad_top + p.in_h <= 50
+                and (not in_place or (p.out_h, p.out_w) == (p.in_h, p.in_w))
+                and line_cost(p.out_h) * p.out_w < line_cost(p.out_w) * p.out_h)
+
+    for kind, name, columns in [("dw", "quad_columns_kws", True), ("dw", "quad_columns_clamped", True),
+                                ("dw_inplace", "quad_columns_same", True),
+                                ("dw_inplace", "quad_columns_valid_by_rows", False)]:
+        p = by_name[(kind, name)][0]
+        assert p.in_c % 4 == 0 and dwq_by_columns(p, kind == "dw_inplace") == columns, name
+    assert dwq_by_columns(by_name[("dw_inplace", "quad_columns_valid_by_rows")][0], False)
+    bias = by_name[("dw", "quad_bias_around_2_30")][3].reshape(-1, 4)  # groups of 4 channels
+    near = np.abs(bias.astype(np.int64)) >= 2**30 - 9 * 128 * 255
+    assert near.any(axis=1).any() and (~near.any(axis=1)).any()  # both kinds of group
     mixed = by_name[("dw", "quad_mixed_shifts")][4:6]
     assert ((mixed[1] > -2) | (mixed[1] < -23)).any() and ((mixed[1] <= -2) & (mixed[1] >= -23)).any()
 
