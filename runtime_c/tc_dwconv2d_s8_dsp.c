@@ -495,10 +495,12 @@ static void dwq_columns(const tc_dwconv2d_params *p, const int8_t *in, const int
                         const int32_t *bias, const int32_t *mult, const int32_t *shift,
                         uint32_t *ring, uint32_t zp4, tc_dwq_group *g, int8_t *out) {
     const int32_t y_step = p->out_w * p->out_c;
-    int32_t c, ox, ix;
+    int32_t c, ox;
     for (c = 0; c < p->in_c; c += 4) {
         int asm_rows = 0;
-        int32_t next_col = -p->pad_left; /* the first input column not yet gathered */
+        /* column ix in ring slot (ix + pad_left) % 3, counted: next_slot that of next_col, the
+         * first column not yet gathered, wslot that of output column ox's first window column */
+        int32_t next_col = -p->pad_left, next_slot = 0, wslot = 0;
         tc_dwq_make_group(w + c, p->out_c, 1, bias, mult, shift, c, p->in_zp, p->out_zp,
                           p->act_min, p->act_max, g);
         dwq_transpose_taps(g);
@@ -506,23 +508,26 @@ static void dwq_columns(const tc_dwconv2d_params *p, const int8_t *in, const int
         asm_rows = tc_dwq_asm_group(g, 1, p->out_h);
 #endif
         for (ox = 0; ox < p->out_w; ++ox) {
-            const int32_t ix0 = ox - p->pad_left;
-            const uint32_t *r0 = ring + ((ix0 + p->pad_left) % 3) * DWQ_PIXELS;
+            const uint32_t *r0 = ring + wslot * DWQ_PIXELS;
             int8_t *y = out + ox * p->out_c + c;
-            for (ix = TC_MAX(ix0, next_col); ix < ix0 + 3; ++ix) {
-                const int32_t slot = (ix + p->pad_left) % 3; /* copies as in the row order */
-                uint32_t *copy = asm_rows && slot < 2 ? ring + (slot + 3) * DWQ_PIXELS : NULL;
-                dwq_gather_column(p, in, c, ix, zp4, ring + slot * DWQ_PIXELS, copy);
+            for (; next_col < ox - p->pad_left + 3; ++next_col) { /* stride 1: no column skipped */
+                uint32_t *col = ring + next_slot * DWQ_PIXELS; /* copies as in the row order */
+                dwq_gather_column(p, in, c, next_col, zp4, col,
+                                  asm_rows && next_slot < 2 ? col + 3 * DWQ_PIXELS : NULL);
+                next_slot = next_slot == 2 ? 0 : next_slot + 1;
             }
-            next_col = TC_MAX(next_col, ix0 + 3);
+            wslot = wslot == 2 ? 0 : wslot + 1;
 #if TC_DSP_ASM
             if (asm_rows && p->out_h >= 2) {
                 tc_dwq_row_asm(g, r0, y, p->out_h, y_step, 1);
                 continue;
             }
 #endif
-            tc_dwq_row(g, r0, ring + ((ix0 + 1 + p->pad_left) % 3) * DWQ_PIXELS,
-                       ring + ((ix0 + 2 + p->pad_left) % 3) * DWQ_PIXELS, p->out_h, 1, y, y_step);
+            {
+                const uint32_t *r1 = r0 == ring + 2 * DWQ_PIXELS ? ring : r0 + DWQ_PIXELS;
+                const uint32_t *r2 = r1 == ring + 2 * DWQ_PIXELS ? ring : r1 + DWQ_PIXELS;
+                tc_dwq_row(g, r0, r1, r2, p->out_h, 1, y, y_step);
+            }
         }
     }
 }
@@ -537,6 +542,7 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
     const int32_t tile = tc_dwconv2d_s8_quad_tile(p); /* output pixels per column tile */
     const uint32_t zp4 = (uint32_t)(uint8_t)p->in_zp * UINT32_C(0x01010101);
     const int one_tile = tile >= p->out_w && p->pad_left + p->in_w <= DWQ_PIXELS;
+    const int32_t slot_step = p->stride_h % 3; /* ring slots from one output row's windows to the next */
     int32_t c, oy, iy, ox0;
     const int by_columns = dwq_by_columns(p, out == in);
     if (one_tile || by_columns) { /* padding words hold in_zp throughout; lines write the image */
@@ -557,35 +563,44 @@ void tc_dwconv2d_s8_quad(const tc_dwconv2d_params *p, const int8_t *in,
             const int32_t n_out = TC_MIN(tile, p->out_w - ox0);
             const int32_t ix0 = ox0 * stride - p->pad_left;
             const int32_t span = (n_out - 1) * stride + 3;
-            int32_t next_row = -p->pad_top; /* the first input row not yet gathered */
-            for (oy = 0; oy < p->out_h; ++oy) {
+            /* input row iy is in ring slot (iy + pad_top) % 3, kept by counting, not dividing:
+             * next_slot is the slot of next_row, the first row not yet gathered, and wslot
+             * that of output row oy's first window row, (oy * stride_h) % 3 */
+            int32_t next_row = -p->pad_top, next_slot = 0, wslot = 0;
+            int8_t *y = out + ox0 * p->out_c + c;
+            for (oy = 0; oy < p->out_h; ++oy, y += y_row) {
                 const int32_t iy0 = oy * p->stride_h - p->pad_top;
-                const uint32_t *r0;
-                int8_t *y = out + oy * y_row + ox0 * p->out_c + c;
-                for (iy = TC_MAX(iy0, next_row); iy < iy0 + 3; ++iy) {
+                const uint32_t *r0 = ring + wslot * DWQ_PIXELS;
+                if (next_row < iy0) { /* rows no window reads (stride_h > 3) */
+                    next_row = iy0;
+                    next_slot = wslot;
+                }
+                for (; next_row < iy0 + 3; ++next_row) {
                     /* for the assembly, slots 0 and 1 have copies 3 slots on: a window's rows
                      * are then contiguous */
-                    const int32_t slot = (iy + p->pad_top) % 3;
-                    uint32_t *copy = asm_rows && slot < 2 ? ring + (slot + 3) * DWQ_PIXELS : NULL;
+                    uint32_t *row = ring + next_slot * DWQ_PIXELS;
+                    uint32_t *copy = asm_rows && next_slot < 2 ? row + 3 * DWQ_PIXELS : NULL;
                     if (one_tile) {
                         tc_dwq_gather_image_row(in, p->in_h, p->in_w, p->in_c, p->pad_left, c,
-                                                iy, zp4, ring + slot * DWQ_PIXELS, copy);
+                                                next_row, zp4, row, copy);
                     } else {
-                        dw4_gather_row(p, in, c, 4, iy, ix0, span, zp4, ring + slot * DWQ_PIXELS,
-                                       copy);
+                        dw4_gather_row(p, in, c, 4, next_row, ix0, span, zp4, row, copy);
                     }
+                    next_slot = next_slot == 2 ? 0 : next_slot + 1;
                 }
-                next_row = TC_MAX(next_row, iy0 + 3);
-                r0 = ring + ((iy0 + p->pad_top) % 3) * DWQ_PIXELS;
+                wslot += slot_step;
+                if (wslot >= 3) wslot -= 3;
 #if TC_DSP_ASM
                 if (asm_rows && n_out >= 2) {
                     tc_dwq_row_asm(&g, r0, y, n_out, p->out_c, stride);
                     continue;
                 }
 #endif
-                tc_dwq_row(&g, r0, ring + ((iy0 + 1 + p->pad_top) % 3) * DWQ_PIXELS,
-                           ring + ((iy0 + 2 + p->pad_top) % 3) * DWQ_PIXELS, n_out, stride, y,
-                           p->out_c);
+                {
+                    const uint32_t *r1 = r0 == ring + 2 * DWQ_PIXELS ? ring : r0 + DWQ_PIXELS;
+                    const uint32_t *r2 = r1 == ring + 2 * DWQ_PIXELS ? ring : r1 + DWQ_PIXELS;
+                    tc_dwq_row(&g, r0, r1, r2, n_out, stride, y, p->out_c);
+                }
             }
         }
     }
