@@ -92,7 +92,7 @@ def quantize_graph(g: Graph, opts: QuantOptions, warn=print) -> Graph:
     if opts.samples:
         samples = samples[: opts.samples]
     stats = collect_stats(g, samples)
-    q = record_weight_quant(assign_qparams(g, stats, opts.method or DEFAULT_METHOD), opts, stats)
+    q = record_weight_quant(assign_qparams(g, stats, opts.method or DEFAULT_METHOD), opts, stats, samples)
     if opts.bias_correction:
         from .quant.bias_correction import correct_biases
 
@@ -108,11 +108,12 @@ def check_weight_quant_options(g: Graph, opts: QuantOptions) -> None:
         check_layer_names(parse_codebook_bits(opts.codebook_bits), weight_layer_names(g))
 
 
-def record_weight_quant(q: Graph, opts: QuantOptions, stats) -> Graph:
+def record_weight_quant(q: Graph, opts: QuantOptions, stats, samples=None) -> Graph:
     """The weight scheme --quant asks for, on the nodes it applies to (int8 is already recorded);
-    codebook layers also take their inputs' calibration moments from `stats` (None: none)."""
+    codebook layers also take their inputs' calibration moments from `stats` (None: none) and
+    their input covariances from the calibration `samples` (quant/codebook.py)."""
     if "codebook" in opts.schemes:
-        record_codebook_schemes(q, parse_codebook_bits(opts.codebook_bits), stats)
+        record_codebook_schemes(q, parse_codebook_bits(opts.codebook_bits), stats, samples)
     return q
 
 

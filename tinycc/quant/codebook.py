@@ -323,11 +323,15 @@ def cluster_group(codes: np.ndarray, weights: np.ndarray, bits: int, rng) -> tup
 
 def cluster_weights(q: np.ndarray, scale: np.ndarray, bits: int, palette_oc: int | None = None,
                     seed: int = 0, importance: np.ndarray | None = None,
-                    fully_connected: bool = False) -> CodebookWeights:
+                    fully_connected: bool = False,
+                    covariance: np.ndarray | None = None) -> CodebookWeights:
     """Codebook of int8 weights q [out_c, ...] with per-channel scales. The palettes minimise the
     squared error of the layer's output: each weight's error counts with its channel's scale^2
-    (float domain) times `importance` [out_c, depth], the mean square of the input it multiplies
-    (a diagonal Hessian proxy, see input_moments); without it, every input counts the same."""
+    (float domain) times `importance` [out_c, depth], the variance of the input it multiplies
+    (a diagonal Hessian proxy, see input_moments); without it, every input counts the same.
+    With `covariance` [m, depth, depth] (the covariance of the inputs of each of m equal blocks
+    of output channels, input_covariances), each group's indices are then chosen GPTQ-style and
+    its palette refitted (gptq_refine), where that lowers the output error it measures."""
     out_c = q.shape[0]
     rows = q.reshape(out_c, -1).astype(np.int64)
     depth = rows.shape[1]
@@ -340,11 +344,129 @@ def cluster_weights(q: np.ndarray, scale: np.ndarray, bits: int, palette_oc: int
     for g0 in range(0, out_c, palette_oc):
         group = rows[g0:g0 + palette_oc]
         palette, method = cluster_group(group, weights[g0:g0 + palette_oc], bits, rng)
+        group_idx = _assign(group.reshape(-1), palette.astype(np.int64)).reshape(group.shape)
+        if covariance is not None and method != "pre-clustered":
+            block = np.arange(g0, g0 + len(group)) // (out_c // len(covariance))
+            palette, group_idx = gptq_refine(group, scale2[g0:g0 + palette_oc], palette, group_idx,
+                                             covariance, block)
         palettes.append(palette)
         methods.add(method)
-        idx[g0:g0 + palette_oc] = _assign(group.reshape(-1), palette.astype(np.int64)).reshape(group.shape)
+        idx[g0:g0 + palette_oc] = group_idx
     method = methods.pop() if len(methods) == 1 else "mixed"
     return CodebookWeights(bits, depth, palette_oc, np.stack(palettes), pack_indices(idx, bits), method)
+
+
+# ---- GPTQ-style assignment (with the calibration inputs' covariance) ----------------------------
+# Dampening of the covariance before its inverse (GPTQ's 1 % of the mean diagonal): inputs that
+# never vary, or vary together, would otherwise make it singular.
+GPTQ_DAMP = 0.01
+# Rounds of (GPTQ assignment, palette refit); the error the covariance measures decides which
+# round's result is kept (the plain nearest-entry assignment included).
+GPTQ_ROUNDS = 2
+# Above this depth the covariance (depth^2 doubles per block) is not collected: diagonal only.
+MAX_GPTQ_DEPTH = 2048
+
+
+def _inverse_cholesky(cov: np.ndarray) -> np.ndarray:
+    """[m, d, d] upper-triangular U with U^T U = (cov + damping)^-1: GPTQ's update rows (row j
+    of U spreads a rounding error of column j over the columns after it)."""
+    d = cov.shape[-1]
+    eye = np.eye(d)
+    damp = GPTQ_DAMP * np.maximum(np.trace(cov, axis1=1, axis2=2) / d, 1e-12)
+    for _ in range(8):
+        try:
+            inv = np.linalg.inv(cov + damp[:, None, None] * eye)
+            return np.swapaxes(np.linalg.cholesky(inv), 1, 2)
+        except np.linalg.LinAlgError:  # numerically not positive definite: dampen more
+            damp = damp * 10
+    raise np.linalg.LinAlgError("covariance not positive definite even when dampened")
+
+
+def _nearest(values: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Index of the nearest entry of a sorted palette (ties: the lower one), as _assign."""
+    mids = (palette[1:] + palette[:-1]) / 2
+    return np.searchsorted(mids, values, side="left")
+
+
+def gptq_assign(rows: np.ndarray, palette: np.ndarray, upper: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Indices [r, depth] of rows (int8 codes) into a sorted palette, column by column: each
+    column takes the nearest entry to its value as updated so far, and its rounding error is
+    spread over the columns not yet assigned through the inverse covariance (GPTQ, Frantar et
+    al. 2022), so that they compensate it in the layer's output. upper: _inverse_cholesky of
+    the covariance blocks; block[i]: the block of row i."""
+    w = rows.astype(np.float64).copy()
+    idx = np.empty(rows.shape, np.int64)
+    for j in range(w.shape[1]):
+        idx[:, j] = _nearest(w[:, j], palette)
+        err = (w[:, j] - palette[idx[:, j]]) / upper[block, j, j]
+        w[:, j + 1:] -= err[:, None] * upper[block, j, j + 1:]
+    return idx
+
+
+def _output_error(rows, scale2, palette, idx, cov, block) -> float:
+    """sum over rows of scale^2 e^T C e, e = row - palette[idx]: the variance of the layer's
+    float output error on the calibration data (its mean is the bias shift's)."""
+    e = rows - palette[idx]
+    total = 0.0
+    for b in np.unique(block):
+        mine = block == b
+        total += float(np.sum(scale2[mine] * np.sum((e[mine] @ cov[b]) * e[mine], axis=1)))
+    return total
+
+
+def refit_palette(rows, scale2, palette, idx, cov, block) -> np.ndarray:
+    """The palette values (float, same entries) that minimise _output_error for fixed indices:
+    the normal equations of a least-squares problem in 2^bits unknowns. Entries no weight uses
+    keep their value."""
+    k = len(palette)
+    onehot = (idx[:, :, None] == np.arange(k)).astype(np.float64)  # [r, depth, k]
+    m, rhs = np.zeros((k, k)), np.zeros(k)
+    for b in np.unique(block):
+        mine = block == b
+        a = onehot[mine] * np.sqrt(scale2[mine])[:, None, None]
+        ca = (np.swapaxes(a, 1, 2).reshape(-1, a.shape[1]) @ cov[b]).reshape(len(a), k, -1)  # A^T C
+        m += np.einsum("rkd,rdl->kl", ca, a)
+        rhs += np.einsum("rkd,rd->k", ca, rows[mine] * np.sqrt(scale2[mine])[:, None])
+    used = np.diag(m) > 0
+    out = palette.astype(np.float64).copy()
+    if used.any():
+        sub = m[np.ix_(used, used)]
+        out[used] = np.linalg.lstsq(sub, rhs[used] - m[np.ix_(used, ~used)] @ out[~used], rcond=None)[0]
+    return out
+
+
+def _canonical(palette: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted int8 palette padded with its last value to k entries, indices into it) for
+    palette values that may be unsorted, fractional or repeated."""
+    values, inverse = np.unique(np.clip(round_half_away(palette), -128, 127), return_inverse=True)
+    padded = np.concatenate([values, np.full(k - len(values), values[-1])])
+    return padded.astype(np.int64), inverse.reshape(-1)[idx]
+
+
+def gptq_refine(group: np.ndarray, scale2: np.ndarray, palette: np.ndarray, idx: np.ndarray,
+                cov: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(palette, indices) of one palette group [r, depth] after GPTQ_ROUNDS rounds of
+    gptq_assign and refit_palette, starting from the clustered palette and its nearest-entry
+    indices; whichever candidate has the lowest _output_error is returned (so never worse
+    than the plain assignment by that measure)."""
+    k = len(palette)
+    rows = group.astype(np.float64)
+    used_blocks, block = np.unique(block, return_inverse=True)
+    cov = cov[used_blocks]
+    upper = _inverse_cholesky(cov)
+    best = (palette.astype(np.int64), idx)
+    best_err = _output_error(rows, scale2, *best, cov, block)
+    current = best[0]
+    for _ in range(GPTQ_ROUNDS):
+        values = np.unique(current)
+        assigned = gptq_assign(rows, values.astype(np.float64), upper, block)
+        fitted = refit_palette(rows, scale2, values, assigned, cov, block)
+        for cand in (_canonical(values, assigned, k), _canonical(fitted, assigned, k)):
+            err = _output_error(rows, scale2, *cand, cov, block)
+            if err < best_err:
+                best, best_err = cand, err
+        current = _canonical(fitted, assigned, k)[0]
+    return best[0].astype(np.int8), best[1]
 
 
 def preclustered_layout(w: np.ndarray, scale: np.ndarray, bits: int) -> tuple[np.ndarray, int] | None:
@@ -386,6 +508,10 @@ class InputMoments:
 
     mean: np.ndarray
     mean_square: np.ndarray
+    # [m, depth, depth]: the covariance of the input patches of each of m equal blocks of output
+    # channels (1 for a dense or ordinary conv, the groups of a grouped or depthwise conv), over
+    # the samples and output positions (input_covariances); None: the diagonal alone
+    covariance: np.ndarray | None = None
 
 
 def input_moments(g, node, stats) -> InputMoments | None:
@@ -425,6 +551,68 @@ def _conv_patch_means(plane: np.ndarray, a: dict, w_shape, out_h: int, out_w: in
     return np.stack([patch[:, :, c:c + in_g].reshape(-1) for c in first])
 
 
+def _patches(x: np.ndarray, node, w_shape, out_shape) -> np.ndarray:
+    """[positions, blocks, depth]: what each output position of a Dense (one block) or NHWC Conv
+    (one block per group; weights OHWI) multiplies with its weights, zero padding included."""
+    if node.op == "Dense":
+        return x.reshape(-1, 1, w_shape[1])
+    a = node.attrs
+    (k_h, k_w), (s_h, s_w), (d_h, d_w) = a["kernel"], a["strides"], a["dilations"]
+    pt, pl, pb, pr = a["pads"]
+    out_h, out_w = out_shape[1:3]
+    in_g = w_shape[-1]
+    planes = np.pad(x.reshape((-1,) + x.shape[-3:]), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    taps = [planes[:, i * d_h: i * d_h + s_h * (out_h - 1) + 1: s_h, j * d_w: j * d_w + s_w * (out_w - 1) + 1: s_w]
+            for i in range(k_h) for j in range(k_w)]  # each [n, out_h, out_w, in_c]
+    p = np.stack(taps, axis=-2)  # [n, out_h, out_w, k_h*k_w, in_c]
+    p = p.reshape(-1, k_h * k_w, x.shape[-1] // in_g, in_g)  # [positions, taps, group, in_g]
+    return p.transpose(0, 2, 1, 3).reshape(len(p), x.shape[-1] // in_g, k_h * k_w * in_g)
+
+
+def _gram_ready(g, node) -> bool:
+    """Whether input_covariances handles the node (the layouts input_moments reads), with a
+    depth small enough for depth^2 matrices."""
+    w_shape = g.tensors[node.inputs[1]].shape
+    if int(np.prod(w_shape[1:])) > MAX_GPTQ_DEPTH:
+        return False
+    x = g.tensors[node.inputs[0]]
+    return node.op == "Dense" or (node.op == "Conv" and node.attrs.get("layout") == "NHWC" and len(x.shape) == 4)
+
+
+def input_covariances(g, nodes, samples) -> dict[str, np.ndarray]:
+    """{node name: [blocks, depth, depth]} the covariance of each node's input patches (see
+    _patches) over the calibration samples and output positions, for GPTQ-style assignment:
+    a second float run over the samples, keeping only sums (depth^2 per block)."""
+    from ..reference.float_exec import run_float
+
+    nodes = [n for n in nodes if _gram_ready(g, n)]
+    readers: dict[str, list] = {}
+    for n in nodes:
+        readers.setdefault(n.inputs[0], []).append(n)
+    sums: dict[str, list] = {}
+
+    def observe(name, value):
+        for n in readers.get(name, ()):
+            p = _patches(np.asarray(value, np.float64), n, g.tensors[n.inputs[1]].shape,
+                         g.tensors[n.outputs[0]].shape)
+            gram = np.einsum("pbd,pbe->bde", p, p, optimize=True) if p.shape[1] > 1 else (p[:, 0].T @ p[:, 0])[None]
+            acc = sums.setdefault(n.name, [0.0, 0.0, 0])
+            acc[0], acc[1], acc[2] = acc[0] + gram, acc[1] + p.sum(axis=0), acc[2] + len(p)
+
+    for s in samples:
+        for name in g.inputs:
+            if name in readers:
+                v = np.asarray(s[name], dtype=np.float32)
+                perm = g.tensors[name].perm
+                observe(name, v if perm is None else v.transpose(perm))
+        run_float(g, s, observe=observe if readers else None)
+    out = {}
+    for name, (gram, total, count) in sums.items():
+        mean = total / count
+        out[name] = gram / count - mean[:, :, None] * mean[:, None, :]
+    return out
+
+
 def codebook_importance(moments: InputMoments) -> np.ndarray:
     """[out_c, depth]: how much a unit error of each weight costs in the layer's output, the
     variance of the input it multiplies (a diagonal Hessian proxy, as GPTQ/AWQ-style methods
@@ -454,7 +642,7 @@ def weight_layer_names(g) -> set[str]:
     return {n.onnx_name or n.name for n in nodes} | {n.name for n in nodes}
 
 
-def record_codebook_schemes(g, bits: CodebookBits, stats=None) -> None:
+def record_codebook_schemes(g, bits: CodebookBits, stats=None, samples=None) -> None:
     """Record the codebook scheme (and its bits) on every node with weights whose codebook is
     smaller than its int8 weights, except the smallest layers (small_layers_kept_int8); the
     others keep int8-per-channel. With calibration `stats`, also the InputMoments of the node's
@@ -476,14 +664,15 @@ def record_codebook_schemes(g, bits: CodebookBits, stats=None) -> None:
             candidates.append(node)
     kept = small_layers_kept_int8([(n.name, sizes[n.name]) for n in candidates
                                    if not {n.name, n.onnx_name} & named], sum(sizes.values()))
-    for node in candidates:
-        if node.name in kept:
-            continue
+    clustered = [n for n in candidates if n.name not in kept]
+    covariances = input_covariances(g, clustered, samples) if samples is not None and stats is not None else {}
+    for node in clustered:
         node.attrs["weight_scheme"] = CODEBOOK
         node.attrs["codebook_bits"] = bits.for_node(node.onnx_name, node.name)
         moments = input_moments(g, node, stats)
         if moments is not None:
-            node.attrs["codebook_input"] = moments
+            node.attrs["codebook_input"] = InputMoments(moments.mean, moments.mean_square,
+                                                        covariances.get(node.name))
 
 
 def small_layers_kept_int8(layers: list[tuple[str, int]], total: int) -> set[str]:

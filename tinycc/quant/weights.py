@@ -113,8 +113,9 @@ def _codebook(g: Graph, node: Node, enc: EncodedWeights, in_scale: float, bits: 
             enc = EncodedWeights(enc.scheme, q, qp, quantize_bias(bf, in_scale, group_scale), enc.param_count)
     moments = node.attrs.get("codebook_input")  # calibration statistics (quant/codebook.py input_moments)
     importance = codebook_importance(moments) if moments is not None else None
+    covariance = moments.covariance if moments is not None else None
     cb = cluster_weights(enc.q, qp.scale, bits, palette_oc, importance=importance,
-                         fully_connected=node.op == "Dense")
+                         fully_connected=node.op == "Dense", covariance=covariance)
     decoded = cb.decode().reshape(enc.q.shape)
     bias = enc.bias
     if moments is not None:  # the clustering's mean output shift, folded into the bias
