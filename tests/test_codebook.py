@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -136,6 +137,8 @@ def test_conv_patch_means_are_the_means_of_what_each_weight_reads(stride, dilati
     out_w = (in_w + pl + pr - dilation * (k - 1) - 1) // stride + 1
     in_g = in_c // group
     got = cb._conv_patch_means(plane, attrs, (out_c, k, k, in_g), out_h, out_w)
+    patches = cb._patches(plane[None], SimpleNamespace(op="Conv", attrs=attrs), (out_c, k, k, in_g),
+                          (1, out_h, out_w, out_c))  # [positions, groups, depth] (GPTQ's covariance)
     want = np.zeros((out_c, k, k, in_g))
     for o in range(out_c):
         first = (o // (out_c // group)) * in_g
@@ -149,6 +152,8 @@ def test_conv_patch_means_are_the_means_of_what_each_weight_reads(stride, dilati
                             inside = 0 <= r < in_h and 0 <= s < in_w
                             vals.append(plane[r, s, first + c] if inside else 0.0)
                     want[o, i, j, c] = np.mean(vals)
+                    got_vals = patches[:, o // (out_c // group), (i * k + j) * in_g + c]
+                    np.testing.assert_allclose(got_vals, vals, atol=1e-12)
     np.testing.assert_allclose(got, want.reshape(out_c, -1), atol=1e-12)
 
 
@@ -168,6 +173,68 @@ def test_importance_weighting_lowers_the_output_error():
     plain = cb.cluster_weights(q, scale, 3).decode()
     weighted = cb.cluster_weights(q, scale, 3, importance=importance).decode()
     assert _output_error(q, weighted, scale, importance) < 0.5 * _output_error(q, plain, scale, importance)
+
+
+def _correlated_layer(seed, out_c=16, depth=48, samples=400):
+    """int8 rows and the covariance of inputs that vary together (a few latent factors plus
+    noise, as neighbouring pixels and channels do), with per-channel scales."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(samples, 4)) @ rng.normal(size=(4, depth)) + 0.3 * rng.normal(size=(samples, depth))
+    q = np.clip(np.round(rng.normal(0, 40, (out_c, depth))), -127, 127).astype(np.int64)
+    scale = rng.uniform(0.005, 0.02, out_c)
+    return q, scale, np.cov(x, rowvar=False, bias=True)
+
+
+def _covariance_error(q, decoded, scale, cov):
+    e = q - decoded.astype(np.int64)
+    return float(np.sum(scale ** 2 * np.sum((e @ cov) * e, axis=1)))
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_gptq_assignment_lowers_the_output_error_of_correlated_inputs(bits):
+    """With the inputs' covariance, the GPTQ-style assignment (each column's rounding error
+    compensated by the later columns) and the refitted palette cost much less output error
+    than nearest-entry indices into the diagonally weighted palette; the format is unchanged."""
+    q, scale, cov = _correlated_layer(bits)
+    diag = np.broadcast_to(np.diag(cov), q.shape)
+    plain = cb.cluster_weights(q, scale, bits, importance=diag)
+    gptq = cb.cluster_weights(q, scale, bits, importance=diag, covariance=cov[None])
+    assert gptq.palette.shape == plain.palette.shape and gptq.indices.shape == plain.indices.shape
+    assert np.all(np.diff(gptq.palette.astype(np.int64), axis=1) >= 0)  # sorted, padded with the last value
+    assert _covariance_error(q, gptq.decode(), scale, cov) < 0.7 * _covariance_error(q, plain.decode(), scale, cov)
+
+
+def test_gptq_blocks_use_their_own_covariance():
+    """Output channels in different covariance blocks (grouped or depthwise convolutions) are
+    each assigned with their block's matrix: one matrix for all of them, or the blocks'
+    matrices swapped, cost more error."""
+    q1, scale, cov1 = _correlated_layer(5, out_c=8, depth=9)
+    q2, _, cov2 = _correlated_layer(6, out_c=8, depth=9)
+    cov2 = cov2[::-1, ::-1].copy()  # a different correlation structure
+    q = np.concatenate([q1, q2])
+    scale = np.concatenate([scale, scale])
+    diag = np.concatenate([np.broadcast_to(np.diag(cov1), q1.shape), np.broadcast_to(np.diag(cov2), q2.shape)])
+
+    def error(covariance):
+        d = cb.cluster_weights(q, scale, 3, palette_oc=16, importance=diag, covariance=covariance).decode()
+        return _covariance_error(q1, d[:8], scale[:8], cov1) + _covariance_error(q2, d[8:], scale[8:], cov2)
+
+    right = error(np.stack([cov1, cov2]))
+    assert right < min(error(np.stack([cov2, cov1])), error(cov1[None]), error(cov2[None]))
+
+
+def test_refit_palette_solves_the_least_squares_problem():
+    """For fixed indices the refitted palette minimises the covariance-weighted error: equal to
+    a direct least-squares solve over the flattened problem."""
+    q, scale, cov = _correlated_layer(7, out_c=6, depth=12)
+    rng = np.random.default_rng(8)
+    idx = rng.integers(0, 4, q.shape)
+    block = np.zeros(len(q), np.int64)
+    got = cb.refit_palette(q.astype(np.float64), scale ** 2, np.zeros(4), idx, cov[None], block)
+    root = np.linalg.cholesky(cov + 1e-12 * np.eye(len(cov))).T  # cov = root^T root
+    a = np.concatenate([scale[o] * root @ (idx[o][:, None] == np.arange(4)) for o in range(len(q))])
+    b = np.concatenate([scale[o] * root @ q[o] for o in range(len(q))])
+    np.testing.assert_allclose(got, np.linalg.lstsq(a, b, rcond=None)[0], rtol=1e-6, atol=1e-6)
 
 
 def test_bias_shift_gives_the_clustered_layer_the_int8_mean_output():
@@ -227,9 +294,11 @@ def test_model_layers_get_moments_and_the_smallest_stay_int8(zoo_models):
     g = run_pipeline(load_graph(path, {k: v.shape for k, v in inputs.items()}))
     stats = collect_stats(g, [_inputs(inputs, seed) for seed in range(3)], progress=False)
 
+    samples = [_inputs(inputs, seed) for seed in range(3)]
+
     def schemes(bits):
         q = assign_qparams(g, stats, "minmax")
-        cb.record_codebook_schemes(q, bits, stats)
+        cb.record_codebook_schemes(q, bits, stats, samples)
         return q, [n for n in q.nodes if OPS[n.op].bias_axis(q, n) is not None]
 
     q, nodes = schemes(cb.CodebookBits(3))
@@ -240,7 +309,15 @@ def test_model_layers_get_moments_and_the_smallest_stay_int8(zoo_models):
     assert clustered and kept
     for n in clustered:
         w = q.tensors[n.inputs[1]].data
-        assert n.attrs["codebook_input"].mean.shape == (len(w), w.size // len(w))
+        moments = n.attrs["codebook_input"]
+        depth = w.size // len(w)
+        assert moments.mean.shape == (len(w), depth)
+        # the covariance blocks' diagonals are the variances the palettes are weighted by
+        cov = moments.covariance
+        assert cov.shape[1:] == (depth, depth) and len(w) % len(cov) == 0
+        block = np.arange(len(w)) // (len(w) // len(cov))
+        np.testing.assert_allclose(np.einsum("bii->bi", cov)[block], cb.codebook_importance(moments),
+                                   rtol=1e-6, atol=1e-9)
     assert sum(size[n.name] for n in kept) <= cb.INT8_KEEP_SHARE * sum(size.values())
     assert max(size[n.name] for n in kept) <= min(size[n.name] for n in clustered)
     smallest = kept[0]

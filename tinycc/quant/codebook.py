@@ -363,6 +363,7 @@ GPTQ_DAMP = 0.01
 # Rounds of (GPTQ assignment, palette refit); the error the covariance measures decides which
 # round's result is kept (the plain nearest-entry assignment included).
 GPTQ_ROUNDS = 2
+GPTQ_ACT_ORDER = False  # act-order (GPTQ): columns by decreasing input variance
 # Above this depth the covariance (depth^2 doubles per block) is not collected: diagonal only.
 MAX_GPTQ_DEPTH = 2048
 
@@ -450,9 +451,11 @@ def gptq_refine(group: np.ndarray, scale2: np.ndarray, palette: np.ndarray, idx:
     indices; whichever candidate has the lowest _output_error is returned (so never worse
     than the plain assignment by that measure)."""
     k = len(palette)
-    rows = group.astype(np.float64)
     used_blocks, block = np.unique(block, return_inverse=True)
     cov = cov[used_blocks]
+    order = np.argsort(-np.einsum("bii->i", cov), kind="stable") if GPTQ_ACT_ORDER else np.arange(group.shape[1])
+    back = np.argsort(order)
+    rows, idx, cov = group[:, order].astype(np.float64), idx[:, order], cov[:, order][:, :, order]
     upper = _inverse_cholesky(cov)
     best = (palette.astype(np.int64), idx)
     best_err = _output_error(rows, scale2, *best, cov, block)
@@ -466,7 +469,7 @@ def gptq_refine(group: np.ndarray, scale2: np.ndarray, palette: np.ndarray, idx:
             if err < best_err:
                 best, best_err = cand, err
         current = _canonical(fitted, assigned, k)[0]
-    return best[0].astype(np.int8), best[1]
+    return best[0].astype(np.int8), best[1][:, back]
 
 
 def preclustered_layout(w: np.ndarray, scale: np.ndarray, bits: int) -> tuple[np.ndarray, int] | None:
