@@ -340,20 +340,24 @@ def cluster_weights(q: np.ndarray, scale: np.ndarray, bits: int, palette_oc: int
     scale2 = np.broadcast_to(np.asarray(scale, np.float64), (out_c,)) ** 2
     weights = scale2[:, None] * (np.ones((1, depth)) if importance is None else np.asarray(importance, np.float64))
     rng = np.random.default_rng(seed)  # fixed: the same model gives the same bytes
-    palettes, methods, idx = [], set(), np.empty_like(rows)
+    palettes, methods, idx = [], [], np.empty_like(rows)
     for g0 in range(0, out_c, palette_oc):
         group = rows[g0:g0 + palette_oc]
         palette, method = cluster_group(group, weights[g0:g0 + palette_oc], bits, rng)
-        group_idx = _assign(group.reshape(-1), palette.astype(np.int64)).reshape(group.shape)
-        if covariance is not None and method != "pre-clustered":
-            block = np.arange(g0, g0 + len(group)) // (out_c // len(covariance))
-            palette, group_idx = gptq_refine(group, scale2[g0:g0 + palette_oc], palette, group_idx,
-                                             covariance, block)
         palettes.append(palette)
-        methods.add(method)
-        idx[g0:g0 + palette_oc] = group_idx
-    method = methods.pop() if len(methods) == 1 else "mixed"
-    return CodebookWeights(bits, depth, palette_oc, np.stack(palettes), pack_indices(idx, bits), method)
+        methods.append(method)
+        idx[g0:g0 + palette_oc] = _assign(group.reshape(-1), palette.astype(np.int64)).reshape(group.shape)
+    palettes = np.stack(palettes)
+    clustered = np.repeat(np.array(methods) != "pre-clustered", palette_oc)  # pre-clustered rows are exact
+    if covariance is not None and clustered.any():
+        rows_c = np.flatnonzero(clustered)
+        groups_c = np.unique(rows_c // palette_oc)
+        block = rows_c // (out_c // len(covariance))
+        group = np.searchsorted(groups_c, rows_c // palette_oc)
+        palettes[groups_c], idx[rows_c] = gptq_refine(rows[rows_c], scale2[rows_c], palettes[groups_c], idx[rows_c],
+                                                      covariance, block, group)
+    method = methods[0] if len(set(methods)) == 1 else "mixed"
+    return CodebookWeights(bits, depth, palette_oc, palettes, pack_indices(idx, bits), method)
 
 
 # ---- GPTQ-style assignment (with the calibration inputs' covariance) ----------------------------
@@ -383,51 +387,47 @@ def _inverse_cholesky(cov: np.ndarray) -> np.ndarray:
     raise np.linalg.LinAlgError("covariance not positive definite even when dampened")
 
 
-def _nearest(values: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Index of the nearest entry of a sorted palette (ties: the lower one), as _assign."""
-    mids = (palette[1:] + palette[:-1]) / 2
-    return np.searchsorted(mids, values, side="left")
-
-
-def gptq_assign(rows: np.ndarray, palette: np.ndarray, upper: np.ndarray, block: np.ndarray) -> np.ndarray:
-    """Indices [r, depth] of rows (int8 codes) into a sorted palette, column by column: each
-    column takes the nearest entry to its value as updated so far, and its rounding error is
-    spread over the columns not yet assigned through the inverse covariance (GPTQ, Frantar et
-    al. 2022), so that they compensate it in the layer's output. upper: _inverse_cholesky of
-    the covariance blocks; block[i]: the block of row i."""
+def gptq_assign(rows: np.ndarray, palettes: np.ndarray, upper: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Indices [r, depth] of rows (int8 codes) into their palettes [r, 2^bits], column by
+    column: each column takes the nearest entry (ties: the first) to its value as updated so
+    far, and its rounding error is spread over the columns not yet assigned through the
+    inverse covariance (GPTQ, Frantar et al. 2022), so that they compensate it in the layer's
+    output. upper: _inverse_cholesky of the covariance blocks; block[i]: the block of row i."""
     w = rows.astype(np.float64).copy()
     idx = np.empty(rows.shape, np.int64)
+    picks = np.arange(len(rows))
     for j in range(w.shape[1]):
-        idx[:, j] = _nearest(w[:, j], palette)
-        err = (w[:, j] - palette[idx[:, j]]) / upper[block, j, j]
+        idx[:, j] = np.argmin(np.abs(w[:, j, None] - palettes), axis=1)
+        err = (w[:, j] - palettes[picks, idx[:, j]]) / upper[block, j, j]
         w[:, j + 1:] -= err[:, None] * upper[block, j, j + 1:]
     return idx
 
 
-def _output_error(rows, scale2, palette, idx, cov, block) -> float:
-    """sum over rows of scale^2 e^T C e, e = row - palette[idx]: the variance of the layer's
-    float output error on the calibration data (its mean is the bias shift's)."""
-    e = rows - palette[idx]
-    total = 0.0
+def _row_errors(rows, scale2, decoded, cov, block) -> np.ndarray:
+    """Per row, scale^2 e^T C e with e = row - decoded: the variance of that output channel's
+    float error on the calibration data (its mean is the bias shift's)."""
+    e = rows - decoded
+    out = np.empty(len(rows))
     for b in np.unique(block):
         mine = block == b
-        total += float(np.sum(scale2[mine] * np.sum((e[mine] @ cov[b]) * e[mine], axis=1)))
-    return total
+        out[mine] = scale2[mine] * np.sum((e[mine] @ cov[b]) * e[mine], axis=1)
+    return out
 
 
 def refit_palette(rows, scale2, palette, idx, cov, block) -> np.ndarray:
-    """The palette values (float, same entries) that minimise _output_error for fixed indices:
-    the normal equations of a least-squares problem in 2^bits unknowns. Entries no weight uses
-    keep their value."""
+    """The palette values (float, same entries) that minimise the summed _row_errors of rows
+    [r, depth] for fixed indices: the normal equations of a least-squares problem in 2^bits
+    unknowns. Entries no weight uses keep their value."""
     k = len(palette)
-    onehot = (idx[:, :, None] == np.arange(k)).astype(np.float64)  # [r, depth, k]
-    m, rhs = np.zeros((k, k)), np.zeros(k)
+    m, rhs = np.zeros(k * k), np.zeros(k)
     for b in np.unique(block):
-        mine = block == b
-        a = onehot[mine] * np.sqrt(scale2[mine])[:, None, None]
-        ca = (np.swapaxes(a, 1, 2).reshape(-1, a.shape[1]) @ cov[b]).reshape(len(a), k, -1)  # A^T C
-        m += np.einsum("rkd,rdl->kl", ca, a)
-        rhs += np.einsum("rkd,rd->k", ca, rows[mine] * np.sqrt(scale2[mine])[:, None])
+        mine = np.flatnonzero(block == b)
+        cq = (rows[mine] @ cov[b]) * scale2[mine, None]  # each row's C q, the rhs before the sums per entry
+        rhs += np.bincount(idx[mine].reshape(-1), cq.reshape(-1), minlength=k)
+        for r in mine:  # A^T C A: the sum of C over each pair of entries' positions (bincount, not k x d^2 flops)
+            pairs = idx[r][:, None] * k + idx[r][None, :]
+            m += scale2[r] * np.bincount(pairs.reshape(-1), cov[b].reshape(-1), minlength=k * k)
+    m = m.reshape(k, k)
     used = np.diag(m) > 0
     out = palette.astype(np.float64).copy()
     if used.any():
@@ -444,32 +444,44 @@ def _canonical(palette: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray
     return padded.astype(np.int64), inverse.reshape(-1)[idx]
 
 
-def gptq_refine(group: np.ndarray, scale2: np.ndarray, palette: np.ndarray, idx: np.ndarray,
-                cov: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(palette, indices) of one palette group [r, depth] after GPTQ_ROUNDS rounds of
-    gptq_assign and refit_palette, starting from the clustered palette and its nearest-entry
-    indices; whichever candidate has the lowest _output_error is returned (so never worse
-    than the plain assignment by that measure)."""
-    k = len(palette)
-    used_blocks, block = np.unique(block, return_inverse=True)
-    cov = cov[used_blocks]
-    order = np.argsort(-np.einsum("bii->i", cov), kind="stable") if GPTQ_ACT_ORDER else np.arange(group.shape[1])
+def gptq_refine(rows: np.ndarray, scale2: np.ndarray, palettes: np.ndarray, idx: np.ndarray,
+                cov: np.ndarray, block: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(palettes [groups, 2^bits] int8, indices [r, depth]) of a layer's rows [r, depth] after
+    GPTQ_ROUNDS rounds of gptq_assign (all rows at once, one inverse per covariance block) and
+    refit_palette (per palette group), starting from the clustered palettes and their
+    nearest-entry indices. Each group keeps whichever candidate has its lowest summed
+    _row_errors, so it is never worse than the plain assignment by that measure. block[i],
+    group[i]: row i's covariance block and palette group."""
+    k = palettes.shape[1]
+    order = np.argsort(-np.einsum("bii->i", cov), kind="stable") if GPTQ_ACT_ORDER else np.arange(rows.shape[1])
     back = np.argsort(order)
-    rows, idx, cov = group[:, order].astype(np.float64), idx[:, order], cov[:, order][:, :, order]
+    rows, idx, cov = rows[:, order].astype(np.float64), idx[:, order], cov[:, order][:, :, order]
     upper = _inverse_cholesky(cov)
-    best = (palette.astype(np.int64), idx)
-    best_err = _output_error(rows, scale2, *best, cov, block)
-    current = best[0]
+    members = [np.flatnonzero(group == gi) for gi in range(len(palettes))]
+
+    def group_errors(pal, ix):
+        e = _row_errors(rows, scale2, pal[group[:, None], ix], cov, block)
+        return np.array([e[m].sum() for m in members])
+
+    best_pal, best_idx = palettes.astype(np.int64), idx.copy()
+    best_err = group_errors(best_pal, best_idx)
+    current = best_pal
     for _ in range(GPTQ_ROUNDS):
-        values = np.unique(current)
-        assigned = gptq_assign(rows, values.astype(np.float64), upper, block)
-        fitted = refit_palette(rows, scale2, values, assigned, cov, block)
-        for cand in (_canonical(values, assigned, k), _canonical(fitted, assigned, k)):
-            err = _output_error(rows, scale2, *cand, cov, block)
-            if err < best_err:
-                best, best_err = cand, err
-        current = _canonical(fitted, assigned, k)[0]
-    return best[0].astype(np.int8), best[1][:, back]
+        assigned = gptq_assign(rows, current[group].astype(np.float64), upper, block)
+        fitted = np.stack([refit_palette(rows[m], scale2[m], current[gi], assigned[m], cov, block[m])
+                           for gi, m in enumerate(members)])
+        for values in (current, fitted):
+            pal, ix = np.empty_like(best_pal), np.empty_like(best_idx)
+            for gi, m in enumerate(members):
+                pal[gi], ix[m] = _canonical(values[gi], assigned[m], k)
+            err = group_errors(pal, ix)
+            better = err < best_err
+            best_err = np.where(better, err, best_err)
+            best_pal[better] = pal[better]
+            rows_better = better[group]
+            best_idx[rows_better] = ix[rows_better]
+        current = pal  # the refitted palettes, as int8 (the last candidate)
+    return best_pal.astype(np.int8), best_idx[:, back]
 
 
 def preclustered_layout(w: np.ndarray, scale: np.ndarray, bits: int) -> tuple[np.ndarray, int] | None:
