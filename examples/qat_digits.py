@@ -14,8 +14,9 @@ golden model (tinycc.compile(...).run(..., engine="int8")):
   PROM QAT          the same, fine-tuned with the straight-through estimator (tinycc.qat.finetune,
                     the float model as distillation teacher)
   codebook 4-bit    `tinycc run --quant codebook --codebook-bits 4 --calib`: the compiler's
-  PTQ (tinycc)      k-means palettes, weighted by the calibration data, the bias corrected for
-                    the clustering, the smallest layers int8 (quant/codebook.py); also with
+  PTQ (tinycc)      k-means palettes, weighted by the calibration data, indices chosen GPTQ-style
+                    with the inputs' covariance, the bias corrected for the clustering, the
+                    smallest layers int8 (quant/codebook.py); also with
                     --bias-correction, next to int8 PTQ with --bias-correction
   codebook 4-bit    tinycc.qat.prepare_codebook(bits=4) + calibrate: every layer's weights
   PTQ               snapped to 16 int8 palette values per group of 8 output channels (1-D
