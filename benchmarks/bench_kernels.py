@@ -11,7 +11,7 @@ Printed: per shape, the MACs (every tap of every window, padded ones included, a
 MAC counts; for max and average pooling the element taps; for ADD/MUL the output elements), the instructions
 and the instructions per MAC (per tap, per element); then the depthwise figures pooled by kernel size (sum of instructions / sum of MACs).
 
-Usage: python benchmarks/bench_kernels.py [--core cortex-m4] [--only depthwise|inplace|pointwise|maxpool|avgpool|elementwise]
+Usage: python benchmarks/bench_kernels.py [--core cortex-m4] [--only depthwise|inplace|pointwise|maxpool|avgpool|elementwise|firstconv]
                                           [--define TC_NO_ASM] [--json FILE]
 """
 from __future__ import annotations
@@ -97,6 +97,18 @@ POINTWISE = {
     "first_conv3x3_s2_cin3_cout8_48x48": _pw((48, 48), 3, 8, k=3, stride=2, pads=(0, 0, 1, 1)),
 }
 
+# First layers (tc_conv2d_s8_first_dsp.c) as the MLPerf Tiny models have them: the VWW stem
+# (rows 0-23 of its 96x96 RGB input), the IC stem (32x32 RGB, padded on every side) and the KWS
+# stem (10x4 windows over the 49x10 MFCC plane), and a 3x3 stem on one channel.
+FIRSTCONV = {
+    "first_conv3x3_s2_cin3_cout8_vww_rows": _pw((24, 96), 3, 8, k=3, stride=2, pads=(0, 0, 1, 1)),
+    "first_conv3x3_s1_cin3_cout16_ic": _pw((32, 32), 3, 16, k=3, stride=1, pads=(1, 1, 1, 1)),
+    "first_conv10x4_s2_cin1_cout64_kws": ("conv", dict(_pw((49, 10), 1, 64)[1], k=(10, 4),
+                                                       stride=(2, 2), pads=(4, 1, 5, 1))),
+    "first_conv3x3_s1_cin1_cout16_28x28": _pw((28, 28), 1, 16, k=3, stride=1, pads=(1, 1, 1, 1)),
+}
+
+
 def _maxpool(in_hw, k, stride, c, pads=(0, 0, 0, 0)):
     return ("maxpool", dict(in_hw=in_hw, k=(k, k), stride=(stride, stride), pads=pads, ceil_mode=False,
                             channels=c, act="full"))
@@ -141,7 +153,7 @@ ELEMENTWISE = {
 }
 
 GROUPS = {"depthwise": DEPTHWISE, "inplace": DEPTHWISE_INPLACE, "pointwise": POINTWISE, "maxpool": MAXPOOL,
-          "avgpool": AVGPOOL, "elementwise": ELEMENTWISE}
+          "avgpool": AVGPOOL, "elementwise": ELEMENTWISE, "firstconv": FIRSTCONV}
 
 
 def macs(kind: str, p) -> int:

@@ -237,6 +237,12 @@ void tc_pw_ternary_s8_dsp(const tc_pw_ternary_params *p, const int8_t *in, const
 void tc_conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
                       const int32_t *bias, const int32_t *mult, const int32_t *shift,
                       int8_t *out);
+/* tc_conv2d_s8_first_dsp.c: first layers (groups 1, dil_w 1, in_c <= 4, a window of 2 to 64
+ * values, every shift in [-23, 1]), entered at the top of tc_conv2d_s8_dsp. */
+int tc_conv2d_s8_first_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift);
+void tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                            int8_t *out);
 /* tc_conv2d_s8_dsp.c: whether a layer takes its shallow pointwise path (1x1, unpadded, groups 1,
  * in_c <= 8, every shift in [-23, 1]); the entry point hands it such layers of any in_c. */
 int tc_conv2d_s8_shallow_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift);

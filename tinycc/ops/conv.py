@@ -766,7 +766,7 @@ def lower_codebook_conv(lc, node, enc, geometry: dict, quant: dict, group: int, 
 _CONV_ARGS = ("in", "const", "const", "const", "const", "out")  # in, w, bias, mult, shift, out
 declare("tc_conv2d_s8", header="tc_conv.h", params=Conv2dParams, golden=conv2d_s8, args=_CONV_ARGS,
         sources=("tc_conv2d_s8.c",),
-        variants=(Variant(DSP, ("tc_conv2d_s8_dsp.c",)), Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM"),
+        variants=(Variant(DSP, ("tc_conv2d_s8_dsp.c", "tc_conv2d_s8_first_dsp.c")), Variant(ASM, ("tc_conv2d_s8_asm.c",), "TC_DSP_ASM"),
                   Variant(FAST, ("tc_conv2d_s8_fast.c",), "TC_FAST_PORTABLE")))
 _DWCONV_VARIANTS = (Variant(DSP, ("tc_dwconv2d_s8_dsp.c",)), Variant(ASM, ("tc_dwconv2d_s8_asm.c",), "TC_DSP_ASM"),
                     Variant(FAST, ("tc_dwconv2d_s8_fast.c",), "TC_FAST_PORTABLE"))

@@ -166,7 +166,8 @@ HANDWRITTEN_FRAMES = {"tc_conv2d_pairs_asm": 40, "tc_conv2d_pairs_near_asm": 40,
                       "tc_conv2d_shallow8_asm": 40, "tc_conv2d_shallow4z_asm": 40, "tc_conv2d_shallow8z_asm": 40,
                       "tc_dwq_pairs_asm": 40, "tc_dwq_pairs_s2_asm": 40, "tc_dwq_quads_asm": 40,
                       "tc_dwk5_pairs_asm": 48, "tc_dwk5_pairs_s2_asm": 48, "tc_dwk7_pairs_asm": 48,
-                      "tc_dwk7_pairs_s2_asm": 48}
+                      "tc_dwk7_pairs_s2_asm": 48,
+                      "tc_conv2d_first_pairs_asm": 40}
 
 
 def static_stack(build_dir: Path, root: str = "tc_reset_handler") -> StaticStack:
