@@ -37,8 +37,9 @@
 enum {
     FIRST_MAX_C = 4,       /* input channels */
     FIRST_MAX_GROUPS = 16, /* 4-value groups per window (depth <= 64) */
-    FIRST_WORDS = 256,     /* widened weights of a chunk of channel pairs + a pixel block */
-    FIRST_CHUNK_PAIRS = 4
+    FIRST_WORDS = 224,     /* the channels' widened weights + a pixel block (896 B) */
+    FIRST_MAX_PAIRS = 8,   /* output channel pairs */
+    FIRST_MIN_BLOCK = 8    /* pixels */
 };
 #define FIRST_MAX_BIAS (INT32_C(1) << 28)
 
@@ -59,26 +60,25 @@ static first_layout first_make_layout(const tc_conv2d_params *p) {
     return l;
 }
 
-/* Channel pairs per chunk: those whose widened weights share the buffer with the pixel block,
- * as many as fit half of it (at most FIRST_CHUNK_PAIRS), in chunks of equal size. */
-static int32_t first_chunk_pairs(const tc_conv2d_params *p, const first_layout *l) {
+/* Whether every channel pair's widened weights (4 words per group) and a block of at least
+ * FIRST_MIN_BLOCK pixels fit the buffer. All channels run over a staged block before the next
+ * block is staged, so the input is read in the order of the output rows, as the row-streaming
+ * overlap licence of tc_conv2d_s8 needs (tinycc/ops/conv.py conv2d_overlap_licence): staging the
+ * input again for a second chunk of channels would read rows the first chunk's outputs may have
+ * overwritten. Layers with more channels (the IC stem's 16 at 7 groups, the KWS stem's 64) take
+ * the gathered pixel-pair path. */
+static int first_fits(const tc_conv2d_params *p, const first_layout *l) {
     const int32_t pairs = (p->out_c + 1) >> 1;
-    const int32_t most = TC_MAX(TC_MIN(FIRST_WORDS / 2 / (4 * l->groups), FIRST_CHUNK_PAIRS), 1);
-    const int32_t chunks = (pairs + most - 1) / most;
-    return (pairs + chunks - 1) / chunks;
+    return pairs <= FIRST_MAX_PAIRS && (pairs + FIRST_MIN_BLOCK / 2) * 4 * l->groups <= FIRST_WORDS;
 }
 
-/* Where this path wins (QEMU counts, benchmarks/bench_kernels.py --only firstconv): each chunk
- * of channels stages every pixel again, so beyond two chunks (the KWS stem: 64 channels of 10
- * groups, 11 chunks, 4.1 instructions per MAC against 1.7) the gathered pixel-pair path is
- * faster, except where it does not apply (rows of fewer than 4 values: the portable loop). */
 int tc_conv2d_s8_first_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift) {
     first_layout l;
     int32_t c;
     if (p->groups != 1 || p->dil_w != 1 || p->in_c > FIRST_MAX_C || p->k_h * p->k_w < 2) return 0;
     l = first_make_layout(p);
     if (l.groups > FIRST_MAX_GROUPS) return 0;
-    if (p->k_w * p->in_c >= 4 && (p->out_c + 1) / 2 > 2 * first_chunk_pairs(p, &l)) return 0;
+    if (!first_fits(p, &l)) return 0;
     for (c = 0; c < p->out_c; ++c) {
         if (shift[c] < -TC_DSP_RQ_MAX_E || shift[c] > 1) return 0;
     }
@@ -137,32 +137,33 @@ static inline void first_stage_inside(const int8_t *src, int32_t row_step, int32
     if (t > 0) first_widen(x_tail, tail); /* lanes past the values: zero weights */
 }
 
-/* The window of output pixel (in_y0, in_x0) (its top-left tap) widened into x[2 * groups]: each
- * kernel row's whole words at x, its last values collected into the tail groups. */
-static TC_DSP_NOINLINE void first_stage_pixel(const tc_conv2d_params *p, const first_layout *l,
-                                              const int8_t *in, int32_t in_y0, int32_t in_x0,
-                                              uint32_t *x) {
+/* A 3x3x3 window inside the image (the RGB stems), straight-line: six whole words and the
+ * tail group of the three rows' last values. */
+static inline void first_stage_inside_333(const int8_t *src, int32_t row_step, uint32_t *x) {
+    const int8_t *r1 = src + row_step, *r2 = r1 + row_step;
+    const uint32_t tail = (uint32_t)(uint8_t)src[8] | (uint32_t)(uint8_t)r1[8] << 8 |
+                          (uint32_t)(uint8_t)r2[8] << 16;
+    first_widen(x, tc_read_s8x4(src));
+    first_widen(x + 2, tc_read_s8x4(src + 4));
+    first_widen(x + 4, tc_read_s8x4(r1));
+    first_widen(x + 6, tc_read_s8x4(r1 + 4));
+    first_widen(x + 8, tc_read_s8x4(r2));
+    first_widen(x + 10, tc_read_s8x4(r2 + 4));
+    first_widen(x + 12, tail);
+}
+
+/* A window over the border of the image (its top-left tap at (in_y0, in_x0)) widened into
+ * x[2 * groups], taps outside the image as in_zp: each kernel row copied into `row` with its
+ * padding, then staged as inside the image. */
+static TC_DSP_NOINLINE void first_stage_border(const tc_conv2d_params *p, const first_layout *l,
+                                               const int8_t *in, int32_t in_y0, int32_t in_x0,
+                                               uint32_t *x) {
     int8_t row[4 * FIRST_MAX_GROUPS];
     const int inside_x = in_x0 >= 0 && in_x0 + p->k_w <= p->in_w;
-    const int32_t row_step = p->dil_h * p->in_w * p->in_c;
     uint32_t *x_tail = x + 2 * p->k_h * l->row_words;
     uint32_t tail = 0;
     int32_t ky, t = 0;
-    if (inside_x && in_y0 >= 0 && in_y0 + (p->k_h - 1) * p->dil_h < p->in_h) {
-        const int8_t *src = in + (in_y0 * p->in_w + in_x0) * p->in_c;
-        /* the stems of the MLPerf Tiny models and their kin, with constant loop counts */
-        if (l->row_words == 2 && l->row_tail == 1) { /* 3x3x3 */
-            first_stage_inside(src, row_step, p->k_h, 2, 1, x);
-        } else if (l->row_words == 1 && l->row_tail == 0) { /* kx4x1, 1x4 pairs (k_w 2, in_c 2) */
-            first_stage_inside(src, row_step, p->k_h, 1, 0, x);
-        } else if (l->row_words == 0 && l->row_tail == 3) { /* 3x3x1 */
-            first_stage_inside(src, row_step, p->k_h, 0, 3, x);
-        } else {
-            first_stage_inside(src, row_step, p->k_h, l->row_words, l->row_tail, x);
-        }
-        return;
-    }
-    for (ky = 0; ky < p->k_h; ++ky) { /* a window over the border: rows padded with in_zp */
+    for (ky = 0; ky < p->k_h; ++ky) {
         const int32_t iy = in_y0 + ky * p->dil_h;
         const int8_t *src = inside_x && iy >= 0 && iy < p->in_h
                                 ? in + (iy * p->in_w + in_x0) * p->in_c
@@ -172,18 +173,46 @@ static TC_DSP_NOINLINE void first_stage_pixel(const tc_conv2d_params *p, const f
     if (t > 0) first_widen(x_tail, tail);
 }
 
-/* Pixels pix0 .. pix0 + n - 1 (row-major output order) staged into x, 2 * groups words each. */
-static void first_stage_block(const tc_conv2d_params *p, const first_layout *l, const int8_t *in,
-                              int32_t pix0, int32_t n, uint32_t *x) {
+/* Pixels pix0 .. pix0 + n - 1 (row-major output order) staged into x, 2 * groups words each;
+ * `is_333`: the layer's windows are 3x3x3 (first_stage_inside_333 inside the image). */
+static inline void first_stage_pixels(const tc_conv2d_params *p, const first_layout *l,
+                                      const int8_t *in, int32_t pix0, int32_t n, uint32_t *x,
+                                      const int is_333) {
+    const int32_t x_step = 2 * l->groups, row_step = p->dil_h * p->in_w * p->in_c;
+    /* the top-left taps of the windows inside the image */
+    const uint32_t x_last = (uint32_t)(p->in_w - p->k_w);
+    const uint32_t y_last = (uint32_t)(p->in_h - 1 - (p->k_h - 1) * p->dil_h);
+    const int any_inside = p->in_w >= p->k_w && p->in_h > (p->k_h - 1) * p->dil_h;
     int32_t oy = pix0 / p->out_w, ox = pix0 % p->out_w;
-    for (; n > 0; --n, x += 2 * l->groups) {
-        first_stage_pixel(p, l, in, oy * p->stride_h - p->pad_top, ox * p->stride_w - p->pad_left,
-                          x);
+    for (; n > 0; --n, x += x_step) {
+        const int32_t in_y0 = oy * p->stride_h - p->pad_top, in_x0 = ox * p->stride_w - p->pad_left;
+        if (any_inside && (uint32_t)in_x0 <= x_last && (uint32_t)in_y0 <= y_last) {
+            const int8_t *src = in + (in_y0 * p->in_w + in_x0) * p->in_c;
+            if (is_333) {
+                first_stage_inside_333(src, row_step, x);
+            } else {
+                first_stage_inside(src, row_step, p->k_h, l->row_words, l->row_tail, x);
+            }
+        } else {
+            first_stage_border(p, l, in, in_y0, in_x0, x);
+        }
         if (++ox == p->out_w) {
             ox = 0;
             ++oy;
         }
     }
+}
+
+static TC_DSP_NOINLINE void first_stage_block_333(const tc_conv2d_params *p,
+                                                  const first_layout *l, const int8_t *in,
+                                                  int32_t pix0, int32_t n, uint32_t *x) {
+    first_stage_pixels(p, l, in, pix0, n, x, 1);
+}
+
+static TC_DSP_NOINLINE void first_stage_block_any(const tc_conv2d_params *p,
+                                                  const first_layout *l, const int8_t *in,
+                                                  int32_t pix0, int32_t n, uint32_t *x) {
+    first_stage_pixels(p, l, in, pix0, n, x, 0);
 }
 
 /* One output channel's requantization, with its weights as staged. */
@@ -198,7 +227,7 @@ typedef struct {
 /* Output channel oc's weights in the window layout, widened and scaled into the even or odd
  * half of each group's 4 words (`w` at channel slot `slot` of its pair: words 4g + 2 * slot and
  * 4g + 2 * slot + 1), and its requantization. */
-static void first_stage_channel(const tc_conv2d_params *p, const first_layout *l, const int8_t *w,
+static TC_DSP_NOINLINE void first_stage_channel(const tc_conv2d_params *p, const first_layout *l, const int8_t *w,
                                 const tc_dsp_requant *q, int32_t oc, uint32_t *wp,
                                 first_channel *ch) {
     const int8_t *wc = w + oc * p->k_h * l->row_len;
@@ -422,52 +451,42 @@ static void first_run(first_job *job, int32_t n, int32_t channels, int fast_laye
     first_pixels_any(job, n, channels, q);
 }
 
-/* Channel pairs [pair0, pair0 + n_pairs) over every pixel, their weights in w_stage and
- * blocks of `block` pixels in x. */
-static void first_chunk(const tc_conv2d_params *p, const first_layout *l, const int8_t *in,
-                        const int8_t *w, const tc_dsp_requant *q, int32_t pair0, int32_t n_pairs,
-                        uint32_t *w_stage, uint32_t *x, int32_t block, int8_t *out) {
-    const int32_t G = l->groups, pixels = p->out_h * p->out_w, out_c = p->out_c;
-    const int fast_layer = q->act_min == -128 && q->act_max == 127;
-    first_channel chans[2 * FIRST_CHUNK_PAIRS];
-    first_job job;
-    int32_t pix0, i, c;
-    for (c = 2 * pair0; c < TC_MIN(2 * (pair0 + n_pairs), out_c); ++c) {
-        const int32_t i_c = c - 2 * pair0;
-        first_stage_channel(p, l, w, q, c, w_stage + (i_c >> 1) * 4 * G + 2 * (i_c & 1),
-                            &chans[i_c]);
-    }
-    job.groups = G;
-    job.y_step = out_c;
-    for (pix0 = 0; pix0 < pixels; pix0 += block) {
-        const int32_t n = TC_MIN(block, pixels - pix0);
-        first_stage_block(p, l, in, pix0, n, x);
-        for (i = 0; i < n_pairs; ++i) {
-            c = 2 * (pair0 + i);
-            job.x = x;
-            job.w = w_stage + i * 4 * G;
-            job.ch = &chans[2 * i];
-            job.y = out + pix0 * out_c + c;
-            first_run(&job, n, TC_MIN(out_c - c, 2), fast_layer, q);
-        }
-    }
-}
-
 void tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
                             const int32_t *bias, const int32_t *mult, const int32_t *shift,
                             int8_t *out) {
     const tc_dsp_requant q =
         tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
     const first_layout l = first_make_layout(p);
-    const int32_t pair_words = 4 * l.groups, pairs = (p->out_c + 1) >> 1;
-    const int32_t per_chunk = first_chunk_pairs(p, &l);
-    const int32_t x_words = FIRST_WORDS - per_chunk * pair_words;
-    const int32_t block = TC_MAX((x_words / (2 * l.groups)) & ~1, 1); /* pixels, even */
-    uint32_t buf[FIRST_WORDS];
-    int32_t pair0;
-    for (pair0 = 0; pair0 < pairs; pair0 += per_chunk) {
-        first_chunk(p, &l, in, w, &q, pair0, TC_MIN(per_chunk, pairs - pair0), buf,
-                    buf + per_chunk * pair_words, block, out);
+    const int32_t G = l.groups, pixels = p->out_h * p->out_w, out_c = p->out_c;
+    const int32_t pairs = (out_c + 1) >> 1, pair_words = 4 * G;
+    const int32_t block = ((FIRST_WORDS - pairs * pair_words) / (2 * G)) & ~1; /* >= 8 pixels */
+    const int fast_layer = q.act_min == -128 && q.act_max == 127;
+    const int is_333 = p->k_h == 3 && l.row_len == 9;
+    uint32_t buf[FIRST_WORDS]; /* the weights, pair i at buf + i * pair_words; the block after */
+    uint32_t *x = buf + pairs * pair_words;
+    first_channel chans[2 * FIRST_MAX_PAIRS];
+    first_job job;
+    int32_t pix0, i, c;
+    for (c = 0; c < out_c; ++c) {
+        first_stage_channel(p, &l, w, &q, c, buf + (c >> 1) * pair_words + 2 * (c & 1), &chans[c]);
+    }
+    job.groups = G;
+    job.y_step = out_c;
+    for (pix0 = 0; pix0 < pixels; pix0 += block) {
+        const int32_t n = TC_MIN(block, pixels - pix0);
+        if (is_333) {
+            first_stage_block_333(p, &l, in, pix0, n, x);
+        } else {
+            first_stage_block_any(p, &l, in, pix0, n, x);
+        }
+        for (i = 0; i < pairs; ++i) {
+            c = 2 * i;
+            job.x = x;
+            job.w = buf + i * pair_words;
+            job.ch = &chans[c];
+            job.y = out + pix0 * out_c + c;
+            first_run(&job, n, TC_MIN(out_c - c, 2), fast_layer, &q);
+        }
     }
 }
 #endif /* TC_HAVE_DSP */

@@ -503,13 +503,13 @@ CONV_TARGETED = {
                                            pads=(1, 1, 1, 1), in_c=3, out_c=6),
            # the KWS stem: 10x4 windows over one plane, rows padded above and below
            "kws_10x4_s2_in_c_1": dict(in_hw=(15, 10), k=(10, 4), stride=(2, 2),
-                                      pads=(4, 1, 5, 1), in_c=1, out_c=10),
+                                      pads=(4, 1, 5, 1), in_c=1, out_c=2),
            "in_c_1_3x3_tail_only": dict(in_hw=(6, 7), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1),
                                         in_c=1, out_c=4),
            "in_c_2_5x3_odd_out_c_relu": dict(in_hw=(8, 7), k=(5, 3), stride=(1, 2),
                                              pads=(2, 1, 2, 1), in_c=2, out_c=5, act="relu"),
            "in_c_4_3x3_s2_clamped": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2),
-                                         pads=(1, 2, 1, 0), in_c=4, out_c=6, act="random"),
+                                         pads=(1, 2, 1, 0), in_c=4, out_c=4, act="random"),
            "in_c_3_unequal_pads": dict(in_hw=(6, 5), k=(3, 3), stride=(1, 1), pads=(2, 0, 0, 2),
                                        in_c=3, out_c=4),
            "in_c_3_extremes": dict(in_hw=(5, 6), k=(3, 3), stride=(2, 1), pads=(1, 1, 1, 1),
@@ -526,27 +526,32 @@ CONV_TARGETED = {
            "in_c_2_mixed_near": dict(in_hw=(5, 5), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1),
                                      in_c=2, out_c=9, regime="mixed_near", style="around_zp",
                                      w_range=(-3, 3)),
-           # every requantization edge (rows of 3 values: any number of channels is taken)
+           # requantization edges (16 channels of 3 groups fit)
            "in_c_1_edges": dict(in_hw=(3, 3), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1),
-                                in_c=1, out_c=40, regime="mixed_near", w_range=(0, 0),
+                                in_c=1, out_c=16, regime="mixed_near", w_range=(0, 0),
                                 bias="edges"),
-           # more pixels than a block (10 at 7 groups, beside 4 pairs' weights) and more
-           # channels than one chunk (4 pairs at 7 groups): two chunks
-           "in_c_3_blocks_out_c_14": dict(in_hw=(9, 8), k=(3, 3), stride=(1, 1),
-                                          pads=(1, 1, 1, 1), in_c=3, out_c=14),
+           # many blocks (8 pixels at 7 groups beside 4 pairs' weights) spanning row ends
+           "in_c_3_blocks_out_c_8": dict(in_hw=(9, 7), k=(3, 3), stride=(1, 1),
+                                         pads=(1, 1, 1, 1), in_c=3, out_c=8),
            "in_c_3_dilated_rows": dict(in_hw=(9, 7), k=(3, 3), stride=(1, 1), dil=(2, 1),
                                        pads=(2, 1, 2, 1), in_c=3, out_c=4),
-           "in_c_1_8x8_64_values": dict(in_hw=(10, 9), k=(8, 8), stride=(1, 1),
+           # images lower or narrower than the window: no window inside
+           "in_c_4_image_lower_than_window": dict(in_hw=(1, 8), k=(2, 2), stride=(1, 1),
+                                                  pads=(0, 0, 1, 0), in_c=4, out_c=5),
+           "in_c_3_image_narrower_than_window": dict(in_hw=(6, 2), k=(3, 3), stride=(1, 1),
+                                                     pads=(1, 1, 1, 1), in_c=3, out_c=4),
+           "in_c_1_5x8_10_groups": dict(in_hw=(10, 9), k=(5, 8), stride=(1, 1),
+                                        pads=(2, 4, 2, 3), in_c=1, out_c=2),
+           # weights and 8 pixels beyond the 224 words: the gathered path
+           "in_c_1_8x8_not_taken": dict(in_hw=(10, 9), k=(8, 8), stride=(1, 1),
                                         pads=(3, 4, 4, 3), in_c=1, out_c=4),
+           "ic_out_c_16_not_taken": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1),
+                                         pads=(1, 1, 1, 1), in_c=3, out_c=16),
            # 5x5x3: 19 groups, more than the path's 16: the gathered pixel-pair path
            "in_c_3_5x5_not_taken": dict(in_hw=(6, 6), k=(5, 5), stride=(1, 1),
                                         pads=(2, 2, 2, 2), in_c=3, out_c=4),
-           # the KWS stem's 64 channels: 11 chunks of 3 pairs, the gathered path is faster
            "kws_10x4_out_c_24_not_taken": dict(in_hw=(12, 10), k=(10, 4), stride=(2, 2),
                                                pads=(4, 1, 5, 1), in_c=1, out_c=24),
-           # rows of 3 values: no gathered path, so any number of chunks
-           "in_c_1_3x3_out_c_40_chunks": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1),
-                                              pads=(1, 1, 1, 1), in_c=1, out_c=40),
            "in_c_3_left_shifts_not_taken": dict(in_hw=(4, 4), k=(3, 3), stride=(1, 1),
                                                 pads=(1, 1, 1, 1), in_c=3, out_c=3,
                                                 regime="large"),
@@ -769,10 +774,8 @@ def conv_first_expected(p, shift) -> bool:
     groups = conv_first_groups(p)
     if not (p.groups == 1 and p.dil_w == 1 and p.in_c <= 4 and p.k_h * p.k_w >= 2 and groups <= 16):
         return False
-    pairs = (p.out_c + 1) // 2  # channel pairs per chunk (first_chunk_pairs): at most 2 chunks
-    most = max(min(256 // 2 // (4 * groups), 4), 1)
-    chunks = -(-pairs // most)
-    if p.k_w * p.in_c >= 4 and pairs > 2 * -(-pairs // chunks):
+    pairs = (p.out_c + 1) // 2  # first_fits: every pair's weights and 8 pixels in 224 words
+    if pairs > 8 or (pairs + 4) * 4 * groups > 224:
         return False
     return bool(((shift >= -23) & (shift <= 1)).all())
 
@@ -891,15 +894,14 @@ def test_targeted_cases_exercise_their_feature():
         assert conv_shallow_expected(p, shift) == ("left_shifts" not in name), name
     assert not dsp_path_expected("conv", *by_name[("conv", "shallow_in_c_3_left_shifts_portable")][::5])
     first = [n for k, n in by_name if k == "conv" and n.startswith("first_")]
-    assert len(first) == 20
+    assert len(first) == 23
     for name in first:
         p, *_, shift = by_name[("conv", name)]
         assert conv_first_expected(p, shift) == ("not_taken" not in name), name
         assert dsp_path_expected("conv", p, shift), name  # the not-taken ones: the gathered path
-    p = by_name[("conv", "first_in_c_3_blocks_out_c_14")][0]
-    assert p.out_h * p.out_w > 2 * 10 and (p.out_c + 1) // 2 > 4  # several blocks, two chunks
-    p = by_name[("conv", "first_in_c_1_3x3_out_c_40_chunks")][0]
-    assert p.k_w * p.in_c < 4 and (p.out_c + 1) // 2 > 2 * 4
+    p = by_name[("conv", "first_in_c_3_blocks_out_c_8")][0]
+    assert p.out_h * p.out_w > 4 * 8 and p.out_w % 8  # several blocks, across row ends
+    assert conv_first_groups(by_name[("conv", "first_in_c_1_5x8_10_groups")][0]) == 10
     blocks = {n: by_name[("conv", n)][0] for n in shallow if "blocks" in n}
     assert all(p.out_h * p.out_w > 144 // ((p.in_c + 3) // 4) for p in blocks.values()), blocks
     assert not inplace_allowed(by_name[("dw_inplace", "output_larger_than_input")][0])

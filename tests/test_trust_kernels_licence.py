@@ -139,8 +139,31 @@ def deep_column():
     return nodes, [("x", [1, 64, 6, 1])], [("y", None)], inits
 
 
+def first_paths():
+    """The first-layer path (tc_conv2d_s8_first_dsp.c) on 3, 4 and 1 input channels, and a stem of
+    16 channels that takes the gathered path. W = 5: its blocks of 8 or more pixels span row
+    ends, and all channels run over a block before the next is staged."""
+    rng = np.random.default_rng(7)
+
+    def w(name, shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32),
+                                       name)
+
+    nodes = [_conv("x", "w_f1", "f1", pads=[1, 1, 1, 1]),                    # 3 -> 8, 3x3x3 windows
+             _conv("f1", "w_f2", "f2"),                                      # 8 -> 3
+             _conv("f2", "w_f3", "f3", pads=[1, 1, 1, 1]),                   # 3 -> 16: gathered
+             _conv("f3", "w_f4", "f4"),                                      # 16 -> 4
+             _conv("f4", "w_f5", "f5", pads=[1, 1, 1, 1], strides=[2, 1]),   # 4 -> 4, strided
+             _conv("f5", "w_f6", "f6"),                                      # 4 -> 1
+             _conv("f6", "w_f7", "f7", pads=[2, 1, 2, 1], kernel_shape=[5, 4]),  # 1 -> 6
+             _conv("f7", "w_out", "y")]
+    inits = [w("w_f1", (8, 3, 3, 3)), w("w_f2", (3, 8, 1, 1)), w("w_f3", (16, 3, 3, 3)), w("w_f4", (4, 16, 1, 1)),
+             w("w_f5", (4, 4, 3, 3)), w("w_f6", (1, 4, 1, 1)), w("w_f7", (6, 1, 5, 4)), w("w_out", (4, 6, 1, 1))]
+    return nodes, [("x", [1, 3, 10, 5])], [("y", None)], inits
+
+
 MODELS = {f.__name__: f for f in (conv_paths, depthwise_paths, in_place_and_concat, residual_add_table,
-                                  deep_column)}
+                                  deep_column, first_paths)}
 # (in-place licences on?, alignment units below each overlap's limit)
 VARIANTS = {"inplace+overlap@limit": (True, 0), "overlap@limit": (False, 0), "overlap@limit-16": (False, 1)}
 # (model, variant, DSP paths?): each kernel path under each licence it can get, in few builds
@@ -151,7 +174,7 @@ CASES = [("conv_paths", "inplace+overlap@limit", False), ("conv_paths", "inplace
          ("depthwise_paths", "overlap@limit-16", True),
          ("in_place_and_concat", "inplace+overlap@limit", False), ("in_place_and_concat", "inplace+overlap@limit", True),
          ("residual_add_table", "inplace+overlap@limit", False), ("residual_add_table", "inplace+overlap@limit", True),
-         ("deep_column", "overlap@limit", True)]
+         ("deep_column", "overlap@limit", True), ("first_paths", "overlap@limit", True)]
 # The sanitizers catch the same faults at -O0, which builds about 3 times faster than -O1.
 CHECK_FLAGS = "-O0 -g -fsanitize=address,undefined -fno-sanitize-recover=all"
 
@@ -199,6 +222,7 @@ EXPECTED_OVERLAPS = {
     ("conv_paths", 0): {"tc_conv2d_s8"},
     ("depthwise_paths", 0): {"tc_conv2d_s8", "tc_dwconv2d_s8"},
     ("deep_column", 0): {"tc_conv2d_s8"},
+    ("first_paths", 0): {"tc_conv2d_s8"},
 }
 
 
@@ -240,7 +264,7 @@ def test_checked_harness_under_every_licence(compiled, monkeypatch, name, varian
 
 
 @pytest.mark.skipif(_NO_QEMU is not None, reason=f"Cortex-M toolchain or QEMU unavailable: {_NO_QEMU}")
-@pytest.mark.parametrize("name", ["conv_paths", "depthwise_paths"])
+@pytest.mark.parametrize("name", ["conv_paths", "depthwise_paths", "first_paths"])
 def test_cortex_m4_dsp_paths_under_forced_overlaps(compiled, name):
     """The real DSP paths and assembly (not the emulation) with every overlap at its limit."""
     model, feeds = compiled[name]
