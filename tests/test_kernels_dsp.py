@@ -506,10 +506,17 @@ CONV_TARGETED = {
                                       pads=(4, 1, 5, 1), in_c=1, out_c=2),
            "in_c_1_3x3_tail_only": dict(in_hw=(6, 7), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1),
                                         in_c=1, out_c=4),
-           "in_c_2_5x3_odd_out_c_relu": dict(in_hw=(8, 7), k=(5, 3), stride=(1, 2),
-                                             pads=(2, 1, 2, 1), in_c=2, out_c=5, act="relu"),
-           "in_c_4_3x3_s2_clamped": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2),
-                                         pads=(1, 2, 1, 0), in_c=4, out_c=4, act="random"),
+           "in_c_2_5x3_odd_out_c": dict(in_hw=(8, 7), k=(5, 3), stride=(1, 2),
+                                        pads=(2, 1, 2, 1), in_c=2, out_c=5),
+           "in_c_4_3x3_s2": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2), pads=(1, 2, 1, 0),
+                                 in_c=4, out_c=4),
+           # a fused clamp, shifts -1..1: the gathered path
+           "in_c_4_3x3_s2_clamped_not_taken": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2),
+                                                   pads=(1, 2, 1, 0), in_c=4, out_c=4,
+                                                   act="random"),
+           "in_c_3_relu_not_taken": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1),
+                                         pads=(1, 1, 1, 1), in_c=3, out_c=4, act="relu",
+                                         out_zp=-100),
            "in_c_3_unequal_pads": dict(in_hw=(6, 5), k=(3, 3), stride=(1, 1), pads=(2, 0, 0, 2),
                                        in_c=3, out_c=4),
            "in_c_3_extremes": dict(in_hw=(5, 6), k=(3, 3), stride=(2, 1), pads=(1, 1, 1, 1),
@@ -520,16 +527,15 @@ CONV_TARGETED = {
                                     w_range=(-128, 127)),
            "in_c_3_bias_near_limit": dict(in_hw=(4, 5), k=(3, 3), stride=(1, 1),
                                           pads=(1, 1, 1, 1), in_c=3, out_c=4, bias="near_limit"),
-           "in_c_3_near_shifts": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1),
+           "in_c_3_near_shifts_not_taken": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1),
                                       in_c=3, out_c=6, regime="near", style="around_zp",
                                       w_range=(-3, 3)),
-           "in_c_2_mixed_near": dict(in_hw=(5, 5), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1),
+           "in_c_2_mixed_near_not_taken": dict(in_hw=(5, 5), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1),
                                      in_c=2, out_c=9, regime="mixed_near", style="around_zp",
                                      w_range=(-3, 3)),
-           # requantization edges (16 channels of 3 groups fit)
+           # accumulators at the requantization's edges (16 channels of 3 groups fit)
            "in_c_1_edges": dict(in_hw=(3, 3), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1),
-                                in_c=1, out_c=16, regime="mixed_near", w_range=(0, 0),
-                                bias="edges"),
+                                in_c=1, out_c=16, w_range=(0, 0), bias="edges"),
            # many blocks (8 pixels at 7 groups beside 4 pairs' weights) spanning row ends
            "in_c_3_blocks_out_c_8": dict(in_hw=(9, 7), k=(3, 3), stride=(1, 1),
                                          pads=(1, 1, 1, 1), in_c=3, out_c=8),
@@ -769,15 +775,14 @@ def conv_first_groups(p) -> int:
 
 
 def conv_first_expected(p, shift) -> bool:
-    """tc_conv2d_s8_first_dsp_applicable: groups 1, dil_w 1, in_c <= 4, at least 2 taps, at
-    most 16 groups, every shift in [-23, 1]."""
+    """tc_conv2d_s8_first_dsp_applicable: groups 1, dil_w 1, in_c <= 4, at least 2 taps, no
+    clamp, at most 16 groups, every channel pair's weights and 8 pixels in 224 words, every shift
+    in [-23, -2]."""
     groups = conv_first_groups(p)
-    if not (p.groups == 1 and p.dil_w == 1 and p.in_c <= 4 and p.k_h * p.k_w >= 2 and groups <= 16):
-        return False
-    pairs = (p.out_c + 1) // 2  # first_fits: every pair's weights and 8 pixels in 224 words
-    if pairs > 8 or (pairs + 4) * 4 * groups > 224:
-        return False
-    return bool(((shift >= -23) & (shift <= 1)).all())
+    pairs = (p.out_c + 1) // 2
+    return (p.groups == 1 and p.dil_w == 1 and p.in_c <= 4 and p.k_h * p.k_w >= 2
+            and (p.act_min, p.act_max) == (-128, 127) and groups <= 16 and pairs <= 8
+            and (pairs + 4) * 4 * groups <= 224 and bool(((shift >= -23) & (shift <= -2)).all()))
 
 
 def dsp_path_expected(kind, p, shift=None) -> bool:
@@ -894,7 +899,7 @@ def test_targeted_cases_exercise_their_feature():
         assert conv_shallow_expected(p, shift) == ("left_shifts" not in name), name
     assert not dsp_path_expected("conv", *by_name[("conv", "shallow_in_c_3_left_shifts_portable")][::5])
     first = [n for k, n in by_name if k == "conv" and n.startswith("first_")]
-    assert len(first) == 23
+    assert len(first) == 25
     for name in first:
         p, *_, shift = by_name[("conv", name)]
         assert conv_first_expected(p, shift) == ("not_taken" not in name), name
