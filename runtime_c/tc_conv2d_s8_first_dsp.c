@@ -185,6 +185,7 @@ static TC_DSP_NOINLINE void first_stage_channel(const tc_conv2d_params *p, const
                                                 const int8_t *w, const tc_dsp_requant *q,
                                                 int32_t oc, uint32_t *wp, first_channel *ch) {
     const uint32_t ones = tc_pack_s16x2(1, 1);
+    const uint32_t bias = (uint32_t)(q->bias != NULL ? q->bias[oc] : 0);
     uint32_t x[2 * FIRST_MAX_GROUPS];
     int32_t g, w_sum = 0;
     first_stage_rows(w + oc * p->k_h * l->row_len, l->row_len, p->k_h, l, x);
@@ -193,8 +194,8 @@ static TC_DSP_NOINLINE void first_stage_channel(const tc_conv2d_params *p, const
         wp[4 * g + 1] = x[2 * g + 1];
         w_sum = tc_smlad(x[2 * g], ones, tc_smlad(x[2 * g + 1], ones, w_sum));
     }
-    /* sum(w * (x - zp)) + bias = sum(w * x) + bias - zp * sum(w) */
-    ch->bias = (int32_t)((uint32_t)(q->bias != NULL ? q->bias[oc] : 0) - (uint32_t)(p->in_zp * w_sum));
+    /* sum(w * (x - zp)) + bias = sum(w * x) + bias - zp * sum(w), |zp * sum(w)| < 2^21 */
+    ch->bias = (int32_t)(bias - (uint32_t)(p->in_zp * w_sum));
     ch->mult = q->mult[oc];
     ch->khi = tc_dsp_rq_khi(q->shift[oc], q->out_zp);
     ch->e1 = -q->shift[oc] - 1;
@@ -367,7 +368,9 @@ void tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const i
 #endif
                 i = n & ~1;
             }
-            for (; i < n; ++i) first_pixel(&job, x + 2 * G * i, TC_MIN(out_c - c, 2), y + i * out_c);
+            for (; i < n; ++i) { /* an odd last pixel, the last channel of an odd out_c */
+                first_pixel(&job, x + 2 * G * i, TC_MIN(out_c - c, 2), y + i * out_c);
+            }
         }
     }
 }
