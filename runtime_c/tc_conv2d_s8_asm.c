@@ -7,26 +7,26 @@
 #include "tc_arm_dsp.h"
 
 #if TC_DSP_ASM
-/* One 4-value group of the loop below: the two pixels' widened words (pixel 1 CONV2D_PIXEL
- * words after pixel 0; lanes (0, 2) then (1, 3)) against channel c + 1 at [r10, r11] and
- * channel c at [r10] (post-indexed), into r0 r2 (channel c) and r1 r3 (c + 1). */
+/* One 4-value group of the loop below: the two pixels' widened words, interleaved by group
+ * (pixel 0's lanes (0, 2) and (1, 3), then pixel 1's: one LDM), against channel c + 1 at
+ * [r10, r11] and channel c at [r10] (post-indexed), into r0 r2 (channel c) and r1 r3 (c + 1).
+ * 15 instructions per 16 multiply-accumulates. */
 #define CONV2D_ASM_GROUP                                                            \
-    "    ldrd   r4, r5, [r12, #288]\n"      /* pixel 1 */                           \
-    "    ldrd   r6, r7, [r12], #8\n"        /* pixel 0 */                           \
+    "    ldm    r12!, {r4-r7}\n"           /* pixel 0 (r4 r5), pixel 1 (r6 r7) */  \
     "    ldr    r8, [r10, r11]\n"           /* channel c + 1 */                     \
     "    sxtb16 r9, r8\n"                                                           \
     "    sxtb16 r8, r8, ror #8\n"                                                   \
-    "    smlad  r1, r6, r9, r1\n"                                                   \
-    "    smlad  r3, r4, r9, r3\n"                                                   \
-    "    smlad  r1, r7, r8, r1\n"                                                   \
-    "    smlad  r3, r5, r8, r3\n"                                                   \
+    "    smlad  r1, r4, r9, r1\n"                                                   \
+    "    smlad  r3, r6, r9, r3\n"                                                   \
+    "    smlad  r1, r5, r8, r1\n"                                                   \
+    "    smlad  r3, r7, r8, r3\n"                                                   \
     "    ldr    r8, [r10], #4\n"            /* channel c */                         \
     "    sxtb16 r9, r8\n"                                                           \
     "    sxtb16 r8, r8, ror #8\n"                                                   \
-    "    smlad  r0, r6, r9, r0\n"                                                   \
-    "    smlad  r2, r4, r9, r2\n"                                                   \
-    "    smlad  r0, r7, r8, r0\n"                                                   \
-    "    smlad  r2, r5, r8, r2\n"
+    "    smlad  r0, r4, r9, r0\n"                                                   \
+    "    smlad  r2, r6, r9, r2\n"                                                   \
+    "    smlad  r0, r5, r8, r0\n"                                                   \
+    "    smlad  r2, r7, r8, r2\n"
 
 #define CONV2D_PAIRS_HEAD(NAME)                                                     \
     "    .pushsection .text." NAME ",\"ax\",%progbits\n"                            \
@@ -51,9 +51,12 @@
     "    ldrd   r1, r3, [r4, #-8]\n"                                                \
     "    str    r4, [r12, #20]\n"                                                   \
     "3:  ldm    r12, {r10, r11, r12, lr}\n" /* w (c; c + 1 at [r10, r11]), depth, x, iters */ \
-    "4:"                                                                            \
-    CONV2D_ASM_GROUP                                                                \
-    CONV2D_ASM_GROUP                    /* two groups per iteration */              \
+    "    lsrs   lr, lr, #1\n"              /* iterations; carry: the first is half */ \
+    "    bcs    8f\n"                                                               \
+    "4:  tc_conv2d_group\n"                                                         \
+    "    tc_conv2d_group\n"                                                         \
+    "8:  tc_conv2d_group\n"                /* four groups per iteration */         \
+    "    tc_conv2d_group\n"                                                         \
     "    subs   lr, lr, #1\n"                                                       \
     "    bne    4b\n"                                                               \
     "    ldr    r12, [sp]\n"                                                        \
@@ -173,6 +176,9 @@
     "    strd   r4, r5, [r12, #24]\n"                                               \
     CONV2D_PAIRS_RQ_CHANNEL("r0", "r2", "r6", "r8")                                 \
     CONV2D_PAIRS_RQ_CHANNEL("r1", "r3", "r7", "r9")
+
+/* The group as an assembler macro (the functions' strings stay within C99's 4095 characters). */
+__asm__("    .macro tc_conv2d_group\n" CONV2D_ASM_GROUP "    .endm\n");
 
 /* tc_conv2d_pairs_asm: every shift in [-31, -2]; tc_conv2d_pairs_near_asm: shifts -1, 0, 1 too
  * (tc_dsp_rq_near_applies; conv2d_asm_layer chooses). */

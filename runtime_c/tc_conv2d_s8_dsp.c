@@ -114,14 +114,14 @@ static void conv2d_pixel(const tc_conv2d_params *p, const conv2d_window *win, co
  * order (ky, kx, ic), is widened once to (x - in_zp) as int16 pairs in the lane order of
  * SXTB16 (per 4 values (d0, d2) then (d1, d3)), with x = in_zp where a tap lies outside the
  * image. Every output channel of a pixel pair then runs a 2x2 loop that widens only the
- * weights (34 instructions per 32 MACs in the assembly, 36 to 38 in C, against 46 when both
+ * weights (31 instructions per 32 MACs in the assembly, 36 to 38 in C, against 46 when both
  * sides are widened in the loop), and the 2x2 block's four sums are requantized together.
  * Padded taps give x - in_zp = 0, so border windows cost the same as interior ones and any two
  * pixels can be paired.
  * Windows deeper than CONV2D_CHUNK values are summed chunk by chunk; between chunks the partial
  * sums of up to CONV2D_OC_BLOCK output channels of both pixels are kept on the stack.
- * Stack: 2 x CONV2D_CHUNK x 2 B = 576 B of widened input, plus 2 x CONV2D_OC_BLOCK x 4 B =
- * 256 B of sums.
+ * Stack: 2 x CONV2D_CHUNK x 2 B = 576 B of widened input, CONV2D_CHUNK B of int8 staging,
+ * plus 2 x CONV2D_OC_BLOCK x 4 B = 256 B of sums.
  */
 enum { CONV2D_CHUNK = 144 };   /* a multiple of 8 */
 enum { CONV2D_OC_BLOCK = 32 }; /* even */
@@ -132,13 +132,14 @@ enum { CONV2D_OC_BLOCK = 32 }; /* even */
 enum { CONV2D_TAIL_DEPTH = 32 };
 typedef char conv2d_tail_fits[(2 * CONV2D_TAIL_DEPTH + 8 <= 2 * CONV2D_OC_BLOCK * 2) ? 1 : -1];
 
-/* Two pixels' widened windows, one flat array: pixel k's CONV2D_CHUNK int16 values take the
- * words from k * CONV2D_PIXEL. Values gathered as int8 are staged in the upper half of the
- * pixel's words, which the widening, walking up, overwrites only after reading them. */
-enum { CONV2D_PIXEL = CONV2D_CHUNK / 2 };
+/* Two pixels' widened windows interleaved by 4-value group: group g of pixel k is the words
+ * x[4g + 2k] (lanes (0, 2)) and x[4g + 2k + 1] (lanes (1, 3)), so that the hot loop fetches a
+ * group of both pixels with one LDM. Values gathered as int8 are staged in `staged` first. */
+enum { CONV2D_GROUP_WORDS = 4 }; /* words of a group of both pixels */
 
 typedef struct {
-    uint32_t x[2 * CONV2D_PIXEL];
+    uint32_t x[CONV2D_CHUNK];
+    int8_t staged[CONV2D_CHUNK];
 } conv2d_scratch;
 
 /* Where an output pixel's window starts in the input (may be outside: padding). */
@@ -188,14 +189,21 @@ static void conv2d_gather(const tc_conv2d_params *p, const int8_t *in, conv2d_or
     }
 }
 
-/* Widens the `groups` 4-value groups at src into x (src may be x's upper half). */
+/* Widens the `groups` 4-value groups at src into one pixel's words of the interleaved scratch
+ * (x: the pixel's words of the first group). */
 static void conv2d_widen(uint32_t *x, const int8_t *src, int32_t groups, uint32_t offset) {
     int32_t g;
-    for (g = 0; g < groups; ++g) {
+    for (g = 0; g < groups; ++g, x += CONV2D_GROUP_WORDS) {
         const uint32_t v = tc_read_s8x4(src + 4 * g);
-        x[2 * g] = tc_sxtab16(offset, v);
-        x[2 * g + 1] = tc_sxtab16_ror8(offset, v);
+        x[0] = tc_sxtab16(offset, v);
+        x[1] = tc_sxtab16_ror8(offset, v);
     }
+}
+
+/* Zeros one pixel's words of `groups` groups of the interleaved scratch (padding: in_zp widened
+ * with the input offset). */
+static void conv2d_zero(uint32_t *x, int32_t groups) {
+    for (; groups > 0; --groups, x += CONV2D_GROUP_WORDS) x[0] = x[1] = 0;
 }
 
 /* Widens values [d0, d0 + len) (whole groups) of the window at o, all inside the image. */
@@ -209,7 +217,7 @@ static void conv2d_widen_inside(const tc_conv2d_params *p, const int8_t *in, con
     while (len > 0) {
         const int32_t n = TC_MIN(row_len - j, len);
         conv2d_widen(x, src + j, n >> 2, offset);
-        x += n >> 1;
+        x += n; /* n / 4 groups of CONV2D_GROUP_WORDS words */
         len -= n;
         j = 0;
         src += row_step;
@@ -219,7 +227,8 @@ static void conv2d_widen_inside(const tc_conv2d_params *p, const int8_t *in, con
 /* Widens values [d0, d0 + len) of a window at o that reaches into the padding, when in_c is a
  * multiple of 4 (so are d0, len and every row's in-image part): the in-image parts straight
  * from the input, the padding as zero words (in_zp widened with the input offset is 0). Same
- * words as conv2d_gather + conv2d_widen, without the byte copy. */
+ * words as conv2d_gather + conv2d_widen, without the byte copy. Value v of the row is in the
+ * pixel's words of group v / 4, v words from the row's first (CONV2D_GROUP_WORDS per group). */
 static void conv2d_widen_padded(const tc_conv2d_params *p, const int8_t *in, conv2d_origin o,
                                 int32_t d0, int32_t len, uint32_t *x) {
     const int32_t row_len = p->k_w * p->in_c;
@@ -230,18 +239,18 @@ static void conv2d_widen_padded(const tc_conv2d_params *p, const int8_t *in, con
         const int32_t n = TC_MIN(row_len - j, len);
         const int32_t iy = o.iy0 + ky * p->dil_h;
         if (iy < 0 || iy >= p->in_h) {
-            memset(x, 0, (size_t)n * 2);
+            conv2d_zero(x, n >> 2);
         } else { /* kernel-row values [a, b) lie in the image */
             const int32_t a = TC_MIN(TC_MAX(kx_lo * p->in_c, j), j + n);
             const int32_t b = TC_MIN(TC_MAX(kx_hi * p->in_c, a), j + n);
-            if (a > j) memset(x, 0, (size_t)(a - j) * 2);
+            if (a > j) conv2d_zero(x, (a - j) >> 2);
             if (b > a) {
-                conv2d_widen(x + ((a - j) >> 1),
-                             in + ((iy * p->in_w + o.ix0) * p->in_c + a), (b - a) >> 2, offset);
+                conv2d_widen(x + (a - j), in + ((iy * p->in_w + o.ix0) * p->in_c + a),
+                             (b - a) >> 2, offset);
             }
-            if (j + n > b) memset(x + ((b - j) >> 1), 0, (size_t)(j + n - b) * 2);
+            if (j + n > b) conv2d_zero(x + (b - j), (j + n - b) >> 2);
         }
-        x += n >> 1;
+        x += n;
         len -= n;
         j = 0;
         ++ky;
@@ -250,10 +259,11 @@ static void conv2d_widen_padded(const tc_conv2d_params *p, const int8_t *in, con
 
 /* A window inside the image whose rows are not whole groups (a first layer: 3 channels):
  * `rows` rows of row_len values row_step apart from src, copied one after the other to the
- * staging bytes, padded with in_zp to `groups` groups and widened into x. */
-static void conv2d_stage_rows(uint32_t *x, const int8_t *src, int32_t rows, int32_t row_len,
-                              int32_t row_step, int32_t groups, int8_t in_zp, uint32_t offset) {
-    int8_t *staged = (int8_t *)x + CONV2D_CHUNK, *dst = staged;
+ * staging bytes, padded with in_zp to `groups` groups and widened into x (one pixel's words). */
+static void conv2d_stage_rows(uint32_t *x, int8_t *staged, const int8_t *src, int32_t rows,
+                              int32_t row_len, int32_t row_step, int32_t groups, int8_t in_zp,
+                              uint32_t offset) {
+    int8_t *dst = staged;
     const uint32_t zp4 = (uint32_t)(uint8_t)in_zp * UINT32_C(0x01010101);
     int32_t r;
     /* the last group as in_zp first: the rows then overwrite the part of it they cover */
@@ -262,10 +272,11 @@ static void conv2d_stage_rows(uint32_t *x, const int8_t *src, int32_t rows, int3
     conv2d_widen(x, staged, groups, offset);
 }
 
-/* Gathers and widens values [d0, d0 + len) of the window at o into x, and zeros the group
- * after them when their count is odd (the hot loop reads groups in pairs). */
+/* Gathers and widens values [d0, d0 + len) of the window at o into x (one pixel's words; int8
+ * values staged in `staged` when they cannot be widened straight from the input), and zeros
+ * the group after them when their count is odd (the hot loop reads groups in pairs). */
 static void conv2d_stage(const tc_conv2d_params *p, const int8_t *in, conv2d_origin o,
-                         int32_t d0, int32_t len, uint32_t *x) {
+                         int32_t d0, int32_t len, uint32_t *x, int8_t *staged) {
     const int32_t groups = (len + 3) >> 2;
     const int32_t row_len = p->k_w * p->in_c;
     const uint32_t offset = tc_dsp_input_offset(p->in_zp);
@@ -276,27 +287,24 @@ static void conv2d_stage(const tc_conv2d_params *p, const int8_t *in, conv2d_ori
     } else if ((p->in_c & 3) == 0 && (d0 & 3) == 0 && (len & 3) == 0) {
         conv2d_widen_padded(p, in, o, d0, len, x);
     } else {
-        int8_t *staged = (int8_t *)x + CONV2D_CHUNK;
         if (inside && d0 == 0 && len == p->k_h * row_len) { /* whole rows, no padding */
-            conv2d_stage_rows(x, in + (o.iy0 * p->in_w + o.ix0) * p->in_c, p->k_h, row_len,
-                              p->dil_h * p->in_w * p->in_c, groups, (int8_t)p->in_zp, offset);
+            conv2d_stage_rows(x, staged, in + (o.iy0 * p->in_w + o.ix0) * p->in_c, p->k_h,
+                              row_len, p->dil_h * p->in_w * p->in_c, groups, (int8_t)p->in_zp,
+                              offset);
         } else {
             conv2d_gather(p, in, o, d0, len, staged);
             if (4 * groups > len) memset(staged + len, (int)p->in_zp, (size_t)(4 * groups - len));
             conv2d_widen(x, staged, groups, offset);
         }
     }
-    if (groups & 1) {
-        x[2 * groups] = 0;
-        x[2 * groups + 1] = 0;
-    }
+    if (groups & 1) conv2d_zero(x + CONV2D_GROUP_WORDS * groups, 1);
 }
 
 /* Both pixels of a pair: conv2d_stage into their halves of the scratch. */
 static void conv2d_stage_pair(const tc_conv2d_params *p, const int8_t *in, conv2d_origin o0,
                               conv2d_origin o1, int32_t d0, int32_t len, conv2d_scratch *s) {
-    conv2d_stage(p, in, o0, d0, len, s->x);
-    conv2d_stage(p, in, o1, d0, len, s->x + CONV2D_PIXEL);
+    conv2d_stage(p, in, o0, d0, len, s->x, s->staged);
+    conv2d_stage(p, in, o1, d0, len, s->x + 2, s->staged);
 }
 
 /* The first n (< 4) bytes of w in a word, zero above (weights of a window's short last group). */
@@ -326,19 +334,17 @@ static inline void conv2d_dot_wide_2x2(const uint32_t *x, const int8_t *w0, cons
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     int32_t i;
     for (i = n >> 1; i > 0; --i) { /* two groups per iteration */
-        conv2d_mac_word_2x1(w0, x[0], x[1], x[CONV2D_PIXEL], x[CONV2D_PIXEL + 1], &a00, &a10);
-        conv2d_mac_word_2x1(w1, x[0], x[1], x[CONV2D_PIXEL], x[CONV2D_PIXEL + 1], &a01, &a11);
-        conv2d_mac_word_2x1(w0 + 4, x[2], x[3], x[CONV2D_PIXEL + 2], x[CONV2D_PIXEL + 3], &a00,
-                            &a10);
-        conv2d_mac_word_2x1(w1 + 4, x[2], x[3], x[CONV2D_PIXEL + 2], x[CONV2D_PIXEL + 3], &a01,
-                            &a11);
-        x += 4;
+        conv2d_mac_word_2x1(w0, x[0], x[1], x[2], x[3], &a00, &a10);
+        conv2d_mac_word_2x1(w1, x[0], x[1], x[2], x[3], &a01, &a11);
+        conv2d_mac_word_2x1(w0 + 4, x[4], x[5], x[6], x[7], &a00, &a10);
+        conv2d_mac_word_2x1(w1 + 4, x[4], x[5], x[6], x[7], &a01, &a11);
+        x += 2 * CONV2D_GROUP_WORDS;
         w0 += 8;
         w1 += 8;
     }
     if (n & 1) {
-        conv2d_mac_word_2x1(w0, x[0], x[1], x[CONV2D_PIXEL], x[CONV2D_PIXEL + 1], &a00, &a10);
-        conv2d_mac_word_2x1(w1, x[0], x[1], x[CONV2D_PIXEL], x[CONV2D_PIXEL + 1], &a01, &a11);
+        conv2d_mac_word_2x1(w0, x[0], x[1], x[2], x[3], &a00, &a10);
+        conv2d_mac_word_2x1(w1, x[0], x[1], x[2], x[3], &a01, &a11);
     }
     acc[0] = a00;
     acc[1] = a01;
@@ -420,7 +426,7 @@ static TC_DSP_NOINLINE void conv2d_edge_sums(const conv2d_chunk *k, int32_t c_fr
     for (c = c_from; c < c_end; c += 2) {
         const int32_t c1 = c + 1 < c_end ? c + 1 : c;
         const int8_t *w0 = k->w + c * depth + k->d0, *w1 = k->w + c1 * depth + k->d0;
-        const uint32_t *x0 = k->x + 2 * whole, *x1 = x0 + CONV2D_PIXEL;
+        const uint32_t *x0 = k->x + CONV2D_GROUP_WORDS * whole, *x1 = x0 + 2;
         int32_t *out = sums + 2 * (c - c_begin);
         int32_t acc[4];
         if (first && k->bias != NULL) {
@@ -530,8 +536,9 @@ static TC_DSP_NOINLINE void conv2d_pair_outputs(const tc_dsp_requant *q, int32_t
  * requantization of the four sums (tc_dsp_rq; where a layer has shifts below -23 the zero
  * point is added after the shift instead of folded in) or by their store to `sums`. Why assembly: with all 14 allocatable
  * registers live in the loop gcc neither uses post-indexed loads nor keeps the channel-pair
- * state in memory efficiently; by hand the loop is 34 instructions per 32 multiply-accumulates
- * (gcc: 36) and a channel pair's set-up and requantization take about 60 instead of 90.
+ * state in memory efficiently; by hand the loop is 31 instructions per 32 multiply-accumulates
+ * (gcc: 36: one LDM fetches a group of both pixels from the interleaved scratch, 4 groups per
+ * iteration) and a channel pair's set-up and requantization take about 60 instead of 90.
  * Preconditions (conv2d_asm_layer): bias present at the first chunk, no fused activation
  * clamp, and 2 <= -shift <= 31 for every channel (a zero multiplier comes with shift -2 from the
  * compiler), or shifts -1..1 with tc_dsp_rq_near_applies (tc_conv2d_pairs_near_asm: a branch per
@@ -548,8 +555,9 @@ static TC_DSP_NOINLINE void conv2d_pair_outputs(const tc_dsp_requant *q, int32_t
 typedef struct {
     const int8_t *w;        /*  0: weights of the next channel pair, at the chunk's first value */
     int32_t depth;          /*  4: bytes between two channels' weights */
-    const uint32_t *x;      /*  8: the widened pixel pair (pixel 1 CONV2D_PIXEL words later) */
-    int32_t iters;          /* 12: group pairs per channel (>= 1) */
+    const uint32_t *x;      /*  8: the widened pixel pair (interleaved: conv2d_scratch) */
+    int32_t iters;          /* 12: 2 x the loop's 4-group iterations per channel, + 1 when
+                               the first does only its last 2 groups (conv2d_asm_iters) */
     const int32_t *bias;    /* 16: bias of the next pair, or NULL: start from sums_in */
     const int32_t *sums_in; /* 20: the next pair's 4 sums, read when bias is NULL */
     const int32_t *mult;    /* 24: the next pair's multipliers */
@@ -567,7 +575,13 @@ typedef char conv2d_asm_job_layout[(offsetof(conv2d_asm_job, x) == 8 &&
                                     offsetof(conv2d_asm_job, y1) == 36 &&
                                     offsetof(conv2d_asm_job, sums_out) == 52 &&
                                     offsetof(conv2d_asm_job, zp1) == 56 &&
-                                    CONV2D_PIXEL * 4 == 288) ? 1 : -1];
+                                    CONV2D_GROUP_WORDS == 4) ? 1 : -1];
+
+/* The job's iters field for `iters` group pairs: the loop runs 4 groups per iteration, the
+ * first one entered half-way when the group pairs are odd. */
+static int32_t conv2d_asm_iters(int32_t iters) {
+    return iters + 2 * (iters & 1);
+}
 
 /* The assembly loops: tc_conv2d_s8_asm.c. */
 void tc_conv2d_pairs_asm(conv2d_asm_job *job);
@@ -581,7 +595,7 @@ static void conv2d_asm_job_init(conv2d_asm_job *job, const uint32_t *x, const in
     job->w = w;
     job->depth = depth;
     job->x = x;
-    job->iters = iters;
+    job->iters = conv2d_asm_iters(iters);
     job->bias = NULL;
     job->sums_in = NULL;
     job->mult = q->mult + c;
@@ -697,22 +711,24 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
         inside = some_inside && (uint32_t)o0.iy0 <= iy_max && (uint32_t)o0.ix0 <= ix_max &&
                  (uint32_t)o1.iy0 <= iy_max && (uint32_t)o1.ix0 <= ix_max;
         if (inside && !whole_rows) { /* both windows in the image, short rows: copied, widened */
-            conv2d_stage_rows(s.x, in + (o0.iy0 * p->in_w + o0.ix0) * p->in_c, p->k_h, row_len,
-                              row_step, groups, (int8_t)p->in_zp, offset);
-            conv2d_stage_rows(s.x + CONV2D_PIXEL, in + (o1.iy0 * p->in_w + o1.ix0) * p->in_c,
+            conv2d_stage_rows(s.x, s.staged, in + (o0.iy0 * p->in_w + o0.ix0) * p->in_c, p->k_h,
+                              row_len, row_step, groups, (int8_t)p->in_zp, offset);
+            conv2d_stage_rows(s.x + 2, s.staged, in + (o1.iy0 * p->in_w + o1.ix0) * p->in_c,
                               p->k_h, row_len, row_step, groups, (int8_t)p->in_zp, offset);
-            if (groups & 1) s.x[2 * groups] = s.x[2 * groups + 1] =
-                s.x[CONV2D_PIXEL + 2 * groups] = s.x[CONV2D_PIXEL + 2 * groups + 1] = 0;
+            if (groups & 1) { /* the group after the last of both pixels */
+                conv2d_zero(s.x + CONV2D_GROUP_WORDS * groups, 1);
+                conv2d_zero(s.x + CONV2D_GROUP_WORDS * groups + 2, 1);
+            }
         } else if (inside) { /* rows of whole groups: widened straight from the input */
             const int8_t *src0 = in + (o0.iy0 * p->in_w + o0.ix0) * p->in_c;
             const int8_t *src1 = in + (o1.iy0 * p->in_w + o1.ix0) * p->in_c;
-            uint32_t *x0 = s.x, *x1 = s.x + CONV2D_PIXEL;
+            uint32_t *x0 = s.x, *x1 = s.x + 2;
             int32_t ky;
             for (ky = 0; ky < p->k_h; ++ky) {
                 conv2d_widen(x0, src0, row_groups, offset);
                 conv2d_widen(x1, src1, row_groups, offset);
-                x0 += 2 * row_groups;
-                x1 += 2 * row_groups;
+                x0 += CONV2D_GROUP_WORDS * row_groups;
+                x1 += CONV2D_GROUP_WORDS * row_groups;
                 src0 += row_step;
                 src1 += row_step;
             }
