@@ -38,19 +38,20 @@
     "    .thumb_func\n"                                                             \
     "" NAME ":\n"                                                                   \
     "    push   {r0, r4-r11, lr}\n"                                                 \
-    "1:  ldr    r12, [sp]\n"                /* r12 = job */                         \
-    "    ldr    r4, [r12, #16]\n"                                                   \
-    "    cbz    r4, 2f\n"                                                           \
-    "    ldrd   r0, r1, [r4], #8\n"         /* sums from the bias: r0 r2 channel c, r1 r3 c + 1 */ \
-    "    str    r4, [r12, #16]\n"                                                   \
-    "    mov    r2, r0\n"                                                           \
-    "    mov    r3, r1\n"                                                           \
-    "    b      3f\n"                                                               \
-    "2:  ldr    r4, [r12, #20]\n"           /* or from sums: (c,0) (c,1) (c+1,0) (c+1,1) */ \
+    "    ldr    r12, [sp]\n"                /* r12 = job (again at each pair's end) */ \
+    "    ldr    r10, [r12, #12]\n"          /* w: channel c; c + 1 at [r10, r11] */  \
+    "1:  ldr    r4, [r12, #16]\n"                                                   \
+    "    cbnz   r4, 2f\n"                                                           \
+    "    ldr    r4, [r12, #20]\n"           /* sums from sums: (c,0) (c,1) (c+1,0) (c+1,1) */ \
     "    ldrd   r0, r2, [r4], #16\n"                                                \
     "    ldrd   r1, r3, [r4, #-8]\n"                                                \
     "    str    r4, [r12, #20]\n"                                                   \
-    "3:  ldm    r12, {r10, r11, r12, lr}\n" /* w (c; c + 1 at [r10, r11]), depth, x, iters */ \
+    "    b      3f\n"                                                               \
+    "2:  ldrd   r0, r1, [r4], #8\n"         /* or from the bias: r0 r2 channel c, r1 r3 c + 1 */ \
+    "    str    r4, [r12, #16]\n"                                                   \
+    "    mov    r2, r0\n"                                                           \
+    "    mov    r3, r1\n"                                                           \
+    "3:  ldm    r12, {r11, r12, lr}\n"     /* depth, x, iters */                   \
     "    lsrs   lr, lr, #1\n"              /* iterations; carry: the first is half */ \
     "    bcs    8f\n"                                                               \
     "4:  tc_conv2d_group\n"                                                         \
@@ -61,15 +62,17 @@
     "    bne    4b\n"                                                               \
     "    ldr    r12, [sp]\n"                                                        \
     "    ldr    r4, [r12, #40]\n"           /* the next pair's weights */           \
-    "    add    r10, r10, r4\n"                                                     \
-    "    str    r10, [r12, #0]\n"                                                   \
+    "    add    r10, r10, r4\n"            /* (r10 stays live to the next pair) */ \
     "    ldr    r5, [r12, #32]\n"                                                   \
     "    cbnz   r5, 5f\n"                                                           \
     "    ldr    r4, [r12, #52]\n"           /* y0 NULL: store the sums */           \
     "    strd   r0, r2, [r4], #16\n"                                                \
     "    strd   r1, r3, [r4, #-8]\n"                                                \
     "    str    r4, [r12, #52]\n"                                                   \
-    "    b      6f\n"
+    "    ldr    r4, [r12, #44]\n"           /* next channel pair, if any */         \
+    "    cmp    r10, r4\n"                                                          \
+    "    bne    1b\n"                                                               \
+    "    pop    {r0, r4-r11, pc}\n"
 
 #define CONV2D_PAIRS_RQ_FAR                                                         \
     "5:  ldrd   r4, r5, [r12, #24]\n"       /* r6 r7 mult, r8 r9 shift of c, c + 1 */ \
@@ -105,13 +108,14 @@
     "    asr    r3, lr, r9\n"
 
 #define CONV2D_PAIRS_TAIL(NAME)                                                     \
-    "    ldr    r4, [r12, #48]\n"           /* + out_zp unless folded, saturate to int8 */ \
-    "    cbz    r4, 7f\n"                                                           \
-    "    add    r0, r0, r4\n"                                                       \
-    "    add    r1, r1, r4\n"                                                       \
-    "    add    r2, r2, r4\n"                                                       \
-    "    add    r3, r3, r4\n"                                                       \
-    "7:  ssat   r0, #8, r0\n"                                                       \
+    "    ldrd   r4, r5, [r12, #44]\n"       /* w_end; + out_zp unless folded */     \
+    "    cbz    r5, 7f\n"                                                           \
+    "    add    r0, r0, r5\n"                                                       \
+    "    add    r1, r1, r5\n"                                                       \
+    "    add    r2, r2, r5\n"                                                       \
+    "    add    r3, r3, r5\n"                                                       \
+    "7:  cmp    r10, r4\n"                 /* next pair? (SSAT keeps the flags) */ \
+    "    ssat   r0, #8, r0\n"                                                       \
     "    ssat   r1, #8, r1\n"                                                       \
     "    ssat   r2, #8, r2\n"                                                       \
     "    ssat   r3, #8, r3\n"                                                       \
@@ -121,9 +125,7 @@
     "    strb   r3, [r5, #1]\n"                                                     \
     "    strb   r2, [r5], #2\n"                                                     \
     "    strd   r4, r5, [r12, #32]\n"                                               \
-    "6:  ldr    r4, [r12, #44]\n"           /* next channel pair, if any */         \
-    "    cmp    r10, r4\n"                                                          \
-    "    bne    1b\n"                                                               \
+    "    bne    1b\n"                      /* (r12: job) */                        \
     "    pop    {r0, r4-r11, pc}\n"                                                 \
     "    .size " NAME ", .-" NAME "\n"                                              \
     "    .popsection\n"

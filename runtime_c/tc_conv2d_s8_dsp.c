@@ -200,6 +200,19 @@ static void conv2d_widen(uint32_t *x, const int8_t *src, int32_t groups, uint32_
     }
 }
 
+/* Widens `groups` 4-value groups of both pixels, at src0 and src1, into the interleaved scratch:
+ * one loop for the pair (two reads, four extends, the group's four words stored together). */
+static void conv2d_widen_pair(uint32_t *x, const int8_t *src0, const int8_t *src1,
+                              int32_t groups, uint32_t offset) {
+    for (; groups > 0; --groups, src0 += 4, src1 += 4, x += CONV2D_GROUP_WORDS) {
+        const uint32_t v0 = tc_read_s8x4(src0), v1 = tc_read_s8x4(src1);
+        x[0] = tc_sxtab16(offset, v0);
+        x[1] = tc_sxtab16_ror8(offset, v0);
+        x[2] = tc_sxtab16(offset, v1);
+        x[3] = tc_sxtab16_ror8(offset, v1);
+    }
+}
+
 /* Zeros one pixel's words of `groups` groups of the interleaved scratch (padding: in_zp widened
  * with the input offset). */
 static void conv2d_zero(uint32_t *x, int32_t groups) {
@@ -550,14 +563,15 @@ static TC_DSP_NOINLINE void conv2d_pair_outputs(const tc_dsp_requant *q, int32_t
 #define CONV2D_ASM TC_DSP_ASM
 
 #if CONV2D_ASM
-/* Field offsets are fixed by the assembly below (checked at compile time). The first four
- * are loaded with one LDM. */
+/* Field offsets are fixed by the assembly below (checked at compile time). The first three
+ * are loaded with one LDM per channel pair; w is read once (the assembly keeps it in a register
+ * and leaves the field as it was). */
 typedef struct {
-    const int8_t *w;        /*  0: weights of the next channel pair, at the chunk's first value */
-    int32_t depth;          /*  4: bytes between two channels' weights */
-    const uint32_t *x;      /*  8: the widened pixel pair (interleaved: conv2d_scratch) */
-    int32_t iters;          /* 12: 2 x the loop's 4-group iterations per channel, + 1 when
+    int32_t depth;          /*  0: bytes between two channels' weights */
+    const uint32_t *x;      /*  4: the widened pixel pair (interleaved: conv2d_scratch) */
+    int32_t iters;          /*  8: 2 x the loop's 4-group iterations per channel, + 1 when
                                the first does only its last 2 groups (conv2d_asm_iters) */
+    const int8_t *w;        /* 12: weights of the first channel pair, at the chunk's first value */
     const int32_t *bias;    /* 16: bias of the next pair, or NULL: start from sums_in */
     const int32_t *sums_in; /* 20: the next pair's 4 sums, read when bias is NULL */
     const int32_t *mult;    /* 24: the next pair's multipliers */
@@ -570,9 +584,11 @@ typedef struct {
     int32_t zp1;            /* 56: 2 * out_zp + 1 (the zero point folded, every e <= 23) or 1 */
 } conv2d_asm_job;
 
-typedef char conv2d_asm_job_layout[(offsetof(conv2d_asm_job, x) == 8 &&
+typedef char conv2d_asm_job_layout[(offsetof(conv2d_asm_job, x) == 4 &&
+                                    offsetof(conv2d_asm_job, w) == 12 &&
                                     offsetof(conv2d_asm_job, bias) == 16 &&
                                     offsetof(conv2d_asm_job, y1) == 36 &&
+                                    offsetof(conv2d_asm_job, zp_after) == 48 &&
                                     offsetof(conv2d_asm_job, sums_out) == 52 &&
                                     offsetof(conv2d_asm_job, zp1) == 56 &&
                                     CONV2D_GROUP_WORDS == 4) ? 1 : -1];
@@ -722,17 +738,15 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
         } else if (inside) { /* rows of whole groups: widened straight from the input */
             const int8_t *src0 = in + (o0.iy0 * p->in_w + o0.ix0) * p->in_c;
             const int8_t *src1 = in + (o1.iy0 * p->in_w + o1.ix0) * p->in_c;
-            uint32_t *x0 = s.x, *x1 = s.x + 2;
+            uint32_t *x0 = s.x;
             int32_t ky;
             for (ky = 0; ky < p->k_h; ++ky) {
-                conv2d_widen(x0, src0, row_groups, offset);
-                conv2d_widen(x1, src1, row_groups, offset);
+                conv2d_widen_pair(x0, src0, src1, row_groups, offset);
                 x0 += CONV2D_GROUP_WORDS * row_groups;
-                x1 += CONV2D_GROUP_WORDS * row_groups;
                 src0 += row_step;
                 src1 += row_step;
             }
-            if (odd_groups) x0[0] = x0[1] = x1[0] = x1[1] = 0;
+            if (odd_groups) x0[0] = x0[1] = x0[2] = x0[3] = 0;
         } else {
             conv2d_stage_pair(p, in, o0, o1, 0, depth, &s);
         }
@@ -746,7 +760,7 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
             job.y0 = y0;
             job.y1 = y1;
             if (asm_pairs > 0) conv2d_pairs(&job, use_asm);
-            if (tail_pair) { /* the job's pointers have moved on to the pair */
+            if (tail_pair) { /* bias, mult, shift, y0, y1 have moved on to the pair */
                 job.w = tail_w;
                 job.w_end = tail_w + 2 * depth;
                 conv2d_pairs(&job, use_asm);
