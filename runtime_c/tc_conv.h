@@ -240,6 +240,13 @@ void tc_conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t 
 /* tc_conv2d_s8_first_dsp.c: first layers (groups 1, dil_w 1, in_c <= 4, a window of 2 to 64
  * values, every shift in [-23, 1]), entered at the top of tc_conv2d_s8_dsp. */
 int tc_conv2d_s8_first_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift);
+/* TC_CONV2D_FIRST: whether tc_conv2d_s8_dsp has that first-layer path (about 1.9 KB of M4 code,
+ * linked with any convolution since the dispatch is at run time): a generated project with no
+ * layer that can take it defines TC_CONV2D_FIRST=0 (tinycc/ops/conv.py conv2d_first_may_run);
+ * such a layer, if one came, would take the gathered path, bit-exact. */
+#ifndef TC_CONV2D_FIRST
+#define TC_CONV2D_FIRST 1
+#endif
 void tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
                             const int32_t *bias, const int32_t *mult, const int32_t *shift,
                             int8_t *out);

@@ -49,7 +49,9 @@ static int32_t conv2d_pixel_acc(const tc_conv2d_params *p, const int8_t *in_grou
 /* The layers the SIMD variant (tc_conv2d_s8_dsp.c) covers. */
 #if TC_HAVE_DSP
 static int conv2d_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift) {
+#if TC_CONV2D_FIRST
     if (tc_conv2d_s8_first_dsp_applicable(p, shift)) return 1; /* any row length */
+#endif
     if (tc_conv2d_s8_shallow_dsp_applicable(p, shift)) return 1;
     if (p->groups == 1 && p->dil_w == 1) return p->k_w * p->in_c >= 4;
     return p->in_c / p->groups >= 4;

@@ -1188,10 +1188,12 @@ TC_DSP_NOINLINE void tc_conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *i
                                       const int32_t *shift, int8_t *out) {
     const tc_dsp_requant q =
         tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
+#if TC_CONV2D_FIRST
     if (tc_conv2d_s8_first_dsp_applicable(p, shift)) { /* first layers: their own file */
         tc_conv2d_s8_first_dsp(p, in, w, bias, mult, shift, out);
         return;
     }
+#endif
     if (tc_conv2d_s8_shallow_dsp_applicable(p, shift)) {
         conv2d_s8_shallow(p, in, w, &q, out);
     } else if (p->groups != 1 || p->dil_w != 1) {

@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#if TC_HAVE_DSP
+#if TC_HAVE_DSP && TC_CONV2D_FIRST
 
 enum {
     FIRST_MAX_C = 4,       /* input channels */
@@ -374,4 +374,4 @@ void tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const i
         }
     }
 }
-#endif /* TC_HAVE_DSP */
+#endif /* TC_HAVE_DSP && TC_CONV2D_FIRST */

@@ -33,9 +33,10 @@ import numpy as np
 import pytest
 
 from cbuild import RUNTIME, STRICT, c_compiler, kernel_sources, ptr, runtime_library
-from tinycc.ops.conv import Conv2dParams, DwConv2dParams, conv2d_s8, conv_output_size, dwconv2d_s8
+from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_first_may_run, conv2d_s8, conv_output_size,
+                             dwconv2d_s8)
 from tinycc.ops.dense import FcParams, fc_s8
-from tinycc.kernels import lookup
+from tinycc.kernels import lookup, prunable_macros
 from tinycc.golden.arith import INT32_MAX, quantize_multiplier_array, requantize_to_int8
 
 TC_OK = 0
@@ -778,11 +779,7 @@ def conv_first_expected(p, shift) -> bool:
     """tc_conv2d_s8_first_dsp_applicable: groups 1, dil_w 1, in_c <= 4, at least 2 taps, no
     clamp, at most 16 groups, every channel pair's weights and 8 pixels in 224 words, every shift
     in [-23, -2]."""
-    groups = conv_first_groups(p)
-    pairs = (p.out_c + 1) // 2
-    return (p.groups == 1 and p.dil_w == 1 and p.in_c <= 4 and p.k_h * p.k_w >= 2
-            and (p.act_min, p.act_max) == (-128, 127) and groups <= 16 and pairs <= 8
-            and (pairs + 4) * 4 * groups <= 224 and bool(((shift >= -23) & (shift <= -2)).all()))
+    return conv2d_first_may_run(p) and bool(((shift >= -23) & (shift <= -2)).all())
 
 
 def dsp_path_expected(kind, p, shift=None) -> bool:
@@ -1361,3 +1358,34 @@ def test_cortex_m4_inner_loop_instruction_counts(arm_toolchain, tmp_path):
         report.append(f"{what}: {len(ops)} instructions / {macs(ops)} MACs = {per_mac:.3f}")
         assert per_mac <= budget, report[-1] + f" > {budget}: {' '.join(ops)}"
     print("\nCortex-M4 -O2 SIMD inner loops:\n  " + "\n  ".join(report))
+
+
+def test_first_layer_predicate_matches_the_c_dispatch(dsp_lib):
+    """conv2d_first_may_run (which decides whether a project keeps TC_CONV2D_FIRST) and
+    tc_conv2d_s8_first_dsp_applicable agree on every conv case (the C's shift check aside), so
+    pruning never drops the path from a project a layer of which would take it."""
+    fn = dsp_lib.tc_conv2d_s8_first_dsp_applicable
+    fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]
+    taken = 0
+    for kind, name, (p, *_, shift) in CASES:
+        if kind != "conv":
+            continue
+        c_says = bool(fn(ctypes.byref(_c_struct(p)), ptr(shift)))
+        assert c_says == conv_first_expected(p, shift), name
+        assert not c_says or conv2d_first_may_run(p), name
+        taken += c_says
+    assert taken >= 18
+
+
+def test_first_layer_path_pruned_from_projects_without_such_a_layer():
+    def stem(in_hw, in_c, out_c, k, stride):
+        pad = (k[0] - 1) // 2, (k[1] - 1) // 2
+        out = [(in_hw[i] + 2 * pad[i] - k[i]) // stride + 1 for i in (0, 1)]
+        return Conv2dParams(in_h=in_hw[0], in_w=in_hw[1], in_c=in_c, out_h=out[0], out_w=out[1], out_c=out_c,
+                            k_h=k[0], k_w=k[1], stride_h=stride, stride_w=stride, dil_h=1, dil_w=1,
+                            pad_top=pad[0], pad_left=pad[1], groups=1, in_zp=0, out_zp=0, act_min=-128,
+                            act_max=127)
+    vww, ic, kws = stem((96, 96), 3, 8, (3, 3), 2), stem((32, 32), 3, 16, (3, 3), 1), stem((49, 10), 1, 64, (10, 4), 2)
+    assert conv2d_first_may_run(vww) and not conv2d_first_may_run(ic) and not conv2d_first_may_run(kws)
+    assert prunable_macros([("tc_conv2d_s8", ic), ("tc_conv2d_s8", kws)]) == {"TC_CONV2D_FIRST": False}
+    assert prunable_macros([("tc_conv2d_s8", ic), ("tc_conv2d_s8", vww)]) == {"TC_CONV2D_FIRST": True}
