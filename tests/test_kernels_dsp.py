@@ -33,8 +33,8 @@ import numpy as np
 import pytest
 
 from cbuild import RUNTIME, STRICT, c_compiler, kernel_sources, ptr, runtime_library
-from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_first_may_run, conv2d_s8, conv_output_size,
-                             dwconv2d_s8)
+from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_first_groups, conv2d_first_may_run, conv2d_s8,
+                             conv_output_size, dwconv2d_s8)
 from tinycc.ops.dense import FcParams, fc_s8
 from tinycc.kernels import lookup, prunable_macros
 from tinycc.golden.arith import INT32_MAX, quantize_multiplier_array, requantize_to_int8
@@ -768,13 +768,6 @@ def conv_shallow_expected(p, shift) -> bool:
             and bool(((shift >= -23) & (shift <= 1)).all()))
 
 
-def conv_first_groups(p) -> int:
-    """tc_conv2d_s8_first_dsp.c's 4-value groups per window: every kernel row's whole words,
-    then the values left at the rows' ends, collected."""
-    row_len = p.k_w * p.in_c
-    return p.k_h * (row_len // 4) + (p.k_h * (row_len % 4) + 3) // 4
-
-
 def conv_first_expected(p, shift) -> bool:
     """tc_conv2d_s8_first_dsp_applicable: groups 1, dil_w 1, in_c <= 4, at least 2 taps, no
     clamp, at most 16 groups, every channel pair's weights and 8 pixels in 224 words, every shift
@@ -903,7 +896,7 @@ def test_targeted_cases_exercise_their_feature():
         assert dsp_path_expected("conv", p, shift), name  # the not-taken ones: the gathered path
     p = by_name[("conv", "first_in_c_3_blocks_out_c_8")][0]
     assert p.out_h * p.out_w > 4 * 8 and p.out_w % 8  # several blocks, across row ends
-    assert conv_first_groups(by_name[("conv", "first_in_c_1_5x8_10_groups")][0]) == 10
+    assert conv2d_first_groups(by_name[("conv", "first_in_c_1_5x8_10_groups")][0]) == 10
     blocks = {n: by_name[("conv", n)][0] for n in shallow if "blocks" in n}
     assert all(p.out_h * p.out_w > 144 // ((p.in_c + 3) // 4) for p in blocks.values()), blocks
     assert not inplace_allowed(by_name[("dw_inplace", "output_larger_than_input")][0])

@@ -766,13 +766,19 @@ def lower_codebook_conv(lc, node, enc, geometry: dict, quant: dict, group: int, 
 _CONV_ARGS = ("in", "const", "const", "const", "const", "out")  # in, w, bias, mult, shift, out
 
 
+def conv2d_first_groups(p: Conv2dParams) -> int:
+    """tc_conv2d_s8_first_dsp.c's 4-value groups per window (first_make_layout): every kernel
+    row's whole words, then the values left at the rows' ends, collected."""
+    row_len = p.k_w * p.in_c
+    return p.k_h * (row_len // 4) + (p.k_h * (row_len % 4) + 3) // 4
+
+
 def conv2d_first_may_run(p: Conv2dParams) -> bool:
     """Whether tc_conv2d_s8_first_dsp.c's first-layer path may run the layer: the geometry of
     tc_conv2d_s8_first_dsp_applicable (groups 1, dil_w 1, in_c <= 4, at least 2 taps, at most 16
     output channels and 16 four-value groups per window, the channels' widened weights and an
     8-pixel block in 224 words, no fused clamp); the C also checks the shifts at run time."""
-    row_len = p.k_w * p.in_c
-    groups = p.k_h * (row_len // 4) + (p.k_h * (row_len % 4) + 3) // 4
+    groups = conv2d_first_groups(p)
     return (p.groups == 1 and p.dil_w == 1 and p.in_c <= 4 and p.k_h * p.k_w >= 2 and p.out_c <= 16
             and p.act_min == -128 and p.act_max == 127 and groups <= 16
             and ((p.out_c + 1) // 2 + 4) * 4 * groups <= 224)
