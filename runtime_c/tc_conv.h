@@ -247,9 +247,11 @@ int tc_conv2d_s8_first_dsp_applicable(const tc_conv2d_params *p, const int32_t *
 #ifndef TC_CONV2D_FIRST
 #define TC_CONV2D_FIRST 1
 #endif
-void tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
-                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                            int8_t *out);
+/* Runs a layer tc_conv2d_s8_first_dsp_applicable accepts; 0 (nothing written) when the layer
+ * needs two passes over the input and its buffers overlap. */
+int tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+                           const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                           int8_t *out);
 /* tc_conv2d_s8_dsp.c: whether a layer takes its shallow pointwise path (1x1, unpadded, groups 1,
  * in_c <= 8, every shift in [-23, 1]); the entry point hands it such layers of any in_c. */
 int tc_conv2d_s8_shallow_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift);

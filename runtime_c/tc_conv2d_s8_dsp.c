@@ -1189,8 +1189,8 @@ TC_DSP_NOINLINE void tc_conv2d_s8_dsp(const tc_conv2d_params *p, const int8_t *i
     const tc_dsp_requant q =
         tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
 #if TC_CONV2D_FIRST
-    if (tc_conv2d_s8_first_dsp_applicable(p, shift)) { /* first layers: their own file */
-        tc_conv2d_s8_first_dsp(p, in, w, bias, mult, shift, out);
+    if (tc_conv2d_s8_first_dsp_applicable(p, shift) && /* first layers: their own file */
+        tc_conv2d_s8_first_dsp(p, in, w, bias, mult, shift, out)) {
         return;
     }
 #endif

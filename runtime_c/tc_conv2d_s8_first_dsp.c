@@ -16,16 +16,21 @@
  * collected, row after row, into the last groups, padded with zero weights. For 3x3x3 that is
  * 3 x 2 words + one group of the three rows' last values: 7 groups, 28 lanes for 27 values.
  *
- * Loop order: every output channel's weights are widened once per call (SXTB16: lanes (0, 2),
+ * Loop order: the output channels' weights are widened once per call (SXTB16: lanes (0, 2),
  * (1, 3)), then a block of output pixels is staged (each window widened alike) and every channel
  * pair walks the block two pixels at a time: per group two LDRD of pixels, two of weights and
- * eight SMLADs (a 2x2 block, tc_conv2d_first_pairs_asm), then tc_dsp_rq per output. All channels
- * run over a block before the next is staged, so the input is read in the order of the output
- * rows, as the row-streaming overlap licence of tc_conv2d_s8 needs (tinycc/ops/conv.py
- * conv2d_overlap_licence); the layer must therefore fit: every channel's weights and a block of
- * at least FIRST_MIN_BLOCK pixels in FIRST_WORDS words (VWW's 8 channels at 7 groups do, IC's 16
- * and KWS's 64 take the gathered path). in_zp is folded into the bias (-in_zp * sum(w), wrapping
- * like the accumulator), so taps outside the image are staged as in_zp and contribute nothing.
+ * eight SMLADs (a 2x2 block, tc_conv2d_first_pairs_asm), then tc_dsp_rq per output. When every
+ * channel's weights and a block of at least FIRST_MIN_BLOCK pixels fit in FIRST_WORDS words (VWW's
+ * 8 channels at 7 groups), all channels run over a block before the next is staged, so the input
+ * is read in the order of the output rows, as the row-streaming overlap licence of tc_conv2d_s8
+ * needs. Otherwise (IC's 16 channels at 7 groups) the channels go in two passes, each with its
+ * half of the weights widened once and the whole input staged again (IC's stem: 2.39 -> 2.11
+ * instructions per MAC against the gathered path); the second pass re-reads input the first
+ * pass's outputs could have overwritten, so tinycc/ops/conv.py conv2d_overlap_licence gives such
+ * layers no overlap, and the path declines buffers that do. KWS's 64 channels at 10 groups would
+ * take 32 passes: the gathered path. The stack stays FIRST_WORDS words. in_zp is folded into the
+ * bias (-in_zp * sum(w), wrapping like the accumulator), so taps outside the image are staged as
+ * in_zp and contribute nothing.
  * The requantization is tc_dsp_rq (exact for any accumulator), hence the layers: shifts in
  * [-23, -2] and no fused clamp (the others take the gathered path).
  */
@@ -41,8 +46,9 @@ enum {
     FIRST_MAX_C = 4,       /* input channels */
     FIRST_MAX_GROUPS = 16, /* 4-value groups per window (depth <= 64) */
     FIRST_WORDS = 224,     /* every channel's widened weights + a pixel block (896 B) */
-    FIRST_MAX_PAIRS = 8,   /* output channel pairs */
-    FIRST_MIN_BLOCK = 8    /* pixels */
+    FIRST_MAX_PAIRS = 8,   /* output channel pairs per pass */
+    FIRST_MIN_BLOCK = 8,   /* pixels */
+    FIRST_MAX_PASSES = 2   /* passes over the input (see above) */
 };
 
 /* The window layout of a layer (see above). */
@@ -62,18 +68,29 @@ static first_layout first_make_layout(const tc_conv2d_params *p) {
     return l;
 }
 
+/* The channel pairs of a pass: all of them when they fit beside a FIRST_MIN_BLOCK-pixel block
+ * (one pass), else as many as fit (0: none). tinycc/ops/conv.py conv2d_first_pass_pairs. */
+static int32_t first_pass_pairs(const tc_conv2d_params *p, const first_layout *l) {
+    const int32_t fit = FIRST_WORDS / (4 * l->groups) - FIRST_MIN_BLOCK / 2;
+    return TC_MAX(TC_MIN(TC_MIN((p->out_c + 1) / 2, FIRST_MAX_PAIRS), fit), 0);
+}
+
+static int32_t first_passes(const tc_conv2d_params *p, int32_t pass_pairs) {
+    return ((p->out_c + 1) / 2 + pass_pairs - 1) / pass_pairs;
+}
+
 int tc_conv2d_s8_first_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift) {
     first_layout l;
-    int32_t c;
+    int32_t c, pass_pairs;
     if (p->groups != 1 || p->dil_w != 1 || p->in_c > FIRST_MAX_C || p->k_h * p->k_w < 2 ||
-        p->out_c > 2 * FIRST_MAX_PAIRS || p->act_min != -128 || p->act_max != 127) {
+        p->out_c > 2 * FIRST_MAX_PAIRS * FIRST_MAX_PASSES || p->act_min != -128 ||
+        p->act_max != 127) {
         return 0;
     }
     l = first_make_layout(p);
-    if (l.groups > FIRST_MAX_GROUPS ||
-        ((p->out_c + 1) / 2 + FIRST_MIN_BLOCK / 2) * 4 * l.groups > FIRST_WORDS) {
-        return 0;
-    }
+    if (l.groups > FIRST_MAX_GROUPS) return 0;
+    pass_pairs = first_pass_pairs(p, &l);
+    if (pass_pairs == 0 || first_passes(p, pass_pairs) > FIRST_MAX_PASSES) return 0;
     for (c = 0; c < p->out_c; ++c) {
         if (!tc_dsp_rq_applies(shift[c])) return 0;
     }
@@ -330,48 +347,61 @@ static TC_DSP_NOINLINE void first_pixel(const first_job *job, const uint32_t *x,
     }
 }
 
-void tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
-                            const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                            int8_t *out) {
+/* Whether the input and output buffers share a byte (a later pass would read overwritten input). */
+static int first_buffers_overlap(const tc_conv2d_params *p, const int8_t *in, const int8_t *out) {
+    const uintptr_t a = (uintptr_t)in, b = (uintptr_t)out;
+    return a < b + (uintptr_t)(p->out_h * p->out_w * p->out_c) &&
+           b < a + (uintptr_t)(p->in_h * p->in_w * p->in_c);
+}
+
+int tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
+                           const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                           int8_t *out) {
     const tc_dsp_requant q =
         tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
     const first_layout l = first_make_layout(p);
     const int32_t G = l.groups, pixels = p->out_h * p->out_w, out_c = p->out_c;
-    const int32_t pairs = (out_c + 1) >> 1, pair_words = 4 * G;
-    const int32_t block = ((FIRST_WORDS - pairs * pair_words) / (2 * G)) & ~1; /* >= 8 pixels */
-    uint32_t buf[FIRST_WORDS]; /* the weights, pair i at buf + i * pair_words; the block after */
-    uint32_t *x = buf + pairs * pair_words;
+    const int32_t pass_pairs = first_pass_pairs(p, &l), pair_words = 4 * G;
+    const int32_t block = ((FIRST_WORDS - pass_pairs * pair_words) / (2 * G)) & ~1; /* >= 8 */
+    uint32_t buf[FIRST_WORDS]; /* the pass's weights, pair i at buf + i * pair_words; the block */
+    uint32_t *x = buf + pass_pairs * pair_words;
     first_channel chans[2 * FIRST_MAX_PAIRS];
     first_job job;
-    int32_t pix0, c;
-    for (c = 0; c < out_c; ++c) {
-        first_stage_channel(p, &l, w, &q, c, buf + (c >> 1) * pair_words + 2 * (c & 1), &chans[c]);
-    }
+    int32_t pix0, c, c0;
+    if (first_passes(p, pass_pairs) > 1 && first_buffers_overlap(p, in, out)) return 0;
     job.groups = G;
     job.y_step = out_c;
-    for (pix0 = 0; pix0 < pixels; pix0 += block) {
-        const int32_t n = TC_MIN(block, pixels - pix0);
-        first_stage_block(p, &l, in, pix0, n, x);
-        for (c = 0; c < out_c; c += 2) {
-            int8_t *y = out + pix0 * out_c + c;
-            int32_t i = 0;
-            job.w = buf + (c >> 1) * pair_words;
-            job.ch = &chans[c];
-            if (c + 1 < out_c && n >= 2) { /* pixel pairs of a channel pair */
-                job.x = x;
-                job.y = y;
-                job.pairs = n >> 1;
+    for (c0 = 0; c0 < out_c; c0 += 2 * pass_pairs) { /* a pass: channels c0 .. c_end - 1 */
+        const int32_t c_end = TC_MIN(c0 + 2 * pass_pairs, out_c);
+        for (c = c0; c < c_end; ++c) {
+            first_stage_channel(p, &l, w, &q, c, buf + ((c - c0) >> 1) * pair_words + 2 * (c & 1),
+                                &chans[c - c0]);
+        }
+        for (pix0 = 0; pix0 < pixels; pix0 += block) {
+            const int32_t n = TC_MIN(block, pixels - pix0);
+            first_stage_block(p, &l, in, pix0, n, x);
+            for (c = c0; c < c_end; c += 2) {
+                int8_t *y = out + pix0 * out_c + c;
+                int32_t i = 0;
+                job.w = buf + ((c - c0) >> 1) * pair_words;
+                job.ch = &chans[c - c0];
+                if (c + 1 < c_end && n >= 2) { /* pixel pairs of a channel pair */
+                    job.x = x;
+                    job.y = y;
+                    job.pairs = n >> 1;
 #if TC_DSP_ASM
-                tc_conv2d_first_pairs_asm(&job);
+                    tc_conv2d_first_pairs_asm(&job);
 #else
-                first_pairs(&job);
+                    first_pairs(&job);
 #endif
-                i = n & ~1;
-            }
-            for (; i < n; ++i) { /* an odd last pixel, the last channel of an odd out_c */
-                first_pixel(&job, x + 2 * G * i, TC_MIN(out_c - c, 2), y + i * out_c);
+                    i = n & ~1;
+                }
+                for (; i < n; ++i) { /* an odd last pixel, the last channel of an odd out_c */
+                    first_pixel(&job, x + 2 * G * i, TC_MIN(c_end - c, 2), y + i * out_c);
+                }
             }
         }
     }
+    return 1;
 }
 #endif /* TC_HAVE_DSP && TC_CONV2D_FIRST */

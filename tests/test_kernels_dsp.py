@@ -33,8 +33,9 @@ import numpy as np
 import pytest
 
 from cbuild import RUNTIME, STRICT, c_compiler, kernel_sources, ptr, runtime_library
-from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_first_groups, conv2d_first_may_run, conv2d_s8,
-                             conv_output_size, dwconv2d_s8)
+from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_first_groups, conv2d_first_may_run,
+                             conv2d_first_passes, conv2d_overlap_licence, conv2d_s8, conv_output_size,
+                             dwconv2d_s8)
 from tinycc.ops.dense import FcParams, fc_s8
 from tinycc.kernels import lookup, prunable_macros
 from tinycc.golden.arith import INT32_MAX, quantize_multiplier_array, requantize_to_int8
@@ -552,8 +553,16 @@ CONV_TARGETED = {
            # weights and 8 pixels beyond the 224 words: the gathered path
            "in_c_1_8x8_not_taken": dict(in_hw=(10, 9), k=(8, 8), stride=(1, 1),
                                         pads=(3, 4, 4, 3), in_c=1, out_c=4),
-           "ic_out_c_16_not_taken": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1),
-                                         pads=(1, 1, 1, 1), in_c=3, out_c=16),
+           # channels beyond one pass: two passes over the input (IC's 16 channels at 7 groups,
+           # an odd last pass, 32 channels at 3 groups); three passes: the gathered path
+           "ic_out_c_16_two_passes": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1),
+                                          pads=(1, 1, 1, 1), in_c=3, out_c=16),
+           "in_c_3_out_c_13_two_passes": dict(in_hw=(6, 5), k=(3, 3), stride=(2, 1),
+                                              pads=(1, 0, 1, 1), in_c=3, out_c=13),
+           "in_c_1_out_c_32_two_passes": dict(in_hw=(7, 9), k=(3, 3), stride=(1, 1),
+                                              pads=(1, 1, 1, 1), in_c=1, out_c=32),
+           "in_c_3_out_c_17_not_taken": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1),
+                                             pads=(1, 1, 1, 1), in_c=3, out_c=17),
            # 5x5x3: 19 groups, more than the path's 16: the gathered pixel-pair path
            "in_c_3_5x5_not_taken": dict(in_hw=(6, 6), k=(5, 5), stride=(1, 1),
                                         pads=(2, 2, 2, 2), in_c=3, out_c=4),
@@ -889,7 +898,7 @@ def test_targeted_cases_exercise_their_feature():
         assert conv_shallow_expected(p, shift) == ("left_shifts" not in name), name
     assert not dsp_path_expected("conv", *by_name[("conv", "shallow_in_c_3_left_shifts_portable")][::5])
     first = [n for k, n in by_name if k == "conv" and n.startswith("first_")]
-    assert len(first) == 25
+    assert len(first) == 28
     for name in first:
         p, *_, shift = by_name[("conv", name)]
         assert conv_first_expected(p, shift) == ("not_taken" not in name), name
@@ -897,6 +906,9 @@ def test_targeted_cases_exercise_their_feature():
     p = by_name[("conv", "first_in_c_3_blocks_out_c_8")][0]
     assert p.out_h * p.out_w > 4 * 8 and p.out_w % 8  # several blocks, across row ends
     assert conv2d_first_groups(by_name[("conv", "first_in_c_1_5x8_10_groups")][0]) == 10
+    assert [conv2d_first_passes(by_name[("conv", f"first_{n}")][0]) for n in
+            ("ic_out_c_16_two_passes", "in_c_3_out_c_13_two_passes", "in_c_1_out_c_32_two_passes",
+             "in_c_3_out_c_17_not_taken", "ic_3x3_s1_in_c_3_padded")] == [2, 2, 2, 3, 1]
     blocks = {n: by_name[("conv", n)][0] for n in shallow if "blocks" in n}
     assert all(p.out_h * p.out_w > 144 // ((p.in_c + 3) // 4) for p in blocks.values()), blocks
     assert not inplace_allowed(by_name[("dw_inplace", "output_larger_than_input")][0])
@@ -1379,6 +1391,11 @@ def test_first_layer_path_pruned_from_projects_without_such_a_layer():
                             pad_top=pad[0], pad_left=pad[1], groups=1, in_zp=0, out_zp=0, act_min=-128,
                             act_max=127)
     vww, ic, kws = stem((96, 96), 3, 8, (3, 3), 2), stem((32, 32), 3, 16, (3, 3), 1), stem((49, 10), 1, 64, (10, 4), 2)
-    assert conv2d_first_may_run(vww) and not conv2d_first_may_run(ic) and not conv2d_first_may_run(kws)
-    assert prunable_macros([("tc_conv2d_s8", ic), ("tc_conv2d_s8", kws)]) == {"TC_CONV2D_FIRST": False}
-    assert prunable_macros([("tc_conv2d_s8", ic), ("tc_conv2d_s8", vww)]) == {"TC_CONV2D_FIRST": True}
+    # IC's 16 channels at 7 groups go in two passes; KWS's 64 at 10 groups would need 32
+    assert conv2d_first_may_run(vww) and conv2d_first_may_run(ic) and not conv2d_first_may_run(kws)
+    assert (conv2d_first_passes(vww), conv2d_first_passes(ic)) == (1, 2)
+    deep = stem((16, 16), 16, 16, (3, 3), 1)
+    assert prunable_macros([("tc_conv2d_s8", deep), ("tc_conv2d_s8", kws)]) == {"TC_CONV2D_FIRST": False}
+    assert prunable_macros([("tc_conv2d_s8", kws), ("tc_conv2d_s8", ic)]) == {"TC_CONV2D_FIRST": True}
+    # a second pass re-reads the input: such a layer gets no overlap licence, VWW's keeps its own
+    assert conv2d_overlap_licence(ic) == {} and "overlap_delta" in conv2d_overlap_licence(vww)

@@ -257,10 +257,14 @@ def conv2d_overlap_licence(p) -> dict:
     """tc_conv2d_s8 writes whole output pixels in row-major order on every path (portable per
     pixel; DSP pixel pairs), so it streams rows. The fast portable pointwise path pairs the last
     pixels of two rows of odd width after the lower row's other pixels: it reads the upper one from
-    a stack copy taken before the lower row is written, so the same bound holds. One exception: on DSP builds, windows deeper than
-    CONV2D_CHUNK (conv2d_s8_chunked, groups == 1, dil_w == 1) go in pixel pairs that may span a
-    row end, and re-read both windows for each block of output channels after writing a block of
-    both: the next row's first pixel is written while the row's last window is still read."""
+    a stack copy taken before the lower row is written, so the same bound holds. Two exceptions on
+    DSP builds: windows deeper than CONV2D_CHUNK (conv2d_s8_chunked, groups == 1, dil_w == 1) go
+    in pixel pairs that may span a row end, and re-read both windows for each block of output
+    channels after writing a block of both: the next row's first pixel is written while the row's
+    last window is still read; and first layers whose channels take two passes of
+    tc_conv2d_s8_first_dsp.c read the whole input again after writing every pixel: no overlap."""
+    if conv2d_first_may_run(p) and conv2d_first_passes(p) > 1:
+        return {}  # the first-layer path stages the input once per pass: no overlap at all
     dsp_gathered = p.groups == 1 and p.dil_w == 1 and p.k_w * p.in_c >= 4
     chunked = dsp_gathered and p.k_h * p.k_w * p.in_c > CONV2D_CHUNK
     delta = row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h, p.pad_top,
@@ -773,15 +777,32 @@ def conv2d_first_groups(p: Conv2dParams) -> int:
     return p.k_h * (row_len // 4) + (p.k_h * (row_len % 4) + 3) // 4
 
 
+FIRST_WORDS, FIRST_MAX_PAIRS, FIRST_MIN_BLOCK, FIRST_MAX_PASSES = 224, 8, 8, 2  # tc_conv2d_s8_first_dsp.c
+
+
+def conv2d_first_pass_pairs(p: Conv2dParams) -> int:
+    """first_pass_pairs of tc_conv2d_s8_first_dsp.c: the output channel pairs whose widened
+    weights the path holds at once beside a block of FIRST_MIN_BLOCK pixels (0: none fit)."""
+    fit = FIRST_WORDS // (4 * conv2d_first_groups(p)) - FIRST_MIN_BLOCK // 2
+    return max(min((p.out_c + 1) // 2, FIRST_MAX_PAIRS, fit), 0)
+
+
+def conv2d_first_passes(p: Conv2dParams) -> int:
+    """How many times the first-layer path stages the whole input (one pass per set of channel
+    pairs that fits); above 1 the layer must not overlap its input (conv2d_overlap_licence)."""
+    pairs = conv2d_first_pass_pairs(p)
+    return -(-((p.out_c + 1) // 2) // pairs) if pairs else 0
+
+
 def conv2d_first_may_run(p: Conv2dParams) -> bool:
     """Whether tc_conv2d_s8_first_dsp.c's first-layer path may run the layer: the geometry of
     tc_conv2d_s8_first_dsp_applicable (groups 1, dil_w 1, in_c <= 4, at least 2 taps, at most 16
-    output channels and 16 four-value groups per window, the channels' widened weights and an
-    8-pixel block in 224 words, no fused clamp); the C also checks the shifts at run time."""
-    groups = conv2d_first_groups(p)
-    return (p.groups == 1 and p.dil_w == 1 and p.in_c <= 4 and p.k_h * p.k_w >= 2 and p.out_c <= 16
-            and p.act_min == -128 and p.act_max == 127 and groups <= 16
-            and ((p.out_c + 1) // 2 + 4) * 4 * groups <= 224)
+    four-value groups per window, no fused clamp, the channels in at most two passes of channel
+    pairs whose widened weights fit beside an 8-pixel block in 224 words); the C also checks the
+    shifts at run time."""
+    return (p.groups == 1 and p.dil_w == 1 and p.in_c <= 4 and p.k_h * p.k_w >= 2
+            and p.out_c <= 2 * FIRST_MAX_PAIRS * FIRST_MAX_PASSES and p.act_min == -128 and p.act_max == 127
+            and conv2d_first_groups(p) <= 16 and 1 <= conv2d_first_passes(p) <= FIRST_MAX_PASSES)
 
 
 # TC_CONV2D_FIRST (tc_conv.h): a project without such a layer compiles that path out.
