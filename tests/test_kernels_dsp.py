@@ -35,7 +35,7 @@ import pytest
 from cbuild import RUNTIME, STRICT, c_compiler, kernel_sources, ptr, runtime_library
 from tinycc.ops.conv import (Conv2dParams, DwConv2dParams, conv2d_first_groups, conv2d_first_may_run,
                              conv2d_first_passes, conv2d_overlap_licence, conv2d_s8, conv_output_size,
-                             dwconv2d_s8)
+                             dwconv2d_s8, row_overlap_delta)
 from tinycc.ops.dense import FcParams, fc_s8
 from tinycc.kernels import lookup, prunable_macros
 from tinycc.golden.arith import INT32_MAX, quantize_multiplier_array, requantize_to_int8
@@ -1399,3 +1399,29 @@ def test_first_layer_path_pruned_from_projects_without_such_a_layer():
     assert prunable_macros([("tc_conv2d_s8", kws), ("tc_conv2d_s8", ic)]) == {"TC_CONV2D_FIRST": True}
     # a second pass re-reads the input: such a layer gets no overlap licence, VWW's keeps its own
     assert conv2d_overlap_licence(ic) == {} and "overlap_delta" in conv2d_overlap_licence(vww)
+
+
+def test_two_pass_first_layer_declines_overlapping_buffers(dsp_lib):
+    """A first layer whose channels take two passes reads the whole input again after writing
+    every output pixel, so it gets no overlap licence; handed overlapping buffers anyway (the
+    row-streaming bound the gathered path honours), tc_conv2d_s8_first_dsp declines them and the
+    gathered path computes the layer: the output equals the golden's. The same layer out of place
+    takes the two-pass path (the C predicate) and equals the golden too."""
+    p, x, w, bias, mult, shift = conv_case(name_seed("two_pass_overlap"), in_hw=(6, 7), k=(3, 3),
+                                           stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1), in_c=3,
+                                           out_c=16, groups=1, regime="normal", act="full")
+    assert conv2d_first_passes(p) == 2 and conv_first_expected(p, shift)
+    expected = conv2d_s8(p, x, w, bias, mult, shift).reshape(-1)
+    delta = row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h, p.pad_top)
+    n_in, n_out = x.size, expected.size
+    assert -n_out < delta < n_in  # the buffers do overlap
+    base = max(0, -delta)
+    arena = np.full(base + max(n_in, delta + n_out), SENTINEL, dtype=np.int8)
+    arena[base:base + n_in] = x.reshape(-1)
+    args = [ctypes.byref(_c_struct(p)), None, ptr(w), ptr(bias), ptr(mult), ptr(shift)]
+    addr = arena.ctypes.data
+    args[1] = ctypes.c_void_p(addr + base)
+    assert dsp_lib.tc_conv2d_s8(*args, ctypes.c_void_p(addr + base + delta)) == TC_OK
+    assert_bit_exact(arena[base + delta:base + delta + n_out], expected, "overlapping two-pass stem")
+    _, out = run_kernel(dsp_lib, "conv", (p, x, w, bias, mult, shift))
+    assert_bit_exact(out.reshape(-1), expected, "two-pass stem out of place")

@@ -141,8 +141,8 @@ def deep_column():
 
 def first_paths():
     """The first-layer path (tc_conv2d_s8_first_dsp.c) on 3, 4 and 1 input channels, and a stem of
-    16 channels that takes the gathered path. W = 5: its blocks of 8 or more pixels span row
-    ends, and all channels run over a block before the next is staged."""
+    16 channels that takes it in two passes (planned without overlap). W = 5: its blocks of 8 or
+    more pixels span row ends, and all channels run over a block before the next is staged."""
     rng = np.random.default_rng(7)
 
     def w(name, shape):
@@ -151,7 +151,7 @@ def first_paths():
 
     nodes = [_conv("x", "w_f1", "f1", pads=[1, 1, 1, 1]),                    # 3 -> 8, 3x3x3 windows
              _conv("f1", "w_f2", "f2"),                                      # 8 -> 3
-             _conv("f2", "w_f3", "f3", pads=[1, 1, 1, 1]),                   # 3 -> 16: gathered
+             _conv("f2", "w_f3", "f3", pads=[1, 1, 1, 1]),                   # 3 -> 16: two passes
              _conv("f3", "w_f4", "f4"),                                      # 16 -> 4
              _conv("f4", "w_f5", "f5", pads=[1, 1, 1, 1], strides=[2, 1]),   # 4 -> 4, strided
              _conv("f5", "w_f6", "f6"),                                      # 4 -> 1
