@@ -141,7 +141,8 @@ def deep_column():
 
 def first_paths():
     """The first-layer path (tc_conv2d_s8_first_dsp.c) on 3, 4 and 1 input channels, and a stem of
-    16 channels that takes it in two passes (planned without overlap). W = 5: its blocks of 8 or
+    16 channels that takes it in two passes out of place and the gathered path when its output
+    overlaps its input (the forced licences below). W = 5: its blocks of 8 or
     more pixels span row ends, and all channels run over a block before the next is staged."""
     rng = np.random.default_rng(7)
 
