@@ -198,6 +198,67 @@ def print_layers(results: dict, bits_list: list[int]) -> None:
                   + " | ".join(cells) + " |")
 
 
+def output_codes(model: CompiledModel, rows: np.ndarray) -> np.ndarray:
+    """The golden model's int8 output codes for each sample row (one inference per row)."""
+    name = model.graph.inputs[0]
+    return np.stack([next(iter(model.run_int8({name: r[None]}).values())).astype(np.int64).ravel() for r in rows])
+
+
+def ad_output_mse(bits_list: list[int], palette_weights: list[int]) -> list[dict]:
+    """AD autoencoder: mean square of (codebook - int8) output codes, per FC palette group size
+    (codebook.FC_PALETTE_WEIGHTS) and bits, on two builds:
+      qdq   the QDQ model (what the tables above measure): palettes without calibration data, so
+            no GPTQ assignment (nearest palette value), on all samples;
+      calib the float model calibrated on the first half of the samples (GPTQ assignment, input
+            variance weighting), evaluated on the second half; int8 calibrated the same way.
+    Also the weight flash of each build against int8, as a group size must keep the targets."""
+    import tempfile
+
+    from tinycc.quant import codebook
+
+    samples = np.load(MLPERF / "samples.npz")
+    half = len(samples["ad_autoencoder_float"]) // 2
+    calib_x, eval_x = samples["ad_autoencoder_float"][:half], samples["ad_autoencoder_float"][half:]
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        calib = Path(tmp) / "calib.npy"
+        np.save(calib, calib_x.astype(np.float32))
+
+        def builds(bits):
+            cb = {} if bits is None else {"quant": "codebook", "codebook_bits": str(bits)}
+            qdq = CompiledModel(run_pipeline(load_graph(MLPERF / "ad_autoencoder_qdq.onnx")), QuantOptions(**cb),
+                                warn=lambda m: None)
+            fl = CompiledModel(run_pipeline(load_graph(MLPERF / "ad_autoencoder.onnx")),
+                               QuantOptions(calib=str(calib), **cb), warn=lambda m: None)
+            return {"qdq": (qdq, samples["ad_autoencoder_int8"]), "calib": (fl, eval_x)}
+
+        base = {k: (output_codes(m, x), weight_flash(m)) for k, (m, x) in builds(None).items()}
+        saved = codebook.FC_PALETTE_WEIGHTS
+        try:
+            for weights in palette_weights:
+                codebook.FC_PALETTE_WEIGHTS = weights
+                for bits in bits_list:
+                    for k, (m, x) in builds(bits).items():
+                        codes, flash = output_codes(m, x), weight_flash(m)
+                        out.append({"palette_weights": weights, "bits": bits, "build": k,
+                                    "mse": float(np.mean((codes - base[k][0]) ** 2)),
+                                    "flash_x_int8": flash / base[k][1]})
+                        print(f"  ad_autoencoder cb{bits} {k} palette {weights}: done", file=sys.stderr)
+        finally:
+            codebook.FC_PALETTE_WEIGHTS = saved
+    return out
+
+
+def print_ad_mse(rows: list[dict]) -> None:
+    print("\n## AD autoencoder: output MSE against int8 (int8 output codes), by FC palette group size\n")
+    print("qdq: the QDQ model, no calibration data (no GPTQ), all samples; calib: the float model calibrated on "
+          "the first half of the samples (GPTQ), evaluated on the second half.\n")
+    print("| FC weights per palette | bits | build | MSE vs int8 | weight flash x int8 |")
+    print("|---:|---:|---|---:|---:|")
+    for r in rows:
+        print(f"| {r['palette_weights']:,} | {r['bits']} | {r['build']} | {r['mse']:.2f} | {r['flash_x_int8']:.3f}x |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=",".join(MODELS))
@@ -205,6 +266,8 @@ def main(argv=None) -> int:
     ap.add_argument("--qemu", action="store_true", help="also run on the Cortex-M4 under QEMU")
     ap.add_argument("--layers", action="store_true", help="with --qemu: also a table per layer")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--ad-mse", metavar="N,...", help="only the AD autoencoder's output MSE against int8, "
+                    "for these FC palette group sizes (weights per palette, e.g. 16384,4096)")
     args = ap.parse_args(argv)
     if not MLPERF.is_dir():
         print(f"bench_codebook: ../shared absent: {MLPERF} not found", file=sys.stderr)
@@ -213,6 +276,9 @@ def main(argv=None) -> int:
         print(f"bench_codebook: cannot run QEMU: {missing_tools(run=True)}", file=sys.stderr)
         return 2
     bits_list = [int(b) for b in args.bits.split(",")]
+    if args.ad_mse:
+        print_ad_mse(ad_output_mse(bits_list, [int(w) for w in args.ad_mse.split(",")]))
+        return 0
     results = {name: measure(name, bits_list, args.qemu) for name in args.models.split(",")}
     ok = print_tables(results, bits_list, args.qemu)
     if args.qemu and args.layers:

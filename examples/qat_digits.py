@@ -333,15 +333,17 @@ def run_experiment(out: Path, float_epochs: int, prom_epochs: int, dkm_epochs: i
 
 
 def codebook_rows(float_path: Path, test_x: np.ndarray, calib_path: Path, out: Path, modes: set[str], row) -> None:
-    """The compiler's codebook PTQ at 4 bits, without and with --bias-correction."""
-    for extra, label in (([], ""), (["--bias-correction"], " + bias correction")):
-        name = f"codebook 4-bit PTQ (tinycc --quant codebook{label})"
+    """The compiler's codebook PTQ (k-means palettes, GPTQ index assignment): 4 bits without and with
+    --bias-correction, and 2 bits (the no-training reference for DKM 2-bit, here with the compiler's
+    GPTQ assignment rather than tinycc.qat's nearest-centroid snapping)."""
+    for bits, extra, label in ((4, [], ""), (4, ["--bias-correction"], " + bias correction"), (2, [], "")):
+        name = f"codebook {bits}-bit PTQ (tinycc --quant codebook{label})"
         if "codebook" not in modes:
             row(name, "", None, note="(this tinycc has no --quant codebook)")
             continue
-        args = ["--quant", "codebook", "--codebook-bits", "4", *extra]
+        args = ["--quant", "codebook", "--codebook-bits", str(bits), *extra]
         row(name, f"tinycc run {' '.join(args)} --calib",
-            tinycc_cli_predictions(float_path, test_x, calib_path, args, out), "4-bit palettes")
+            tinycc_cli_predictions(float_path, test_x, calib_path, args, out), f"{bits}-bit palettes")
 
 
 def render(results: list[dict], evaluated: str = "held-out") -> str:
