@@ -15,7 +15,13 @@ weights at each --codebook-bits B. Printed:
      band, is in the table; a fully connected layer's tile_oc, or table/N where the DSP kernel
      goes through a decode table per palette of N rows).
 
+With --ad-mse N,...: only the AD autoencoder's output MSE against int8 (int8 output codes) for
+fully connected palettes shared by N weights (quant/codebook.py FC_PALETTE_WEIGHTS), on the QDQ
+model (no calibration data, so no GPTQ) and on the float model calibrated on half of the samples
+(GPTQ), evaluated on the other half; with each build's weight flash against int8.
+
 Usage: python benchmarks/bench_codebook.py [--models NAME,...] [--bits 4,2] [--qemu [--layers]] [--json FILE]
+       python benchmarks/bench_codebook.py --ad-mse 16384,4096 [--bits 4,2]
 """
 from __future__ import annotations
 
