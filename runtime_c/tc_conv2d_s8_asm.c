@@ -28,7 +28,7 @@
     "    smlad  r0, r5, r8, r0\n"                                                   \
     "    smlad  r2, r7, r8, r2\n"
 
-#define CONV2D_PAIRS_HEAD(NAME)                                                     \
+#define CONV2D_PAIRS_START(NAME)                                                    \
     "    .pushsection .text." NAME ",\"ax\",%progbits\n"                            \
     "    .syntax unified\n"                                                         \
     "    .thumb\n"                                                                  \
@@ -39,7 +39,10 @@
     "" NAME ":\n"                                                                   \
     "    push   {r0, r4-r11, lr}\n"                                                 \
     "    ldr    r12, [sp]\n"                /* r12 = job (again at each pair's end) */ \
-    "    ldr    r10, [r12, #12]\n"          /* w: channel c; c + 1 at [r10, r11] */  \
+    "    ldr    r10, [r12, #12]\n"          /* w: channel c; c + 1 at [r10, r11] */
+
+/* A pair's sums start from sums_in when bias is NULL, else from the bias. */
+#define CONV2D_PAIRS_SUMS_IN                                                        \
     "1:  ldr    r4, [r12, #16]\n"                                                   \
     "    cbnz   r4, 2f\n"                                                           \
     "    ldr    r4, [r12, #20]\n"           /* sums from sums: (c,0) (c,1) (c+1,0) (c+1,1) */ \
@@ -50,7 +53,17 @@
     "2:  ldrd   r0, r1, [r4], #8\n"         /* or from the bias: r0 r2 channel c, r1 r3 c + 1 */ \
     "    str    r4, [r12, #16]\n"                                                   \
     "    mov    r2, r0\n"                                                           \
-    "    mov    r3, r1\n"                                                           \
+    "    mov    r3, r1\n"
+
+/* tc_conv2d_pairs_out_asm's start of a pair: always from the bias (a whole window). */
+#define CONV2D_PAIRS_BIAS                                                           \
+    "1:  ldr    r4, [r12, #16]\n"                                                   \
+    "    ldrd   r0, r1, [r4], #8\n"         /* r0 r2 channel c, r1 r3 c + 1 */      \
+    "    str    r4, [r12, #16]\n"                                                   \
+    "    mov    r2, r0\n"                                                           \
+    "    mov    r3, r1\n"
+
+#define CONV2D_PAIRS_LOOP                                                           \
     "3:  ldm    r12, {r11, r12, lr}\n"     /* depth, x, iters */                   \
     "    lsrs   lr, lr, #1\n"              /* iterations; carry: the first is half */ \
     "    bcs    8f\n"                                                               \
@@ -62,7 +75,10 @@
     "    bne    4b\n"                                                               \
     "    ldr    r12, [sp]\n"                                                        \
     "    ldr    r4, [r12, #40]\n"           /* the next pair's weights */           \
-    "    add    r10, r10, r4\n"            /* (r10 stays live to the next pair) */ \
+    "    add    r10, r10, r4\n"            /* (r10 stays live to the next pair) */
+
+/* y0 NULL: the sums are stored to sums_out (and the next pair follows), else requantized. */
+#define CONV2D_PAIRS_SUMS_OUT                                                       \
     "    ldr    r5, [r12, #32]\n"                                                   \
     "    cbnz   r5, 5f\n"                                                           \
     "    ldr    r4, [r12, #52]\n"           /* y0 NULL: store the sums */           \
@@ -73,6 +89,10 @@
     "    cmp    r10, r4\n"                                                          \
     "    bne    1b\n"                                                               \
     "    pop    {r0, r4-r11, pc}\n"
+
+/* The general loop: sums from the bias or sums_in, into bytes or sums_out. */
+#define CONV2D_PAIRS_HEAD(NAME)                                                     \
+    CONV2D_PAIRS_START(NAME) CONV2D_PAIRS_SUMS_IN CONV2D_PAIRS_LOOP CONV2D_PAIRS_SUMS_OUT
 
 #define CONV2D_PAIRS_RQ_FAR                                                         \
     "5:  ldrd   r4, r5, [r12, #24]\n"       /* r6 r7 mult, r8 r9 shift of c, c + 1 */ \
@@ -182,12 +202,16 @@
 /* The group as an assembler macro (the functions' strings stay within C99's 4095 characters). */
 __asm__("    .macro tc_conv2d_group\n" CONV2D_ASM_GROUP "    .endm\n");
 
-/* tc_conv2d_pairs_asm: every shift in [-31, -2]; tc_conv2d_pairs_near_asm: shifts -1, 0, 1 too
- * (tc_dsp_rq_near_applies; conv2d_asm_layer chooses). */
-__asm__(CONV2D_PAIRS_HEAD("tc_conv2d_pairs_asm") CONV2D_PAIRS_RQ_FAR
-        CONV2D_PAIRS_TAIL("tc_conv2d_pairs_asm"));
+/* tc_conv2d_pairs_sums_asm: every shift in [-31, -2]; tc_conv2d_pairs_near_asm: shifts -1, 0, 1
+ * too (tc_dsp_rq_near_applies; conv2d_asm_layer chooses). */
+__asm__(CONV2D_PAIRS_HEAD("tc_conv2d_pairs_sums_asm") CONV2D_PAIRS_RQ_FAR
+        CONV2D_PAIRS_TAIL("tc_conv2d_pairs_sums_asm"));
 __asm__(CONV2D_PAIRS_HEAD("tc_conv2d_pairs_near_asm") CONV2D_PAIRS_RQ_NEAR
         CONV2D_PAIRS_TAIL("tc_conv2d_pairs_near_asm"));
+/* tc_conv2d_pairs_asm: tc_conv2d_pairs_sums_asm for a whole window (bias set, y0 not NULL:
+ * conv2d_s8_one_chunk), without the two per-pair tests (3 of ~60 instructions per 2x2 block). */
+__asm__(CONV2D_PAIRS_START("tc_conv2d_pairs_asm") CONV2D_PAIRS_BIAS CONV2D_PAIRS_LOOP
+        CONV2D_PAIRS_RQ_FAR CONV2D_PAIRS_TAIL("tc_conv2d_pairs_asm"));
 
 /*
  * The shallow pointwise loops (conv2d_s8_shallow in tc_conv2d_s8_dsp.c, whose C function

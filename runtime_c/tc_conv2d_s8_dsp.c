@@ -555,7 +555,10 @@ static TC_DSP_NOINLINE void conv2d_pair_outputs(const tc_dsp_requant *q, int32_t
  * Preconditions (conv2d_asm_layer): bias present at the first chunk, no fused activation
  * clamp, and 2 <= -shift <= 31 for every channel (a zero multiplier comes with shift -2 from the
  * compiler), or shifts -1..1 with tc_dsp_rq_near_applies (tc_conv2d_pairs_near_asm: a branch per
- * channel between tc_dsp_rq and tc_dsp_rq_near). The C functions above are the reference;
+ * channel between tc_dsp_rq and tc_dsp_rq_near). tc_conv2d_pairs_sums_asm is the general loop
+ * of the other layers (conv2d_s8_chunked: sums in and out between chunks); tc_conv2d_pairs_asm
+ * the same for a whole window (bias in, bytes out) without the per-pair tests of which.
+ * The C functions above are the reference;
  * tests/test_kernels_qemu.py runs both against the golden model. Each function pushes 10
  * registers (40 bytes of stack) and calls nothing; tinycc/sim/qemu.py HANDWRITTEN_FRAMES tells
  * the static stack bound so.
@@ -601,6 +604,7 @@ static int32_t conv2d_asm_iters(int32_t iters) {
 
 /* The assembly loops: tc_conv2d_s8_asm.c. */
 void tc_conv2d_pairs_asm(conv2d_asm_job *job);
+void tc_conv2d_pairs_sums_asm(conv2d_asm_job *job);
 void tc_conv2d_pairs_near_asm(conv2d_asm_job *job);
 
 /* The fields of a job that do not depend on the mode (bias or sums_in, y0 and y1 or sums_out:
@@ -646,12 +650,16 @@ static int conv2d_asm_layer(const tc_conv2d_params *p, const tc_dsp_requant *q) 
     return (fold ? CONV2D_ASM_FOLD_ZP : CONV2D_ASM_ZP_AFTER) | near;
 }
 
-/* The loop for the layer's mode: with the requantization of shifts -1..1 where it has some. */
-static void conv2d_pairs(conv2d_asm_job *job, int mode) {
+/* The loop for the layer's mode: with the requantization of shifts -1..1 where it has some;
+ * else, for a whole window (bias set, bytes out: whole_window), the loop without the per-pair
+ * tests of where the sums come from and go. */
+static void conv2d_pairs(conv2d_asm_job *job, int mode, int whole_window) {
     if (mode & CONV2D_ASM_NEAR) {
         tc_conv2d_pairs_near_asm(job);
-    } else {
+    } else if (whole_window) {
         tc_conv2d_pairs_asm(job);
+    } else {
+        tc_conv2d_pairs_sums_asm(job);
     }
 }
 #endif /* CONV2D_ASM */
@@ -759,11 +767,11 @@ static TC_DSP_NOINLINE void conv2d_s8_one_chunk(const tc_conv2d_params *p, const
             job.bias = q->bias;
             job.y0 = y0;
             job.y1 = y1;
-            if (asm_pairs > 0) conv2d_pairs(&job, use_asm);
+            if (asm_pairs > 0) conv2d_pairs(&job, use_asm, 1);
             if (tail_pair) { /* bias, mult, shift, y0, y1 have moved on to the pair */
                 job.w = tail_w;
                 job.w_end = tail_w + 2 * depth;
-                conv2d_pairs(&job, use_asm);
+                conv2d_pairs(&job, use_asm, 1);
             }
             if (c_rest < out_c) {
                 conv2d_edge_sums(&k, c_rest, c_rest, out_c, sums);
@@ -834,7 +842,7 @@ static TC_DSP_NOINLINE void conv2d_s8_chunked(const tc_conv2d_params *p, const i
                         job.sums_out = sums;
                         job.y0 = d0 + k.len == depth ? y0 + c : NULL;
                         job.y1 = y1 + c;
-                        conv2d_pairs(&job, use_asm);
+                        conv2d_pairs(&job, use_asm, 0);
                     }
                     if (c + 2 * pairs < c_end) conv2d_edge_sums(&k, c + 2 * pairs, c, c_end, sums);
                     c_rest = c + 2 * pairs;

@@ -162,7 +162,8 @@ _CI_SIZE = re.compile(r"\\n(\d+) bytes \(([a-z,]+)\)")
 # Stack bytes of the runtime's hand-written assembly functions, which gcc's call-graph output
 # does not describe (they push registers and call nothing). Checked against the sources by
 # tests/test_cortexm.py::test_handwritten_frames_match_the_assembly.
-HANDWRITTEN_FRAMES = {"tc_conv2d_pairs_asm": 40, "tc_conv2d_pairs_near_asm": 40, "tc_conv2d_shallow4_asm": 40,
+HANDWRITTEN_FRAMES = {"tc_conv2d_pairs_asm": 40, "tc_conv2d_pairs_sums_asm": 40,
+                      "tc_conv2d_pairs_near_asm": 40, "tc_conv2d_shallow4_asm": 40,
                       "tc_conv2d_shallow8_asm": 40, "tc_conv2d_shallow4z_asm": 40, "tc_conv2d_shallow8z_asm": 40,
                       "tc_dwq_pairs_asm": 40, "tc_dwq_pairs_s2_asm": 40, "tc_dwq_quads_asm": 40,
                       "tc_dwk5_pairs_asm": 48, "tc_dwk5_pairs_s2_asm": 48, "tc_dwk7_pairs_asm": 48,
