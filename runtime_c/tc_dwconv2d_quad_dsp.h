@@ -79,6 +79,11 @@ static inline int32_t tc_dwq_rq2(int32_t acc2, const int32_t *rq) {
     return tc_ssat8((tc_smmlar(acc2, rq[0], rq[1]) - (int32_t)((uint32_t)acc2 >> 31)) >> rq[2]);
 }
 
+/* The low halfword of v as a signed value. */
+static inline int32_t tc_dwq_s16_lane(uint32_t v) {
+    return (int32_t)((v & 0xFFFFu) ^ 0x8000u) - 0x8000;
+}
+
 /*
  * The group of channels c..c + 3: w points at channel c's tap 0, tap k of channel c + j at
  * w[k * tap_step + j * channel_step] (the int8 tensor: out_c and 1; decoded codebook taps: 1
@@ -90,8 +95,8 @@ static TC_ALWAYS_INLINE inline void tc_dwq_make_group(const int8_t *w, int32_t t
                                                       int32_t c, int32_t in_zp, int32_t out_zp,
                                                       int32_t act_min, int32_t act_max,
                                                       tc_dwq_group *g) {
-    const uint32_t ones = tc_pack_s16x2(1, 1);
-    int32_t k, j, w_sum[4] = {0, 0, 0, 0};
+    uint32_t sum_e = 0, sum_o = 0; /* the weights' sums, channels (0, 2) and (1, 3) in halfwords */
+    int32_t k, j, w_sum[4];
     int fast = 1;
     for (j = 0; j < 4; ++j) fast &= tc_dwq_rq2_applies(bias != NULL ? bias[c + j] : 0, shift[c + j]);
     for (k = 0; k < 9; ++k, w += tap_step) { /* the tap's 4 weights widened in pairs, summed */
@@ -105,11 +110,14 @@ static TC_ALWAYS_INLINE inline void tc_dwq_make_group(const int8_t *w, int32_t t
         /* doubled (one SXTAB16 adds the lanes once more): the sums are then 2 * acc */
         g->w[2 * k] = tc_sxtab16(we, word);
         g->w[2 * k + 1] = tc_sxtab16_ror8(wo, word);
-        w_sum[0] = tc_smlabb(we, ones, w_sum[0]);
-        w_sum[2] = tc_smlatt(we, ones, w_sum[2]);
-        w_sum[1] = tc_smlabb(wo, ones, w_sum[1]);
-        w_sum[3] = tc_smlatt(wo, ones, w_sum[3]);
+        /* 9 weights sum to within +-1152: a halfword lane holds it exactly */
+        sum_e = tc_sxtab16(sum_e, word);
+        sum_o = tc_sxtab16_ror8(sum_o, word);
     }
+    w_sum[0] = tc_dwq_s16_lane(sum_e);
+    w_sum[2] = tc_dwq_s16_lane(sum_e >> 16);
+    w_sum[1] = tc_dwq_s16_lane(sum_o);
+    w_sum[3] = tc_dwq_s16_lane(sum_o >> 16);
     g->out_zp = out_zp;
     g->act_min = act_min;
     g->act_max = act_max;
@@ -145,6 +153,18 @@ static inline void tc_dwq_make_lanes(tc_dwq_group *g) {
     }
 }
 
+/* n words, one a pixel, `step` bytes apart from src, into dst and into copy if not NULL (one
+ * store a word without a copy: the compiler cannot tell that a copy pointer equals dst). */
+static TC_ALWAYS_INLINE inline void tc_dwq_gather_words(const int8_t *src, int32_t step, int32_t n,
+                                                        uint32_t *dst, uint32_t *copy) {
+    int32_t i;
+    if (copy == NULL) {
+        for (i = 0; i < n; ++i, src += step) dst[i] = tc_read_s8x4(src);
+    } else {
+        for (i = 0; i < n; ++i, src += step) dst[i] = copy[i] = tc_read_s8x4(src);
+    }
+}
+
 /* Channels c..c + 3 of input row iy (or in_zp words outside the image) into a ring row from
  * its column pad_left on (its other columns hold in_zp words from the start), and into `copy`
  * if not NULL. */
@@ -157,8 +177,8 @@ static inline void tc_dwq_gather_image_row(const int8_t *in, int32_t in_h, int32
         for (i = 0; i < in_w; ++i) dst[i] = dst2[i] = zp4;
         return;
     }
-    in += iy * in_w * in_c + c;
-    for (i = 0; i < in_w; ++i, in += in_c) dst[i] = dst2[i] = tc_read_s8x4(in);
+    tc_dwq_gather_words(in + iy * in_w * in_c + c, in_c, in_w, dst,
+                        copy != NULL ? dst2 : NULL);
 }
 
 /* One window tap: 4 channels' values against the group's weights for tap k. */

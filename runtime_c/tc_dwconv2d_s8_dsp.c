@@ -471,8 +471,7 @@ static void dwq_gather_column(const tc_dwconv2d_params *p, const int8_t *in, int
         for (i = 0; i < p->in_h; ++i) dst[i] = dst2[i] = zp4;
         return;
     }
-    in += ix * p->in_c + c;
-    for (i = 0; i < p->in_h; ++i, in += step) dst[i] = dst2[i] = tc_read_s8x4(in);
+    tc_dwq_gather_words(in + ix * p->in_c + c, step, p->in_h, dst, copy != NULL ? dst2 : NULL);
 }
 
 /* The group's taps transposed ((ky, kx) -> (kx, ky)): its lines are then output columns. */

@@ -608,6 +608,13 @@ DW_TARGETED = {
                              in_c=8, depth_mult=1, act="full", regime="normal"),
     "quad_columns_clamped": dict(in_hw=(13, 3), k=(3, 3), stride=(1, 1), dil=(1, 1),
                                  pads=(2, 0, 0, 1), in_c=4, depth_mult=1, act="relu"),
+    # by columns without padding columns (every ring column gathered from the image), and
+    # 6 columns (the ring of 3 slots wraps twice)
+    "quad_columns_whole_valid": dict(in_hw=(14, 4), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                                     pads=(0, 0, 0, 0), in_c=8, depth_mult=1, act="full",
+                                     regime="normal"),
+    "quad_columns_ring": dict(in_hw=(30, 6), k=(3, 3), stride=(1, 1), dil=(1, 1),
+                              pads=(1, 1, 1, 1), in_c=8, depth_mult=1, act="full", regime="normal"),
     # biases either side of 2^30 - 9 * 128 * 255: the groups whose sums may reach 2^30 keep them
     # undoubled and requantize the general way (tc_dwq_rq2_applies)
     "quad_bias_around_2_30": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), dil=(1, 1),
@@ -948,6 +955,7 @@ def test_targeted_cases_exercise_their_feature():
                 and line_cost(p.out_h) * p.out_w < line_cost(p.out_w) * p.out_h)
 
     for kind, name, columns in [("dw", "quad_columns_kws", True), ("dw", "quad_columns_clamped", True),
+                                ("dw", "quad_columns_whole_valid", True), ("dw", "quad_columns_ring", True),
                                 ("dw_inplace", "quad_columns_same", True),
                                 ("dw_inplace", "quad_columns_valid_by_rows", False)]:
         p = by_name[(kind, name)][0]

@@ -29,15 +29,15 @@ pytestmark = pytest.mark.skipif(_MISSING is not None,
 # Instructions per MAC on the M4, per shape (out of place), measured + ~3 % (the 3x3 ones + ~1 %).
 DEPTHWISE_BUDGETS = {
     "dw3x3_s1_48x48x8": 2.69,        # 3x3 stride 1: 4 pixels at a time, tc_dsp_rq2 (was 2.98, 3.30)
-    "dw3x3_s1_24x24x32": 2.73,       # (was 3.03, 3.35)
+    "dw3x3_s1_24x24x32": 2.72,       # (was 2.73, 3.03, 3.35)
     "dw3x3_s1_12x12x64": 2.96,       # (was 3.28, 3.57)
-    "dw3x3_s1_6x6x128": 3.82,        # a quad and a pair per row (was 4.12, 4.15)
-    "dw3x3_s1_3x3x256": 6.45,        # a pair and one pixel in C per row, per-group set-up (was 6.70)
-    "dw3x3_s2_48x48x32": 3.76,       # (was 4.07, 4.15)
-    "dw3x3_s2_6x6x128": 7.29,        # (was 7.63, 7.65)
-    "dw3x3_s1_wide_80x16": 2.80,     # rows wider than the quad ring: column tiles (was 3.09, 3.40)
-    "dw3x3_s2_wide_112x16": 3.97,    # (was 4.30, 4.40)
-    "dw3x3_s2_wide_64x24": 4.08,     # (was 4.41, 4.50)
+    "dw3x3_s1_6x6x128": 3.81,        # a quad and a pair per row (was 3.82, 4.12, 4.15)
+    "dw3x3_s1_3x3x256": 6.42,        # a pair and one pixel in C per row, per-group set-up (was 6.45, 6.70)
+    "dw3x3_s2_48x48x32": 3.73,       # (was 3.76, 4.07, 4.15)
+    "dw3x3_s2_6x6x128": 7.25,        # (was 7.29, 7.63, 7.65)
+    "dw3x3_s1_wide_80x16": 2.79,     # rows wider than the quad ring: column tiles (was 2.80, 3.09, 3.40)
+    "dw3x3_s2_wide_112x16": 3.96,    # (was 3.97, 4.30, 4.40)
+    "dw3x3_s2_wide_64x24": 4.07,     # (was 4.08, 4.41, 4.50)
     "dw5x5_s1_20x20x48": 2.39,       # kernel rows unrolled in the assembly (was 2.65, 5.49)
     "dw5x5_s2_40x40x24": 3.09,       # (was 3.35, 5.50)
     "dw5x5_s1_5x5x160": 3.29,        # (was 3.85, 4.46)
@@ -110,7 +110,7 @@ ELEMENTWISE_BUDGETS = {
     "mul_16x16x32": 14.4,                       # tc_dsp_rq2 on the doubled product (was 16.05, 49.0)
 }
 # Pooled over the out-of-place shapes above, per kernel size (the goal: <= 3.5, 3x3 <= 3.0).
-POOLED_BUDGETS = {"3x3": 3.30, "5x5": 2.67, "7x7": 2.28}  # 3x3 measured 3.26 (was 3.49)
+POOLED_BUDGETS = {"3x3": 3.29, "5x5": 2.67, "7x7": 2.28}  # 3x3 measured 3.25 (was 3.26, 3.49)
 
 
 @pytest.fixture(scope="module")
