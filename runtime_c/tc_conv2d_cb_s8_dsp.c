@@ -347,6 +347,50 @@ static TC_DSP_NOINLINE void cb_dot_1x2(const uint32_t *x, const int8_t *w, int32
     acc[1] = a1;
 }
 
+/* The outputs of `pairs` channel pairs from c on of a pixel pair (sums as cb_dot_2x2_pairs lays
+ * them out: per pair pixel 0 . c, pixel 0 . c + 1, pixel 1 . c, pixel 1 . c + 1) into ya[k..],
+ * yb[k..], as tc_conv2d_s8's pair outputs (tc_conv2d_s8_dsp.c::conv2d_pair_outputs_rq)
+ * compute them: tc_dsp_rq (an SMLAL, a shift and SSAT, the zero point in its constant) where a
+ * channel's shift suits it, else tc_requant_s8_nonneg out of line; then the fused activation's
+ * clamp when there is one (`clamp`: instantiated with and without). */
+static inline void cb_outputs_rq(const tc_dsp_requant *q, int32_t c, const int32_t *sums,
+                                 int32_t pairs, int8_t *ya, int8_t *yb, const int clamp) {
+    const int32_t *bias = q->bias, *mult = q->mult, *shift = q->shift;
+    const int32_t out_zp = q->out_zp, act_min = q->act_min, act_max = q->act_max;
+    int32_t j;
+    for (j = 0; j < 2 * pairs; ++j) {
+        const int32_t ch = c + j, sh = shift[ch], m = mult[ch];
+        const int32_t b = bias != NULL ? bias[ch] : 0;
+        const int32_t s0 = sums[4 * (j >> 1) + (j & 1)], s1 = sums[4 * (j >> 1) + (j & 1) + 2];
+        int32_t v0, v1;
+        if (tc_dsp_rq_applies(sh)) {
+            const int32_t khi = tc_dsp_rq_khi(sh, out_zp), e1 = -sh - 1;
+            v0 = tc_dsp_rq(s0 + b, m, khi, e1);
+            v1 = tc_dsp_rq(s1 + b, m, khi, e1);
+            if (clamp) {
+                v0 = TC_MIN(TC_MAX(v0, act_min), act_max);
+                v1 = TC_MIN(TC_MAX(v1, act_min), act_max);
+            }
+            ya[j] = (int8_t)v0;
+            yb[j] = (int8_t)v1;
+        } else {
+            ya[j] = tc_requant_call(s0 + b, m, sh, q);
+            yb[j] = tc_requant_call(s1 + b, m, sh, q);
+        }
+    }
+}
+
+/* cb_outputs_rq for a layer without (clamp 0) or with a fused activation clamp. The generic
+ * tc_dsp_output_2x2 (tc_requant_s8_nonneg per output) costs about a third more. */
+static TC_DSP_NOINLINE void cb_outputs(const tc_dsp_requant *q, int32_t c, const int32_t *sums,
+                                       int32_t pairs, int8_t *ya, int8_t *yb) {
+    if (q->act_min == -128 && q->act_max == 127) {
+        cb_outputs_rq(q, c, sums, pairs, ya, yb, 0);
+    } else {
+        cb_outputs_rq(q, c, sums, pairs, ya, yb, 1);
+    }
+}
+
 static TC_DSP_NOINLINE void cb_tile_gathered(const tc_conv2d_cb_params *p, const int8_t *in,
                                               const int8_t *w, int32_t c0, int32_t n, int32_t r0,
                                               int32_t r1, const tc_dsp_requant *qp, int8_t *out) {
@@ -367,29 +411,15 @@ static TC_DSP_NOINLINE void cb_tile_gathered(const tc_conv2d_cb_params *p, const
                 int32_t *sums = &s.sums[0][0];
                 for (; c + 2 <= n; c += CB_OC_BLOCK) {
                     const int32_t pairs = TC_MIN(CB_OC_BLOCK, n - c) >> 1;
-                    int32_t k;
                     cb_dot_2x2_pairs(s.x, w + c * depth, depth, pairs, sums);
-                    for (k = 0; k < pairs; ++k) {
-                        const int32_t ck = c + 2 * k;
-                        int8_t o[4];
-                        tc_dsp_output_2x2(&q, c0 + ck, sums + 4 * k, o);
-                        ya[ck] = o[0];
-                        ya[ck + 1] = o[1];
-                        yb[ck] = o[2];
-                        yb[ck + 1] = o[3];
-                    }
+                    cb_outputs(&q, c0 + c, sums, pairs, ya + c, yb + c);
                 }
                 c = n & ~1;
             }
             for (; c + 2 <= n; c += 2) {
                 int32_t acc[4] = {0, 0, 0, 0};
-                int8_t o[4];
                 cb_dot_2x2(s.x, w + c * depth, depth, depth >> 2, depth & 3, acc);
-                tc_dsp_output_2x2(&q, c0 + c, acc, o);
-                ya[c] = o[0];
-                ya[c + 1] = o[1];
-                yb[c] = o[2];
-                yb[c + 1] = o[3];
+                cb_outputs(&q, c0 + c, acc, 1, ya + c, yb + c);
             }
             if (c < n) {
                 int32_t acc[2] = {0, 0};
@@ -431,16 +461,11 @@ static TC_DSP_NOINLINE void cb_tile_gathered(const tc_conv2d_cb_params *p, const
             }
             for (c = 0; c + 2 <= bn; c += 2) {
                 int32_t acc[4];
-                int8_t o[4];
                 acc[0] = s.sums[0][c];
                 acc[1] = s.sums[0][c + 1];
                 acc[2] = s.sums[1][c];
                 acc[3] = s.sums[1][c + 1];
-                tc_dsp_output_2x2(&q, c0 + b0 + c, acc, o);
-                ya[b0 + c] = o[0];
-                ya[b0 + c + 1] = o[1];
-                yb[b0 + c] = o[2];
-                yb[b0 + c + 1] = o[3];
+                cb_outputs(&q, c0 + b0 + c, acc, 1, ya + b0 + c, yb + b0 + c);
             }
             if (c < bn) {
                 ya[b0 + c] = tc_dsp_output_call(&q, c0 + b0 + c, s.sums[0][c]);
