@@ -116,8 +116,28 @@ static void cb_decode_row2(const uint8_t *row, const int8_t *pal, int32_t depth,
 void tc_cb_decode_rows(const uint8_t *idx, const int8_t *palette, int32_t bits, int32_t depth,
                        int32_t palette_oc, int32_t first, int32_t count, int8_t *dst) {
     const int32_t row_bytes = (depth * bits + 7) >> 3;
-    int32_t r;
-    for (r = first; r < first + count; ++r) {
+    int32_t r = first;
+#if CB_WORD_DECODE
+    /* Rows of whole index words (4-bit depth a multiple of 8, 2-bit of 16) are back to back in
+     * idx and in dst with no tail: the rows of one palette are decoded as one stream (the per-row
+     * calls were 0.75 instructions per value on MLPerf KWS's 64-deep pointwise rows). */
+    if ((bits == 4 && (depth & 7) == 0) || (bits == 2 && (depth & 15) == 0)) {
+        while (r < first + count) {
+            const int32_t end = TC_MIN(first + count, (r / palette_oc + 1) * palette_oc);
+            const uint8_t *row = idx + r * row_bytes;
+            const int8_t *pal = palette + ((r / palette_oc) << bits);
+            int8_t *d = dst + (r - first) * depth;
+            if (bits == 4) {
+                cb_decode_row4_words(row, pal, (end - r) * (depth >> 3), d);
+            } else {
+                cb_decode_row2_words(row, pal, (end - r) * (depth >> 4), d);
+            }
+            r = end;
+        }
+        return;
+    }
+#endif
+    for (; r < first + count; ++r) {
         const uint8_t *row = idx + r * row_bytes;
         const int8_t *pal = palette + ((r / palette_oc) << bits);
         int8_t *d = dst + (r - first) * depth;

@@ -109,6 +109,26 @@ def test_kernel_equals_golden(lib, kind):
         np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{name} seed {seed} {p}")
 
 
+@pytest.mark.parametrize("bits", [2, 4])
+def test_whole_word_rows_decoded_per_palette_equal_golden(lib, bits):
+    """Pointwise rows of whole index words (in_c 16, 32, 48, 64: a multiple of 16 at 2 bits, of 8
+    at 4), which tc_cb_decode_rows decodes as one stream per palette, with tiles that start and
+    end inside a palette group (tile_oc not a multiple of palette_oc) and several bands."""
+    for seed in range(12):
+        rng = np.random.default_rng(7100 + seed)
+        in_c = int(rng.choice([16, 32, 48, 64]))
+        p, x, w, bias, mult, shift = conv_case(7100 + seed, k=(1, 1), stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0),
+                                               groups=1, in_c=in_c, out_c=12, in_hw=(3, 5))
+        extra = dict(bits=bits, palette_oc=int(rng.choice([2, 3, 4, 6])), tile_oc=int(rng.choice([4, 5, 7])), band_h=1)
+        code = cb.cluster_weights(w.reshape(p.out_c, -1), np.ones(p.out_c, np.float32), bits,
+                                  palette_oc=extra["palette_oc"], seed=1)
+        cp = Conv2dCbParams(**{**asdict(p), **extra})
+        expected = conv2d_cb_s8(cp, x, code.indices, code.palette, bias, mult, shift)
+        status, out, _ = run_c(lib, cp, x, code, bias, mult, shift)
+        assert status == TC_OK, cp
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"seed {seed} {cp}")
+
+
 def test_dw_inplace_equals_golden(lib):
     """tc_dwconv2d_cb_s8_inplace with out == in: the output in the buffer's first bytes."""
     checked = 0
