@@ -459,13 +459,16 @@ static TC_DSP_NOINLINE void cb_tile_gathered(const tc_conv2d_cb_params *p, const
                     s.sums[1][c] = acc[1];
                 }
             }
-            for (c = 0; c + 2 <= bn; c += 2) {
-                int32_t acc[4];
-                acc[0] = s.sums[0][c];
-                acc[1] = s.sums[0][c + 1];
-                acc[2] = s.sums[1][c];
-                acc[3] = s.sums[1][c + 1];
-                cb_outputs(&q, c0 + b0 + c, acc, 1, ya + b0 + c, yb + b0 + c);
+            { /* the block's sums in cb_outputs' pair layout, in the window words (staged again
+               * for the next block): one call for the block, not one per channel pair */
+                int32_t *quad = (int32_t *)(void *)s.x;
+                for (c = 0; c + 2 <= bn; c += 2) {
+                    quad[2 * c] = s.sums[0][c];
+                    quad[2 * c + 1] = s.sums[0][c + 1];
+                    quad[2 * c + 2] = s.sums[1][c];
+                    quad[2 * c + 3] = s.sums[1][c + 1];
+                }
+                cb_outputs(&q, c0 + b0, quad, bn >> 1, ya + b0, yb + b0);
             }
             if (c < bn) {
                 ya[b0 + c] = tc_dsp_output_call(&q, c0 + b0 + c, s.sums[0][c]);
