@@ -469,12 +469,15 @@ def test_fc_table_path_equals_golden(lib, bits):
     """Palettes serving >= TC_FC_CB_TABLE_MIN_WEIGHTS weights (tc_fc_cb_s8_table: a 256-word
     decode table per palette in the scratch, blocks of 4 rows then single rows): in_features
     around the 8- and 4-value steps and the tail, palette groups of 4k rows and of odd sizes,
-    one and several input rows, per-channel and per-tensor requantization."""
+    one and several input rows, per-channel and per-tensor requantization, by tc_dsp_rq (shifts in
+    [-23, -2], no clamp: fc_cb_rq_applies) and by the general requantization."""
+    by_rq = []
     for seed, (out_f, palette_oc, in_f) in enumerate([(8, 8, 512), (8, 8, 513), (8, 8, 518), (8, 8, 524),
                                                       (12, 6, 700), (10, 5, 821), (16, 16, 256), (9, 9, 460),
                                                       (7, 7, 600), (4, 4, 1027)]):
+        fast_rq = dict(act="full", regime="normal") if seed % 2 == 0 else {}  # fc_cb_rq_applies
         p, x, w, bias, mult, shift = fc_case(5100 + 37 * bits + seed, rows=1 + seed % 3, in_features=in_f,
-                                             out_features=out_f)
+                                             out_features=out_f, **fast_rq)
         code = cb.cluster_weights(w, np.ones(out_f, np.float32), bits, palette_oc=palette_oc, seed=1)
         extra = dict(bits=bits, palette_oc=palette_oc, tile_oc=1 + seed % out_f)
         if seed % 4 == 3:
@@ -487,6 +490,8 @@ def test_fc_table_path_equals_golden(lib, bits):
         assert n == lookup("tc_fc_cb_s8").scratch_bytes(cp) >= 1024
         expected = KERNELS[FcCbParams][1](cp, x, code.indices, code.palette, bias, mult, shift)
         np.testing.assert_array_equal(out.reshape(expected.shape), expected, err_msg=f"{in_f} {cp}")
+        by_rq.append(cp.act_min == -128 and cp.act_max == 127 and bool(((shift >= -23) & (shift <= -2)).all()))
+    assert any(by_rq) and not all(by_rq), by_rq
 
 
 @pytest.fixture(scope="module")
