@@ -336,71 +336,148 @@ static void fc_cb_table2(const int8_t *pal, uint32_t *t) {
     "bne 1b\n\t"
 #endif
 
-/* acc[k] = x . row k over the whole groups of 4, rows k = 0..3 at row + k * row_bytes; with the
- * assembly 4 groups per iteration (the loop's end test over 64 products), the rest group by
- * group in C. */
-static TC_DSP_NOINLINE void fc_cb_table4_x4(const int8_t *x, const uint8_t *row, int32_t row_bytes,
-                                            const uint32_t *t, int32_t n, int32_t in_zp,
-                                            int32_t acc[4]) {
-    const uint32_t offset = tc_dsp_input_offset(in_zp);
-    const uint8_t *r0 = row, *r1 = row + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g;
-    g = n >> 2;
-#if FC_CB_LOOP_ASM
-    if (g >= 4) {
-        const int8_t *const end = x + 16 * (g >> 2);
-        uint32_t b, xe, xo;
-        __asm__ volatile("1:\n\t"
-                         FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
-                         FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
-                         FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
-                         FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
-                         FC_CB_ASM_LOOP_END
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(r0),
-                           [p1] "+r"(r1), [p2] "+r"(r2), [p3] "+r"(r3), [x] "+r"(x), [b] "=&r"(b),
-                           [xe] "=&r"(xe), [xo] "=&r"(xo)
-                         : [t] "r"(t), [off] "r"(offset), [end] "m"(end)
-                         : "cc", "memory");
-        g &= 3;
+/* Whether every output of the layer may be requantized by tc_dsp_rq (shifts in [-23, -2], no
+ * fused clamp): then 4 outputs cost about 60 instructions instead of about 120 through
+ * tc_dsp_output's general arithmetic (left shifts, clamps), a tenth of a 4-row block of 128
+ * inputs. */
+static int fc_cb_rq_applies(const tc_fc_cb_params *p, const tc_dsp_requant *q) {
+    const int32_t channels = p->per_channel ? p->out_features : 1;
+    int32_t c;
+    if (p->act_min != -128 || p->act_max != 127) return 0;
+    for (c = 0; c < channels; ++c) {
+        if (!tc_dsp_rq_applies(q->shift[c])) return 0;
     }
-#endif
-    for (; g > 0; --g) FC_CB_X4_STEP(FC_CB_ROW4);
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
+    return 1;
 }
 
-static TC_DSP_NOINLINE void fc_cb_table2_x4(const int8_t *x, const uint8_t *row, int32_t row_bytes,
-                                            const uint32_t *t, int32_t n, int32_t in_zp,
-                                            int32_t acc[4]) {
-    const uint32_t offset = tc_dsp_input_offset(in_zp);
-    const uint8_t *r0 = row, *r1 = row + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g;
-    g = n >> 2;
-#if FC_CB_LOOP_ASM
-    if (g >= 4) {
-        const int8_t *const end = x + 16 * (g >> 2);
-        uint32_t b, e, xe, xo;
-        __asm__ volatile("1:\n\t"
-                         "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
-                         "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
-                         "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
-                         "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
-                         FC_CB_ASM_LOOP_END
-                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(r0),
-                           [p1] "+r"(r1), [p2] "+r"(r2), [p3] "+r"(r3), [x] "+r"(x), [b] "=&r"(b),
-                           [e] "=&r"(e), [xe] "=&r"(xe), [xo] "=&r"(xo)
-                         : [t] "r"(t), [off] "m"(offset), [end] "m"(end)
-                         : "cc", "memory");
-        g &= 3;
+/* The 4-row blocks of one palette's rows against one input row: blocks of rows o, o + 1, o + 2,
+ * o + 3 (index rows from `row` on, outputs from y on), one call for all of them so that the
+ * per-block work is the loop's and the requantization's only (a call per block cost about 50
+ * instructions, a tenth of a block of 128 inputs). */
+typedef struct {
+    const int8_t *x;        /* the input row */
+    const uint8_t *row;     /* row o's indices */
+    const uint32_t *t;      /* the palette's decode table */
+    const int8_t *pal;      /* the palette (the tail values) */
+    const tc_dsp_requant *q;
+    int8_t *y;              /* output o */
+    int32_t row_bytes, n, in_zp, bits, o, blocks, rq;
+} fc_cb_blocks;
+
+/* acc[k] += the last n % 4 values of row k, then the block's 4 outputs: all four computed
+ * before the first is stored, since an int8 store may alias the parameters (gcc would reload
+ * them after each). */
+static TC_DSP_NOINLINE void fc_cb_block_outputs(const fc_cb_blocks *b, const uint8_t *row,
+                                                int32_t o, int8_t *y, int32_t acc[4]) {
+    const tc_dsp_requant *q = b->q;
+    int32_t k, v[4];
+    if (b->n & 3) {
+        for (k = 0; k < 4; ++k) {
+            acc[k] = fc_cb_tail(b->x, row + k * b->row_bytes, b->pal, b->bits, b->n, b->in_zp, acc[k]);
+        }
     }
+    if (b->rq) {
+        /* == tc_dsp_output(q, o + k, acc[k]) (fc_cb_rq_applies), written out: gcc keeps a
+         * loop over k and its array in memory */
+        const int32_t *bias = q->bias, *mult = q->mult, *shift = q->shift;
+        const int32_t mask = q->channel_mask, zp2 = 2 * q->out_zp + 1;
+        const int32_t m0 = o & mask, m1 = (o + 1) & mask, m2 = (o + 2) & mask, m3 = (o + 3) & mask;
+        int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        if (bias != NULL) {
+            a0 = (int32_t)((uint32_t)a0 + (uint32_t)bias[o]);
+            a1 = (int32_t)((uint32_t)a1 + (uint32_t)bias[o + 1]);
+            a2 = (int32_t)((uint32_t)a2 + (uint32_t)bias[o + 2]);
+            a3 = (int32_t)((uint32_t)a3 + (uint32_t)bias[o + 3]);
+        }
+        v[0] = tc_dsp_rq(a0, mult[m0], zp2 * (INT32_C(1) << (-shift[m0] - 2)), -shift[m0] - 1);
+        v[1] = tc_dsp_rq(a1, mult[m1], zp2 * (INT32_C(1) << (-shift[m1] - 2)), -shift[m1] - 1);
+        v[2] = tc_dsp_rq(a2, mult[m2], zp2 * (INT32_C(1) << (-shift[m2] - 2)), -shift[m2] - 1);
+        v[3] = tc_dsp_rq(a3, mult[m3], zp2 * (INT32_C(1) << (-shift[m3] - 2)), -shift[m3] - 1);
+    } else {
+        for (k = 0; k < 4; ++k) v[k] = tc_dsp_output(q, o + k, acc[k]);
+    }
+    y[0] = (int8_t)v[0];
+    y[1] = (int8_t)v[1];
+    y[2] = (int8_t)v[2];
+    y[3] = (int8_t)v[3];
+}
+
+/* Every block: acc[k] = x . row k over the whole groups of 4 (with the assembly 4 groups per
+ * iteration, the loop's end test over 64 products, the rest group by group in C). */
+static TC_DSP_NOINLINE void fc_cb_table4_blocks(const fc_cb_blocks *b) {
+    const uint32_t offset = tc_dsp_input_offset(b->in_zp);
+    const uint32_t *const t = b->t;
+    const int32_t row_bytes = b->row_bytes, groups = b->n >> 2;
+    const uint8_t *row = b->row;
+    int8_t *y = b->y;
+    int32_t blk, o = b->o;
+    for (blk = 0; blk < b->blocks; ++blk, row += 4 * row_bytes, o += 4, y += 4) {
+        const uint8_t *r0 = row, *r1 = row + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
+        const int8_t *x = b->x;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g = groups, acc[4];
+#if FC_CB_LOOP_ASM
+        if (g >= 4) {
+            const int8_t *const end = x + 16 * (g >> 2);
+            uint32_t w, xe, xo;
+            __asm__ volatile("1:\n\t"
+                             FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
+                             FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
+                             FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
+                             FC_CB_ASM_WIDEN("off") FC_CB_ASM_ROWS(FC_CB_ASM_ROW4)
+                             FC_CB_ASM_LOOP_END
+                             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(r0),
+                               [p1] "+r"(r1), [p2] "+r"(r2), [p3] "+r"(r3), [x] "+r"(x), [b] "=&r"(w),
+                               [xe] "=&r"(xe), [xo] "=&r"(xo)
+                             : [t] "r"(t), [off] "r"(offset), [end] "m"(end)
+                             : "cc", "memory");
+            g &= 3;
+        }
 #endif
-    for (; g > 0; --g) FC_CB_X4_STEP(FC_CB_ROW2);
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
+        for (; g > 0; --g) FC_CB_X4_STEP(FC_CB_ROW4);
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+        fc_cb_block_outputs(b, row, o, y, acc);
+    }
+}
+
+static TC_DSP_NOINLINE void fc_cb_table2_blocks(const fc_cb_blocks *b) {
+    const uint32_t offset = tc_dsp_input_offset(b->in_zp);
+    const uint32_t *const t = b->t;
+    const int32_t row_bytes = b->row_bytes, groups = b->n >> 2;
+    const uint8_t *row = b->row;
+    int8_t *y = b->y;
+    int32_t blk, o = b->o;
+    for (blk = 0; blk < b->blocks; ++blk, row += 4 * row_bytes, o += 4, y += 4) {
+        const uint8_t *r0 = row, *r1 = row + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
+        const int8_t *x = b->x;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g = groups, acc[4];
+#if FC_CB_LOOP_ASM
+        if (g >= 4) {
+            const int8_t *const end = x + 16 * (g >> 2);
+            uint32_t w, e, xe, xo;
+            __asm__ volatile("1:\n\t"
+                             "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
+                             "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
+                             "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
+                             "ldr %[e], %[off]\n\t" FC_CB_ASM_WIDEN("e") FC_CB_ASM_ROWS(FC_CB_ASM_ROW2)
+                             FC_CB_ASM_LOOP_END
+                             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "+r"(r0),
+                               [p1] "+r"(r1), [p2] "+r"(r2), [p3] "+r"(r3), [x] "+r"(x), [b] "=&r"(w),
+                               [e] "=&r"(e), [xe] "=&r"(xe), [xo] "=&r"(xo)
+                             : [t] "r"(t), [off] "m"(offset), [end] "m"(end)
+                             : "cc", "memory");
+            g &= 3;
+        }
+#endif
+        for (; g > 0; --g) FC_CB_X4_STEP(FC_CB_ROW2);
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+        fc_cb_block_outputs(b, row, o, y, acc);
+    }
 }
 
 /* x . row over the whole groups of 4, one row. */
@@ -422,27 +499,6 @@ static TC_DSP_NOINLINE int32_t fc_cb_table_x1(const int8_t *x, const uint8_t *ro
     return acc;
 }
 
-/* Whether every output of the layer may be requantized by tc_dsp_rq (shifts in [-23, -2], no
- * fused clamp): then 4 outputs cost about 60 instructions instead of about 120 through
- * tc_dsp_output's general arithmetic (left shifts, clamps), a tenth of a 4-row block of 128
- * inputs. */
-static int fc_cb_rq_applies(const tc_fc_cb_params *p, const tc_dsp_requant *q) {
-    const int32_t channels = p->per_channel ? p->out_features : 1;
-    int32_t c;
-    if (p->act_min != -128 || p->act_max != 127) return 0;
-    for (c = 0; c < channels; ++c) {
-        if (!tc_dsp_rq_applies(q->shift[c])) return 0;
-    }
-    return 1;
-}
-
-/* Output o of acc through tc_dsp_rq (fc_cb_rq_applies), == tc_dsp_output(q, o, acc). */
-static inline int8_t fc_cb_output_rq(const tc_dsp_requant *q, int32_t o, int32_t acc) {
-    const int32_t m = o & q->channel_mask, shift = q->shift[m];
-    if (q->bias != NULL) acc = (int32_t)((uint32_t)acc + (uint32_t)q->bias[o]);
-    return (int8_t)tc_dsp_rq(acc, q->mult[m], tc_dsp_rq_khi(shift, q->out_zp), -shift - 1);
-}
-
 void tc_fc_cb_s8_table(const tc_fc_cb_params *p, const int8_t *in, const uint8_t *idx,
                        const int8_t *palette, const int32_t *bias, const int32_t *mult,
                        const int32_t *shift, uint32_t *table, int8_t *out) {
@@ -450,11 +506,18 @@ void tc_fc_cb_s8_table(const tc_fc_cb_params *p, const int8_t *in, const uint8_t
      * otherwise reload after each output */
     const int32_t n = p->in_features, bits = p->bits, row_bytes = (n * bits + 7) >> 3;
     const int32_t rows = p->rows, out_f = p->out_features, in_zp = p->in_zp;
-    const int32_t palette_oc = p->palette_oc, tail = n & 3;
+    const int32_t palette_oc = p->palette_oc;
     tc_dsp_requant q = tc_dsp_make_requant(bias, mult, shift, p->out_zp, p->act_min, p->act_max);
-    int32_t g0, o, r, k, rq;
+    fc_cb_blocks b;
+    int32_t g0, o, r;
     if (!p->per_channel) q.channel_mask = 0;
-    rq = fc_cb_rq_applies(p, &q);
+    b.t = table;
+    b.q = &q;
+    b.row_bytes = row_bytes;
+    b.n = n;
+    b.in_zp = in_zp;
+    b.bits = bits;
+    b.rq = fc_cb_rq_applies(p, &q);
     for (g0 = 0; g0 < out_f; g0 += palette_oc) { /* a palette: its table */
         const int8_t *pal = palette + ((g0 / palette_oc) << bits);
         const int32_t end = g0 + palette_oc;
@@ -463,35 +526,20 @@ void tc_fc_cb_s8_table(const tc_fc_cb_params *p, const int8_t *in, const uint8_t
         } else {
             fc_cb_table2(pal, table);
         }
-        for (o = g0; o + 4 <= end; o += 4) {
-            const uint8_t *row = idx + o * row_bytes;
-            for (r = 0; r < rows; ++r) {
-                const int8_t *x = in + r * n;
-                int8_t *y = out + r * out_f + o;
-                int32_t acc[4];
-                if (bits == 4) {
-                    fc_cb_table4_x4(x, row, row_bytes, table, n, in_zp, acc);
-                } else {
-                    fc_cb_table2_x4(x, row, row_bytes, table, n, in_zp, acc);
-                }
-                if (tail) {
-                    for (k = 0; k < 4; ++k) {
-                        acc[k] = fc_cb_tail(x, row + k * row_bytes, pal, bits, n, in_zp, acc[k]);
-                    }
-                }
-                if (rq) {
-                    y[0] = fc_cb_output_rq(&q, o, acc[0]);
-                    y[1] = fc_cb_output_rq(&q, o + 1, acc[1]);
-                    y[2] = fc_cb_output_rq(&q, o + 2, acc[2]);
-                    y[3] = fc_cb_output_rq(&q, o + 3, acc[3]);
-                } else {
-                    y[0] = tc_dsp_output(&q, o, acc[0]);
-                    y[1] = tc_dsp_output(&q, o + 1, acc[1]);
-                    y[2] = tc_dsp_output(&q, o + 2, acc[2]);
-                    y[3] = tc_dsp_output(&q, o + 3, acc[3]);
-                }
+        b.pal = pal;
+        b.row = idx + g0 * row_bytes;
+        b.o = g0;
+        b.blocks = palette_oc >> 2;
+        for (r = 0; r < rows; ++r) {
+            b.x = in + r * n;
+            b.y = out + r * out_f + g0;
+            if (bits == 4) {
+                fc_cb_table4_blocks(&b);
+            } else {
+                fc_cb_table2_blocks(&b);
             }
         }
+        o = g0 + 4 * b.blocks;
         for (; o < end; ++o) {
             const uint8_t *row = idx + o * row_bytes;
             for (r = 0; r < rows; ++r) {
