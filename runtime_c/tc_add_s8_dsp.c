@@ -68,8 +68,8 @@ static TC_ALWAYS_INLINE inline void add_rows(const tc_add_params *p, const add_o
                                              const int clamp_hi) {
     const int32_t zp1 = o1->zp21, m1 = o1->mult, h1 = o1->half, s1 = o1->e;
     const int32_t zp2 = o2->zp21, m2 = o2->mult, h2 = o2->half, s2 = o2->e;
-    const int32_t mult = p->out_multiplier, e1 = -p->out_shift - 1;
-    const int32_t khi = tc_dsp_rq_khi(p->out_shift, p->out_zp);
+    const int32_t mult = p->out_multiplier, e = -p->out_shift;
+    const int32_t k = tc_dsp_rq2_k(p->out_shift, p->out_zp);
     const int32_t act_min = p->act_min, act_max = p->act_max;
     int32_t i;
     for (i = 0; i < n; ++i) {
@@ -80,7 +80,10 @@ static TC_ALWAYS_INLINE inline void add_rows(const tc_add_params *p, const add_o
                                 ? tc_smmlar(in1[i] * (INT32_C(1) << 21) - zp1, m1, b)
                                 : add_rescale(in1[i], zp1, m1, h1, s1, e1_zero) +
                                       (sign2 > 0 ? b : -b);
-        int32_t y = tc_dsp_rq(sum, mult, khi, e1);
+        /* |sum| < 2^29: doubled exactly, then tc_dsp_rq2 (SMMLAR, SUB, ASR, SSAT: one
+         * instruction and one register fewer than tc_dsp_rq's SMLAL pair). */
+        const int32_t sum2 = sum * 2;
+        int32_t y = tc_ssat8((tc_smmlar(sum2, mult, k) - (sum2 < 0 ? 1 : 0)) >> e);
         if (clamp_lo) y = TC_MAX(y, act_min);
         if (clamp_hi) y = TC_MIN(y, act_max);
         out[i] = (int8_t)y;
@@ -106,6 +109,70 @@ static TC_DSP_NOINLINE void add_rows_any(const tc_add_params *p, int32_t sign2,
         const int32_t b = (tc_smmlar(d2, o2.mult, o2.half) - (d2 < 0 ? n2 : 0)) >> o2.e;
         const int32_t y = tc_dsp_rq(sign2 > 0 ? a + b : a - b, mult, khi, e1);
         out[i] = (int8_t)TC_MIN(TC_MAX(y, p->act_min), p->act_max);
+    }
+}
+
+/* TFLM's ADD gives the operand of the larger scale the multiplier 0.5 (2^30, shift 0): its
+ * SMMULR of (x - zp) << 21 is (x - zp) << 19 exactly (the product is a multiple of 2^32 / 2), so
+ * it costs no multiply. Its -zp << 19 then joins the other operand's rounding constant: adding
+ * a multiple of 2^e before the shift right by e adds the quotient exactly, so with
+ * half' = 2^(e-1) - zp1 * 2^(19 + e), b' = (SMMLAR(d2, m2, half') - s) >> e = b - zp1 * 2^19
+ * and the sum is b' + (x1 << 19): one ADD with a shifted operand. It needs e >= 1 and half' and
+ * SMMLAR's result inside int32 (add_half_applies). Fewer live constants (no zp1, m1) keep the
+ * clamped loops out of the stack. */
+enum { ADD_HALF_MULT = 1 << 30, ADD_HALF_SHIFT = 19 };
+
+static int add_half_applies(const add_operand *o1, const add_operand *o2, int32_t zp1) {
+    /* |SMMULR(d2, m2)| <= 2^28 (|d2| < 2^29, m2 < 2^31) */
+    const int64_t zp_term = (int64_t)(zp1 < 0 ? -zp1 : zp1) << (ADD_HALF_SHIFT + o2->e);
+    return o1->mult == ADD_HALF_MULT && o1->e == 0 && o2->e >= 1 && o2->e <= 30 &&
+           zp_term + o2->half + (INT64_C(1) << 28) < INT64_C(0x7FFFFFFF);
+}
+
+static TC_ALWAYS_INLINE inline void add_rows_half(const tc_add_params *p, const add_operand *o2,
+                                                  int32_t half2, const int8_t *in1,
+                                                  const int8_t *in2, int8_t *out, int32_t n,
+                                                  const int clamp_lo, const int clamp_hi) {
+    const int32_t zp2 = o2->zp21, m2 = o2->mult, s2 = o2->e;
+    const int32_t mult = p->out_multiplier, e = -p->out_shift;
+    const int32_t k = tc_dsp_rq2_k(p->out_shift, p->out_zp);
+    const int32_t act_min = p->act_min, act_max = p->act_max;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const int32_t d2 = in2[i] * (INT32_C(1) << 21) - zp2;
+        const int32_t b = (tc_smmlar(d2, m2, half2) - (d2 < 0 ? 1 : 0)) >> s2;
+        const int32_t sum2 = (b + in1[i] * (INT32_C(1) << ADD_HALF_SHIFT)) * 2;
+        int32_t y = tc_ssat8((tc_smmlar(sum2, mult, k) - (sum2 < 0 ? 1 : 0)) >> e);
+        if (clamp_lo) y = TC_MAX(y, act_min);
+        if (clamp_hi) y = TC_MIN(y, act_max);
+        out[i] = (int8_t)y;
+    }
+}
+
+#define ADD_ROWS_HALF_CASE(name, clamp_lo, clamp_hi)                                             \
+    static TC_DSP_NOINLINE void name(const tc_add_params *p, const add_operand *o2,             \
+                                     int32_t half2, const int8_t *in1, const int8_t *in2,       \
+                                     int8_t *out, int32_t n) {                                  \
+        add_rows_half(p, o2, half2, in1, in2, out, n, clamp_lo, clamp_hi);                      \
+    }
+ADD_ROWS_HALF_CASE(add_rows_half_full, 0, 0)
+ADD_ROWS_HALF_CASE(add_rows_half_lo, 1, 0)
+ADD_ROWS_HALF_CASE(add_rows_half_hi, 0, 1)
+ADD_ROWS_HALF_CASE(add_rows_half_clamp, 1, 1)
+
+/* The rows of add_half_applies: the folded constant, then one loop per clamp. */
+static void add_rows_half_dispatch(const tc_add_params *p, int32_t zp1, const add_operand *o2,
+                                   const int8_t *in1, const int8_t *in2, int8_t *out, int32_t n,
+                                   int clamp_lo, int clamp_hi) {
+    const int32_t half2 = o2->half - zp1 * (INT32_C(1) << (ADD_HALF_SHIFT + o2->e));
+    if (clamp_lo && clamp_hi) {
+        add_rows_half_clamp(p, o2, half2, in1, in2, out, n);
+    } else if (clamp_lo) {
+        add_rows_half_lo(p, o2, half2, in1, in2, out, n);
+    } else if (clamp_hi) {
+        add_rows_half_hi(p, o2, half2, in1, in2, out, n);
+    } else {
+        add_rows_half_full(p, o2, half2, in1, in2, out, n);
     }
 }
 
@@ -146,7 +213,10 @@ void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
         in2 = tp;
     }
     /* direct calls only: the static stack bound follows the call graph */
-    if (o2.e == 0) {
+    if (add_half_applies(&o1, &o2, o1.zp21 / (INT32_C(1) << 21))) {
+        add_rows_half_dispatch(p, o1.zp21 / (INT32_C(1) << 21), &o2, in1, in2, out, n,
+                               clamp_lo, clamp_hi);
+    } else if (o2.e == 0) {
         if (clamp_lo && clamp_hi) {
             add_rows_00_clamp(p, &o1, &o2, in1, in2, out, n);
         } else if (clamp_lo) {

@@ -323,6 +323,29 @@ def test_add_table_equals_add_and_sub_on_every_input_pair(lib, dsp_lib):
             assert_bit_exact(out, want, f"tc_add_s8_table edge {p}")
 
 
+def test_add_rows_half_operand_on_every_input_pair(lib, dsp_lib):
+    """tc_add_s8's DSP rows where the larger scale's operand has TFLM's multiplier 0.5 (2^30,
+    shift 0) and the other a shift e in [1, 4] (tc_add_s8_dsp.c's add_rows_half: that operand's
+    zero point folded into the other's rounding constant), on all 65,536 input pairs, with either
+    operand the larger, zero points at the extremes (the folded constant's bound), every clamp
+    case; and larger e (the general rows) on the same pairs; spec and emulated DSP builds."""
+    rng = np.random.default_rng(4242)
+    shifts = set()
+    for s1, s2 in ((0.03, 0.012), (0.01, 0.03), (0.02, 0.011), (0.04, 0.0035), (0.04, 0.0021), (0.002, 0.05),
+                   (0.05, 0.0004)):
+        for zp1, zp2 in ((-128, 127), (127, -128), (int(rng.integers(-128, 128)), 0)):
+            for act in ((-128, 127), (-20, 127), (-128, 100), (-50, 60)):
+                p = make_add_params(s1, zp1, s2, zp2, 0.04, int(rng.integers(-128, 128)), [65536],
+                                    [65536], act_min=act[0], act_max=act[1])
+                want = add_s8(p, *ALL_PAIRS)
+                for kernels in (dsp_lib, lib):
+                    out = out_buffer(want.size)
+                    assert call(kernels, "tc_add_s8", p, *ALL_PAIRS, out) == TC_OK
+                    assert_bit_exact(out, want, f"tc_add_s8 half operand {p}")
+                shifts.add(min(p.in1_shift, p.in2_shift))
+    assert {-1, -2, -4} <= shifts and min(shifts) < -4  # folded rows and the general ones
+
+
 def test_add_table_broadcast_and_in_place(lib, dsp_lib):
     """The table kernel's broadcast rows (strides 0) and its in-place call (out over in1 or
     in2), as tc_add_s8's."""

@@ -104,9 +104,11 @@ ELEMENTWISE_BUDGETS = {
     "add_16x16x32_second_scale_smaller": 12.3,  # tc_add_s8_table (was 19.06 on tc_add_s8's rows)
     "add_8x8x64_equal_scales": 12.35,           # (was 15.12)
     "add_16x16x32_clamped": 14.9,               # 4 outputs packed, SSUB8 + SEL clamps (was 23.06)
-    "add_rows_16x16x32_second_scale_smaller": 19.5,  # SMMLAR adds the rescaled operands (was 20.06, 94.1)
-    "add_rows_8x8x64_equal_scales": 15.5,            # (was 16.12, 94.1)
-    "add_rows_16x16x32_clamped": 23.6,               # a fused clamp of the upper bound (was 24.06, 30.5, 94.1)
+    # the 0.5 operand without a multiply, its zero point in the other's rounding constant,
+    # tc_dsp_rq2 on the doubled sum
+    "add_rows_16x16x32_second_scale_smaller": 15.2,  # (was 19.06, 20.06, 94.1)
+    "add_rows_8x8x64_equal_scales": 14.3,            # tc_dsp_rq2 (was 15.12, 16.12, 94.1)
+    "add_rows_16x16x32_clamped": 18.25,              # a fused clamp of the upper bound (was 23.06, 24.06, 30.5, 94.1)
     "mul_16x16x32": 14.4,                       # tc_dsp_rq2 on the doubled product (was 16.05, 49.0)
 }
 # Pooled over the out-of-place shapes above, per kernel size (the issue's goal: <= 3.5, 3x3 <= 3.0).
