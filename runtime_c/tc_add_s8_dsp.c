@@ -176,7 +176,7 @@ static void add_rows_half_dispatch(const tc_add_params *p, int32_t zp1, const ad
     }
 }
 
-/* The loops, one per case (rows with both operand shifts 0 or the second nonzero; clamps). */
+/* The loops of an ADD whose operand shifts are both 0 (equal scales), one per clamp case. */
 #define ADD_ROWS_CASE(name, e2_zero, clamp_lo, clamp_hi)                                         \
     static TC_DSP_NOINLINE void name(const tc_add_params *p, const add_operand *o1,             \
                                      const add_operand *o2, const int8_t *in1,                  \
@@ -184,13 +184,9 @@ static void add_rows_half_dispatch(const tc_add_params *p, int32_t zp1, const ad
         add_rows(p, o1, o2, in1, in2, out, n, 1, 1, e2_zero, clamp_lo, clamp_hi);                \
     }
 ADD_ROWS_CASE(add_rows_00, 1, 0, 0)
-ADD_ROWS_CASE(add_rows_0e, 0, 0, 0)
 ADD_ROWS_CASE(add_rows_00_lo, 1, 1, 0)
-ADD_ROWS_CASE(add_rows_0e_lo, 0, 1, 0)
 ADD_ROWS_CASE(add_rows_00_hi, 1, 0, 1)
-ADD_ROWS_CASE(add_rows_0e_hi, 0, 0, 1)
 ADD_ROWS_CASE(add_rows_00_clamp, 1, 1, 1)
-ADD_ROWS_CASE(add_rows_0e_clamp, 0, 1, 1)
 
 void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
                        int32_t stride1, const int8_t *in2, int32_t stride2, int8_t *out,
@@ -200,11 +196,8 @@ void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
     add_operand o2 = add_make_operand(p->in2_zp, p->in2_multiplier, p->in2_shift);
     (void)stride1; /* both 1: the caller (add_row) checks */
     (void)stride2;
-    if (sign2 < 0 || (o1.e != 0 && o2.e != 0)) {
-        add_rows_any(p, sign2, in1, in2, out, n);
-        return;
-    }
-    if (o1.e != 0) { /* ADD commutes: the operand with shift 0 first */
+    const int swapped = o1.e != 0 && o2.e == 0;
+    if (swapped) { /* ADD commutes: the operand with shift 0 first */
         const add_operand t = o1;
         const int8_t *tp = in1;
         o1 = o2;
@@ -213,10 +206,10 @@ void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
         in2 = tp;
     }
     /* direct calls only: the static stack bound follows the call graph */
-    if (add_half_applies(&o1, &o2, o1.zp21 / (INT32_C(1) << 21))) {
+    if (sign2 > 0 && add_half_applies(&o1, &o2, o1.zp21 / (INT32_C(1) << 21))) {
         add_rows_half_dispatch(p, o1.zp21 / (INT32_C(1) << 21), &o2, in1, in2, out, n,
                                clamp_lo, clamp_hi);
-    } else if (o2.e == 0) {
+    } else if (sign2 > 0 && o1.e == 0 && o2.e == 0) {
         if (clamp_lo && clamp_hi) {
             add_rows_00_clamp(p, &o1, &o2, in1, in2, out, n);
         } else if (clamp_lo) {
@@ -226,14 +219,11 @@ void tc_add_s8_row_dsp(const tc_add_params *p, int32_t sign2, const int8_t *in1,
         } else {
             add_rows_00(p, &o1, &o2, in1, in2, out, n);
         }
-    } else if (clamp_lo && clamp_hi) {
-        add_rows_0e_clamp(p, &o1, &o2, in1, in2, out, n);
-    } else if (clamp_lo) {
-        add_rows_0e_lo(p, &o1, &o2, in1, in2, out, n);
-    } else if (clamp_hi) {
-        add_rows_0e_hi(p, &o1, &o2, in1, in2, out, n);
     } else {
-        add_rows_0e(p, &o1, &o2, in1, in2, out, n);
+        /* SUB, an ADD of two nonzero shifts, and the rare ADD whose folded constant would
+         * leave int32 (a scale ratio below 1/32 with a large zero point): the general rows,
+         * with the caller's operand order (p's) */
+        add_rows_any(p, sign2, swapped ? in2 : in1, swapped ? in1 : in2, out, n);
     }
 }
 
