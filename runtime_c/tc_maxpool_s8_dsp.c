@@ -39,12 +39,14 @@ static TC_ALWAYS_INLINE inline uint32_t maxpool_taps4(const int8_t *in, const in
     return m;
 }
 
-void tc_maxpool_s8_dsp(const tc_maxpool_params *p, const int8_t *in, int8_t *out) {
+void tc_maxpool_s8_dsp(const tc_maxpool_params *p, const int8_t *in_image, int8_t *out) {
     const int32_t channels = p->channels, row_step = p->in_w * channels;
     const uint32_t lo4 = (uint32_t)(uint8_t)p->act_min * UINT32_C(0x01010101);
     const uint32_t hi4 = (uint32_t)(uint8_t)p->act_max * UINT32_C(0x01010101);
     const int clamp = p->act_min != -128 || p->act_max != 127;
+    const int32_t full_taps = p->k_h * p->k_w;
     int32_t offsets[MAXPOOL_TAPS];
+    int offsets_whole = 0; /* offsets holds a whole window's taps from its first pixel */
     int32_t oy, ox, c, iy, ix, t;
     for (oy = 0; oy < p->out_h; ++oy) {
         int32_t y0, y1;
@@ -52,11 +54,24 @@ void tc_maxpool_s8_dsp(const tc_maxpool_params *p, const int8_t *in, int8_t *out
         for (ox = 0; ox < p->out_w; ++ox) {
             int32_t x0, x1, n = 0;
             int8_t *y = out + (oy * p->out_w + ox) * channels;
+            const int8_t *in = in_image;
             tc_pool_window_range(ox, p->stride_w, p->pad_left, p->k_w, p->in_w, &x0, &x1);
-            if ((y1 - y0) * (x1 - x0) <= MAXPOOL_TAPS) { /* >= 1 tap per window (checked) */
+            if ((y1 - y0) * (x1 - x0) == full_taps && full_taps <= MAXPOOL_TAPS) {
+                /* a whole window (no padding in it): the same taps from its first pixel as
+                 * every whole window's, rebuilt only after a clipped window */
+                if (!offsets_whole) {
+                    for (iy = 0; iy < p->k_h; ++iy) {
+                        for (ix = 0; ix < p->k_w; ++ix) offsets[n++] = iy * row_step + ix * channels;
+                    }
+                    offsets_whole = 1;
+                }
+                in += y0 * row_step + x0 * channels;
+                n = full_taps;
+            } else if ((y1 - y0) * (x1 - x0) <= MAXPOOL_TAPS) { /* >= 1 tap (checked) */
                 for (iy = y0; iy < y1; ++iy) {
                     for (ix = x0; ix < x1; ++ix) offsets[n++] = iy * row_step + ix * channels;
                 }
+                offsets_whole = 0;
             }
             for (c = 0; n > 0 && c + 4 <= channels; c += 4) {
                 uint32_t m = maxpool_taps4(in + c, offsets, n);
@@ -68,7 +83,20 @@ void tc_maxpool_s8_dsp(const tc_maxpool_params *p, const int8_t *in, int8_t *out
                 if (clamp) m = tc_min_s8x4(tc_max_s8x4(m, lo4), hi4);
                 memcpy(y + c, &m, sizeof m);
             }
-            for (; c < channels; ++c) { /* the last 1 to 3 channels, as tc_maxpool_s8 */
+            if (c < channels && channels >= 4) {
+                /* the last 1 to 3 channels: one more word over the last 4 channels, which
+                 * rewrites 1 to 3 outputs with the values they have (out never overlaps in:
+                 * the kernel declares no in-place licence) */
+                c = channels - 4;
+                {
+                    uint32_t m = n > 0 ? maxpool_taps4(in + c, offsets, n)
+                                       : maxpool_window4(in + c, row_step, channels, y0, y1, x0, x1);
+                    if (clamp) m = tc_min_s8x4(tc_max_s8x4(m, lo4), hi4);
+                    memcpy(y + c, &m, sizeof m);
+                }
+                c = channels;
+            }
+            for (; c < channels; ++c) { /* 1 to 3 channels, as tc_maxpool_s8 */
                 int32_t max = INT8_MIN;
                 if (n > 0) {
                     for (t = 0; t < n; ++t) max = TC_MAX(max, (int32_t)in[offsets[t] + c]);

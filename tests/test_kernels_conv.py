@@ -405,8 +405,16 @@ POOL_TARGETED = {
     "global_7x5": dict(in_hw=(7, 5), k=(7, 5), stride=(1, 1), pads=(0, 0, 0, 0)),
 }
 
-# The SIMD max pool (tc_maxpool_s8_dsp.c): 4 channels per word, a last 1 to 3 channels by bytes.
+# The SIMD max pool (tc_maxpool_s8_dsp.c): 4 channels per word, the last 1 to 3 channels by one
+# more word over the last 4 (by bytes below 4 channels); a whole window's taps built once and
+# rebuilt after a clipped window.
 MAXPOOL_DSP_TARGETED = {
+    "channels_6_2x2_tail_word": dict(in_hw=(6, 8), k=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0),
+                                     ceil_mode=False, channels=6),
+    "channels_5_3x3_s1_clipped_between_whole": dict(in_hw=(6, 7), k=(3, 3), stride=(1, 1),
+                                                    pads=(1, 1, 1, 1), ceil_mode=False, channels=5),
+    "channels_3_bytes_only": dict(in_hw=(5, 6), k=(2, 3), stride=(1, 2), pads=(1, 0, 0, 1),
+                                  ceil_mode=False, channels=3),
     "channels_4_2x2": dict(in_hw=(6, 6), k=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0),
                            ceil_mode=False, channels=4),
     "channels_7_tail_3": dict(in_hw=(7, 5), k=(3, 3), stride=(2, 2), pads=(1, 1, 1, 1),
