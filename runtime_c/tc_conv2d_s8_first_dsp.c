@@ -163,17 +163,21 @@ static TC_DSP_NOINLINE void first_stage_block(const tc_conv2d_params *p, const f
                                               const int8_t *in, int32_t pix0, int32_t n,
                                               uint32_t *x) {
     int8_t win[4 * FIRST_MAX_GROUPS];
-    const int32_t row_step = p->dil_h * p->in_w * p->in_c;
+    /* the geometry in locals: the stores through x (uint32_t) may alias p's int32_t fields, so
+     * gcc would reload them for every pixel */
+    const int32_t in_w = p->in_w, in_c = p->in_c, out_w = p->out_w, stride_w = p->stride_w;
+    const int32_t pixel_words = 2 * l->groups, row_step = p->dil_h * in_w * in_c;
     const int is_333 = p->k_h == 3 && l->row_len == 9;
     /* the top-left taps of the windows inside the image (none when the image is smaller) */
-    const int any_inside = p->in_w >= p->k_w && p->in_h > (p->k_h - 1) * p->dil_h;
-    const uint32_t x_last = (uint32_t)(p->in_w - p->k_w);
+    const int any_inside = in_w >= p->k_w && p->in_h > (p->k_h - 1) * p->dil_h;
+    const uint32_t x_last = (uint32_t)(in_w - p->k_w);
     const uint32_t y_last = (uint32_t)(p->in_h - 1 - (p->k_h - 1) * p->dil_h);
-    int32_t oy = pix0 / p->out_w, ox = pix0 % p->out_w;
-    for (; n > 0; --n, x += 2 * l->groups) {
-        const int32_t in_y0 = oy * p->stride_h - p->pad_top, in_x0 = ox * p->stride_w - p->pad_left;
+    const int32_t oy = pix0 / out_w, ox0 = pix0 % out_w;
+    int32_t ox_left = out_w - ox0; /* pixels left in the output row */
+    int32_t in_y0 = oy * p->stride_h - p->pad_top, in_x0 = ox0 * stride_w - p->pad_left;
+    for (; n > 0; --n, x += pixel_words) {
         if (any_inside && (uint32_t)in_x0 <= x_last && (uint32_t)in_y0 <= y_last) {
-            const int8_t *src = in + (in_y0 * p->in_w + in_x0) * p->in_c;
+            const int8_t *src = in + (in_y0 * in_w + in_x0) * in_c;
             if (is_333) {
                 first_stage_333(src, row_step, x);
             } else {
@@ -181,11 +185,17 @@ static TC_DSP_NOINLINE void first_stage_block(const tc_conv2d_params *p, const f
             }
         } else {
             first_fill_window(p, in, in_y0, in_x0, win);
-            first_stage_rows(win, l->row_len, p->k_h, l, x);
+            if (is_333) { /* the window copy in the layout of the image's windows */
+                first_stage_333(win, 9, x);
+            } else {
+                first_stage_rows(win, l->row_len, p->k_h, l, x);
+            }
         }
-        if (++ox == p->out_w) {
-            ox = 0;
-            ++oy;
+        in_x0 += stride_w;
+        if (--ox_left == 0) { /* the next output row */
+            ox_left = out_w;
+            in_x0 = -p->pad_left;
+            in_y0 += p->stride_h;
         }
     }
 }

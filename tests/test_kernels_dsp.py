@@ -563,6 +563,16 @@ CONV_TARGETED = {
                                               pads=(1, 1, 1, 1), in_c=1, out_c=32),
            "in_c_3_out_c_17_not_taken": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1),
                                              pads=(1, 1, 1, 1), in_c=3, out_c=17),
+           # the IC stem at full size (two passes, 124 border windows staged from a copy); a
+           # 3x3x3 stem at stride 2 over an odd width padded unequally on every side, 15 channels
+           # (an odd last pair); the KWS stem at full size (64 channels: the gathered path)
+           "ic_stem_32x32_out_c_16": dict(in_hw=(32, 32), k=(3, 3), stride=(1, 1),
+                                          pads=(1, 1, 1, 1), in_c=3, out_c=16),
+           "in_c_3_s2_odd_width_pads_every_side_out_c_15": dict(in_hw=(10, 13), k=(3, 3),
+                                                               stride=(2, 2), pads=(2, 1, 1, 2),
+                                                               in_c=3, out_c=15),
+           "kws_stem_49x10_out_c_64_not_taken": dict(in_hw=(49, 10), k=(10, 4), stride=(2, 2),
+                                                     pads=(4, 1, 5, 1), in_c=1, out_c=64),
            # 5x5x3: 19 groups, more than the path's 16: the gathered pixel-pair path
            "in_c_3_5x5_not_taken": dict(in_hw=(6, 6), k=(5, 5), stride=(1, 1),
                                         pads=(2, 2, 2, 2), in_c=3, out_c=4),
@@ -905,7 +915,7 @@ def test_targeted_cases_exercise_their_feature():
         assert conv_shallow_expected(p, shift) == ("left_shifts" not in name), name
     assert not dsp_path_expected("conv", *by_name[("conv", "shallow_in_c_3_left_shifts_portable")][::5])
     first = [n for k, n in by_name if k == "conv" and n.startswith("first_")]
-    assert len(first) == 28
+    assert len(first) == 31
     for name in first:
         p, *_, shift = by_name[("conv", name)]
         assert conv_first_expected(p, shift) == ("not_taken" not in name), name
