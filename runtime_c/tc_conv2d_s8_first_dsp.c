@@ -34,7 +34,8 @@
  * folded into the bias (-in_zp * sum(w), wrapping like the accumulator), so taps outside the
  * image are staged as in_zp and contribute nothing.
  * The requantization is tc_dsp_rq (exact for any accumulator), hence the layers: shifts in
- * [-23, -2] and no fused clamp (the others take the gathered path).
+ * [-23, -2] (the others take the gathered path); a fused clamp (IC's ReLU stem) goes over each
+ * block's outputs once all their channels are written (first_clamp).
  */
 #include "tc_conv.h"
 #include "tc_dot_s8_dsp.h"
@@ -85,8 +86,7 @@ int tc_conv2d_s8_first_dsp_applicable(const tc_conv2d_params *p, const int32_t *
     first_layout l;
     int32_t c, pass_pairs;
     if (p->groups != 1 || p->dil_w != 1 || p->in_c > FIRST_MAX_C || p->k_h * p->k_w < 2 ||
-        p->out_c > 2 * FIRST_MAX_PAIRS * FIRST_MAX_PASSES || p->act_min != -128 ||
-        p->act_max != 127) {
+        p->out_c > 2 * FIRST_MAX_PAIRS * FIRST_MAX_PASSES) {
         return 0;
     }
     l = first_make_layout(p);
@@ -127,18 +127,24 @@ static TC_DSP_NOINLINE void first_stage_rows(const int8_t *src, int32_t row_step
     if (t > 0) first_widen(x_tail, tail);
 }
 
-/* A 3x3x3 window inside the image (the RGB stems), straight-line: six whole words and the
- * tail group of the three rows' last values. */
-static inline void first_stage_333(const int8_t *src, int32_t row_step, uint32_t *x) {
+/* A 3x3x3 window (the RGB stems; weights alike), straight-line: six whole words and the tail
+ * group of the three rows' last values; group g at x + g * step (2: a staged pixel, 4: a
+ * channel's slot in a pair's weights). */
+static inline void first_stage_333_step(const int8_t *src, int32_t row_step, uint32_t *x,
+                                        int32_t step) {
     const int8_t *r1 = src + row_step, *r2 = r1 + row_step;
     first_widen(x, tc_read_s8x4(src));
-    first_widen(x + 2, tc_read_s8x4(src + 4));
-    first_widen(x + 4, tc_read_s8x4(r1));
-    first_widen(x + 6, tc_read_s8x4(r1 + 4));
-    first_widen(x + 8, tc_read_s8x4(r2));
-    first_widen(x + 10, tc_read_s8x4(r2 + 4));
-    first_widen(x + 12, (uint32_t)(uint8_t)src[8] | (uint32_t)(uint8_t)r1[8] << 8 |
-                            (uint32_t)(uint8_t)r2[8] << 16);
+    first_widen(x + step, tc_read_s8x4(src + 4));
+    first_widen(x + 2 * step, tc_read_s8x4(r1));
+    first_widen(x + 3 * step, tc_read_s8x4(r1 + 4));
+    first_widen(x + 4 * step, tc_read_s8x4(r2));
+    first_widen(x + 5 * step, tc_read_s8x4(r2 + 4));
+    first_widen(x + 6 * step, (uint32_t)(uint8_t)src[8] | (uint32_t)(uint8_t)r1[8] << 8 |
+                                  (uint32_t)(uint8_t)r2[8] << 16);
+}
+
+static inline void first_stage_333(const int8_t *src, int32_t row_step, uint32_t *x) {
+    first_stage_333_step(src, row_step, x, 2);
 }
 
 /* A window over the border (its top-left tap at (in_y0, in_x0)) copied into win[k_h][L], the
@@ -359,11 +365,71 @@ static TC_DSP_NOINLINE void first_pixel(const first_job *job, const uint32_t *x,
     }
 }
 
+/* A fused clamp (ReLU: act_min = out_zp) over n finished outputs, four at a time (SSUB8, SEL):
+ * the requantization saturates to int8 only, and the clamp costs ~2 instructions per output
+ * here against 3 or more per output inside the register-bound 2x2 assembly. */
+static TC_DSP_NOINLINE void first_clamp(int8_t *y, int32_t n, int32_t act_min, int32_t act_max) {
+    const uint32_t lo4 = (uint32_t)(uint8_t)act_min * UINT32_C(0x01010101);
+    const uint32_t hi4 = (uint32_t)(uint8_t)act_max * UINT32_C(0x01010101);
+    int32_t i;
+    for (i = 0; i + 4 <= n; i += 4) {
+        const uint32_t v = tc_min_s8x4(tc_max_s8x4(tc_read_s8x4(y + i), lo4), hi4);
+        memcpy(y + i, &v, sizeof v);
+    }
+    for (; i < n; ++i) y[i] = (int8_t)TC_MIN(TC_MAX((int32_t)y[i], act_min), act_max);
+}
+
 /* Whether the input and output buffers share a byte (a later pass would read overwritten input). */
 static int first_buffers_overlap(const tc_conv2d_params *p, const int8_t *in, const int8_t *out) {
     const uintptr_t a = (uintptr_t)in, b = (uintptr_t)out;
     return a < b + (uintptr_t)(p->out_h * p->out_w * p->out_c) &&
            b < a + (uintptr_t)(p->in_h * p->in_w * p->in_c);
+}
+
+/* Output channel oc's weights widened into its slot of a pair (group g at wp[4g], wp[4g + 1]),
+ * without the requantization first_stage_channel also derives: what a block re-widens. */
+static TC_DSP_NOINLINE void first_widen_weights(const tc_conv2d_params *p, const first_layout *l,
+                                                const int8_t *w, int32_t oc, uint32_t *wp) {
+    uint32_t x[2 * FIRST_MAX_GROUPS];
+    int32_t g;
+    if (p->k_h == 3 && l->row_len == 9) {
+        first_stage_333_step(w + oc * 27, 9, wp, 4);
+        return;
+    }
+    first_stage_rows(w + oc * p->k_h * l->row_len, l->row_len, p->k_h, l, x);
+    for (g = 0; g < l->groups; ++g) {
+        wp[4 * g] = x[2 * g];
+        wp[4 * g + 1] = x[2 * g + 1];
+    }
+}
+
+/* Channels c0 .. c_end - 1 (their weights in buf, their requantization at ch) over a staged
+ * block of n pixels, the first at output pixel pix0. */
+static inline void first_run_channels(first_job *job, const uint32_t *buf, const first_channel *ch,
+                               const uint32_t *x, int32_t n, int8_t *out_pix0, int32_t c0,
+                               int32_t c_end) {
+    const int32_t G = job->groups, out_c = job->y_step;
+    int32_t c;
+    for (c = c0; c < c_end; c += 2) {
+        int8_t *y = out_pix0 + c;
+        int32_t i = 0;
+        job->w = buf + ((c - c0) >> 1) * 4 * G;
+        job->ch = ch + (c - c0);
+        if (c + 1 < c_end && n >= 2) { /* pixel pairs of a channel pair */
+            job->x = x;
+            job->y = y;
+            job->pairs = n >> 1;
+#if TC_DSP_ASM
+            tc_conv2d_first_pairs_asm(job);
+#else
+            first_pairs(job);
+#endif
+            i = n & ~1;
+        }
+        for (; i < n; ++i) { /* an odd last pixel, the last channel of an odd out_c */
+            first_pixel(job, x + 2 * G * i, TC_MIN(c_end - c, 2), y + i * out_c);
+        }
+    }
 }
 
 int tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const int8_t *w,
@@ -374,17 +440,52 @@ int tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const in
     const first_layout l = first_make_layout(p);
     const int32_t G = l.groups, pixels = p->out_h * p->out_w, out_c = p->out_c;
     const int32_t pass_pairs = first_pass_pairs(p, &l), pair_words = 4 * G;
+    const int32_t passes = first_passes(p, pass_pairs), pass_c = 2 * pass_pairs;
+    /* Two passes over overlapping buffers (IC's plan overlaps its stem under the row-streaming
+     * licence): a second pass over the input would read what the first one overwrote. When the
+     * channels' requantization fits in chans (IC's 16), every block is staged once instead and
+     * the passes take turns over it, each with its weights re-widened (the pass that ended a
+     * block begins the next, so one pass per block re-widens): the input is read once, in the
+     * order of the output rows. Out of place, staging the input twice costs less (IC's stem:
+     * 2.00 against 2.09 instructions per MAC). */
+    const int rewiden = passes > 1 && out_c <= 2 * FIRST_MAX_PAIRS && first_buffers_overlap(p, in, out);
+    const int clamped = p->act_min > -128 || p->act_max < 127;
     const int32_t block = ((FIRST_WORDS - pass_pairs * pair_words) / (2 * G)) & ~1; /* >= 8 */
     uint32_t buf[FIRST_WORDS]; /* the pass's weights, pair i at buf + i * pair_words; the block */
     uint32_t *x = buf + pass_pairs * pair_words;
     first_channel chans[2 * FIRST_MAX_PAIRS];
     first_job job;
     int32_t pix0, c, c0;
-    if (first_passes(p, pass_pairs) > 1 && first_buffers_overlap(p, in, out)) return 0;
+    if (passes > 1 && !rewiden && first_buffers_overlap(p, in, out)) return 0; /* out_c > 16 */
     job.groups = G;
     job.y_step = out_c;
-    for (c0 = 0; c0 < out_c; c0 += 2 * pass_pairs) { /* a pass: channels c0 .. c_end - 1 */
-        const int32_t c_end = TC_MIN(c0 + 2 * pass_pairs, out_c);
+    if (rewiden) {
+        for (c = 0; c < out_c; ++c) { /* the requantization; the weights are widened per block */
+            first_stage_channel(p, &l, w, &q, c, buf + 2 * (c & 1), &chans[c]);
+        }
+        int32_t loaded = -1; /* the first channel of the pass whose weights are in buf */
+        for (pix0 = 0; pix0 < pixels; pix0 += block) {
+            const int32_t n = TC_MIN(block, pixels - pix0);
+            int32_t turn;
+            first_stage_block(p, &l, in, pix0, n, x);
+            for (turn = 0; turn < 2; ++turn) {
+                c0 = (loaded == pass_c) == (turn == 0) ? pass_c : 0; /* the loaded pass first */
+                if (c0 != loaded) {
+                    for (c = c0; c < TC_MIN(c0 + pass_c, out_c); ++c) {
+                        first_widen_weights(p, &l, w, c,
+                                            buf + ((c - c0) >> 1) * pair_words + 2 * (c & 1));
+                    }
+                    loaded = c0;
+                }
+                first_run_channels(&job, buf, &chans[c0], x, n, out + pix0 * out_c, c0,
+                                   TC_MIN(c0 + pass_c, out_c));
+            }
+            if (clamped) first_clamp(out + pix0 * out_c, n * out_c, p->act_min, p->act_max);
+        }
+        return 1;
+    }
+    for (c0 = 0; c0 < out_c; c0 += pass_c) { /* a pass: channels c0 .. c_end - 1 */
+        const int32_t c_end = TC_MIN(c0 + pass_c, out_c);
         for (c = c0; c < c_end; ++c) {
             first_stage_channel(p, &l, w, &q, c, buf + ((c - c0) >> 1) * pair_words + 2 * (c & 1),
                                 &chans[c - c0]);
@@ -392,25 +493,9 @@ int tc_conv2d_s8_first_dsp(const tc_conv2d_params *p, const int8_t *in, const in
         for (pix0 = 0; pix0 < pixels; pix0 += block) {
             const int32_t n = TC_MIN(block, pixels - pix0);
             first_stage_block(p, &l, in, pix0, n, x);
-            for (c = c0; c < c_end; c += 2) {
-                int8_t *y = out + pix0 * out_c + c;
-                int32_t i = 0;
-                job.w = buf + ((c - c0) >> 1) * pair_words;
-                job.ch = &chans[c - c0];
-                if (c + 1 < c_end && n >= 2) { /* pixel pairs of a channel pair */
-                    job.x = x;
-                    job.y = y;
-                    job.pairs = n >> 1;
-#if TC_DSP_ASM
-                    tc_conv2d_first_pairs_asm(&job);
-#else
-                    first_pairs(&job);
-#endif
-                    i = n & ~1;
-                }
-                for (; i < n; ++i) { /* an odd last pixel, the last channel of an odd out_c */
-                    first_pixel(&job, x + 2 * G * i, TC_MIN(c_end - c, 2), y + i * out_c);
-                }
+            first_run_channels(&job, buf, chans, x, n, out + pix0 * out_c, c0, c_end);
+            if (clamped && c_end == out_c) { /* the block's pixels have all their channels */
+                first_clamp(out + pix0 * out_c, n * out_c, p->act_min, p->act_max);
             }
         }
     }

@@ -512,13 +512,15 @@ CONV_TARGETED = {
                                         pads=(2, 1, 2, 1), in_c=2, out_c=5),
            "in_c_4_3x3_s2": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2), pads=(1, 2, 1, 0),
                                  in_c=4, out_c=4),
-           # a fused clamp, shifts -1..1: the gathered path
-           "in_c_4_3x3_s2_clamped_not_taken": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2),
-                                                   pads=(1, 2, 1, 0), in_c=4, out_c=4,
-                                                   act="random"),
-           "in_c_3_relu_not_taken": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1),
-                                         pads=(1, 1, 1, 1), in_c=3, out_c=4, act="relu",
-                                         out_zp=-100),
+           # a fused clamp (first_clamp over each finished block), a ReLU (act_min = out_zp)
+           "in_c_4_3x3_s2_clamped": dict(in_hw=(9, 8), k=(3, 3), stride=(2, 2),
+                                         pads=(1, 2, 1, 0), in_c=4, out_c=4, act="random"),
+           "in_c_3_relu": dict(in_hw=(5, 6), k=(3, 3), stride=(1, 1), pads=(1, 1, 1, 1), in_c=3,
+                               out_c=4, act="relu", out_zp=-100),
+           # IC's ReLU stem in two passes; 15 channels: blocks of an odd number of outputs
+           "ic_relu_two_passes_out_c_15": dict(in_hw=(5, 7), k=(3, 3), stride=(1, 1),
+                                               pads=(1, 1, 1, 1), in_c=3, out_c=15, act="relu",
+                                               out_zp=-60),
            "in_c_3_unequal_pads": dict(in_hw=(6, 5), k=(3, 3), stride=(1, 1), pads=(2, 0, 0, 2),
                                        in_c=3, out_c=4),
            "in_c_3_extremes": dict(in_hw=(5, 6), k=(3, 3), stride=(2, 1), pads=(1, 1, 1, 1),
@@ -795,8 +797,8 @@ def conv_shallow_expected(p, shift) -> bool:
 
 
 def conv_first_expected(p, shift) -> bool:
-    """tc_conv2d_s8_first_dsp_applicable: groups 1, dil_w 1, in_c <= 4, at least 2 taps, no
-    clamp, at most 16 groups, every channel pair's weights and 8 pixels in 224 words, every shift
+    """tc_conv2d_s8_first_dsp_applicable: groups 1, dil_w 1, in_c <= 4, at least 2 taps, at
+    most 16 groups, every channel pair's weights and 8 pixels in 224 words, every shift
     in [-23, -2]."""
     return conv2d_first_may_run(p) and bool(((shift >= -23) & (shift <= -2)).all())
 
@@ -915,7 +917,7 @@ def test_targeted_cases_exercise_their_feature():
         assert conv_shallow_expected(p, shift) == ("left_shifts" not in name), name
     assert not dsp_path_expected("conv", *by_name[("conv", "shallow_in_c_3_left_shifts_portable")][::5])
     first = [n for k, n in by_name if k == "conv" and n.startswith("first_")]
-    assert len(first) == 31
+    assert len(first) == 32
     for name in first:
         p, *_, shift = by_name[("conv", name)]
         assert conv_first_expected(p, shift) == ("not_taken" not in name), name
@@ -1420,15 +1422,18 @@ def test_first_layer_path_pruned_from_projects_without_such_a_layer():
     assert "overlap_delta" in conv2d_overlap_licence(ic)
 
 
-def test_two_pass_first_layer_declines_overlapping_buffers(dsp_lib):
-    """A first layer whose channels take two passes reads the whole input again after writing
-    every output pixel; handed overlapping buffers (its row-streaming licence at its limit),
-    tc_conv2d_s8_first_dsp declines them and the gathered path computes the layer: the output
-    equals the golden's. The same layer out of place
-    takes the two-pass path (the C predicate) and equals the golden too."""
-    p, x, w, bias, mult, shift = conv_case(name_seed("two_pass_overlap"), in_hw=(6, 7), k=(3, 3),
-                                           stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1), in_c=3,
-                                           out_c=16, groups=1, regime="normal", act="full")
+@pytest.mark.parametrize("in_c, out_c", [(3, 16), (3, 13), (1, 20)])
+def test_two_pass_first_layer_on_overlapping_buffers(dsp_lib, in_c, out_c):
+    """A first layer whose channels take two passes, handed overlapping buffers (its row-streaming
+    licence at its limit, as IC's plan gives its stem): with at most 16 channels
+    tc_conv2d_s8_first_dsp stages every block once and the passes take turns over it, their
+    weights re-widened (the input read once); with more it declines and the gathered path computes
+    the layer. Either way the output equals the golden's; out of place the layer takes the
+    two-pass path (the C predicate) and equals the golden too."""
+    p, x, w, bias, mult, shift = conv_case(name_seed(f"two_pass_overlap_{out_c}"), in_hw=(6, 7),
+                                           k=(3, 3), stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1),
+                                           in_c=in_c, out_c=out_c, groups=1, regime="normal",
+                                           act="relu" if out_c == 13 else "full")
     assert conv2d_first_passes(p) == 2 and conv_first_expected(p, shift)
     expected = conv2d_s8(p, x, w, bias, mult, shift).reshape(-1)
     delta = row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h, p.pad_top)
@@ -1437,9 +1442,9 @@ def test_two_pass_first_layer_declines_overlapping_buffers(dsp_lib):
     base = max(0, -delta)
     arena = np.full(base + max(n_in, delta + n_out), SENTINEL, dtype=np.int8)
     arena[base:base + n_in] = x.reshape(-1)
-    args = [ctypes.byref(_c_struct(p)), None, ptr(w), ptr(bias), ptr(mult), ptr(shift)]
     addr = arena.ctypes.data
-    args[1] = ctypes.c_void_p(addr + base)
+    args = [ctypes.byref(_c_struct(p)), ctypes.c_void_p(addr + base), ptr(w),
+            None if bias is None else ptr(bias), ptr(mult), ptr(shift)]
     assert dsp_lib.tc_conv2d_s8(*args, ctypes.c_void_p(addr + base + delta)) == TC_OK
     assert_bit_exact(arena[base + delta:base + delta + n_out], expected, "overlapping two-pass stem")
     _, out = run_kernel(dsp_lib, "conv", (p, x, w, bias, mult, shift))

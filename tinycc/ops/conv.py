@@ -262,8 +262,10 @@ def conv2d_overlap_licence(p) -> dict:
     in pixel pairs that may span a row end, and re-read both windows for each block of output
     channels after writing a block of both: the next row's first pixel is written while the row's
     last window is still read. (First layers whose channels take two passes of
-    tc_conv2d_s8_first_dsp.c re-read the whole input: that path declines overlapping buffers at run
-    time, so the licence stays; denying it would cost the zoo MobileNetV3 8.6 KB of peak SRAM.)"""
+    tc_conv2d_s8_first_dsp.c: on overlapping buffers that path stages each block once and runs
+    both passes over it, re-widening their weights, when their requantization fits (<= 16
+    channels, IC's stem), and declines buffers that overlap otherwise, so the licence stays;
+    denying it would cost the zoo MobileNetV3 8.6 KB of peak SRAM.)"""
     dsp_gathered = p.groups == 1 and p.dil_w == 1 and p.k_w * p.in_c >= 4
     chunked = dsp_gathered and p.k_h * p.k_w * p.in_c > CONV2D_CHUNK
     delta = row_overlap_delta(p.in_h, p.in_w, p.in_c, p.out_h, p.out_w, p.out_c, p.stride_h, p.pad_top,
@@ -796,12 +798,12 @@ def conv2d_first_passes(p: Conv2dParams) -> int:
 def conv2d_first_may_run(p: Conv2dParams) -> bool:
     """Whether tc_conv2d_s8_first_dsp.c's first-layer path may run the layer: the geometry of
     tc_conv2d_s8_first_dsp_applicable (groups 1, dil_w 1, in_c <= 4, at least 2 taps, at most 16
-    four-value groups per window, no fused clamp, the channels in at most two passes of channel
+    four-value groups per window, the channels in at most two passes of channel
     pairs whose widened weights fit beside an 8-pixel block in 224 words); the C also checks the
     shifts at run time."""
     return (p.groups == 1 and p.dil_w == 1 and p.in_c <= 4 and p.k_h * p.k_w >= 2
-            and p.out_c <= 2 * FIRST_MAX_PAIRS * FIRST_MAX_PASSES and p.act_min == -128 and p.act_max == 127
-            and conv2d_first_groups(p) <= 16 and 1 <= conv2d_first_passes(p) <= FIRST_MAX_PASSES)
+            and p.out_c <= 2 * FIRST_MAX_PAIRS * FIRST_MAX_PASSES and conv2d_first_groups(p) <= 16
+            and 1 <= conv2d_first_passes(p) <= FIRST_MAX_PASSES)
 
 
 # TC_CONV2D_FIRST (tc_conv.h): a project without such a layer compiles that path out.
