@@ -360,3 +360,59 @@ def test_qdq_graph_output_left_int8_after_stripping_is_refused(tmp_path, capsys)
     model = qdq_conv_model()
     model.graph.output.append(helper.make_tensor_value_info("w_q", TensorProto.INT8, None))
     _refused(model, tmp_path, capsys, "QuantizeLinear/DequantizeLinear", "cannot strip")
+
+
+@needs_cc
+def test_qdq_tensor_quantized_into_two_graph_outputs(tmp_path):
+    """Two QuantizeLinear nodes of one float tensor, each a graph output (fuzz seed 79 case 893:
+    the second output was "not produced", exit 70): the second is a copy of the first, and the
+    generated C gives both outputs the single-output model's values."""
+    from tinycc.compiler import QuantOptions
+    from tinycc.engines import CompiledModel
+    from tinycc.frontend import load_graph
+    from tinycc.passes import run_pipeline
+
+    single, double = qdq_conv_model(), qdq_conv_model()
+    q_y = _qdq_node(double, "q_y")
+    double.graph.node.append(helper.make_node("QuantizeLinear", list(q_y.input), ["y_dup"], name="q_y_dup"))
+    out_info = double.graph.output[0]
+    double.graph.output.append(helper.make_tensor_value_info("y_dup", out_info.type.tensor_type.elem_type, None))
+    x = np.random.default_rng(3).integers(-128, 128, (1, 3, 6, 6)).astype(np.int8)
+    results = []
+    for name, m in (("single", single), ("double", double)):
+        onnx.save(m, tmp_path / f"{name}.onnx")
+        model = CompiledModel(run_pipeline(load_graph(tmp_path / f"{name}.onnx")), QuantOptions(), warn=pytest.fail)
+        c_out = model.run_c({model.graph.inputs[0]: x})[0]
+        golden = model.run_int8({model.graph.inputs[0]: x})
+        results.append({o: model.logical(o, c_out[o], dequantize=False) for o in model.program.outputs})
+        for o in model.program.outputs:
+            np.testing.assert_array_equal(results[-1][o], model.logical(o, golden[o], dequantize=False))
+    assert sorted(results[1]) == ["y", "y_dup"]
+    np.testing.assert_array_equal(results[1]["y"], results[0]["y"])
+    np.testing.assert_array_equal(results[1]["y_dup"], results[0]["y"])
+
+
+def _gru_model(w_shape=(1, 9, 4), r_shape=(1, 9, 3), b_shape=(1, 18), h_shape=(1, 1, 3)) -> onnx.ModelProto:
+    """GRU, hidden_size 3, input [5, 1, 4], with W, R, B and a zero initial_h of the shapes given."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, s).astype(np.float32), n)
+             for n, s in (("W", w_shape), ("R", r_shape), ("B", b_shape))]
+    inits.append(numpy_helper.from_array(np.zeros(h_shape, np.float32), "h0"))  # zero: int8 takes it
+    node = helper.make_node("GRU", ["x", "W", "R", "B", "", "h0"], ["y"], name="gru", hidden_size=3)
+    graph = helper.make_graph([node], "gru", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("operand,shapes", [("W", dict(w_shape=(9, 4))), ("R", dict(r_shape=(1, 9, 4))),
+                                            ("B", dict(b_shape=(1, 12))), ("initial_h", dict(h_shape=(1, 2, 3)))])
+def test_recurrent_operand_of_the_wrong_shape_is_refused(tmp_path, capsys, operand, shapes):
+    """A GRU/LSTM operand that disagrees with hidden_size, direction and the input (fuzz seed 79
+    case 1794: W [144, 32] of a GRU, exit 70 from shape inference) is refused by name, exit 2;
+    the same model with every shape right compiles."""
+    _refused(_gru_model(**shapes), tmp_path, capsys, "GRU node 'gru'", f"{operand} of shape")
+
+
+def test_recurrent_model_of_the_right_shapes_compiles(tmp_path, capsys):
+    code, err = _compile(_gru_model(), tmp_path, capsys)
+    assert code == EXIT_OK, err

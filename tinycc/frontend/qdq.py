@@ -157,11 +157,20 @@ def strip_qdq(model: onnx.ModelProto):
                 int8_io[resolve(vi.name)] = "uint8" if elem == onnx.TensorProto.UINT8 else "int8"
                 vi.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
     input_names = {vi.name for vi in g.input}
+    named: dict[str, str] = {}  # float source -> the graph output now naming it
     for vi in g.output:  # keep the model's output names: rename the float source instead
         src = resolve(vi.name)
         if src == vi.name or src in input_names:
             vi.name = src
             continue
+        if src in named:  # a second output quantizing the same tensor: a copy of the first
+            g.node.append(onnx.helper.make_node("Identity", [named[src]], [vi.name], name=f"{vi.name}_copy"))
+            if named[src] in quant:
+                quant[vi.name] = quant[named[src]]
+            if named[src] in int8_outputs:
+                int8_outputs[vi.name] = int8_outputs[named[src]]
+            continue
+        named[src] = vi.name
         for node in g.node:
             node.input[:] = [vi.name if t == src else t for t in node.input]
             node.output[:] = [vi.name if t == src else t for t in node.output]

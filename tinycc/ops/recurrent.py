@@ -242,6 +242,7 @@ def import_recurrent(ctx, onode, attrs):
         x = ctx.add("Transpose", [x], None, onode, "time_major", perm=(1, 0, 2))[0]
         shape = ctx.shape(x)
     a = _recurrent_attrs(onode, attrs, op)
+    _check_operand_shapes(ctx, onode, op, shape, a, layout)
     if op == "GRU":
         a["linear_before_reset"] = int(attrs.get("linear_before_reset", 0))
     steps = shape[0]
@@ -282,6 +283,25 @@ def import_recurrent(ctx, onode, attrs):
         yc = ctx.add(op, inputs, [yc] if yc else None, onode, "cell", output="cell", **a)[0]
         if layout == 1:
             ctx.add("Transpose", [yc], [yc_name], onode, "cell_batch_major", perm=(1, 0, 2))
+
+
+def _check_operand_shapes(ctx, onode, op, x_shape, a, layout):
+    """W [D, G*H, I], R [D, G*H, H], B [D, 2*G*H], initial_h / initial_c [D, B, H] ([B, D, H] with
+    layout 1) and P [D, 3H] as ONNX defines them (x_shape time-major [T, B, I]): a model whose
+    operands disagree with hidden_size and direction is refused here, by name."""
+    dirs = 2 if a["direction"] == "bidirectional" else 1
+    hidden, gates, batch, size = a["hidden_size"], GATES[op], x_shape[1], x_shape[2]
+    state = (batch, dirs, hidden) if layout == 1 else (dirs, batch, hidden)
+    expected = {1: ("W", (dirs, gates * hidden, size)), 2: ("R", (dirs, gates * hidden, hidden)),
+                3: ("B", (dirs, 2 * gates * hidden)), 5: ("initial_h", state)}
+    if op == "LSTM":
+        expected.update({6: ("initial_c", state), 7: ("P", (dirs, 3 * hidden))})
+    for k, (what, want) in expected.items():
+        name = _optional(onode, k)
+        if name and tuple(ctx.shape(name)) != want:
+            raise BadInput(f"{op} node {onode.name!r}: {what} of shape {list(ctx.shape(name))} where "
+                           f"hidden_size {hidden}, {dirs} direction(s) and the input {list(x_shape)} "
+                           f"need {list(want)}")
 
 
 def _import_last_hidden(ctx, onode, y, yh_name, direction, steps, dirs, batch, hidden, layout):
