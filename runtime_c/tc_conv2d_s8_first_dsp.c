@@ -84,7 +84,7 @@ static int32_t first_passes(const tc_conv2d_params *p, int32_t pass_pairs) {
 
 int tc_conv2d_s8_first_dsp_applicable(const tc_conv2d_params *p, const int32_t *shift) {
     first_layout l;
-    int32_t c, pass_pairs;
+    int32_t pass_pairs;
     if (p->groups != 1 || p->dil_w != 1 || p->in_c > FIRST_MAX_C || p->k_h * p->k_w < 2 ||
         p->out_c > 2 * FIRST_MAX_PAIRS * FIRST_MAX_PASSES) {
         return 0;
@@ -93,10 +93,7 @@ int tc_conv2d_s8_first_dsp_applicable(const tc_conv2d_params *p, const int32_t *
     if (l.groups > FIRST_MAX_GROUPS) return 0;
     pass_pairs = first_pass_pairs(p, &l);
     if (pass_pairs == 0 || first_passes(p, pass_pairs) > FIRST_MAX_PASSES) return 0;
-    for (c = 0; c < p->out_c; ++c) {
-        if (!tc_dsp_rq_applies(shift[c])) return 0;
-    }
-    return 1;
+    return tc_dsp_rq_applies_all(shift, p->out_c);
 }
 
 /* Four bytes (lanes 0..3) widened into x[0] = lanes (0, 2), x[1] = lanes (1, 3). */

@@ -300,6 +300,15 @@ static inline int tc_dsp_rq_applies(int32_t shift) {
     return (uint32_t)(-2 - shift) <= (uint32_t)(TC_DSP_RQ_MAX_E - 2); /* -23 <= shift <= -2 */
 }
 
+/* Whether tc_dsp_rq serves every one of n channels' shifts. */
+static inline int tc_dsp_rq_applies_all(const int32_t *shift, int32_t n) {
+    int32_t c;
+    for (c = 0; c < n; ++c) {
+        if (!tc_dsp_rq_applies(shift[c])) return 0;
+    }
+    return 1;
+}
+
 /* The per-channel part of the constant: (2 * out_zp + 1) * 2^(e-2). */
 static inline int32_t tc_dsp_rq_khi(int32_t shift, int32_t out_zp) {
     return (2 * out_zp + 1) * (INT32_C(1) << (-shift - 2));

@@ -341,13 +341,8 @@ static void fc_cb_table2(const int8_t *pal, uint32_t *t) {
  * tc_dsp_output's general arithmetic (left shifts, clamps), a tenth of a 4-row block of 128
  * inputs. */
 static int fc_cb_rq_applies(const tc_fc_cb_params *p, const tc_dsp_requant *q) {
-    const int32_t channels = p->per_channel ? p->out_features : 1;
-    int32_t c;
-    if (p->act_min != -128 || p->act_max != 127) return 0;
-    for (c = 0; c < channels; ++c) {
-        if (!tc_dsp_rq_applies(q->shift[c])) return 0;
-    }
-    return 1;
+    return p->act_min == -128 && p->act_max == 127 &&
+           tc_dsp_rq_applies_all(q->shift, p->per_channel ? p->out_features : 1);
 }
 
 /* The 4-row blocks of one palette's rows against one input row: blocks of rows o, o + 1, o + 2,
@@ -380,7 +375,7 @@ static TC_DSP_NOINLINE void fc_cb_block_outputs(const fc_cb_blocks *b, const uin
         /* == tc_dsp_output(q, o + k, acc[k]) (fc_cb_rq_applies), written out: gcc keeps a
          * loop over k and its array in memory */
         const int32_t *bias = q->bias, *mult = q->mult, *shift = q->shift;
-        const int32_t mask = q->channel_mask, zp2 = 2 * q->out_zp + 1;
+        const int32_t mask = q->channel_mask, out_zp = q->out_zp;
         const int32_t m0 = o & mask, m1 = (o + 1) & mask, m2 = (o + 2) & mask, m3 = (o + 3) & mask;
         int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
         if (bias != NULL) {
@@ -389,10 +384,10 @@ static TC_DSP_NOINLINE void fc_cb_block_outputs(const fc_cb_blocks *b, const uin
             a2 = (int32_t)((uint32_t)a2 + (uint32_t)bias[o + 2]);
             a3 = (int32_t)((uint32_t)a3 + (uint32_t)bias[o + 3]);
         }
-        v[0] = tc_dsp_rq(a0, mult[m0], zp2 * (INT32_C(1) << (-shift[m0] - 2)), -shift[m0] - 1);
-        v[1] = tc_dsp_rq(a1, mult[m1], zp2 * (INT32_C(1) << (-shift[m1] - 2)), -shift[m1] - 1);
-        v[2] = tc_dsp_rq(a2, mult[m2], zp2 * (INT32_C(1) << (-shift[m2] - 2)), -shift[m2] - 1);
-        v[3] = tc_dsp_rq(a3, mult[m3], zp2 * (INT32_C(1) << (-shift[m3] - 2)), -shift[m3] - 1);
+        v[0] = tc_dsp_rq(a0, mult[m0], tc_dsp_rq_khi(shift[m0], out_zp), -shift[m0] - 1);
+        v[1] = tc_dsp_rq(a1, mult[m1], tc_dsp_rq_khi(shift[m1], out_zp), -shift[m1] - 1);
+        v[2] = tc_dsp_rq(a2, mult[m2], tc_dsp_rq_khi(shift[m2], out_zp), -shift[m2] - 1);
+        v[3] = tc_dsp_rq(a3, mult[m3], tc_dsp_rq_khi(shift[m3], out_zp), -shift[m3] - 1);
     } else {
         for (k = 0; k < 4; ++k) v[k] = tc_dsp_output(q, o + k, acc[k]);
     }
@@ -403,11 +398,12 @@ static TC_DSP_NOINLINE void fc_cb_block_outputs(const fc_cb_blocks *b, const uin
 }
 
 /* Every block: acc[k] = x . row k over the whole groups of 4 (with the assembly 4 groups per
- * iteration, the loop's end test over 64 products, the rest group by group in C). */
-static TC_DSP_NOINLINE void fc_cb_table4_blocks(const fc_cb_blocks *b) {
+ * iteration, the loop's end test over 64 products, the rest group by group in C). The 2-bit loop
+ * has no register left for the input offset: it reloads it for each input word. */
+static TC_DSP_NOINLINE void fc_cb_table_blocks(const fc_cb_blocks *b) {
     const uint32_t offset = tc_dsp_input_offset(b->in_zp);
     const uint32_t *const t = b->t;
-    const int32_t row_bytes = b->row_bytes, groups = b->n >> 2;
+    const int32_t row_bytes = b->row_bytes, groups = b->n >> 2, four_bits = b->bits == 4;
     const uint8_t *row = b->row;
     int8_t *y = b->y;
     int32_t blk, o = b->o;
@@ -416,7 +412,7 @@ static TC_DSP_NOINLINE void fc_cb_table4_blocks(const fc_cb_blocks *b) {
         const int8_t *x = b->x;
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g = groups, acc[4];
 #if FC_CB_LOOP_ASM
-        if (g >= 4) {
+        if (g >= 4 && four_bits) {
             const int8_t *const end = x + 16 * (g >> 2);
             uint32_t w, xe, xo;
             __asm__ volatile("1:\n\t"
@@ -431,30 +427,7 @@ static TC_DSP_NOINLINE void fc_cb_table4_blocks(const fc_cb_blocks *b) {
                              : [t] "r"(t), [off] "r"(offset), [end] "m"(end)
                              : "cc", "memory");
             g &= 3;
-        }
-#endif
-        for (; g > 0; --g) FC_CB_X4_STEP(FC_CB_ROW4);
-        acc[0] = a0;
-        acc[1] = a1;
-        acc[2] = a2;
-        acc[3] = a3;
-        fc_cb_block_outputs(b, row, o, y, acc);
-    }
-}
-
-static TC_DSP_NOINLINE void fc_cb_table2_blocks(const fc_cb_blocks *b) {
-    const uint32_t offset = tc_dsp_input_offset(b->in_zp);
-    const uint32_t *const t = b->t;
-    const int32_t row_bytes = b->row_bytes, groups = b->n >> 2;
-    const uint8_t *row = b->row;
-    int8_t *y = b->y;
-    int32_t blk, o = b->o;
-    for (blk = 0; blk < b->blocks; ++blk, row += 4 * row_bytes, o += 4, y += 4) {
-        const uint8_t *r0 = row, *r1 = row + row_bytes, *r2 = r1 + row_bytes, *r3 = r2 + row_bytes;
-        const int8_t *x = b->x;
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, g = groups, acc[4];
-#if FC_CB_LOOP_ASM
-        if (g >= 4) {
+        } else if (g >= 4) {
             const int8_t *const end = x + 16 * (g >> 2);
             uint32_t w, e, xe, xo;
             __asm__ volatile("1:\n\t"
@@ -471,7 +444,13 @@ static TC_DSP_NOINLINE void fc_cb_table2_blocks(const fc_cb_blocks *b) {
             g &= 3;
         }
 #endif
-        for (; g > 0; --g) FC_CB_X4_STEP(FC_CB_ROW2);
+        for (; g > 0; --g) {
+            if (four_bits) {
+                FC_CB_X4_STEP(FC_CB_ROW4);
+            } else {
+                FC_CB_X4_STEP(FC_CB_ROW2);
+            }
+        }
         acc[0] = a0;
         acc[1] = a1;
         acc[2] = a2;
@@ -533,11 +512,7 @@ void tc_fc_cb_s8_table(const tc_fc_cb_params *p, const int8_t *in, const uint8_t
         for (r = 0; r < rows; ++r) {
             b.x = in + r * n;
             b.y = out + r * out_f + g0;
-            if (bits == 4) {
-                fc_cb_table4_blocks(&b);
-            } else {
-                fc_cb_table2_blocks(&b);
-            }
+            fc_cb_table_blocks(&b);
         }
         o = g0 + 4 * b.blocks;
         for (; o < end; ++o) {
